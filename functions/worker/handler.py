@@ -1,0 +1,44 @@
+"""SQS lane consumer: runs each task delivery and reports partial batch failures."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, process_partial_response
+from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from taskplane import wiring
+from taskplane.adapters.queues import parse_body
+from taskplane.observability import logger, tracer
+
+processor = BatchProcessor(event_type=EventType.SQS)
+
+
+class PoisonMessage(Exception):
+    """A lane message that is not a task delivery; it fails until SQS moves it to the DLQ."""
+
+
+@tracer.capture_method(capture_response=False)
+def record_handler(record: SQSRecord) -> str:
+    try:
+        tenant, task_id, attempt = parse_body(record.body)
+    except ValueError as exc:
+        logger.error("unreadable lane message", extra={"message_id": record.message_id, "reason": str(exc)})
+        raise PoisonMessage(str(exc)) from exc
+    logger.set_correlation_id(task_id)
+    outcome = wiring.platform().executor.handle(tenant, task_id, attempt)
+    logger.info("delivery handled", extra={"task_id": task_id, "tenant": tenant, "outcome": outcome.value})
+    return outcome.value
+
+
+@logger.inject_lambda_context(clear_state=True)
+@tracer.capture_lambda_handler(capture_response=False)
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    """SQS batch -> ``{"batchItemFailures": [...]}``."""
+    try:
+        return process_partial_response(
+            event=event, record_handler=record_handler, processor=processor, context=context
+        )
+    finally:
+        wiring.platform().telemetry.flush()

@@ -1,0 +1,116 @@
+"""SQS lanes (high / default / low) and the dead-letter queue; sends in batches of 10."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from botocore.exceptions import BotoCoreError, ClientError
+
+from taskplane.adapters.errors import translate
+
+if TYPE_CHECKING:
+    from mypy_boto3_sqs import SQSClient
+
+MAX_DELAY_S = 900  # SQS DelaySeconds ceiling
+
+
+@dataclass(frozen=True)
+class LaneMessage:
+    """One task delivery: which task, for which attempt, on which lane, after how long."""
+
+    tenant: str
+    task_id: str
+    attempt: int
+    lane: str = "default"
+    delay_s: int = 0
+
+    def body(self) -> str:
+        return json.dumps({"v": 1, "tenant": self.tenant, "task_id": self.task_id, "attempt": self.attempt})
+
+
+def parse_body(body: str) -> tuple[str, str, int]:
+    """(tenant, task_id, attempt) from a lane message body; ValueError when it is not ours."""
+    data = json.loads(body)
+    if not isinstance(data, dict):
+        raise ValueError("message body is not an object")
+    tenant, task_id, attempt = data.get("tenant"), data.get("task_id"), data.get("attempt")
+    if not isinstance(tenant, str) or not isinstance(task_id, str) or not isinstance(attempt, int):
+        raise ValueError("message body lacks tenant, task_id or attempt")
+    return tenant, task_id, attempt
+
+
+class Lanes:
+    """Send task deliveries to the lane queues and failed tasks to the DLQ."""
+
+    def __init__(
+        self,
+        queue_urls: dict[str, str],
+        dlq_url: str = "",
+        client: SQSClient | None = None,
+        *,
+        session: Any = None,
+    ) -> None:
+        self._urls = dict(queue_urls)
+        self._dlq = dlq_url
+        self._client = client
+        self._session = session
+
+    @property
+    def client(self) -> SQSClient:
+        if self._client is None:
+            import boto3
+
+            self._client = (self._session or boto3.session.Session()).client("sqs")
+        return self._client
+
+    def url(self, lane: str) -> str:
+        return self._urls.get(lane) or self._urls["default"]
+
+    def send(self, messages: list[LaneMessage]) -> list[Exception | None]:
+        """Send in batches of 10 per lane; one outcome per message, in order (None = sent)."""
+        outcomes: list[Exception | None] = [None] * len(messages)
+        by_lane: dict[str, list[int]] = {}
+        for i, m in enumerate(messages):
+            by_lane.setdefault(self.url(m.lane), []).append(i)
+        for url, indexes in by_lane.items():
+            for start in range(0, len(indexes), 10):
+                chunk = indexes[start : start + 10]
+                entries = [
+                    {
+                        "Id": str(i),
+                        "MessageBody": messages[i].body(),
+                        "DelaySeconds": max(0, min(MAX_DELAY_S, messages[i].delay_s)),
+                    }
+                    for i in chunk
+                ]
+                try:
+                    resp = self.client.send_message_batch(QueueUrl=url, Entries=entries)
+                except (ClientError, BotoCoreError) as exc:
+                    err = translate(exc, "queueing the task")
+                    for i in chunk:
+                        outcomes[i] = err
+                    continue
+                for failed in resp.get("Failed", []):
+                    outcomes[int(failed["Id"])] = translate(
+                        ClientError({"Error": {"Code": failed.get("Code", "Failed")}}, "SendMessageBatch"),
+                        "queueing the task",
+                    )
+        return outcomes
+
+    def send_one(self, message: LaneMessage) -> None:
+        """Send one delivery, raising a domain exception when it could not be queued."""
+        err = self.send([message])[0]
+        if err is not None:
+            raise err
+
+    def dead_letter(self, tenant: str, task_id: str, reason: str) -> None:
+        """Record a task that exhausted its attempts on the DLQ."""
+        if not self._dlq:
+            return
+        body = json.dumps({"v": 1, "tenant": tenant, "task_id": task_id, "reason": reason})
+        try:
+            self.client.send_message(QueueUrl=self._dlq, MessageBody=body)
+        except (ClientError, BotoCoreError) as exc:
+            raise translate(exc, "dead-lettering the task") from exc

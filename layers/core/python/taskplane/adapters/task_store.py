@@ -1,0 +1,367 @@
+"""DynamoDB task store.
+
+Item layout (one table, no index): partition key ``pk = "<tenant>#<bucket>"``, sort key ``sk = task_id``.
+Task ids are time-ordered, so a tenant's tasks come back newest first with ``ScanIndexForward=False``
+and the pagination cursor is simply the last task id seen. ``bucket`` is derived from the id's random
+part, so a get needs no lookup; more buckets spread a busy tenant over more partitions (the count is
+fixed for the life of the table). Payloads and results are kept as JSON strings so that every JSON
+value round-trips exactly (DynamoDB has no floats and no empty sets).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
+from botocore.exceptions import ClientError
+
+from taskplane.adapters.errors import error_code, translate
+from taskplane.domain.models import HistoryEntry, Task, TaskErrorInfo
+from taskplane.domain.retry import RetryPolicy
+from taskplane.domain.states import TaskState, check_path
+
+if TYPE_CHECKING:
+    from mypy_boto3_dynamodb import DynamoDBClient
+
+_ser = TypeSerializer()
+_de = TypeDeserializer()
+
+#: Fields a transition may set besides state and history.
+SETTABLE = frozenset(
+    {
+        "dispatched_at",
+        "started_at",
+        "finished_at",
+        "next_attempt_at",
+        "result",
+        "error",
+        "expires_at",
+        "run_at",
+    }
+)
+
+
+@dataclass(frozen=True)
+class TransitionResult:
+    """Outcome of a conditional move: ``ok`` False is a lost race, with the current task if it exists."""
+
+    ok: bool
+    task: Task | None
+
+
+def bucket_of(task_id: str, buckets: int) -> int:
+    return 0 if buckets <= 1 else int.from_bytes(task_id[-4:].encode(), "big") % buckets
+
+
+def _pk(tenant: str, task_id: str, buckets: int) -> str:
+    return f"{tenant}#{bucket_of(task_id, buckets)}"
+
+
+def _history_item(h: HistoryEntry) -> dict[str, Any]:
+    item: dict[str, Any] = {"s": h.state.value, "at": h.at}
+    if h.detail:
+        item["d"] = h.detail
+    return item
+
+
+def _to_item(task: Task, buckets: int) -> dict[str, Any]:
+    item: dict[str, Any] = {
+        "pk": _pk(task.tenant, task.task_id, buckets),
+        "sk": task.task_id,
+        "tenant": task.tenant,
+        "state": task.state.value,
+        "target": task.target,
+        "payload": json.dumps(task.payload, separators=(",", ":")),
+        "run_at": task.run_at,
+        "created_at": task.created_at,
+        "attempts": task.attempts,
+        "timeout_s": task.timeout_s,
+        "retry": task.retry.model_dump(),
+        "priority": task.priority,
+        "labels": task.labels,
+        "history": [_history_item(h) for h in task.history],
+    }
+    for name in (
+        "dispatched_at",
+        "started_at",
+        "finished_at",
+        "next_attempt_at",
+        "deadline",
+        "idempotency_key",
+    ):
+        value = getattr(task, name)
+        if value is not None:
+            item[name] = value
+    return item
+
+
+def _num(value: Any) -> int | None:
+    return None if value is None else int(value)
+
+
+def _from_item(item: dict[str, Any]) -> Task:
+    error = item.get("error")
+    return Task(
+        task_id=item["sk"],
+        tenant=item["tenant"],
+        state=TaskState(item["state"]),
+        target=_plain(item["target"]),
+        payload=json.loads(item["payload"]) if "payload" in item else None,
+        run_at=int(item["run_at"]),
+        created_at=int(item["created_at"]),
+        dispatched_at=_num(item.get("dispatched_at")),
+        started_at=_num(item.get("started_at")),
+        finished_at=_num(item.get("finished_at")),
+        next_attempt_at=_num(item.get("next_attempt_at")),
+        attempts=int(item.get("attempts", 0)),
+        timeout_s=int(item.get("timeout_s", 300)),
+        retry=RetryPolicy(**{k: (int(v) if k != "jitter" else v) for k, v in item["retry"].items()}),
+        priority=item.get("priority", "default"),
+        labels=dict(item.get("labels", {})),
+        deadline=_num(item.get("deadline")),
+        result=json.loads(item["result"]) if "result" in item else None,
+        error=TaskErrorInfo(**error) if error else None,
+        history=[
+            HistoryEntry(state=h["s"], at=int(h["at"]), detail=h.get("d")) for h in item.get("history", [])
+        ],
+        idempotency_key=item.get("idempotency_key"),
+    )
+
+
+def _plain(value: Any) -> Any:
+    """Decimals from DynamoDB back to ints/floats inside nested maps."""
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_plain(v) for v in value]
+    if type(value).__name__ == "Decimal":
+        return int(value) if value == int(value) else float(value)
+    return value
+
+
+def _serialize(item: dict[str, Any]) -> dict[str, Any]:
+    return {k: _ser.serialize(v) for k, v in item.items()}
+
+
+def _deserialize(item: dict[str, Any]) -> dict[str, Any]:
+    return {k: _de.deserialize(v) for k, v in item.items()}
+
+
+class TaskStore:
+    """Tasks in DynamoDB: create, get, list newest first, and conditional state transitions."""
+
+    def __init__(
+        self, table: str, client: DynamoDBClient | None = None, *, buckets: int = 1, session: Any = None
+    ):
+        self._table = table
+        self._client = client
+        self._session = session
+        self._buckets = buckets
+
+    @property
+    def client(self) -> DynamoDBClient:
+        if self._client is None:
+            import boto3
+
+            self._client = (self._session or boto3.session.Session()).client("dynamodb")
+        return self._client
+
+    def create(self, task: Task) -> None:
+        """Store a new task; an existing id is a :class:`~taskplane.domain.errors.Conflict`."""
+        try:
+            self.client.put_item(
+                TableName=self._table,
+                Item=_serialize(_to_item(task, self._buckets)),
+                ConditionExpression="attribute_not_exists(pk)",
+            )
+        except ClientError as exc:
+            if error_code(exc) == "ConditionalCheckFailedException":
+                from taskplane.domain.errors import Conflict
+
+                raise Conflict(f"task {task.task_id} already exists") from exc
+            raise translate(exc, "storing the task") from exc
+
+    def create_many(self, tasks: list[Task]) -> list[Exception | None]:
+        """Store up to 25 tasks per BatchWriteItem; one outcome per task, in order (None = stored)."""
+        outcomes: list[Exception | None] = [None] * len(tasks)
+        for start in range(0, len(tasks), 25):
+            chunk = tasks[start : start + 25]
+            requests = {
+                t.task_id: {"PutRequest": {"Item": _serialize(_to_item(t, self._buckets))}} for t in chunk
+            }
+            pending = list(requests.values())
+            for _ in range(5):
+                if not pending:
+                    break
+                try:
+                    resp = self.client.batch_write_item(RequestItems={self._table: pending})
+                except ClientError as exc:
+                    err = translate(exc, "storing tasks")
+                    for i, t in enumerate(chunk):
+                        if t.task_id in {r["PutRequest"]["Item"]["sk"]["S"] for r in pending}:
+                            outcomes[start + i] = err
+                    pending = []
+                    break
+                pending = resp.get("UnprocessedItems", {}).get(self._table, [])
+            if pending:
+                left = {r["PutRequest"]["Item"]["sk"]["S"] for r in pending}
+                for i, t in enumerate(chunk):
+                    if t.task_id in left:
+                        outcomes[start + i] = translate(
+                            ClientError({"Error": {"Code": "ThrottlingException"}}, "BatchWriteItem"),
+                            "storing tasks",
+                        )
+        return outcomes
+
+    def get(self, tenant: str, task_id: str) -> Task | None:
+        try:
+            resp = self.client.get_item(
+                TableName=self._table,
+                Key={"pk": {"S": _pk(tenant, task_id, self._buckets)}, "sk": {"S": task_id}},
+                ConsistentRead=True,
+            )
+        except ClientError as exc:
+            raise translate(exc, "reading the task") from exc
+        item = resp.get("Item")
+        return _from_item(_deserialize(item)) if item else None
+
+    def list(
+        self, tenant: str, *, limit: int = 50, cursor: str | None = None, state: TaskState | None = None
+    ) -> tuple[list[Task], str | None]:
+        """A tenant's tasks, newest first; ``cursor`` is the last task id of the previous page."""
+        per_bucket: list[list[Task]] = []
+        exhausted = True
+        for bucket in range(self._buckets):
+            tasks, more = self._query_bucket(f"{tenant}#{bucket}", limit, cursor, state)
+            per_bucket.append(tasks)
+            exhausted = exhausted and not more
+        merged = sorted((t for ts in per_bucket for t in ts), key=lambda t: t.task_id, reverse=True)
+        page = merged[:limit]
+        has_more = len(merged) > limit or not exhausted
+        return page, (page[-1].task_id if page and has_more else None)
+
+    def _query_bucket(
+        self, pk: str, limit: int, cursor: str | None, state: TaskState | None
+    ) -> tuple[list[Task], bool]:
+        names = {"#pk": "pk"}
+        values: dict[str, Any] = {":pk": {"S": pk}}
+        key_cond = "#pk = :pk"
+        if cursor:
+            names["#sk"] = "sk"
+            values[":cursor"] = {"S": cursor}
+            key_cond += " AND #sk < :cursor"
+        kwargs: dict[str, Any] = {
+            "TableName": self._table,
+            "KeyConditionExpression": key_cond,
+            "ExpressionAttributeNames": names,
+            "ExpressionAttributeValues": values,
+            "ScanIndexForward": False,
+        }
+        if state is not None:
+            names["#state"] = "state"
+            values[":state"] = {"S": state.value}
+            kwargs["FilterExpression"] = "#state = :state"
+        found: list[Task] = []
+        # Read one more than asked so the caller knows whether another page exists; a filter may
+        # need several pages of raw items to fill it (reads are cheap; bounded to 20 pages).
+        for _ in range(20):
+            kwargs["Limit"] = max(limit + 1, 25) if state is not None else limit + 1
+            try:
+                resp = self.client.query(**kwargs)
+            except ClientError as exc:
+                raise translate(exc, "listing tasks") from exc
+            found.extend(_from_item(_deserialize(i)) for i in resp.get("Items", []))
+            last = resp.get("LastEvaluatedKey")
+            if len(found) > limit or not last:
+                return found, len(found) > limit
+            kwargs["ExclusiveStartKey"] = last
+        return found, True
+
+    def transition(
+        self,
+        tenant: str,
+        task_id: str,
+        expected: TaskState,
+        path: list[TaskState],
+        *,
+        at_ms: int,
+        detail: str | None = None,
+        fields: dict[str, Any] | None = None,
+        remove: tuple[str, ...] = (),
+        add_attempt: bool = False,
+        expected_attempts: int | None = None,
+    ) -> TransitionResult:
+        """Move a task from ``expected`` through ``path`` in one conditional write.
+
+        Every move is appended to the history with ``at_ms``. A task that is not in ``expected``
+        (or not at ``expected_attempts``) is a lost race: the result is ``ok=False`` with the task
+        as it is now, never an exception.
+        """
+        check_path(expected, path)
+        fields = dict(fields or {})
+        unknown = set(fields) - SETTABLE
+        if unknown:
+            raise ValueError(f"cannot set {sorted(unknown)} in a transition")
+        names = {"#state": "state", "#history": "history", "#pk": "pk"}
+        values: dict[str, Any] = {
+            ":expected": expected.value,
+            ":new": path[-1].value,
+            ":h": [
+                _history_item(HistoryEntry(state=s, at=at_ms, detail=detail if i == len(path) - 1 else None))
+                for i, s in enumerate(path)
+            ],
+            ":now": at_ms,
+        }
+        sets = ["#state = :new", "#history = list_append(#history, :h)", "updated_at = :now"]
+        for i, (name, value) in enumerate(sorted(fields.items())):
+            names[f"#f{i}"] = name
+            if name in ("result",):
+                value = json.dumps(value, separators=(",", ":"))
+            values[f":f{i}"] = value
+            sets.append(f"#f{i} = :f{i}")
+        expr = "SET " + ", ".join(sets)
+        if add_attempt:
+            expr += " ADD attempts :one"
+            values[":one"] = 1
+        if remove:
+            for i, name in enumerate(remove):
+                names[f"#r{i}"] = name
+            expr += " REMOVE " + ", ".join(f"#r{i}" for i in range(len(remove)))
+        condition = "attribute_exists(#pk) AND #state = :expected"
+        if expected_attempts is not None:
+            values[":attempts"] = expected_attempts
+            condition += " AND attempts = :attempts"
+        try:
+            resp = self.client.update_item(
+                TableName=self._table,
+                Key={"pk": {"S": _pk(tenant, task_id, self._buckets)}, "sk": {"S": task_id}},
+                UpdateExpression=expr,
+                ConditionExpression=condition,
+                ExpressionAttributeNames=names,
+                ExpressionAttributeValues=_serialize(values),
+                ReturnValues="ALL_NEW",
+                ReturnValuesOnConditionCheckFailure="ALL_OLD",
+            )
+        except ClientError as exc:
+            if error_code(exc) == "ConditionalCheckFailedException":
+                item = exc.response.get("Item")
+                current = _from_item(_deserialize(item)) if item else self.get(tenant, task_id)
+                return TransitionResult(ok=False, task=current)
+            raise translate(exc, "updating the task") from exc
+        return TransitionResult(ok=True, task=_from_item(_deserialize(resp["Attributes"])))
+
+    def delete_unstarted(self, tenant: str, task_id: str) -> None:
+        """Remove a task that was stored but could not be queued (only while nothing has started it)."""
+        try:
+            self.client.delete_item(
+                TableName=self._table,
+                Key={"pk": {"S": _pk(tenant, task_id, self._buckets)}, "sk": {"S": task_id}},
+                ConditionExpression="#state IN (:p, :s)",
+                ExpressionAttributeNames={"#state": "state"},
+                ExpressionAttributeValues={":p": {"S": "PENDING"}, ":s": {"S": "SCHEDULED"}},
+            )
+        except ClientError as exc:
+            if error_code(exc) != "ConditionalCheckFailedException":
+                raise translate(exc, "withdrawing the task") from exc

@@ -1,0 +1,50 @@
+"""Domain exceptions; one place (the API handler) maps their types to HTTP answers."""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class TaskplaneError(Exception):
+    code = "error"
+
+    def __init__(self, message: str, details: list[dict[str, Any]] | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.details = details or []
+
+
+class InvalidRequest(TaskplaneError):
+    code = "invalid_request"
+
+
+class Unauthorized(TaskplaneError):
+    code = "unauthorized"
+
+
+class NotFound(TaskplaneError):
+    code = "not_found"
+
+
+class Conflict(TaskplaneError):
+    code = "conflict"
+
+
+class PayloadTooLarge(TaskplaneError):
+    code = "payload_too_large"
+
+
+class Throttled(TaskplaneError):
+    """The platform is over capacity; the caller should come back after ``retry_after_s``."""
+
+    code = "throttled"
+
+    def __init__(self, message: str, retry_after_s: int = 1) -> None:
+        super().__init__(message)
+        self.retry_after_s = retry_after_s
+
+
+class Unavailable(TaskplaneError):
+    """A dependency failed; nothing was accepted, the caller may retry."""
+
+    code = "unavailable"

@@ -1,0 +1,213 @@
+"""Task contract (what callers send), task entity (what we keep) and the mapping between them."""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated, Any, Literal
+from urllib.parse import urlparse
+
+from pydantic import (
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StrictInt,
+    StrictStr,
+    field_validator,
+    model_validator,
+)
+
+from taskplane.domain.clock import from_datetime, to_rfc3339
+from taskplane.domain.retry import RetryPolicy
+from taskplane.domain.states import TaskState
+
+#: Largest accepted ``payload``, serialized as compact JSON (SQS bills per 64 KiB; DynamoDB items cap at 400 KB).
+MAX_PAYLOAD_BYTES = 64 * 1024
+#: Largest ``run_at`` / ``delay_ms`` horizon.
+MAX_DELAY_MS = 366 * 24 * 3600 * 1000
+MAX_TIMEOUT_S = 900
+Priority = Literal["high", "default", "low"]
+PRIORITIES: tuple[str, ...] = ("high", "default", "low")
+
+_Name = Annotated[StrictStr, Field(min_length=1, max_length=256)]
+
+
+class _Target(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class LambdaTarget(_Target):
+    type: Literal["lambda"]
+    function: Annotated[StrictStr, Field(min_length=1, max_length=170, pattern=r"^[A-Za-z0-9_:\-\.\$]+$")]
+
+
+class HttpTarget(_Target):
+    type: Literal["http"]
+    url: Annotated[StrictStr, Field(min_length=1, max_length=2048)]
+    method: Literal["GET", "POST", "PUT", "PATCH", "DELETE"] = "POST"
+    headers: dict[
+        Annotated[StrictStr, Field(max_length=256)], Annotated[StrictStr, Field(max_length=4096)]
+    ] = Field(default_factory=dict, max_length=50)
+
+    @field_validator("url")
+    @classmethod
+    def _http_url(cls, value: str) -> str:
+        parsed = urlparse(value)
+        if parsed.scheme not in ("http", "https") or not parsed.hostname:
+            raise ValueError("must be an absolute http:// or https:// URL")
+        return value
+
+
+class SqsTarget(_Target):
+    type: Literal["sqs"]
+    queue_url: Annotated[StrictStr, Field(min_length=1, max_length=2048, pattern=r"^https?://\S+$")]
+
+
+class EventBridgeTarget(_Target):
+    type: Literal["eventbridge"]
+    bus: _Name = "default"
+    source: _Name = "taskplane"
+    detail_type: _Name = "taskplane.task"
+
+
+class BuiltinTarget(_Target):
+    type: Literal["builtin"]
+    name: Literal["echo", "sleep", "fail"]
+
+
+Target = Annotated[
+    LambdaTarget | HttpTarget | SqsTarget | EventBridgeTarget | BuiltinTarget,
+    Field(discriminator="type"),
+]
+TARGET_TYPES: tuple[str, ...] = ("lambda", "http", "sqs", "eventbridge", "builtin")
+
+
+def payload_size(payload: Any) -> int:
+    return len(json.dumps(payload, separators=(",", ":"), ensure_ascii=False).encode())
+
+
+class TaskSubmit(BaseModel):
+    """The body of ``POST /v1/tasks``."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={
+            "examples": [{"target": {"type": "builtin", "name": "echo"}, "payload": {"hello": "world"}}]
+        },
+    )
+
+    target: Target
+    payload: Any = None
+    run_at: AwareDatetime | None = Field(
+        default=None, description="RFC 3339 with an offset; not with delay_ms"
+    )
+    delay_ms: StrictInt | None = Field(default=None, ge=0, le=MAX_DELAY_MS)
+    timeout_s: StrictInt = Field(default=300, ge=1, le=MAX_TIMEOUT_S)
+    retry: RetryPolicy = Field(default_factory=RetryPolicy)
+    priority: Priority = "default"
+    labels: dict[
+        Annotated[StrictStr, Field(min_length=1, max_length=64)], Annotated[StrictStr, Field(max_length=256)]
+    ] = Field(default_factory=dict, max_length=20)
+    deadline: AwareDatetime | None = None
+    idempotency_key: Annotated[StrictStr, Field(min_length=1, max_length=128)] | None = None
+
+    @model_validator(mode="after")
+    def _one_start_time(self) -> TaskSubmit:
+        if self.run_at is not None and self.delay_ms is not None:
+            raise ValueError("give run_at or delay_ms, not both")
+        return self
+
+    def due_ms(self, now_ms: int) -> int:
+        """When the task should start (``now`` when neither run_at nor delay_ms is given)."""
+        if self.run_at is not None:
+            return from_datetime(self.run_at)
+        return now_ms + (self.delay_ms or 0)
+
+
+class TaskErrorInfo(BaseModel):
+    type: str
+    message: str
+
+
+class HistoryEntry(BaseModel):
+    state: TaskState
+    at: int
+    detail: str | None = None
+
+
+class Task(BaseModel):
+    """A task as the platform keeps it (times are epoch milliseconds)."""
+
+    task_id: str
+    tenant: str
+    state: TaskState
+    target: dict[str, Any]
+    payload: Any = None
+    run_at: int
+    created_at: int
+    dispatched_at: int | None = None
+    started_at: int | None = None
+    finished_at: int | None = None
+    next_attempt_at: int | None = None
+    attempts: int = 0
+    timeout_s: int = 300
+    retry: RetryPolicy = Field(default_factory=RetryPolicy)
+    priority: Priority = "default"
+    labels: dict[str, str] = Field(default_factory=dict)
+    deadline: int | None = None
+    result: Any = None
+    error: TaskErrorInfo | None = None
+    history: list[HistoryEntry] = Field(default_factory=list)
+    idempotency_key: str | None = None
+
+    @property
+    def target_type(self) -> str:
+        return str(self.target.get("type", "unknown"))
+
+    def to_api(self) -> dict[str, Any]:
+        """The task resource of the HTTP contract (RFC 3339 times, no tenant)."""
+        return {
+            "task_id": self.task_id,
+            "state": self.state.value,
+            "target": self.target,
+            "payload": self.payload,
+            "priority": self.priority,
+            "labels": self.labels,
+            "run_at": to_rfc3339(self.run_at),
+            "created_at": to_rfc3339(self.created_at),
+            "dispatched_at": to_rfc3339(self.dispatched_at),
+            "started_at": to_rfc3339(self.started_at),
+            "finished_at": to_rfc3339(self.finished_at),
+            "next_attempt_at": to_rfc3339(self.next_attempt_at),
+            "deadline": to_rfc3339(self.deadline),
+            "attempts": self.attempts,
+            "timeout_s": self.timeout_s,
+            "retry": self.retry.model_dump(),
+            "result": self.result,
+            "error": self.error.model_dump() if self.error else None,
+            "history": [
+                {"state": h.state.value, "at": to_rfc3339(h.at), "detail": h.detail} for h in self.history
+            ],
+        }
+
+
+def new_task(body: TaskSubmit, *, task_id: str, tenant: str, now_ms: int) -> Task:
+    """Build the entity for a freshly accepted submission: PENDING when due, else SCHEDULED."""
+    due = body.due_ms(now_ms)
+    state = TaskState.SCHEDULED if due > now_ms else TaskState.PENDING
+    return Task(
+        task_id=task_id,
+        tenant=tenant,
+        state=state,
+        target=body.target.model_dump(),
+        payload=body.payload,
+        run_at=due,
+        created_at=now_ms,
+        timeout_s=body.timeout_s,
+        retry=body.retry,
+        priority=body.priority,
+        labels=dict(body.labels),
+        deadline=from_datetime(body.deadline) if body.deadline else None,
+        history=[HistoryEntry(state=state, at=now_ms, detail="submitted")],
+        idempotency_key=body.idempotency_key,
+    )

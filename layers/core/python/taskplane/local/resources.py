@@ -1,0 +1,71 @@
+"""Create the platform's tables and queues (in moto for the local runtime and tests)."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from taskplane.settings import LANES, PlatformSettings
+
+#: A delivery that fails this many times goes to the DLQ (the CDK app uses the same number).
+MAX_RECEIVE_COUNT = 5
+#: Locally the lanes hide a received message this long (AWS: 6 x the worker timeout).
+LOCAL_VISIBILITY_TIMEOUT_S = 960
+
+
+def create_resources(session: Any, prefix: str = "taskplane", buckets: int = 1) -> PlatformSettings:
+    """Create every table and queue; returns the settings that point at them."""
+    ddb = session.client("dynamodb")
+    sqs = session.client("sqs")
+    tasks_table = f"{prefix}-tasks"
+    idem_table = f"{prefix}-idempotency"
+    control_table = f"{prefix}-control"
+    existing = set(ddb.list_tables()["TableNames"])
+    if tasks_table not in existing:
+        ddb.create_table(
+            TableName=tasks_table,
+            BillingMode="PAY_PER_REQUEST",
+            AttributeDefinitions=[
+                {"AttributeName": "pk", "AttributeType": "S"},
+                {"AttributeName": "sk", "AttributeType": "S"},
+            ],
+            KeySchema=[
+                {"AttributeName": "pk", "KeyType": "HASH"},
+                {"AttributeName": "sk", "KeyType": "RANGE"},
+            ],
+        )
+        ddb.update_time_to_live(
+            TableName=tasks_table, TimeToLiveSpecification={"Enabled": True, "AttributeName": "expires_at"}
+        )
+    for name in (idem_table, control_table):
+        if name not in existing:
+            key = "id" if name == idem_table else "pk"
+            ddb.create_table(
+                TableName=name,
+                BillingMode="PAY_PER_REQUEST",
+                AttributeDefinitions=[{"AttributeName": key, "AttributeType": "S"}],
+                KeySchema=[{"AttributeName": key, "KeyType": "HASH"}],
+            )
+    dlq_url = sqs.create_queue(QueueName=f"{prefix}-dlq")["QueueUrl"]
+    dlq_arn = sqs.get_queue_attributes(QueueUrl=dlq_url, AttributeNames=["QueueArn"])["Attributes"][
+        "QueueArn"
+    ]
+    queue_urls = {}
+    for lane in LANES:
+        queue_urls[lane] = sqs.create_queue(
+            QueueName=f"{prefix}-{lane}",
+            Attributes={
+                "VisibilityTimeout": str(LOCAL_VISIBILITY_TIMEOUT_S),
+                "RedrivePolicy": json.dumps(
+                    {"deadLetterTargetArn": dlq_arn, "maxReceiveCount": MAX_RECEIVE_COUNT}
+                ),
+            },
+        )["QueueUrl"]
+    return PlatformSettings(
+        tasks_table=tasks_table,
+        idempotency_table=idem_table,
+        control_table=control_table,
+        queue_urls=queue_urls,
+        dlq_url=dlq_url,
+        task_buckets=buckets,
+    )

@@ -1,0 +1,162 @@
+"""``taskplane dev``: the whole platform in one process on moto, no AWS account needed."""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+import threading
+from dataclasses import dataclass, field
+from typing import Any
+
+DEFAULT_API_KEY = "dev-key"
+DEFAULT_TENANT = "default"
+REGION = "us-east-1"
+#: Worker batches in flight per lane (the event source mapping's MaximumConcurrency in AWS).
+LANE_CONCURRENCY = {"high": 4, "default": 4, "low": 2}
+
+
+def _local_environment() -> None:
+    """Fake credentials and quiet observability defaults; never overrides what the user set."""
+    defaults = {
+        "AWS_ACCESS_KEY_ID": "testing",
+        "AWS_SECRET_ACCESS_KEY": "testing",
+        "AWS_SESSION_TOKEN": "testing",
+        "AWS_DEFAULT_REGION": REGION,
+        "POWERTOOLS_TRACE_DISABLED": "true",
+        "POWERTOOLS_METRICS_DISABLED": "true",
+        "POWERTOOLS_LOG_LEVEL": "WARNING",
+        "POWERTOOLS_SERVICE_NAME": "taskplane",
+    }
+    for name, value in defaults.items():
+        os.environ.setdefault(name, value)
+    # Never reach a real AWS endpoint from the local runtime.
+    os.environ.pop("AWS_PROFILE", None)
+    os.environ.pop("AWS_ENDPOINT_URL", None)
+
+
+@dataclass
+class LocalRuntime:
+    """Start and stop the local platform in this process (used by ``taskplane dev``, tests and bench)."""
+
+    host: str = "127.0.0.1"
+    port: int = 8080
+    api_key: str = DEFAULT_API_KEY
+    tenants: dict[str, str] = field(default_factory=dict)  # tenant name -> API key
+    functions_file: str | None = None
+    pollers: list[Any] = field(default_factory=list)
+    _mock: Any = None
+    _server: Any = None
+    _threads: list[threading.Thread] = field(default_factory=list)
+    _uninstall: Any = None
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+    def key_ids(self) -> dict[str, str]:
+        keys = {self.api_key: DEFAULT_TENANT}
+        keys.update({key: name for name, key in self.tenants.items()})
+        return keys
+
+    def start(self) -> LocalRuntime:
+        _local_environment()
+        import boto3
+        from moto import mock_aws
+
+        from taskplane import wiring
+        from taskplane.local.gateway import make_server
+        from taskplane.local.handlers import load_handler
+        from taskplane.local.poller import LanePoller
+        from taskplane.local.resources import create_resources
+
+        self._mock = mock_aws()
+        self._mock.start()
+        session = boto3.session.Session(region_name=REGION)
+        settings = create_resources(session)
+        os.environ.update(settings.to_env())
+        if self.functions_file:
+            from taskplane.local.lambdas import create_local_functions, install_local_lambdas, load_functions_file
+
+            functions = load_functions_file(self.functions_file)
+            create_local_functions(session.client("lambda"), functions)
+            self._uninstall = install_local_lambdas(functions)
+        wiring.use(wiring.build(settings, session=session))
+        api = load_handler("api")
+        worker = load_handler("worker")
+        self._server = make_server(self.host, self.port, api.lambda_handler, self.key_ids())
+        self.port = self._server.server_address[1]
+        thread = threading.Thread(target=self._server.serve_forever, name="gateway", daemon=True)
+        thread.start()
+        self._threads.append(thread)
+        sqs = session.client("sqs")
+        for lane, url in settings.queue_urls.items():
+            poller = LanePoller(sqs, url, worker.lambda_handler, concurrency=LANE_CONCURRENCY.get(lane, 2))
+            poller.start()
+            self.pollers.append(poller)
+        return self
+
+    def stop(self) -> None:
+        from taskplane import wiring
+
+        if self._server is not None:
+            self._server.shutdown()
+            self._server.server_close()
+        for poller in self.pollers:
+            poller.stop()
+        if self._uninstall:
+            self._uninstall()
+        wiring.use(None)
+        if self._mock is not None:
+            self._mock.stop()
+            self._mock = None
+
+
+def banner(rt: LocalRuntime) -> str:
+    lines = [
+        f"taskplane dev: serving {rt.url}",
+        f"  API key: {rt.api_key}   (tenant {DEFAULT_TENANT})",
+    ]
+    lines += [f"  API key: {key}   (tenant {name})" for name, key in rt.tenants.items()]
+    lines += [
+        f"  docs:    {rt.url}/v1/docs",
+        "  try:",
+        f"    curl -s -X POST {rt.url}/v1/tasks -H 'x-api-key: {rt.api_key}' \\",
+        "      -d '{\"target\":{\"type\":\"builtin\",\"name\":\"echo\"},\"payload\":{\"hello\":\"world\"}}'",
+        "  Ctrl-C stops it.",
+    ]
+    return "\n".join(lines)
+
+
+def run_dev(
+    host: str = "127.0.0.1",
+    port: int = 8080,
+    api_key: str | None = None,
+    tenants: dict[str, str] | None = None,
+    functions_file: str | None = None,
+) -> int:
+    """Run the local runtime until Ctrl-C (SIGINT) or SIGTERM; returns the exit code."""
+    runtime = LocalRuntime(
+        host=host, port=port, api_key=api_key or DEFAULT_API_KEY, tenants=dict(tenants or {}),
+        functions_file=functions_file,
+    )
+    try:
+        runtime.start()
+    except OSError as exc:
+        print(f"taskplane dev: cannot listen on {host}:{port}: {exc.strerror or exc}. "
+              "Pick another port with --port.", file=sys.stderr)
+        return 1
+    stop = threading.Event()
+
+    def _stop(signum: int, frame: Any) -> None:
+        stop.set()
+
+    signal.signal(signal.SIGINT, _stop)
+    signal.signal(signal.SIGTERM, _stop)
+    print(banner(runtime), flush=True)
+    while not stop.wait(0.5):
+        pass
+    print("taskplane dev: stopping", flush=True)
+    runtime.stop()
+    print("taskplane dev: stopped", flush=True)
+    return 0

@@ -1,0 +1,57 @@
+"""Logger, tracer and metrics in one place (Powertools).
+
+Metrics are aggregated per invocation and flushed once per dimension set (tenant, target type, lane),
+so a batch of 10 tasks costs a handful of EMF lines, not one line per task and metric.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import defaultdict
+
+from aws_lambda_powertools import Logger, Tracer
+from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.metrics.provider.cloudwatch_emf.cloudwatch import AmazonCloudWatchEMFProvider
+
+NAMESPACE = "taskplane"
+
+logger = Logger(service="taskplane")
+tracer = Tracer(service="taskplane")
+
+_Dims = tuple[str, str, str]
+
+
+class MetricsBuffer:
+    """The :class:`~taskplane.services.ports.Telemetry` port over CloudWatch EMF."""
+
+    def __init__(self, namespace: str = NAMESPACE, service: str = "taskplane") -> None:
+        self._namespace = namespace
+        self._service = service
+        self._lock = threading.Lock()
+        self._counts: dict[_Dims, dict[str, float]] = defaultdict(lambda: defaultdict(float))
+        self._durations: dict[_Dims, list[float]] = defaultdict(list)
+
+    def count(self, name: str, *, tenant: str, target_type: str, lane: str, value: float = 1) -> None:
+        with self._lock:
+            self._counts[(tenant, target_type, lane)][name] += value
+
+    def duration_ms(self, ms: float, *, tenant: str, target_type: str, lane: str) -> None:
+        with self._lock:
+            self._durations[(tenant, target_type, lane)].append(ms)
+
+    def flush(self) -> None:
+        """Write one EMF document per dimension set and forget what was written."""
+        with self._lock:
+            counts, durations = self._counts, self._durations
+            self._counts, self._durations = defaultdict(lambda: defaultdict(float)), defaultdict(list)
+        for dims in set(counts) | set(durations):
+            provider = AmazonCloudWatchEMFProvider(namespace=self._namespace, service=self._service)
+            tenant, target_type, lane = dims
+            provider.add_dimension(name="tenant", value=tenant)
+            provider.add_dimension(name="target_type", value=target_type)
+            provider.add_dimension(name="lane", value=lane)
+            for name, value in counts.get(dims, {}).items():
+                provider.add_metric(name=name, unit=MetricUnit.Count, value=value)
+            for ms in durations.get(dims, []):
+                provider.add_metric(name="duration", unit=MetricUnit.Milliseconds, value=ms)
+            provider.flush_metrics(raise_on_empty_metrics=False)

@@ -1,0 +1,202 @@
+"""Run one delivery of a task: guard the start, call the target, record the outcome.
+
+At-most-once start per attempt: the move to RUNNING is a conditional write on the state (and the
+attempt count) read from the task, so of two deliveries of the same message only one starts it.
+Order of side effects on failure paths is chosen so that a crash between two steps never loses a
+task: the state is written before the next delivery is queued, and any delivery that finds a task
+waiting (SCHEDULED or RETRYING) re-queues it when it is not yet due.
+"""
+
+from __future__ import annotations
+
+import random
+import threading
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import TimeoutError as FutureTimeout
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any
+
+from taskplane.adapters.queues import Lanes
+from taskplane.adapters.targets import TargetFailure, TargetRunners
+from taskplane.adapters.task_store import TaskStore
+from taskplane.domain.clock import Clock
+from taskplane.domain.models import Task, payload_size
+from taskplane.domain.retry import next_attempt_at
+from taskplane.domain.states import TaskState, path_to_running
+from taskplane.services.ports import NullTelemetry, Telemetry
+from taskplane.services.tasks import delivery_for
+
+MAX_RESULT_BYTES = 128 * 1024
+S = TaskState
+
+
+class Outcome(StrEnum):
+    SUCCEEDED = "succeeded"
+    RETRYING = "retrying"
+    FAILED = "failed"
+    REQUEUED = "requeued"  # arrived before it was due; sent back with a delay
+    DUPLICATE = "duplicate"  # already started, finished or cancelled: nothing to do
+    MISSING = "missing"
+
+
+@dataclass
+class Executor:
+    store: TaskStore
+    lanes: Lanes
+    runners: TargetRunners
+    clock: Clock
+    telemetry: Telemetry = field(default_factory=NullTelemetry)
+    uniform: Callable[[float, float], float] = random.uniform
+    retention_days: int = 30
+    pool: ThreadPoolExecutor = field(default_factory=lambda: ThreadPoolExecutor(max_workers=32))
+
+    def handle(self, tenant: str, task_id: str, attempt: int) -> Outcome:
+        """Process one lane message for ``task_id``; raises only when the message must be redelivered."""
+        now = self.clock.now_ms()
+        # Optimistic start: most deliveries find the task PENDING for exactly this attempt.
+        started = self.store.transition(
+            tenant,
+            task_id,
+            S.PENDING,
+            [S.RUNNING],
+            at_ms=now,
+            detail=f"attempt {attempt}",
+            fields={"started_at": now},
+            add_attempt=True,
+            expected_attempts=attempt - 1,
+        )
+        task = started.task
+        if not started.ok:
+            if task is None:
+                return Outcome.MISSING
+            resolved = self._start_waiting(task, now)
+            if not isinstance(resolved, Task):
+                return resolved
+            task = resolved
+        assert task is not None
+        return self._run(task)
+
+    def _start_waiting(self, task: Task, now: int) -> Task | Outcome:
+        """A delivery found the task in some other state: start it if due, requeue, or drop."""
+        path = path_to_running(task.state)
+        if path is None:
+            return Outcome.DUPLICATE
+        due = task.next_attempt_at if task.state is S.RETRYING and task.next_attempt_at else task.run_at
+        if due > now:
+            self.lanes.send_one(delivery_for(task, now))
+            return Outcome.REQUEUED
+        fields: dict[str, Any] = {"started_at": now}
+        if task.dispatched_at is None or task.state is not S.PENDING:
+            fields["dispatched_at"] = now
+        result = self.store.transition(
+            task.tenant,
+            task.task_id,
+            task.state,
+            path,
+            at_ms=now,
+            detail=f"attempt {task.attempts + 1}",
+            fields=fields,
+            add_attempt=True,
+            expected_attempts=task.attempts,
+        )
+        return result.task if result.ok and result.task is not None else Outcome.DUPLICATE
+
+    def _run(self, task: Task) -> Outcome:
+        dims = {"tenant": task.tenant, "target_type": task.target_type, "lane": task.priority}
+        self.telemetry.count("started", **dims)
+        envelope = {"task_id": task.task_id, "attempt": task.attempts, "payload": task.payload}
+        cancel = threading.Event()
+        began = time.perf_counter()
+        future = self.pool.submit(self.runners.run, task.target, envelope, task.timeout_s, cancel)
+        try:
+            result = future.result(timeout=task.timeout_s)
+        except FutureTimeout:
+            cancel.set()
+            failure = TargetFailure("Timeout", f"no answer within timeout_s={task.timeout_s}", retryable=True)
+            return self._failed(task, failure, timed_out=True, dims=dims)
+        except TargetFailure as failure:
+            return self._failed(task, failure, timed_out=False, dims=dims)
+        except Exception as exc:  # a bug in a runner must not lose the task: retry it like a failure
+            failure = TargetFailure(type(exc).__name__, str(exc) or repr(exc), retryable=True)
+            return self._failed(task, failure, timed_out=False, dims=dims)
+        finally:
+            self.telemetry.duration_ms((time.perf_counter() - began) * 1000, **dims)
+        return self._succeeded(task, result, dims)
+
+    def _succeeded(self, task: Task, result: Any, dims: dict[str, Any]) -> Outcome:
+        now = self.clock.now_ms()
+        detail = None
+        size = payload_size(result)
+        if size > MAX_RESULT_BYTES:
+            result = {"truncated": True, "size": size, "limit": MAX_RESULT_BYTES}
+            detail = f"result of {size} bytes over the {MAX_RESULT_BYTES}-byte limit was not kept"
+        self.store.transition(
+            task.tenant,
+            task.task_id,
+            S.RUNNING,
+            [S.SUCCEEDED],
+            at_ms=now,
+            detail=detail,
+            fields={"finished_at": now, "result": result, "expires_at": self._expiry(now)},
+            remove=("error", "next_attempt_at"),
+        )
+        self.telemetry.count("succeeded", **dims)
+        return Outcome.SUCCEEDED
+
+    def _failed(
+        self, task: Task, failure: TargetFailure, *, timed_out: bool, dims: dict[str, Any]
+    ) -> Outcome:
+        now = self.clock.now_ms()
+        error = {"type": failure.error_type, "message": failure.message[:2000]}
+        retry_at = (
+            next_attempt_at(task.retry, task.attempts, now, self.uniform, task.deadline)
+            if failure.retryable
+            else None
+        )
+        prefix = [S.TIMED_OUT] if timed_out else []
+        if retry_at is not None:
+            moved = self.store.transition(
+                task.tenant,
+                task.task_id,
+                S.RUNNING,
+                [*prefix, S.RETRYING],
+                at_ms=now,
+                detail=f"{failure.error_type}: retry {task.attempts + 1} at +{retry_at - now} ms",
+                fields={"error": error, "next_attempt_at": retry_at},
+            )
+            if moved.ok and moved.task is not None:
+                # State first, then the delivery: if this send fails the message is redelivered,
+                # finds the task RETRYING and queues it again.
+                self.lanes.send_one(delivery_for(moved.task, now))
+            self.telemetry.count("retried", **dims)
+            return Outcome.RETRYING
+        reason = self._final_reason(task, failure, retryable_but_exhausted=failure.retryable)
+        # The dead letter goes first: a crash after it leaves the task RUNNING for the sweeper,
+        # never FAILED without its dead letter.
+        self.lanes.dead_letter(task.tenant, task.task_id, reason)
+        self.store.transition(
+            task.tenant,
+            task.task_id,
+            S.RUNNING,
+            [*prefix, S.FAILED],
+            at_ms=now,
+            detail=reason,
+            fields={"finished_at": now, "error": error, "expires_at": self._expiry(now)},
+            remove=("next_attempt_at",),
+        )
+        self.telemetry.count("failed", **dims)
+        return Outcome.FAILED
+
+    @staticmethod
+    def _final_reason(task: Task, failure: TargetFailure, *, retryable_but_exhausted: bool) -> str:
+        if not retryable_but_exhausted:
+            return f"{failure.error_type} is not retryable"
+        if task.attempts >= task.retry.max_attempts:
+            return f"{failure.error_type} after {task.attempts} of {task.retry.max_attempts} attempts"
+        return f"{failure.error_type}: no retry can start before the deadline"
+
+    def _expiry(self, now_ms: int) -> int:
+        return now_ms // 1000 + self.retention_days * 86400

@@ -1,0 +1,171 @@
+"""Submit, read, list and cancel tasks."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from taskplane.adapters.queues import MAX_DELAY_S, LaneMessage, Lanes
+from taskplane.adapters.task_store import TaskStore
+from taskplane.domain.clock import Clock
+from taskplane.domain.errors import Conflict, InvalidRequest, NotFound, PayloadTooLarge, TaskplaneError
+from taskplane.domain.ids import is_valid_id, new_id
+from taskplane.domain.models import MAX_PAYLOAD_BYTES, Task, TaskSubmit, new_task, payload_size
+from taskplane.domain.states import CANCELLABLE, TaskState
+from taskplane.services.ports import Idempotency, NullTelemetry, Telemetry
+
+MAX_BATCH = 500
+
+
+def delay_seconds(due_ms: int, now_ms: int) -> int:
+    """Whole seconds for SQS DelaySeconds, rounded up so a message never arrives early, capped at 15 min."""
+    return max(0, min(MAX_DELAY_S, math.ceil((due_ms - now_ms) / 1000)))
+
+
+def delivery_for(task: Task, now_ms: int) -> LaneMessage:
+    """The lane message that brings ``task`` to a worker when it is due."""
+    due = task.next_attempt_at if task.state is TaskState.RETRYING and task.next_attempt_at else task.run_at
+    return LaneMessage(
+        tenant=task.tenant,
+        task_id=task.task_id,
+        attempt=task.attempts + 1,
+        lane=task.priority,
+        delay_s=delay_seconds(due, now_ms),
+    )
+
+
+@dataclass
+class TaskService:
+    store: TaskStore
+    lanes: Lanes
+    clock: Clock
+    idempotency: Idempotency | None = None
+    telemetry: Telemetry = field(default_factory=NullTelemetry)
+    make_id: Callable[[int], str] = new_id
+    max_payload_bytes: int = MAX_PAYLOAD_BYTES
+
+    # -- submit ---------------------------------------------------------------------------------
+    def submit(self, tenant: str, body: TaskSubmit, idempotency_key: str | None = None) -> tuple[Task, bool]:
+        """Accept one task; returns (task, created). A replayed idempotency key returns the first task."""
+        self._check_payload(body)
+        key = idempotency_key or body.idempotency_key
+        if key is None or self.idempotency is None:
+            return self._accept(tenant, body), True
+        fingerprint = body.model_dump(mode="json", exclude={"idempotency_key"})
+        result, replayed = self.idempotency.once(
+            tenant, key, fingerprint, lambda: {"task_id": self._accept(tenant, body).task_id}
+        )
+        task = self.get(tenant, result["task_id"])
+        return task, not replayed
+
+    def submit_batch(
+        self, tenant: str, items: list[TaskSubmit | TaskplaneError]
+    ) -> list[Task | TaskplaneError]:
+        """Accept many tasks; invalid items and failed writes are reported per item, in order."""
+        if len(items) > MAX_BATCH:
+            raise InvalidRequest(f"a batch holds at most {MAX_BATCH} tasks, got {len(items)}")
+        outcomes: list[Task | TaskplaneError] = [None] * len(items)  # type: ignore[list-item]
+        fresh: list[tuple[int, Task]] = []
+        now = self.clock.now_ms()
+        for i, item in enumerate(items):
+            if isinstance(item, TaskplaneError):
+                outcomes[i] = item
+                continue
+            try:
+                self._check_payload(item)
+                if item.idempotency_key and self.idempotency is not None:
+                    outcomes[i] = self.submit(tenant, item)[0]
+                    continue
+            except TaskplaneError as exc:
+                outcomes[i] = exc
+                continue
+            fresh.append((i, new_task(item, task_id=self.make_id(now), tenant=tenant, now_ms=now)))
+        stored = self.store.create_many([t for _, t in fresh])
+        to_send = [(i, t) for (i, t), err in zip(fresh, stored, strict=True) if err is None]
+        for (i, _), err in zip(fresh, stored, strict=True):
+            if err is not None:
+                outcomes[i] = err if isinstance(err, TaskplaneError) else TaskplaneError(str(err))
+        sent = self.lanes.send([delivery_for(t, now) for _, t in to_send])
+        for (i, task), err in zip(to_send, sent, strict=True):
+            if err is None:
+                outcomes[i] = task
+                self.telemetry.count("submitted", **self._dims(task))
+            else:
+                self._withdraw(task)
+                outcomes[i] = err if isinstance(err, TaskplaneError) else TaskplaneError(str(err))
+        return outcomes
+
+    def _accept(self, tenant: str, body: TaskSubmit) -> Task:
+        now = self.clock.now_ms()
+        task = new_task(body, task_id=self.make_id(now), tenant=tenant, now_ms=now)
+        if task.state is TaskState.PENDING:
+            task = task.model_copy(update={"dispatched_at": now})
+        self.store.create(task)
+        try:
+            self.lanes.send_one(delivery_for(task, now))
+        except Exception:
+            # Not queued means not accepted: remove the record so no task waits for a message
+            # that will never come, and let the caller retry.
+            self._withdraw(task)
+            raise
+        self.telemetry.count("submitted", **self._dims(task))
+        return task
+
+    def _withdraw(self, task: Task) -> None:
+        self.store.delete_unstarted(task.tenant, task.task_id)
+
+    def _check_payload(self, body: TaskSubmit) -> None:
+        size = payload_size(body.payload)
+        if size > self.max_payload_bytes:
+            raise PayloadTooLarge(
+                f"payload is {size} bytes; the limit is {self.max_payload_bytes} bytes",
+                details=[{"field": "payload", "size": size, "limit": self.max_payload_bytes}],
+            )
+
+    # -- read -----------------------------------------------------------------------------------
+    def get(self, tenant: str, task_id: str) -> Task:
+        if not is_valid_id(task_id):
+            raise NotFound(f"task {task_id!r} not found")
+        task = self.store.get(tenant, task_id)
+        if task is None or task.tenant != tenant:
+            raise NotFound(f"task {task_id!r} not found")
+        return task
+
+    def list(
+        self, tenant: str, *, state: TaskState | None = None, limit: int = 50, cursor: str | None = None
+    ) -> tuple[list[Task], str | None]:
+        if cursor is not None and not is_valid_id(cursor):
+            raise InvalidRequest("cursor is not one this API returned", details=[{"field": "cursor"}])
+        return self.store.list(tenant, limit=limit, cursor=cursor, state=state)
+
+    # -- cancel ---------------------------------------------------------------------------------
+    def cancel(self, tenant: str, task_id: str) -> Task:
+        """Cancel a task that has not started (SCHEDULED, PENDING or RETRYING); else 409."""
+        task = self.get(tenant, task_id)
+        for _ in range(3):
+            if task.state not in CANCELLABLE:
+                raise Conflict(
+                    f"task {task_id} is {task.state.value} and can no longer be cancelled",
+                    details=[{"field": "state", "value": task.state.value}],
+                )
+            result = self.store.transition(
+                tenant,
+                task_id,
+                task.state,
+                [TaskState.CANCELLED],
+                at_ms=self.clock.now_ms(),
+                detail="cancelled by request",
+                fields={"finished_at": self.clock.now_ms()},
+            )
+            if result.ok and result.task is not None:
+                return result.task
+            if result.task is None:
+                raise NotFound(f"task {task_id!r} not found")
+            task = result.task  # lost a race: decide again on the state it is in now
+        raise Conflict(f"task {task_id} keeps changing state; try again")
+
+    @staticmethod
+    def _dims(task: Task) -> dict[str, Any]:
+        return {"tenant": task.tenant, "target_type": task.target_type, "lane": task.priority}

@@ -1,0 +1,71 @@
+"""Settings read once from the environment by a handler and passed down as plain values.
+
+The names here are shared by the CDK app (which sets them) and the local runtime (which sets them
+for moto); keep them in this one place.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from pydantic import BaseModel, Field
+
+ENV_TASKS_TABLE = "TASKPLANE_TASKS_TABLE"
+ENV_IDEMPOTENCY_TABLE = "TASKPLANE_IDEMPOTENCY_TABLE"
+ENV_CONTROL_TABLE = "TASKPLANE_CONTROL_TABLE"
+ENV_QUEUE_HIGH = "TASKPLANE_QUEUE_HIGH_URL"
+ENV_QUEUE_DEFAULT = "TASKPLANE_QUEUE_DEFAULT_URL"
+ENV_QUEUE_LOW = "TASKPLANE_QUEUE_LOW_URL"
+ENV_DLQ = "TASKPLANE_DLQ_URL"
+ENV_TASK_BUCKETS = "TASKPLANE_TASK_BUCKETS"
+ENV_RETENTION_DAYS = "TASKPLANE_RETENTION_DAYS"
+
+LANES: tuple[str, ...] = ("high", "default", "low")
+
+
+class PlatformSettings(BaseModel):
+    tasks_table: str = "taskplane-tasks"
+    idempotency_table: str = "taskplane-idempotency"
+    control_table: str = "taskplane-control"
+    queue_urls: dict[str, str] = Field(default_factory=dict)
+    dlq_url: str = ""
+    # Tasks of one tenant are spread over this many partitions (fixed for the life of the table).
+    task_buckets: int = Field(default=1, ge=1, le=64)
+    retention_days: int = Field(default=30, ge=1, le=3650)
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str]) -> PlatformSettings:
+        queue_urls = {
+            lane: env[var]
+            for lane, var in (
+                ("high", ENV_QUEUE_HIGH),
+                ("default", ENV_QUEUE_DEFAULT),
+                ("low", ENV_QUEUE_LOW),
+            )
+            if env.get(var)
+        }
+        defaults = cls()
+        return cls(
+            tasks_table=env.get(ENV_TASKS_TABLE, defaults.tasks_table),
+            idempotency_table=env.get(ENV_IDEMPOTENCY_TABLE, defaults.idempotency_table),
+            control_table=env.get(ENV_CONTROL_TABLE, defaults.control_table),
+            queue_urls=queue_urls,
+            dlq_url=env.get(ENV_DLQ, ""),
+            task_buckets=int(env.get(ENV_TASK_BUCKETS, defaults.task_buckets)),
+            retention_days=int(env.get(ENV_RETENTION_DAYS, defaults.retention_days)),
+        )
+
+    def to_env(self) -> dict[str, str]:
+        """The environment that makes :meth:`from_env` return these settings (local runtime, CDK)."""
+        env = {
+            ENV_TASKS_TABLE: self.tasks_table,
+            ENV_IDEMPOTENCY_TABLE: self.idempotency_table,
+            ENV_CONTROL_TABLE: self.control_table,
+            ENV_DLQ: self.dlq_url,
+            ENV_TASK_BUCKETS: str(self.task_buckets),
+            ENV_RETENTION_DAYS: str(self.retention_days),
+        }
+        for lane, var in (("high", ENV_QUEUE_HIGH), ("default", ENV_QUEUE_DEFAULT), ("low", ENV_QUEUE_LOW)):
+            if lane in self.queue_urls:
+                env[var] = self.queue_urls[lane]
+        return env

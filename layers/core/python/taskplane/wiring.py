@@ -1,0 +1,86 @@
+"""Build the use cases from settings: the one place that joins adapters to services.
+
+Handlers call :func:`platform` on their first invocation (never at import time), so moto or a test
+can be in place before any client exists; tests may install their own with :func:`use`.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from typing import Any
+
+from taskplane.domain.clock import Clock, SystemClock
+from taskplane.settings import PlatformSettings
+
+
+@dataclass
+class Platform:
+    settings: PlatformSettings
+    tasks: Any  # services.tasks.TaskService
+    executor: Any  # services.execute.Executor
+    telemetry: Any  # observability.MetricsBuffer
+
+
+def build(settings: PlatformSettings, *, session: Any = None, clock: Clock | None = None) -> Platform:
+    """Wire adapters and services for ``settings``; ``session`` is an optional boto3 session."""
+    import boto3
+    from botocore.config import Config
+
+    from taskplane.adapters.idempotency import PowertoolsIdempotency
+    from taskplane.adapters.queues import Lanes
+    from taskplane.adapters.targets import TargetRunners
+    from taskplane.adapters.task_store import TaskStore
+    from taskplane.observability import MetricsBuffer
+    from taskplane.services.execute import Executor
+    from taskplane.services.tasks import TaskService
+
+    session = session or boto3.session.Session()
+    clock = clock or SystemClock()
+    retries = Config(retries={"mode": "standard", "max_attempts": 3})
+    ddb = session.client("dynamodb", config=retries)
+    sqs = session.client("sqs", config=retries)
+    store = TaskStore(settings.tasks_table, ddb, buckets=settings.task_buckets)
+    lanes = Lanes(settings.queue_urls, settings.dlq_url, sqs)
+    telemetry = MetricsBuffer()
+    tasks = TaskService(
+        store=store,
+        lanes=lanes,
+        clock=clock,
+        idempotency=PowertoolsIdempotency(settings.idempotency_table, ddb),
+        telemetry=telemetry,
+    )
+    runners = TargetRunners(
+        session=session,
+        # A Lambda target may run up to the task's timeout (900 s at most): don't cut it short.
+        lambda_client=session.client(
+            "lambda", config=Config(read_timeout=910, connect_timeout=10, retries={"max_attempts": 0})
+        ),
+        sqs_client=sqs,
+    )
+    executor = Executor(
+        store=store,
+        lanes=lanes,
+        runners=runners,
+        clock=clock,
+        telemetry=telemetry,
+        retention_days=settings.retention_days,
+    )
+    return Platform(settings=settings, tasks=tasks, executor=executor, telemetry=telemetry)
+
+
+_current: Platform | None = None
+
+
+def platform() -> Platform:
+    """The process-wide platform, built from the environment on first use."""
+    global _current
+    if _current is None:
+        _current = build(PlatformSettings.from_env(os.environ))
+    return _current
+
+
+def use(p: Platform | None) -> None:
+    """Install ``p`` as the process-wide platform (None: rebuild from the environment next time)."""
+    global _current
+    _current = p
