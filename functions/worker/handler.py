@@ -12,8 +12,6 @@ from taskplane import wiring
 from taskplane.adapters.queues import parse_body
 from taskplane.observability import logger, tracer
 
-processor = BatchProcessor(event_type=EventType.SQS)
-
 
 class PoisonMessage(Exception):
     """A lane message that is not a task delivery; it fails until SQS moves it to the DLQ."""
@@ -36,6 +34,9 @@ def record_handler(record: SQSRecord) -> str:
 @tracer.capture_lambda_handler(capture_response=False)
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     """SQS batch -> ``{"batchItemFailures": [...]}``."""
+    # A processor per invocation: the local runtime runs several batches at once in one process.
+    # An all-failed batch is reported item by item, which SQS treats the same as a raised error.
+    processor = BatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
     try:
         return process_partial_response(
             event=event, record_handler=record_handler, processor=processor, context=context

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import json
+import threading
 import time
 import uuid
 from collections.abc import Callable, Mapping
@@ -78,7 +79,12 @@ def build_event(
 
 
 def make_server(host: str, port: int, handler: Handler, key_ids: Mapping[str, str]) -> ThreadingHTTPServer:
-    """An HTTP server on (host, port) that serves ``handler`` with API-key -> tenant resolution."""
+    """An HTTP server on (host, port) that serves ``handler`` with API-key -> tenant resolution.
+
+    Requests reach the handler one at a time, as in one Lambda execution environment: the
+    Powertools resolver keeps the current event on the app object.
+    """
+    one_at_a_time = threading.Lock()
 
     class Gateway(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
@@ -102,7 +108,8 @@ def make_server(host: str, port: int, handler: Handler, key_ids: Mapping[str, st
                 self.command, self.path, dict(self.headers.items()), body, key_ids, self.client_address[0]
             )
             try:
-                response = handler(event, LocalContext(function_name="taskplane-api", timeout_s=29))
+                with one_at_a_time:
+                    response = handler(event, LocalContext(function_name="taskplane-api", timeout_s=29))
             except Exception as exc:  # mirrors API Gateway's answer when the function itself crashes
                 payload = json.dumps({"message": "Internal server error", "error": type(exc).__name__})
                 self._reply(502, {"Content-Type": "application/json"}, payload.encode())

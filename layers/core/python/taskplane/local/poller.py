@@ -64,7 +64,9 @@ class LanePoller:
         self.errors = 0
 
     def start(self) -> None:
-        self._thread = threading.Thread(target=self._loop, name=f"poller-{self._url.rsplit('/', 1)[-1]}", daemon=True)
+        self._thread = threading.Thread(
+            target=self._loop, name=f"poller-{self._url.rsplit('/', 1)[-1]}", daemon=True
+        )
         self._thread.start()
 
     def stop(self, timeout_s: float = 5.0) -> None:

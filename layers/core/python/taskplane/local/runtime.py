@@ -67,16 +67,22 @@ class LocalRuntime:
         from taskplane import wiring
         from taskplane.local.gateway import make_server
         from taskplane.local.handlers import load_handler
+        from taskplane.local.moto_atomic import make_dynamodb_atomic
         from taskplane.local.poller import LanePoller
         from taskplane.local.resources import create_resources
 
+        make_dynamodb_atomic()
         self._mock = mock_aws()
         self._mock.start()
         session = boto3.session.Session(region_name=REGION)
         settings = create_resources(session)
         os.environ.update(settings.to_env())
         if self.functions_file:
-            from taskplane.local.lambdas import create_local_functions, install_local_lambdas, load_functions_file
+            from taskplane.local.lambdas import (
+                create_local_functions,
+                install_local_lambdas,
+                load_functions_file,
+            )
 
             functions = load_functions_file(self.functions_file)
             create_local_functions(session.client("lambda"), functions)
@@ -122,7 +128,7 @@ def banner(rt: LocalRuntime) -> str:
         f"  docs:    {rt.url}/v1/docs",
         "  try:",
         f"    curl -s -X POST {rt.url}/v1/tasks -H 'x-api-key: {rt.api_key}' \\",
-        "      -d '{\"target\":{\"type\":\"builtin\",\"name\":\"echo\"},\"payload\":{\"hello\":\"world\"}}'",
+        '      -d \'{"target":{"type":"builtin","name":"echo"},"payload":{"hello":"world"}}\'',
         "  Ctrl-C stops it.",
     ]
     return "\n".join(lines)
@@ -137,14 +143,20 @@ def run_dev(
 ) -> int:
     """Run the local runtime until Ctrl-C (SIGINT) or SIGTERM; returns the exit code."""
     runtime = LocalRuntime(
-        host=host, port=port, api_key=api_key or DEFAULT_API_KEY, tenants=dict(tenants or {}),
+        host=host,
+        port=port,
+        api_key=api_key or DEFAULT_API_KEY,
+        tenants=dict(tenants or {}),
         functions_file=functions_file,
     )
     try:
         runtime.start()
     except OSError as exc:
-        print(f"taskplane dev: cannot listen on {host}:{port}: {exc.strerror or exc}. "
-              "Pick another port with --port.", file=sys.stderr)
+        print(
+            f"taskplane dev: cannot listen on {host}:{port}: {exc.strerror or exc}. "
+            "Pick another port with --port.",
+            file=sys.stderr,
+        )
         return 1
     stop = threading.Event()
 

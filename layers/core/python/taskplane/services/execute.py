@@ -118,7 +118,8 @@ class Executor:
             failure = TargetFailure("Timeout", f"no answer within timeout_s={task.timeout_s}", retryable=True)
             return self._failed(task, failure, timed_out=True, dims=dims)
         except TargetFailure as failure:
-            return self._failed(task, failure, timed_out=False, dims=dims)
+            # A runner that gave up on its own clock (an HTTP read timeout) timed out all the same.
+            return self._failed(task, failure, timed_out=failure.error_type == "Timeout", dims=dims)
         except Exception as exc:  # a bug in a runner must not lose the task: retry it like a failure
             failure = TargetFailure(type(exc).__name__, str(exc) or repr(exc), retryable=True)
             return self._failed(task, failure, timed_out=False, dims=dims)

@@ -12,7 +12,7 @@ from taskplane.adapters.task_store import TaskStore
 from taskplane.domain.clock import Clock
 from taskplane.domain.errors import Conflict, InvalidRequest, NotFound, PayloadTooLarge, TaskplaneError
 from taskplane.domain.ids import is_valid_id, new_id
-from taskplane.domain.models import MAX_PAYLOAD_BYTES, Task, TaskSubmit, new_task, payload_size
+from taskplane.domain.models import MAX_DELAY_MS, MAX_PAYLOAD_BYTES, Task, TaskSubmit, new_task, payload_size
 from taskplane.domain.states import CANCELLABLE, TaskState
 from taskplane.services.ports import Idempotency, NullTelemetry, Telemetry
 
@@ -50,6 +50,7 @@ class TaskService:
     def submit(self, tenant: str, body: TaskSubmit, idempotency_key: str | None = None) -> tuple[Task, bool]:
         """Accept one task; returns (task, created). A replayed idempotency key returns the first task."""
         self._check_payload(body)
+        self._check_horizon(body)
         key = idempotency_key or body.idempotency_key
         if key is None or self.idempotency is None:
             return self._accept(tenant, body), True
@@ -75,6 +76,7 @@ class TaskService:
                 continue
             try:
                 self._check_payload(item)
+                self._check_horizon(item)
                 if item.idempotency_key and self.idempotency is not None:
                     outcomes[i] = self.submit(tenant, item)[0]
                     continue
@@ -122,6 +124,16 @@ class TaskService:
             raise PayloadTooLarge(
                 f"payload is {size} bytes; the limit is {self.max_payload_bytes} bytes",
                 details=[{"field": "payload", "size": size, "limit": self.max_payload_bytes}],
+            )
+
+    def _check_horizon(self, body: TaskSubmit) -> None:
+        # delay_ms is bounded by the model; run_at needs the clock. Past the horizon a task would
+        # only be re-delayed (15 minutes at a time) for years.
+        now = self.clock.now_ms()
+        if body.run_at is not None and body.due_ms(now) - now > MAX_DELAY_MS:
+            raise InvalidRequest(
+                f"run_at is more than {MAX_DELAY_MS // 86_400_000} days ahead",
+                details=[{"field": "run_at", "limit_ms": MAX_DELAY_MS}],
             )
 
     # -- read -----------------------------------------------------------------------------------
