@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 from typing import Annotated, Any
 
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response, content_types
@@ -12,9 +13,10 @@ from aws_lambda_powertools.event_handler.openapi.params import Body, Path, Query
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
 from pydantic import BaseModel, Field, ValidationError
+
 from taskplane import wiring
 from taskplane.domain.errors import InvalidRequest, TaskplaneError, Throttled, Unauthorized
-from taskplane.domain.models import TaskSubmit
+from taskplane.domain.models import TARGET_TYPES, TaskSubmit
 from taskplane.domain.states import TaskState
 from taskplane.observability import logger, tracer
 from taskplane.services.tasks import MAX_BATCH
@@ -32,7 +34,32 @@ STATUS = {
     "unavailable": 503,
 }
 
-app = APIGatewayRestResolver(enable_validation=True)
+
+# -- request body --------------------------------------------------------------------------------
+def _no_constant(name: str) -> Any:
+    raise json.JSONDecodeError(f"{name} is not JSON", "", 0)
+
+
+def _finite(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):
+        raise json.JSONDecodeError(f"number {text[:20]} is out of range", "", 0)
+    return value
+
+
+def parse_json(text: str) -> Any:
+    """``json.loads`` for request bodies: what it cannot hold is malformed JSON (a 400), never a crash."""
+    try:
+        return json.loads(text, parse_constant=_no_constant, parse_float=_finite)
+    except json.JSONDecodeError:
+        raise
+    except (RecursionError, ValueError) as exc:
+        # RecursionError: nested too deeply; ValueError: an integer over Python's 4300-digit limit.
+        reason = "nested too deeply" if isinstance(exc, RecursionError) else "a number has too many digits"
+        raise json.JSONDecodeError(reason, "", 0) from None
+
+
+app = APIGatewayRestResolver(enable_validation=True, json_body_deserializer=parse_json)
 app.enable_swagger(path="/v1/docs", title="taskplane", version="1", openapi_version="3.1.0")
 
 
@@ -62,9 +89,19 @@ def validation_details(errors: list[Any], skip: int = 0) -> tuple[str, list[dict
     """Pydantic / Powertools errors -> (a one-line message naming the fields, details)."""
     details = []
     for err in errors:
+        if err.get("type") == "json_invalid":
+            # Its loc is ("body", character offset): the field at fault is the whole body.
+            reason = (err.get("ctx") or {}).get("error", "JSON decode error")
+            details.append({"field": "body", "message": f"not valid JSON: {reason}", "type": "json_invalid"})
+            continue
         loc = [str(p) for p in err.get("loc", ())][skip:]
-        # Drop the discriminator's tag from paths like target.builtin.name.
-        field = ".".join(p for p in loc if p not in ("body",)) or "body"
+        # Drop "body" and the discriminator's tag from paths like target.builtin.name.
+        parts = [
+            p
+            for i, p in enumerate(loc)
+            if p != "body" and not (i and loc[i - 1] == "target" and p in TARGET_TYPES)
+        ]
+        field = ".".join(parts) or "body"
         details.append({"field": field, "message": err.get("msg", "invalid"), "type": err.get("type")})
     fields = ", ".join(dict.fromkeys(d["field"] for d in details))
     first = details[0]["message"] if details else "invalid request"
@@ -83,6 +120,12 @@ def _domain_error(exc: TaskplaneError) -> Response:
 def _validation_error(exc: RequestValidationError) -> Response:
     message, details = validation_details(list(exc.errors()))
     return error_response(400, "invalid_request", message, details)
+
+
+@app.exception_handler(UnicodeDecodeError)
+def _not_utf8(exc: UnicodeDecodeError) -> Response:
+    # A body the gateway had to base64-encode because it is not UTF-8 text (so not JSON either).
+    return error_response(400, "invalid_request", "request body is not UTF-8 text", [{"field": "body"}])
 
 
 @app.exception_handler(NotFoundError)

@@ -34,4 +34,5 @@ def id_time_ms(value: str) -> int:
 
 
 def is_valid_id(value: str) -> bool:
-    return bool(ID_PATTERN.match(value))
+    # fullmatch, not match: ``$`` also matches before a trailing newline.
+    return bool(ID_PATTERN.fullmatch(value))

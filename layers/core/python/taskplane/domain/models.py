@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 from urllib.parse import urlparse
 
@@ -13,8 +14,8 @@ from pydantic import (
     Field,
     StrictInt,
     StrictStr,
+    ValidationInfo,
     field_validator,
-    model_validator,
 )
 
 from taskplane.domain.clock import from_datetime, to_rfc3339
@@ -23,11 +24,16 @@ from taskplane.domain.states import TaskState
 
 #: Largest accepted ``payload``, serialized as compact JSON (SQS bills per 64 KiB; DynamoDB items cap at 400 KB).
 MAX_PAYLOAD_BYTES = 64 * 1024
+#: Deepest accepted ``payload`` nesting (the response serializer gives up at 255 levels).
+MAX_PAYLOAD_DEPTH = 64
 #: Largest ``run_at`` / ``delay_ms`` horizon.
 MAX_DELAY_MS = 366 * 24 * 3600 * 1000
 MAX_TIMEOUT_S = 900
 Priority = Literal["high", "default", "low"]
 PRIORITIES: tuple[str, ...] = ("high", "default", "low")
+
+#: The instants ``run_at`` and ``deadline`` may name (epoch milliseconds inside, RFC 3339 outside).
+_EARLIEST = datetime(1970, 1, 1, tzinfo=UTC)
 
 _Name = Annotated[StrictStr, Field(min_length=1, max_length=256)]
 
@@ -83,7 +89,18 @@ TARGET_TYPES: tuple[str, ...] = ("lambda", "http", "sqs", "eventbridge", "builti
 
 
 def payload_size(payload: Any) -> int:
-    return len(json.dumps(payload, separators=(",", ":"), ensure_ascii=False).encode())
+    # surrogatepass: JSON may carry a lone surrogate ("\ud800"), which strict UTF-8 cannot encode.
+    text = json.dumps(payload, separators=(",", ":"), ensure_ascii=False)
+    return len(text.encode("utf-8", "surrogatepass"))
+
+
+def payload_depth(payload: Any) -> int:
+    """How deeply arrays and objects nest in ``payload`` (a scalar is 0); iterative, so any depth is safe."""
+    depth, level = 0, [payload]
+    while containers := [v for v in level if isinstance(v, list | dict)]:
+        depth += 1
+        level = [c for v in containers for c in (v.values() if isinstance(v, dict) else v)]
+    return depth
 
 
 class TaskSubmit(BaseModel):
@@ -111,11 +128,35 @@ class TaskSubmit(BaseModel):
     deadline: AwareDatetime | None = None
     idempotency_key: Annotated[StrictStr, Field(min_length=1, max_length=128)] | None = None
 
-    @model_validator(mode="after")
-    def _one_start_time(self) -> TaskSubmit:
-        if self.run_at is not None and self.delay_ms is not None:
+    @field_validator("payload")
+    @classmethod
+    def _not_too_deep(cls, value: Any) -> Any:
+        if payload_depth(value) > MAX_PAYLOAD_DEPTH:
+            raise ValueError(f"must not nest arrays and objects more than {MAX_PAYLOAD_DEPTH} levels deep")
+        return value
+
+    @field_validator("run_at", "deadline")
+    @classmethod
+    def _representable(cls, value: datetime | None) -> datetime | None:
+        # An offset can push a valid-looking time out of datetime's range in UTC (9999-12-31T23:00-14:00),
+        # which would only fail later, when the accepted task is rendered.
+        if value is None:
+            return value
+        try:
+            utc = value.astimezone(UTC)
+        except OverflowError:
+            utc = None
+        if utc is None or utc < _EARLIEST:
+            raise ValueError("must be between 1970-01-01T00:00:00Z and 9999-12-31T23:59:59Z")
+        return value
+
+    @field_validator("delay_ms")
+    @classmethod
+    def _one_start_time(cls, value: int | None, info: ValidationInfo) -> int | None:
+        # A field validator (run_at is validated first) so the error's location names delay_ms.
+        if value is not None and info.data.get("run_at") is not None:
             raise ValueError("give run_at or delay_ms, not both")
-        return self
+        return value
 
     def due_ms(self, now_ms: int) -> int:
         """When the task should start (``now`` when neither run_at nor delay_ms is given)."""
