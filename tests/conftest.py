@@ -63,10 +63,10 @@ def aws(aws_env: None, request: pytest.FixtureRequest) -> Iterator[Aws]:
     from moto import mock_aws
 
     from taskplane import wiring
-    from taskplane.local.moto_atomic import make_dynamodb_atomic
+    from taskplane.local import moto_patches
     from taskplane.local.resources import create_resources
 
-    make_dynamodb_atomic()
+    moto_patches.apply()
     options = getattr(request, "param", {}) or {}
     with mock_aws():
         session = boto3.session.Session(region_name="us-east-1")

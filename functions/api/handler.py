@@ -37,7 +37,7 @@ STATUS = {
 
 # -- request body --------------------------------------------------------------------------------
 def _no_constant(name: str) -> Any:
-    raise json.JSONDecodeError(f"{name} is not JSON", "", 0)
+    raise json.JSONDecodeError(f"{name} is not a JSON value", "", 0)
 
 
 def _finite(text: str) -> float:
@@ -47,16 +47,25 @@ def _finite(text: str) -> float:
     return value
 
 
-def parse_json(text: str) -> Any:
-    """``json.loads`` for request bodies: what it cannot hold is malformed JSON (a 400), never a crash."""
+def parse_json(text: str) -> dict[str, Any]:
+    """``json.loads`` for request bodies: anything but a JSON object is a 400 (json_invalid), never a crash.
+
+    Powertools would otherwise take the first element of a list body as the body, dropping the rest.
+    """
     try:
-        return json.loads(text, parse_constant=_no_constant, parse_float=_finite)
-    except json.JSONDecodeError:
-        raise
+        value = json.loads(text, parse_constant=_no_constant, parse_float=_finite)
+    except json.JSONDecodeError as exc:
+        raise json.JSONDecodeError(f"not valid JSON: {exc.msg}", exc.doc, exc.pos) from None
     except (RecursionError, ValueError) as exc:
         # RecursionError: nested too deeply; ValueError: an integer over Python's 4300-digit limit.
         reason = "nested too deeply" if isinstance(exc, RecursionError) else "a number has too many digits"
-        raise json.JSONDecodeError(reason, "", 0) from None
+        raise json.JSONDecodeError(f"not valid JSON: {reason}", "", 0) from None
+    if not isinstance(value, dict):
+        kind = {list: "an array", str: "a string", bool: "a boolean"}.get(type(value), "a number")
+        raise json.JSONDecodeError(
+            f"the body must be a JSON object, not {'null' if value is None else kind}", "", 0
+        )
+    return value
 
 
 app = APIGatewayRestResolver(enable_validation=True, json_body_deserializer=parse_json)
@@ -91,8 +100,8 @@ def validation_details(errors: list[Any], skip: int = 0) -> tuple[str, list[dict
     for err in errors:
         if err.get("type") == "json_invalid":
             # Its loc is ("body", character offset): the field at fault is the whole body.
-            reason = (err.get("ctx") or {}).get("error", "JSON decode error")
-            details.append({"field": "body", "message": f"not valid JSON: {reason}", "type": "json_invalid"})
+            reason = (err.get("ctx") or {}).get("error", "not valid JSON")
+            details.append({"field": "body", "message": reason, "type": "json_invalid"})
             continue
         loc = [str(p) for p in err.get("loc", ())][skip:]
         # Drop "body" and the discriminator's tag from paths like target.builtin.name.
@@ -168,7 +177,8 @@ def openapi() -> Response[dict[str, Any]]:
     return Response(
         status_code=200,
         content_type=content_types.APPLICATION_JSON,
-        body=app.get_openapi_json_schema(title="taskplane", version="1"),
+        # get_openapi_json_schema returns a string; the response model wants the object.
+        body=json.loads(app.get_openapi_json_schema(title="taskplane", version="1")),
     )
 
 

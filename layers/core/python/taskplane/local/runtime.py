@@ -67,11 +67,11 @@ class LocalRuntime:
         from taskplane import wiring
         from taskplane.local.gateway import make_server
         from taskplane.local.handlers import load_handler
-        from taskplane.local.moto_atomic import make_dynamodb_atomic
+        from taskplane.local import moto_patches
         from taskplane.local.poller import LanePoller
         from taskplane.local.resources import create_resources
 
-        make_dynamodb_atomic()
+        moto_patches.apply()
         self._mock = mock_aws()
         self._mock.start()
         session = boto3.session.Session(region_name=REGION)

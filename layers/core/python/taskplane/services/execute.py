@@ -143,6 +143,7 @@ class Executor:
             detail=detail,
             fields={"finished_at": now, "result": result, "expires_at": self._expiry(now)},
             remove=("error", "next_attempt_at"),
+            return_task=False,
         )
         self.telemetry.count("succeeded", **dims)
         return Outcome.SUCCEEDED
@@ -167,11 +168,13 @@ class Executor:
                 at_ms=now,
                 detail=f"{failure.error_type}: retry {task.attempts + 1} at +{retry_at - now} ms",
                 fields={"error": error, "next_attempt_at": retry_at},
+                return_task=False,
             )
-            if moved.ok and moved.task is not None:
+            if moved.ok:
                 # State first, then the delivery: if this send fails the message is redelivered,
                 # finds the task RETRYING and queues it again.
-                self.lanes.send_one(delivery_for(moved.task, now))
+                waiting = task.model_copy(update={"state": S.RETRYING, "next_attempt_at": retry_at})
+                self.lanes.send_one(delivery_for(waiting, now))
             self.telemetry.count("retried", **dims)
             return Outcome.RETRYING
         reason = self._final_reason(task, failure, retryable_but_exhausted=failure.retryable)
@@ -187,6 +190,7 @@ class Executor:
             detail=reason,
             fields={"finished_at": now, "error": error, "expires_at": self._expiry(now)},
             remove=("next_attempt_at",),
+            return_task=False,
         )
         self.telemetry.count("failed", **dims)
         return Outcome.FAILED
