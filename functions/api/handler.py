@@ -184,7 +184,7 @@ def openapi() -> Response[dict[str, Any]]:
 
 @app.post("/v1/tasks", summary="Submit a task", tags=["tasks"], responses={201: {"description": "created"}})
 def submit(task: Annotated[TaskSubmit, Body()]) -> Response[dict[str, Any]]:
-    key = app.current_event.get_header_value("idempotency-key", case_sensitive=False)
+    key = next((v for k, v in app.current_event.headers.items() if k.lower() == "idempotency-key"), None)
     if key is not None and not 1 <= len(key) <= 128:
         raise InvalidRequest("Idempotency-Key must be 1 to 128 characters", [{"field": "Idempotency-Key"}])
     result, fresh = wiring.platform().tasks.submit(tenant(), task, idempotency_key=key)
@@ -232,18 +232,30 @@ def cancel_task(task_id: Annotated[str, Path(max_length=64)]) -> dict[str, Any]:
 
 
 # -- entry point ---------------------------------------------------------------------------------
-def _oversized(event: dict[str, Any]) -> dict[str, Any] | None:
-    body = event.get("body") or ""
-    if len(body) <= MAX_BODY_BYTES:
+#: Paths anyone may read; every other path needs an API key, checked before the body is validated.
+PUBLIC_PATHS = frozenset({"/v1/health", "/v1/openapi.json", "/v1/docs"})
+
+
+def _early_answer(event: dict[str, Any]) -> dict[str, Any] | None:
+    """401 without a key and 413 over the body limit, before any parsing."""
+    identity = (event.get("requestContext") or {}).get("identity") or {}
+    if event.get("path") not in PUBLIC_PATHS and not identity.get("apiKeyId"):
+        status, code, message, details = (
+            401,
+            "unauthorized",
+            "missing or unknown API key: send it in the x-api-key header",
+            [],
+        )
+    elif len(event.get("body") or "") > MAX_BODY_BYTES:
+        status, code = 413, "payload_too_large"
+        message, details = (
+            f"request body is over the {MAX_BODY_BYTES}-byte limit",
+            [{"limit": MAX_BODY_BYTES}],
+        )
+    else:
         return None
-    payload = {
-        "error": {
-            "code": "payload_too_large",
-            "details": [{"limit": MAX_BODY_BYTES}],
-            "message": f"request body is over the {MAX_BODY_BYTES}-byte limit",
-        }
-    }
-    return {"statusCode": 413, "headers": {"Content-Type": "application/json"}, "body": json.dumps(payload)}
+    body = {"error": {"code": code, "message": message, "details": details}}
+    return {"statusCode": status, "headers": {"Content-Type": "application/json"}, "body": json.dumps(body)}
 
 
 @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_REST, clear_state=True)
@@ -251,6 +263,6 @@ def _oversized(event: dict[str, Any]) -> dict[str, Any] | None:
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     """API Gateway REST proxy event -> response."""
     try:
-        return _oversized(event) or app.resolve(event, context)
+        return _early_answer(event) or app.resolve(event, context)
     finally:
         wiring.platform().telemetry.flush()

@@ -149,22 +149,22 @@ def run_dev(
         tenants=dict(tenants or {}),
         functions_file=functions_file,
     )
-    try:
-        runtime.start()
-    except OSError as exc:
-        print(
-            f"taskplane dev: cannot listen on {host}:{port}: {exc.strerror or exc}. "
-            "Pick another port with --port.",
-            file=sys.stderr,
-        )
-        return 1
     stop = threading.Event()
 
     def _stop(signum: int, frame: Any) -> None:
         stop.set()
 
+    # Handlers first: the gateway answers as soon as it is up, and a Ctrl-C from then on must be clean.
     signal.signal(signal.SIGINT, _stop)
     signal.signal(signal.SIGTERM, _stop)
+    try:
+        runtime.start()
+    except OSError as exc:
+        print(
+            f"taskplane dev: cannot listen on {host}:{port}: {exc.strerror or exc}. Pick another port with --port.",
+            file=sys.stderr,
+        )
+        return 1
     print(banner(runtime), flush=True)
     while not stop.wait(0.5):
         pass

@@ -9,6 +9,7 @@ waiting (SCHEDULED or RETRYING) re-queues it when it is not yet due.
 
 from __future__ import annotations
 
+import json
 import random
 import threading
 import time
@@ -23,7 +24,7 @@ from taskplane.adapters.queues import Lanes
 from taskplane.adapters.targets import TargetFailure, TargetRunners
 from taskplane.adapters.task_store import TaskStore
 from taskplane.domain.clock import Clock
-from taskplane.domain.models import Task, payload_size
+from taskplane.domain.models import MAX_PAYLOAD_DEPTH, Task, payload_depth, payload_size
 from taskplane.domain.retry import next_attempt_at
 from taskplane.domain.states import TaskState, path_to_running
 from taskplane.services.ports import NullTelemetry, Telemetry
@@ -31,6 +32,21 @@ from taskplane.services.tasks import delivery_for
 
 MAX_RESULT_BYTES = 128 * 1024
 S = TaskState
+
+
+def keepable_result(result: Any) -> tuple[Any, str | None]:
+    """The result as it can be stored and served as JSON, and a note when it could not be kept whole."""
+    try:
+        json.dumps(result, allow_nan=False)
+    except (TypeError, ValueError, RecursionError):
+        return {"unkept": True, "reason": "not JSON"}, "the result was not JSON (NaN, Infinity or a non-JSON type)"
+    if payload_depth(result) > MAX_PAYLOAD_DEPTH:
+        return {"unkept": True, "reason": "too deep"}, f"the result nests deeper than {MAX_PAYLOAD_DEPTH} levels"
+    size = payload_size(result)
+    if size > MAX_RESULT_BYTES:
+        note = f"result of {size} bytes over the {MAX_RESULT_BYTES}-byte limit was not kept"
+        return {"unkept": True, "reason": "too large", "size": size, "limit": MAX_RESULT_BYTES}, note
+    return result, None
 
 
 class Outcome(StrEnum):
@@ -129,11 +145,7 @@ class Executor:
 
     def _succeeded(self, task: Task, result: Any, dims: dict[str, Any]) -> Outcome:
         now = self.clock.now_ms()
-        detail = None
-        size = payload_size(result)
-        if size > MAX_RESULT_BYTES:
-            result = {"truncated": True, "size": size, "limit": MAX_RESULT_BYTES}
-            detail = f"result of {size} bytes over the {MAX_RESULT_BYTES}-byte limit was not kept"
+        result, detail = keepable_result(result)
         self.store.transition(
             task.tenant,
             task.task_id,
