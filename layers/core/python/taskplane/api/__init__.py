@@ -1,0 +1,1 @@
+"""HTTP routes (Powertools routers) that functions/api/handler.py composes into one API."""

@@ -1,0 +1,80 @@
+"""Task routes: submit, batch, get, list, cancel."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from aws_lambda_powertools.event_handler import Response
+from aws_lambda_powertools.event_handler.api_gateway import Router
+from aws_lambda_powertools.event_handler.openapi.params import Body, Path, Query
+from pydantic import BaseModel, Field
+
+from taskplane import wiring
+from taskplane.api.common import header, json_response, parse_model, tenant_of
+from taskplane.domain.errors import InvalidRequest, TaskplaneError
+from taskplane.domain.models import TaskSubmit
+from taskplane.domain.states import TaskState
+from taskplane.services.tasks import MAX_BATCH
+
+router = Router()
+
+
+class BatchSubmit(BaseModel):
+    """Up to 500 task bodies; each is validated on its own and answered in order."""
+
+    tasks: list[Any] = Field(
+        min_length=1, max_length=MAX_BATCH, description="task bodies as for POST /v1/tasks"
+    )
+
+
+@router.post(
+    "/v1/tasks", summary="Submit a task", tags=["tasks"], responses={201: {"description": "created"}}
+)
+def submit(task: Annotated[TaskSubmit, Body()]) -> Response[dict[str, Any]]:
+    key = header(router.current_event, "idempotency-key")
+    if key is not None and not 1 <= len(key) <= 128:
+        raise InvalidRequest("Idempotency-Key must be 1 to 128 characters", [{"field": "Idempotency-Key"}])
+    result, fresh = wiring.platform().tasks.submit(tenant_of(router.current_event), task, idempotency_key=key)
+    return json_response(result.to_api(), 201 if fresh else 200)
+
+
+@router.post("/v1/tasks/batch", summary="Submit up to 500 tasks", tags=["tasks"])
+def submit_batch(batch: Annotated[BatchSubmit, Body()]) -> dict[str, Any]:
+    who = tenant_of(router.current_event)
+    items: list[Any] = []
+    for raw in batch.tasks:
+        try:
+            items.append(parse_model(TaskSubmit, raw))
+        except TaskplaneError as exc:
+            items.append(exc)
+    outcomes = wiring.platform().tasks.submit_batch(who, items)
+    results: list[dict[str, Any]] = []
+    for index, outcome in enumerate(outcomes):
+        if isinstance(outcome, TaskplaneError):
+            error = {"code": outcome.code, "message": outcome.message, "details": outcome.details}
+            results.append({"index": index, "error": error})
+        else:
+            results.append({"index": index, "task_id": outcome.task_id, "state": outcome.state.value})
+    return {"results": results}
+
+
+@router.get("/v1/tasks/<task_id>", summary="Get a task", tags=["tasks"])
+def get_task(task_id: Annotated[str, Path(max_length=64)]) -> dict[str, Any]:
+    return wiring.platform().tasks.get(tenant_of(router.current_event), task_id).to_api()
+
+
+@router.get("/v1/tasks", summary="List tasks, newest first", tags=["tasks"])
+def list_tasks(
+    state: Annotated[TaskState | None, Query()] = None,
+    limit: Annotated[int, Query(ge=1, le=500)] = 50,
+    cursor: Annotated[str | None, Query(max_length=64)] = None,
+) -> dict[str, Any]:
+    items, next_cursor = wiring.platform().tasks.list(
+        tenant_of(router.current_event), state=state, limit=limit, cursor=cursor
+    )
+    return {"items": [t.to_api() for t in items], "next_cursor": next_cursor}
+
+
+@router.post("/v1/tasks/<task_id>/cancel", summary="Cancel a task that has not started", tags=["tasks"])
+def cancel_task(task_id: Annotated[str, Path(max_length=64)]) -> dict[str, Any]:
+    return wiring.platform().tasks.cancel(tenant_of(router.current_event), task_id).to_api()
