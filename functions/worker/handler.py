@@ -20,13 +20,16 @@ class PoisonMessage(Exception):
 @tracer.capture_method(capture_response=False)
 def record_handler(record: SQSRecord) -> str:
     try:
-        tenant, task_id, attempt = parse_body(record.body)
+        delivery = parse_body(record.body)
     except ValueError as exc:
         logger.error("unreadable lane message", extra={"message_id": record.message_id, "reason": str(exc)})
         raise PoisonMessage(str(exc)) from exc
-    logger.set_correlation_id(task_id)
-    outcome = wiring.platform().executor.handle(tenant, task_id, attempt)
-    logger.info("delivery handled", extra={"task_id": task_id, "tenant": tenant, "outcome": outcome.value})
+    logger.set_correlation_id(delivery.task_id)
+    outcome = wiring.platform().executor.handle(delivery)
+    logger.info(
+        "delivery handled",
+        extra={"task_id": delivery.task_id, "tenant": delivery.tenant, "outcome": outcome.value},
+    )
     return outcome.value
 
 

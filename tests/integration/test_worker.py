@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 
+from taskplane.adapters.queues import LaneMessage
 from taskplane.domain.models import TaskSubmit
 from taskplane.domain.states import TaskState
 
@@ -101,7 +102,7 @@ def test_concurrent_duplicates_start_once(aws, counting):
 
     def handle() -> None:
         barrier.wait()
-        outcomes.append(aws.platform.executor.handle("acme", task_id, 1).value)
+        outcomes.append(aws.platform.executor.handle(LaneMessage("acme", task_id, 1)).value)
 
     threads = [threading.Thread(target=handle) for _ in range(8)]
     for t in threads:
@@ -242,7 +243,7 @@ def test_message_for_unknown_task_is_consumed(aws, drain):
 def test_early_delivery_of_a_scheduled_task_is_requeued(aws, drain, counting):
     # Given a task due in 2 s whose delivery arrives now (for example after clock skew)
     task_id = submit(aws, {"target": {"type": "builtin", "name": "echo"}, "delay_ms": 2000})
-    outcome = aws.platform.executor.handle("acme", task_id, 1)
+    outcome = aws.platform.executor.handle(LaneMessage("acme", task_id, 1, state="SCHEDULED"))
     # Then it does not start early and a delayed delivery is queued again
     assert outcome.value == "requeued"
     assert counting.calls == {}

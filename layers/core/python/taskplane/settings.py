@@ -19,6 +19,8 @@ ENV_QUEUE_LOW = "TASKPLANE_QUEUE_LOW_URL"
 ENV_DLQ = "TASKPLANE_DLQ_URL"
 ENV_TASK_BUCKETS = "TASKPLANE_TASK_BUCKETS"
 ENV_RETENTION_DAYS = "TASKPLANE_RETENTION_DAYS"
+ENV_WHEEL_TABLE = "TASKPLANE_WHEEL_TABLE"
+ENV_WHEEL_SHARDS = "TASKPLANE_WHEEL_SHARDS"
 
 LANES: tuple[str, ...] = ("high", "default", "low")
 
@@ -32,6 +34,9 @@ class PlatformSettings(BaseModel):
     # Tasks of one tenant are spread over this many partitions (fixed for the life of the table).
     task_buckets: int = Field(default=1, ge=1, le=64)
     retention_days: int = Field(default=30, ge=1, le=3650)
+    wheel_table: str = "taskplane-wheel"
+    # Wheel shards, each with its own tick lease (fixed for the life of the wheel table).
+    wheel_shards: int = Field(default=1, ge=1, le=256)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> PlatformSettings:
@@ -53,6 +58,8 @@ class PlatformSettings(BaseModel):
             dlq_url=env.get(ENV_DLQ, ""),
             task_buckets=int(env.get(ENV_TASK_BUCKETS, defaults.task_buckets)),
             retention_days=int(env.get(ENV_RETENTION_DAYS, defaults.retention_days)),
+            wheel_table=env.get(ENV_WHEEL_TABLE, defaults.wheel_table),
+            wheel_shards=int(env.get(ENV_WHEEL_SHARDS, defaults.wheel_shards)),
         )
 
     def to_env(self) -> dict[str, str]:
@@ -64,6 +71,8 @@ class PlatformSettings(BaseModel):
             ENV_DLQ: self.dlq_url,
             ENV_TASK_BUCKETS: str(self.task_buckets),
             ENV_RETENTION_DAYS: str(self.retention_days),
+            ENV_WHEEL_TABLE: self.wheel_table,
+            ENV_WHEEL_SHARDS: str(self.wheel_shards),
         }
         for lane, var in (("high", ENV_QUEUE_HIGH), ("default", ENV_QUEUE_DEFAULT), ("low", ENV_QUEUE_LOW)):
             if lane in self.queue_urls:

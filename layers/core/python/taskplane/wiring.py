@@ -7,7 +7,8 @@ can be in place before any client exists; tests may install their own with :func
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+import threading
+from dataclasses import dataclass, field
 from typing import Any
 
 from taskplane.domain.clock import Clock, SystemClock
@@ -20,6 +21,9 @@ class Platform:
     tasks: Any  # services.tasks.TaskService
     executor: Any  # services.execute.Executor
     telemetry: Any  # observability.MetricsBuffer
+    ticker: Any = None  # services.tick.Ticker
+    #: set to make a running tick (and anything else that waits on it) stop early
+    stop: threading.Event = field(default_factory=threading.Event)
 
 
 def build(settings: PlatformSettings, *, session: Any = None, clock: Clock | None = None) -> Platform:
@@ -31,9 +35,11 @@ def build(settings: PlatformSettings, *, session: Any = None, clock: Clock | Non
     from taskplane.adapters.queues import Lanes
     from taskplane.adapters.targets import TargetRunners
     from taskplane.adapters.task_store import TaskStore
+    from taskplane.adapters.wheel_store import WheelStore
     from taskplane.observability import MetricsBuffer
     from taskplane.services.execute import Executor
     from taskplane.services.tasks import TaskService
+    from taskplane.services.tick import Ticker
 
     session = session or boto3.session.Session()
     clock = clock or SystemClock()
@@ -42,13 +48,17 @@ def build(settings: PlatformSettings, *, session: Any = None, clock: Clock | Non
     sqs = session.client("sqs", config=retries)
     store = TaskStore(settings.tasks_table, ddb, buckets=settings.task_buckets)
     lanes = Lanes(settings.queue_urls, settings.dlq_url, sqs)
+    wheel = WheelStore(settings.wheel_table, settings.control_table, ddb)
     telemetry = MetricsBuffer()
+    stop = threading.Event()
     tasks = TaskService(
         store=store,
         lanes=lanes,
         clock=clock,
         idempotency=PowertoolsIdempotency(settings.idempotency_table, ddb),
         telemetry=telemetry,
+        wheel=wheel,
+        shards=settings.wheel_shards,
     )
     runners = TargetRunners(
         session=session,
@@ -65,8 +75,13 @@ def build(settings: PlatformSettings, *, session: Any = None, clock: Clock | Non
         clock=clock,
         telemetry=telemetry,
         retention_days=settings.retention_days,
+        wheel=wheel,
+        shards=settings.wheel_shards,
     )
-    return Platform(settings=settings, tasks=tasks, executor=executor, telemetry=telemetry)
+    ticker = Ticker(wheel=wheel, lanes=lanes, clock=clock, wait=stop.wait, telemetry=telemetry)
+    return Platform(
+        settings=settings, tasks=tasks, executor=executor, telemetry=telemetry, ticker=ticker, stop=stop
+    )
 
 
 _current: Platform | None = None

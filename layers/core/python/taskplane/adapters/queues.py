@@ -18,27 +18,60 @@ MAX_DELAY_S = 900  # SQS DelaySeconds ceiling
 
 @dataclass(frozen=True)
 class LaneMessage:
-    """One task delivery: which task, for which attempt, on which lane, after how long."""
+    """One task delivery: which task, for which attempt, on which lane, after how long.
+
+    ``state`` is the state the sender saw (the worker's first conditional write expects it, so the
+    usual delivery costs one write); ``dispatched_at`` is when the tick sent it, ``late_ms`` how far
+    behind its due time that was.
+    """
 
     tenant: str
     task_id: str
     attempt: int
     lane: str = "default"
     delay_s: int = 0
+    state: str = "PENDING"
+    dispatched_at: int | None = None
+    late_ms: int = 0
 
     def body(self) -> str:
-        return json.dumps({"v": 1, "tenant": self.tenant, "task_id": self.task_id, "attempt": self.attempt})
+        data: dict[str, object] = {
+            "v": 1,
+            "tenant": self.tenant,
+            "task_id": self.task_id,
+            "attempt": self.attempt,
+            "state": self.state,
+        }
+        if self.dispatched_at is not None:
+            data["dispatched_at"] = self.dispatched_at
+        if self.late_ms:
+            data["late_ms"] = self.late_ms
+        return json.dumps(data, separators=(",", ":"))
 
 
-def parse_body(body: str) -> tuple[str, str, int]:
-    """(tenant, task_id, attempt) from a lane message body; ValueError when it is not ours."""
-    data = json.loads(body)
+def parse_body(body: str) -> LaneMessage:
+    """The delivery in a lane message body; ValueError when it is not one of ours."""
+    try:
+        data = json.loads(body)
+    except (json.JSONDecodeError, RecursionError) as exc:
+        raise ValueError(f"message body is not JSON: {exc}") from None
     if not isinstance(data, dict):
         raise ValueError("message body is not an object")
     tenant, task_id, attempt = data.get("tenant"), data.get("task_id"), data.get("attempt")
-    if not isinstance(tenant, str) or not isinstance(task_id, str) or not isinstance(attempt, int):
+    if not isinstance(tenant, str) or not isinstance(task_id, str) or type(attempt) is not int:
         raise ValueError("message body lacks tenant, task_id or attempt")
-    return tenant, task_id, attempt
+    state = data.get("state", "PENDING")
+    dispatched_at = data.get("dispatched_at")
+    late_ms = data.get("late_ms", 0)
+    if state not in ("PENDING", "SCHEDULED", "RETRYING"):
+        raise ValueError(f"message state {state!r} is not one a delivery starts from")
+    if dispatched_at is not None and type(dispatched_at) is not int:
+        raise ValueError("dispatched_at is not an integer")
+    if type(late_ms) is not int:
+        raise ValueError("late_ms is not an integer")
+    return LaneMessage(
+        tenant=tenant, task_id=task_id, attempt=attempt, state=state, dispatched_at=dispatched_at, late_ms=late_ms
+    )
 
 
 class Lanes:

@@ -287,6 +287,8 @@ class TaskStore:
         add_attempt: bool = False,
         expected_attempts: int | None = None,
         return_task: bool = True,
+        due_field: str | None = None,
+        due_by: int | None = None,
     ) -> TransitionResult:
         """Move a task from ``expected`` through ``path`` in one conditional write.
 
@@ -329,6 +331,11 @@ class TaskStore:
         if expected_attempts is not None:
             values[":attempts"] = expected_attempts
             condition += " AND attempts = :attempts"
+        if due_field is not None and due_by is not None:
+            # Never start before the task is due by this writer's clock.
+            names["#due"] = due_field
+            values[":due_by"] = due_by
+            condition += " AND #due <= :due_by"
         try:
             resp = self.client.update_item(
                 TableName=self._table,

@@ -67,3 +67,20 @@ def _make_queue_scans_cheap() -> None:
     Queue.messages = property(messages)  # type: ignore[method-assign,assignment]
     Queue.approximate_number_of_messages_not_visible = property(not_visible)  # type: ignore[method-assign,assignment]
     Queue.approximate_number_of_messages_delayed = property(delayed)  # type: ignore[method-assign,assignment]
+
+
+def queue_waiter(queue_url: str, region: str = "us-east-1") -> Any:
+    """A function that blocks until moto's queue may hold a visible message, or a timeout passes.
+
+    The local poller's stand-in for long polling: moto's own long poll returns only when its full
+    wait is over, even with messages in hand; its queue's condition variable wakes at once on a send.
+    """
+    from moto.core import DEFAULT_ACCOUNT_ID
+    from moto.sqs.models import sqs_backends
+
+    queue = sqs_backends[DEFAULT_ACCOUNT_ID][region].get_queue(queue_url.rsplit("/", 1)[-1])
+
+    def wait(timeout_s: float) -> None:
+        queue.wait_for_messages(timeout_s)
+
+    return wait

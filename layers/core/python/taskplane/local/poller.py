@@ -45,6 +45,7 @@ class LanePoller:
         concurrency: int = 4,
         idle_sleep_s: float = 0.02,
         max_idle_sleep_s: float = 0.25,
+        wait_for_messages: Callable[[float], None] | None = None,
     ) -> None:
         self._sqs = sqs
         self._url = queue_url
@@ -56,6 +57,8 @@ class LanePoller:
         self._stop = threading.Event()
         self._idle = idle_sleep_s
         self._max_idle = max_idle_sleep_s
+        # Blocks until a message may be there (or the timeout passes); without one, back off and poll.
+        self._wait_for_messages = wait_for_messages
         self._thread: threading.Thread | None = None
         self._arn = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])["Attributes"][
             "QueueArn"
@@ -95,8 +98,11 @@ class LanePoller:
                     break
             if not messages:
                 self._slots.release()
-                self._stop.wait(sleep)
-                sleep = min(self._max_idle, sleep * 2)
+                if self._wait_for_messages is not None:
+                    self._wait_for_messages(self._idle)
+                else:
+                    self._stop.wait(sleep)
+                    sleep = min(self._max_idle, sleep * 2)
                 continue
             sleep = self._idle
             self._pool.submit(self._invoke, messages)

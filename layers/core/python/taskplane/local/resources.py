@@ -13,13 +13,16 @@ MAX_RECEIVE_COUNT = 5
 LOCAL_VISIBILITY_TIMEOUT_S = 960
 
 
-def create_resources(session: Any, prefix: str = "taskplane", buckets: int = 1) -> PlatformSettings:
+def create_resources(
+    session: Any, prefix: str = "taskplane", buckets: int = 1, shards: int = 1
+) -> PlatformSettings:
     """Create every table and queue; returns the settings that point at them."""
     ddb = session.client("dynamodb")
     sqs = session.client("sqs")
     tasks_table = f"{prefix}-tasks"
     idem_table = f"{prefix}-idempotency"
     control_table = f"{prefix}-control"
+    wheel_table = f"{prefix}-wheel"
     existing = set(ddb.list_tables()["TableNames"])
     if tasks_table not in existing:
         ddb.create_table(
@@ -36,6 +39,22 @@ def create_resources(session: Any, prefix: str = "taskplane", buckets: int = 1) 
         )
         ddb.update_time_to_live(
             TableName=tasks_table, TimeToLiveSpecification={"Enabled": True, "AttributeName": "expires_at"}
+        )
+    if wheel_table not in existing:
+        ddb.create_table(
+            TableName=wheel_table,
+            BillingMode="PAY_PER_REQUEST",
+            AttributeDefinitions=[
+                {"AttributeName": "pk", "AttributeType": "S"},
+                {"AttributeName": "sk", "AttributeType": "S"},
+            ],
+            KeySchema=[
+                {"AttributeName": "pk", "KeyType": "HASH"},
+                {"AttributeName": "sk", "KeyType": "RANGE"},
+            ],
+        )
+        ddb.update_time_to_live(
+            TableName=wheel_table, TimeToLiveSpecification={"Enabled": True, "AttributeName": "expires_at"}
         )
     for name in (idem_table, control_table):
         if name not in existing:
@@ -68,4 +87,6 @@ def create_resources(session: Any, prefix: str = "taskplane", buckets: int = 1) 
         queue_urls=queue_urls,
         dlq_url=dlq_url,
         task_buckets=buckets,
+        wheel_table=wheel_table,
+        wheel_shards=shards,
     )

@@ -95,16 +95,45 @@ class LocalRuntime:
         thread = threading.Thread(target=self._server.serve_forever, name="gateway", daemon=True)
         thread.start()
         self._threads.append(thread)
+        tick = load_handler("tick")
+        for shard in range(settings.wheel_shards):
+            thread = threading.Thread(
+                target=self._tick_loop, args=(tick.lambda_handler, shard), daemon=True, name=f"tick-{shard}"
+            )
+            thread.start()
+            self._threads.append(thread)
         sqs = session.client("sqs")
         for lane, url in settings.queue_urls.items():
-            poller = LanePoller(sqs, url, worker.lambda_handler, concurrency=LANE_CONCURRENCY.get(lane, 2))
+            poller = LanePoller(
+                sqs,
+                url,
+                worker.lambda_handler,
+                concurrency=LANE_CONCURRENCY.get(lane, 2),
+                wait_for_messages=moto_patches.queue_waiter(url),
+            )
             poller.start()
             self.pollers.append(poller)
         return self
 
+    def _tick_loop(self, handler: Any, shard: int) -> None:
+        """What EventBridge's rate(1 minute) does in AWS: run the tick again as soon as one ends."""
+        from taskplane import wiring
+        from taskplane.local.context import LocalContext
+
+        stop = wiring.platform().stop
+        while not stop.is_set():
+            try:
+                handler({"shard": shard}, LocalContext(function_name="taskplane-tick", timeout_s=70))
+            except Exception:  # a failed tick is retried like a failed scheduled invocation
+                stop.wait(1)
+
     def stop(self) -> None:
         from taskplane import wiring
 
+        wiring.platform().stop.set()
+        for thread in self._threads:
+            if thread.name.startswith("tick-"):
+                thread.join(5)
         if self._server is not None:
             self._server.shutdown()
             self._server.server_close()

@@ -20,18 +20,23 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
-from taskplane.adapters.queues import Lanes
+from taskplane.adapters.queues import MAX_DELAY_S, LaneMessage, Lanes
 from taskplane.adapters.targets import TargetFailure, TargetRunners
 from taskplane.adapters.task_store import TaskStore
+from taskplane.adapters.wheel_store import WheelStore
 from taskplane.domain.clock import Clock
 from taskplane.domain.models import MAX_PAYLOAD_DEPTH, Task, payload_depth, payload_size
 from taskplane.domain.retry import next_attempt_at
 from taskplane.domain.states import TaskState, path_to_running
 from taskplane.services.ports import NullTelemetry, Telemetry
-from taskplane.services.tasks import delivery_for
+from taskplane.services.tasks import delivery_for, wheel_entry_for
 
 MAX_RESULT_BYTES = 128 * 1024
+#: A delivery this early is held until due instead of being sent round again.
+MAX_EARLY_WAIT_MS = 1_000
 S = TaskState
+#: The field that says when a waiting task is due.
+DUE_FIELD = {S.SCHEDULED: "run_at", S.RETRYING: "next_attempt_at"}
 
 
 def keepable_result(result: Any) -> tuple[Any, str | None]:
@@ -66,47 +71,66 @@ class Executor:
     clock: Clock
     telemetry: Telemetry = field(default_factory=NullTelemetry)
     uniform: Callable[[float, float], float] = random.uniform
+    sleep: Callable[[float], None] = time.sleep
     retention_days: int = 30
+    wheel: WheelStore | None = None
+    shards: int = 1
     pool: ThreadPoolExecutor = field(default_factory=lambda: ThreadPoolExecutor(max_workers=32))
 
-    def handle(self, tenant: str, task_id: str, attempt: int) -> Outcome:
-        """Process one lane message for ``task_id``; raises only when the message must be redelivered."""
+    def handle(self, delivery: LaneMessage) -> Outcome:
+        """Process one lane message; raises only when the message must be redelivered."""
         now = self.clock.now_ms()
-        # Optimistic start: most deliveries find the task PENDING for exactly this attempt.
+        expected = TaskState(delivery.state)
+        path = path_to_running(expected) or [S.RUNNING]
+        fields: dict[str, Any] = {"started_at": now}
+        if expected is not S.PENDING:
+            fields["dispatched_at"] = delivery.dispatched_at or now
+        detail = f"attempt {delivery.attempt}"
+        if delivery.late_ms:
+            detail += f", dispatched {delivery.late_ms} ms late"
+        # Optimistic start from the state the sender saw: the usual delivery costs one write.
         started = self.store.transition(
-            tenant,
-            task_id,
-            S.PENDING,
-            [S.RUNNING],
+            delivery.tenant,
+            delivery.task_id,
+            expected,
+            path,
             at_ms=now,
-            detail=f"attempt {attempt}",
-            fields={"started_at": now},
+            detail=detail,
+            fields=fields,
             add_attempt=True,
-            expected_attempts=attempt - 1,
+            expected_attempts=delivery.attempt - 1,
+            due_field=DUE_FIELD.get(expected),
+            due_by=now,
         )
         task = started.task
         if not started.ok:
             if task is None:
                 return Outcome.MISSING
-            resolved = self._start_waiting(task, now)
+            resolved = self._start_waiting(task, delivery)
             if not isinstance(resolved, Task):
                 return resolved
             task = resolved
         assert task is not None
         return self._run(task)
 
-    def _start_waiting(self, task: Task, now: int) -> Task | Outcome:
-        """A delivery found the task in some other state: start it if due, requeue, or drop."""
+    def _start_waiting(self, task: Task, delivery: LaneMessage) -> Task | Outcome:
+        """A delivery found the task in another state than expected: start it if due, requeue, or drop."""
         path = path_to_running(task.state)
         if path is None:
             return Outcome.DUPLICATE
         due = task.next_attempt_at if task.state is S.RETRYING and task.next_attempt_at else task.run_at
+        now = self.clock.now_ms()
+        if 0 < due - now <= MAX_EARLY_WAIT_MS:
+            # Whole-second SQS delays (and clock skew) bring some deliveries a little early:
+            # wait out the rest here rather than a second round trip, so the start stays precise.
+            self.sleep((due - now) / 1000)
+            now = self.clock.now_ms()
         if due > now:
             self.lanes.send_one(delivery_for(task, now))
             return Outcome.REQUEUED
         fields: dict[str, Any] = {"started_at": now}
-        if task.dispatched_at is None or task.state is not S.PENDING:
-            fields["dispatched_at"] = now
+        if task.state is not S.PENDING:
+            fields["dispatched_at"] = delivery.dispatched_at or now
         result = self.store.transition(
             task.tenant,
             task.task_id,
@@ -117,6 +141,8 @@ class Executor:
             fields=fields,
             add_attempt=True,
             expected_attempts=task.attempts,
+            due_field=DUE_FIELD.get(task.state),
+            due_by=now,
         )
         return result.task if result.ok and result.task is not None else Outcome.DUPLICATE
 
@@ -186,7 +212,11 @@ class Executor:
                 # State first, then the delivery: if this send fails the message is redelivered,
                 # finds the task RETRYING and queues it again.
                 waiting = task.model_copy(update={"state": S.RETRYING, "next_attempt_at": retry_at})
-                self.lanes.send_one(delivery_for(waiting, now))
+                if self.wheel is not None and retry_at - now > MAX_DELAY_S * 1000:
+                    # Beyond what SQS DelaySeconds can hold: the wheel dispatches it when due.
+                    self.wheel.put(wheel_entry_for(waiting, self.shards))
+                else:
+                    self.lanes.send_one(delivery_for(waiting, now))
             self.telemetry.count("retried", **dims)
             return Outcome.RETRYING
         reason = self._final_reason(task, failure, retryable_but_exhausted=failure.retryable)

@@ -9,30 +9,55 @@ from typing import Any
 
 from taskplane.adapters.queues import MAX_DELAY_S, LaneMessage, Lanes
 from taskplane.adapters.task_store import TaskStore
+from taskplane.adapters.wheel_store import WheelStore
 from taskplane.domain.clock import Clock
 from taskplane.domain.errors import Conflict, InvalidRequest, NotFound, PayloadTooLarge, TaskplaneError
 from taskplane.domain.ids import is_valid_id, new_id
 from taskplane.domain.models import MAX_DELAY_MS, MAX_PAYLOAD_BYTES, Task, TaskSubmit, new_task, payload_size
 from taskplane.domain.states import CANCELLABLE, TaskState
+from taskplane.domain.wheel import WheelEntry, goes_through_wheel, shard_of
 from taskplane.services.ports import Idempotency, NullTelemetry, Telemetry
 
 MAX_BATCH = 500
 
 
-def delay_seconds(due_ms: int, now_ms: int) -> int:
-    """Whole seconds for SQS DelaySeconds, rounded up so a message never arrives early, capped at 15 min."""
-    return max(0, min(MAX_DELAY_S, math.ceil((due_ms - now_ms) / 1000)))
+def delay_seconds(due_ms: int, now_ms: int, *, round_up: bool = True) -> int:
+    """Whole seconds for SQS DelaySeconds, capped at 15 minutes.
+
+    Rounded up, a message never arrives early; rounded down, it arrives less than a second early and
+    the worker holds it until due (precise starts for tasks too near for the wheel).
+    """
+    seconds = (due_ms - now_ms) / 1000
+    whole = math.ceil(seconds) if round_up else math.floor(seconds)
+    return max(0, min(MAX_DELAY_S, whole))
+
+
+def due_of(task: Task) -> int:
+    return task.next_attempt_at if task.state is TaskState.RETRYING and task.next_attempt_at else task.run_at
 
 
 def delivery_for(task: Task, now_ms: int) -> LaneMessage:
     """The lane message that brings ``task`` to a worker when it is due."""
-    due = task.next_attempt_at if task.state is TaskState.RETRYING and task.next_attempt_at else task.run_at
     return LaneMessage(
         tenant=task.tenant,
         task_id=task.task_id,
         attempt=task.attempts + 1,
         lane=task.priority,
-        delay_s=delay_seconds(due, now_ms),
+        delay_s=delay_seconds(due_of(task), now_ms, round_up=task.state is not TaskState.SCHEDULED),
+        state=task.state.value,
+    )
+
+
+def wheel_entry_for(task: Task, shards: int) -> WheelEntry:
+    """The wheel entry that dispatches ``task`` (its first attempt, or a retry) when it is due."""
+    return WheelEntry(
+        shard=shard_of(task.task_id, shards),
+        due_ms=due_of(task),
+        item_id=task.task_id,
+        tenant=task.tenant,
+        kind="retry" if task.state is TaskState.RETRYING else "task",
+        lane=task.priority,
+        attempt=task.attempts + 1,
     )
 
 
@@ -45,6 +70,11 @@ class TaskService:
     telemetry: Telemetry = field(default_factory=NullTelemetry)
     make_id: Callable[[int], str] = new_id
     max_payload_bytes: int = MAX_PAYLOAD_BYTES
+    wheel: WheelStore | None = None
+    shards: int = 1
+
+    def _via_wheel(self, task: Task, now_ms: int) -> bool:
+        return self.wheel is not None and task.state is TaskState.SCHEDULED and goes_through_wheel(task.run_at, now_ms)
 
     # -- submit ---------------------------------------------------------------------------------
     def submit(self, tenant: str, body: TaskSubmit, idempotency_key: str | None = None) -> tuple[Task, bool]:
@@ -83,9 +113,26 @@ class TaskService:
             except TaskplaneError as exc:
                 outcomes[i] = exc
                 continue
-            fresh.append((i, new_task(item, task_id=self.make_id(now), tenant=tenant, now_ms=now)))
+            task = new_task(item, task_id=self.make_id(now), tenant=tenant, now_ms=now)
+            if task.state is TaskState.PENDING:
+                task = task.model_copy(update={"dispatched_at": now})
+            fresh.append((i, task))
+        if self.wheel is not None:
+            wheeled = [(i, t) for i, t in fresh if self._via_wheel(t, now)]
+            put = self.wheel.put_many([wheel_entry_for(t, self.shards) for _, t in wheeled])
+            for (i, _), err in zip(wheeled, put, strict=True):
+                if err is not None:
+                    outcomes[i] = err if isinstance(err, TaskplaneError) else TaskplaneError(str(err))
+            failed = {i for (i, _), err in zip(wheeled, put, strict=True) if err is not None}
+            fresh = [(i, t) for i, t in fresh if i not in failed]
         stored = self.store.create_many([t for _, t in fresh])
-        to_send = [(i, t) for (i, t), err in zip(fresh, stored, strict=True) if err is None]
+        for (i, t), err in zip(fresh, stored, strict=True):
+            if err is None and self._via_wheel(t, now):
+                outcomes[i] = t
+                self.telemetry.count("submitted", **self._dims(t))
+        to_send = [
+            (i, t) for (i, t), err in zip(fresh, stored, strict=True) if err is None and not self._via_wheel(t, now)
+        ]
         for (i, _), err in zip(fresh, stored, strict=True):
             if err is not None:
                 outcomes[i] = err if isinstance(err, TaskplaneError) else TaskplaneError(str(err))
@@ -102,6 +149,14 @@ class TaskService:
     def _accept(self, tenant: str, body: TaskSubmit) -> Task:
         now = self.clock.now_ms()
         task = new_task(body, task_id=self.make_id(now), tenant=tenant, now_ms=now)
+        if self._via_wheel(task, now):
+            assert self.wheel is not None
+            # The entry first: a crash before the task is stored leaves an entry the worker drops
+            # (no such task), never a task nothing will dispatch.
+            self.wheel.put(wheel_entry_for(task, self.shards))
+            self.store.create(task)
+            self.telemetry.count("submitted", **self._dims(task))
+            return task
         if task.state is TaskState.PENDING:
             task = task.model_copy(update={"dispatched_at": now})
         self.store.create(task)

@@ -1,0 +1,200 @@
+"""The tick: one lease-holder per wheel shard dispatching due entries on time.
+
+A tick takes the shard's lease (a conditional write with an expiry), resumes from the shard's saved
+position, and until its time is up: loads entries due within the next LOOKAHEAD_MS into a heap (each
+range of the wheel is read once), sends each entry to its lane when it is due, and every second saves
+how far it got while extending the lease. A second tick on the same shard waits for the lease to be
+released or to expire. A crashed tick's successor resumes from the last saved position; entries it
+sends again are harmless, because the worker starts an attempt only once.
+"""
+
+from __future__ import annotations
+
+import heapq
+import uuid
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+
+from taskplane.adapters.queues import LaneMessage, Lanes
+from taskplane.adapters.wheel_store import WheelStore, upto_key
+from taskplane.domain.clock import Clock
+from taskplane.domain.wheel import (
+    LOOKAHEAD_MS,
+    LOOKBACK_MS,
+    POLL_MS,
+    SLOT_MS,
+    WheelEntry,
+    slot_of,
+    slots_between,
+    sort_key,
+)
+from taskplane.services.ports import NullTelemetry, Telemetry
+
+ScheduleFirer = Callable[[WheelEntry, int], None]
+
+
+@dataclass
+class TickReport:
+    shard: int
+    owner: str
+    acquired: bool = False
+    dispatched: int = 0
+    late: int = 0
+    fired: int = 0
+    send_failures: int = 0
+    lost_lease: bool = False
+
+
+@dataclass
+class Ticker:
+    wheel: WheelStore
+    lanes: Lanes
+    clock: Clock
+    #: waits up to the given seconds; returns True when the tick should stop (an Event's wait)
+    wait: Callable[[float], bool]
+    poll_ms: int = POLL_MS
+    lease_ms: int = 15_000
+    save_every_ms: int = 1_000
+    late_after_ms: int = 1_000
+    fire_schedule: ScheduleFirer | None = None
+    telemetry: Telemetry = field(default_factory=NullTelemetry)
+    senders: ThreadPoolExecutor = field(default_factory=lambda: ThreadPoolExecutor(max_workers=4))
+
+    def run(self, shard: int, until_ms: int, owner: str | None = None) -> TickReport:
+        """Dispatch shard ``shard`` until ``until_ms`` (epoch ms, by this tick's clock)."""
+        report = TickReport(shard=shard, owner=owner or uuid.uuid4().hex)
+        lease = self._acquire(shard, report.owner, until_ms)
+        if lease is None:
+            return report
+        report.acquired = True
+        now = self.clock.now_ms()
+        # Resume where the last holder saved; on a shard's first run, one slot back.
+        backlog_from = (
+            (lease.resume_slot, lease.resume_sk) if lease.resume_slot is not None else (slot_of(now) - SLOT_MS, "")
+        )
+        heap: list[tuple[int, str, int, WheelEntry]] = []
+        seen: dict[tuple[int, str], int] = {}  # keys loaded in the recent window -> due ms
+        loaded_at = -(10**15)
+        saved_at = now
+        while True:
+            now = self.clock.now_ms()
+            if now >= until_ms:
+                break
+            if now - loaded_at >= self.poll_ms:
+                recent = (slot_of(now - LOOKBACK_MS), sort_key(now - LOOKBACK_MS, ""))
+                self._load(shard, min(backlog_from, recent), now + LOOKAHEAD_MS, heap, seen)
+                backlog_from = recent  # the backlog (if any) is in the heap now
+                loaded_at = now
+            due: list[WheelEntry] = []
+            while heap and heap[0][0] <= now:
+                due.append(heapq.heappop(heap)[3])
+            if due:
+                unsent = self._dispatch(due, report)
+                for entry in unsent:
+                    heapq.heappush(heap, (entry.due_ms, entry.sk, entry.slot_ms, entry))
+                if unsent and self.wait(0.1):  # the queue refused some: try again shortly, not in a spin
+                    break
+            if now - saved_at >= self.save_every_ms:
+                if not self.wheel.save(shard, report.owner, now, self.lease_ms, self._resume(heap, now)):
+                    report.lost_lease = True
+                    return report
+                saved_at = now
+                cutoff = now - LOOKBACK_MS - self.save_every_ms
+                for key in [k for k, d in seen.items() if d < cutoff]:
+                    del seen[key]
+            next_event = min(heap[0][0] if heap else until_ms, loaded_at + self.poll_ms, until_ms)
+            if self.wait(max(0, next_event - self.clock.now_ms()) / 1000):
+                break
+        if self.wheel.save(shard, report.owner, self.clock.now_ms(), self.lease_ms, self._resume(heap, now)):
+            self.wheel.release(shard, report.owner)
+        else:
+            report.lost_lease = True
+        return report
+
+    # -- steps -------------------------------------------------------------------------------------
+    def _acquire(self, shard: int, owner: str, until_ms: int):  # type: ignore[no-untyped-def]
+        """Take the lease, waiting (until ``until_ms``) while another tick holds it."""
+        while True:
+            now = self.clock.now_ms()
+            lease = self.wheel.acquire(shard, owner, now, self.lease_ms)
+            if lease is not None or now >= until_ms:
+                return lease
+            holder = self.wheel.peek(shard)
+            # Back off until the holder's lease runs out (it may release sooner: look again soon).
+            pause = 100 if holder is None else max(20, min(250, holder.until_ms - now))
+            if self.wait(min(pause, max(0, until_ms - now)) / 1000):
+                return None
+
+    def _load(
+        self,
+        shard: int,
+        start: tuple[int, str],
+        horizon: int,
+        heap: list[tuple[int, str, int, WheelEntry]],
+        seen: dict[tuple[int, str], int],
+    ) -> None:
+        """Read entries from ``start`` (inclusive) to ``horizon`` into the heap, skipping those already seen."""
+        first_slot, first_sk = start
+        last_slot = slot_of(horizon)
+        for slot in slots_between(first_slot, horizon):
+            upto = upto_key(horizon) if slot == last_slot else None
+            for entry in self.wheel.load(shard, slot, first_sk if slot == first_slot else "", upto):
+                if entry.key in seen:
+                    continue
+                seen[entry.key] = entry.due_ms
+                heapq.heappush(heap, (entry.due_ms, entry.sk, entry.slot_ms, entry))
+
+    @staticmethod
+    def _resume(heap: list[tuple[int, str, int, WheelEntry]], now: int) -> tuple[int, str]:
+        """Where a successor must start: the earliest entry not yet sent, and never later than the
+        look-back window (whatever a successor sends twice, the worker starts once)."""
+        recent = (slot_of(now - LOOKBACK_MS), sort_key(now - LOOKBACK_MS, ""))
+        if not heap:
+            return recent
+        return min(min((slot, sk) for _, sk, slot, _ in heap), recent)
+
+    def _dispatch(self, due: list[WheelEntry], report: TickReport) -> list[WheelEntry]:
+        """Send due entries in batches of 10 per lane, concurrently; returns those not sent."""
+        failed: list[WheelEntry] = []
+        tasks = [e for e in due if e.kind != "schedule"]
+        for entry in (e for e in due if e.kind == "schedule"):
+            if self.fire_schedule is None:
+                continue
+            try:
+                self.fire_schedule(entry, self.clock.now_ms())
+                report.fired += 1
+            except Exception:
+                failed.append(entry)
+        by_lane: dict[str, list[WheelEntry]] = {}
+        for entry in tasks:
+            by_lane.setdefault(entry.lane, []).append(entry)
+        batches = [group[i : i + 10] for group in by_lane.values() for i in range(0, len(group), 10)]
+        for batch, outcomes in zip(batches, self.senders.map(self._send_batch, batches), strict=True):
+            for entry, err in zip(batch, outcomes, strict=True):
+                if err is None:
+                    report.dispatched += 1
+                else:
+                    report.send_failures += 1
+                    failed.append(entry)
+        return failed
+
+    def _send_batch(self, batch: list[WheelEntry]) -> list[Exception | None]:
+        now = self.clock.now_ms()  # stamped per batch, just before it leaves
+        messages = []
+        for entry in batch:
+            late = now - entry.due_ms
+            if late > self.late_after_ms:
+                self.telemetry.count("dispatched_late", tenant=entry.tenant, target_type="wheel", lane=entry.lane)
+            messages.append(
+                LaneMessage(
+                    tenant=entry.tenant,
+                    task_id=entry.item_id,
+                    attempt=entry.attempt,
+                    lane=entry.lane,
+                    state="RETRYING" if entry.kind == "retry" else "SCHEDULED",
+                    dispatched_at=now,
+                    late_ms=late if late > self.late_after_ms else 0,
+                )
+            )
+        return self.lanes.send(messages)
