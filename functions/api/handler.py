@@ -12,7 +12,7 @@ from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from taskplane import wiring
-from taskplane.api import tasks
+from taskplane.api import schedules, tasks
 from taskplane.api.common import STATUS, error_response, parse_json, validation_details
 from taskplane.domain.errors import TaskplaneError, Throttled
 from taskplane.observability import logger, tracer
@@ -69,6 +69,7 @@ def openapi() -> Response[dict[str, Any]]:
 
 
 app.include_router(tasks.router)
+app.include_router(schedules.router)
 
 
 # -- entry point ---------------------------------------------------------------------------------

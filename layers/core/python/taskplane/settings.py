@@ -21,6 +21,7 @@ ENV_TASK_BUCKETS = "TASKPLANE_TASK_BUCKETS"
 ENV_RETENTION_DAYS = "TASKPLANE_RETENTION_DAYS"
 ENV_WHEEL_TABLE = "TASKPLANE_WHEEL_TABLE"
 ENV_WHEEL_SHARDS = "TASKPLANE_WHEEL_SHARDS"
+ENV_SCHEDULES_TABLE = "TASKPLANE_SCHEDULES_TABLE"
 
 LANES: tuple[str, ...] = ("high", "default", "low")
 
@@ -37,6 +38,7 @@ class PlatformSettings(BaseModel):
     wheel_table: str = "taskplane-wheel"
     # Wheel shards, each with its own tick lease (fixed for the life of the wheel table).
     wheel_shards: int = Field(default=1, ge=1, le=256)
+    schedules_table: str = "taskplane-schedules"
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> PlatformSettings:
@@ -60,6 +62,7 @@ class PlatformSettings(BaseModel):
             retention_days=int(env.get(ENV_RETENTION_DAYS, defaults.retention_days)),
             wheel_table=env.get(ENV_WHEEL_TABLE, defaults.wheel_table),
             wheel_shards=int(env.get(ENV_WHEEL_SHARDS, defaults.wheel_shards)),
+            schedules_table=env.get(ENV_SCHEDULES_TABLE, defaults.schedules_table),
         )
 
     def to_env(self) -> dict[str, str]:
@@ -73,6 +76,7 @@ class PlatformSettings(BaseModel):
             ENV_RETENTION_DAYS: str(self.retention_days),
             ENV_WHEEL_TABLE: self.wheel_table,
             ENV_WHEEL_SHARDS: str(self.wheel_shards),
+            ENV_SCHEDULES_TABLE: self.schedules_table,
         }
         for lane, var in (("high", ENV_QUEUE_HIGH), ("default", ENV_QUEUE_DEFAULT), ("low", ENV_QUEUE_LOW)):
             if lane in self.queue_urls:

@@ -22,6 +22,7 @@ class Platform:
     executor: Any  # services.execute.Executor
     telemetry: Any  # observability.MetricsBuffer
     ticker: Any = None  # services.tick.Ticker
+    schedules: Any = None  # services.schedules.ScheduleService
     #: set to make a running tick (and anything else that waits on it) stop early
     stop: threading.Event = field(default_factory=threading.Event)
 
@@ -35,10 +36,12 @@ def build(settings: PlatformSettings, *, session: Any = None, clock: Clock | Non
     from taskplane.adapters.queues import Lanes
     from taskplane.adapters.targets import TargetRunners
     from taskplane.adapters.task_store import TaskStore
+    from taskplane.adapters.schedule_store import ScheduleStore
     from taskplane.adapters.wheel_store import WheelStore
     from taskplane.observability import MetricsBuffer
     from taskplane.services.execute import Executor
     from taskplane.services.tasks import TaskService
+    from taskplane.services.schedules import ScheduleService
     from taskplane.services.tick import Ticker
 
     session = session or boto3.session.Session()
@@ -78,9 +81,30 @@ def build(settings: PlatformSettings, *, session: Any = None, clock: Clock | Non
         wheel=wheel,
         shards=settings.wheel_shards,
     )
-    ticker = Ticker(wheel=wheel, lanes=lanes, clock=clock, wait=stop.wait, telemetry=telemetry)
+    schedules = ScheduleService(
+        store=ScheduleStore(settings.schedules_table, wheel, ddb),
+        tasks=store,
+        lanes=lanes,
+        clock=clock,
+        shards=settings.wheel_shards,
+        telemetry=telemetry,
+    )
+    ticker = Ticker(
+        wheel=wheel,
+        lanes=lanes,
+        clock=clock,
+        wait=stop.wait,
+        telemetry=telemetry,
+        fire_schedule=schedules.fire,
+    )
     return Platform(
-        settings=settings, tasks=tasks, executor=executor, telemetry=telemetry, ticker=ticker, stop=stop
+        settings=settings,
+        tasks=tasks,
+        executor=executor,
+        telemetry=telemetry,
+        ticker=ticker,
+        stop=stop,
+        schedules=schedules,
     )
 
 

@@ -97,6 +97,9 @@ def _to_item(task: Task, buckets: int) -> dict[str, Any]:
         "next_attempt_at",
         "deadline",
         "idempotency_key",
+        "schedule_id",
+        "fire_at",
+        "trigger_id",
     ):
         value = getattr(task, name)
         if value is not None:
@@ -132,6 +135,9 @@ def _from_item(item: dict[str, Any]) -> Task:
         error=TaskErrorInfo(**error) if error else None,
         history=[_history_entry(h) for h in item.get("history", [])],
         idempotency_key=item.get("idempotency_key"),
+        schedule_id=item.get("schedule_id"),
+        fire_at=_num(item.get("fire_at")),
+        trigger_id=item.get("trigger_id"),
     )
 
 

@@ -90,6 +90,10 @@ class WheelStore:
                 )
         return outcomes
 
+    def put_request(self, entry: WheelEntry) -> dict[str, Any]:
+        """The entry as one element of a TransactWriteItems call."""
+        return {"Put": {"TableName": self._table, "Item": self._item(entry)}}
+
     def _item(self, entry: WheelEntry) -> dict[str, Any]:
         return {
             "pk": {"S": partition(entry.shard, entry.slot_ms)},

@@ -200,6 +200,10 @@ class Task(BaseModel):
     error: TaskErrorInfo | None = None
     history: list[HistoryEntry] = Field(default_factory=list)
     idempotency_key: str | None = None
+    #: set on tasks a schedule or a trigger started
+    schedule_id: str | None = None
+    fire_at: int | None = None
+    trigger_id: str | None = None
 
     @property
     def target_type(self) -> str:
@@ -229,6 +233,9 @@ class Task(BaseModel):
             "history": [
                 {"state": h.state.value, "at": to_rfc3339(h.at), "detail": h.detail} for h in self.history
             ],
+            "schedule_id": self.schedule_id,
+            "fire_at": to_rfc3339(self.fire_at),
+            "trigger_id": self.trigger_id,
         }
 
 

@@ -23,6 +23,7 @@ def create_resources(
     idem_table = f"{prefix}-idempotency"
     control_table = f"{prefix}-control"
     wheel_table = f"{prefix}-wheel"
+    schedules_table = f"{prefix}-schedules"
     existing = set(ddb.list_tables()["TableNames"])
     if tasks_table not in existing:
         ddb.create_table(
@@ -39,6 +40,19 @@ def create_resources(
         )
         ddb.update_time_to_live(
             TableName=tasks_table, TimeToLiveSpecification={"Enabled": True, "AttributeName": "expires_at"}
+        )
+    if schedules_table not in existing:
+        ddb.create_table(
+            TableName=schedules_table,
+            BillingMode="PAY_PER_REQUEST",
+            AttributeDefinitions=[
+                {"AttributeName": "pk", "AttributeType": "S"},
+                {"AttributeName": "sk", "AttributeType": "S"},
+            ],
+            KeySchema=[
+                {"AttributeName": "pk", "KeyType": "HASH"},
+                {"AttributeName": "sk", "KeyType": "RANGE"},
+            ],
         )
     if wheel_table not in existing:
         ddb.create_table(
@@ -89,4 +103,5 @@ def create_resources(
         task_buckets=buckets,
         wheel_table=wheel_table,
         wheel_shards=shards,
+        schedules_table=schedules_table,
     )

@@ -1,0 +1,164 @@
+"""Create, read, pause, resume and delete schedules; fire them when the tick finds them due.
+
+A schedule's next fire is a wheel entry (kind "schedule"). Firing is idempotent step by step, so a
+tick retried after a crash at any point creates no second task for the same fire time:
+1. each fire's task has an id derived from (schedule, fire time): storing it twice is a Conflict,
+   and an existing task still PENDING is queued again (the worker starts it once);
+2. the schedule moves to its next fire with a write conditional on the fire being handled, in one
+   transaction with the next wheel entry; a retried fire that finds the schedule already moved on
+   does nothing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from taskplane.adapters.queues import LaneMessage, Lanes
+from taskplane.adapters.schedule_store import ScheduleStore
+from taskplane.adapters.task_store import TaskStore
+from taskplane.domain.clock import Clock, to_rfc3339
+from taskplane.domain.errors import Conflict, InvalidRequest, NotFound
+from taskplane.domain.ids import is_valid_id, new_id
+from taskplane.domain.models import TaskSubmit, new_task
+from taskplane.domain.schedules import (
+    Schedule,
+    ScheduleCreate,
+    fire_task_id,
+    first_fire,
+    new_schedule,
+    plan_fires,
+)
+from taskplane.domain.states import TERMINAL, TaskState
+from taskplane.domain.wheel import WheelEntry, shard_of
+from taskplane.services.ports import NullTelemetry, Telemetry
+
+
+@dataclass
+class ScheduleService:
+    store: ScheduleStore
+    tasks: TaskStore
+    lanes: Lanes
+    clock: Clock
+    shards: int = 1
+    telemetry: Telemetry = field(default_factory=NullTelemetry)
+    make_id: Callable[[int], str] = new_id
+
+    def _entry(self, schedule: Schedule) -> WheelEntry | None:
+        if schedule.paused or schedule.next_fire_at is None:
+            return None
+        return WheelEntry(
+            shard=shard_of(schedule.schedule_id, self.shards),
+            due_ms=schedule.next_fire_at,
+            item_id=schedule.schedule_id,
+            tenant=schedule.tenant,
+            kind="schedule",
+            lane=schedule.task.get("priority", "default"),
+        )
+
+    # -- API use cases -----------------------------------------------------------------------------
+    def create(self, tenant: str, body: ScheduleCreate) -> Schedule:
+        now = self.clock.now_ms()
+        schedule = new_schedule(body, schedule_id=self.make_id(now), tenant=tenant, now_ms=now)
+        if schedule.next_fire_at is None:
+            raise InvalidRequest(
+                "the schedule would never fire: its next fire time is after end_at", [{"field": "end_at"}]
+            )
+        self.store.create(schedule, self._entry(schedule))
+        return schedule
+
+    def get(self, tenant: str, schedule_id: str) -> Schedule:
+        schedule = self.store.get(tenant, schedule_id) if is_valid_id(schedule_id) else None
+        if schedule is None:
+            raise NotFound(f"schedule {schedule_id!r} not found")
+        return schedule
+
+    def list(
+        self, tenant: str, *, limit: int = 50, cursor: str | None = None
+    ) -> tuple[list[Schedule], str | None]:
+        if cursor is not None and not is_valid_id(cursor):
+            raise InvalidRequest("cursor is not one this API returned", [{"field": "cursor"}])
+        return self.store.list(tenant, limit=limit, cursor=cursor)
+
+    def pause(self, tenant: str, schedule_id: str) -> Schedule:
+        schedule = self.get(tenant, schedule_id)
+        if schedule.paused:
+            return schedule
+        paused = schedule.model_copy(update={"paused": True, "updated_at": self.clock.now_ms()})
+        if not self.store.update(paused, expected_next=schedule.next_fire_at):
+            raise Conflict("the schedule changed while pausing it; try again")
+        return paused
+
+    def resume(self, tenant: str, schedule_id: str) -> Schedule:
+        """Resume from now: fires missed while paused are skipped, not caught up."""
+        schedule = self.get(tenant, schedule_id)
+        if not schedule.paused:
+            return schedule
+        now = self.clock.now_ms()
+        resumed = schedule.model_copy(update={"paused": False, "updated_at": now})
+        resumed = resumed.model_copy(update={"next_fire_at": first_fire(resumed, now)})
+        if not self.store.update(resumed, expected_next=schedule.next_fire_at, entry=self._entry(resumed)):
+            raise Conflict("the schedule changed while resuming it; try again")
+        return resumed
+
+    def delete(self, tenant: str, schedule_id: str) -> None:
+        if not is_valid_id(schedule_id) or not self.store.delete(tenant, schedule_id):
+            raise NotFound(f"schedule {schedule_id!r} not found")
+
+    # -- the tick's side ---------------------------------------------------------------------------
+    def fire(self, entry: WheelEntry, now_ms: int) -> None:
+        """Handle a schedule's wheel entry that is due (called by the tick; safe to call again)."""
+        schedule = self.store.get(entry.tenant, entry.item_id)
+        if schedule is None or schedule.paused or schedule.next_fire_at != entry.due_ms:
+            return  # deleted, paused, or already moved past this fire (a retried tick)
+        fires, skipped, nxt = plan_fires(schedule, entry.due_ms, now_ms)
+        if fires and schedule.overlap == "skip" and self._previous_running(schedule):
+            skipped, fires = skipped + len(fires), []
+        started = [self._start(schedule, fire_ms, now_ms) for fire_ms in fires]
+        moved = schedule.model_copy(
+            update={
+                "next_fire_at": nxt,
+                "last_fire_at": fires[-1] if fires else schedule.last_fire_at,
+                "last_task_id": started[-1] if started else schedule.last_task_id,
+                "fires": schedule.fires + len(started),
+                "skipped": schedule.skipped + skipped,
+                "updated_at": now_ms,
+            }
+        )
+        self.store.update(moved, expected_next=entry.due_ms, entry=self._entry(moved))
+        dims = {
+            "tenant": schedule.tenant,
+            "target_type": str(schedule.task["target"]["type"]),
+            "lane": entry.lane,
+        }
+        if started:
+            self.telemetry.count("schedule_fired", value=len(started), **dims)
+        if skipped:
+            self.telemetry.count("schedule_skipped", value=skipped, **dims)
+
+    def _previous_running(self, schedule: Schedule) -> bool:
+        if not schedule.last_task_id:
+            return False
+        last = self.tasks.get(schedule.tenant, schedule.last_task_id)
+        return last is not None and last.state not in TERMINAL
+
+    def _start(self, schedule: Schedule, fire_ms: int, now_ms: int) -> str:
+        """Create (once) and queue the task of one fire; returns its id."""
+        task_id = fire_task_id(schedule.schedule_id, fire_ms)
+        body = TaskSubmit.model_validate(schedule.task)
+        task = new_task(body, task_id=task_id, tenant=schedule.tenant, now_ms=now_ms).model_copy(
+            update={"schedule_id": schedule.schedule_id, "fire_at": fire_ms, "dispatched_at": now_ms}
+        )
+        task.history[0].detail = f"fired by schedule {schedule.schedule_id} for {to_rfc3339(fire_ms)}"
+        try:
+            self.tasks.create(task)
+        except Conflict:
+            existing = self.tasks.get(schedule.tenant, task_id)
+            if existing is None or existing.state is not TaskState.PENDING:
+                return task_id  # created and already on its way by an earlier try
+        self.lanes.send_one(
+            LaneMessage(
+                tenant=schedule.tenant, task_id=task_id, attempt=1, lane=task.priority, state="PENDING"
+            )
+        )
+        return task_id
