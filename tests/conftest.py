@@ -71,7 +71,10 @@ def aws(aws_env: None, request: pytest.FixtureRequest) -> Iterator[Aws]:
     with mock_aws():
         session = boto3.session.Session(region_name="us-east-1")
         settings = create_resources(session, buckets=options.get("buckets", 1))
-        platform = wiring.build(settings, session=session, clock=options.get("clock"))
+        clock = options.get("clock")
+        if callable(clock) and not hasattr(clock, "now_ms"):
+            clock = clock()  # a factory, so parametrized tests each get a fresh clock
+        platform = wiring.build(settings, session=session, clock=clock)
         wiring.use(platform)
         try:
             yield Aws(session=session, settings=settings, platform=platform)

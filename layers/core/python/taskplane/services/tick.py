@@ -32,6 +32,7 @@ from taskplane.domain.wheel import (
 from taskplane.services.ports import NullTelemetry, Telemetry
 
 ScheduleFirer = Callable[[WheelEntry, int], None]
+FIRST_RUN_LOOKBACK_MS = 3_600_000
 
 
 @dataclass
@@ -69,9 +70,12 @@ class Ticker:
             return report
         report.acquired = True
         now = self.clock.now_ms()
-        # Resume where the last holder saved; on a shard's first run, one slot back.
+        # Resume where the last holder saved. A shard's very first tick (the rule starts ticking when
+        # the stack is deployed, before any entry exists) still looks an hour back, in case it started late.
         backlog_from = (
-            (lease.resume_slot, lease.resume_sk) if lease.resume_slot is not None else (slot_of(now) - SLOT_MS, "")
+            (lease.resume_slot, lease.resume_sk)
+            if lease.resume_slot is not None
+            else (slot_of(now - FIRST_RUN_LOOKBACK_MS), "")
         )
         heap: list[tuple[int, str, int, WheelEntry]] = []
         seen: dict[tuple[int, str], int] = {}  # keys loaded in the recent window -> due ms
@@ -185,7 +189,9 @@ class Ticker:
         for entry in batch:
             late = now - entry.due_ms
             if late > self.late_after_ms:
-                self.telemetry.count("dispatched_late", tenant=entry.tenant, target_type="wheel", lane=entry.lane)
+                self.telemetry.count(
+                    "dispatched_late", tenant=entry.tenant, target_type="wheel", lane=entry.lane
+                )
             messages.append(
                 LaneMessage(
                     tenant=entry.tenant,

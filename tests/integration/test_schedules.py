@@ -1,0 +1,197 @@
+"""Schedules under moto with a simulated clock: fires, misfires, overlap, idempotent fires, the API."""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+import pytest
+
+from taskplane.domain.clock import FixedClock
+from taskplane.domain.schedules import fire_task_id
+from taskplane.domain.states import TaskState
+from taskplane.domain.wheel import WheelEntry, shard_of
+
+pytestmark = pytest.mark.integration
+
+START = 1_798_761_600_000  # 2027-01-01T00:00:00Z, a whole minute
+ECHO = {"target": {"type": "builtin", "name": "echo"}, "payload": {"hi": 1}}
+
+
+def simulated_ticker(aws: Any, clock: FixedClock) -> Any:
+    """The platform's ticker on a clock that moves when the tick waits (minutes in milliseconds)."""
+
+    def wait(seconds: float) -> bool:
+        clock.advance(max(1, int(seconds * 1000)))
+        return False
+
+    return dataclasses.replace(aws.platform.ticker, clock=clock, wait=wait)
+
+
+def tick_for(aws: Any, clock: FixedClock, ms: int) -> Any:
+    return simulated_ticker(aws, clock).run(0, until_ms=clock.now_ms() + ms)
+
+
+def schedule_tasks(aws: Any, schedule_id: str, tenant: str = "acme") -> list[Any]:
+    items = []
+    cursor = None
+    while True:
+        page, cursor = aws.platform.tasks.list(tenant, limit=500, cursor=cursor)
+        items += [t for t in page if t.schedule_id == schedule_id]
+        if cursor is None:
+            return sorted(items, key=lambda t: t.fire_at)
+
+
+def create(api: Any, **fields: Any) -> dict:
+    reply = api("POST", "/v1/schedules", {"cron": "* * * * *", "task": ECHO, **fields})
+    assert reply.status == 201, reply.body
+    return reply.body
+
+
+@pytest.mark.parametrize("aws", [{"clock": lambda: FixedClock(START + 10_000)}], indirect=True)
+def test_every_minute_fires_one_task_per_minute(aws, api):
+    clock = aws.platform.tasks.clock
+    # Given a schedule created at 00:00:10 that fires every minute
+    schedule = create(api)
+    assert schedule["next_fire_at"] == "2027-01-01T00:01:00.000Z"
+    # When the tick runs for three simulated minutes
+    tick_for(aws, clock, 3 * 60_000)
+    # Then three tasks were started, at 00:01, 00:02 and 00:03, each linked to the schedule
+    tasks = schedule_tasks(aws, schedule["schedule_id"])
+    assert [t.fire_at for t in tasks] == [START + 60_000, START + 120_000, START + 180_000]
+    assert all(t.state is TaskState.PENDING and t.dispatched_at >= t.fire_at for t in tasks)
+    assert all(t.dispatched_at - t.fire_at < 50 for t in tasks)
+    got = api("GET", f"/v1/schedules/{schedule['schedule_id']}").body
+    assert got["fires"] == 3 and got["next_fire_at"] == "2027-01-01T00:04:00.000Z"
+    assert got["last_task_id"] == tasks[-1].task_id
+    assert aws.queue_depth() == 3
+
+
+@pytest.mark.parametrize("aws", [{"clock": lambda: FixedClock(START + 10_000)}], indirect=True)
+@pytest.mark.parametrize(("policy", "expected_fires"), [("fire_once", 1), ("fire_all", 10), ("skip", 0)])
+def test_misfire_policies_after_ticks_were_down(aws, api, policy, expected_fires):
+    clock = aws.platform.tasks.clock
+    # Given a minutely schedule and no tick for ten and a half minutes
+    schedule = create(api, misfire=policy)
+    clock.advance(10 * 60_000 + 30_000)  # now 00:10:40; fires 00:01 .. 00:10 were missed
+    # When a tick finally runs
+    tick_for(aws, clock, 5_000)
+    # Then the policy decides how many tasks start, and the next fire is in the future
+    tasks = schedule_tasks(aws, schedule["schedule_id"])
+    got = api("GET", f"/v1/schedules/{schedule['schedule_id']}").body
+    assert len(tasks) == expected_fires
+    assert got["fires"] == expected_fires
+    assert got["skipped"] == 10 - expected_fires
+    assert got["next_fire_at"] == "2027-01-01T00:11:00.000Z"
+    if policy == "fire_all":
+        assert [t.fire_at for t in tasks] == [START + m * 60_000 for m in range(1, 11)]
+
+
+@pytest.mark.parametrize("aws", [{"clock": lambda: FixedClock(START + 10_000)}], indirect=True)
+def test_overlap_skip_waits_for_the_previous_task(aws, api, drain):
+    clock = aws.platform.tasks.clock
+    # Given overlap=skip and a first fire whose task is still PENDING (no worker ran)
+    schedule = create(api, overlap="skip")
+    tick_for(aws, clock, 65_000)  # fires 00:01
+    tick_for(aws, clock, 60_000)  # 00:02 would overlap
+    tasks = schedule_tasks(aws, schedule["schedule_id"])
+    assert len(tasks) == 1
+    assert api("GET", f"/v1/schedules/{schedule['schedule_id']}").body["skipped"] == 1
+    # When that task finishes, the next fire runs again
+    drain()
+    assert schedule_tasks(aws, schedule["schedule_id"])[0].state is TaskState.SUCCEEDED
+    tick_for(aws, clock, 60_000)
+    assert len(schedule_tasks(aws, schedule["schedule_id"])) == 2
+
+
+@pytest.mark.parametrize("aws", [{"clock": lambda: FixedClock(START + 10_000)}], indirect=True)
+def test_a_fire_retried_after_a_crash_creates_no_second_task(aws, api, monkeypatch):
+    clock = aws.platform.tasks.clock
+    service = aws.platform.schedules
+    schedule = create(api)
+    sid = schedule["schedule_id"]
+    entry = WheelEntry(
+        shard=shard_of(sid, 1), due_ms=START + 60_000, item_id=sid, tenant="acme", kind="schedule"
+    )
+    clock.advance(50_000)
+    # Given a fire that crashes after starting its task, before the schedule moves on
+    real_update = service.store.update
+
+    def crash(*args: Any, **kwargs: Any) -> bool:
+        raise RuntimeError("crash before the schedule was advanced")
+
+    monkeypatch.setattr(service.store, "update", crash)
+    with pytest.raises(RuntimeError):
+        service.fire(entry, clock.now_ms())
+    # When the same fire is handled again, twice
+    monkeypatch.setattr(service.store, "update", real_update)
+    service.fire(entry, clock.now_ms())
+    service.fire(entry, clock.now_ms())
+    # Then there is one task for that fire time, with the derived id, and the schedule moved on once
+    tasks = schedule_tasks(aws, sid)
+    assert [t.task_id for t in tasks] == [fire_task_id(sid, START + 60_000)]
+    got = api("GET", f"/v1/schedules/{sid}").body
+    assert got["fires"] == 1 and got["next_fire_at"] == "2027-01-01T00:02:00.000Z"
+
+
+@pytest.mark.parametrize("aws", [{"clock": lambda: FixedClock(START + 10_000)}], indirect=True)
+def test_pause_resume_delete_and_end_at(aws, api):
+    clock = aws.platform.tasks.clock
+    schedule = create(api, end_at="2027-01-01T00:03:30Z")
+    sid = schedule["schedule_id"]
+    # Paused: no fires, no next_fire_at shown
+    paused = api("POST", f"/v1/schedules/{sid}/pause").body
+    assert paused["state"] == "PAUSED" and paused["next_fire_at"] is None
+    tick_for(aws, clock, 2 * 60_000)
+    assert schedule_tasks(aws, sid) == []
+    # Resumed from now (00:02:10): the missed fires are not caught up
+    resumed = api("POST", f"/v1/schedules/{sid}/resume").body
+    assert resumed["state"] == "ACTIVE" and resumed["next_fire_at"] == "2027-01-01T00:03:00.000Z"
+    tick_for(aws, clock, 3 * 60_000)
+    # end_at 00:03:30: exactly one more fire, then the schedule has ended
+    assert [t.fire_at for t in schedule_tasks(aws, sid)] == [START + 180_000]
+    ended = api("GET", f"/v1/schedules/{sid}").body
+    assert ended["state"] == "ENDED" and ended["next_fire_at"] is None
+    assert api("DELETE", f"/v1/schedules/{sid}").status == 204
+    assert api("GET", f"/v1/schedules/{sid}").status == 404
+    assert api("DELETE", f"/v1/schedules/{sid}").status == 404
+
+
+def test_tenants_cannot_see_each_others_schedules(api):
+    schedule = create(api)
+    sid = schedule["schedule_id"]
+    assert api("GET", f"/v1/schedules/{sid}", tenant="other").status == 404
+    assert api("POST", f"/v1/schedules/{sid}/pause", tenant="other").status == 404
+    assert api("DELETE", f"/v1/schedules/{sid}", tenant="other").status == 404
+    assert api("GET", "/v1/schedules", tenant="other").body["items"] == []
+    assert [s["schedule_id"] for s in api("GET", "/v1/schedules").body["items"]] == [sid]
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ({"cron": "* * * *", "task": ECHO}, "cron"),
+        ({"cron": "* * * * *", "timezone": "Mars/Base", "task": ECHO}, "timezone"),
+        ({"cron": "* * * * *", "task": {**ECHO, "run_at": "2030-01-01T00:00:00Z"}}, "task"),
+        ({"cron": "* * * * *", "task": {**ECHO, "delay_ms": 5}}, "task"),
+        ({"cron": "* * * * *", "task": {"target": {"type": "nope"}}}, "task.target"),
+        ({"cron": "* * * * *", "task": ECHO, "misfire": "later"}, "misfire"),
+        ({"cron": "* * * * *", "task": ECHO, "overlap": "queue"}, "overlap"),
+        (
+            {
+                "cron": "* * * * *",
+                "task": ECHO,
+                "start_at": "2030-01-02T00:00:00Z",
+                "end_at": "2030-01-01T00:00:00Z",
+            },
+            "body",
+        ),
+        ({"cron": "0 0 1 1 *", "task": ECHO, "end_at": "2026-01-01T00:00:00Z"}, "end_at"),
+        ({"task": ECHO}, "cron"),
+    ],
+)
+def test_bad_schedules_are_400_naming_the_field(api, body, field):
+    reply = api("POST", "/v1/schedules", body)
+    assert reply.status == 400, reply.body
+    assert reply.body["error"]["code"] == "invalid_request"
+    assert any(d.get("field", "").startswith(field) for d in reply.body["error"]["details"]), reply.body
