@@ -1,0 +1,1 @@
+"""One construct per capability (storage, queues, api, worker, scheduler, workflows, monitoring)."""

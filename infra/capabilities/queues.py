@@ -1,0 +1,51 @@
+"""SQS priority lanes (high / default / low) and the dead-letter queue.
+
+A lane message that fails ``MAX_RECEIVE_COUNT`` deliveries (a poison message, or a worker that keeps
+crashing on it) moves to the DLQ; tasks whose retries are exhausted are sent there by the worker
+itself. The visibility timeout is 6 x the worker's timeout, as AWS advises for an event source
+mapping: a batch whose invocation is retried after throttling stays hidden meanwhile.
+"""
+
+from __future__ import annotations
+
+import aws_cdk as cdk
+from aws_cdk import aws_sqs as sqs
+from constructs import Construct
+
+from infra.config import EnvironmentConfig
+from taskplane.local.resources import MAX_RECEIVE_COUNT
+from taskplane.settings import LANES
+
+#: The worker's timeout; the lanes' visibility timeout is derived from it.
+WORKER_TIMEOUT = cdk.Duration.minutes(15)
+VISIBILITY_TIMEOUT = cdk.Duration.seconds(6 * WORKER_TIMEOUT.to_seconds())
+
+
+class Queues(Construct):
+    """``self.lanes[lane]`` and ``self.dlq``, encrypted (SSE-SQS) and TLS-only."""
+
+    def __init__(self, scope: Construct, construct_id: str, *, cfg: EnvironmentConfig) -> None:
+        super().__init__(scope, construct_id)
+        self.dlq = sqs.Queue(
+            self,
+            "DeadLetters",
+            queue_name=f"{cfg.prefix}-dlq",
+            encryption=sqs.QueueEncryption.SQS_MANAGED,
+            enforce_ssl=True,
+            # The longest SQS allows: dead letters wait for a person (or a redrive) to look at them.
+            retention_period=cdk.Duration.days(14),
+        )
+        self.lanes: dict[str, sqs.Queue] = {
+            lane: sqs.Queue(
+                self,
+                f"Lane{lane.capitalize()}",
+                queue_name=f"{cfg.prefix}-{lane}",
+                encryption=sqs.QueueEncryption.SQS_MANAGED,
+                enforce_ssl=True,
+                visibility_timeout=VISIBILITY_TIMEOUT,
+                # Lane messages are due within 15 minutes (SQS DelaySeconds); 4 days covers an outage.
+                retention_period=cdk.Duration.days(4),
+                dead_letter_queue=sqs.DeadLetterQueue(queue=self.dlq, max_receive_count=MAX_RECEIVE_COUNT),
+            )
+            for lane in LANES
+        }

@@ -1,0 +1,91 @@
+"""DynamoDB tables: on demand, point-in-time recovery, encrypted with the AWS managed key, TTL.
+
+Key layouts are the ones the code uses (``taskplane.local.resources`` creates the same tables in moto):
+tasks ``pk``/``sk`` strings with TTL on ``expires_at``; idempotency ``id`` with TTL on ``expiration``
+(the Powertools default); control ``pk`` (leases, resume points); wheel ``pk`` (shard + slot start) /
+``sk`` (due ms + id) with TTL on ``expires_at``; schedules ``pk``/``sk``. No secondary index: every
+read is a key lookup or a Query on one partition (ids are time-ordered), so none is needed.
+
+A table named ``<name>`` here reaches the code as ``PlatformSettings.<name>_table`` (its environment
+variable comes from ``taskplane.settings``); ``tests/infra`` checks that every such field has a table.
+The workflows' tables are made only once ``functions/step`` exists, because a key schema cannot
+change without replacing the table: its owner confirms the layouts below first.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import aws_cdk as cdk
+from aws_cdk import aws_dynamodb as ddb
+from constructs import Construct
+
+from infra.config import EnvironmentConfig
+
+
+@dataclass(frozen=True)
+class TableSpec:
+    name: str
+    partition_key: str
+    sort_key: str | None = None
+    ttl_attribute: str | None = None
+    #: The function whose arrival brings this table (None: always there).
+    feature: str | None = None
+
+
+TABLES = (
+    TableSpec("tasks", "pk", "sk", ttl_attribute="expires_at"),
+    TableSpec("idempotency", "id", ttl_attribute="expiration"),
+    # Tick leases and resume points (and later circuit breakers, quotas): small conditional items.
+    TableSpec("control", "pk"),
+    TableSpec("wheel", "pk", "sk", ttl_attribute="expires_at"),
+    TableSpec("schedules", "pk", "sk"),
+    TableSpec("workflows", "pk", "sk", feature="step"),
+    TableSpec("runs", "pk", "sk", ttl_attribute="expires_at", feature="step"),
+)
+
+
+def platform_table(
+    scope: Construct, construct_id: str, *, cfg: EnvironmentConfig, spec: TableSpec
+) -> ddb.Table:
+    """A table as every capability wants one; its physical name is ``<prefix>-<spec.name>``."""
+    s = ddb.AttributeType.STRING
+    return ddb.Table(
+        scope,
+        construct_id,
+        table_name=f"{cfg.prefix}-{spec.name}",
+        partition_key=ddb.Attribute(name=spec.partition_key, type=s),
+        sort_key=ddb.Attribute(name=spec.sort_key, type=s) if spec.sort_key else None,
+        billing_mode=ddb.BillingMode.PAY_PER_REQUEST,
+        # The AWS managed key (aws/dynamodb): key use visible in CloudTrail, no monthly key fee.
+        encryption=ddb.TableEncryption.AWS_MANAGED,
+        point_in_time_recovery_specification=ddb.PointInTimeRecoverySpecification(
+            point_in_time_recovery_enabled=True
+        ),
+        time_to_live_attribute=spec.ttl_attribute,
+        deletion_protection=cfg.retain_data,
+        removal_policy=cdk.RemovalPolicy.RETAIN if cfg.retain_data else cdk.RemovalPolicy.DESTROY,
+    )
+
+
+class Storage(Construct):
+    """``self.tables[name]`` for every table whose feature is deployed; ``tasks``/... as attributes."""
+
+    def __init__(
+        self, scope: Construct, construct_id: str, *, cfg: EnvironmentConfig, features: frozenset[str]
+    ) -> None:
+        super().__init__(scope, construct_id)
+        self.tables: dict[str, ddb.Table] = {
+            spec.name: platform_table(self, spec.name.capitalize(), cfg=cfg, spec=spec)
+            for spec in TABLES
+            if spec.feature is None or spec.feature in features
+        }
+        self.tasks = self.tables["tasks"]
+        self.idempotency = self.tables["idempotency"]
+        self.control = self.tables["control"]
+        self.wheel = self.tables["wheel"]
+        self.schedules = self.tables["schedules"]
+
+    def settings_fields(self) -> dict[str, str]:
+        """``{"<name>_table": physical name}`` for ``PlatformSettings``."""
+        return {f"{name}_table": table.table_name for name, table in self.tables.items()}

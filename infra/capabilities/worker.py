@@ -1,0 +1,57 @@
+"""The worker: consumes the lanes through event source mappings and calls task targets.
+
+Memory and timeout: the worker mostly waits on targets (HTTP, Lambda, SQS), so CPU matters little and
+512 MB keeps the GB-seconds it is billed for while waiting low. Its timeout is Lambda's maximum,
+15 minutes, because a task may ask for ``timeout_s`` up to 900. Concurrency is bounded per lane by the
+mapping's MaximumConcurrency (so a flood of low-priority work cannot take the high lane's workers),
+and optionally by a reservation that guarantees those workers exist (see ``ReservedConcurrency``).
+"""
+
+from __future__ import annotations
+
+from aws_cdk import aws_lambda_event_sources as sources
+from constructs import Construct
+
+from infra.capabilities.function import PlatformFunction, Shared
+from infra.capabilities.queues import WORKER_TIMEOUT, Queues
+from infra.capabilities.storage import Storage
+from infra.capabilities.targets import grant_task_targets
+from taskplane.settings import LANES
+
+
+class Worker(Construct):
+    def __init__(
+        self, scope: Construct, construct_id: str, *, shared: Shared, storage: Storage, queues: Queues
+    ) -> None:
+        super().__init__(scope, construct_id)
+        cfg = shared.cfg
+        self.fn = PlatformFunction(
+            self,
+            "Worker",
+            shared=shared,
+            name="worker",
+            description="taskplane worker: runs task deliveries from the SQS lanes",
+            memory_size=512,
+            timeout=WORKER_TIMEOUT,
+            reserved_concurrency=cfg.reserved_concurrency.worker,
+        )
+        role = self.fn.role
+        storage.tasks.grant_read_write_data(role)
+        # A retry whose backoff is longer than SQS DelaySeconds allows waits in the wheel.
+        storage.wheel.grant_read_write_data(role)
+        for lane in LANES:
+            queue = queues.lanes[lane]
+            # A delivery that is not due yet, or a retry, goes back onto its lane.
+            queue.grant_send_messages(role)
+            self.fn.alias.add_event_source(
+                sources.SqsEventSource(
+                    queue,
+                    batch_size=cfg.worker_batch_size,
+                    # Due work should start at once; waiting to fill a batch would add lateness.
+                    max_batching_window=None,
+                    report_batch_item_failures=True,
+                    max_concurrency=cfg.lane_concurrency[lane],
+                )
+            )
+        queues.dlq.grant_send_messages(role)
+        grant_task_targets(role, cfg)

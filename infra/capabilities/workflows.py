@@ -1,0 +1,203 @@
+"""DAG workflows on Step Functions: ``functions/step``, the state machines' role, and the API's rights.
+
+Deployed when ``functions/step/handler.py`` exists (the stack checks). The state machines themselves
+are not in this template: the API compiles each workflow version to ASL and creates, updates,
+versions and aliases them at run time. So this construct gives
+
+- the step function (runs one node's target, writes the run ledger);
+- one execution role for every state machine (invoke the step function, log, trace), which the API
+  passes to Step Functions;
+- the API the right to manage only state machines named ``<prefix>-wf-*`` (and their versions,
+  aliases and executions), and to pass only that role, only to Step Functions.
+
+Memory and timeout: like the worker (a node's target is called the same way, up to 900 s).
+"""
+
+from __future__ import annotations
+
+import aws_cdk as cdk
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_logs as logs
+from constructs import Construct
+
+from infra.capabilities.api import Api
+from infra.capabilities.function import RETENTION, PlatformFunction, Shared
+from infra.capabilities.queues import WORKER_TIMEOUT
+from infra.capabilities.storage import Storage
+from infra.capabilities.targets import grant_task_targets
+from infra.config import EnvironmentConfig
+
+
+def state_machine_prefix(prefix: str) -> str:
+    """Every state machine the API creates is named with this prefix (the API's IAM depends on it)."""
+    return f"{prefix}-wf-"
+
+
+def role_name(prefix: str) -> str:
+    return f"{prefix}-workflows"
+
+
+def log_group_name(prefix: str) -> str:
+    return f"/aws/vendedlogs/states/{prefix}-workflows"
+
+
+def settings_fields(stack: cdk.Stack, cfg: EnvironmentConfig) -> dict[str, str]:
+    """Candidates for ``PlatformSettings`` (the stack keeps the ones that are fields).
+
+    ARNs are built from names, not references, so every function can get the same environment
+    (the step function's own ARN in its environment would otherwise be a circular reference).
+    """
+    return {
+        "state_machine_prefix": state_machine_prefix(cfg.prefix),
+        "state_machine_role_arn": stack.format_arn(
+            service="iam", region="", resource="role", resource_name=role_name(cfg.prefix)
+        ),
+        "step_function_arn": stack.format_arn(
+            service="lambda",
+            resource="function",
+            resource_name=f"{cfg.prefix}-step:live",
+            arn_format=cdk.ArnFormat.COLON_RESOURCE_NAME,
+        ),
+        "state_machine_log_group_arn": stack.format_arn(
+            service="logs",
+            resource="log-group",
+            resource_name=f"{log_group_name(cfg.prefix)}:*",
+            arn_format=cdk.ArnFormat.COLON_RESOURCE_NAME,
+        ),
+    }
+
+
+class Workflows(Construct):
+    def __init__(
+        self, scope: Construct, construct_id: str, *, shared: Shared, storage: Storage, api: Api
+    ) -> None:
+        super().__init__(scope, construct_id)
+        cfg = shared.cfg
+        stack = cdk.Stack.of(self)
+        self.fn = PlatformFunction(
+            self,
+            "Step",
+            shared=shared,
+            name="step",
+            description="taskplane step: runs one workflow node's target and records it in the run ledger",
+            memory_size=512,
+            timeout=WORKER_TIMEOUT,
+            reserved_concurrency=cfg.reserved_concurrency.step,
+        )
+        for name in ("runs", "workflows"):
+            storage.tables[name].grant_read_write_data(self.fn.role)
+        grant_task_targets(self.fn.role, cfg)
+
+        machines = state_machine_prefix(cfg.prefix)
+        machine_arns = [
+            # the machine, and its versions and aliases (<machine ARN>:<version or alias>)
+            stack.format_arn(
+                service="states",
+                resource="stateMachine",
+                resource_name=f"{machines}*",
+                arn_format=cdk.ArnFormat.COLON_RESOURCE_NAME,
+            ),
+        ]
+        execution_arns = [
+            stack.format_arn(
+                service="states",
+                resource="execution",
+                resource_name=f"{machines}*",
+                arn_format=cdk.ArnFormat.COLON_RESOURCE_NAME,
+            )
+        ]
+        # The step function may answer callback tokens (.waitForTaskToken) of its own machines.
+        self.fn.role.add_to_principal_policy(
+            iam.PolicyStatement(
+                sid="TaskTokens",
+                actions=["states:SendTaskSuccess", "states:SendTaskFailure", "states:SendTaskHeartbeat"],
+                resources=machine_arns,
+            )
+        )
+
+        self.log_group = logs.LogGroup(
+            self,
+            "ExecutionLogs",
+            log_group_name=log_group_name(cfg.prefix),
+            retention=RETENTION[cfg.log_retention_days],
+            removal_policy=cdk.RemovalPolicy.DESTROY,
+        )
+        self.role = iam.Role(
+            self,
+            "StateMachineRole",
+            role_name=role_name(cfg.prefix),
+            assumed_by=iam.ServicePrincipal("states.amazonaws.com"),
+            description="execution role of every taskplane workflow state machine",
+        )
+        self.fn.alias.grant_invoke(self.role)
+        self.role.add_to_policy(
+            iam.PolicyStatement(
+                sid="VendedLogDelivery",
+                # Step Functions sets up log delivery through these; none takes a resource.
+                actions=[
+                    "logs:CreateLogDelivery",
+                    "logs:GetLogDelivery",
+                    "logs:UpdateLogDelivery",
+                    "logs:DeleteLogDelivery",
+                    "logs:ListLogDeliveries",
+                    "logs:PutResourcePolicy",
+                    "logs:DescribeResourcePolicies",
+                    "logs:DescribeLogGroups",
+                ],
+                resources=["*"],
+            )
+        )
+        self.role.add_to_policy(
+            iam.PolicyStatement(
+                sid="Tracing",
+                actions=[
+                    "xray:PutTraceSegments",
+                    "xray:PutTelemetryRecords",
+                    "xray:GetSamplingRules",
+                    "xray:GetSamplingTargets",
+                ],
+                resources=["*"],
+            )
+        )
+
+        api_role = api.fn.role
+        for name in ("workflows", "runs"):
+            storage.tables[name].grant_read_write_data(api_role)
+        api_role.add_to_principal_policy(
+            iam.PolicyStatement(
+                sid="ManageWorkflowStateMachines",
+                actions=[
+                    "states:CreateStateMachine",
+                    "states:UpdateStateMachine",
+                    "states:DescribeStateMachine",
+                    "states:PublishStateMachineVersion",
+                    "states:ListStateMachineVersions",
+                    "states:DeleteStateMachineVersion",
+                    "states:CreateStateMachineAlias",
+                    "states:UpdateStateMachineAlias",
+                    "states:DescribeStateMachineAlias",
+                    "states:ListStateMachineAliases",
+                    "states:StartExecution",
+                    "states:ListExecutions",
+                    "states:TagResource",
+                    "states:SendTaskSuccess",
+                    "states:SendTaskFailure",
+                ],
+                resources=machine_arns,
+            )
+        )
+        api_role.add_to_principal_policy(
+            iam.PolicyStatement(
+                sid="WorkflowExecutions",
+                actions=["states:DescribeExecution", "states:StopExecution", "states:GetExecutionHistory"],
+                resources=execution_arns,
+            )
+        )
+        api_role.add_to_principal_policy(
+            iam.PolicyStatement(
+                sid="PassWorkflowRole",
+                actions=["iam:PassRole"],
+                resources=[self.role.role_arn],
+                conditions={"StringEquals": {"iam:PassedToService": "states.amazonaws.com"}},
+            )
+        )

@@ -1,0 +1,169 @@
+"""One deployment environment, read from the CDK context (``cdk.json`` -> ``taskplane:environments``).
+
+Everything that differs between environments lives here and is validated before any construct is
+made, so a typo in ``cdk.json`` fails the synth with the field's name instead of a broken deploy.
+Tenants in particular belong in ``cdk.json`` (reviewed, versioned): a tenant that disappears from the
+context loses its API key on the next deploy.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from taskplane.settings import LANES
+
+#: Context key holding ``{env name: EnvironmentConfig fields}``.
+ENVIRONMENTS_KEY = "taskplane:environments"
+#: Context key selecting one environment (``cdk synth -c env=dev``); without it every one is built.
+SELECT_KEY = "env"
+
+_NAME = r"^[a-z][a-z0-9-]{0,30}[a-z0-9]$"
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class TenantConfig(_Strict):
+    """One tenant: an API key and a usage plan (requests per second, burst, requests per day)."""
+
+    rate_limit: float = Field(default=50, gt=0, le=10_000)
+    burst_limit: int = Field(default=100, ge=1, le=5_000)
+    quota_per_day: int = Field(default=1_000_000, ge=1)
+
+
+class ApiThrottle(_Strict):
+    """Stage-wide ceiling for every tenant together (the account's regional limit is 10,000 rps)."""
+
+    rate_limit: float = Field(default=500, gt=0, le=10_000)
+    burst_limit: int = Field(default=1_000, ge=1, le=5_000)
+    #: Keyless paths (/v1/health, /v1/openapi.json, /v1/docs): anyone may call them, so keep them cheap.
+    public_rate_limit: float = Field(default=10, gt=0)
+    public_burst_limit: int = Field(default=20, ge=1)
+
+
+class ReservedConcurrency(_Strict):
+    """Reserved concurrency per function; None leaves the function in the account's shared pool.
+
+    Reserving needs headroom: AWS refuses a reservation that leaves under 100 unreserved executions
+    (new accounts often have a limit of 10 in total), so the dev environment reserves nothing.
+    """
+
+    api: int | None = Field(default=None, ge=1)
+    worker: int | None = Field(default=None, ge=1)
+    tick: int | None = Field(default=None, ge=1)
+    step: int | None = Field(default=None, ge=1)
+
+
+class TargetAllowList(_Strict):
+    """What the worker may call for ``lambda`` / ``sqs`` / ``eventbridge`` targets (names or ARNs).
+
+    A name may end in ``*``. ``{prefix}`` is replaced by the environment's prefix. Never list the
+    platform's own queues or functions: a tenant could forge lane messages for other tenants' tasks.
+    """
+
+    lambda_functions: tuple[str, ...] = ("{prefix}-target-*",)
+    sqs_queues: tuple[str, ...] = ("{prefix}-target-*",)
+    event_buses: tuple[str, ...] = ("{prefix}-target-*",)
+
+    @field_validator("lambda_functions", "sqs_queues", "event_buses")
+    @classmethod
+    def _no_bare_wildcard(cls, names: tuple[str, ...]) -> tuple[str, ...]:
+        for name in names:
+            if re.split(r"[:/]", name.strip())[-1] in {"", "*"}:
+                raise ValueError(f"{name!r} would allow every resource; name a prefix such as 'team-a-*'")
+        return names
+
+
+class EnvironmentConfig(_Strict):
+    """Everything one stack needs; see ``cdk.json`` for the values each environment uses."""
+
+    name: str = Field(pattern=_NAME)
+    #: Prefix of every physical name (tables, queues, functions, API, alarms): unique per account+region.
+    prefix: str = Field(pattern=_NAME)
+    account: str | None = Field(default=None, pattern=r"^\d{12}$")
+    region: str | None = None
+    #: Timing-wheel shards: one tick schedule (and one lease) per shard.
+    shards: int = Field(default=1, ge=1, le=64)
+    #: Partitions per tenant in the tasks table (fixed for the life of the table).
+    task_buckets: int = Field(default=1, ge=1, le=64)
+    #: Days a finished task is kept before DynamoDB TTL removes it.
+    retention_days: int = Field(default=30, ge=1, le=3650)
+    log_retention_days: Literal[1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365] = 30
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    #: Keep tables (and their data) when the stack is deleted, and refuse table deletion meanwhile.
+    retain_data: bool = True
+    #: Worker batches in flight per lane: the event source mapping's MaximumConcurrency (2-1000).
+    lane_concurrency: dict[str, int] = Field(default_factory=lambda: {"high": 10, "default": 10, "low": 5})
+    worker_batch_size: int = Field(default=10, ge=1, le=10)
+    reserved_concurrency: ReservedConcurrency = ReservedConcurrency()
+    api_throttle: ApiThrottle = ApiThrottle()
+    tenants: dict[str, TenantConfig] = Field(min_length=1)
+    targets: TargetAllowList = TargetAllowList()
+    #: CodeDeploy traffic shifting for every function alias.
+    deployment: Literal["canary_10_percent_5_minutes", "linear_10_percent_every_1_minute", "all_at_once"] = (
+        "canary_10_percent_5_minutes"
+    )
+    #: Subscribed to the alarm topic when set (the subscription must be confirmed from the mail).
+    alarm_email: str | None = Field(default=None, pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+
+    @field_validator("tenants")
+    @classmethod
+    def _tenant_names(cls, tenants: dict[str, TenantConfig]) -> dict[str, TenantConfig]:
+        for name in tenants:
+            if not re.match(_NAME, name):
+                raise ValueError(f"tenant name {name!r} must match {_NAME}")
+        return tenants
+
+    @field_validator("lane_concurrency")
+    @classmethod
+    def _lanes(cls, lanes: dict[str, int]) -> dict[str, int]:
+        if set(lanes) != set(LANES):
+            raise ValueError(f"lane_concurrency needs exactly the lanes {list(LANES)}, got {sorted(lanes)}")
+        for lane, value in lanes.items():
+            if not 2 <= value <= 1000:
+                raise ValueError(f"lane_concurrency.{lane} is {value}; SQS MaximumConcurrency is 2-1000")
+        return lanes
+
+    @model_validator(mode="after")
+    def _tick_reservation_covers_overlap(self) -> EnvironmentConfig:
+        # A tick runs a little over a minute, so each shard briefly has two invocations.
+        reserved = self.reserved_concurrency.tick
+        if reserved is not None and reserved < 2 * self.shards:
+            raise ValueError(
+                f"reserved_concurrency.tick ({reserved}) is below 2 x shards ({2 * self.shards})"
+            )
+        return self
+
+    @model_validator(mode="after")
+    def _worker_reservation_covers_lanes(self) -> EnvironmentConfig:
+        # A reservation below the sum of the lanes' MaximumConcurrency throttles the mappings'
+        # invocations, and throttled SQS batches count as receives towards the DLQ.
+        reserved = self.reserved_concurrency.worker
+        needed = sum(self.lane_concurrency.values())
+        if reserved is not None and reserved < needed:
+            raise ValueError(
+                f"reserved_concurrency.worker ({reserved}) is below the lanes' total MaximumConcurrency ({needed})"
+            )
+        return self
+
+    def expand(self, pattern: str) -> str:
+        return pattern.replace("{prefix}", self.prefix)
+
+
+def environments(context: Mapping[str, Any]) -> list[EnvironmentConfig]:
+    """The environments to build: every one in the context, or the one named by ``-c env=NAME``."""
+    raw = context.get(ENVIRONMENTS_KEY)
+    if not isinstance(raw, Mapping) or not raw:
+        raise ValueError(
+            f"context {ENVIRONMENTS_KEY!r} must map environment names to settings (see cdk.json)"
+        )
+    selected = context.get(SELECT_KEY)
+    if selected is not None and selected not in raw:
+        raise ValueError(f"-c {SELECT_KEY}={selected}: no such environment; known: {sorted(raw)}")
+    names = [selected] if selected is not None else sorted(raw)
+    return [EnvironmentConfig.model_validate({"name": name, **raw[name]}) for name in names]

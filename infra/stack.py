@@ -1,0 +1,108 @@
+"""One environment of taskplane: composes one construct per capability and wires them together."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import aws_cdk as cdk
+from aws_cdk import aws_codedeploy as codedeploy
+from constructs import Construct
+
+from infra.capabilities import scheduler, workflows
+from infra.capabilities.api import Api
+from infra.capabilities.function import PlatformFunction, Shared
+from infra.capabilities.layers import Layers
+from infra.capabilities.monitoring import Monitoring
+from infra.capabilities.queues import Queues
+from infra.capabilities.storage import Storage
+from infra.capabilities.worker import Worker
+from infra.config import EnvironmentConfig
+from taskplane.settings import PlatformSettings
+
+FUNCTIONS_DIR = Path(__file__).resolve().parents[1] / "functions"
+
+
+def has_function(functions_dir: Path, name: str) -> bool:
+    """Whether ``functions/<name>/handler.py`` exists (the tick and step functions land separately)."""
+    return (functions_dir / name / "handler.py").is_file()
+
+
+class TaskplaneStack(cdk.Stack):
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        cfg: EnvironmentConfig,
+        functions_dir: Path = FUNCTIONS_DIR,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(scope, construct_id, **kwargs)
+        cdk.Tags.of(self).add("project", "taskplane")
+        cdk.Tags.of(self).add("environment", cfg.name)
+
+        # The workflows capability arrives with functions/step (issue 4); until then it is left out.
+        features = frozenset(name for name in ("step",) if has_function(functions_dir, name))
+        storage = Storage(self, "Storage", cfg=cfg, features=features)
+        queues = Queues(self, "Queues", cfg=cfg)
+        layers = Layers(self, "Layers", prefix=cfg.prefix)
+
+        # Every function gets the same PlatformSettings environment (variable names: taskplane.settings).
+        candidates: dict[str, Any] = {
+            **storage.settings_fields(),
+            "queue_urls": {lane: q.queue_url for lane, q in queues.lanes.items()},
+            "dlq_url": queues.dlq.queue_url,
+            "task_buckets": cfg.task_buckets,
+            "retention_days": cfg.retention_days,
+            **scheduler.settings_fields(cfg),
+        }
+        if "step" in features:
+            candidates |= workflows.settings_fields(self, cfg)
+        fields = PlatformSettings.model_fields
+        settings = PlatformSettings(**{k: v for k, v in candidates.items() if k in fields})
+        #: Settings the code reads that this app does not set (tests/infra requires none).
+        self.unset_settings = sorted(set(fields) - set(candidates))
+        shared = Shared(
+            cfg=cfg,
+            layers=layers.all,
+            application=codedeploy.LambdaApplication(self, "Deployments", application_name=cfg.prefix),
+            functions_dir=functions_dir,
+            platform_env=settings.to_env(),
+        )
+
+        self.api = Api(self, "Api", shared=shared, storage=storage, queues=queues)
+        self.worker = Worker(self, "Worker", shared=shared, storage=storage, queues=queues)
+        functions: list[PlatformFunction] = [self.api.fn, self.worker.fn]
+
+        self.scheduler = scheduler.Scheduler(self, "Scheduler", shared=shared, storage=storage, queues=queues)
+        functions.append(self.scheduler.fn)
+        self.workflows: workflows.Workflows | None = None
+        if "step" in features:
+            self.workflows = workflows.Workflows(
+                self, "Workflows", shared=shared, storage=storage, api=self.api
+            )
+            functions.append(self.workflows.fn)
+
+        self.monitoring = Monitoring(
+            self,
+            "Monitoring",
+            cfg=cfg,
+            functions=functions,
+            queues=queues,
+            rest_api=self.api.rest_api,
+            api_function=self.api.fn,
+            scheduler=self.scheduler,
+        )
+
+        cdk.CfnOutput(self, "ApiUrl", value=self.api.url, description="TASKPLANE_URL for the CLI and client")
+        cdk.CfnOutput(self, "DeadLetterQueueUrl", value=queues.dlq.queue_url)
+        cdk.CfnOutput(self, "AlarmTopicArn", value=self.monitoring.topic.topic_arn)
+        cdk.CfnOutput(
+            self,
+            "DashboardUrl",
+            value=(
+                f"https://console.aws.amazon.com/cloudwatch/home?region={self.region}"
+                f"#dashboards:name={cfg.prefix}-platform"
+            ),
+        )
