@@ -12,7 +12,7 @@ from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from taskplane import wiring
-from taskplane.api import schedules, tasks
+from taskplane.api import schedules, tasks, triggers, workflows
 from taskplane.api.common import STATUS, error_response, parse_json, validation_details
 from taskplane.domain.errors import TaskplaneError, Throttled
 from taskplane.observability import logger, tracer
@@ -70,6 +70,8 @@ def openapi() -> Response[dict[str, Any]]:
 
 app.include_router(tasks.router)
 app.include_router(schedules.router)
+app.include_router(triggers.router)
+app.include_router(workflows.router)
 
 
 # -- entry point ---------------------------------------------------------------------------------

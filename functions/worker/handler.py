@@ -9,7 +9,7 @@ from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from taskplane import wiring
-from taskplane.adapters.queues import parse_body
+from taskplane.adapters.queues import TriggerMessage, parse_body
 from taskplane.observability import logger, tracer
 
 
@@ -20,12 +20,19 @@ class PoisonMessage(Exception):
 @tracer.capture_method(capture_response=False)
 def record_handler(record: SQSRecord) -> str:
     try:
-        delivery = parse_body(record.body)
+        message = parse_body(record.body)
     except ValueError as exc:
         logger.error("unreadable lane message", extra={"message_id": record.message_id, "reason": str(exc)})
         raise PoisonMessage(str(exc)) from exc
+    platform = wiring.platform()
+    if isinstance(message, TriggerMessage):
+        delivery = platform.triggers.start(message.tenant, message.trigger_id, message.event)
+        if delivery is None:
+            return "duplicate"
+    else:
+        delivery = message
     logger.set_correlation_id(delivery.task_id)
-    outcome = wiring.platform().executor.handle(delivery)
+    outcome = platform.executor.handle(delivery)
     logger.info(
         "delivery handled",
         extra={"task_id": delivery.task_id, "tenant": delivery.tenant, "outcome": outcome.value},

@@ -23,6 +23,9 @@ class Platform:
     telemetry: Any  # observability.MetricsBuffer
     ticker: Any = None  # services.tick.Ticker
     schedules: Any = None  # services.schedules.ScheduleService
+    triggers: Any = None  # services.triggers.TriggerService
+    workflows: Any = None  # services.workflows.WorkflowService
+    steps: Any = None  # services.workflows.StepService (the step function's use cases)
     #: set to make a running tick (and anything else that waits on it) stop early
     stop: threading.Event = field(default_factory=threading.Event)
 
@@ -37,12 +40,14 @@ def build(settings: PlatformSettings, *, session: Any = None, clock: Clock | Non
     from taskplane.adapters.targets import TargetRunners
     from taskplane.adapters.task_store import TaskStore
     from taskplane.adapters.schedule_store import ScheduleStore
+    from taskplane.adapters.triggers import TriggerRules, TriggerStore
     from taskplane.adapters.wheel_store import WheelStore
     from taskplane.observability import MetricsBuffer
     from taskplane.services.execute import Executor
     from taskplane.services.tasks import TaskService
     from taskplane.services.schedules import ScheduleService
     from taskplane.services.tick import Ticker
+    from taskplane.services.triggers import TriggerService
 
     session = session or boto3.session.Session()
     clock = clock or SystemClock()
@@ -89,6 +94,12 @@ def build(settings: PlatformSettings, *, session: Any = None, clock: Clock | Non
         shards=settings.wheel_shards,
         telemetry=telemetry,
     )
+    triggers = TriggerService(
+        store=TriggerStore(settings.schedules_table, ddb),
+        rules=TriggerRules(session.client("events", config=retries), sqs, settings.queue_urls),
+        tasks=store,
+        clock=clock,
+    )
     ticker = Ticker(
         wheel=wheel,
         lanes=lanes,
@@ -97,7 +108,10 @@ def build(settings: PlatformSettings, *, session: Any = None, clock: Clock | Non
         telemetry=telemetry,
         fire_schedule=schedules.fire,
     )
+    workflows, steps = _build_workflows(settings, session, clock, ddb, runners)
     return Platform(
+        workflows=workflows,
+        steps=steps,
         settings=settings,
         tasks=tasks,
         executor=executor,
@@ -105,7 +119,42 @@ def build(settings: PlatformSettings, *, session: Any = None, clock: Clock | Non
         ticker=ticker,
         stop=stop,
         schedules=schedules,
+        triggers=triggers,
     )
+
+
+def _build_workflows(settings: PlatformSettings, session: Any, clock: Clock, ddb: Any, runners: Any) -> tuple[Any, Any]:
+    """The workflow service (API) and the step service (step function), sharing their stores."""
+    from botocore.config import Config
+
+    from taskplane.adapters.idempotency import PowertoolsIdempotency
+    from taskplane.adapters.run_store import RunStore
+    from taskplane.adapters.stepfunctions import StepFunctions
+    from taskplane.adapters.workflow_store import WorkflowStore
+    from taskplane.services.workflows import StepService, WorkflowService
+
+    sfn = StepFunctions(
+        settings.state_machine_role_arn,
+        settings.state_machine_prefix,
+        session.client("stepfunctions", config=Config(retries={"mode": "standard", "max_attempts": 3})),
+        log_group_arn=settings.state_machine_log_group_arn,
+    )
+    store = WorkflowStore(settings.workflows_table, ddb)
+    runs = RunStore(settings.runs_table, ddb)
+    workflows = WorkflowService(
+        store=store,
+        runs=runs,
+        sfn=sfn,
+        clock=clock,
+        step_function_arn=settings.step_function_arn,
+        # Its own persistence layer: one per decorated function (NOTES-AWS-LOCAL.md).
+        idempotency=PowertoolsIdempotency(settings.idempotency_table, ddb),
+        retention_days=settings.retention_days,
+    )
+    steps = StepService(
+        store=store, runs=runs, sfn=sfn, runners=runners, clock=clock, retention_days=settings.retention_days
+    )
+    return workflows, steps
 
 
 _current: Platform | None = None

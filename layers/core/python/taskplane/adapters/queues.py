@@ -49,14 +49,28 @@ class LaneMessage:
         return json.dumps(data, separators=(",", ":"))
 
 
-def parse_body(body: str) -> LaneMessage:
-    """The delivery in a lane message body; ValueError when it is not one of ours."""
+@dataclass(frozen=True)
+class TriggerMessage:
+    """An event a trigger's EventBridge rule put on a lane: start the trigger's task with it."""
+
+    tenant: str
+    trigger_id: str
+    event: dict[str, object]
+
+
+def parse_body(body: str) -> LaneMessage | TriggerMessage:
+    """The delivery (or trigger event) in a lane message body; ValueError when it is not one of ours."""
     try:
         data = json.loads(body)
     except (json.JSONDecodeError, RecursionError) as exc:
         raise ValueError(f"message body is not JSON: {exc}") from None
     if not isinstance(data, dict):
         raise ValueError("message body is not an object")
+    if "trigger_id" in data:
+        tenant, trigger_id, event = data.get("tenant"), data.get("trigger_id"), data.get("event")
+        if not isinstance(tenant, str) or not isinstance(trigger_id, str) or not isinstance(event, dict):
+            raise ValueError("trigger message lacks tenant, trigger_id or event")
+        return TriggerMessage(tenant=tenant, trigger_id=trigger_id, event=event)
     tenant, task_id, attempt = data.get("tenant"), data.get("task_id"), data.get("attempt")
     if not isinstance(tenant, str) or not isinstance(task_id, str) or type(attempt) is not int:
         raise ValueError("message body lacks tenant, task_id or attempt")

@@ -15,7 +15,7 @@ import uuid
 from collections.abc import Callable, Mapping
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import parse_qs, unquote, urlsplit
 
 from taskplane.local.context import LocalContext
 
@@ -45,7 +45,7 @@ def build_event(
             text_body = body.decode("utf-8")
         except UnicodeDecodeError:
             text_body, is_b64 = base64.b64encode(body).decode(), True
-    path = parts.path or "/"
+    path = unquote(parts.path) or "/"
     return {
         "resource": "/{proxy+}",
         "path": path,

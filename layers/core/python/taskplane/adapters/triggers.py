@@ -1,0 +1,135 @@
+"""Triggers: their items in DynamoDB and their EventBridge rules (one rule per trigger, its target the
+trigger's lane queue, the event wrapped by an input transformer that names the trigger and tenant)."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from botocore.exceptions import BotoCoreError, ClientError
+
+from taskplane.adapters.errors import error_code, translate
+from taskplane.domain.errors import InvalidRequest
+from taskplane.domain.triggers import Trigger
+
+#: The SQS target's id on every trigger rule.
+TARGET_ID = "taskplane-lane"
+
+
+class TriggerStore:
+    """Trigger items share the schedules table under partition ``trg#<tenant>``."""
+
+    def __init__(self, table: str, client: Any) -> None:
+        self._table = table
+        self._client = client
+
+    @staticmethod
+    def _pk(tenant: str) -> str:
+        return f"trg#{tenant}"
+
+    def put(self, trigger: Trigger) -> None:
+        item = {
+            "pk": {"S": self._pk(trigger.tenant)},
+            "sk": {"S": trigger.trigger_id},
+            "doc": {"S": trigger.model_dump_json()},
+        }
+        try:
+            self._client.put_item(TableName=self._table, Item=item)
+        except ClientError as exc:
+            raise translate(exc, "storing the trigger") from exc
+
+    def get(self, tenant: str, trigger_id: str) -> Trigger | None:
+        try:
+            item = self._client.get_item(
+                TableName=self._table, Key={"pk": {"S": self._pk(tenant)}, "sk": {"S": trigger_id}}
+            ).get("Item")
+        except ClientError as exc:
+            raise translate(exc, "reading the trigger") from exc
+        return Trigger.model_validate_json(item["doc"]["S"]) if item else None
+
+    def list(self, tenant: str) -> list[Trigger]:
+        kwargs: dict[str, Any] = {
+            "TableName": self._table,
+            "KeyConditionExpression": "pk = :p",
+            "ExpressionAttributeValues": {":p": {"S": self._pk(tenant)}},
+            "ScanIndexForward": False,
+        }
+        out: list[Trigger] = []
+        while True:
+            try:
+                resp = self._client.query(**kwargs)
+            except ClientError as exc:
+                raise translate(exc, "listing triggers") from exc
+            out += [Trigger.model_validate_json(i["doc"]["S"]) for i in resp.get("Items", [])]
+            if "LastEvaluatedKey" not in resp:
+                return out
+            kwargs["ExclusiveStartKey"] = resp["LastEvaluatedKey"]
+
+    def delete(self, tenant: str, trigger_id: str) -> None:
+        try:
+            self._client.delete_item(
+                TableName=self._table, Key={"pk": {"S": self._pk(tenant)}, "sk": {"S": trigger_id}}
+            )
+        except ClientError as exc:
+            raise translate(exc, "deleting the trigger") from exc
+
+
+class TriggerRules:
+    """EventBridge rules that put matching events on a lane queue, wrapped with the trigger's identity."""
+
+    def __init__(self, events: Any, sqs: Any, queue_urls: dict[str, str]) -> None:
+        self._events = events
+        self._sqs = sqs
+        self._urls = queue_urls
+        self._arns: dict[str, str] = {}
+
+    def _queue_arn(self, lane: str) -> str:
+        url = self._urls.get(lane) or self._urls["default"]
+        if url not in self._arns:
+            attrs = self._sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])
+            self._arns[url] = attrs["Attributes"]["QueueArn"]
+        return self._arns[url]
+
+    def create(self, trigger: Trigger, lane: str) -> None:
+        envelope = json.dumps({"trigger_id": trigger.trigger_id, "tenant": trigger.tenant})
+        # {"trigger_id": ..., "tenant": ..., "event": <the whole event>}
+        template = envelope[:-1] + ', "event": <aws.events.event.json>}'
+        try:
+            self._events.put_rule(
+                Name=trigger.rule_name,
+                EventBusName=trigger.bus,
+                EventPattern=json.dumps(trigger.event_pattern),
+                State="ENABLED",
+                Description=f"taskplane trigger {trigger.trigger_id} of tenant {trigger.tenant}",
+            )
+            self._events.put_targets(
+                Rule=trigger.rule_name,
+                EventBusName=trigger.bus,
+                Targets=[
+                    {
+                        "Id": TARGET_ID,
+                        "Arn": self._queue_arn(lane),
+                        "InputTransformer": {"InputPathsMap": {}, "InputTemplate": template},
+                    }
+                ],
+            )
+        except ClientError as exc:
+            code = error_code(exc)
+            if code in ("InvalidEventPatternException", "ValidationException"):
+                raise InvalidRequest(
+                    f"EventBridge refused the event pattern: {exc.response['Error'].get('Message', code)}",
+                    [{"field": "event_pattern"}],
+                ) from exc
+            if code == "ResourceNotFoundException":
+                raise InvalidRequest(f"event bus {trigger.bus!r} does not exist", [{"field": "bus"}]) from exc
+            raise translate(exc, "creating the trigger's rule") from exc
+        except BotoCoreError as exc:
+            raise translate(exc, "creating the trigger's rule") from exc
+
+    def delete(self, trigger: Trigger) -> None:
+        try:
+            self._events.remove_targets(Rule=trigger.rule_name, EventBusName=trigger.bus, Ids=[TARGET_ID])
+            self._events.delete_rule(Name=trigger.rule_name, EventBusName=trigger.bus)
+        except ClientError as exc:
+            if error_code(exc) != "ResourceNotFoundException":
+                raise translate(exc, "deleting the trigger's rule") from exc

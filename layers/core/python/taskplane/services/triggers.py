@@ -1,0 +1,94 @@
+"""Create, list and delete triggers; start a task when a matching event arrives on a lane."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from taskplane.adapters.queues import LaneMessage
+from taskplane.adapters.task_store import TaskStore
+from taskplane.adapters.triggers import TriggerRules, TriggerStore
+from taskplane.domain.clock import Clock
+from taskplane.domain.errors import Conflict, NotFound
+from taskplane.domain.ids import is_valid_id, new_id
+from taskplane.domain.models import TaskSubmit, new_task
+from taskplane.domain.states import TaskState
+from taskplane.domain.triggers import Trigger, TriggerCreate, rule_name, trigger_task_id
+
+
+def _event_time_ms(event: dict[str, Any]) -> int | None:
+    """The event's own time (RFC 3339 from EventBridge; epoch seconds from some emulators)."""
+    value = event.get("time")
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return int(value * 1000)
+    try:
+        return int(datetime.fromisoformat(str(value).replace("Z", "+00:00")).timestamp() * 1000)
+    except ValueError:
+        return None
+
+
+@dataclass
+class TriggerService:
+    store: TriggerStore
+    rules: TriggerRules
+    tasks: TaskStore
+    clock: Clock
+    make_id: Callable[[int], str] = new_id
+
+    def create(self, tenant: str, body: TriggerCreate) -> Trigger:
+        now = self.clock.now_ms()
+        trigger_id = self.make_id(now)
+        trigger = Trigger(
+            trigger_id=trigger_id,
+            tenant=tenant,
+            name=body.name,
+            bus=body.bus,
+            event_pattern=body.event_pattern,
+            task=body.task.model_dump(mode="json", exclude_none=True, exclude={"payload"}),
+            rule_name=rule_name(trigger_id),
+            created_at=now,
+        )
+        # The item first: an event that matches the moment the rule exists must find its trigger.
+        self.store.put(trigger)
+        try:
+            self.rules.create(trigger, body.task.priority)
+        except Exception:
+            self.store.delete(tenant, trigger_id)
+            raise
+        return trigger
+
+    def get(self, tenant: str, trigger_id: str) -> Trigger:
+        trigger = self.store.get(tenant, trigger_id) if is_valid_id(trigger_id) else None
+        if trigger is None:
+            raise NotFound(f"trigger {trigger_id!r} not found")
+        return trigger
+
+    def list(self, tenant: str) -> list[Trigger]:
+        return self.store.list(tenant)
+
+    def delete(self, tenant: str, trigger_id: str) -> None:
+        trigger = self.get(tenant, trigger_id)
+        self.rules.delete(trigger)
+        self.store.delete(tenant, trigger_id)
+
+    def start(self, tenant: str, trigger_id: str, event: dict[str, Any]) -> LaneMessage | None:
+        """Create (once per event) the task a matching event starts; the delivery that runs it, or None."""
+        trigger = self.store.get(tenant, trigger_id)
+        if trigger is None:
+            return None  # deleted since the event was routed
+        now = self.clock.now_ms()
+        task_id = trigger_task_id(trigger_id, str(event.get("id", now)), now, _event_time_ms(event))
+        body = TaskSubmit.model_validate({**trigger.task, "payload": event})
+        task = new_task(body, task_id=task_id, tenant=tenant, now_ms=now).model_copy(
+            update={"trigger_id": trigger_id, "dispatched_at": now}
+        )
+        task.history[0].detail = f"started by trigger {trigger_id} for event {event.get('id', '?')}"
+        try:
+            self.tasks.create(task)
+        except Conflict:
+            existing = self.tasks.get(tenant, task_id)
+            if existing is None or existing.state is not TaskState.PENDING:
+                return None  # this event already started its task
+        return LaneMessage(tenant=tenant, task_id=task_id, attempt=1, lane=task.priority, state="PENDING")
