@@ -12,14 +12,14 @@ install: $(STAMP)
 $(STAMP): pyproject.toml
 	test -d $(VENV) || $(PY) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[dev]'
+	$(BIN)/pip install --quiet -e '.[dev,infra]'
 	touch $(STAMP)
 
 dev: install
 	$(BIN)/taskplane dev $(ARGS)
 
 test: install
-	$(BIN)/pytest -n 2 $(ARGS)
+	$(BIN)/pytest -n 2 --dist loadgroup $(ARGS)
 
 test-fast: install
 	$(BIN)/pytest -m "unit" $(ARGS)
@@ -33,8 +33,21 @@ format: install
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
 
+# The CDK CLI, pinned to its major version, in the repository's git-ignored node_modules/.
+CDK := node_modules/.bin/cdk
+$(CDK):
+	npm install --no-save --no-package-lock --no-audit --no-fund --loglevel=error aws-cdk@2
+
+# Offline (no AWS account or credentials): every environment of cdk.json into cdk.out/, cdk-nag
+# inside the synth (a finding fails it), then cfn-lint. One environment: make synth ARGS="-c env=dev".
+synth: install $(CDK)
+	rm -rf cdk.out
+	AWS_EC2_METADATA_DISABLED=true CDK_DISABLE_VERSION_CHECK=1 JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION=20 \
+		$(CDK) synth --no-notices --no-lookups --quiet --app '$(BIN)/python -m infra.app' --output cdk.out $(ARGS)
+	$(BIN)/cfn-lint --ignore-checks W3005 -- cdk.out/*.template.json
+
 bench: install
 	$(BIN)/python bench/run.py
 
 clean:
-	rm -rf $(VENV) cdk.out .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) cdk.out node_modules .pytest_cache .mypy_cache .ruff_cache

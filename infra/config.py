@@ -21,7 +21,7 @@ ENVIRONMENTS_KEY = "taskplane:environments"
 #: Context key selecting one environment (``cdk synth -c env=dev``); without it every one is built.
 SELECT_KEY = "env"
 
-_NAME = r"^[a-z][a-z0-9-]{0,30}[a-z0-9]$"
+_NAME = r"^[a-z]([a-z0-9-]{0,30}[a-z0-9])?$"
 
 
 class _Strict(BaseModel):
@@ -104,6 +104,8 @@ class EnvironmentConfig(_Strict):
     api_throttle: ApiThrottle = ApiThrottle()
     tenants: dict[str, TenantConfig] = Field(min_length=1)
     targets: TargetAllowList = TargetAllowList()
+    #: Event buses tenants' triggers may listen on (rules are created there by the API).
+    trigger_buses: tuple[str, ...] = ("default",)
     #: CodeDeploy traffic shifting for every function alias.
     deployment: Literal["canary_10_percent_5_minutes", "linear_10_percent_every_1_minute", "all_at_once"] = (
         "canary_10_percent_5_minutes"
@@ -166,4 +168,4 @@ def environments(context: Mapping[str, Any]) -> list[EnvironmentConfig]:
     if selected is not None and selected not in raw:
         raise ValueError(f"-c {SELECT_KEY}={selected}: no such environment; known: {sorted(raw)}")
     names = [selected] if selected is not None else sorted(raw)
-    return [EnvironmentConfig.model_validate({"name": name, **raw[name]}) for name in names]
+    return [EnvironmentConfig.model_validate({**raw[name], "name": name}) for name in names]

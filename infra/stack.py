@@ -9,7 +9,7 @@ import aws_cdk as cdk
 from aws_cdk import aws_codedeploy as codedeploy
 from constructs import Construct
 
-from infra.capabilities import scheduler, workflows
+from infra.capabilities import scheduler, triggers, workflows
 from infra.capabilities.api import Api
 from infra.capabilities.function import PlatformFunction, Shared
 from infra.capabilities.layers import Layers
@@ -39,6 +39,7 @@ class TaskplaneStack(cdk.Stack):
         **kwargs: Any,
     ) -> None:
         super().__init__(scope, construct_id, **kwargs)
+        self.cfg = cfg
         cdk.Tags.of(self).add("project", "taskplane")
         cdk.Tags.of(self).add("environment", cfg.name)
 
@@ -75,6 +76,21 @@ class TaskplaneStack(cdk.Stack):
         self.worker = Worker(self, "Worker", shared=shared, storage=storage, queues=queues)
         functions: list[PlatformFunction] = [self.api.fn, self.worker.fn]
 
+        prefix = triggers.rule_prefix()
+        self.triggers = (
+            triggers.Triggers(
+                self,
+                "Triggers",
+                cfg=cfg,
+                prefix=prefix,
+                api=self.api.fn,
+                worker=self.worker.fn,
+                storage=storage,
+                queues=queues,
+            )
+            if prefix
+            else None
+        )
         self.scheduler = scheduler.Scheduler(self, "Scheduler", shared=shared, storage=storage, queues=queues)
         functions.append(self.scheduler.fn)
         self.workflows: workflows.Workflows | None = None

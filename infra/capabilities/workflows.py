@@ -26,6 +26,7 @@ from infra.capabilities.queues import WORKER_TIMEOUT
 from infra.capabilities.storage import Storage
 from infra.capabilities.targets import grant_task_targets
 from infra.config import EnvironmentConfig
+from infra.nag import acknowledge, iam5_resource
 
 
 def state_machine_prefix(prefix: str) -> str:
@@ -84,8 +85,9 @@ class Workflows(Construct):
             timeout=WORKER_TIMEOUT,
             reserved_concurrency=cfg.reserved_concurrency.step,
         )
-        for name in ("runs", "workflows"):
-            storage.tables[name].grant_read_write_data(self.fn.role)
+        # The step function reads definitions and writes the run ledger.
+        storage.tables["workflows"].grant_read_data(self.fn.role)
+        storage.tables["runs"].grant_read_write_data(self.fn.role)
         grant_task_targets(self.fn.role, cfg)
 
         machines = state_machine_prefix(cfg.prefix)
@@ -130,23 +132,7 @@ class Workflows(Construct):
             description="execution role of every taskplane workflow state machine",
         )
         self.fn.alias.grant_invoke(self.role)
-        self.role.add_to_policy(
-            iam.PolicyStatement(
-                sid="VendedLogDelivery",
-                # Step Functions sets up log delivery through these; none takes a resource.
-                actions=[
-                    "logs:CreateLogDelivery",
-                    "logs:GetLogDelivery",
-                    "logs:UpdateLogDelivery",
-                    "logs:DeleteLogDelivery",
-                    "logs:ListLogDeliveries",
-                    "logs:PutResourcePolicy",
-                    "logs:DescribeResourcePolicies",
-                    "logs:DescribeLogGroups",
-                ],
-                resources=["*"],
-            )
-        )
+        self.role.add_to_policy(log_delivery())
         self.role.add_to_policy(
             iam.PolicyStatement(
                 sid="Tracing",
@@ -193,6 +179,8 @@ class Workflows(Construct):
                 resources=execution_arns,
             )
         )
+        # Creating a state machine with logging sets up a log delivery as the caller, too.
+        api_role.add_to_principal_policy(log_delivery())
         api_role.add_to_principal_policy(
             iam.PolicyStatement(
                 sid="PassWorkflowRole",
@@ -201,3 +189,35 @@ class Workflows(Construct):
                 conditions={"StringEquals": {"iam:PassedToService": "states.amazonaws.com"}},
             )
         )
+        self._acknowledge(cfg, api_role)
+
+    def _acknowledge(self, cfg: EnvironmentConfig, api_role: iam.IRole) -> None:
+        machines = state_machine_prefix(cfg.prefix)
+        arn = "arn:<AWS::Partition>:states:<AWS::Region>:<AWS::AccountId>:{kind}:" + machines + "*"
+        reason = "the API creates workflow state machines at run time; grants stop at their name prefix"
+        acknowledge(self.fn.role, iam5_resource(arn.format(kind="stateMachine")), reason)
+        for kind in ("stateMachine", "execution"):
+            acknowledge(api_role, iam5_resource(arn.format(kind=kind)), reason)
+        acknowledge(
+            self.role,
+            "AwsSolutions-IAM5[Resource::*]",
+            "log delivery set-up and X-Ray trace writes take no resource; the role can invoke only the step alias",
+        )
+
+
+def log_delivery() -> iam.PolicyStatement:
+    """What Step Functions needs to set up vended log delivery; none of these actions takes a resource."""
+    return iam.PolicyStatement(
+        sid="StateMachineLogDelivery",
+        actions=[
+            "logs:CreateLogDelivery",
+            "logs:GetLogDelivery",
+            "logs:UpdateLogDelivery",
+            "logs:DeleteLogDelivery",
+            "logs:ListLogDeliveries",
+            "logs:PutResourcePolicy",
+            "logs:DescribeResourcePolicies",
+            "logs:DescribeLogGroups",
+        ],
+        resources=["*"],
+    )

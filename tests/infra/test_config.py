@@ -1,0 +1,84 @@
+"""Environment settings from the CDK context, and the dependency layer's requirement list (no synth)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+from pydantic import ValidationError
+
+from infra.config import ENVIRONMENTS_KEY, EnvironmentConfig, environments
+
+pytestmark = [pytest.mark.infra, pytest.mark.xdist_group("infra")]
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_every_environment_in_cdk_json_is_valid() -> None:
+    # Given the context cdk.json passes to the app (read here without importing aws_cdk)
+    context = json.loads((ROOT / "cdk.json").read_text())["context"]
+
+    # When every environment is read
+    configs = environments(context)
+
+    # Then each validates, and no two share a prefix (physical names would collide)
+    assert {c.name for c in configs} >= {"dev", "prod"}
+    assert len({c.prefix for c in configs}) == len(configs)
+
+
+def test_env_selects_one_environment_and_an_unknown_one_is_an_error(test_env: dict[str, Any]) -> None:
+    context = {ENVIRONMENTS_KEY: {"a": {**test_env, "prefix": "tp-a"}, "b": {**test_env, "prefix": "tp-b"}}}
+    assert [c.name for c in environments({**context, "env": "b"})] == ["b"]
+    with pytest.raises(ValueError, match="no such environment"):
+        environments({**context, "env": "c"})
+
+
+@pytest.mark.parametrize(
+    ("changes", "message"),
+    [
+        ({"reserved_concurrency": {"worker": 10}}, "below the lanes' total MaximumConcurrency"),
+        ({"reserved_concurrency": {"tick": 5}}, r"below 2 x shards"),
+        ({"lane_concurrency": {"high": 1, "default": 2, "low": 2}}, "MaximumConcurrency is 2-1000"),
+        ({"lane_concurrency": {"high": 2, "default": 2}}, "exactly the lanes"),
+        ({"targets": {"lambda_functions": ["*"]}}, "would allow every resource"),
+        ({"targets": {"sqs_queues": ["arn:aws:sqs:us-east-1:111122223333:*"]}}, "would allow every resource"),
+        ({"tenants": {"Bad_Name": {}}}, "tenant name"),
+        ({"tenants": {}}, "at least 1"),
+        ({"prefix": "Taskplane"}, "prefix"),
+        ({"log_retention_days": 31}, "log_retention_days"),
+        ({"unknown_setting": 1}, "unknown_setting"),
+    ],
+)
+def test_a_bad_environment_fails_naming_the_problem(
+    test_env: dict[str, Any], changes: dict[str, Any], message: str
+) -> None:
+    with pytest.raises(ValidationError, match=message):
+        EnvironmentConfig.model_validate({**test_env, **changes})
+
+
+def test_the_test_environment_itself_is_valid(test_env: dict[str, Any]) -> None:
+    assert EnvironmentConfig.model_validate(test_env).prefix == "tp-test"
+
+
+def test_layer_requirements_come_from_pyproject_minus_the_cli() -> None:
+    # Given pyproject.toml's runtime dependencies
+    import tomllib
+
+    from infra.capabilities.layers import ROOT, layer_requirements, pip_command
+
+    declared = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["dependencies"]
+
+    # When the layer's list is made
+    requirements = layer_requirements()
+
+    # Then it is that list without the CLI's terminal library, plus tz data for zoneinfo
+    assert [r for r in declared if not r.startswith("rich")] == [r for r in requirements if r != "tzdata"]
+    assert "tzdata" in requirements
+    # and pip fetches only manylinux aarch64 wheels for CPython 3.12 (no sdist builds on x86)
+    command = pip_command(requirements, "/out/python")
+    assert "--only-binary=:all:" in command
+    assert command[command.index("--python-version") + 1] == "3.12"
+    assert "manylinux2014_aarch64" in command
+    assert command[command.index("--target") + 1] == "/out/python"
