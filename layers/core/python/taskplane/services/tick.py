@@ -11,9 +11,13 @@ sends again are harmless, because the worker starts an attempt only once.
 from __future__ import annotations
 
 import heapq
+import queue
+import threading
+import time
 import uuid
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import wait as wait_all
 from dataclasses import dataclass, field
 
 from taskplane.adapters.queues import LaneMessage, Lanes
@@ -23,7 +27,6 @@ from taskplane.domain.wheel import (
     LOOKAHEAD_MS,
     LOOKBACK_MS,
     POLL_MS,
-    SLOT_MS,
     WheelEntry,
     slot_of,
     slots_between,
@@ -47,6 +50,51 @@ class TickReport:
     lost_lease: bool = False
 
 
+class _Run:
+    """One tick's moving parts: the heap, batches in flight, and entries to send again."""
+
+    def __init__(self, report: TickReport) -> None:
+        self.report = report
+        self.heap: list[tuple[int, str, int, WheelEntry]] = []
+        self.lock = threading.Lock()
+        self.inflight: dict[Future[None], list[WheelEntry]] = {}
+        self.unsent: queue.SimpleQueue[WheelEntry] = queue.SimpleQueue()
+
+    def submit(self, pool: ThreadPoolExecutor, fn: Callable[..., None], batch: list[WheelEntry]) -> None:
+        future = pool.submit(fn, batch, self)
+        with self.lock:
+            self.inflight[future] = batch
+        future.add_done_callback(self._done)
+
+    def _done(self, future: Future[None]) -> None:
+        with self.lock:
+            self.inflight.pop(future, None)
+
+    def requeue_unsent(self) -> None:
+        while True:
+            try:
+                entry = self.unsent.get_nowait()
+            except queue.Empty:
+                return
+            heapq.heappush(self.heap, (entry.due_ms, entry.sk, entry.slot_ms, entry))
+
+    def settle(self) -> None:
+        """Wait for batches in flight, then take back what could not be sent."""
+        with self.lock:
+            futures = list(self.inflight)
+        wait_all(futures)
+        self.requeue_unsent()
+
+    def resume(self, now: int) -> tuple[int, str]:
+        """Where a successor must start: the earliest entry not yet sent (waiting or in flight), and never
+        later than the look-back window (whatever a successor sends twice, the worker starts once)."""
+        keys = [(slot, sk) for _, sk, slot, _ in self.heap]
+        with self.lock:
+            keys += [e.key for batch in self.inflight.values() for e in batch]
+        recent = (slot_of(now - LOOKBACK_MS), sort_key(now - LOOKBACK_MS, ""))
+        return min([*keys, recent])
+
+
 @dataclass
 class Ticker:
     wheel: WheelStore
@@ -58,6 +106,8 @@ class Ticker:
     lease_ms: int = 15_000
     save_every_ms: int = 1_000
     late_after_ms: int = 1_000
+    #: a due entry waits this long for others to share its SendMessageBatch (cost: SQS bills per call)
+    linger_ms: int = 5
     fire_schedule: ScheduleFirer | None = None
     telemetry: Telemetry = field(default_factory=NullTelemetry)
     senders: ThreadPoolExecutor = field(default_factory=lambda: ThreadPoolExecutor(max_workers=4))
@@ -77,7 +127,7 @@ class Ticker:
             if lease.resume_slot is not None
             else (slot_of(now - FIRST_RUN_LOOKBACK_MS), "")
         )
-        heap: list[tuple[int, str, int, WheelEntry]] = []
+        run = _Run(report)
         seen: dict[tuple[int, str], int] = {}  # keys loaded in the recent window -> due ms
         loaded_at = -(10**15)
         saved_at = now
@@ -85,32 +135,35 @@ class Ticker:
             now = self.clock.now_ms()
             if now >= until_ms:
                 break
+            run.requeue_unsent()
             if now - loaded_at >= self.poll_ms:
                 recent = (slot_of(now - LOOKBACK_MS), sort_key(now - LOOKBACK_MS, ""))
-                self._load(shard, min(backlog_from, recent), now + LOOKAHEAD_MS, heap, seen)
+                self._load(shard, min(backlog_from, recent), now + LOOKAHEAD_MS, run.heap, seen)
                 backlog_from = recent  # the backlog (if any) is in the heap now
                 loaded_at = now
             due: list[WheelEntry] = []
-            while heap and heap[0][0] <= now:
-                due.append(heapq.heappop(heap)[3])
+            while run.heap and run.heap[0][0] <= now:
+                due.append(heapq.heappop(run.heap)[3])
             if due:
-                unsent = self._dispatch(due, report)
-                for entry in unsent:
-                    heapq.heappush(heap, (entry.due_ms, entry.sk, entry.slot_ms, entry))
-                if unsent and self.wait(0.1):  # the queue refused some: try again shortly, not in a spin
-                    break
+                self._dispatch(due, run)
             if now - saved_at >= self.save_every_ms:
-                if not self.wheel.save(shard, report.owner, now, self.lease_ms, self._resume(heap, now)):
+                if not self.wheel.save(shard, report.owner, now, self.lease_ms, run.resume(now)):
                     report.lost_lease = True
+                    run.settle()
                     return report
                 saved_at = now
                 cutoff = now - LOOKBACK_MS - self.save_every_ms
                 for key in [k for k, d in seen.items() if d < cutoff]:
                     del seen[key]
-            next_event = min(heap[0][0] if heap else until_ms, loaded_at + self.poll_ms, until_ms)
+            # Sleep until the next entry is due (plus a few ms for a batch to fill) or the next read.
+            head = run.heap[0][0] + self.linger_ms if run.heap else until_ms
+            next_event = min(head, loaded_at + self.poll_ms, until_ms)
             if self.wait(max(0, next_event - self.clock.now_ms()) / 1000):
                 break
-        if self.wheel.save(shard, report.owner, self.clock.now_ms(), self.lease_ms, self._resume(heap, now)):
+        run.settle()
+        if self.wheel.save(
+            shard, report.owner, self.clock.now_ms(), self.lease_ms, run.resume(self.clock.now_ms())
+        ):
             self.wheel.release(shard, report.owner)
         else:
             report.lost_lease = True
@@ -149,39 +202,39 @@ class Ticker:
                 seen[entry.key] = entry.due_ms
                 heapq.heappush(heap, (entry.due_ms, entry.sk, entry.slot_ms, entry))
 
-    @staticmethod
-    def _resume(heap: list[tuple[int, str, int, WheelEntry]], now: int) -> tuple[int, str]:
-        """Where a successor must start: the earliest entry not yet sent, and never later than the
-        look-back window (whatever a successor sends twice, the worker starts once)."""
-        recent = (slot_of(now - LOOKBACK_MS), sort_key(now - LOOKBACK_MS, ""))
-        if not heap:
-            return recent
-        return min(min((slot, sk) for _, sk, slot, _ in heap), recent)
-
-    def _dispatch(self, due: list[WheelEntry], report: TickReport) -> list[WheelEntry]:
-        """Send due entries in batches of 10 per lane, concurrently; returns those not sent."""
-        failed: list[WheelEntry] = []
-        tasks = [e for e in due if e.kind != "schedule"]
+    def _dispatch(self, due: list[WheelEntry], run: _Run) -> None:
+        """Fire due schedules; hand due tasks to the senders in batches of 10 per lane, without waiting."""
         for entry in (e for e in due if e.kind == "schedule"):
             if self.fire_schedule is None:
                 continue
             try:
                 self.fire_schedule(entry, self.clock.now_ms())
-                report.fired += 1
+                run.report.fired += 1
             except Exception:
-                failed.append(entry)
+                run.unsent.put(entry)  # tried again on the next pass
         by_lane: dict[str, list[WheelEntry]] = {}
-        for entry in tasks:
-            by_lane.setdefault(entry.lane, []).append(entry)
-        batches = [group[i : i + 10] for group in by_lane.values() for i in range(0, len(group), 10)]
-        for batch, outcomes in zip(batches, self.senders.map(self._send_batch, batches), strict=True):
-            for entry, err in zip(batch, outcomes, strict=True):
-                if err is None:
-                    report.dispatched += 1
-                else:
-                    report.send_failures += 1
-                    failed.append(entry)
-        return failed
+        for entry in due:
+            if entry.kind != "schedule":
+                by_lane.setdefault(entry.lane, []).append(entry)
+        for group in by_lane.values():
+            for i in range(0, len(group), 10):
+                run.submit(self.senders, self._send_and_account, group[i : i + 10])
+
+    def _send_and_account(self, batch: list[WheelEntry], run: _Run) -> None:
+        try:
+            outcomes = self._send_batch(batch)
+        except Exception as exc:  # an adapter bug must not lose the batch
+            outcomes = [exc] * len(batch)
+        failed = [e for e, err in zip(batch, outcomes, strict=True) if err is not None]
+        with run.lock:
+            run.report.dispatched += len(batch) - len(failed)
+            run.report.send_failures += len(failed)
+            now = self.clock.now_ms()
+            run.report.late += sum(1 for e in batch if now - e.due_ms > self.late_after_ms)
+        if failed:
+            time.sleep(0.1)  # SQS refused: back off a little before the loop tries them again
+            for entry in failed:
+                run.unsent.put(entry)
 
     def _send_batch(self, batch: list[WheelEntry]) -> list[Exception | None]:
         now = self.clock.now_ms()  # stamped per batch, just before it leaves
