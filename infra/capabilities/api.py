@@ -220,6 +220,8 @@ class Api(Construct):
                 ),
             )
         self.url = self.rest_api.url
+        # The stack outputs the same URL as ApiUrl; one name for it is enough.
+        self.rest_api.node.try_remove_child("Endpoint")
 
     def _acknowledge(self) -> None:
         api = self.rest_api

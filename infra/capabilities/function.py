@@ -69,7 +69,12 @@ def powertools_env(cfg: EnvironmentConfig) -> dict[str, str]:
 
 
 class PlatformFunction(Construct):
-    """``functions/<name>`` as a Lambda function with its ``live`` alias and canary deployment."""
+    """``functions/<name>`` as a Lambda function with its ``live`` alias and canary deployment.
+
+    ``error_alarm=False`` for a function whose errors are its callers' expected outcome (the step
+    function raises a workflow node's failure so Step Functions can retry and catch it): an error-rate
+    alarm would page for tenants' failures and roll good deployments back.
+    """
 
     def __init__(
         self,
@@ -83,6 +88,7 @@ class PlatformFunction(Construct):
         timeout: cdk.Duration,
         reserved_concurrency: int | None = None,
         environment: dict[str, str] | None = None,
+        error_alarm: bool = True,
     ) -> None:
         super().__init__(scope, construct_id)
         cfg = shared.cfg
@@ -129,32 +135,34 @@ class PlatformFunction(Construct):
             environment={**powertools_env(cfg), **shared.platform_env, **(environment or {})},
         )
         self.alias = lambda_.Alias(self, "Live", alias_name="live", version=self.function.current_version)
-        self.error_rate_alarm = cw.Alarm(
-            self,
-            "ErrorRate",
-            alarm_name=f"{self.function_name}-error-rate",
-            alarm_description=(
-                f"{self.function_name}:live: more than {ERROR_RATE_PERCENT}% of invocations failed "
-                f"(and at least {MIN_ERRORS}) in 2 consecutive minutes; rolls back a deployment in progress"
-            ),
-            metric=cw.MathExpression(
-                expression=f"IF(errors >= {MIN_ERRORS}, 100 * errors / invocations, 0)",
-                using_metrics={
-                    "errors": self.alias.metric_errors(period=cdk.Duration.minutes(1), statistic="Sum"),
-                    "invocations": self.alias.metric_invocations(
-                        period=cdk.Duration.minutes(1), statistic="Sum"
-                    ),
-                },
-                period=cdk.Duration.minutes(1),
-                label=f"{name} error rate (%)",
-            ),
-            threshold=ERROR_RATE_PERCENT,
-            comparison_operator=cw.ComparisonOperator.GREATER_THAN_THRESHOLD,
-            evaluation_periods=2,
-            datapoints_to_alarm=2,
-            treat_missing_data=cw.TreatMissingData.NOT_BREACHING,
-        )
-        self.alarms: list[cw.IAlarm] = [self.error_rate_alarm]
+        self.error_rate_alarm: cw.Alarm | None = None
+        if error_alarm:
+            self.error_rate_alarm = cw.Alarm(
+                self,
+                "ErrorRate",
+                alarm_name=f"{self.function_name}-error-rate",
+                alarm_description=(
+                    f"{self.function_name}:live: more than {ERROR_RATE_PERCENT}% of invocations failed "
+                    f"(and at least {MIN_ERRORS}) in 2 consecutive minutes; rolls back a deployment in progress"
+                ),
+                metric=cw.MathExpression(
+                    expression=f"IF(errors >= {MIN_ERRORS}, 100 * errors / invocations, 0)",
+                    using_metrics={
+                        "errors": self.alias.metric_errors(period=cdk.Duration.minutes(1), statistic="Sum"),
+                        "invocations": self.alias.metric_invocations(
+                            period=cdk.Duration.minutes(1), statistic="Sum"
+                        ),
+                    },
+                    period=cdk.Duration.minutes(1),
+                    label=f"{name} error rate (%)",
+                ),
+                threshold=ERROR_RATE_PERCENT,
+                comparison_operator=cw.ComparisonOperator.GREATER_THAN_THRESHOLD,
+                evaluation_periods=2,
+                datapoints_to_alarm=2,
+                treat_missing_data=cw.TreatMissingData.NOT_BREACHING,
+            )
+        self.alarms: list[cw.IAlarm] = [self.error_rate_alarm] if self.error_rate_alarm else []
         self.deployment = codedeploy.LambdaDeploymentGroup(
             self,
             "Deployment",
@@ -162,9 +170,9 @@ class PlatformFunction(Construct):
             deployment_group_name=self.function_name,
             alias=self.alias,
             deployment_config=DEPLOYMENT_CONFIGS[cfg.deployment],
-            alarms=[self.error_rate_alarm],
+            alarms=list(self.alarms),
             auto_rollback=codedeploy.AutoRollbackConfig(
-                failed_deployment=True, stopped_deployment=True, deployment_in_alarm=True
+                failed_deployment=True, stopped_deployment=True, deployment_in_alarm=bool(self.alarms)
             ),
         )
         acknowledge(

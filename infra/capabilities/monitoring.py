@@ -101,7 +101,7 @@ class Monitoring(Construct):
         api_function.add_rollback_alarm(self.api_5xx_alarm)
 
         alarms: list[cw.Alarm] = [self.dlq_alarm, self.api_5xx_alarm]
-        alarms += [fn.error_rate_alarm for fn in functions]
+        alarms += [fn.error_rate_alarm for fn in functions if fn.error_rate_alarm is not None]
         # Tick lag: the tick counts every entry it sends more than 1 s after it was due. Two
         # minutes in a row of late dispatches is a tick that cannot keep up (or ran late).
         self.tick_lag_alarm = cw.Alarm(

@@ -84,6 +84,8 @@ class Workflows(Construct):
             memory_size=512,
             timeout=WORKER_TIMEOUT,
             reserved_concurrency=cfg.reserved_concurrency.step,
+            # Its errors are workflow nodes' failures, raised for Step Functions' Retry and Catch.
+            error_alarm=False,
         )
         # The step function reads definitions and writes the run ledger.
         storage.tables["workflows"].grant_read_data(self.fn.role)

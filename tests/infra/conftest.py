@@ -36,13 +36,17 @@ TEST_ENV: dict[str, Any] = {
         "globex-eu": {"rate_limit": 10, "burst_limit": 20, "quota_per_day": 10_000},
     },
     "targets": {
-        "lambda_functions": ["{prefix}-target-*", "arn:aws:lambda:eu-west-1:111122223333:function:shared-echo"],
+        "lambda_functions": [
+            "{prefix}-target-*",
+            "arn:aws:lambda:eu-west-1:111122223333:function:shared-echo",
+        ],
         "sqs_queues": ["{prefix}-target-*"],
         "event_buses": ["{prefix}-target-*"],
     },
     "deployment": "canary_10_percent_5_minutes",
     "alarm_email": "ops@example.com",
 }
+
 
 @pytest.fixture
 def test_env() -> dict[str, Any]:
@@ -127,6 +131,8 @@ def synth(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Synth]:
     except RuntimeError as exc:  # cdk-nag findings fail the synth; the template is written first
         error = str(exc)
     template_path = outdir / f"{stack.artifact_id}.template.json"
+    if not template_path.exists():  # the app itself failed, before any validation
+        raise RuntimeError(f"synth failed: {error}")
     report_path = outdir / "validation-report.json"
     yield Synth(
         template=json.loads(template_path.read_text()),

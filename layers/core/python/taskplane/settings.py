@@ -22,6 +22,12 @@ ENV_RETENTION_DAYS = "TASKPLANE_RETENTION_DAYS"
 ENV_WHEEL_TABLE = "TASKPLANE_WHEEL_TABLE"
 ENV_WHEEL_SHARDS = "TASKPLANE_WHEEL_SHARDS"
 ENV_SCHEDULES_TABLE = "TASKPLANE_SCHEDULES_TABLE"
+ENV_WORKFLOWS_TABLE = "TASKPLANE_WORKFLOWS_TABLE"
+ENV_RUNS_TABLE = "TASKPLANE_RUNS_TABLE"
+ENV_STEP_FUNCTION_ARN = "TASKPLANE_STEP_FUNCTION_ARN"
+ENV_STATE_MACHINE_ROLE_ARN = "TASKPLANE_STATE_MACHINE_ROLE_ARN"
+ENV_STATE_MACHINE_PREFIX = "TASKPLANE_STATE_MACHINE_PREFIX"
+ENV_STATE_MACHINE_LOG_GROUP_ARN = "TASKPLANE_STATE_MACHINE_LOG_GROUP_ARN"
 
 LANES: tuple[str, ...] = ("high", "default", "low")
 
@@ -39,6 +45,15 @@ class PlatformSettings(BaseModel):
     # Wheel shards, each with its own tick lease (fixed for the life of the wheel table).
     wheel_shards: int = Field(default=1, ge=1, le=256)
     schedules_table: str = "taskplane-schedules"
+    # Workflows: definitions and the run ledger, the step function the compiled state machines call,
+    # the role they run as, the name prefix of every state machine the API creates (its IAM grants
+    # depend on it) and, optionally, where executions log.
+    workflows_table: str = "taskplane-workflows"
+    runs_table: str = "taskplane-runs"
+    step_function_arn: str = ""
+    state_machine_role_arn: str = ""
+    state_machine_prefix: str = "taskplane-wf-"
+    state_machine_log_group_arn: str = ""
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> PlatformSettings:
@@ -63,6 +78,12 @@ class PlatformSettings(BaseModel):
             wheel_table=env.get(ENV_WHEEL_TABLE, defaults.wheel_table),
             wheel_shards=int(env.get(ENV_WHEEL_SHARDS, defaults.wheel_shards)),
             schedules_table=env.get(ENV_SCHEDULES_TABLE, defaults.schedules_table),
+            workflows_table=env.get(ENV_WORKFLOWS_TABLE, defaults.workflows_table),
+            runs_table=env.get(ENV_RUNS_TABLE, defaults.runs_table),
+            step_function_arn=env.get(ENV_STEP_FUNCTION_ARN, ""),
+            state_machine_role_arn=env.get(ENV_STATE_MACHINE_ROLE_ARN, ""),
+            state_machine_prefix=env.get(ENV_STATE_MACHINE_PREFIX, defaults.state_machine_prefix),
+            state_machine_log_group_arn=env.get(ENV_STATE_MACHINE_LOG_GROUP_ARN, ""),
         )
 
     def to_env(self) -> dict[str, str]:
@@ -77,6 +98,12 @@ class PlatformSettings(BaseModel):
             ENV_WHEEL_TABLE: self.wheel_table,
             ENV_WHEEL_SHARDS: str(self.wheel_shards),
             ENV_SCHEDULES_TABLE: self.schedules_table,
+            ENV_WORKFLOWS_TABLE: self.workflows_table,
+            ENV_RUNS_TABLE: self.runs_table,
+            ENV_STEP_FUNCTION_ARN: self.step_function_arn,
+            ENV_STATE_MACHINE_ROLE_ARN: self.state_machine_role_arn,
+            ENV_STATE_MACHINE_PREFIX: self.state_machine_prefix,
+            ENV_STATE_MACHINE_LOG_GROUP_ARN: self.state_machine_log_group_arn,
         }
         for lane, var in (("high", ENV_QUEUE_HIGH), ("default", ENV_QUEUE_DEFAULT), ("low", ENV_QUEUE_LOW)):
             if lane in self.queue_urls:

@@ -24,7 +24,27 @@ def create_resources(
     control_table = f"{prefix}-control"
     wheel_table = f"{prefix}-wheel"
     schedules_table = f"{prefix}-schedules"
+    workflows_table = f"{prefix}-workflows"
+    runs_table = f"{prefix}-runs"
     existing = set(ddb.list_tables()["TableNames"])
+    for name in (workflows_table, runs_table):
+        if name not in existing:
+            ddb.create_table(
+                TableName=name,
+                BillingMode="PAY_PER_REQUEST",
+                AttributeDefinitions=[
+                    {"AttributeName": "pk", "AttributeType": "S"},
+                    {"AttributeName": "sk", "AttributeType": "S"},
+                ],
+                KeySchema=[
+                    {"AttributeName": "pk", "KeyType": "HASH"},
+                    {"AttributeName": "sk", "KeyType": "RANGE"},
+                ],
+            )
+    if runs_table not in existing:
+        ddb.update_time_to_live(
+            TableName=runs_table, TimeToLiveSpecification={"Enabled": True, "AttributeName": "expires_at"}
+        )
     if tasks_table not in existing:
         ddb.create_table(
             TableName=tasks_table,
@@ -104,4 +124,6 @@ def create_resources(
         wheel_table=wheel_table,
         wheel_shards=shards,
         schedules_table=schedules_table,
+        workflows_table=workflows_table,
+        runs_table=runs_table,
     )

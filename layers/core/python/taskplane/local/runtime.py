@@ -49,6 +49,8 @@ class LocalRuntime:
     _server: Any = None
     _threads: list[threading.Thread] = field(default_factory=list)
     _uninstall: Any = None
+    _uninstall_step: Any = None
+    _session: Any = None
 
     @property
     def url(self) -> str:
@@ -71,11 +73,16 @@ class LocalRuntime:
         from taskplane.local.poller import LanePoller
         from taskplane.local.resources import create_resources
 
+        from taskplane.local import workflows
+
         moto_patches.apply()
-        self._mock = mock_aws()
+        # Step Functions executes ASL (workflows), calling the step function in-process.
+        self._mock = mock_aws(config=workflows.MOCK_CONFIG)
         self._mock.start()
         session = boto3.session.Session(region_name=REGION)
+        self._session = session
         settings = create_resources(session)
+        settings, self._uninstall_step = workflows.install_step_function(session, settings)
         os.environ.update(settings.to_env())
         if self.functions_file:
             from taskplane.local.lambdas import (
@@ -139,8 +146,14 @@ class LocalRuntime:
             self._server.server_close()
         for poller in self.pollers:
             poller.stop()
+        if self._session is not None:
+            from taskplane.local.workflows import stop_executions
+
+            stop_executions(self._session)
         if self._uninstall:
             self._uninstall()
+        if self._uninstall_step:
+            self._uninstall_step()
         wiring.use(None)
         if self._mock is not None:
             self._mock.stop()
