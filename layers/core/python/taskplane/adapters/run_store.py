@@ -1,0 +1,804 @@
+"""The run ledger in DynamoDB: run state, node results, outputs, compensations, gate tokens.
+
+Item layout (one table):
+
+==============================  =========  =====================================================
+partition key ``pk``            sort key   holds
+==============================  =========  =====================================================
+``R#<tenant>#<run_id>``         ``#run``   state, phase, version, input, execution, error, times
+``R#<tenant>#<run_id>``         ``C#<id>`` one compensation: state, attempts, times, error
+``R#<tenant>#<run_id>``         ``N#<id>`` one node: state, attempts, times, error, output size and
+                                           the output itself when small, the attempt's fence
+                                           (``try``), the gate's task token and, per execution, the
+                                           set of needs already done
+``R#<tenant>#<run_id>``         ``O#<id>`` a larger output (JSON, up to 128 KiB)
+``L#<tenant>#<workflow>``       run id     the run in its workflow's listing (newest first)
+==============================  =========  =====================================================
+
+One Query (``sk < "O#"``) reads a whole run without its outputs. The tenant is part of every key,
+so one tenant can never read another's run. Attempts are fenced: a node's attempt writes its
+outcome only while the node still carries the attempt's ``try`` id, so an attempt that Step
+Functions gave up on (timed out) cannot overwrite a later one.
+
+Items carry ``expires_at`` (the table's TTL attribute) set by the caller: a run's items go some
+retention period after the run ended, or could have ended.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from botocore.exceptions import BotoCoreError, ClientError
+
+from taskplane.adapters.errors import error_code, translate
+from taskplane.adapters.workflow_store import deserialize, serialize
+from taskplane.domain.errors import Conflict
+from taskplane.domain.workflow import NodeState, Phase, RunState
+
+if TYPE_CHECKING:
+    from mypy_boto3_dynamodb import DynamoDBClient
+
+RUN = "#run"
+_NO_VALUE: Any = object()
+
+
+def _json(value: Any) -> str:
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+
+
+def _loads(text: Any, default: Any = None) -> Any:
+    return json.loads(text) if isinstance(text, str) else default
+
+
+def _int(value: Any) -> int | None:
+    return None if value is None else int(value)
+
+
+@dataclass(frozen=True)
+class RunRecord:
+    tenant: str
+    run_id: str
+    workflow: str
+    version: int
+    version_arn: str
+    state: RunState
+    phase: Phase
+    input: Any
+    created_at: int
+    exec: int = 1
+    execution_arn: str | None = None
+    finished_at: int | None = None
+    error: dict[str, Any] | None = None
+    on_failure: str = "stop"
+    resumes: int = 0
+    compensation_started: bool = False
+    updated_at: int | None = None
+
+
+@dataclass(frozen=True)
+class NodeRecord:
+    id: str
+    state: NodeState
+    attempts: int = 0
+    exec: int = 0
+    started_at: int | None = None
+    attempt_at: int | None = None
+    finished_at: int | None = None
+    error: dict[str, Any] | None = None
+    out_bytes: int | None = None
+    preview: Any = _NO_VALUE  # the output, when small; _NO_VALUE when not kept inline
+    try_id: str | None = None
+
+    @property
+    def has_preview(self) -> bool:
+        return self.preview is not _NO_VALUE
+
+
+@dataclass(frozen=True)
+class CompensationRecord:
+    id: str
+    state: NodeState
+    attempts: int = 0
+    started_at: int | None = None
+    attempt_at: int | None = None
+    finished_at: int | None = None
+    error: dict[str, Any] | None = None
+
+
+@dataclass(frozen=True)
+class RunSummary:
+    run_id: str
+    workflow: str
+    version: int
+    state: RunState
+    created_at: int
+    finished_at: int | None
+
+
+class RunStore:
+    """Runs, nodes, outputs and compensations of every tenant."""
+
+    def __init__(self, table: str, client: DynamoDBClient | None = None, *, session: Any = None):
+        self._table = table
+        self._client = client
+        self._session = session
+
+    @property
+    def client(self) -> DynamoDBClient:
+        if self._client is None:
+            import boto3
+
+            self._client = (self._session or boto3.session.Session()).client("dynamodb")
+        return self._client
+
+    # -- keys ------------------------------------------------------------------------------------
+
+    @staticmethod
+    def _pk(tenant: str, run_id: str) -> str:
+        return f"R#{tenant}#{run_id}"
+
+    def _key(self, tenant: str, run_id: str, sk: str) -> dict[str, Any]:
+        return {"pk": {"S": self._pk(tenant, run_id)}, "sk": {"S": sk}}
+
+    def _call(self, what: str, method: str, **kwargs: Any) -> Any:
+        try:
+            return getattr(self.client, method)(TableName=self._table, **kwargs)
+        except (ClientError, BotoCoreError) as exc:
+            raise translate(exc, what) from exc
+
+    # -- runs ------------------------------------------------------------------------------------
+
+    def create(self, run: RunRecord, *, expires_at: int | None = None) -> None:
+        """Store a new run and its listing entry."""
+        item = {**_run_item(run), "expires_at": expires_at}
+        listing = {
+            "pk": f"L#{run.tenant}#{run.workflow}",
+            "sk": run.run_id,
+            "version": run.version,
+            "state": run.state.value,
+            "created_at": run.created_at,
+            "expires_at": expires_at,
+        }
+        try:
+            self.client.put_item(
+                TableName=self._table, Item=serialize(item), ConditionExpression="attribute_not_exists(pk)"
+            )
+        except ClientError as exc:
+            if error_code(exc) == "ConditionalCheckFailedException":
+                raise Conflict(f"run {run.run_id} already exists") from exc
+            raise translate(exc, "storing the run") from exc
+        except BotoCoreError as exc:
+            raise translate(exc, "storing the run") from exc
+        self._call("listing the run", "put_item", Item=serialize(listing))
+
+    def get(self, tenant: str, run_id: str) -> RunRecord | None:
+        found = self._call(
+            "reading the run", "get_item", Key=self._key(tenant, run_id, RUN), ConsistentRead=True
+        )
+        item = found.get("Item")
+        return _run(tenant, deserialize(item)) if item else None
+
+    def ledger(
+        self, tenant: str, run_id: str
+    ) -> tuple[RunRecord | None, dict[str, NodeRecord], dict[str, CompensationRecord]]:
+        """The run, its nodes and its compensations in one Query (outputs are left out)."""
+        kwargs: dict[str, Any] = {
+            "KeyConditionExpression": "pk = :pk AND sk < :o",
+            "ExpressionAttributeValues": {":pk": {"S": self._pk(tenant, run_id)}, ":o": {"S": "O#"}},
+            "ConsistentRead": True,
+        }
+        run: RunRecord | None = None
+        nodes: dict[str, NodeRecord] = {}
+        comps: dict[str, CompensationRecord] = {}
+        while True:
+            found = self._call("reading the run", "query", **kwargs)
+            for raw in found.get("Items", []):
+                item = deserialize(raw)
+                sk: str = item["sk"]
+                if sk == RUN:
+                    run = _run(tenant, item)
+                elif sk.startswith("N#"):
+                    nodes[sk[2:]] = _node(sk[2:], item)
+                elif sk.startswith("C#"):
+                    comps[sk[2:]] = _compensation(sk[2:], item)
+            if "LastEvaluatedKey" not in found:
+                return run, nodes, comps
+            kwargs["ExclusiveStartKey"] = found["LastEvaluatedKey"]
+
+    def update_run(
+        self,
+        run: RunRecord,
+        *,
+        states: Iterable[RunState],
+        exec: int | None = None,
+        phases: Iterable[Phase] | None = None,
+        changes: dict[str, Any],
+        remove: tuple[str, ...] = (),
+        now_ms: int,
+        expires_at: int | None = None,
+    ) -> RunRecord | None:
+        """Change the run if it is in one of ``states`` (and at ``exec``, in one of ``phases``).
+
+        Answers the run as it is after the change, or None when the condition did not hold (a
+        lost race: the caller decides again on a fresh read). The listing entry follows the state.
+        """
+        names = {"#state": "state", "#u": "updated_at"}
+        values: dict[str, Any] = {":now": now_ms}
+        sets = ["#u = :now"]
+        if expires_at is not None:
+            changes = {**changes, "expires_at": expires_at}
+        for i, (name, value) in enumerate(sorted(changes.items())):
+            names[f"#c{i}"] = name
+            values[f":c{i}"] = _stored(name, value)
+            sets.append(f"#c{i} = :c{i}")
+        expr = "SET " + ", ".join(sets)
+        if remove:
+            for i, name in enumerate(remove):
+                names[f"#r{i}"] = name
+            expr += " REMOVE " + ", ".join(f"#r{i}" for i in range(len(remove)))
+        allowed = sorted(s.value for s in states)
+        condition = "#state IN (" + ", ".join(f":s{i}" for i in range(len(allowed))) + ")"
+        values.update({f":s{i}": s for i, s in enumerate(allowed)})
+        if exec is not None:
+            condition += " AND #exec = :x"
+            names["#exec"] = "exec"
+            values[":x"] = exec
+        if phases is not None:
+            wanted = sorted(p.value for p in phases)
+            names["#phase"] = "phase"
+            condition += " AND #phase IN (" + ", ".join(f":p{i}" for i in range(len(wanted))) + ")"
+            values.update({f":p{i}": p for i, p in enumerate(wanted)})
+        try:
+            resp = self.client.update_item(
+                TableName=self._table,
+                Key=self._key(run.tenant, run.run_id, RUN),
+                UpdateExpression=expr,
+                ConditionExpression=condition,
+                ExpressionAttributeNames=names,
+                ExpressionAttributeValues=serialize(values),
+                ReturnValues="ALL_NEW",
+            )
+        except ClientError as exc:
+            if error_code(exc) == "ConditionalCheckFailedException":
+                return None
+            raise translate(exc, "updating the run") from exc
+        except BotoCoreError as exc:
+            raise translate(exc, "updating the run") from exc
+        after = _run(run.tenant, deserialize(resp["Attributes"]))
+        if after.state != run.state or "state" in changes:
+            self._list_entry(after, expires_at)
+        return after
+
+    def _list_entry(self, run: RunRecord, expires_at: int | None) -> None:
+        values: dict[str, Any] = {":s": run.state.value, ":v": run.version}
+        expr = "SET #state = :s, #version = :v"
+        if expires_at is not None:
+            expr += ", expires_at = :e"
+            values[":e"] = expires_at
+        if run.finished_at is not None:
+            expr += ", finished_at = :f"
+            values[":f"] = run.finished_at
+        else:
+            expr += " REMOVE finished_at"
+        self._call(
+            "updating the run listing",
+            "update_item",
+            Key={"pk": {"S": f"L#{run.tenant}#{run.workflow}"}, "sk": {"S": run.run_id}},
+            UpdateExpression=expr,
+            ExpressionAttributeNames={"#state": "state", "#version": "version"},
+            ExpressionAttributeValues=serialize(values),
+        )
+
+    def record_error(self, tenant: str, run_id: str, exec: int, error: dict[str, Any]) -> None:
+        """Keep the first node failure of an execution as the run's error."""
+        try:
+            self.client.update_item(
+                TableName=self._table,
+                Key=self._key(tenant, run_id, RUN),
+                UpdateExpression="SET #e = if_not_exists(#e, :e)",
+                ConditionExpression="#exec = :x",
+                ExpressionAttributeNames={"#e": "error", "#exec": "exec"},
+                ExpressionAttributeValues={":e": {"S": _json(error)}, ":x": {"N": str(exec)}},
+            )
+        except ClientError as exc:
+            if error_code(exc) != "ConditionalCheckFailedException":
+                raise translate(exc, "recording the run's error") from exc
+        except BotoCoreError as exc:
+            raise translate(exc, "recording the run's error") from exc
+
+    def list_runs(
+        self, tenant: str, workflow: str, *, limit: int = 50, cursor: str | None = None
+    ) -> tuple[list[RunSummary], str | None]:
+        """A workflow's runs, newest first; ``cursor`` is the last run id of the previous page."""
+        values: dict[str, Any] = {":pk": {"S": f"L#{tenant}#{workflow}"}}
+        condition = "pk = :pk"
+        if cursor:
+            condition += " AND sk < :c"
+            values[":c"] = {"S": cursor}
+        found = self._call(
+            "listing runs",
+            "query",
+            KeyConditionExpression=condition,
+            ExpressionAttributeValues=values,
+            ScanIndexForward=False,
+            Limit=limit + 1,
+        )
+        items = [deserialize(i) for i in found.get("Items", [])]
+        runs = [
+            RunSummary(
+                run_id=i["sk"],
+                workflow=workflow,
+                version=int(i["version"]),
+                state=RunState(i["state"]),
+                created_at=int(i["created_at"]),
+                finished_at=_int(i.get("finished_at")),
+            )
+            for i in items[:limit]
+        ]
+        return runs, (runs[-1].run_id if len(items) > limit else None)
+
+    # -- gates -----------------------------------------------------------------------------------
+
+    def register_gate(
+        self, tenant: str, run_id: str, node: str, token: str, exec: int, *, expires_at: int
+    ) -> set[str]:
+        """Keep the task token of ``node``'s gate; answers the needs already done in ``exec``."""
+        resp = self._call(
+            "registering a gate",
+            "update_item",
+            Key=self._key(tenant, run_id, f"N#{node}"),
+            UpdateExpression="SET #t = :t, #tx = :x, expires_at = :e",
+            ExpressionAttributeNames={"#t": "token", "#tx": "token_exec"},
+            ExpressionAttributeValues={
+                ":t": {"S": token},
+                ":x": {"N": str(exec)},
+                ":e": {"N": str(expires_at)},
+            },
+            ReturnValues="ALL_NEW",
+        )
+        return set(deserialize(resp["Attributes"]).get(f"done_{exec}", set()))
+
+    def need_done(
+        self, tenant: str, run_id: str, node: str, need: str, exec: int, *, expires_at: int
+    ) -> tuple[str | None, set[str]]:
+        """Record that ``need`` of ``node`` is done in ``exec``; answers the gate's token (if it is
+        waiting in this execution) and every need done so far. Adding to a set is idempotent, so a
+        repeated call cannot count a need twice."""
+        resp = self._call(
+            "recording a finished need",
+            "update_item",
+            Key=self._key(tenant, run_id, f"N#{node}"),
+            UpdateExpression="SET expires_at = :e ADD #d :n",
+            ExpressionAttributeNames={"#d": f"done_{exec}"},
+            ExpressionAttributeValues={":n": {"SS": [need]}, ":e": {"N": str(expires_at)}},
+            ReturnValues="ALL_NEW",
+        )
+        item = deserialize(resp["Attributes"])
+        token = item.get("token") if _int(item.get("token_exec")) == exec else None
+        return token, set(item.get(f"done_{exec}", set()))
+
+    # -- node attempts ---------------------------------------------------------------------------
+
+    def start_node(
+        self, tenant: str, run_id: str, node: str, *, exec: int, try_id: str, now_ms: int, expires_at: int
+    ) -> NodeRecord | None:
+        """Begin an attempt of ``node``; answers the node as it is now, or None when it already
+        succeeded (a resumed run skips it).
+
+        The caller must then check that the run still lets nodes start (:meth:`node_inputs` reads
+        the run after this write) and :meth:`withdraw_start` when it does not: of this write and
+        the run's phase change, whichever comes second sees the other (transactions would be
+        simpler, but moto copies whole tables for each one).
+        """
+        try:
+            resp = self.client.update_item(
+                TableName=self._table,
+                Key=self._key(tenant, run_id, f"N#{node}"),
+                UpdateExpression=(
+                    "SET #state = :running, #try = :try, #aa = :now, #exec = :x, expires_at = :e, "
+                    "#sa = if_not_exists(#sa, :now) ADD #att :one REMOVE #fa"
+                ),
+                ConditionExpression="attribute_not_exists(#state) OR #state <> :ok",
+                ExpressionAttributeNames={
+                    "#state": "state",
+                    "#try": "try",
+                    "#aa": "attempt_at",
+                    "#exec": "exec",
+                    "#sa": "started_at",
+                    "#att": "attempts",
+                    "#fa": "finished_at",
+                },
+                ExpressionAttributeValues={
+                    ":running": {"S": NodeState.RUNNING.value},
+                    ":try": {"S": try_id},
+                    ":now": {"N": str(now_ms)},
+                    ":x": {"N": str(exec)},
+                    ":one": {"N": "1"},
+                    ":ok": {"S": NodeState.SUCCEEDED.value},
+                    ":e": {"N": str(expires_at)},
+                },
+                ReturnValues="ALL_NEW",
+            )
+        except ClientError as exc:
+            if error_code(exc) == "ConditionalCheckFailedException":
+                return None
+            raise translate(exc, "starting a node") from exc
+        except BotoCoreError as exc:
+            raise translate(exc, "starting a node") from exc
+        return _node(node, deserialize(resp["Attributes"]))
+
+    def withdraw_start(self, tenant: str, run_id: str, node: str, *, try_id: str) -> None:
+        """Undo :meth:`start_node` for an attempt that must not run after all."""
+        try:
+            self.client.update_item(
+                TableName=self._table,
+                Key=self._key(tenant, run_id, f"N#{node}"),
+                UpdateExpression="SET #state = :pending ADD #att :minus REMOVE #try",
+                ConditionExpression="#try = :try AND #state = :running",
+                ExpressionAttributeNames={"#state": "state", "#try": "try", "#att": "attempts"},
+                ExpressionAttributeValues={
+                    ":pending": {"S": NodeState.PENDING.value},
+                    ":running": {"S": NodeState.RUNNING.value},
+                    ":try": {"S": try_id},
+                    ":minus": {"N": "-1"},
+                },
+            )
+        except ClientError as exc:
+            if error_code(exc) != "ConditionalCheckFailedException":
+                raise translate(exc, "withdrawing a node's start") from exc
+        except BotoCoreError as exc:
+            raise translate(exc, "withdrawing a node's start") from exc
+
+    def node_inputs(
+        self, tenant: str, run_id: str, needs: Iterable[str]
+    ) -> tuple[RunRecord | None, dict[str, Any]]:
+        """The run (its state and input) and the outputs of ``needs``, read consistently."""
+        needs = list(needs)
+        keys = [self._key(tenant, run_id, RUN)] + [self._key(tenant, run_id, f"N#{need}") for need in needs]
+        run: RunRecord | None = None
+        outputs: dict[str, Any] = {}
+        large: list[str] = []
+        for item in self._batch_get(keys, "reading a node's inputs"):
+            if item["sk"] == RUN:
+                run = _run(tenant, item)
+            elif item.get("state") == NodeState.SUCCEEDED.value:
+                if "preview" in item:
+                    outputs[item["sk"][2:]] = json.loads(item["preview"])
+                else:
+                    large.append(item["sk"][2:])
+        if large:
+            keys = [self._key(tenant, run_id, f"O#{need}") for need in large]
+            for item in self._batch_get(keys, "reading a node's inputs"):
+                outputs[item["sk"][2:]] = json.loads(item["output"])
+        return run, outputs
+
+    def _batch_get(self, keys: list[dict[str, Any]], what: str) -> list[dict[str, Any]]:
+        found: list[dict[str, Any]] = []
+        for start in range(0, len(keys), 100):
+            pending: dict[str, Any] = {
+                self._table: {"Keys": keys[start : start + 100], "ConsistentRead": True}
+            }
+            for _ in range(8):
+                try:
+                    resp = self.client.batch_get_item(RequestItems=pending)
+                except (ClientError, BotoCoreError) as exc:
+                    raise translate(exc, what) from exc
+                found += [deserialize(i) for i in resp.get("Responses", {}).get(self._table, [])]
+                pending = resp.get("UnprocessedKeys") or {}
+                if not pending:
+                    break
+            else:
+                raise translate(ClientError({"Error": {"Code": "ThrottlingException"}}, "BatchGetItem"), what)
+        return found
+
+    def node_succeeded(
+        self,
+        tenant: str,
+        run_id: str,
+        node: str,
+        *,
+        try_id: str,
+        attempt: int,
+        now_ms: int,
+        output_json: str,
+        out_bytes: int,
+        preview_json: str | None,
+        expires_at: int,
+    ) -> bool:
+        """Store the output and the success of the attempt ``try_id``; False when it was superseded.
+
+        A small output (``preview_json`` given) lives in the node's item, written with the success in
+        one fenced update. A larger one goes first to its own item (a node that reads SUCCEEDED finds
+        it), never over the output of a later attempt.
+        """
+        try:
+            if preview_json is None:
+                self.client.put_item(
+                    TableName=self._table,
+                    Item={
+                        **self._key(tenant, run_id, f"O#{node}"),
+                        "output": {"S": output_json},
+                        "attempt": {"N": str(attempt)},
+                        "expires_at": {"N": str(expires_at)},
+                    },
+                    ConditionExpression="attribute_not_exists(pk) OR attempt <= :n",
+                    ExpressionAttributeValues={":n": {"N": str(attempt)}},
+                )
+        except ClientError as exc:
+            if error_code(exc) == "ConditionalCheckFailedException":
+                return False
+            raise translate(exc, "recording a node's output") from exc
+        except BotoCoreError as exc:
+            raise translate(exc, "recording a node's output") from exc
+        sets = "SET #state = :ok, #fa = :now, #ob = :ob"
+        values: dict[str, Any] = {
+            ":ok": {"S": NodeState.SUCCEEDED.value},
+            ":now": {"N": str(now_ms)},
+            ":ob": {"N": str(out_bytes)},
+            ":try": {"S": try_id},
+            ":running": {"S": NodeState.RUNNING.value},
+        }
+        remove = ["#err"]
+        if preview_json is not None:
+            sets += ", #pv = :pv"
+            values[":pv"] = {"S": preview_json}
+        else:
+            remove.append("#pv")
+        try:
+            self.client.update_item(
+                TableName=self._table,
+                Key=self._key(tenant, run_id, f"N#{node}"),
+                UpdateExpression=sets + " REMOVE " + ", ".join(remove),
+                ConditionExpression="#try = :try AND #state = :running",
+                ExpressionAttributeNames={
+                    "#state": "state",
+                    "#fa": "finished_at",
+                    "#ob": "out_bytes",
+                    "#pv": "preview",
+                    "#err": "error",
+                    "#try": "try",
+                },
+                ExpressionAttributeValues=values,
+            )
+        except ClientError as exc:
+            if error_code(exc) == "ConditionalCheckFailedException":
+                return False
+            raise translate(exc, "recording a node's success") from exc
+        except BotoCoreError as exc:
+            raise translate(exc, "recording a node's success") from exc
+        return True
+
+    def node_failed(
+        self,
+        tenant: str,
+        run_id: str,
+        node: str,
+        *,
+        try_id: str | None,
+        state: NodeState,
+        error: dict[str, Any],
+        now_ms: int,
+        expect: NodeState = NodeState.RUNNING,
+    ) -> bool:
+        """Record a failed attempt (``RETRYING``) or the node's failure (``FAILED``)."""
+        names = {"#state": "state", "#err": "error", "#fa": "finished_at", "#try": "try"}
+        values: dict[str, Any] = {
+            ":st": {"S": state.value},
+            ":e": {"S": _json(error)},
+            ":exp": {"S": expect.value},
+        }
+        expr = "SET #state = :st, #err = :e"
+        if state is NodeState.FAILED:
+            expr += ", #fa = :now"
+            values[":now"] = {"N": str(now_ms)}
+        condition = "#state = :exp"
+        if try_id is not None:
+            condition += " AND #try = :try"
+            values[":try"] = {"S": try_id}
+        try:
+            self.client.update_item(
+                TableName=self._table,
+                Key=self._key(tenant, run_id, f"N#{node}"),
+                UpdateExpression=expr,
+                ConditionExpression=condition,
+                ExpressionAttributeNames=names,
+                ExpressionAttributeValues=values,
+            )
+        except ClientError as exc:
+            if error_code(exc) == "ConditionalCheckFailedException":
+                return False
+            raise translate(exc, "recording a node's failure") from exc
+        except BotoCoreError as exc:
+            raise translate(exc, "recording a node's failure") from exc
+        return True
+
+    def output(self, tenant: str, run_id: str, node: str) -> tuple[bool, Any]:
+        """(found, the output of a node that succeeded)."""
+        found = self._call(
+            "reading a node's output",
+            "get_item",
+            Key=self._key(tenant, run_id, f"N#{node}"),
+            ConsistentRead=True,
+        ).get("Item")
+        item = deserialize(found) if found else {}
+        if item.get("state") != NodeState.SUCCEEDED.value:
+            return False, None
+        if "preview" in item:
+            return True, json.loads(item["preview"])
+        found = self._call("reading a node's output", "get_item", Key=self._key(tenant, run_id, f"O#{node}"))
+        item = found.get("Item")
+        if not item:
+            return False, None
+        return True, json.loads(deserialize(item)["output"])
+
+    # -- compensations ---------------------------------------------------------------------------
+
+    def start_compensation(
+        self, tenant: str, run_id: str, node: str, *, try_id: str, now_ms: int, expires_at: int
+    ) -> tuple[bool, int]:
+        """Begin a compensation attempt; (False, attempts) when it already succeeded."""
+        try:
+            resp = self.client.update_item(
+                TableName=self._table,
+                Key=self._key(tenant, run_id, f"C#{node}"),
+                UpdateExpression=(
+                    "SET #state = :running, #try = :try, #aa = :now, expires_at = :e, "
+                    "#sa = if_not_exists(#sa, :now) ADD #att :one"
+                ),
+                ConditionExpression="attribute_not_exists(#state) OR #state <> :ok",
+                ExpressionAttributeNames={
+                    "#state": "state",
+                    "#try": "try",
+                    "#aa": "attempt_at",
+                    "#sa": "started_at",
+                    "#att": "attempts",
+                },
+                ExpressionAttributeValues={
+                    ":running": {"S": NodeState.RUNNING.value},
+                    ":try": {"S": try_id},
+                    ":now": {"N": str(now_ms)},
+                    ":one": {"N": "1"},
+                    ":ok": {"S": NodeState.SUCCEEDED.value},
+                    ":e": {"N": str(expires_at)},
+                },
+                ReturnValues="ALL_NEW",
+            )
+        except ClientError as exc:
+            if error_code(exc) == "ConditionalCheckFailedException":
+                return False, 0
+            raise translate(exc, "starting a compensation") from exc
+        except BotoCoreError as exc:
+            raise translate(exc, "starting a compensation") from exc
+        return True, int(deserialize(resp["Attributes"])["attempts"])
+
+    def compensation_finished(
+        self,
+        tenant: str,
+        run_id: str,
+        node: str,
+        *,
+        try_id: str,
+        state: NodeState,
+        error: dict[str, Any] | None,
+        now_ms: int,
+    ) -> bool:
+        names = {"#state": "state", "#try": "try", "#err": "error", "#fa": "finished_at"}
+        values: dict[str, Any] = {
+            ":st": {"S": state.value},
+            ":try": {"S": try_id},
+            ":running": {"S": NodeState.RUNNING.value},
+        }
+        expr = "SET #state = :st"
+        if state is not NodeState.RETRYING:
+            expr += ", #fa = :now"
+            values[":now"] = {"N": str(now_ms)}
+        if error is not None:
+            expr += ", #err = :e"
+            values[":e"] = {"S": _json(error)}
+        else:
+            expr += " REMOVE #err"
+        try:
+            self.client.update_item(
+                TableName=self._table,
+                Key=self._key(tenant, run_id, f"C#{node}"),
+                UpdateExpression=expr,
+                ConditionExpression="#try = :try AND #state = :running",
+                ExpressionAttributeNames=names,
+                ExpressionAttributeValues=values,
+            )
+        except ClientError as exc:
+            if error_code(exc) == "ConditionalCheckFailedException":
+                return False
+            raise translate(exc, "recording a compensation") from exc
+        except BotoCoreError as exc:
+            raise translate(exc, "recording a compensation") from exc
+        return True
+
+
+# -- item mapping ----------------------------------------------------------------------------------
+
+_JSON_FIELDS = frozenset({"input", "error"})
+
+
+def _stored(name: str, value: Any) -> Any:
+    if name in _JSON_FIELDS:
+        return None if value is None else _json(value)
+    if isinstance(value, RunState | Phase | NodeState):
+        return value.value
+    return value
+
+
+def _run_item(run: RunRecord) -> dict[str, Any]:
+    return {
+        "pk": RunStore._pk(run.tenant, run.run_id),
+        "sk": RUN,
+        "run_id": run.run_id,
+        "workflow": run.workflow,
+        "version": run.version,
+        "version_arn": run.version_arn,
+        "state": run.state.value,
+        "phase": run.phase.value,
+        "input": _json(run.input),
+        "created_at": run.created_at,
+        "exec": run.exec,
+        "execution_arn": run.execution_arn,
+        "finished_at": run.finished_at,
+        "error": _json(run.error) if run.error is not None else None,
+        "on_failure": run.on_failure,
+        "resumes": run.resumes,
+        "compensation_started": run.compensation_started,
+        "updated_at": run.updated_at or run.created_at,
+    }
+
+
+def _run(tenant: str, item: dict[str, Any]) -> RunRecord:
+    return RunRecord(
+        tenant=tenant,
+        run_id=item["run_id"],
+        workflow=item["workflow"],
+        version=int(item["version"]),
+        version_arn=item["version_arn"],
+        state=RunState(item["state"]),
+        phase=Phase(item["phase"]),
+        input=_loads(item.get("input")),
+        created_at=int(item["created_at"]),
+        exec=int(item.get("exec", 1)),
+        execution_arn=item.get("execution_arn"),
+        finished_at=_int(item.get("finished_at")),
+        error=_loads(item.get("error")),
+        on_failure=item.get("on_failure", "stop"),
+        resumes=int(item.get("resumes", 0)),
+        compensation_started=bool(item.get("compensation_started", False)),
+        updated_at=_int(item.get("updated_at")),
+    )
+
+
+def _node(node_id: str, item: dict[str, Any]) -> NodeRecord:
+    return NodeRecord(
+        id=node_id,
+        state=NodeState(item["state"]) if "state" in item else NodeState.PENDING,
+        attempts=int(item.get("attempts", 0)),
+        exec=int(item.get("exec", 0)),
+        started_at=_int(item.get("started_at")),
+        attempt_at=_int(item.get("attempt_at")),
+        finished_at=_int(item.get("finished_at")),
+        error=_loads(item.get("error")),
+        out_bytes=_int(item.get("out_bytes")),
+        preview=json.loads(item["preview"]) if "preview" in item else _NO_VALUE,
+        try_id=item.get("try"),
+    )
+
+
+def _compensation(node_id: str, item: dict[str, Any]) -> CompensationRecord:
+    return CompensationRecord(
+        id=node_id,
+        state=NodeState(item["state"]) if "state" in item else NodeState.PENDING,
+        attempts=int(item.get("attempts", 0)),
+        started_at=_int(item.get("started_at")),
+        attempt_at=_int(item.get("attempt_at")),
+        finished_at=_int(item.get("finished_at")),
+        error=_loads(item.get("error")),
+    )

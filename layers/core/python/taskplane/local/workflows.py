@@ -1,0 +1,191 @@
+"""Workflows on moto: its Step Functions executor, three fixes, and the step function in-process.
+
+moto runs ASL when ``mock_aws(config=MOCK_CONFIG)`` asks it to. Four things it does unlike AWS,
+each fixed here for the local runtime and the tests only (NOTES-AWS-LOCAL.md has the background):
+
+1. **Versions cannot run.** ``StartExecution`` on a version ARN (``...:stateMachine:name:3``) fails,
+   and an execution kept on a version would be invisible to ``DescribeExecution`` and
+   ``SendTaskSuccess``. Here a version ARN runs that version's definition, and the execution is kept
+   on its state machine, as in AWS.
+2. **``States.*`` errors crash Parallel and Map.** A branch that fails with ``States.Timeout`` (a
+   task or callback timeout) makes moto raise while naming the error, so the Parallel's Catch
+   never sees it and the execution fails with ``States.Runtime``. Here such errors propagate with
+   their names, so Catch and Retry match them as in AWS.
+3. **Every Lambda task builds a new boto3 client** (~20 ms, most of a task's cost in moto). Here the
+   client is made once per region and endpoint and shared (boto3 clients are thread-safe).
+4. **A DynamoDB Query reads and sorts the whole table** to find one partition (26 ms per Query at
+   2,000 items, and the run ledger grows with every run). Here a Query on a table's own key looks at
+   its partition only; the answer is the same.
+
+moto is imported lazily, never when this module is imported.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+from typing import Any
+
+from taskplane.settings import PlatformSettings
+
+#: ``mock_aws(config=...)`` that makes moto execute state machines.
+MOCK_CONFIG = {"stepfunctions": {"execute_state_machine": True}}
+STEP_FUNCTION = "taskplane-step"
+ROLE_ARN = "arn:aws:iam::123456789012:role/taskplane-local-states"
+
+_applied = False
+_lock = threading.Lock()
+
+
+def apply_moto_fixes() -> None:
+    """Apply the four fixes (idempotent) and quiet moto's per-failure error logging."""
+    global _applied
+    with _lock:
+        if _applied:
+            return
+        _run_versions()
+        _propagate_states_errors()
+        _share_lambda_clients()
+        _query_one_partition()
+        # A failing node is an ordinary event in a workflow; moto logs each as an error with the
+        # whole parsed state machine attached.
+        logging.getLogger("moto.stepfunctions").setLevel(logging.CRITICAL)
+        _applied = True
+
+
+def _run_versions() -> None:
+    from moto.stepfunctions.models import StateMachineVersion
+    from moto.stepfunctions.parser.models import StepFunctionsParserBackend
+
+    original = StepFunctionsParserBackend.start_execution
+    swap = threading.Lock()
+
+    def start_execution(
+        self: Any,
+        state_machine_arn: str,
+        name: Any = None,
+        execution_input: Any = None,
+        trace_header: Any = None,
+    ) -> Any:
+        target = self.describe_state_machine(state_machine_arn)
+        if not isinstance(target, StateMachineVersion):
+            return original(self, state_machine_arn, name, execution_input, trace_header)
+        machine = self.describe_state_machine(target.source_arn)
+        # The execution runs a snapshot of the machine's definition, taken while it starts.
+        with swap:
+            current = machine.definition
+            machine.definition = target.definition
+            try:
+                execution = original(self, machine.arn, name, execution_input, trace_header)
+            finally:
+                machine.definition = current
+        execution.taskplane_version_arn = target.arn  # type: ignore[attr-defined]
+        return execution
+
+    StepFunctionsParserBackend.start_execution = start_execution  # type: ignore[method-assign]
+
+
+def _propagate_states_errors() -> None:
+    from moto.stepfunctions.parser.asl.component.common.error_name.custom_error_name import CustomErrorName
+    from moto.stepfunctions.parser.asl.component.common.error_name.error_name import ErrorName
+    from moto.stepfunctions.parser.asl.component.common.error_name.states_error_name import StatesErrorName
+    from moto.stepfunctions.parser.asl.component.state.exec.state_map.iteration import iteration_worker
+    from moto.stepfunctions.parser.asl.component.state.exec.state_parallel import branches_decl
+
+    def error_name(error_name: str | None = None) -> ErrorName:
+        if error_name is not None and error_name.startswith("States."):
+            try:
+                return StatesErrorName.from_name(error_name)
+            except Exception:  # a States.* name moto does not know: keep the name as it is
+                named = CustomErrorName(None)
+                named.error_name = error_name  # type: ignore[misc]
+                return named
+        return CustomErrorName(error_name)
+
+    branches_decl.CustomErrorName = error_name  # type: ignore[misc,assignment]
+    iteration_worker.CustomErrorName = error_name  # type: ignore[misc,assignment]
+
+
+def _share_lambda_clients() -> None:
+    from moto.core.models import botocore_stubber
+    from moto.settings import moto_server_port
+    from moto.stepfunctions.parser.asl.component.state.exec.state_task import lambda_eval_utils
+
+    original = lambda_eval_utils.boto_client_for
+    clients: dict[tuple[Any, ...], Any] = {}
+    made = threading.Lock()
+
+    def boto_client_for(region: str, service: str, state_credentials: Any = None) -> Any:
+        key = (region, service, botocore_stubber.enabled, moto_server_port())
+        with made:
+            client = clients.get(key)
+            if client is None:
+                client = clients[key] = original(region, service, state_credentials)
+            return client
+
+    lambda_eval_utils.boto_client_for = boto_client_for
+
+
+class _Partition:
+    """A table that shows only one partition to ``all_items`` and is the table for the rest."""
+
+    def __init__(self, table: Any, hash_key: Any) -> None:
+        self._table = table
+        self._hash_key = hash_key
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._table, name)
+
+    def all_items(self) -> list[Any]:
+        found = self._table.items.get(self._hash_key)  # .get: items is a defaultdict
+        if found is None:
+            return []
+        return list(found.values()) if self._table.range_key_attr else [found]
+
+
+def _query_one_partition() -> None:
+    from moto.dynamodb.models.table import Table
+
+    original = Table.query
+
+    def query(self: Any, hash_key: Any, *args: Any, **kwargs: Any) -> Any:
+        index_name = kwargs.get("index_name", args[6] if len(args) > 6 else None)
+        if index_name is not None or hash_key is None:
+            return original(self, hash_key, *args, **kwargs)
+        return original(_Partition(self, hash_key), hash_key, *args, **kwargs)  # type: ignore[arg-type]
+
+    Table.query = query  # type: ignore[method-assign]
+
+
+def install_step_function(
+    session: Any, settings: PlatformSettings
+) -> tuple[PlatformSettings, Callable[[], None]]:
+    """Create the step function in moto and run ``functions/step`` in-process when it is invoked.
+
+    Returns the settings pointing at it and an ``uninstall()``.
+    """
+    from taskplane.local.handlers import load_handler
+    from taskplane.local.lambdas import create_local_functions, install_local_lambdas
+
+    apply_moto_fixes()
+    lambda_client = session.client("lambda")
+    create_local_functions(lambda_client, [STEP_FUNCTION], iam_client=session.client("iam"))
+    arn = lambda_client.get_function(FunctionName=STEP_FUNCTION)["Configuration"]["FunctionArn"]
+    uninstall = install_local_lambdas({STEP_FUNCTION: load_handler("step").lambda_handler})
+    return settings.model_copy(
+        update={"step_function_arn": arn, "state_machine_role_arn": ROLE_ARN}
+    ), uninstall
+
+
+def stop_executions(session: Any) -> None:
+    """Stop every running execution, so no executor thread outlives the mock."""
+    sfn = session.client("stepfunctions")
+    try:
+        machines = sfn.list_state_machines().get("stateMachines", [])
+        for machine in machines:
+            running = sfn.list_executions(stateMachineArn=machine["stateMachineArn"], statusFilter="RUNNING")
+            for execution in running.get("executions", []):
+                sfn.stop_execution(executionArn=execution["executionArn"], cause="the local runtime stopped")
+    except Exception:  # shutting down: nothing left to save
+        return

@@ -1,0 +1,995 @@
+"""Workflow use cases: publish definitions, start, watch, resume and cancel runs (the API side), and
+run each Step Functions task of a run (the step function side).
+
+How a run moves
+===============
+The API stores the run (``RUNNING``, phase ``nodes``) and starts an execution of the workflow
+version's state machine (see :mod:`taskplane.domain.asl` for its shape). Each node task calls
+:meth:`StepService.handle` with ``action: run``: the attempt starts only while the run lets nodes
+start (checked right after the attempt is recorded), the node's ``deps`` are read from the ledger, the target
+runs with the node's timeout, and the outcome is written fenced by the attempt's id. A success then
+tells every gated dependant that this need is done; the last need to finish (or the gate itself,
+when it registers after its needs) sends the gate's task token, and the dependant starts.
+
+When a node fails for good, its branch fails the Parallel state, whose Catch calls ``action:
+failed``: the phase moves to ``settling`` (no node starts any more), attempts still running are
+waited for (or given up on once past their timeout), and then either the run ends ``FAILED``
+(``on_failure: stop``) or the completed nodes are compensated in reverse topological order and the
+run ends ``COMPENSATED`` (or ``FAILED`` when a compensation failed too).
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import threading
+import uuid
+from collections import OrderedDict
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import TimeoutError as FutureTimeout
+from dataclasses import dataclass, field
+from typing import Any
+
+from taskplane.adapters.run_store import CompensationRecord, NodeRecord, RunRecord, RunStore
+from taskplane.adapters.stepfunctions import StepFunctions
+from taskplane.adapters.targets import TargetFailure, TargetRunners
+from taskplane.adapters.workflow_store import VersionRecord, WorkflowRecord, WorkflowStore
+from taskplane.domain.asl import END_GATE, GRACE_S, compile_asl, gated, to_json
+from taskplane.domain.clock import Clock, to_rfc3339
+from taskplane.domain.errors import Conflict, InvalidRequest, NotFound, PayloadTooLarge
+from taskplane.domain.ids import is_valid_id, new_id
+from taskplane.domain.mermaid import to_mermaid
+from taskplane.domain.models import MAX_PAYLOAD_DEPTH, payload_depth, payload_size
+from taskplane.domain.workflow import (
+    FATAL_ERROR,
+    MAX_INPUT_BYTES,
+    MAX_OUTPUT_BYTES,
+    RESUMABLE,
+    RETRYABLE_ERROR,
+    RUN_TERMINAL,
+    NodeState,
+    Phase,
+    RunStart,
+    RunState,
+    Workflow,
+    check_weights,
+    choose_version,
+    compensation_waves,
+    parse_workflow,
+    workflow_from_canonical,
+)
+from taskplane.services.ports import Idempotency
+
+#: Outputs up to this size are shown inline in ``GET /v1/runs/{id}``; larger ones have their own route.
+PREVIEW_BYTES = 2048
+
+
+class NodeAttemptFailed(Exception):
+    """One attempt of a node (or a compensation) failed; Step Functions may retry it."""
+
+
+class NodeFailed(Exception):
+    """A node (or a compensation) failed for good."""
+
+
+assert NodeAttemptFailed.__name__ == RETRYABLE_ERROR and NodeFailed.__name__ == FATAL_ERROR
+
+
+# -- shared: versions as parsed workflows ----------------------------------------------------------
+
+
+class Catalog:
+    """Published versions as parsed :class:`Workflow` objects (cached: versions never change)."""
+
+    def __init__(self, store: WorkflowStore, size: int = 128) -> None:
+        self.store = store
+        self._cache: OrderedDict[tuple[str, str, int], tuple[Workflow, VersionRecord]] = OrderedDict()
+        self._size = size
+        self._lock = threading.Lock()
+
+    def load(self, tenant: str, name: str, version: int) -> tuple[Workflow, VersionRecord]:
+        key = (tenant, name, version)
+        with self._lock:
+            if key in self._cache:
+                self._cache.move_to_end(key)
+                return self._cache[key]
+        record = self.store.version(tenant, name, version)
+        if record is None or record.definition is None:
+            raise NotFound(f"workflow {name!r} has no version {version}")
+        loaded = (workflow_from_canonical(record.definition), record)
+        with self._lock:
+            self._cache[key] = loaded
+            while len(self._cache) > self._size:
+                self._cache.popitem(last=False)
+        return loaded
+
+
+# -- views -------------------------------------------------------------------------------------------
+
+
+def _summary(record: WorkflowRecord) -> dict[str, Any]:
+    return {
+        "name": record.name,
+        "description": record.description,
+        "latest_version": record.latest,
+        "nodes": record.node_count,
+        "routing": {str(k): v for k, v in record.routing.items()},
+        "created_at": to_rfc3339(record.created_at),
+        "updated_at": to_rfc3339(record.updated_at),
+    }
+
+
+def _graph(workflow: Workflow) -> dict[str, Any]:
+    return {"nodes": [n.id for n in workflow.nodes], "edges": [list(e) for e in workflow.edges]}
+
+
+def _node_view(node_id: str, record: NodeRecord | None, run: RunRecord) -> dict[str, Any]:
+    state = record.state if record else NodeState.PENDING
+    # A node not yet tried in a resumed run's current execution waits to run again.
+    if record and record.exec < run.exec and state is not NodeState.SUCCEEDED:
+        state = NodeState.PENDING
+    if state is NodeState.PENDING and run.state in RUN_TERMINAL:
+        state = NodeState.SKIPPED
+    view: dict[str, Any] = {
+        "id": node_id,
+        "state": state.value,
+        "attempts": record.attempts if record else 0,
+        "started_at": to_rfc3339(record.started_at) if record else None,
+        "finished_at": to_rfc3339(record.finished_at) if record and state is not NodeState.RUNNING else None,
+        "error": record.error if record else None,
+    }
+    if record and record.state is NodeState.SUCCEEDED:
+        view["output_bytes"] = record.out_bytes
+        if record.has_preview:
+            view["output"] = record.preview
+    return view
+
+
+def _compensation_view(record: CompensationRecord) -> dict[str, Any]:
+    return {
+        "node": record.id,
+        "state": record.state.value,
+        "attempts": record.attempts,
+        "started_at": to_rfc3339(record.started_at),
+        "finished_at": to_rfc3339(record.finished_at),
+        "error": record.error,
+    }
+
+
+def run_view(
+    run: RunRecord,
+    workflow: Workflow,
+    nodes: dict[str, NodeRecord],
+    compensations: dict[str, CompensationRecord],
+) -> dict[str, Any]:
+    """The run resource of the HTTP contract."""
+    ran = sorted(compensations.values(), key=lambda c: (c.started_at or 0, workflow.order.index(c.id)))
+    return {
+        "run_id": run.run_id,
+        "workflow": run.workflow,
+        "version": run.version,
+        "state": run.state.value,
+        "phase": run.phase.value,
+        "input": run.input,
+        "created_at": to_rfc3339(run.created_at),
+        "finished_at": to_rfc3339(run.finished_at),
+        "executions": run.exec,
+        "error": run.error,
+        "nodes": [_node_view(node_id, nodes.get(node_id), run) for node_id in workflow.order],
+        "compensations": [_compensation_view(c) for c in ran],
+    }
+
+
+# -- the API side --------------------------------------------------------------------------------------
+
+
+@dataclass
+class WorkflowService:
+    """Definitions, versions, routing and runs, for the HTTP API."""
+
+    store: WorkflowStore
+    runs: RunStore
+    sfn: StepFunctions
+    clock: Clock
+    step_function_arn: str
+    idempotency: Idempotency | None = None
+    make_id: Callable[[int], str] = new_id
+    draw: Callable[[], float] = random.random
+    retention_days: int = 30
+    catalog: Catalog = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.catalog = Catalog(self.store)
+
+    # -- definitions ---------------------------------------------------------------------------
+
+    def put(
+        self, tenant: str, name: str, body: Any, content_type: str | None = None
+    ) -> tuple[dict[str, Any], bool]:
+        """Publish a definition; an unchanged one publishes nothing. Answers (view, created)."""
+        workflow = parse_workflow(body, name=name, content_type=content_type)
+        digest = workflow.digest()
+        current = self.store.get(tenant, name)
+        if current is not None and current.digest == digest:
+            return {
+                **_summary(current),
+                "version": current.latest,
+                "published": False,
+                **_graph(workflow),
+            }, False
+        version = current.latest + 1 if current else 1
+        definition = to_json(compile_asl(workflow, self.step_function_arn, version=version))
+        machine_arn, version_arn = self.sfn.publish(
+            current.machine_arn if current else None,
+            self.sfn.machine_name(tenant, name),
+            definition,
+            description=f"taskplane {name} v{version} ({digest[:12]})",
+            tags={"taskplane:tenant": tenant, "taskplane:workflow": name},
+        )
+        now = self.clock.now_ms()
+        after = WorkflowRecord(
+            tenant=tenant,
+            name=name,
+            latest=version,
+            digest=digest,
+            machine_arn=machine_arn,
+            created_at=current.created_at if current else now,
+            updated_at=now,
+            routing=dict(current.routing) if current else {},
+            description=workflow.spec.description,
+            node_count=len(workflow.nodes),
+        )
+        record = VersionRecord(
+            version=version,
+            digest=digest,
+            version_arn=version_arn,
+            created_at=now,
+            node_count=len(workflow.nodes),
+            gates=tuple(sorted(gated(workflow))),
+            definition=workflow.canonical(),
+        )
+        self.store.publish(current, after, record)
+        if not after.routing:
+            self._mirror_alias(after, {version_arn: 100})
+        return {**_summary(after), "version": version, "published": True, **_graph(workflow)}, current is None
+
+    def _mirror_alias(self, record: WorkflowRecord, weights: dict[str, int]) -> None:
+        # The alias only mirrors the split the API makes; runs never depend on it.
+        from taskplane.observability import logger
+
+        try:
+            self.sfn.route(record.machine_arn, weights)
+        except Exception as exc:
+            logger.warning(
+                "could not update the live alias", extra={"workflow": record.name, "error": str(exc)}
+            )
+
+    def _record(self, tenant: str, name: str) -> WorkflowRecord:
+        record = self.store.get(tenant, name)
+        if record is None:
+            raise NotFound(f"workflow {name!r} not found")
+        return record
+
+    def list_workflows(self, tenant: str, *, limit: int = 100, cursor: str | None = None) -> dict[str, Any]:
+        items, next_cursor = self.store.list_workflows(tenant, limit=limit, cursor=cursor)
+        return {"items": [_summary(r) for r in items], "next_cursor": next_cursor}
+
+    def get(self, tenant: str, name: str, version: int | None = None) -> dict[str, Any]:
+        """The definition of ``version`` (default: the latest), every version, the routing and the ASL."""
+        record = self._record(tenant, name)
+        workflow, shown = self.catalog.load(tenant, name, version or record.latest)
+        return {
+            **_summary(record),
+            "version": shown.version,
+            "versions": [
+                {
+                    "version": v.version,
+                    "created_at": to_rfc3339(v.created_at),
+                    "digest": v.digest,
+                    "nodes": v.node_count,
+                }
+                for v in self.store.versions(tenant, name)
+            ],
+            "on_failure": workflow.on_failure,
+            "definition": workflow.canonical(),
+            **_graph(workflow),
+            "asl": self.sfn.definition(shown.version_arn),
+        }
+
+    def mermaid(self, tenant: str, name: str, version: int | None = None) -> str:
+        record = self._record(tenant, name)
+        workflow, _ = self.catalog.load(tenant, name, version or record.latest)
+        return to_mermaid(workflow)
+
+    def set_routing(self, tenant: str, name: str, weights: dict[str, Any]) -> dict[str, Any]:
+        """Split new runs between (at most two) versions; ``{}`` sends them all to the latest."""
+        record = self._record(tenant, name)
+        versions = {v.version: v for v in self.store.versions(tenant, name)}
+        routing = check_weights(weights, versions)
+        self.store.set_routing(record, routing, self.clock.now_ms())
+        after = self._record(tenant, name)
+        live = routing or {after.latest: 100}
+        self._mirror_alias(after, {versions[v].version_arn: w for v, w in live.items()})
+        return _summary(after)
+
+    # -- runs ------------------------------------------------------------------------------------
+
+    def start_run(
+        self, tenant: str, name: str, body: RunStart, idempotency_key: str | None = None
+    ) -> tuple[dict[str, Any], bool]:
+        """Start a run; answers (run view, created). A replayed idempotency key answers the first run."""
+        size = payload_size(body.input)
+        if size > MAX_INPUT_BYTES:
+            raise PayloadTooLarge(
+                f"input is {size} bytes; the limit is {MAX_INPUT_BYTES} bytes",
+                [{"field": "input", "size": size, "limit": MAX_INPUT_BYTES}],
+            )
+        key = idempotency_key or body.idempotency_key
+        if key is None or self.idempotency is None:
+            return self._start(tenant, name, body), True
+        fingerprint = {"workflow": name, **body.model_dump(mode="json", exclude={"idempotency_key"})}
+        result, replayed = self.idempotency.once(
+            tenant,
+            f"run:{name}:{key}",
+            fingerprint,
+            lambda: {"run_id": self._start(tenant, name, body)["run_id"]},
+        )
+        return self.get_run(tenant, result["run_id"]), not replayed
+
+    def _start(self, tenant: str, name: str, body: RunStart) -> dict[str, Any]:
+        record = self._record(tenant, name)
+        version = body.version or choose_version(record.routing, record.latest, self.draw())
+        try:
+            workflow, chosen = self.catalog.load(tenant, name, version)
+        except NotFound:
+            raise InvalidRequest(
+                f"workflow {name!r} has no version {version}",
+                [{"field": "version", "problem": "unknown_version"}],
+            ) from None
+        now = self.clock.now_ms()
+        run = RunRecord(
+            tenant=tenant,
+            run_id=self.make_id(now),
+            workflow=name,
+            version=version,
+            version_arn=chosen.version_arn,
+            state=RunState.RUNNING,
+            phase=Phase.NODES,
+            input=body.input,
+            created_at=now,
+            on_failure=workflow.on_failure,
+        )
+        self.runs.create(run, expires_at=now // 1000 + workflow.timeout_s + self.retention_days * 86400)
+        run = self._launch(run, workflow)
+        return run_view(run, workflow, {}, {})
+
+    def _launch(self, run: RunRecord, workflow: Workflow) -> RunRecord:
+        """Start the execution for ``run.exec``; on failure the run ends FAILED and the caller gets 503."""
+        payload = {
+            "run": {
+                "tenant": run.tenant,
+                "run_id": run.run_id,
+                "workflow": run.workflow,
+                "version": run.version,
+                "exec": run.exec,
+            }
+        }
+        try:
+            arn = self.sfn.start(run.version_arn, f"{run.run_id}-{run.exec}", payload)
+        except Exception as exc:
+            now = self.clock.now_ms()
+            self.runs.update_run(
+                run,
+                states={RunState.RUNNING},
+                exec=run.exec,
+                changes={
+                    "state": RunState.FAILED,
+                    "phase": Phase.DONE,
+                    "finished_at": now,
+                    "error": {"type": "StartFailed", "message": f"the execution could not start: {exc}"},
+                },
+                now_ms=now,
+                expires_at=now // 1000 + self.retention_days * 86400,
+            )
+            raise
+        return (
+            self.runs.update_run(
+                run,
+                states=set(RunState),
+                exec=run.exec,
+                changes={"execution_arn": arn},
+                now_ms=self.clock.now_ms(),
+            )
+            or run
+        )
+
+    def _ledger(
+        self, tenant: str, run_id: str
+    ) -> tuple[RunRecord, dict[str, NodeRecord], dict[str, CompensationRecord]]:
+        if not is_valid_id(run_id):
+            raise NotFound(f"run {run_id!r} not found")
+        run, nodes, comps = self.runs.ledger(tenant, run_id)
+        if run is None:
+            raise NotFound(f"run {run_id!r} not found")
+        return run, nodes, comps
+
+    def get_run(self, tenant: str, run_id: str) -> dict[str, Any]:
+        run, nodes, comps = self._ledger(tenant, run_id)
+        if run.state is RunState.RUNNING:
+            run = self._reconcile(run)
+        workflow, _ = self.catalog.load(tenant, run.workflow, run.version)
+        return run_view(run, workflow, nodes, comps)
+
+    def run_graph(self, tenant: str, run_id: str) -> str:
+        """The run's workflow as Mermaid, boxes coloured by node state."""
+        view = self.get_run(tenant, run_id)
+        workflow, _ = self.catalog.load(tenant, view["workflow"], view["version"])
+        return to_mermaid(workflow, {n["id"]: n["state"] for n in view["nodes"]})
+
+    def _reconcile(self, run: RunRecord) -> RunRecord:
+        """A run whose execution ended without telling the ledger (a crashed step function, a
+        stopped execution) takes the execution's outcome."""
+        if run.execution_arn is None:
+            return run
+        status = self.sfn.status(run.execution_arn)
+        if status is None or status.status in ("RUNNING", "PENDING_REDRIVE"):
+            return run
+        now = self.clock.now_ms()
+        state = RunState.CANCELLED if status.status == "ABORTED" else RunState.FAILED
+        error = run.error or {
+            "type": f"Execution{status.status.title().replace('_', '')}",
+            "message": f"the execution ended {status.status}: {status.error or ''} {(status.cause or '')[:500]}".strip(),
+        }
+        after = self.runs.update_run(
+            run,
+            states={RunState.RUNNING},
+            exec=run.exec,
+            changes={"state": state, "phase": Phase.DONE, "finished_at": now, "error": error},
+            now_ms=now,
+            expires_at=now // 1000 + self.retention_days * 86400,
+        )
+        return after or self.runs.get(run.tenant, run.run_id) or run
+
+    def node_output(self, tenant: str, run_id: str, node: str) -> dict[str, Any]:
+        run, nodes, _ = self._ledger(tenant, run_id)
+        workflow, _ = self.catalog.load(tenant, run.workflow, run.version)
+        if node not in workflow.by_id:
+            raise NotFound(f"run {run_id} has no node {node!r}")
+        record = nodes.get(node)
+        found, output = (
+            self.runs.output(tenant, run_id, node)
+            if record and record.state is NodeState.SUCCEEDED
+            else (False, None)
+        )
+        return {
+            "run_id": run_id,
+            "node": node,
+            "state": _node_view(node, record, run)["state"],
+            "output": output if found else None,
+            "output_bytes": record.out_bytes if found and record else None,
+        }
+
+    def list_runs(
+        self, tenant: str, name: str, *, limit: int = 50, cursor: str | None = None
+    ) -> dict[str, Any]:
+        self._record(tenant, name)
+        if cursor is not None and not is_valid_id(cursor):
+            raise InvalidRequest("cursor is not one this API returned", [{"field": "cursor"}])
+        items, next_cursor = self.runs.list_runs(tenant, name, limit=limit, cursor=cursor)
+        return {
+            "items": [
+                {
+                    "run_id": r.run_id,
+                    "workflow": r.workflow,
+                    "version": r.version,
+                    "state": r.state.value,
+                    "created_at": to_rfc3339(r.created_at),
+                    "finished_at": to_rfc3339(r.finished_at),
+                }
+                for r in items
+            ],
+            "next_cursor": next_cursor,
+        }
+
+    def resume(self, tenant: str, run_id: str) -> dict[str, Any]:
+        """Run a failed or cancelled run again in a new execution; succeeded nodes are skipped."""
+        run, nodes, comps = self._ledger(tenant, run_id)
+        if run.state is RunState.RUNNING:
+            run = self._reconcile(run)
+        if run.state not in RESUMABLE:
+            raise Conflict(
+                f"run {run_id} is {run.state.value}; only FAILED or CANCELLED runs can be resumed",
+                [{"field": "state", "value": run.state.value}],
+            )
+        if run.compensation_started or comps:
+            raise Conflict(
+                f"run {run_id} was compensated (its completed nodes were undone); start a new run instead",
+                [{"field": "state", "value": run.state.value, "problem": "compensated"}],
+            )
+        workflow, _ = self.catalog.load(tenant, run.workflow, run.version)
+        now = self.clock.now_ms()
+        for record in nodes.values():
+            if record.state is NodeState.RUNNING and record.attempt_at is not None:
+                deadline = record.attempt_at + (workflow.by_id[record.id].timeout_s + GRACE_S) * 1000
+                if now < deadline:
+                    raise Conflict(
+                        f"node {record.id!r} of run {run_id} is still running; resume once it has finished",
+                        [{"node": record.id, "problem": "still_running"}],
+                    )
+        after = self.runs.update_run(
+            run,
+            states={run.state},
+            exec=run.exec,
+            changes={
+                "state": RunState.RUNNING,
+                "phase": Phase.NODES,
+                "exec": run.exec + 1,
+                "resumes": run.resumes + 1,
+            },
+            remove=("finished_at", "error", "execution_arn"),
+            now_ms=now,
+            expires_at=now // 1000 + workflow.timeout_s + self.retention_days * 86400,
+        )
+        if after is None:
+            raise Conflict(f"run {run_id} changed meanwhile; try again")
+        self._launch(after, workflow)
+        return self.get_run(tenant, run_id)
+
+    def cancel(self, tenant: str, run_id: str) -> dict[str, Any]:
+        """Stop a running run: no node starts any more and nothing is compensated."""
+        run, _, _ = self._ledger(tenant, run_id)
+        if run.state is not RunState.RUNNING:
+            raise Conflict(
+                f"run {run_id} is {run.state.value} and can no longer be cancelled",
+                [{"field": "state", "value": run.state.value}],
+            )
+        now = self.clock.now_ms()
+        # Ledger first: from here on no node starts; then the execution stops.
+        after = self.runs.update_run(
+            run,
+            states={RunState.RUNNING},
+            exec=run.exec,
+            changes={"state": RunState.CANCELLED, "phase": Phase.DONE, "finished_at": now},
+            now_ms=now,
+            expires_at=now // 1000 + self.retention_days * 86400,
+        )
+        if after is None:
+            current = self.runs.get(tenant, run_id)
+            state = current.state.value if current else "gone"
+            raise Conflict(
+                f"run {run_id} is {state} and can no longer be cancelled",
+                [{"field": "state", "value": state}],
+            )
+        if run.execution_arn:
+            self.sfn.stop(run.execution_arn, "cancelled through the API")
+        return self.get_run(tenant, run_id)
+
+
+# -- the step function side ------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class RunRef:
+    """Which run (and which of its executions) a Step Functions task belongs to."""
+
+    tenant: str
+    run_id: str
+    workflow: str
+    version: int
+    exec: int
+
+    @classmethod
+    def of(cls, event: dict[str, Any]) -> RunRef:
+        run = event.get("run")
+        if not isinstance(run, dict):
+            raise ValueError("the task has no run")
+        return cls(
+            tenant=str(run["tenant"]),
+            run_id=str(run["run_id"]),
+            workflow=str(run["workflow"]),
+            version=int(run["version"]),
+            exec=int(run["exec"]),
+        )
+
+
+@dataclass
+class StepService:
+    """What the step function does for one Step Functions task of a run."""
+
+    store: WorkflowStore
+    runs: RunStore
+    sfn: StepFunctions
+    runners: TargetRunners
+    clock: Clock
+    retention_days: int = 30
+    pool: ThreadPoolExecutor = field(
+        default_factory=lambda: ThreadPoolExecutor(max_workers=64, thread_name_prefix="node")
+    )
+    catalog: Catalog = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.catalog = Catalog(self.store)
+
+    def _keep(self, workflow: Workflow) -> int:
+        """``expires_at`` for items written while a run goes on: past the longest it can run."""
+        return self.clock.now_ms() // 1000 + workflow.timeout_s + self.retention_days * 86400
+
+    def _done_keep(self, now_ms: int) -> int:
+        """``expires_at`` of a run that has ended."""
+        return now_ms // 1000 + self.retention_days * 86400
+
+    def handle(self, event: dict[str, Any]) -> dict[str, Any]:
+        """Dispatch one task by its ``action``."""
+        action = event.get("action")
+        ref = RunRef.of(event)
+        workflow, version = self.catalog.load(ref.tenant, ref.workflow, ref.version)
+        if action == "gate":
+            return self.gate(ref, workflow, str(event["node"]), str(event["token"]))
+        if action == "run":
+            return self.run_node(ref, workflow, version, str(event["node"]), int(event.get("retry") or 0))
+        if action == "failed":
+            return self.failed(ref, workflow, event.get("error") or {})
+        if action == "compensate":
+            return self.compensate(ref, workflow, str(event["node"]), int(event.get("retry") or 0))
+        if action == "compensated":
+            return self.compensated(ref)
+        if action == "succeeded":
+            return self.succeeded(ref)
+        raise ValueError(f"unknown action {action!r}")
+
+    # -- gates ------------------------------------------------------------------------------------
+
+    def gate(self, ref: RunRef, workflow: Workflow, node: str, token: str) -> dict[str, Any]:
+        needs = set(workflow.sinks) if node == END_GATE else set(workflow.by_id[node].needs)
+        done = self.runs.register_gate(
+            ref.tenant, ref.run_id, node, token, ref.exec, expires_at=self._keep(workflow)
+        )
+        if needs <= done:
+            self.sfn.send_success(token)
+        return {}
+
+    def _notify(self, ref: RunRef, workflow: Workflow, version: VersionRecord, node: str) -> None:
+        """Tell the gated dependants of ``node`` (and the end gate, for a sink) that it is done."""
+        waiting = [(d, set(workflow.by_id[d].needs)) for d in workflow.dependants[node] if d in version.gates]
+        if not workflow.dependants[node]:
+            waiting.append((END_GATE, set(workflow.sinks)))
+        keep = self._keep(workflow)
+        for dependant, needs in waiting:
+            token, done = self.runs.need_done(
+                ref.tenant, ref.run_id, dependant, node, ref.exec, expires_at=keep
+            )
+            if token and needs <= done:
+                self.sfn.send_success(token)
+
+    # -- nodes ------------------------------------------------------------------------------------
+
+    def run_node(
+        self, ref: RunRef, workflow: Workflow, version: VersionRecord, node_id: str, retry: int
+    ) -> dict[str, Any]:
+        node = workflow.by_id[node_id]
+        try_id = uuid.uuid4().hex
+        record = self.runs.start_node(
+            ref.tenant,
+            ref.run_id,
+            node_id,
+            exec=ref.exec,
+            try_id=try_id,
+            now_ms=self.clock.now_ms(),
+            expires_at=self._keep(workflow),
+        )
+        if record is None:  # a resumed run: this node succeeded before
+            self._notify(ref, workflow, version, node_id)
+            return {"node": node_id, "skipped": True}
+        # Read after the start: a failure elsewhere that moved the phase before it is seen here.
+        run, deps = self.runs.node_inputs(ref.tenant, ref.run_id, node.needs)
+        if (
+            run is None
+            or run.state is not RunState.RUNNING
+            or run.exec != ref.exec
+            or run.phase is not Phase.NODES
+        ):
+            self.runs.withdraw_start(ref.tenant, ref.run_id, node_id, try_id=try_id)
+            raise NodeFailed(f"{node_id}: not started: the run no longer lets nodes start")
+        missing = [need for need in node.needs if need not in deps]
+        if missing:
+            failure = TargetFailure(
+                "InputsMissing", f"outputs of {missing} are not in the ledger", retryable=False
+            )
+            return self._node_failed(ref, node_id, try_id, failure, final=True)
+        envelope = {
+            "run_id": ref.run_id,
+            "workflow": ref.workflow,
+            "node": node_id,
+            "attempt": record.attempts,
+            "input": run.input,
+            "deps": deps,
+            "payload": node.payload,
+        }
+        try:
+            output = self._call(node.target, envelope, node.timeout_s)
+            text = _output_json(output)
+        except TargetFailure as failure:
+            final = not failure.retryable or retry + 1 >= node.retry.max_attempts
+            return self._node_failed(ref, node_id, try_id, failure, final=final)
+        size = len(text.encode("utf-8", "surrogatepass"))
+        stored = self.runs.node_succeeded(
+            ref.tenant,
+            ref.run_id,
+            node_id,
+            try_id=try_id,
+            attempt=record.attempts,
+            now_ms=self.clock.now_ms(),
+            output_json=text,
+            out_bytes=size,
+            preview_json=text if size <= PREVIEW_BYTES else None,
+            expires_at=self._keep(workflow),
+        )
+        if stored:
+            self._notify(ref, workflow, version, node_id)
+        return {"node": node_id}
+
+    def _node_failed(
+        self, ref: RunRef, node_id: str, try_id: str, failure: TargetFailure, *, final: bool
+    ) -> dict[str, Any]:
+        error = {"type": failure.error_type, "message": failure.message[:2000]}
+        state = NodeState.FAILED if final else NodeState.RETRYING
+        recorded = self.runs.node_failed(
+            ref.tenant,
+            ref.run_id,
+            node_id,
+            try_id=try_id,
+            state=state,
+            error=error,
+            now_ms=self.clock.now_ms(),
+        )
+        if final and recorded:
+            self.runs.record_error(ref.tenant, ref.run_id, ref.exec, {**error, "node": node_id})
+        text = f"{node_id}: {failure.error_type}: {failure.message[:500]}"
+        raise NodeFailed(text) if final else NodeAttemptFailed(text)
+
+    def _call(self, target: dict[str, Any], envelope: dict[str, Any], timeout_s: int) -> Any:
+        cancel = threading.Event()
+        future = self.pool.submit(self.runners.run, target, envelope, timeout_s, cancel)
+        try:
+            return future.result(timeout=timeout_s)
+        except FutureTimeout:
+            cancel.set()
+            raise TargetFailure(
+                "Timeout", f"no answer within timeout_s={timeout_s}", retryable=True
+            ) from None
+        except TargetFailure:
+            raise
+        except Exception as exc:  # a runner bug must fail the attempt, not the step function
+            raise TargetFailure(type(exc).__name__, str(exc) or repr(exc), retryable=True) from exc
+
+    # -- failure and compensation -----------------------------------------------------------------
+
+    def failed(self, ref: RunRef, workflow: Workflow, error: dict[str, Any]) -> dict[str, Any]:
+        """After a branch failed: stop new starts, wait for running attempts, plan what comes next."""
+        nothing = {"wait": False, "compensate": False}
+        run = self.runs.get(ref.tenant, ref.run_id)
+        if run is None or run.state is not RunState.RUNNING or run.exec != ref.exec:
+            return nothing  # cancelled meanwhile, or a stale execution
+        now = self.clock.now_ms()
+        if run.phase is Phase.NODES:
+            run = self.runs.update_run(
+                run,
+                states={RunState.RUNNING},
+                exec=ref.exec,
+                phases={Phase.NODES},
+                changes={"phase": Phase.SETTLING},
+                now_ms=now,
+            ) or self.runs.get(ref.tenant, ref.run_id)
+            if run is None or run.state is not RunState.RUNNING:
+                return nothing
+        if run.phase is not Phase.SETTLING:
+            return nothing  # already compensating (a retried task): the plan was answered before
+        # Read after the phase change: every attempt that started before it is visible now.
+        _, nodes, _ = self.runs.ledger(ref.tenant, ref.run_id)
+        wait = False
+        for record in nodes.values():
+            if record.exec != ref.exec:
+                continue
+            if record.state is NodeState.RUNNING:
+                deadline = (record.attempt_at or 0) + (workflow.by_id[record.id].timeout_s + GRACE_S) * 1000
+                if now < deadline:
+                    wait = True
+                else:
+                    self.runs.node_failed(
+                        ref.tenant,
+                        ref.run_id,
+                        record.id,
+                        try_id=record.try_id,
+                        state=NodeState.FAILED,
+                        error={
+                            "type": "Abandoned",
+                            "message": "the attempt gave no answer within its timeout",
+                        },
+                        now_ms=now,
+                    )
+            elif record.state is NodeState.RETRYING:
+                # It was waiting for a retry the failed run will never make.
+                self.runs.node_failed(
+                    ref.tenant,
+                    ref.run_id,
+                    record.id,
+                    try_id=None,
+                    state=NodeState.FAILED,
+                    error=record.error or {"type": "Stopped", "message": "the run failed before its retry"},
+                    now_ms=now,
+                    expect=NodeState.RETRYING,
+                )
+        if wait:
+            return {"wait": True, "compensate": False}
+        cause = run.error or _execution_error(error, workflow)
+        completed = [r.id for r in nodes.values() if r.state is NodeState.SUCCEEDED]
+        if workflow.on_failure == "compensate":
+            waves = compensation_waves(workflow, completed)
+            if waves:
+                self.runs.update_run(
+                    run,
+                    states={RunState.RUNNING},
+                    exec=ref.exec,
+                    changes={"phase": Phase.COMPENSATING, "error": cause, "compensation_started": True},
+                    now_ms=now,
+                )
+                return {"wait": False, "compensate": True, "waves": waves}
+            final = RunState.COMPENSATED  # nothing completed that has an undo: the rollback is trivially done
+        else:
+            final = RunState.FAILED
+        self.runs.update_run(
+            run,
+            states={RunState.RUNNING},
+            exec=ref.exec,
+            changes={"state": final, "phase": Phase.DONE, "finished_at": now, "error": cause},
+            now_ms=now,
+            expires_at=self._done_keep(now),
+        )
+        return nothing
+
+    def compensate(self, ref: RunRef, workflow: Workflow, node_id: str, retry: int) -> dict[str, Any]:
+        node = workflow.by_id[node_id]
+        assert node.compensate is not None
+        try_id = uuid.uuid4().hex
+        started, attempts = self.runs.start_compensation(
+            ref.tenant,
+            ref.run_id,
+            node_id,
+            try_id=try_id,
+            now_ms=self.clock.now_ms(),
+            expires_at=self._keep(workflow),
+        )
+        if not started:
+            return {"node": node_id, "skipped": True}
+        run = self.runs.get(ref.tenant, ref.run_id)
+        _, output = self.runs.output(ref.tenant, ref.run_id, node_id)
+        envelope = {
+            "run_id": ref.run_id,
+            "workflow": ref.workflow,
+            "node": node_id,
+            "attempt": attempts,
+            "input": run.input if run else None,
+            "output": output,
+            "payload": node.payload,
+        }
+        try:
+            self._call(node.compensate, envelope, node.timeout_s)
+        except TargetFailure as failure:
+            final = not failure.retryable or retry + 1 >= workflow.spec.defaults.retry.max_attempts
+            error = {"type": failure.error_type, "message": failure.message[:2000]}
+            self.runs.compensation_finished(
+                ref.tenant,
+                ref.run_id,
+                node_id,
+                try_id=try_id,
+                state=NodeState.FAILED if final else NodeState.RETRYING,
+                error=error,
+                now_ms=self.clock.now_ms(),
+            )
+            text = f"compensation of {node_id}: {failure.error_type}: {failure.message[:500]}"
+            raise (NodeFailed(text) if final else NodeAttemptFailed(text)) from None
+        self.runs.compensation_finished(
+            ref.tenant,
+            ref.run_id,
+            node_id,
+            try_id=try_id,
+            state=NodeState.SUCCEEDED,
+            error=None,
+            now_ms=self.clock.now_ms(),
+        )
+        return {"node": node_id}
+
+    def compensated(self, ref: RunRef) -> dict[str, Any]:
+        run, _, comps = self.runs.ledger(ref.tenant, ref.run_id)
+        if run is None or run.state is not RunState.RUNNING or run.exec != ref.exec:
+            return {"state": run.state.value if run else "GONE"}
+        failed = [c for c in comps.values() if c.state is not NodeState.SUCCEEDED]
+        now = self.clock.now_ms()
+        if failed:
+            names = ", ".join(c.id for c in failed)
+            error: dict[str, Any] | None = {
+                "type": "CompensationFailed",
+                "message": f"compensation of {names} failed; the run is not fully undone",
+                "cause": run.error,
+                "compensations": [{"node": c.id, **(c.error or {"type": c.state.value})} for c in failed],
+            }
+            state = RunState.FAILED
+        else:
+            error, state = run.error, RunState.COMPENSATED
+        self.runs.update_run(
+            run,
+            states={RunState.RUNNING},
+            exec=ref.exec,
+            changes={"state": state, "phase": Phase.DONE, "finished_at": now, "error": error},
+            now_ms=now,
+            expires_at=self._done_keep(now),
+        )
+        return {"state": state.value}
+
+    def succeeded(self, ref: RunRef) -> dict[str, Any]:
+        run = self.runs.get(ref.tenant, ref.run_id)
+        if run is not None:
+            now = self.clock.now_ms()
+            self.runs.update_run(
+                run,
+                states={RunState.RUNNING},
+                exec=ref.exec,
+                phases={Phase.NODES},
+                changes={"state": RunState.SUCCEEDED, "phase": Phase.DONE, "finished_at": now},
+                now_ms=now,
+                expires_at=self._done_keep(now),
+            )
+        return {}
+
+
+def _output_json(output: Any) -> str:
+    """A node's output as stored, or a non-retryable failure when it cannot be kept."""
+    try:
+        text = json.dumps(output, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+    except (TypeError, ValueError, RecursionError):
+        raise TargetFailure(
+            "InvalidOutput", "the output is not JSON (NaN, Infinity or a non-JSON type)", retryable=False
+        ) from None
+    if payload_depth(output) > MAX_PAYLOAD_DEPTH:
+        raise TargetFailure(
+            "InvalidOutput", f"the output nests deeper than {MAX_PAYLOAD_DEPTH} levels", retryable=False
+        )
+    size = len(text.encode("utf-8", "surrogatepass"))
+    if size > MAX_OUTPUT_BYTES:
+        raise TargetFailure(
+            "OutputTooLarge",
+            f"the output is {size} bytes; a node may return up to {MAX_OUTPUT_BYTES}",
+            retryable=False,
+        )
+    return text
+
+
+def _execution_error(error: dict[str, Any], workflow: Workflow) -> dict[str, Any]:
+    """The run's error when no node failure was recorded: what the Parallel state's Catch saw."""
+    name = str(error.get("Error") or "Unknown")
+    if name == "States.Timeout":
+        return {
+            "type": "WorkflowTimeout",
+            "message": f"the run did not finish within timeout_s={workflow.timeout_s}",
+        }
+    cause = error.get("Cause")
+    message = cause if isinstance(cause, str) else json.dumps(cause)
+    try:  # a Lambda error arrives as {"errorType", "errorMessage"} text
+        parsed = json.loads(message)
+        if isinstance(parsed, dict) and "errorMessage" in parsed:
+            message = str(parsed["errorMessage"])
+    except ValueError:
+        pass
+    return {"type": name, "message": (message or name)[:2000]}
+
+
+__all__ = [
+    "Catalog",
+    "NodeAttemptFailed",
+    "NodeFailed",
+    "RunRef",
+    "StepService",
+    "WorkflowService",
+    "run_view",
+]
