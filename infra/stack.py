@@ -47,6 +47,7 @@ class TaskplaneStack(cdk.Stack):
         features = frozenset(name for name in ("step",) if has_function(functions_dir, name))
         storage = Storage(self, "Storage", cfg=cfg, features=features)
         queues = Queues(self, "Queues", cfg=cfg)
+        self.storage, self.queues = storage, queues
         layers = Layers(self, "Layers", prefix=cfg.prefix)
 
         # Every function gets the same PlatformSettings environment (variable names: taskplane.settings).

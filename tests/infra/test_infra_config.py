@@ -6,12 +6,19 @@ import json
 from pathlib import Path
 from typing import Any
 
+import infra_synth
 import pytest
 from pydantic import ValidationError
 
 from infra.config import ENVIRONMENTS_KEY, EnvironmentConfig, environments
 
 pytestmark = [pytest.mark.infra, pytest.mark.xdist_group("infra")]
+
+
+@pytest.fixture
+def test_env() -> dict[str, Any]:
+    return infra_synth.test_env()
+
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -6,8 +6,15 @@ import re
 from typing import Any
 
 import pytest
+from infra_synth import Synth, synthesized
 
 pytestmark = [pytest.mark.infra, pytest.mark.xdist_group("infra")]
+
+
+@pytest.fixture(scope="session")
+def synth() -> Synth:
+    return synthesized()
+
 
 #: Services whose actions read or write data: none of them may be granted on Resource "*".
 DATA_SERVICES = {"dynamodb", "sqs", "lambda", "states", "events", "sns", "s3", "kms", "secretsmanager", "ssm"}
@@ -59,7 +66,7 @@ def as_list(value: Any) -> list[Any]:
     return value if isinstance(value, list) else [value]
 
 
-def test_cdk_nag_finds_nothing_unacknowledged(synth: Any) -> None:
+def test_cdk_nag_finds_nothing_unacknowledged(synth: Synth) -> None:
     # Given the synth ran with the AwsSolutions pack as a validation plugin
     (report,) = synth.report["pluginReports"]
 
@@ -77,7 +84,7 @@ def test_cdk_nag_finds_nothing_unacknowledged(synth: Any) -> None:
         assert s["reason"].strip() and "\n" not in s["reason"], s["ruleName"]
 
 
-def test_acknowledged_resource_wildcards_are_name_prefixes_only(synth: Any) -> None:
+def test_acknowledged_resource_wildcards_are_name_prefixes_only(synth: Synth) -> None:
     # Given every acknowledged IAM5 finding on an ARN pattern
     from infra.capabilities.targets import nag_patterns
 
@@ -97,7 +104,7 @@ def test_acknowledged_resource_wildcards_are_name_prefixes_only(synth: Any) -> N
     assert len(targets) == 3
 
 
-def test_cfn_lint_reports_no_errors(synth: Any) -> None:
+def test_cfn_lint_reports_no_errors(synth: Synth) -> None:
     from cfnlint.api import ManualArgs, lint_file
 
     matches = lint_file(synth.template_path, config=ManualArgs())
@@ -106,7 +113,7 @@ def test_cfn_lint_reports_no_errors(synth: Any) -> None:
     assert problems == []
 
 
-def test_no_data_action_on_every_resource(synth: Any) -> None:
+def test_no_data_action_on_every_resource(synth: Synth) -> None:
     for logical_id, st in statements(synth.template):
         if st["Effect"] != "Allow":
             continue
@@ -117,7 +124,7 @@ def test_no_data_action_on_every_resource(synth: Any) -> None:
             assert not {a.split(":")[0] for a in actions} & DATA_SERVICES
 
 
-def test_each_function_role_is_its_own_and_writes_only_its_log_group(synth: Any) -> None:
+def test_each_function_role_is_its_own_and_writes_only_its_log_group(synth: Synth) -> None:
     functions = synth.resources("AWS::Lambda::Function")
     roles = [f["Properties"]["Role"]["Fn::GetAtt"][0] for f in functions.values()]
     assert len(set(roles)) == len(roles)
@@ -131,7 +138,7 @@ def test_each_function_role_is_its_own_and_writes_only_its_log_group(synth: Any)
             assert synth.template["Resources"][resource["Fn::GetAtt"][0]]["Type"] == "AWS::Logs::LogGroup"
 
 
-def test_target_grants_are_bounded_by_the_allow_list(synth: Any) -> None:
+def test_target_grants_are_bounded_by_the_allow_list(synth: Synth) -> None:
     # Given the worker's role
     by_sid = {st.get("Sid"): st for st in synth.statements_of(synth.stack.worker.fn.role)}
 
@@ -148,7 +155,7 @@ def test_target_grants_are_bounded_by_the_allow_list(synth: Any) -> None:
         assert "tp-test-worker" not in str(st["Resource"]) and "tp-test-default" not in str(st["Resource"])
 
 
-def test_tables_queues_and_topic_are_encrypted_and_tls_only(synth: Any) -> None:
+def test_tables_queues_and_topic_are_encrypted_and_tls_only(synth: Synth) -> None:
     for logical_id, table in synth.resources("AWS::DynamoDB::Table").items():
         assert table["Properties"]["SSESpecification"] == {"SSEEnabled": True}, logical_id
     for logical_id, queue in synth.resources("AWS::SQS::Queue").items():

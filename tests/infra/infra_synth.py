@@ -1,21 +1,26 @@
 """One synthesized template per test session, for an environment that switches every feature on.
 
 Bundling is skipped through the context (``aws:cdk:bundling-stacks: []``), so no pip runs here;
-cdk-nag runs as it does in ``make synth``. aws_cdk is imported inside the fixture: importing it
-starts a Node process, which tests of other tiers should not pay for at collection.
+cdk-nag runs as it does in ``make synth``. aws_cdk is imported on first use: importing it starts a
+Node process, which tests of other tiers should not pay for at collection.
+
+Not a conftest.py: pytest would import it as the module ``conftest`` in place of tests/conftest.py,
+which other tiers import from. Each test module wraps :func:`synthesized` in its own session
+fixture; the synth itself runs once per process.
 """
 
 from __future__ import annotations
 
+import atexit
 import copy
+import functools
 import json
+import os
 import shutil
-from collections.abc import Iterator
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-
-import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -48,7 +53,6 @@ TEST_ENV: dict[str, Any] = {
 }
 
 
-@pytest.fixture
 def test_env() -> dict[str, Any]:
     """A fresh copy of TEST_ENV, with its name."""
     return {"name": "test", **copy.deepcopy(TEST_ENV)}
@@ -110,15 +114,15 @@ def _functions_dir(tmp: Path) -> tuple[Path, list[str]]:
     return target, missing
 
 
-@pytest.fixture(scope="session")
-def synth(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Synth]:
-    import os
-
+@functools.cache
+def synthesized() -> Synth:
+    """Synthesize the test environment (once per process) into a temporary cdk.out."""
     os.environ.setdefault("JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION", "20")
     from infra.app import build_app, cdk_json_context
     from infra.config import ENVIRONMENTS_KEY
 
-    tmp = tmp_path_factory.mktemp("infra")
+    tmp = Path(tempfile.mkdtemp(prefix="taskplane-infra-test-"))
+    atexit.register(shutil.rmtree, tmp, True)
     functions_dir, stubbed = _functions_dir(tmp)
     context = cdk_json_context()  # the feature flags a `cdk synth` would use
     context[ENVIRONMENTS_KEY] = {"test": TEST_ENV}
@@ -134,7 +138,7 @@ def synth(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Synth]:
     if not template_path.exists():  # the app itself failed, before any validation
         raise RuntimeError(f"synth failed: {error}")
     report_path = outdir / "validation-report.json"
-    yield Synth(
+    return Synth(
         template=json.loads(template_path.read_text()),
         report=json.loads(report_path.read_text()) if report_path.exists() else {},
         error=error,

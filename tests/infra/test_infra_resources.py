@@ -1,0 +1,219 @@
+"""Tables, queues, functions and their wiring, as the code and the contract need them."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+from infra_synth import Synth, synthesized
+
+from taskplane.local.resources import MAX_RECEIVE_COUNT, create_resources
+from taskplane.settings import LANES, PlatformSettings
+
+pytestmark = [pytest.mark.infra, pytest.mark.xdist_group("infra")]
+
+
+@pytest.fixture(scope="session")
+def synth() -> Synth:
+    return synthesized()
+
+
+#: Memory (MB) and timeout (s) chosen per function (reasons in each construct's docstring).
+SIZING = {"api": (1024, 29), "worker": (512, 900), "tick": (1024, 120), "step": (512, 900)}
+
+
+def functions_by_name(synth: Synth) -> dict[str, tuple[str, dict[str, Any]]]:
+    """``{"api": (logical id, properties), ...}`` by the function name's last part."""
+    prefix = synth.cfg.prefix + "-"
+    return {
+        r["Properties"]["FunctionName"].removeprefix(prefix): (k, r["Properties"])
+        for k, r in synth.resources("AWS::Lambda::Function").items()
+    }
+
+
+def stubbed_table(synth: Synth, name: str) -> bool:
+    """Whether table ``name`` belongs to a capability whose function is a stand-in in this synth."""
+    from infra.capabilities.storage import TABLES
+
+    return any(spec.name == name and spec.feature in synth.stubbed for spec in TABLES)
+
+
+def test_tables_match_what_the_code_creates_locally(synth: Synth, aws_env: None) -> None:
+    # Given the tables the local runtime creates for the code (moto)
+    import boto3
+    from moto import mock_aws
+
+    with mock_aws():
+        session = boto3.session.Session(region_name="us-east-1")
+        create_resources(session, prefix="local")
+        ddb = session.client("dynamodb")
+        local = {}
+        for name in ddb.list_tables()["TableNames"]:
+            table = ddb.describe_table(TableName=name)["Table"]
+            ttl = ddb.describe_time_to_live(TableName=name)["TimeToLiveDescription"]
+            local[name.removeprefix("local-")] = (
+                sorted((k["AttributeName"], k["KeyType"]) for k in table["KeySchema"]),
+                ttl.get("AttributeName") if ttl.get("TimeToLiveStatus") == "ENABLED" else None,
+            )
+
+    # When the template's tables are read the same way
+    deployed = {}
+    for table in synth.resources("AWS::DynamoDB::Table").values():
+        props = table["Properties"]
+        ttl = props.get("TimeToLiveSpecification", {})
+        deployed[props["TableName"].removeprefix(synth.cfg.prefix + "-")] = (
+            sorted((k["AttributeName"], k["KeyType"]) for k in props["KeySchema"]),
+            ttl.get("AttributeName") if ttl.get("Enabled") else None,
+        )
+
+    # (a capability synthesized from a stand-in function may have tables the code does not make yet)
+    for name in set(deployed) - set(local):
+        assert stubbed_table(synth, name), f"{name}: deployed but never created by the code"
+        del deployed[name]
+
+    # Then the same tables have the same keys and TTL attributes; the idempotency table's TTL is
+    # the attribute Powertools writes (locally moto never expires items, so none is set there)
+    import inspect
+
+    from aws_lambda_powertools.utilities.idempotency import DynamoDBPersistenceLayer
+
+    powertools_ttl = inspect.signature(DynamoDBPersistenceLayer.__init__).parameters["expiry_attr"].default
+    local["idempotency"] = (local["idempotency"][0], local["idempotency"][1] or powertools_ttl)
+    assert powertools_ttl == "expiration"
+    assert deployed == local
+
+
+def test_tables_are_on_demand_recoverable_and_kept(synth: Synth) -> None:
+    tables = synth.resources("AWS::DynamoDB::Table")
+    assert tables
+    for logical_id, table in tables.items():
+        props = table["Properties"]
+        assert props["BillingMode"] == "PAY_PER_REQUEST", logical_id
+        assert props["PointInTimeRecoverySpecification"] == {"PointInTimeRecoveryEnabled": True}, logical_id
+        assert props["SSESpecification"] == {"SSEEnabled": True}, logical_id  # KMS, AWS managed key
+        # retain_data: deletion protected, and kept when the stack is deleted
+        assert props["DeletionProtectionEnabled"] is True, logical_id
+        assert table["DeletionPolicy"] == "Retain", logical_id
+
+
+def test_every_setting_the_code_reads_is_set_on_every_function(synth: Synth) -> None:
+    # Given what PlatformSettings reads from the environment
+    assert synth.stack.unset_settings == []
+    expected = set(PlatformSettings(queue_urls=dict.fromkeys(LANES, "x")).to_env())
+
+    # Then every function has every variable, pointing at this stack's resources
+    tables = {
+        t["Properties"]["TableName"].removeprefix(synth.cfg.prefix + "-"): k
+        for k, t in synth.resources("AWS::DynamoDB::Table").items()
+    }
+    for name, (_logical_id, props) in functions_by_name(synth).items():
+        env = props["Environment"]["Variables"]
+        assert expected <= set(env), (name, expected - set(env))
+        for table, table_id in tables.items():
+            var = f"TASKPLANE_{table.upper()}_TABLE"
+            if var not in expected and stubbed_table(synth, table):
+                continue
+            assert var in expected, f"no setting names the {table} table"
+            assert env[var] == {"Ref": table_id}, (name, var)
+        assert env["TASKPLANE_WHEEL_SHARDS"] == str(synth.cfg.shards)
+        assert env["TASKPLANE_TASK_BUCKETS"] == str(synth.cfg.task_buckets)
+        assert env["POWERTOOLS_SERVICE_NAME"] == "taskplane"
+        assert env["POWERTOOLS_METRICS_NAMESPACE"] == "taskplane"
+        assert env["POWERTOOLS_LOGGER_LOG_EVENT"] == "false"  # tenants' payloads stay out of logs
+
+
+def test_functions_are_arm64_python312_traced_logged_and_sized(synth: Synth) -> None:
+    functions = functions_by_name(synth)
+    assert set(functions) == set(SIZING)
+    layers = synth.resources("AWS::Lambda::LayerVersion")
+    for name, (_logical_id, props) in functions.items():
+        assert props["Architectures"] == ["arm64"], name
+        assert props["Runtime"] == "python3.12", name
+        assert props["Handler"] == "handler.lambda_handler", name
+        assert props["TracingConfig"] == {"Mode": "Active"}, name
+        assert (props["MemorySize"], props["Timeout"]) == SIZING[name], name
+        assert sorted(layer["Ref"] for layer in props["Layers"]) == sorted(layers), name
+        log_group = synth.template["Resources"][props["LoggingConfig"]["LogGroup"]["Ref"]]["Properties"]
+        assert log_group["LogGroupName"] == f"/aws/lambda/{synth.cfg.prefix}-{name}"
+        assert log_group["RetentionInDays"] == synth.cfg.log_retention_days
+    for layer in layers.values():
+        assert layer["Properties"]["CompatibleArchitectures"] == ["arm64"]
+        assert layer["Properties"]["CompatibleRuntimes"] == ["python3.12"]
+
+
+def test_lanes_redrive_to_the_dlq_and_hide_a_batch_for_six_worker_timeouts(synth: Synth) -> None:
+    # Given the worker's timeout
+    (_, worker) = functions_by_name(synth)["worker"]
+    queues = {q["Properties"]["QueueName"].removeprefix(synth.cfg.prefix + "-"): (k, q["Properties"])
+              for k, q in synth.resources("AWS::SQS::Queue").items()}  # fmt: skip
+    dlq_id, dlq = queues.pop("dlq")
+
+    # Then each lane sends a message to the DLQ after MAX_RECEIVE_COUNT receives
+    assert set(queues) == set(LANES)
+    for lane, (_, props) in queues.items():
+        assert props["RedrivePolicy"] == {
+            "deadLetterTargetArn": {"Fn::GetAtt": [dlq_id, "Arn"]},
+            "maxReceiveCount": MAX_RECEIVE_COUNT,
+        }, lane
+        assert props["VisibilityTimeout"] >= 6 * worker["Timeout"], lane
+    # and dead letters are kept as long as SQS allows
+    assert dlq["MessageRetentionPeriod"] == 14 * 24 * 3600
+    assert "RedrivePolicy" not in dlq
+
+
+def test_each_lane_feeds_the_worker_alias_with_partial_failures_and_its_own_concurrency(synth: Synth) -> None:
+    worker_alias = synth.logical_id(synth.stack.worker.fn.alias)
+    lane_of = {
+        k: q["Properties"]["QueueName"].removeprefix(synth.cfg.prefix + "-")
+        for k, q in synth.resources("AWS::SQS::Queue").items()
+    }
+    mappings = synth.resources("AWS::Lambda::EventSourceMapping").values()
+    seen = {}
+    for mapping in mappings:
+        props = mapping["Properties"]
+        lane = lane_of[props["EventSourceArn"]["Fn::GetAtt"][0]]
+        seen[lane] = props["ScalingConfig"]["MaximumConcurrency"]
+        assert props["FunctionResponseTypes"] == ["ReportBatchItemFailures"], lane
+        assert props["BatchSize"] == synth.cfg.worker_batch_size
+        assert worker_alias in json.dumps(props["FunctionName"]), lane  # the canary-deployed alias
+        assert "MaximumBatchingWindowInSeconds" not in props  # due work starts at once
+    assert seen == synth.cfg.lane_concurrency
+
+
+def test_reserved_concurrency_is_set_and_covers_the_lanes(synth: Synth) -> None:
+    functions = functions_by_name(synth)
+    reserved = {name: props.get("ReservedConcurrentExecutions") for name, (_, props) in functions.items()}
+    assert reserved == {"api": None, "worker": 20, "tick": 6, "step": 10}
+    assert reserved["worker"] >= sum(synth.cfg.lane_concurrency.values())
+    assert reserved["tick"] >= 2 * synth.cfg.shards
+
+
+def test_one_tick_rule_per_shard_every_minute_to_the_tick_alias(synth: Synth) -> None:
+    tick_alias = synth.logical_id(synth.stack.scheduler.fn.alias)
+    rules = sorted(
+        (r["Properties"] for r in synth.resources("AWS::Events::Rule").values()), key=lambda p: p["Name"]
+    )
+    assert [r["Name"] for r in rules] == [f"tp-test-tick-{i}" for i in range(synth.cfg.shards)]
+    for shard, rule in enumerate(rules):
+        assert rule["ScheduleExpression"] == "rate(1 minute)"
+        (target,) = rule["Targets"]
+        assert target["Arn"] == {"Ref": tick_alias}
+        assert json.loads(target["Input"]) == {"shard": shard}
+        assert target["RetryPolicy"]["MaximumEventAgeInSeconds"] == 120
+    # and EventBridge may invoke that alias
+    permissions = [
+        p["Properties"]
+        for p in synth.resources("AWS::Lambda::Permission").values()
+        if p["Properties"]["FunctionName"] == {"Ref": tick_alias}
+    ]
+    assert len(permissions) == synth.cfg.shards
+    assert {p["Principal"] for p in permissions} == {"events.amazonaws.com"}
+
+
+def test_the_tick_reads_the_shard_the_rule_sends(synth: Synth) -> None:
+    # The rule's input and the handler's parser agree (both sides of one contract).
+    from functions.tick.handler import shards_of
+    from infra.capabilities.scheduler import tick_input
+
+    assert [shards_of(tick_input(i), 3) for i in range(3)] == [[0], [1], [2]]
