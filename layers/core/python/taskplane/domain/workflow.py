@@ -256,8 +256,8 @@ def parse_workflow(
     Parameters
     ----------
     body
-        YAML or JSON text (JSON is YAML, but JSON is parsed as JSON when ``content_type`` says so or
-        the text starts with ``{``), or an already decoded mapping.
+        YAML or JSON text (parsed as JSON when ``content_type`` says so, else as YAML), or an
+        already decoded mapping.
     name
         The workflow name from the request path; the body's ``name``, when given, must equal it.
     content_type
@@ -356,7 +356,8 @@ def load_document(body: str | bytes, content_type: str | None = None) -> dict[st
         except UnicodeDecodeError:
             raise InvalidRequest("the definition is not UTF-8 text", [{"field": "body"}]) from None
     media = (content_type or "").split(";", 1)[0].strip().lower()
-    as_json = media == "application/json" or (media not in YAML_CONTENT_TYPES and body.lstrip()[:1] == "{")
+    # JSON when the request says so; otherwise YAML (which reads most JSON too).
+    as_json = media == "application/json" or media.endswith("+json")
     if not body.strip():
         raise InvalidRequest("the definition is empty: send YAML or JSON", [{"field": "body"}])
     if as_json:
@@ -528,11 +529,18 @@ def check_graph(nodes: Sequence[NodeSpec] | Sequence[Node]) -> nx.DiGraph:
     graph = nx.DiGraph()
     graph.add_nodes_from(n.id for n in nodes)
     graph.add_edges_from((need, n.id) for n in nodes for need in n.needs)
-    try:
-        # Walked along needs (node -> what it needs), the way the definition reads.
-        cycle = nx.find_cycle(graph.reverse(copy=False))
-    except nx.NetworkXNoCycle:
+    if nx.is_directed_acyclic_graph(graph):  # linear; find_cycle alone can be quadratic
         return graph
+    position = {n.id: i for i, n in enumerate(nodes)}
+    loops = [
+        c
+        for c in nx.strongly_connected_components(graph)
+        if len(c) > 1 or any(graph.has_edge(v, v) for v in c)  # a node that needs itself
+    ]
+    looped = min(loops, key=lambda c: min(position[v] for v in c))
+    first = min(looped, key=position.__getitem__)
+    # Walked along needs (node -> what it needs), the way the definition reads.
+    cycle = nx.find_cycle(graph.reverse(copy=False).subgraph(looped), source=first)
     path = [cycle[0][0], *(v for _, v in cycle)]
     text = " -> ".join(path)
     raise InvalidRequest(
