@@ -89,6 +89,8 @@ class EnvironmentConfig(_Strict):
     region: str | None = None
     #: Timing-wheel shards: one tick schedule (and one lease) per shard.
     shards: int = Field(default=1, ge=1, le=64)
+    #: The tick runs about a minute of every minute per shard: its memory is the idle cost's main term.
+    tick_memory_mb: int = Field(default=512, ge=256, le=3008)
     #: Partitions per tenant in the tasks table (fixed for the life of the table).
     task_buckets: int = Field(default=1, ge=1, le=64)
     #: Days a finished task is kept before DynamoDB TTL removes it.

@@ -20,7 +20,7 @@ def synth() -> Synth:
 
 
 #: Memory (MB) and timeout (s) chosen per function (reasons in each construct's docstring).
-SIZING = {"api": (1024, 29), "worker": (512, 900), "tick": (1024, 120), "step": (512, 900)}
+SIZING = {"api": (1024, 29), "worker": (512, 900), "tick": (512, 120), "step": (512, 900)}
 
 
 def functions_by_name(synth: Synth) -> dict[str, tuple[str, dict[str, Any]]]:
@@ -201,6 +201,10 @@ def test_one_tick_rule_per_shard_every_minute_to_the_tick_alias(synth: Synth) ->
         assert target["Arn"] == {"Ref": tick_alias}
         assert json.loads(target["Input"]) == {"shard": shard}
         assert target["RetryPolicy"]["MaximumEventAgeInSeconds"] == 120
+    # and a failed tick is not retried by Lambda (the next minute's resumes where it stopped)
+    (invoke_config,) = synth.resources("AWS::Lambda::EventInvokeConfig").values()
+    assert invoke_config["Properties"]["MaximumRetryAttempts"] == 0
+    assert tick_alias in json.dumps(invoke_config["Properties"]["Qualifier"])  # the alias's name
     # and EventBridge may invoke that alias
     permissions = [
         p["Properties"]
