@@ -8,6 +8,7 @@ so there is one list to maintain.
 
 from __future__ import annotations
 
+import atexit
 import hashlib
 import shutil
 import subprocess
@@ -99,6 +100,7 @@ class PipLocalBundling:
 def _requirements_dir(text: str) -> str:
     # The asset's source: only the Docker fallback reads it (local bundling gets the list directly).
     folder = Path(tempfile.mkdtemp(prefix="taskplane-deps-layer-"))
+    atexit.register(shutil.rmtree, folder, True)
     (folder / "requirements.txt").write_text(text)
     return str(folder)
 

@@ -5,6 +5,8 @@ Memory and timeout: the worker mostly waits on targets (HTTP, Lambda, SQS), so C
 15 minutes, because a task may ask for ``timeout_s`` up to 900. Concurrency is bounded per lane by the
 mapping's MaximumConcurrency (so a flood of low-priority work cannot take the high lane's workers),
 and optionally by a reservation that guarantees those workers exist (see ``ReservedConcurrency``).
+A batch is one record by default (``worker_batch_size``): records of a batch run one after another,
+so MaximumConcurrency is also the number of a lane's tasks running at once.
 """
 
 from __future__ import annotations
