@@ -33,6 +33,8 @@ class LaneMessage:
     state: str = "PENDING"
     dispatched_at: int | None = None
     late_ms: int = 0
+    #: times this delivery came back because its task was not stored yet (see Executor.handle)
+    missing_hops: int = 0
 
     def body(self) -> str:
         data: dict[str, object] = {
@@ -46,6 +48,8 @@ class LaneMessage:
             data["dispatched_at"] = self.dispatched_at
         if self.late_ms:
             data["late_ms"] = self.late_ms
+        if self.missing_hops:
+            data["missing_hops"] = self.missing_hops
         return json.dumps(data, separators=(",", ":"))
 
 
@@ -77,6 +81,9 @@ def parse_body(body: str) -> LaneMessage | TriggerMessage:
     state = data.get("state", "PENDING")
     dispatched_at = data.get("dispatched_at")
     late_ms = data.get("late_ms", 0)
+    missing_hops = data.get("missing_hops", 0)
+    if type(missing_hops) is not int:
+        raise ValueError("missing_hops is not an integer")
     if state not in ("PENDING", "SCHEDULED", "RETRYING"):
         raise ValueError(f"message state {state!r} is not one a delivery starts from")
     if dispatched_at is not None and type(dispatched_at) is not int:
@@ -84,7 +91,13 @@ def parse_body(body: str) -> LaneMessage | TriggerMessage:
     if type(late_ms) is not int:
         raise ValueError("late_ms is not an integer")
     return LaneMessage(
-        tenant=tenant, task_id=task_id, attempt=attempt, state=state, dispatched_at=dispatched_at, late_ms=late_ms
+        tenant=tenant,
+        task_id=task_id,
+        attempt=attempt,
+        state=state,
+        dispatched_at=dispatched_at,
+        late_ms=late_ms,
+        missing_hops=missing_hops,
     )
 
 

@@ -9,6 +9,7 @@ waiting (SCHEDULED or RETRYING) re-queues it when it is not yet due.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import random
 import threading
@@ -34,6 +35,8 @@ from taskplane.services.tasks import delivery_for, wheel_entry_for
 MAX_RESULT_BYTES = 128 * 1024
 #: A delivery this early is held until due instead of being sent round again.
 MAX_EARLY_WAIT_MS = 1_000
+#: How many times (a second apart) a wheel delivery looks again for a task not stored yet.
+MAX_MISSING_HOPS = 10
 S = TaskState
 #: The field that says when a waiting task is due.
 DUE_FIELD = {S.SCHEDULED: "run_at", S.RETRYING: "next_attempt_at"}
@@ -44,9 +47,15 @@ def keepable_result(result: Any) -> tuple[Any, str | None]:
     try:
         json.dumps(result, allow_nan=False)
     except (TypeError, ValueError, RecursionError):
-        return {"unkept": True, "reason": "not JSON"}, "the result was not JSON (NaN, Infinity or a non-JSON type)"
+        return {
+            "unkept": True,
+            "reason": "not JSON",
+        }, "the result was not JSON (NaN, Infinity or a non-JSON type)"
     if payload_depth(result) > MAX_PAYLOAD_DEPTH:
-        return {"unkept": True, "reason": "too deep"}, f"the result nests deeper than {MAX_PAYLOAD_DEPTH} levels"
+        return {
+            "unkept": True,
+            "reason": "too deep",
+        }, f"the result nests deeper than {MAX_PAYLOAD_DEPTH} levels"
     size = payload_size(result)
     if size > MAX_RESULT_BYTES:
         note = f"result of {size} bytes over the {MAX_RESULT_BYTES}-byte limit was not kept"
@@ -105,13 +114,22 @@ class Executor:
         task = started.task
         if not started.ok:
             if task is None:
-                return Outcome.MISSING
+                return self._missing(delivery)
             resolved = self._start_waiting(task, delivery)
             if not isinstance(resolved, Task):
                 return resolved
             task = resolved
         assert task is not None
         return self._run(task)
+
+    def _missing(self, delivery: LaneMessage) -> Outcome:
+        """No such task. A wheel entry is written before its task, so the tick can be faster than a
+        slow task write: look again a few times, a second apart, before dropping the delivery. (An
+        immediate delivery is queued after its task is stored: missing means withdrawn.)"""
+        if delivery.state == S.PENDING.value or delivery.missing_hops >= MAX_MISSING_HOPS:
+            return Outcome.MISSING
+        self.lanes.send_one(dataclasses.replace(delivery, delay_s=1, missing_hops=delivery.missing_hops + 1))
+        return Outcome.REQUEUED
 
     def _start_waiting(self, task: Task, delivery: LaneMessage) -> Task | Outcome:
         """A delivery found the task in another state than expected: start it if due, requeue, or drop."""
@@ -126,7 +144,10 @@ class Executor:
             self.sleep((due - now) / 1000)
             now = self.clock.now_ms()
         if due > now:
-            self.lanes.send_one(delivery_for(task, now))
+            # Sent back with the tick's dispatch time, so the task still records when it left the wheel.
+            self.lanes.send_one(
+                dataclasses.replace(delivery_for(task, now), dispatched_at=delivery.dispatched_at)
+            )
             return Outcome.REQUEUED
         fields: dict[str, Any] = {"started_at": now}
         if task.state is not S.PENDING:

@@ -11,7 +11,6 @@ sends again are harmless, because the worker starts an attempt only once.
 from __future__ import annotations
 
 import heapq
-import queue
 import threading
 import time
 import uuid
@@ -58,7 +57,7 @@ class _Run:
         self.heap: list[tuple[int, str, int, WheelEntry]] = []
         self.lock = threading.Lock()
         self.inflight: dict[Future[None], list[WheelEntry]] = {}
-        self.unsent: queue.SimpleQueue[WheelEntry] = queue.SimpleQueue()
+        self.unsent: list[WheelEntry] = []  # refused by the queue, back into the heap on the next pass
 
     def submit(self, pool: ThreadPoolExecutor, fn: Callable[..., None], batch: list[WheelEntry]) -> None:
         future = pool.submit(fn, batch, self)
@@ -70,12 +69,14 @@ class _Run:
         with self.lock:
             self.inflight.pop(future, None)
 
+    def give_back(self, entries: list[WheelEntry]) -> None:
+        with self.lock:
+            self.unsent.extend(entries)
+
     def requeue_unsent(self) -> None:
-        while True:
-            try:
-                entry = self.unsent.get_nowait()
-            except queue.Empty:
-                return
+        with self.lock:
+            entries, self.unsent = self.unsent, []
+        for entry in entries:
             heapq.heappush(self.heap, (entry.due_ms, entry.sk, entry.slot_ms, entry))
 
     def settle(self) -> None:
@@ -91,6 +92,7 @@ class _Run:
         keys = [(slot, sk) for _, sk, slot, _ in self.heap]
         with self.lock:
             keys += [e.key for batch in self.inflight.values() for e in batch]
+            keys += [e.key for e in self.unsent]
         recent = (slot_of(now - LOOKBACK_MS), sort_key(now - LOOKBACK_MS, ""))
         return min([*keys, recent])
 
@@ -211,7 +213,7 @@ class Ticker:
                 self.fire_schedule(entry, self.clock.now_ms())
                 run.report.fired += 1
             except Exception:
-                run.unsent.put(entry)  # tried again on the next pass
+                run.give_back([entry])  # tried again on the next pass
         by_lane: dict[str, list[WheelEntry]] = {}
         for entry in due:
             if entry.kind != "schedule":
@@ -233,8 +235,7 @@ class Ticker:
             run.report.late += sum(1 for e in batch if now - e.due_ms > self.late_after_ms)
         if failed:
             time.sleep(0.1)  # SQS refused: back off a little before the loop tries them again
-            for entry in failed:
-                run.unsent.put(entry)
+            run.give_back(failed)
 
     def _send_batch(self, batch: list[WheelEntry]) -> list[Exception | None]:
         now = self.clock.now_ms()  # stamped per batch, just before it leaves

@@ -1,0 +1,788 @@
+"""The timing wheel under moto: on-time dispatch, resume, leases, crash injection and clock skew.
+
+Most tests run the tick on a simulated clock: its injected ``wait(seconds)`` moves the clock forward
+by that much at once, so minutes of tick time pass in milliseconds and every dispatch time is exact.
+The same clock drives the API and the worker (the ``aws`` fixture's ``clock``), unless a test gives
+one of them its own skewed clock.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import heapq
+import itertools
+import threading
+import time
+from collections import Counter
+from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import wait as wait_all
+from typing import Any
+
+import pytest
+
+from taskplane.adapters.queues import LaneMessage, Lanes, parse_body
+from taskplane.adapters.task_store import TaskStore
+from taskplane.adapters.wheel_store import WheelStore
+from taskplane.domain.clock import FixedClock
+from taskplane.domain.errors import Unavailable
+from taskplane.domain.models import TaskSubmit, new_task
+from taskplane.domain.states import TaskState
+from taskplane.domain.wheel import LOOKAHEAD_MS, LOOKBACK_MS, POLL_MS, SLOT_MS, slot_of, sort_key
+from taskplane.local.resources import create_resources
+from taskplane.services.execute import Outcome
+from taskplane.services.tasks import wheel_entry_for
+
+pytestmark = pytest.mark.integration
+
+S = TaskState
+#: 1.5 s before a slot boundary, so the first seconds of every test cross one.
+START = 1_767_225_600_000 + SLOT_MS - 1_500
+ECHO = {"type": "builtin", "name": "echo"}
+#: How far after its due time a dispatch may leave in simulated time (waits are exact there; the
+#: tick may hold a due entry a few ms so that others can share its batch).
+ON_TIME_MS = 10
+
+
+# -- simulated time ---------------------------------------------------------------------------------
+class Crash(BaseException):
+    """The tick's process died (a BaseException, so no ``except Exception`` in the code swallows it)."""
+
+
+class SimSenders(ThreadPoolExecutor):
+    """The tick's sender pool on simulated time: batches still go out concurrently, but take no
+    simulated time (the clock waits for them before it moves on)."""
+
+    def __init__(self) -> None:
+        super().__init__(max_workers=4, thread_name_prefix="sim-sender")
+        self._pending: list[Future[Any]] = []
+        self._lock = threading.Lock()
+
+    def submit(self, fn: Callable[..., Any], /, *args: Any, **kwargs: Any) -> Future[Any]:
+        future = super().submit(fn, *args, **kwargs)
+        with self._lock:
+            self._pending.append(future)
+        return future
+
+    def settle(self) -> None:
+        with self._lock:
+            pending, self._pending = self._pending, []
+        wait_all(pending)
+        for future in pending:
+            if isinstance(future.exception(), Crash):
+                raise future.exception()  # the process died while this batch was being sent
+
+    def abandon(self) -> None:
+        """Forget the batches of a process that died (they ended with it)."""
+        with self._lock:
+            pending, self._pending = self._pending, []
+        wait_all(pending)
+
+
+class SimClock(FixedClock):
+    """A clock that moves only when someone waits on it; things can be scheduled at given instants.
+
+    ``wait(seconds)`` is the tick's injected wait: it runs what is scheduled in that span at its
+    instant (the clock set to it, as if it happened concurrently), then leaves the clock at the end
+    of the span and returns False (never asks the tick to stop).
+    """
+
+    def __init__(self, now_ms: int = START) -> None:
+        super().__init__(now_ms)
+        self._lock = threading.Lock()
+        self.senders = SimSenders()
+        self.reset(now_ms)
+
+    def reset(self, now_ms: int) -> None:
+        self._now = now_ms
+        self._actions: list[tuple[int, int, Callable[[], Any]]] = []
+        self._seq = itertools.count()
+        self.after_wait: list[Callable[[], Any]] = []
+        self.waits = 0
+
+    def set(self, now_ms: int) -> None:
+        self._now = now_ms
+
+    def advance(self, ms: int) -> None:
+        with self._lock:
+            self._now += ms
+
+    def at(self, when_ms: int, action: Callable[[], Any]) -> None:
+        heapq.heappush(self._actions, (when_ms, next(self._seq), action))
+
+    def wait(self, seconds: float) -> bool:
+        self.waits += 1
+        assert self.waits < 1_000_000, "the tick is spinning"
+        self.senders.settle()
+        end = self._now + round(seconds * 1000)
+        while self._actions and self._actions[0][0] <= end:
+            when, _, action = heapq.heappop(self._actions)
+            self._now = max(self._now, when)
+            action()
+            end = max(end, self._now)  # an action may move the clock (a stalled process)
+        self._now = max(self._now, end)
+        for hook in self.after_wait:
+            hook()
+        return False
+
+
+class OffsetClock:
+    """Another machine's clock: ``base`` shifted by ``offset_ms``."""
+
+    def __init__(self, base: FixedClock, offset_ms: int) -> None:
+        self.base, self.offset_ms = base, offset_ms
+
+    def now_ms(self) -> int:
+        return self.base.now_ms() + self.offset_ms
+
+
+def on_sim_clock() -> Any:
+    """Parametrize ``aws`` with a fresh simulated clock for the API and the worker."""
+    return pytest.mark.parametrize("aws", [{"clock": SimClock()}], indirect=True, ids=["sim"])
+
+
+@pytest.fixture
+def sim(aws: Any) -> SimClock:
+    clock = aws.platform.tasks.clock
+    assert isinstance(clock, SimClock), "parametrize the test with @on_sim_clock()"
+    clock.reset(START)
+    return clock
+
+
+# -- recording and counting ---------------------------------------------------------------------------
+class RecordingLanes:
+    """Lanes that note every message that was accepted, with the sender's clock reading."""
+
+    def __init__(self, inner: Lanes, clock: Any) -> None:
+        self.inner, self.clock = inner, clock
+        self.sent: list[tuple[int, LaneMessage]] = []
+        self._lock = threading.Lock()
+
+    def send(self, messages: list[LaneMessage]) -> list[Exception | None]:
+        outcomes = self.inner.send(messages)
+        now = self.clock.now_ms()
+        with self._lock:
+            self.sent.extend((now, m) for m, err in zip(messages, outcomes, strict=True) if err is None)
+        return outcomes
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inner, name)
+
+    def per_task(self) -> Counter[str]:
+        return Counter(m.task_id for _, m in self.sent)
+
+
+class CountingRunners:
+    """Wraps the real runners and counts how many times each task's target actually ran."""
+
+    def __init__(self, inner: Any) -> None:
+        self.inner = inner
+        self.calls: Counter[str] = Counter()
+        self.lock = threading.Lock()
+
+    def run(self, target: dict, envelope: dict, timeout_s: float, cancel: Any = None) -> Any:
+        with self.lock:
+            self.calls[envelope["task_id"]] += 1
+        return self.inner.run(target, envelope, timeout_s, cancel)
+
+
+@pytest.fixture
+def counting(aws: Any) -> CountingRunners:
+    runners = CountingRunners(aws.platform.executor.runners)
+    aws.platform.executor.runners = runners
+    return runners
+
+
+# -- helpers ------------------------------------------------------------------------------------------
+def ticker_on(aws: Any, clock: SimClock, **changes: Any) -> Any:
+    """The platform's ticker on the simulated clock (its wheel and lanes unless replaced)."""
+    return dataclasses.replace(
+        aws.platform.ticker, clock=clock, wait=clock.wait, senders=clock.senders, **changes
+    )
+
+
+def submit(tasks: Any, delay_ms: int, priority: str = "default", **body: Any) -> Any:
+    task, _ = tasks.submit(
+        "acme",
+        TaskSubmit.model_validate({"target": ECHO, "delay_ms": delay_ms, "priority": priority, **body}),
+    )
+    return task
+
+
+def lane_depth(sqs: Any, urls: dict[str, str]) -> int:
+    """Messages on the lanes, delayed ones included."""
+    names = ["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"]
+    names.append("ApproximateNumberOfMessagesDelayed")
+    total = 0
+    for url in urls.values():
+        attrs = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=names)["Attributes"]
+        total += sum(int(attrs.get(n, 0)) for n in names)
+    return total
+
+
+def work(
+    sqs: Any, urls: dict[str, str], executor: Any, rounds: int = 50, until_empty: bool = True
+) -> list[Outcome]:
+    """Feed what is visible on the lanes to ``executor`` (one worker) until they are empty
+    (or for ``rounds`` receives per lane at most, when ``until_empty`` is False)."""
+    outcomes: list[Outcome] = []
+    for _ in range(rounds):
+        got = 0
+        for url in urls.values():
+            messages = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10, WaitTimeSeconds=0).get(
+                "Messages", []
+            )
+            for m in messages:
+                outcomes.append(executor.handle(parse_body(m["Body"])))
+            if messages:
+                sqs.delete_message_batch(
+                    QueueUrl=url,
+                    Entries=[
+                        {"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(messages)
+                    ],
+                )
+            got += len(messages)
+        if not got:
+            return outcomes
+    assert not until_empty, "the lanes never emptied"
+    return outcomes
+
+
+def states(task: Any) -> list[TaskState]:
+    return [h.state for h in task.history]
+
+
+def assert_ran_once(tasks: Any, ids: list[str], counting: CountingRunners, context: str = "") -> list[Any]:
+    done = [tasks.get("acme", i) for i in ids]
+    stuck = {t.task_id: t.state.value for t in done if t.state is not S.SUCCEEDED}
+    assert not stuck, f"{context}: not SUCCEEDED: {stuck}"
+    assert dict(counting.calls) == dict.fromkeys(ids, 1), f"{context}: target runs {dict(counting.calls)}"
+    assert all(t.attempts == 1 for t in done), context
+    for t in done:
+        assert t.dispatched_at is not None and t.dispatched_at >= t.run_at, f"{context}: dispatched early"
+        assert t.started_at >= t.run_at, f"{context}: started early"
+    return done
+
+
+# -- delayed tasks ------------------------------------------------------------------------------------
+@on_sim_clock()
+def test_delayed_tasks_are_dispatched_on_time_in_due_order(aws, sim, api, drain, counting):
+    # Given tasks submitted over the API due from 150 ms to 3 minutes ahead, across slot boundaries
+    offsets = [180_000, 150, 1_499, 1_500, 1_501, 400, 5_000, 59_999, 61_500, 61_501, 120_000, 999]
+    ids = {}
+    for delay in offsets:
+        reply = api("POST", "/v1/tasks", {"target": ECHO, "delay_ms": delay})
+        assert reply.status == 201 and reply.body["state"] == "SCHEDULED", reply.body
+        ids[reply.body["task_id"]] = START + delay
+    assert lane_depth(aws.client("sqs"), aws.settings.queue_urls) == 0  # they wait in the wheel
+    # When a tick runs for a little over 3 simulated minutes
+    lanes = RecordingLanes(aws.platform.ticker.lanes, sim)
+    report = ticker_on(aws, sim, lanes=lanes).run(0, until_ms=START + 181_000, owner="tick-1")
+    # Then each was sent once, in due order, no earlier than its run_at and within a few ms of it
+    assert report.acquired and not report.lost_lease and report.dispatched == len(offsets)
+    assert lanes.per_task() == dict.fromkeys(ids, 1)
+    sent_order = [m.task_id for _, m in lanes.sent]
+    assert sent_order == sorted(ids, key=ids.get)
+    for at, message in lanes.sent:
+        due = ids[message.task_id]
+        assert due <= at <= due + ON_TIME_MS, (message.task_id, at - due)
+        assert message.state == "SCHEDULED" and message.dispatched_at == at and message.late_ms == 0
+    # And after the worker ran them they SUCCEEDED, dispatched and started no earlier than run_at
+    drain(rounds=3)
+    done = assert_ran_once(aws.platform.tasks, list(ids), counting)
+    sent_at = {m.task_id: at for at, m in lanes.sent}
+    for task in done:
+        assert task.run_at == ids[task.task_id]
+        assert task.dispatched_at == sent_at[task.task_id]  # carried by the lane message
+        assert states(task) == [S.SCHEDULED, S.PENDING, S.RUNNING, S.SUCCEEDED]
+    shown = api("GET", f"/v1/tasks/{done[0].task_id}").body
+    assert shown["dispatched_at"] is not None and shown["dispatched_at"] >= shown["run_at"]
+
+
+@on_sim_clock()
+def test_task_submitted_into_the_loaded_window_fires_on_time(aws, sim, drain, counting):
+    # Given a running tick, which reads the wheel every 100 ms up to 1 s ahead
+    lanes = RecordingLanes(aws.platform.ticker.lanes, sim)
+    loads: list[int] = []
+    wheel = aws.platform.ticker.wheel
+
+    class WatchedWheel:
+        def __getattr__(self, name: str) -> Any:
+            return getattr(wheel, name)
+
+        def load(self, *args: Any) -> Any:
+            loads.append(sim.now_ms())
+            return wheel.load(*args)
+
+    submitted: dict[str, int] = {}
+
+    def submit_now(delay: int) -> Callable[[], None]:
+        def action() -> None:
+            # the tick has already read the range this task falls in
+            assert loads and loads[-1] + LOOKAHEAD_MS >= sim.now_ms() + delay
+            submitted[submit(aws.platform.tasks, delay).task_id] = sim.now_ms() + delay
+
+        return action
+
+    # When tasks are submitted while it runs, into the window it already loaded
+    sim.at(START + 5_430, submit_now(300))  # between two reads, due before the loaded horizon
+    sim.at(START + 5_401, submit_now(101))  # due 1 ms after the next read
+    sim.at(START + 7_777, submit_now(850))
+    report = ticker_on(aws, sim, lanes=lanes, wheel=WatchedWheel()).run(0, until_ms=START + 10_000)
+    # Then each still left on time
+    assert report.dispatched == 3 and len(submitted) == 3
+    for at, message in lanes.sent:
+        due = submitted[message.task_id]
+        assert due <= at <= due + ON_TIME_MS, (at - due, message)
+    drain(rounds=2)
+    assert_ran_once(aws.platform.tasks, list(submitted), counting)
+
+
+# -- resume ---------------------------------------------------------------------------------------
+@on_sim_clock()
+def test_next_tick_resumes_where_the_last_one_stopped(aws, sim, drain, counting):
+    # Given 30 tasks due every 500 ms over 15 s
+    due = {submit(aws.platform.tasks, 300 + 500 * i).task_id: START + 300 + 500 * i for i in range(30)}
+    lanes = RecordingLanes(aws.platform.ticker.lanes, sim)
+    # When one tick runs the first 8 s and a new owner takes the next 8 s
+    first = ticker_on(aws, sim, lanes=lanes).run(0, until_ms=START + 8_000, owner="a")
+    handover = sim.now_ms()
+    sent_by_first = len(lanes.sent)
+    second = ticker_on(aws, sim, lanes=lanes).run(0, until_ms=START + 16_000, owner="b")
+    # Then both held the lease in turn and every task was sent
+    assert first.acquired and second.acquired and not first.lost_lease and not second.lost_lease
+    assert handover == START + 8_000
+    counts = lanes.per_task()
+    assert set(counts) == set(due), "missed tasks"
+    # And only tasks in the look-back behind the handover were sent twice, none more often
+    twice = {t for t, n in counts.items() if n > 1}
+    assert max(counts.values()) <= 2
+    assert all(handover - LOOKBACK_MS <= due[t] < handover for t in twice), sorted(
+        due[t] - handover for t in twice
+    )
+    # And the second tick sent the ones due after the handover on time
+    for at, message in lanes.sent[sent_by_first:]:
+        if due[message.task_id] >= handover:
+            assert due[message.task_id] <= at <= due[message.task_id] + ON_TIME_MS
+    # And each attempt ran once however many copies arrived
+    drain(rounds=30)
+    assert_ran_once(aws.platform.tasks, list(due), counting)
+    assert lane_depth(aws.client("sqs"), aws.settings.queue_urls) == 0
+
+
+@on_sim_clock()
+def test_late_tick_dispatches_overdue_work_at_once_flagged_late(aws, sim, drain, counting):
+    # Given tasks due over the next 5 minutes, and a tick that ran only the first second
+    offsets = [500, 2_000, 30_000, 90_000, 200_000, 299_000, 305_000]
+    due = {submit(aws.platform.tasks, d).task_id: START + d for d in offsets}
+    lanes = RecordingLanes(aws.platform.ticker.lanes, sim)
+    ticker_on(aws, sim, lanes=lanes).run(0, until_ms=START + 1_000, owner="a")
+    assert len(lanes.sent) == 1
+    # When ticks are down for 5 simulated minutes and then one runs again
+    sim.set(START + 301_000)
+    report = ticker_on(aws, sim, lanes=lanes).run(0, until_ms=START + 310_000, owner="b")
+    # Then all overdue work left at once, flagged late by how late it was (the first task, sent
+    # again from the look-back behind where the first tick stopped, too)
+    restart = START + 301_000
+    assert report.acquired and report.dispatched == len(offsets)
+    late = [(at, m) for at, m in lanes.sent[1:] if due[m.task_id] < restart]
+    assert len(late) == report.late == 6
+    for at, message in late:
+        assert at == restart
+        assert message.late_ms == at - due[message.task_id] > 1_000
+        assert message.dispatched_at == at
+    again = [m.task_id for _, m in late if lanes.per_task()[m.task_id] > 1]
+    assert [due[t] for t in again] == [START + 500]  # within LOOKBACK_MS of the first tick's stop
+    # And the one due after the restart left on time, not flagged
+    ((at, on_time),) = [(at, m) for at, m in lanes.sent if due[m.task_id] > restart]
+    assert at == START + 305_000 and on_time.late_ms == 0
+    # And the late ones ran once, their history saying how late they left
+    drain(rounds=3)
+    done = assert_ran_once(aws.platform.tasks, list(due), counting)
+    flagged = [t for t in done if any("ms late" in (h.detail or "") for h in t.history)]
+    assert len(flagged) == 5
+
+
+@on_sim_clock()
+def test_a_batch_the_queue_refuses_is_sent_again(aws, sim, drain, counting):
+    # Given SQS refusing the tick's first batch (throttled)
+    refused: list[LaneMessage] = []
+
+    class RefusingOnce(RecordingLanes):
+        def send(self, messages: list[LaneMessage]) -> list[Exception | None]:
+            if not refused:
+                refused.extend(messages)
+                return [Unavailable("throttled")] * len(messages)
+            return super().send(messages)
+
+    task = submit(aws.platform.tasks, 2_000)
+    lanes = RefusingOnce(aws.platform.ticker.lanes, sim)
+    # When the tick dispatches it
+    report = ticker_on(aws, sim, lanes=lanes).run(0, until_ms=START + 4_000)
+    # Then it is sent again shortly after, once
+    assert [m.task_id for m in refused] == [task.task_id]
+    assert report.send_failures == 1 and report.dispatched == 1
+    ((at, message),) = lanes.sent
+    assert task.run_at <= at <= task.run_at + POLL_MS + ON_TIME_MS and message.task_id == task.task_id
+    drain()
+    assert_ran_once(aws.platform.tasks, [task.task_id], counting)
+
+
+@on_sim_clock()
+def test_entry_dispatched_before_its_slow_task_write_still_runs(aws, sim, drain, counting):
+    # Given a submission whose wheel entry is written at once but whose task write lands 200 ms later
+    tasks = aws.platform.tasks
+    body = TaskSubmit.model_validate({"target": ECHO, "delay_ms": 150})
+    task = new_task(body, task_id=tasks.make_id(START), tenant="acme", now_ms=START)
+    tasks.wheel.put(wheel_entry_for(task, tasks.shards))
+
+    def worker_then_slow_write() -> None:
+        drain()  # the worker handles the delivery before the task exists
+        tasks.store.create(task)
+
+    # When the tick dispatches it on time, the worker sees it, and then the write lands
+    sim.at(START + 200, worker_then_slow_write)
+    ticker_on(aws, sim).run(0, until_ms=START + 5_000)
+    ticker_on(aws, sim).run(0, until_ms=START + 8_000)
+    # Then the worker looked again a second later (a real second: SQS's delay), and the task ran
+    deadline = time.monotonic() + 5
+    while tasks.get("acme", task.task_id).state is not S.SUCCEEDED and time.monotonic() < deadline:
+        drain()
+        time.sleep(0.2)
+    assert tasks.get("acme", task.task_id).state is S.SUCCEEDED
+
+
+# -- lease ----------------------------------------------------------------------------------------
+@on_sim_clock()
+def test_lease_is_exclusive_until_it_expires(aws, sim):
+    wheel: WheelStore = aws.platform.ticker.wheel
+    # Given owner a holds shard 0's lease for 15 s
+    now = sim.now_ms()
+    lease = wheel.acquire(0, "a", now, 15_000)
+    assert lease is not None and lease.owner == "a" and lease.until_ms == now + 15_000
+    # Then b cannot take it while it lasts, even at its last millisecond, and a can renew it
+    assert wheel.acquire(0, "b", now + 1, 15_000) is None
+    assert wheel.acquire(0, "b", now + 15_000, 15_000) is None
+    assert wheel.save(0, "a", now + 1_000, 15_000, (slot_of(now), "")) is True
+    assert wheel.acquire(0, "b", now + 15_001, 15_000) is None  # renewed to now + 16 s
+    # And once it has expired b takes it, and a's save then fails
+    taken = wheel.acquire(0, "b", now + 16_001, 15_000)
+    assert taken is not None and taken.owner == "b"
+    assert taken.resume_slot == slot_of(now)  # the cursor survives the change of owner
+    assert wheel.save(0, "a", now + 16_002, 15_000, (slot_of(now), "")) is False
+    # And a's release does not free b's lease
+    wheel.release(0, "a")
+    assert wheel.peek(0).owner == "b" and wheel.peek(0).until_ms == now + 31_001
+    # And other shards are independent
+    assert wheel.acquire(1, "a", now + 16_002, 15_000) is not None
+
+
+@on_sim_clock()
+def test_a_tick_that_loses_its_lease_stops(aws, sim):
+    wheel: WheelStore = aws.platform.ticker.wheel
+    submit(aws.platform.tasks, 30_000)
+    stolen = {}
+
+    def stall_then_steal() -> None:
+        # the tick's process freezes past its lease, and another tick takes the shard over
+        sim.advance(15_000 + 1_000)
+        stolen["lease"] = wheel.acquire(0, "thief", sim.now_ms(), 15_000)
+
+    # Given a tick that stalls for longer than its lease 3 s into its run
+    sim.at(START + 3_050, stall_then_steal)
+    # When it wakes up
+    report = ticker_on(aws, sim).run(0, until_ms=START + 60_000, owner="victim")
+    # Then the thief had the lease, and the victim noticed at its next save and stopped at once
+    assert stolen["lease"] is not None
+    assert report.acquired and report.lost_lease
+    assert sim.now_ms() < START + 3_050 + 16_000 + 1_100
+    holder = wheel.peek(0)
+    assert holder.owner == "thief" and holder.until_ms > sim.now_ms()
+
+
+# -- crash injection --------------------------------------------------------------------------------
+class CrashPlan:
+    """Counts the tick's external calls and dies right after call number ``after`` completes."""
+
+    def __init__(self, after: int | None) -> None:
+        self.after = after
+        self.calls: list[str] = []
+        self.crashed = False
+        self._lock = threading.Lock()
+
+    def call(self, name: str, fn: Callable[..., Any], kwargs: dict[str, Any]) -> Any:
+        with self._lock:
+            if self.crashed:
+                raise Crash("already dead")
+        result = fn(**kwargs)
+        with self._lock:
+            self.calls.append(name)
+            if self.after is not None and len(self.calls) >= self.after:
+                self.crashed = True
+            if self.crashed:
+                raise Crash(f"crash after call {len(self.calls)} ({name})")
+        return result
+
+
+class CrashingClient:
+    """A boto3 client whose billable calls go through a :class:`CrashPlan`."""
+
+    OPERATIONS = frozenset(
+        {
+            "query",
+            "get_item",
+            "put_item",
+            "update_item",
+            "batch_write_item",
+            "send_message_batch",
+            "send_message",
+        }
+    )
+
+    def __init__(self, inner: Any, plan: CrashPlan) -> None:
+        self._inner, self._plan = inner, plan
+
+    def __getattr__(self, name: str) -> Any:
+        attr = getattr(self._inner, name)
+        if name not in self.OPERATIONS:
+            return attr
+        return lambda **kwargs: self._plan.call(name, attr, kwargs)
+
+
+#: The crashing tick reads the wheel once a second (its look-ahead) instead of every 100 ms: the same
+#: kinds of calls in the same order (reads across a slot boundary, saves, concurrent batches), with
+#: fewer reads between them, so fewer crash points.
+CRASH_POLL_MS = 1_000
+#: 12 tasks over 5 s; two due at once on two lanes (two concurrent batches), two at once on one lane.
+CRASH_DELAYS = [(150, "default"), (600, "default"), (1_000, "default"), (1_000, "high"), (1_700, "default")]
+CRASH_DELAYS += [(2_200, "low"), (2_900, "default"), (2_900, "default"), (3_500, "default")]
+CRASH_DELAYS += [(4_000, "high"), (4_600, "default"), (5_000, "default")]
+
+
+def test_crash_after_every_external_call_loses_nothing_and_runs_nothing_twice(aws):
+    sim = SimClock()  # for services built here; the platform keeps its own clock
+    ddb, sqs = aws.client("dynamodb"), aws.client("sqs")
+
+    def scenario(world: int, crash_after: int | None) -> tuple[CrashPlan, str]:
+        context = f"crash after call {crash_after}"
+        sim.reset(START)
+        # Given a fresh world (its own tables and queues) with 12 delayed tasks
+        settings = create_resources(aws.session, prefix=f"crash{world}")
+        store = TaskStore(settings.tasks_table, ddb)
+        lanes = Lanes(settings.queue_urls, settings.dlq_url, sqs)
+        wheel = WheelStore(settings.wheel_table, settings.control_table, ddb)
+        tasks = dataclasses.replace(
+            aws.platform.tasks, store=store, lanes=lanes, wheel=wheel, idempotency=None, clock=sim
+        )
+        counting = CountingRunners(aws.platform.executor.runners)
+        executor = dataclasses.replace(
+            aws.platform.executor, store=store, lanes=lanes, wheel=wheel, runners=counting, clock=sim
+        )
+        batch = [
+            TaskSubmit(target=ECHO, delay_ms=delay, priority=priority) for delay, priority in CRASH_DELAYS
+        ]
+        ids = [task.task_id for task in tasks.submit_batch("acme", batch)]
+        assert [t.state for t in (tasks.get("acme", i) for i in ids)] == [S.SCHEDULED] * len(ids)
+        # (the shard has ticked before: an earlier tick left its cursor 2 s back and let go)
+        assert wheel.acquire(0, "earlier", START - 1_000, 15_000) is not None
+        assert wheel.save(
+            0, "earlier", START - 1_000, 15_000, (slot_of(START - 2_000), sort_key(START - 2_000, ""))
+        )
+        wheel.release(0, "earlier")
+        # When a tick dies right after its crash_after-th external call
+        plan = CrashPlan(crash_after)
+        doomed = ticker_on(
+            aws,
+            sim,
+            wheel=WheelStore(settings.wheel_table, settings.control_table, CrashingClient(ddb, plan)),
+            lanes=Lanes(settings.queue_urls, settings.dlq_url, CrashingClient(sqs, plan)),
+            poll_ms=CRASH_POLL_MS,
+        )
+        try:
+            doomed.run(0, until_ms=START + 5_500, owner="doomed")
+        except Crash:
+            sim.senders.abandon()
+        assert plan.crashed is (crash_after is not None), context
+        # And a new tick takes over once the dead one's lease has expired
+        sim.advance(doomed.lease_ms + 1)
+        successor = ticker_on(aws, sim, wheel=wheel, lanes=lanes)
+        report = successor.run(0, until_ms=sim.now_ms() + 500, owner="successor")
+        assert report.acquired and not report.lost_lease, context
+        # Then after the worker drained the lanes every task SUCCEEDED, each target ran exactly once
+        work(sqs, settings.queue_urls, executor)
+        assert_ran_once(tasks, ids, counting, context)
+        return plan, context
+
+    dry, _ = scenario(0, None)
+    points = len(dry.calls)
+    assert points >= 20, dry.calls
+    for n in range(1, points + 1):
+        scenario(n, n)
+    kinds = Counter(dry.calls)
+    print(f"\ncrash points injected: {points} {dict(kinds)}")
+    assert {"update_item", "query", "send_message_batch"} <= set(kinds)
+
+
+# -- two ticks at once ------------------------------------------------------------------------------
+class LeaseLog:
+    """A wheel store proxy that notes when each owner got and gave up the lease (real time)."""
+
+    def __init__(self, inner: WheelStore, log: list[tuple[str, str, float]], lock: threading.Lock) -> None:
+        self.inner, self.log, self.lock = inner, log, lock
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inner, name)
+
+    def acquire(self, shard: int, owner: str, now_ms: int, ttl_ms: int) -> Any:
+        lease = self.inner.acquire(shard, owner, now_ms, ttl_ms)
+        with self.lock:
+            self.log.append(("got" if lease else "refused", owner, time.monotonic()))
+        return lease
+
+    def release(self, shard: int, owner: str) -> None:
+        with self.lock:
+            self.log.append(("release", owner, time.monotonic()))
+        self.inner.release(shard, owner)
+
+
+def test_two_ticks_on_one_shard_dispatch_everything_once(aws, drain, counting):
+    # Given 20 tasks due over the next 2 s (real clock)
+    ids = [submit(aws.platform.tasks, 300 + 80 * i).task_id for i in range(20)]
+    log: list[tuple[str, str, float]] = []
+    lock = threading.Lock()
+    lanes = RecordingLanes(aws.platform.ticker.lanes, aws.platform.ticker.clock)
+    stop = threading.Event()
+    errors: list[BaseException] = []
+    reports: dict[str, Any] = {}
+    barrier = threading.Barrier(2)
+    now = aws.platform.ticker.clock.now_ms()
+
+    def tick(owner: str, span_ms: int) -> None:
+        ticker = dataclasses.replace(
+            aws.platform.ticker,
+            wheel=LeaseLog(aws.platform.ticker.wheel, log, lock),
+            lanes=lanes,
+            wait=stop.wait,
+        )
+        barrier.wait()
+        try:
+            reports[owner] = ticker.run(0, until_ms=now + span_ms, owner=owner)
+        except BaseException as exc:  # reported below
+            errors.append(exc)
+
+    # When two ticks run on shard 0 at the same time (one hands over at 1.2 s, one runs to 2.5 s)
+    threads = [threading.Thread(target=tick, args=a) for a in (("short", 1_200), ("long", 2_500))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=20)
+    assert not errors and set(reports) == {"short", "long"}
+    # Then one of them waited for the lease, and they never held it at the same time
+    assert any(kind == "refused" for kind, _, _ in log), log
+    holder = None
+    for kind, owner, _ in log:
+        if kind == "got":
+            assert holder in (None, owner), f"{owner} got the lease while {holder} held it"
+            holder = owner
+        elif kind == "release" and holder == owner:
+            holder = None
+    assert not any(r.lost_lease for r in reports.values())
+    # And every task was dispatched, at or after its run_at
+    due = {t: aws.platform.tasks.get("acme", t).run_at for t in ids}
+    assert set(lanes.per_task()) == set(ids)
+    assert all(m.dispatched_at >= due[m.task_id] for _, m in lanes.sent)
+    # And after draining each ran exactly once
+    drain(rounds=10)
+    assert_ran_once(aws.platform.tasks, ids, counting)
+
+
+# -- clock skew ---------------------------------------------------------------------------------
+@on_sim_clock()
+def test_entries_written_in_the_past_of_the_tick_are_still_dispatched(aws, sim, drain, counting):
+    # Given an API whose clock is 1.5 s behind the tick's
+    api_side = dataclasses.replace(aws.platform.tasks, clock=OffsetClock(sim, -1_500))
+    lanes = RecordingLanes(aws.platform.ticker.lanes, sim)
+    due: dict[str, int] = {}
+
+    def submit_skewed() -> None:
+        for delay in (400, 1_200, 3_000):
+            task = submit(api_side, delay)
+            due[task.task_id] = task.run_at
+
+    # When, mid-run, it submits tasks that by the tick's clock are due 1.1 s ago, 0.3 s ago and in 1.5 s
+    sim.at(START + 5_050, submit_skewed)
+    ticker_on(aws, sim, lanes=lanes).run(0, until_ms=START + 9_000)
+    assert sorted(d - (START + 5_050) for d in due.values()) == [-1_100, -300, 1_500]
+    # Then the tick found the ones behind it at its next read, and the other on time
+    assert lanes.per_task() == dict.fromkeys(due, 1)
+    for at, message in lanes.sent:
+        if due[message.task_id] < START + 5_050:
+            assert START + 5_050 <= at <= START + 5_050 + POLL_MS
+        else:
+            assert due[message.task_id] <= at <= due[message.task_id] + ON_TIME_MS
+    drain(rounds=2)
+    assert_ran_once(aws.platform.tasks, list(due), counting)
+
+
+@on_sim_clock()
+@pytest.mark.parametrize("worker_waits", [True, False], ids=["holds", "requeues"])
+def test_worker_behind_the_tick_never_starts_a_task_early(aws, sim, counting, worker_waits):
+    # Given a tick whose clock is 300 ms ahead of the worker's
+    worker_clock = OffsetClock(sim, -300)
+    # (a worker that holds an early delivery sleeps through simulated time; one that cannot, requeues it)
+    sleep = (lambda s: sim.advance(round(s * 1000))) if worker_waits else (lambda s: None)
+    worker = dataclasses.replace(aws.platform.executor, clock=worker_clock, sleep=sleep)
+    sqs, urls = aws.client("sqs"), aws.settings.queue_urls
+    outcomes: list[Outcome] = []
+    # (each time the tick waits, one receive per lane: a requeued delivery comes back at a later time)
+    sim.after_wait.append(lambda: outcomes.extend(work(sqs, urls, worker, rounds=1, until_empty=False)))
+    due = {submit(aws.platform.tasks, d).task_id: START + d for d in (500, 1_000, 2_500, 4_000)}
+    # When the tick dispatches on its clock and the worker handles each delivery as it arrives
+    report = ticker_on(aws, sim).run(0, until_ms=START + 6_000)
+    outcomes.extend(work(sqs, urls, worker))
+    # Then the deliveries arrived early by the worker's clock, were held or requeued, and no task
+    # started before its run_at by the worker's clock
+    assert report.dispatched == len(due)
+    assert (Outcome.REQUEUED in outcomes) is not worker_waits
+    assert outcomes.count(Outcome.SUCCEEDED) == len(due)
+    done = assert_ran_once(aws.platform.tasks, list(due), counting)
+    for task in done:
+        running = next(h for h in task.history if h.state is S.RUNNING)
+        assert task.started_at == running.at >= task.run_at
+        if worker_waits:
+            assert task.started_at == task.run_at  # held exactly until due
+
+
+# -- retries through the wheel --------------------------------------------------------------------
+@on_sim_clock()
+def test_retry_with_backoff_beyond_sqs_delay_goes_through_the_wheel(aws, sim, drain, counting):
+    # Given a task that fails once, with a 1,000 s backoff (SQS can delay 900 s at most)
+    retry = {"max_attempts": 2, "base_delay_ms": 1_000_000, "max_delay_ms": 1_000_000, "jitter": "none"}
+    task = submit(
+        aws.platform.tasks, 0, payload={"times": 1}, retry=retry, target={"type": "builtin", "name": "fail"}
+    )
+    sqs = aws.client("sqs")
+    # When its first attempt fails
+    drain()
+    waiting = aws.platform.tasks.get("acme", task.task_id)
+    retry_at = START + 1_000_000
+    assert waiting.state is S.RETRYING and waiting.next_attempt_at == retry_at
+    # Then no delayed lane message holds it; a "retry" wheel entry for attempt 2 does
+    assert lane_depth(sqs, aws.settings.queue_urls) == 0
+    entries = aws.platform.ticker.wheel.load(0, slot_of(retry_at), "", None)
+    assert [(e.item_id, e.kind, e.attempt, e.due_ms) for e in entries] == [
+        (task.task_id, "retry", 2, retry_at)
+    ]
+    # And a tick running from 5 s before it is due sends it exactly when due
+    sim.set(retry_at - 5_000)
+    lanes = RecordingLanes(aws.platform.ticker.lanes, sim)
+    ticker_on(aws, sim, lanes=lanes).run(0, until_ms=retry_at + 2_000)
+    ((at, message),) = lanes.sent
+    assert retry_at <= at <= retry_at + ON_TIME_MS
+    assert (message.state, message.attempt) == ("RETRYING", 2)
+    # And the second attempt runs and succeeds
+    drain()
+    done = aws.platform.tasks.get("acme", task.task_id)
+    assert done.state is S.SUCCEEDED and done.attempts == 2 and counting.calls == {task.task_id: 2}
+    assert states(done)[-4:] == [S.RETRYING, S.PENDING, S.RUNNING, S.SUCCEEDED]
+    assert done.started_at >= retry_at
