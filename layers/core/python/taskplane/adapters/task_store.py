@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 from botocore.exceptions import ClientError
 
+from taskplane.adapters.batch import batch_put
 from taskplane.adapters.errors import error_code, translate
 from taskplane.domain.models import HistoryEntry, Task, TaskErrorInfo
 from taskplane.domain.retry import RetryPolicy
@@ -184,36 +185,9 @@ class TaskStore:
             raise translate(exc, "storing the task") from exc
 
     def create_many(self, tasks: list[Task]) -> list[Exception | None]:
-        """Store up to 25 tasks per BatchWriteItem; one outcome per task, in order (None = stored)."""
-        outcomes: list[Exception | None] = [None] * len(tasks)
-        for start in range(0, len(tasks), 25):
-            chunk = tasks[start : start + 25]
-            requests = {
-                t.task_id: {"PutRequest": {"Item": _serialize(_to_item(t, self._buckets))}} for t in chunk
-            }
-            pending = list(requests.values())
-            for _ in range(5):
-                if not pending:
-                    break
-                try:
-                    resp = self.client.batch_write_item(RequestItems={self._table: pending})
-                except ClientError as exc:
-                    err = translate(exc, "storing tasks")
-                    for i, t in enumerate(chunk):
-                        if t.task_id in {r["PutRequest"]["Item"]["sk"]["S"] for r in pending}:
-                            outcomes[start + i] = err
-                    pending = []
-                    break
-                pending = resp.get("UnprocessedItems", {}).get(self._table, [])
-            if pending:
-                left = {r["PutRequest"]["Item"]["sk"]["S"] for r in pending}
-                for i, t in enumerate(chunk):
-                    if t.task_id in left:
-                        outcomes[start + i] = translate(
-                            ClientError({"Error": {"Code": "ThrottlingException"}}, "BatchWriteItem"),
-                            "storing tasks",
-                        )
-        return outcomes
+        """Store tasks 25 per BatchWriteItem; one outcome per task, in order (None = stored)."""
+        items = [_serialize(_to_item(t, self._buckets)) for t in tasks]
+        return batch_put(self.client, self._table, items, lambda item: item["sk"]["S"], "storing tasks")
 
     def get(self, tenant: str, task_id: str) -> Task | None:
         try:
@@ -362,6 +336,30 @@ class TaskStore:
         if not return_task:
             return TransitionResult(ok=True, task=None)
         return TransitionResult(ok=True, task=_from_item(_deserialize(resp["Attributes"])))
+
+    def note(self, tenant: str, task_id: str, state: TaskState, *, at_ms: int, detail: str) -> bool:
+        """Append a history entry to a task that stays in ``state`` (no move; e.g. a FAILED task's
+        redrive). False when the task is not in ``state``."""
+        try:
+            self.client.update_item(
+                TableName=self._table,
+                Key={"pk": {"S": _pk(tenant, task_id, self._buckets)}, "sk": {"S": task_id}},
+                UpdateExpression="SET #history = list_append(#history, :h), updated_at = :now",
+                ConditionExpression="attribute_exists(#pk) AND #state = :state",
+                ExpressionAttributeNames={"#history": "history", "#pk": "pk", "#state": "state"},
+                ExpressionAttributeValues=_serialize(
+                    {
+                        ":h": [_history_item(HistoryEntry(state=state, at=at_ms, detail=detail))],
+                        ":now": at_ms,
+                        ":state": state.value,
+                    }
+                ),
+            )
+        except ClientError as exc:
+            if error_code(exc) == "ConditionalCheckFailedException":
+                return False
+            raise translate(exc, "updating the task") from exc
+        return True
 
     def delete_unstarted(self, tenant: str, task_id: str) -> None:
         """Remove a task that was stored but could not be queued (only while nothing has started it)."""

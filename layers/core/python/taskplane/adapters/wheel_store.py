@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import ClientError
 
+from taskplane.adapters.batch import batch_put
 from taskplane.adapters.errors import error_code, translate
 from taskplane.domain.wheel import WheelEntry, partition, sort_key
 
@@ -60,35 +61,14 @@ class WheelStore:
 
     def put_many(self, entries: list[WheelEntry]) -> list[Exception | None]:
         """Write entries 25 per BatchWriteItem; one outcome per entry, in order (None = written)."""
-        outcomes: list[Exception | None] = [None] * len(entries)
-        for start in range(0, len(entries), 25):
-            chunk = {start + i: e for i, e in enumerate(entries[start : start + 25])}
-            pending = dict(chunk)
-            for _ in range(5):
-                if not pending:
-                    break
-                by_key = {(e.slot_ms, e.sk): i for i, e in pending.items()}
-                try:
-                    resp = self.client.batch_write_item(
-                        RequestItems={self._table: [{"PutRequest": {"Item": self._item(e)}} for e in pending.values()]}
-                    )
-                except ClientError as exc:
-                    for i in pending:
-                        outcomes[i] = translate(exc, "scheduling the task")
-                    pending = {}
-                    break
-                left = resp.get("UnprocessedItems", {}).get(self._table, [])
-                pending = {}
-                for req in left:
-                    item = req["PutRequest"]["Item"]
-                    slot = int(item["pk"]["S"].split("#", 1)[1])
-                    i = by_key[(slot, item["sk"]["S"])]
-                    pending[i] = chunk[i]
-            for i in pending:
-                outcomes[i] = translate(
-                    ClientError({"Error": {"Code": "ThrottlingException"}}, "BatchWriteItem"), "scheduling the task"
-                )
-        return outcomes
+        items = [self._item(e) for e in entries]
+        return batch_put(
+            self.client,
+            self._table,
+            items,
+            lambda item: (item["pk"]["S"], item["sk"]["S"]),
+            "scheduling the task",
+        )
 
     def put_request(self, entry: WheelEntry) -> dict[str, Any]:
         """The entry as one element of a TransactWriteItems call."""
@@ -177,9 +157,9 @@ class WheelStore:
 
     def peek(self, shard: int) -> Lease | None:
         try:
-            item = self.client.get_item(TableName=self._control, Key=_lease_key(shard), ConsistentRead=True).get(
-                "Item"
-            )
+            item = self.client.get_item(
+                TableName=self._control, Key=_lease_key(shard), ConsistentRead=True
+            ).get("Item")
         except ClientError as exc:
             raise translate(exc, "reading the wheel lease") from exc
         return self._lease(shard, item) if item else None
