@@ -58,7 +58,7 @@ def test_items_left_after_every_round_are_reported_throttled_in_place():
     fake = FakeDynamo(refuse=2, times=99)
     out = batch_put(fake, "t", items(5), lambda i: i["id"], "x", sleep=lambda s: None)
     assert len(fake.calls) == MAX_ROUNDS
-    assert [type(o) for o in out] == [Throttled, Throttled, None, None, None]
+    assert [type(o) for o in out] == [Throttled, Throttled, type(None), type(None), type(None)]
 
 
 def test_an_error_fails_the_whole_chunk_only():
