@@ -14,9 +14,10 @@ from taskplane.domain.asl import (
     CALLBACK,
     END_GATE,
     MAX_DEFINITION_BYTES,
-    chains,
+    MAX_NESTING,
     compile_asl,
     gated,
+    layout,
     retry_block,
     to_json,
 )
@@ -32,26 +33,30 @@ PROPERTY = settings(max_examples=150, deadline=None)
 
 
 def waits(asl: dict[str, Any]) -> dict[str, set[str]]:
-    """What each node's task waits for in the compiled machine: the task before it in its branch,
-    or, behind a gate, the needs the step function releases the gate on."""
+    """What each node's task waits for in the compiled machine: the node task before it in its
+    branch (nested Parallel states included), or ``<gate>`` when it starts behind a gate."""
     found: dict[str, set[str]] = {}
-    for branch in asl["States"]["taskplane.nodes"]["Branches"]:
-        states = branch["States"]
-        name, before = branch["StartAt"], None
+
+    def walk(branch: dict[str, Any], before: set[str]) -> None:
+        states, name = branch["States"], branch["StartAt"]
         while True:
             state = states[name]
-            if state["Resource"] == CALLBACK:
-                before = ("gate", state["Parameters"]["Payload"]["node"])
+            if state["Type"] == "Parallel":
+                for inner in state["Branches"]:
+                    walk(inner, before)
+            elif state["Resource"] == CALLBACK:
+                before = {"<gate>"}
             else:
                 node_id = state["Parameters"]["node"]
                 assert node_id == name and node_id not in found, "every node runs exactly once"
-                found[node_id] = {before[1]} if before and before[0] == "node" else set()
-                if before and before[0] == "gate":
-                    found[node_id] = {"<gate>"}
-                before = ("node", node_id)
+                found[node_id] = before
+                before = {node_id}
             if state.get("End"):
-                break
+                return
             name = state["Next"]
+
+    for branch in asl["States"]["taskplane.nodes"]["Branches"][:-1]:
+        walk(branch, set())
     return found
 
 
@@ -62,8 +67,9 @@ def test_each_node_waits_for_its_needs_and_nothing_else(nodes):
     wf = parse_workflow({"nodes": nodes}, name="w")
     # When it is compiled
     asl = compile_asl(wf, FN)
-    # Then a node follows another task in its branch only when that task is its one need, and every
-    # node with other needs waits behind a gate that the step function opens on exactly those needs
+    # Then a node follows another task in its branch (in sequence or in a Parallel state after it) only
+    # when that task is its one need, and every other node with needs waits behind a gate that the
+    # step function opens on exactly those needs
     seen = waits(asl)
     assert set(seen) == {n.id for n in wf.nodes}
     gates = gated(wf)
@@ -77,33 +83,60 @@ def test_each_node_waits_for_its_needs_and_nothing_else(nodes):
     assert end["Parameters"]["Payload"]["node"] == END_GATE
 
 
-@PROPERTY
-@given(dags())
-def test_chains_cover_every_node_once_and_follow_needs(nodes):
-    wf = parse_workflow({"nodes": nodes}, name="w")
-    found = chains(wf)
-    assert sorted(n for chain in found for n in chain) == sorted(wf.order)
-    for chain in found:
-        for parent, child in zip(chain, chain[1:], strict=False):
-            assert wf.by_id[child].needs == (parent,)
+def nesting(asl: dict[str, Any]) -> int:
+    """The deepest nesting of Parallel states under the top-level one."""
+
+    def deepest(states: dict[str, Any]) -> int:
+        inner = [
+            1 + deepest(b["States"])
+            for st in states.values()
+            if st["Type"] == "Parallel"
+            for b in st["Branches"]
+        ]
+        return max(inner, default=0)
+
+    return max((deepest(b["States"]) for b in asl["States"]["taskplane.nodes"]["Branches"]), default=0)
 
 
 def test_non_series_parallel_graph_gates_only_the_join():
     # Given a->c, a->d, b->d
     wf = parse_workflow({"nodes": [node("a"), node("b"), node("c", "a"), node("d", "a", "b")]}, name="w")
+    # When it is laid out
+    plan = layout(wf)
     # Then c follows a directly, b runs on its own, and only d waits behind a gate
-    assert chains(wf) == [["a", "c"], ["b"], ["d"]]
-    assert gated(wf) == {"d"}
+    assert plan.roots == ("a", "b", "d") and plan.children == {"a": ("c",)}
+    assert plan.gated == {"d"}
 
 
-def test_the_longest_child_continues_the_chain():
-    # Given a with two single-need children, one of which leads further
+def test_fan_out_of_single_need_nodes_needs_no_gate():
+    # Given a with three children that need only a, one of which leads further
     wf = parse_workflow(
-        {"nodes": [node("a"), node("short", "a"), node("long", "a"), node("tail", "long")]}, name="w"
+        {"nodes": [node("a"), node("x", "a"), node("long", "a"), node("y", "a"), node("tail", "long")]},
+        name="w",
     )
-    # Then the longer path stays in a's branch and the other child is gated
-    assert chains(wf)[0] == ["a", "long", "tail"]
-    assert gated(wf) == {"short"}
+    # When it is compiled
+    asl = compile_asl(wf, FN)
+    # Then a Parallel state after a runs all three children, the longest path first, and nothing is gated
+    assert layout(wf).children["a"] == ("long", "x", "y")
+    branch = asl["States"]["taskplane.nodes"]["Branches"][0]["States"]
+    assert branch["a"]["Next"] == "a.then" and branch["a.then"]["Type"] == "Parallel"
+    assert [b["StartAt"] for b in branch["a.then"]["Branches"]] == ["long", "x", "y"]
+    assert gated(wf) == frozenset()
+
+
+def test_deep_fan_outs_are_gated_past_the_nesting_limit():
+    # Given a caterpillar: every node has two single-need children, one a leaf, fifty levels deep
+    nodes = [node("c0")]
+    for i in range(1, 51):
+        nodes += [node(f"c{i}", f"c{i - 1}"), node(f"leaf{i}", f"c{i - 1}")]
+    wf = parse_workflow({"nodes": nodes}, name="w")
+    # When it is compiled
+    asl = compile_asl(wf, FN)
+    # Then Parallel states nest no deeper than the limit, and every node still waits only for its need
+    assert nesting(asl) <= MAX_NESTING + 1
+    assert gated(wf)
+    seen = waits(asl)
+    assert all(seen[n.id] in ({"<gate>"}, set(n.needs)) for n in wf.nodes)
 
 
 @pytest.mark.parametrize(

@@ -5,14 +5,16 @@ Shape
 Every node starts as soon as all of its ``needs`` are done, whatever else is still running. A
 level-by-level plan (one Parallel per topological level) makes a node wait for its whole level, and
 nesting Parallel states only expresses series-parallel graphs (it cannot express a->c, a->d, b->d
-without making c or d wait for something it does not need). So the DAG is cut into *chains*:
+without making c or d wait for something it does not need). So:
 
-* each node may continue one chain: of the children whose only need it is, the one with the longest
-  path below it runs right after it, in the same branch, with no coordination at all;
-* every other node heads its own branch, behind a **gate**: a ``lambda:invoke.waitForTaskToken`` task
-  that hands its task token to the step function, which records it in the run ledger and sends it
-  back (``SendTaskSuccess``) the moment the last of the node's needs has succeeded (or at once, when
-  they already have);
+* a node with **one** need runs right after it, in the same branch: the first such child follows
+  its parent directly, and when a node has several, a Parallel state after it runs one branch per
+  child. No coordination is needed, and no node waits for anything but its need;
+* a node with **several** needs (a join) heads its own branch behind a **gate**: a
+  ``lambda:invoke.waitForTaskToken`` task that hands its task token to the step function, which
+  records it in the run ledger and sends it back (``SendTaskSuccess``) the moment the last of the
+  node's needs has succeeded (or at once, when they already have). Nodes nested too deeply
+  (:data:`MAX_NESTING` Parallel states) are gated the same way, to keep the definition flat;
 * one Parallel state runs all branches at once, plus a watchdog branch: the gate ``taskplane.end``
   that needs every sink node and times out after the workflow's ``timeout_s`` (Parallel states have
   no ``TimeoutSeconds`` of their own, and a state machine timeout cannot be caught).
@@ -33,6 +35,7 @@ runs each completed node's ``compensate`` target in reverse topological order.
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from typing import Any
 
 from taskplane.domain.errors import InvalidRequest
@@ -46,6 +49,8 @@ MAX_DEFINITION_BYTES = 1024 * 1024
 GRACE_S = 5
 #: The watchdog gate's node id (node ids cannot contain ``$``).
 END_GATE = "$end"
+#: Deepest nesting of Parallel states for single-need nodes; deeper ones are gated instead.
+MAX_NESTING = 8
 
 CALLBACK = "arn:aws:states:::lambda:invoke.waitForTaskToken"
 NODES = "taskplane.nodes"
@@ -126,53 +131,82 @@ def gate_name(node_id: str) -> str:
     return f"{node_id}.wait"
 
 
-def chains(workflow: Workflow) -> list[list[str]]:
-    """Cut the DAG into chains: a node is followed in its branch by at most one of its children.
+@dataclass(frozen=True)
+class Layout:
+    """Where each node runs: ``roots`` head top-level branches; ``children[n]`` run right after ``n``
+    (in sequence when there is one, in a Parallel state when there are several); ``gated`` nodes
+    start behind a gate."""
 
-    A child continues its parent's chain only when the parent is its only need; of several such
-    children, the one with the longest path below it (then the first defined) does. Chains are
-    returned in the topological order of their heads.
+    roots: tuple[str, ...]
+    children: dict[str, tuple[str, ...]]
+    gated: frozenset[str]
+
+
+def layout(workflow: Workflow) -> Layout:
+    """Place every node: after its need when it has one (up to :data:`MAX_NESTING` nested Parallel
+    states deep), else at the top level, behind a gate when it has needs.
+
+    Children are ordered longest path first, so the child that continues its parent's branch in
+    sequence (no Parallel state) is the one with the most work below it.
     """
     height: dict[str, int] = {}
     for node_id in reversed(workflow.order):
         below = [height[d] for d in workflow.dependants[node_id]]
         height[node_id] = 1 + max(below) if below else 1
     position = {node_id: i for i, node_id in enumerate(workflow.order)}
-    follower: dict[str, str] = {}
-    for node_id in workflow.order:
-        only_child_of_mine = [
-            d for d in workflow.dependants[node_id] if workflow.by_id[d].needs == (node_id,)
-        ]
-        if only_child_of_mine:
-            follower[node_id] = max(only_child_of_mine, key=lambda d: (height[d], -position[d]))
-    followers = set(follower.values())
-    result = []
-    for node_id in workflow.order:
-        if node_id in followers:
-            continue
-        chain = [node_id]
-        while chain[-1] in follower:
-            chain.append(follower[chain[-1]])
-        result.append(chain)
-    return result
+    roots: list[str] = []
+    children: dict[str, tuple[str, ...]] = {}
+    depth: dict[str, int] = {}  # Parallel states around a node
+    for node_id in workflow.order:  # a parent comes before its children
+        if node_id not in depth:  # not placed under its need: it heads a top-level branch
+            roots.append(node_id)
+            depth[node_id] = 0
+        kids = sorted(
+            (d for d in workflow.dependants[node_id] if workflow.by_id[d].needs == (node_id,)),
+            key=lambda d: (-height[d], position[d]),
+        )
+        if len(kids) > 1 and depth[node_id] >= MAX_NESTING:
+            kids = kids[:1]  # the others head their own branches, behind gates
+        if kids:
+            children[node_id] = tuple(kids)
+        for d in kids:
+            depth[d] = depth[node_id] + (1 if len(kids) > 1 else 0)
+    gates = frozenset(r for r in roots if workflow.by_id[r].needs)
+    return Layout(roots=tuple(roots), children=children, gated=gates)
 
 
 def gated(workflow: Workflow) -> frozenset[str]:
-    """Nodes that wait behind a gate (chain heads with needs); the others need no coordination."""
-    return frozenset(chain[0] for chain in chains(workflow) if workflow.by_id[chain[0]].needs)
+    """Nodes that wait behind a gate; every other node runs right after its one need."""
+    return layout(workflow).gated
 
 
-def _branch(chain: list[str], workflow: Workflow, function_arn: str) -> dict[str, Any]:
-    states: dict[str, Any] = {}
-    head = workflow.by_id[chain[0]]
-    start = chain[0]
-    if head.needs:
-        start = gate_name(head.id)
-        states[start] = gate_state(head.id, function_arn, head.id)
-    for i, node_id in enumerate(chain):
-        nxt = chain[i + 1] if i + 1 < len(chain) else None
-        states[node_id] = node_state(workflow.by_id[node_id], function_arn, nxt)
-    return {"StartAt": start, "States": states}
+def _sequence(head: str, plan: Layout, workflow: Workflow, function_arn: str, states: dict[str, Any]) -> str:
+    """Add the states that run ``head`` and everything placed under it; answers the first state's name."""
+    start = head
+    if head in plan.gated:
+        start = gate_name(head)
+        states[start] = gate_state(head, function_arn, head)
+    node_id: str | None = head
+    while node_id is not None:
+        kids = plan.children.get(node_id, ())
+        if len(kids) == 1:
+            states[node_id] = node_state(workflow.by_id[node_id], function_arn, kids[0])
+            node_id = kids[0]
+        elif kids:
+            fan = f"{node_id}.then"
+            states[node_id] = node_state(workflow.by_id[node_id], function_arn, fan)
+            branches = []
+            for kid in kids:
+                inner: dict[str, Any] = {}
+                branches.append(
+                    {"StartAt": _sequence(kid, plan, workflow, function_arn, inner), "States": inner}
+                )
+            states[fan] = {"Type": "Parallel", "Branches": branches, "ResultPath": None, "End": True}
+            node_id = None
+        else:
+            states[node_id] = node_state(workflow.by_id[node_id], function_arn, None)
+            node_id = None
+    return start
 
 
 def compile_asl(workflow: Workflow, function_arn: str, *, version: int | None = None) -> dict[str, Any]:
@@ -205,7 +239,16 @@ def compile_asl(workflow: Workflow, function_arn: str, *, version: int | None = 
     >>> asl["StartAt"]
     'taskplane.nodes'
     """
-    branches = [_branch(chain, workflow, function_arn) for chain in chains(workflow)]
+    plan = layout(workflow)
+    branches = []
+    for root in plan.roots:
+        states_of_branch: dict[str, Any] = {}
+        branches.append(
+            {
+                "StartAt": _sequence(root, plan, workflow, function_arn, states_of_branch),
+                "States": states_of_branch,
+            }
+        )
     branches.append(
         {
             "StartAt": "taskplane.end",
