@@ -23,7 +23,15 @@ def record_handler(record: SQSRecord) -> str:
         message = parse_body(record.body)
     except ValueError as exc:
         logger.error("unreadable lane message", extra={"message_id": record.message_id, "reason": str(exc)})
-        raise PoisonMessage(str(exc)) from exc
+        platform = wiring.platform()
+        try:
+            # Straight to the DLQ and acknowledged: it never blocks its batch or waits out five
+            # receives. Only if the DLQ refuses it does it fail, and SQS's redrive moves it later.
+            platform.executor.lanes.dead_letter_raw(record.body, str(exc), record.event_source_arn or "")
+        except Exception as dlq_exc:
+            raise PoisonMessage(str(exc)) from dlq_exc
+        platform.telemetry.count("poison", tenant="unknown", target_type="none", lane="unknown")
+        return "poison"
     platform = wiring.platform()
     if isinstance(message, TriggerMessage):
         delivery = platform.triggers.start(message.tenant, message.trigger_id, message.event)

@@ -217,16 +217,22 @@ def test_cancelled_before_delivery_never_runs(aws, drain, counting):
     assert get(aws, task_id).state is TaskState.CANCELLED
 
 
-def test_poison_message_fails_alone(aws, drain, counting):
+def test_poison_message_goes_to_the_dlq_without_blocking_its_batch(aws, drain, counting):
     # Given a lane holding one unreadable message and one real task
     sqs = aws.client("sqs")
     sqs.send_message(QueueUrl=aws.settings.queue_urls["default"], MessageBody="not json {")
     task_id = submit(aws, {"target": {"type": "builtin", "name": "echo"}})
     # When they are delivered in one batch
     responses = drain()
-    # Then only the poison message is reported failed and the task still ran
-    assert len(responses) == 1 and len(responses[0]["batchItemFailures"]) == 1
+    # Then the batch succeeds, the task ran, the lane is empty and the poison message is on the DLQ
+    assert responses == [{"batchItemFailures": []}]
     assert counting.calls == {task_id: 1}
+    assert aws.queue_depth() == 0
+    dead = sqs.receive_message(
+        QueueUrl=aws.settings.dlq_url, MaxNumberOfMessages=10, MessageAttributeNames=["All"]
+    )["Messages"]
+    assert [m["Body"] for m in dead] == ["not json {"]
+    assert "not JSON" in dead[0]["MessageAttributes"]["reason"]["StringValue"]
 
 
 def test_message_for_unknown_task_is_consumed(aws, drain):

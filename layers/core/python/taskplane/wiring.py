@@ -26,6 +26,7 @@ class Platform:
     triggers: Any = None  # services.triggers.TriggerService
     workflows: Any = None  # services.workflows.WorkflowService
     steps: Any = None  # services.workflows.StepService (the step function's use cases)
+    dead_letters: Any = None  # services.dead_letters.DeadLetterService
     #: set to make a running tick (and anything else that waits on it) stop early
     stop: threading.Event = field(default_factory=threading.Event)
 
@@ -35,6 +36,7 @@ def build(settings: PlatformSettings, *, session: Any = None, clock: Clock | Non
     import boto3
     from botocore.config import Config
 
+    from taskplane.adapters.dead_letters import DeadLetterStore
     from taskplane.adapters.idempotency import PowertoolsIdempotency
     from taskplane.adapters.queues import Lanes
     from taskplane.adapters.targets import TargetRunners
@@ -43,8 +45,9 @@ def build(settings: PlatformSettings, *, session: Any = None, clock: Clock | Non
     from taskplane.adapters.triggers import TriggerRules, TriggerStore
     from taskplane.adapters.wheel_store import WheelStore
     from taskplane.observability import MetricsBuffer
+    from taskplane.services.dead_letters import DeadLetterService
     from taskplane.services.execute import Executor
-    from taskplane.services.tasks import TaskService
+    from taskplane.services.tasks import TaskService, delivery_for
     from taskplane.services.schedules import ScheduleService
     from taskplane.services.tick import Ticker
     from taskplane.services.triggers import TriggerService
@@ -76,6 +79,7 @@ def build(settings: PlatformSettings, *, session: Any = None, clock: Clock | Non
         ),
         sqs_client=sqs,
     )
+    dead_letter_records = DeadLetterStore(settings.tasks_table, ddb)
     executor = Executor(
         store=store,
         lanes=lanes,
@@ -85,6 +89,13 @@ def build(settings: PlatformSettings, *, session: Any = None, clock: Clock | Non
         retention_days=settings.retention_days,
         wheel=wheel,
         shards=settings.wheel_shards,
+        dead_letters=dead_letter_records,
+    )
+    dead_letters = DeadLetterService(
+        records=dead_letter_records,
+        tasks=store,
+        clock=clock,
+        queue=lambda task: lanes.send_one(delivery_for(task, clock.now_ms())),
     )
     schedules = ScheduleService(
         store=ScheduleStore(settings.schedules_table, wheel, ddb),
@@ -110,6 +121,7 @@ def build(settings: PlatformSettings, *, session: Any = None, clock: Clock | Non
     )
     workflows, steps = _build_workflows(settings, session, clock, ddb, runners)
     return Platform(
+        dead_letters=dead_letters,
         workflows=workflows,
         steps=steps,
         settings=settings,

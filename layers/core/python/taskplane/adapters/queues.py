@@ -165,6 +165,18 @@ class Lanes:
         if err is not None:
             raise err
 
+    def dead_letter_raw(self, body: str, reason: str, source: str = "") -> None:
+        """Move an unreadable lane message (a poison message) to the DLQ as it came, with why."""
+        if not self._dlq:
+            raise ValueError("no dead-letter queue configured")
+        attributes = {"reason": {"DataType": "String", "StringValue": reason[:1000] or "unreadable"}}
+        if source:
+            attributes["source"] = {"DataType": "String", "StringValue": source[:1000]}
+        try:
+            self.client.send_message(QueueUrl=self._dlq, MessageBody=body or "(empty)", MessageAttributes=attributes)
+        except (ClientError, BotoCoreError) as exc:
+            raise translate(exc, "dead-lettering the message") from exc
+
     def dead_letter(self, tenant: str, task_id: str, reason: str) -> None:
         """Record a task that exhausted its attempts on the DLQ."""
         if not self._dlq:

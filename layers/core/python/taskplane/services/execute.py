@@ -21,11 +21,13 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
+from taskplane.adapters.dead_letters import DeadLetterStore
 from taskplane.adapters.queues import MAX_DELAY_S, LaneMessage, Lanes
 from taskplane.adapters.targets import TargetFailure, TargetRunners
 from taskplane.adapters.task_store import TaskStore
 from taskplane.adapters.wheel_store import WheelStore
 from taskplane.domain.clock import Clock
+from taskplane.domain.dead_letters import DeadLetter
 from taskplane.domain.models import MAX_PAYLOAD_DEPTH, Task, payload_depth, payload_size
 from taskplane.domain.retry import next_attempt_at
 from taskplane.domain.states import TaskState, path_to_running
@@ -85,6 +87,8 @@ class Executor:
     wheel: WheelStore | None = None
     shards: int = 1
     pool: ThreadPoolExecutor = field(default_factory=lambda: ThreadPoolExecutor(max_workers=32))
+    #: per-tenant dead-letter records (GET /v1/dead-letters), written with every DLQ message
+    dead_letters: DeadLetterStore | None = None
 
     def handle(self, delivery: LaneMessage) -> Outcome:
         """Process one lane message; raises only when the message must be redelivered."""
@@ -244,6 +248,18 @@ class Executor:
         # The dead letter goes first: a crash after it leaves the task RUNNING for the sweeper,
         # never FAILED without its dead letter.
         self.lanes.dead_letter(task.tenant, task.task_id, reason)
+        if self.dead_letters is not None:
+            self.dead_letters.put(
+                DeadLetter(
+                    tenant=task.tenant,
+                    task_id=task.task_id,
+                    reason=reason,
+                    at=now,
+                    attempts=task.attempts,
+                    target_type=task.target_type,
+                    error=error,
+                )
+            )
         self.store.transition(
             task.tenant,
             task.task_id,

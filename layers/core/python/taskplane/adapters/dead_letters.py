@@ -1,0 +1,182 @@
+"""Dead-letter records in the tasks table, one partition per tenant.
+
+The DLQ itself is a single queue for every tenant: reading it to answer one tenant would mean
+receiving (and hiding) other tenants' messages, and SQS cannot filter. So the worker writes a record
+here next to every DLQ message, under ``pk = "<tenant>#dead"`` (task partitions are
+``"<tenant>#<bucket number>"``, so the two never meet), ``sk = task_id``; a tenant's listing is one
+Query on its own partition and can never see another tenant's records. The DLQ stays the operators'
+view (depth alarm, poison messages that name no tenant).
+"""
+
+from __future__ import annotations
+
+import json
+from typing import TYPE_CHECKING, Any
+
+from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
+from botocore.exceptions import ClientError
+
+from taskplane.adapters.errors import error_code, translate
+from taskplane.domain.dead_letters import DeadLetter
+
+if TYPE_CHECKING:
+    from mypy_boto3_dynamodb import DynamoDBClient
+
+_ser = TypeSerializer()
+_de = TypeDeserializer()
+
+
+def _pk(tenant: str) -> str:
+    return f"{tenant}#dead"
+
+
+def _to_item(d: DeadLetter) -> dict[str, Any]:
+    item: dict[str, Any] = {
+        "pk": _pk(d.tenant),
+        "sk": d.task_id,
+        "tenant": d.tenant,
+        "reason": d.reason[:2000],
+        "at": d.at,
+        "attempts": d.attempts,
+        "target_type": d.target_type,
+        "status": d.status,
+    }
+    if d.error:
+        item["error"] = json.dumps(d.error, separators=(",", ":"))
+    if d.redriven_as:
+        item["redriven_as"] = d.redriven_as
+    if d.redriven_at is not None:
+        item["redriven_at"] = d.redriven_at
+    return {k: _ser.serialize(v) for k, v in item.items()}
+
+
+def _from_item(raw: dict[str, Any]) -> DeadLetter:
+    item = {k: _de.deserialize(v) for k, v in raw.items()}
+    return DeadLetter(
+        tenant=item["tenant"],
+        task_id=item["sk"],
+        reason=item.get("reason", ""),
+        at=int(item["at"]),
+        attempts=int(item.get("attempts", 0)),
+        target_type=item.get("target_type", "unknown"),
+        error=json.loads(item["error"]) if "error" in item else None,
+        status=item.get("status", "dead"),
+        redriven_as=item.get("redriven_as"),
+        redriven_at=int(item["redriven_at"]) if "redriven_at" in item else None,
+    )
+
+
+class DeadLetterStore:
+    """Per-tenant dead-letter records: put (idempotent), get, list newest first, claim for redrive."""
+
+    def __init__(self, table: str, client: DynamoDBClient | None = None, *, session: Any = None) -> None:
+        self._table = table
+        self._client = client
+        self._session = session
+
+    @property
+    def client(self) -> DynamoDBClient:
+        if self._client is None:
+            import boto3
+
+            self._client = (self._session or boto3.session.Session()).client("dynamodb")
+        return self._client
+
+    def put(self, record: DeadLetter) -> None:
+        """Write the record unless one for this task exists already (a repeated write changes nothing)."""
+        try:
+            self.client.put_item(
+                TableName=self._table,
+                Item=_to_item(record),
+                ConditionExpression="attribute_not_exists(pk)",
+            )
+        except ClientError as exc:
+            if error_code(exc) != "ConditionalCheckFailedException":
+                raise translate(exc, "recording the dead letter") from exc
+
+    def get(self, tenant: str, task_id: str) -> DeadLetter | None:
+        try:
+            resp = self.client.get_item(
+                TableName=self._table,
+                Key={"pk": {"S": _pk(tenant)}, "sk": {"S": task_id}},
+                ConsistentRead=True,
+            )
+        except ClientError as exc:
+            raise translate(exc, "reading the dead letter") from exc
+        item = resp.get("Item")
+        return _from_item(item) if item else None
+
+    def list(
+        self, tenant: str, *, limit: int = 50, cursor: str | None = None, status: str | None = None
+    ) -> tuple[list[DeadLetter], str | None]:
+        """This tenant's records, newest first; ``cursor`` is the last task id of the previous page."""
+        names = {"#pk": "pk"}
+        values: dict[str, Any] = {":pk": {"S": _pk(tenant)}}
+        cond = "#pk = :pk"
+        if cursor:
+            names["#sk"] = "sk"
+            values[":c"] = {"S": cursor}
+            cond += " AND #sk < :c"
+        kwargs: dict[str, Any] = {
+            "TableName": self._table,
+            "KeyConditionExpression": cond,
+            "ExpressionAttributeNames": names,
+            "ExpressionAttributeValues": values,
+            "ScanIndexForward": False,
+        }
+        if status:
+            names["#st"] = "status"
+            values[":st"] = {"S": status}
+            kwargs["FilterExpression"] = "#st = :st"
+        found: list[DeadLetter] = []
+        for _ in range(20):
+            kwargs["Limit"] = max(limit + 1, 25)
+            try:
+                resp = self.client.query(**kwargs)
+            except ClientError as exc:
+                raise translate(exc, "listing dead letters") from exc
+            found.extend(_from_item(i) for i in resp.get("Items", []))
+            last = resp.get("LastEvaluatedKey")
+            if len(found) > limit or not last:
+                break
+            kwargs["ExclusiveStartKey"] = last
+        page = found[:limit]
+        more = len(found) > limit
+        return page, (page[-1].task_id if page and more else None)
+
+    def claim(self, tenant: str, task_id: str, new_task_id: str, now_ms: int) -> bool:
+        """Mark a ``dead`` record ``redriving`` as ``new_task_id``; False when it is not ``dead``."""
+        return self._move(tenant, task_id, "dead", "redriving", new_task_id, now_ms)
+
+    def finish(self, tenant: str, task_id: str, new_task_id: str, now_ms: int) -> bool:
+        """Mark a ``redriving`` record ``redriven``."""
+        return self._move(tenant, task_id, "redriving", "redriven", new_task_id, now_ms)
+
+    def release(self, tenant: str, task_id: str, new_task_id: str, now_ms: int) -> bool:
+        """Give a claim back (the new task could not be queued): ``redriving`` -> ``dead``."""
+        return self._move(tenant, task_id, "redriving", "dead", new_task_id, now_ms)
+
+    def _move(self, tenant: str, task_id: str, old: str, new: str, new_task_id: str, now_ms: int) -> bool:
+        values: dict[str, Any] = {":old": {"S": old}, ":new": {"S": new}, ":now": {"N": str(now_ms)}}
+        if old == "dead":
+            sets = "#st = :new, redriven_as = :as, redriven_at = :now"
+            values[":as"] = {"S": new_task_id}
+            condition = "attribute_exists(pk) AND #st = :old"
+        else:
+            sets = "#st = :new, redriven_at = :now"
+            values[":as"] = {"S": new_task_id}
+            condition = "attribute_exists(pk) AND #st = :old AND redriven_as = :as"
+        try:
+            self.client.update_item(
+                TableName=self._table,
+                Key={"pk": {"S": _pk(tenant)}, "sk": {"S": task_id}},
+                UpdateExpression="SET " + sets,
+                ConditionExpression=condition,
+                ExpressionAttributeNames={"#st": "status"},
+                ExpressionAttributeValues=values,
+            )
+        except ClientError as exc:
+            if error_code(exc) == "ConditionalCheckFailedException":
+                return False
+            raise translate(exc, "updating the dead letter") from exc
+        return True

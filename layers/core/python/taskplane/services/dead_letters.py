@@ -1,0 +1,109 @@
+"""List and redrive a tenant's dead letters.
+
+FAILED is terminal (ARCHITECTURE §1), so a redrive does not move the failed task: it queues a fresh
+task with the same target, payload, timeout, retry policy, priority, labels and deadline, whose first
+history entry says ``redrive of <old id>``; the failed task stays FAILED and gets a history note
+``redriven as <new id>``; the dead-letter record turns ``redriven`` with ``redriven_as``. The new
+task's id is claimed on the record before the task is written, so a redrive interrupted half-way is
+finished (with the same id) by the next one and never makes two tasks.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from taskplane.adapters.dead_letters import DeadLetterStore
+from taskplane.adapters.task_store import TaskStore
+from taskplane.domain.clock import Clock
+from taskplane.domain.dead_letters import DeadLetter
+from taskplane.domain.errors import Conflict, InvalidRequest, NotFound, TaskplaneError
+from taskplane.domain.ids import is_valid_id, new_id
+from taskplane.domain.models import HistoryEntry, Task
+from taskplane.domain.states import TaskState
+
+#: Most dead letters one redrive call handles (the rest: call again).
+MAX_REDRIVE = 100
+
+
+@dataclass
+class DeadLetterService:
+    records: DeadLetterStore
+    tasks: TaskStore
+    clock: Clock
+    #: queues a freshly stored task (TaskService.queue_new); raises when it could not be queued
+    queue: Callable[[Task], None]
+    make_id: Callable[[int], str] = new_id
+
+    def list(
+        self, tenant: str, *, limit: int = 50, cursor: str | None = None, status: str | None = None
+    ) -> tuple[list[DeadLetter], str | None]:
+        if cursor is not None and not is_valid_id(cursor):
+            raise InvalidRequest("cursor is not one this API returned", details=[{"field": "cursor"}])
+        return self.records.list(tenant, limit=limit, cursor=cursor, status=status)
+
+    def redrive(self, tenant: str, ids: list[str] | None) -> list[dict[str, Any]]:
+        """Redrive the chosen dead letters (None: every one still dead, up to MAX_REDRIVE)."""
+        if ids is None:
+            waiting, _ = self.records.list(tenant, limit=MAX_REDRIVE, status="dead")
+            half_done, _ = self.records.list(tenant, limit=MAX_REDRIVE, status="redriving")
+            ids = [d.task_id for d in [*half_done, *waiting]][:MAX_REDRIVE]
+        results: list[dict[str, Any]] = []
+        for task_id in dict.fromkeys(ids):
+            try:
+                new = self._redrive_one(tenant, task_id)
+                results.append({"task_id": task_id, "redriven_as": new})
+            except TaskplaneError as exc:
+                error = {"code": exc.code, "message": exc.message}
+                results.append({"task_id": task_id, "error": error})
+        return results
+
+    def _redrive_one(self, tenant: str, task_id: str) -> str:
+        record = self.records.get(tenant, task_id) if is_valid_id(task_id) else None
+        if record is None:
+            raise NotFound(f"dead letter {task_id!r} not found")
+        if record.status == "redriven":
+            raise Conflict(f"dead letter {task_id} was already redriven as {record.redriven_as}")
+        old = self.tasks.get(tenant, task_id)
+        if old is None or old.state is not TaskState.FAILED:
+            raise Conflict(f"task {task_id} is not FAILED")
+        now = self.clock.now_ms()
+        new_task_id = record.redriven_as if record.status == "redriving" else None
+        if new_task_id is None:
+            new_task_id = self.make_id(now)
+            if not self.records.claim(tenant, task_id, new_task_id, now):
+                raise Conflict(f"dead letter {task_id} is being redriven by another request")
+        fresh = Task(
+            task_id=new_task_id,
+            tenant=tenant,
+            state=TaskState.PENDING,
+            target=old.target,
+            payload=old.payload,
+            run_at=now,
+            created_at=now,
+            dispatched_at=now,
+            timeout_s=old.timeout_s,
+            retry=old.retry,
+            priority=old.priority,
+            labels=old.labels,
+            deadline=old.deadline,
+            history=[HistoryEntry(state=TaskState.PENDING, at=now, detail=f"redrive of {task_id}")],
+        )
+        existing = self.tasks.get(tenant, new_task_id)
+        if existing is None:
+            try:
+                self.tasks.create(fresh)
+            except Conflict:
+                pass  # a concurrent finisher stored it
+        if existing is None or existing.state is TaskState.PENDING:
+            try:
+                self.queue(fresh)
+            except TaskplaneError:
+                # Not queued: withdraw it, so no PENDING task waits for a message that never comes.
+                self.tasks.delete_unstarted(tenant, new_task_id)
+                self.records.release(tenant, task_id, new_task_id, now)
+                raise
+        self.tasks.note(tenant, task_id, TaskState.FAILED, at_ms=now, detail=f"redriven as {new_task_id}")
+        self.records.finish(tenant, task_id, new_task_id, now)
+        return new_task_id
