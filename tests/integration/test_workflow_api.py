@@ -288,3 +288,16 @@ def test_run_input_too_large_is_413(wf_api):
     reply = wf_api("POST", "/v1/workflows/diamond/runs", {"input": {"blob": "x" * 70_000}})
     # Then it is refused as too large
     assert error_of(reply, 413)["details"][0]["field"] == "input"
+
+
+def test_run_without_a_body_has_no_input_and_bad_formats_are_400(wf_api):
+    # Given a workflow
+    put_yaml(wf_api, "diamond", DIAMOND)
+    # When a run is started with no body at all
+    reply = wf_api("POST", "/v1/workflows/diamond/runs")
+    # Then it starts with no input
+    assert reply.status == 201 and reply.body["input"] is None
+    # And an unknown format is a 400 naming the query parameter
+    error = error_of(wf_api("GET", "/v1/workflows/diamond", query={"format": "xml"}))
+    assert error["details"][0]["field"] == "query.format"
+    wait_run(wf_api, reply.body["run_id"])

@@ -88,8 +88,9 @@ def put_routing(name: _Name, routing: Annotated[Routing, Body()]) -> dict[str, A
     tags=["runs"],
     responses={201: {"description": "started"}},
 )
-def start_run(name: _Name, run: Annotated[RunStart, Body()]) -> Response[dict[str, Any]]:
+def start_run(name: _Name, run: Annotated[RunStart | None, Body()] = None) -> Response[dict[str, Any]]:
     event = router.current_event
+    run = run or RunStart()  # no body: a run with no input
     key = header(event, "idempotency-key")
     if key is not None and not 1 <= len(key) <= 128:
         raise InvalidRequest("Idempotency-Key must be 1 to 128 characters", [{"field": "Idempotency-Key"}])
