@@ -8,7 +8,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-import local_throughput  # noqa: E402
+import local_throughput
 
 
 def main() -> None:
@@ -30,7 +30,9 @@ def main() -> None:
         f"{throughput['succeeded']}/{throughput['tasks']} echo tasks, lost {throughput['lost']}",
     )
     p = throughput["submit_to_start_ms"]
-    table.add_row("submit -> start (local)", f"p50 {p['p50']} ms / p99 {p['p99']} ms", "same run, backlog included")
+    table.add_row(
+        "submit -> start (local)", f"p50 {p['p50']} ms / p99 {p['p99']} ms", "same run, backlog included"
+    )
     Console().print(table)
 
 

@@ -277,7 +277,9 @@ def run_b(rates: list[int], seconds: int, lead_ms: int = 2500) -> list[dict[str,
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--only", choices=["a", "b"])
     parser.add_argument("--seconds", type=int, default=60, help="length of workload (a)")
     parser.add_argument("--rate", type=int, default=1000, help="tasks due per second in (a)")

@@ -47,9 +47,7 @@ def test_local_lambda_functions_run_in_process(dev):
     # Given functions from --functions FILE
     client = Client(dev.url, dev.api_key)
     ok = client.submit({"target": {"type": "lambda", "function": "greet"}, "payload": {"name": "ada"}})
-    bad = client.submit(
-        {"target": {"type": "lambda", "function": "explode"}, "retry": {"max_attempts": 1}}
-    )
+    bad = client.submit({"target": {"type": "lambda", "function": "explode"}, "retry": {"max_attempts": 1}})
     # When they run
     ok_done = client.wait(ok["task_id"], timeout_s=30)
     bad_done = client.wait(bad["task_id"], timeout_s=30)

@@ -39,12 +39,20 @@ def test_trigger_fires_for_an_event_a_task_puts_on_the_bus(dev):
     _, trigger = client.request(
         "POST",
         "/v1/triggers",
-        {"event_pattern": {"source": ["shop.orders"]}, "task": {"target": {"type": "builtin", "name": "echo"}}},
+        {
+            "event_pattern": {"source": ["shop.orders"]},
+            "task": {"target": {"type": "builtin", "name": "echo"}},
+        },
     )
     # When a task with an eventbridge target puts such an event on the local bus
     client.submit(
         {
-            "target": {"type": "eventbridge", "bus": "default", "source": "shop.orders", "detail_type": "OrderPlaced"},
+            "target": {
+                "type": "eventbridge",
+                "bus": "default",
+                "source": "shop.orders",
+                "detail_type": "OrderPlaced",
+            },
             "payload": {"order": 7},
         }
     )
@@ -66,7 +74,11 @@ def test_schedule_lifecycle_over_http(dev):
     _, created = client.request(
         "POST",
         "/v1/schedules",
-        {"cron": "*/5 * * * *", "timezone": "Europe/Paris", "task": {"target": {"type": "builtin", "name": "echo"}}},
+        {
+            "cron": "*/5 * * * *",
+            "timezone": "Europe/Paris",
+            "task": {"target": {"type": "builtin", "name": "echo"}},
+        },
     )
     sid = created["schedule_id"]
     assert created["state"] == "ACTIVE" and created["next_fire_at"].endswith(":00.000Z")

@@ -14,7 +14,9 @@ pytestmark = pytest.mark.integration
 ECHO = {"target": {"type": "builtin", "name": "echo"}}
 
 
-def put_event(aws: Any, source: str = "shop.orders", detail: dict | None = None, bus: str = "default") -> None:
+def put_event(
+    aws: Any, source: str = "shop.orders", detail: dict | None = None, bus: str = "default"
+) -> None:
     entry = {"Source": source, "DetailType": "OrderPlaced", "Detail": json.dumps(detail or {"order": 42})}
     resp = aws.client("events").put_events(Entries=[{**entry, "EventBusName": bus}])
     assert resp["FailedEntryCount"] == 0
@@ -46,7 +48,9 @@ def test_matching_event_starts_a_task_with_the_event_as_payload(aws, api, drain)
 
 def test_the_same_event_delivered_twice_starts_one_task(aws, api, drain):
     # Given a trigger and one event whose lane message arrives twice
-    tid = api("POST", "/v1/triggers", {"event_pattern": {"source": ["shop.orders"]}, "task": ECHO}).body["trigger_id"]
+    tid = api("POST", "/v1/triggers", {"event_pattern": {"source": ["shop.orders"]}, "task": ECHO}).body[
+        "trigger_id"
+    ]
     put_event(aws)
     sqs = aws.client("sqs")
     url = aws.settings.queue_urls["default"]
@@ -61,7 +65,9 @@ def test_the_same_event_delivered_twice_starts_one_task(aws, api, drain):
 
 def test_priority_of_the_template_picks_the_lane(aws, api, drain):
     tid = api(
-        "POST", "/v1/triggers", {"event_pattern": {"source": ["shop.orders"]}, "task": {**ECHO, "priority": "high"}}
+        "POST",
+        "/v1/triggers",
+        {"event_pattern": {"source": ["shop.orders"]}, "task": {**ECHO, "priority": "high"}},
     ).body["trigger_id"]
     put_event(aws)
     assert aws.queue_depth("high") == 1 and aws.queue_depth("default") == 0
@@ -70,7 +76,9 @@ def test_priority_of_the_template_picks_the_lane(aws, api, drain):
 
 
 def test_delete_removes_the_rule(aws, api, drain):
-    tid = api("POST", "/v1/triggers", {"event_pattern": {"source": ["shop.orders"]}, "task": ECHO}).body["trigger_id"]
+    tid = api("POST", "/v1/triggers", {"event_pattern": {"source": ["shop.orders"]}, "task": ECHO}).body[
+        "trigger_id"
+    ]
     rule = api("GET", f"/v1/triggers/{tid}").body["rule_name"]
     assert api("DELETE", f"/v1/triggers/{tid}").status == 204
     names = [r["Name"] for r in aws.client("events").list_rules()["Rules"]]

@@ -9,6 +9,7 @@ from datetime import UTC, datetime, timedelta, timezone
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+
 from taskplane.domain.clock import Clock, FixedClock, SystemClock, from_datetime, to_rfc3339
 
 pytestmark = pytest.mark.unit

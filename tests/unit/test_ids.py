@@ -7,6 +7,7 @@ from collections.abc import Callable
 import pytest
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
+
 from taskplane.domain.ids import id_time_ms, is_valid_id, new_id
 
 pytestmark = pytest.mark.unit

@@ -10,6 +10,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from pydantic import ValidationError
+
 from taskplane.domain.models import (
     MAX_DELAY_MS,
     HistoryEntry,

@@ -9,6 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from pydantic import ValidationError
+
 from taskplane.domain.retry import (
     RetryPolicy,
     backoff_ceiling_ms,

@@ -7,6 +7,7 @@ from collections import deque
 import pytest
 from hypothesis import assume, given, settings
 from hypothesis import strategies as st
+
 from taskplane.domain.states import (
     CANCELLABLE,
     TERMINAL,

@@ -173,7 +173,9 @@ class Lanes:
         if source:
             attributes["source"] = {"DataType": "String", "StringValue": source[:1000]}
         try:
-            self.client.send_message(QueueUrl=self._dlq, MessageBody=body or "(empty)", MessageAttributes=attributes)
+            self.client.send_message(
+                QueueUrl=self._dlq, MessageBody=body or "(empty)", MessageAttributes=attributes
+            )
         except (ClientError, BotoCoreError) as exc:
             raise translate(exc, "dead-lettering the message") from exc
 

@@ -39,7 +39,7 @@ class TriggerCreate(BaseModel):
     @classmethod
     def _pattern(cls, value: dict[str, Any]) -> dict[str, Any]:
         if not value:
-            raise ValueError("an event pattern needs at least one field, for example {\"source\": [\"my.app\"]}")
+            raise ValueError('an event pattern needs at least one field, for example {"source": ["my.app"]}')
         if len(json.dumps(value)) > MAX_PATTERN_BYTES:
             raise ValueError(f"an event pattern is at most {MAX_PATTERN_BYTES} bytes")
         return value
@@ -83,5 +83,7 @@ def rule_name(trigger_id: str) -> str:
 
 def trigger_task_id(trigger_id: str, event_id: str, now_ms: int, event_time_ms: int | None) -> str:
     """One task per (trigger, event): a redelivered event finds the task it already started."""
-    digest = int.from_bytes(hashlib.blake2b(f"{trigger_id}@{event_id}".encode(), digest_size=10).digest(), "big")
+    digest = int.from_bytes(
+        hashlib.blake2b(f"{trigger_id}@{event_id}".encode(), digest_size=10).digest(), "big"
+    )
     return _encode(event_time_ms if event_time_ms is not None else now_ms, 10) + _encode(digest, 16)
