@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import random
 import statistics
 import sys
@@ -48,7 +49,10 @@ FN = "arn:aws:lambda:us-east-1:123456789012:function:taskplane-step"
 
 def random_dag(n: int, rng: random.Random, *, max_needs: int = 3, window: int = 8) -> dict[int, list[int]]:
     """Node i needs 0-``max_needs`` of the ``window`` nodes before it (node 0 needs nothing)."""
-    return {i: sorted(rng.sample(range(max(0, i - window), i), k=min(i, rng.randint(0, max_needs)))) for i in range(n)}
+    return {
+        i: sorted(rng.sample(range(max(0, i - window), i), k=min(i, rng.randint(0, max_needs))))
+        for i in range(n)
+    }
 
 
 def to_graph(needs: dict[int, list[int]]) -> nx.DiGraph:
@@ -89,7 +93,9 @@ def non_series_parallel_dags(count: int, seed: int) -> list[dict[int, list[int]]
     return found
 
 
-def definition(name: str, needs: dict[int, list[int]], sleeps: dict[int, int], *, compensate: bool = False) -> dict:
+def definition(
+    name: str, needs: dict[int, list[int]], sleeps: dict[int, int], *, compensate: bool = False
+) -> dict:
     nodes = []
     for i, ns in needs.items():
         node: dict[str, Any] = {
@@ -101,7 +107,12 @@ def definition(name: str, needs: dict[int, list[int]], sleeps: dict[int, int], *
         if compensate:
             node["compensate"] = {"type": "lambda", "function": "undo-" + node["id"]}
         nodes.append(node)
-    return {"name": name, "timeout_s": 600, "defaults": {"timeout_s": 30, "retry": {"max_attempts": 1}}, "nodes": nodes}
+    return {
+        "name": name,
+        "timeout_s": 600,
+        "defaults": {"timeout_s": 30, "retry": {"max_attempts": 1}},
+        "nodes": nodes,
+    }
 
 
 def longest_path(graph: nx.DiGraph, weight: dict[Any, float]) -> tuple[float, int]:
@@ -116,7 +127,9 @@ def longest_path(graph: nx.DiGraph, weight: dict[Any, float]) -> tuple[float, in
 # -- 1. compile --------------------------------------------------------------------------------------
 
 
-def compile_bench(sizes: tuple[int, ...] = (10, 100, 1000), repeat: int = 5, seed: int = 11) -> list[dict[str, Any]]:
+def compile_bench(
+    sizes: tuple[int, ...] = (10, 100, 1000), repeat: int = 5, seed: int = 11
+) -> list[dict[str, Any]]:
     from taskplane.domain.asl import MAX_DEFINITION_BYTES, compile_asl, layout, to_json
     from taskplane.domain.workflow import parse_workflow
 
@@ -163,7 +176,8 @@ def levels_asl(workflow: Any, function_arn: str, *, version: int | None = None) 
         states[f"level-{i}"] = {
             "Type": "Parallel",
             "Branches": [
-                {"StartAt": n, "States": {n: node_state(workflow.by_id[n], function_arn, None)}} for n in level
+                {"StartAt": n, "States": {n: node_state(workflow.by_id[n], function_arn, None)}}
+                for n in level
             ],
             "ResultPath": None,
             "Next": f"level-{i + 1}" if i + 1 < len(levels) else "taskplane.succeeded",
@@ -183,13 +197,15 @@ def _ms(text: str) -> float:
 
 
 def _run(client: Any, name: str, timeout_s: float = 120) -> dict[str, Any]:
+    cpu = time.process_time()
     run = client.request("POST", f"/v1/workflows/{name}/runs", body={"input": {}})[1]
     deadline = time.monotonic() + timeout_s
     while True:
-        time.sleep(0.25)  # slow polling: the poll itself runs in the same process as the run
+        time.sleep(0.5)  # slow polling: the poll itself runs in the same process as the run
         run = client.request("GET", f"/v1/runs/{run['run_id']}")[1]
         if run["state"] != "RUNNING" or time.monotonic() > deadline:
-            return run
+            # CPU of the whole process (moto, the step function, the API) while the run went on.
+            return {**run, "cpu_ms": (time.process_time() - cpu) * 1000}
 
 
 def _measure(run: dict[str, Any], graph: nx.DiGraph, sleeps: dict[int, int]) -> dict[str, Any]:
@@ -205,6 +221,7 @@ def _measure(run: dict[str, Any], graph: nx.DiGraph, sleeps: dict[int, int]) -> 
         "ratio_measured": round(makespan / measured, 3),
         "hop_ms": round((makespan - nominal) / hops, 1),
         "run_ms": round(_ms(run["finished_at"]) - _ms(run["created_at"]), 1),
+        "cpu_ms_per_node": round(run["cpu_ms"] / graph.number_of_nodes(), 1),
     }
 
 
@@ -213,6 +230,7 @@ def makespan_bench(dags: int = 20, seed: int = 4) -> dict[str, Any]:
     from taskplane.local.runtime import LocalRuntime
     from taskplane.services import workflows as service
 
+    load_before = os.getloadavg()
     shapes = non_series_parallel_dags(dags, seed)
     rng = random.Random(seed + 1)
     runtime = LocalRuntime(port=0).start()
@@ -233,7 +251,9 @@ def makespan_bench(dags: int = 20, seed: int = 4) -> dict[str, Any]:
             compile_asl, gated = service.compile_asl, service.gated
             service.compile_asl, service.gated = levels_asl, lambda wf: frozenset()
             try:
-                client.request("PUT", f"/v1/workflows/dag{i:02d}-levels", body={**body, "name": f"dag{i:02d}-levels"})
+                client.request(
+                    "PUT", f"/v1/workflows/dag{i:02d}-levels", body={**body, "name": f"dag{i:02d}-levels"}
+                )
             finally:
                 service.compile_asl, service.gated = compile_asl, gated
             if i == 0:  # warm-up: the first executions in the process pay for imports
@@ -266,7 +286,11 @@ def makespan_bench(dags: int = 20, seed: int = 4) -> dict[str, Any]:
         runtime.stop()
 
     def summary(values: list[float]) -> dict[str, float]:
-        return {"median": round(statistics.median(values), 3), "max": round(max(values), 3), "min": round(min(values), 3)}
+        return {
+            "median": round(statistics.median(values), 3),
+            "max": round(max(values), 3),
+            "min": round(min(values), 3),
+        }
 
     return {
         "dags": rows,
@@ -279,6 +303,8 @@ def makespan_bench(dags: int = 20, seed: int = 4) -> dict[str, Any]:
             "levels_plan_ratio": summary([r["levels_plan_ratio"] for r in rows]),
             "taskplane_within_1_05_measured": sum(r["asap"]["ratio_measured"] <= 1.05 for r in rows),
             "taskplane_within_1_05_nominal": sum(r["asap"]["ratio_nominal"] <= 1.05 for r in rows),
+            "taskplane_cpu_ms_per_node": summary([r["asap"]["cpu_ms_per_node"] for r in rows]),
+            "load_average_before_after": [round(load_before[0], 2), round(os.getloadavg()[0], 2)],
         },
         "note": (
             "makespan = last node finished - first node started (run ledger); nominal = critical path of the "
@@ -289,7 +315,9 @@ def makespan_bench(dags: int = 20, seed: int = 4) -> dict[str, Any]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--only", choices=["compile", "makespan"])
     parser.add_argument("--dags", type=int, default=20)
     parser.add_argument("--seed", type=int, default=4)
