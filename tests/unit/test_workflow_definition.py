@@ -167,7 +167,7 @@ def test_closing_a_loop_is_reported_with_a_real_cycle(nodes, data):
         nodes[1]["needs"] = ["n0"]
         edges = [("n0", "n1")]
     graph = nx.DiGraph(edges)
-    a, b = data.draw(st.sampled_from(edges))
+    a, _b = data.draw(st.sampled_from(edges))
     later = data.draw(st.sampled_from(sorted(nx.descendants(graph, a))))
     for n in nodes:
         if n["id"] == a:

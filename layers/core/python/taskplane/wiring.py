@@ -135,7 +135,9 @@ def build(settings: PlatformSettings, *, session: Any = None, clock: Clock | Non
     )
 
 
-def _build_workflows(settings: PlatformSettings, session: Any, clock: Clock, ddb: Any, runners: Any) -> tuple[Any, Any]:
+def _build_workflows(
+    settings: PlatformSettings, session: Any, clock: Clock, ddb: Any, runners: Any
+) -> tuple[Any, Any]:
     """The workflow service (API) and the step service (step function), sharing their stores."""
     from botocore.config import Config
 

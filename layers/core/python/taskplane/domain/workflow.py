@@ -484,7 +484,7 @@ def _validate_model(raw: Mapping[str, Any]) -> WorkflowSpec:
         ) from exc
 
 
-def check_graph(nodes: Sequence[NodeSpec] | Sequence[Node]) -> nx.DiGraph:
+def check_graph(nodes: Sequence[NodeSpec | Node]) -> nx.DiGraph:
     """The DAG of ``nodes`` (edge need -> node), or InvalidRequest naming every problem found.
 
     Duplicate ids, duplicate and unknown ``needs`` are all reported; a cycle is reported with its path

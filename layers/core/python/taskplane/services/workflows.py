@@ -164,7 +164,8 @@ def run_view(
     compensations: dict[str, CompensationRecord],
 ) -> dict[str, Any]:
     """The run resource of the HTTP contract."""
-    ran = sorted(compensations.values(), key=lambda c: (c.started_at or 0, workflow.order.index(c.id)))
+    position = {node_id: i for i, node_id in enumerate(workflow.order)}
+    ran = sorted(compensations.values(), key=lambda c: (c.started_at or 0, position[c.id]))
     return {
         "run_id": run.run_id,
         "workflow": run.workflow,
