@@ -13,6 +13,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from taskplane import wiring
 from taskplane.observability import logger, tracer
+from taskplane.services.workflows import NodeAttemptFailed, NodeFailed
 
 
 @logger.inject_lambda_context(clear_state=True)
@@ -23,6 +24,11 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
     if isinstance(run, dict):
         logger.append_keys(run_id=run.get("run_id"), workflow=run.get("workflow"), node=event.get("node"))
     try:
-        return wiring.platform().steps.handle(event)
+        result = wiring.platform().steps.handle(event)
+    except (NodeAttemptFailed, NodeFailed) as exc:
+        logger.warning("node attempt failed", extra={"action": event.get("action"), "error": str(exc)})
+        raise
     finally:
         wiring.platform().telemetry.flush()
+    logger.debug("step done", extra={"action": event.get("action"), "result": result})
+    return result

@@ -119,7 +119,7 @@ def build(settings: PlatformSettings, *, session: Any = None, clock: Clock | Non
         telemetry=telemetry,
         fire_schedule=schedules.fire,
     )
-    workflows, steps = _build_workflows(settings, session, clock, ddb, runners)
+    workflows, steps = _build_workflows(settings, session, clock, ddb, runners, telemetry)
     return Platform(
         dead_letters=dead_letters,
         workflows=workflows,
@@ -136,7 +136,7 @@ def build(settings: PlatformSettings, *, session: Any = None, clock: Clock | Non
 
 
 def _build_workflows(
-    settings: PlatformSettings, session: Any, clock: Clock, ddb: Any, runners: Any
+    settings: PlatformSettings, session: Any, clock: Clock, ddb: Any, runners: Any, telemetry: Any
 ) -> tuple[Any, Any]:
     """The workflow service (API) and the step service (step function), sharing their stores."""
     from botocore.config import Config
@@ -166,7 +166,13 @@ def _build_workflows(
         retention_days=settings.retention_days,
     )
     steps = StepService(
-        store=store, runs=runs, sfn=sfn, runners=runners, clock=clock, retention_days=settings.retention_days
+        store=store,
+        runs=runs,
+        sfn=sfn,
+        runners=runners,
+        clock=clock,
+        retention_days=settings.retention_days,
+        telemetry=telemetry,
     )
     return workflows, steps
 

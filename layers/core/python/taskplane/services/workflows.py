@@ -59,7 +59,7 @@ from taskplane.domain.workflow import (
     parse_workflow,
     workflow_from_canonical,
 )
-from taskplane.services.ports import Idempotency
+from taskplane.services.ports import Idempotency, NullTelemetry, Telemetry
 
 #: Outputs up to this size are shown inline in ``GET /v1/runs/{id}``; larger ones have their own route.
 PREVIEW_BYTES = 2048
@@ -604,6 +604,7 @@ class StepService:
     runners: TargetRunners
     clock: Clock
     retention_days: int = 30
+    telemetry: Telemetry = field(default_factory=NullTelemetry)
     pool: ThreadPoolExecutor = field(
         default_factory=lambda: ThreadPoolExecutor(max_workers=64, thread_name_prefix="node")
     )
@@ -728,7 +729,12 @@ class StepService:
         )
         if stored:
             self._notify(ref, workflow, version, node_id)
+        self._count("node_succeeded", ref, node.target)
         return {"node": node_id}
+
+    def _count(self, name: str, ref: RunRef, target: dict[str, Any]) -> None:
+        # The platform's metric dimensions, with the lane standing for "a workflow node".
+        self.telemetry.count(name, tenant=ref.tenant, target_type=str(target.get("type")), lane="workflow")
 
     def _node_failed(
         self, ref: RunRef, node_id: str, try_id: str, failure: TargetFailure, *, final: bool
@@ -746,6 +752,8 @@ class StepService:
         )
         if final and recorded:
             self.runs.record_error(ref.tenant, ref.run_id, ref.exec, {**error, "node": node_id})
+        node = self.catalog.load(ref.tenant, ref.workflow, ref.version)[0].by_id[node_id]
+        self._count("node_failed" if final else "node_retried", ref, node.target)
         text = f"{node_id}: {failure.error_type}: {failure.message[:500]}"
         raise NodeFailed(text) if final else NodeAttemptFailed(text)
 
@@ -888,6 +896,7 @@ class StepService:
                 error=error,
                 now_ms=self.clock.now_ms(),
             )
+            self._count("compensation_failed" if final else "compensation_retried", ref, node.compensate)
             text = f"compensation of {node_id}: {failure.error_type}: {failure.message[:500]}"
             raise (NodeFailed(text) if final else NodeAttemptFailed(text)) from None
         self.runs.compensation_finished(
@@ -899,6 +908,7 @@ class StepService:
             error=None,
             now_ms=self.clock.now_ms(),
         )
+        self._count("compensation_succeeded", ref, node.compensate)
         return {"node": node_id}
 
     def compensated(self, ref: RunRef) -> dict[str, Any]:
