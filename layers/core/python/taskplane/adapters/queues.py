@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from botocore.exceptions import BotoCoreError, ClientError
 
@@ -84,7 +84,8 @@ def parse_body(body: str) -> LaneMessage | TriggerMessage:
     missing_hops = data.get("missing_hops", 0)
     if type(missing_hops) is not int:
         raise ValueError("missing_hops is not an integer")
-    if state not in ("PENDING", "SCHEDULED", "RETRYING"):
+    # RUNNING: a timeout watch from the wheel (it looks at that attempt, never starts one).
+    if state not in ("PENDING", "SCHEDULED", "RETRYING", "RUNNING"):
         raise ValueError(f"message state {state!r} is not one a delivery starts from")
     if dispatched_at is not None and type(dispatched_at) is not int:
         raise ValueError("dispatched_at is not an integer")
@@ -146,7 +147,7 @@ class Lanes:
                     for i in chunk
                 ]
                 try:
-                    resp = self.client.send_message_batch(QueueUrl=url, Entries=entries)
+                    resp = self.client.send_message_batch(QueueUrl=url, Entries=cast(Any, entries))
                 except (ClientError, BotoCoreError) as exc:
                     err = translate(exc, "queueing the task")
                     for i in chunk:
@@ -174,7 +175,7 @@ class Lanes:
             attributes["source"] = {"DataType": "String", "StringValue": source[:1000]}
         try:
             self.client.send_message(
-                QueueUrl=self._dlq, MessageBody=body or "(empty)", MessageAttributes=attributes
+                QueueUrl=self._dlq, MessageBody=body or "(empty)", MessageAttributes=cast(Any, attributes)
             )
         except (ClientError, BotoCoreError) as exc:
             raise translate(exc, "dead-lettering the message") from exc

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 from botocore.exceptions import ClientError
@@ -95,7 +95,7 @@ class ScheduleStore:
         if entry is not None:
             items.append(self._wheel.put_request(entry))
         try:
-            self.client.transact_write_items(TransactItems=items)
+            self.client.transact_write_items(TransactItems=cast(Any, items))
         except ClientError as exc:
             raise translate(exc, "storing the schedule") from exc
 
@@ -146,7 +146,9 @@ class ScheduleStore:
             if entry is None:
                 self.client.put_item(**put)
             else:
-                self.client.transact_write_items(TransactItems=[{"Put": put}, self._wheel.put_request(entry)])
+                self.client.transact_write_items(
+                    TransactItems=cast(Any, [{"Put": put}, self._wheel.put_request(entry)])
+                )
         except ClientError as exc:
             if error_code(exc) in ("ConditionalCheckFailedException", "TransactionCanceledException"):
                 return False

@@ -10,9 +10,10 @@ value round-trips exactly (DynamoDB has no floats and no empty sets).
 
 from __future__ import annotations
 
+import builtins
 import json
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 from botocore.exceptions import ClientError
@@ -126,6 +127,7 @@ def _from_item(item: dict[str, Any]) -> Task:
         started_at=_num(item.get("started_at")),
         finished_at=_num(item.get("finished_at")),
         next_attempt_at=_num(item.get("next_attempt_at")),
+        heartbeat_at=_num(item.get("heartbeat_at")),
         attempts=int(item.get("attempts", 0)),
         timeout_s=int(item.get("timeout_s", 300)),
         retry=RetryPolicy(**json.loads(item["retry"])),
@@ -218,7 +220,7 @@ class TaskStore:
 
     def _query_bucket(
         self, pk: str, limit: int, cursor: str | None, state: TaskState | None
-    ) -> tuple[list[Task], bool]:
+    ) -> tuple[builtins.list[Task], bool]:
         names = {"#pk": "pk"}
         values: dict[str, Any] = {":pk": {"S": pk}}
         key_cond = "#pk = :pk"
@@ -258,7 +260,7 @@ class TaskStore:
         tenant: str,
         task_id: str,
         expected: TaskState,
-        path: list[TaskState],
+        path: builtins.list[TaskState],
         *,
         at_ms: int,
         detail: str | None = None,
@@ -329,13 +331,30 @@ class TaskStore:
             )
         except ClientError as exc:
             if error_code(exc) == "ConditionalCheckFailedException":
-                item = exc.response.get("Item")
+                item = cast(dict[str, Any] | None, exc.response.get("Item"))
                 current = _from_item(_deserialize(item)) if item else self.get(tenant, task_id)
                 return TransitionResult(ok=False, task=current)
             raise translate(exc, "updating the task") from exc
         if not return_task:
             return TransitionResult(ok=True, task=None)
         return TransitionResult(ok=True, task=_from_item(_deserialize(resp["Attributes"])))
+
+    def heartbeat(self, tenant: str, task_id: str, attempts: int, at_ms: int) -> bool:
+        """Record that attempt ``attempts`` is alive; False when the task moved on (no longer that attempt)."""
+        try:
+            self.client.update_item(
+                TableName=self._table,
+                Key={"pk": {"S": _pk(tenant, task_id, self._buckets)}, "sk": {"S": task_id}},
+                UpdateExpression="SET heartbeat_at = :now",
+                ConditionExpression="attribute_exists(#pk) AND #state = :running AND attempts = :n",
+                ExpressionAttributeNames={"#pk": "pk", "#state": "state"},
+                ExpressionAttributeValues=_serialize({":now": at_ms, ":running": "RUNNING", ":n": attempts}),
+            )
+        except ClientError as exc:
+            if error_code(exc) == "ConditionalCheckFailedException":
+                return False
+            raise translate(exc, "recording a heartbeat") from exc
+        return True
 
     def note(self, tenant: str, task_id: str, state: TaskState, *, at_ms: int, detail: str) -> bool:
         """Append a history entry to a task that stays in ``state`` (no move; e.g. a FAILED task's

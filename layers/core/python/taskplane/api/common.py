@@ -7,7 +7,7 @@ import math
 from typing import Any, TypeVar
 
 from aws_lambda_powertools.event_handler import Response, content_types
-from aws_lambda_powertools.utilities.data_classes import APIGatewayProxyEvent
+from aws_lambda_powertools.utilities.data_classes.common import BaseProxyEvent
 from pydantic import BaseModel, ValidationError
 
 from taskplane.domain.errors import InvalidRequest, Unauthorized
@@ -94,16 +94,16 @@ def validation_details(errors: list[Any], skip: int = 0) -> tuple[str, list[dict
     return f"invalid {fields}: {first}", details
 
 
-def tenant_of(event: APIGatewayProxyEvent) -> str:
+def tenant_of(event: BaseProxyEvent) -> str:
     """The tenant is the id of the API key API Gateway checked (the local gateway does the same)."""
-    identity = event.request_context.identity
-    key_id = identity.api_key_id if identity else None
+    identity = (event.raw_event.get("requestContext") or {}).get("identity") or {}
+    key_id = identity.get("apiKeyId")
     if not key_id:
         raise Unauthorized("missing or unknown API key: send it in the x-api-key header")
     return key_id
 
 
-def header(event: APIGatewayProxyEvent, name: str) -> str | None:
+def header(event: BaseProxyEvent, name: str) -> str | None:
     """A request header, whatever its case."""
     lowered = name.lower()
     return next((v for k, v in (event.headers or {}).items() if k.lower() == lowered), None)

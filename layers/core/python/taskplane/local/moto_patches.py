@@ -81,6 +81,6 @@ def queue_waiter(queue_url: str, region: str = "us-east-1") -> Any:
     queue = sqs_backends[DEFAULT_ACCOUNT_ID][region].get_queue(queue_url.rsplit("/", 1)[-1])
 
     def wait(timeout_s: float) -> None:
-        queue.wait_for_messages(timeout_s)
+        queue.wait_for_messages(timeout_s)  # type: ignore[arg-type]  # a float works: Condition.wait_for
 
     return wait

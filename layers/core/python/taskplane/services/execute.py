@@ -30,6 +30,8 @@ from taskplane.domain.clock import Clock
 from taskplane.domain.dead_letters import DeadLetter
 from taskplane.domain.models import MAX_PAYLOAD_DEPTH, Task, payload_depth, payload_size
 from taskplane.domain.retry import next_attempt_at
+from taskplane.domain.timeouts import GRACE_MS, HEARTBEAT_MS, first_watch, needs_heartbeat, next_watch
+from taskplane.domain.wheel import WheelEntry, shard_of
 from taskplane.domain.states import TaskState, path_to_running
 from taskplane.services.ports import NullTelemetry, Telemetry
 from taskplane.services.tasks import delivery_for, wheel_entry_for
@@ -89,11 +91,15 @@ class Executor:
     pool: ThreadPoolExecutor = field(default_factory=lambda: ThreadPoolExecutor(max_workers=32))
     #: per-tenant dead-letter records (GET /v1/dead-letters), written with every DLQ message
     dead_letters: DeadLetterStore | None = None
+    grace_ms: int = GRACE_MS
+    heartbeat_ms: int = HEARTBEAT_MS
 
     def handle(self, delivery: LaneMessage) -> Outcome:
         """Process one lane message; raises only when the message must be redelivered."""
         now = self.clock.now_ms()
         expected = TaskState(delivery.state)
+        if expected is S.RUNNING:
+            return self._watch(delivery)
         path = path_to_running(expected) or [S.RUNNING]
         fields: dict[str, Any] = {"started_at": now}
         if expected is not S.PENDING:
@@ -119,6 +125,10 @@ class Executor:
         if not started.ok:
             if task is None:
                 return self._missing(delivery)
+            if task.state is S.RUNNING and task.attempts == delivery.attempt:
+                # This very delivery started the attempt and its worker died before acknowledging
+                # it: make sure the attempt is watched (and timed out if it is already abandoned).
+                return self._watch(delivery, task)
             resolved = self._start_waiting(task, delivery)
             if not isinstance(resolved, Task):
                 return resolved
@@ -171,33 +181,91 @@ class Executor:
         )
         return result.task if result.ok and result.task is not None else Outcome.DUPLICATE
 
+    # -- timeouts that survive a dead worker -----------------------------------------------------
+    def _arm_watch(self, task: Task, due_ms: int) -> None:
+        """Put the attempt's watch in the wheel (same attempt and time: the same entry, so repeats are free)."""
+        if self.wheel is None:
+            return
+        self.wheel.put(
+            WheelEntry(
+                shard=shard_of(task.task_id, self.shards),
+                due_ms=due_ms,
+                item_id=task.task_id,
+                tenant=task.tenant,
+                kind="watch",
+                lane=task.priority,
+                attempt=task.attempts,
+            )
+        )
+
+    def _watch(self, delivery: LaneMessage, task: Task | None = None) -> Outcome:
+        """A watch came due (or a started delivery came back): time out an abandoned attempt, or look later."""
+        task = task or self.store.get(delivery.tenant, delivery.task_id)
+        if task is None:
+            return Outcome.MISSING
+        if task.state is not S.RUNNING or task.attempts != delivery.attempt or task.started_at is None:
+            return Outcome.DUPLICATE  # that attempt ended: nothing to watch
+        now = self.clock.now_ms()
+        again = next_watch(task.started_at, task.timeout_s, task.heartbeat_at, now, self.grace_ms)
+        if again is not None:
+            self._arm_watch(task, again)
+            return Outcome.REQUEUED
+        dims: dict[str, Any] = {"tenant": task.tenant, "target_type": task.target_type, "lane": task.priority}
+        self.telemetry.count("abandoned", **dims)
+        failure = TargetFailure(
+            "Timeout",
+            f"attempt {task.attempts} abandoned: no result or heartbeat within timeout_s={task.timeout_s} "
+            f"plus {self.grace_ms // 1000} s (its worker stopped)",
+            retryable=True,
+        )
+        return self._failed(task, failure, timed_out=True, dims=dims)
+
+    def _beat(self, task: Task, done: threading.Event) -> None:
+        while not done.wait(self.heartbeat_ms / 1000):
+            try:
+                if not self.store.heartbeat(task.tenant, task.task_id, task.attempts, self.clock.now_ms()):
+                    return  # the attempt was timed out or ended elsewhere
+            except Exception:  # a missed beat is not fatal; the next one may land
+                continue
+
     def _run(self, task: Task) -> Outcome:
-        dims = {"tenant": task.tenant, "target_type": task.target_type, "lane": task.priority}
+        dims: dict[str, Any] = {"tenant": task.tenant, "target_type": task.target_type, "lane": task.priority}
         self.telemetry.count("started", **dims)
+        if task.started_at is not None:
+            try:
+                self._arm_watch(task, first_watch(task.started_at, task.timeout_s, self.grace_ms))
+            except Exception:
+                # Not fatal: the lane message stays unacknowledged until this attempt ends, so if
+                # this worker dies its redelivery arms the watch (see handle).
+                pass
         envelope = {"task_id": task.task_id, "attempt": task.attempts, "payload": task.payload}
         cancel = threading.Event()
         began = time.perf_counter()
+        done = threading.Event()
+        if needs_heartbeat(task.timeout_s):
+            threading.Thread(target=self._beat, args=(task, done), daemon=True).start()
         future = self.pool.submit(self.runners.run, task.target, envelope, task.timeout_s, cancel)
         try:
             result = future.result(timeout=task.timeout_s)
         except FutureTimeout:
             cancel.set()
-            failure = TargetFailure("Timeout", f"no answer within timeout_s={task.timeout_s}", retryable=True)
-            return self._failed(task, failure, timed_out=True, dims=dims)
+            timeout = TargetFailure("Timeout", f"no answer within timeout_s={task.timeout_s}", retryable=True)
+            return self._failed(task, timeout, timed_out=True, dims=dims)
         except TargetFailure as failure:
             # A runner that gave up on its own clock (an HTTP read timeout) timed out all the same.
             return self._failed(task, failure, timed_out=failure.error_type == "Timeout", dims=dims)
         except Exception as exc:  # a bug in a runner must not lose the task: retry it like a failure
-            failure = TargetFailure(type(exc).__name__, str(exc) or repr(exc), retryable=True)
-            return self._failed(task, failure, timed_out=False, dims=dims)
+            crash = TargetFailure(type(exc).__name__, str(exc) or repr(exc), retryable=True)
+            return self._failed(task, crash, timed_out=False, dims=dims)
         finally:
+            done.set()
             self.telemetry.duration_ms((time.perf_counter() - began) * 1000, **dims)
         return self._succeeded(task, result, dims)
 
     def _succeeded(self, task: Task, result: Any, dims: dict[str, Any]) -> Outcome:
         now = self.clock.now_ms()
         result, detail = keepable_result(result)
-        self.store.transition(
+        moved = self.store.transition(
             task.tenant,
             task.task_id,
             S.RUNNING,
@@ -206,8 +274,12 @@ class Executor:
             detail=detail,
             fields={"finished_at": now, "result": result, "expires_at": self._expiry(now)},
             remove=("error", "next_attempt_at"),
+            # Only this attempt's outcome: a zombie whose attempt was timed out must not finish the next one.
+            expected_attempts=task.attempts,
             return_task=False,
         )
+        if not moved.ok:
+            return Outcome.DUPLICATE
         self.telemetry.count("succeeded", **dims)
         return Outcome.SUCCEEDED
 
@@ -231,6 +303,7 @@ class Executor:
                 at_ms=now,
                 detail=f"{failure.error_type}: retry {task.attempts + 1} at +{retry_at - now} ms",
                 fields={"error": error, "next_attempt_at": retry_at},
+                expected_attempts=task.attempts,
                 return_task=False,
             )
             if moved.ok:
@@ -269,6 +342,7 @@ class Executor:
             detail=reason,
             fields={"finished_at": now, "error": error, "expires_at": self._expiry(now)},
             remove=("next_attempt_at",),
+            expected_attempts=task.attempts,
             return_task=False,
         )
         self.telemetry.count("failed", **dims)

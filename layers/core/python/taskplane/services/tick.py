@@ -20,7 +20,7 @@ from concurrent.futures import wait as wait_all
 from dataclasses import dataclass, field
 
 from taskplane.adapters.queues import LaneMessage, Lanes
-from taskplane.adapters.wheel_store import WheelStore, upto_key
+from taskplane.adapters.wheel_store import Lease, WheelStore, upto_key
 from taskplane.domain.clock import Clock
 from taskplane.domain.wheel import (
     LOOKAHEAD_MS,
@@ -34,6 +34,9 @@ from taskplane.domain.wheel import (
 from taskplane.services.ports import NullTelemetry, Telemetry
 
 ScheduleFirer = Callable[[WheelEntry, int], None]
+#: The state a delivery of each kind of wheel entry expects; a "watch" checks a RUNNING attempt
+#: for a dead worker (see domain/timeouts.py).
+ENTRY_STATE = {"task": "SCHEDULED", "retry": "RETRYING", "watch": "RUNNING"}
 FIRST_RUN_LOOKBACK_MS = 3_600_000
 
 
@@ -172,7 +175,7 @@ class Ticker:
         return report
 
     # -- steps -------------------------------------------------------------------------------------
-    def _acquire(self, shard: int, owner: str, until_ms: int):  # type: ignore[no-untyped-def]
+    def _acquire(self, shard: int, owner: str, until_ms: int) -> Lease | None:
         """Take the lease, waiting (until ``until_ms``) while another tick holds it."""
         while True:
             now = self.clock.now_ms()
@@ -252,7 +255,7 @@ class Ticker:
                     task_id=entry.item_id,
                     attempt=entry.attempt,
                     lane=entry.lane,
-                    state="RETRYING" if entry.kind == "retry" else "SCHEDULED",
+                    state=ENTRY_STATE.get(entry.kind, "SCHEDULED"),
                     dispatched_at=now,
                     late_ms=late if late > self.late_after_ms else 0,
                 )
