@@ -59,6 +59,14 @@ class WheelStore:
         except ClientError as exc:
             raise translate(exc, "scheduling the task") from exc
 
+    def delete(self, entry: WheelEntry) -> None:
+        """Remove an entry that is no longer needed (a finished attempt's watch); absent is fine."""
+        item = self._item(entry)
+        try:
+            self.client.delete_item(TableName=self._table, Key={"pk": item["pk"], "sk": item["sk"]})
+        except ClientError as exc:
+            raise translate(exc, "unscheduling the watch") from exc
+
     def put_many(self, entries: list[WheelEntry]) -> list[Exception | None]:
         """Write entries 25 per BatchWriteItem; one outcome per entry, in order (None = written)."""
         items = [self._item(e) for e in entries]

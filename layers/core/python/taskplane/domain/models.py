@@ -190,6 +190,8 @@ class Task(BaseModel):
     started_at: int | None = None
     finished_at: int | None = None
     next_attempt_at: int | None = None
+    #: when the worker running the current attempt last said it is alive (long attempts only)
+    heartbeat_at: int | None = None
     attempts: int = 0
     timeout_s: int = 300
     retry: RetryPolicy = Field(default_factory=RetryPolicy)

@@ -82,7 +82,7 @@ class WheelEntry:
     due_ms: int
     item_id: str
     tenant: str
-    kind: str = "task"  # "task" | "schedule"
+    kind: str = "task"  # "task" | "retry" | "schedule" | "watch" (a RUNNING attempt's timeout)
     lane: str = "default"
     attempt: int = 1
 

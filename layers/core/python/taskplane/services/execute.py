@@ -182,21 +182,31 @@ class Executor:
         return result.task if result.ok and result.task is not None else Outcome.DUPLICATE
 
     # -- timeouts that survive a dead worker -----------------------------------------------------
+    def _watch_entry(self, task: Task, due_ms: int) -> WheelEntry:
+        return WheelEntry(
+            shard=shard_of(task.task_id, self.shards),
+            due_ms=due_ms,
+            item_id=task.task_id,
+            tenant=task.tenant,
+            kind="watch",
+            lane=task.priority,
+            attempt=task.attempts,
+        )
+
     def _arm_watch(self, task: Task, due_ms: int) -> None:
         """Put the attempt's watch in the wheel (same attempt and time: the same entry, so repeats are free)."""
-        if self.wheel is None:
+        if self.wheel is not None:
+            self.wheel.put(self._watch_entry(task, due_ms))
+
+    def _disarm_watch(self, task: Task) -> None:
+        """The attempt ended here: drop its first watch, so the tick sends nothing for it (best effort:
+        a watch left behind finds the attempt ended and is dropped by the worker)."""
+        if self.wheel is None or task.started_at is None:
             return
-        self.wheel.put(
-            WheelEntry(
-                shard=shard_of(task.task_id, self.shards),
-                due_ms=due_ms,
-                item_id=task.task_id,
-                tenant=task.tenant,
-                kind="watch",
-                lane=task.priority,
-                attempt=task.attempts,
-            )
-        )
+        try:
+            self.wheel.delete(self._watch_entry(task, first_watch(task.started_at, task.timeout_s, self.grace_ms)))
+        except Exception:
+            pass
 
     def _watch(self, delivery: LaneMessage, task: Task | None = None) -> Outcome:
         """A watch came due (or a started delivery came back): time out an abandoned attempt, or look later."""
@@ -250,17 +260,21 @@ class Executor:
         except FutureTimeout:
             cancel.set()
             timeout = TargetFailure("Timeout", f"no answer within timeout_s={task.timeout_s}", retryable=True)
-            return self._failed(task, timeout, timed_out=True, dims=dims)
+            return self._finish(task, self._failed(task, timeout, timed_out=True, dims=dims))
         except TargetFailure as failure:
             # A runner that gave up on its own clock (an HTTP read timeout) timed out all the same.
-            return self._failed(task, failure, timed_out=failure.error_type == "Timeout", dims=dims)
+            return self._finish(task, self._failed(task, failure, timed_out=failure.error_type == "Timeout", dims=dims))
         except Exception as exc:  # a bug in a runner must not lose the task: retry it like a failure
             crash = TargetFailure(type(exc).__name__, str(exc) or repr(exc), retryable=True)
-            return self._failed(task, crash, timed_out=False, dims=dims)
+            return self._finish(task, self._failed(task, crash, timed_out=False, dims=dims))
         finally:
             done.set()
             self.telemetry.duration_ms((time.perf_counter() - began) * 1000, **dims)
-        return self._succeeded(task, result, dims)
+        return self._finish(task, self._succeeded(task, result, dims))
+
+    def _finish(self, task: Task, outcome: Outcome) -> Outcome:
+        self._disarm_watch(task)
+        return outcome
 
     def _succeeded(self, task: Task, result: Any, dims: dict[str, Any]) -> Outcome:
         now = self.clock.now_ms()

@@ -1,0 +1,197 @@
+"""Timeouts that survive a dead worker: the wheel's watch times out an abandoned attempt."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from taskplane.adapters.queues import parse_body
+from taskplane.domain.clock import FixedClock
+from taskplane.domain.models import TaskSubmit
+from taskplane.domain.states import TaskState
+from taskplane.domain.timeouts import GRACE_MS
+from taskplane.domain.wheel import slot_of
+from taskplane.services.execute import Outcome
+
+pytestmark = pytest.mark.integration
+
+fixed_clock = pytest.mark.parametrize("aws", [{"clock": lambda: FixedClock()}], indirect=True, ids=["fixed"])
+
+
+class WorkerKilled(BaseException):
+    """The process died mid-task: nothing after this line runs, nothing is acknowledged."""
+
+
+class Dies:
+    def run(self, target: dict, envelope: dict, timeout_s: float, cancel: Any = None) -> Any:
+        raise WorkerKilled()
+
+
+class Echo:
+    def __init__(self) -> None:
+        self.runs: list[tuple[str, int]] = []
+
+    def run(self, target: dict, envelope: dict, timeout_s: float, cancel: Any = None) -> Any:
+        self.runs.append((envelope["task_id"], envelope["attempt"]))
+        return envelope["payload"]
+
+
+def take_delivery(aws: Any) -> Any:
+    sqs = aws.client("sqs")
+    url = aws.settings.queue_urls["default"]
+    (message,) = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10)["Messages"]
+    sqs.delete_message(QueueUrl=url, ReceiptHandle=message["ReceiptHandle"])
+    return parse_body(message["Body"])
+
+
+def watches(aws: Any) -> list[Any]:
+    wheel = aws.platform.executor.wheel
+    now = aws.platform.tasks.clock.now_ms()
+    found = []
+    for slot in {slot_of(now + d) for d in range(0, 1_000_000, 10_000)}:
+        found += [e for e in wheel.load(0, slot, "", None) if e.kind == "watch"]
+    return found
+
+
+def start_and_kill(aws: Any, body: dict[str, Any]) -> str:
+    """Submit a task and let a worker start it and die mid-task."""
+    task, _ = aws.platform.tasks.submit("acme", TaskSubmit.model_validate(body))
+    aws.platform.executor.runners = Dies()
+    with pytest.raises(WorkerKilled):
+        aws.platform.executor.handle(take_delivery(aws))
+    assert aws.platform.tasks.get("acme", task.task_id).state is TaskState.RUNNING
+    return task.task_id
+
+
+@fixed_clock
+def test_dead_worker_attempt_is_timed_out_and_retried(aws):
+    # Given a task (timeout 5 s, two attempts) whose worker died mid-task
+    clock = aws.platform.tasks.clock
+    task_id = start_and_kill(
+        aws,
+        {
+            "target": {"type": "builtin", "name": "echo"},
+            "payload": 7,
+            "timeout_s": 5,
+            "retry": {"max_attempts": 2, "base_delay_ms": 1, "max_delay_ms": 1},
+        },
+    )
+    (watch,) = watches(aws)
+    assert watch.due_ms == aws.platform.tasks.get("acme", task_id).started_at + 5_000 + GRACE_MS
+    # When the watch comes due (the tick sends it to the lane) and a worker takes it
+    clock.advance(5_000 + GRACE_MS)
+    assert aws.platform.ticker._send_batch([watch]) == [None]
+    echo = Echo()
+    aws.platform.executor.runners = echo
+    outcome = aws.platform.executor.handle(take_delivery(aws))
+    # Then the abandoned attempt went RUNNING -> TIMED_OUT -> RETRYING, with a clear reason
+    assert outcome is Outcome.RETRYING
+    task = aws.platform.tasks.get("acme", task_id)
+    assert [h.state.value for h in task.history][-3:] == ["RUNNING", "TIMED_OUT", "RETRYING"]
+    assert "abandoned" in task.error.message
+    # And the retry runs attempt 2 once and succeeds; attempt 1 never ran again
+    clock.advance(1_000)
+    assert aws.platform.executor.handle(take_delivery(aws)) is Outcome.SUCCEEDED
+    assert echo.runs == [(task_id, 2)]
+    assert aws.platform.tasks.get("acme", task_id).result == 7
+
+
+@fixed_clock
+def test_watch_before_the_timeout_looks_again_later(aws):
+    # Given a started attempt whose worker died, and its watch delivered early (clock skew)
+    clock = aws.platform.tasks.clock
+    task_id = start_and_kill(aws, {"target": {"type": "builtin", "name": "echo"}, "timeout_s": 5})
+    (watch,) = watches(aws)
+    aws.platform.ticker._send_batch([watch])
+    clock.advance(1_000)
+    # When a worker takes it before timeout + grace
+    outcome = aws.platform.executor.handle(take_delivery(aws))
+    # Then the task is left RUNNING and the watch stays armed
+    assert outcome is Outcome.REQUEUED
+    assert aws.platform.tasks.get("acme", task_id).state is TaskState.RUNNING
+    assert len(watches(aws)) == 1
+
+
+@fixed_clock
+def test_abandoned_last_attempt_fails_with_a_dead_letter(aws):
+    # Given a one-attempt task whose worker died
+    clock = aws.platform.tasks.clock
+    task_id = start_and_kill(
+        aws, {"target": {"type": "builtin", "name": "echo"}, "timeout_s": 2, "retry": {"max_attempts": 1}}
+    )
+    (watch,) = watches(aws)
+    # When the watch fires after timeout + grace
+    clock.advance(2_000 + GRACE_MS)
+    aws.platform.ticker._send_batch([watch])
+    outcome = aws.platform.executor.handle(take_delivery(aws))
+    # Then it is FAILED through TIMED_OUT and listed as a dead letter
+    assert outcome is Outcome.FAILED
+    task = aws.platform.tasks.get("acme", task_id)
+    assert [h.state.value for h in task.history][-2:] == ["TIMED_OUT", "FAILED"]
+    records, _ = aws.platform.dead_letters.list("acme")
+    assert [r.task_id for r in records] == [task_id]
+
+
+@fixed_clock
+def test_zombie_worker_cannot_finish_a_later_attempt(aws):
+    # Given attempt 1 timed out by the watch and attempt 2 now RUNNING
+    clock = aws.platform.tasks.clock
+    task_id = start_and_kill(
+        aws,
+        {
+            "target": {"type": "builtin", "name": "echo"},
+            "timeout_s": 1,
+            "retry": {"max_attempts": 3, "base_delay_ms": 1, "max_delay_ms": 1},
+        },
+    )
+    zombie = aws.platform.tasks.get("acme", task_id)
+    (watch,) = watches(aws)
+    clock.advance(1_000 + GRACE_MS)
+    aws.platform.ticker._send_batch([watch])
+    aws.platform.executor.handle(take_delivery(aws))
+    clock.advance(1_000)
+    aws.platform.executor.runners = Dies()
+    with pytest.raises(WorkerKilled):
+        aws.platform.executor.handle(take_delivery(aws))
+    # When attempt 1's worker comes back to life and reports success
+    outcome = aws.platform.executor._succeeded(zombie, "late", {"tenant": "acme", "target_type": "x", "lane": "d"})
+    # Then its write is refused: attempt 2 is still RUNNING
+    assert outcome is Outcome.DUPLICATE
+    task = aws.platform.tasks.get("acme", task_id)
+    assert task.state is TaskState.RUNNING and task.attempts == 2
+
+
+@fixed_clock
+def test_redelivered_started_message_arms_the_watch(aws):
+    # Given a worker that died after starting the attempt but before arming the watch
+    clock = aws.platform.tasks.clock
+    task, _ = aws.platform.tasks.submit(
+        "acme", TaskSubmit.model_validate({"target": {"type": "builtin", "name": "echo"}, "timeout_s": 3})
+    )
+    delivery = take_delivery(aws)
+    wheel = aws.platform.executor.wheel
+    aws.platform.executor.wheel = None  # the watch write never happens
+    aws.platform.executor.runners = Dies()
+    with pytest.raises(WorkerKilled):
+        aws.platform.executor.handle(delivery)
+    aws.platform.executor.wheel = wheel
+    assert watches(aws) == []
+    # When SQS redelivers the unacknowledged message
+    clock.advance(500)
+    outcome = aws.platform.executor.handle(delivery)
+    # Then the attempt is not started again, and it is now watched
+    assert outcome is Outcome.REQUEUED
+    assert aws.platform.tasks.get("acme", task.task_id).attempts == 1
+    assert len(watches(aws)) == 1
+
+
+@fixed_clock
+def test_finished_attempt_removes_its_watch(aws):
+    # Given a task run to success by a live worker
+    aws.platform.tasks.submit("acme", TaskSubmit.model_validate({"target": {"type": "builtin", "name": "echo"}}))
+    aws.platform.executor.runners = Echo()
+    # When it finishes
+    assert aws.platform.executor.handle(take_delivery(aws)) is Outcome.SUCCEEDED
+    # Then no watch is left for the tick to send
+    assert watches(aws) == []
