@@ -26,7 +26,8 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
     try:
         result = wiring.platform().steps.handle(event)
     except (NodeAttemptFailed, NodeFailed) as exc:
-        logger.warning("node attempt failed", extra={"action": event.get("action"), "error": str(exc)})
+        # Routine in a workflow (retries, compensations): the ledger and the run's view have it all.
+        logger.info("node attempt failed", extra={"action": event.get("action"), "error": str(exc)})
         raise
     finally:
         wiring.platform().telemetry.flush()

@@ -334,6 +334,10 @@ def _run_locally(args: argparse.Namespace, ctx: Context) -> int:
         raise UsageError(f"the local runtime needs the dev extras (module {exc.name!r} is missing)") from None
     if not ctx.json:
         ctx.err.print(Text("starting a local runtime...", style="dim"))
+    # The runtime's functions log to stdout, as in Lambda; here stdout is this command's answer.
+    from taskplane.observability import logger
+
+    logger.registered_handler.setStream(sys.stderr)  # type: ignore[attr-defined]
     runtime = LocalRuntime(port=0, functions_file=args.functions).start()
     try:
         return _start_and_watch(args, ctx, Client(runtime.url, runtime.api_key), True)
