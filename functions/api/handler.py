@@ -11,8 +11,9 @@ from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValida
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from taskplane import wiring
-from taskplane.api import schedules, tasks, triggers, workflows
+from taskplane import dashboard, wiring
+from taskplane.api import dashboard as dashboard_routes
+from taskplane.api import dead_letters, schedules, stats, tasks, triggers, workflows
 from taskplane.api.common import STATUS, error_response, parse_json, validation_details
 from taskplane.domain.errors import TaskplaneError, Throttled
 from taskplane.observability import logger, tracer
@@ -72,11 +73,16 @@ app.include_router(tasks.router)
 app.include_router(schedules.router)
 app.include_router(triggers.router)
 app.include_router(workflows.router)
+app.include_router(dead_letters.router)
+app.include_router(stats.router)
+app.include_router(dashboard_routes.router)
 
 
 # -- entry point ---------------------------------------------------------------------------------
 #: Paths anyone may read; every other path needs an API key, checked before the body is validated.
-PUBLIC_PATHS = frozenset({"/v1/health", "/v1/openapi.json", "/v1/docs"})
+#: The dashboard's page and files are public (a browser cannot send a key with them); its data calls
+#: send the key like any client.
+PUBLIC_PATHS = frozenset({"/v1/health", "/v1/openapi.json", "/v1/docs"}) | dashboard.public_paths()
 
 
 def _early_answer(event: dict[str, Any]) -> dict[str, Any] | None:

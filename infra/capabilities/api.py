@@ -123,6 +123,8 @@ class Api(Construct):
         # backpressure of the contract will need the DLQ (consume) and lane attributes when they land.
         for queue in queues.lanes.values():
             queue.grant_send_messages(role)
+            # GET /v1/stats: the dashboard header's lane depths (read-only, cached in the function).
+            queue.grant(role, "sqs:GetQueueAttributes")
 
         self.access_logs = logs.LogGroup(
             self,

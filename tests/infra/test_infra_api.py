@@ -5,20 +5,20 @@ from __future__ import annotations
 import json
 
 import pytest
-from infra_synth import Synth, synthesized
+from infra_synth import Synth, shared_root, synthesized
 
-pytestmark = [pytest.mark.infra, pytest.mark.xdist_group("infra")]
+pytestmark = pytest.mark.infra
 
 
 @pytest.fixture(scope="session")
-def synth() -> Synth:
-    return synthesized()
+def synth(tmp_path_factory: pytest.TempPathFactory) -> Synth:
+    return synthesized(shared_root(tmp_path_factory))
 
 
 def paths(synth: Synth) -> dict[str, str]:
     """Logical id of each API resource -> its full path."""
     resources = synth.resources("AWS::ApiGateway::Resource")
-    root = {"Fn::GetAtt": [synth.logical_id(synth.stack.api.rest_api), "RootResourceId"]}
+    root = {"Fn::GetAtt": [synth.logical_id("rest_api"), "RootResourceId"]}
 
     def path_of(logical_id: str) -> str:
         props = resources[logical_id]["Properties"]
@@ -35,7 +35,7 @@ def test_every_tenant_has_its_key_and_usage_plan_with_its_limits(synth: Synth) -
     keys = {k: r["Properties"] for k, r in synth.resources("AWS::ApiGateway::ApiKey").items()}
     plans = {k: r["Properties"] for k, r in synth.resources("AWS::ApiGateway::UsagePlan").items()}
     links = [r["Properties"] for r in synth.resources("AWS::ApiGateway::UsagePlanKey").values()]
-    stage = synth.logical_id(synth.stack.api.rest_api.deployment_stage)
+    stage = synth.logical_id("stage")
 
     # Then there is one enabled key and one plan per tenant, linked to each other only
     assert sorted(p["Name"] for p in keys.values()) == sorted(f"tp-test-{t}" for t in tenants)
@@ -60,7 +60,11 @@ def test_only_the_handlers_public_paths_go_without_a_key(synth: Synth) -> None:
 
     by_id = paths(synth)
     methods = {
-        (by_id[m["Properties"]["ResourceId"]["Ref"]], m["Properties"]["HttpMethod"]): m["Properties"]
+        # The root resource (the dashboard's page) is the API's RootResourceId, not a Ref.
+        (
+            by_id[m["Properties"]["ResourceId"]["Ref"]] if "Ref" in m["Properties"]["ResourceId"] else "/",
+            m["Properties"]["HttpMethod"],
+        ): m["Properties"]
         for m in synth.resources("AWS::ApiGateway::Method").values()
     }
 
@@ -70,11 +74,9 @@ def test_only_the_handlers_public_paths_go_without_a_key(synth: Synth) -> None:
         assert props["ApiKeyRequired"] is (path not in PUBLIC_PATHS), path
         assert props["Integration"]["Type"] == "AWS_PROXY"
         # through the canary-deployed alias, not $LATEST
-        assert synth.logical_id(synth.stack.api.fn.alias) in json.dumps(props["Integration"]["Uri"])
+        assert synth.logical_id("api.alias") in json.dumps(props["Integration"]["Uri"])
     assert (
-        synth.template["Resources"][synth.logical_id(synth.stack.api.rest_api)]["Properties"][
-            "ApiKeySourceType"
-        ]
+        synth.template["Resources"][synth.logical_id("rest_api")]["Properties"]["ApiKeySourceType"]
         == "HEADER"
     )
 
@@ -142,5 +144,5 @@ def test_outputs_name_the_url_the_dlq_the_topic_and_the_dashboard(synth: Synth) 
     outputs = synth.template["Outputs"]
     assert {"ApiUrl", "DeadLetterQueueUrl", "AlarmTopicArn", "DashboardUrl"} <= set(outputs)
     url = json.dumps(outputs["ApiUrl"]["Value"])
-    assert "execute-api" in url and synth.logical_id(synth.stack.api.rest_api.deployment_stage) in url
+    assert "execute-api" in url and synth.logical_id("stage") in url
     assert not [k for k in outputs if k.startswith("ApiRestApiEndpoint")]  # one name for the URL

@@ -12,8 +12,9 @@ from typing import Any
 DEFAULT_API_KEY = "dev-key"
 DEFAULT_TENANT = "default"
 REGION = "us-east-1"
-#: Worker batches in flight per lane (the event source mapping's MaximumConcurrency in AWS).
-LANE_CONCURRENCY = {"high": 4, "default": 4, "low": 2}
+#: Worker batches in flight per lane (the event source mapping's MaximumConcurrency in AWS): `high`
+#: gets three times the workers of `low`, so under load it is served ahead (tests/integration/test_backpressure.py).
+LANE_CONCURRENCY = {"high": 6, "default": 4, "low": 2}
 
 
 def _local_environment() -> None:
@@ -167,6 +168,7 @@ def banner(rt: LocalRuntime) -> str:
     ]
     lines += [f"  API key: {key}   (tenant {name})" for name, key in rt.tenants.items()]
     lines += [
+        f"  dashboard: {rt.url}/   (sign in with the API key)",
         f"  docs:    {rt.url}/v1/docs",
         "  try:",
         f"    curl -s -X POST {rt.url}/v1/tasks -H 'x-api-key: {rt.api_key}' \\",

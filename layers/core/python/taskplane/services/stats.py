@@ -1,0 +1,52 @@
+"""The dashboard header's figures: this tenant's recent tasks by state and throughput, lane depths."""
+
+from __future__ import annotations
+
+from collections import Counter
+from typing import Any
+
+from taskplane.domain.clock import Clock, to_rfc3339
+from taskplane.domain.states import TaskState
+
+#: How many of the tenant's newest tasks the counts look at (one bounded read, never a table scan).
+SAMPLE = 500
+#: Throughput is the tasks that finished within this window, per minute.
+WINDOW_MS = 60_000
+
+
+def summarize(tasks: list[Any], now_ms: int, window_ms: int = WINDOW_MS) -> dict[str, Any]:
+    """Counts by state and finishes per minute over ``window_ms``, from a list of tasks.
+
+    Example
+    -------
+    >>> summarize([], 0)["throughput_per_min"]
+    0.0
+    """
+    by_state = Counter(t.state.value for t in tasks)
+    finished = [t for t in tasks if t.finished_at is not None and now_ms - t.finished_at <= window_ms]
+    return {
+        "counts": {s.value: by_state.get(s.value, 0) for s in TaskState},
+        "sampled": len(tasks),
+        "finished_last_window": len(finished),
+        "throughput_per_min": round(len(finished) * 60_000 / window_ms, 1),
+        "window_s": window_ms // 1000,
+    }
+
+
+class StatsService:
+    def __init__(self, *, tasks: Any, depths: Any, clock: Clock) -> None:
+        self.tasks = tasks  # services.tasks.TaskService
+        self.depths = depths  # adapters.lane_depths.LaneDepths
+        self.clock = clock
+
+    def for_tenant(self, tenant: str) -> dict[str, Any]:
+        """This tenant's figures; lane depths are platform-wide totals with no tenant's name in them."""
+        recent, _ = self.tasks.list(tenant, limit=SAMPLE)
+        now = self.clock.now_ms()
+        lanes, read_at = self.depths.read()
+        return {
+            **summarize(recent, now),
+            "lanes": lanes,
+            "lanes_read_at": to_rfc3339(read_at),
+            "at": to_rfc3339(now),
+        }
