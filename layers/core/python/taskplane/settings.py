@@ -29,7 +29,16 @@ ENV_STATE_MACHINE_ROLE_ARN = "TASKPLANE_STATE_MACHINE_ROLE_ARN"
 ENV_STATE_MACHINE_PREFIX = "TASKPLANE_STATE_MACHINE_PREFIX"
 ENV_STATE_MACHINE_LOG_GROUP_ARN = "TASKPLANE_STATE_MACHINE_LOG_GROUP_ARN"
 
+# Hardening (README "Hardening"): backpressure thresholds and what HTTP targets may reach.
+ENV_MAX_LANE_DEPTH = "TASKPLANE_MAX_LANE_DEPTH"
+ENV_TENANT_INFLIGHT_QUOTA = "TASKPLANE_TENANT_INFLIGHT_QUOTA"
+ENV_ALLOW_PRIVATE_HTTP = "TASKPLANE_ALLOW_PRIVATE_HTTP"
+
 LANES: tuple[str, ...] = ("high", "default", "low")
+
+
+def _flag(value: str | None, default: bool) -> bool:
+    return default if value is None or value == "" else value.strip().lower() in ("1", "true", "yes", "on")
 
 
 class PlatformSettings(BaseModel):
@@ -54,6 +63,13 @@ class PlatformSettings(BaseModel):
     state_machine_role_arn: str = ""
     state_machine_prefix: str = "taskplane-wf-"
     state_machine_log_group_arn: str = ""
+    # Backpressure: a lane deeper than this answers 429 (0: no limit); a tenant with this many tasks
+    # accepted and not ended answers 429 (0: no quota, and no counting writes).
+    max_lane_depth: int = Field(default=50_000, ge=0)
+    tenant_inflight_quota: int = Field(default=0, ge=0)
+    # HTTP targets may reach private, loopback and link-local addresses (never in AWS by default;
+    # the local runtime allows them so that demos can call localhost).
+    allow_private_http: bool = False
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> PlatformSettings:
@@ -84,6 +100,9 @@ class PlatformSettings(BaseModel):
             state_machine_role_arn=env.get(ENV_STATE_MACHINE_ROLE_ARN, ""),
             state_machine_prefix=env.get(ENV_STATE_MACHINE_PREFIX, defaults.state_machine_prefix),
             state_machine_log_group_arn=env.get(ENV_STATE_MACHINE_LOG_GROUP_ARN, ""),
+            max_lane_depth=int(env.get(ENV_MAX_LANE_DEPTH, defaults.max_lane_depth)),
+            tenant_inflight_quota=int(env.get(ENV_TENANT_INFLIGHT_QUOTA, defaults.tenant_inflight_quota)),
+            allow_private_http=_flag(env.get(ENV_ALLOW_PRIVATE_HTTP), defaults.allow_private_http),
         )
 
     def to_env(self) -> dict[str, str]:
@@ -104,6 +123,9 @@ class PlatformSettings(BaseModel):
             ENV_STATE_MACHINE_ROLE_ARN: self.state_machine_role_arn,
             ENV_STATE_MACHINE_PREFIX: self.state_machine_prefix,
             ENV_STATE_MACHINE_LOG_GROUP_ARN: self.state_machine_log_group_arn,
+            ENV_MAX_LANE_DEPTH: str(self.max_lane_depth),
+            ENV_TENANT_INFLIGHT_QUOTA: str(self.tenant_inflight_quota),
+            ENV_ALLOW_PRIVATE_HTTP: "true" if self.allow_private_http else "false",
         }
         for lane, var in (("high", ENV_QUEUE_HIGH), ("default", ENV_QUEUE_DEFAULT), ("low", ENV_QUEUE_LOW)):
             if lane in self.queue_urls:

@@ -36,6 +36,7 @@ def build(settings: PlatformSettings, *, session: Any = None, clock: Clock | Non
     import boto3
     from botocore.config import Config
 
+    from taskplane.adapters.admission import InflightCounters, LaneDepthGauge
     from taskplane.adapters.dead_letters import DeadLetterStore
     from taskplane.adapters.idempotency import PowertoolsIdempotency
     from taskplane.adapters.queues import Lanes
@@ -45,6 +46,7 @@ def build(settings: PlatformSettings, *, session: Any = None, clock: Clock | Non
     from taskplane.adapters.triggers import TriggerRules, TriggerStore
     from taskplane.adapters.wheel_store import WheelStore
     from taskplane.observability import MetricsBuffer
+    from taskplane.services.admission import Admission
     from taskplane.services.dead_letters import DeadLetterService
     from taskplane.services.execute import Executor
     from taskplane.services.tasks import TaskService, delivery_for
@@ -62,7 +64,14 @@ def build(settings: PlatformSettings, *, session: Any = None, clock: Clock | Non
     wheel = WheelStore(settings.wheel_table, settings.control_table, ddb)
     telemetry = MetricsBuffer()
     stop = threading.Event()
+    admission = Admission(
+        depths=LaneDepthGauge(settings.queue_urls, sqs, clock.now_ms),
+        max_lane_depth=settings.max_lane_depth,
+        counters=InflightCounters(settings.control_table, ddb),
+        tenant_quota=settings.tenant_inflight_quota,
+    )
     tasks = TaskService(
+        admission=admission,
         store=store,
         lanes=lanes,
         clock=clock,
@@ -73,6 +82,7 @@ def build(settings: PlatformSettings, *, session: Any = None, clock: Clock | Non
     )
     runners = TargetRunners(
         session=session,
+        allow_private_http=settings.allow_private_http,
         # A Lambda target may run up to the task's timeout (900 s at most): don't cut it short.
         lambda_client=session.client(
             "lambda", config=Config(read_timeout=910, connect_timeout=10, retries={"max_attempts": 0})
@@ -90,6 +100,7 @@ def build(settings: PlatformSettings, *, session: Any = None, clock: Clock | Non
         wheel=wheel,
         shards=settings.wheel_shards,
         dead_letters=dead_letter_records,
+        admission=admission,
     )
     dead_letters = DeadLetterService(
         records=dead_letter_records,

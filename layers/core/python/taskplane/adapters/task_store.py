@@ -92,6 +92,8 @@ def _to_item(task: Task, buckets: int) -> dict[str, Any]:
         "labels": _compact(task.labels),
         "history": [_history_item(h) for h in task.history],
     }
+    if task.counted:
+        item["counted"] = True
     for name in (
         "dispatched_at",
         "started_at",
@@ -141,6 +143,7 @@ def _from_item(item: dict[str, Any]) -> Task:
         schedule_id=item.get("schedule_id"),
         fire_at=_num(item.get("fire_at")),
         trigger_id=item.get("trigger_id"),
+        counted=bool(item.get("counted", False)),
     )
 
 

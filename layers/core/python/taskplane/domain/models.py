@@ -202,6 +202,8 @@ class Task(BaseModel):
     error: TaskErrorInfo | None = None
     history: list[HistoryEntry] = Field(default_factory=list)
     idempotency_key: str | None = None
+    #: counted against its tenant's in-flight quota at admission (given back when it ends)
+    counted: bool = False
     #: set on tasks a schedule or a trigger started
     schedule_id: str | None = None
     fire_at: int | None = None

@@ -11,6 +11,8 @@ from taskplane.settings import LANES, PlatformSettings
 MAX_RECEIVE_COUNT = 5
 #: Locally the lanes hide a received message this long (AWS: 6 x the worker timeout).
 LOCAL_VISIBILITY_TIMEOUT_S = 960
+#: Locally a lane deeper than this answers 429 (TASKPLANE_MAX_LANE_DEPTH overrides it in AWS).
+LOCAL_MAX_LANE_DEPTH = 2_000
 
 
 def create_resources(
@@ -126,4 +128,8 @@ def create_resources(
         schedules_table=schedules_table,
         workflows_table=workflows_table,
         runs_table=runs_table,
+        # moto scans a whole queue per call: keep local lanes lean (NOTES-AWS-LOCAL.md).
+        max_lane_depth=LOCAL_MAX_LANE_DEPTH,
+        # Local demos call http://localhost; AWS keeps the default (refused).
+        allow_private_http=True,
     )

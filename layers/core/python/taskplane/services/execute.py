@@ -33,6 +33,7 @@ from taskplane.domain.retry import next_attempt_at
 from taskplane.domain.timeouts import GRACE_MS, HEARTBEAT_MS, first_watch, needs_heartbeat, next_watch
 from taskplane.domain.wheel import WheelEntry, shard_of
 from taskplane.domain.states import TaskState, path_to_running
+from taskplane.services.admission import Admission
 from taskplane.services.ports import NullTelemetry, Telemetry
 from taskplane.services.tasks import delivery_for, wheel_entry_for
 
@@ -92,6 +93,8 @@ class Executor:
     #: per-tenant dead-letter records (GET /v1/dead-letters), written with every DLQ message
     dead_letters: DeadLetterStore | None = None
     grace_ms: int = GRACE_MS
+    #: gives a counted task's in-flight quota back when it ends
+    admission: Admission = field(default_factory=Admission)
     heartbeat_ms: int = HEARTBEAT_MS
 
     def handle(self, delivery: LaneMessage) -> Outcome:
@@ -294,6 +297,8 @@ class Executor:
         )
         if not moved.ok:
             return Outcome.DUPLICATE
+        if task.counted:
+            self.admission.release(task.tenant)
         self.telemetry.count("succeeded", **dims)
         return Outcome.SUCCEEDED
 
@@ -347,7 +352,7 @@ class Executor:
                     error=error,
                 )
             )
-        self.store.transition(
+        ended = self.store.transition(
             task.tenant,
             task.task_id,
             S.RUNNING,
@@ -359,6 +364,8 @@ class Executor:
             expected_attempts=task.attempts,
             return_task=False,
         )
+        if ended.ok and task.counted:
+            self.admission.release(task.tenant)
         self.telemetry.count("failed", **dims)
         return Outcome.FAILED
 

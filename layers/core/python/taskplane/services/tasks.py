@@ -16,6 +16,7 @@ from taskplane.domain.ids import is_valid_id, new_id
 from taskplane.domain.models import MAX_DELAY_MS, MAX_PAYLOAD_BYTES, Task, TaskSubmit, new_task, payload_size
 from taskplane.domain.states import CANCELLABLE, TaskState
 from taskplane.domain.wheel import WheelEntry, goes_through_wheel, shard_of
+from taskplane.services.admission import Admission
 from taskplane.services.ports import Idempotency, NullTelemetry, Telemetry
 
 MAX_BATCH = 500
@@ -72,21 +73,27 @@ class TaskService:
     max_payload_bytes: int = MAX_PAYLOAD_BYTES
     wheel: WheelStore | None = None
     shards: int = 1
+    admission: Admission = field(default_factory=Admission)
 
     def _via_wheel(self, task: Task, now_ms: int) -> bool:
-        return self.wheel is not None and task.state is TaskState.SCHEDULED and goes_through_wheel(task.run_at, now_ms)
+        return (
+            self.wheel is not None
+            and task.state is TaskState.SCHEDULED
+            and goes_through_wheel(task.run_at, now_ms)
+        )
 
     # -- submit ---------------------------------------------------------------------------------
     def submit(self, tenant: str, body: TaskSubmit, idempotency_key: str | None = None) -> tuple[Task, bool]:
         """Accept one task; returns (task, created). A replayed idempotency key returns the first task."""
         self._check_payload(body)
         self._check_horizon(body)
+        self.admission.check_lane(body.priority)
         key = idempotency_key or body.idempotency_key
         if key is None or self.idempotency is None:
-            return self._accept(tenant, body), True
+            return self._admit(tenant, body), True
         fingerprint = body.model_dump(mode="json", exclude={"idempotency_key"})
         result, replayed = self.idempotency.once(
-            tenant, key, fingerprint, lambda: {"task_id": self._accept(tenant, body).task_id}
+            tenant, key, fingerprint, lambda: {"task_id": self._admit(tenant, body).task_id}
         )
         task = self.get(tenant, result["task_id"])
         return task, not replayed
@@ -107,6 +114,7 @@ class TaskService:
             try:
                 self._check_payload(item)
                 self._check_horizon(item)
+                self.admission.check_lane(item.priority)
                 if item.idempotency_key and self.idempotency is not None:
                     outcomes[i] = self.submit(tenant, item)[0]
                     continue
@@ -114,9 +122,13 @@ class TaskService:
                 outcomes[i] = exc
                 continue
             task = new_task(item, task_id=self.make_id(now), tenant=tenant, now_ms=now)
+            if self.admission.counts:
+                task = task.model_copy(update={"counted": True})
             if task.state is TaskState.PENDING:
                 task = task.model_copy(update={"dispatched_at": now})
             fresh.append((i, task))
+        # The whole batch is counted at once: over the quota, nothing of it is accepted (429).
+        self.admission.acquire(tenant, len(fresh))
         if self.wheel is not None:
             wheeled = [(i, t) for i, t in fresh if self._via_wheel(t, now)]
             put = self.wheel.put_many([wheel_entry_for(t, self.shards) for _, t in wheeled])
@@ -131,7 +143,9 @@ class TaskService:
                 outcomes[i] = t
                 self.telemetry.count("submitted", **self._dims(t))
         to_send = [
-            (i, t) for (i, t), err in zip(fresh, stored, strict=True) if err is None and not self._via_wheel(t, now)
+            (i, t)
+            for (i, t), err in zip(fresh, stored, strict=True)
+            if err is None and not self._via_wheel(t, now)
         ]
         for (i, _), err in zip(fresh, stored, strict=True):
             if err is not None:
@@ -144,11 +158,24 @@ class TaskService:
             else:
                 self._withdraw(task)
                 outcomes[i] = err if isinstance(err, TaskplaneError) else TaskplaneError(str(err))
+        accepted = {o.task_id for o in outcomes if isinstance(o, Task)}
+        self.admission.release(tenant, sum(1 for _, t in fresh if t.task_id not in accepted))
         return outcomes
 
-    def _accept(self, tenant: str, body: TaskSubmit) -> Task:
+    def _admit(self, tenant: str, body: TaskSubmit) -> Task:
+        """Accept within the tenant's in-flight quota (counted first; the count given back on failure)."""
+        self.admission.acquire(tenant)
+        try:
+            return self._accept(tenant, body, counted=self.admission.counts)
+        except BaseException:
+            self.admission.release(tenant)
+            raise
+
+    def _accept(self, tenant: str, body: TaskSubmit, counted: bool = False) -> Task:
         now = self.clock.now_ms()
         task = new_task(body, task_id=self.make_id(now), tenant=tenant, now_ms=now)
+        if counted:
+            task = task.model_copy(update={"counted": True})
         if self._via_wheel(task, now):
             assert self.wheel is not None
             # The entry first: a crash before the task is stored leaves an entry the worker drops
@@ -227,6 +254,8 @@ class TaskService:
                 fields={"finished_at": self.clock.now_ms()},
             )
             if result.ok and result.task is not None:
+                if result.task.counted:
+                    self.admission.release(tenant)
                 return result.task
             if result.task is None:
                 raise NotFound(f"task {task_id!r} not found")

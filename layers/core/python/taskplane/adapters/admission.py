@@ -1,0 +1,125 @@
+"""What backpressure reads and writes: cached lane depths (SQS) and per-tenant in-flight counters
+(the control table).
+
+Lane depth is read with GetQueueAttributes at most once per ``ttl_ms`` per lane per execution
+environment, never per request. The in-flight counter is one item per tenant,
+``pk = "inflight#<tenant>"``, raised by a conditional ``ADD`` that refuses to pass the quota (the
+check and the count are one write) and lowered when a counted task ends.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from botocore.exceptions import BotoCoreError, ClientError
+
+from taskplane.adapters.errors import error_code, translate
+
+if TYPE_CHECKING:
+    from mypy_boto3_dynamodb import DynamoDBClient
+    from mypy_boto3_sqs import SQSClient
+
+#: How long one reading of a lane's depth is reused.
+DEPTH_TTL_MS = 2_000
+
+
+class LaneDepthGauge:
+    """Visible + delayed + in-flight messages per lane, cached for ``ttl_ms``."""
+
+    def __init__(
+        self,
+        queue_urls: dict[str, str],
+        client: SQSClient | None,
+        now_ms: Callable[[], int],
+        *,
+        ttl_ms: int = DEPTH_TTL_MS,
+    ) -> None:
+        self._urls = dict(queue_urls)
+        self._client = client
+        self._now_ms = now_ms
+        self._ttl_ms = ttl_ms
+        self._lock = threading.Lock()
+        self._cache: dict[str, tuple[int, int]] = {}
+        #: GetQueueAttributes calls made (tests check the cache holds)
+        self.reads = 0
+
+    def depth(self, lane: str) -> int:
+        """The lane's approximate depth; 0 when it cannot be read (never refuse work on a failed read)."""
+        url = self._urls.get(lane) or self._urls.get("default")
+        if not url or self._client is None:
+            return 0
+        now = self._now_ms()
+        with self._lock:
+            cached = self._cache.get(url)
+            if cached is not None and now - cached[0] < self._ttl_ms:
+                return cached[1]
+            self.reads += 1
+            try:
+                attrs = self._client.get_queue_attributes(
+                    QueueUrl=url,
+                    AttributeNames=[
+                        "ApproximateNumberOfMessages",
+                        "ApproximateNumberOfMessagesDelayed",
+                        "ApproximateNumberOfMessagesNotVisible",
+                    ],
+                )["Attributes"]
+                value = sum(int(v) for v in attrs.values())
+            except (ClientError, BotoCoreError, KeyError, ValueError):
+                value = cached[1] if cached else 0
+            self._cache[url] = (now, value)
+            return value
+
+
+class InflightCounters:
+    """Per-tenant count of accepted tasks that have not ended, with an atomic quota check."""
+
+    def __init__(self, table: str, client: DynamoDBClient | None = None, *, session: Any = None) -> None:
+        self._table = table
+        self._client = client
+        self._session = session
+
+    @property
+    def client(self) -> DynamoDBClient:
+        if self._client is None:
+            import boto3
+
+            self._client = (self._session or boto3.session.Session()).client("dynamodb")
+        return self._client
+
+    def acquire(self, tenant: str, n: int, quota: int) -> bool:
+        """Count ``n`` more tasks for ``tenant`` unless that passes ``quota``; False when it would."""
+        try:
+            self.client.update_item(
+                TableName=self._table,
+                Key={"pk": {"S": f"inflight#{tenant}"}},
+                UpdateExpression="ADD inflight :n",
+                ConditionExpression="attribute_not_exists(inflight) OR inflight <= :room",
+                ExpressionAttributeValues={":n": {"N": str(n)}, ":room": {"N": str(quota - n)}},
+            )
+        except ClientError as exc:
+            if error_code(exc) == "ConditionalCheckFailedException":
+                return False
+            raise translate(exc, "counting in-flight tasks") from exc
+        return True
+
+    def release(self, tenant: str, n: int = 1) -> None:
+        """Count ``n`` tasks as ended (never below zero)."""
+        try:
+            self.client.update_item(
+                TableName=self._table,
+                Key={"pk": {"S": f"inflight#{tenant}"}},
+                UpdateExpression="ADD inflight :minus",
+                ConditionExpression="inflight >= :n",
+                ExpressionAttributeValues={":minus": {"N": str(-n)}, ":n": {"N": str(n)}},
+            )
+        except ClientError as exc:
+            if error_code(exc) != "ConditionalCheckFailedException":
+                raise translate(exc, "counting in-flight tasks") from exc
+
+    def current(self, tenant: str) -> int:
+        resp = self.client.get_item(
+            TableName=self._table, Key={"pk": {"S": f"inflight#{tenant}"}}, ConsistentRead=True
+        )
+        return int(resp.get("Item", {}).get("inflight", {}).get("N", "0"))
