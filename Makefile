@@ -19,7 +19,7 @@ dev: install
 	$(BIN)/taskplane dev $(ARGS)
 
 test: install
-	$(BIN)/pytest -n 2 --dist loadgroup $(ARGS)
+	$(BIN)/pytest -n 2 $(ARGS)
 
 test-fast: install
 	$(BIN)/pytest -m "unit" $(ARGS)

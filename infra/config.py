@@ -93,6 +93,10 @@ class EnvironmentConfig(_Strict):
     tick_memory_mb: int = Field(default=512, ge=256, le=3008)
     #: Partitions per tenant in the tasks table (fixed for the life of the table).
     task_buckets: int = Field(default=1, ge=1, le=64)
+    #: Backpressure: a lane deeper than this makes the API answer 429 (0: no limit).
+    max_lane_depth: int = Field(default=50_000, ge=0)
+    #: A tenant with this many tasks accepted and not yet ended gets 429 (0: no quota, no counting).
+    tenant_inflight_quota: int = Field(default=0, ge=0)
     #: Days a finished task is kept before DynamoDB TTL removes it.
     retention_days: int = Field(default=30, ge=1, le=3650)
     log_retention_days: Literal[1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365] = 30

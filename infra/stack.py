@@ -57,6 +57,11 @@ class TaskplaneStack(cdk.Stack):
             "dlq_url": queues.dlq.queue_url,
             "task_buckets": cfg.task_buckets,
             "retention_days": cfg.retention_days,
+            "max_lane_depth": cfg.max_lane_depth,
+            "tenant_inflight_quota": cfg.tenant_inflight_quota,
+            # HTTP targets never reach private, loopback or link-local addresses from AWS (the
+            # instance metadata endpoint, the VPC): only the local runtime allows them, for demos.
+            "allow_private_http": False,
             **scheduler.settings_fields(cfg),
         }
         if "step" in features:

@@ -119,6 +119,8 @@ class Api(Construct):
         # Delayed tasks go into the wheel; schedules are written with their wheel entry in one transaction.
         storage.wheel.grant_read_write_data(role)
         storage.schedules.grant_read_write_data(role)
+        # Tenants' in-flight counters (admission, 429 over quota) live in the control table.
+        storage.control.grant_read_write_data(role)
         # Grants follow what the code calls today; the dead-letter endpoints and queue-depth
         # backpressure of the contract will need the DLQ (consume) and lane attributes when they land.
         for queue in queues.lanes.values():

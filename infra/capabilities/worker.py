@@ -41,6 +41,8 @@ class Worker(Construct):
         storage.tasks.grant_read_write_data(role)
         # A retry whose backoff is longer than SQS DelaySeconds allows waits in the wheel.
         storage.wheel.grant_read_write_data(role)
+        # A task that ends gives its tenant's in-flight slot back (control table).
+        storage.control.grant_read_write_data(role)
         for lane in LANES:
             queue = queues.lanes[lane]
             # A delivery that is not due yet, or a retry, goes back onto its lane.

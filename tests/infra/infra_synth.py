@@ -6,18 +6,16 @@ Node process, which tests of other tiers should not pay for at collection.
 
 Not a conftest.py: pytest would import it as the module ``conftest`` in place of tests/conftest.py,
 which other tiers import from. Each test module wraps :func:`synthesized` in its own session
-fixture; the synth itself runs once per process.
+fixture; the synth itself runs once per test run, shared by xdist workers through a file lock.
 """
 
 from __future__ import annotations
 
-import atexit
 import copy
-import functools
+import fcntl
 import json
 import os
 import shutil
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -61,37 +59,51 @@ def test_env() -> dict[str, Any]:
 STUB_HANDLER = '"""Stand-in so the workflows capability is synthesized before functions/step lands."""\n'
 
 
+#: Constructs the tests look up, by a short name -> how to reach them from the stack.
+CONSTRUCTS = {
+    "api.alias": lambda st: st.api.fn.alias,
+    "api.role": lambda st: st.api.fn.role,
+    "rest_api": lambda st: st.api.rest_api,
+    "stage": lambda st: st.api.rest_api.deployment_stage,
+    "worker.alias": lambda st: st.worker.fn.alias,
+    "worker.role": lambda st: st.worker.fn.role,
+    "tick.alias": lambda st: st.scheduler.fn.alias,
+    "dlq": lambda st: st.queues.dlq,
+    "topic": lambda st: st.monitoring.topic,
+    "workflows.role": lambda st: st.workflows.role if st.workflows else None,
+    "workflows.alias": lambda st: st.workflows.fn.alias if st.workflows else None,
+}
+
+
 @dataclass
 class Synth:
+    """The synthesized template with what the tests need to read it (plain data: shareable)."""
+
     template: dict[str, Any]
     report: dict[str, Any]
     error: str | None
-    stack: Any
-    cfg: Any
-    outdir: Path
     template_path: Path
     stubbed: list[str]
+    ids: dict[str, str]
+    unset_settings: list[str]
+    has_triggers: bool
+    has_workflows: bool
+
+    @property
+    def cfg(self) -> Any:
+        from infra.config import EnvironmentConfig
+
+        return EnvironmentConfig.model_validate(test_env())
 
     def resources(self, cfn_type: str) -> dict[str, dict[str, Any]]:
         return {k: r for k, r in self.template["Resources"].items() if r["Type"] == cfn_type}
 
-    def one(self, cfn_type: str, **properties: Any) -> tuple[str, dict[str, Any]]:
-        """The single resource of ``cfn_type`` whose properties include ``properties``."""
-        found = [
-            (k, r)
-            for k, r in self.resources(cfn_type).items()
-            if all(r.get("Properties", {}).get(p) == v for p, v in properties.items())
-        ]
-        assert len(found) == 1, f"expected one {cfn_type} with {properties}, found {[k for k, _ in found]}"
-        return found[0]
+    def logical_id(self, name: str) -> str:
+        """The logical id of one of ``CONSTRUCTS`` (e.g. ``"worker.role"``)."""
+        return self.ids[name]
 
-    def logical_id(self, construct: Any) -> str:
-        """The logical id of an L2 construct's resource (or of an L1 resource)."""
-        element = getattr(construct.node, "default_child", None) or construct
-        return self.stack.resolve(element.logical_id)
-
-    def statements_of(self, role: Any) -> list[dict[str, Any]]:
-        """Every statement of the IAM policies attached to ``role`` (an iam.Role construct)."""
+    def statements_of(self, role: str) -> list[dict[str, Any]]:
+        """Every statement of the IAM policies attached to the role named ``role`` in ``CONSTRUCTS``."""
         ref = {"Ref": self.logical_id(role)}
         return [
             st
@@ -114,20 +126,17 @@ def _functions_dir(tmp: Path) -> tuple[Path, list[str]]:
     return target, missing
 
 
-@functools.cache
-def synthesized() -> Synth:
-    """Synthesize the test environment (once per process) into a temporary cdk.out."""
+def _synthesize(work: Path) -> None:
+    """Synthesize the test environment into ``work/cdk.out`` and write ``work/facts.json``."""
     os.environ.setdefault("JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION", "20")
     from infra.app import build_app, cdk_json_context
     from infra.config import ENVIRONMENTS_KEY
 
-    tmp = Path(tempfile.mkdtemp(prefix="taskplane-infra-test-"))
-    atexit.register(shutil.rmtree, tmp, True)
-    functions_dir, stubbed = _functions_dir(tmp)
+    functions_dir, stubbed = _functions_dir(work)
     context = cdk_json_context()  # the feature flags a `cdk synth` would use
     context[ENVIRONMENTS_KEY] = {"test": TEST_ENV}
     context["aws:cdk:bundling-stacks"] = []
-    outdir = tmp / "cdk.out"
+    outdir = work / "cdk.out"
     app, (stack,) = build_app(context, outdir=str(outdir), functions_dir=functions_dir)
     error = None
     try:
@@ -135,16 +144,50 @@ def synthesized() -> Synth:
     except RuntimeError as exc:  # cdk-nag findings fail the synth; the template is written first
         error = str(exc)
     template_path = outdir / f"{stack.artifact_id}.template.json"
-    if not template_path.exists():  # the app itself failed, before any validation
-        raise RuntimeError(f"synth failed: {error}")
-    report_path = outdir / "validation-report.json"
+    ids = {}
+    for name, reach in CONSTRUCTS.items():
+        construct = reach(stack)
+        if construct is not None:
+            element = getattr(construct.node, "default_child", None) or construct
+            ids[name] = stack.resolve(element.logical_id)
+    facts = {
+        "error": error if template_path.exists() else f"synth failed: {error}",
+        "template_path": str(template_path),
+        "stubbed": stubbed,
+        "ids": ids,
+        "unset_settings": stack.unset_settings,
+        "has_triggers": stack.triggers is not None,
+        "has_workflows": stack.workflows is not None,
+    }
+    (work / "facts.json").write_text(json.dumps(facts))
+
+
+def synthesized(shared_root: Path) -> Synth:
+    """The test environment's synth: made once per test run, however many xdist workers share it.
+
+    The first caller synthesizes under an exclusive lock in ``shared_root``; the others wait for it
+    and read the result (the template and plain facts about it, no live CDK objects).
+    """
+    work = shared_root / "infra-synth"
+    with open(shared_root / "infra-synth.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not (work / "facts.json").exists():
+            work.mkdir(exist_ok=True)
+            _synthesize(work)
+    facts = json.loads((work / "facts.json").read_text())
+    template_path = Path(facts.pop("template_path"))
+    if not template_path.exists():
+        raise RuntimeError(facts["error"])
+    report_path = template_path.parent / "validation-report.json"
     return Synth(
         template=json.loads(template_path.read_text()),
         report=json.loads(report_path.read_text()) if report_path.exists() else {},
-        error=error,
-        stack=stack,
-        cfg=stack.cfg,
-        outdir=outdir,
         template_path=template_path,
-        stubbed=stubbed,
+        **facts,
     )
+
+
+def shared_root(tmp_path_factory: Any) -> Path:
+    """A directory every xdist worker of this run sees (the parent of each worker's basetemp)."""
+    base = tmp_path_factory.getbasetemp()
+    return base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base

@@ -12,7 +12,7 @@ from pydantic import ValidationError
 
 from infra.config import ENVIRONMENTS_KEY, EnvironmentConfig, environments
 
-pytestmark = [pytest.mark.infra, pytest.mark.xdist_group("infra")]
+pytestmark = pytest.mark.infra
 
 
 @pytest.fixture

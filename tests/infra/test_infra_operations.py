@@ -6,14 +6,14 @@ import json
 from typing import Any
 
 import pytest
-from infra_synth import Synth, synthesized
+from infra_synth import Synth, shared_root, synthesized
 
-pytestmark = [pytest.mark.infra, pytest.mark.xdist_group("infra")]
+pytestmark = pytest.mark.infra
 
 
 @pytest.fixture(scope="session")
-def synth() -> Synth:
-    return synthesized()
+def synth(tmp_path_factory: pytest.TempPathFactory) -> Synth:
+    return synthesized(shared_root(tmp_path_factory))
 
 
 def alarms(synth: Synth) -> dict[str, dict[str, Any]]:
@@ -26,7 +26,7 @@ def alarms(synth: Synth) -> dict[str, dict[str, Any]]:
 
 def test_the_alarms_the_issue_names_exist_and_notify_the_topic(synth: Synth) -> None:
     found = alarms(synth)
-    topic = {"Ref": synth.logical_id(synth.stack.monitoring.topic)}
+    topic = {"Ref": synth.logical_id("topic")}
 
     # Then: DLQ not empty, tick lag (and ticks stopped), error rates of the api, worker, tick and API 5xx
     assert set(found) == {
@@ -51,7 +51,7 @@ def test_the_alarms_the_issue_names_exist_and_notify_the_topic(synth: Synth) -> 
     assert dlq["Dimensions"] == [
         {
             "Name": "QueueName",
-            "Value": {"Fn::GetAtt": [synth.logical_id(synth.stack.queues.dlq), "QueueName"]},
+            "Value": {"Fn::GetAtt": [synth.logical_id("dlq"), "QueueName"]},
         }
     ]
     # a tick that never runs reports nothing: missing data must count as breaching there
@@ -126,19 +126,18 @@ def test_the_dashboard_shows_what_operators_need(synth: Synth) -> None:
 
 
 def test_workflows_role_and_the_apis_rights_stop_at_the_name_prefix(synth: Synth) -> None:
-    workflows = synth.stack.workflows
-    assert workflows is not None
+    assert synth.has_workflows
     # Given the execution role of every state machine
-    role = synth.template["Resources"][synth.logical_id(workflows.role)]["Properties"]
+    role = synth.template["Resources"][synth.logical_id("workflows.role")]["Properties"]
     assert role["RoleName"] == "tp-test-workflows"
     assert role["AssumeRolePolicyDocument"]["Statement"][0]["Principal"] == {
         "Service": "states.amazonaws.com"
     }
-    invoke = [s for s in synth.statements_of(workflows.role) if s["Action"] == "lambda:InvokeFunction"]
-    assert invoke and synth.logical_id(workflows.fn.alias) in json.dumps(invoke)
+    invoke = [s for s in synth.statements_of("workflows.role") if s["Action"] == "lambda:InvokeFunction"]
+    assert invoke and synth.logical_id("workflows.alias") in json.dumps(invoke)
 
     # Then the API manages only state machines named with the prefix, and passes only that role
-    api = {s.get("Sid"): s for s in synth.statements_of(synth.stack.api.fn.role)}
+    api = {s.get("Sid"): s for s in synth.statements_of("api.role")}
     manage = api["ManageWorkflowStateMachines"]
     assert (
         "states:CreateStateMachine" in manage["Action"]
@@ -147,7 +146,7 @@ def test_workflows_role_and_the_apis_rights_stop_at_the_name_prefix(synth: Synth
     assert json.dumps(manage["Resource"]).endswith(':stateMachine:tp-test-wf-*"]]}')
     passrole = api["PassWorkflowRole"]
     assert passrole["Condition"] == {"StringEquals": {"iam:PassedToService": "states.amazonaws.com"}}
-    assert passrole["Resource"] == {"Fn::GetAtt": [synth.logical_id(workflows.role), "Arn"]}
+    assert passrole["Resource"] == {"Fn::GetAtt": [synth.logical_id("workflows.role"), "Arn"]}
     # and the settings the code reads name that same role, prefix and the step alias
     from taskplane.settings import PlatformSettings
 
@@ -165,7 +164,7 @@ def test_workflows_role_and_the_apis_rights_stop_at_the_name_prefix(synth: Synth
 
 
 def test_trigger_rules_may_send_to_the_lanes_and_nothing_else_may(synth: Synth) -> None:
-    if synth.stack.triggers is None:
+    if not synth.has_triggers:
         pytest.skip("the code has no triggers (taskplane.domain.triggers) yet")
     from taskplane.domain.triggers import rule_name
 

@@ -6,17 +6,17 @@ import json
 from typing import Any
 
 import pytest
-from infra_synth import Synth, synthesized
+from infra_synth import Synth, shared_root, synthesized
 
 from taskplane.local.resources import MAX_RECEIVE_COUNT, create_resources
 from taskplane.settings import LANES, PlatformSettings
 
-pytestmark = [pytest.mark.infra, pytest.mark.xdist_group("infra")]
+pytestmark = pytest.mark.infra
 
 
 @pytest.fixture(scope="session")
-def synth() -> Synth:
-    return synthesized()
+def synth(tmp_path_factory: pytest.TempPathFactory) -> Synth:
+    return synthesized(shared_root(tmp_path_factory))
 
 
 #: Memory (MB) and timeout (s) chosen per function (reasons in each construct's docstring).
@@ -99,7 +99,7 @@ def test_tables_are_on_demand_recoverable_and_kept(synth: Synth) -> None:
 
 def test_every_setting_the_code_reads_is_set_on_every_function(synth: Synth) -> None:
     # Given what PlatformSettings reads from the environment
-    assert synth.stack.unset_settings == []
+    assert synth.unset_settings == []
     expected = set(PlatformSettings(queue_urls=dict.fromkeys(LANES, "x")).to_env())
 
     # Then every function has every variable, pointing at this stack's resources
@@ -121,6 +121,28 @@ def test_every_setting_the_code_reads_is_set_on_every_function(synth: Synth) -> 
         assert env["POWERTOOLS_SERVICE_NAME"] == "taskplane"
         assert env["POWERTOOLS_METRICS_NAMESPACE"] == "taskplane"
         assert env["POWERTOOLS_LOGGER_LOG_EVENT"] == "false"  # tenants' payloads stay out of logs
+
+
+def test_the_code_reads_back_the_environments_choices(synth: Synth) -> None:
+    # Given the api function's environment (references to resources stand in as plain strings)
+    (_, props) = functions_by_name(synth)["api"]
+    env = {k: v if isinstance(v, str) else f"<{k}>" for k, v in props["Environment"]["Variables"].items()}
+
+    # When the code reads its settings from it
+    settings = PlatformSettings.from_env(env)
+
+    # Then it sees the environment's choices
+    cfg = synth.cfg
+    assert settings.wheel_shards == cfg.shards
+    assert settings.task_buckets == cfg.task_buckets
+    assert settings.retention_days == cfg.retention_days
+    assert set(settings.queue_urls) == set(LANES)
+    chosen = {"max_lane_depth": cfg.max_lane_depth, "tenant_inflight_quota": cfg.tenant_inflight_quota}
+    for field, value in chosen.items():
+        if field in PlatformSettings.model_fields:
+            assert getattr(settings, field) == value, field
+    if "allow_private_http" in PlatformSettings.model_fields:
+        assert settings.allow_private_http is False  # no SSRF into the VPC or the metadata endpoint
 
 
 def test_functions_are_arm64_python312_traced_logged_and_sized(synth: Synth) -> None:
@@ -163,7 +185,7 @@ def test_lanes_redrive_to_the_dlq_and_hide_a_batch_for_six_worker_timeouts(synth
 
 
 def test_each_lane_feeds_the_worker_alias_with_partial_failures_and_its_own_concurrency(synth: Synth) -> None:
-    worker_alias = synth.logical_id(synth.stack.worker.fn.alias)
+    worker_alias = synth.logical_id("worker.alias")
     lane_of = {
         k: q["Properties"]["QueueName"].removeprefix(synth.cfg.prefix + "-")
         for k, q in synth.resources("AWS::SQS::Queue").items()
@@ -190,7 +212,7 @@ def test_reserved_concurrency_is_set_and_covers_the_lanes(synth: Synth) -> None:
 
 
 def test_one_tick_rule_per_shard_every_minute_to_the_tick_alias(synth: Synth) -> None:
-    tick_alias = synth.logical_id(synth.stack.scheduler.fn.alias)
+    tick_alias = synth.logical_id("tick.alias")
     rules = sorted(
         (r["Properties"] for r in synth.resources("AWS::Events::Rule").values()), key=lambda p: p["Name"]
     )
