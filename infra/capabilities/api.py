@@ -160,9 +160,13 @@ class Api(Construct):
                 throttling_rate_limit=throttle.rate_limit,
                 throttling_burst_limit=throttle.burst_limit,
                 method_options={
+                    # A method's own settings replace the stage-wide ones whole: repeat the logging.
                     f"{path}/GET": apigw.MethodDeploymentOptions(
                         throttling_rate_limit=throttle.public_rate_limit,
                         throttling_burst_limit=throttle.public_burst_limit,
+                        logging_level=apigw.MethodLoggingLevel.ERROR,
+                        data_trace_enabled=False,
+                        metrics_enabled=False,
                     )
                     for path in sorted(PUBLIC_PATHS)
                 },

@@ -98,6 +98,8 @@ def test_stage_logs_access_without_bodies_traces_and_throttles(synth: Synth) -> 
     assert public and all(
         m["ThrottlingRateLimit"] == synth.cfg.api_throttle.public_rate_limit for m in public
     )
+    # and, since a method's own settings replace the stage-wide ones, they log errors too
+    assert all((m["LoggingLevel"], m["DataTraceEnabled"]) == ("ERROR", False) for m in public)
     log_groups = synth.resources("AWS::Logs::LogGroup")
     (access_group,) = [
         g for k, g in log_groups.items() if k in json.dumps(stage["AccessLogSetting"]["DestinationArn"])
