@@ -246,7 +246,8 @@ class Api(Construct):
         acknowledge(
             api,
             "AwsSolutions-APIG4",
-            "tenants authenticate with API keys by contract (the key id is the tenant); keyless: health and docs only",
+            "tenants authenticate with API keys by contract (the key id is the tenant); keyless: only the "
+            "handler's PUBLIC_PATHS (health, docs, the dashboard's static page)",
         )
         acknowledge(
             api,
