@@ -464,7 +464,8 @@ function viewWorkflows() {
 
 function legend() {
   return h("ul", { class: "legend", "aria-label": "Node colours" },
-    ...["PENDING", "RUNNING", "RETRYING", "SUCCEEDED", "FAILED", "SKIPPED"].map((s) => h("li", {}, badge(s))));
+    ...["PENDING", "RUNNING", "RETRYING", "SUCCEEDED", "FAILED", "SKIPPED"].map((s) => h("li", {}, badge(s))),
+    h("li", {}, h("span", { class: "badge comp-key" }, "undone")));
 }
 
 function viewWorkflow(name) {
@@ -520,10 +521,9 @@ function viewRun(id) {
   const comps = h("div", { id: "compensations" });
   main().replaceChildren(h("p", {}, h("a", { href: "#/workflows", id: "back-link" }, "← Workflows")), head,
     h("section", { class: "card", "aria-labelledby": "rg-h" }, h("div", { class: "title-row" }, h("h2", { id: "rg-h" }, "Graph"), legend()), graph),
-    h("div", { class: "cols" },
-      h("section", { class: "card", "aria-labelledby": "n-h" }, h("h2", { id: "n-h" }, "Nodes"),
-        h("table", { class: "grid" }, h("thead", {}, h("tr", {}, ...["Node", "State", "Attempts", "Started", "Finished", "Error"].map((c) => h("th", { scope: "col" }, c)))), nodes)),
-      h("section", { class: "card", "aria-labelledby": "c-h" }, h("h2", { id: "c-h" }, "Compensations"), comps)));
+    h("section", { class: "card", "aria-labelledby": "n-h" }, h("h2", { id: "n-h" }, "Nodes"),
+      h("div", { class: "scroll" }, h("table", { class: "grid" }, h("thead", {}, h("tr", {}, ...["Node", "State", "Attempts", "Started", "Finished", "Error"].map((c) => h("th", { scope: "col" }, c)))), nodes))),
+    h("section", { class: "card", "aria-labelledby": "c-h" }, h("h2", { id: "c-h" }, "Compensations (in the order they ran)"), comps));
   let update = null;
   let drawnFor = null;
   const render = async (run) => {
@@ -535,7 +535,8 @@ function viewRun(id) {
       document.getElementById("back-link").setAttribute("href", `#/workflows/${encodeURIComponent(run.workflow)}`);
       document.getElementById("back-link").textContent = `← ${run.workflow}`;
     }
-    update(Object.fromEntries(run.nodes.map((n) => [n.id, n.state])));
+    update(Object.fromEntries(run.nodes.map((n) => [n.id, n.state])),
+      new Set(run.compensations.filter((c) => c.state === "SUCCEEDED").map((c) => c.node)));
     const actions = [];
     if (run.state === "RUNNING") {
       const b = h("button", { type: "button" }, "Cancel run");

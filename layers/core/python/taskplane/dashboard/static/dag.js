@@ -100,12 +100,14 @@ export function drawDag(host, nodes, edges, { label = "Workflow graph", states =
     groups.set(n, { g, title });
   }
   host.replaceChildren(svg);
-  const update = (next) => {
+  // states: node -> state; undone: the nodes whose work a compensation has undone.
+  const update = (next, undone = new Set()) => {
     for (const [n, { g, title }] of groups) {
       const st = (next && next[n]) || "";
-      g.setAttribute("class", `node${st ? " st-" + st.toLowerCase() : ""}`);
+      const comp = undone.has(n);
+      g.setAttribute("class", `node${st ? " st-" + st.toLowerCase() : ""}${comp ? " undone" : ""}`);
       g.setAttribute("data-state", st);
-      title.textContent = st ? `${n}: ${st}` : n;
+      title.textContent = (st ? `${n}: ${st}` : n) + (comp ? " (compensated)" : "");
     }
   };
   update(states);
