@@ -33,6 +33,8 @@ ENV_STATE_MACHINE_LOG_GROUP_ARN = "TASKPLANE_STATE_MACHINE_LOG_GROUP_ARN"
 ENV_MAX_LANE_DEPTH = "TASKPLANE_MAX_LANE_DEPTH"
 ENV_TENANT_INFLIGHT_QUOTA = "TASKPLANE_TENANT_INFLIGHT_QUOTA"
 ENV_ALLOW_PRIVATE_HTTP = "TASKPLANE_ALLOW_PRIVATE_HTTP"
+ENV_BREAKER_FAILURES = "TASKPLANE_BREAKER_FAILURES"
+ENV_BREAKER_OPEN_MS = "TASKPLANE_BREAKER_OPEN_MS"
 
 LANES: tuple[str, ...] = ("high", "default", "low")
 
@@ -70,6 +72,10 @@ class PlatformSettings(BaseModel):
     # HTTP targets may reach private, loopback and link-local addresses (never in AWS by default;
     # the local runtime allows them so that demos can call localhost).
     allow_private_http: bool = False
+    # Per-target circuit breakers: this many retryable failures in a row open one (0: no breakers);
+    # it stays open this long before one probe call may go through.
+    breaker_failures: int = Field(default=5, ge=0)
+    breaker_open_ms: int = Field(default=30_000, ge=0)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> PlatformSettings:
@@ -103,6 +109,8 @@ class PlatformSettings(BaseModel):
             max_lane_depth=int(env.get(ENV_MAX_LANE_DEPTH, defaults.max_lane_depth)),
             tenant_inflight_quota=int(env.get(ENV_TENANT_INFLIGHT_QUOTA, defaults.tenant_inflight_quota)),
             allow_private_http=_flag(env.get(ENV_ALLOW_PRIVATE_HTTP), defaults.allow_private_http),
+            breaker_failures=int(env.get(ENV_BREAKER_FAILURES, defaults.breaker_failures)),
+            breaker_open_ms=int(env.get(ENV_BREAKER_OPEN_MS, defaults.breaker_open_ms)),
         )
 
     def to_env(self) -> dict[str, str]:
@@ -126,6 +134,8 @@ class PlatformSettings(BaseModel):
             ENV_MAX_LANE_DEPTH: str(self.max_lane_depth),
             ENV_TENANT_INFLIGHT_QUOTA: str(self.tenant_inflight_quota),
             ENV_ALLOW_PRIVATE_HTTP: "true" if self.allow_private_http else "false",
+            ENV_BREAKER_FAILURES: str(self.breaker_failures),
+            ENV_BREAKER_OPEN_MS: str(self.breaker_open_ms),
         }
         for lane, var in (("high", ENV_QUEUE_HIGH), ("default", ENV_QUEUE_DEFAULT), ("low", ENV_QUEUE_LOW)):
             if lane in self.queue_urls:

@@ -37,7 +37,9 @@ def build(settings: PlatformSettings, *, session: Any = None, clock: Clock | Non
     from botocore.config import Config
 
     from taskplane.adapters.admission import InflightCounters, LaneDepthGauge
+    from taskplane.adapters.breakers import BreakerStore
     from taskplane.adapters.dead_letters import DeadLetterStore
+    from taskplane.domain.breaker import BreakerConfig
     from taskplane.adapters.idempotency import PowertoolsIdempotency
     from taskplane.adapters.queues import Lanes
     from taskplane.adapters.targets import TargetRunners
@@ -47,6 +49,7 @@ def build(settings: PlatformSettings, *, session: Any = None, clock: Clock | Non
     from taskplane.adapters.wheel_store import WheelStore
     from taskplane.observability import MetricsBuffer
     from taskplane.services.admission import Admission
+    from taskplane.services.breakers import CircuitBreakers
     from taskplane.services.dead_letters import DeadLetterService
     from taskplane.services.execute import Executor
     from taskplane.services.tasks import TaskService, delivery_for
@@ -101,6 +104,15 @@ def build(settings: PlatformSettings, *, session: Any = None, clock: Clock | Non
         shards=settings.wheel_shards,
         dead_letters=dead_letter_records,
         admission=admission,
+        breakers=(
+            CircuitBreakers(
+                BreakerStore(settings.control_table, ddb),
+                clock.now_ms,
+                BreakerConfig(failure_threshold=settings.breaker_failures, open_ms=settings.breaker_open_ms),
+            )
+            if settings.breaker_failures > 0
+            else None
+        ),
     )
     dead_letters = DeadLetterService(
         records=dead_letter_records,

@@ -71,3 +71,18 @@ def next_attempt_at(
     if deadline_ms is not None and at >= deadline_ms:
         return None
     return at
+
+
+def latest_start(deadline_ms: int | None, timeout_s: int) -> int | None:
+    """The last instant an attempt may start and still be sure to finish by ``deadline_ms``.
+
+    >>> latest_start(100_000, 30)
+    70000
+    """
+    return None if deadline_ms is None else deadline_ms - timeout_s * 1000
+
+
+def can_finish_by(deadline_ms: int | None, now_ms: int, timeout_s: int) -> bool:
+    """Whether an attempt starting at ``now_ms`` with ``timeout_s`` ends by the deadline (or there is none)."""
+    start = latest_start(deadline_ms, timeout_s)
+    return start is None or now_ms <= start

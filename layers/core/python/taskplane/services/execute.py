@@ -29,11 +29,13 @@ from taskplane.adapters.wheel_store import WheelStore
 from taskplane.domain.clock import Clock
 from taskplane.domain.dead_letters import DeadLetter
 from taskplane.domain.models import MAX_PAYLOAD_DEPTH, Task, payload_depth, payload_size
-from taskplane.domain.retry import next_attempt_at
+from taskplane.domain.clock import to_rfc3339
+from taskplane.domain.retry import can_finish_by, latest_start, next_attempt_at
 from taskplane.domain.timeouts import GRACE_MS, HEARTBEAT_MS, first_watch, needs_heartbeat, next_watch
 from taskplane.domain.wheel import WheelEntry, shard_of
 from taskplane.domain.states import TaskState, path_to_running
 from taskplane.services.admission import Admission
+from taskplane.services.breakers import CircuitBreakers
 from taskplane.services.ports import NullTelemetry, Telemetry
 from taskplane.services.tasks import delivery_for, wheel_entry_for
 
@@ -95,6 +97,7 @@ class Executor:
     grace_ms: int = GRACE_MS
     #: gives a counted task's in-flight quota back when it ends
     admission: Admission = field(default_factory=Admission)
+    breakers: CircuitBreakers | None = None
     heartbeat_ms: int = HEARTBEAT_MS
 
     def handle(self, delivery: LaneMessage) -> Outcome:
@@ -251,6 +254,24 @@ class Executor:
                 # Not fatal: the lane message stays unacknowledged until this attempt ends, so if
                 # this worker dies its redelivery arms the watch (see handle).
                 pass
+        now = self.clock.now_ms()
+        if not can_finish_by(task.deadline, now, task.timeout_s):
+            # Deadline-aware: an attempt that could run past the deadline is not made at all.
+            late = TargetFailure(
+                "DeadlineExceeded",
+                f"attempt {task.attempts} not started: with timeout_s={task.timeout_s} it could not "
+                f"finish by the deadline {to_rfc3339(task.deadline)}",
+                retryable=False,
+            )
+            return self._finish(task, self._failed(task, late, timed_out=False, dims=dims))
+        guard = None
+        if self.breakers is not None:
+            try:
+                guard = self.breakers.before(task.target)
+            except TargetFailure as open_breaker:
+                # Fails fast and counts as a retryable failure (backoff, then another try).
+                self.telemetry.count("breaker_open", **dims)
+                return self._finish(task, self._failed(task, open_breaker, timed_out=False, dims=dims))
         envelope = {"task_id": task.task_id, "attempt": task.attempts, "payload": task.payload}
         cancel = threading.Event()
         began = time.perf_counter()
@@ -258,21 +279,27 @@ class Executor:
         if needs_heartbeat(task.timeout_s):
             threading.Thread(target=self._beat, args=(task, done), daemon=True).start()
         future = self.pool.submit(self.runners.run, task.target, envelope, task.timeout_s, cancel)
+        failure: TargetFailure | None = None
+        timed_out = False
         try:
             result = future.result(timeout=task.timeout_s)
         except FutureTimeout:
             cancel.set()
-            timeout = TargetFailure("Timeout", f"no answer within timeout_s={task.timeout_s}", retryable=True)
-            return self._finish(task, self._failed(task, timeout, timed_out=True, dims=dims))
-        except TargetFailure as failure:
+            failure = TargetFailure("Timeout", f"no answer within timeout_s={task.timeout_s}", retryable=True)
+            timed_out = True
+        except TargetFailure as target_failure:
             # A runner that gave up on its own clock (an HTTP read timeout) timed out all the same.
-            return self._finish(task, self._failed(task, failure, timed_out=failure.error_type == "Timeout", dims=dims))
+            failure = target_failure
+            timed_out = target_failure.error_type == "Timeout"
         except Exception as exc:  # a bug in a runner must not lose the task: retry it like a failure
-            crash = TargetFailure(type(exc).__name__, str(exc) or repr(exc), retryable=True)
-            return self._finish(task, self._failed(task, crash, timed_out=False, dims=dims))
+            failure = TargetFailure(type(exc).__name__, str(exc) or repr(exc), retryable=True)
         finally:
             done.set()
             self.telemetry.duration_ms((time.perf_counter() - began) * 1000, **dims)
+        if self.breakers is not None:
+            self.breakers.after(guard, failure)
+        if failure is not None:
+            return self._finish(task, self._failed(task, failure, timed_out=timed_out, dims=dims))
         return self._finish(task, self._succeeded(task, result, dims))
 
     def _finish(self, task: Task, outcome: Outcome) -> Outcome:
@@ -308,7 +335,7 @@ class Executor:
         now = self.clock.now_ms()
         error = {"type": failure.error_type, "message": failure.message[:2000]}
         retry_at = (
-            next_attempt_at(task.retry, task.attempts, now, self.uniform, task.deadline)
+            next_attempt_at(task.retry, task.attempts, now, self.uniform, latest_start(task.deadline, task.timeout_s))
             if failure.retryable
             else None
         )
@@ -371,11 +398,13 @@ class Executor:
 
     @staticmethod
     def _final_reason(task: Task, failure: TargetFailure, *, retryable_but_exhausted: bool) -> str:
+        if failure.error_type == "DeadlineExceeded":
+            return failure.message
         if not retryable_but_exhausted:
             return f"{failure.error_type} is not retryable"
         if task.attempts >= task.retry.max_attempts:
             return f"{failure.error_type} after {task.attempts} of {task.retry.max_attempts} attempts"
-        return f"{failure.error_type}: no retry can start before the deadline"
+        return f"{failure.error_type}: no retry could finish by the deadline"
 
     def _expiry(self, now_ms: int) -> int:
         return now_ms // 1000 + self.retention_days * 86400
