@@ -231,6 +231,10 @@ class Ticker:
         except Exception as exc:  # an adapter bug must not lose the batch
             outcomes = [exc] * len(batch)
         failed = [e for e, err in zip(batch, outcomes, strict=True) if err is not None]
+        for entry in batch:
+            if entry not in failed:
+                dims = {"tenant": entry.tenant, "target_type": "wheel", "lane": entry.lane}
+                self.telemetry.count("dispatched", **dims)
         with run.lock:
             run.report.dispatched += len(batch) - len(failed)
             run.report.send_failures += len(failed)

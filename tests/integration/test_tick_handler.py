@@ -1,0 +1,41 @@
+"""The tick handler driven by the real-shaped EventBridge event of a shard's rule."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from conftest import load_event
+from taskplane.domain.models import TaskSubmit
+from taskplane.local.context import LocalContext
+from taskplane.local.handlers import load_handler
+
+pytestmark = pytest.mark.integration
+
+
+def test_tick_handler_dispatches_its_shard_until_just_before_its_timeout(aws):
+    # Given a task due in 300 ms (so it waits in the wheel) and a tick with 6.5 s of function time left
+    task, _ = aws.platform.tasks.submit(
+        "acme", TaskSubmit.model_validate({"target": {"type": "builtin", "name": "echo"}, "delay_ms": 300})
+    )
+    handler = load_handler("tick").lambda_handler
+    # When the shard's rule invokes it
+    result = handler(load_event("eventbridge_tick_shard"), LocalContext("taskplane-tick", timeout_s=6.5))
+    # Then it held the lease, sent the task to its lane, and handed over before the timeout margin
+    assert result["shard"] == 0 and result["acquired"] and result["dispatched"] == 1
+    body = json.loads(
+        aws.client("sqs").receive_message(QueueUrl=aws.settings.queue_urls["default"])["Messages"][0]["Body"]
+    )
+    assert (
+        body["task_id"] == task.task_id
+        and body["state"] == "SCHEDULED"
+        and body["dispatched_at"] >= task.run_at
+    )
+
+
+@pytest.mark.parametrize("event", [{"shard": 3}, {"shard": "0"}, {"shard": -1}])
+def test_a_shard_outside_the_wheel_is_refused(aws, event):
+    handler = load_handler("tick").lambda_handler
+    with pytest.raises(ValueError, match="shard"):
+        handler(event, LocalContext("taskplane-tick", timeout_s=10))
