@@ -5,8 +5,8 @@ from __future__ import annotations
 import json
 
 import pytest
-
 from conftest import load_event
+
 from taskplane.domain.models import TaskSubmit
 from taskplane.local.context import LocalContext
 from taskplane.local.handlers import load_handler
