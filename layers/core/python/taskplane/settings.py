@@ -6,6 +6,7 @@ for moto); keep them in this one place.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 
 from pydantic import BaseModel, Field
@@ -34,6 +35,9 @@ ENV_MAX_LANE_DEPTH = "TASKPLANE_MAX_LANE_DEPTH"
 ENV_TENANT_INFLIGHT_QUOTA = "TASKPLANE_TENANT_INFLIGHT_QUOTA"
 ENV_ALLOW_PRIVATE_HTTP = "TASKPLANE_ALLOW_PRIVATE_HTTP"
 ENV_BREAKER_FAILURES = "TASKPLANE_BREAKER_FAILURES"
+#: JSON {"<tenant>" or "*": ["lambda:orders-*", "http:api.example.com", ...]}
+ENV_TARGET_ALLOWLISTS = "TASKPLANE_TARGET_ALLOWLISTS"
+ENV_TARGETS_ALLOWED_BY_DEFAULT = "TASKPLANE_TARGETS_ALLOWED_BY_DEFAULT"
 ENV_BREAKER_OPEN_MS = "TASKPLANE_BREAKER_OPEN_MS"
 
 LANES: tuple[str, ...] = ("high", "default", "low")
@@ -75,6 +79,10 @@ class PlatformSettings(BaseModel):
     # Per-target circuit breakers: this many retryable failures in a row open one (0: no breakers);
     # it stays open this long before one probe call may go through.
     breaker_failures: int = Field(default=5, ge=0)
+    # Per-tenant target allow-lists (domain/allowlist.py); a tenant without one is denied every
+    # non-builtin target unless targets_allowed_by_default (the local runtime turns it on).
+    target_allowlists: dict[str, list[str]] = Field(default_factory=dict)
+    targets_allowed_by_default: bool = False
     breaker_open_ms: int = Field(default=30_000, ge=0)
 
     @classmethod
@@ -110,6 +118,10 @@ class PlatformSettings(BaseModel):
             tenant_inflight_quota=int(env.get(ENV_TENANT_INFLIGHT_QUOTA, defaults.tenant_inflight_quota)),
             allow_private_http=_flag(env.get(ENV_ALLOW_PRIVATE_HTTP), defaults.allow_private_http),
             breaker_failures=int(env.get(ENV_BREAKER_FAILURES, defaults.breaker_failures)),
+            target_allowlists=json.loads(env.get(ENV_TARGET_ALLOWLISTS) or "{}"),
+            targets_allowed_by_default=_flag(
+                env.get(ENV_TARGETS_ALLOWED_BY_DEFAULT), defaults.targets_allowed_by_default
+            ),
             breaker_open_ms=int(env.get(ENV_BREAKER_OPEN_MS, defaults.breaker_open_ms)),
         )
 
@@ -135,6 +147,8 @@ class PlatformSettings(BaseModel):
             ENV_TENANT_INFLIGHT_QUOTA: str(self.tenant_inflight_quota),
             ENV_ALLOW_PRIVATE_HTTP: "true" if self.allow_private_http else "false",
             ENV_BREAKER_FAILURES: str(self.breaker_failures),
+            ENV_TARGET_ALLOWLISTS: json.dumps(self.target_allowlists),
+            ENV_TARGETS_ALLOWED_BY_DEFAULT: "true" if self.targets_allowed_by_default else "false",
             ENV_BREAKER_OPEN_MS: str(self.breaker_open_ms),
         }
         for lane, var in (("high", ENV_QUEUE_HIGH), ("default", ENV_QUEUE_DEFAULT), ("low", ENV_QUEUE_LOW)):

@@ -39,6 +39,7 @@ def build(settings: PlatformSettings, *, session: Any = None, clock: Clock | Non
     from taskplane.adapters.admission import InflightCounters, LaneDepthGauge
     from taskplane.adapters.breakers import BreakerStore
     from taskplane.adapters.dead_letters import DeadLetterStore
+    from taskplane.domain.allowlist import TargetPolicy
     from taskplane.domain.breaker import BreakerConfig
     from taskplane.adapters.idempotency import PowertoolsIdempotency
     from taskplane.adapters.queues import Lanes
@@ -74,6 +75,11 @@ def build(settings: PlatformSettings, *, session: Any = None, clock: Clock | Non
         tenant_quota=settings.tenant_inflight_quota,
     )
     tasks = TaskService(
+        targets=TargetPolicy(
+            allowlists=settings.target_allowlists,
+            allow_by_default=settings.targets_allowed_by_default,
+            allow_private_http=settings.allow_private_http,
+        ),
         admission=admission,
         store=store,
         lanes=lanes,

@@ -132,4 +132,6 @@ def create_resources(
         max_lane_depth=LOCAL_MAX_LANE_DEPTH,
         # Local demos call http://localhost; AWS keeps the default (refused).
         allow_private_http=True,
+        # Dev allows any target; in AWS a tenant calls only what its allow-list names.
+        targets_allowed_by_default=True,
     )

@@ -16,6 +16,7 @@ from taskplane.domain.ids import is_valid_id, new_id
 from taskplane.domain.models import MAX_DELAY_MS, MAX_PAYLOAD_BYTES, Task, TaskSubmit, new_task, payload_size
 from taskplane.domain.states import CANCELLABLE, TaskState
 from taskplane.domain.wheel import WheelEntry, goes_through_wheel, shard_of
+from taskplane.domain.allowlist import TargetPolicy
 from taskplane.services.admission import Admission
 from taskplane.services.ports import Idempotency, NullTelemetry, Telemetry
 
@@ -74,6 +75,7 @@ class TaskService:
     wheel: WheelStore | None = None
     shards: int = 1
     admission: Admission = field(default_factory=Admission)
+    targets: TargetPolicy = field(default_factory=lambda: TargetPolicy(allow_by_default=True, allow_private_http=True))
 
     def _via_wheel(self, task: Task, now_ms: int) -> bool:
         return (
@@ -87,6 +89,7 @@ class TaskService:
         """Accept one task; returns (task, created). A replayed idempotency key returns the first task."""
         self._check_payload(body)
         self._check_horizon(body)
+        self._check_target(tenant, body)
         self.admission.check_lane(body.priority)
         key = idempotency_key or body.idempotency_key
         if key is None or self.idempotency is None:
@@ -114,6 +117,7 @@ class TaskService:
             try:
                 self._check_payload(item)
                 self._check_horizon(item)
+                self._check_target(tenant, item)
                 self.admission.check_lane(item.priority)
                 if item.idempotency_key and self.idempotency is not None:
                     outcomes[i] = self.submit(tenant, item)[0]
@@ -155,6 +159,7 @@ class TaskService:
             if err is None:
                 outcomes[i] = task
                 self.telemetry.count("submitted", **self._dims(task))
+                self.telemetry.count("dispatched", **self._dims(task))
             else:
                 self._withdraw(task)
                 outcomes[i] = err if isinstance(err, TaskplaneError) else TaskplaneError(str(err))
@@ -195,6 +200,7 @@ class TaskService:
             self._withdraw(task)
             raise
         self.telemetry.count("submitted", **self._dims(task))
+        self.telemetry.count("dispatched", **self._dims(task))
         return task
 
     def _withdraw(self, task: Task) -> None:
@@ -207,6 +213,11 @@ class TaskService:
                 f"payload is {size} bytes; the limit is {self.max_payload_bytes} bytes",
                 details=[{"field": "payload", "size": size, "limit": self.max_payload_bytes}],
             )
+
+    def _check_target(self, tenant: str, body: TaskSubmit) -> None:
+        why = self.targets.refusal(tenant, body.target.model_dump())
+        if why is not None:
+            raise InvalidRequest(f"target refused: {why}", details=[{"field": "target", "message": why}])
 
     def _check_horizon(self, body: TaskSubmit) -> None:
         # delay_ms is bounded by the model; run_at needs the clock. Past the horizon a task would
