@@ -85,6 +85,12 @@ app.include_router(dashboard_routes.router)
 PUBLIC_PATHS = frozenset({"/v1/health", "/v1/openapi.json", "/v1/docs"}) | dashboard.public_paths()
 
 
+def _content_type(event: dict[str, Any]) -> str:
+    headers = event.get("headers") or {}
+    value = next((v for k, v in headers.items() if k.lower() == "content-type"), "") or ""
+    return str(value).strip().lower()
+
+
 def _early_answer(event: dict[str, Any]) -> dict[str, Any] | None:
     """401 without a key and 413 over the body limit, before any parsing."""
     identity = (event.get("requestContext") or {}).get("identity") or {}
@@ -101,6 +107,11 @@ def _early_answer(event: dict[str, Any]) -> dict[str, Any] | None:
             f"request body is over the {MAX_BODY_BYTES}-byte limit",
             [{"limit": MAX_BODY_BYTES}],
         )
+    elif _content_type(event).startswith("multipart/"):
+        # Powertools would try to split a multipart body and raise on a missing boundary (a 5xx);
+        # no route takes form data, so answer like any other body that is not JSON.
+        status, code = 400, "invalid_request"
+        message, details = "request body must be JSON (or YAML for workflows), not multipart", [{"field": "body"}]
     else:
         return None
     body = {"error": {"code": code, "message": message, "details": details}}
@@ -112,6 +123,21 @@ def _early_answer(event: dict[str, Any]) -> dict[str, Any] | None:
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     """API Gateway REST proxy event -> response."""
     try:
-        return _early_answer(event) or app.resolve(event, context)
+        return _in_contract_shape(_early_answer(event) or app.resolve(event, context))
     finally:
         wiring.platform().telemetry.flush()
+
+
+def _in_contract_shape(response: dict[str, Any]) -> dict[str, Any]:
+    """Powertools answers a body of an unsupported Content-Type (text/plain, XML) itself with a 415
+    in its own shape; give it the contract's 400 and error shape like any body that is not JSON."""
+    if response.get("statusCode") != 415:
+        return response
+    body = {
+        "error": {
+            "code": "invalid_request",
+            "message": "unsupported Content-Type: send application/json (or YAML for workflows)",
+            "details": [{"field": "Content-Type"}],
+        }
+    }
+    return {"statusCode": 400, "headers": {"Content-Type": "application/json"}, "body": json.dumps(body)}
