@@ -34,6 +34,21 @@ class TenantConfig(_Strict):
     rate_limit: float = Field(default=50, gt=0, le=10_000)
     burst_limit: int = Field(default=100, ge=1, le=5_000)
     quota_per_day: int = Field(default=1_000_000, ge=1)
+    #: Targets this tenant's tasks may call, as ``"<type>:<glob>"`` (``lambda:team-a-*``,
+    #: ``http:api.example.com``, ``sqs:<queue URL glob>``, ``eventbridge:<bus>``); builtins always.
+    allowed_targets: tuple[str, ...] = ()
+
+    @field_validator("allowed_targets")
+    @classmethod
+    def _patterns(cls, patterns: tuple[str, ...]) -> tuple[str, ...]:
+        return _check_target_patterns(patterns)
+
+
+def _check_target_patterns(patterns: tuple[str, ...]) -> tuple[str, ...]:
+    for pattern in patterns:
+        if not re.fullmatch(r"(lambda|http|sqs|eventbridge):\S+", pattern):
+            raise ValueError(f"target pattern {pattern!r} must be '<lambda|http|sqs|eventbridge>:<glob>'")
+    return patterns
 
 
 class ApiThrottle(_Strict):
@@ -114,6 +129,11 @@ class EnvironmentConfig(_Strict):
     api_throttle: ApiThrottle = ApiThrottle()
     tenants: dict[str, TenantConfig] = Field(min_length=1)
     targets: TargetAllowList = TargetAllowList()
+    #: Target patterns every tenant may call, on top of its own ``allowed_targets``.
+    shared_targets: tuple[str, ...] = ()
+    #: Circuit breaker per target: this many retryable failures in a row open it (0: none), for this long.
+    breaker_failures: int = Field(default=5, ge=0)
+    breaker_open_ms: int = Field(default=30_000, ge=0)
     #: Event buses tenants' triggers may listen on (rules are created there by the API).
     trigger_buses: tuple[str, ...] = ("default",)
     #: CodeDeploy traffic shifting for every function alias.
@@ -122,6 +142,11 @@ class EnvironmentConfig(_Strict):
     )
     #: Subscribed to the alarm topic when set (the subscription must be confirmed from the mail).
     alarm_email: str | None = Field(default=None, pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+
+    @field_validator("shared_targets")
+    @classmethod
+    def _shared_patterns(cls, patterns: tuple[str, ...]) -> tuple[str, ...]:
+        return _check_target_patterns(patterns)
 
     @field_validator("tenants")
     @classmethod

@@ -16,6 +16,7 @@ from infra.capabilities.layers import Layers
 from infra.capabilities.monitoring import Monitoring
 from infra.capabilities.queues import Queues
 from infra.capabilities.storage import Storage
+from infra.capabilities.tenants import Tenants
 from infra.capabilities.worker import Worker
 from infra.config import EnvironmentConfig
 from taskplane.settings import PlatformSettings
@@ -50,6 +51,8 @@ class TaskplaneStack(cdk.Stack):
         self.storage, self.queues = storage, queues
         layers = Layers(self, "Layers", prefix=cfg.prefix)
 
+        self.tenants = tenants = Tenants(self, "Tenants", cfg=cfg)
+
         # Every function gets the same PlatformSettings environment (variable names: taskplane.settings).
         candidates: dict[str, Any] = {
             **storage.settings_fields(),
@@ -62,6 +65,12 @@ class TaskplaneStack(cdk.Stack):
             # HTTP targets never reach private, loopback or link-local addresses from AWS (the
             # instance metadata endpoint, the VPC): only the local runtime allows them, for demos.
             "allow_private_http": False,
+            # A tenant may call only the targets its allow-list names (builtins always); one without
+            # a list, only builtins. The IAM allow-list (cfg.targets) bounds them all.
+            "target_allowlists": tenants.target_allowlists(cfg),
+            "targets_allowed_by_default": False,
+            "breaker_failures": cfg.breaker_failures,
+            "breaker_open_ms": cfg.breaker_open_ms,
             **scheduler.settings_fields(cfg),
         }
         if "step" in features:
@@ -78,7 +87,7 @@ class TaskplaneStack(cdk.Stack):
             platform_env=settings.to_env(),
         )
 
-        self.api = Api(self, "Api", shared=shared, storage=storage, queues=queues)
+        self.api = Api(self, "Api", shared=shared, storage=storage, queues=queues, tenants=tenants)
         self.worker = Worker(self, "Worker", shared=shared, storage=storage, queues=queues)
         functions: list[PlatformFunction] = [self.api.fn, self.worker.fn]
 

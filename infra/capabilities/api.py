@@ -13,7 +13,6 @@ be billed for answers nobody receives. A batch of 500 tasks takes a few seconds.
 from __future__ import annotations
 
 import json
-import re
 
 import aws_cdk as cdk
 from aws_cdk import aws_apigateway as apigw
@@ -24,6 +23,7 @@ from functions.api.handler import PUBLIC_PATHS
 from infra.capabilities.function import RETENTION, PlatformFunction, Shared
 from infra.capabilities.queues import Queues
 from infra.capabilities.storage import Storage
+from infra.capabilities.tenants import Tenants, camel
 from infra.nag import acknowledge
 
 STAGE = "prod"
@@ -93,13 +93,16 @@ GATEWAY_ERRORS = [
 ]
 
 
-def _camel(name: str) -> str:
-    return "".join(part.capitalize() for part in re.split(r"[^a-zA-Z0-9]", name) if part)
-
-
 class Api(Construct):
     def __init__(
-        self, scope: Construct, construct_id: str, *, shared: Shared, storage: Storage, queues: Queues
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        shared: Shared,
+        storage: Storage,
+        queues: Queues,
+        tenants: Tenants,
     ) -> None:
         super().__init__(scope, construct_id)
         cfg = shared.cfg
@@ -174,7 +177,7 @@ class Api(Construct):
         )
         for response_type, status, code, message, headers in GATEWAY_ERRORS:
             self.rest_api.add_gateway_response(
-                f"Gateway{_camel(response_type.response_type)}",
+                f"Gateway{camel(response_type.response_type)}",
                 type=response_type,
                 status_code=status,
                 response_headers={"Content-Type": "'application/json'", **headers},
@@ -190,22 +193,11 @@ class Api(Construct):
             resource.add_method("GET", integration, api_key_required=False)
         v1.add_resource("{proxy+}").add_method("ANY", integration, api_key_required=True)
 
-        self.tenant_keys: dict[str, apigw.ApiKey] = {}
         self.usage_plans: dict[str, apigw.UsagePlan] = {}
         for tenant, limits in sorted(cfg.tenants.items()):
-            ident = _camel(tenant)
-            # Never rename a tenant: its construct id makes the key, and the key's id IS the tenant,
-            # so a new key would orphan every task the tenant owns.
-            key = apigw.ApiKey(
-                self,
-                f"Key{ident}",
-                api_key_name=f"{cfg.prefix}-{tenant}",
-                description=f"taskplane tenant {tenant}",
-                enabled=True,
-            )
             plan = apigw.UsagePlan(
                 self,
-                f"Plan{ident}",
+                f"Plan{camel(tenant)}",
                 name=f"{cfg.prefix}-{tenant}",
                 description=f"limits of taskplane tenant {tenant}",
                 throttle=apigw.ThrottleSettings(rate_limit=limits.rate_limit, burst_limit=limits.burst_limit),
@@ -214,19 +206,8 @@ class Api(Construct):
                     apigw.UsagePlanPerApiStage(api=self.rest_api, stage=self.rest_api.deployment_stage)
                 ],
             )
-            plan.add_api_key(key)
-            self.tenant_keys[tenant] = key
+            plan.add_api_key(tenants.keys[tenant])
             self.usage_plans[tenant] = plan
-            cdk.CfnOutput(
-                self,
-                f"TenantKey{ident}",
-                key=f"TenantKey{ident}",
-                value=key.key_id,
-                description=(
-                    f"API key id of tenant {tenant} (its tenant id); the key: "
-                    f"aws apigateway get-api-key --include-value --api-key <id>"
-                ),
-            )
         self.url = self.rest_api.url
         # The stack outputs the same URL as ApiUrl; one name for it is enough.
         self.rest_api.node.try_remove_child("Endpoint")

@@ -35,7 +35,12 @@ TEST_ENV: dict[str, Any] = {
     "reserved_concurrency": {"worker": 20, "tick": 6, "step": 10},
     "api_throttle": {"rate_limit": 300, "burst_limit": 600},
     "tenants": {
-        "acme": {"rate_limit": 100, "burst_limit": 200, "quota_per_day": 5_000_000},
+        "acme": {
+            "rate_limit": 100,
+            "burst_limit": 200,
+            "quota_per_day": 5_000_000,
+            "allowed_targets": ["lambda:tp-test-target-acme-*", "http:api.acme.example"],
+        },
         "globex-eu": {"rate_limit": 10, "burst_limit": 20, "quota_per_day": 10_000},
     },
     "targets": {
@@ -46,6 +51,7 @@ TEST_ENV: dict[str, Any] = {
         "sqs_queues": ["{prefix}-target-*"],
         "event_buses": ["{prefix}-target-*"],
     },
+    "shared_targets": ["eventbridge:tp-test-target-events"],
     "deployment": "canary_10_percent_5_minutes",
     "alarm_email": "ops@example.com",
 }
@@ -68,6 +74,7 @@ CONSTRUCTS = {
     "worker.alias": lambda st: st.worker.fn.alias,
     "worker.role": lambda st: st.worker.fn.role,
     "tick.alias": lambda st: st.scheduler.fn.alias,
+    "key.acme": lambda st: st.tenants.keys["acme"],
     "dlq": lambda st: st.queues.dlq,
     "topic": lambda st: st.monitoring.topic,
     "workflows.role": lambda st: st.workflows.role if st.workflows else None,

@@ -52,6 +52,8 @@ def test_env_selects_one_environment_and_an_unknown_one_is_an_error(test_env: di
         ({"targets": {"lambda_functions": ["*"]}}, "would allow every resource"),
         ({"targets": {"sqs_queues": ["arn:aws:sqs:us-east-1:111122223333:*"]}}, "would allow every resource"),
         ({"tenants": {"Bad_Name": {}}}, "tenant name"),
+        ({"tenants": {"acme": {"allowed_targets": ["ftp:files.example"]}}}, "target pattern"),
+        ({"shared_targets": ["lambda"]}, "target pattern"),
         ({"tenants": {}}, "at least 1"),
         ({"prefix": "Taskplane"}, "prefix"),
         ({"log_retention_days": 31}, "log_retention_days"),

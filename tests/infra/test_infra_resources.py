@@ -123,10 +123,24 @@ def test_every_setting_the_code_reads_is_set_on_every_function(synth: Synth) -> 
         assert env["POWERTOOLS_LOGGER_LOG_EVENT"] == "false"  # tenants' payloads stay out of logs
 
 
+def render(value: Any) -> str:
+    """A CloudFormation string value as text: references become ``"<logical id>"``."""
+    if isinstance(value, str):
+        return value
+    if "Ref" in value:
+        return f"<{value['Ref']}>"
+    if "Fn::GetAtt" in value:
+        return f"<{value['Fn::GetAtt'][0]}.{value['Fn::GetAtt'][1]}>"
+    if "Fn::Join" in value:
+        separator, parts = value["Fn::Join"]
+        return separator.join(render(p) for p in parts)
+    return f"<{next(iter(value))}>"
+
+
 def test_the_code_reads_back_the_environments_choices(synth: Synth) -> None:
-    # Given the api function's environment (references to resources stand in as plain strings)
+    # Given the api function's environment (references to resources stand in as "<logical id>")
     (_, props) = functions_by_name(synth)["api"]
-    env = {k: v if isinstance(v, str) else f"<{k}>" for k, v in props["Environment"]["Variables"].items()}
+    env = {k: render(v) for k, v in props["Environment"]["Variables"].items()}
 
     # When the code reads its settings from it
     settings = PlatformSettings.from_env(env)
@@ -143,6 +157,13 @@ def test_the_code_reads_back_the_environments_choices(synth: Synth) -> None:
             assert getattr(settings, field) == value, field
     if "allow_private_http" in PlatformSettings.model_fields:
         assert settings.allow_private_http is False  # no SSRF into the VPC or the metadata endpoint
+    if "target_allowlists" in PlatformSettings.model_fields:
+        # tenants are named by their key's id, which only exists once deployed
+        assert settings.target_allowlists == {
+            f"<{synth.logical_id('key.acme')}>": ["lambda:tp-test-target-acme-*", "http:api.acme.example"],
+            "*": ["eventbridge:tp-test-target-events"],
+        }
+        assert settings.targets_allowed_by_default is False  # a tenant without a list: builtins only
 
 
 def test_functions_are_arm64_python312_traced_logged_and_sized(synth: Synth) -> None:
