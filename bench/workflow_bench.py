@@ -225,7 +225,7 @@ def _measure(run: dict[str, Any], graph: nx.DiGraph, sleeps: dict[int, int]) -> 
     }
 
 
-def makespan_bench(dags: int = 20, seed: int = 4) -> dict[str, Any]:
+def makespan_bench(dags: int = 20, seed: int = 4, repeats: int = 2) -> dict[str, Any]:
     from taskplane.client import Client
     from taskplane.local.runtime import LocalRuntime
     from taskplane.services import workflows as service
@@ -259,8 +259,13 @@ def makespan_bench(dags: int = 20, seed: int = 4) -> dict[str, Any]:
             if i == 0:  # warm-up: the first executions in the process pay for imports
                 _run(client, f"dag{i:02d}")
                 _run(client, f"dag{i:02d}-levels")
-            asap = _measure(_run(client, f"dag{i:02d}"), graph, sleeps)
-            levels = _measure(_run(client, f"dag{i:02d}-levels"), graph, sleeps)
+            # Interleaved, best of ``repeats``: other load on the machine only ever makes a run slower.
+            tries: dict[str, list[dict[str, Any]]] = {"asap": [], "levels": []}
+            for _ in range(repeats):
+                tries["asap"].append(_measure(_run(client, f"dag{i:02d}"), graph, sleeps))
+                tries["levels"].append(_measure(_run(client, f"dag{i:02d}-levels"), graph, sleeps))
+            asap = min(tries["asap"], key=lambda m: m["makespan_ms"])
+            levels = min(tries["levels"], key=lambda m: m["makespan_ms"])
             nominal, hops = longest_path(graph, sleeps)
             plan = sum(max(sleeps[v] for v in level) for level in nx.topological_generations(graph))
             row = {
@@ -301,6 +306,12 @@ def makespan_bench(dags: int = 20, seed: int = 4) -> dict[str, Any]:
             "levels_ratio_nominal": summary([r["levels_run"]["ratio_nominal"] for r in rows]),
             "levels_ratio_measured": summary([r["levels_run"]["ratio_measured"] for r in rows]),
             "levels_plan_ratio": summary([r["levels_plan_ratio"] for r in rows]),
+            "levels_makespan_over_taskplane": summary(
+                [r["levels_run"]["makespan_ms"] / r["asap"]["makespan_ms"] for r in rows]
+            ),
+            "taskplane_faster_than_levels": sum(
+                r["asap"]["makespan_ms"] < r["levels_run"]["makespan_ms"] for r in rows
+            ),
             "taskplane_within_1_05_measured": sum(r["asap"]["ratio_measured"] <= 1.05 for r in rows),
             "taskplane_within_1_05_nominal": sum(r["asap"]["ratio_nominal"] <= 1.05 for r in rows),
             "taskplane_cpu_ms_per_node": summary([r["asap"]["cpu_ms_per_node"] for r in rows]),
@@ -321,6 +332,7 @@ def main() -> None:
     parser.add_argument("--only", choices=["compile", "makespan"])
     parser.add_argument("--dags", type=int, default=20)
     parser.add_argument("--seed", type=int, default=4)
+    parser.add_argument("--repeats", type=int, default=2, help="runs per DAG and plan; the fastest counts")
     args = parser.parse_args()
     RESULTS.mkdir(exist_ok=True)
     if args.only in (None, "compile"):
@@ -328,7 +340,7 @@ def main() -> None:
         (RESULTS / "workflow_compile.json").write_text(json.dumps(rows, indent=2) + "\n")
         print(json.dumps(rows, indent=2))
     if args.only in (None, "makespan"):
-        result = makespan_bench(args.dags, args.seed)
+        result = makespan_bench(args.dags, args.seed, args.repeats)
         (RESULTS / "workflow_makespan.json").write_text(json.dumps(result, indent=2) + "\n")
         print(json.dumps(result["summary"], indent=2))
 
