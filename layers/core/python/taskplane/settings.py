@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
+from typing import Any
 
 from pydantic import BaseModel, Field
 
@@ -38,6 +39,8 @@ ENV_BREAKER_FAILURES = "TASKPLANE_BREAKER_FAILURES"
 #: JSON {"<tenant>" or "*": ["lambda:orders-*", "http:api.example.com", ...]}
 ENV_TARGET_ALLOWLISTS = "TASKPLANE_TARGET_ALLOWLISTS"
 ENV_TARGETS_ALLOWED_BY_DEFAULT = "TASKPLANE_TARGETS_ALLOWED_BY_DEFAULT"
+#: JSON {"<tenant>": [{"name", "labels", "percent", "lambda_alias" | "http_host"}, ...]} (domain/gray.py)
+ENV_TASK_ROUTES = "TASKPLANE_TASK_ROUTES"
 ENV_BREAKER_OPEN_MS = "TASKPLANE_BREAKER_OPEN_MS"
 
 LANES: tuple[str, ...] = ("high", "default", "low")
@@ -83,6 +86,8 @@ class PlatformSettings(BaseModel):
     # non-builtin target unless targets_allowed_by_default (the local runtime turns it on).
     target_allowlists: dict[str, list[str]] = Field(default_factory=dict)
     targets_allowed_by_default: bool = False
+    # Gray release for tasks: per-tenant rules (RouteRule fields) sending tasks to an alias or host.
+    task_routes: dict[str, list[dict[str, Any]]] = Field(default_factory=dict)
     breaker_open_ms: int = Field(default=30_000, ge=0)
 
     @classmethod
@@ -119,6 +124,7 @@ class PlatformSettings(BaseModel):
             allow_private_http=_flag(env.get(ENV_ALLOW_PRIVATE_HTTP), defaults.allow_private_http),
             breaker_failures=int(env.get(ENV_BREAKER_FAILURES, defaults.breaker_failures)),
             target_allowlists=json.loads(env.get(ENV_TARGET_ALLOWLISTS) or "{}"),
+            task_routes=json.loads(env.get(ENV_TASK_ROUTES) or "{}"),
             targets_allowed_by_default=_flag(
                 env.get(ENV_TARGETS_ALLOWED_BY_DEFAULT), defaults.targets_allowed_by_default
             ),
@@ -149,6 +155,7 @@ class PlatformSettings(BaseModel):
             ENV_BREAKER_FAILURES: str(self.breaker_failures),
             ENV_TARGET_ALLOWLISTS: json.dumps(self.target_allowlists),
             ENV_TARGETS_ALLOWED_BY_DEFAULT: "true" if self.targets_allowed_by_default else "false",
+            ENV_TASK_ROUTES: json.dumps(self.task_routes),
             ENV_BREAKER_OPEN_MS: str(self.breaker_open_ms),
         }
         for lane, var in (("high", ENV_QUEUE_HIGH), ("default", ENV_QUEUE_DEFAULT), ("low", ENV_QUEUE_LOW)):

@@ -40,6 +40,7 @@ def build(settings: PlatformSettings, *, session: Any = None, clock: Clock | Non
     from taskplane.adapters.breakers import BreakerStore
     from taskplane.adapters.dead_letters import DeadLetterStore
     from taskplane.domain.allowlist import TargetPolicy
+    from taskplane.domain.gray import RouteRule
     from taskplane.domain.breaker import BreakerConfig
     from taskplane.adapters.idempotency import PowertoolsIdempotency
     from taskplane.adapters.queues import Lanes
@@ -75,6 +76,9 @@ def build(settings: PlatformSettings, *, session: Any = None, clock: Clock | Non
         tenant_quota=settings.tenant_inflight_quota,
     )
     tasks = TaskService(
+        routes={
+            tenant: [RouteRule.model_validate(r) for r in rules] for tenant, rules in settings.task_routes.items()
+        },
         targets=TargetPolicy(
             allowlists=settings.target_allowlists,
             allow_by_default=settings.targets_allowed_by_default,

@@ -94,6 +94,8 @@ def _to_item(task: Task, buckets: int) -> dict[str, Any]:
     }
     if task.counted:
         item["counted"] = True
+    if task.route:
+        item["route"] = _compact(task.route)
     for name in (
         "dispatched_at",
         "started_at",
@@ -144,6 +146,7 @@ def _from_item(item: dict[str, Any]) -> Task:
         fire_at=_num(item.get("fire_at")),
         trigger_id=item.get("trigger_id"),
         counted=bool(item.get("counted", False)),
+        route=json.loads(item["route"]) if "route" in item else None,
     )
 
 

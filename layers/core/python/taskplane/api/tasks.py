@@ -34,6 +34,12 @@ def submit(task: Annotated[TaskSubmit, Body()]) -> Response[dict[str, Any]]:
     key = header(router.current_event, "idempotency-key")
     if key is not None and not 1 <= len(key) <= 128:
         raise InvalidRequest("Idempotency-Key must be 1 to 128 characters", [{"field": "Idempotency-Key"}])
+    env = header(router.current_event, "x-env")
+    if env is not None and "env" not in task.labels:
+        # The x-env header is shorthand for the label env=<value> (gray-release rules match on it).
+        if not 1 <= len(env) <= 256:
+            raise InvalidRequest("x-env must be 1 to 256 characters", [{"field": "x-env"}])
+        task = task.model_copy(update={"labels": {**task.labels, "env": env}})
     result, fresh = wiring.platform().tasks.submit(tenant_of(router.current_event), task, idempotency_key=key)
     return json_response(result.to_api(), 201 if fresh else 200)
 

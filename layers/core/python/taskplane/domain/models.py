@@ -204,6 +204,8 @@ class Task(BaseModel):
     idempotency_key: str | None = None
     #: counted against its tenant's in-flight quota at admission (given back when it ends)
     counted: bool = False
+    #: the gray-release route chosen at submission: {"rule", "variant", "target"} (domain/gray.py)
+    route: dict[str, Any] | None = None
     #: set on tasks a schedule or a trigger started
     schedule_id: str | None = None
     fire_at: int | None = None
@@ -212,6 +214,11 @@ class Task(BaseModel):
     @property
     def target_type(self) -> str:
         return str(self.target.get("type", "unknown"))
+
+    @property
+    def effective_target(self) -> dict[str, Any]:
+        """What the worker calls: the routed variant when a gray-release rule chose one."""
+        return dict(self.route["target"]) if self.route else self.target
 
     def to_api(self) -> dict[str, Any]:
         """The task resource of the HTTP contract (RFC 3339 times, no tenant)."""
@@ -240,6 +247,7 @@ class Task(BaseModel):
             "schedule_id": self.schedule_id,
             "fire_at": to_rfc3339(self.fire_at),
             "trigger_id": self.trigger_id,
+            "route": {"rule": self.route["rule"], "variant": self.route["variant"]} if self.route else None,
         }
 
 

@@ -267,7 +267,7 @@ class Executor:
         guard = None
         if self.breakers is not None:
             try:
-                guard = self.breakers.before(task.target)
+                guard = self.breakers.before(task.effective_target)
             except TargetFailure as open_breaker:
                 # Fails fast and counts as a retryable failure (backoff, then another try).
                 self.telemetry.count("breaker_open", **dims)
@@ -278,7 +278,7 @@ class Executor:
         done = threading.Event()
         if needs_heartbeat(task.timeout_s):
             threading.Thread(target=self._beat, args=(task, done), daemon=True).start()
-        future = self.pool.submit(self.runners.run, task.target, envelope, task.timeout_s, cancel)
+        future = self.pool.submit(self.runners.run, task.effective_target, envelope, task.timeout_s, cancel)
         failure: TargetFailure | None = None
         timed_out = False
         try:

@@ -17,6 +17,7 @@ from taskplane.domain.models import MAX_DELAY_MS, MAX_PAYLOAD_BYTES, Task, TaskS
 from taskplane.domain.states import CANCELLABLE, TaskState
 from taskplane.domain.wheel import WheelEntry, goes_through_wheel, shard_of
 from taskplane.domain.allowlist import TargetPolicy
+from taskplane.domain.gray import RouteRule, choose_route
 from taskplane.services.admission import Admission
 from taskplane.services.ports import Idempotency, NullTelemetry, Telemetry
 
@@ -75,6 +76,8 @@ class TaskService:
     wheel: WheelStore | None = None
     shards: int = 1
     admission: Admission = field(default_factory=Admission)
+    #: gray-release rules per tenant (domain/gray.py)
+    routes: dict[str, list[RouteRule]] = field(default_factory=dict)
     targets: TargetPolicy = field(default_factory=lambda: TargetPolicy(allow_by_default=True, allow_private_http=True))
 
     def _via_wheel(self, task: Task, now_ms: int) -> bool:
@@ -125,7 +128,7 @@ class TaskService:
             except TaskplaneError as exc:
                 outcomes[i] = exc
                 continue
-            task = new_task(item, task_id=self.make_id(now), tenant=tenant, now_ms=now)
+            task = self._routed(new_task(item, task_id=self.make_id(now), tenant=tenant, now_ms=now))
             if self.admission.counts:
                 task = task.model_copy(update={"counted": True})
             if task.state is TaskState.PENDING:
@@ -178,7 +181,7 @@ class TaskService:
 
     def _accept(self, tenant: str, body: TaskSubmit, counted: bool = False) -> Task:
         now = self.clock.now_ms()
-        task = new_task(body, task_id=self.make_id(now), tenant=tenant, now_ms=now)
+        task = self._routed(new_task(body, task_id=self.make_id(now), tenant=tenant, now_ms=now))
         if counted:
             task = task.model_copy(update={"counted": True})
         if self._via_wheel(task, now):
@@ -213,6 +216,10 @@ class TaskService:
                 f"payload is {size} bytes; the limit is {self.max_payload_bytes} bytes",
                 details=[{"field": "payload", "size": size, "limit": self.max_payload_bytes}],
             )
+
+    def _routed(self, task: Task) -> Task:
+        route = choose_route(self.routes.get(task.tenant, []), task.task_id, task.labels, task.target)
+        return task.model_copy(update={"route": route}) if route else task
 
     def _check_target(self, tenant: str, body: TaskSubmit) -> None:
         why = self.targets.refusal(tenant, body.target.model_dump())
