@@ -8,6 +8,7 @@ context loses its API key on the next deploy.
 
 from __future__ import annotations
 
+import importlib.util
 import re
 from collections.abc import Mapping
 from typing import Any, Literal
@@ -38,10 +39,25 @@ class TenantConfig(_Strict):
     #: ``http:api.example.com``, ``sqs:<queue URL glob>``, ``eventbridge:<bus>``); builtins always.
     allowed_targets: tuple[str, ...] = ()
 
+    #: Gray release of this tenant's tasks: rules sending a share of labelled tasks to a Lambda alias
+    #: or another host (``taskplane.domain.gray.RouteRule``: name, labels, percent, lambda_alias |
+    #: http_host).
+    task_routes: tuple[dict[str, Any], ...] = ()
+
     @field_validator("allowed_targets")
     @classmethod
     def _patterns(cls, patterns: tuple[str, ...]) -> tuple[str, ...]:
         return _check_target_patterns(patterns)
+
+    @field_validator("task_routes")
+    @classmethod
+    def _routes(cls, routes: tuple[dict[str, Any], ...]) -> tuple[dict[str, Any], ...]:
+        if routes and importlib.util.find_spec("taskplane.domain.gray") is not None:
+            from taskplane.domain.gray import RouteRule
+
+            for route in routes:
+                RouteRule.model_validate(route)  # the code's own rules, checked before deploying
+        return routes
 
 
 def _check_target_patterns(patterns: tuple[str, ...]) -> tuple[str, ...]:

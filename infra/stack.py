@@ -68,6 +68,7 @@ class TaskplaneStack(cdk.Stack):
             # A tenant may call only the targets its allow-list names (builtins always); one without
             # a list, only builtins. The IAM allow-list (cfg.targets) bounds them all.
             "target_allowlists": tenants.target_allowlists(cfg),
+            "task_routes": tenants.task_routes(cfg),
             "targets_allowed_by_default": False,
             "breaker_failures": cfg.breaker_failures,
             "breaker_open_ms": cfg.breaker_open_ms,

@@ -8,6 +8,7 @@ or move this construct: the construct path makes the key, and a new key is a new
 from __future__ import annotations
 
 import re
+from typing import Any
 
 import aws_cdk as cdk
 from aws_cdk import aws_apigateway as apigw
@@ -54,3 +55,11 @@ class Tenants(Construct):
         if cfg.shared_targets:
             lists["*"] = list(cfg.shared_targets)
         return lists
+
+    def task_routes(self, cfg: EnvironmentConfig) -> dict[str, list[dict[str, Any]]]:
+        """``PlatformSettings.task_routes``: key id -> the tenant's gray-release rules."""
+        return {
+            self.keys[t].key_id: [dict(r) for r in c.task_routes]
+            for t, c in cfg.tenants.items()
+            if c.task_routes
+        }

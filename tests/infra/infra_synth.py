@@ -40,6 +40,9 @@ TEST_ENV: dict[str, Any] = {
             "burst_limit": 200,
             "quota_per_day": 5_000_000,
             "allowed_targets": ["lambda:tp-test-target-acme-*", "http:api.acme.example"],
+            "task_routes": [
+                {"name": "canary", "labels": {"env": "canary"}, "percent": 10, "lambda_alias": "next"}
+            ],
         },
         "globex-eu": {"rate_limit": 10, "burst_limit": 20, "quota_per_day": 10_000},
     },

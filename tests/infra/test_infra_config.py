@@ -54,6 +54,7 @@ def test_env_selects_one_environment_and_an_unknown_one_is_an_error(test_env: di
         ({"tenants": {"Bad_Name": {}}}, "tenant name"),
         ({"tenants": {"acme": {"allowed_targets": ["ftp:files.example"]}}}, "target pattern"),
         ({"shared_targets": ["lambda"]}, "target pattern"),
+        ({"tenants": {"acme": {"task_routes": [{"name": "x", "percent": 101}]}}}, "percent"),
         ({"tenants": {}}, "at least 1"),
         ({"prefix": "Taskplane"}, "prefix"),
         ({"log_retention_days": 31}, "log_retention_days"),

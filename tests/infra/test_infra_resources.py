@@ -164,6 +164,12 @@ def test_the_code_reads_back_the_environments_choices(synth: Synth) -> None:
             "*": ["eventbridge:tp-test-target-events"],
         }
         assert settings.targets_allowed_by_default is False  # a tenant without a list: builtins only
+    if "task_routes" in PlatformSettings.model_fields:
+        assert settings.task_routes == {
+            f"<{synth.logical_id('key.acme')}>": [
+                {"name": "canary", "labels": {"env": "canary"}, "percent": 10, "lambda_alias": "next"}
+            ]
+        }
 
 
 def test_functions_are_arm64_python312_traced_logged_and_sized(synth: Synth) -> None:
