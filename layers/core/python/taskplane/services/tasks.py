@@ -22,6 +22,9 @@ from taskplane.services.admission import Admission
 from taskplane.services.ports import Idempotency, NullTelemetry, Telemetry
 
 MAX_BATCH = 500
+#: A wheel-bound task due this soon is checked against the tick's saved position: a writer whose
+#: clock runs more than the tick's look-back behind could put it where the tick has already been.
+SKEW_GUARD_MS = 60_000
 
 
 def delay_seconds(due_ms: int, now_ms: int, *, round_up: bool = True) -> int:
@@ -145,6 +148,11 @@ class TaskService:
             failed = {i for (i, _), err in zip(wheeled, put, strict=True) if err is not None}
             fresh = [(i, t) for i, t in fresh if i not in failed]
         stored = self.store.create_many([t for _, t in fresh])
+        wheeled_ok = [t for (_, t), err in zip(fresh, stored, strict=True) if err is None and self._via_wheel(t, now)]
+        behind = self._behind_the_tick([wheel_entry_for(t, self.shards) for t in wheeled_ok], now)
+        for t, late in zip(wheeled_ok, behind, strict=True):
+            if late:
+                self._send_past_the_tick(t, now)
         for (i, t), err in zip(fresh, stored, strict=True):
             if err is None and self._via_wheel(t, now):
                 outcomes[i] = t
@@ -188,8 +196,11 @@ class TaskService:
             assert self.wheel is not None
             # The entry first: a crash before the task is stored leaves an entry the worker drops
             # (no such task), never a task nothing will dispatch.
-            self.wheel.put(wheel_entry_for(task, self.shards))
+            entry = wheel_entry_for(task, self.shards)
+            self.wheel.put(entry)
             self.store.create(task)
+            if self._behind_the_tick([entry], now)[0]:
+                self._send_past_the_tick(task, now)
             self.telemetry.count("submitted", **self._dims(task))
             return task
         if task.state is TaskState.PENDING:
@@ -205,6 +216,37 @@ class TaskService:
         self.telemetry.count("submitted", **self._dims(task))
         self.telemetry.count("dispatched", **self._dims(task))
         return task
+
+    def _behind_the_tick(self, entries: list[WheelEntry], now_ms: int) -> list[bool]:
+        """Which near-term entries sit at or before their shard's saved tick position (so the tick,
+        already past them, would never send them): one lease read per shard involved."""
+        flags = [False] * len(entries)
+        if self.wheel is None:
+            return flags
+        positions: dict[int, tuple[int, str] | None] = {}
+        for i, entry in enumerate(entries):
+            if entry.due_ms - now_ms > SKEW_GUARD_MS:
+                continue
+            if entry.shard not in positions:
+                try:
+                    lease = self.wheel.peek(entry.shard)
+                except TaskplaneError:
+                    lease = None  # unknown: the tick's look-back is all there is
+                positions[entry.shard] = (
+                    (lease.resume_slot, lease.resume_sk) if lease and lease.resume_slot is not None else None
+                )
+            position = positions[entry.shard]
+            flags[i] = position is not None and (entry.slot_ms, entry.sk) <= position
+        return flags
+
+    def _send_past_the_tick(self, task: Task, now_ms: int) -> None:
+        """Queue a task the tick has already passed (the worker holds it until due; a second send
+        from the wheel would be harmless: an attempt starts once)."""
+        try:
+            self.lanes.send_one(delivery_for(task, now_ms))
+            self.telemetry.count("rescued_behind_tick", **self._dims(task))
+        except TaskplaneError:
+            pass  # best effort: the entry is still in the wheel for a tick that resumes earlier
 
     def _withdraw(self, task: Task) -> None:
         self.store.delete_unstarted(task.tenant, task.task_id)
