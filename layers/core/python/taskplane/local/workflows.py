@@ -1,6 +1,6 @@
 """Workflows on moto: its Step Functions executor, three fixes, and the step function in-process.
 
-moto runs ASL when ``mock_aws(config=MOCK_CONFIG)`` asks it to. Four things it does unlike AWS,
+moto runs ASL when ``mock_aws(config=MOCK_CONFIG)`` asks it to. Five things it does unlike AWS,
 each fixed here for the local runtime and the tests only (NOTES-AWS-LOCAL.md has the background):
 
 1. **Versions cannot run.** ``StartExecution`` on a version ARN (``...:stateMachine:name:3``) fails,
@@ -16,6 +16,11 @@ each fixed here for the local runtime and the tests only (NOTES-AWS-LOCAL.md has
 4. **A DynamoDB Query reads and sorts the whole table** to find one partition (26 ms per Query at
    2,000 items, and the run ledger grows with every run). Here a Query on a table's own key looks at
    its partition only; the answer is the same.
+5. **A read can see half a write.** moto applies an UpdateItem to the stored item in place, one
+   attribute at a time, while another thread may be serializing that item for a Query (seen as a
+   node ``SUCCEEDED`` without its ``finished_at``, or a read that crashes with "dictionary changed
+   size during iteration" under load). DynamoDB never shows a partial write; here every DynamoDB
+   request runs under the lock :mod:`taskplane.local.moto_patches` already holds for writes.
 
 moto is imported lazily, never when this module is imported.
 """
@@ -39,7 +44,7 @@ _lock = threading.Lock()
 
 
 def apply_moto_fixes() -> None:
-    """Apply the four fixes (idempotent) and quiet moto's per-failure error logging."""
+    """Apply the five fixes (idempotent) and quiet moto's per-failure error logging."""
     global _applied
     with _lock:
         if _applied:
@@ -48,6 +53,7 @@ def apply_moto_fixes() -> None:
         _propagate_states_errors()
         _share_lambda_clients()
         _query_one_partition()
+        _atomic_dynamodb_requests()
         # A failing node is an ordinary event in a workflow; moto logs each as an error with the
         # whole parsed state machine attached.
         logging.getLogger("moto.stepfunctions").setLevel(logging.CRITICAL)
@@ -156,6 +162,21 @@ def _query_one_partition() -> None:
         return original(_Partition(self, hash_key), hash_key, *args, **kwargs)  # type: ignore[arg-type]
 
     Table.query = query  # type: ignore[method-assign]
+
+
+def _atomic_dynamodb_requests() -> None:
+    from moto.dynamodb.responses import DynamoHandler
+
+    from taskplane.local import moto_patches
+
+    original = DynamoHandler.call_action
+    lock = moto_patches._LOCK  # the same re-entrant lock as moto_patches' writes
+
+    def call_action(self: Any) -> Any:
+        with lock:
+            return original(self)
+
+    DynamoHandler.call_action = call_action  # type: ignore[method-assign]
 
 
 def install_step_function(
