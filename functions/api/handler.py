@@ -111,7 +111,10 @@ def _early_answer(event: dict[str, Any]) -> dict[str, Any] | None:
         # Powertools would try to split a multipart body and raise on a missing boundary (a 5xx);
         # no route takes form data, so answer like any other body that is not JSON.
         status, code = 400, "invalid_request"
-        message, details = "request body must be JSON (or YAML for workflows), not multipart", [{"field": "body"}]
+        message, details = (
+            "request body must be JSON (or YAML for workflows), not multipart",
+            [{"field": "body"}],
+        )
     else:
         return None
     body = {"error": {"code": code, "message": message, "details": details}}

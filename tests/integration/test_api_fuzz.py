@@ -12,15 +12,17 @@ from typing import Any
 import pytest
 
 schemathesis = pytest.importorskip("schemathesis")
+from conftest import api_event  # noqa: E402
 from hypothesis import HealthCheck, settings  # noqa: E402
 
-from conftest import api_event  # noqa: E402
 from taskplane.local.handlers import load_handler  # noqa: E402
 
 pytestmark = pytest.mark.integration
 
 _app = load_handler("api").app
-schema = schemathesis.openapi.from_dict(json.loads(_app.get_openapi_json_schema(title="taskplane", version="1")))
+schema = schemathesis.openapi.from_dict(
+    json.loads(_app.get_openapi_json_schema(title="taskplane", version="1"))
+)
 
 #: Answers seen, by status class (read by the report; a 5xx fails the case at once).
 SEEN: dict[str, int] = {}
@@ -35,7 +37,11 @@ def handler(aws: Any) -> Any:
 @settings(
     max_examples=5,
     deadline=None,
-    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow, HealthCheck.filter_too_much],
+    suppress_health_check=[
+        HealthCheck.function_scoped_fixture,
+        HealthCheck.too_slow,
+        HealthCheck.filter_too_much,
+    ],
     derandomize=True,
 )
 def test_no_input_gets_a_5xx(case: Any, handler: Any) -> None:
@@ -47,7 +53,13 @@ def test_no_input_gets_a_5xx(case: Any, handler: Any) -> None:
     body = None if type(case.body).__name__ == "NotSet" else case.body
     raw = None
     if body is not None and not isinstance(body, dict | list):
-        raw = body if isinstance(body, str) else json.dumps(body) if not isinstance(body, bytes) else body.decode("utf-8", "replace")
+        raw = (
+            body
+            if isinstance(body, str)
+            else json.dumps(body)
+            if not isinstance(body, bytes)
+            else body.decode("utf-8", "replace")
+        )
     event = api_event(
         case.method.upper(),
         case.formatted_path,

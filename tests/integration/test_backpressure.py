@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import time
-from typing import Any
-
 import pytest
 
 from taskplane.domain.states import TERMINAL
@@ -90,12 +87,15 @@ def test_high_lane_is_served_ahead_of_low_under_load(aws):
     worker = load_handler("worker").lambda_handler
     sqs = aws.client("sqs")
     pollers = [
-        LanePoller(sqs, aws.settings.queue_urls[lane], worker, batch_size=1, concurrency=LANE_CONCURRENCY[lane])
+        LanePoller(
+            sqs, aws.settings.queue_urls[lane], worker, batch_size=1, concurrency=LANE_CONCURRENCY[lane]
+        )
         for lane in ("low", "high")
     ]
     for p in pollers:
         p.start()
     try:
+
         def finished(lane: str) -> list[int]:
             tasks = [aws.platform.tasks.get("acme", t) for t in ids[lane]]
             return sorted(t.finished_at for t in tasks if t.finished_at)

@@ -155,7 +155,9 @@ def test_zombie_worker_cannot_finish_a_later_attempt(aws):
     with pytest.raises(WorkerKilled):
         aws.platform.executor.handle(take_delivery(aws))
     # When attempt 1's worker comes back to life and reports success
-    outcome = aws.platform.executor._succeeded(zombie, "late", {"tenant": "acme", "target_type": "x", "lane": "d"})
+    outcome = aws.platform.executor._succeeded(
+        zombie, "late", {"tenant": "acme", "target_type": "x", "lane": "d"}
+    )
     # Then its write is refused: attempt 2 is still RUNNING
     assert outcome is Outcome.DUPLICATE
     task = aws.platform.tasks.get("acme", task_id)
@@ -189,7 +191,9 @@ def test_redelivered_started_message_arms_the_watch(aws):
 @fixed_clock
 def test_finished_attempt_removes_its_watch(aws):
     # Given a task run to success by a live worker
-    aws.platform.tasks.submit("acme", TaskSubmit.model_validate({"target": {"type": "builtin", "name": "echo"}}))
+    aws.platform.tasks.submit(
+        "acme", TaskSubmit.model_validate({"target": {"type": "builtin", "name": "echo"}})
+    )
     aws.platform.executor.runners = Echo()
     # When it finishes
     assert aws.platform.executor.handle(take_delivery(aws)) is Outcome.SUCCEEDED

@@ -76,7 +76,7 @@ def deliver_all(aws: Any, duplicate: bool = False) -> int:
     event source mapping: a handler that raises leaves the message for redelivery."""
     sqs = aws.client("sqs")
     handled = 0
-    for lane, url in aws.settings.queue_urls.items():
+    for url in aws.settings.queue_urls.values():
         while True:
             messages = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10).get("Messages", [])
             if not messages:
@@ -95,7 +95,9 @@ def deliver_all(aws: Any, duplicate: bool = False) -> int:
                 if ok:
                     sqs.delete_message(QueueUrl=url, ReceiptHandle=m["ReceiptHandle"])
                 else:
-                    sqs.change_message_visibility(QueueUrl=url, ReceiptHandle=m["ReceiptHandle"], VisibilityTimeout=0)
+                    sqs.change_message_visibility(
+                        QueueUrl=url, ReceiptHandle=m["ReceiptHandle"], VisibilityTimeout=0
+                    )
             if handled > 5_000:
                 raise AssertionError("deliveries do not converge")
     return handled
@@ -139,9 +141,16 @@ def check_invariant(aws: Any, accepted: list[str], runner: Runner) -> None:
 
 def submit_many(aws: Any, n: int) -> list[str]:
     body = TaskSubmit.model_validate(
-        {"target": {"type": "builtin", "name": "echo"}, "payload": 1, "timeout_s": 1, "retry": {"max_attempts": 6, "base_delay_ms": 1, "max_delay_ms": 1}}
+        {
+            "target": {"type": "builtin", "name": "echo"},
+            "payload": 1,
+            "timeout_s": 1,
+            "retry": {"max_attempts": 6, "base_delay_ms": 1, "max_delay_ms": 1},
+        }
     )
-    return [t.task_id for t in aws.platform.tasks.submit_batch("acme", [body] * n) if not isinstance(t, Exception)]
+    return [
+        t.task_id for t in aws.platform.tasks.submit_batch("acme", [body] * n) if not isinstance(t, Exception)
+    ]
 
 
 @fixed_clock
@@ -183,9 +192,13 @@ def test_sqs_refusing_part_of_a_batch_accepts_only_what_was_queued(aws):
         def __getattr__(self, name: str) -> Any:
             return getattr(real, name)
 
-        def send_message_batch(self, QueueUrl: str, Entries: list[dict]) -> Any:  # noqa: N803
+        def send_message_batch(self, QueueUrl: str, Entries: list[dict]) -> Any:
             keep = [e for i, e in enumerate(Entries) if i % 3 != 2]
-            failed = [{"Id": e["Id"], "Code": "InternalError", "SenderFault": False} for i, e in enumerate(Entries) if i % 3 == 2]
+            failed = [
+                {"Id": e["Id"], "Code": "InternalError", "SenderFault": False}
+                for i, e in enumerate(Entries)
+                if i % 3 == 2
+            ]
             FIGURES["faults: SQS entry refused"] += len(failed)
             refused.extend(e["Id"] for e in failed)
             resp = real.send_message_batch(QueueUrl=QueueUrl, Entries=keep) if keep else {}

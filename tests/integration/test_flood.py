@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import threading
 import time
-from typing import Any
 
 import pytest
 
@@ -26,8 +25,11 @@ def test_flood_is_refused_with_429_bounded_and_loses_nothing(aws, api):
     admission.max_lane_depth = THRESHOLD
     admission.depths._ttl_ms = 200
     poller = LanePoller(
-        aws.client("sqs"), aws.settings.queue_urls["default"], load_handler("worker").lambda_handler,
-        batch_size=1, concurrency=1,
+        aws.client("sqs"),
+        aws.settings.queue_urls["default"],
+        load_handler("worker").lambda_handler,
+        batch_size=1,
+        concurrency=1,
     )
     poller.start()
     accepted: list[str] = []
@@ -65,7 +67,9 @@ def test_flood_is_refused_with_429_bounded_and_loses_nothing(aws, api):
         offered = sum(codes.values()) / (time.monotonic() - began)
         # Then once the flood stops the workers finish every accepted task
         done = wait_until(
-            lambda: all(aws.platform.tasks.get("acme", t).state is TaskState.SUCCEEDED for t in accepted), 60, 0.5
+            lambda: all(aws.platform.tasks.get("acme", t).state is TaskState.SUCCEEDED for t in accepted),
+            60,
+            0.5,
         )
     finally:
         poller.stop()

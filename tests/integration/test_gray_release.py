@@ -27,7 +27,9 @@ class Recorder:
 def routed(aws: Any) -> Recorder:
     aws.platform.tasks.routes = {
         "acme": [
-            RouteRule(name="canary", labels={"env": "canary"}, lambda_alias="canary", http_host="canary.example.com"),
+            RouteRule(
+                name="canary", labels={"env": "canary"}, lambda_alias="canary", http_host="canary.example.com"
+            ),
             RouteRule(name="http-30", percent=30, http_host="next.example.com:8443"),
         ]
     }

@@ -140,4 +140,6 @@ def test_no_retry_is_scheduled_that_could_not_finish_by_the_deadline(aws):
     task_id, outcome = run_one(aws, body)
     # Then it is not retried but failed, saying why
     assert outcome is Outcome.FAILED
-    assert "no retry could finish by the deadline" in aws.platform.tasks.get("acme", task_id).history[-1].detail
+    assert (
+        "no retry could finish by the deadline" in aws.platform.tasks.get("acme", task_id).history[-1].detail
+    )

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import time
-from typing import Any
 
 import pytest
 
@@ -20,7 +19,11 @@ def test_another_tenant_gets_404_and_never_sees_names_or_counts(aws, api, drain)
     # Given acme owns a task, a failed task (dead letter) and a schedule (workflows and runs:
     # test_workflow_api.py::test_another_tenant_never_sees_a_workflow_or_its_runs)
     task = api("POST", "/v1/tasks", {**ECHO, "delay_ms": 600_000}).body["task_id"]
-    failing = {"target": {"type": "builtin", "name": "fail"}, "payload": {"times": 9}, "retry": {"max_attempts": 1}}
+    failing = {
+        "target": {"type": "builtin", "name": "fail"},
+        "payload": {"times": 9},
+        "retry": {"max_attempts": 1},
+    }
     dead = api("POST", "/v1/tasks", failing).body["task_id"]
     for _ in range(20):
         drain()
@@ -79,7 +82,13 @@ def test_allow_list_denies_by_default_and_allows_what_it_names(aws, api):
 
 @pytest.mark.parametrize(
     "url",
-    ["http://169.254.169.254/latest/meta-data/", "http://10.0.0.5/", "http://127.0.0.1:8080/", "http://[::1]/", "http://localhost/"],
+    [
+        "http://169.254.169.254/latest/meta-data/",
+        "http://10.0.0.5/",
+        "http://127.0.0.1:8080/",
+        "http://[::1]/",
+        "http://localhost/",
+    ],
 )
 def test_private_and_metadata_addresses_are_refused_unless_allowed(aws, api, url):
     # Given the AWS default (private HTTP not allowed)

@@ -6,6 +6,7 @@ pydantic ValidationError naming fields (a 400 at the edge): never another except
 
 from __future__ import annotations
 
+import contextlib
 import json
 
 import pytest
@@ -28,11 +29,27 @@ json_values = st.recursive(
     max_leaves=20,
 )
 task_keys = st.sampled_from(
-    ["target", "payload", "run_at", "delay_ms", "timeout_s", "retry", "priority", "labels", "deadline", "idempotency_key"]
+    [
+        "target",
+        "payload",
+        "run_at",
+        "delay_ms",
+        "timeout_s",
+        "retry",
+        "priority",
+        "labels",
+        "deadline",
+        "idempotency_key",
+    ]
 )
 target_like = st.fixed_dictionaries(
     {"type": st.sampled_from(["lambda", "http", "sqs", "eventbridge", "builtin", "nope"])},
-    optional={"function": json_values, "url": st.text(max_size=30) | json_values, "name": json_values, "queue_url": json_values},
+    optional={
+        "function": json_values,
+        "url": st.text(max_size=30) | json_values,
+        "name": json_values,
+        "queue_url": json_values,
+    },
 )
 task_bodies = st.dictionaries(task_keys, json_values | target_like, max_size=6)
 
@@ -52,20 +69,30 @@ def test_task_body_parser_answers_or_names_the_bad_field(body):
 @given(text=st.text(max_size=200))
 def test_request_text_parser_never_crashes(text):
     # Given any request body text / When it is read as JSON / Then it is an object or a JSONDecodeError
-    try:
+    with contextlib.suppress(json.JSONDecodeError):
         assert isinstance(parse_json(text), dict)
-    except json.JSONDecodeError:
-        pass
 
 
 nodes = st.lists(
     st.fixed_dictionaries(
         {"id": st.text(min_size=0, max_size=6), "target": target_like},
-        optional={"needs": st.lists(st.text(max_size=6), max_size=3), "payload": json_values, "timeout_s": json_values},
+        optional={
+            "needs": st.lists(st.text(max_size=6), max_size=3),
+            "payload": json_values,
+            "timeout_s": json_values,
+        },
     ),
     max_size=5,
 )
-documents = st.fixed_dictionaries({"nodes": nodes}, optional={"name": st.text(max_size=10), "on_failure": st.text(max_size=10), "timeout_s": json_values, "defaults": json_values})
+documents = st.fixed_dictionaries(
+    {"nodes": nodes},
+    optional={
+        "name": st.text(max_size=10),
+        "on_failure": st.text(max_size=10),
+        "timeout_s": json_values,
+        "defaults": json_values,
+    },
+)
 
 
 @FUZZ
@@ -84,7 +111,5 @@ def test_workflow_parser_accepts_or_refuses_with_invalid_request(doc, as_yaml):
 @given(text=st.text(max_size=300))
 def test_workflow_parser_survives_arbitrary_text(text):
     # Given arbitrary text (YAML tags, anchors, tabs, control characters...) / Then only InvalidRequest
-    try:
+    with contextlib.suppress(InvalidRequest):
         parse_workflow(text, name="wf")
-    except InvalidRequest:
-        pass

@@ -15,10 +15,16 @@ pytestmark = pytest.mark.unit
 
 def test_redact_masks_secret_keys_at_any_depth_and_case():
     # Given headers and a nested structure carrying secrets
-    value = {"headers": {"Authorization": "Bearer abc", "X-Api-Key": "k1", "accept": "json"}, "list": [{"x-api-key": "k2"}]}
+    value = {
+        "headers": {"Authorization": "Bearer abc", "X-Api-Key": "k1", "accept": "json"},
+        "list": [{"x-api-key": "k2"}],
+    }
     # When redacted / Then the secrets are gone and the rest is kept
     out = redact(value)
-    assert out == {"headers": {"Authorization": REDACTED, "X-Api-Key": REDACTED, "accept": "json"}, "list": [{"x-api-key": REDACTED}]}
+    assert out == {
+        "headers": {"Authorization": REDACTED, "X-Api-Key": REDACTED, "accept": "json"},
+        "list": [{"x-api-key": REDACTED}],
+    }
     assert "abc" not in json.dumps(out) and "k1" not in json.dumps(out)
 
 
@@ -35,7 +41,9 @@ def test_the_platform_logger_never_writes_a_secret(capsys):
     logger.addHandler(handler)
     try:
         # When a line carries headers with secrets as an extra and in its message
-        logger.warning("calling with authorization: Bearer top-secret", extra={"headers": {"x-api-key": "key-123"}})
+        logger.warning(
+            "calling with authorization: Bearer top-secret", extra={"headers": {"x-api-key": "key-123"}}
+        )
     finally:
         logger.removeHandler(handler)
     # Then neither secret reaches any output

@@ -19,8 +19,12 @@ from aws_lambda_powertools.metrics.provider.cloudwatch_emf.cloudwatch import Ama
 NAMESPACE = "taskplane"
 
 #: Header and field names whose values never reach a log line.
-SECRET_KEYS = frozenset({"authorization", "x-api-key", "proxy-authorization", "cookie", "set-cookie", "apikey", "api_key"})
-_SECRET_TEXT = re.compile(r"(?i)\b(authorization|x-api-key|proxy-authorization)(\s*[:=]\s*)(\"?)[^\s\",}]+(?:\s+[^\s\",}]+)?")
+SECRET_KEYS = frozenset(
+    {"authorization", "x-api-key", "proxy-authorization", "cookie", "set-cookie", "apikey", "api_key"}
+)
+_SECRET_TEXT = re.compile(
+    r"(?i)\b(authorization|x-api-key|proxy-authorization)(\s*[:=]\s*)(\"?)[^\s\",}]+(?:\s+[^\s\",}]+)?"
+)
 REDACTED = "***"
 
 
@@ -50,7 +54,11 @@ class RedactSecrets(logging.Filter):
         if isinstance(record.msg, str | dict):
             record.msg = redact(record.msg)
         if record.args:
-            record.args = tuple(redact(a) for a in record.args) if isinstance(record.args, tuple) else redact(record.args)
+            record.args = (
+                tuple(redact(a) for a in record.args)
+                if isinstance(record.args, tuple)
+                else redact(record.args)
+            )
         for name, value in list(record.__dict__.items()):
             if name in self._STANDARD:
                 continue

@@ -39,23 +39,23 @@ def build(settings: PlatformSettings, *, session: Any = None, clock: Clock | Non
     from taskplane.adapters.admission import InflightCounters, LaneDepthGauge
     from taskplane.adapters.breakers import BreakerStore
     from taskplane.adapters.dead_letters import DeadLetterStore
-    from taskplane.domain.allowlist import TargetPolicy
-    from taskplane.domain.gray import RouteRule
-    from taskplane.domain.breaker import BreakerConfig
     from taskplane.adapters.idempotency import PowertoolsIdempotency
     from taskplane.adapters.queues import Lanes
+    from taskplane.adapters.schedule_store import ScheduleStore
     from taskplane.adapters.targets import TargetRunners
     from taskplane.adapters.task_store import TaskStore
-    from taskplane.adapters.schedule_store import ScheduleStore
     from taskplane.adapters.triggers import TriggerRules, TriggerStore
     from taskplane.adapters.wheel_store import WheelStore
+    from taskplane.domain.allowlist import TargetPolicy
+    from taskplane.domain.breaker import BreakerConfig
+    from taskplane.domain.gray import RouteRule
     from taskplane.observability import MetricsBuffer
     from taskplane.services.admission import Admission
     from taskplane.services.breakers import CircuitBreakers
     from taskplane.services.dead_letters import DeadLetterService
     from taskplane.services.execute import Executor
-    from taskplane.services.tasks import TaskService, delivery_for
     from taskplane.services.schedules import ScheduleService
+    from taskplane.services.tasks import TaskService, delivery_for
     from taskplane.services.tick import Ticker
     from taskplane.services.triggers import TriggerService
 
@@ -77,7 +77,8 @@ def build(settings: PlatformSettings, *, session: Any = None, clock: Clock | Non
     )
     tasks = TaskService(
         routes={
-            tenant: [RouteRule.model_validate(r) for r in rules] for tenant, rules in settings.task_routes.items()
+            tenant: [RouteRule.model_validate(r) for r in rules]
+            for tenant, rules in settings.task_routes.items()
         },
         targets=TargetPolicy(
             allowlists=settings.target_allowlists,

@@ -30,7 +30,9 @@ class BreakerStore:
 
     def get(self, key: str) -> Breaker:
         try:
-            item = self.client.get_item(TableName=self._table, Key={"pk": {"S": f"breaker#{key}"}}).get("Item")
+            item = self.client.get_item(TableName=self._table, Key={"pk": {"S": f"breaker#{key}"}}).get(
+                "Item"
+            )
         except ClientError as exc:
             raise translate(exc, "reading the circuit breaker") from exc
         if not item:

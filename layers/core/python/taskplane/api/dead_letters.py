@@ -25,7 +25,9 @@ class Redrive(BaseModel):
     )
 
 
-@router.get("/v1/dead-letters", summary="List this tenant's dead letters, newest first", tags=["dead letters"])
+@router.get(
+    "/v1/dead-letters", summary="List this tenant's dead letters, newest first", tags=["dead letters"]
+)
 def list_dead_letters(
     status: Annotated[Literal["dead", "redriving", "redriven"] | None, Query()] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,

@@ -36,7 +36,7 @@ def with_alias(function: str, alias: str) -> str:
     """``function`` (a name, name:qualifier or ARN) qualified with ``alias`` instead."""
     if function.startswith("arn:"):
         parts = function.split(":")
-        return ":".join(parts[:7] + [alias])
+        return ":".join([*parts[:7], alias])
     return f"{function.split(':', 1)[0]}:{alias}"
 
 

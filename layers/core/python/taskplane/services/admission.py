@@ -8,6 +8,7 @@ count back.
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass
 
 from taskplane.adapters.admission import InflightCounters, LaneDepthGauge
@@ -55,7 +56,6 @@ class Admission:
         if not self.counts or n <= 0:
             return
         assert self.counters is not None
-        try:
+        # A lost decrement leaves the count high (the safe side); see README "Hardening".
+        with contextlib.suppress(Exception):
             self.counters.release(tenant, n)
-        except Exception:
-            pass  # a lost decrement leaves the count high (safe side); see README Hardening

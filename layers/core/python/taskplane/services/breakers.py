@@ -39,7 +39,9 @@ class CircuitBreakers:
         if verdict is Decision.ALLOW:
             return b
         if verdict is Decision.PROBE:
-            probe = Breaker(key, BreakerState.HALF_OPEN, b.failures, b.opened_at, self.now_ms(), b.version + 1)
+            probe = Breaker(
+                key, BreakerState.HALF_OPEN, b.failures, b.opened_at, self.now_ms(), b.version + 1
+            )
             try:
                 if self.store.replace(b, probe):
                     return probe
@@ -53,7 +55,9 @@ class CircuitBreakers:
 
     def after(self, b: Breaker | None, failure: TargetFailure | None) -> None:
         """Record the call's outcome; only retryable failures count against the target."""
-        if b is None or (failure is not None and (not failure.retryable or failure.error_type == "CircuitOpen")):
+        if b is None or (
+            failure is not None and (not failure.retryable or failure.error_type == "CircuitOpen")
+        ):
             return
         for _ in range(3):
             new = after_success(b) if failure is None else after_failure(b, self.now_ms(), self.config)

@@ -10,6 +10,7 @@ finished (with the same id) by the next one and never makes two tasks.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -92,10 +93,8 @@ class DeadLetterService:
         )
         existing = self.tasks.get(tenant, new_task_id)
         if existing is None:
-            try:
+            with contextlib.suppress(Conflict):  # a concurrent finisher stored it
                 self.tasks.create(fresh)
-            except Conflict:
-                pass  # a concurrent finisher stored it
         if existing is None or existing.state is TaskState.PENDING:
             try:
                 self.queue(fresh)

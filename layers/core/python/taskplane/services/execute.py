@@ -9,6 +9,7 @@ waiting (SCHEDULED or RETRYING) re-queues it when it is not yet due.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import random
@@ -26,14 +27,13 @@ from taskplane.adapters.queues import MAX_DELAY_S, LaneMessage, Lanes
 from taskplane.adapters.targets import TargetFailure, TargetRunners
 from taskplane.adapters.task_store import TaskStore
 from taskplane.adapters.wheel_store import WheelStore
-from taskplane.domain.clock import Clock
+from taskplane.domain.clock import Clock, to_rfc3339
 from taskplane.domain.dead_letters import DeadLetter
 from taskplane.domain.models import MAX_PAYLOAD_DEPTH, Task, payload_depth, payload_size
-from taskplane.domain.clock import to_rfc3339
 from taskplane.domain.retry import can_finish_by, latest_start, next_attempt_at
+from taskplane.domain.states import TaskState, path_to_running
 from taskplane.domain.timeouts import GRACE_MS, HEARTBEAT_MS, first_watch, needs_heartbeat, next_watch
 from taskplane.domain.wheel import WheelEntry, shard_of
-from taskplane.domain.states import TaskState, path_to_running
 from taskplane.services.admission import Admission
 from taskplane.services.breakers import CircuitBreakers
 from taskplane.services.ports import NullTelemetry, Telemetry
@@ -209,10 +209,10 @@ class Executor:
         a watch left behind finds the attempt ended and is dropped by the worker)."""
         if self.wheel is None or task.started_at is None:
             return
-        try:
-            self.wheel.delete(self._watch_entry(task, first_watch(task.started_at, task.timeout_s, self.grace_ms)))
-        except Exception:
-            pass
+        with contextlib.suppress(Exception):
+            self.wheel.delete(
+                self._watch_entry(task, first_watch(task.started_at, task.timeout_s, self.grace_ms))
+            )
 
     def _watch(self, delivery: LaneMessage, task: Task | None = None) -> Outcome:
         """A watch came due (or a started delivery came back): time out an abandoned attempt, or look later."""
@@ -248,12 +248,10 @@ class Executor:
         dims: dict[str, Any] = {"tenant": task.tenant, "target_type": task.target_type, "lane": task.priority}
         self.telemetry.count("started", **dims)
         if task.started_at is not None:
-            try:
+            # Not fatal if it fails: the lane message stays unacknowledged until this attempt ends,
+            # so if this worker dies its redelivery arms the watch (see handle).
+            with contextlib.suppress(Exception):
                 self._arm_watch(task, first_watch(task.started_at, task.timeout_s, self.grace_ms))
-            except Exception:
-                # Not fatal: the lane message stays unacknowledged until this attempt ends, so if
-                # this worker dies its redelivery arms the watch (see handle).
-                pass
         now = self.clock.now_ms()
         if not can_finish_by(task.deadline, now, task.timeout_s):
             # Deadline-aware: an attempt that could run past the deadline is not made at all.
@@ -335,7 +333,9 @@ class Executor:
         now = self.clock.now_ms()
         error = {"type": failure.error_type, "message": failure.message[:2000]}
         retry_at = (
-            next_attempt_at(task.retry, task.attempts, now, self.uniform, latest_start(task.deadline, task.timeout_s))
+            next_attempt_at(
+                task.retry, task.attempts, now, self.uniform, latest_start(task.deadline, task.timeout_s)
+            )
             if failure.retryable
             else None
         )

@@ -10,14 +10,14 @@ from typing import Any
 from taskplane.adapters.queues import MAX_DELAY_S, LaneMessage, Lanes
 from taskplane.adapters.task_store import TaskStore
 from taskplane.adapters.wheel_store import WheelStore
+from taskplane.domain.allowlist import TargetPolicy
 from taskplane.domain.clock import Clock
 from taskplane.domain.errors import Conflict, InvalidRequest, NotFound, PayloadTooLarge, TaskplaneError
+from taskplane.domain.gray import RouteRule, choose_route
 from taskplane.domain.ids import is_valid_id, new_id
 from taskplane.domain.models import MAX_DELAY_MS, MAX_PAYLOAD_BYTES, Task, TaskSubmit, new_task, payload_size
 from taskplane.domain.states import CANCELLABLE, TaskState
 from taskplane.domain.wheel import WheelEntry, goes_through_wheel, shard_of
-from taskplane.domain.allowlist import TargetPolicy
-from taskplane.domain.gray import RouteRule, choose_route
 from taskplane.services.admission import Admission
 from taskplane.services.ports import Idempotency, NullTelemetry, Telemetry
 
@@ -81,7 +81,9 @@ class TaskService:
     admission: Admission = field(default_factory=Admission)
     #: gray-release rules per tenant (domain/gray.py)
     routes: dict[str, list[RouteRule]] = field(default_factory=dict)
-    targets: TargetPolicy = field(default_factory=lambda: TargetPolicy(allow_by_default=True, allow_private_http=True))
+    targets: TargetPolicy = field(
+        default_factory=lambda: TargetPolicy(allow_by_default=True, allow_private_http=True)
+    )
 
     def _via_wheel(self, task: Task, now_ms: int) -> bool:
         return (
@@ -148,7 +150,9 @@ class TaskService:
             failed = {i for (i, _), err in zip(wheeled, put, strict=True) if err is not None}
             fresh = [(i, t) for i, t in fresh if i not in failed]
         stored = self.store.create_many([t for _, t in fresh])
-        wheeled_ok = [t for (_, t), err in zip(fresh, stored, strict=True) if err is None and self._via_wheel(t, now)]
+        wheeled_ok = [
+            t for (_, t), err in zip(fresh, stored, strict=True) if err is None and self._via_wheel(t, now)
+        ]
         behind = self._behind_the_tick([wheel_entry_for(t, self.shards) for t in wheeled_ok], now)
         for t, late in zip(wheeled_ok, behind, strict=True):
             if late:
