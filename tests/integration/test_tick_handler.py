@@ -15,13 +15,13 @@ pytestmark = pytest.mark.integration
 
 
 def test_tick_handler_dispatches_its_shard_until_just_before_its_timeout(aws):
-    # Given a task due in 300 ms (so it waits in the wheel) and a tick with 6.5 s of function time left
+    # Given a task due in 1.5 s (so it waits in the wheel) and a tick with 9 s of function time left
     task, _ = aws.platform.tasks.submit(
-        "acme", TaskSubmit.model_validate({"target": {"type": "builtin", "name": "echo"}, "delay_ms": 300})
+        "acme", TaskSubmit.model_validate({"target": {"type": "builtin", "name": "echo"}, "delay_ms": 1500})
     )
     handler = load_handler("tick").lambda_handler
     # When the shard's rule invokes it
-    result = handler(load_event("eventbridge_tick_shard"), LocalContext("taskplane-tick", timeout_s=6.5))
+    result = handler(load_event("eventbridge_tick_shard"), LocalContext("taskplane-tick", timeout_s=9))
     # Then it held the lease, sent the task to its lane, and handed over before the timeout margin
     assert result["shard"] == 0 and result["acquired"] and result["dispatched"] == 1
     body = json.loads(
