@@ -77,3 +77,7 @@ def test_no_input_gets_a_5xx(case: Any, handler: Any) -> None:
     if status >= 400 and response.get("body"):
         error = json.loads(response["body"]).get("error")
         assert error and {"code", "message", "details"} <= set(error)
+
+
+def teardown_module() -> None:
+    print("\nschemathesis figures (answers by class):", dict(SEEN))
