@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import json
+import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -125,11 +126,15 @@ def api(aws: Aws) -> Any:
     from taskplane.local.handlers import load_handler
 
     handler = load_handler("api").lambda_handler
+    # One request at a time, as in one Lambda execution environment (the resolver keeps the current
+    # event on the app object); tests that call from several threads queue here, like the gateway.
+    one_at_a_time = threading.Lock()
 
     def call(method: str, path: str, body: Any = None, **kwargs: Any) -> Reply:
-        response = handler(
-            api_event(method, path, body, **kwargs), LocalContext(function_name="taskplane-api")
-        )
+        with one_at_a_time:
+            response = handler(
+                api_event(method, path, body, **kwargs), LocalContext(function_name="taskplane-api")
+            )
         headers = dict(response.get("headers") or {})
         for name, values in (response.get("multiValueHeaders") or {}).items():
             headers[name] = ", ".join(values)
