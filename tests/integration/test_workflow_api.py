@@ -301,3 +301,26 @@ def test_run_without_a_body_has_no_input_and_bad_formats_are_400(wf_api):
     error = error_of(wf_api("GET", "/v1/workflows/diamond", query={"format": "xml"}))
     assert error["details"][0]["field"] == "query.format"
     wait_run(wf_api, reply.body["run_id"])
+
+
+def test_targets_must_be_on_the_tenants_allow_list(wf, wf_api):
+    # Given a tenant allowed to call only lambda ok-* (as in AWS, where targets are denied by default)
+    from taskplane.domain.allowlist import TargetPolicy
+
+    service = wf.platform.workflows
+    service.targets = TargetPolicy(allowlists={"acme": ["lambda:ok-*"]}, allow_by_default=False)
+    flow = (
+        "nodes:\n"
+        "  - {id: a, target: {type: lambda, function: ok-charge}, compensate: {type: lambda, function: evil}}\n"
+        "  - {id: b, needs: [a], target: {type: http, url: 'http://169.254.169.254/latest'}}\n"
+    )
+    # When a workflow names targets off the list
+    error = error_of(put_yaml(wf_api, "sneaky", flow))
+    # Then it is refused, naming each node and role
+    refused = {(d["node"], d["field"]) for d in error["details"] if d.get("problem") == "target_refused"}
+    assert refused == {("a", "nodes.0.compensate"), ("b", "nodes.1.target")}
+    # And a published workflow cannot run once its targets leave the list
+    service.targets = TargetPolicy(allow_by_default=True)
+    assert put_yaml(wf_api, "fine", "nodes: [{id: a, target: {type: lambda, function: ok-x}}]").status == 201
+    service.targets = TargetPolicy(allowlists={"acme": ["lambda:other"]}, allow_by_default=False)
+    assert error_of(wf_api("POST", "/v1/workflows/fine/runs", {"input": {}}))["details"][0]["node"] == "a"

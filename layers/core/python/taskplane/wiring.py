@@ -179,6 +179,7 @@ def _build_workflows(
     from taskplane.adapters.run_store import RunStore
     from taskplane.adapters.stepfunctions import StepFunctions
     from taskplane.adapters.workflow_store import WorkflowStore
+    from taskplane.domain.allowlist import TargetPolicy
     from taskplane.services.workflows import StepService, WorkflowService
 
     sfn = StepFunctions(
@@ -190,6 +191,11 @@ def _build_workflows(
     store = WorkflowStore(settings.workflows_table, ddb)
     runs = RunStore(settings.runs_table, ddb)
     workflows = WorkflowService(
+        targets=TargetPolicy(
+            allowlists=settings.target_allowlists,
+            allow_by_default=settings.targets_allowed_by_default,
+            allow_private_http=settings.allow_private_http,
+        ),
         store=store,
         runs=runs,
         sfn=sfn,

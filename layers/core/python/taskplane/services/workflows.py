@@ -35,6 +35,7 @@ from taskplane.adapters.run_store import CompensationRecord, NodeRecord, RunReco
 from taskplane.adapters.stepfunctions import StepFunctions
 from taskplane.adapters.targets import TargetFailure, TargetRunners
 from taskplane.adapters.workflow_store import VersionRecord, WorkflowRecord, WorkflowStore
+from taskplane.domain.allowlist import TargetPolicy
 from taskplane.domain.asl import END_GATE, GRACE_S, compile_asl, gated, to_json
 from taskplane.domain.clock import Clock, to_rfc3339
 from taskplane.domain.errors import Conflict, InvalidRequest, NotFound, PayloadTooLarge
@@ -198,6 +199,10 @@ class WorkflowService:
     make_id: Callable[[int], str] = new_id
     draw: Callable[[], float] = random.random
     retention_days: int = 30
+    #: The tenant's target allow-list, as for tasks: a workflow is no way around it.
+    targets: TargetPolicy = field(
+        default_factory=lambda: TargetPolicy(allow_by_default=True, allow_private_http=True)
+    )
     catalog: Catalog = field(init=False)
 
     def __post_init__(self) -> None:
@@ -210,6 +215,7 @@ class WorkflowService:
     ) -> tuple[dict[str, Any], bool]:
         """Publish a definition; an unchanged one publishes nothing. Answers (view, created)."""
         workflow = parse_workflow(body, name=name, content_type=content_type)
+        self._check_targets(tenant, workflow)
         digest = workflow.digest()
         current = self.store.get(tenant, name)
         if current is not None and current.digest == digest:
@@ -254,6 +260,25 @@ class WorkflowService:
         if not after.routing:
             self._mirror_alias(after, {version_arn: 100})
         return {**_summary(after), "version": version, "published": True, **_graph(workflow)}, current is None
+
+    def _check_targets(self, tenant: str, workflow: Workflow) -> None:
+        """Every target and compensation must be one the tenant's allow-list lets it call."""
+        details = []
+        for i, node in enumerate(workflow.nodes):
+            for role, target in (("target", node.target), ("compensate", node.compensate)):
+                why = self.targets.refusal(tenant, target) if target else None
+                if why is not None:
+                    details.append(
+                        {
+                            "node": node.id,
+                            "field": f"nodes.{i}.{role}",
+                            "problem": "target_refused",
+                            "message": why,
+                        }
+                    )
+        if details:
+            first = details[0]
+            raise InvalidRequest(f"target refused: node {first['node']!r}: {first['message']}", details)
 
     def _mirror_alias(self, record: WorkflowRecord, weights: dict[str, int]) -> None:
         # The alias only mirrors the split the API makes; runs never depend on it.
@@ -348,6 +373,7 @@ class WorkflowService:
                 f"workflow {name!r} has no version {version}",
                 [{"field": "version", "problem": "unknown_version"}],
             ) from None
+        self._check_targets(tenant, workflow)  # the allow-list may have changed since the PUT
         now = self.clock.now_ms()
         run = RunRecord(
             tenant=tenant,
