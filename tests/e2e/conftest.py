@@ -47,7 +47,9 @@ def wait_healthy(url: str, process: subprocess.Popen, timeout_s: float = 60) -> 
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         if process.poll() is not None:
-            raise RuntimeError(f"taskplane dev exited early:\n{process.stdout.read() if process.stdout else ''}")
+            raise RuntimeError(
+                f"taskplane dev exited early:\n{process.stdout.read() if process.stdout else ''}"
+            )
         try:
             with urllib.request.urlopen(url + "/v1/health", timeout=1) as r:
                 if r.status == 200:

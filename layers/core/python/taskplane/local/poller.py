@@ -99,7 +99,8 @@ class LanePoller:
             if not messages:
                 self._slots.release()
                 if self._wait_for_messages is not None:
-                    self._wait_for_messages(self._idle)
+                    # A send wakes it at once; the timeout only bounds how late a delayed message is seen.
+                    self._wait_for_messages(0.1)
                 else:
                     self._stop.wait(sleep)
                     sleep = min(self._max_idle, sleep * 2)
