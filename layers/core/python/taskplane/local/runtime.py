@@ -68,17 +68,15 @@ class LocalRuntime:
         from moto import mock_aws
 
         from taskplane import wiring
+        from taskplane.local import moto_patches, workflows
         from taskplane.local.gateway import make_server
         from taskplane.local.handlers import load_handler
-        from taskplane.local import moto_patches
         from taskplane.local.poller import LanePoller
         from taskplane.local.resources import create_resources
 
-        from taskplane.local import workflows
-
         moto_patches.apply()
         # Step Functions executes ASL (workflows), calling the step function in-process.
-        self._mock = mock_aws(config=workflows.MOCK_CONFIG)
+        self._mock = mock_aws(config=workflows.MOCK_CONFIG)  # type: ignore[call-overload]  # a partial config is fine
         self._mock.start()
         session = boto3.session.Session(region_name=REGION)
         self._session = session

@@ -10,6 +10,7 @@ finished (with the same id) by the next one and never makes two tasks.
 
 from __future__ import annotations
 
+import builtins
 import contextlib
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -44,7 +45,7 @@ class DeadLetterService:
             raise InvalidRequest("cursor is not one this API returned", details=[{"field": "cursor"}])
         return self.records.list(tenant, limit=limit, cursor=cursor, status=status)
 
-    def redrive(self, tenant: str, ids: list[str] | None) -> list[dict[str, Any]]:
+    def redrive(self, tenant: str, ids: builtins.list[str] | None) -> builtins.list[dict[str, Any]]:
         """Redrive the chosen dead letters (None: every one still dead, up to MAX_REDRIVE)."""
         if ids is None:
             waiting, _ = self.records.list(tenant, limit=MAX_REDRIVE, status="dead")

@@ -246,8 +246,7 @@ class Ticker:
         failed = [e for e, err in zip(batch, outcomes, strict=True) if err is not None]
         for entry in batch:
             if entry not in failed:
-                dims = {"tenant": entry.tenant, "target_type": "wheel", "lane": entry.lane}
-                self.telemetry.count("dispatched", **dims)
+                self.telemetry.count("dispatched", tenant=entry.tenant, target_type="wheel", lane=entry.lane)
         with run.lock:
             run.report.dispatched += len(batch) - len(failed)
             run.report.send_failures += len(failed)
