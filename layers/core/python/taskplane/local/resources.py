@@ -29,78 +29,19 @@ def create_resources(
     workflows_table = f"{prefix}-workflows"
     runs_table = f"{prefix}-runs"
     existing = set(ddb.list_tables()["TableNames"])
-    for name in (workflows_table, runs_table):
+    # (table, hash key, range key or None, TTL attribute or None), as the CDK app's storage construct.
+    tables = [
+        (tasks_table, "pk", "sk", "expires_at"),
+        (wheel_table, "pk", "sk", "expires_at"),
+        (runs_table, "pk", "sk", "expires_at"),
+        (schedules_table, "pk", "sk", None),
+        (workflows_table, "pk", "sk", None),
+        (idem_table, "id", None, None),
+        (control_table, "pk", None, None),
+    ]
+    for name, hash_key, range_key, ttl in tables:
         if name not in existing:
-            ddb.create_table(
-                TableName=name,
-                BillingMode="PAY_PER_REQUEST",
-                AttributeDefinitions=[
-                    {"AttributeName": "pk", "AttributeType": "S"},
-                    {"AttributeName": "sk", "AttributeType": "S"},
-                ],
-                KeySchema=[
-                    {"AttributeName": "pk", "KeyType": "HASH"},
-                    {"AttributeName": "sk", "KeyType": "RANGE"},
-                ],
-            )
-    if runs_table not in existing:
-        ddb.update_time_to_live(
-            TableName=runs_table, TimeToLiveSpecification={"Enabled": True, "AttributeName": "expires_at"}
-        )
-    if tasks_table not in existing:
-        ddb.create_table(
-            TableName=tasks_table,
-            BillingMode="PAY_PER_REQUEST",
-            AttributeDefinitions=[
-                {"AttributeName": "pk", "AttributeType": "S"},
-                {"AttributeName": "sk", "AttributeType": "S"},
-            ],
-            KeySchema=[
-                {"AttributeName": "pk", "KeyType": "HASH"},
-                {"AttributeName": "sk", "KeyType": "RANGE"},
-            ],
-        )
-        ddb.update_time_to_live(
-            TableName=tasks_table, TimeToLiveSpecification={"Enabled": True, "AttributeName": "expires_at"}
-        )
-    if schedules_table not in existing:
-        ddb.create_table(
-            TableName=schedules_table,
-            BillingMode="PAY_PER_REQUEST",
-            AttributeDefinitions=[
-                {"AttributeName": "pk", "AttributeType": "S"},
-                {"AttributeName": "sk", "AttributeType": "S"},
-            ],
-            KeySchema=[
-                {"AttributeName": "pk", "KeyType": "HASH"},
-                {"AttributeName": "sk", "KeyType": "RANGE"},
-            ],
-        )
-    if wheel_table not in existing:
-        ddb.create_table(
-            TableName=wheel_table,
-            BillingMode="PAY_PER_REQUEST",
-            AttributeDefinitions=[
-                {"AttributeName": "pk", "AttributeType": "S"},
-                {"AttributeName": "sk", "AttributeType": "S"},
-            ],
-            KeySchema=[
-                {"AttributeName": "pk", "KeyType": "HASH"},
-                {"AttributeName": "sk", "KeyType": "RANGE"},
-            ],
-        )
-        ddb.update_time_to_live(
-            TableName=wheel_table, TimeToLiveSpecification={"Enabled": True, "AttributeName": "expires_at"}
-        )
-    for name in (idem_table, control_table):
-        if name not in existing:
-            key = "id" if name == idem_table else "pk"
-            ddb.create_table(
-                TableName=name,
-                BillingMode="PAY_PER_REQUEST",
-                AttributeDefinitions=[{"AttributeName": key, "AttributeType": "S"}],
-                KeySchema=[{"AttributeName": key, "KeyType": "HASH"}],
-            )
+            _create_table(ddb, name, hash_key, range_key, ttl)
     dlq_url = sqs.create_queue(QueueName=f"{prefix}-dlq")["QueueUrl"]
     dlq_arn = sqs.get_queue_attributes(QueueUrl=dlq_url, AttributeNames=["QueueArn"])["Attributes"][
         "QueueArn"
@@ -135,3 +76,17 @@ def create_resources(
         # Dev allows any target; in AWS a tenant calls only what its allow-list names.
         targets_allowed_by_default=True,
     )
+
+
+def _create_table(ddb: Any, name: str, hash_key: str, range_key: str | None, ttl: str | None) -> None:
+    keys = [(hash_key, "HASH")] + ([(range_key, "RANGE")] if range_key else [])
+    ddb.create_table(
+        TableName=name,
+        BillingMode="PAY_PER_REQUEST",
+        AttributeDefinitions=[{"AttributeName": k, "AttributeType": "S"} for k, _ in keys],
+        KeySchema=[{"AttributeName": k, "KeyType": kind} for k, kind in keys],
+    )
+    if ttl:
+        ddb.update_time_to_live(
+            TableName=name, TimeToLiveSpecification={"Enabled": True, "AttributeName": ttl}
+        )
