@@ -91,6 +91,19 @@ def _content_type(event: dict[str, Any]) -> str:
     return str(value).strip().lower()
 
 
+def _json_by_default(event: dict[str, Any]) -> dict[str, Any]:
+    """Read a form-encoded body (what `curl -d` sends unless told otherwise) as the JSON it is:
+    no route takes form data, and the README's own curl examples rely on this."""
+    if not _content_type(event).startswith("application/x-www-form-urlencoded"):
+        return event
+    event = dict(event)
+    for field in ("headers", "multiValueHeaders"):
+        headers = {k: v for k, v in (event.get(field) or {}).items() if k.lower() != "content-type"}
+        headers["Content-Type"] = ["application/json"] if field == "multiValueHeaders" else "application/json"
+        event[field] = headers
+    return event
+
+
 def _early_answer(event: dict[str, Any]) -> dict[str, Any] | None:
     """401 without a key and 413 over the body limit, before any parsing."""
     identity = (event.get("requestContext") or {}).get("identity") or {}
@@ -125,6 +138,7 @@ def _early_answer(event: dict[str, Any]) -> dict[str, Any] | None:
 @tracer.capture_lambda_handler(capture_response=False)
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     """API Gateway REST proxy event -> response."""
+    event = _json_by_default(event)
     try:
         return _in_contract_shape(_early_answer(event) or app.resolve(event, context))
     finally:

@@ -26,3 +26,17 @@ def test_no_key_is_401_even_with_a_bad_body(api, method, path, raw_body):
 
 def test_health_needs_no_key(api):
     assert api("GET", "/v1/health", tenant=None).status == 200
+
+
+def test_curl_default_form_content_type_is_read_as_json(api):
+    # Given the README's quick-start curl, which sends -d without a Content-Type header
+    # (curl then says application/x-www-form-urlencoded)
+    reply = api(
+        "POST",
+        "/v1/tasks",
+        raw_body='{"target":{"type":"builtin","name":"echo"},"payload":{"hello":"world"}}',
+        headers={"Content-Type": "application/x-www-form-urlencoded"},
+    )
+    # Then the task is accepted as if it were sent as JSON
+    assert reply.status == 201, reply.body
+    assert reply.body["payload"] == {"hello": "world"}
