@@ -26,7 +26,11 @@ DEPTH_TTL_MS = 2_000
 
 
 class LaneDepthGauge:
-    """Visible + delayed + in-flight messages per lane, cached for ``ttl_ms``."""
+    """Visible, delayed and in-flight messages per lane, cached for ``ttl_ms``.
+
+    One cache serves both readers: backpressure (:meth:`depth`, the total) and the dashboard header
+    (:meth:`read`, the breakdown), so neither calls SQS per request.
+    """
 
     def __init__(
         self,
@@ -41,20 +45,37 @@ class LaneDepthGauge:
         self._now_ms = now_ms
         self._ttl_ms = ttl_ms
         self._lock = threading.Lock()
-        self._cache: dict[str, tuple[int, int]] = {}
+        #: url -> (read at, the last breakdown read, whether the latest read succeeded)
+        self._cache: dict[str, tuple[int, dict[str, int] | None, bool]] = {}
         #: GetQueueAttributes calls made (tests check the cache holds)
         self.reads = 0
 
     def depth(self, lane: str) -> int:
-        """The lane's approximate depth; 0 when it cannot be read (never refuse work on a failed read)."""
+        """The lane's approximate depth; 0 when it was never read (never refuse work on a failed read)."""
         url = self._urls.get(lane) or self._urls.get("default")
-        if not url or self._client is None:
+        if not url:
             return 0
+        breakdown, _ = self._breakdown(url)
+        return sum(breakdown.values()) if breakdown else 0
+
+    def read(self) -> tuple[dict[str, dict[str, int] | None], int]:
+        """(breakdown per lane, when it was read); a lane whose latest read failed is None."""
+        out: dict[str, dict[str, int] | None] = {}
+        at = self._now_ms()
+        for lane, url in self._urls.items():
+            breakdown, ok = self._breakdown(url)
+            out[lane] = dict(breakdown) if ok and breakdown is not None else None
+            at = min(at, self._cache.get(url, (at, None, False))[0])
+        return out, at
+
+    def _breakdown(self, url: str) -> tuple[dict[str, int] | None, bool]:
+        if self._client is None:
+            return None, False
         now = self._now_ms()
         with self._lock:
             cached = self._cache.get(url)
             if cached is not None and now - cached[0] < self._ttl_ms:
-                return cached[1]
+                return cached[1], cached[2]
             self.reads += 1
             try:
                 attrs = self._client.get_queue_attributes(
@@ -65,11 +86,16 @@ class LaneDepthGauge:
                         "ApproximateNumberOfMessagesNotVisible",
                     ],
                 )["Attributes"]
-                value = sum(int(v) for v in attrs.values())
+                breakdown: dict[str, int] | None = {
+                    "visible": int(attrs.get("ApproximateNumberOfMessages", 0)),
+                    "delayed": int(attrs.get("ApproximateNumberOfMessagesDelayed", 0)),
+                    "in_flight": int(attrs.get("ApproximateNumberOfMessagesNotVisible", 0)),
+                }
+                ok = True
             except (ClientError, BotoCoreError, KeyError, ValueError):
-                value = cached[1] if cached else 0
-            self._cache[url] = (now, value)
-            return value
+                breakdown, ok = (cached[1] if cached else None), False
+            self._cache[url] = (now, breakdown, ok)
+            return breakdown, ok
 
 
 class InflightCounters:

@@ -11,22 +11,15 @@ from taskplane.api.common import tenant_of
 
 router = Router()
 
-_service: tuple[Any, Any] | None = None  # (the platform it was built for, StatsService)
-
 
 def _stats() -> Any:
-    """One StatsService per platform, so its cached lane depths outlive a request."""
-    global _service
-    from taskplane.adapters.lane_depths import LaneDepths
+    """Stats over the platform's own lane-depth cache (the one backpressure reads), never SQS per request."""
     from taskplane.services.stats import StatsService
 
     platform = wiring.platform()
-    if _service is None or _service[0] is not platform:
-        depths = LaneDepths(
-            platform.settings.queue_urls, platform.tasks.lanes.client, clock=platform.tasks.clock
-        )
-        _service = (platform, StatsService(tasks=platform.tasks, depths=depths, clock=platform.tasks.clock))
-    return _service[1]
+    return StatsService(
+        tasks=platform.tasks, depths=platform.tasks.admission.depths, clock=platform.tasks.clock
+    )
 
 
 @router.get(

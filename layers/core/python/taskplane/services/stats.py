@@ -36,7 +36,7 @@ def summarize(tasks: list[Any], now_ms: int, window_ms: int = WINDOW_MS) -> dict
 class StatsService:
     def __init__(self, *, tasks: Any, depths: Any, clock: Clock) -> None:
         self.tasks = tasks  # services.tasks.TaskService
-        self.depths = depths  # adapters.lane_depths.LaneDepths
+        self.depths = depths  # adapters.admission.LaneDepthGauge
         self.clock = clock
 
     def for_tenant(self, tenant: str) -> dict[str, Any]:
