@@ -1,0 +1,428 @@
+"""USD per million delayed tasks, from the billable units per task that bench/cost.py measured.
+
+Input: ``bench/results/cost.json`` (written by bench/cost.py; shape in ``EXAMPLE_COST``, the
+hand-made example the tests use; it is *not* a measurement). Prices: ``bench/prices.json``
+(published us-east-1 list prices, each with its source and the date it was checked).
+
+Everything here is a pure function of (units, prices, settings) except ``run``, which reads and
+writes files. Four designs are priced on the same workload:
+
+- **taskplane, DynamoDB on-demand**: the measured units per task, line by line, plus the tick
+  amortized over the day's tasks (shards x seconds per day x duty x tick GB x price / tasks per day,
+  and the per-shard lease and poll units that a shard spends whatever the load).
+- **taskplane, DynamoDB provisioned**: the same units, DynamoDB priced per WCU-hour / RCU-hour at a
+  stated target utilization (auto scaling tracking the load at 70% by default).
+- **EventBridge Scheduler**: one schedule per task (CreateSchedule + one invocation) whose target is
+  the worker Lambda, invoked once per task (no batching), and the same state tracking as taskplane
+  (task record put, start and finish writes).
+- **Step Functions Standard**: one execution per task, ``Wait`` then a ``Task`` state invoking the
+  worker Lambda; ``SFN_TRANSITIONS_PER_TASK`` transitions (see ``sfn_transitions``), the Lambda
+  invocation, and the task record put (the execution history holds the rest of the history).
+
+Both alternatives keep taskplane's ingress (API Gateway in batches, the api Lambda) so that the
+comparison is about scheduling and dispatch, not about how tasks arrive.
+
+    python bench/pricing.py                      # bench/results/cost.json -> bench/results/pricing.json
+    python bench/pricing.py --example            # the hand-made example (printed, not written)
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+HERE = Path(__file__).resolve().parent
+RESULTS = HERE / "results"
+PRICES_PATH = HERE / "prices.json"
+
+SECONDS_PER_DAY = 86_400
+#: The issue's goal: USD per million delayed tasks, end to end, state history included.
+GOAL_USD_PER_MILLION = 2.50
+#: Provisioned capacity is priced as consumed units / this utilization (auto scaling's target).
+TARGET_UTILIZATION = 0.70
+#: Round-trip of one DynamoDB or SQS call from Lambda in the Region, billed as Lambda duration while
+#: the handler waits (the same figure bench/wheel_lateness.py injects for DynamoDB).
+IO_LATENCY_MS = 5.0
+#: Per wheel shard, whatever the load (README, "Billable requests per task"): the lease/cursor
+#: UpdateItem once a second and 10 window Queries a second at 0.5 RRU each.
+TICK_FIXED_WRU_PER_S = 1.0
+TICK_FIXED_RRU_PER_S = 5.0
+#: One tick invocation per shard per minute (EventBridge rate(1 minute); scheduled rules are free).
+TICK_INVOCATIONS_PER_DAY = 1_440
+#: Calls made by the SQS event source mapping or by the tick's window reads, not by a handler that
+#: waits on them per task: excluded from the modelled I/O wait.
+NOT_WAITED = frozenset(
+    {"sqs.ReceiveMessage", "sqs.DeleteMessage", "sqs.DeleteMessageBatch", "dynamodb.Query"}
+)
+
+#: Step Functions Standard bills "a state transition each time a step of your workflow is executed,
+#: retries included" (aws.amazon.com/step-functions/pricing). A Wait state then a Task state: 2.
+SFN_STATES = ("Wait", "Task")
+
+#: A hand-made example of bench/cost.py's output, for tests and ``--example``. Not a measurement.
+EXAMPLE_COST: dict[str, Any] = {
+    "tasks": 10_000,
+    "workload": "hand-made example (not measured)",
+    "units_per_task": {
+        "dynamodb_wru": 4.02,
+        "dynamodb_rru": 0.31,
+        "sqs_requests": 1.3,
+        "apigw_requests": 0.01,
+        "lambda_requests": {"api": 0.01, "worker": 0.1},
+        "lambda_gb_s": {"api": 0.004, "worker": 0.003},
+    },
+    "tick": {"memory_mb": 512, "duty": 1.0333, "cpu_ms_per_task": 0.4, "tasks_per_s_per_shard": 1200.0},
+    "calls": {
+        "dynamodb.PutItem": {"count": 20_000, "wru": 20_000.0, "rru": 0.0},
+        "dynamodb.BatchWriteItem": {"count": 400, "wru": 10_000.0, "rru": 0.0},
+        "dynamodb.UpdateItem": {"count": 20_000, "wru": 20_000.0, "rru": 0.0},
+        "dynamodb.Query": {"count": 6_200, "wru": 0.0, "rru": 3_100.0},
+        "sqs.SendMessageBatch": {"count": 1_000, "wru": 0.0, "rru": 0.0},
+        "sqs.ReceiveMessage": {"count": 1_000, "wru": 0.0, "rru": 0.0},
+        "sqs.DeleteMessageBatch": {"count": 1_000, "wru": 0.0, "rru": 0.0},
+    },
+    "item_bytes": {"task_max": 812, "wheel_entry_max": 190},
+    "memory_mb": {"api": 1024, "worker": 512, "tick": 512},
+}
+
+
+# -- prices --------------------------------------------------------------------------------------------
+def load_prices(path: Path = PRICES_PATH) -> dict[str, Any]:
+    return dict(json.loads(path.read_text()))
+
+
+def unit_prices(prices_doc: Mapping[str, Any]) -> dict[str, float]:
+    """USD per single unit for every price in prices.json (``usd / per``)."""
+    return {name: float(p["usd"]) / float(p["per"]) for name, p in prices_doc["prices"].items()}
+
+
+# -- small arithmetic ----------------------------------------------------------------------------------
+def write_units(item_bytes: int) -> int:
+    """WRU of one standard write of an item this size (1 KB per unit, at least 1)."""
+    return max(1, math.ceil(item_bytes / 1024))
+
+
+def sfn_transitions(states: tuple[str, ...] = SFN_STATES, retries: int = 0) -> int:
+    """Billed Standard transitions of one execution: one per state executed, plus one per retry.
+
+    AWS's pricing page: "Step Functions counts a state transition each time a step of your workflow
+    is executed ... including retries". Starting and ending the execution are not steps, so
+    ``Wait -> Task -> (end)`` is 2 transitions; some third-party calculators count the start as a
+    third, which the ``sfn_transitions_high`` figure in the output shows beside it.
+    """
+    return len(states) + retries
+
+
+SFN_TRANSITIONS_PER_TASK = sfn_transitions()
+
+
+def _sum(value: float | Mapping[str, float]) -> float:
+    return float(sum(value.values())) if isinstance(value, Mapping) else float(value)
+
+
+def io_calls_per_task(cost: Mapping[str, Any]) -> float:
+    """AWS calls per task that a handler waits on (every counted call but ``NOT_WAITED``)."""
+    calls = cost.get("calls") or {}
+    waited = sum(c["count"] for name, c in calls.items() if name not in NOT_WAITED)
+    return waited / float(cost["tasks"])
+
+
+def per_million(usd_per_task: Mapping[str, float]) -> dict[str, float]:
+    return {k: v * 1_000_000 for k, v in usd_per_task.items()}
+
+
+def _rounded(lines: Mapping[str, float]) -> dict[str, Any]:
+    total = sum(lines.values())
+    return {"lines": {k: round(v, 4) for k, v in lines.items()}, "total": round(total, 4)}
+
+
+# -- taskplane -----------------------------------------------------------------------------------------
+def tick_usd_per_day(
+    cost: Mapping[str, Any],
+    p: Mapping[str, float],
+    shards: int,
+    *,
+    provisioned: bool = False,
+    target_utilization: float = TARGET_UTILIZATION,
+) -> float:
+    """What the wheel's ticks cost in a day, whatever the load.
+
+    Each shard's tick runs ``duty`` of every second (a little over a minute per one-minute rule)
+    at ``tick.memory_mb``, is invoked 1,440 times a day, and spends the lease/cursor write and the
+    window Queries of ``TICK_FIXED_*`` every second.
+    """
+    tick = cost["tick"]
+    gb = tick["memory_mb"] / 1024
+    lambda_usd = shards * SECONDS_PER_DAY * tick["duty"] * gb * p["lambda_gb_s_arm64"]
+    lambda_usd += shards * TICK_INVOCATIONS_PER_DAY * p["lambda_request"]
+    wru = shards * SECONDS_PER_DAY * TICK_FIXED_WRU_PER_S
+    rru = shards * SECONDS_PER_DAY * TICK_FIXED_RRU_PER_S
+    return (
+        lambda_usd
+        + wru * wru_price(p, provisioned, target_utilization)
+        + rru * rru_price(p, provisioned, target_utilization)
+    )
+
+
+def wru_price(p: Mapping[str, float], provisioned: bool, target_utilization: float) -> float:
+    """USD per consumed write unit: on-demand, or a WCU-hour spread over 3,600 s at the utilization."""
+    return p["dynamodb_wcu_hour"] / 3600 / target_utilization if provisioned else p["dynamodb_wru"]
+
+
+def rru_price(p: Mapping[str, float], provisioned: bool, target_utilization: float) -> float:
+    return p["dynamodb_rcu_hour"] / 3600 / target_utilization if provisioned else p["dynamodb_rru"]
+
+
+def taskplane_usd_per_task(
+    cost: Mapping[str, Any],
+    p: Mapping[str, float],
+    *,
+    tasks_per_day: float,
+    shards: int = 1,
+    provisioned: bool = False,
+    target_utilization: float = TARGET_UTILIZATION,
+    io_latency_ms: float = IO_LATENCY_MS,
+) -> dict[str, float]:
+    """USD per task by line for taskplane itself."""
+    u = cost["units_per_task"]
+    worker_gb = cost["memory_mb"]["worker"] / 1024
+    return {
+        "dynamodb_writes": u["dynamodb_wru"] * wru_price(p, provisioned, target_utilization),
+        "dynamodb_reads": u["dynamodb_rru"] * rru_price(p, provisioned, target_utilization),
+        "sqs": u["sqs_requests"] * p["sqs_request"],
+        "lambda_requests": _sum(u["lambda_requests"]) * p["lambda_request"],
+        "lambda_gb_s": _sum(u["lambda_gb_s"]) * p["lambda_gb_s_arm64"],
+        "lambda_io_wait": io_calls_per_task(cost) * io_latency_ms / 1000 * worker_gb * p["lambda_gb_s_arm64"],
+        "api_gateway": u["apigw_requests"] * p["apigw_rest_request"],
+        "tick": tick_usd_per_day(
+            cost, p, shards, provisioned=provisioned, target_utilization=target_utilization
+        )
+        / tasks_per_day,
+    }
+
+
+# -- the alternatives ----------------------------------------------------------------------------------
+def _ingress(cost: Mapping[str, Any], p: Mapping[str, float]) -> dict[str, float]:
+    """API Gateway and the api Lambda, as measured for taskplane (the same batched submission)."""
+    u = cost["units_per_task"]
+    return {
+        "api_gateway": u["apigw_requests"] * p["apigw_rest_request"],
+        "api_lambda": u["lambda_requests"].get("api", 0.0) * p["lambda_request"]
+        + u["lambda_gb_s"].get("api", 0.0) * p["lambda_gb_s_arm64"],
+    }
+
+
+def _worker_once(
+    cost: Mapping[str, Any], p: Mapping[str, float], waited_calls: int, io_latency_ms: float
+) -> dict[str, float]:
+    """The worker Lambda invoked once for this one task (no batch), with its measured CPU per task."""
+    worker_gb = cost["memory_mb"]["worker"] / 1024
+    return {
+        "lambda_requests": 1 * p["lambda_request"],
+        "lambda_gb_s": cost["units_per_task"]["lambda_gb_s"].get("worker", 0.0) * p["lambda_gb_s_arm64"],
+        "lambda_io_wait": waited_calls * io_latency_ms / 1000 * worker_gb * p["lambda_gb_s_arm64"],
+    }
+
+
+def eventbridge_scheduler_usd_per_task(
+    cost: Mapping[str, Any], p: Mapping[str, float], *, io_latency_ms: float = IO_LATENCY_MS
+) -> dict[str, float]:
+    """One schedule per task (CreateSchedule, one invocation, deleted after completion) -> worker.
+
+    State tracking as taskplane's: the task record put by the api, then the worker's start and
+    finish writes, each ``write_units(task_max)`` WRU on-demand. The schedule deletes itself
+    (ActionAfterCompletion=DELETE), so no DeleteSchedule call is priced. The worker waits on its two
+    writes; the api's put and CreateSchedule wait is in the api's measured share.
+    """
+    wru = write_units(cost["item_bytes"]["task_max"])
+    lines = {
+        "scheduler": p["scheduler_invocation"] + p["scheduler_api_call"],
+        "dynamodb_writes": 3 * wru * p["dynamodb_wru"],
+        **_worker_once(cost, p, 2, io_latency_ms),
+    }
+    ingress = _ingress(cost, p)
+    lines["lambda_requests"] += (
+        cost["units_per_task"]["lambda_requests"].get("api", 0.0) * p["lambda_request"]
+    )
+    lines["lambda_gb_s"] += cost["units_per_task"]["lambda_gb_s"].get("api", 0.0) * p["lambda_gb_s_arm64"]
+    lines["api_gateway"] = ingress["api_gateway"]
+    return lines
+
+
+def step_functions_usd_per_task(
+    cost: Mapping[str, Any],
+    p: Mapping[str, float],
+    *,
+    transitions: int = SFN_TRANSITIONS_PER_TASK,
+    io_latency_ms: float = IO_LATENCY_MS,
+) -> dict[str, float]:
+    """One Standard execution per task: Wait (until run_at) -> Task (lambda:invoke of the worker).
+
+    ``transitions`` billed transitions (2, see ``sfn_transitions``); StartExecution itself is not
+    billed apart from them. The task record is put once for listing; its history is the execution
+    history (kept 90 days by Step Functions), so no start/finish writes.
+    """
+    wru = write_units(cost["item_bytes"]["task_max"])
+    lines = {
+        "step_functions": transitions * p["sfn_standard_transition"],
+        "dynamodb_writes": 1 * wru * p["dynamodb_wru"],
+        **_worker_once(cost, p, 0, io_latency_ms),
+    }
+    lines["lambda_requests"] += (
+        cost["units_per_task"]["lambda_requests"].get("api", 0.0) * p["lambda_request"]
+    )
+    lines["lambda_gb_s"] += cost["units_per_task"]["lambda_gb_s"].get("api", 0.0) * p["lambda_gb_s_arm64"]
+    lines["api_gateway"] = _ingress(cost, p)["api_gateway"]
+    return lines
+
+
+# -- everything ---------------------------------------------------------------------------------------
+def price(
+    cost: Mapping[str, Any],
+    prices_doc: Mapping[str, Any] | None = None,
+    *,
+    tasks_per_day: float = 1_000_000,
+    shards: int = 1,
+    target_utilization: float = TARGET_UTILIZATION,
+    io_latency_ms: float = IO_LATENCY_MS,
+) -> dict[str, Any]:
+    """USD per million tasks by line and in total, for the four designs, with every assumption."""
+    prices_doc = prices_doc if prices_doc is not None else load_prices()
+    p = unit_prices(prices_doc)
+    common = {"tasks_per_day": tasks_per_day, "shards": shards, "io_latency_ms": io_latency_ms}
+    designs = {
+        "taskplane_on_demand": _rounded(per_million(taskplane_usd_per_task(cost, p, **common))),
+        "taskplane_provisioned": _rounded(
+            per_million(
+                taskplane_usd_per_task(
+                    cost, p, provisioned=True, target_utilization=target_utilization, **common
+                )
+            )
+        ),
+        "eventbridge_scheduler": _rounded(
+            per_million(eventbridge_scheduler_usd_per_task(cost, p, io_latency_ms=io_latency_ms))
+        ),
+        "step_functions_standard": _rounded(
+            per_million(step_functions_usd_per_task(cost, p, io_latency_ms=io_latency_ms))
+        ),
+    }
+    measured_only = (
+        designs["taskplane_on_demand"]["total"] - designs["taskplane_on_demand"]["lines"]["lambda_io_wait"]
+    )
+    sfn_high = step_functions_usd_per_task(
+        cost, p, transitions=SFN_TRANSITIONS_PER_TASK + 1, io_latency_ms=io_latency_ms
+    )
+    return {
+        "workload": cost.get("workload"),
+        "tasks_measured": cost.get("tasks"),
+        "tasks_per_day": tasks_per_day,
+        "shards": shards,
+        "target_utilization": target_utilization,
+        "io_latency_ms": io_latency_ms,
+        "sfn_transitions_per_task": SFN_TRANSITIONS_PER_TASK,
+        "sfn_transitions_high": SFN_TRANSITIONS_PER_TASK + 1,
+        "step_functions_standard_total_if_3_transitions": round(sum(sfn_high.values()) * 1e6, 4),
+        "usd_per_million": designs,
+        "taskplane_on_demand_without_io_wait": round(measured_only, 4),
+        "goal_usd_per_million": GOAL_USD_PER_MILLION,
+        "goal_met": designs["taskplane_on_demand"]["total"] <= GOAL_USD_PER_MILLION,
+        "prices": {
+            name: {k: v for k, v in entry.items() if k in ("usd", "per", "unit", "source", "verified")}
+            for name, entry in prices_doc["prices"].items()
+        },
+        "prices_checked": prices_doc.get("checked"),
+        "assumptions": assumptions(
+            cost,
+            tasks_per_day=tasks_per_day,
+            shards=shards,
+            target_utilization=target_utilization,
+            io_latency_ms=io_latency_ms,
+        ),
+    }
+
+
+def assumptions(
+    cost: Mapping[str, Any],
+    *,
+    tasks_per_day: float,
+    shards: int,
+    target_utilization: float,
+    io_latency_ms: float,
+) -> list[str]:
+    tick = cost["tick"]
+    return [
+        "us-east-1 list prices of bench/prices.json, first tier, no free tier, no Savings Plans or "
+        "reserved capacity; DynamoDB Standard table class; storage, data transfer, CloudWatch logs and "
+        "metrics not priced.",
+        f"Units per task are bench/cost.py's counts over {cost.get('tasks')} tasks ({cost.get('workload')}), "
+        "computed from request and response sizes (moto's ConsumedCapacity is not used).",
+        "Lambda GB-s: measured CPU time of our handlers x configured memory (bench/cost.py); the line "
+        f"lambda_io_wait adds what AWS bills while a handler waits on its calls: {io_latency_ms} ms per "
+        "counted call except the event source mapping's receives/deletes and the tick's Queries, "
+        "at the worker's memory (modelled, not measured).",
+        f"Tick amortized: {shards} shard(s) x 86,400 s x duty {tick['duty']} x {tick['memory_mb']} MB x "
+        f"arm64 GB-s price + 1,440 invocations per shard per day, plus per shard {TICK_FIXED_WRU_PER_S} WRU/s "
+        f"and {TICK_FIXED_RRU_PER_S} RRU/s (lease/cursor and window polls, README), over "
+        f"{tasks_per_day:,.0f} tasks a day. The measured units per task also include the tick's reads "
+        "during the measured run, so the polls are slightly double counted.",
+        f"Provisioned: consumed units priced at WCU-hour/3,600 and RCU-hour/3,600 divided by a target "
+        f"utilization of {target_utilization:.0%} (auto scaling tracking the load); peaks that auto "
+        "scaling does not follow are throttled, not priced.",
+        "EventBridge Scheduler: one one-time schedule per task (CreateSchedule, not charged: unverified "
+        "here), one invocation ($1.00/M after the monthly 14M free, not deducted), deleted after "
+        "completion; the worker Lambda invoked once per task (no batching) with the worker's measured "
+        "CPU per task; state tracking as taskplane's: put + start + finish writes of "
+        f"{write_units(cost['item_bytes']['task_max'])} WRU each (task item {cost['item_bytes']['task_max']} B).",
+        f"Step Functions Standard: one execution per task, Wait -> Task (lambda:invoke), "
+        f"{SFN_TRANSITIONS_PER_TASK} billed transitions (one per state executed; a count that includes "
+        "the start as a transition gives 3, priced beside it); the worker Lambda once per task; the task "
+        "record put once (history from the execution history).",
+        "Both alternatives keep taskplane's ingress: API Gateway REST in batches of 100 and the api "
+        "Lambda's measured share, so the comparison is about scheduling and dispatch.",
+        "API Gateway REST at the first tier ($3.50/M up to 333M requests a month).",
+    ]
+
+
+def run(
+    cost: Mapping[str, Any] | None = None,
+    *,
+    tasks_per_day: float = 1_000_000,
+    shards: int = 1,
+    write: bool = True,
+) -> dict[str, Any] | None:
+    """Price bench/results/cost.json (or ``cost``) and write bench/results/pricing.json."""
+    if cost is None:
+        path = RESULTS / "cost.json"
+        if not path.exists():
+            return None
+        cost = json.loads(path.read_text())
+    result = price(cost, tasks_per_day=tasks_per_day, shards=shards)
+    if write:
+        RESULTS.mkdir(exist_ok=True)
+        (RESULTS / "pricing.json").write_text(json.dumps(result, indent=2) + "\n")
+    return result
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--example", action="store_true", help="price the hand-made example; write nothing")
+    parser.add_argument("--tasks-per-day", type=float, default=1_000_000)
+    parser.add_argument("--shards", type=int, default=1)
+    args = parser.parse_args()
+    if args.example:
+        result = run(EXAMPLE_COST, tasks_per_day=args.tasks_per_day, shards=args.shards, write=False)
+    else:
+        result = run(tasks_per_day=args.tasks_per_day, shards=args.shards)
+        if result is None:
+            raise SystemExit("bench/results/cost.json is missing: run bench/cost.py first")
+    print(json.dumps(result, indent=2))
+
+
+if __name__ == "__main__":
+    main()
