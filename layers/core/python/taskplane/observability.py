@@ -2,14 +2,21 @@
 
 Metrics are aggregated per invocation and flushed once per dimension set (tenant, target type, lane),
 so a batch of 10 tasks costs a handful of EMF lines, not one line per task and metric.
+
+The tracer is made on the first traced call, not at import: making a Powertools ``Tracer`` imports
+the X-Ray SDK and, in Lambda with tracing on, patches botocore and the HTTP clients (about 0.15 s),
+which would otherwise be in every handler module's import. The first invocation pays it instead.
 """
 
 from __future__ import annotations
 
+import functools
+import inspect
 import logging
 import re
 import threading
 from collections import defaultdict
+from collections.abc import Callable
 from typing import Any
 
 from aws_lambda_powertools import Logger, Tracer
@@ -69,9 +76,101 @@ class RedactSecrets(logging.Filter):
         return True
 
 
+class LazyTracer:
+    """A Powertools :class:`Tracer` made on first use, with the same decorators.
+
+    ``capture_lambda_handler`` and ``capture_method`` wrap the function at import without making the
+    tracer; the first call makes it (importing and patching the X-Ray SDK, before the handler's body
+    creates any boto3 client) and from then on runs Powertools' own wrapper. Anything else
+    (``put_annotation``, ``provider``, ...) is the real tracer's.
+    """
+
+    def __init__(self, **options: Any) -> None:
+        self._options = options
+        self._tracer: Tracer | None = None
+        self._lock = threading.Lock()
+
+    def setup(self) -> Tracer:
+        """The real tracer, made (and the X-Ray SDK imported and patched) on the first call."""
+        if self._tracer is None:
+            with self._lock:
+                if self._tracer is None:
+                    self._tracer = Tracer(**self._options)
+        return self._tracer
+
+    def capture_lambda_handler(
+        self,
+        lambda_handler: Callable[..., Any] | None = None,
+        capture_response: bool | None = None,
+        capture_error: bool | None = None,
+    ) -> Callable[..., Any]:
+        """:meth:`Tracer.capture_lambda_handler`, applied on the handler's first call."""
+        if lambda_handler is None:
+            return functools.partial(
+                self.capture_lambda_handler, capture_response=capture_response, capture_error=capture_error
+            )
+        return self._deferred(
+            lambda_handler,
+            lambda t, f: t.capture_lambda_handler(
+                f, capture_response=capture_response, capture_error=capture_error
+            ),
+        )
+
+    def capture_method(
+        self,
+        method: Callable[..., Any] | None = None,
+        capture_response: bool | None = None,
+        capture_error: bool | None = None,
+    ) -> Callable[..., Any]:
+        """:meth:`Tracer.capture_method`, applied on the method's first call. Only for a plain
+        function: Powertools wraps coroutines and generators differently, so those make the tracer now."""
+        if method is None:
+            return functools.partial(
+                self.capture_method, capture_response=capture_response, capture_error=capture_error
+            )
+
+        def wrap(t: Tracer, f: Callable[..., Any]) -> Callable[..., Any]:
+            decorate = t.capture_method(capture_response=capture_response, capture_error=capture_error)
+            return decorate(f)
+
+        if _plain_function(method):
+            return self._deferred(method, wrap)
+        return wrap(self.setup(), method)
+
+    def _deferred(
+        self, function: Callable[..., Any], wrap: Callable[[Tracer, Callable[..., Any]], Callable[..., Any]]
+    ) -> Callable[..., Any]:
+        traced: list[Callable[..., Any]] = []
+
+        @functools.wraps(function)
+        def call(*args: Any, **kwargs: Any) -> Any:
+            if not traced:  # two first calls at once both wrap: harmless, the tracer is made once
+                traced.append(wrap(self.setup(), function))
+            return traced[0](*args, **kwargs)
+
+        return call
+
+    def __getattr__(self, name: str) -> Any:
+        if name.startswith("_"):  # never make the tracer for a private or special name (copy, pickle)
+            raise AttributeError(name)
+        return getattr(self.setup(), name)
+
+
+def _plain_function(f: Callable[..., Any]) -> bool:
+    """Neither a coroutine, nor a generator, nor a generator-based context manager."""
+    inner = getattr(f, "__wrapped__", None)
+    return (
+        inspect.isfunction(f)
+        and not inspect.iscoroutinefunction(f)
+        and not inspect.isgeneratorfunction(f)
+        and not inspect.isasyncgenfunction(f)
+        and not (inner is not None and inspect.isgeneratorfunction(inner))
+    )
+
+
 logger = Logger(service="taskplane")
 logger.addFilter(RedactSecrets())
-tracer = Tracer(service="taskplane")
+tracer = LazyTracer(service="taskplane")
 
 _Dims = tuple[str, str, str]
 
