@@ -11,7 +11,8 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
-from croniter import croniter
+# croniter is imported where an expression is read, not with the module: the API and tick handlers
+# import this module, and most of their invocations never touch a cron expression.
 
 MAX_STEPS = 10_000
 
@@ -28,6 +29,8 @@ def parse_cron(expr: str) -> str:
             f"cron must have 5 fields (minute hour day-of-month month day-of-week), got {len(fields)}"
         )
     normalised = " ".join(fields)
+    from croniter import croniter
+
     if not croniter.is_valid(normalised):
         raise CronError(f"{expr!r} is not a valid cron expression")
     return normalised
@@ -72,6 +75,8 @@ def next_fire(expr: str, zone: ZoneInfo, after_ms: int) -> int:
     # Start one minute back in wall time so a fire at the very instant of ``after`` is seen and skipped,
     # and step through wall times until one maps to an instant after ``after``.
     wall = after.astimezone(zone).replace(tzinfo=None, second=0, microsecond=0) - timedelta(minutes=1)
+    from croniter import croniter
+
     it = croniter(expr, wall)
     for _ in range(MAX_STEPS):
         candidate = it.get_next(datetime)

@@ -21,11 +21,9 @@ import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
-from functools import cached_property
-from typing import Annotated, Any, Literal
+from functools import cache, cached_property
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
-import networkx as nx
-import yaml
 from pydantic import (
     BaseModel,
     ConfigDict,
@@ -48,6 +46,12 @@ from taskplane.domain.models import (
     payload_size,
 )
 from taskplane.domain.retry import RetryPolicy
+
+if TYPE_CHECKING:
+    # networkx and yaml are imported by the functions that parse definitions and walk graphs, not
+    # with the module: the API and step handlers import it, and most of their calls need neither.
+    import networkx as nx
+    import yaml
 
 #: Most nodes in one workflow (the compiled ASL of 1,000 nodes stays well under the 1 MB quota).
 MAX_NODES = 1000
@@ -208,6 +212,8 @@ class Workflow:
     @cached_property
     def order(self) -> tuple[str, ...]:
         """Node ids in a topological order that keeps the definition's order where it may."""
+        import networkx as nx
+
         position = {n.id: i for i, n in enumerate(self.nodes)}
         return tuple(nx.lexicographical_topological_sort(self.graph, key=position.__getitem__))
 
@@ -315,18 +321,26 @@ def workflow_from_canonical(data: Mapping[str, Any]) -> Workflow:
 # -- text -> document --------------------------------------------------------------------------
 
 
-class _Loader(yaml.SafeLoader):
-    """Safe YAML that keeps timestamps as strings and refuses duplicate keys."""
+@cache
+def _loader() -> type[yaml.SafeLoader]:
+    """Safe YAML that keeps timestamps as strings and refuses duplicate keys (made on first use)."""
+    import yaml
+
+    class Loader(yaml.SafeLoader):
+        pass
+
+    # YAML 1.1 would turn 2026-01-01 into a date, which is not JSON.
+    Loader.yaml_implicit_resolvers = {
+        first: [(tag, regexp) for tag, regexp in resolvers if tag != "tag:yaml.org,2002:timestamp"]
+        for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+    }
+    Loader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
+    return Loader
 
 
-# YAML 1.1 would turn 2026-01-01 into a date, which is not JSON.
-_Loader.yaml_implicit_resolvers = {
-    first: [(tag, regexp) for tag, regexp in resolvers if tag != "tag:yaml.org,2002:timestamp"]
-    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
-}
+def _construct_mapping(loader: yaml.SafeLoader, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+    import yaml
 
-
-def _construct_mapping(loader: _Loader, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
     loader.flatten_mapping(node)
     result: dict[Any, Any] = {}
     for key_node, value_node in node.value:
@@ -343,9 +357,6 @@ def _construct_mapping(loader: _Loader, node: yaml.MappingNode, deep: bool = Fal
             )
         result[key] = loader.construct_object(value_node, deep=deep)
     return result
-
-
-_Loader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
 
 
 def load_document(body: str | bytes, content_type: str | None = None) -> dict[str, Any]:
@@ -371,8 +382,10 @@ def load_document(body: str | bytes, content_type: str | None = None) -> dict[st
                 [{"field": "body", "problem": "malformed", "message": message, **where}],
             ) from None
     else:
+        import yaml
+
         try:
-            value = yaml.load(body, Loader=_Loader)
+            value = yaml.load(body, Loader=_loader())
         except yaml.YAMLError as exc:
             mark = getattr(exc, "problem_mark", None) or getattr(exc, "context_mark", None)
             problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
@@ -526,6 +539,8 @@ def check_graph(nodes: Sequence[NodeSpec | Node]) -> nx.DiGraph:
                 )
     if details:
         raise InvalidRequest(f"invalid workflow: {details[0]['message']}" + _more(details), details)
+    import networkx as nx
+
     graph = nx.DiGraph()
     graph.add_nodes_from(n.id for n in nodes)
     graph.add_edges_from((need, n.id) for n in nodes for need in n.needs)
