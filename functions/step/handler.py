@@ -12,8 +12,8 @@ from typing import Any
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from taskplane import wiring
+from taskplane.domain.errors import NodeAttemptFailed, NodeFailed
 from taskplane.observability import logger, tracer
-from taskplane.services.workflows import NodeAttemptFailed, NodeFailed
 
 
 @logger.inject_lambda_context(clear_state=True)

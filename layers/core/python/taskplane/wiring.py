@@ -9,10 +9,12 @@ from __future__ import annotations
 import os
 import threading
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from taskplane.domain.clock import Clock, SystemClock
-from taskplane.settings import PlatformSettings
+
+if TYPE_CHECKING:  # pydantic: imported when the platform is built, not with the handler module
+    from taskplane.settings import PlatformSettings
 
 
 @dataclass
@@ -224,6 +226,8 @@ def platform() -> Platform:
     """The process-wide platform, built from the environment on first use."""
     global _current
     if _current is None:
+        from taskplane.settings import PlatformSettings
+
         _current = build(PlatformSettings.from_env(os.environ))
     return _current
 

@@ -48,3 +48,16 @@ class Unavailable(TaskplaneError):
     """A dependency failed; nothing was accepted, the caller may retry."""
 
     code = "unavailable"
+
+
+# -- workflow nodes: raised to Step Functions, whose Retry and Catch match the class name ----------
+# (domain.workflow's RETRYABLE_ERROR and FATAL_ERROR). They live here, not in services.workflows,
+# so the step handler can catch them without importing the workflow service at import time.
+
+
+class NodeAttemptFailed(Exception):
+    """One attempt of a node (or a compensation) failed; Step Functions may retry it."""
+
+
+class NodeFailed(Exception):
+    """A node (or a compensation) failed for good."""

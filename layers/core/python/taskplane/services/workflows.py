@@ -38,7 +38,14 @@ from taskplane.adapters.workflow_store import VersionRecord, WorkflowRecord, Wor
 from taskplane.domain.allowlist import TargetPolicy
 from taskplane.domain.asl import END_GATE, GRACE_S, compile_asl, gated, to_json
 from taskplane.domain.clock import Clock, to_rfc3339
-from taskplane.domain.errors import Conflict, InvalidRequest, NotFound, PayloadTooLarge
+from taskplane.domain.errors import (
+    Conflict,
+    InvalidRequest,
+    NodeAttemptFailed,
+    NodeFailed,
+    NotFound,
+    PayloadTooLarge,
+)
 from taskplane.domain.ids import is_valid_id, new_id
 from taskplane.domain.mermaid import to_mermaid
 from taskplane.domain.models import MAX_PAYLOAD_DEPTH, payload_depth, payload_size
@@ -64,14 +71,6 @@ from taskplane.services.ports import Idempotency, NullTelemetry, Telemetry
 
 #: Outputs up to this size are shown inline in ``GET /v1/runs/{id}``; larger ones have their own route.
 PREVIEW_BYTES = 2048
-
-
-class NodeAttemptFailed(Exception):
-    """One attempt of a node (or a compensation) failed; Step Functions may retry it."""
-
-
-class NodeFailed(Exception):
-    """A node (or a compensation) failed for good."""
 
 
 assert NodeAttemptFailed.__name__ == RETRYABLE_ERROR and NodeFailed.__name__ == FATAL_ERROR
