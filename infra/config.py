@@ -136,11 +136,11 @@ class EnvironmentConfig(_Strict):
     retain_data: bool = True
     #: Worker batches in flight per lane: the event source mapping's MaximumConcurrency (2-1000).
     lane_concurrency: dict[str, int] = Field(default_factory=lambda: {"high": 10, "default": 10, "low": 5})
-    #: Records per worker invocation. The worker runs a batch's records one after another, so a batch
-    #: must fit in its 15 minutes: with tasks of up to 300 s (the default timeout_s) only 1 is safe;
-    #: raise it only where every task is short. A timed-out batch comes back after the visibility
-    #: timeout (90 minutes), whole.
-    worker_batch_size: int = Field(default=1, ge=1, le=10)
+    #: Records per worker invocation. The worker runs a batch's records at the same time, so a batch
+    #: takes as long as its slowest task (at most 900 s, inside the worker's 15 minutes). 10 makes
+    #: one invocation and one receive/delete serve ten tasks under load; at low load batches are
+    #: smaller anyway, because the mapping does not wait to fill them.
+    worker_batch_size: int = Field(default=10, ge=1, le=10)
     reserved_concurrency: ReservedConcurrency = ReservedConcurrency()
     api_throttle: ApiThrottle = ApiThrottle()
     tenants: dict[str, TenantConfig] = Field(min_length=1)

@@ -5,8 +5,10 @@ Memory and timeout: the worker mostly waits on targets (HTTP, Lambda, SQS), so C
 15 minutes, because a task may ask for ``timeout_s`` up to 900. Concurrency is bounded per lane by the
 mapping's MaximumConcurrency (so a flood of low-priority work cannot take the high lane's workers),
 and optionally by a reservation that guarantees those workers exist (see ``ReservedConcurrency``).
-A batch is one record by default (``worker_batch_size``): records of a batch run one after another,
-so MaximumConcurrency is also the number of a lane's tasks running at once.
+A batch is up to 10 records (``worker_batch_size``), run at the same time, so a lane runs at most
+MaximumConcurrency x batch size tasks at once. A started task's message is held invisible until the
+attempt would count as abandoned (ChangeMessageVisibility, granted with the event source), so a
+dead worker's delivery comes back then and is timed out.
 """
 
 from __future__ import annotations

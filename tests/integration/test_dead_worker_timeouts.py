@@ -199,3 +199,121 @@ def test_finished_attempt_removes_its_watch(aws):
     assert aws.platform.executor.handle(take_delivery(aws)) is Outcome.SUCCEEDED
     # Then no watch is left for the tick to send
     assert watches(aws) == []
+
+
+# -- the worker's hold: the lane message itself is the watch ---------------------------------------
+
+
+def receive_records(aws: Any) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """Receive the default lane's messages (not deleted) as the event source mapping's event."""
+    from taskplane.local.poller import to_record
+
+    sqs = aws.client("sqs")
+    url = aws.settings.queue_urls["default"]
+    arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    messages = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10).get("Messages", [])
+    return {"Records": [to_record(m, arn) for m in messages]}, messages
+
+
+def count_calls(aws: Any) -> dict[str, list[dict[str, Any]]]:
+    """Every SQS and DynamoDB request from now on, by operation name, with its parameters."""
+    calls: dict[str, list[dict[str, Any]]] = {}
+
+    def hook(model: Any, params: dict[str, Any], **_: Any) -> None:
+        calls.setdefault(model.name, []).append(params)
+
+    executor = aws.platform.executor
+    for client in {executor.lanes.client, executor.wheel.client}:  # the platform's one SQS and DynamoDB client
+        client.meta.events.register("before-parameter-build.*.*", hook)
+    return calls
+
+
+@fixed_clock
+def test_worker_holds_a_started_delivery_until_it_counts_as_abandoned(aws):
+    # Given a task (timeout 5 s, two attempts) delivered to the worker handler, whose process dies mid-task
+    from taskplane.local.context import LocalContext
+    from taskplane.local.handlers import load_handler
+
+    worker = load_handler("worker").lambda_handler
+    clock = aws.platform.tasks.clock
+    task, _ = aws.platform.tasks.submit(
+        "acme",
+        TaskSubmit.model_validate(
+            {
+                "target": {"type": "builtin", "name": "echo"},
+                "payload": 7,
+                "timeout_s": 5,
+                "retry": {"max_attempts": 2, "base_delay_ms": 1, "max_delay_ms": 1},
+            }
+        ),
+    )
+    event, (message,) = receive_records(aws)
+    calls = count_calls(aws)
+    aws.platform.executor.runners = Dies()
+    with pytest.raises(WorkerKilled):
+        worker(event, LocalContext(function_name="taskplane-worker"))
+    # Then its lane message was held until timeout + grace, and nothing was written to the wheel
+    (held,) = calls["ChangeMessageVisibility"]
+    assert held["ReceiptHandle"] == message["ReceiptHandle"]
+    assert held["VisibilityTimeout"] == 5 + GRACE_MS // 1000
+    assert watches(aws) == []
+    sqs, url = aws.client("sqs"), aws.settings.queue_urls["default"]
+    assert sqs.receive_message(QueueUrl=url).get("Messages", []) == []  # still invisible
+    # When the hold ends (SQS brings the message back then) and a worker takes the redelivery
+    clock.advance(5_000 + GRACE_MS)
+    sqs.change_message_visibility(QueueUrl=url, ReceiptHandle=message["ReceiptHandle"], VisibilityTimeout=0)
+    echo = Echo()
+    aws.platform.executor.runners = echo
+    event, _ = receive_records(aws)
+    assert worker(event, LocalContext(function_name="taskplane-worker")) == {"batchItemFailures": []}
+    # Then the abandoned attempt was timed out and retried, and attempt 1 never ran again
+    stored = aws.platform.tasks.get("acme", task.task_id)
+    assert [h.state.value for h in stored.history][-3:] == ["RUNNING", "TIMED_OUT", "RETRYING"]
+    assert "abandoned" in stored.error.message
+    clock.advance(1_000)
+    assert aws.platform.executor.handle(take_delivery(aws)) is Outcome.SUCCEEDED
+    assert echo.runs == [(task.task_id, 2)]
+
+
+@fixed_clock
+def test_held_delivery_that_finishes_writes_no_watch(aws):
+    # Given three tasks taken by the worker handler in one batch
+    from taskplane.local.context import LocalContext
+    from taskplane.local.handlers import load_handler
+
+    for i in range(3):
+        aws.platform.tasks.submit(
+            "acme", TaskSubmit.model_validate({"target": {"type": "builtin", "name": "echo"}, "payload": i})
+        )
+    event, _ = receive_records(aws)
+    assert len(event["Records"]) == 3
+    calls = count_calls(aws)
+    # When they run to success
+    response = load_handler("worker").lambda_handler(event, LocalContext(function_name="taskplane-worker"))
+    # Then each start held its message once, and the wheel was never written or deleted from
+    assert response == {"batchItemFailures": []}
+    assert len(calls["ChangeMessageVisibility"]) == 3
+    wheel_table = aws.settings.wheel_table
+    assert not [p for op in ("PutItem", "DeleteItem") for p in calls.get(op, []) if p["TableName"] == wheel_table]
+    assert watches(aws) == []
+
+
+@fixed_clock
+def test_refused_hold_falls_back_to_a_wheel_watch(aws):
+    # Given a delivery whose hold SQS refuses (a receipt handle that is no longer valid)
+    task, _ = aws.platform.tasks.submit(
+        "acme", TaskSubmit.model_validate({"target": {"type": "builtin", "name": "echo"}, "timeout_s": 4})
+    )
+    delivery = take_delivery(aws)
+    url = aws.settings.queue_urls["default"]
+    arn = aws.client("sqs").get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"][
+        "QueueArn"
+    ]
+    lanes = aws.platform.executor.lanes
+    aws.platform.executor.runners = Dies()
+    # When its worker starts it and dies
+    with pytest.raises(WorkerKilled):
+        aws.platform.executor.handle(delivery, hold=lambda s: lanes.hold(arn, "not-a-receipt", s))
+    # Then the attempt is watched through the wheel instead, due at timeout + grace
+    (watch,) = watches(aws)
+    assert watch.due_ms == aws.platform.tasks.get("acme", task.task_id).started_at + 4_000 + GRACE_MS

@@ -14,6 +14,7 @@ if TYPE_CHECKING:
     from mypy_boto3_sqs import SQSClient
 
 MAX_DELAY_S = 900  # SQS DelaySeconds ceiling
+MAX_VISIBILITY_S = 43_200  # SQS visibility timeout ceiling (12 hours)
 
 
 @dataclass(frozen=True)
@@ -165,6 +166,31 @@ class Lanes:
         err = self.send([message])[0]
         if err is not None:
             raise err
+
+    def url_of(self, queue_arn: str) -> str:
+        """The URL of a lane (or any queue in this account) from the ARN an SQS event record carries."""
+        name = queue_arn.rsplit(":", 1)[-1]
+        for url in (*self._urls.values(), self._dlq):
+            if url and url.rsplit("/", 1)[-1] == name:
+                return url
+        _, _, _, region, account, _ = queue_arn.split(":", 5)
+        return f"https://sqs.{region}.amazonaws.com/{account}/{name}"
+
+    def hold(self, queue_arn: str, receipt_handle: str, seconds: int) -> None:
+        """Keep a received message invisible for ``seconds`` from now (ChangeMessageVisibility).
+
+        The worker holds a started task's delivery until the attempt would count as abandoned: if the
+        worker dies, SQS brings the message back then and its redelivery times the attempt out. One
+        SQS request per started task, instead of a timeout watch written to and deleted from the wheel.
+        """
+        try:
+            self.client.change_message_visibility(
+                QueueUrl=self.url_of(queue_arn),
+                ReceiptHandle=receipt_handle,
+                VisibilityTimeout=max(0, min(MAX_VISIBILITY_S, seconds)),
+            )
+        except (ClientError, BotoCoreError) as exc:
+            raise translate(exc, "holding the delivery") from exc
 
     def dead_letter_raw(self, body: str, reason: str, source: str = "") -> None:
         """Move an unreadable lane message (a poison message) to the DLQ as it came, with why."""

@@ -1,8 +1,11 @@
 """When a RUNNING task counts as abandoned: pure rules for the timeout watch and heartbeats.
 
-A live worker enforces ``timeout_s`` itself. A dead one cannot, so every start also puts a *watch*
-in the timing wheel; when it comes due, a worker looks at the task and, if the same attempt is still
-RUNNING, either times it out (TIMED_OUT -> RETRYING / FAILED by its policy) or watches again later.
+A live worker enforces ``timeout_s`` itself. A dead one cannot, so every start arranges a *watch* for
+``first_watch``: the worker keeps the task's lane message invisible until then (one SQS request), so
+a dead worker's delivery comes back at that time; where that is not possible (no receipt, or SQS
+refused) it puts a watch entry in the timing wheel instead. When either comes due, a worker looks at
+the task and, if the same attempt is still RUNNING, times it out (TIMED_OUT -> RETRYING / FAILED by
+its policy) or watches again later through the wheel.
 Long tasks heartbeat, so a worker that died early is noticed after ``STALE_MS`` rather than after the
 whole timeout.
 """

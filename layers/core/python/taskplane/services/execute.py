@@ -39,6 +39,9 @@ from taskplane.services.breakers import CircuitBreakers
 from taskplane.services.ports import NullTelemetry, Telemetry
 from taskplane.services.tasks import delivery_for, wheel_entry_for
 
+#: Keeps the delivery being handled invisible on its lane for this many seconds from now.
+Hold = Callable[[int], None]
+
 MAX_RESULT_BYTES = 128 * 1024
 #: A delivery this early is held until due instead of being sent round again.
 MAX_EARLY_WAIT_MS = 1_000
@@ -100,8 +103,14 @@ class Executor:
     breakers: CircuitBreakers | None = None
     heartbeat_ms: int = HEARTBEAT_MS
 
-    def handle(self, delivery: LaneMessage) -> Outcome:
-        """Process one lane message; raises only when the message must be redelivered."""
+    def handle(self, delivery: LaneMessage, hold: Hold | None = None) -> Outcome:
+        """Process one lane message; raises only when the message must be redelivered.
+
+        ``hold(seconds)`` keeps this delivery's lane message invisible that long (the worker passes
+        one bound to the SQS receipt): a started attempt holds its message until it would count as
+        abandoned, so a dead worker's delivery comes back exactly then. Without one (or if holding
+        fails), the attempt is watched through a timeout entry in the wheel instead.
+        """
         now = self.clock.now_ms()
         expected = TaskState(delivery.state)
         if expected is S.RUNNING:
@@ -140,7 +149,7 @@ class Executor:
                 return resolved
             task = resolved
         assert task is not None
-        return self._run(task)
+        return self._run(task, hold)
 
     def _missing(self, delivery: LaneMessage) -> Outcome:
         """No such task. A wheel entry is written before its task, so the tick can be faster than a
@@ -244,14 +253,30 @@ class Executor:
             except Exception:  # a missed beat is not fatal; the next one may land
                 continue
 
-    def _run(self, task: Task) -> Outcome:
+    def _guard(self, task: Task, hold: Hold | None) -> bool:
+        """Make sure a dead worker's attempt is noticed when it counts as abandoned; True when that
+        took a wheel watch (to drop when the attempt ends here)."""
+        if task.started_at is None:
+            return False
+        due = first_watch(task.started_at, task.timeout_s, self.grace_ms)
+        if hold is not None:
+            try:
+                # Whole seconds, rounded up: the redelivery comes at or just after the due time.
+                hold(max(1, -(-(due - self.clock.now_ms()) // 1000)))
+                return False
+            except Exception:
+                pass  # the wheel watch below does the same job, at two writes instead of one request
+        # Not fatal if it fails: the lane message stays unacknowledged until this attempt ends,
+        # so if this worker dies its redelivery arms the watch (see handle).
+        with contextlib.suppress(Exception):
+            self._arm_watch(task, due)
+            return self.wheel is not None
+        return False
+
+    def _run(self, task: Task, hold: Hold | None = None) -> Outcome:
         dims: dict[str, Any] = {"tenant": task.tenant, "target_type": task.target_type, "lane": task.priority}
         self.telemetry.count("started", **dims)
-        if task.started_at is not None:
-            # Not fatal if it fails: the lane message stays unacknowledged until this attempt ends,
-            # so if this worker dies its redelivery arms the watch (see handle).
-            with contextlib.suppress(Exception):
-                self._arm_watch(task, first_watch(task.started_at, task.timeout_s, self.grace_ms))
+        watched = self._guard(task, hold)
         now = self.clock.now_ms()
         if not can_finish_by(task.deadline, now, task.timeout_s):
             # Deadline-aware: an attempt that could run past the deadline is not made at all.
@@ -261,7 +286,7 @@ class Executor:
                 f"finish by the deadline {to_rfc3339(task.deadline)}",
                 retryable=False,
             )
-            return self._finish(task, self._failed(task, late, timed_out=False, dims=dims))
+            return self._finish(task, self._failed(task, late, timed_out=False, dims=dims), watched)
         guard = None
         if self.breakers is not None:
             try:
@@ -269,7 +294,7 @@ class Executor:
             except TargetFailure as open_breaker:
                 # Fails fast and counts as a retryable failure (backoff, then another try).
                 self.telemetry.count("breaker_open", **dims)
-                return self._finish(task, self._failed(task, open_breaker, timed_out=False, dims=dims))
+                return self._finish(task, self._failed(task, open_breaker, timed_out=False, dims=dims), watched)
         envelope = {"task_id": task.task_id, "attempt": task.attempts, "payload": task.payload}
         cancel = threading.Event()
         began = time.perf_counter()
@@ -297,11 +322,12 @@ class Executor:
         if self.breakers is not None:
             self.breakers.after(guard, failure)
         if failure is not None:
-            return self._finish(task, self._failed(task, failure, timed_out=timed_out, dims=dims))
-        return self._finish(task, self._succeeded(task, result, dims))
+            return self._finish(task, self._failed(task, failure, timed_out=timed_out, dims=dims), watched)
+        return self._finish(task, self._succeeded(task, result, dims), watched)
 
-    def _finish(self, task: Task, outcome: Outcome) -> Outcome:
-        self._disarm_watch(task)
+    def _finish(self, task: Task, outcome: Outcome, watched: bool) -> Outcome:
+        if watched:
+            self._disarm_watch(task)
         return outcome
 
     def _succeeded(self, task: Task, result: Any, dims: dict[str, Any]) -> Outcome:
