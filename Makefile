@@ -47,7 +47,8 @@ synth: install $(CDK)
 	$(BIN)/cfn-lint --ignore-checks W3005 -- cdk.out/*.template.json
 
 bench: install
-	$(BIN)/python bench/run.py
+	$(BIN)/pip install --quiet -e '.[bench]'
+	$(BIN)/python bench/run.py $(ARGS)
 
 clean:
 	rm -rf $(VENV) cdk.out node_modules .pytest_cache .mypy_cache .ruff_cache

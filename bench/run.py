@@ -1,62 +1,298 @@
-"""`make bench`: run every benchmark, write bench/results/*.json and print a table."""
+"""`make bench`: run every benchmark in order, write bench/results/*.json, print one table.
+
+Order: cold start, cost, wheel lateness (a), workflow compile + makespan, local throughput, then the
+arithmetic on their results: pricing, capacity, plots (docs/bench/*.png), report (BENCHMARKS.md and
+bench/results/summary.json). A benchmark module that is not there (yet) is skipped with a message;
+the steps after it use whatever results files exist.
+
+    python bench/run.py                          # everything (about 30-40 minutes on 2 shared cores)
+    python bench/run.py --only pricing,capacity,plots,report
+    python bench/run.py --quick                  # smaller sizes; writes under bench/results/quick/
+
+``--quick`` is a smoke run: its figures are not comparable with a full run's, so it writes its
+results, plots and page under bench/results/quick/ (git-ignored) and leaves the committed ones alone.
+"""
 
 from __future__ import annotations
 
+import argparse
+import importlib
+import inspect
 import json
 import sys
+import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
 
-import local_throughput
-import workflow_bench
+STEPS = ("cold_start", "cost", "wheel", "workflow", "local", "pricing", "capacity", "plots", "report")
+
+#: Sizes per step: (full, quick).
+SIZES: dict[str, tuple[dict[str, Any], dict[str, Any]]] = {
+    "cold_start": ({"repeats": 10}, {"repeats": 3}),
+    "cost": ({"tasks": 10_000}, {"tasks": 300}),
+    "wheel": ({"seconds": 60, "rate": 1000}, {"seconds": 8, "rate": 200}),
+    "workflow": (
+        {"sizes": (10, 100, 1000), "repeat": 5, "dags": 20, "repeats": 2},
+        {"sizes": (10, 100), "repeat": 2, "dags": 2, "repeats": 1},
+    ),
+    "local": ({"tasks": 10_000, "timeout_s": 1800}, {"tasks": 200, "timeout_s": 300}),
+}
 
 
-def main() -> None:
+def _module(name: str) -> Any | None:
+    try:
+        return importlib.import_module(name)
+    except ModuleNotFoundError as exc:
+        if exc.name == name:
+            return None
+        raise
+
+
+def _call(fn: Callable[..., Any], **kwargs: Any) -> Any:
+    """Call ``fn`` with the keyword arguments it accepts (the benchmarks' signatures differ)."""
+    params = inspect.signature(fn).parameters
+    return fn(**{k: v for k, v in kwargs.items() if k in params})
+
+
+def _write(results: Path, name: str, data: Any) -> None:
+    results.mkdir(parents=True, exist_ok=True)
+    (results / name).write_text(json.dumps(data, indent=2) + "\n")
+
+
+def _load(results: Path, name: str) -> Any | None:
+    path = results / name
+    return json.loads(path.read_text()) if path.exists() else None
+
+
+# -- steps: each returns table rows [(benchmark, figure, how)] ------------------------------------------
+Row = tuple[str, str, str]
+
+
+def step_cold_start(results: Path, size: dict[str, Any]) -> list[Row]:
+    mod = _module("cold_start")
+    if mod is None or not hasattr(mod, "run"):
+        return [("cold start", "skipped", "bench/cold_start.py is not there yet")]
+    data = _call(mod.run, **size)
+    _write(results, "cold_start.json", data)
+    worst = max(data["handlers"].items(), key=lambda kv: kv[1]["median_ms"])
+    return [
+        (
+            "handler import (slowest)",
+            f"{worst[1]['median_ms']} ms ({worst[0]})",
+            f"median of {size.get('repeats')} fresh interpreters; import boto3 {data['baseline_boto3_ms']['median_ms']} ms; goal {data.get('goal_ms', 300)} ms",
+        )
+    ]
+
+
+def step_cost(results: Path, size: dict[str, Any]) -> list[Row]:
+    mod = _module("cost")
+    if mod is None or not hasattr(mod, "run"):
+        return [("cost (units per task)", "skipped", "bench/cost.py is not there yet")]
+    data = _call(mod.run, **size)
+    if isinstance(data, dict):
+        _write(results, "cost.json", data)
+    data = _load(results, "cost.json") or {}
+    u = data.get("units_per_task", {})
+    return [
+        (
+            "billable units per delayed task",
+            f"{u.get('dynamodb_wru', '?')} WRU, {u.get('dynamodb_rru', '?')} RRU, {u.get('sqs_requests', '?')} SQS",
+            f"{data.get('tasks', '?')} tasks through the real handlers, botocore hooks",
+        )
+    ]
+
+
+def step_wheel(results: Path, size: dict[str, Any]) -> list[Row]:
+    mod = _module("wheel_lateness")
+    if mod is None:
+        return [("wheel lateness (a)", "skipped", "bench/wheel_lateness.py is missing")]
+    seconds, rate = size["seconds"], size["rate"]
+    result: dict[str, Any] = {"injected_latency_ms": {"dynamodb_call": mod.DDB_MS, "sqs_batch": mod.SQS_MS}}
+    result["a_wheel"] = mod.run_a(seconds, rate)
+    result["a_table_poller_1s"] = mod.run_poller(seconds, rate)
+    result["a_sqs_delay_seconds"] = mod.run_sqs_delay(seconds, rate)
+    result["a_eventbridge_scheduler"] = {"documented_window_ms": 60_000}
+    _write(results, "wheel_lateness_a.json", result)
+    w = result["a_wheel"]["dispatch_lateness_ms"]
+    p = result["a_table_poller_1s"]["dispatch_lateness_ms"]
+    return [
+        (
+            "dispatch lateness, timing wheel",
+            f"p50 {w['p50']} / p99 {w['p99']} / max {w['max']} ms",
+            f"{result['a_wheel']['tasks']:,} tasks at {rate}/s, lost {result['a_wheel']['lost']}; 1 s poller p99 {p['p99']} ms",
+        )
+    ]
+
+
+def step_workflow(results: Path, size: dict[str, Any]) -> list[Row]:
+    mod = _module("workflow_bench")
+    if mod is None:
+        return [("workflows", "skipped", "bench/workflow_bench.py is missing")]
+    rows: list[Row] = []
+    compiled = mod.compile_bench(sizes=size["sizes"], repeat=size["repeat"])
+    _write(results, "workflow_compile.json", compiled)
+    for row in compiled:
+        rows.append(
+            (
+                f"workflow compile, {row['nodes']} nodes",
+                f"{row['compile_ms']} ms, {row['asl_bytes']:,} B",
+                f"ASL {row['quota_used_pct']}% of the 1 MB quota; parse + checks {row['parse_ms']} ms",
+            )
+        )
+    makespan = mod.makespan_bench(dags=size["dags"], repeats=size["repeats"])
+    _write(results, "workflow_makespan.json", makespan)
+    m = makespan["summary"]
+    rows.append(
+        (
+            "workflow makespan / critical path",
+            f"max {m['taskplane_ratio_measured']['max']} (median {m['taskplane_ratio_measured']['median']})",
+            f"{size['dags']} non-series-parallel DAGs on taskplane dev, measured node times; levels plan median {m['levels_ratio_measured']['median']}",
+        )
+    )
+    return rows
+
+
+def step_local(results: Path, size: dict[str, Any]) -> list[Row]:
+    mod = _module("local_throughput")
+    if mod is None:
+        return [("local throughput", "skipped", "bench/local_throughput.py is missing")]
+    data = _call(mod.run, **size)
+    _write(results, "local_throughput.json", data)
+    moto = (data.get("profile") or {}).get("moto_share")
+    return [
+        (
+            "local throughput (taskplane dev)",
+            f"{data['tasks_per_s']} tasks/s",
+            f"{data['succeeded']}/{data['tasks']} echo tasks, lost {data['lost']}"
+            + (f"; {moto:.0%} of busy samples in moto" if moto is not None else ""),
+        )
+    ]
+
+
+def step_pricing(results: Path, size: dict[str, Any]) -> list[Row]:
+    import pricing
+
+    cost = _load(results, "cost.json")
+    if cost is None:
+        return [("cost per million tasks", "skipped", "no cost.json (bench/cost.py)")]
+    data = pricing.price(cost)
+    _write(results, "pricing.json", data)
+    d = data["usd_per_million"]
+    return [
+        (
+            "USD per million delayed tasks",
+            f"${d['taskplane_on_demand']['total']:.2f} on-demand, ${d['taskplane_provisioned']['total']:.2f} provisioned",
+            f"EventBridge Scheduler ${d['eventbridge_scheduler']['total']:.2f}, Step Functions ${d['step_functions_standard']['total']:.2f}; goal $2.50",
+        )
+    ]
+
+
+def step_capacity(results: Path, size: dict[str, Any]) -> list[Row]:
+    import capacity
+
+    cost = _load(results, "cost.json")
+    if cost is None:
+        return [("capacity model", "skipped", "no cost.json (bench/cost.py)")]
+    data = capacity.model(cost)
+    _write(results, "capacity.json", data)
+    return [
+        (
+            f"capacity at {s['tasks_per_day']:,}/day",
+            f"{s['wheel_shards']['needed']} shards, {s['task_buckets_needed']} buckets, ${s['total_usd_per_day']['on_demand']:,.0f}/day",
+            f"first limit: {s['first_limit'] or 'none'}",
+        )
+        for s in data["scales"]
+    ]
+
+
+def step_plots(results: Path, size: dict[str, Any]) -> list[Row]:
+    if _module("matplotlib") is None:
+        return [("plots", "skipped", "matplotlib missing: pip install -e '.[bench]'")]
+    import plots
+
+    out = plots.OUT if results == plots.RESULTS else results / "plots"
+    made = plots.run(results, out)
+    done = [n for n, p in made.items() if p]
+    return [("plots", f"{len(done)} of {len(made)}", ", ".join(done) or "no inputs")]
+
+
+def step_report(results: Path, size: dict[str, Any]) -> list[Row]:
+    import report
+
+    if results == report.RESULTS:
+        s = report.run()
+        page = "BENCHMARKS.md"
+    else:
+        s = report.run(results, results / "plots", results / "BENCHMARKS.md")
+        page = str(results / "BENCHMARKS.md")
+    filled = sum(1 for m in s.values() if m["value"] is not None)
+    return [("report", f"{filled} of {len(s)} figures", f"{page} and summary.json")]
+
+
+RUNNERS: dict[str, Callable[[Path, dict[str, Any]], list[Row]]] = {
+    "cold_start": step_cold_start,
+    "cost": step_cost,
+    "wheel": step_wheel,
+    "workflow": step_workflow,
+    "local": step_local,
+    "pricing": step_pricing,
+    "capacity": step_capacity,
+    "plots": step_plots,
+    "report": step_report,
+}
+
+
+def parse_only(text: str | None) -> list[str]:
+    if not text:
+        return list(STEPS)
+    names = [n.strip() for n in text.split(",") if n.strip()]
+    unknown = [n for n in names if n not in STEPS]
+    if unknown:
+        raise SystemExit(f"--only: unknown {unknown}; choose from {', '.join(STEPS)}")
+    return [n for n in STEPS if n in names]
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--only", help=f"comma-separated steps: {','.join(STEPS)}")
+    parser.add_argument(
+        "--quick", action="store_true", help="smaller sizes; results under bench/results/quick/"
+    )
+    args = parser.parse_args(argv)
     from rich.console import Console
     from rich.table import Table
 
-    results_dir = Path(__file__).resolve().parent / "results"
-    results_dir.mkdir(exist_ok=True)
-    throughput = local_throughput.run(1000, 600)
-    (results_dir / "local_throughput.json").write_text(json.dumps(throughput, indent=2) + "\n")
-
-    table = Table(title="taskplane benchmarks (this machine, this run)")
-    table.add_column("benchmark")
-    table.add_column("figure", justify="right")
-    table.add_column("how")
-    table.add_row(
-        "local throughput",
-        f"{throughput['tasks_per_s']} tasks/s",
-        f"{throughput['succeeded']}/{throughput['tasks']} echo tasks, lost {throughput['lost']}",
+    console = Console()
+    results = HERE / "results" / "quick" if args.quick else HERE / "results"
+    rows: list[tuple[str, str, str, str]] = []
+    for name in parse_only(args.only):
+        size = SIZES.get(name, ({}, {}))[1 if args.quick else 0]
+        console.print(f"[bold]bench:[/bold] {name} {size or ''}")
+        began = time.monotonic()
+        try:
+            out = RUNNERS[name](results, size)
+        except Exception as exc:  # one broken benchmark must not lose the others' results
+            out = [(name, "failed", f"{type(exc).__name__}: {exc}")]
+        took = f"{time.monotonic() - began:.0f} s"
+        rows += [(*row, took) for row in out]
+        for line in out:
+            if line[1] in ("skipped", "failed"):
+                console.print(f"  [yellow]{line[0]}: {line[1]}[/yellow] ({line[2]})")
+    table = Table(
+        title="taskplane benchmarks (this machine, this run)"
+        + (" - QUICK, not comparable" if args.quick else "")
     )
-    p = throughput["submit_to_start_ms"]
-    table.add_row(
-        "submit -> start (local)", f"p50 {p['p50']} ms / p99 {p['p99']} ms", "same run, backlog included"
-    )
-
-    compiled = workflow_bench.compile_bench()
-    (results_dir / "workflow_compile.json").write_text(json.dumps(compiled, indent=2) + "\n")
-    for row in compiled:
-        table.add_row(
-            f"workflow compile, {row['nodes']} nodes",
-            f"{row['compile_ms']} ms, {row['asl_bytes']:,} B",
-            f"ASL {row['quota_used_pct']}% of the 1 MB quota; parse + checks {row['parse_ms']} ms",
-        )
-    makespan = workflow_bench.makespan_bench()
-    (results_dir / "workflow_makespan.json").write_text(json.dumps(makespan, indent=2) + "\n")
-    m = makespan["summary"]
-    table.add_row(
-        "workflow makespan / critical path",
-        f"median {m['taskplane_ratio_nominal']['median']} (levels {m['levels_ratio_nominal']['median']})",
-        "20 non-series-parallel DAGs on taskplane dev; a level-by-level plan of the same DAGs in brackets",
-    )
-    table.add_row(
-        "  the same, critical path of measured node times",
-        f"median {m['taskplane_ratio_measured']['median']} (levels {m['levels_ratio_measured']['median']})",
-        f"moto's cost per node on the path: median {m['taskplane_hop_ms']['median']} ms",
-    )
-    Console().print(table)
+    for col, justify in (("benchmark", "left"), ("figure", "right"), ("how", "left"), ("took", "right")):
+        table.add_column(col, justify=justify)  # type: ignore[arg-type]
+    for row in rows:
+        table.add_row(*row)
+    console.print(table)
 
 
 if __name__ == "__main__":

@@ -1,0 +1,60 @@
+"""bench/capacity.py on the hand-made example of bench/pricing.py (not a measurement)."""
+
+from __future__ import annotations
+
+import copy
+import sys
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "bench"))
+
+import capacity
+import pricing
+
+pytestmark = pytest.mark.unit
+
+
+def scales(cost: dict) -> dict[int, dict]:
+    return {s["tasks_per_day"]: s for s in capacity.model(cost)["scales"]}
+
+
+def test_first_limit_at_each_scale() -> None:
+    by = scales(pricing.EXAMPLE_COST)
+    assert by[1_000_000]["first_limit"] is None
+    assert by[1_000_000]["nearest_limit"]["ratio"] < 1
+    # 4.02 WRU per task of which 2 are wheel writes: 2.02 WRU on one tenant#bucket key at the peak.
+    for n in (100_000_000, 1_000_000_000):
+        assert by[n]["first_limit"].startswith("task partition 1,000 WCU/s")
+        assert "task_buckets=" in by[n]["first_limit_remedy"]
+    assert "wheel shards allowed by infra/config.py (64)" in by[1_000_000_000]["limits_hit"]
+    assert "wheel shards allowed by infra/config.py (64)" not in by[100_000_000]["limits_hit"]
+
+
+def test_shards_buckets_and_concurrency() -> None:
+    by = scales(pricing.EXAMPLE_COST)
+    peak = 10 * 100_000_000 / 86_400
+    s = by[100_000_000]
+    assert s["peak_tasks_per_s"] == pytest.approx(peak, abs=0.01)
+    assert s["wheel_shards"]["by_partition_wcu"] == int(-(-peak * 2 // 1000))  # 2 wheel WRU per task
+    assert s["wheel_shards"]["by_tick_throughput"] == int(-(-peak // 1200))
+    assert s["task_buckets_needed"] == int(-(-peak * 2.02 // 1000))
+    worker_s = 0.003 / 0.5 + 4 * 0.005
+    assert s["worker_concurrency_peak"] == pytest.approx(peak * worker_s, abs=0.1)
+
+
+def test_a_slow_tick_makes_tick_throughput_the_first_limit() -> None:
+    cost = copy.deepcopy(pricing.EXAMPLE_COST)
+    cost["tick"]["tasks_per_s_per_shard"] = 50.0
+    by = scales(cost)
+    assert by[1_000_000]["first_limit"].startswith("tick throughput")
+    assert by[1_000_000]["wheel_shards"]["needed"] == 3  # 115.7 peak tasks/s / 50 per shard
+
+
+def test_cost_per_day_grows_with_scale() -> None:
+    by = scales(pricing.EXAMPLE_COST)
+    small, big = by[1_000_000], by[1_000_000_000]
+    assert big["total_usd_per_day"]["on_demand"] > 100 * small["total_usd_per_day"]["on_demand"]
+    assert big["dynamodb_usd_per_day"]["provisioned"] < big["dynamodb_usd_per_day"]["on_demand"]
+    assert capacity.model(pricing.EXAMPLE_COST)["assumptions"]

@@ -1,0 +1,111 @@
+"""bench/pricing.py: arithmetic on a hand-made units dict (not a measurement) and prices.json's shape."""
+
+from __future__ import annotations
+
+import copy
+import json
+import sys
+from pathlib import Path
+
+import pytest
+
+BENCH = Path(__file__).resolve().parents[2] / "bench"
+sys.path.insert(0, str(BENCH))
+
+import pricing  # noqa: E402
+
+pytestmark = pytest.mark.unit
+
+PRICES = pricing.load_prices()
+P = pricing.unit_prices(PRICES)
+
+
+def example(**units: object) -> dict:
+    cost = copy.deepcopy(pricing.EXAMPLE_COST)
+    cost["units_per_task"].update(units)
+    return cost
+
+
+def test_every_price_has_its_source_date_unit_and_status() -> None:
+    doc = json.loads((BENCH / "prices.json").read_text())
+    for name, entry in doc["prices"].items():
+        assert entry["source"].startswith("https://"), name
+        assert entry["checked"] and entry["unit"] and entry["verified"], name
+        assert entry["per"] > 0 and entry["usd"] >= 0, name
+    assert P["dynamodb_wru"] == pytest.approx(0.625e-6)
+    assert P["dynamodb_rru"] == pytest.approx(0.125e-6)
+    assert P["sfn_standard_transition"] == pytest.approx(0.025e-3)
+
+
+def test_four_write_units_at_0_625_per_million_are_2_50() -> None:
+    lines = pricing.per_million(
+        pricing.taskplane_usd_per_task(example(dynamodb_wru=4.0), P, tasks_per_day=1e6)
+    )
+    assert lines["dynamodb_writes"] == pytest.approx(2.50)
+
+
+def test_on_demand_lines_by_hand() -> None:
+    result = pricing.price(pricing.EXAMPLE_COST, PRICES, tasks_per_day=1_000_000, shards=1)
+    lines = result["usd_per_million"]["taskplane_on_demand"]["lines"]
+    assert lines["dynamodb_writes"] == pytest.approx(4.02 * 0.625, abs=1e-4)
+    assert lines["dynamodb_reads"] == pytest.approx(0.31 * 0.125, abs=1e-4)
+    assert lines["sqs"] == pytest.approx(1.3 * 0.40, abs=1e-4)
+    assert lines["lambda_requests"] == pytest.approx(0.11 * 0.20, abs=1e-4)
+    assert lines["lambda_gb_s"] == pytest.approx(0.007 * 0.0000133334 * 1e6, abs=1e-4)
+    assert lines["api_gateway"] == pytest.approx(0.01 * 3.50, abs=1e-4)
+    # tick: 1 shard x 86,400 s x 1.0333 x 0.5 GB x GB-s price + 1,440 invocations, plus 1 WRU/s and
+    # 5 RRU/s on-demand, over one million tasks a day -> USD per million tasks = USD per day.
+    tick = 86_400 * 1.0333 * 0.5 * 0.0000133334 + 1_440 * 0.2e-6 + 86_400 * 0.625e-6 + 5 * 86_400 * 0.125e-6
+    assert lines["tick"] == pytest.approx(tick, abs=1e-4)
+    # I/O wait: waited calls (every call but receives, deletes and Queries) x 5 ms x worker GB.
+    waited = (20_000 + 400 + 20_000 + 1_000) / 10_000
+    assert lines["lambda_io_wait"] == pytest.approx(waited * 0.005 * 0.5 * 0.0000133334 * 1e6, abs=1e-4)
+    total = result["usd_per_million"]["taskplane_on_demand"]["total"]
+    assert total == pytest.approx(sum(lines.values()), abs=1e-3)
+    assert result["goal_met"] is (total <= 2.50)
+    assert result["assumptions"] and all(isinstance(a, str) for a in result["assumptions"])
+
+
+def test_tick_cost_is_amortized_over_the_day() -> None:
+    small = pricing.taskplane_usd_per_task(pricing.EXAMPLE_COST, P, tasks_per_day=1e6, shards=2)["tick"]
+    large = pricing.taskplane_usd_per_task(pricing.EXAMPLE_COST, P, tasks_per_day=1e8, shards=2)["tick"]
+    assert small == pytest.approx(100 * large)
+    one = pricing.tick_usd_per_day(pricing.EXAMPLE_COST, P, 1)
+    assert pricing.tick_usd_per_day(pricing.EXAMPLE_COST, P, 4) == pytest.approx(4 * one)
+
+
+def test_provisioned_at_target_utilization() -> None:
+    lines = pricing.per_million(
+        pricing.taskplane_usd_per_task(
+            example(dynamodb_wru=1.0, dynamodb_rru=1.0),
+            P,
+            tasks_per_day=1e6,
+            provisioned=True,
+            target_utilization=0.7,
+        )
+    )
+    assert lines["dynamodb_writes"] == pytest.approx(0.00065 / 3600 / 0.7 * 1e6)
+    assert lines["dynamodb_reads"] == pytest.approx(0.00013 / 3600 / 0.7 * 1e6)
+
+
+def test_step_functions_transition_count() -> None:
+    assert pricing.sfn_transitions() == 2  # Wait, Task: one per state executed
+    assert pricing.SFN_TRANSITIONS_PER_TASK == 2
+    assert pricing.sfn_transitions(retries=1) == 3  # each retry is billed as a transition
+    lines = pricing.per_million(pricing.step_functions_usd_per_task(pricing.EXAMPLE_COST, P))
+    assert lines["step_functions"] == pytest.approx(2 * 0.025 / 1000 * 1e6)  # $50 per million
+    assert lines["dynamodb_writes"] == pytest.approx(0.625)  # the task record, 812 B -> 1 WRU
+
+
+def test_eventbridge_scheduler_lines() -> None:
+    lines = pricing.per_million(pricing.eventbridge_scheduler_usd_per_task(pricing.EXAMPLE_COST, P))
+    assert lines["scheduler"] == pytest.approx(1.00)  # one invocation; CreateSchedule not charged
+    assert lines["dynamodb_writes"] == pytest.approx(3 * 0.625)  # put, start, finish
+    assert lines["lambda_requests"] == pytest.approx((1 + 0.01) * 0.20)  # worker once + api share
+    assert lines["api_gateway"] == pytest.approx(0.035)
+
+
+def test_write_units_round_up_per_kilobyte() -> None:
+    assert pricing.write_units(1) == 1
+    assert pricing.write_units(1024) == 1
+    assert pricing.write_units(1025) == 2

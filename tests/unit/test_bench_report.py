@@ -1,0 +1,75 @@
+"""bench/report.py's summary.json keys, bench/plots.py skipping missing inputs, bench/run.py's --only."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "bench"))
+
+import plots
+import pricing
+import report
+import run as bench_run
+
+pytestmark = pytest.mark.unit
+
+KEYS = {
+    "usd_per_million_tasks",
+    "dispatch_lateness_p99_ms",
+    "handler_import_ms_max",
+    "dag_makespan_ratio_max",
+    "local_tasks_per_s",
+}
+
+
+def test_summary_keys_with_nothing_run(tmp_path: Path) -> None:
+    s = report.run(tmp_path, tmp_path / "plots", tmp_path / "BENCHMARKS.md")
+    assert set(s) >= KEYS
+    assert all(m["value"] is None and m["note"] for m in s.values())
+    assert json.loads((tmp_path / "summary.json").read_text()) == s
+    assert "not run" in (tmp_path / "BENCHMARKS.md").read_text()
+
+
+def test_summary_takes_each_value_from_its_results_file(tmp_path: Path) -> None:
+    (tmp_path / "pricing.json").write_text(json.dumps(pricing.price(pricing.EXAMPLE_COST)))
+    (tmp_path / "wheel_lateness_a.json").write_text(
+        json.dumps(
+            {
+                "injected_latency_ms": {"dynamodb_call": 5, "sqs_batch": 10},
+                "a_wheel": {"tasks": 10, "dispatch_lateness_ms": {"p50": 1, "p99": 7, "max": 9}},
+            }
+        )
+    )
+    (tmp_path / "cold_start.json").write_text(
+        json.dumps(
+            {
+                "baseline_boto3_ms": {"median_ms": 90},
+                "handlers": {"api": {"median_ms": 210}, "tick": {"median_ms": 120}},
+            }
+        )
+    )
+    s = report.run(tmp_path, tmp_path / "plots", tmp_path / "BENCHMARKS.md")
+    assert (
+        s["usd_per_million_tasks"]["value"]
+        == pricing.price(pricing.EXAMPLE_COST)["usd_per_million"]["taskplane_on_demand"]["total"]
+    )
+    assert s["dispatch_lateness_p99_ms"]["value"] == 7
+    assert s["handler_import_ms_max"]["value"] == 210
+    assert s["dag_makespan_ratio_max"]["value"] is None
+    page = (tmp_path / "BENCHMARKS.md").read_text()
+    assert "| <= 300 ms import per handler | 210 | met |" in page
+
+
+def test_plots_skip_missing_inputs(tmp_path: Path) -> None:
+    assert plots.run(tmp_path, tmp_path / "out") == dict.fromkeys(plots.PLOTS)
+
+
+def test_only_keeps_the_order_and_refuses_unknown_steps() -> None:
+    assert bench_run.parse_only("report,pricing") == ["pricing", "report"]
+    assert bench_run.parse_only(None) == list(bench_run.STEPS)
+    with pytest.raises(SystemExit):
+        bench_run.parse_only("nope")
