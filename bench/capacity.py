@@ -11,8 +11,8 @@ in ``bench/prices.json`` and the limits of taskplane's own settings (infra/confi
 - **task-table partition keys** (``"<tenant>#<bucket>"``, bucket from the task id's last 4
   characters, ``task_buckets`` per tenant): enough buckets that the largest tenant's writes stay
   under 1,000 WCU/s per key.
-- **worker concurrency** (peak tasks/s x worker seconds per task; a batch's records run one after
-  another, so the batch size changes invocations, not concurrency), the Lambda scaling rate
+- **worker concurrency** (peak tasks/s x worker seconds per task, the waits on AWS calls divided by
+  the batch: a batch's records run at the same time), the Lambda scaling rate
   (1,000 environments per 10 s per function), the lanes' MaximumConcurrency,
 - **API Gateway** (10,000 rps per account; tasks submitted in batches of 100; the stage's default
   throttle of 500 rps in infra/config.py), **DynamoDB** per-table throughput (40,000 WRU/s by
@@ -45,9 +45,12 @@ import pricing
 RESULTS = pricing.RESULTS
 SCALES = (1_000_000, 100_000_000, 1_000_000_000)
 PEAK_FACTOR = 10
-#: Wheel entries written per delayed task: its delivery, and the dead-worker watch put at start
-#: (README, "Billable requests per task"; the watch's delete lands in the same partition later).
-WHEEL_WRITES_PER_TASK = 2
+#: Wheel entries written per delayed task: its delivery. (Since commit 1d066ab the dead-worker watch
+#: is the lane message's visibility timeout, no longer a wheel put and delete.)
+WHEEL_WRITES_PER_TASK = 1
+#: AWS calls the worker waits on per invocation (start and finish writes, the watch's visibility
+#: change); a batch's records run at the same time, so the waits overlap within an invocation.
+WORKER_WAITED_CALLS = 3
 #: Share of all tasks from the largest tenant (1.0: one tenant sends everything, the worst case).
 LARGEST_TENANT_SHARE = 1.0
 #: The mean-to-peak ramp the worker's concurrency must follow.
@@ -80,14 +83,18 @@ def task_table_wru_per_task(cost: Mapping[str, Any]) -> float:
 
 
 def worker_seconds_per_task(cost: Mapping[str, Any], io_latency_ms: float = pricing.IO_LATENCY_MS) -> float:
-    """Worker duration per task: measured CPU (GB-s / GB) plus the modelled wait on its AWS calls.
+    """Busy worker-environment seconds per task, so that concurrency = tasks/s x this.
 
-    The wait counts 4 calls (start and finish writes, the watch's put and delete) at
-    ``io_latency_ms``; a real target adds its own duration on top (echo here).
+    A batch's records run at the same time in one invocation (infra/config.py), so an invocation
+    lasts about its records' CPU one after another (one interpreter) plus one round of waits on its
+    AWS calls: ``cpu_s x batch + WORKER_WAITED_CALLS x io_latency``. Per task that is
+    ``cpu_s + WORKER_WAITED_CALLS x io_latency / batch``, with batch = 1 / worker invocations per task
+    (measured). A real target adds its own duration on top (echo here).
     """
     gb = cost["memory_mb"]["worker"] / 1024
     cpu_s = cost["units_per_task"]["lambda_gb_s"].get("worker", 0.0) / gb
-    return cpu_s + 4 * io_latency_ms / 1000
+    batch = 1 / max(cost["units_per_task"]["lambda_requests"].get("worker", 1.0), 1e-9)
+    return cpu_s + WORKER_WAITED_CALLS * io_latency_ms / 1000 / batch
 
 
 def shards_needed(cost: Mapping[str, Any], peak_tps: float, partition_wcu: float) -> dict[str, int]:
@@ -289,8 +296,9 @@ def model(
             "and all of a shard's writes land on one shard#minute key (tasks submitted with similar delays).",
             f"Largest tenant sends {LARGEST_TENANT_SHARE:.0%} of the tasks; its task-table WRU/s = peak x "
             "(measured WRU per task - wheel WRU per task).",
-            "Worker seconds per task = measured CPU (lambda_gb_s.worker / GB) + 4 calls x 5 ms of waiting; "
-            "a real target's own duration comes on top. Batch size divides invocations, not concurrency.",
+            f"Worker seconds per task = measured CPU (lambda_gb_s.worker / GB) + {WORKER_WAITED_CALLS} calls x "
+            "5 ms of waiting / batch (records of a batch run at the same time; batch = 1 / measured worker "
+            "invocations per task); a real target's own duration comes on top.",
             f"Lambda scaling: the worker goes from mean to peak concurrency within {RAMP_S} s.",
             "Lambda account concurrency counts the worker and the api (0.1 s per batch request).",
             "Limits at taskplane's defaults (shards=1, task_buckets=1, lanes 10+10+5, API throttle 500 rps) "

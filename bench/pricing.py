@@ -293,7 +293,11 @@ def price(
     """USD per million tasks by line and in total, for the four designs, with every assumption."""
     prices_doc = prices_doc if prices_doc is not None else load_prices()
     p = unit_prices(prices_doc)
-    common = {"tasks_per_day": tasks_per_day, "shards": shards, "io_latency_ms": io_latency_ms}
+    common: dict[str, Any] = {
+        "tasks_per_day": tasks_per_day,
+        "shards": shards,
+        "io_latency_ms": io_latency_ms,
+    }
     designs = {
         "taskplane_on_demand": _rounded(per_million(taskplane_usd_per_task(cost, p, **common))),
         "taskplane_provisioned": _rounded(
@@ -363,7 +367,8 @@ def assumptions(
         "Lambda GB-s: measured CPU time of our handlers x configured memory (bench/cost.py); the line "
         f"lambda_io_wait adds what AWS bills while a handler waits on its calls: {io_latency_ms} ms per "
         "counted call except the event source mapping's receives/deletes and the tick's Queries, "
-        "at the worker's memory (modelled, not measured).",
+        "at the worker's memory (modelled, not measured; an upper bound, since a batch's records run at "
+        "the same time and their waits overlap).",
         f"Tick amortized: {shards} shard(s) x 86,400 s x duty {tick['duty']} x {tick['memory_mb']} MB x "
         f"arm64 GB-s price + 1,440 invocations per shard per day, plus per shard {TICK_FIXED_WRU_PER_S} WRU/s "
         f"and {TICK_FIXED_RRU_PER_S} RRU/s (lease/cursor and window polls, README), over "
