@@ -13,17 +13,14 @@ from __future__ import annotations
 import json
 from typing import TYPE_CHECKING, Any
 
-from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 from botocore.exceptions import ClientError
 
+from taskplane.adapters.dynamo_codec import deserialize_value, serialize_value
 from taskplane.adapters.errors import error_code, translate
 from taskplane.domain.dead_letters import DeadLetter
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
-
-_ser = TypeSerializer()
-_de = TypeDeserializer()
 
 
 def _pk(tenant: str) -> str:
@@ -47,11 +44,11 @@ def _to_item(d: DeadLetter) -> dict[str, Any]:
         item["redriven_as"] = d.redriven_as
     if d.redriven_at is not None:
         item["redriven_at"] = d.redriven_at
-    return {k: _ser.serialize(v) for k, v in item.items()}
+    return {k: serialize_value(v) for k, v in item.items()}
 
 
 def _from_item(raw: dict[str, Any]) -> DeadLetter:
-    item = {k: _de.deserialize(v) for k, v in raw.items()}
+    item = {k: deserialize_value(v) for k, v in raw.items()}
     return DeadLetter(
         tenant=item["tenant"],
         task_id=item["sk"],

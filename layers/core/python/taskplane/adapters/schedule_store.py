@@ -5,9 +5,9 @@ from __future__ import annotations
 import json
 from typing import TYPE_CHECKING, Any, cast
 
-from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 from botocore.exceptions import ClientError
 
+from taskplane.adapters.dynamo_codec import deserialize_value, serialize_value
 from taskplane.adapters.errors import error_code, translate
 from taskplane.adapters.wheel_store import WheelStore
 from taskplane.domain.schedules import Schedule
@@ -16,8 +16,6 @@ from taskplane.domain.wheel import WheelEntry
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
 
-_ser = TypeSerializer()
-_de = TypeDeserializer()
 _OPTIONAL = ("name", "start_at", "end_at", "next_fire_at", "last_fire_at", "last_task_id")
 
 
@@ -40,11 +38,11 @@ def _to_item(s: Schedule) -> dict[str, Any]:
         value = getattr(s, name)
         if value is not None:
             item[name] = value
-    return {k: _ser.serialize(v) for k, v in item.items()}
+    return {k: serialize_value(v) for k, v in item.items()}
 
 
 def _from_item(raw: dict[str, Any]) -> Schedule:
-    item = {k: _de.deserialize(v) for k, v in raw.items()}
+    item = {k: deserialize_value(v) for k, v in raw.items()}
     ints = {
         "start_at",
         "end_at",

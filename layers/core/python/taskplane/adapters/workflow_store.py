@@ -19,27 +19,25 @@ from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from boto3.dynamodb.types import Binary, TypeDeserializer, TypeSerializer
 from botocore.exceptions import BotoCoreError, ClientError
 
+from taskplane.adapters.dynamo_codec import binary, deserialize_value, serialize_value
 from taskplane.adapters.errors import error_code, translate
 from taskplane.domain.errors import Conflict, PayloadTooLarge
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
 
-_ser = TypeSerializer()
-_de = TypeDeserializer()
 #: Largest compressed definition stored (DynamoDB items hold 400 KB with their other attributes).
 MAX_STORED_DEFINITION_BYTES = 350 * 1024
 
 
 def serialize(item: dict[str, Any]) -> dict[str, Any]:
-    return {k: _ser.serialize(v) for k, v in item.items() if v is not None}
+    return {k: serialize_value(v) for k, v in item.items() if v is not None}
 
 
 def deserialize(item: dict[str, Any]) -> dict[str, Any]:
-    return {k: _de.deserialize(v) for k, v in item.items()}
+    return {k: deserialize_value(v) for k, v in item.items()}
 
 
 def _int(value: Any) -> int | None:
@@ -158,7 +156,7 @@ class WorkflowStore:
             "created_at": version.created_at,
             "node_count": version.node_count,
             "gates": json.dumps(list(version.gates)),
-            "definition": Binary(blob),
+            "definition": binary(blob),
         }
         workflow_item = {
             "pk": f"W#{after.tenant}",
