@@ -15,10 +15,10 @@ import json
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, cast
 
-from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 from botocore.exceptions import ClientError
 
 from taskplane.adapters.batch import batch_put
+from taskplane.adapters.dynamo_codec import deserialize_value, serialize_value
 from taskplane.adapters.errors import error_code, translate
 from taskplane.domain.models import HistoryEntry, Task, TaskErrorInfo
 from taskplane.domain.retry import RetryPolicy
@@ -27,8 +27,6 @@ from taskplane.domain.states import TaskState, check_path
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
 
-_ser = TypeSerializer()
-_de = TypeDeserializer()
 
 #: Fields a transition may set besides state and history.
 SETTABLE = frozenset(
@@ -151,11 +149,11 @@ def _from_item(item: dict[str, Any]) -> Task:
 
 
 def _serialize(item: dict[str, Any]) -> dict[str, Any]:
-    return {k: _ser.serialize(v) for k, v in item.items()}
+    return {k: serialize_value(v) for k, v in item.items()}
 
 
 def _deserialize(item: dict[str, Any]) -> dict[str, Any]:
-    return {k: _de.deserialize(v) for k, v in item.items()}
+    return {k: deserialize_value(v) for k, v in item.items()}
 
 
 class TaskStore:
