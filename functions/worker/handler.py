@@ -12,6 +12,8 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from taskplane import wiring
 from taskplane.adapters.queues import TriggerMessage, parse_body
 from taskplane.observability import logger, tracer
+from taskplane.services import holds as holds_module
+from taskplane.services.holds import HoldBatch, RecordHold
 
 
 class PoisonMessage(Exception):
@@ -30,17 +32,8 @@ class ConcurrentBatchProcessor(BatchProcessor):
             return list(pool.map(self._process_record, self.records))
 
 
-def _hold(record: SQSRecord) -> Any:
-    """A callable keeping this record's message invisible for N seconds, or None without a receipt."""
-    receipt, source = record.receipt_handle, record.event_source_arn
-    if not receipt or not source:
-        return None
-    lanes = wiring.platform().executor.lanes
-    return lambda seconds: lanes.hold(source, receipt, seconds)
-
-
 @tracer.capture_method(capture_response=False)
-def record_handler(record: SQSRecord) -> str:
+def record_handler(record: SQSRecord, hold: RecordHold | None = None) -> str:
     try:
         message = parse_body(record.body)
     except ValueError as exc:
@@ -61,7 +54,7 @@ def record_handler(record: SQSRecord) -> str:
             return "duplicate"
     else:
         delivery = message
-    outcome = platform.executor.handle(delivery, hold=_hold(record))
+    outcome = platform.executor.handle(delivery, hold=hold)
     logger.info(
         "delivery handled",
         extra={"task_id": delivery.task_id, "tenant": delivery.tenant, "outcome": outcome.value},
@@ -76,10 +69,25 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
     # A processor per invocation: the local runtime runs several batches at once in one process.
     # An all-failed batch is reported item by item, which SQS treats the same as a raised error.
     platform = wiring.platform()  # built once, before the records' threads need it
+    # A started task's message is held until the attempt would count as abandoned; the batch's
+    # holds go out together (one ChangeMessageVisibilityBatch for up to 10 records).
+    holdable = [r for r in event.get("Records") or [] if r.get("receiptHandle") and r.get("eventSourceARN")]
+    holds = HoldBatch(platform.executor.lanes.hold_many, size=len(holdable), window_s=holds_module.WINDOW_S)
+
+    def handle(record: SQSRecord) -> str:
+        hold = None
+        if record.receipt_handle and record.event_source_arn:
+            hold = holds.hold_for(record.event_source_arn, record.receipt_handle)
+        try:
+            return record_handler(record, hold)
+        finally:
+            if hold is not None:
+                hold.settle()
+
     processor = ConcurrentBatchProcessor(event_type=EventType.SQS, raise_on_entire_batch_failure=False)
     try:
         return process_partial_response(
-            event=event, record_handler=record_handler, processor=processor, context=context
+            event=event, record_handler=handle, processor=processor, context=context
         )
     finally:
         platform.telemetry.flush()

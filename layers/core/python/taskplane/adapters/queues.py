@@ -192,6 +192,42 @@ class Lanes:
         except (ClientError, BotoCoreError) as exc:
             raise translate(exc, "holding the delivery") from exc
 
+    def hold_many(self, holds: list[tuple[str, str, int]]) -> list[Exception | None]:
+        """``hold`` for many messages ``(queue_arn, receipt_handle, seconds)`` in batches of 10 per
+        queue (ChangeMessageVisibilityBatch); one outcome per message, in order (None = held)."""
+        outcomes: list[Exception | None] = [None] * len(holds)
+        by_queue: dict[str, list[int]] = {}
+        for i, (arn, _, _) in enumerate(holds):
+            by_queue.setdefault(self.url_of(arn), []).append(i)
+        for url, indexes in by_queue.items():
+            for start in range(0, len(indexes), 10):
+                chunk = indexes[start : start + 10]
+                entries = [
+                    {
+                        "Id": str(i),
+                        "ReceiptHandle": holds[i][1],
+                        "VisibilityTimeout": max(0, min(MAX_VISIBILITY_S, holds[i][2])),
+                    }
+                    for i in chunk
+                ]
+                try:
+                    resp = self.client.change_message_visibility_batch(
+                        QueueUrl=url, Entries=cast(Any, entries)
+                    )
+                except (ClientError, BotoCoreError) as exc:
+                    err = translate(exc, "holding the delivery")
+                    for i in chunk:
+                        outcomes[i] = err
+                    continue
+                for failed in resp.get("Failed", []):
+                    outcomes[int(failed["Id"])] = translate(
+                        ClientError(
+                            {"Error": {"Code": failed.get("Code", "Failed")}}, "ChangeMessageVisibilityBatch"
+                        ),
+                        "holding the delivery",
+                    )
+        return outcomes
+
     def dead_letter_raw(self, body: str, reason: str, source: str = "") -> None:
         """Move an unreadable lane message (a poison message) to the DLQ as it came, with why."""
         if not self._dlq:

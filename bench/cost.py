@@ -1,0 +1,689 @@
+"""Billable AWS units per delayed task, counted on the real handlers (issue 7, item 1).
+
+Runs N delayed tasks (default 10,000) through the real Lambda handlers on in-process moto, the way
+they run in AWS: the API handler receives API Gateway events carrying batches of 100 tasks, the tick
+handler runs shard 0 in a loop (as EventBridge's rate(1 minute) does), and an event-source-mapping
+loop receives up to 10 lane messages, invokes the worker handler and deletes what it acknowledged.
+
+Every AWS request any client makes is counted (``BaseClient._make_api_call`` is wrapped, so no
+client escapes, Powertools' own included) and priced in billable units from the request and the
+response, because moto's ConsumedCapacity is not what AWS would bill:
+
+* DynamoDB writes: 1 WRU per KB (rounded up) of the larger of the item before and after the write,
+  per item (BatchWriteItem), twice for transactions; a failed conditional write still costs its
+  units. Item sizes follow the documented rules (attribute names + values, numbers ~1 byte per 2
+  digits, 3 bytes per list/map plus 1 per element). The tables have no secondary index, so there
+  are no index writes to add.
+* DynamoDB reads: 4 KB per RRU of what was read (rounded up per request), halved for eventually
+  consistent reads.
+* SQS: one request per call and per 64 KB of payload. Empty receives are counted apart: the event
+  source mapping in AWS long-polls (20 s), so they cost cents a month, not per task.
+* Lambda: invocations per function, and GB-seconds from the CPU time our handlers spent (the CPU
+  inside moto subtracted, measured per thread) stretched by the CPU share of the configured memory
+  (1,769 MB = one vCPU), plus the AWS calls' latency at stated figures, times the memory.
+* API Gateway: one request per batch call.
+
+    python bench/cost.py --tasks 10000
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import json
+import math
+import os
+import random
+import statistics
+import sys
+import threading
+import time
+from collections import Counter, defaultdict
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+RESULTS = Path(__file__).resolve().parent / "results"
+ROOT = Path(__file__).resolve().parent.parent
+
+#: Configured memory of each function (infra/capabilities/*.py; the tick's is infra/config.py's default).
+MEMORY_MB = {"api": 1024, "worker": 512, "tick": 512}
+#: Lambda gives a function one full vCPU at 1,769 MB and a proportional share below.
+FULL_VCPU_MB = 1769
+#: Latency assumed per AWS call when turning calls into billed duration (AWS's published "single-digit
+#: millisecond" DynamoDB; SQS requests typically 10-20 ms). Stated, not measured: moto has no network.
+LATENCY_MS = {"dynamodb": 6.0, "dynamodb-batch": 12.0, "sqs": 12.0, "other": 20.0}
+ACCOUNT = "123456789012"
+REGION = "us-east-1"
+
+
+# -- item sizes (DynamoDB's documented rules) ---------------------------------------------------------
+def _number_size(text: str) -> int:
+    digits = text.lstrip("-").replace(".", "").split("e")[0].split("E")[0].strip("0") or "0"
+    return (len(digits) + 1) // 2 + 1
+
+
+def value_size(value: dict[str, Any]) -> int:
+    """Bytes of one attribute value in DynamoDB JSON (``{"S": "x"}``)."""
+    ((kind, v),) = value.items()
+    if kind == "S":
+        return len(v.encode())
+    if kind == "N":
+        return _number_size(v)
+    if kind == "B":
+        return len(v) if isinstance(v, bytes | bytearray) else len(base64.b64decode(v))
+    if kind in ("BOOL", "NULL"):
+        return 1
+    if kind == "SS":
+        return sum(len(e.encode()) for e in v)
+    if kind == "NS":
+        return sum(_number_size(e) for e in v)
+    if kind == "BS":
+        return sum(len(e) for e in v)
+    if kind == "L":
+        return 3 + sum(1 + value_size(e) for e in v)
+    if kind == "M":
+        return 3 + sum(1 + len(k.encode()) + value_size(e) for k, e in v.items())
+    raise ValueError(f"unknown DynamoDB type {kind}")
+
+
+def item_size(item: dict[str, Any] | None) -> int:
+    """Bytes of an item in DynamoDB JSON, as DynamoDB counts them for capacity units."""
+    if not item:
+        return 0
+    return sum(len(k.encode()) + value_size(v) for k, v in item.items())
+
+
+def write_units(before: int, after: int) -> int:
+    """WRU of one item write: per KB of the larger image, at least one."""
+    return max(1, math.ceil(max(before, after) / 1024))
+
+
+def read_units(size: int, consistent: bool) -> float:
+    """RRU of one read request of ``size`` bytes: per 4 KB, at least one; eventually consistent halves it."""
+    units = max(1, math.ceil(size / 4096))
+    return units if consistent else units / 2
+
+
+def _peek(table: str, key: dict[str, Any]) -> dict[str, Any] | None:
+    """The item as moto holds it now (read from moto's backend: no request, nothing counted)."""
+    from moto.dynamodb.models import dynamodb_backends
+    from moto.dynamodb.models.dynamo_type import DynamoType
+
+    t = dynamodb_backends[ACCOUNT][REGION].get_table(table)
+    hash_key = DynamoType(key[t.hash_key_attr])
+    range_key = DynamoType(key[t.range_key_attr]) if t.range_key_attr else None
+    try:
+        found = t.get_item(hash_key, range_key)
+    except Exception:
+        return None
+    return found.to_json()["Attributes"] if found is not None else None
+
+
+def _key_of(table: str, item: dict[str, Any]) -> dict[str, Any]:
+    from moto.dynamodb.models import dynamodb_backends
+
+    t = dynamodb_backends[ACCOUNT][REGION].get_table(table)
+    names = [t.hash_key_attr] + ([t.range_key_attr] if t.range_key_attr else [])
+    return {n: item[n] for n in names}
+
+
+# -- the meter -----------------------------------------------------------------------------------
+class Meter:
+    """Counts every AWS request and the CPU our code spends, per function, per thread."""
+
+    def __init__(self) -> None:
+        self.enabled = False
+        self.lock = threading.Lock()
+        self.calls: Counter[str] = Counter()
+        self.units: dict[str, Counter[str]] = defaultdict(Counter)  # op -> {"wru": .., "rru": .., "sqs": ..}
+        self.by_function: dict[str, Counter[str]] = defaultdict(Counter)  # function -> op counts
+        self.io_ms: Counter[str] = Counter()  # function -> assumed latency of its calls
+        self.cpu_s: Counter[str] = Counter()  # function -> our CPU seconds
+        self.invocations: Counter[str] = Counter()
+        self.empty_receives = 0
+        self.item_bytes: dict[str, int] = defaultdict(int)  # table -> largest item written
+        self.local = threading.local()
+
+    # thread-local helpers
+    def _moto_s(self) -> float:
+        return getattr(self.local, "moto_s", 0.0)
+
+    def _add_moto(self, seconds: float) -> None:
+        self.local.moto_s = self._moto_s() + seconds
+
+    def function(self) -> str:
+        return getattr(self.local, "function", "bench")
+
+    @contextmanager
+    def running(self, function: str):
+        """Our CPU in this thread while ``function`` runs here (CPU inside moto and the meter excluded)."""
+        if getattr(self.local, "function", None) is not None:
+            yield  # nested in a measured call of this thread: counted by the outer one
+            return
+        self.local.function = function
+        cpu0, moto0 = time.thread_time(), self._moto_s()
+        try:
+            yield
+        finally:
+            ours = (time.thread_time() - cpu0) - (self._moto_s() - moto0)
+            self.local.function = None
+            with self.lock:
+                self.cpu_s[function] += max(0.0, ours)
+
+    # the wrapped call
+    def call(self, original: Any, client: Any, operation: str, params: dict[str, Any]) -> Any:
+        if not self.enabled:
+            return original(client, operation, params)
+        service = client.meta.service_model.service_name
+        t0 = time.thread_time()
+        before = self._before(service, operation, params)
+        self._add_moto(time.thread_time() - t0)
+        error: Exception | None = None
+        response: Any = None
+        try:
+            response = original(client, operation, params)
+        except Exception as exc:  # a refused conditional write costs units all the same
+            error = exc
+        t1 = time.thread_time()
+        try:
+            self._account(service, operation, params, response, error, before)
+        finally:
+            self._add_moto(time.thread_time() - t1)
+        if error is not None:
+            raise error
+        return response
+
+    def _before(self, service: str, operation: str, params: dict[str, Any]) -> Any:
+        if service != "dynamodb":
+            return None
+        if operation in ("PutItem", "UpdateItem", "DeleteItem"):
+            key = params.get("Key") or _key_of(params["TableName"], params["Item"])
+            return item_size(_peek(params["TableName"], key))
+        if operation == "BatchWriteItem":
+            sizes = []
+            for table, requests in params["RequestItems"].items():
+                for r in requests:
+                    if "PutRequest" in r:
+                        key = _key_of(table, r["PutRequest"]["Item"])
+                        sizes.append(max(item_size(_peek(table, key)), item_size(r["PutRequest"]["Item"])))
+                    else:
+                        sizes.append(item_size(_peek(table, r["DeleteRequest"]["Key"])))
+            return sizes
+        if operation == "TransactWriteItems":
+            sizes = []
+            for entry in params["TransactItems"]:
+                ((kind, body),) = entry.items()
+                key = body.get("Key") or _key_of(body["TableName"], body["Item"])
+                sizes.append((kind, body["TableName"], key, item_size(_peek(body["TableName"], key))))
+            return sizes
+        return None
+
+    def _account(
+        self,
+        service: str,
+        operation: str,
+        params: dict[str, Any],
+        response: Any,
+        error: Exception | None,
+        before: Any,
+    ) -> None:
+        op = f"{service}.{operation}"
+        function = self.function()
+        units: Counter[str] = Counter()
+        latency = LATENCY_MS["other"]
+        if service == "dynamodb":
+            latency = LATENCY_MS["dynamodb"]
+            if operation in ("PutItem", "UpdateItem", "DeleteItem"):
+                table = params["TableName"]
+                after = 0
+                if operation == "PutItem" and error is None:
+                    after = item_size(params["Item"])
+                elif operation == "UpdateItem" and error is None:
+                    after = item_size(_peek(table, params["Key"]))
+                units["wru"] += write_units(before or 0, after)
+                self.item_bytes[table] = max(self.item_bytes[table], before or 0, after)
+            elif operation == "BatchWriteItem":
+                latency = LATENCY_MS["dynamodb-batch"]
+                unprocessed = sum(len(v) for v in (response or {}).get("UnprocessedItems", {}).values())
+                sizes = before[: len(before) - unprocessed] if unprocessed else before
+                units["wru"] += sum(write_units(s, 0) for s in sizes)
+                for table, requests in params["RequestItems"].items():
+                    for r in requests:
+                        if "PutRequest" in r:
+                            size = item_size(r["PutRequest"]["Item"])
+                            self.item_bytes[table] = max(self.item_bytes[table], size)
+            elif operation == "TransactWriteItems":
+                latency = LATENCY_MS["dynamodb-batch"]
+                for kind, table, key, old in before:
+                    new = 0 if kind in ("Delete", "ConditionCheck") or error else item_size(_peek(table, key))
+                    units["wru"] += 2 * write_units(old, new)
+            elif operation == "GetItem":
+                consistent = bool(params.get("ConsistentRead"))
+                units["rru"] += read_units(item_size((response or {}).get("Item")), consistent)
+            elif operation == "BatchGetItem":
+                latency = LATENCY_MS["dynamodb-batch"]
+                for items in (response or {}).get("Responses", {}).values():
+                    for item in items:
+                        units["rru"] += read_units(item_size(item), False)
+            elif operation in ("Query", "Scan"):
+                consistent = bool(params.get("ConsistentRead"))
+                items = (response or {}).get("Items", [])
+                size = sum(item_size(i) for i in items)
+                scanned, count = (response or {}).get("ScannedCount", 0), (response or {}).get("Count", 0)
+                if scanned > count:  # a filter: what was read, not what was returned, is billed
+                    size = int(size / max(count, 1) * scanned) if count else scanned * 200
+                units["rru"] += read_units(size, consistent)
+            elif operation == "TransactGetItems":
+                for r in (response or {}).get("Responses", []):
+                    units["rru"] += 2 * read_units(item_size(r.get("Item")), True)
+            else:
+                units["other_ddb"] += 1
+        elif service == "sqs":
+            latency = LATENCY_MS["sqs"]
+            if operation == "ReceiveMessage":
+                messages = (response or {}).get("Messages", [])
+                if not messages:
+                    with self.lock:
+                        self.empty_receives += 1
+                    return
+                payload = sum(len(m.get("Body", "").encode()) for m in messages)
+            elif operation in ("SendMessageBatch",):
+                payload = sum(len(e["MessageBody"].encode()) for e in params["Entries"])
+            elif operation == "SendMessage":
+                payload = len(params["MessageBody"].encode())
+            else:
+                payload = 0
+            units["sqs"] += max(1, math.ceil(payload / 65536))
+        else:
+            units[f"{service}_requests"] += 1
+        with self.lock:
+            self.calls[op] += 1
+            self.units[op].update(units)
+            self.by_function[function][op] += 1
+            self.io_ms[function] += latency
+
+
+METER = Meter()
+
+
+def install_meter() -> None:
+    """Wrap every botocore client's API call (idempotent)."""
+    from botocore.client import BaseClient
+    from moto.core.botocore_stubber import BotocoreStubber
+
+    if getattr(BaseClient._make_api_call, "_metered", False):
+        return
+    original = BaseClient._make_api_call
+
+    def metered(self: Any, operation_name: str, api_params: dict[str, Any]) -> Any:
+        return METER.call(original, self, operation_name, api_params)
+
+    metered._metered = True  # type: ignore[attr-defined]
+    BaseClient._make_api_call = metered  # type: ignore[method-assign]
+
+    stub_call = BotocoreStubber.__call__
+
+    def timed_stub(self: Any, event_name: str, request: Any, **kwargs: Any) -> Any:
+        t0 = time.thread_time()
+        try:
+            return stub_call(self, event_name, request, **kwargs)
+        finally:
+            METER._add_moto(time.thread_time() - t0)
+
+    BotocoreStubber.__call__ = timed_stub  # type: ignore[method-assign]
+
+
+# -- the run -------------------------------------------------------------------------------------
+def _iso(ms: int) -> str:
+    return datetime.fromtimestamp(ms / 1000, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+def _payload(i: int, size: int) -> dict[str, Any]:
+    body = {"order_id": f"ord-{i:08d}", "amount_cents": 1000 + i % 9000, "currency": "EUR"}
+    pad = max(0, size - len(json.dumps(body)) - 12)
+    if pad:
+        body["note"] = "x" * pad
+    return body
+
+
+def _task_states(table: str) -> Counter[str]:
+    from moto.dynamodb.models import dynamodb_backends
+
+    t = dynamodb_backends[ACCOUNT][REGION].get_table(table)
+    states: Counter[str] = Counter()
+    for item in t.all_items():
+        data = item.to_json()["Attributes"]
+        if "state" in data:
+            states[data["state"]["S"]] += 1
+    return states
+
+
+def run(
+    tasks: int = 10_000,
+    batch: int = 100,
+    lead_s: float = 5.0,
+    spread_s: float = 20.0,
+    payload_bytes: int = 200,
+    timeout_s: float = 1800.0,
+    seed: int = 7,
+) -> dict[str, Any]:
+    for name, value in {
+        "AWS_ACCESS_KEY_ID": "bench",
+        "AWS_SECRET_ACCESS_KEY": "bench",
+        "AWS_DEFAULT_REGION": REGION,
+        "POWERTOOLS_TRACE_DISABLED": "true",
+        "POWERTOOLS_METRICS_DISABLED": "true",
+        "POWERTOOLS_LOG_LEVEL": "ERROR",
+    }.items():
+        os.environ[name] = value
+    sys.path.insert(0, str(ROOT / "layers" / "core" / "python"))
+    import boto3
+    from moto import mock_aws
+
+    from taskplane import wiring
+    from taskplane.local import moto_patches
+    from taskplane.local.context import LocalContext
+    from taskplane.local.gateway import build_event
+    from taskplane.local.handlers import load_handler
+    from taskplane.local.poller import to_record
+    from taskplane.local.resources import create_resources
+
+    install_meter()
+    moto_patches.apply()
+    from taskplane.services import holds
+
+    # A batch's holds go out in one request once its records have started. In AWS the starts overlap
+    # within one ~5 ms DynamoDB write; under moto each start costs 10-15 ms of CPU behind the GIL, so
+    # ten starts span ~100-150 ms: the window is widened by the same factor (x10), or moto's slowness
+    # would be billed as extra requests.
+    holds.WINDOW_S = 0.2
+    rng = random.Random(seed)
+    with mock_aws():
+        session = boto3.session.Session(region_name=REGION)
+        settings = create_resources(session)
+        platform = wiring.build(settings, session=session)
+        wiring.use(platform)
+        api = load_handler("api").lambda_handler
+        worker = load_handler("worker").lambda_handler
+        tick = load_handler("tick").lambda_handler
+        sqs = session.client("sqs")
+        arns = {
+            url: sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+            for url in settings.queue_urls.values()
+        }
+        key_ids = {"bench-key": "acme"}
+        stop = threading.Event()
+        batch_sizes: list[int] = []
+        dispatch_late_ms: list[int] = []
+
+        # the tick: shard 0 again and again, as EventBridge runs it every minute
+        ticker = platform.ticker
+        send_batch = ticker._send_batch
+
+        def measured_send(entries: list[Any]) -> Any:
+            with METER.running("tick"):
+                return send_batch(entries)
+
+        ticker._send_batch = measured_send  # type: ignore[method-assign]
+
+        def tick_loop() -> None:
+            while not stop.is_set():
+                METER.invocations["tick"] += 1
+                with METER.running("tick"):
+                    try:
+                        tick({"shard": 0}, LocalContext(function_name="taskplane-tick", timeout_s=70))
+                    except Exception:
+                        stop.wait(1)
+
+        # the worker's records: each runs in its own thread (ConcurrentBatchProcessor)
+        executor = platform.executor
+        handle = executor.handle
+
+        def measured_handle(delivery: Any, hold: Any = None) -> Any:
+            with METER.running("worker"):
+                return handle(delivery, hold)
+
+        executor.handle = measured_handle  # type: ignore[method-assign]
+
+        def esm_loop(url: str) -> None:
+            while not stop.is_set():
+                with METER.running("esm"):
+                    messages = sqs.receive_message(
+                        QueueUrl=url, MaxNumberOfMessages=10, AttributeNames=["All"], WaitTimeSeconds=0
+                    ).get("Messages", [])
+                if not messages:
+                    stop.wait(0.05)
+                    continue
+                batch_sizes.append(len(messages))
+                METER.invocations["worker"] += 1
+                event = {"Records": [to_record(m, arns[url]) for m in messages]}
+                with METER.running("worker"):
+                    response = worker(event, LocalContext(function_name="taskplane-worker"))
+                failed = {f["itemIdentifier"] for f in response.get("batchItemFailures", [])}
+                done = [m for m in messages if m["MessageId"] not in failed]
+                if done:
+                    with METER.running("esm"):
+                        sqs.delete_message_batch(
+                            QueueUrl=url,
+                            Entries=[
+                                {"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]}
+                                for i, m in enumerate(done)
+                            ],
+                        )
+
+        METER.enabled = True
+        threads = [threading.Thread(target=tick_loop, name="tick-0", daemon=True)]
+        threads += [
+            threading.Thread(target=esm_loop, args=(url,), name=f"esm-{lane}", daemon=True)
+            for lane, url in settings.queue_urls.items()
+        ]
+        for t in threads:
+            t.start()
+
+        began = time.perf_counter()
+        accepted = 0
+        api_errors: Counter[int] = Counter()
+        for b in range(math.ceil(tasks / batch)):
+            now = int(time.time() * 1000)
+            n = min(batch, tasks - b * batch)
+            body = {
+                "tasks": [
+                    {
+                        "target": {"type": "builtin", "name": "echo"},
+                        "payload": _payload(b * batch + i, payload_bytes),
+                        "run_at": _iso(now + int((lead_s + rng.random() * spread_s) * 1000)),
+                    }
+                    for i in range(n)
+                ]
+            }
+            headers = {
+                "content-type": "application/json",
+                "x-api-key": "bench-key",
+                "idempotency-key": f"bench-batch-{b}",
+            }
+            event = build_event(
+                "POST", "/v1/tasks/batch", headers, json.dumps(body).encode(), key_ids, "127.0.0.1"
+            )
+            METER.invocations["api"] += 1
+            with METER.running("api"):
+                reply = api(event, LocalContext(function_name="taskplane-api"))
+            if reply["statusCode"] >= 300:
+                api_errors[reply["statusCode"]] += 1
+                continue
+            results = json.loads(reply["body"]).get("results", [])
+            accepted += sum(1 for r in results if "task_id" in r)
+        submitted_s = time.perf_counter() - began
+
+        deadline = time.monotonic() + timeout_s
+        states: Counter[str] = Counter()
+        while time.monotonic() < deadline:
+            states = _task_states(settings.tasks_table)
+            if states.get("SUCCEEDED", 0) >= accepted:
+                break
+            time.sleep(1.0)
+        wall_s = time.perf_counter() - began
+        stop.set()
+        platform.stop.set()
+        for t in threads:
+            t.join(80)
+        METER.enabled = False
+        for item in _lateness(settings.tasks_table):
+            dispatch_late_ms.append(item)
+        wiring.use(None)
+
+    succeeded = states.get("SUCCEEDED", 0)
+    return summarize(
+        tasks,
+        accepted,
+        succeeded,
+        states,
+        api_errors,
+        batch,
+        batch_sizes,
+        submitted_s,
+        wall_s,
+        payload_bytes,
+        dispatch_late_ms,
+    )
+
+
+def _lateness(table: str) -> list[int]:
+    """started_at - run_at of every task (what the tick and worker made of due times under moto)."""
+    from moto.dynamodb.models import dynamodb_backends
+
+    t = dynamodb_backends[ACCOUNT][REGION].get_table(table)
+    out = []
+    for item in t.all_items():
+        data = item.to_json()["Attributes"]
+        if "started_at" in data and "run_at" in data:
+            out.append(int(data["started_at"]["N"]) - int(data["run_at"]["N"]))
+    return out
+
+
+def summarize(
+    tasks: int,
+    accepted: int,
+    succeeded: int,
+    states: Counter[str],
+    api_errors: Counter[int],
+    batch: int,
+    batch_sizes: list[int],
+    submitted_s: float,
+    wall_s: float,
+    payload_bytes: int,
+    lateness: list[int],
+) -> dict[str, Any]:
+    per = max(succeeded, 1)
+    totals: Counter[str] = Counter()
+    for units in METER.units.values():
+        totals.update(units)
+    cpu_ms_per_task = {f: round(METER.cpu_s[f] * 1000 / per, 3) for f in ("api", "worker", "tick", "esm")}
+
+    def billed_s(function: str) -> float:
+        """Billed seconds per task: our CPU at the memory's vCPU share, plus the calls' latency."""
+        cpu = METER.cpu_s[function] * FULL_VCPU_MB / min(MEMORY_MB[function], FULL_VCPU_MB)
+        io = METER.io_ms[function] / 1000
+        if function == "worker":
+            # a batch's records wait on their calls at the same time: the batch waits about one record's
+            io /= statistics.mean(batch_sizes) if batch_sizes else 1
+        return (cpu + io) / per
+
+    lambda_gb_s = {f: round(billed_s(f) * MEMORY_MB[f] / 1024, 6) for f in ("api", "worker")}
+    tick_tasks_per_cpu_s = per / METER.cpu_s["tick"] if METER.cpu_s["tick"] else None
+    calls = {
+        op: {
+            "count": count,
+            "per_task": round(count / per, 4),
+            "wru": round(METER.units[op].get("wru", 0) / per, 4),
+            "rru": round(METER.units[op].get("rru", 0) / per, 4),
+            "sqs": round(METER.units[op].get("sqs", 0) / per, 4),
+        }
+        for op, count in sorted(METER.calls.items())
+    }
+    late = sorted(lateness)
+    return {
+        "tasks": tasks,
+        "accepted": accepted,
+        "succeeded": succeeded,
+        "lost": accepted - succeeded,
+        "states": dict(states),
+        "api_errors": {str(k): v for k, v in api_errors.items()},
+        "workload": (
+            f"{tasks:,} delayed tasks, each due {5}-{25} s after its batch was submitted, echo target, "
+            f"payload ~{payload_bytes} B, submitted through the API handler in batches of {batch} with an "
+            "Idempotency-Key; tick shard 0; worker batches of up to 10 from an event-source-mapping loop"
+        ),
+        "units_per_task": {
+            "dynamodb_wru": round(totals["wru"] / per, 4),
+            "dynamodb_rru": round(totals["rru"] / per, 4),
+            "dynamodb_index_wru": 0.0,
+            "sqs_requests": round(totals["sqs"] / per, 4),
+            "apigw_requests": round(METER.invocations["api"] / per, 4),
+            "lambda_requests": {f: round(METER.invocations[f] / per, 4) for f in ("api", "worker")},
+            "lambda_gb_s": lambda_gb_s,
+        },
+        "tick": {
+            "memory_mb": MEMORY_MB["tick"],
+            "duty": round(62 / 60, 4),
+            "cpu_ms_per_task": cpu_ms_per_task["tick"],
+            "tasks_per_s_per_shard": (
+                round(tick_tasks_per_cpu_s * min(MEMORY_MB["tick"], FULL_VCPU_MB) / FULL_VCPU_MB, 1)
+                if tick_tasks_per_cpu_s
+                else None
+            ),
+            "invocations": METER.invocations["tick"],
+            "note": "tasks/s one shard's tick could dispatch at its memory's vCPU share, from its measured "
+            "CPU per task (moto excluded); its cost is by time, not per task: it runs 62 s a minute",
+        },
+        "cpu_ms_per_task": cpu_ms_per_task,
+        "io_ms_per_task": {f: round(METER.io_ms[f] / per, 3) for f in sorted(METER.io_ms)},
+        "memory_mb": dict(MEMORY_MB),
+        "latency_assumed_ms": dict(LATENCY_MS),
+        "worker_batch_mean": round(statistics.mean(batch_sizes), 2) if batch_sizes else None,
+        "empty_receives": METER.empty_receives,
+        "calls": calls,
+        "calls_by_function": {f: dict(c) for f, c in sorted(METER.by_function.items())},
+        "item_bytes": {
+            "task_max": METER.item_bytes.get("taskplane-tasks", 0),
+            "wheel_entry_max": METER.item_bytes.get("taskplane-wheel", 0),
+            **{f"table:{t}": b for t, b in sorted(METER.item_bytes.items())},
+        },
+        "start_late_ms_under_moto": {
+            "p50": late[len(late) // 2] if late else None,
+            "p99": late[min(len(late) - 1, int(0.99 * len(late)))] if late else None,
+            "note": "started_at - run_at in this run, on moto and a shared CPU: not the design's lateness "
+            "(bench/wheel_lateness.py measures that)",
+        },
+        "submit_s": round(submitted_s, 1),
+        "wall_s": round(wall_s, 1),
+        "note": (
+            "every request of every boto3 client counted by wrapping botocore's _make_api_call; units "
+            "from request/response sizes by DynamoDB's and SQS's billing rules; CPU per function by "
+            "thread CPU time minus the CPU inside moto in the same thread; X-Ray tracing off"
+        ),
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--tasks", type=int, default=10_000)
+    parser.add_argument("--payload-bytes", type=int, default=200)
+    parser.add_argument("--timeout-s", type=float, default=1800)
+    args = parser.parse_args()
+    result = run(args.tasks, payload_bytes=args.payload_bytes, timeout_s=args.timeout_s)
+    RESULTS.mkdir(exist_ok=True)
+    (RESULTS / "cost.json").write_text(json.dumps(result, indent=2) + "\n")
+    print(
+        json.dumps(
+            {k: result[k] for k in ("tasks", "succeeded", "lost", "units_per_task", "tick", "wall_s")},
+            indent=2,
+        )
+    )
+
+
+if __name__ == "__main__":
+    main()
