@@ -1,0 +1,108 @@
+"""Cold start by design: importing a handler module leaves the heavy libraries for later.
+
+No timing here (bench/cold_start.py measures): each test imports in a fresh interpreter, the way
+Lambda does (the function's folder and the code layer on ``sys.path``, tracing on as when deployed),
+and looks at ``sys.modules``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+pytestmark = pytest.mark.unit
+
+ROOT = Path(__file__).resolve().parents[2]
+LAYER = ROOT / "layers" / "core" / "python"
+
+#: Imported where they are used (a workflow definition, a cron expression) or on the first
+#: invocation (the X-Ray SDK with the tracer; boto3 when the platform is built), never by a handler
+#: module's import.
+DEFERRED = ("aws_xray_sdk", "networkx", "yaml", "croniter", "boto3")
+
+
+def fresh(code: str, function: str = "api") -> dict[str, object]:
+    """Run ``code`` in a new interpreter set up like the deployed function; its last line is JSON."""
+    fn_dir = ROOT / "functions" / function
+    env = {
+        **os.environ,
+        # Tracing on, as in Lambda with Tracing.ACTIVE (Powertools enables it when this is set).
+        "LAMBDA_TASK_ROOT": str(fn_dir),
+        "AWS_LAMBDA_FUNCTION_NAME": f"taskplane-{function}",
+        "AWS_REGION": "us-east-1",
+        "AWS_XRAY_CONTEXT_MISSING": "IGNORE_ERROR",
+        "POWERTOOLS_SERVICE_NAME": "taskplane",
+        "PYTHONPATH": os.pathsep.join([str(fn_dir), str(LAYER)]),
+    }
+    env.pop("POWERTOOLS_TRACE_DISABLED", None)
+    done = subprocess.run(
+        [sys.executable, "-c", code], cwd=fn_dir, env=env, capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    result: dict[str, object] = json.loads(done.stdout.strip().splitlines()[-1])
+    return result
+
+
+@pytest.mark.parametrize("function", ["api", "worker", "tick", "step"])
+def test_importing_a_handler_leaves_the_heavy_modules_unimported(function):
+    # Given a fresh interpreter set up like the deployed function
+    # When its handler module is imported
+    loaded = fresh(
+        f"import json, sys, handler; print(json.dumps({{'loaded': [m for m in {DEFERRED!r} if m in sys.modules]}}))",
+        function,
+    )
+    # Then none of the deferred libraries came with it
+    assert loaded == {"loaded": []}
+
+
+def test_the_tracer_is_made_and_patches_on_the_first_traced_call():
+    # Given the observability module imported with tracing on, and a traced handler and method
+    code = """
+import json, sys
+from taskplane.observability import tracer
+
+@tracer.capture_method(capture_response=False)
+def double(x):
+    return 2 * x
+
+@tracer.capture_lambda_handler(capture_response=False)
+def handler(event, context):
+    if event == "boom":
+        raise ValueError("boom")
+    return double(event)
+
+before = "aws_xray_sdk" in sys.modules
+import aws_xray_sdk.core  # what X-Ray's own patching would see, made visible to check it
+from aws_xray_sdk.core import patcher
+patched_before = sorted(patcher._PATCHED_MODULES)
+# No segment here (no Lambda runtime): let the recorder just log that.
+aws_xray_sdk.core.xray_recorder.configure(context_missing="IGNORE_ERROR")
+result = handler(21, None)
+try:
+    handler("boom", None)
+    raised = False
+except ValueError:
+    raised = True
+print(json.dumps({
+    "xray_before": before,
+    "patched_before": patched_before,
+    "result": result,
+    "raised": raised,
+    "tracer": type(tracer.setup()).__name__,
+    "disabled": tracer.disabled,
+    "botocore_patched": "botocore" in patcher._PATCHED_MODULES,
+    "name": handler.__name__,
+}))
+"""
+    # When the handler is called twice (once failing)
+    out = fresh(code)
+    # Then nothing was imported or patched before the first call, and the call made a live Powertools
+    # tracer that patched botocore; the handler's result, its exception and its name are kept
+    assert out["xray_before"] is False and out["patched_before"] == []
+    assert out["tracer"] == "Tracer" and out["disabled"] is False and out["botocore_patched"] is True
+    assert out["result"] == 42 and out["raised"] is True and out["name"] == "handler"
