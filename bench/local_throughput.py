@@ -1,22 +1,223 @@
-"""Tasks per second through `taskplane dev` (in this process, on moto) for N echo tasks.
+"""Tasks per second through `taskplane dev` (in this process, on moto) for N echo tasks, and where the time goes.
 
-Submits through the HTTP API in batches of 100 (the client's submit_many), waits until every task is
-SUCCEEDED, and reports the end-to-end rate and the lateness from submission to start. moto is slow
-where AWS is not (NOTES-AWS-LOCAL.md): this measures the local runtime, not the platform on AWS.
+Submits through the HTTP API in batches of 100 (the client's submit_many; a batch the lanes' backpressure
+still refuses after the client's retries is sent again), waits until every task is SUCCEEDED, and reports
+the end-to-end rate and the lateness from submission to start. moto is slow where AWS is not
+(NOTES-AWS-LOCAL.md): this measures the local runtime, not the platform on AWS.
 
-    python bench/local_throughput.py --tasks 1000
+With ``--profile`` (the default) a sampling thread reads every thread's stack (``sys._current_frames()``)
+every ``SAMPLE_INTERVAL_S`` and attributes each busy thread's sample to moto (a moto frame on the stack),
+botocore (botocore, no moto), taskplane, or other; a thread whose top frame is blocked (waiting on a lock,
+condition, socket, select or sleep) is idle and not counted. Each busy sample weighs the CPU time its thread
+used since the previous round (its own CPU clock): a thread that only waits for the GIL after a short
+system call weighs nothing, so the shares are shares of CPU, as a GIL-aware profiler (py-spy --gil) sees them.
+
+    python bench/local_throughput.py                 # 10,000 tasks
+    python bench/local_throughput.py --tasks 300 --no-profile
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import linecache
+import re
 import statistics
+import sys
+import threading
 import time
+from collections import Counter
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 RESULTS = Path(__file__).resolve().parent / "results"
+#: The sampler's period. A sample costs ~0.1-0.3 ms of one core at ~20 threads, so 1-3% of a core.
+SAMPLE_INTERVAL_S = 0.01
+#: How often the bench looks at the task table to see whether every task has finished.
+WATCH_INTERVAL_S = 0.5
+
+# A top frame on one of these lines is a thread blocked in C with the GIL released: idle.
+_BLOCKING_LINE = re.compile(
+    r"\b(sleep|wait|wait_for|select|poll|accept|recv|recv_into|readinto|readline|acquire|join|get)\(|"
+    r"^\s*with\s+[^:]*lock[^:]*:",
+    re.IGNORECASE,
+)
+_BLOCKING_FUNCTIONS = frozenset(
+    {"wait", "wait_for", "select", "poll", "accept", "recv", "recv_into", "readinto", "_wait_for_tstate_lock"}
+)
+
+
+def _thread_cpu_s(native_id: int | None) -> float:
+    """CPU seconds a thread has used, from its Linux thread CPU clock (0.0 once it has ended).
+
+    The clock id is the kernel's MAKE_THREAD_CPUCLOCK(tid, CPUCLOCK_SCHED); unlike
+    ``pthread_getcpuclockid``, asking about a thread that just ended is an error, not a crash.
+    """
+    if native_id is None:
+        return 0.0
+    try:
+        return time.clock_gettime(((~native_id) << 3) | 6)
+    except OSError:
+        return 0.0
+
+
+def _category(filename: str) -> str:
+    if "/moto/" in filename:
+        return "moto"
+    if "/botocore/" in filename:
+        return "botocore"
+    if "/taskplane/" in filename or "/functions/" in filename:
+        return "taskplane"
+    return "other"
+
+
+class Sampler:
+    """Whole-process sampling profiler: one daemon thread, ``sys._current_frames()`` every ``interval_s``."""
+
+    def __init__(self, interval_s: float = SAMPLE_INTERVAL_S) -> None:
+        self.interval_s = interval_s
+        self.counts: Counter[str] = Counter()
+        self.cpu: Counter[str] = Counter()  # CPU seconds by category
+        self.moto_functions: Counter[str] = Counter()  # CPU seconds by innermost moto function
+        self.idle_cpu_s = 0.0
+        self.samples = 0  # sampling rounds
+        self.idle = 0  # idle thread samples (not counted in the shares)
+        self.cost_s = 0.0  # CPU time the sampler itself spent sampling
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, name="bench-sampler", daemon=True)
+        self._idle_lines: dict[tuple[Any, int], bool] = {}
+        self._code_category: dict[Any, str] = {}
+
+    def start(self) -> Sampler:
+        self._began = time.perf_counter()
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join()
+        self._elapsed = time.perf_counter() - self._began
+
+    def _is_idle(self, frame: Any) -> bool:
+        key = (frame.f_code, frame.f_lineno)
+        idle = self._idle_lines.get(key)
+        if idle is None:
+            line = linecache.getline(frame.f_code.co_filename, frame.f_lineno or 0)
+            idle = frame.f_code.co_name in _BLOCKING_FUNCTIONS or bool(_BLOCKING_LINE.search(line))
+            self._idle_lines[key] = idle
+        return idle
+
+    def _loop(self) -> None:
+        me = threading.get_ident()
+        categories = self._code_category
+        last_cpu: dict[int, float] = {}
+        while not self._stop.wait(self.interval_s):
+            began = time.thread_time()
+            self.samples += 1
+            native = {t.ident: t.native_id for t in threading.enumerate()}
+            for ident, frame in sys._current_frames().items():
+                if ident == me:
+                    continue
+                cpu = _thread_cpu_s(native.get(ident))
+                spent = max(0.0, cpu - last_cpu.get(ident, cpu))
+                last_cpu[ident] = cpu
+                if self._is_idle(frame):
+                    self.idle += 1
+                    self.idle_cpu_s += spent
+                    continue
+                innermost_moto = None
+                seen = set()
+                f = frame
+                while f is not None:
+                    code = f.f_code
+                    category = categories.get(code)
+                    if category is None:
+                        category = categories[code] = _category(code.co_filename)
+                    seen.add(category)
+                    if category == "moto" and innermost_moto is None:
+                        innermost_moto = code
+                    f = f.f_back
+                if "moto" in seen:
+                    kind = "moto"
+                    name = innermost_moto.co_filename.split("/moto/", 1)[-1]  # type: ignore[union-attr]
+                    self.moto_functions[f"{name}:{innermost_moto.co_name}"] += spent  # type: ignore[union-attr]
+                elif "botocore" in seen:
+                    kind = "botocore"
+                elif "taskplane" in seen:
+                    kind = "taskplane"
+                else:
+                    kind = "other"
+                self.counts[kind] += 1
+                self.cpu[kind] += spent
+            self.cost_s += time.thread_time() - began
+
+    def report(self, top: int = 10) -> dict[str, Any]:
+        attributed = sum(self.cpu.values()) or 1e-9
+        moto = self.cpu["moto"] or 1e-9
+        return {
+            **{
+                f"{c}_share": round(self.cpu[c] / attributed, 3)
+                for c in ("moto", "botocore", "taskplane", "other")
+            },
+            "samples": sum(self.counts.values()),
+            "sample_counts": {c: self.counts[c] for c in ("moto", "botocore", "taskplane", "other")},
+            "sampling_rounds": self.samples,
+            "idle_thread_samples": self.idle,
+            "interval_ms": self.interval_s * 1000,
+            "rounds_per_s": round(self.samples / max(self._elapsed, 1e-9), 1),
+            "attributed_cpu_s": round(attributed, 2),
+            "unattributed_cpu_s": round(self.idle_cpu_s, 2),
+            "sampler_cpu_share_of_wall": round(self.cost_s / max(self._elapsed, 1e-9), 4),
+            "top_moto_functions": [
+                {"function": name, "share_of_moto": round(n / moto, 3)}
+                for name, n in self.moto_functions.most_common(top)
+            ],
+            "method": "each round, every thread whose top frame is not blocked is one sample, weighted by the "
+            "CPU time that thread used since the previous round (its pthread CPU clock) and attributed to moto "
+            "if a moto frame is on its stack, else botocore, else taskplane, else other; shares are of that "
+            "CPU. CPU of threads blocked at the sample is counted as unattributed.",
+        }
+
+
+class MotoClock:
+    """CPU time spent inside moto, measured exactly: each thread's CPU clock read around moto's request
+    dispatch (``BotocoreStubber.process_request``, where every in-process boto3 call enters moto). A cross-check
+    of the sampler's ``moto_share``, at two clock reads per AWS call."""
+
+    def __init__(self) -> None:
+        self.cpu_s = 0.0
+        self.calls = 0
+        self._lock = threading.Lock()
+        self._depth = threading.local()
+
+    def install(self) -> MotoClock:
+        from moto.core.botocore_stubber import BotocoreStubber
+
+        original = self._original = BotocoreStubber.process_request
+        clock = self
+
+        def process_request(stub: Any, request: Any) -> Any:
+            depth = getattr(clock._depth, "n", 0)
+            clock._depth.n = depth + 1
+            began = time.thread_time()
+            try:
+                return original(stub, request)
+            finally:
+                clock._depth.n = depth
+                if depth == 0:  # a moto call made from inside moto is counted once
+                    spent = time.thread_time() - began
+                    with clock._lock:
+                        clock.cpu_s += spent
+                        clock.calls += 1
+
+        BotocoreStubber.process_request = process_request  # type: ignore[method-assign]
+        return self
+
+    def uninstall(self) -> None:
+        from moto.core.botocore_stubber import BotocoreStubber
+
+        BotocoreStubber.process_request = self._original  # type: ignore[method-assign]
 
 
 def _ms(text: str) -> float:
@@ -28,49 +229,111 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
 
 
-def run(tasks: int, timeout_s: float) -> dict:
+def _succeeded_in_moto(table: str, ids: set[str]) -> int:
+    """How many of ``ids`` are SUCCEEDED, read straight from moto's table (under the lock its requests
+    hold): watching progress this way costs the runtime nothing, where listing over HTTP every half
+    second would read the whole, growing table through moto each time."""
+    from moto.core import DEFAULT_ACCOUNT_ID
+    from moto.dynamodb.models import dynamodb_backends
+
+    from taskplane.local import moto_patches
+
+    with moto_patches._LOCK:
+        partitions = dynamodb_backends[DEFAULT_ACCOUNT_ID]["us-east-1"].get_table(table).items
+        return sum(
+            1
+            for partition in partitions.values()
+            for task_id, item in partition.items()
+            if task_id.value in ids and item.attrs["state"].value == "SUCCEEDED"
+        )
+
+
+def _submit_all(client: Any, bodies: list[dict[str, Any]]) -> tuple[set[str], int]:
+    """Submit every body; batches refused as a whole (429 after the retries) are sent again."""
+    ids: set[str] = set()
+    refusals = 0
+    pending = bodies
+    while pending:
+        again = []
+        for body, result in zip(pending, client.submit_many(pending, chunk=100), strict=True):
+            if "task_id" in result:
+                ids.add(result["task_id"])
+            elif result.get("error", {}).get("code") in ("throttled", "unavailable"):
+                refusals += 1
+                again.append(body)
+        pending = again
+    return ids, refusals
+
+
+def run(tasks: int, timeout_s: float, profile: bool = True) -> dict:
     from taskplane.client import Client
     from taskplane.local.runtime import LocalRuntime
 
     runtime = LocalRuntime(port=0).start()
+    moto_clock = MotoClock().install() if profile else None
+    sampler = Sampler().start() if profile else None
     try:
+        from taskplane import wiring
+
+        table = wiring.platform().settings.tasks_table
         client = Client(runtime.url, runtime.api_key, timeout_s=60)
         bodies = [{"target": {"type": "builtin", "name": "echo"}, "payload": {"i": i}} for i in range(tasks)]
         began = time.perf_counter()
-        results = client.submit_many(bodies, chunk=100)
+        cpu_began = time.process_time()
+        ids, refusals = _submit_all(client, bodies)
         submitted_s = time.perf_counter() - began
-        ids = {r["task_id"] for r in results if "task_id" in r}
-        rejected = len(results) - len(ids)
-        done: dict[str, dict] = {}
         deadline = time.monotonic() + timeout_s
-        while len(done) < len(ids) and time.monotonic() < deadline:
-            for task in client.iter_tasks(state="SUCCEEDED", page_size=500):
-                if task["task_id"] in ids:
-                    done[task["task_id"]] = task
-            if len(done) < len(ids):
-                time.sleep(0.25)
+        while _succeeded_in_moto(table, ids) < len(ids) and time.monotonic() < deadline:
+            time.sleep(WATCH_INTERVAL_S)
         wall_s = time.perf_counter() - began
+        cpu_s = time.process_time() - cpu_began
+        if sampler is not None:
+            sampler.stop()
+        moto_cpu_s = moto_clock.cpu_s if moto_clock is not None else 0.0
+        # The answer itself comes over HTTP: one listing of every SUCCEEDED task.
+        done = {
+            t["task_id"]: t
+            for t in client.iter_tasks(state="SUCCEEDED", page_size=500)
+            if t["task_id"] in ids
+        }
         starts = [_ms(t["started_at"]) - _ms(t["created_at"]) for t in done.values()]
         first = min(_ms(t["created_at"]) for t in done.values())
         last = max(_ms(t["finished_at"]) for t in done.values())
-        return {
+        result: dict[str, Any] = {
             "tasks": tasks,
             "accepted": len(ids),
-            "rejected": rejected,
+            "rejected": tasks - len(ids),
+            "batch_refusals_resent": refusals,
             "succeeded": len(done),
             "lost": len(ids) - len(done),
             "submit_s": round(submitted_s, 3),
             "wall_s": round(wall_s, 3),
+            "cpu_s": round(cpu_s, 2),
+            "cpu_ms_per_task": round(cpu_s * 1000 / max(len(done), 1), 2),
             "tasks_per_s": round(len(done) / ((last - first) / 1000), 1) if done else 0.0,
             "submit_to_start_ms": {
                 "p50": round(statistics.median(starts), 1),
                 "p99": round(percentile(starts, 0.99), 1),
                 "max": round(max(starts), 1),
             },
-            "note": "created_at of the first task to finished_at of the last, taskplane dev on in-process moto, "
-            "batches of 100 over HTTP on loopback, lanes polled like an event source mapping",
+            "note": "created_at of the first task to finished_at of the last, taskplane dev on in-process moto "
+            "(with taskplane.local.moto_patches), batches of 100 over HTTP on loopback (refused batches sent "
+            "again), lanes polled like an event source mapping; progress watched in moto's table in-process, "
+            "the final count over HTTP",
         }
+        if sampler is not None and moto_clock is not None:
+            result["profile"] = {
+                **sampler.report(),
+                "moto_cpu_share_measured": round(moto_cpu_s / max(cpu_s, 1e-9), 3),
+                "moto_calls": moto_clock.calls,
+                "moto_cpu_ms_per_call": round(moto_cpu_s * 1000 / max(moto_clock.calls, 1), 2),
+            }
+        return result
     finally:
+        if sampler is not None and sampler._thread.is_alive():
+            sampler.stop()
+        if moto_clock is not None:
+            moto_clock.uninstall()
         runtime.stop()
 
 
@@ -78,12 +341,16 @@ def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--tasks", type=int, default=1000)
-    parser.add_argument("--timeout-s", type=float, default=600)
+    parser.add_argument("--tasks", type=int, default=10_000)
+    parser.add_argument("--timeout-s", type=float, default=1800)
+    parser.add_argument(
+        "--profile", action=argparse.BooleanOptionalAction, default=True, help="sample where the time goes"
+    )
+    parser.add_argument("--output", type=Path, default=RESULTS / "local_throughput.json")
     args = parser.parse_args()
-    result = run(args.tasks, args.timeout_s)
-    RESULTS.mkdir(exist_ok=True)
-    (RESULTS / "local_throughput.json").write_text(json.dumps(result, indent=2) + "\n")
+    result = run(args.tasks, args.timeout_s, profile=args.profile)
+    args.output.parent.mkdir(exist_ok=True)
+    args.output.write_text(json.dumps(result, indent=2) + "\n")
     print(json.dumps(result, indent=2))
 
 
