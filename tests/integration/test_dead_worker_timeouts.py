@@ -223,7 +223,8 @@ def count_calls(aws: Any) -> dict[str, list[dict[str, Any]]]:
         calls.setdefault(model.name, []).append(params)
 
     executor = aws.platform.executor
-    for client in {executor.lanes.client, executor.wheel.client}:  # the platform's one SQS and DynamoDB client
+    # the platform's one SQS client and one DynamoDB client
+    for client in {executor.lanes.client, executor.wheel.client}:
         client.meta.events.register("before-parameter-build.*.*", hook)
     return calls
 
@@ -302,7 +303,9 @@ def test_held_delivery_that_finishes_writes_no_watch(aws, monkeypatch):
     )
     assert "ChangeMessageVisibility" not in calls
     wheel_table = aws.settings.wheel_table
-    assert not [p for op in ("PutItem", "DeleteItem") for p in calls.get(op, []) if p["TableName"] == wheel_table]
+    assert not [
+        p for op in ("PutItem", "DeleteItem") for p in calls.get(op, []) if p["TableName"] == wheel_table
+    ]
     assert watches(aws) == []
 
 

@@ -294,7 +294,9 @@ class Executor:
             except TargetFailure as open_breaker:
                 # Fails fast and counts as a retryable failure (backoff, then another try).
                 self.telemetry.count("breaker_open", **dims)
-                return self._finish(task, self._failed(task, open_breaker, timed_out=False, dims=dims), watched)
+                return self._finish(
+                    task, self._failed(task, open_breaker, timed_out=False, dims=dims), watched
+                )
         envelope = {"task_id": task.task_id, "attempt": task.attempts, "payload": task.payload}
         cancel = threading.Event()
         began = time.perf_counter()
