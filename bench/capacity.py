@@ -92,6 +92,10 @@ def worker_seconds_per_task(cost: Mapping[str, Any], io_latency_ms: float = pric
     (measured). A real target adds its own duration on top (echo here).
     """
     gb = cost["memory_mb"]["worker"] / 1024
+    if "lambda_gb_s_cpu" in cost["units_per_task"]:
+        # bench/cost.py's billed GB-s already hold both: CPU at the memory's vCPU share, and the
+        # calls' latency with a batch's records overlapping.
+        return float(cost["units_per_task"]["lambda_gb_s"].get("worker", 0.0)) / gb
     cpu_s = cost["units_per_task"]["lambda_gb_s"].get("worker", 0.0) / gb
     batch = 1 / max(cost["units_per_task"]["lambda_requests"].get("worker", 1.0), 1e-9)
     return cpu_s + WORKER_WAITED_CALLS * io_latency_ms / 1000 / batch

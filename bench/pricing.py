@@ -146,6 +146,7 @@ def tick_usd_per_day(
     p: Mapping[str, float],
     shards: int,
     *,
+    tasks_per_day: float = 0.0,
     provisioned: bool = False,
     target_utilization: float = TARGET_UTILIZATION,
 ) -> float:
@@ -159,13 +160,32 @@ def tick_usd_per_day(
     gb = tick["memory_mb"] / 1024
     lambda_usd = shards * SECONDS_PER_DAY * tick["duty"] * gb * p["lambda_gb_s_arm64"]
     lambda_usd += shards * TICK_INVOCATIONS_PER_DAY * p["lambda_request"]
-    wru = shards * SECONDS_PER_DAY * TICK_FIXED_WRU_PER_S
+    wru = shards * SECONDS_PER_DAY * tick.get("lease_wru_per_s", TICK_FIXED_WRU_PER_S)
     rru = shards * SECONDS_PER_DAY * TICK_FIXED_RRU_PER_S
+    if "query_bytes_per_task" in tick:
+        # Measured: each window Query costs at least half a unit (eventually consistent) and more as
+        # the entries in the window grow: the floor per shard, or the load's bytes, whichever is more.
+        floor = shards * SECONDS_PER_DAY * tick["queries_per_s"] * 0.5
+        rru = max(floor, tasks_per_day * tick["query_bytes_per_task"] / 4096 * 0.5)
     return (
         lambda_usd
         + wru * wru_price(p, provisioned, target_utilization)
         + rru * rru_price(p, provisioned, target_utilization)
     )
+
+
+#: Days a finished task is kept (infra/config.py retention_days default); DynamoDB adds 100 bytes
+#: of index overhead to every item's stored size.
+RETENTION_DAYS = 30
+ITEM_OVERHEAD_BYTES = 100
+DAYS_PER_MONTH = 30.44
+
+
+def storage_usd_per_task(cost: Mapping[str, Any], p: Mapping[str, float]) -> float:
+    """Keeping one finished task's item (its history included) for RETENTION_DAYS."""
+    price = p.get("dynamodb_storage_gb_month", 0.0)
+    gb = (cost["item_bytes"]["task_max"] + ITEM_OVERHEAD_BYTES) / 2**30
+    return gb * price * RETENTION_DAYS / DAYS_PER_MONTH
 
 
 def wru_price(p: Mapping[str, float], provisioned: bool, target_utilization: float) -> float:
@@ -196,10 +216,20 @@ def taskplane_usd_per_task(
         "sqs": u["sqs_requests"] * p["sqs_request"],
         "lambda_requests": _sum(u["lambda_requests"]) * p["lambda_request"],
         "lambda_gb_s": _sum(u["lambda_gb_s"]) * p["lambda_gb_s_arm64"],
-        "lambda_io_wait": io_calls_per_task(cost) * io_latency_ms / 1000 * worker_gb * p["lambda_gb_s_arm64"],
+        # bench/cost.py's GB-s include the calls' latency when it reports the CPU part apart
+        "lambda_io_wait": 0.0
+        if "lambda_gb_s_cpu" in u
+        else io_calls_per_task(cost) * io_latency_ms / 1000 * worker_gb * p["lambda_gb_s_arm64"],
         "api_gateway": u["apigw_requests"] * p["apigw_rest_request"],
+        # the task's record and history, kept retention_days (TTL deletes are free)
+        "dynamodb_storage": storage_usd_per_task(cost, p),
         "tick": tick_usd_per_day(
-            cost, p, shards, provisioned=provisioned, target_utilization=target_utilization
+            cost,
+            p,
+            shards,
+            tasks_per_day=tasks_per_day,
+            provisioned=provisioned,
+            target_utilization=target_utilization,
         )
         / tasks_per_day,
     }
@@ -221,9 +251,11 @@ def _worker_once(
 ) -> dict[str, float]:
     """The worker Lambda invoked once for this one task (no batch), with its measured CPU per task."""
     worker_gb = cost["memory_mb"]["worker"] / 1024
+    u = cost["units_per_task"]
+    cpu_gb_s = u.get("lambda_gb_s_cpu", u["lambda_gb_s"]).get("worker", 0.0)
     return {
         "lambda_requests": 1 * p["lambda_request"],
-        "lambda_gb_s": cost["units_per_task"]["lambda_gb_s"].get("worker", 0.0) * p["lambda_gb_s_arm64"],
+        "lambda_gb_s": cpu_gb_s * p["lambda_gb_s_arm64"],
         "lambda_io_wait": waited_calls * io_latency_ms / 1000 * worker_gb * p["lambda_gb_s_arm64"],
     }
 
@@ -242,6 +274,7 @@ def eventbridge_scheduler_usd_per_task(
     lines = {
         "scheduler": p["scheduler_invocation"] + p["scheduler_api_call"],
         "dynamodb_writes": 3 * wru * p["dynamodb_wru"],
+        "dynamodb_storage": storage_usd_per_task(cost, p),
         **_worker_once(cost, p, 2, io_latency_ms),
     }
     ingress = _ingress(cost, p)
@@ -270,6 +303,8 @@ def step_functions_usd_per_task(
     lines = {
         "step_functions": transitions * p["sfn_standard_transition"],
         "dynamodb_writes": 1 * wru * p["dynamodb_wru"],
+        # the task record for listing; Step Functions keeps the execution history (90 days) itself
+        "dynamodb_storage": storage_usd_per_task(cost, p),
         **_worker_once(cost, p, 0, io_latency_ms),
     }
     lines["lambda_requests"] += (
