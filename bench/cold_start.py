@@ -130,6 +130,11 @@ def lambda_env(function: str) -> dict[str, str]:
         "AWS_LAMBDA_INITIALIZATION_TYPE": "on-demand",
         "LAMBDA_TASK_ROOT": str(fn_dir),
         "LAMBDA_RUNTIME_DIR": "/var/runtime",
+        # The role's credentials (fake: nothing is called); without them boto3 would ask the EC2
+        # metadata endpoint while making clients.
+        "AWS_ACCESS_KEY_ID": "ASIAEXAMPLEEXAMPLE00",
+        "AWS_SECRET_ACCESS_KEY": "example",
+        "AWS_SESSION_TOKEN": "example",
         # Tracing.ACTIVE: the runtime tells the X-Ray SDK where its daemon listens.
         "AWS_XRAY_CONTEXT_MISSING": "LOG_ERROR",
         "AWS_XRAY_DAEMON_ADDRESS": "169.254.79.129:2000",
@@ -161,6 +166,9 @@ t0 = time.perf_counter()
 import importlib
 module = importlib.import_module({module!r})
 t1 = time.perf_counter()
+loaded = [m for m in {watched!r} if m in sys.modules]
+modules = len(sys.modules)
+sys.stderr.write("{marker}\\n")  # in a -X importtime report, what follows is first-call work
 # Work the module defers to its first invocation (a lazily made tracer), if it defers any.
 setup = getattr(sys.modules.get("taskplane.observability"), "tracer", None)
 setup = getattr(setup, "setup", None)
@@ -168,19 +176,24 @@ if setup is not None:
     setup()
 deferred = setup is not None
 t2 = time.perf_counter()
+# What every first invocation does next, before its own work: build the platform (settings, clients).
+if {build!r}:
+    importlib.import_module("taskplane.wiring").platform()
+t3 = time.perf_counter()
 import json
 print(json.dumps({{
     "import_ms": (t1 - t0) * 1000,
     "setup_ms": (t2 - t1) * 1000,
-    "modules": len(sys.modules),
-    "loaded": [m for m in {watched!r} if m in sys.modules],
+    "build_ms": (t3 - t2) * 1000,
+    "modules": modules,
+    "loaded": loaded,
     "deferred": deferred,
 }}))
 """
 
 
 def child(module: str, path: list[str], env: dict[str, str], *, importtime: bool = False) -> dict[str, Any]:
-    code = CHILD.format(path=path, module=module, watched=WATCHED)
+    code = CHILD.format(path=path, module=module, watched=WATCHED, build=module == "handler", marker=MARKER)
     # -S: no site-packages of the venv (the layer-like site is on ``path`` instead), as in Lambda.
     cmd = [sys.executable, "-S", *(["-X", "importtime"] if importtime else []), "-c", code]
     started = time.perf_counter()
@@ -195,6 +208,7 @@ def child(module: str, path: list[str], env: dict[str, str], *, importtime: bool
     return result
 
 
+MARKER = "-- imported --"
 _LINE = re.compile(r"import time:\s+(\d+) \|\s+(\d+) \|( *)(\S+)")
 
 
@@ -203,6 +217,8 @@ def top_imports(report: str, n: int = 8, skip: str = "handler") -> dict[str, lis
     listed module's own imports not listed again), and by self time."""
     rows = []
     for line in report.splitlines():
+        if line == MARKER:
+            break
         if m := _LINE.match(line):
             rows.append((int(m.group(1)) / 1000, int(m.group(2)) / 1000, len(m.group(3)) // 2, m.group(4)))
     cumulative: list[tuple[str, float]] = []
@@ -242,6 +258,10 @@ def measure(module: str, path: list[str], env: dict[str, str], repeats: int) -> 
         "import_plus_setup_median_ms": round(
             statistics.median(r["import_ms"] + r["setup_ms"] for r in runs), 1
         ),
+        "platform_build_median_ms": round(statistics.median(r["build_ms"] for r in runs), 1),
+        "import_to_first_call_median_ms": round(
+            statistics.median(r["import_ms"] + r["setup_ms"] + r["build_ms"] for r in runs), 1
+        ),
         "deferred_tracer": runs[-1]["deferred"],
         "modules_loaded": runs[-1]["modules"],
         "heavy_modules_loaded": runs[-1]["loaded"],
@@ -252,6 +272,7 @@ def measure(module: str, path: list[str], env: dict[str, str], repeats: int) -> 
 
 def run(repeats: int = 10) -> dict[str, Any]:
     """Median import time of every handler module and of ``import boto3``, in fresh interpreters."""
+    load_before = os.getloadavg()
     with tempfile.TemporaryDirectory(prefix="taskplane-layer-site-") as tmp:
         site = Path(tmp)
         dists = make_layer_site(site)
@@ -265,14 +286,18 @@ def run(repeats: int = 10) -> dict[str, Any]:
         baseline = measure("boto3", baseline_path, lambda_env("api"), repeats)
     deferred = all(h["deferred_tracer"] for h in handlers.values())
     env = lambda_env("<name>")
-    shown = {k: env[k] for k in sorted(env) if k.startswith(("POWERTOOLS_", "LAMBDA_", "AWS_", "_AWS"))}
+    shown = {
+        k: env[k]
+        for k in sorted(env)
+        if k.startswith(("POWERTOOLS_", "LAMBDA_", "AWS_", "_AWS")) and not k.endswith(("_KEY", "_TOKEN"))
+    }
     return {
         "baseline_boto3_ms": {k: baseline[k] for k in ("median_ms", "p90_ms", "runs", "wall_median_ms")},
         "handlers": handlers,
         "max_ms": max(h["median_ms"] for h in handlers.values()),
         "goal_ms": GOAL_MS,
         "repeats": repeats,
-        "load_average": os.getloadavg(),
+        "load_average": {"before": load_before, "after": os.getloadavg()},
         "python": sys.version.split()[0],
         "layer_distributions": dists,
         "env": shown,
@@ -289,7 +314,9 @@ def run(repeats: int = 10) -> dict[str, Any]:
                 if deferred
                 else "The Powertools Tracer (aws_xray_sdk import and patching) is made at import time. "
             )
-            + "top_imports: "
+            + "platform_build_ms: wiring.platform() (settings from the env, boto3 clients; no AWS call), "
+            "which every first invocation did before and still does; import_to_first_call = import + "
+            "setup + build, what a first request waits for before the handler's own work. top_imports: "
             "costliest imports by cumulative ms (one -X importtime run, a listed module's own imports "
             "not listed again); top_self: by self ms."
         ),
