@@ -242,19 +242,18 @@ def _inside(rows: list[tuple[float, float, int, str]], i: int, j: int) -> bool:
     return all(rows[k][2] > rows[j][2] for k in range(i + 1, j))
 
 
-def measure(module: str, path: list[str], env: dict[str, str], repeats: int) -> dict[str, Any]:
-    child(module, path, env)  # warm the bytecode caches
-    runs = [child(module, path, env) for _ in range(repeats)]
+Target = tuple[str, list[str], dict[str, str]]  # module, sys.path, environment
+
+
+def summarize(module: str, runs: list[dict[str, Any]], traced: dict[str, Any]) -> dict[str, Any]:
     imports = sorted(r["import_ms"] for r in runs)
-    setups = [r["setup_ms"] for r in runs]
-    traced = child(module, path, env, importtime=True)
     top = top_imports(traced["importtime"], skip=module)
     return {
         "median_ms": round(statistics.median(imports), 1),
         "p90_ms": round(imports[min(len(imports) - 1, round(0.9 * (len(imports) - 1)))], 1),
         "runs": [round(r["import_ms"], 1) for r in runs],
         "wall_median_ms": round(statistics.median(r["wall_ms"] for r in runs), 1),
-        "first_call_setup_median_ms": round(statistics.median(setups), 1),
+        "first_call_setup_median_ms": round(statistics.median(r["setup_ms"] for r in runs), 1),
         "import_plus_setup_median_ms": round(
             statistics.median(r["import_ms"] + r["setup_ms"] for r in runs), 1
         ),
@@ -270,20 +269,35 @@ def measure(module: str, path: list[str], env: dict[str, str], repeats: int) -> 
     }
 
 
+def measure(targets: dict[str, Target], repeats: int) -> dict[str, dict[str, Any]]:
+    """``repeats`` fresh imports of every target, taken in turns (round ``i`` imports each target
+    once), so a neighbour's burst of CPU on this small machine lands on all of them alike."""
+    for module, path, env in targets.values():
+        child(module, path, env)  # warm the bytecode caches
+    runs: dict[str, list[dict[str, Any]]] = {name: [] for name in targets}
+    for _ in range(repeats):
+        for name, (module, path, env) in targets.items():
+            runs[name].append(child(module, path, env))
+    return {
+        name: summarize(module, runs[name], child(module, path, env, importtime=True))
+        for name, (module, path, env) in targets.items()
+    }
+
+
 def run(repeats: int = 10) -> dict[str, Any]:
     """Median import time of every handler module and of ``import boto3``, in fresh interpreters."""
     load_before = os.getloadavg()
     with tempfile.TemporaryDirectory(prefix="taskplane-layer-site-") as tmp:
         site = Path(tmp)
         dists = make_layer_site(site)
-        handlers: dict[str, Any] = {}
-        for name in FUNCTIONS:
-            fn_dir = ROOT / "functions" / name
-            handlers[name] = measure(
-                "handler", [str(fn_dir), str(LAYER), str(site)], lambda_env(name), repeats
-            )
-        baseline_path = [str(ROOT / "functions" / "api"), str(site)]
-        baseline = measure("boto3", baseline_path, lambda_env("api"), repeats)
+        targets: dict[str, Target] = {
+            name: ("handler", [str(ROOT / "functions" / name), str(LAYER), str(site)], lambda_env(name))
+            for name in FUNCTIONS
+        }
+        targets["boto3"] = ("boto3", [str(ROOT / "functions" / "api"), str(site)], lambda_env("api"))
+        measured = measure(targets, repeats)
+    baseline = measured.pop("boto3")
+    handlers = measured
     deferred = all(h["deferred_tracer"] for h in handlers.values())
     env = lambda_env("<name>")
     shown = {
@@ -302,7 +316,8 @@ def run(repeats: int = 10) -> dict[str, Any]:
         "layer_distributions": dists,
         "env": shown,
         "note": (
-            f"median of {repeats} fresh `python -S -c` processes each (one warm-up run discarded, "
+            f"median of {repeats} fresh `python -S -c` processes each, taken in turns across the targets "
+            "(one warm-up run each discarded, "
             "bytecode caches warm); import_ms = time.perf_counter around importlib.import_module('handler') "
             "inside the child; wall = whole process. sys.path = function dir, layers/core/python, and a site "
             "holding only the dependency layer's distributions. Environment as deployed, tracing ON "
