@@ -494,7 +494,7 @@ def run(
 
         began = time.perf_counter()
         accepted = 0
-        api_errors: Counter[int] = Counter()
+        api_errors: Counter[int | str] = Counter()
         states: Counter[str] = Counter()
         try:
             for b in range(math.ceil(tasks / batch)):
@@ -528,7 +528,12 @@ def run(
                     api_errors[reply["statusCode"]] += 1
                     continue
                 results = json.loads(reply["body"]).get("results", [])
+                if len(results) != n:
+                    api_errors[f"{reply['statusCode']} with {len(results)} results: {reply['body'][:200]}"] += 1
                 accepted += sum(1 for r in results if "task_id" in r)
+                for r in results:
+                    if "error" in r:
+                        api_errors[f"task:{r['error']['code']}: {r['error']['message'][:80]}"] += 1
             submitted_s = time.perf_counter() - began
 
             deadline = time.monotonic() + timeout_s
@@ -584,7 +589,7 @@ def summarize(
     accepted: int,
     succeeded: int,
     states: Counter[str],
-    api_errors: Counter[int],
+    api_errors: Counter[int | str],
     batch: int,
     batch_sizes: list[int],
     submitted_s: float,

@@ -230,6 +230,23 @@ def test_each_lane_feeds_the_worker_alias_with_partial_failures_and_its_own_conc
     assert seen == synth.cfg.lane_concurrency
 
 
+def test_worker_may_hold_its_lane_messages(synth: Synth) -> None:
+    # The dead-worker watch is the lane message held invisible (ChangeMessageVisibilityBatch is
+    # authorized by sqs:ChangeMessageVisibility): the worker's role must allow it on every lane.
+    lanes = {
+        k
+        for k, q in synth.resources("AWS::SQS::Queue").items()
+        if not q["Properties"]["QueueName"].endswith("dlq")
+    }
+    held = set()
+    for st in synth.statements_of("worker.role"):
+        actions = st["Action"] if isinstance(st["Action"], list) else [st["Action"]]
+        if st["Effect"] == "Allow" and "sqs:ChangeMessageVisibility" in actions:
+            resources = st["Resource"] if isinstance(st["Resource"], list) else [st["Resource"]]
+            held |= {r["Fn::GetAtt"][0] for r in resources if isinstance(r, dict) and "Fn::GetAtt" in r}
+    assert lanes and lanes <= held
+
+
 def test_reserved_concurrency_is_set_and_covers_the_lanes(synth: Synth) -> None:
     functions = functions_by_name(synth)
     reserved = {name: props.get("ReservedConcurrentExecutions") for name, (_, props) in functions.items()}
