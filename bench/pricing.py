@@ -395,20 +395,24 @@ def assumptions(
     tick = cost["tick"]
     return [
         "us-east-1 list prices of bench/prices.json, first tier, no free tier, no Savings Plans or "
-        "reserved capacity; DynamoDB Standard table class; storage, data transfer, CloudWatch logs and "
-        "metrics not priced.",
+        "reserved capacity; DynamoDB Standard table class; task storage priced (below); data transfer, "
+        "CloudWatch logs and metrics, X-Ray traces not priced.",
         f"Units per task are bench/cost.py's counts over {cost.get('tasks')} tasks ({cost.get('workload')}), "
         "computed from request and response sizes (moto's ConsumedCapacity is not used).",
-        "Lambda GB-s: measured CPU time of our handlers x configured memory (bench/cost.py); the line "
-        f"lambda_io_wait adds what AWS bills while a handler waits on its calls: {io_latency_ms} ms per "
-        "counted call except the event source mapping's receives/deletes and the tick's Queries, "
-        "at the worker's memory (modelled, not measured; an upper bound, since a batch's records run at "
-        "the same time and their waits overlap).",
+        "Lambda GB-s (bench/cost.py): our handlers' measured CPU per task (the CPU inside moto "
+        "subtracted, per thread) stretched by the memory's vCPU share (1,769 MB = 1 vCPU), plus the "
+        "latency of each AWS call the handler waits on at bench/cost.py's stated figures (DynamoDB 6 ms, "
+        "batch writes 12 ms, SQS 12 ms; modelled, moto has no network), a worker batch's records "
+        "overlapping, times the configured memory. The line lambda_io_wait is then 0 (it is inside "
+        f"lambda_gb_s); for the alternatives' unbatched worker it adds {io_latency_ms} ms per waited call.",
         f"Tick amortized: {shards} shard(s) x 86,400 s x duty {tick['duty']} x {tick['memory_mb']} MB x "
-        f"arm64 GB-s price + 1,440 invocations per shard per day, plus per shard {TICK_FIXED_WRU_PER_S} WRU/s "
-        f"and {TICK_FIXED_RRU_PER_S} RRU/s (lease/cursor and window polls, README), over "
-        f"{tasks_per_day:,.0f} tasks a day. The measured units per task also include the tick's reads "
-        "during the measured run, so the polls are slightly double counted.",
+        "arm64 GB-s price + 1,440 invocations per shard per day, plus its lease/cursor writes "
+        f"({tick.get('lease_wru_per_s', TICK_FIXED_WRU_PER_S)} WRU/s per shard, measured) and its window "
+        f"Queries ({tick.get('queries_per_s', 10)}/s per shard at 0.5 RRU each, or the load's bytes read "
+        f"when more: {tick.get('query_bytes_per_task', '?')} B per task, measured), over "
+        f"{tasks_per_day:,.0f} tasks a day.",
+        f"Storage: each finished task's item ({cost['item_bytes']['task_max']} B + 100 B overhead) kept "
+        f"{RETENTION_DAYS} days at the GB-month price; TTL deletes are free; wheel entries expire in minutes.",
         f"Provisioned: consumed units priced at WCU-hour/3,600 and RCU-hour/3,600 divided by a target "
         f"utilization of {target_utilization:.0%} (auto scaling tracking the load); peaks that auto "
         "scaling does not follow are throttled, not priced.",
