@@ -706,6 +706,18 @@ def summarize(
         "empty_receives": METER.empty_receives,
         "calls": calls,
         "calls_by_function": {f: dict(c) for f, c in sorted(METER.by_function.items())},
+        "requests": [
+            {
+                "function": function,
+                "request": op,
+                "per_task": round(METER.by_function[function][op] / per, 4),
+                "wru": round(units.get("wru", 0) / per, 4),
+                "rru": round(units.get("rru", 0) / per, 4),
+                "sqs": round(units.get("sqs", 0) / per, 4),
+                "by_time": (function, op) in by_time or (function, op) == ("tick", "dynamodb.Query"),
+            }
+            for (function, op), units in sorted(METER.function_units.items())
+        ],
         "item_bytes": {
             "task_max": METER.item_bytes.get("taskplane-tasks", 0),
             "wheel_entry_max": METER.item_bytes.get("taskplane-wheel", 0),
