@@ -298,6 +298,11 @@ def run(repeats: int = 10) -> dict[str, Any]:
         measured = measure(targets, repeats)
     baseline = measured.pop("boto3")
     handlers = measured
+    for h in handlers.values():
+        # Each round imports everything once, so a round's pair shares the machine's state that moment.
+        h["vs_boto3_median"] = round(
+            statistics.median(a / b for a, b in zip(h["runs"], baseline["runs"], strict=True)), 2
+        )
     deferred = all(h["deferred_tracer"] for h in handlers.values())
     env = lambda_env("<name>")
     shown = {
@@ -329,7 +334,8 @@ def run(repeats: int = 10) -> dict[str, Any]:
                 if deferred
                 else "The Powertools Tracer (aws_xray_sdk import and patching) is made at import time. "
             )
-            + "platform_build_ms: wiring.platform() (settings from the env, boto3 clients; no AWS call), "
+            + "vs_boto3: median over rounds of handler import / boto3 import in the same round (steadier "
+            "than the ms when a neighbour's job shares the CPU). platform_build_ms: wiring.platform() (settings from the env, boto3 clients; no AWS call), "
             "which every first invocation did before and still does; import_to_first_call = import + "
             "setup + build, what a first request waits for before the handler's own work. top_imports: "
             "costliest imports by cumulative ms (one -X importtime run, a listed module's own imports "
