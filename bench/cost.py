@@ -388,16 +388,8 @@ def run(
     }.items():
         os.environ[name] = value
     sys.path.insert(0, str(ROOT / "layers" / "core" / "python"))
-    import boto3
-    from moto import mock_aws
 
-    from taskplane import wiring
     from taskplane.local import moto_patches
-    from taskplane.local.context import LocalContext
-    from taskplane.local.gateway import build_event
-    from taskplane.local.handlers import load_handler
-    from taskplane.local.poller import to_record
-    from taskplane.local.resources import create_resources
 
     install_meter()
     moto_patches.apply()
@@ -407,7 +399,26 @@ def run(
     # within one ~5 ms DynamoDB write; under moto each start costs 10-15 ms of CPU behind the GIL, so
     # ten starts span ~100-150 ms: the window is widened by the same factor (x10), or moto's slowness
     # would be billed as extra requests.
-    holds.WINDOW_S = 0.2
+    window, holds.WINDOW_S = holds.WINDOW_S, 0.2
+    try:
+        return _run(tasks, batch, lead_s, spread_s, payload_bytes, timeout_s, seed)
+    finally:
+        holds.WINDOW_S = window
+
+
+def _run(
+    tasks: int, batch: int, lead_s: float, spread_s: float, payload_bytes: int, timeout_s: float, seed: int
+) -> dict[str, Any]:
+    import boto3
+    from moto import mock_aws
+
+    from taskplane import wiring
+    from taskplane.local.context import LocalContext
+    from taskplane.local.gateway import build_event
+    from taskplane.local.handlers import load_handler
+    from taskplane.local.poller import to_record
+    from taskplane.local.resources import create_resources
+
     rng = random.Random(seed)
     with mock_aws():
         session = boto3.session.Session(region_name=REGION)
