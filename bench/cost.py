@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import argparse
 import base64
+import io
 import json
 import math
 import os
@@ -383,8 +384,9 @@ def run(
         "AWS_SECRET_ACCESS_KEY": "bench",
         "AWS_DEFAULT_REGION": REGION,
         "POWERTOOLS_TRACE_DISABLED": "true",
-        "POWERTOOLS_METRICS_DISABLED": "true",
-        "POWERTOOLS_LOG_LEVEL": "ERROR",
+        # metrics on, as deployed: their EMF documents are log bytes CloudWatch bills for
+        "POWERTOOLS_METRICS_DISABLED": "false",
+        "POWERTOOLS_METRICS_NAMESPACE": "taskplane",
     }.items():
         os.environ[name] = value
     sys.path.insert(0, str(ROOT / "layers" / "core" / "python"))
@@ -400,10 +402,50 @@ def run(
     # ten starts span ~100-150 ms: the window is widened by the same factor (x10), or moto's slowness
     # would be billed as extra requests.
     window, holds.WINDOW_S = holds.WINDOW_S, 0.2
+    # What the functions log (INFO, infra/config.py's default) and their EMF metrics go to a sink
+    # that counts the bytes CloudWatch Logs would ingest, instead of this terminal.
+    from taskplane.observability import logger
+
+    sink = LogSink()
+    stream = logger.registered_handler.setStream(sink)  # type: ignore[attr-defined]
+    level = logger.log_level
+    logger.setLevel("INFO")
+    stdout, sys.stdout = sys.stdout, sink
     try:
-        return _run(tasks, batch, lead_s, spread_s, payload_bytes, timeout_s, seed)
+        result = _run(tasks, batch, lead_s, spread_s, payload_bytes, timeout_s, seed)
     finally:
+        sys.stdout = stdout
+        logger.registered_handler.setStream(stream)  # type: ignore[attr-defined]
+        logger.setLevel(level)
         holds.WINDOW_S = window
+    per = max(result["succeeded"], 1)
+    result["logs"] = {
+        "level": "INFO",
+        "bytes_per_task": round(sink.bytes / per, 1),
+        "lines_per_task": round(sink.lines / per, 3),
+        "note": "every log line and EMF metrics document the handlers wrote during the run (the bench's "
+        "own threads print nothing), as CloudWatch Logs would ingest them",
+    }
+    result["units_per_task"]["log_bytes"] = result["logs"]["bytes_per_task"]
+    return result
+
+
+class LogSink(io.TextIOBase):
+    """A stream that only counts what is written to it."""
+
+    def __init__(self) -> None:
+        self.bytes = 0
+        self.lines = 0
+        self._lock = threading.Lock()
+
+    def write(self, text: str) -> int:
+        with self._lock:
+            self.bytes += len(text.encode())
+            self.lines += text.count("\n")
+        return len(text)
+
+    def writable(self) -> bool:
+        return True
 
 
 def _run(

@@ -290,3 +290,27 @@ def test_crash_after_retry_state_before_send_loses_nothing(aws, drain, monkeypat
     broken["on"] = False
     task = drain_until(drain, aws, task_id, {TaskState.SUCCEEDED})
     assert task.attempts == 2
+
+
+def test_uneventful_deliveries_are_not_logged_at_info_failures_are(aws, drain):
+    # Given the worker's log captured at INFO, a task that succeeds and one that fails for good
+    import io
+
+    from taskplane.observability import logger
+
+    captured = io.StringIO()
+    stream = logger.registered_handler.setStream(captured)
+    level = logger.log_level
+    logger.setLevel("INFO")
+    try:
+        ok = submit(aws, {"target": {"type": "builtin", "name": "echo"}})
+        bad = submit(aws, {"target": {"type": "builtin", "name": "sleep"}, "payload": {"ms": "soon"}})
+        # When both are delivered
+        drain()
+    finally:
+        logger.registered_handler.setStream(stream)
+        logger.setLevel(level)
+    handled = [json.loads(line) for line in captured.getvalue().splitlines() if '"delivery handled"' in line]
+    # Then only the failure has an INFO line (the success is in its task's history, not the log)
+    assert get(aws, ok).state is TaskState.SUCCEEDED and get(aws, bad).state is TaskState.FAILED
+    assert [(h["task_id"], h["outcome"], h["level"]) for h in handled] == [(bad, "failed", "INFO")]
