@@ -223,6 +223,8 @@ def taskplane_usd_per_task(
         "api_gateway": u["apigw_requests"] * p["apigw_rest_request"],
         # the task's record and history, kept retention_days (TTL deletes are free)
         "dynamodb_storage": storage_usd_per_task(cost, p),
+        # what the handlers log and their EMF metrics documents, as CloudWatch Logs ingests them
+        "cloudwatch_logs": u.get("log_bytes", 0.0) / 2**30 * p.get("cloudwatch_logs_ingest_gb", 0.0),
         "tick": tick_usd_per_day(
             cost,
             p,
@@ -395,8 +397,9 @@ def assumptions(
     tick = cost["tick"]
     return [
         "us-east-1 list prices of bench/prices.json, first tier, no free tier, no Savings Plans or "
-        "reserved capacity; DynamoDB Standard table class; task storage priced (below); data transfer, "
-        "CloudWatch logs and metrics, X-Ray traces not priced.",
+        "reserved capacity; DynamoDB Standard table class; task storage priced (below); the handlers' log "
+        "and EMF bytes priced as CloudWatch Logs ingestion (taskplane only: the alternatives' workers would "
+        "log too); data transfer, custom-metric fees (per metric, not per task) and X-Ray not priced.",
         f"Units per task are bench/cost.py's counts over {cost.get('tasks')} tasks ({cost.get('workload')}), "
         "computed from request and response sizes (moto's ConsumedCapacity is not used).",
         "Lambda GB-s (bench/cost.py): our handlers' measured CPU per task (the CPU inside moto "
