@@ -101,13 +101,22 @@ def worker_seconds_per_task(cost: Mapping[str, Any], io_latency_ms: float = pric
     return cpu_s + WORKER_WAITED_CALLS * io_latency_ms / 1000 / batch
 
 
+#: Lambda's memory for one full vCPU: a tick at this size dispatches vCPU/share times more per shard.
+FULL_VCPU_MB = 1769
+
+
 def shards_needed(cost: Mapping[str, Any], peak_tps: float, partition_wcu: float) -> dict[str, int]:
-    by_tick = math.ceil(peak_tps / cost["tick"]["tasks_per_s_per_shard"])
+    per_shard = cost["tick"]["tasks_per_s_per_shard"]
+    by_tick = math.ceil(peak_tps / per_shard)
     by_partition = math.ceil(peak_tps * wheel_wru_per_task(cost) / partition_wcu)
+    # The tick is CPU-bound: at tick_memory_mb=1769 it has a whole vCPU instead of memory/1769 of one.
+    share = min(cost["tick"]["memory_mb"], FULL_VCPU_MB) / FULL_VCPU_MB
+    by_tick_full = math.ceil(peak_tps / (per_shard / share))
     return {
         "by_tick_throughput": by_tick,
         "by_partition_wcu": by_partition,
         "needed": max(1, by_tick, by_partition),
+        "needed_with_full_vcpu_tick": max(1, by_tick_full, by_partition),
     }
 
 
@@ -151,7 +160,8 @@ def limits_at(
             "tick throughput of 1 shard (default shards=1)",
             peak_tps,
             cost["tick"]["tasks_per_s_per_shard"] * CONFIG["default_shards"],
-            f"more wheel shards: shards={shards['needed']} (one tick each)",
+            f"more wheel shards: shards={shards['needed']} (one tick each), or "
+            f"{shards['needed_with_full_vcpu_tick']} with tick_memory_mb={FULL_VCPU_MB} (a whole vCPU each)",
         ),
         (
             "wheel partition 1,000 WCU/s (shard#minute key, shards=1)",
@@ -296,13 +306,17 @@ def model(
         "scales": out,
         "assumptions": [
             f"Peak = {PEAK_FACTOR} x the mean rate (tasks a day / 86,400).",
-            f"Wheel: {WHEEL_WRITES_PER_TASK} entry writes per delayed task (delivery + dead-worker watch), "
-            "and all of a shard's writes land on one shard#minute key (tasks submitted with similar delays).",
+            f"Wheel: {WHEEL_WRITES_PER_TASK} entry write per delayed task (its delivery; the dead-worker "
+            "watch is the held lane message), and all of a shard's writes land on one shard#minute key "
+            "(tasks submitted with similar delays).",
+            "Tick throughput per shard: bench/cost.py's measured tick CPU per task at the tick's memory "
+            f"share of a vCPU (memory / {FULL_VCPU_MB} MB); the tick is one thread, so more than one vCPU "
+            "does not help it.",
             f"Largest tenant sends {LARGEST_TENANT_SHARE:.0%} of the tasks; its task-table WRU/s = peak x "
             "(measured WRU per task - wheel WRU per task).",
-            f"Worker seconds per task = measured CPU (lambda_gb_s.worker / GB) + {WORKER_WAITED_CALLS} calls x "
-            "5 ms of waiting / batch (records of a batch run at the same time; batch = 1 / measured worker "
-            "invocations per task); a real target's own duration comes on top.",
+            "Worker seconds per task = bench/cost.py's billed worker GB-s / GB: its CPU at the memory's "
+            "vCPU share plus the waits on its AWS calls, a batch's records overlapping; a real target's "
+            "own duration comes on top.",
             f"Lambda scaling: the worker goes from mean to peak concurrency within {RAMP_S} s.",
             "Lambda account concurrency counts the worker and the api (0.1 s per batch request).",
             "Limits at taskplane's defaults (shards=1, task_buckets=1, lanes 10+10+5, API throttle 500 rps) "
