@@ -159,7 +159,7 @@ class Meter:
         self.local.moto_s = self._moto_s() + seconds
 
     def function(self) -> str:
-        return getattr(self.local, "function", "bench")
+        return getattr(self.local, "function", None) or "bench"
 
     @contextmanager
     def running(self, function: str):
@@ -379,6 +379,17 @@ def run(
     timeout_s: float = 1800.0,
     seed: int = 7,
 ) -> dict[str, Any]:
+    saved = dict(os.environ)
+    try:
+        return _metered(tasks, batch, lead_s, spread_s, payload_bytes, timeout_s, seed)
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
+
+
+def _metered(
+    tasks: int, batch: int, lead_s: float, spread_s: float, payload_bytes: int, timeout_s: float, seed: int
+) -> dict[str, Any]:
     for name, value in {
         "AWS_ACCESS_KEY_ID": "bench",
         "AWS_SECRET_ACCESS_KEY": "bench",
@@ -393,6 +404,7 @@ def run(
 
     from taskplane.local import moto_patches
 
+    METER.__init__()  # type: ignore[misc]  # a fresh count for this run
     install_meter()
     moto_patches.apply()
     from taskplane.services import holds
@@ -468,7 +480,17 @@ def _run(
         platform = wiring.build(settings, session=session)
         wiring.use(platform)
         api = load_handler("api").lambda_handler
-        worker = load_handler("worker").lambda_handler
+        worker_module = load_handler("worker")
+        worker = worker_module.lambda_handler
+        # each record runs in its own thread: all of it (its hold's flush included) is the worker's
+        processor = worker_module.ConcurrentBatchProcessor
+        process_record = processor._process_record
+
+        def measured_record(self: Any, record: Any) -> Any:
+            with METER.running("worker"):
+                return process_record(self, record)
+
+        processor._process_record = measured_record
         tick = load_handler("tick").lambda_handler
         sqs = session.client("sqs")
         arns = {
@@ -615,6 +637,7 @@ def _run(
         METER.enabled = False
         for item in _lateness(settings.tasks_table):
             dispatch_late_ms.append(item)
+        processor._process_record = process_record
         wiring.use(None)
 
     succeeded = states.get("SUCCEEDED", 0)

@@ -5,12 +5,13 @@ still refuses after the client's retries is sent again), waits until every task 
 the end-to-end rate and the lateness from submission to start. moto is slow where AWS is not
 (NOTES-AWS-LOCAL.md): this measures the local runtime, not the platform on AWS.
 
-With ``--profile`` (the default) a sampling thread reads every thread's stack (``sys._current_frames()``)
-every ``SAMPLE_INTERVAL_S`` and attributes each busy thread's sample to moto (a moto frame on the stack),
-botocore (botocore, no moto), taskplane, or other; a thread whose top frame is blocked (waiting on a lock,
-condition, socket, select or sleep) is idle and not counted. Each busy sample weighs the CPU time its thread
-used since the previous round (its own CPU clock): a thread that only waits for the GIL after a short
-system call weighs nothing, so the shares are shares of CPU, as a GIL-aware profiler (py-spy --gil) sees them.
+With ``--profile`` (the default) the CPU spent inside moto and inside boto3 calls is measured where
+they are entered (each thread's CPU clock read around moto's request dispatch and around
+``BaseClient._make_api_call``) and reported as shares of the process's CPU time. ``--sample`` adds a
+sampling thread that reads every thread's stack (``sys._current_frames()``) every
+``SAMPLE_INTERVAL_S`` and weighs each busy sample by the CPU its thread used since the last round; it
+is off by default because walking other threads' frames once crashed CPython 3.11 (a segmentation
+fault in a full ``make bench``).
 
     python bench/local_throughput.py                 # 10,000 tasks
     python bench/local_throughput.py --tasks 300 --no-profile
@@ -220,6 +221,44 @@ class MotoClock:
         BotocoreStubber.process_request = self._original  # type: ignore[method-assign]
 
 
+class ClientClock:
+    """CPU time spent inside boto3 calls (botocore's client side plus moto behind it), each thread's
+    CPU clock read around ``BaseClient._make_api_call``; with MotoClock it splits a call's CPU into
+    moto's and botocore's."""
+
+    def __init__(self) -> None:
+        self.cpu_s = 0.0
+        self._lock = threading.Lock()
+        self._depth = threading.local()
+
+    def install(self) -> ClientClock:
+        from botocore.client import BaseClient
+
+        original = self._original = BaseClient._make_api_call
+        clock = self
+
+        def make_api_call(client: Any, operation: str, params: Any) -> Any:
+            depth = getattr(clock._depth, "n", 0)
+            clock._depth.n = depth + 1
+            began = time.thread_time()
+            try:
+                return original(client, operation, params)
+            finally:
+                clock._depth.n = depth
+                if depth == 0:
+                    spent = time.thread_time() - began
+                    with clock._lock:
+                        clock.cpu_s += spent
+
+        BaseClient._make_api_call = make_api_call  # type: ignore[method-assign]
+        return self
+
+    def uninstall(self) -> None:
+        from botocore.client import BaseClient
+
+        BaseClient._make_api_call = self._original  # type: ignore[method-assign]
+
+
 def _ms(text: str) -> float:
     return datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp() * 1000
 
@@ -265,13 +304,17 @@ def _submit_all(client: Any, bodies: list[dict[str, Any]]) -> tuple[set[str], in
     return ids, refusals
 
 
-def run(tasks: int, timeout_s: float, profile: bool = True) -> dict:
+def run(tasks: int, timeout_s: float, profile: bool = True, sample: bool = False) -> dict:
+    """``profile``: CPU inside moto and inside boto3 calls, measured at their entry points (cheap,
+    exact). ``sample``: also the stack sampler (off by default: walking other threads' frames from a
+    thread crashed CPython 3.11 once in a full ``make bench``, a segmentation fault)."""
     from taskplane.client import Client
     from taskplane.local.runtime import LocalRuntime
 
     runtime = LocalRuntime(port=0).start()
     moto_clock = MotoClock().install() if profile else None
-    sampler = Sampler().start() if profile else None
+    client_clock = ClientClock().install() if profile else None
+    sampler = Sampler().start() if sample else None
     try:
         from taskplane import wiring
 
@@ -321,10 +364,18 @@ def run(tasks: int, timeout_s: float, profile: bool = True) -> dict:
             "again), lanes polled like an event source mapping; progress watched in moto's table in-process, "
             "the final count over HTTP",
         }
-        if sampler is not None and moto_clock is not None:
+        if moto_clock is not None and client_clock is not None:
+            moto_share = moto_cpu_s / max(cpu_s, 1e-9)
+            botocore_share = max(0.0, client_clock.cpu_s - moto_cpu_s) / max(cpu_s, 1e-9)
             result["profile"] = {
-                **sampler.report(),
-                "moto_cpu_share_measured": round(moto_cpu_s / max(cpu_s, 1e-9), 3),
+                "method": "CPU clocks read around moto's request dispatch and around every boto3 call, "
+                "over the process's CPU time: moto = inside moto; botocore = boto3 calls minus moto "
+                "(serializing, signing, parsing); rest = the handlers, the gateway, the poller and Python",
+                "moto_share": round(moto_share, 3),
+                "botocore_share": round(botocore_share, 3),
+                "rest_share": round(max(0.0, 1 - moto_share - botocore_share), 3),
+                **({"sampled": sampler.report()} if sampler is not None else {}),
+                "moto_cpu_share_measured": round(moto_share, 3),
                 "moto_calls": moto_clock.calls,
                 "moto_cpu_ms_per_call": round(moto_cpu_s * 1000 / max(moto_clock.calls, 1), 2),
             }
@@ -334,6 +385,8 @@ def run(tasks: int, timeout_s: float, profile: bool = True) -> dict:
             sampler.stop()
         if moto_clock is not None:
             moto_clock.uninstall()
+        if client_clock is not None:
+            client_clock.uninstall()
         runtime.stop()
 
 
@@ -344,11 +397,17 @@ def main() -> None:
     parser.add_argument("--tasks", type=int, default=10_000)
     parser.add_argument("--timeout-s", type=float, default=1800)
     parser.add_argument(
-        "--profile", action=argparse.BooleanOptionalAction, default=True, help="sample where the time goes"
+        "--profile",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="measure the CPU inside moto and inside boto3 calls",
+    )
+    parser.add_argument(
+        "--sample", action="store_true", help="also run the stack sampler (can crash CPython 3.11)"
     )
     parser.add_argument("--output", type=Path, default=RESULTS / "local_throughput.json")
     args = parser.parse_args()
-    result = run(args.tasks, args.timeout_s, profile=args.profile)
+    result = run(args.tasks, args.timeout_s, profile=args.profile, sample=args.sample)
     args.output.parent.mkdir(exist_ok=True)
     args.output.write_text(json.dumps(result, indent=2) + "\n")
     print(json.dumps(result, indent=2))

@@ -101,7 +101,7 @@ def summary(results: Path = RESULTS) -> dict[str, dict[str, Any]]:
             local["tasks_per_s"],
             f"bench/local_throughput.py: {local['succeeded']}/{local['tasks']} echo tasks through taskplane dev "
             f"(in-process moto), lost {local['lost']}"
-            + (f", {moto:.0%} of busy samples inside moto" if moto is not None else ""),
+            + (f", {moto:.0%} of the process's CPU inside moto" if moto is not None else ""),
         )
     else:
         out["local_tasks_per_s"] = _metric(None, "bench/results/local_throughput.json missing")
@@ -231,7 +231,7 @@ def render(results: Path = RESULTS, plots: Path = PLOTS) -> str:
         "table poller and SQS DelaySeconds | `python bench/wheel_lateness.py --only a` | `wheel_lateness_a.json` |",
         "| workflows | ASL compile time and size; makespan / critical path on taskplane dev | "
         "`python bench/workflow_bench.py` | `workflow_compile.json`, `workflow_makespan.json` |",
-        "| local throughput | tasks/s through `taskplane dev` and where the time goes (sampling profile) | "
+        "| local throughput | tasks/s through `taskplane dev` and where its CPU goes (moto, botocore, the rest) | "
         "`python bench/local_throughput.py` | `local_throughput.json` |",
         "| pricing | USD per million tasks by line: taskplane (on-demand, provisioned), EventBridge Scheduler, "
         "Step Functions | `python bench/pricing.py` | `pricing.json` |",

@@ -168,7 +168,7 @@ def step_local(results: Path, size: dict[str, Any]) -> list[Row]:
             "local throughput (taskplane dev)",
             f"{data['tasks_per_s']} tasks/s",
             f"{data['succeeded']}/{data['tasks']} echo tasks, lost {data['lost']}"
-            + (f"; {moto:.0%} of busy samples in moto" if moto is not None else ""),
+            + (f"; {moto:.0%} of the CPU inside moto" if moto is not None else ""),
         )
     ]
 
