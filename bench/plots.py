@@ -64,13 +64,16 @@ def cost_plot(results: Path = RESULTS, out: Path = OUT) -> Path | None:
     names = [d for d in DESIGN_LABELS if d in designs]
     lines = sorted({line for d in names for line in designs[d]["lines"]})
     fig, (ax, zoom) = plt.subplots(1, 2, figsize=(13.5, 4.8), gridspec_kw={"width_ratios": [4, 3]})
+    # one colour per line, the same in both panels (the default cycle repeats after ten)
+    palette = plt.get_cmap("tab20").colors
+    color = {line: palette[i % len(palette)] for i, line in enumerate(lines)}
     for axis, shown in ((ax, names), (zoom, [n for n in names if n != "step_functions_standard"])):
         bottom = [0.0] * len(shown)
         for line in lines:
             values = [designs[d]["lines"].get(line, 0.0) for d in shown]
             if not any(values):
                 continue
-            axis.bar([DESIGN_LABELS[d] for d in shown], values, bottom=bottom, label=line)
+            axis.bar([DESIGN_LABELS[d] for d in shown], values, bottom=bottom, label=line, color=color[line])
             bottom = [b + v for b, v in zip(bottom, values, strict=True)]
         for i, d in enumerate(shown):
             axis.text(i, bottom[i], f"${designs[d]['total']:.2f}", ha="center", va="bottom", fontsize=9)
