@@ -12,7 +12,6 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from taskplane import wiring
 from taskplane.adapters.queues import TriggerMessage, parse_body
 from taskplane.observability import logger, tracer
-from taskplane.services import holds as holds_module
 from taskplane.services.holds import HoldBatch, RecordHold
 
 #: Outcomes logged at DEBUG only (see record_handler).
@@ -79,7 +78,7 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
     # A started task's message is held until the attempt would count as abandoned; the batch's
     # holds go out together (one ChangeMessageVisibilityBatch for up to 10 records).
     holdable = [r for r in event.get("Records") or [] if r.get("receiptHandle") and r.get("eventSourceARN")]
-    holds = HoldBatch(platform.executor.lanes.hold_many, size=len(holdable), window_s=holds_module.WINDOW_S)
+    holds = HoldBatch(platform.executor.lanes.hold_many, size=len(holdable))
 
     def handle(record: SQSRecord) -> str:
         hold = None

@@ -320,11 +320,13 @@ def test_refused_hold_falls_back_to_a_wheel_watch(aws):
     arn = aws.client("sqs").get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"][
         "QueueArn"
     ]
-    lanes = aws.platform.executor.lanes
+    from taskplane.services.holds import HoldBatch
+
+    hold = HoldBatch(aws.platform.executor.lanes.hold_many, size=1).hold_for(arn, "not-a-receipt")
     aws.platform.executor.runners = Dies()
     # When its worker starts it and dies
     with pytest.raises(WorkerKilled):
-        aws.platform.executor.handle(delivery, hold=lambda s: lanes.hold(arn, "not-a-receipt", s))
+        aws.platform.executor.handle(delivery, hold=hold)
     # Then the attempt is watched through the wheel instead, due at timeout + grace
     (watch,) = watches(aws)
     assert watch.due_ms == aws.platform.tasks.get("acme", task.task_id).started_at + 4_000 + GRACE_MS

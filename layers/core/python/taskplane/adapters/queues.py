@@ -176,25 +176,15 @@ class Lanes:
         _, _, _, region, account, _ = queue_arn.split(":", 5)
         return f"https://sqs.{region}.amazonaws.com/{account}/{name}"
 
-    def hold(self, queue_arn: str, receipt_handle: str, seconds: int) -> None:
-        """Keep a received message invisible for ``seconds`` from now (ChangeMessageVisibility).
+    def hold_many(self, holds: list[tuple[str, str, int]]) -> list[Exception | None]:
+        """Keep received messages ``(queue_arn, receipt_handle, seconds)`` invisible for that many
+        seconds from now, in batches of 10 per queue (ChangeMessageVisibilityBatch); one outcome per
+        message, in order (None = held).
 
         The worker holds a started task's delivery until the attempt would count as abandoned: if the
-        worker dies, SQS brings the message back then and its redelivery times the attempt out. One
-        SQS request per started task, instead of a timeout watch written to and deleted from the wheel.
+        worker dies, SQS brings the message back then and its redelivery times the attempt out (see
+        services/holds.py, which gathers a batch's holds into one call).
         """
-        try:
-            self.client.change_message_visibility(
-                QueueUrl=self.url_of(queue_arn),
-                ReceiptHandle=receipt_handle,
-                VisibilityTimeout=max(0, min(MAX_VISIBILITY_S, seconds)),
-            )
-        except (ClientError, BotoCoreError) as exc:
-            raise translate(exc, "holding the delivery") from exc
-
-    def hold_many(self, holds: list[tuple[str, str, int]]) -> list[Exception | None]:
-        """``hold`` for many messages ``(queue_arn, receipt_handle, seconds)`` in batches of 10 per
-        queue (ChangeMessageVisibilityBatch); one outcome per message, in order (None = held)."""
         outcomes: list[Exception | None] = [None] * len(holds)
         by_queue: dict[str, list[int]] = {}
         for i, (arn, _, _) in enumerate(holds):

@@ -37,7 +37,8 @@ class HoldBatch:
 
     send: SendHolds
     size: int
-    window_s: float = WINDOW_S
+    #: read when the batch is made, so the module setting can be changed (tests, the cost bench)
+    window_s: float = field(default_factory=lambda: WINDOW_S)
     _cond: threading.Condition = field(default_factory=threading.Condition)
     _waiting: list[_Ask] = field(default_factory=list)
     _settled: int = 0  # records that asked or ended
