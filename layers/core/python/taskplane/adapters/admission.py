@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
+from taskplane.adapters.aws import AwsClient
 from taskplane.adapters.errors import error_code, translate
 
 if TYPE_CHECKING:
@@ -98,21 +99,12 @@ class LaneDepthGauge:
             return breakdown, ok
 
 
-class InflightCounters:
+class InflightCounters(AwsClient["DynamoDBClient"]):
     """Per-tenant count of accepted tasks that have not ended, with an atomic quota check."""
 
     def __init__(self, table: str, client: DynamoDBClient | None = None, *, session: Any = None) -> None:
         self._table = table
-        self._client = client
-        self._session = session
-
-    @property
-    def client(self) -> DynamoDBClient:
-        if self._client is None:
-            import boto3
-
-            self._client = (self._session or boto3.session.Session()).client("dynamodb")
-        return self._client
+        super().__init__("dynamodb", client, session=session)
 
     def acquire(self, tenant: str, n: int, quota: int) -> bool:
         """Count ``n`` more tasks for ``tenant`` unless that passes ``quota``; False when it would."""

@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import ClientError
 
+from taskplane.adapters.aws import AwsClient
 from taskplane.adapters.errors import error_code, translate
 from taskplane.domain.breaker import Breaker, BreakerState
 
@@ -14,19 +15,10 @@ if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
 
 
-class BreakerStore:
+class BreakerStore(AwsClient["DynamoDBClient"]):
     def __init__(self, table: str, client: DynamoDBClient | None = None, *, session: Any = None) -> None:
         self._table = table
-        self._client = client
-        self._session = session
-
-    @property
-    def client(self) -> DynamoDBClient:
-        if self._client is None:
-            import boto3
-
-            self._client = (self._session or boto3.session.Session()).client("dynamodb")
-        return self._client
+        super().__init__("dynamodb", client, session=session)
 
     def get(self, key: str) -> Breaker:
         try:

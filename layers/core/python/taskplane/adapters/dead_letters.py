@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import ClientError
 
+from taskplane.adapters.aws import AwsClient
 from taskplane.adapters.dynamo_codec import deserialize_value, serialize_value
 from taskplane.adapters.errors import error_code, translate
 from taskplane.domain.dead_letters import DeadLetter
@@ -63,21 +64,12 @@ def _from_item(raw: dict[str, Any]) -> DeadLetter:
     )
 
 
-class DeadLetterStore:
+class DeadLetterStore(AwsClient["DynamoDBClient"]):
     """Per-tenant dead-letter records: put (idempotent), get, list newest first, claim for redrive."""
 
     def __init__(self, table: str, client: DynamoDBClient | None = None, *, session: Any = None) -> None:
         self._table = table
-        self._client = client
-        self._session = session
-
-    @property
-    def client(self) -> DynamoDBClient:
-        if self._client is None:
-            import boto3
-
-            self._client = (self._session or boto3.session.Session()).client("dynamodb")
-        return self._client
+        super().__init__("dynamodb", client, session=session)
 
     def put(self, record: DeadLetter) -> None:
         """Write the record unless one for this task exists already (a repeated write changes nothing)."""

@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any, cast
 
 from botocore.exceptions import BotoCoreError, ClientError
 
+from taskplane.adapters.aws import AwsClient
 from taskplane.adapters.errors import translate
 
 if TYPE_CHECKING:
@@ -103,7 +104,7 @@ def parse_body(body: str) -> LaneMessage | TriggerMessage:
     )
 
 
-class Lanes:
+class Lanes(AwsClient["SQSClient"]):
     """Send task deliveries to the lane queues and failed tasks to the DLQ."""
 
     def __init__(
@@ -116,16 +117,7 @@ class Lanes:
     ) -> None:
         self._urls = dict(queue_urls)
         self._dlq = dlq_url
-        self._client = client
-        self._session = session
-
-    @property
-    def client(self) -> SQSClient:
-        if self._client is None:
-            import boto3
-
-            self._client = (self._session or boto3.session.Session()).client("sqs")
-        return self._client
+        super().__init__("sqs", client, session=session)
 
     def url(self, lane: str) -> str:
         return self._urls.get(lane) or self._urls["default"]

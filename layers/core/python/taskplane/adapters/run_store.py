@@ -33,6 +33,7 @@ from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
+from taskplane.adapters.aws import AwsClient
 from taskplane.adapters.errors import error_code, translate
 from taskplane.adapters.workflow_store import deserialize, serialize
 from taskplane.domain.errors import Conflict
@@ -118,21 +119,12 @@ class RunSummary:
     finished_at: int | None
 
 
-class RunStore:
+class RunStore(AwsClient["DynamoDBClient"]):
     """Runs, nodes, outputs and compensations of every tenant."""
 
     def __init__(self, table: str, client: DynamoDBClient | None = None, *, session: Any = None):
         self._table = table
-        self._client = client
-        self._session = session
-
-    @property
-    def client(self) -> DynamoDBClient:
-        if self._client is None:
-            import boto3
-
-            self._client = (self._session or boto3.session.Session()).client("dynamodb")
-        return self._client
+        super().__init__("dynamodb", client, session=session)
 
     # -- keys ------------------------------------------------------------------------------------
 

@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING, Any, cast
 
 from botocore.exceptions import ClientError
 
+from taskplane.adapters.aws import AwsClient
 from taskplane.adapters.dynamo_codec import deserialize_value, serialize_value
 from taskplane.adapters.errors import error_code, translate
 from taskplane.adapters.wheel_store import WheelStore
@@ -59,22 +60,13 @@ def _from_item(raw: dict[str, Any]) -> Schedule:
     return Schedule(schedule_id=item["sk"], tenant=item["pk"], task=json.loads(item["task"]), **data)
 
 
-class ScheduleStore:
+class ScheduleStore(AwsClient["DynamoDBClient"]):
     def __init__(
         self, table: str, wheel: WheelStore, client: DynamoDBClient | None = None, *, session: Any = None
     ):
         self._table = table
         self._wheel = wheel
-        self._client = client
-        self._session = session
-
-    @property
-    def client(self) -> DynamoDBClient:
-        if self._client is None:
-            import boto3
-
-            self._client = (self._session or boto3.session.Session()).client("dynamodb")
-        return self._client
+        super().__init__("dynamodb", client, session=session)
 
     def _key(self, tenant: str, schedule_id: str) -> dict[str, Any]:
         return {"pk": {"S": tenant}, "sk": {"S": schedule_id}}

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
+from taskplane.adapters.aws import AwsClient
 from taskplane.adapters.errors import error_code, translate
 
 if TYPE_CHECKING:
@@ -37,7 +38,7 @@ class ExecutionStatus:
     cause: str | None = None
 
 
-class StepFunctions:
+class StepFunctions(AwsClient["SFNClient"]):
     """State machines, versions, the ``live`` alias and executions.
 
     Parameters
@@ -64,16 +65,7 @@ class StepFunctions:
         self._role_arn = role_arn
         self._prefix = prefix
         self._log_group_arn = log_group_arn
-        self._client = client
-        self._session = session
-
-    @property
-    def client(self) -> SFNClient:
-        if self._client is None:
-            import boto3
-
-            self._client = (self._session or boto3.session.Session()).client("stepfunctions")
-        return self._client
+        super().__init__("stepfunctions", client, session=session)
 
     def machine_name(self, tenant: str, workflow: str) -> str:
         """A name unique per (tenant, workflow), readable, within Step Functions' 80 characters.

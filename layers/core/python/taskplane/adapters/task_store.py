@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any, cast
 
 from botocore.exceptions import ClientError
 
+from taskplane.adapters.aws import AwsClient
 from taskplane.adapters.batch import batch_put
 from taskplane.adapters.dynamo_codec import deserialize_value, serialize_value
 from taskplane.adapters.errors import error_code, translate
@@ -156,24 +157,15 @@ def _deserialize(item: dict[str, Any]) -> dict[str, Any]:
     return {k: deserialize_value(v) for k, v in item.items()}
 
 
-class TaskStore:
+class TaskStore(AwsClient["DynamoDBClient"]):
     """Tasks in DynamoDB: create, get, list newest first, and conditional state transitions."""
 
     def __init__(
         self, table: str, client: DynamoDBClient | None = None, *, buckets: int = 1, session: Any = None
     ):
         self._table = table
-        self._client = client
-        self._session = session
+        super().__init__("dynamodb", client, session=session)
         self._buckets = buckets
-
-    @property
-    def client(self) -> DynamoDBClient:
-        if self._client is None:
-            import boto3
-
-            self._client = (self._session or boto3.session.Session()).client("dynamodb")
-        return self._client
 
     def create(self, task: Task) -> None:
         """Store a new task; an existing id is a :class:`~taskplane.domain.errors.Conflict`."""

@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import ClientError
 
+from taskplane.adapters.aws import AwsClient
 from taskplane.adapters.batch import batch_put
 from taskplane.adapters.errors import error_code, translate
 from taskplane.domain.wheel import WheelEntry, partition, sort_key
@@ -34,22 +35,13 @@ def _lease_key(shard: int) -> dict[str, Any]:
     return {"pk": {"S": f"wheel#{shard}"}}
 
 
-class WheelStore:
+class WheelStore(AwsClient["DynamoDBClient"]):
     def __init__(
         self, table: str, control_table: str, client: DynamoDBClient | None = None, *, session: Any = None
     ) -> None:
         self._table = table
         self._control = control_table
-        self._client = client
-        self._session = session
-
-    @property
-    def client(self) -> DynamoDBClient:
-        if self._client is None:
-            import boto3
-
-            self._client = (self._session or boto3.session.Session()).client("dynamodb")
-        return self._client
+        super().__init__("dynamodb", client, session=session)
 
     # -- entries ---------------------------------------------------------------------------------
     def put(self, entry: WheelEntry) -> None:

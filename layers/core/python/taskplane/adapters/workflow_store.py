@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
+from taskplane.adapters.aws import AwsClient
 from taskplane.adapters.dynamo_codec import binary, deserialize_value, serialize_value
 from taskplane.adapters.errors import error_code, translate
 from taskplane.domain.errors import Conflict, PayloadTooLarge
@@ -69,26 +70,17 @@ class VersionRecord:
     definition: dict[str, Any] | None = None  # None in listings
 
 
-class WorkflowStore:
+class WorkflowStore(AwsClient["DynamoDBClient"]):
     """Workflows and versions of every tenant."""
 
     def __init__(
         self, table: str, client: DynamoDBClient | None = None, *, session: Any = None, cache_size: int = 256
     ):
         self._table = table
-        self._client = client
-        self._session = session
+        super().__init__("dynamodb", client, session=session)
         self._cache: OrderedDict[tuple[str, str, int], VersionRecord] = OrderedDict()
         self._cache_size = cache_size
         self._lock = threading.Lock()
-
-    @property
-    def client(self) -> DynamoDBClient:
-        if self._client is None:
-            import boto3
-
-            self._client = (self._session or boto3.session.Session()).client("dynamodb")
-        return self._client
 
     # -- workflows -------------------------------------------------------------------------------
 
