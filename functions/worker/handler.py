@@ -77,13 +77,14 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
     platform = wiring.platform()  # built once, before the records' threads need it
     # A started task's message is held until the attempt would count as abandoned; the batch's
     # holds go out together (one ChangeMessageVisibilityBatch for up to 10 records).
-    holdable = [r for r in event.get("Records") or [] if r.get("receiptHandle") and r.get("eventSourceARN")]
+    records = [SQSRecord(r) for r in event.get("Records") or []]
+    holdable = {r.message_id for r in records if r.receipt_handle and r.event_source_arn}
     holds = HoldBatch(platform.executor.lanes.hold_many, size=len(holdable))
 
     def handle(record: SQSRecord) -> str:
         hold = None
-        if record.receipt_handle and record.event_source_arn:
-            hold = holds.hold_for(record.event_source_arn, record.receipt_handle)
+        if record.message_id in holdable:
+            hold = holds.hold_for(record.event_source_arn or "", record.receipt_handle)
         try:
             return record_handler(record, hold)
         finally:
