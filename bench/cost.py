@@ -315,22 +315,19 @@ class Meter:
 METER = Meter()
 
 
-def install_meter() -> None:
-    """Wrap every botocore client's API call (idempotent)."""
+@contextmanager
+def metered_calls():
+    """While inside: every botocore client's API call goes through METER, and the CPU spent inside
+    moto is clocked per thread. Both wrappers come off on the way out, so later benchmarks in the
+    same process (``make bench``) run without them."""
     from botocore.client import BaseClient
     from moto.core.botocore_stubber import BotocoreStubber
 
-    if getattr(BaseClient._make_api_call, "_metered", False):
-        return
     original = BaseClient._make_api_call
+    stub_call = BotocoreStubber.__call__
 
     def metered(self: Any, operation_name: str, api_params: dict[str, Any]) -> Any:
         return METER.call(original, self, operation_name, api_params)
-
-    metered._metered = True  # type: ignore[attr-defined]
-    BaseClient._make_api_call = metered  # type: ignore[method-assign]
-
-    stub_call = BotocoreStubber.__call__
 
     def timed_stub(self: Any, event_name: str, request: Any, **kwargs: Any) -> Any:
         t0 = time.thread_time()
@@ -339,7 +336,13 @@ def install_meter() -> None:
         finally:
             METER._add_moto(time.thread_time() - t0)
 
+    BaseClient._make_api_call = metered  # type: ignore[method-assign]
     BotocoreStubber.__call__ = timed_stub  # type: ignore[method-assign]
+    try:
+        yield
+    finally:
+        BaseClient._make_api_call = original  # type: ignore[method-assign]
+        BotocoreStubber.__call__ = stub_call  # type: ignore[method-assign]
 
 
 # -- the run -------------------------------------------------------------------------------------
@@ -405,7 +408,6 @@ def _metered(
     from taskplane.local import moto_patches
 
     METER.__init__()  # type: ignore[misc]  # a fresh count for this run
-    install_meter()
     moto_patches.apply()
     from taskplane.services import holds
 
@@ -424,7 +426,8 @@ def _metered(
     logger.setLevel("INFO")
     stdout, sys.stdout = sys.stdout, sink
     try:
-        result = _run(tasks, batch, lead_s, spread_s, payload_bytes, timeout_s, seed)
+        with metered_calls():
+            result = _run(tasks, batch, lead_s, spread_s, payload_bytes, timeout_s, seed)
     finally:
         sys.stdout = stdout
         logger.registered_handler.setStream(stream)  # type: ignore[attr-defined]
