@@ -351,9 +351,6 @@ def price(
             per_million(step_functions_usd_per_task(cost, p, io_latency_ms=io_latency_ms))
         ),
     }
-    measured_only = (
-        designs["taskplane_on_demand"]["total"] - designs["taskplane_on_demand"]["lines"]["lambda_io_wait"]
-    )
     sfn_high = step_functions_usd_per_task(
         cost, p, transitions=SFN_TRANSITIONS_PER_TASK + 1, io_latency_ms=io_latency_ms
     )
@@ -368,7 +365,6 @@ def price(
         "sfn_transitions_high": SFN_TRANSITIONS_PER_TASK + 1,
         "step_functions_standard_total_if_3_transitions": round(sum(sfn_high.values()) * 1e6, 4),
         "usd_per_million": designs,
-        "taskplane_on_demand_without_io_wait": round(measured_only, 4),
         "goal_usd_per_million": GOAL_USD_PER_MILLION,
         "goal_met": designs["taskplane_on_demand"]["total"] <= GOAL_USD_PER_MILLION,
         "prices": {
