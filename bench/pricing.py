@@ -325,9 +325,15 @@ def price(
     tasks_per_day: float = 1_000_000,
     shards: int = 1,
     target_utilization: float = TARGET_UTILIZATION,
-    io_latency_ms: float = IO_LATENCY_MS,
+    io_latency_ms: float | None = None,
 ) -> dict[str, Any]:
-    """USD per million tasks by line and in total, for the four designs, with every assumption."""
+    """USD per million tasks by line and in total, for the four designs, with every assumption.
+
+    ``io_latency_ms`` (a DynamoDB call's wait) defaults to the figure bench/cost.py assumed for
+    taskplane's own handlers, so the alternatives' waits are priced alike.
+    """
+    if io_latency_ms is None:
+        io_latency_ms = float(cost.get("latency_assumed_ms", {}).get("dynamodb", IO_LATENCY_MS))
     prices_doc = prices_doc if prices_doc is not None else load_prices()
     p = unit_prices(prices_doc)
     common: dict[str, Any] = {
