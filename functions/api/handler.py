@@ -6,7 +6,7 @@ import json
 import threading
 from typing import Any
 
-from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response, content_types
+from aws_lambda_powertools.event_handler import Response, content_types
 from aws_lambda_powertools.event_handler.exceptions import NotFoundError
 from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
 from aws_lambda_powertools.logging import correlation_paths
@@ -15,14 +15,15 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from taskplane import dashboard, wiring
 from taskplane.api import dashboard as dashboard_routes
 from taskplane.api import dead_letters, schedules, stats, tasks, triggers, workflows
-from taskplane.api.common import STATUS, error_response, parse_json, validation_details
+from taskplane.api.common import STATUS, Resolver, error_response, parse_json, validation_details
+from taskplane.domain import text as text_rules
 from taskplane.domain.errors import TaskplaneError, Throttled
 from taskplane.observability import logger, tracer
 
 #: Largest request body accepted (Lambda's synchronous payload limit is 6 MB).
 MAX_BODY_BYTES = 6 * 1024 * 1024
 
-app = APIGatewayRestResolver(enable_validation=True, json_body_deserializer=parse_json)
+app = Resolver(json_body_deserializer=parse_json)
 
 #: The Swagger UI page. Its route is added on the first request for it: enabling it imports
 #: Powertools' OpenAPI models (about 40 ms of this module's import otherwise), which no other route needs.
@@ -117,6 +118,21 @@ def _json_by_default(event: dict[str, Any]) -> dict[str, Any]:
     return event
 
 
+def _invalid_text_outside_body(event: dict[str, Any]) -> str | None:
+    """The first header, query parameter or path that is not valid Unicode, named for the error."""
+    if text_rules.has_invalid_text(event.get("path") or ""):
+        return "path"
+    for field in ("headers", "multiValueHeaders"):
+        for name, value in (event.get(field) or {}).items():
+            if text_rules.has_invalid_text([name, value]):
+                return f"header.{text_rules.shown(str(name))}"
+    for field in ("queryStringParameters", "multiValueQueryStringParameters", "pathParameters"):
+        for name, value in (event.get(field) or {}).items():
+            if text_rules.has_invalid_text([name, value]):
+                return f"query.{text_rules.shown(str(name))}" if "query" in field.lower() else "path"
+    return None
+
+
 def _early_answer(event: dict[str, Any]) -> dict[str, Any] | None:
     """401 without a key and 413 over the body limit, before any parsing."""
     identity = (event.get("requestContext") or {}).get("identity") or {}
@@ -133,6 +149,11 @@ def _early_answer(event: dict[str, Any]) -> dict[str, Any] | None:
             f"request body is over the {MAX_BODY_BYTES}-byte limit",
             [{"limit": MAX_BODY_BYTES}],
         )
+    elif (where := _invalid_text_outside_body(event)) is not None:
+        # What API Gateway hands over outside the body (headers, query, path) is text too.
+        status, code = 400, "invalid_request"
+        message = f"invalid {where}: not valid Unicode (a lone UTF-16 surrogate)"
+        details = [{"field": where, "message": "not valid Unicode", "type": "invalid_unicode"}]
     elif _content_type(event).startswith("multipart/"):
         # Powertools would try to split a multipart body and raise on a missing boundary (a 5xx);
         # no route takes form data, so answer like any other body that is not JSON.

@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import json
-import math
 from typing import Any, TypeVar
 
-from aws_lambda_powertools.event_handler import Response, content_types
+from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response, content_types
+from aws_lambda_powertools.event_handler.middlewares.openapi_validation import (
+    OpenAPIResponseValidationMiddleware,
+)
 from aws_lambda_powertools.utilities.data_classes.common import BaseProxyEvent
 from pydantic import BaseModel, ValidationError
 
+from taskplane.domain import text as text_rules
 from taskplane.domain.errors import InvalidRequest, Unauthorized
 from taskplane.domain.models import TARGET_TYPES
 
@@ -26,24 +29,41 @@ STATUS = {
 }
 
 
-def _no_constant(name: str) -> Any:
-    raise json.JSONDecodeError(f"{name} is not a JSON value", "", 0)
+class _ValidTextResponses(OpenAPIResponseValidationMiddleware):
+    """Powertools' response validation, given valid Unicode only.
+
+    pydantic cannot serialize a lone UTF-16 surrogate (UnicodeEncodeError: a 5xx), and data that
+    reached the platform from outside (an event, a target's answer, a record stored before input was
+    checked) may hold one: every route's answer is made valid text here, the one place all of them
+    pass, with U+FFFD in place of each surrogate.
+    """
+
+    def _handle_response(self, *, route: Any, response: Response) -> Response:
+        response.body = text_rules.valid_text(response.body)
+        return super()._handle_response(route=route, response=response)
 
 
-def _finite(text: str) -> float:
-    value = float(text)
-    if not math.isfinite(value):
-        raise json.JSONDecodeError(f"number {text[:20]} is out of range", "", 0)
-    return value
+class Resolver(APIGatewayRestResolver):
+    """The REST resolver with request and response validation, answering valid Unicode only."""
+
+    def __init__(self, **options: Any) -> None:
+        super().__init__(enable_validation=True, **options)
+        # The attribute Powertools reads when it builds each route's middleware stack (the response
+        # test in tests/integration/test_text_edges.py fails if a Powertools release renames it).
+        self._response_validation_middleware = _ValidTextResponses(
+            validation_serializer=options.get("serializer"),
+            has_response_validation_error=self._has_response_validation_error,
+        )
 
 
 def parse_json(text: str) -> dict[str, Any]:
-    """``json.loads`` for request bodies: anything but a JSON object is a 400 (json_invalid), never a crash.
+    """Every JSON request body is read here: anything but a JSON object is a 400 (json_invalid), and a
+    duplicate key or text that is not valid Unicode a 400 naming its path (``domain/text.py``).
 
     Powertools would otherwise take the first element of a list body as the body, dropping the rest.
     """
     try:
-        value = json.loads(text, parse_constant=_no_constant, parse_float=_finite)
+        value = text_rules.loads(text)
     except json.JSONDecodeError as exc:
         raise json.JSONDecodeError(f"not valid JSON: {exc.msg}", exc.doc, exc.pos) from None
     except (RecursionError, ValueError) as exc:
@@ -65,7 +85,8 @@ def error_response(
     details: list[dict[str, Any]] | None = None,
     headers: dict[str, str] | None = None,
 ) -> Response:
-    body = {"error": {"code": code, "message": message, "details": details or []}}
+    # An error may quote what it was given (an id, a path): answer valid text whatever that was.
+    body = text_rules.valid_text({"error": {"code": code, "message": message, "details": details or []}})
     return Response(
         status_code=status, content_type=content_types.APPLICATION_JSON, body=body, headers=headers
     )
