@@ -15,7 +15,15 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from taskplane import dashboard, wiring
 from taskplane.api import dashboard as dashboard_routes
 from taskplane.api import dead_letters, schedules, stats, tasks, triggers, workflows
-from taskplane.api.common import STATUS, Resolver, error_response, parse_json, validation_details
+from taskplane.api.common import (
+    PUBLIC,
+    SECURITY_SCHEMES,
+    STATUS,
+    Resolver,
+    error_response,
+    parse_json,
+    validation_details,
+)
 from taskplane.domain import text as text_rules
 from taskplane.domain.errors import TaskplaneError, Throttled
 from taskplane.observability import logger, tracer
@@ -24,6 +32,13 @@ from taskplane.observability import logger, tracer
 MAX_BODY_BYTES = 6 * 1024 * 1024
 
 app = Resolver(json_body_deserializer=parse_json)
+# Every operation needs the API key unless it says otherwise (PUBLIC): a new route is secure by default.
+app.configure_openapi(
+    title="taskplane",
+    version="1",
+    security_schemes=SECURITY_SCHEMES,
+    security=[{scheme: []} for scheme in SECURITY_SCHEMES],
+)
 
 #: The Swagger UI page. Its route is added on the first request for it: enabling it imports
 #: Powertools' OpenAPI models (about 40 ms of this module's import otherwise), which no other route needs.
@@ -35,7 +50,7 @@ _docs_lock = threading.Lock()
 def _enable_docs() -> None:
     with _docs_lock:
         if not _docs.is_set():
-            app.enable_swagger(path=DOCS_PATH, title="taskplane", version="1", openapi_version="3.1.0")
+            app.enable_swagger(path=DOCS_PATH, title="taskplane", version="1", persist_authorization=True)
             _docs.set()
 
 
@@ -68,7 +83,7 @@ def _no_route(exc: NotFoundError) -> Response:
 
 
 # -- routes --------------------------------------------------------------------------------------
-@app.get("/v1/health", summary="Liveness", tags=["meta"])
+@app.get("/v1/health", summary="Liveness", tags=["meta"], security=PUBLIC)
 def health() -> dict[str, str]:
     return {"status": "ok"}
 

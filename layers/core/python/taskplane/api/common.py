@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import json
-from typing import Any, TypeVar
+from typing import Annotated, Any, TypeVar
 
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response, content_types
 from aws_lambda_powertools.event_handler.middlewares.openapi_validation import (
     OpenAPIResponseValidationMiddleware,
 )
+from aws_lambda_powertools.event_handler.openapi.params import Header
 from aws_lambda_powertools.utilities.data_classes.common import BaseProxyEvent
 from pydantic import BaseModel, ValidationError
 
@@ -27,6 +28,46 @@ STATUS = {
     "throttled": 429,
     "unavailable": 503,
 }
+
+
+#: The API key, as the served OpenAPI states it: one security scheme, required by every operation
+#: but the public ones (API Gateway checks it and hands the handler the key's id; see tenant_of).
+API_KEY_SCHEME = "apiKey"
+SECURITY_SCHEMES: dict[str, Any] = {
+    API_KEY_SCHEME: {
+        "type": "apiKey",
+        "in": "header",
+        "name": "x-api-key",
+        "description": "Your tenant's API key (taskplane dev prints one). Every operation needs it but "
+        "GET /v1/health, /v1/openapi.json, /v1/docs and the dashboard's files.",
+    }
+}
+#: The security requirement of a public operation: anonymous access (an empty requirement object).
+PUBLIC: list[dict[str, list[str]]] = [{}]
+
+#: The request headers operations declare (Powertools reads and validates them; the spec lists them).
+IdempotencyKeyHeader = Annotated[
+    str | None,
+    Header(
+        alias="Idempotency-Key",
+        min_length=1,
+        max_length=128,
+        description="The same key with the same body answers what the first request made (kept 24 h); "
+        "with another body, 409.",
+    ),
+]
+EnvHeader = Annotated[
+    str | None,
+    Header(
+        alias="x-env",
+        min_length=1,
+        max_length=256,
+        description="Shorthand for the label env=<value> (gray-release rules match on it); a label env in "
+        "the body wins.",
+    ),
+]
+#: Header names as clients write them (Powertools reports a header by its lower-cased name).
+HEADER_NAMES = {"idempotency-key": "Idempotency-Key", "x-env": "x-env", "x-api-key": "x-api-key"}
 
 
 class _ValidTextResponses(OpenAPIResponseValidationMiddleware):
@@ -102,6 +143,8 @@ def validation_details(errors: list[Any], skip: int = 0) -> tuple[str, list[dict
             details.append({"field": "body", "message": reason, "type": "json_invalid"})
             continue
         loc = [str(p) for p in err.get("loc", ())][skip:]
+        if len(loc) == 2 and loc[0] == "header":
+            loc[1] = HEADER_NAMES.get(loc[1].lower(), loc[1])
         # Drop "body" and the discriminator's tag from paths like target.builtin.name.
         parts = [
             p
@@ -125,7 +168,7 @@ def tenant_of(event: BaseProxyEvent) -> str:
 
 
 def header(event: BaseProxyEvent, name: str) -> str | None:
-    """A request header, whatever its case."""
+    """A request header, whatever its case (for Content-Type; declared headers are route parameters)."""
     lowered = name.lower()
     return next((v for k, v in (event.headers or {}).items() if k.lower() == lowered), None)
 

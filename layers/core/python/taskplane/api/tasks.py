@@ -10,8 +10,8 @@ from aws_lambda_powertools.event_handler.openapi.params import Body, Path, Query
 from pydantic import BaseModel, Field
 
 from taskplane import wiring
-from taskplane.api.common import header, json_response, parse_model, tenant_of
-from taskplane.domain.errors import InvalidRequest, TaskplaneError
+from taskplane.api.common import EnvHeader, IdempotencyKeyHeader, json_response, parse_model, tenant_of
+from taskplane.domain.errors import TaskplaneError
 from taskplane.domain.models import TaskSubmit
 from taskplane.domain.states import TaskState
 from taskplane.services.tasks import MAX_BATCH
@@ -30,17 +30,16 @@ class BatchSubmit(BaseModel):
 @router.post(
     "/v1/tasks", summary="Submit a task", tags=["tasks"], responses={201: {"description": "created"}}
 )
-def submit(task: Annotated[TaskSubmit, Body()]) -> Response[dict[str, Any]]:
-    key = header(router.current_event, "idempotency-key")
-    if key is not None and not 1 <= len(key) <= 128:
-        raise InvalidRequest("Idempotency-Key must be 1 to 128 characters", [{"field": "Idempotency-Key"}])
-    env = header(router.current_event, "x-env")
-    if env is not None and "env" not in task.labels:
+def submit(
+    task: Annotated[TaskSubmit, Body()],
+    idempotency_key: IdempotencyKeyHeader = None,
+    x_env: EnvHeader = None,
+) -> Response[dict[str, Any]]:
+    if x_env is not None and "env" not in task.labels:
         # The x-env header is shorthand for the label env=<value> (gray-release rules match on it).
-        if not 1 <= len(env) <= 256:
-            raise InvalidRequest("x-env must be 1 to 256 characters", [{"field": "x-env"}])
-        task = task.model_copy(update={"labels": {**task.labels, "env": env}})
-    result, fresh = wiring.platform().tasks.submit(tenant_of(router.current_event), task, idempotency_key=key)
+        task = task.model_copy(update={"labels": {**task.labels, "env": x_env}})
+    who = tenant_of(router.current_event)
+    result, fresh = wiring.platform().tasks.submit(who, task, idempotency_key=idempotency_key)
     return json_response(result.to_api(), 201 if fresh else 200)
 
 
