@@ -55,6 +55,7 @@ class FakeApi:
         self.seen: list[Seen] = []
         self.tasks: dict[str, dict[str, Any]] = {}
         self.states_on_get: dict[str, list[str]] = {}
+        self.throttled: set[str] = set()
         self._lock = threading.Lock()
 
     def cli(self, *args: str) -> list[str]:
@@ -106,7 +107,13 @@ class FakeApi:
             case ("POST", ["v1", "tasks", "batch"]):
                 results: list[dict[str, Any]] = []
                 for i, item in enumerate(seen.body["tasks"]):
-                    if "target" in item:
+                    busy = str(item.get("payload", "")).startswith("busy")
+                    if busy and item["payload"] not in self.throttled:
+                        # A full lane, once per such payload: throttled, to be sent again at once.
+                        self.throttled.add(item["payload"])
+                        error = {"code": "throttled", "message": "the default lane is full", "details": []}
+                        results.append({"index": i, "error": error, "retry_after_s": 0})
+                    elif "target" in item:
                         results.append({"index": i, "task_id": self.add_task(**item)["task_id"]})
                     else:
                         error = {"code": "invalid_request", "message": "target is required"}
@@ -575,6 +582,27 @@ def test_submit_file_sends_batches_and_sums_up(
     assert "accepted 4, rejected 1 (of 5" in captured.out
     assert "line 5: invalid_request: target is required" in captured.out
     assert "submitting" in captured.err  # the progress bar is on stderr
+
+
+def test_submit_file_sends_throttled_lines_again_and_says_so(
+    api: FakeApi, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Given three lines, two of which the API throttles the first time (a full lane)
+    lines = [
+        {"target": ECHO, "payload": "busy-1"},
+        {"target": ECHO, "payload": 2},
+        {"target": ECHO, "payload": "busy-3"},
+    ]
+    path = tmp_path / "tasks.jsonl"
+    path.write_text("".join(json.dumps(line) + "\n" for line in lines))
+    # When they are submitted
+    code = main(api.cli("submit", "--file", str(path)))
+    # Then the throttled ones went again, all three were accepted, and the wait was shown
+    captured = capsys.readouterr()
+    sent = [[t["payload"] for t in s.body["tasks"]] for s in api.seen if s.path == "/v1/tasks/batch"]
+    assert sent == [["busy-1", 2, "busy-3"], ["busy-1", "busy-3"]]
+    assert code == 0 and "accepted 3, rejected 0" in captured.out
+    assert "2 tasks throttled; sending again in 0s" in captured.err
 
 
 def test_submit_file_json_summary(api: FakeApi, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -182,5 +182,7 @@ def parse_model(model: type[M], raw: Any) -> M:
         raise InvalidRequest(message, details) from exc
 
 
-def json_response(body: Any, status: int = 200) -> Response:
-    return Response(status_code=status, content_type=content_types.APPLICATION_JSON, body=body)
+def json_response(body: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
+    return Response(
+        status_code=status, content_type=content_types.APPLICATION_JSON, body=body, headers=headers
+    )
