@@ -789,7 +789,7 @@ class StepService:
         if why is not None:
             raise TargetFailure(TARGET_REFUSED, refusal_failure_message(why), retryable=False)
         cancel = threading.Event()
-        future = self.pool.submit(self.runners.run, target, envelope, timeout_s, cancel)
+        future = self.pool.submit(self.runners.run, target, envelope, timeout_s, cancel, tenant=tenant)
         try:
             return future.result(timeout=timeout_s)
         except FutureTimeout:
