@@ -51,6 +51,21 @@ ENV_EXTERNAL_EVENTS = "TASKPLANE_EXTERNAL_EVENTS"
 
 LANES: tuple[str, ...] = ("high", "default", "low")
 
+#: The settings that are policy, not the names of resources: what an operator chooses. The local
+#: runtime keeps friendly defaults for them but never overrides one set in the environment.
+POLICY_VARIABLES: tuple[str, ...] = (
+    ENV_ALLOW_PRIVATE_HTTP,
+    ENV_TARGETS_ALLOWED_BY_DEFAULT,
+    ENV_TARGET_ALLOWLISTS,
+    ENV_EXTERNAL_EVENTS,
+    ENV_TASK_ROUTES,
+    ENV_MAX_LANE_DEPTH,
+    ENV_TENANT_INFLIGHT_QUOTA,
+    ENV_BREAKER_FAILURES,
+    ENV_BREAKER_OPEN_MS,
+    ENV_RETENTION_DAYS,
+)
+
 
 def _flag(value: str | None, default: bool) -> bool:
     return default if value is None or value == "" else value.strip().lower() in ("1", "true", "yes", "on")

@@ -77,11 +77,11 @@ def create_resources(
         runs_table=runs_table,
         event_bus=event_bus,
         trigger_rule_prefix=f"{prefix}-trg-",
-        # moto scans a whole queue per call: keep local lanes lean (NOTES-AWS-LOCAL.md).
+        # The friendly local defaults of policy settings; the environment and --strict override them
+        # (local/policy.py). moto scans a whole queue per call: keep local lanes lean
+        # (NOTES-AWS-LOCAL.md); demos call http://localhost; any target, where AWS needs allow-lists.
         max_lane_depth=LOCAL_MAX_LANE_DEPTH,
-        # Local demos call http://localhost; AWS keeps the default (refused).
         allow_private_http=True,
-        # Dev allows any target; in AWS a tenant calls only what its allow-list names.
         targets_allowed_by_default=True,
     )
 
