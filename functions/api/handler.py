@@ -153,6 +153,7 @@ def _early_answer(event: dict[str, Any]) -> dict[str, Any] | None:
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     """API Gateway REST proxy event -> response."""
     event = _json_by_default(event)
+    wiring.platform().begin(context)
     if event.get("path") == DOCS_PATH and not _docs.is_set():
         _enable_docs()
     try:

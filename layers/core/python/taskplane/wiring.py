@@ -33,6 +33,13 @@ class Platform:
     #: set to make a running tick (and anything else that waits on it) stop early
     stop: threading.Event = field(default_factory=threading.Event)
 
+    def begin(self, context: Any) -> None:
+        """A handler's invocation starts: what depends on its remaining time learns of it."""
+        for service in (self.tasks, self.workflows):
+            store = getattr(service, "idempotency", None)
+            if store is not None:
+                store.register(context)
+
 
 def build(settings: PlatformSettings, *, session: Any = None, clock: Clock | None = None) -> Platform:
     """Wire adapters and services for ``settings``; ``session`` is an optional boto3 session."""
