@@ -534,7 +534,7 @@ class WorkflowService:
                 [{"field": "state", "value": run.state.value}],
             )
         if run.compensation_started or comps:
-            return self._resume_compensation(run, comps)
+            return self._resume_compensation(run)
         workflow, _ = self.catalog.load(tenant, run.workflow, run.version)
         self._check_targets(tenant, workflow)  # the allow-list may have changed since the run started
         now = self.clock.now_ms()
@@ -546,68 +546,53 @@ class WorkflowService:
                         f"node {record.id!r} of run {run_id} is still running; resume once it has finished",
                         [{"node": record.id, "problem": "still_running"}],
                     )
-        after = self.runs.update_run(
-            run,
-            states={run.state},
-            exec=run.exec,
-            changes={
-                "state": RunState.RUNNING,
-                "phase": Phase.NODES,
-                "exec": run.exec + 1,
-                "resumes": run.resumes + 1,
-            },
-            remove=("finished_at", "error", "execution_arn"),
-            now_ms=now,
-            expires_at=now // 1000 + workflow.timeout_s + self.retention_days * 86400,
-        )
-        if after is None:
-            raise Conflict(f"run {run_id} changed meanwhile; try again")
-        self._launch(after, workflow)
-        return self.get_run(tenant, run_id)
+        return self._relaunch(run, workflow, phase=Phase.NODES, error=None)
 
-    def _resume_compensation(self, run: RunRecord, comps: dict[str, CompensationRecord]) -> dict[str, Any]:
+    def _resume_compensation(self, run: RunRecord) -> dict[str, Any]:
         """A new execution that goes straight to the compensation plan (``asl.BEGIN``)."""
         workflow, _ = self.catalog.load(run.tenant, run.workflow, run.version)
-        undone = {c.id for c in comps.values() if c.state is NodeState.SUCCEEDED}
-        compensable = {n.id for n in workflow.nodes if n.compensate is not None}
-        if run.state is RunState.FAILED and compensable and not (compensable - undone):
-            raise Conflict(f"run {run.run_id}: every compensation has succeeded; nothing to resume")
         self._check_targets(run.tenant, workflow)
-        now = self.clock.now_ms()
         # The run's error goes back to what failed the run (a CompensationFailed keeps it as its cause).
         cause = (
             run.error.get("cause")
             if run.error and run.error.get("type") == "CompensationFailed"
             else run.error
         )
+        resume = {
+            "resume": RESUME_COMPENSATION,
+            "error": {"Error": "taskplane.ResumeCompensation", "Cause": "resumed: retry the failed undos"},
+        }
+        return self._relaunch(run, workflow, phase=Phase.SETTLING, error=cause, resume=resume)
+
+    def _relaunch(
+        self,
+        run: RunRecord,
+        workflow: Workflow,
+        *,
+        phase: Phase,
+        error: dict[str, Any] | None,
+        resume: dict[str, Any] | None = None,
+    ) -> dict[str, Any]:
+        """Start a resumed run's next execution, from ``phase``, its error set to ``error``."""
+        now = self.clock.now_ms()
         after = self.runs.update_run(
             run,
             states={run.state},
             exec=run.exec,
             changes={
                 "state": RunState.RUNNING,
-                "phase": Phase.SETTLING,
+                "phase": phase,
                 "exec": run.exec + 1,
                 "resumes": run.resumes + 1,
-                **({"error": cause} if cause else {}),
+                **({"error": error} if error else {}),
             },
-            remove=("finished_at", "execution_arn", *(() if cause else ("error",))),
+            remove=("finished_at", "execution_arn", *(() if error else ("error",))),
             now_ms=now,
             expires_at=now // 1000 + workflow.timeout_s + self.retention_days * 86400,
         )
         if after is None:
             raise Conflict(f"run {run.run_id} changed meanwhile; try again")
-        self._launch(
-            after,
-            workflow,
-            resume={
-                "resume": RESUME_COMPENSATION,
-                "error": {
-                    "Error": "taskplane.ResumeCompensation",
-                    "Cause": "resumed: retry the failed undos",
-                },
-            },
-        )
+        self._launch(after, workflow, resume=resume)
         return self.get_run(run.tenant, run.run_id)
 
     def cancel(self, tenant: str, run_id: str) -> dict[str, Any]:
