@@ -83,6 +83,7 @@ from botocore.exceptions import (
     ReadTimeoutError,
 )
 
+from taskplane.domain.events import PLATFORM_BUS, stamp
 from taskplane.domain.secrets import scrub, secret_values
 from taskplane.domain.text import valid_text
 
@@ -242,12 +243,15 @@ class TargetRunners:
         sqs_client: Any = None,
         events_client: Any = None,
         allow_private_http: bool = True,
+        platform_bus: str = "taskplane-events",
     ) -> None:
         self._session: Any = session
         self._lambda_client = lambda_client
         self._sqs_client = sqs_client
         self._events_client = events_client
         self._allow_private_http = allow_private_http
+        #: the real name of the bus tenants call "taskplane"
+        self._platform_bus = platform_bus
         self._lock = threading.Lock()
         self._lambda_clients_by_timeout: dict[int, Any] = {}
         self._opener = urllib.request.build_opener(_NoRedirects())
@@ -265,6 +269,8 @@ class TargetRunners:
         envelope: dict[str, Any],
         timeout_s: float,
         cancel: threading.Event | None = None,
+        *,
+        tenant: str | None = None,
     ) -> Any:
         """Deliver ``envelope`` to ``target`` once and return the result.
 
@@ -278,6 +284,9 @@ class TargetRunners:
             How long the attempt may take.
         cancel
             Set it to interrupt a builtin ``sleep``; any target refuses to start once it is set.
+        tenant
+            Whose work this is: an ``eventbridge`` target's event carries it in ``detail``, written
+            by the platform (``domain/events.py``), so the event reaches only that tenant's triggers.
 
         Returns
         -------
@@ -299,6 +308,8 @@ class TargetRunners:
             raise TargetFailure("Timeout", "no time left for the attempt", retryable=True)
         try:
             # A target's answer comes from outside: keep it valid text (domain/text.py).
+            if kind == "eventbridge":  # the one target that carries the tenant: events are stamped
+                return valid_text(self._run_eventbridge(target, envelope, timeout_s, cancel, tenant=tenant))
             return valid_text(runner(target, envelope, timeout_s, cancel))
         except TargetFailure as failure:
             raise failure.told_safely(secret_values(target, envelope)) from None
@@ -382,13 +393,20 @@ class TargetRunners:
         return {"message_id": response["MessageId"]}
 
     def _run_eventbridge(
-        self, target: dict[str, Any], envelope: dict[str, Any], timeout_s: float, cancel: Any
+        self,
+        target: dict[str, Any],
+        envelope: dict[str, Any],
+        timeout_s: float,
+        cancel: Any,
+        tenant: str | None = None,
     ) -> Any:
+        bus = str(target.get("bus") or PLATFORM_BUS)
         entry = {
-            "EventBusName": str(target.get("bus") or "default"),
+            "EventBusName": self._platform_bus if bus == PLATFORM_BUS else bus,
             "Source": _required_str(target, "source"),
             "DetailType": _required_str(target, "detail_type"),
-            "Detail": _dumps(envelope),
+            # Stamped on every bus: an event from the platform always says whose it is.
+            "Detail": _dumps(stamp(envelope, tenant) if tenant else envelope),
         }
         client = self._events()
         with _aws_errors():
