@@ -135,22 +135,24 @@ def _json_by_default(event: dict[str, Any]) -> dict[str, Any]:
 
 
 def _invalid_text_outside_body(event: dict[str, Any]) -> str | None:
-    """The first header, query parameter or path that is not valid Unicode, named for the error."""
-    if text_rules.has_invalid_text(event.get("path") or ""):
+    """The first path, header or query parameter that is not valid Unicode, named for the error."""
+    if text_rules.has_invalid_text([event.get("path") or "", event.get("pathParameters") or {}]):
         return "path"
-    for field in ("headers", "multiValueHeaders"):
+    for kind, field in (
+        ("header", "headers"),
+        ("header", "multiValueHeaders"),
+        ("query", "queryStringParameters"),
+        ("query", "multiValueQueryStringParameters"),
+    ):
         for name, value in (event.get(field) or {}).items():
             if text_rules.has_invalid_text([name, value]):
-                return f"header.{text_rules.shown(str(name))}"
-    for field in ("queryStringParameters", "multiValueQueryStringParameters", "pathParameters"):
-        for name, value in (event.get(field) or {}).items():
-            if text_rules.has_invalid_text([name, value]):
-                return f"query.{text_rules.shown(str(name))}" if "query" in field.lower() else "path"
+                return f"{kind}.{text_rules.shown(str(name))}"
     return None
 
 
 def _early_answer(event: dict[str, Any]) -> dict[str, Any] | None:
-    """401 without a key and 413 over the body limit, before any parsing."""
+    """401 without a key, 413 over the body limit, 400 for text that is not valid Unicode outside the
+    body (the body's own is refused by path where it is parsed), before any parsing."""
     identity = (event.get("requestContext") or {}).get("identity") or {}
     if event.get("path") not in PUBLIC_PATHS and not identity.get("apiKeyId"):
         status, code, message, details = (

@@ -171,13 +171,19 @@ def test_a_key_given_twice_is_a_400_naming_it(api, raw, field):
     assert api("GET", "/v1/tasks").body["items"] == []
 
 
-def test_a_lone_surrogate_in_a_header_is_a_400_naming_it(api):
-    # Given a request whose x-env header (as API Gateway would hand it over) holds a lone surrogate
-    body = {"target": {"type": "builtin", "name": "echo"}}
-    # When it is posted
-    reply = api("POST", "/v1/tasks", body, headers={"x-env": "canary\ud800"})
-    # Then it is a 400 naming the header
-    assert_refused(reply, "header.x-env")
+@pytest.mark.parametrize(
+    ("method", "path", "kwargs", "field"),
+    [
+        ("POST", "/v1/tasks", {"headers": {"x-env": "canary\ud800"}}, "header.x-env"),
+        ("GET", "/v1/tasks", {"query": {"cursor": "\udfff"}}, "query.cursor"),
+        ("GET", "/v1/tasks/\ud800", {}, "path"),
+    ],
+)
+def test_a_lone_surrogate_outside_the_body_is_a_400_naming_where(api, method, path, kwargs, field):
+    # Given a request whose header, query or path (as API Gateway would hand it over) holds a surrogate
+    body = {"target": {"type": "builtin", "name": "echo"}} if method == "POST" else None
+    # When it is sent / Then it is a 400 naming where
+    assert_refused(api(method, path, body, **kwargs), field)
 
 
 def test_reads_answer_valid_text_whatever_is_stored(aws, api):
