@@ -48,7 +48,6 @@ def build(settings: PlatformSettings, *, session: Any = None, clock: Clock | Non
     from taskplane.adapters.task_store import TaskStore
     from taskplane.adapters.triggers import TriggerRules, TriggerStore
     from taskplane.adapters.wheel_store import WheelStore
-    from taskplane.domain.allowlist import TargetPolicy
     from taskplane.domain.breaker import BreakerConfig
     from taskplane.domain.gray import RouteRule
     from taskplane.observability import MetricsBuffer
@@ -71,6 +70,9 @@ def build(settings: PlatformSettings, *, session: Any = None, clock: Clock | Non
     wheel = WheelStore(settings.wheel_table, settings.control_table, ddb)
     telemetry = MetricsBuffer()
     stop = threading.Event()
+    # One target policy for every door work enters by, and for the worker and the step function
+    # that check it again before each call (domain/entry.py).
+    targets = target_policy(settings)
     admission = Admission(
         depths=LaneDepthGauge(settings.queue_urls, sqs, clock.now_ms),
         max_lane_depth=settings.max_lane_depth,
@@ -82,11 +84,7 @@ def build(settings: PlatformSettings, *, session: Any = None, clock: Clock | Non
             tenant: [RouteRule.model_validate(r) for r in rules]
             for tenant, rules in settings.task_routes.items()
         },
-        targets=TargetPolicy(
-            allowlists=settings.target_allowlists,
-            allow_by_default=settings.targets_allowed_by_default,
-            allow_private_http=settings.allow_private_http,
-        ),
+        targets=targets,
         admission=admission,
         store=store,
         lanes=lanes,
@@ -117,6 +115,7 @@ def build(settings: PlatformSettings, *, session: Any = None, clock: Clock | Non
         shards=settings.wheel_shards,
         dead_letters=dead_letter_records,
         admission=admission,
+        targets=targets,
         breakers=(
             CircuitBreakers(
                 BreakerStore(settings.control_table, ddb),
@@ -132,6 +131,7 @@ def build(settings: PlatformSettings, *, session: Any = None, clock: Clock | Non
         tasks=store,
         clock=clock,
         queue=lambda task: lanes.send_one(delivery_for(task, clock.now_ms())),
+        targets=targets,
     )
     schedules = ScheduleService(
         store=ScheduleStore(settings.schedules_table, wheel, ddb),
@@ -140,12 +140,14 @@ def build(settings: PlatformSettings, *, session: Any = None, clock: Clock | Non
         clock=clock,
         shards=settings.wheel_shards,
         telemetry=telemetry,
+        targets=targets,
     )
     triggers = TriggerService(
         store=TriggerStore(settings.schedules_table, ddb),
         rules=TriggerRules(session.client("events", config=retries), sqs, settings.queue_urls),
         tasks=store,
         clock=clock,
+        targets=targets,
     )
     ticker = Ticker(
         wheel=wheel,
@@ -155,7 +157,7 @@ def build(settings: PlatformSettings, *, session: Any = None, clock: Clock | Non
         telemetry=telemetry,
         fire_schedule=schedules.fire,
     )
-    workflows, steps = _build_workflows(settings, session, clock, ddb, runners, telemetry)
+    workflows, steps = _build_workflows(settings, session, clock, ddb, runners, telemetry, targets)
     return Platform(
         dead_letters=dead_letters,
         workflows=workflows,
@@ -171,8 +173,25 @@ def build(settings: PlatformSettings, *, session: Any = None, clock: Clock | Non
     )
 
 
+def target_policy(settings: PlatformSettings) -> Any:
+    """The tenants' target policy (domain.allowlist.TargetPolicy) the settings describe."""
+    from taskplane.domain.allowlist import TargetPolicy
+
+    return TargetPolicy(
+        allowlists=settings.target_allowlists,
+        allow_by_default=settings.targets_allowed_by_default,
+        allow_private_http=settings.allow_private_http,
+    )
+
+
 def _build_workflows(
-    settings: PlatformSettings, session: Any, clock: Clock, ddb: Any, runners: Any, telemetry: Any
+    settings: PlatformSettings,
+    session: Any,
+    clock: Clock,
+    ddb: Any,
+    runners: Any,
+    telemetry: Any,
+    targets: Any,
 ) -> tuple[Any, Any]:
     """The workflow service (API) and the step service (step function), sharing their stores."""
     from botocore.config import Config
@@ -181,7 +200,6 @@ def _build_workflows(
     from taskplane.adapters.run_store import RunStore
     from taskplane.adapters.stepfunctions import StepFunctions
     from taskplane.adapters.workflow_store import WorkflowStore
-    from taskplane.domain.allowlist import TargetPolicy
     from taskplane.services.workflows import StepService, WorkflowService
 
     sfn = StepFunctions(
@@ -193,11 +211,7 @@ def _build_workflows(
     store = WorkflowStore(settings.workflows_table, ddb)
     runs = RunStore(settings.runs_table, ddb)
     workflows = WorkflowService(
-        targets=TargetPolicy(
-            allowlists=settings.target_allowlists,
-            allow_by_default=settings.targets_allowed_by_default,
-            allow_private_http=settings.allow_private_http,
-        ),
+        targets=targets,
         store=store,
         runs=runs,
         sfn=sfn,
@@ -215,6 +229,7 @@ def _build_workflows(
         clock=clock,
         retention_days=settings.retention_days,
         telemetry=telemetry,
+        targets=targets,
     )
     return workflows, steps
 

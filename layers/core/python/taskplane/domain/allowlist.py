@@ -55,6 +55,11 @@ class TargetPolicy:
     #: HTTP targets may name private / loopback / link-local addresses
     allow_private_http: bool = False
 
+    @classmethod
+    def permissive(cls) -> TargetPolicy:
+        """Every target allowed, private addresses included (tests and tools that build a service alone)."""
+        return cls(allow_by_default=True, allow_private_http=True)
+
     def refusal(self, tenant: str, target: dict[str, Any]) -> str | None:
         """Why ``tenant`` may not call ``target``, or None when it may."""
         if not self.allow_private_http and is_private_literal(target):

@@ -29,6 +29,8 @@ MAX_PAYLOAD_DEPTH = 64
 #: Largest ``run_at`` / ``delay_ms`` horizon.
 MAX_DELAY_MS = 366 * 24 * 3600 * 1000
 MAX_TIMEOUT_S = 900
+#: Largest total of an HTTP target's header names and values (what most servers accept in a request).
+MAX_HEADER_BYTES = 16 * 1024
 Priority = Literal["high", "default", "low"]
 PRIORITIES: tuple[str, ...] = ("high", "default", "low")
 
@@ -54,6 +56,17 @@ class HttpTarget(_Target):
     headers: dict[
         Annotated[StrictStr, Field(max_length=256)], Annotated[StrictStr, Field(max_length=4096)]
     ] = Field(default_factory=dict, max_length=50)
+
+    @field_validator("headers")
+    @classmethod
+    def _headers_fit(cls, value: dict[str, str]) -> dict[str, str]:
+        size = sum(
+            len(k.encode("utf-8", "surrogatepass")) + len(v.encode("utf-8", "surrogatepass"))
+            for k, v in value.items()
+        )
+        if size > MAX_HEADER_BYTES:
+            raise ValueError(f"headers are {size} bytes in all; the limit is {MAX_HEADER_BYTES} bytes")
+        return value
 
     @field_validator("url")
     @classmethod

@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
 from taskplane.adapters.queues import LaneMessage
 from taskplane.adapters.task_store import TaskStore
 from taskplane.adapters.triggers import TriggerRules, TriggerStore
+from taskplane.domain.allowlist import TargetPolicy
 from taskplane.domain.clock import Clock
+from taskplane.domain.entry import check_task_body
 from taskplane.domain.errors import Conflict, NotFound
 from taskplane.domain.ids import is_valid_id, new_id
 from taskplane.domain.models import TaskSubmit, new_task
@@ -36,8 +38,11 @@ class TriggerService:
     tasks: TaskStore
     clock: Clock
     make_id: Callable[[int], str] = new_id
+    #: the tenant's target policy, as for tasks: a trigger is no way around it
+    targets: TargetPolicy = field(default_factory=TargetPolicy.permissive)
 
     def create(self, tenant: str, body: TriggerCreate) -> Trigger:
+        check_task_body(self.targets, tenant, body.task, prefix="task")
         now = self.clock.now_ms()
         trigger_id = self.make_id(now)
         trigger = Trigger(

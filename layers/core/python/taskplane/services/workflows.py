@@ -38,6 +38,7 @@ from taskplane.adapters.workflow_store import VersionRecord, WorkflowRecord, Wor
 from taskplane.domain.allowlist import TargetPolicy
 from taskplane.domain.asl import END_GATE, GRACE_S, compile_asl, gated, to_json
 from taskplane.domain.clock import Clock, to_rfc3339
+from taskplane.domain.entry import TARGET_REFUSED, refusal_failure_message
 from taskplane.domain.errors import (
     Conflict,
     InvalidRequest,
@@ -199,9 +200,7 @@ class WorkflowService:
     draw: Callable[[], float] = random.random
     retention_days: int = 30
     #: The tenant's target allow-list, as for tasks: a workflow is no way around it.
-    targets: TargetPolicy = field(
-        default_factory=lambda: TargetPolicy(allow_by_default=True, allow_private_http=True)
-    )
+    targets: TargetPolicy = field(default_factory=TargetPolicy.permissive)
     catalog: Catalog = field(init=False)
 
     def __post_init__(self) -> None:
@@ -534,6 +533,7 @@ class WorkflowService:
                 [{"field": "state", "value": run.state.value, "problem": "compensated"}],
             )
         workflow, _ = self.catalog.load(tenant, run.workflow, run.version)
+        self._check_targets(tenant, workflow)  # the allow-list may have changed since the run started
         now = self.clock.now_ms()
         for record in nodes.values():
             if record.state is NodeState.RUNNING and record.attempt_at is not None:
@@ -633,6 +633,8 @@ class StepService:
     pool: ThreadPoolExecutor = field(
         default_factory=lambda: ThreadPoolExecutor(max_workers=64, thread_name_prefix="node")
     )
+    #: checked again before every node and undo: the policy may have changed since the run started
+    targets: TargetPolicy = field(default_factory=TargetPolicy.permissive)
     catalog: Catalog = field(init=False)
 
     def __post_init__(self) -> None:
@@ -734,7 +736,7 @@ class StepService:
             "payload": node.payload,
         }
         try:
-            output = self._call(node.target, envelope, node.timeout_s)
+            output = self._call(ref.tenant, node.target, envelope, node.timeout_s)
             text = _output_json(output)
         except TargetFailure as failure:
             final = not failure.retryable or retry + 1 >= node.retry.max_attempts
@@ -782,7 +784,10 @@ class StepService:
         text = f"{node_id}: {failure.error_type}: {failure.message[:500]}"
         raise NodeFailed(text) if final else NodeAttemptFailed(text)
 
-    def _call(self, target: dict[str, Any], envelope: dict[str, Any], timeout_s: int) -> Any:
+    def _call(self, tenant: str, target: dict[str, Any], envelope: dict[str, Any], timeout_s: int) -> Any:
+        why = self.targets.refusal(tenant, target)
+        if why is not None:
+            raise TargetFailure(TARGET_REFUSED, refusal_failure_message(why), retryable=False)
         cancel = threading.Event()
         future = self.pool.submit(self.runners.run, target, envelope, timeout_s, cancel)
         try:
@@ -908,7 +913,7 @@ class StepService:
             "payload": node.payload,
         }
         try:
-            self._call(node.compensate, envelope, node.timeout_s)
+            self._call(ref.tenant, node.compensate, envelope, node.timeout_s)
         except TargetFailure as failure:
             final = not failure.retryable or retry + 1 >= workflow.spec.defaults.retry.max_attempts
             error = {"type": failure.error_type, "message": failure.message[:2000]}
