@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from taskplane.cli import Context, main
-from taskplane.cli_workflows import watch
+from taskplane.cli.workflows import watch
 
 pytestmark = pytest.mark.unit
 

@@ -43,12 +43,17 @@ MAX_STEPS = 10_000
 FIELDS = ("minute", "hour", "day-of-month", "month", "day-of-week")
 #: (lowest, highest) value of each field as written; day-of-week 7 is Sunday again.
 BOUNDS = ((0, 59), (0, 23), (1, 31), (1, 12), (0, 7))
-_NAMES = (
+_NAMES: tuple[dict[str, int], ...] = (
     {},
     {},
     {},
-    {m: i for i, m in enumerate("jan feb mar apr may jun jul aug sep oct nov dec".split(), start=1)},
-    {d: i for i, d in enumerate("sun mon tue wed thu fri sat".split())},
+    {
+        m: i
+        for i, m in enumerate(
+            ["jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec"], start=1
+        )
+    },
+    {d: i for i, d in enumerate(["sun", "mon", "tue", "wed", "thu", "fri", "sat"])},
 )
 #: Most days a month can have, by month (February's 29th exists in leap years).
 _MONTH_DAYS = (0, 31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31)
@@ -121,8 +126,7 @@ def parse_spec(expr: str) -> CronSpec:
     fields = expr.split()
     if len(fields) != 5:
         raise CronError(
-            f"cron must have 5 fields (minute hour day-of-month month day-of-week), got {len(fields)}"
-            f" in {expr!r}"
+            f"expected 5 fields (minute hour day-of-month month day-of-week), got {len(fields)} in {expr!r}"
         )
     sets = [_field(text, i, expr) for i, text in enumerate(fields)]
     spec = CronSpec(
