@@ -557,3 +557,22 @@ def test_connection_error_hints_at_taskplane_dev(capsys: pytest.CaptureFixture[s
     assert err.startswith("error: connection_error: ")
     assert f"127.0.0.1:{port}" in err
     assert "taskplane dev" in err and "TASKPLANE_URL" in err
+
+
+def test_narrow_task_list_keeps_ids_and_drops_created_at_before_cutting_the_target_short(
+    api: FakeApi, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given a task with a long http target
+    url = "https://example.com/" + "x" * 80
+    api.add_task(target={"type": "http", "url": url, "method": "POST"})
+    for columns, created_shown in (("160", True), ("70", True), ("50", False)):
+        # When the tasks are listed on a terminal of that width
+        monkeypatch.setenv("COLUMNS", columns)
+        assert main(api.cli("list")) == 0
+        out = capsys.readouterr().out
+        # Then no line is wider, the id and state are whole, and created_at goes before the target
+        # would be cut below 12 characters
+        assert max(len(line) for line in out.splitlines()) <= int(columns), columns
+        assert "T0001" in out and "PENDING" in out
+        assert ("2030-01-01T00:00:01.000Z" in out) is created_shown, columns
+        assert "http:POST h" in out

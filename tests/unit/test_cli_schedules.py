@@ -186,6 +186,14 @@ def test_create_refuses_task_start_options(
             ["argument --cron", "expected 5 fields", "got 6"],
         ),
         (["--cron", "@daily", "--target", "builtin:echo"], ["argument --cron", "got 1"]),
+        (
+            ["--cron", "0 0 30 2 *", "--target", "builtin:echo"],
+            ["argument --cron", "'0 0 30 2 *' can never fire"],
+        ),
+        (
+            ["--cron", "0 0 L * *", "--target", "builtin:echo"],
+            ["argument --cron", "L (last day) is not supported"],
+        ),
         (["--cron", "* * * * *"], ["a target is required"]),
         (["--cron", "* * * * *", "--target", "ftp:x"], ["argument --target", "unknown target type"]),
         (
