@@ -30,6 +30,7 @@ from typing import Any
 from taskplane import __version__
 from taskplane.cli import dev, tasks
 from taskplane.cli.base import (
+    CommandFailed,
     Context,
     UsageError,
     add_command,
@@ -105,6 +106,9 @@ def main(argv: list[str] | None = None) -> int:
     except TaskplaneError as exc:
         print_api_error(exc)
         return 1
+    except CommandFailed as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         return 130
 
@@ -118,6 +122,7 @@ def print_api_error(exc: TaskplaneError) -> None:
 
 __all__ = [
     "GROUP_MODULES",
+    "CommandFailed",
     "Context",
     "UsageError",
     "add_command",

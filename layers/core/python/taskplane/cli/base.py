@@ -16,7 +16,7 @@ from typing import Any
 from rich.console import Console, RenderableType
 
 from taskplane.client import API_KEY_ENV, DEFAULT_URL, URL_ENV, Client
-from taskplane.domain.models import TARGET_SHORTHANDS, target_from_shorthand
+from taskplane.domain.shorthand import TARGET_SHORTHANDS, target_from_shorthand
 
 Handler = Callable[[argparse.Namespace, "Context"], int]
 
@@ -27,6 +27,10 @@ UNSET: Any = object()
 
 class UsageError(Exception):
     """Bad command-line input found after parsing; reported like an argparse error (exit 2)."""
+
+
+class CommandFailed(Exception):
+    """The command could not do its work for a reason its message gives; ``error: <message>``, exit 1."""
 
 
 class Context:

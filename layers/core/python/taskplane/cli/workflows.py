@@ -7,15 +7,25 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import sys
 import time
+from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 from rich.text import Text
 
-from taskplane.cli.base import Context, UsageError, add_command, add_group, json_value, positive_int
+from taskplane.cli.base import (
+    CommandFailed,
+    Context,
+    UsageError,
+    add_command,
+    add_group,
+    json_value,
+    positive_int,
+)
 from taskplane.cli.render import (
     render_published,
     render_routing,
@@ -27,7 +37,7 @@ from taskplane.cli.render import (
     render_workflows,
     run_change_line,
 )
-from taskplane.client import Client, quote_segment
+from taskplane.client import Client, TaskplaneError, quote_segment
 
 RUN_TERMINAL = frozenset({"SUCCEEDED", "FAILED", "COMPENSATED", "CANCELLED"})
 _YAML_SUFFIXES = (".yaml", ".yml")
@@ -46,7 +56,8 @@ def register(subparsers: Any) -> None:
         examples="""
             taskplane workflow put examples/preheat.yaml
             taskplane workflow run preheat --input '{"shards": 8}' --watch
-            taskplane workflow run examples/order-fulfillment.yaml --local --functions examples/order_functions.py --watch
+            taskplane workflow run examples/order-fulfillment.yaml --local --functions examples/order_fulfillment.py --watch
+            taskplane workflow put examples/order_flow.py                 # every @flow of a Python file
             taskplane workflow status 01JD7Z5M6R8W3Q4T2Y1X0V9B8N
             taskplane workflow graph order-fulfillment > graph.mmd
         """,
@@ -55,20 +66,26 @@ def register(subparsers: Any) -> None:
     put = add_command(
         group,
         "put",
-        help="publish a definition (YAML or JSON) as a new version",
+        help="publish definitions (YAML, JSON, or every @flow of a Python file) as new versions",
         description=(
             "Publish a workflow definition. A changed definition becomes a new version; an unchanged one\n"
-            "publishes nothing. The name is --name, else the file's `name:`, else the file name."
+            "publishes nothing. The name is --name, else the file's `name:`, else the file name.\n"
+            "A Python FILE.py publishes every @flow it defines (taskplane.flow): each flow function is\n"
+            "called once here, its task calls recorded as nodes, and the definition sent as YAML;\n"
+            "--dry-run prints that YAML and sends nothing. No Python runs on the platform."
         ),
         examples="""
             taskplane workflow put examples/order-fulfillment.yaml
+            taskplane workflow put examples/order_flow.py
+            taskplane workflow put examples/order_flow.py --dry-run > order-flow.yaml
             taskplane workflow put flow.json --name nightly
             cat flow.yaml | taskplane workflow put - --name nightly
         """,
         handler=_cmd_put,
     )
-    put.add_argument("file", metavar="FILE", help="YAML or JSON file ('-' reads stdin)")
+    put.add_argument("file", metavar="FILE", help="YAML, JSON or Python (.py) file ('-' reads stdin)")
     put.add_argument("--name", help="workflow name (default: the definition's name, else the file name)")
+    put.add_argument("--dry-run", action="store_true", help="print what would be sent, send nothing")
 
     listing = add_command(
         group,
@@ -233,6 +250,16 @@ def _call(client: Client, method: str, path: str, **kwargs: Any) -> Any:
     return client.request(method, path, **kwargs)[1]
 
 
+@dataclass(frozen=True)
+class Outgoing:
+    """One definition to send: its name, its text and type, and (for a flow) where each node is called."""
+
+    name: str
+    text: str
+    content_type: str
+    locations: dict[str, Any] = field(default_factory=dict)
+
+
 def _read_definition(path: str) -> tuple[str, str]:
     """(text, content type) of a definition file; '-' reads stdin."""
     try:
@@ -259,24 +286,91 @@ def _name_for(path: str, text: str, given: str | None) -> str:
     return Path(path).stem
 
 
+def definitions(path: str, name: str | None = None) -> list[Outgoing]:
+    """What ``workflow put`` sends for a file: its text, or the YAML of every ``@flow`` of a ``.py``.
+
+    Raises
+    ------
+    CommandFailed
+        A flow cannot be recorded (the message has the file and line).
+    """
+    if not path.endswith(".py"):
+        text, content_type = _read_definition(path)
+        return [Outgoing(_name_for(path, text, name), text, content_type)]
+    if not Path(path).is_file():
+        raise UsageError(f"no such file: {path}")
+    from taskplane.flow import FlowError, flows_in
+
+    try:
+        recorded = [f.definition() for f in flows_in(path)]
+    except FlowError as exc:
+        raise CommandFailed(str(exc)) from None
+    if name and len(recorded) > 1:
+        names = ", ".join(d.name for d in recorded)
+        raise UsageError(f"--name names one workflow; {path} defines {len(recorded)} flows ({names})")
+    out = []
+    for definition in recorded:
+        if name:
+            definition = dataclasses.replace(
+                definition, name=name, document={**definition.document, "name": name}
+            )
+        out.append(
+            Outgoing(definition.name, definition.yaml(), "application/yaml", dict(definition.locations))
+        )
+    return out
+
+
+def send(client: Client, outgoing: Outgoing) -> dict[str, Any]:
+    """PUT one definition; answers the API's reply. An error naming a node says where it is called."""
+    try:
+        return _call(
+            client,
+            "PUT",
+            f"/v1/workflows/{quote_segment(outgoing.name)}",
+            body=outgoing.text,
+            headers={"Content-Type": outgoing.content_type},
+        )
+    except TaskplaneError as exc:
+        for detail in exc.details:
+            node = detail.get("node") if isinstance(detail, dict) else None
+            where = outgoing.locations.get(node) if isinstance(node, str) else None
+            if where is not None:
+                detail["message"] = (
+                    f"{detail.get('message', '')} (node {detail['node']!r} is called at {where})"
+                )
+        raise
+
+
 def publish(client: Client, path: str, name: str | None = None) -> dict[str, Any]:
-    """PUT a definition file; answers the API's reply."""
-    text, content_type = _read_definition(path)
-    workflow = _name_for(path, text, name)
-    return _call(
-        client,
-        "PUT",
-        f"/v1/workflows/{quote_segment(workflow)}",
-        body=text,
-        headers={"Content-Type": content_type},
-    )
+    """PUT the one definition of a file; answers the API's reply."""
+    [outgoing] = _one(definitions(path, name), path)
+    return send(client, outgoing)
+
+
+def _one(found: list[Outgoing], path: str) -> list[Outgoing]:
+    if len(found) != 1:
+        names = ", ".join(o.name for o in found)
+        raise UsageError(
+            f"{path} defines {len(found)} flows ({names}): publish them with `taskplane workflow put {path}`, "
+            "then run one by name"
+        )
+    return found
 
 
 # -- handlers ------------------------------------------------------------------------------------
 
 
 def _cmd_put(args: argparse.Namespace, ctx: Context) -> int:
-    ctx.show(publish(ctx.client, args.file, args.name), render_published)
+    found = definitions(args.file, args.name)
+    if args.dry_run:
+        sys.stdout.write("---\n".join(o.text if o.text.endswith("\n") else o.text + "\n" for o in found))
+        return 0
+    replies = [send(ctx.client, outgoing) for outgoing in found]
+    if ctx.json:
+        ctx.print_json(replies[0] if len(replies) == 1 and not args.file.endswith(".py") else replies)
+    else:
+        for reply in replies:
+            ctx.out.print(render_published(reply))
     return 0
 
 
