@@ -17,6 +17,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
+import yaml
+
 API_KEY = "test-key"
 ECHO = {"type": "builtin", "name": "echo"}
 #: (status, extra headers, body): a dict or list is sent as JSON, a str as text/html, None as no body.
@@ -46,7 +48,7 @@ class FakeApi:
         self.seen: list[Seen] = []
         self.tasks: dict[str, dict[str, Any]] = {}
         self.schedules: dict[str, dict[str, Any]] = {}
-        #: Workflow name -> every definition PUT to it, in order.
+        #: Workflow name -> every distinct definition PUT to it (YAML read), in order.
         self.workflows: dict[str, list[Any]] = {}
         #: Task id -> the states it takes on the next GETs, one per GET.
         self.states_on_get: dict[str, list[str]] = {}
@@ -210,11 +212,14 @@ class FakeApi:
     def _workflows(self, seen: Seen, rest: list[str]) -> Answer:
         match (seen.method, rest):
             case ("PUT", [name]):
+                document = seen.body
+                if isinstance(document, str) and "yaml" in seen.headers.get("content-type", ""):
+                    document = yaml.safe_load(document)
                 versions = self.workflows.setdefault(name, [])
-                published = not versions or versions[-1] != seen.body
+                published = not versions or versions[-1] != document
                 if published:
-                    versions.append(seen.body)
-                nodes = seen.body.get("nodes", []) if isinstance(seen.body, dict) else []
+                    versions.append(document)
+                nodes = document.get("nodes", []) if isinstance(document, dict) else []
                 return (
                     201 if len(versions) == 1 and published else 200,
                     {},

@@ -257,13 +257,14 @@ def _target(value: Any, what: str, where: Location) -> dict[str, Any]:
 
     try:
         TypeAdapter(Target).validate_python(dict(value))
-        return json.loads(json.dumps(dict(value)))  # a copy, as written (the API fills in defaults)
-    except (TypeError, ValueError) as exc:
-        raise _fail(f"{what}: not JSON: {exc}", where) from None
     except ValidationError as exc:
         problem = exc.errors()[0]
         loc = ".".join(str(p) for p in problem["loc"][1:]) or "type"
         raise _fail(f"{what}: {loc}: {problem['msg']} (in {dict(value)!r})", where) from None
+    try:
+        return dict(json.loads(json.dumps(dict(value))))  # a copy, as written (the API fills in defaults)
+    except (TypeError, ValueError) as exc:
+        raise _fail(f"{what}: not JSON: {exc}", where) from None
 
 
 def _options(where: Location, what: str, **given: Any) -> NodeOptions:
@@ -580,6 +581,13 @@ class Definition:
             def ignore_aliases(self, data: Any) -> bool:
                 return True  # a target shared by several nodes is written out at each
 
+        def text(dumper: yaml.SafeDumper, value: str) -> yaml.ScalarNode:
+            # PyYAML writes NEL and the Unicode line and paragraph separators unquoted, and reads them
+            # back as spaces: quote (and so escape) a string that holds one.
+            style = '"' if any(c in value for c in "\x85\u2028\u2029") else None
+            return dumper.represent_scalar("tag:yaml.org,2002:str", value, style=style)
+
+        Dumper.add_representer(str, text)
         return yaml.dump(self.document, Dumper=Dumper, sort_keys=False, allow_unicode=True, width=100)
 
     def where(self, node: str | None) -> Location | None:
