@@ -686,3 +686,22 @@ def test_a_file_that_cannot_be_imported_says_where(tmp_path: Path):
     empty.write_text("x = 1\n")
     with pytest.raises(FlowError, match="defines no @flow"):
         flows_in(str(empty))
+
+
+def test_the_readme_example_records_what_the_readme_says(tmp_path: Path):
+    # Given the Python block of the README's TaskFlow section, as a file
+    readme = (ROOT / "README.md").read_text()
+    section = readme[readme.index("**Workflows in Python (TaskFlow).**") :]
+    block = section[
+        section.index("```python\n") + len("```python\n") : section.index("```\n", section.index("```python"))
+    ]
+    (tmp_path / "readme_flow.py").write_text(block)
+    # When it is recorded, Then it has the nodes and needs its comments state
+    [orders] = flows_in(str(tmp_path / "readme_flow.py"))
+    assert nodes_of(orders) == [
+        ("validate_order", []),
+        ("reserve_stock", ["validate_order"]),
+        ("charge_card", ["validate_order"]),
+        ("create_shipment", ["reserve_stock", "charge_card"]),
+    ]
+    assert orders.definition().document["description"] == "Reserve and charge in parallel, then ship."
