@@ -272,7 +272,7 @@ def test_dev_passes_every_option(runtime: list[dict[str, Any]], tmp_path: Path) 
     functions = tmp_path / "functions.py"
     functions.write_text("def handler(event, context):\n    return event\n")
     argv = ["dev", "--host", "0.0.0.0", "--port", "9001", "--api-key", "dev-key"]
-    argv += ["--tenant", "acme=acme-key", "--tenant", "globex=g=k", "--functions", str(functions)]
+    argv += ["--tenant", "acme=acme-key", "--tenant", "globex=g=k", "--functions", str(functions), "--strict"]
     # When dev runs
     code = main(argv)
     # Then the runtime got them, tenants as a NAME -> KEY dict
@@ -284,6 +284,7 @@ def test_dev_passes_every_option(runtime: list[dict[str, Any]], tmp_path: Path) 
             "api_key": "dev-key",
             "tenants": {"acme": "acme-key", "globex": "g=k"},
             "functions_file": str(functions),
+            "strict": True,
         }
     ]
 
@@ -293,7 +294,14 @@ def test_dev_defaults(runtime: list[dict[str, Any]]) -> None:
     assert main(["dev"]) == 0
     # Then it listens on 127.0.0.1:8080 and lets the runtime choose the key
     assert runtime == [
-        {"host": "127.0.0.1", "port": 8080, "api_key": None, "tenants": {}, "functions_file": None}
+        {
+            "host": "127.0.0.1",
+            "port": 8080,
+            "api_key": None,
+            "tenants": {},
+            "functions_file": None,
+            "strict": False,
+        }
     ]
 
 

@@ -26,6 +26,8 @@ def register(subparsers: Any) -> None:
             taskplane dev --port 9000 --api-key dev-key
             taskplane dev --tenant acme=acme-key --tenant globex=globex-key
             taskplane dev --functions examples/functions.py
+            taskplane dev --strict        # AWS's defaults: private HTTP refused, targets only from allow-lists
+            TASKPLANE_TARGET_ALLOWLISTS='{"default": ["lambda:orders-*"]}' taskplane dev --strict
         """,
         handler=_cmd_dev,
         common=False,
@@ -50,6 +52,15 @@ def register(subparsers: Any) -> None:
         "--functions",
         metavar="FILE",
         help="Python file whose functions serve as local Lambda targets",
+    )
+    parser.add_argument(
+        "--strict",
+        action="store_true",
+        help=(
+            "AWS's defaults instead of the friendly local ones: HTTP targets may not name private "
+            "addresses and tenants call only what TASKPLANE_TARGET_ALLOWLISTS names (variables set in "
+            "the environment always win)"
+        ),
     )
 
 
@@ -84,6 +95,7 @@ def _cmd_dev(args: argparse.Namespace, ctx: Context) -> int:
             api_key=api_key,
             tenants=tenants,
             functions_file=args.functions,
+            strict=args.strict,
         )
     except KeyboardInterrupt:
         return 0  # Ctrl-C is how dev is meant to stop

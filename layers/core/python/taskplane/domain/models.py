@@ -19,6 +19,7 @@ from pydantic import (
 )
 
 from taskplane.domain.clock import from_datetime, to_rfc3339
+from taskplane.domain.events import PLATFORM_BUS, not_aws
 from taskplane.domain.retry import RetryPolicy
 from taskplane.domain.states import TaskState
 
@@ -83,10 +84,18 @@ class SqsTarget(_Target):
 
 
 class EventBridgeTarget(_Target):
+    """Puts the task's envelope as an event's ``detail``, stamped with the tenant (``domain/events.py``).
+
+    ``bus`` ``"taskplane"`` (the default) is the platform's own bus, where this tenant's triggers
+    listen; any other bus must be on the tenant's allow-list (``eventbridge:<bus>``).
+    """
+
     type: Literal["eventbridge"]
-    bus: _Name = "default"
+    bus: _Name = PLATFORM_BUS
     source: _Name = "taskplane"
     detail_type: _Name = "taskplane.task"
+
+    _source = field_validator("source")(not_aws)
 
 
 class BuiltinTarget(_Target):
