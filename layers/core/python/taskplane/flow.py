@@ -63,47 +63,9 @@ _NAME_RE = re.compile(NAME_PATTERN)
 _UNSET: Any = object()
 #: Builtins a flow may call: they compute from their arguments and touch nothing outside.
 _PURE_BUILTINS = frozenset(
-    [
-        "abs",
-        "all",
-        "any",
-        "bool",
-        "callable",
-        "chr",
-        "dict",
-        "divmod",
-        "enumerate",
-        "filter",
-        "float",
-        "format",
-        "frozenset",
-        "hash",
-        "hex",
-        "int",
-        "isinstance",
-        "issubclass",
-        "iter",
-        "len",
-        "list",
-        "map",
-        "max",
-        "min",
-        "next",
-        "oct",
-        "ord",
-        "pow",
-        "range",
-        "repr",
-        "reversed",
-        "round",
-        "set",
-        "slice",
-        "sorted",
-        "str",
-        "sum",
-        "tuple",
-        "zip",
-    ]
+    "abs all any bool callable chr dict divmod enumerate filter float format frozenset hash hex "  # noqa: SIM905
+    "int isinstance issubclass iter len list map max min next oct ord pow range repr reversed "
+    "round set slice sorted str sum tuple zip".split()
 )
 #: Types whose methods a flow may call (``names.append(...)``, ``", ".join(...)``).
 _VALUE_TYPES = (list, dict, str, tuple, set, frozenset, int, float, bool, bytes, range)
