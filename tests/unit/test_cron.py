@@ -345,3 +345,18 @@ def test_fire_times_agree_with_cronsim_on_random_expressions():
     # Then every sequence is the same (both see the same expressions as never firing)
     assert disagreements == [], disagreements[:5]
     assert outcomes["agree"] == 2000
+
+
+@pytest.mark.parametrize("late_ms", [0, 10 * 60_000])
+def test_a_stored_schedule_no_date_matches_any_more_ends_on_time_or_late(late_ms):
+    # Given a schedule stored with an expression that no date matches under Vixie's rule, due now
+    from taskplane.domain.schedules import Schedule, plan_fires
+
+    due = ms("2027-02-01T00:00:00+00:00")
+    schedule = Schedule(
+        schedule_id="s", tenant="t", cron="0 0 31 2 */2", timezone="UTC", task={}, created_at=0, updated_at=0
+    )
+    # When its due fire is planned, on time or after the ticks were down
+    fires, skipped, nxt = plan_fires(schedule, due, due + late_ms)
+    # Then the due fire still starts, and the schedule has no next fire (it ends) instead of failing
+    assert (fires, skipped, nxt) == ([due], 0, None)

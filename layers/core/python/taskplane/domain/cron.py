@@ -277,7 +277,10 @@ def fires_between(expr: str, zone: ZoneInfo, after_ms: int, until_ms: int, limit
     out: list[int] = []
     t = after_ms
     while len(out) < limit:
-        t = next_fire(expr, zone, t)
+        try:
+            t = next_fire(expr, zone, t)
+        except CronNeverFires:
+            break  # no more fires at all
         if t > until_ms:
             break
         out.append(t)
