@@ -593,6 +593,31 @@ def test_a_bad_task_declaration_is_refused_at_its_decorator(marker, words):
     assert words in caught.value.message, caught.value.message
 
 
+@pytest.mark.parametrize(
+    ("marker", "words"),
+    [
+        ("payload-output", "payload holds the output of audit, known only when the flow runs"),
+        ("payload-input", "payload holds the run input['id'], known only when the flow runs"),
+        ("payload-object", "payload is not JSON: Object of type object is not JSON serializable"),
+        ("payload-key", "payload is not JSON: the key 1 is not a string"),
+    ],
+)
+def test_a_payload_must_be_json_known_when_the_flow_is_published(marker, words):
+    @flow
+    def payloads(order):
+        first = audit(order)
+        if marker == "payload-output":
+            audit.options(payload={"x": [first]})(order)  # payload-output
+        if marker == "payload-input":
+            audit.options(payload=(order["id"],))(order)  # payload-input
+        if marker == "payload-object":
+            audit.options(payload={"x": object()})(order)  # payload-object
+        if marker == "payload-key":
+            audit.options(payload={1: "one"})(order)  # payload-key
+
+    raises_at(payloads, marker, words)
+
+
 def test_bad_options_are_refused_at_the_call():
     @flow
     def bad_options(order):

@@ -245,6 +245,8 @@ def _options(where: Location, what: str, **given: Any) -> NodeOptions:
             raise _fail(
                 f"{what} id {value!r}: 1-64 letters, digits, - and _, starting with a letter or digit", where
             )
+        elif name == "payload":
+            fields[name] = _static_json(value, f"{what} payload", where)
         elif name == "retry" and not isinstance(value, Mapping):
             raise _fail(f"{what} retry must be a mapping as in YAML, such as {{'max_attempts': 3}}", where)
         else:
@@ -259,6 +261,31 @@ def _options(where: Location, what: str, **given: Any) -> NodeOptions:
             loc = ".".join(str(p) for p in problem["loc"])
             raise _fail(f"{what} {loc}: {problem['msg']}", where) from None
     return NodeOptions(**fields)
+
+
+def _static_json(value: Any, what: str, where: Location) -> Any:
+    """``value`` if it is JSON known now; an output or run input in it is refused with the reason."""
+
+    def find(item: Any) -> Value | None:
+        if isinstance(item, Value):
+            return item
+        if isinstance(item, dict) and any(not isinstance(k, str) for k in item):
+            key = next(k for k in item if not isinstance(k, str))
+            raise _fail(f"{what} is not JSON: the key {key!r} is not a string", where)
+        children = item.values() if isinstance(item, dict) else item if isinstance(item, list | tuple) else ()
+        return next((v for v in (find(c) for c in children) if v is not None), None)
+
+    found = find(value)
+    if found is not None:
+        raise _fail(
+            f"{what} holds {found._path}, known only when the flow runs: a payload is static JSON; "
+            "pass the output as an argument instead (it arrives in the node's deps)",
+            where,
+        )
+    try:
+        return json.loads(json.dumps(value, allow_nan=False))
+    except (TypeError, ValueError) as exc:
+        raise _fail(f"{what} is not JSON: {exc}", where) from None
 
 
 class Task(Generic[F]):
