@@ -23,13 +23,15 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
     run = event.get("run") if isinstance(event, dict) else None
     if isinstance(run, dict):
         logger.append_keys(run_id=run.get("run_id"), workflow=run.get("workflow"), node=event.get("node"))
+    platform = wiring.platform()
     try:
-        result = wiring.platform().steps.handle(event)
+        with platform.tracing.step(event):  # a span under the run's (the execution input carries it)
+            result = platform.steps.handle(event)
     except (NodeAttemptFailed, NodeFailed) as exc:
         # Routine in a workflow (retries, compensations): the ledger and the run's view have it all.
         logger.info("node attempt failed", extra={"action": event.get("action"), "error": str(exc)})
         raise
     finally:
-        wiring.platform().telemetry.flush()
+        platform.telemetry.flush()  # EMF, and OTLP when on (metrics and spans)
     logger.debug("step done", extra={"action": event.get("action"), "result": result})
     return result

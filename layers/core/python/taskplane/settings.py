@@ -9,8 +9,9 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 from typing import Any
+from urllib.parse import urlsplit
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, field_validator
 
 ENV_TASKS_TABLE = "TASKPLANE_TASKS_TABLE"
 ENV_IDEMPOTENCY_TABLE = "TASKPLANE_IDEMPOTENCY_TABLE"
@@ -49,6 +50,13 @@ ENV_TRIGGER_RULE_PREFIX = "TASKPLANE_TRIGGER_RULE_PREFIX"
 #: JSON {"<tenant>": [{"bus": "default", "sources": ["aws.s3", "com.example.*"]}, ...]}
 ENV_EXTERNAL_EVENTS = "TASKPLANE_EXTERNAL_EVENTS"
 
+# Observability (README "Observability"): OTLP/HTTP export of metrics and traces besides EMF, when set.
+#: Base URL of an OTLP/HTTP receiver (a collector), e.g. http://localhost:4318; /v1/traces and
+#: /v1/metrics are appended. Empty: no OTLP export (the OpenTelemetry SDK is never imported).
+ENV_OTLP_ENDPOINT = "TASKPLANE_OTLP_ENDPOINT"
+#: The share of tasks and runs whose traces are exported (0..1; metrics are never sampled).
+ENV_OTLP_SAMPLE_RATIO = "TASKPLANE_OTLP_SAMPLE_RATIO"
+
 LANES: tuple[str, ...] = ("high", "default", "low")
 
 #: The settings that are policy, not the names of resources: what an operator chooses. The local
@@ -64,6 +72,8 @@ POLICY_VARIABLES: tuple[str, ...] = (
     ENV_BREAKER_FAILURES,
     ENV_BREAKER_OPEN_MS,
     ENV_RETENTION_DAYS,
+    ENV_OTLP_ENDPOINT,
+    ENV_OTLP_SAMPLE_RATIO,
 )
 
 
@@ -115,6 +125,21 @@ class PlatformSettings(BaseModel):
     event_bus: str = "taskplane-events"
     trigger_rule_prefix: str = "taskplane-trg-"
     external_events: dict[str, list[dict[str, Any]]] = Field(default_factory=dict)
+    # OTLP export besides EMF (taskplane/otlp.py): where, and the share of traces kept.
+    otlp_endpoint: str = ""
+    otlp_sample_ratio: float = Field(default=1.0, ge=0, le=1)
+
+    @field_validator("otlp_endpoint")
+    @classmethod
+    def _otlp_endpoint(cls, value: str) -> str:
+        value = value.strip()
+        if value:
+            parts = urlsplit(value)
+            if parts.scheme not in ("http", "https") or not parts.hostname:
+                raise ValueError("an OTLP endpoint is an http(s) URL such as http://localhost:4318")
+            if parts.query or parts.fragment:
+                raise ValueError("an OTLP endpoint is a base URL without a query or fragment")
+        return value
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> PlatformSettings:
@@ -158,6 +183,8 @@ class PlatformSettings(BaseModel):
             event_bus=env.get(ENV_EVENT_BUS) or defaults.event_bus,
             trigger_rule_prefix=env.get(ENV_TRIGGER_RULE_PREFIX) or defaults.trigger_rule_prefix,
             external_events=json.loads(env.get(ENV_EXTERNAL_EVENTS) or "{}"),
+            otlp_endpoint=env.get(ENV_OTLP_ENDPOINT) or "",
+            otlp_sample_ratio=float(env.get(ENV_OTLP_SAMPLE_RATIO) or defaults.otlp_sample_ratio),
         )
 
     def to_env(self) -> dict[str, str]:
@@ -189,6 +216,8 @@ class PlatformSettings(BaseModel):
             ENV_EVENT_BUS: self.event_bus,
             ENV_TRIGGER_RULE_PREFIX: self.trigger_rule_prefix,
             ENV_EXTERNAL_EVENTS: json.dumps(self.external_events),
+            ENV_OTLP_ENDPOINT: self.otlp_endpoint,
+            ENV_OTLP_SAMPLE_RATIO: repr(self.otlp_sample_ratio),
         }
         for lane, var in (("high", ENV_QUEUE_HIGH), ("default", ENV_QUEUE_DEFAULT), ("low", ENV_QUEUE_LOW)):
             if lane in self.queue_urls:

@@ -27,6 +27,7 @@ retention period after the run ended, or could have ended.
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -38,6 +39,7 @@ from taskplane.adapters.errors import error_code, translate
 from taskplane.adapters.workflow_store import deserialize, serialize
 from taskplane.domain.errors import Conflict
 from taskplane.domain.workflow import NodeState, Phase, RunState
+from taskplane.tracing import NULL_TRACING, Tracing
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
@@ -122,9 +124,18 @@ class RunSummary:
 class RunStore(AwsClient["DynamoDBClient"]):
     """Runs, nodes, outputs and compensations of every tenant."""
 
-    def __init__(self, table: str, client: DynamoDBClient | None = None, *, session: Any = None):
+    def __init__(
+        self,
+        table: str,
+        client: DynamoDBClient | None = None,
+        *,
+        session: Any = None,
+        tracing: Tracing = NULL_TRACING,
+    ):
         self._table = table
         super().__init__("dynamodb", client, session=session)
+        #: a stored run is the root span of its trace
+        self.tracing = tracing
 
     # -- keys ------------------------------------------------------------------------------------
 
@@ -145,6 +156,7 @@ class RunStore(AwsClient["DynamoDBClient"]):
 
     def create(self, run: RunRecord, *, expires_at: int | None = None) -> None:
         """Store a new run and its listing entry."""
+        began = time.time_ns()
         item = {**_run_item(run), "expires_at": expires_at}
         listing = {
             "pk": f"L#{run.tenant}#{run.workflow}",
@@ -165,6 +177,7 @@ class RunStore(AwsClient["DynamoDBClient"]):
         except BotoCoreError as exc:
             raise translate(exc, "storing the run") from exc
         self._call("listing the run", "put_item", Item=serialize(listing))
+        self.tracing.run_created(run.tenant, run.run_id, run.workflow, run.version, began)
 
     def get(self, tenant: str, run_id: str) -> RunRecord | None:
         found = self._call(

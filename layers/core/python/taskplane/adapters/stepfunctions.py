@@ -19,6 +19,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from taskplane.adapters.aws import AwsClient
 from taskplane.adapters.errors import error_code, translate
+from taskplane.tracing import NULL_TRACING, Tracing
 
 if TYPE_CHECKING:
     from mypy_boto3_stepfunctions import SFNClient
@@ -61,10 +62,13 @@ class StepFunctions(AwsClient["SFNClient"]):
         *,
         log_group_arn: str = "",
         session: Any = None,
+        tracing: Tracing = NULL_TRACING,
     ):
         self._role_arn = role_arn
         self._prefix = prefix
         self._log_group_arn = log_group_arn
+        #: an execution's input carries the trace of its run to every step function task
+        self.tracing = tracing
         super().__init__("stepfunctions", client, session=session)
 
     def machine_name(self, tenant: str, workflow: str) -> str:
@@ -149,12 +153,19 @@ class StepFunctions(AwsClient["SFNClient"]):
 
     def start(self, version_arn: str, name: str, payload: dict[str, Any]) -> str:
         """Start an execution of a version; the same name and input answer the same execution."""
+        payload, ended = self.tracing.launch(payload)
         try:
-            return self.client.start_execution(
+            arn = self.client.start_execution(
                 stateMachineArn=version_arn, name=name, input=json.dumps(payload, separators=(",", ":"))
             )["executionArn"]
         except (ClientError, BotoCoreError) as exc:
+            ended([exc])
             raise translate(exc, "starting the run") from exc
+        except BaseException as exc:
+            ended([exc])
+            raise
+        ended([None])
+        return arn
 
     def stop(self, execution_arn: str, cause: str) -> None:
         try:

@@ -10,6 +10,7 @@ waiting (SCHEDULED or RETRYING) re-queues it when it is not yet due.
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import dataclasses
 import json
 import random
@@ -40,6 +41,7 @@ from taskplane.services.admission import Admission
 from taskplane.services.breakers import CircuitBreakers
 from taskplane.services.ports import NullTelemetry, Telemetry
 from taskplane.services.tasks import delivery_for, wheel_entry_for
+from taskplane.tracing import NULL_TRACING, Tracing, traced_attempt, traced_watch
 
 #: Keeps the delivery being handled invisible on its lane for this many seconds from now.
 Hold = Callable[[int], None]
@@ -106,6 +108,8 @@ class Executor:
     heartbeat_ms: int = HEARTBEAT_MS
     #: checked again before every call: the tenant's policy may have changed since the task was accepted
     targets: TargetPolicy = field(default_factory=TargetPolicy.permissive)
+    #: a span per attempt (taskplane/tracing.py)
+    tracing: Tracing = NULL_TRACING
 
     def handle(self, delivery: LaneMessage, hold: Hold | None = None) -> Outcome:
         """Process one lane message; raises only when the message must be redelivered.
@@ -227,6 +231,7 @@ class Executor:
                 self._watch_entry(task, first_watch(task.started_at, task.timeout_s, self.grace_ms))
             )
 
+    @traced_watch
     def _watch(self, delivery: LaneMessage, task: Task | None = None) -> Outcome:
         """A watch came due (or a started delivery came back): time out an abandoned attempt, or look later."""
         task = task or self.store.get(delivery.tenant, delivery.task_id)
@@ -239,7 +244,12 @@ class Executor:
         if again is not None:
             self._arm_watch(task, again)
             return Outcome.REQUEUED
-        dims: dict[str, Any] = {"tenant": task.tenant, "target_type": task.target_type, "lane": task.priority}
+        dims: dict[str, Any] = {
+            "tenant": task.tenant,
+            "target_type": task.target_type,
+            "lane": task.priority,
+            "attempt": task.attempts,
+        }
         self.telemetry.count("abandoned", **dims)
         failure = TargetFailure(
             "Timeout",
@@ -277,8 +287,14 @@ class Executor:
             return self.wheel is not None
         return False
 
+    @traced_attempt
     def _run(self, task: Task, hold: Hold | None = None) -> Outcome:
-        dims: dict[str, Any] = {"tenant": task.tenant, "target_type": task.target_type, "lane": task.priority}
+        dims: dict[str, Any] = {
+            "tenant": task.tenant,
+            "target_type": task.target_type,
+            "lane": task.priority,
+            "attempt": task.attempts,
+        }
         self.telemetry.count("started", **dims)
         watched = self._guard(task, hold)
         now = self.clock.now_ms()
@@ -313,7 +329,14 @@ class Executor:
         if needs_heartbeat(task.timeout_s):
             threading.Thread(target=self._beat, args=(task, done), daemon=True).start()
         future = self.pool.submit(
-            self.runners.run, task.effective_target, envelope, task.timeout_s, cancel, tenant=task.tenant
+            # In this attempt's context (its span: an HTTP target's traceparent).
+            contextvars.copy_context().run,
+            self.runners.run,
+            task.effective_target,
+            envelope,
+            task.timeout_s,
+            cancel,
+            tenant=task.tenant,
         )
         failure: TargetFailure | None = None
         timed_out = False
@@ -370,6 +393,7 @@ class Executor:
         self, task: Task, failure: TargetFailure, *, timed_out: bool, dims: dict[str, Any]
     ) -> Outcome:
         now = self.clock.now_ms()
+        self.tracing.failed(failure.error_type, failure.message)
         error = {"type": failure.error_type, "message": failure.message[:2000]}
         retry_at = (
             next_attempt_at(
@@ -400,7 +424,7 @@ class Executor:
                     self.wheel.put(wheel_entry_for(waiting, self.shards))
                 else:
                     self.lanes.send_one(delivery_for(waiting, now))
-            self.telemetry.count("retried", **dims)
+            self.telemetry.count("retried", **dims, error_type=failure.error_type)
             return Outcome.RETRYING
         reason = self._final_reason(task, failure, retryable_but_exhausted=failure.retryable)
         # The dead letter goes first: a crash after it leaves the task RUNNING for the sweeper,
@@ -432,7 +456,7 @@ class Executor:
         )
         if ended.ok and task.counted:
             self.admission.release(task.tenant)
-        self.telemetry.count("failed", **dims)
+        self.telemetry.count("failed", **dims, error_type=failure.error_type)
         return Outcome.FAILED
 
     @staticmethod

@@ -20,6 +20,7 @@ run ends ``COMPENSATED`` (or ``FAILED`` when a compensation failed too).
 
 from __future__ import annotations
 
+import contextvars
 import json
 import random
 import threading
@@ -758,7 +759,7 @@ class StepService:
             failure = TargetFailure(
                 "InputsMissing", f"outputs of {missing} are not in the ledger", retryable=False
             )
-            return self._node_failed(ref, node_id, try_id, failure, final=True)
+            return self._node_failed(ref, node_id, try_id, failure, final=True, attempt=record.attempts)
         envelope = {
             "run_id": ref.run_id,
             "workflow": ref.workflow,
@@ -773,7 +774,7 @@ class StepService:
             text = _output_json(output)
         except TargetFailure as failure:
             final = not failure.retryable or retry + 1 >= node.retry.max_attempts
-            return self._node_failed(ref, node_id, try_id, failure, final=final)
+            return self._node_failed(ref, node_id, try_id, failure, final=final, attempt=record.attempts)
         size = len(text.encode("utf-8", "surrogatepass"))
         stored = self.runs.node_succeeded(
             ref.tenant,
@@ -789,15 +790,36 @@ class StepService:
         )
         if stored:
             self._notify(ref, workflow, version, node_id)
-        self._count("node_succeeded", ref, node.target)
+        self._count("node_succeeded", ref, node.target, record.attempts)
         return {"node": node_id}
 
-    def _count(self, name: str, ref: RunRef, target: dict[str, Any]) -> None:
+    def _count(
+        self,
+        name: str,
+        ref: RunRef,
+        target: dict[str, Any],
+        attempt: int | None = None,
+        failure: TargetFailure | None = None,
+    ) -> None:
         # The platform's metric dimensions, with the lane standing for "a workflow node".
-        self.telemetry.count(name, tenant=ref.tenant, target_type=str(target.get("type")), lane="workflow")
+        self.telemetry.count(
+            name,
+            tenant=ref.tenant,
+            target_type=str(target.get("type")),
+            lane="workflow",
+            attempt=attempt,
+            error_type=failure.error_type if failure is not None else None,
+        )
 
     def _node_failed(
-        self, ref: RunRef, node_id: str, try_id: str, failure: TargetFailure, *, final: bool
+        self,
+        ref: RunRef,
+        node_id: str,
+        try_id: str,
+        failure: TargetFailure,
+        *,
+        final: bool,
+        attempt: int | None = None,
     ) -> dict[str, Any]:
         error = {"type": failure.error_type, "message": failure.message[:2000]}
         state = NodeState.FAILED if final else NodeState.RETRYING
@@ -813,7 +835,7 @@ class StepService:
         if final and recorded:
             self.runs.record_error(ref.tenant, ref.run_id, ref.exec, {**error, "node": node_id})
         node = self.catalog.load(ref.tenant, ref.workflow, ref.version)[0].by_id[node_id]
-        self._count("node_failed" if final else "node_retried", ref, node.target)
+        self._count("node_failed" if final else "node_retried", ref, node.target, attempt, failure)
         text = f"{node_id}: {failure.error_type}: {failure.message[:500]}"
         raise NodeFailed(text) if final else NodeAttemptFailed(text)
 
@@ -822,7 +844,16 @@ class StepService:
         if why is not None:
             raise TargetFailure(TARGET_REFUSED, refusal_failure_message(why), retryable=False)
         cancel = threading.Event()
-        future = self.pool.submit(self.runners.run, target, envelope, timeout_s, cancel, tenant=tenant)
+        future = self.pool.submit(
+            # In this step's context (its span: an HTTP target's traceparent).
+            contextvars.copy_context().run,
+            self.runners.run,
+            target,
+            envelope,
+            timeout_s,
+            cancel,
+            tenant=tenant,
+        )
         try:
             return future.result(timeout=timeout_s)
         except FutureTimeout:
@@ -959,7 +990,13 @@ class StepService:
                 error=error,
                 now_ms=self.clock.now_ms(),
             )
-            self._count("compensation_failed" if final else "compensation_retried", ref, node.compensate)
+            self._count(
+                "compensation_failed" if final else "compensation_retried",
+                ref,
+                node.compensate,
+                attempts,
+                failure,
+            )
             text = f"compensation of {node_id}: {failure.error_type}: {failure.message[:500]}"
             raise (NodeFailed(text) if final else NodeAttemptFailed(text)) from None
         self.runs.compensation_finished(
@@ -971,7 +1008,7 @@ class StepService:
             error=None,
             now_ms=self.clock.now_ms(),
         )
-        self._count("compensation_succeeded", ref, node.compensate)
+        self._count("compensation_succeeded", ref, node.compensate, attempts)
         return {"node": node_id}
 
     def compensated(self, ref: RunRef) -> dict[str, Any]:
