@@ -557,11 +557,12 @@ class OtlpExport:
         with _guard("flush"):
             self.tracer_provider.force_flush()
             ok = self._span_exporter.last_ok
-            if self._dirty:
+            if ok and self._dirty:
                 self._dirty = False
                 self.meter_provider.force_flush()
-                ok = ok and self._metric_exporter.last_ok
+                ok = self._metric_exporter.last_ok
             if not ok:
+                self._dirty = True  # counters still hold it all: the next export sends it
                 self._quiet_until = time.monotonic() + self._quiet_s
                 log.warning(
                     "OTLP export to %s failed; trying again in %d s (spans queue, counters keep counting)",

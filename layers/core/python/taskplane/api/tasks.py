@@ -12,11 +12,21 @@ from pydantic import BaseModel, Field
 from taskplane import wiring
 from taskplane.api.common import EnvHeader, IdempotencyKeyHeader, json_response, parse_model, tenant_of
 from taskplane.domain.errors import TaskplaneError, Throttled
-from taskplane.domain.models import TaskSubmit
+from taskplane.domain.models import Task, TaskSubmit
 from taskplane.domain.states import TaskState
+from taskplane.domain.tracecontext import task_trace
 from taskplane.services.tasks import MAX_BATCH
 
 router = Router()
+
+
+def task_view(task: Task) -> dict[str, Any]:
+    """The task resource, with ``trace_id``: the id of the task's trace when this deployment exports
+    traces over OTLP and the task is in the sample (null otherwise; the README's "Observability")."""
+    return {
+        **task.to_api(),
+        "trace_id": wiring.platform().tracing.trace_id(task_trace(task.tenant, task.task_id)),
+    }
 
 
 class BatchSubmit(BaseModel):
@@ -40,7 +50,7 @@ def submit(
         task = task.model_copy(update={"labels": {**task.labels, "env": x_env}})
     who = tenant_of(router.current_event)
     result, fresh = wiring.platform().tasks.submit(who, task, idempotency_key=idempotency_key)
-    return json_response(result.to_api(), 201 if fresh else 200)
+    return json_response(task_view(result), 201 if fresh else 200)
 
 
 @router.post(
@@ -81,7 +91,7 @@ def submit_batch(batch: Annotated[BatchSubmit, Body()]) -> Response[dict[str, An
 
 @router.get("/v1/tasks/<task_id>", summary="Get a task", tags=["tasks"])
 def get_task(task_id: Annotated[str, Path(max_length=64)]) -> dict[str, Any]:
-    return wiring.platform().tasks.get(tenant_of(router.current_event), task_id).to_api()
+    return task_view(wiring.platform().tasks.get(tenant_of(router.current_event), task_id))
 
 
 @router.get("/v1/tasks", summary="List tasks, newest first", tags=["tasks"])
@@ -93,9 +103,9 @@ def list_tasks(
     items, next_cursor = wiring.platform().tasks.list(
         tenant_of(router.current_event), state=state, limit=limit, cursor=cursor
     )
-    return {"items": [t.to_api() for t in items], "next_cursor": next_cursor}
+    return {"items": [task_view(t) for t in items], "next_cursor": next_cursor}
 
 
 @router.post("/v1/tasks/<task_id>/cancel", summary="Cancel a task that has not started", tags=["tasks"])
 def cancel_task(task_id: Annotated[str, Path(max_length=64)]) -> dict[str, Any]:
-    return wiring.platform().tasks.cancel(tenant_of(router.current_event), task_id).to_api()
+    return task_view(wiring.platform().tasks.cancel(tenant_of(router.current_event), task_id))
