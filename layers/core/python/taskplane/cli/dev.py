@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from taskplane.cli.base import Context, UsageError, add_command, key_value, port
+from taskplane.cli.base import Context, UsageError, add_command, http_url, key_value, port
 from taskplane.client import API_KEY_ENV
 
 
@@ -27,6 +27,7 @@ def register(subparsers: Any) -> None:
             taskplane dev --tenant acme=acme-key --tenant globex=globex-key
             taskplane dev --functions examples/functions.py
             taskplane dev --strict        # AWS's defaults: private HTTP refused, targets only from allow-lists
+            taskplane dev --otlp http://localhost:4318   # metrics and traces to an OpenTelemetry collector too
             TASKPLANE_TARGET_ALLOWLISTS='{"default": ["lambda:orders-*"]}' taskplane dev --strict
         """,
         handler=_cmd_dev,
@@ -52,6 +53,15 @@ def register(subparsers: Any) -> None:
         "--functions",
         metavar="FILE",
         help="Python file whose functions serve as local Lambda targets",
+    )
+    parser.add_argument(
+        "--otlp",
+        metavar="URL",
+        type=http_url,
+        help=(
+            "also export metrics and traces over OTLP/HTTP to this collector (its base URL: /v1/traces "
+            "and /v1/metrics are appended); the same as TASKPLANE_OTLP_ENDPOINT, which it overrides"
+        ),
     )
     parser.add_argument(
         "--strict",
@@ -96,6 +106,7 @@ def _cmd_dev(args: argparse.Namespace, ctx: Context) -> int:
             tenants=tenants,
             functions_file=args.functions,
             strict=args.strict,
+            otlp=args.otlp,
         )
     except KeyboardInterrupt:
         return 0  # Ctrl-C is how dev is meant to stop

@@ -47,6 +47,8 @@ class LocalRuntime:
     functions_file: str | None = None
     #: AWS's defaults for private HTTP and target allow-lists (local/policy.py); the environment still wins
     strict: bool = False
+    #: an OTLP/HTTP collector to export metrics and traces to (``--otlp``; over TASKPLANE_OTLP_ENDPOINT)
+    otlp: str | None = None
     pollers: list[Any] = field(default_factory=list)
     #: the settings in force and where each policy value came from (filled by start)
     settings: Any = None
@@ -83,6 +85,7 @@ class LocalRuntime:
         from taskplane.local.policy import local_settings
         from taskplane.local.poller import LanePoller
         from taskplane.local.resources import create_resources
+        from taskplane.settings import ENV_OTLP_ENDPOINT
 
         moto_patches.apply()
         # Step Functions executes ASL (workflows), calling the step function in-process.
@@ -91,9 +94,12 @@ class LocalRuntime:
         session = boto3.session.Session(region_name=REGION)
         self._session = session
         # Policy from the environment (or --strict) over the friendly local defaults: local/policy.py.
-        settings, self.policy_origin = local_settings(
-            create_resources(session), os.environ, strict=self.strict
-        )
+        env = dict(os.environ)
+        if self.otlp:
+            env[ENV_OTLP_ENDPOINT] = self.otlp
+        settings, self.policy_origin = local_settings(create_resources(session), env, strict=self.strict)
+        if self.otlp:
+            self.policy_origin[ENV_OTLP_ENDPOINT] = "--otlp"
         settings, self._uninstall_step = workflows.install_step_function(session, settings)
         self.settings = settings
         os.environ.update(settings.to_env())
@@ -206,6 +212,7 @@ def run_dev(
     tenants: dict[str, str] | None = None,
     functions_file: str | None = None,
     strict: bool = False,
+    otlp: str | None = None,
 ) -> int:
     """Run the local runtime until Ctrl-C (SIGINT) or SIGTERM; returns the exit code."""
     from taskplane.local.policy import SettingError
@@ -217,6 +224,7 @@ def run_dev(
         tenants=dict(tenants or {}),
         functions_file=functions_file,
         strict=strict,
+        otlp=otlp,
     )
     stop = threading.Event()
 
