@@ -9,6 +9,7 @@
 from __future__ import annotations
 
 import gzip
+import json
 import threading
 import time
 import zlib
@@ -129,6 +130,15 @@ class OtlpReceiver:
                 self.end_headers()
                 self.wfile.write(answer)
 
+            def do_GET(self) -> None:
+                # GET /stats: what was received, for a receiver run in another process (bench/otlp.py).
+                answer = json.dumps(receiver.stats()).encode()
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(answer)))
+                self.end_headers()
+                self.wfile.write(answer)
+
             def log_message(self, *args: Any) -> None:
                 return None
 
@@ -218,6 +228,28 @@ class OtlpReceiver:
             self.points.extend(points)
 
     # -- reading -----------------------------------------------------------------------------------
+    def stats(self) -> dict[str, Any]:
+        with self._lock:
+            return {
+                "spans": len(self.spans),
+                "points": len(self.points),
+                "requests": {
+                    path: sum(1 for p, _ in self.requests if p == path)
+                    for path in ("/v1/traces", "/v1/metrics")
+                },
+                "bytes": {
+                    path: sum(n for p, n in self.requests if p == path)
+                    for path in ("/v1/traces", "/v1/metrics")
+                },
+                "span_names": sorted({s.name for s in self.spans}),
+            }
+
+    def reset(self) -> None:
+        with self._lock:
+            self.spans.clear()
+            self.points.clear()
+            self.requests.clear()
+
     def all_spans(self) -> list[Span]:
         with self._lock:
             return list(self.spans)
@@ -249,3 +281,12 @@ class OtlpReceiver:
             if time.monotonic() > deadline:
                 raise AssertionError(f"the receiver did not get what was expected within {timeout_s} s")
             time.sleep(0.02)
+
+
+if __name__ == "__main__":  # a receiver in its own process: prints its URL, serves until killed
+    import sys
+
+    r = OtlpReceiver().start()
+    print(r.url, flush=True)
+    sys.stdin.read()  # until the parent closes our stdin
+    r.stop()

@@ -105,6 +105,8 @@ print(json.dumps({
     "tracer": type(tracer.setup()).__name__,
     "disabled": tracer.disabled,
     "botocore_patched": "botocore" in patcher._PATCHED_MODULES,
+    "others_patched": sorted(patcher._PATCHED_MODULES - {"botocore"}),
+    "requests_imported": "requests" in sys.modules,
     "name": handler.__name__,
 }))
 """
@@ -114,6 +116,9 @@ print(json.dumps({
     # tracer that patched botocore; the handler's result, its exception and its name are kept
     assert out["xray_before"] is False and out["patched_before"] == []
     assert out["tracer"] == "Tracer" and out["disabled"] is False and out["botocore_patched"] is True
+    # only botocore: X-Ray's patch_all would import and patch every library it finds installed
+    # (requests, which the OTLP exporter brings into the layer) in every function's first invocation
+    assert out["others_patched"] == [] and out["requests_imported"] is False
     assert out["result"] == 42 and out["raised"] is True and out["name"] == "handler"
 
 

@@ -161,9 +161,14 @@ def _plain_function(f: Callable[..., Any]) -> bool:
     )
 
 
+#: What X-Ray traces as subsegments: the AWS SDK's calls. Without a list, X-Ray's patch_all imports
+#: and patches every library it knows that is installed, in every function's first invocation:
+#: requests (which the OTLP exporter brings into the dependency layer) among them, used or not.
+PATCHED = ("botocore",)
+
 logger = Logger(service="taskplane")
 logger.addFilter(RedactSecrets())
-tracer = LazyTracer(service="taskplane")
+tracer = LazyTracer(service="taskplane", patch_modules=PATCHED)
 
 _Dims = tuple[str, str, str]
 
