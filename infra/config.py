@@ -170,6 +170,20 @@ class EnvironmentConfig(_Strict):
     )
     #: Subscribed to the alarm topic when set (the subscription must be confirmed from the mail).
     alarm_email: str | None = Field(default=None, pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+    #: An OTLP/HTTP collector every function also exports metrics and traces to (README
+    #: "Observability"); None: CloudWatch EMF only. Its base URL (``/v1/traces`` is appended).
+    otlp_endpoint: str | None = None
+    #: The share of tasks and runs whose traces are exported (metrics are never sampled).
+    otlp_sample_ratio: float = Field(default=1.0, ge=0, le=1)
+
+    @field_validator("otlp_endpoint")
+    @classmethod
+    def _otlp_endpoint(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        from taskplane.settings import PlatformSettings
+
+        return PlatformSettings(otlp_endpoint=value).otlp_endpoint or None  # the code's own rule
 
     @field_validator("shared_targets")
     @classmethod

@@ -72,6 +72,8 @@ class TaskplaneStack(cdk.Stack):
             "targets_allowed_by_default": False,
             "breaker_failures": cfg.breaker_failures,
             "breaker_open_ms": cfg.breaker_open_ms,
+            "otlp_endpoint": cfg.otlp_endpoint or "",
+            "otlp_sample_ratio": cfg.otlp_sample_ratio,
             **scheduler.settings_fields(cfg),
             **triggers.settings_fields(cfg),
         }

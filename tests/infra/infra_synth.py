@@ -61,6 +61,8 @@ TEST_ENV: dict[str, Any] = {
     "shared_targets": ["eventbridge:tp-test-target-events"],
     "deployment": "canary_10_percent_5_minutes",
     "alarm_email": "ops@example.com",
+    "otlp_endpoint": "https://otel.example.com:4318",
+    "otlp_sample_ratio": 0.25,
 }
 
 

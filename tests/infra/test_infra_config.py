@@ -59,6 +59,9 @@ def test_env_selects_one_environment_and_an_unknown_one_is_an_error(test_env: di
         ({"prefix": "Taskplane"}, "prefix"),
         ({"log_retention_days": 31}, "log_retention_days"),
         ({"unknown_setting": 1}, "unknown_setting"),
+        ({"otlp_endpoint": "collector:4318"}, "OTLP endpoint is an http"),
+        ({"otlp_endpoint": "https://c.example/?key=secret"}, "without a query"),
+        ({"otlp_sample_ratio": 1.5}, "otlp_sample_ratio"),
     ],
 )
 def test_a_bad_environment_fails_naming_the_problem(
@@ -86,6 +89,10 @@ def test_layer_requirements_come_from_pyproject_minus_the_cli() -> None:
     # Then it is that list without the CLI's terminal library, plus tz data for zoneinfo
     assert [r for r in declared if not r.startswith("rich")] == [r for r in requirements if r != "tzdata"]
     assert "tzdata" in requirements
+    # and the layer has the OTLP exporter, so turning export on is one variable (no rebuild)
+    assert {"opentelemetry-sdk", "opentelemetry-exporter-otlp-proto-http"} <= {
+        r.split(">")[0].split("=")[0] for r in requirements
+    }
     # and pip fetches only manylinux aarch64 wheels for CPython 3.12 (no sdist builds on x86)
     command = pip_command(requirements, "/out/python")
     assert "--only-binary=:all:" in command

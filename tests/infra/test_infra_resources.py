@@ -151,7 +151,12 @@ def test_the_code_reads_back_the_environments_choices(synth: Synth) -> None:
     assert settings.task_buckets == cfg.task_buckets
     assert settings.retention_days == cfg.retention_days
     assert set(settings.queue_urls) == set(LANES)
-    chosen = {"max_lane_depth": cfg.max_lane_depth, "tenant_inflight_quota": cfg.tenant_inflight_quota}
+    chosen = {
+        "max_lane_depth": cfg.max_lane_depth,
+        "tenant_inflight_quota": cfg.tenant_inflight_quota,
+        "otlp_endpoint": cfg.otlp_endpoint,
+        "otlp_sample_ratio": cfg.otlp_sample_ratio,
+    }
     for field, value in chosen.items():
         if field in PlatformSettings.model_fields:
             assert getattr(settings, field) == value, field
