@@ -271,3 +271,43 @@ def test_a_collector_that_fails_costs_no_task_and_is_left_alone_for_a_while(trac
     wiring.platform().telemetry.flush()
     receiver.wait_for(lambda: receiver.latest("taskplane.succeeded", tenant="acme"))
     assert receiver.latest("taskplane.succeeded", tenant="acme").value == 3
+
+
+def test_every_door_makes_the_root_a_batch_and_a_redrive_included(traced, receiver, api, drain):
+    # Given a batch of two tasks, one of which fails for good (one attempt)
+    batch = api(
+        "POST",
+        "/v1/tasks/batch",
+        {
+            "tasks": [
+                {"target": {"type": "builtin", "name": "echo"}},
+                {
+                    "target": {"type": "builtin", "name": "fail"},
+                    "payload": {"times": 9},
+                    "retry": {"max_attempts": 1},
+                },
+            ]
+        },
+    ).body["results"]
+    ok_id, failed_id = (r["task_id"] for r in batch)
+    drain()
+    assert api("GET", f"/v1/tasks/{failed_id}").body["state"] == "FAILED"
+    # When the dead letter is redriven
+    new_id = api("POST", "/v1/dead-letters/redrive", {"ids": [failed_id]}).body["results"][0]["redriven_as"]
+    # Then each task has its root, and the redriven one's links to the failed task's trace
+    roots = {}
+    for task_id in (ok_id, failed_id, new_id):
+        trace_id, root_id = ids_of(task_id)
+        roots[task_id] = receiver.wait_for(lambda t=trace_id: by_name(receiver.trace(t), "task.submit"))[0]
+        assert roots[task_id].span_id == root_id
+    assert roots[new_id].attributes["taskplane.source"] == "redrive"
+    assert roots[new_id].attributes["taskplane.redrive_of"] == failed_id
+    assert roots[new_id].links == [ids_of(failed_id)]
+    # and the failed attempt's span says why
+    trace_id, _ = ids_of(failed_id)
+    run = receiver.wait_for(lambda: by_name(receiver.trace(trace_id), "task.run"))[0]
+    assert (
+        run.attributes["taskplane.outcome"] == "failed" and run.attributes["error.type"] == "BuiltinFailure"
+    )
+    failed = receiver.wait_for(lambda: receiver.latest("taskplane.failed", tenant="acme", attempt=1))
+    assert failed.value == 1 and failed.attributes["error_type"] == "BuiltinFailure"
