@@ -120,10 +120,15 @@ class Workload:
         self.worker = load_handler("worker").lambda_handler
         self.api_event, self.context, self.to_record = api_event, LocalContext, to_record
         self.sqs = session.client("sqs")
-        self.url = settings.queue_urls["default"]
-        self.arn = self.sqs.get_queue_attributes(QueueUrl=self.url, AttributeNames=["QueueArn"])[
-            "Attributes"
-        ]["QueueArn"]
+        self.lanes = [
+            (
+                url,
+                self.sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"][
+                    "QueueArn"
+                ],
+            )
+            for url in settings.queue_urls.values()
+        ]
 
     def use(self, endpoint: str, ratio: float = 1.0) -> None:
         from taskplane import wiring
@@ -131,23 +136,27 @@ class Workload:
         settings = self.settings.model_copy(update={"otlp_endpoint": endpoint, "otlp_sample_ratio": ratio})
         wiring.use(wiring.build(settings, session=self.session))
 
-    def run(self, tasks: int, body: dict[str, Any]) -> None:
-        for _ in range(tasks):
-            answer = self.api(self.api_event("POST", "/v1/tasks", body), self.context("taskplane-api"))
+    def run(self, tasks: int, body: dict[str, Any], tenants: int = 1) -> None:
+        lanes = ("high", "default", "low")
+        for i in range(tasks):
+            sent = {**body, "priority": lanes[i % 3]} if tenants > 1 else body
+            event = self.api_event("POST", "/v1/tasks", sent, tenant=f"tenant-{i % tenants}")
+            answer = self.api(event, self.context("taskplane-api"))
             assert answer["statusCode"] == 201, answer
-        idle = 0
-        while idle < 3:
-            messages = self.sqs.receive_message(QueueUrl=self.url, MaxNumberOfMessages=10).get("Messages", [])
-            if not messages:
-                idle += 1
-                continue
+        for url, arn in self.lanes:
             idle = 0
-            event = {"Records": [self.to_record(m, self.arn) for m in messages]}
-            answer = self.worker(event, self.context("taskplane-worker"))
-            failed = {f["itemIdentifier"] for f in answer.get("batchItemFailures", [])}
-            for m in messages:
-                if m["MessageId"] not in failed:
-                    self.sqs.delete_message(QueueUrl=self.url, ReceiptHandle=m["ReceiptHandle"])
+            while idle < 3:
+                messages = self.sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10).get("Messages", [])
+                if not messages:
+                    idle += 1
+                    continue
+                idle = 0
+                event = {"Records": [self.to_record(m, arn) for m in messages]}
+                answer = self.worker(event, self.context("taskplane-worker"))
+                failed = {f["itemIdentifier"] for f in answer.get("batchItemFailures", [])}
+                for m in messages:
+                    if m["MessageId"] not in failed:
+                        self.sqs.delete_message(QueueUrl=url, ReceiptHandle=m["ReceiptHandle"])
 
 
 ECHO = {"target": {"type": "builtin", "name": "echo"}, "payload": {"n": 1}}
@@ -159,19 +168,26 @@ FLAKY = {
 
 
 def per_task(work: Workload, url: str, tasks: int) -> dict[str, Any]:
-    work.use(url)
-    out = {}
-    for name, body in (("echo", ECHO), ("two_retries", FLAKY)):
-        before = stats(url)
-        work.run(tasks, body)
-        from taskplane import wiring
+    from taskplane import wiring
 
+    out: dict[str, Any] = {}
+    # One tenant; then many series: 20 tenants over 3 lanes. Delta (the default) sends what each
+    # invocation changed; cumulative repeats every series the environment has seen in every export.
+    scenarios = (
+        ("echo", ECHO, 1, ""),
+        ("two_retries", FLAKY, 1, ""),
+        ("echo_20_tenants_delta", ECHO, 20, ""),
+        ("echo_20_tenants_cumulative", ECHO, 20, "cumulative"),
+    )
+    for name, body, tenants, temporality in scenarios:
+        os.environ["OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE"] = temporality
+        work.use(url)
+        before = stats(url)
+        work.run(tasks, body, tenants=tenants)
         wiring.platform().telemetry.flush()
         got = diff(stats(url), before)
-        out[name] = {
-            "tasks": tasks,
-            **{f"{k}_per_task": round(v / tasks, 2) for k, v in got.items()},
-        }
+        out[name] = {"tasks": tasks, **{f"{k}_per_task": round(v / tasks, 2) for k, v in got.items()}}
+    os.environ.pop("OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE", None)
     out["span_names"] = stats(url)["span_names"]
     return out
 
@@ -291,7 +307,7 @@ def flush_costs(url: str, repeats: int) -> dict[str, Any]:
     per_span = []
     for _ in range(repeats * 4):
         began = time.perf_counter()
-        tracer.start_span("x").end()
+        tracer.start_span("bench.simple_processor").end()
         per_span.append((time.perf_counter() - began) * 1000)
     simple.shutdown()
     export.shutdown()

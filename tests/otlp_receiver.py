@@ -271,6 +271,19 @@ class OtlpReceiver:
         ]
         return found[-1] if found else None
 
+    def total(self, name: str, **attributes: Any) -> float:
+        """The count of metric ``name`` over every matching series: delta points added up, and the
+        last point of each cumulative series (a series is its attributes and its instance)."""
+        series: dict[Any, list[Point]] = {}
+        for p in self.all_points():
+            if p.name == name and all(p.attributes.get(k) == v for k, v in attributes.items()):
+                key = (tuple(sorted(p.attributes.items())), p.resource.get("service.instance.id"))
+                series.setdefault(key, []).append(p)
+        return sum(
+            sum(p.value for p in points) if points[-1].temporality == 1 else points[-1].value
+            for points in series.values()
+        )
+
     def wait_for(self, check: Callable[[], Any], timeout_s: float = 30.0) -> Any:
         """Poll ``check`` until it answers something truthy (its answer), or fail after ``timeout_s``."""
         deadline = time.monotonic() + timeout_s

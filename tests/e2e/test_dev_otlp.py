@@ -80,13 +80,8 @@ def test_dev_exports_metrics_and_one_trace_per_task_and_run():
         assert sorted(s.attributes["taskplane.node"] for s in nodes) == ["first", "second"]
         assert all(s.parent_span_id == start.span_id for s in nodes)
         # and the metrics, with the seed's attributes
-        point = receiver.wait_for(
-            lambda: (
-                (p := receiver.latest("taskplane.succeeded", tenant="default", stage="run"))
-                and p.value == 2
-                and p
-            )
-        )
+        receiver.wait_for(lambda: receiver.total("taskplane.succeeded", tenant="default", stage="run") == 2)
+        point = receiver.latest("taskplane.succeeded", tenant="default", stage="run")
         assert point.attributes == {
             "tenant": "default",
             "target_type": "builtin",
@@ -94,7 +89,9 @@ def test_dev_exports_metrics_and_one_trace_per_task_and_run():
             "stage": "run",
             "attempt": 1,
         }
-        assert receiver.latest("taskplane.node_succeeded", tenant="default", lane="workflow").value == 2
+        receiver.wait_for(
+            lambda: receiver.total("taskplane.node_succeeded", tenant="default", lane="workflow") == 2
+        )
     finally:
         code, out = stop(process)
         receiver.stop()

@@ -104,7 +104,8 @@ def test_a_task_is_one_trace_from_submit_through_the_worker(traced, receiver, ap
     ]
     for name, stage in expected:
         point = receiver.wait_for(lambda n=name, s=stage: receiver.latest(n, **base, stage=s, attempt=1))
-        assert point.kind == "sum" and point.monotonic and point.value == 1, (name, point)
+        assert point.kind == "sum" and point.monotonic and point.temporality == 1, (name, point)  # delta
+        assert receiver.total(name, **base, stage=stage) == 1, name
     duration = receiver.latest("taskplane.duration", **base, stage="run", attempt=1)
     assert duration is not None and duration.kind == "histogram" and duration.unit == "ms"
     assert duration.value == 1 and duration.total >= 0
@@ -270,7 +271,7 @@ def test_a_collector_that_fails_costs_no_task_and_is_left_alone_for_a_while(trac
     wiring.platform().tracing._quiet_until = 0.0
     wiring.platform().telemetry.flush()
     receiver.wait_for(lambda: receiver.latest("taskplane.succeeded", tenant="acme"))
-    assert receiver.latest("taskplane.succeeded", tenant="acme").value == 3
+    assert receiver.total("taskplane.succeeded", tenant="acme") == 3
 
 
 def test_every_door_makes_the_root_a_batch_and_a_redrive_included(traced, receiver, api, drain):
@@ -311,3 +312,18 @@ def test_every_door_makes_the_root_a_batch_and_a_redrive_included(traced, receiv
     )
     failed = receiver.wait_for(lambda: receiver.latest("taskplane.failed", tenant="acme", attempt=1))
     assert failed.value == 1 and failed.attributes["error_type"] == "BuiltinFailure"
+
+
+def test_cumulative_counters_when_the_standard_variable_asks(aws, receiver, api, drain, monkeypatch):
+    # Given export with cumulative temporality (what Prometheus reads without a converting collector)
+    monkeypatch.setenv("OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE", "cumulative")
+    traced_platform(aws, receiver)
+    # When two tasks run, in two api invocations and a worker batch
+    for _ in range(2):
+        api("POST", "/v1/tasks", {"target": {"type": "builtin", "name": "echo"}})
+    drain()
+    # Then the submitted counter's points are running totals, repeated by every export (the worker's
+    # too: one process here), not the 1s that delta sends
+    submitted = [p for p in receiver.all_points() if p.name == "taskplane.submitted"]
+    assert {p.temporality for p in submitted} == {2} and [p.value for p in submitted] == [1, 2, 2]
+    assert receiver.total("taskplane.submitted", tenant="acme") == 2

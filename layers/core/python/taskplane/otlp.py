@@ -8,8 +8,8 @@ Metrics. Every point the platform records through ``MetricsBuffer`` is also an O
 instrument: each count a counter ``taskplane.<name>``, attempt durations a histogram
 ``taskplane.duration`` (ms), with the attributes ``tenant``, ``target_type``, ``lane``, ``stage``
 and, where they apply, ``attempt`` and ``error_type`` (``observability.metric_attributes``).
-Temporality is the exporter's (cumulative unless ``OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE``
-says ``delta``); every execution environment is its own ``service.instance.id``.
+Temporality is delta unless ``OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE`` says otherwise;
+every execution environment is its own ``service.instance.id``.
 
 Traces. One trace per task and one per workflow run (``domain/tracecontext.py``: the ids are a hash
 of the tenant and the id, so no function has to read or carry them to find the trace):
@@ -53,8 +53,12 @@ from opentelemetry import context as otel_context
 from opentelemetry import trace
 from opentelemetry.exporter.otlp.proto.http.metric_exporter import OTLPMetricExporter
 from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
-from opentelemetry.sdk.metrics import MeterProvider
-from opentelemetry.sdk.metrics.export import MetricExportResult, PeriodicExportingMetricReader
+from opentelemetry.sdk.metrics import Counter, Histogram, MeterProvider
+from opentelemetry.sdk.metrics.export import (
+    AggregationTemporality,
+    MetricExportResult,
+    PeriodicExportingMetricReader,
+)
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExportResult
@@ -93,6 +97,15 @@ DURATION_BUCKETS_MS: tuple[int, ...] = (5, 10, 25, 50, 100, 250, 500, 1_000, 2_5
 DURATION_BUCKETS_MS += (30_000, 60_000, 120_000, 300_000, 600_000, 900_000)
 #: The unit of each counter (OpenTelemetry annotations: Prometheus drops them from the name).
 _UNITS = {"node_": "{node}", "compensation_": "{node}", "schedule_": "{fire}", "poison": "{message}"}
+#: Delta unless the standard variable says otherwise: every invocation exports, and with cumulative
+#: counters each export would repeat every series the execution environment ever saw (per tenant,
+#: lane, target type, attempt...); with delta it carries what changed since the last one, and
+#: nothing at all when nothing did.
+TEMPORALITY_VARIABLE = "OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE"
+DELTA: dict[type, AggregationTemporality] = {
+    Counter: AggregationTemporality.DELTA,
+    Histogram: AggregationTemporality.DELTA,
+}
 #: Span names of the step function's actions.
 STEP_SPANS = {
     "run": "workflow.node",
@@ -243,7 +256,11 @@ class OtlpExport:
             BatchSpanProcessor(self._span_exporter, max_queue_size=MAX_QUEUED_SPANS)
         )
         self._tracer = self.tracer_provider.get_tracer("taskplane", __version__)
-        self._metric_exporter = _MetricExporter(endpoint=f"{base}/v1/metrics", timeout=export_timeout_s)
+        self._metric_exporter = _MetricExporter(
+            endpoint=f"{base}/v1/metrics",
+            timeout=export_timeout_s,
+            preferred_temporality=None if os.environ.get(TEMPORALITY_VARIABLE) else DELTA,
+        )
         # No timer: flush exports at the end of each invocation (a timer thread would be frozen
         # with the execution environment between invocations anyway).
         reader = PeriodicExportingMetricReader(
