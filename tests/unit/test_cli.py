@@ -273,6 +273,7 @@ def test_dev_passes_every_option(runtime: list[dict[str, Any]], tmp_path: Path) 
     functions.write_text("def handler(event, context):\n    return event\n")
     argv = ["dev", "--host", "0.0.0.0", "--port", "9001", "--api-key", "dev-key"]
     argv += ["--tenant", "acme=acme-key", "--tenant", "globex=g=k", "--functions", str(functions), "--strict"]
+    argv += ["--otlp", "http://localhost:4318"]
     # When dev runs
     code = main(argv)
     # Then the runtime got them, tenants as a NAME -> KEY dict
@@ -285,6 +286,7 @@ def test_dev_passes_every_option(runtime: list[dict[str, Any]], tmp_path: Path) 
             "tenants": {"acme": "acme-key", "globex": "g=k"},
             "functions_file": str(functions),
             "strict": True,
+            "otlp": "http://localhost:4318",
         }
     ]
 
@@ -301,6 +303,7 @@ def test_dev_defaults(runtime: list[dict[str, Any]]) -> None:
             "tenants": {},
             "functions_file": None,
             "strict": False,
+            "otlp": None,
         }
     ]
 
