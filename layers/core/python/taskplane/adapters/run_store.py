@@ -145,7 +145,7 @@ class RunStore(AwsClient["DynamoDBClient"]):
 
     def create(self, run: RunRecord, *, expires_at: int | None = None) -> None:
         """Store a new run and its listing entry."""
-        item = {**_run_item(run), "expires_at": expires_at}
+        item = {**run_item(run), "expires_at": expires_at}
         listing = {
             "pk": f"L#{run.tenant}#{run.workflow}",
             "sk": run.run_id,
@@ -171,7 +171,7 @@ class RunStore(AwsClient["DynamoDBClient"]):
             "reading the run", "get_item", Key=self._key(tenant, run_id, RUN), ConsistentRead=True
         )
         item = found.get("Item")
-        return _run(tenant, deserialize(item)) if item else None
+        return run_from_item(tenant, deserialize(item)) if item else None
 
     def ledger(
         self, tenant: str, run_id: str
@@ -191,11 +191,11 @@ class RunStore(AwsClient["DynamoDBClient"]):
                 item = deserialize(raw)
                 sk: str = item["sk"]
                 if sk == RUN:
-                    run = _run(tenant, item)
+                    run = run_from_item(tenant, item)
                 elif sk.startswith("N#"):
-                    nodes[sk[2:]] = _node(sk[2:], item)
+                    nodes[sk[2:]] = node_from_item(sk[2:], item)
                 elif sk.startswith("C#"):
-                    comps[sk[2:]] = _compensation(sk[2:], item)
+                    comps[sk[2:]] = compensation_from_item(sk[2:], item)
             if "LastEvaluatedKey" not in found:
                 return run, nodes, comps
             kwargs["ExclusiveStartKey"] = found["LastEvaluatedKey"]
@@ -224,7 +224,7 @@ class RunStore(AwsClient["DynamoDBClient"]):
             changes = {**changes, "expires_at": expires_at}
         for i, (name, value) in enumerate(sorted(changes.items())):
             names[f"#c{i}"] = name
-            values[f":c{i}"] = _stored(name, value)
+            values[f":c{i}"] = stored_value(name, value)
             sets.append(f"#c{i} = :c{i}")
         expr = "SET " + ", ".join(sets)
         if remove:
@@ -259,7 +259,7 @@ class RunStore(AwsClient["DynamoDBClient"]):
             raise translate(exc, "updating the run") from exc
         except BotoCoreError as exc:
             raise translate(exc, "updating the run") from exc
-        after = _run(run.tenant, deserialize(resp["Attributes"]))
+        after = run_from_item(run.tenant, deserialize(resp["Attributes"]))
         if after.state != run.state or "state" in changes:
             self._list_entry(after, expires_at)
         return after
@@ -420,7 +420,7 @@ class RunStore(AwsClient["DynamoDBClient"]):
             raise translate(exc, "starting a node") from exc
         except BotoCoreError as exc:
             raise translate(exc, "starting a node") from exc
-        return _node(node, deserialize(resp["Attributes"]))
+        return node_from_item(node, deserialize(resp["Attributes"]))
 
     def withdraw_start(self, tenant: str, run_id: str, node: str, *, try_id: str) -> None:
         """Undo :meth:`start_node` for an attempt that must not run after all."""
@@ -455,7 +455,7 @@ class RunStore(AwsClient["DynamoDBClient"]):
         large: list[str] = []
         for item in self._batch_get(keys, "reading a node's inputs"):
             if item["sk"] == RUN:
-                run = _run(tenant, item)
+                run = run_from_item(tenant, item)
             elif item.get("state") == NodeState.SUCCEEDED.value:
                 if "preview" in item:
                     outputs[item["sk"][2:]] = json.loads(item["preview"])
@@ -715,7 +715,7 @@ class RunStore(AwsClient["DynamoDBClient"]):
 _JSON_FIELDS = frozenset({"input", "error"})
 
 
-def _stored(name: str, value: Any) -> Any:
+def stored_value(name: str, value: Any) -> Any:
     if name in _JSON_FIELDS:
         return None if value is None else _json(value)
     if isinstance(value, RunState | Phase | NodeState):
@@ -723,7 +723,7 @@ def _stored(name: str, value: Any) -> Any:
     return value
 
 
-def _run_item(run: RunRecord) -> dict[str, Any]:
+def run_item(run: RunRecord) -> dict[str, Any]:
     return {
         "pk": RunStore._pk(run.tenant, run.run_id),
         "sk": RUN,
@@ -746,7 +746,7 @@ def _run_item(run: RunRecord) -> dict[str, Any]:
     }
 
 
-def _run(tenant: str, item: dict[str, Any]) -> RunRecord:
+def run_from_item(tenant: str, item: dict[str, Any]) -> RunRecord:
     return RunRecord(
         tenant=tenant,
         run_id=item["run_id"],
@@ -768,7 +768,7 @@ def _run(tenant: str, item: dict[str, Any]) -> RunRecord:
     )
 
 
-def _node(node_id: str, item: dict[str, Any]) -> NodeRecord:
+def node_from_item(node_id: str, item: dict[str, Any]) -> NodeRecord:
     return NodeRecord(
         id=node_id,
         state=NodeState(item["state"]) if "state" in item else NodeState.PENDING,
@@ -784,7 +784,7 @@ def _node(node_id: str, item: dict[str, Any]) -> NodeRecord:
     )
 
 
-def _compensation(node_id: str, item: dict[str, Any]) -> CompensationRecord:
+def compensation_from_item(node_id: str, item: dict[str, Any]) -> CompensationRecord:
     return CompensationRecord(
         id=node_id,
         state=NodeState(item["state"]) if "state" in item else NodeState.PENDING,
