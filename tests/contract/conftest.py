@@ -97,7 +97,9 @@ def _moto_backend(session: Any, settings: Any) -> Backend:
     events = session.client("events")
     wheel = WheelStore(settings.wheel_table, settings.control_table, ddb)
     lane_url = settings.queue_urls[RULE_LANE]
-    lane_arn = sqs.get_queue_attributes(QueueUrl=lane_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    lane_arn = sqs.get_queue_attributes(QueueUrl=lane_url, AttributeNames=["QueueArn"])["Attributes"][
+        "QueueArn"
+    ]
 
     def add_rule(bus: str, pattern: dict[str, Any], name: str) -> None:
         events.put_rule(Name=name, EventBusName=bus, EventPattern=json.dumps(pattern), State="ENABLED")
@@ -179,7 +181,9 @@ def _sqlite_backend() -> Backend:
 
     db = Database(":memory:")
     lane: list[str] = []
-    bridge = SqliteEventBridge(db, lambda lane_name, body: lane.append(body) if lane_name == RULE_LANE else None)
+    bridge = SqliteEventBridge(
+        db, lambda lane_name, body: lane.append(body) if lane_name == RULE_LANE else None
+    )
     bus = "contract-events"
     bridge.create_bus(bus)
 

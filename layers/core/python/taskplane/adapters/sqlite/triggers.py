@@ -19,7 +19,9 @@ class SqliteTriggerStore:
             )
 
     def get(self, tenant: str, trigger_id: str) -> Trigger | None:
-        row = self._db.one("SELECT doc FROM triggers WHERE tenant = ? AND trigger_id = ?", (tenant, trigger_id))
+        row = self._db.one(
+            "SELECT doc FROM triggers WHERE tenant = ? AND trigger_id = ?", (tenant, trigger_id)
+        )
         return Trigger.model_validate_json(row["doc"]) if row else None
 
     def list(self, tenant: str) -> list[Trigger]:
