@@ -16,7 +16,6 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from taskplane.adapters.dead_letters import DeadLetterStore
 from taskplane.adapters.task_store import TaskStore
 from taskplane.domain.allowlist import TargetPolicy
 from taskplane.domain.clock import Clock
@@ -26,6 +25,7 @@ from taskplane.domain.errors import Conflict, InvalidRequest, NotFound, Taskplan
 from taskplane.domain.ids import is_valid_id, new_id
 from taskplane.domain.models import HistoryEntry, Task
 from taskplane.domain.states import TaskState
+from taskplane.services.ports import DeadLetterRecords
 
 #: Most dead letters one redrive call handles (the rest: call again).
 MAX_REDRIVE = 100
@@ -33,7 +33,7 @@ MAX_REDRIVE = 100
 
 @dataclass
 class DeadLetterService:
-    records: DeadLetterStore
+    records: DeadLetterRecords
     tasks: TaskStore
     clock: Clock
     #: queues a freshly stored task (TaskService.queue_new); raises when it could not be queued

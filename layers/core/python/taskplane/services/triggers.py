@@ -9,7 +9,6 @@ from typing import Any
 
 from taskplane.adapters.queues import LaneMessage
 from taskplane.adapters.task_store import TaskStore
-from taskplane.adapters.triggers import TriggerRules, TriggerStore
 from taskplane.domain.allowlist import TargetPolicy
 from taskplane.domain.clock import Clock
 from taskplane.domain.entry import check_task_body
@@ -27,6 +26,7 @@ from taskplane.domain.triggers import (
     scoped_pattern,
     trigger_task_id,
 )
+from taskplane.services.ports import TriggerRecords, TriggerRuleSet
 
 
 def _event_time_ms(event: dict[str, Any]) -> int | None:
@@ -42,8 +42,8 @@ def _event_time_ms(event: dict[str, Any]) -> int | None:
 
 @dataclass
 class TriggerService:
-    store: TriggerStore
-    rules: TriggerRules
+    store: TriggerRecords
+    rules: TriggerRuleSet
     tasks: TaskStore
     clock: Clock
     make_id: Callable[[int], str] = new_id

@@ -31,10 +31,10 @@ from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass, field
 from typing import Any
 
-from taskplane.adapters.run_store import CompensationRecord, NodeRecord, RunRecord, RunStore
+from taskplane.adapters.run_store import CompensationRecord, NodeRecord, RunRecord
 from taskplane.adapters.stepfunctions import StepFunctions
 from taskplane.adapters.targets import TargetFailure, TargetRunners
-from taskplane.adapters.workflow_store import VersionRecord, WorkflowRecord, WorkflowStore
+from taskplane.adapters.workflow_store import VersionRecord, WorkflowRecord
 from taskplane.domain.allowlist import TargetPolicy
 from taskplane.domain.asl import END_GATE, GRACE_S, RESUME_COMPENSATION, compile_asl, gated, to_json
 from taskplane.domain.clock import Clock, to_rfc3339
@@ -68,7 +68,7 @@ from taskplane.domain.workflow import (
     parse_workflow,
     workflow_from_canonical,
 )
-from taskplane.services.ports import Idempotency, NullTelemetry, Telemetry
+from taskplane.services.ports import Idempotency, NullTelemetry, RunLedger, Telemetry, WorkflowRecords
 
 #: Outputs up to this size are shown inline in ``GET /v1/runs/{id}``; larger ones have their own route.
 PREVIEW_BYTES = 2048
@@ -83,7 +83,7 @@ assert NodeAttemptFailed.__name__ == RETRYABLE_ERROR and NodeFailed.__name__ == 
 class Catalog:
     """Published versions as parsed :class:`Workflow` objects (cached: versions never change)."""
 
-    def __init__(self, store: WorkflowStore, size: int = 128) -> None:
+    def __init__(self, store: WorkflowRecords, size: int = 128) -> None:
         self.store = store
         self._cache: OrderedDict[tuple[str, str, int], tuple[Workflow, VersionRecord]] = OrderedDict()
         self._size = size
@@ -190,8 +190,8 @@ def run_view(
 class WorkflowService:
     """Definitions, versions, routing and runs, for the HTTP API."""
 
-    store: WorkflowStore
-    runs: RunStore
+    store: WorkflowRecords
+    runs: RunLedger
     sfn: StepFunctions
     clock: Clock
     step_function_arn: str
@@ -656,8 +656,8 @@ class RunRef:
 class StepService:
     """What the step function does for one Step Functions task of a run."""
 
-    store: WorkflowStore
-    runs: RunStore
+    store: WorkflowRecords
+    runs: RunLedger
     sfn: StepFunctions
     runners: TargetRunners
     clock: Clock
