@@ -576,7 +576,7 @@ class RunStore(AwsClient["DynamoDBClient"]):
         expect: NodeState = NodeState.RUNNING,
     ) -> bool:
         """Record a failed attempt (``RETRYING``) or the node's failure (``FAILED``)."""
-        # Only the names the expressions use: DynamoDB refuses an unused one (ValidationException).
+        # Only names the expressions use: DynamoDB refuses an unused one (ValidationException).
         names = {"#state": "state", "#err": "error"}
         values: dict[str, Any] = {
             ":st": {"S": state.value},
@@ -680,7 +680,7 @@ class RunStore(AwsClient["DynamoDBClient"]):
         error: dict[str, Any] | None,
         now_ms: int,
     ) -> bool:
-        # Only the names the expressions use: DynamoDB refuses an unused one (ValidationException).
+        # Only names the expressions use: DynamoDB refuses an unused one (ValidationException).
         names = {"#state": "state", "#try": "try", "#err": "error"}
         values: dict[str, Any] = {
             ":st": {"S": state.value},
