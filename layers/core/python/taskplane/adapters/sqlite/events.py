@@ -142,14 +142,13 @@ class SqliteEventsClient:
             raise _client_error(
                 "ValidationException", "Entries must hold between 1 and 10 entries", "PutEvents"
             )
-        answers: list[dict[str, Any]] = []
-        for entry in Entries:
-            bus = entry.get("EventBusName") or "default"
+        buses = [entry.get("EventBusName") or "default" for entry in Entries]
+        for bus in dict.fromkeys(buses):  # checked before anything is put: a refused call puts nothing
             if not self._bridge.has_bus(bus):
                 raise _client_error(
                     "ResourceNotFoundException", f"Event bus {bus} does not exist.", "PutEvents"
                 )
-            answers.append(self._one(bus, entry))
+        answers = [self._one(bus, entry) for bus, entry in zip(buses, Entries, strict=True)]
         return {
             "FailedEntryCount": sum(1 for a in answers if "ErrorCode" in a),
             "Entries": answers,
