@@ -25,6 +25,7 @@ RULE_LANE = "default"
 class Backend:
     name: str
     tenant: str
+    tasks: Any
     schedules: Any
     workflows: Any
     runs: Any
@@ -88,6 +89,7 @@ def _moto_backend(session: Any, settings: Any) -> Backend:
     from taskplane.adapters.idempotency import PowertoolsIdempotency
     from taskplane.adapters.run_store import RunStore
     from taskplane.adapters.schedule_store import ScheduleStore
+    from taskplane.adapters.task_store import TaskStore
     from taskplane.adapters.triggers import TriggerRules, TriggerStore
     from taskplane.adapters.wheel_store import WheelStore
     from taskplane.adapters.workflow_store import WorkflowStore
@@ -141,6 +143,7 @@ def _moto_backend(session: Any, settings: Any) -> Backend:
     backend = Backend(
         name="moto",
         tenant="t" + uuid.uuid4().hex[:10],
+        tasks=TaskStore(settings.tasks_table, ddb, buckets=settings.task_buckets),
         schedules=ScheduleStore(settings.schedules_table, wheel, ddb),
         workflows=WorkflowStore(settings.workflows_table, ddb),
         runs=RunStore(settings.runs_table, ddb),
@@ -175,6 +178,7 @@ def _sqlite_backend() -> Backend:
     from taskplane.adapters.sqlite.idempotency import SqlitePersistenceLayer
     from taskplane.adapters.sqlite.runs import SqliteRunStore
     from taskplane.adapters.sqlite.schedules import SqliteScheduleStore
+    from taskplane.adapters.sqlite.tasks import SqliteTaskStore
     from taskplane.adapters.sqlite.triggers import SqliteTriggerStore
     from taskplane.adapters.sqlite.workflows import SqliteWorkflowStore
     from taskplane.domain.wheel import WheelEntry
@@ -214,6 +218,7 @@ def _sqlite_backend() -> Backend:
     backend = Backend(
         name="sqlite",
         tenant="t" + uuid.uuid4().hex[:10],
+        tasks=SqliteTaskStore(db),
         schedules=SqliteScheduleStore(db),
         workflows=SqliteWorkflowStore(db),
         runs=SqliteRunStore(db),

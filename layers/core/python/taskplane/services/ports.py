@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import builtins
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
     from taskplane.adapters.run_store import CompensationRecord, NodeRecord, RunRecord, RunSummary
+    from taskplane.adapters.task_store import TransitionResult
     from taskplane.adapters.workflow_store import VersionRecord, WorkflowRecord
     from taskplane.domain.breaker import Breaker
     from taskplane.domain.dead_letters import DeadLetter
+    from taskplane.domain.models import Task
     from taskplane.domain.schedules import Schedule
+    from taskplane.domain.states import TaskState
     from taskplane.domain.triggers import Trigger
     from taskplane.domain.wheel import WheelEntry
     from taskplane.domain.workflow import NodeState, Phase, RunState
@@ -48,6 +52,42 @@ class Idempotency(Protocol):
 # -- stores with two implementations: DynamoDB/EventBridge (adapters/) and SQLite (adapters/sqlite/) --
 # A lost conditional write answers False or None (never raises); failures of the store itself raise
 # domain errors (Unavailable, Throttled). tests/contract runs the same tests against both.
+
+
+class TaskRecords(Protocol):
+    def create(self, task: Task) -> None: ...
+
+    def create_many(self, tasks: list[Task]) -> list[Exception | None]: ...
+
+    def get(self, tenant: str, task_id: str) -> Task | None: ...
+
+    def list(
+        self, tenant: str, *, limit: int = 50, cursor: str | None = None, state: TaskState | None = None
+    ) -> tuple[list[Task], str | None]: ...
+
+    def transition(
+        self,
+        tenant: str,
+        task_id: str,
+        expected: TaskState,
+        path: builtins.list[TaskState],
+        *,
+        at_ms: int,
+        detail: str | None = None,
+        fields: dict[str, Any] | None = None,
+        remove: tuple[str, ...] = (),
+        add_attempt: bool = False,
+        expected_attempts: int | None = None,
+        return_task: bool = True,
+        due_field: str | None = None,
+        due_by: int | None = None,
+    ) -> TransitionResult: ...
+
+    def heartbeat(self, tenant: str, task_id: str, attempts: int, at_ms: int) -> bool: ...
+
+    def note(self, tenant: str, task_id: str, state: TaskState, *, at_ms: int, detail: str) -> bool: ...
+
+    def delete_unstarted(self, tenant: str, task_id: str) -> None: ...
 
 
 class BreakerRecords(Protocol):

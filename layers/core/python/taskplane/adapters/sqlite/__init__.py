@@ -21,12 +21,15 @@ if TYPE_CHECKING:  # mypy checks that both sets implement each port
         from taskplane.adapters.sqlite.events import SqliteEventBridge, SqliteTriggerRules
         from taskplane.adapters.sqlite.runs import SqliteRunStore
         from taskplane.adapters.sqlite.schedules import SqliteScheduleStore
+        from taskplane.adapters.sqlite.tasks import SqliteTaskStore
         from taskplane.adapters.sqlite.triggers import SqliteTriggerStore
         from taskplane.adapters.sqlite.workflows import SqliteWorkflowStore
+        from taskplane.adapters.task_store import TaskStore
         from taskplane.adapters.triggers import TriggerRules, TriggerStore
         from taskplane.adapters.wheel_store import WheelStore
         from taskplane.adapters.workflow_store import WorkflowStore
 
+        tasks: list[ports.TaskRecords] = [TaskStore(""), SqliteTaskStore(db)]
         breakers: list[ports.BreakerRecords] = [BreakerStore(""), SqliteBreakerStore(db)]
         counts: list[ports.InflightCounts] = [InflightCounters(""), SqliteInflightCounters(db)]
         letters: list[ports.DeadLetterRecords] = [DeadLetterStore(""), SqliteDeadLetterStore(db)]
@@ -41,4 +44,4 @@ if TYPE_CHECKING:  # mypy checks that both sets implement each port
         ]
         workflows: list[ports.WorkflowRecords] = [WorkflowStore(""), SqliteWorkflowStore(db)]
         runs: list[ports.RunLedger] = [RunStore(""), SqliteRunStore(db)]
-        del breakers, counts, letters, schedules, triggers, rules, workflows, runs
+        del tasks, breakers, counts, letters, schedules, triggers, rules, workflows, runs

@@ -32,6 +32,10 @@ SCHEMA_VERSION = 1
 #: Every table (its rows are each store's items; columns that conditions and listings use are
 #: columns, the rest of a record is JSON in ``doc``).
 SCHEMA = """
+CREATE TABLE IF NOT EXISTS tasks (
+    tenant TEXT NOT NULL, task_id TEXT NOT NULL, state TEXT NOT NULL, doc TEXT NOT NULL, expires_at INTEGER,
+    PRIMARY KEY (tenant, task_id)) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS tasks_by_state ON tasks (tenant, state, task_id);
 CREATE TABLE IF NOT EXISTS schedules (
     tenant TEXT NOT NULL, schedule_id TEXT NOT NULL, next_fire_at INTEGER, doc TEXT NOT NULL,
     PRIMARY KEY (tenant, schedule_id)) WITHOUT ROWID;
@@ -75,7 +79,7 @@ CREATE TABLE IF NOT EXISTS wheel (
 """
 
 #: Tables whose rows expire (``expires_at``, epoch seconds), as the DynamoDB tables with a TTL.
-EXPIRING = ("run_items", "run_listing", "wheel")
+EXPIRING = ("tasks", "run_items", "run_listing", "wheel")
 
 
 class SchemaMismatch(RuntimeError):
