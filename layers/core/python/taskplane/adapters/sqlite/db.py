@@ -72,6 +72,14 @@ CREATE TABLE IF NOT EXISTS event_buses (
 CREATE TABLE IF NOT EXISTS event_rules (
     bus TEXT NOT NULL, name TEXT NOT NULL, pattern TEXT NOT NULL, lane TEXT, envelope TEXT,
     PRIMARY KEY (bus, name)) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS queues (
+    name TEXT PRIMARY KEY, visibility_s INTEGER NOT NULL, delay_s INTEGER NOT NULL, dlq TEXT,
+    max_receives INTEGER) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS messages (
+    queue TEXT NOT NULL, id TEXT NOT NULL, body TEXT NOT NULL, attributes TEXT, sent_at INTEGER NOT NULL,
+    visible_at INTEGER NOT NULL, receives INTEGER NOT NULL, first_received_at INTEGER, receipt TEXT);
+CREATE INDEX IF NOT EXISTS messages_due ON messages (queue, visible_at);
+CREATE INDEX IF NOT EXISTS messages_receipt ON messages (receipt);
 CREATE TABLE IF NOT EXISTS wheel (
     shard INTEGER NOT NULL, slot INTEGER NOT NULL, sk TEXT NOT NULL, tenant TEXT NOT NULL,
     kind TEXT NOT NULL, lane TEXT NOT NULL, attempt INTEGER NOT NULL, expires_at INTEGER,
