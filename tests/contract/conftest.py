@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 
-#: Where rules under test send what they match (one queue on moto, a list on SQLite).
+#: The lane rules under test send what they match to (an SQS queue on moto, a SQLite queue on SQLite).
 RULE_LANE = "default"
 
 
@@ -176,6 +176,7 @@ def _sqlite_backend() -> Backend:
         SqliteTriggerRules,
     )
     from taskplane.adapters.sqlite.idempotency import SqlitePersistenceLayer
+    from taskplane.adapters.sqlite.queues import SqliteQueues
     from taskplane.adapters.sqlite.runs import SqliteRunStore
     from taskplane.adapters.sqlite.schedules import SqliteScheduleStore
     from taskplane.adapters.sqlite.tasks import SqliteTaskStore
@@ -184,9 +185,14 @@ def _sqlite_backend() -> Backend:
     from taskplane.domain.wheel import WheelEntry
 
     db = Database(":memory:")
-    lane: list[str] = []
+    queues = SqliteQueues(db)
+    urls = {
+        name: queues.create_queue(QueueName=f"contract-{name}")["QueueUrl"]
+        for name in ("high", "default", "low")
+    }
+    # Matched events go onto the SQLite lane queues, as the runtime wires it.
     bridge = SqliteEventBridge(
-        db, lambda lane_name, body: lane.append(body) if lane_name == RULE_LANE else None
+        db, lambda lane, body: queues.send_message(QueueUrl=urls[lane], MessageBody=body)
     )
     bus = "contract-events"
     bridge.create_bus(bus)
@@ -196,9 +202,14 @@ def _sqlite_backend() -> Backend:
         bridge.put_rule(bus_name, name, pattern, RULE_LANE, template)
 
     def take_lane() -> list[str]:
-        taken = list(lane)
-        lane.clear()
-        return taken
+        bodies: list[str] = []
+        while messages := queues.receive_message(QueueUrl=urls[RULE_LANE], MaxNumberOfMessages=10).get(
+            "Messages"
+        ):
+            for m in messages:
+                bodies.append(m["Body"])
+                queues.delete_message(QueueUrl=urls[RULE_LANE], ReceiptHandle=m["ReceiptHandle"])
+        return bodies
 
     def wheel_entries(shard: int, slot: int) -> list[WheelEntry]:
         rows = db.query("SELECT * FROM wheel WHERE shard = ? AND slot = ? ORDER BY sk", (shard, slot))
