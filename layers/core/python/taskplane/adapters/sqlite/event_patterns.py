@@ -110,10 +110,13 @@ def _check_numeric(operand: Any, where: str) -> None:
         ops, values = operand[::2], operand[1::2]
         ok = all(o in _NUMERIC_OPS for o in ops) and all(_is_number(v) for v in values)
         if ok and len(operand) == 4:
-            # a range: a lower bound, then an upper one above it
-            ok = ops[0] in (">", ">=") and ops[1] in ("<", "<=") and values[0] < values[1]
+            # a range: one lower bound and one upper bound above it, in either order
+            bounds = dict(zip(ops, values, strict=True))
+            low = [v for o, v in bounds.items() if o in (">", ">=")]
+            high = [v for o, v in bounds.items() if o in ("<", "<=")]
+            ok = len(low) == 1 and len(high) == 1 and low[0] < high[0]
     if not ok:
-        raise InvalidPattern(f'{where}: numeric takes ["<op>", n] or [">"|">=", low, "<"|"<=", high]')
+        raise InvalidPattern(f'{where}: numeric takes ["<op>", n] or a range such as [">", low, "<=", high]')
 
 
 def _check_anything_but(operand: Any, where: str) -> None:
