@@ -26,6 +26,7 @@ class Backend:
     name: str
     tenant: str
     tasks: Any
+    wheel: Any
     schedules: Any
     workflows: Any
     runs: Any
@@ -144,6 +145,7 @@ def _moto_backend(session: Any, settings: Any) -> Backend:
         name="moto",
         tenant="t" + uuid.uuid4().hex[:10],
         tasks=TaskStore(settings.tasks_table, ddb, buckets=settings.task_buckets),
+        wheel=wheel,
         schedules=ScheduleStore(settings.schedules_table, wheel, ddb),
         workflows=WorkflowStore(settings.workflows_table, ddb),
         runs=RunStore(settings.runs_table, ddb),
@@ -181,8 +183,8 @@ def _sqlite_backend() -> Backend:
     from taskplane.adapters.sqlite.schedules import SqliteScheduleStore
     from taskplane.adapters.sqlite.tasks import SqliteTaskStore
     from taskplane.adapters.sqlite.triggers import SqliteTriggerStore
+    from taskplane.adapters.sqlite.wheel import SqliteWheelStore
     from taskplane.adapters.sqlite.workflows import SqliteWorkflowStore
-    from taskplane.domain.wheel import WheelEntry
 
     db = Database(":memory:")
     queues = SqliteQueues(db)
@@ -211,25 +213,11 @@ def _sqlite_backend() -> Backend:
                 queues.delete_message(QueueUrl=urls[RULE_LANE], ReceiptHandle=m["ReceiptHandle"])
         return bodies
 
-    def wheel_entries(shard: int, slot: int) -> list[WheelEntry]:
-        rows = db.query("SELECT * FROM wheel WHERE shard = ? AND slot = ? ORDER BY sk", (shard, slot))
-        return [
-            WheelEntry(
-                shard=r["shard"],
-                due_ms=int(r["sk"].split("#", 1)[0]),
-                item_id=r["sk"].split("#", 1)[1],
-                tenant=r["tenant"],
-                kind=r["kind"],
-                lane=r["lane"],
-                attempt=r["attempt"],
-            )
-            for r in rows
-        ]
-
     backend = Backend(
         name="sqlite",
         tenant="t" + uuid.uuid4().hex[:10],
         tasks=SqliteTaskStore(db),
+        wheel=SqliteWheelStore(db),
         schedules=SqliteScheduleStore(db),
         workflows=SqliteWorkflowStore(db),
         runs=SqliteRunStore(db),
@@ -241,7 +229,7 @@ def _sqlite_backend() -> Backend:
         events_client=SqliteEventsClient(bridge),
         bus=bus,
         make_idempotency=lambda: PowertoolsIdempotency(persistence=lambda: SqlitePersistenceLayer(db)),
-        wheel_entries=wheel_entries,
+        wheel_entries=lambda shard, slot: SqliteWheelStore(db).load(shard, slot, "", None),
         add_rule=add_rule,
         take_lane=take_lane,
     )
