@@ -22,8 +22,12 @@ from __future__ import annotations
 
 import hashlib
 import re
+from typing import TYPE_CHECKING
 
 from pydantic import BaseModel, ConfigDict, Field
+
+if TYPE_CHECKING:
+    from taskplane.domain.models import Task
 
 #: Largest value kept inline in a DynamoDB item (every write of the item is billed per KB of it).
 INLINE_BYTES = 64 * 1024
@@ -33,6 +37,16 @@ MAX_API_PAYLOAD_BYTES = 5 * 1024 * 1024
 MAX_UPLOAD_BYTES = 100 * 1024 * 1024
 #: Largest result or node output kept (Lambda's synchronous response limit).
 MAX_RESULT_BYTES = 6 * 1024 * 1024
+#: The largest payload each target type gets inline in one call (Lambda takes a 6 MB request, SQS a
+#: 256 KiB message, EventBridge a 256 KB entry; the envelope needs the rest). A larger payload reaches
+#: the target as ``payload_url`` and ``payload_size`` instead.
+TARGET_INLINE_BYTES = {
+    "lambda": 5 * 1024 * 1024,
+    "http": 5 * 1024 * 1024,
+    "sqs": 200 * 1024,
+    "eventbridge": 200 * 1024,
+    "builtin": 6 * 1024 * 1024,
+}
 #: How long a presigned upload URL works.
 UPLOAD_URL_TTL_S = 900
 #: How long a presigned download URL (a large result in ``GET /v1/tasks/{id}``) works.
@@ -60,6 +74,13 @@ def expiry_days(wait_ms: int, retention_days: int) -> int:
     return retention_days + extra
 
 
+def lifetime_ms(task: Task, now_ms: int) -> int:
+    """How long a task can go on from now: until it is due, then every attempt and every backoff."""
+    wait = max(0, task.run_at - now_ms)
+    per_attempt = task.timeout_s * 1000 + task.retry.max_delay_ms
+    return wait + task.retry.max_attempts * per_attempt
+
+
 def expiry_classes(retention_days: int) -> list[int]:
     """Every lifetime :func:`expiry_days` can answer for this retention (one lifecycle rule each)."""
     return [retention_days + c for c in EXPIRY_CLASSES_DAYS]
@@ -72,7 +93,8 @@ class BlobRef(BaseModel):
 
     key: str
     size: int = Field(ge=0)
-    sha256: str
+    #: None for an upload the platform copied without reading it
+    sha256: str | None = None
 
 
 def digest(data: bytes) -> str:
@@ -103,6 +125,11 @@ def result_key(tenant: str, task_id: str, attempt: int) -> str:
 
 def output_key(tenant: str, run_id: str, node: str, try_id: str) -> str:
     return f"{tenant_prefix(tenant)}runs/{run_id}/{node}/{try_id}"
+
+
+def inline_limit(target: dict[str, object]) -> int:
+    """The largest payload ``target`` gets inline (:data:`TARGET_INLINE_BYTES`)."""
+    return TARGET_INLINE_BYTES.get(str(target.get("type")), INLINE_BYTES)
 
 
 def is_upload_id(value: str) -> bool:
