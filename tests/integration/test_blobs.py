@@ -152,3 +152,37 @@ def test_a_result_over_the_limit_is_not_kept_and_says_so(aws, api, drain):
     done = run_until(api, drain, task_id)
     assert done["result"]["unkept"] is True and done["result"]["reason"] == "too large"
     assert any("not kept" in (h["detail"] or "") for h in done["history"])
+
+
+def test_a_redriven_task_gets_its_own_copy_of_a_large_payload(aws, api, drain):
+    # Given a task with a large payload that failed for good
+    body = {"target": {"type": "builtin", "name": "fail"}, "payload": {"times": 9, "pad": "p" * 100_000}}
+    body["retry"] = {"max_attempts": 1}
+    old = api("POST", "/v1/tasks", body).body["task_id"]
+    run_until(api, drain, old, state="FAILED")
+    # When it is redriven
+    (result,) = api("POST", "/v1/dead-letters/redrive", {"ids": [old]}).body["results"]
+    new = result["redriven_as"]
+    # Then the fresh task names its own object, a copy of the payload
+    ref = aws.platform.tasks.store.get("acme", new).payload_ref
+    assert ref.key == f"t/acme/payloads/{new}"
+    assert json.loads(stored(aws, ref.key)) == body["payload"]
+
+
+def test_a_large_event_starts_a_task_whose_payload_is_in_the_bucket(aws, api, drain):
+    # Given a trigger, and an event just under the 64 KiB a detail may hold (the whole event is larger)
+    tid = api("POST", "/v1/triggers", {"event_pattern": {"source": ["shop"]}, "task": {"target": ECHO}}).body[
+        "trigger_id"
+    ]
+    detail = {"blob": "e" * 65_400}
+    reply = api("POST", "/v1/events", {"events": [{"source": "shop", "detail_type": "x", "detail": detail}]})
+    assert reply.status == 200 and "event_id" in reply.body["results"][0], reply.body
+    # When the worker takes the event
+    drain(rounds=2)
+    # Then the task it started keeps the event in the bucket and echoed it whole
+    items, _ = aws.platform.tasks.list("acme", limit=10)
+    (task,) = [t for t in items if t.trigger_id == tid]
+    assert task.payload is None and task.payload_ref is not None
+    event = json.loads(stored(aws, task.payload_ref.key))
+    assert event["detail"]["blob"] == detail["blob"]
+    assert json.loads(stored(aws, task.result_ref.key)) == event

@@ -154,6 +154,8 @@ def build(settings: PlatformSettings, *, session: Any = None, clock: Clock | Non
         clock=clock,
         queue=lambda task: lanes.send_one(delivery_for(task, clock.now_ms())),
         targets=targets,
+        blobs=blobs,
+        retention_days=settings.retention_days,
     )
     schedules = ScheduleService(
         store=ScheduleStore(settings.schedules_table, wheel, ddb),
@@ -177,6 +179,8 @@ def build(settings: PlatformSettings, *, session: Any = None, clock: Clock | Non
             tenant: [ExternalEvents.model_validate(e) for e in entries]
             for tenant, entries in settings.external_events.items()
         },
+        blobs=blobs,
+        retention_days=settings.retention_days,
     )
     events = EventService(EventBus(settings.event_bus, events_client))
     ticker = Ticker(
@@ -187,7 +191,7 @@ def build(settings: PlatformSettings, *, session: Any = None, clock: Clock | Non
         telemetry=telemetry,
         fire_schedule=schedules.fire,
     )
-    workflows, steps = _build_workflows(settings, session, clock, ddb, runners, telemetry, targets)
+    workflows, steps = _build_workflows(settings, session, clock, ddb, runners, telemetry, targets, blobs)
     return Platform(
         dead_letters=dead_letters,
         workflows=workflows,
@@ -244,6 +248,7 @@ def _build_workflows(
     runners: Any,
     telemetry: Any,
     targets: Any,
+    blobs: Any = None,
 ) -> tuple[Any, Any]:
     """The workflow service (API) and the step service (step function), sharing their stores."""
     from botocore.config import Config
@@ -264,6 +269,7 @@ def _build_workflows(
     runs = RunStore(settings.runs_table, ddb)
     workflows = WorkflowService(
         targets=targets,
+        blobs=blobs,
         store=store,
         runs=runs,
         sfn=sfn,
@@ -282,6 +288,7 @@ def _build_workflows(
         retention_days=settings.retention_days,
         telemetry=telemetry,
         targets=targets,
+        blobs=blobs,
     )
     return workflows, steps
 
