@@ -11,13 +11,15 @@ The bucket is named by CloudFormation: bucket names are global across all accoun
 
 from __future__ import annotations
 
+from typing import cast
+
 import aws_cdk as cdk
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_s3 as s3
 from constructs import Construct
 
 from infra.config import EnvironmentConfig
-from infra.nag import acknowledge
+from infra.nag import acknowledge, iam5_resource
 from taskplane.domain.blobs import EXPIRY_TAG, OWNED_PREFIX, UPLOADS_PREFIX, expiry_classes
 
 
@@ -61,7 +63,8 @@ class Blobs(Construct):
         )
 
     def settings_fields(self) -> dict[str, str]:
-        return {"blob_bucket": self.bucket.bucket_name}
+        # URLs handed to clients are S3's own in AWS (the local runtime points them elsewhere).
+        return {"blob_bucket": self.bucket.bucket_name, "blob_url_endpoint": ""}
 
     def grant(self, role: iam.IRole, *, uploads: bool = False) -> None:
         """Get and put the objects tasks and runs own (and so presign URLs for them); with
@@ -74,3 +77,12 @@ class Blobs(Construct):
                 resources=[self.bucket.arn_for_objects(f"{p}*") for p in prefixes],
             )
         )
+        stack = cdk.Stack.of(self)
+        logical_id = stack.resolve(cast(s3.CfnBucket, self.bucket.node.default_child).logical_id)
+        for prefix in prefixes:
+            acknowledge(
+                role,
+                iam5_resource(f"<{logical_id}.Arn>/{prefix}*"),
+                "objects are named per tenant and task at run time; the grant is bounded to the "
+                "platform's own bucket and its prefix",
+            )
