@@ -302,6 +302,31 @@ def test_a_large_output_lives_apart_and_reaches_the_nodes_that_need_it(backend):
     assert not nodes["big"].has_preview and nodes["big"].out_bytes == len(text)
 
 
+def test_an_output_kept_in_the_bucket_is_answered_as_its_reference(backend):
+    from taskplane.domain.blobs import BlobRef
+
+    t = backend.tenant
+    r = run(t)
+    backend.runs.create(r)
+    ref = BlobRef(key=f"t/{t}/runs/{r.run_id}/huge/x", size=300_000, sha256="ab")
+    backend.runs.start_node(t, r.run_id, "huge", exec=1, try_id="x", now_ms=T0, expires_at=2 * 10**9)
+    assert backend.runs.node_succeeded(
+        t,
+        r.run_id,
+        "huge",
+        try_id="x",
+        attempt=1,
+        now_ms=T0 + 1,
+        output_json="",
+        out_bytes=300_000,
+        preview_json=None,
+        expires_at=2 * 10**9,
+        output_ref=ref,
+    )
+    assert backend.runs.node_inputs(t, r.run_id, ["huge"])[1] == {"huge": ref}
+    assert backend.runs.output(t, r.run_id, "huge") == (True, ref)
+
+
 def test_withdrawn_starts_and_failures_follow_their_conditions(backend):
     t = backend.tenant
     r = run(t)

@@ -11,7 +11,9 @@ partition key ``pk``            sort key   holds
                                            the output itself when small, the attempt's fence
                                            (``try``), the gate's task token and, per execution, the
                                            set of needs already done
-``R#<tenant>#<run_id>``         ``O#<id>`` a larger output (JSON, up to 128 KiB)
+``R#<tenant>#<run_id>``         ``O#<id>`` a larger output (JSON, up to 128 KiB), or ``ref``: where
+                                           an output too large for an item is kept (the
+                                           platform's bucket, ``domain/blobs.py``)
 ``L#<tenant>#<workflow>``       run id     the run in its workflow's listing (newest first)
 ==============================  =========  =====================================================
 
@@ -36,6 +38,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from taskplane.adapters.aws import AwsClient
 from taskplane.adapters.errors import error_code, translate
 from taskplane.adapters.workflow_store import deserialize, serialize
+from taskplane.domain.blobs import BlobRef
 from taskplane.domain.errors import Conflict
 from taskplane.domain.workflow import NodeState, Phase, RunState
 
@@ -464,7 +467,7 @@ class RunStore(AwsClient["DynamoDBClient"]):
         if large:
             keys = [self._key(tenant, run_id, f"O#{need}") for need in large]
             for item in self._batch_get(keys, "reading a node's inputs"):
-                outputs[item["sk"][2:]] = json.loads(item["output"])
+                outputs[item["sk"][2:]] = stored_output(item)
         return run, outputs
 
     def _batch_get(self, keys: list[dict[str, Any]], what: str) -> list[dict[str, Any]]:
@@ -499,12 +502,14 @@ class RunStore(AwsClient["DynamoDBClient"]):
         out_bytes: int,
         preview_json: str | None,
         expires_at: int,
+        output_ref: BlobRef | None = None,
     ) -> bool:
         """Store the output and the success of the attempt ``try_id``; False when it was superseded.
 
         A small output (``preview_json`` given) lives in the node's item, written with the success in
         one fenced update. A larger one goes first to its own item (a node that reads SUCCEEDED finds
-        it), never over the output of a later attempt.
+        it), never over the output of a later attempt. An output kept in the bucket (``output_ref``)
+        has only its reference there; readers answer the :class:`BlobRef` in the output's place.
         """
         try:
             if preview_json is None:
@@ -512,7 +517,11 @@ class RunStore(AwsClient["DynamoDBClient"]):
                     TableName=self._table,
                     Item={
                         **self._key(tenant, run_id, f"O#{node}"),
-                        "output": {"S": output_json},
+                        **(
+                            {"ref": {"S": output_ref.model_dump_json(exclude_none=True)}}
+                            if output_ref is not None
+                            else {"output": {"S": output_json}}
+                        ),
                         "attempt": {"N": str(attempt)},
                         "expires_at": {"N": str(expires_at)},
                     },
@@ -627,7 +636,7 @@ class RunStore(AwsClient["DynamoDBClient"]):
         item = found.get("Item")
         if not item:
             return False, None
-        return True, json.loads(deserialize(item)["output"])
+        return True, stored_output(deserialize(item))
 
     # -- compensations ---------------------------------------------------------------------------
 
@@ -799,3 +808,10 @@ def compensation_from_item(node_id: str, item: dict[str, Any]) -> CompensationRe
         finished_at=_int(item.get("finished_at")),
         error=_loads(item.get("error")),
     )
+
+
+def stored_output(item: dict[str, Any]) -> Any:
+    """An ``O#`` item's output: the JSON value, or the :class:`BlobRef` of one kept in the bucket."""
+    if "ref" in item:
+        return BlobRef.model_validate_json(item["ref"])
+    return json.loads(item["output"])

@@ -10,6 +10,7 @@ if TYPE_CHECKING:
     from taskplane.adapters.run_store import CompensationRecord, NodeRecord, RunRecord, RunSummary
     from taskplane.adapters.task_store import TransitionResult
     from taskplane.adapters.workflow_store import VersionRecord, WorkflowRecord
+    from taskplane.domain.blobs import BlobRef
     from taskplane.domain.breaker import Breaker
     from taskplane.domain.dead_letters import DeadLetter
     from taskplane.domain.models import Task
@@ -229,6 +230,7 @@ class RunLedger(Protocol):
         out_bytes: int,
         preview_json: str | None,
         expires_at: int,
+        output_ref: BlobRef | None = None,
     ) -> bool: ...
 
     def node_failed(

@@ -24,9 +24,11 @@ from taskplane.adapters.run_store import (
     node_from_item,
     run_from_item,
     run_item,
+    stored_output,
     stored_value,
 )
 from taskplane.adapters.sqlite.db import Database
+from taskplane.domain.blobs import BlobRef
 from taskplane.domain.errors import Conflict
 from taskplane.domain.workflow import NodeState, Phase, RunState
 
@@ -290,7 +292,7 @@ class SqliteRunStore:
                 else:
                     large = _read(conn, tenant, run_id, f"O#{need}")
                     if large is not None:
-                        outputs[need] = json.loads(large["output"])
+                        outputs[need] = stored_output(large)
         return run, outputs
 
     def node_succeeded(
@@ -306,6 +308,7 @@ class SqliteRunStore:
         out_bytes: int,
         preview_json: str | None,
         expires_at: int,
+        output_ref: BlobRef | None = None,
     ) -> bool:
         """Store the output and the success of the attempt ``try_id``; False when it was superseded."""
         with self._db.transaction() as conn:
@@ -313,12 +316,17 @@ class SqliteRunStore:
                 stored = _read(conn, tenant, run_id, f"O#{node}")
                 if stored is not None and int(stored.get("attempt", 0)) > attempt:
                     return False
+                kept = (
+                    {"ref": output_ref.model_dump_json(exclude_none=True)}
+                    if output_ref is not None
+                    else {"output": output_json}
+                )
                 _write(
                     conn,
                     tenant,
                     run_id,
                     f"O#{node}",
-                    {"output": output_json, "attempt": attempt, "expires_at": expires_at},
+                    {**kept, "attempt": attempt, "expires_at": expires_at},
                 )
             item = _read(conn, tenant, run_id, f"N#{node}")
             if item is None or item.get("try") != try_id or item.get("state") != NodeState.RUNNING.value:
@@ -369,7 +377,7 @@ class SqliteRunStore:
             large = _read(conn, tenant, run_id, f"O#{node}")
         if large is None:
             return False, None
-        return True, json.loads(large["output"])
+        return True, stored_output(large)
 
     # -- compensations ---------------------------------------------------------------------------
 
