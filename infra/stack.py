@@ -11,6 +11,7 @@ from constructs import Construct
 
 from infra.capabilities import scheduler, triggers, workflows
 from infra.capabilities.api import Api
+from infra.capabilities.blobs import Blobs
 from infra.capabilities.function import PlatformFunction, Shared
 from infra.capabilities.layers import Layers
 from infra.capabilities.monitoring import Monitoring
@@ -47,6 +48,7 @@ class TaskplaneStack(cdk.Stack):
         # The workflows capability arrives with functions/step (issue 4); until then it is left out.
         features = frozenset(name for name in ("step",) if has_function(functions_dir, name))
         storage = Storage(self, "Storage", cfg=cfg, features=features)
+        self.blobs = blobs = Blobs(self, "Blobs", cfg=cfg)
         queues = Queues(self, "Queues", cfg=cfg)
         self.storage, self.queues = storage, queues
         layers = Layers(self, "Layers", prefix=cfg.prefix)
@@ -76,6 +78,7 @@ class TaskplaneStack(cdk.Stack):
             "otlp_sample_ratio": cfg.otlp_sample_ratio,
             **scheduler.settings_fields(cfg),
             **triggers.settings_fields(cfg),
+            **blobs.settings_fields(),
         }
         if "step" in features:
             candidates |= workflows.settings_fields(self, cfg)
@@ -94,6 +97,9 @@ class TaskplaneStack(cdk.Stack):
         self.api = Api(self, "Api", shared=shared, storage=storage, queues=queues, tenants=tenants)
         self.worker = Worker(self, "Worker", shared=shared, storage=storage, queues=queues)
         functions: list[PlatformFunction] = [self.api.fn, self.worker.fn]
+        # The api writes large payloads and signs upload URLs; the worker reads payloads, writes results.
+        blobs.grant(self.api.fn.role, uploads=True)
+        blobs.grant(self.worker.fn.role)
 
         self.triggers = triggers.Triggers(
             self,
@@ -114,6 +120,7 @@ class TaskplaneStack(cdk.Stack):
             functions.append(self.workflows.fn)
             # A workflow node with an eventbridge target publishes like a task does.
             self.triggers.grant_publish(self.workflows.fn.role)
+            blobs.grant(self.workflows.fn.role)  # node outputs over the ledger's limit
 
         self.monitoring = Monitoring(
             self,

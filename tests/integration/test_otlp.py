@@ -15,8 +15,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import pytest
-from conftest import load_event
 from otlp_receiver import OtlpReceiver, Span
+from support import load_event
 
 from taskplane import wiring
 from taskplane.domain.tracecontext import hex_trace_id, task_trace

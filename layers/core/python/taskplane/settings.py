@@ -49,6 +49,10 @@ ENV_EVENT_BUS = "TASKPLANE_EVENT_BUS"
 ENV_TRIGGER_RULE_PREFIX = "TASKPLANE_TRIGGER_RULE_PREFIX"
 #: JSON {"<tenant>": [{"bus": "default", "sources": ["aws.s3", "com.example.*"]}, ...]}
 ENV_EXTERNAL_EVENTS = "TASKPLANE_EXTERNAL_EVENTS"
+# Large payloads, results and node outputs (domain/blobs.py): the bucket, and where the URLs handed to
+# clients point (empty: S3 itself; the local runtime points them at its local S3 endpoint).
+ENV_BLOB_BUCKET = "TASKPLANE_BLOB_BUCKET"
+ENV_BLOB_URL_ENDPOINT = "TASKPLANE_BLOB_URL_ENDPOINT"
 
 # Observability (README "Observability"): OTLP/HTTP export of metrics and traces besides EMF, when set.
 #: Base URL of an OTLP/HTTP receiver (a collector), e.g. http://localhost:4318; /v1/traces and
@@ -125,6 +129,9 @@ class PlatformSettings(BaseModel):
     event_bus: str = "taskplane-events"
     trigger_rule_prefix: str = "taskplane-trg-"
     external_events: dict[str, list[dict[str, Any]]] = Field(default_factory=dict)
+    # The bucket of large values (empty: none, and values over the inline limit are refused).
+    blob_bucket: str = ""
+    blob_url_endpoint: str = ""
     # OTLP export besides EMF (taskplane/otlp.py): where, and the share of traces kept.
     otlp_endpoint: str = ""
     otlp_sample_ratio: float = Field(default=1.0, ge=0, le=1)
@@ -183,6 +190,8 @@ class PlatformSettings(BaseModel):
             event_bus=env.get(ENV_EVENT_BUS) or defaults.event_bus,
             trigger_rule_prefix=env.get(ENV_TRIGGER_RULE_PREFIX) or defaults.trigger_rule_prefix,
             external_events=json.loads(env.get(ENV_EXTERNAL_EVENTS) or "{}"),
+            blob_bucket=env.get(ENV_BLOB_BUCKET, ""),
+            blob_url_endpoint=env.get(ENV_BLOB_URL_ENDPOINT, ""),
             otlp_endpoint=env.get(ENV_OTLP_ENDPOINT) or "",
             otlp_sample_ratio=float(env.get(ENV_OTLP_SAMPLE_RATIO) or defaults.otlp_sample_ratio),
         )
@@ -216,6 +225,8 @@ class PlatformSettings(BaseModel):
             ENV_EVENT_BUS: self.event_bus,
             ENV_TRIGGER_RULE_PREFIX: self.trigger_rule_prefix,
             ENV_EXTERNAL_EVENTS: json.dumps(self.external_events),
+            ENV_BLOB_BUCKET: self.blob_bucket,
+            ENV_BLOB_URL_ENDPOINT: self.blob_url_endpoint,
             ENV_OTLP_ENDPOINT: self.otlp_endpoint,
             ENV_OTLP_SAMPLE_RATIO: repr(self.otlp_sample_ratio),
         }

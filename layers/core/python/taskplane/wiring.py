@@ -32,6 +32,8 @@ class Platform:
     steps: Any = None  # services.workflows.StepService (the step function's use cases)
     dead_letters: Any = None  # services.dead_letters.DeadLetterService
     events: Any = None  # services.events.EventService
+    blobs: Any = None  # adapters.blobs.BlobStore (None: no bucket configured)
+    uploads: Any = None  # services.uploads.UploadService
     #: set to make a running tick (and anything else that waits on it) stop early
     stop: threading.Event = field(default_factory=threading.Event)
 
@@ -64,8 +66,10 @@ def build(settings: PlatformSettings, *, session: Any = None, clock: Clock | Non
     from taskplane.adapters.task_store import TaskStore
     from taskplane.adapters.triggers import TriggerRules, TriggerStore
     from taskplane.adapters.wheel_store import WheelStore
+    from taskplane.domain.blobs import MAX_API_PAYLOAD_BYTES
     from taskplane.domain.breaker import BreakerConfig
     from taskplane.domain.gray import RouteRule
+    from taskplane.domain.models import MAX_PAYLOAD_BYTES
     from taskplane.domain.triggers import ExternalEvents
     from taskplane.observability import MetricsBuffer
     from taskplane.services.admission import Admission
@@ -77,6 +81,7 @@ def build(settings: PlatformSettings, *, session: Any = None, clock: Clock | Non
     from taskplane.services.tasks import TaskService, delivery_for
     from taskplane.services.tick import Ticker
     from taskplane.services.triggers import TriggerService
+    from taskplane.services.uploads import UploadService
 
     session = session or boto3.session.Session()
     clock = clock or SystemClock()
@@ -92,6 +97,7 @@ def build(settings: PlatformSettings, *, session: Any = None, clock: Clock | Non
     # One target policy for every door work enters by, and for the worker and the step function
     # that check it again before each call (domain/entry.py).
     targets = target_policy(settings)
+    blobs = _blob_store(settings, session)
     admission = Admission(
         depths=LaneDepthGauge(settings.queue_urls, sqs, clock.now_ms),
         max_lane_depth=settings.max_lane_depth,
@@ -112,6 +118,9 @@ def build(settings: PlatformSettings, *, session: Any = None, clock: Clock | Non
         telemetry=telemetry,
         wheel=wheel,
         shards=settings.wheel_shards,
+        blobs=blobs,
+        retention_days=settings.retention_days,
+        max_payload_bytes=MAX_API_PAYLOAD_BYTES if blobs is not None else MAX_PAYLOAD_BYTES,
     )
     runners = TargetRunners(
         session=session,
@@ -137,6 +146,7 @@ def build(settings: PlatformSettings, *, session: Any = None, clock: Clock | Non
         dead_letters=dead_letter_records,
         admission=admission,
         targets=targets,
+        blobs=blobs,
         tracing=tracing,
         breakers=(
             CircuitBreakers(
@@ -154,6 +164,8 @@ def build(settings: PlatformSettings, *, session: Any = None, clock: Clock | Non
         clock=clock,
         queue=lambda task: lanes.send_one(delivery_for(task, clock.now_ms())),
         targets=targets,
+        blobs=blobs,
+        retention_days=settings.retention_days,
     )
     schedules = ScheduleService(
         store=ScheduleStore(settings.schedules_table, wheel, ddb),
@@ -177,6 +189,8 @@ def build(settings: PlatformSettings, *, session: Any = None, clock: Clock | Non
             tenant: [ExternalEvents.model_validate(e) for e in entries]
             for tenant, entries in settings.external_events.items()
         },
+        blobs=blobs,
+        retention_days=settings.retention_days,
     )
     events = EventService(EventBus(settings.event_bus, events_client))
     ticker = Ticker(
@@ -187,7 +201,9 @@ def build(settings: PlatformSettings, *, session: Any = None, clock: Clock | Non
         telemetry=telemetry,
         fire_schedule=schedules.fire,
     )
-    workflows, steps = _build_workflows(settings, session, clock, ddb, runners, telemetry, targets, tracing)
+    workflows, steps = _build_workflows(
+        settings, session, clock, ddb, runners, telemetry, targets, tracing, blobs
+    )
     return Platform(
         tracing=tracing,
         dead_letters=dead_letters,
@@ -202,7 +218,28 @@ def build(settings: PlatformSettings, *, session: Any = None, clock: Clock | Non
         schedules=schedules,
         triggers=triggers,
         events=events,
+        blobs=blobs,
+        uploads=UploadService(blobs, clock) if blobs is not None else None,
     )
+
+
+def _blob_store(settings: PlatformSettings, session: Any) -> Any:
+    """The bucket of large values, or None when the deployment has none."""
+    if not settings.blob_bucket:
+        return None
+    from botocore.config import Config
+
+    from taskplane.adapters.blobs import BlobStore
+
+    s3 = session.client("s3", config=Config(retries={"mode": "standard", "max_attempts": 3}))
+    presign = None
+    if settings.blob_url_endpoint:  # the local runtime: URLs its clients can reach
+        presign = session.client(
+            "s3",
+            endpoint_url=settings.blob_url_endpoint,
+            config=Config(signature_version="s3v4", s3={"addressing_style": "path"}),
+        )
+    return BlobStore(settings.blob_bucket, s3, presign)
 
 
 def observability_export(settings: PlatformSettings) -> Any:
@@ -237,6 +274,7 @@ def _build_workflows(
     telemetry: Any,
     targets: Any,
     tracing: Any,
+    blobs: Any = None,
 ) -> tuple[Any, Any]:
     """The workflow service (API) and the step service (step function), sharing their stores."""
     from botocore.config import Config
@@ -258,6 +296,7 @@ def _build_workflows(
     runs = RunStore(settings.runs_table, ddb, tracing=tracing)
     workflows = WorkflowService(
         targets=targets,
+        blobs=blobs,
         store=store,
         runs=runs,
         sfn=sfn,
@@ -276,6 +315,7 @@ def _build_workflows(
         retention_days=settings.retention_days,
         telemetry=telemetry,
         targets=targets,
+        blobs=blobs,
     )
     return workflows, steps
 

@@ -11,7 +11,9 @@ partition key ``pk``            sort key   holds
                                            the output itself when small, the attempt's fence
                                            (``try``), the gate's task token and, per execution, the
                                            set of needs already done
-``R#<tenant>#<run_id>``         ``O#<id>`` a larger output (JSON, up to 128 KiB)
+``R#<tenant>#<run_id>``         ``O#<id>`` a larger output (JSON, up to 128 KiB), or ``ref``: where
+                                           an output too large for an item is kept (the
+                                           platform's bucket, ``domain/blobs.py``)
 ``L#<tenant>#<workflow>``       run id     the run in its workflow's listing (newest first)
 ==============================  =========  =====================================================
 
@@ -37,6 +39,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from taskplane.adapters.aws import AwsClient
 from taskplane.adapters.errors import error_code, translate
 from taskplane.adapters.workflow_store import deserialize, serialize
+from taskplane.domain.blobs import BlobRef
 from taskplane.domain.errors import Conflict
 from taskplane.domain.workflow import NodeState, Phase, RunState
 from taskplane.tracing import NULL_TRACING, Tracing
@@ -157,7 +160,7 @@ class RunStore(AwsClient["DynamoDBClient"]):
     def create(self, run: RunRecord, *, expires_at: int | None = None) -> None:
         """Store a new run and its listing entry."""
         began = time.time_ns()
-        item = {**_run_item(run), "expires_at": expires_at}
+        item = {**run_item(run), "expires_at": expires_at}
         listing = {
             "pk": f"L#{run.tenant}#{run.workflow}",
             "sk": run.run_id,
@@ -184,7 +187,7 @@ class RunStore(AwsClient["DynamoDBClient"]):
             "reading the run", "get_item", Key=self._key(tenant, run_id, RUN), ConsistentRead=True
         )
         item = found.get("Item")
-        return _run(tenant, deserialize(item)) if item else None
+        return run_from_item(tenant, deserialize(item)) if item else None
 
     def ledger(
         self, tenant: str, run_id: str
@@ -204,11 +207,11 @@ class RunStore(AwsClient["DynamoDBClient"]):
                 item = deserialize(raw)
                 sk: str = item["sk"]
                 if sk == RUN:
-                    run = _run(tenant, item)
+                    run = run_from_item(tenant, item)
                 elif sk.startswith("N#"):
-                    nodes[sk[2:]] = _node(sk[2:], item)
+                    nodes[sk[2:]] = node_from_item(sk[2:], item)
                 elif sk.startswith("C#"):
-                    comps[sk[2:]] = _compensation(sk[2:], item)
+                    comps[sk[2:]] = compensation_from_item(sk[2:], item)
             if "LastEvaluatedKey" not in found:
                 return run, nodes, comps
             kwargs["ExclusiveStartKey"] = found["LastEvaluatedKey"]
@@ -237,7 +240,7 @@ class RunStore(AwsClient["DynamoDBClient"]):
             changes = {**changes, "expires_at": expires_at}
         for i, (name, value) in enumerate(sorted(changes.items())):
             names[f"#c{i}"] = name
-            values[f":c{i}"] = _stored(name, value)
+            values[f":c{i}"] = stored_value(name, value)
             sets.append(f"#c{i} = :c{i}")
         expr = "SET " + ", ".join(sets)
         if remove:
@@ -272,7 +275,7 @@ class RunStore(AwsClient["DynamoDBClient"]):
             raise translate(exc, "updating the run") from exc
         except BotoCoreError as exc:
             raise translate(exc, "updating the run") from exc
-        after = _run(run.tenant, deserialize(resp["Attributes"]))
+        after = run_from_item(run.tenant, deserialize(resp["Attributes"]))
         if after.state != run.state or "state" in changes:
             self._list_entry(after, expires_at)
         return after
@@ -433,7 +436,7 @@ class RunStore(AwsClient["DynamoDBClient"]):
             raise translate(exc, "starting a node") from exc
         except BotoCoreError as exc:
             raise translate(exc, "starting a node") from exc
-        return _node(node, deserialize(resp["Attributes"]))
+        return node_from_item(node, deserialize(resp["Attributes"]))
 
     def withdraw_start(self, tenant: str, run_id: str, node: str, *, try_id: str) -> None:
         """Undo :meth:`start_node` for an attempt that must not run after all."""
@@ -468,7 +471,7 @@ class RunStore(AwsClient["DynamoDBClient"]):
         large: list[str] = []
         for item in self._batch_get(keys, "reading a node's inputs"):
             if item["sk"] == RUN:
-                run = _run(tenant, item)
+                run = run_from_item(tenant, item)
             elif item.get("state") == NodeState.SUCCEEDED.value:
                 if "preview" in item:
                     outputs[item["sk"][2:]] = json.loads(item["preview"])
@@ -477,7 +480,7 @@ class RunStore(AwsClient["DynamoDBClient"]):
         if large:
             keys = [self._key(tenant, run_id, f"O#{need}") for need in large]
             for item in self._batch_get(keys, "reading a node's inputs"):
-                outputs[item["sk"][2:]] = json.loads(item["output"])
+                outputs[item["sk"][2:]] = stored_output(item)
         return run, outputs
 
     def _batch_get(self, keys: list[dict[str, Any]], what: str) -> list[dict[str, Any]]:
@@ -512,12 +515,14 @@ class RunStore(AwsClient["DynamoDBClient"]):
         out_bytes: int,
         preview_json: str | None,
         expires_at: int,
+        output_ref: BlobRef | None = None,
     ) -> bool:
         """Store the output and the success of the attempt ``try_id``; False when it was superseded.
 
         A small output (``preview_json`` given) lives in the node's item, written with the success in
         one fenced update. A larger one goes first to its own item (a node that reads SUCCEEDED finds
-        it), never over the output of a later attempt.
+        it), never over the output of a later attempt. An output kept in the bucket (``output_ref``)
+        has only its reference there; readers answer the :class:`BlobRef` in the output's place.
         """
         try:
             if preview_json is None:
@@ -525,7 +530,11 @@ class RunStore(AwsClient["DynamoDBClient"]):
                     TableName=self._table,
                     Item={
                         **self._key(tenant, run_id, f"O#{node}"),
-                        "output": {"S": output_json},
+                        **(
+                            {"ref": {"S": output_ref.model_dump_json(exclude_none=True)}}
+                            if output_ref is not None
+                            else {"output": {"S": output_json}}
+                        ),
                         "attempt": {"N": str(attempt)},
                         "expires_at": {"N": str(expires_at)},
                     },
@@ -640,7 +649,7 @@ class RunStore(AwsClient["DynamoDBClient"]):
         item = found.get("Item")
         if not item:
             return False, None
-        return True, json.loads(deserialize(item)["output"])
+        return True, stored_output(deserialize(item))
 
     # -- compensations ---------------------------------------------------------------------------
 
@@ -733,7 +742,7 @@ class RunStore(AwsClient["DynamoDBClient"]):
 _JSON_FIELDS = frozenset({"input", "error"})
 
 
-def _stored(name: str, value: Any) -> Any:
+def stored_value(name: str, value: Any) -> Any:
     if name in _JSON_FIELDS:
         return None if value is None else _json(value)
     if isinstance(value, RunState | Phase | NodeState):
@@ -741,7 +750,7 @@ def _stored(name: str, value: Any) -> Any:
     return value
 
 
-def _run_item(run: RunRecord) -> dict[str, Any]:
+def run_item(run: RunRecord) -> dict[str, Any]:
     return {
         "pk": RunStore._pk(run.tenant, run.run_id),
         "sk": RUN,
@@ -764,7 +773,7 @@ def _run_item(run: RunRecord) -> dict[str, Any]:
     }
 
 
-def _run(tenant: str, item: dict[str, Any]) -> RunRecord:
+def run_from_item(tenant: str, item: dict[str, Any]) -> RunRecord:
     return RunRecord(
         tenant=tenant,
         run_id=item["run_id"],
@@ -786,7 +795,7 @@ def _run(tenant: str, item: dict[str, Any]) -> RunRecord:
     )
 
 
-def _node(node_id: str, item: dict[str, Any]) -> NodeRecord:
+def node_from_item(node_id: str, item: dict[str, Any]) -> NodeRecord:
     return NodeRecord(
         id=node_id,
         state=NodeState(item["state"]) if "state" in item else NodeState.PENDING,
@@ -802,7 +811,7 @@ def _node(node_id: str, item: dict[str, Any]) -> NodeRecord:
     )
 
 
-def _compensation(node_id: str, item: dict[str, Any]) -> CompensationRecord:
+def compensation_from_item(node_id: str, item: dict[str, Any]) -> CompensationRecord:
     return CompensationRecord(
         id=node_id,
         state=NodeState(item["state"]) if "state" in item else NodeState.PENDING,
@@ -812,3 +821,10 @@ def _compensation(node_id: str, item: dict[str, Any]) -> CompensationRecord:
         finished_at=_int(item.get("finished_at")),
         error=_loads(item.get("error")),
     )
+
+
+def stored_output(item: dict[str, Any]) -> Any:
+    """An ``O#`` item's output: the JSON value, or the :class:`BlobRef` of one kept in the bucket."""
+    if "ref" in item:
+        return BlobRef.model_validate_json(item["ref"])
+    return json.loads(item["output"])

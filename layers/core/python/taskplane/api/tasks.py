@@ -23,9 +23,10 @@ router = Router()
 def task_view(task: Task) -> dict[str, Any]:
     """The task resource, with ``trace_id``: the id of the task's trace when this deployment exports
     traces over OTLP and the task is in the sample (null otherwise; the README's "Observability")."""
+    platform = wiring.platform()
     return {
-        **task.to_api(),
-        "trace_id": wiring.platform().tracing.trace_id(task_trace(task.tenant, task.task_id)),
+        **platform.tasks.view(task),
+        "trace_id": platform.tracing.trace_id(task_trace(task.tenant, task.task_id)),
     }
 
 

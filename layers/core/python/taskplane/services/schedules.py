@@ -16,7 +16,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from taskplane.adapters.queues import LaneMessage, Lanes
-from taskplane.adapters.schedule_store import ScheduleStore
 from taskplane.adapters.task_store import TaskStore
 from taskplane.domain.allowlist import TargetPolicy
 from taskplane.domain.clock import Clock, to_rfc3339
@@ -34,12 +33,12 @@ from taskplane.domain.schedules import (
 )
 from taskplane.domain.states import TERMINAL, TaskState
 from taskplane.domain.wheel import WheelEntry, shard_of
-from taskplane.services.ports import NullTelemetry, Telemetry
+from taskplane.services.ports import NullTelemetry, ScheduleRecords, Telemetry
 
 
 @dataclass
 class ScheduleService:
-    store: ScheduleStore
+    store: ScheduleRecords
     tasks: TaskStore
     lanes: Lanes
     clock: Clock
