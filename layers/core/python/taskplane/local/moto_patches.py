@@ -3,7 +3,11 @@
 1. **Atomic conditional writes.** moto checks a ConditionExpression and then writes, with nothing in
    between to stop another thread: two threads could both pass ``state = PENDING`` and both start the
    same attempt. DynamoDB never allows that, and the at-most-once start depends on it, so moto's
-   DynamoDB writes run under one lock.
+   DynamoDB writes run under one lock. So does every DynamoDB request as a whole: moto applies an
+   UpdateItem to the stored item in place while another thread may be serializing that item for a
+   read, which then sees half a write or crashes ("dictionary changed size during iteration", seen
+   under load in test_backpressure.py). The lock was taken for whole requests by the workflow
+   patches only (``local/workflows.py``); every moto user needs it.
 2. **Cheaper queue scans.** moto answers every SQS call by scanning the whole queue and reads the
    clock twice per message while doing it (NOTES-AWS-LOCAL.md: a send+receive pair at depth 1,000
    ran ~1/s). The same scan with the clock read once per call gives the same answer, much faster.
@@ -69,6 +73,15 @@ def apply() -> None:
 
 def _make_dynamodb_atomic() -> None:
     from moto.dynamodb.models import DynamoDBBackend
+    from moto.dynamodb.responses import DynamoHandler
+
+    handle = DynamoHandler.call_action
+
+    def call_action(self: Any) -> Any:
+        with _LOCK:
+            return handle(self)
+
+    DynamoHandler.call_action = call_action  # type: ignore[method-assign]
 
     for name in _WRITES:
         original = getattr(DynamoDBBackend, name, None)
