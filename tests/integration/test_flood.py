@@ -14,6 +14,9 @@ pytestmark = pytest.mark.integration
 
 FLOOD_S = 5
 THRESHOLD = 40
+#: How long the API trusts a lane depth it read (the admission gauge's cache, set below).
+DEPTH_TTL_MS = 200
+SUBMITTERS = 4
 
 
 def test_flood_is_refused_with_429_bounded_and_loses_nothing(aws, api):
@@ -23,7 +26,7 @@ def test_flood_is_refused_with_429_bounded_and_loses_nothing(aws, api):
 
     admission = aws.platform.tasks.admission
     admission.max_lane_depth = THRESHOLD
-    admission.depths._ttl_ms = 200
+    admission.depths._ttl_ms = DEPTH_TTL_MS
     poller = LanePoller(
         aws.client("sqs"),
         aws.settings.queue_urls["default"],
@@ -33,6 +36,7 @@ def test_flood_is_refused_with_429_bounded_and_loses_nothing(aws, api):
     )
     poller.start()
     accepted: list[str] = []
+    accepted_at: list[float] = []
     codes: dict[int, int] = {}
     depths: list[int] = []
     lock = threading.Lock()
@@ -46,6 +50,7 @@ def test_flood_is_refused_with_429_bounded_and_loses_nothing(aws, api):
                 codes[reply.status] = codes.get(reply.status, 0) + 1
                 if reply.status == 201:
                     accepted.append(reply.body["task_id"])
+                    accepted_at.append(time.monotonic())
                 elif reply.status == 429:
                     assert int(reply.headers["Retry-After"]) >= 1
 
@@ -55,7 +60,9 @@ def test_flood_is_refused_with_429_bounded_and_loses_nothing(aws, api):
             time.sleep(0.25)
 
     # When four clients submit as fast as they can for FLOOD_S seconds
-    threads = [threading.Thread(target=submitter) for _ in range(4)] + [threading.Thread(target=monitor)]
+    threads = [threading.Thread(target=submitter) for _ in range(SUBMITTERS)] + [
+        threading.Thread(target=monitor)
+    ]
     began = time.monotonic()
     try:
         for t in threads:
@@ -82,5 +89,12 @@ def test_flood_is_refused_with_429_bounded_and_loses_nothing(aws, api):
     # And there were 429s, no 5xx, the lane stayed bounded, and no accepted task was lost
     assert codes.get(429, 0) > 0 and not any(c >= 500 for c in codes)
     assert offered > 3 * served
-    assert max(depths) <= 2 * THRESHOLD
+    # The lane exceeds the threshold by at most what is accepted while one depth reading is trusted
+    # (plus the requests already past the check): a bound from the mechanism, not from how fast this
+    # machine accepts, which decides how much one window lets through.
+    window_s = DEPTH_TTL_MS / 1000
+    burst = max(
+        (sum(1 for t in accepted_at if start <= t < start + window_s) for start in accepted_at), default=0
+    )
+    assert max(depths) <= THRESHOLD + burst + SUBMITTERS, (max(depths), burst)
     assert done

@@ -493,7 +493,10 @@ def test_get_shows_state_result_and_history(api: FakeApi, capsys: pytest.Capture
         {"state": "RUNNING", "at": "2030-01-01T00:00:00.100Z", "detail": "attempt 1"},
         {"state": "SUCCEEDED", "at": "2030-01-01T00:00:00.250Z", "detail": "[done]"},
     ]
-    task = api.add_task(state="SUCCEEDED", attempts=1, result={"echo": "hello"}, history=history)
+    trace = "4bf92f3577b34da6a3ce929d0e0e4736"
+    task = api.add_task(
+        state="SUCCEEDED", attempts=1, result={"echo": "hello"}, history=history, trace_id=trace
+    )
     # When it is shown
     code = main(api.cli("get", task["task_id"]))
     # Then the panel has its id, state, result and every history entry (markup-like text kept as is)
@@ -501,6 +504,7 @@ def test_get_shows_state_result_and_history(api: FakeApi, capsys: pytest.Capture
     assert code == 0
     for fragment in (task["task_id"], "SUCCEEDED", '"echo": "hello"', "builtin:echo", "attempt 1", "[done]"):
         assert fragment in out
+    assert "trace" in out and trace in out  # the trace to look it up by (OTLP export on)
     assert out.count("2030-01-01T00:00:00.") >= 3
 
 
