@@ -23,7 +23,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[2]
 
 #: An environment with every option set: two tenants, reserved concurrency, several shards, target
-#: allow-lists with a full ARN, an alarm mailbox, retained data.
+#: allow-lists with a full ARN, an alarm mailbox and an existing alarm topic, retained data.
 TEST_ENV: dict[str, Any] = {
     "prefix": "tp-test",
     "shards": 3,
@@ -57,6 +57,8 @@ TEST_ENV: dict[str, Any] = {
     "shared_targets": ["eventbridge:tp-test-target-events"],
     "deployment": "canary_10_percent_5_minutes",
     "alarm_email": "ops@example.com",
+    "alarm_topic_arn": "arn:aws:sns:eu-west-1:111122223333:team-pager",
+    "account_concurrency_limit": 200,
 }
 
 
