@@ -47,6 +47,13 @@ def test_env_selects_one_environment_and_an_unknown_one_is_an_error(test_env: di
     [
         ({"reserved_concurrency": {"worker": 10}}, "below the lanes' total MaximumConcurrency"),
         ({"reserved_concurrency": {"tick": 5}}, r"below 2 x shards"),
+        # prod's reservations on a new account's quota: 100 must stay unreserved
+        (
+            {"reserved_concurrency": {"worker": 50, "tick": 8}, "account_concurrency_limit": 150},
+            r"reserved_concurrency \(tick 8 \+ worker 50 = 58\) leaves fewer than 100 unreserved executions "
+            r"of account_concurrency_limit 150: it needs a limit of at least 158",
+        ),
+        ({"alarm_topic_arn": "arn:aws:sqs:eu-west-1:111122223333:q"}, "alarm_topic_arn"),
         ({"lane_concurrency": {"high": 1, "default": 2, "low": 2}}, "MaximumConcurrency is 2-1000"),
         ({"lane_concurrency": {"high": 2, "default": 2}}, "exactly the lanes"),
         ({"targets": {"lambda_functions": ["*"]}}, "would allow every resource"),
@@ -70,6 +77,18 @@ def test_a_bad_environment_fails_naming_the_problem(
 
 def test_the_test_environment_itself_is_valid(test_env: dict[str, Any]) -> None:
     assert EnvironmentConfig.model_validate(test_env).prefix == "tp-test"
+
+
+def test_reservations_may_use_the_account_limit_minus_the_unreserved_hundred(
+    test_env: dict[str, Any],
+) -> None:
+    reserved = {"worker": 50, "tick": 8}
+    fits = EnvironmentConfig.model_validate(
+        {**test_env, "reserved_concurrency": reserved, "account_concurrency_limit": 158}
+    )
+    assert fits.account_concurrency_limit == 158
+    # and the default is Lambda's default regional quota
+    assert EnvironmentConfig.model_fields["account_concurrency_limit"].default == 1000
 
 
 def test_layer_requirements_come_from_pyproject_minus_the_cli() -> None:
