@@ -35,6 +35,7 @@ from taskplane.adapters.run_store import CompensationRecord, NodeRecord, RunReco
 from taskplane.adapters.stepfunctions import StepFunctions
 from taskplane.adapters.targets import TargetFailure, TargetRunners
 from taskplane.adapters.workflow_store import VersionRecord, WorkflowRecord, WorkflowStore
+from taskplane.domain import history
 from taskplane.domain.allowlist import TargetPolicy
 from taskplane.domain.asl import END_GATE, GRACE_S, compile_asl, gated, to_json
 from taskplane.domain.clock import Clock, to_rfc3339
@@ -219,6 +220,7 @@ class WorkflowService:
         """Publish a definition; an unchanged one publishes nothing. Answers (view, created)."""
         workflow = parse_workflow(body, name=name, content_type=content_type)
         self._check_targets(tenant, workflow)
+        history.check(workflow)  # one run must fit Step Functions' 25,000 history events
         digest = workflow.digest()
         current = self.store.get(tenant, name)
         if current is not None and current.digest == digest:
