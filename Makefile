@@ -32,8 +32,15 @@ lock: install
 dev: install
 	$(BIN)/taskplane dev $(ARGS)
 
+# The whole suite records every boto3 call (tests/aws_calls.py); then tests/iam checks each against
+# its function's synthesized role (skipped when ARGS picks a part of the suite).
+AWS_CALLS := $(CURDIR)/.pytest-aws-calls
 test: install
-	$(BIN)/pytest -n 2 $(ARGS)
+	rm -rf $(AWS_CALLS)
+	TASKPLANE_RECORD_AWS_CALLS=$(AWS_CALLS) $(BIN)/pytest -n 2 $(ARGS)
+	@if [ -z "$(ARGS)" ]; then \
+		TASKPLANE_IAM_CHECK=1 TASKPLANE_RECORD_AWS_CALLS=$(AWS_CALLS) $(BIN)/pytest -q tests/iam; \
+	fi
 
 test-fast: install
 	$(BIN)/pytest -m "unit" $(ARGS)
@@ -64,4 +71,4 @@ bench: install
 	$(BIN)/python bench/run.py $(ARGS)
 
 clean:
-	rm -rf $(VENV) cdk.out node_modules .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) cdk.out node_modules .pytest_cache .mypy_cache .ruff_cache .pytest-aws-calls

@@ -12,6 +12,9 @@ from typing import Any
 
 import pytest
 
+#: Records boto3 calls when TASKPLANE_RECORD_AWS_CALLS is set (tests/iam checks them against IAM).
+pytest_plugins = ["aws_calls"]
+
 ROOT = Path(__file__).resolve().parents[1]
 EVENTS = ROOT / "events"
 

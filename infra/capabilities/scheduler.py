@@ -31,7 +31,7 @@ from constructs import Construct
 
 from infra.capabilities.function import PlatformFunction, Shared
 from infra.capabilities.queues import Queues
-from infra.capabilities.storage import Storage
+from infra.capabilities.storage import Storage, grant_items
 from infra.config import EnvironmentConfig
 from taskplane.observability import NAMESPACE
 
@@ -101,13 +101,14 @@ class Scheduler(Construct):
             deployment_config=tick_deployment_config(self, cfg),
         )
         role = self.fn.role
-        storage.wheel.grant_read_write_data(role)
-        storage.control.grant_read_write_data(role)  # the shard's lease and resume point
+        # The tick reads and writes items; it never deletes one nor writes in batches.
+        grant_items(storage.wheel, role)
+        grant_items(storage.control, role)  # the shard's lease and resume point
         # A schedule's fire creates its task and moves the schedule to its next fire time.
-        storage.schedules.grant_read_write_data(role)
-        storage.tasks.grant_read_write_data(role)
+        grant_items(storage.schedules, role)
+        grant_items(storage.tasks, role)
         for queue in queues.lanes.values():
-            queue.grant_send_messages(role)
+            queue.grant(role, "sqs:SendMessage")
 
         # A failed tick is superseded by the next minute's, which resumes from the saved point:
         # Lambda's own asynchronous retries (two, up to 6 h later by default) would only pile up.

@@ -24,7 +24,7 @@ from constructs import Construct
 from infra.capabilities.api import Api
 from infra.capabilities.function import RETENTION, PlatformFunction, Shared
 from infra.capabilities.queues import WORKER_TIMEOUT
-from infra.capabilities.storage import Storage
+from infra.capabilities.storage import Storage, grant_items
 from infra.capabilities.targets import grant_task_targets
 from infra.config import EnvironmentConfig
 from infra.nag import acknowledge, iam5_resource
@@ -95,9 +95,10 @@ class Workflows(Construct):
             # Its errors are workflow nodes' failures, raised for Step Functions' Retry and Catch.
             error_alarm=False,
         )
-        # The step function reads definitions and writes the run ledger.
-        storage.tables["workflows"].grant_read_data(self.fn.role)
-        storage.tables["runs"].grant_read_write_data(self.fn.role)
+        # The step function reads a version's definition and writes the run ledger (a node's needs'
+        # outputs are one BatchGetItem).
+        storage.tables["workflows"].grant(self.fn.role, "dynamodb:GetItem")
+        grant_items(storage.tables["runs"], self.fn.role, batch_get=True)
         grant_task_targets(self.fn.role, cfg)
         # Its Lambda errors are mostly tenants' failing targets, so the canary watches the platform's
         # own failures instead: one in a minute is a bug, an unreachable table or a missing grant.
@@ -148,7 +149,7 @@ class Workflows(Construct):
         self.fn.role.add_to_principal_policy(
             iam.PolicyStatement(
                 sid="TaskTokens",
-                actions=["states:SendTaskSuccess", "states:SendTaskFailure", "states:SendTaskHeartbeat"],
+                actions=["states:SendTaskSuccess"],
                 resources=machine_arns,
             )
         )
@@ -184,7 +185,7 @@ class Workflows(Construct):
 
         api_role = api.fn.role
         for name in ("workflows", "runs"):
-            storage.tables[name].grant_read_write_data(api_role)
+            grant_items(storage.tables[name], api_role)
         api_role.add_to_principal_policy(
             iam.PolicyStatement(
                 sid="ManageWorkflowStateMachines",
@@ -197,13 +198,9 @@ class Workflows(Construct):
                     "states:DeleteStateMachineVersion",
                     "states:CreateStateMachineAlias",
                     "states:UpdateStateMachineAlias",
-                    "states:DescribeStateMachineAlias",
-                    "states:ListStateMachineAliases",
                     "states:StartExecution",
                     "states:ListExecutions",
                     "states:TagResource",
-                    "states:SendTaskSuccess",
-                    "states:SendTaskFailure",
                 ],
                 resources=machine_arns,
             )
@@ -211,7 +208,7 @@ class Workflows(Construct):
         api_role.add_to_principal_policy(
             iam.PolicyStatement(
                 sid="WorkflowExecutions",
-                actions=["states:DescribeExecution", "states:StopExecution", "states:GetExecutionHistory"],
+                actions=["states:DescribeExecution", "states:StopExecution"],
                 resources=execution_arns,
             )
         )

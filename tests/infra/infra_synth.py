@@ -79,6 +79,8 @@ CONSTRUCTS = {
     "worker.alias": lambda st: st.worker.fn.alias,
     "worker.role": lambda st: st.worker.fn.role,
     "tick.alias": lambda st: st.scheduler.fn.alias,
+    "tick.role": lambda st: st.scheduler.fn.role,
+    "step.role": lambda st: st.workflows.fn.role if st.workflows else None,
     "key.acme": lambda st: st.tenants.keys["acme"],
     "dlq": lambda st: st.queues.dlq,
     "topic": lambda st: st.monitoring.topic,
