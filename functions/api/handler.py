@@ -14,7 +14,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from taskplane import dashboard, wiring
 from taskplane.api import dashboard as dashboard_routes
-from taskplane.api import dead_letters, schedules, stats, tasks, triggers, workflows
+from taskplane.api import dead_letters, events, schedules, stats, tasks, triggers, workflows
 from taskplane.api.common import STATUS, error_response, parse_json, validation_details
 from taskplane.domain.errors import TaskplaneError, Throttled
 from taskplane.observability import logger, tracer
@@ -85,6 +85,7 @@ def openapi() -> Response[dict[str, Any]]:
 app.include_router(tasks.router)
 app.include_router(schedules.router)
 app.include_router(triggers.router)
+app.include_router(events.router)
 app.include_router(workflows.router)
 app.include_router(dead_letters.router)
 app.include_router(stats.router)
@@ -152,6 +153,7 @@ def _early_answer(event: dict[str, Any]) -> dict[str, Any] | None:
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     """API Gateway REST proxy event -> response."""
     event = _json_by_default(event)
+    wiring.platform().begin(context)
     if event.get("path") == DOCS_PATH and not _docs.is_set():
         _enable_docs()
     try:

@@ -124,23 +124,6 @@ PAIRED: dict[tuple[str, str], str] = {
 pytestmark = [pytest.mark.infra]
 
 
-def known_denial(function: str, action: str, resources: list[str]) -> str | None:
-    """A denial already filed and being fixed elsewhere (the reason), so this test stays green meanwhile.
-
-    Remove an entry with its fix: the test fails while an entry matches nothing.
-    """
-    if function == "api" and action in ("events:PutRule", "events:PutTargets"):
-        buses = {
-            r.split(":rule/", 1)[1].rsplit("/", 1)[0] for r in resources if "/" in r.split(":rule/", 1)[1]
-        }
-        if buses and not buses & {"default"}:
-            return (
-                "issue 13 section 3 (with the trigger redesign of issue 12): a trigger on a bus outside "
-                "trigger_buses reaches PutRule, which AWS denies (503); it must be a 400 at create time"
-            )
-    return None
-
-
 @pytest.fixture(scope="module")
 def calls() -> list[dict[str, Any]]:
     found: list[dict[str, Any]] = []
@@ -231,7 +214,7 @@ def role_statements(synth: Any, function: str) -> list[dict[str, Any]]:
 #: Platform resources as the tests name them (``<any prefix>-<kind>``) and as the template does.
 _PLATFORM = re.compile(
     r"^[a-z0-9-]+?-(?P<kind>tasks|idempotency|control|wheel|schedules|workflows|runs|high|default|low|dlq"
-    r"|api|worker|tick|step|wf-.*)$"
+    r"|api|worker|tick|step|events|wf-.*|trg-.*)$"
 )
 
 
@@ -328,16 +311,15 @@ def requests(call: dict[str, Any], workflows_role_arn: str) -> list[tuple[str, l
         bus = p.get("EventBusName", "default")
         if op == "PutEvents":
             buses = p.get("Entries") or ["default"]
+            name = target_name if target else deployed  # a task's bus, or the platform's own
             return [
-                ("events:PutEvents", [f"arn:aws:events:{REGION}:{ACCOUNT}:event-bus/{target_name(b)}"], {})
+                ("events:PutEvents", [f"arn:aws:events:{REGION}:{ACCOUNT}:event-bus/{name(b)}"], {})
                 for b in buses
             ]
-        rule = p.get("Name") or p.get("Rule")
+        rule = deployed(p.get("Name") or p.get("Rule"))
+        bus = deployed(bus)
         path = rule if bus == "default" else f"{bus}/{rule}"
-        # Trigger rules are named by taskplane.domain.triggers.rule_name (the same in every
-        # environment today): either the name as made or with this environment's prefix may match.
-        names = sorted({path, deployed(path)})
-        return [(f"events:{op}", [f"arn:aws:events:{REGION}:{ACCOUNT}:rule/{n}" for n in names], {})]
+        return [(f"events:{op}", [f"arn:aws:events:{REGION}:{ACCOUNT}:rule/{path}"], {})]
     raise AssertionError(f"no IAM mapping for {service}.{op}: add one")
 
 
@@ -377,7 +359,6 @@ def test_every_recorded_call_is_allowed_by_its_functions_role_and_every_grant_is
     )
     used: dict[str, set[tuple[int, str, str]]] = defaultdict(set)
     denied, checked, per_function = [], 0, Counter()
-    known: set[str] = set()
 
     # When every call a function made is turned into the requests AWS would authorize
     for call in calls:
@@ -389,10 +370,6 @@ def test_every_recorded_call_is_allowed_by_its_functions_role_and_every_grant_is
             per_function[function] += call["count"]
             granted = allowed(statements[function], action, resources, context)
             if not granted:
-                why = known_denial(function, action, resources)
-                if why:
-                    known.add(why)
-                    continue
                 denied.append(
                     f"{function}: {action} on {resources} ({call['operation']} in {call.get('test')})"
                 )
@@ -402,10 +379,6 @@ def test_every_recorded_call_is_allowed_by_its_functions_role_and_every_grant_is
     assert denied == [], f"{len(denied)} calls the role would deny in AWS:\n" + "\n".join(
         sorted(set(denied))[:40]
     )
-    # (denials already filed elsewhere are listed, and must still happen: remove them with their fix)
-    for why in sorted(known):
-        print(f"\nknown denial, being fixed elsewhere: {why}")
-    assert len(known) == 1, "a known denial no longer happens: remove it from known_denial()"
     # and every function was exercised (the check is not vacuous)
     assert set(per_function) == set(FUNCTIONS), per_function
     assert checked > 10_000

@@ -43,6 +43,10 @@ TEST_ENV: dict[str, Any] = {
             "task_routes": [
                 {"name": "canary", "labels": {"env": "canary"}, "percent": 10, "lambda_alias": "next"}
             ],
+            "external_events": [
+                {"bus": "default", "sources": ["aws.s3"]},
+                {"bus": "partner-bus", "sources": ["com.partner.*"]},
+            ],
         },
         "globex-eu": {"rate_limit": 10, "burst_limit": 20, "quota_per_day": 10_000},
     },
@@ -100,7 +104,6 @@ class Synth:
     stubbed: list[str]
     ids: dict[str, str]
     unset_settings: list[str]
-    has_triggers: bool
     has_workflows: bool
 
     @property
@@ -170,7 +173,6 @@ def _synthesize(work: Path) -> None:
         "stubbed": stubbed,
         "ids": ids,
         "unset_settings": stack.unset_settings,
-        "has_triggers": stack.triggers is not None,
         "has_workflows": stack.workflows is not None,
     }
     (work / "facts.json").write_text(json.dumps(facts))

@@ -373,6 +373,32 @@ class Client:
             if not cursor:
                 return
 
+    # -- workflows -------------------------------------------------------------------------------
+
+    def put_flow(self, flow: Any) -> Json:
+        """Publish a Python flow (``@flow`` of :mod:`taskplane.flow`) as a workflow definition.
+
+        The flow is recorded here (its function runs once with its tasks replaced by recorders) and
+        its definition is sent as the YAML ``taskplane workflow put FILE.py --dry-run`` prints;
+        answers the API's reply (``name``, ``version``, ``published``, ``nodes``, ``edges``).
+
+        Raises
+        ------
+        taskplane.flow.FlowError
+            The flow cannot be recorded (with the file and line at fault); nothing is sent.
+        TaskplaneError
+            The API refused the definition (e.g. a target off the tenant's allow-list).
+        """
+        from taskplane.flow import as_flow
+
+        definition = as_flow(flow).definition()
+        return self._json(
+            "PUT",
+            f"/v1/workflows/{quote_segment(definition.name)}",
+            body=definition.yaml(),
+            headers={"Content-Type": "application/yaml"},
+        )
+
     # Last, so that ``list`` in the annotations above still means the builtin to type checkers.
     def list(self, state: str | None = None, limit: int | None = None, cursor: str | None = None) -> Json:
         """One page of tasks, newest first: ``{"items": [...], "next_cursor": str | None}``."""

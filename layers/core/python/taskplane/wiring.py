@@ -29,8 +29,16 @@ class Platform:
     workflows: Any = None  # services.workflows.WorkflowService
     steps: Any = None  # services.workflows.StepService (the step function's use cases)
     dead_letters: Any = None  # services.dead_letters.DeadLetterService
+    events: Any = None  # services.events.EventService
     #: set to make a running tick (and anything else that waits on it) stop early
     stop: threading.Event = field(default_factory=threading.Event)
+
+    def begin(self, context: Any) -> None:
+        """A handler's invocation starts: what depends on its remaining time learns of it."""
+        for service in (self.tasks, self.workflows):
+            store = getattr(service, "idempotency", None)
+            if store is not None:
+                store.register(context)
 
 
 def build(settings: PlatformSettings, *, session: Any = None, clock: Clock | None = None) -> Platform:
@@ -41,6 +49,7 @@ def build(settings: PlatformSettings, *, session: Any = None, clock: Clock | Non
     from taskplane.adapters.admission import InflightCounters, LaneDepthGauge
     from taskplane.adapters.breakers import BreakerStore
     from taskplane.adapters.dead_letters import DeadLetterStore
+    from taskplane.adapters.events import EventBus
     from taskplane.adapters.idempotency import PowertoolsIdempotency
     from taskplane.adapters.queues import Lanes
     from taskplane.adapters.schedule_store import ScheduleStore
@@ -48,13 +57,14 @@ def build(settings: PlatformSettings, *, session: Any = None, clock: Clock | Non
     from taskplane.adapters.task_store import TaskStore
     from taskplane.adapters.triggers import TriggerRules, TriggerStore
     from taskplane.adapters.wheel_store import WheelStore
-    from taskplane.domain.allowlist import TargetPolicy
     from taskplane.domain.breaker import BreakerConfig
     from taskplane.domain.gray import RouteRule
+    from taskplane.domain.triggers import ExternalEvents
     from taskplane.observability import MetricsBuffer
     from taskplane.services.admission import Admission
     from taskplane.services.breakers import CircuitBreakers
     from taskplane.services.dead_letters import DeadLetterService
+    from taskplane.services.events import EventService
     from taskplane.services.execute import Executor
     from taskplane.services.schedules import ScheduleService
     from taskplane.services.tasks import TaskService, delivery_for
@@ -71,6 +81,9 @@ def build(settings: PlatformSettings, *, session: Any = None, clock: Clock | Non
     wheel = WheelStore(settings.wheel_table, settings.control_table, ddb)
     telemetry = MetricsBuffer()
     stop = threading.Event()
+    # One target policy for every door work enters by, and for the worker and the step function
+    # that check it again before each call (domain/entry.py).
+    targets = target_policy(settings)
     admission = Admission(
         depths=LaneDepthGauge(settings.queue_urls, sqs, clock.now_ms),
         max_lane_depth=settings.max_lane_depth,
@@ -82,11 +95,7 @@ def build(settings: PlatformSettings, *, session: Any = None, clock: Clock | Non
             tenant: [RouteRule.model_validate(r) for r in rules]
             for tenant, rules in settings.task_routes.items()
         },
-        targets=TargetPolicy(
-            allowlists=settings.target_allowlists,
-            allow_by_default=settings.targets_allowed_by_default,
-            allow_private_http=settings.allow_private_http,
-        ),
+        targets=targets,
         admission=admission,
         store=store,
         lanes=lanes,
@@ -104,6 +113,7 @@ def build(settings: PlatformSettings, *, session: Any = None, clock: Clock | Non
             "lambda", config=Config(read_timeout=910, connect_timeout=10, retries={"max_attempts": 0})
         ),
         sqs_client=sqs,
+        platform_bus=settings.event_bus,
     )
     dead_letter_records = DeadLetterStore(settings.tasks_table, ddb)
     executor = Executor(
@@ -117,6 +127,7 @@ def build(settings: PlatformSettings, *, session: Any = None, clock: Clock | Non
         shards=settings.wheel_shards,
         dead_letters=dead_letter_records,
         admission=admission,
+        targets=targets,
         breakers=(
             CircuitBreakers(
                 BreakerStore(settings.control_table, ddb),
@@ -132,6 +143,7 @@ def build(settings: PlatformSettings, *, session: Any = None, clock: Clock | Non
         tasks=store,
         clock=clock,
         queue=lambda task: lanes.send_one(delivery_for(task, clock.now_ms())),
+        targets=targets,
     )
     schedules = ScheduleService(
         store=ScheduleStore(settings.schedules_table, wheel, ddb),
@@ -140,13 +152,23 @@ def build(settings: PlatformSettings, *, session: Any = None, clock: Clock | Non
         clock=clock,
         shards=settings.wheel_shards,
         telemetry=telemetry,
+        targets=targets,
     )
+    events_client = session.client("events", config=retries)
     triggers = TriggerService(
         store=TriggerStore(settings.schedules_table, ddb),
-        rules=TriggerRules(session.client("events", config=retries), sqs, settings.queue_urls),
+        rules=TriggerRules(events_client, sqs, settings.queue_urls),
         tasks=store,
         clock=clock,
+        targets=targets,
+        event_bus=settings.event_bus,
+        rule_prefix=settings.trigger_rule_prefix,
+        external={
+            tenant: [ExternalEvents.model_validate(e) for e in entries]
+            for tenant, entries in settings.external_events.items()
+        },
     )
+    events = EventService(EventBus(settings.event_bus, events_client))
     ticker = Ticker(
         wheel=wheel,
         lanes=lanes,
@@ -155,7 +177,7 @@ def build(settings: PlatformSettings, *, session: Any = None, clock: Clock | Non
         telemetry=telemetry,
         fire_schedule=schedules.fire,
     )
-    workflows, steps = _build_workflows(settings, session, clock, ddb, runners, telemetry)
+    workflows, steps = _build_workflows(settings, session, clock, ddb, runners, telemetry, targets)
     return Platform(
         dead_letters=dead_letters,
         workflows=workflows,
@@ -168,11 +190,29 @@ def build(settings: PlatformSettings, *, session: Any = None, clock: Clock | Non
         stop=stop,
         schedules=schedules,
         triggers=triggers,
+        events=events,
+    )
+
+
+def target_policy(settings: PlatformSettings) -> Any:
+    """The tenants' target policy (domain.allowlist.TargetPolicy) the settings describe."""
+    from taskplane.domain.allowlist import TargetPolicy
+
+    return TargetPolicy(
+        allowlists=settings.target_allowlists,
+        allow_by_default=settings.targets_allowed_by_default,
+        allow_private_http=settings.allow_private_http,
     )
 
 
 def _build_workflows(
-    settings: PlatformSettings, session: Any, clock: Clock, ddb: Any, runners: Any, telemetry: Any
+    settings: PlatformSettings,
+    session: Any,
+    clock: Clock,
+    ddb: Any,
+    runners: Any,
+    telemetry: Any,
+    targets: Any,
 ) -> tuple[Any, Any]:
     """The workflow service (API) and the step service (step function), sharing their stores."""
     from botocore.config import Config
@@ -181,7 +221,6 @@ def _build_workflows(
     from taskplane.adapters.run_store import RunStore
     from taskplane.adapters.stepfunctions import StepFunctions
     from taskplane.adapters.workflow_store import WorkflowStore
-    from taskplane.domain.allowlist import TargetPolicy
     from taskplane.services.workflows import StepService, WorkflowService
 
     sfn = StepFunctions(
@@ -193,11 +232,7 @@ def _build_workflows(
     store = WorkflowStore(settings.workflows_table, ddb)
     runs = RunStore(settings.runs_table, ddb)
     workflows = WorkflowService(
-        targets=TargetPolicy(
-            allowlists=settings.target_allowlists,
-            allow_by_default=settings.targets_allowed_by_default,
-            allow_private_http=settings.allow_private_http,
-        ),
+        targets=targets,
         store=store,
         runs=runs,
         sfn=sfn,
@@ -215,6 +250,7 @@ def _build_workflows(
         clock=clock,
         retention_days=settings.retention_days,
         telemetry=telemetry,
+        targets=targets,
     )
     return workflows, steps
 

@@ -83,6 +83,8 @@ from botocore.exceptions import (
     ReadTimeoutError,
 )
 
+from taskplane.domain.events import PLATFORM_BUS, stamp
+
 if TYPE_CHECKING:
     import boto3.session
 
@@ -229,12 +231,15 @@ class TargetRunners:
         sqs_client: Any = None,
         events_client: Any = None,
         allow_private_http: bool = True,
+        platform_bus: str = "taskplane-events",
     ) -> None:
         self._session: Any = session
         self._lambda_client = lambda_client
         self._sqs_client = sqs_client
         self._events_client = events_client
         self._allow_private_http = allow_private_http
+        #: the real name of the bus tenants call "taskplane"
+        self._platform_bus = platform_bus
         self._lock = threading.Lock()
         self._lambda_clients_by_timeout: dict[int, Any] = {}
         self._opener = urllib.request.build_opener(_NoRedirects())
@@ -252,6 +257,8 @@ class TargetRunners:
         envelope: dict[str, Any],
         timeout_s: float,
         cancel: threading.Event | None = None,
+        *,
+        tenant: str | None = None,
     ) -> Any:
         """Deliver ``envelope`` to ``target`` once and return the result.
 
@@ -265,6 +272,9 @@ class TargetRunners:
             How long the attempt may take.
         cancel
             Set it to interrupt a builtin ``sleep``; any target refuses to start once it is set.
+        tenant
+            Whose work this is: an ``eventbridge`` target's event carries it in ``detail``, written
+            by the platform (``domain/events.py``), so the event reaches only that tenant's triggers.
 
         Returns
         -------
@@ -284,6 +294,8 @@ class TargetRunners:
             raise TargetFailure("Cancelled", "cancelled before the target was called", retryable=True)
         if not timeout_s > 0:
             raise TargetFailure("Timeout", "no time left for the attempt", retryable=True)
+        if kind == "eventbridge":  # the one target that carries the tenant: events are stamped
+            return self._run_eventbridge(target, envelope, timeout_s, cancel, tenant=tenant)
         return runner(target, envelope, timeout_s, cancel)
 
     # -- clients -------------------------------------------------------------------------------
@@ -361,13 +373,20 @@ class TargetRunners:
         return {"message_id": response["MessageId"]}
 
     def _run_eventbridge(
-        self, target: dict[str, Any], envelope: dict[str, Any], timeout_s: float, cancel: Any
+        self,
+        target: dict[str, Any],
+        envelope: dict[str, Any],
+        timeout_s: float,
+        cancel: Any,
+        tenant: str | None = None,
     ) -> Any:
+        bus = str(target.get("bus") or PLATFORM_BUS)
         entry = {
-            "EventBusName": str(target.get("bus") or "default"),
+            "EventBusName": self._platform_bus if bus == PLATFORM_BUS else bus,
             "Source": _required_str(target, "source"),
             "DetailType": _required_str(target, "detail_type"),
-            "Detail": _dumps(envelope),
+            # Stamped on every bus: an event from the platform always says whose it is.
+            "Detail": _dumps(stamp(envelope, tenant) if tenant else envelope),
         }
         client = self._events()
         with _aws_errors():

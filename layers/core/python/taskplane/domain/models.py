@@ -19,6 +19,7 @@ from pydantic import (
 )
 
 from taskplane.domain.clock import from_datetime, to_rfc3339
+from taskplane.domain.events import PLATFORM_BUS, not_aws
 from taskplane.domain.retry import RetryPolicy
 from taskplane.domain.states import TaskState
 
@@ -29,6 +30,8 @@ MAX_PAYLOAD_DEPTH = 64
 #: Largest ``run_at`` / ``delay_ms`` horizon.
 MAX_DELAY_MS = 366 * 24 * 3600 * 1000
 MAX_TIMEOUT_S = 900
+#: Largest total of an HTTP target's header names and values (what most servers accept in a request).
+MAX_HEADER_BYTES = 16 * 1024
 Priority = Literal["high", "default", "low"]
 PRIORITIES: tuple[str, ...] = ("high", "default", "low")
 
@@ -55,6 +58,17 @@ class HttpTarget(_Target):
         Annotated[StrictStr, Field(max_length=256)], Annotated[StrictStr, Field(max_length=4096)]
     ] = Field(default_factory=dict, max_length=50)
 
+    @field_validator("headers")
+    @classmethod
+    def _headers_fit(cls, value: dict[str, str]) -> dict[str, str]:
+        size = sum(
+            len(k.encode("utf-8", "surrogatepass")) + len(v.encode("utf-8", "surrogatepass"))
+            for k, v in value.items()
+        )
+        if size > MAX_HEADER_BYTES:
+            raise ValueError(f"headers are {size} bytes in all; the limit is {MAX_HEADER_BYTES} bytes")
+        return value
+
     @field_validator("url")
     @classmethod
     def _http_url(cls, value: str) -> str:
@@ -70,10 +84,18 @@ class SqsTarget(_Target):
 
 
 class EventBridgeTarget(_Target):
+    """Puts the task's envelope as an event's ``detail``, stamped with the tenant (``domain/events.py``).
+
+    ``bus`` ``"taskplane"`` (the default) is the platform's own bus, where this tenant's triggers
+    listen; any other bus must be on the tenant's allow-list (``eventbridge:<bus>``).
+    """
+
     type: Literal["eventbridge"]
-    bus: _Name = "default"
+    bus: _Name = PLATFORM_BUS
     source: _Name = "taskplane"
     detail_type: _Name = "taskplane.task"
+
+    _source = field_validator("source")(not_aws)
 
 
 class BuiltinTarget(_Target):

@@ -13,13 +13,15 @@ from __future__ import annotations
 import builtins
 import contextlib
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from taskplane.adapters.dead_letters import DeadLetterStore
 from taskplane.adapters.task_store import TaskStore
+from taskplane.domain.allowlist import TargetPolicy
 from taskplane.domain.clock import Clock
 from taskplane.domain.dead_letters import DeadLetter
+from taskplane.domain.entry import check_target
 from taskplane.domain.errors import Conflict, InvalidRequest, NotFound, TaskplaneError
 from taskplane.domain.ids import is_valid_id, new_id
 from taskplane.domain.models import HistoryEntry, Task
@@ -37,6 +39,8 @@ class DeadLetterService:
     #: queues a freshly stored task (TaskService.queue_new); raises when it could not be queued
     queue: Callable[[Task], None]
     make_id: Callable[[int], str] = new_id
+    #: the tenant's target policy, as for tasks: a redrive is no way around it
+    targets: TargetPolicy = field(default_factory=TargetPolicy.permissive)
 
     def list(
         self, tenant: str, *, limit: int = 50, cursor: str | None = None, status: str | None = None
@@ -70,6 +74,7 @@ class DeadLetterService:
         old = self.tasks.get(tenant, task_id)
         if old is None or old.state is not TaskState.FAILED:
             raise Conflict(f"task {task_id} is not FAILED")
+        check_target(self.targets, tenant, old.target)
         now = self.clock.now_ms()
         new_task_id = record.redriven_as if record.status == "redriving" else None
         if new_task_id is None:

@@ -27,8 +27,10 @@ from taskplane.adapters.queues import MAX_DELAY_S, LaneMessage, Lanes
 from taskplane.adapters.targets import TargetFailure, TargetRunners
 from taskplane.adapters.task_store import TaskStore
 from taskplane.adapters.wheel_store import WheelStore
+from taskplane.domain.allowlist import TargetPolicy
 from taskplane.domain.clock import Clock, to_rfc3339
 from taskplane.domain.dead_letters import DeadLetter
+from taskplane.domain.entry import TARGET_REFUSED, refusal_failure_message
 from taskplane.domain.models import MAX_PAYLOAD_DEPTH, Task, payload_depth, payload_size
 from taskplane.domain.retry import can_finish_by, latest_start, next_attempt_at
 from taskplane.domain.states import TaskState, path_to_running
@@ -102,6 +104,8 @@ class Executor:
     admission: Admission = field(default_factory=Admission)
     breakers: CircuitBreakers | None = None
     heartbeat_ms: int = HEARTBEAT_MS
+    #: checked again before every call: the tenant's policy may have changed since the task was accepted
+    targets: TargetPolicy = field(default_factory=TargetPolicy.permissive)
 
     def handle(self, delivery: LaneMessage, hold: Hold | None = None) -> Outcome:
         """Process one lane message; raises only when the message must be redelivered.
@@ -287,6 +291,11 @@ class Executor:
                 retryable=False,
             )
             return self._finish(task, self._failed(task, late, timed_out=False, dims=dims), watched)
+        why = self.targets.refusal(task.tenant, task.target)
+        if why is not None:
+            self.telemetry.count("target_refused", **dims)
+            refused = TargetFailure(TARGET_REFUSED, refusal_failure_message(why), retryable=False)
+            return self._finish(task, self._failed(task, refused, timed_out=False, dims=dims), watched)
         guard = None
         if self.breakers is not None:
             try:
@@ -303,7 +312,9 @@ class Executor:
         done = threading.Event()
         if needs_heartbeat(task.timeout_s):
             threading.Thread(target=self._beat, args=(task, done), daemon=True).start()
-        future = self.pool.submit(self.runners.run, task.effective_target, envelope, task.timeout_s, cancel)
+        future = self.pool.submit(
+            self.runners.run, task.effective_target, envelope, task.timeout_s, cancel, tenant=task.tenant
+        )
         failure: TargetFailure | None = None
         timed_out = False
         try:
@@ -426,7 +437,7 @@ class Executor:
 
     @staticmethod
     def _final_reason(task: Task, failure: TargetFailure, *, retryable_but_exhausted: bool) -> str:
-        if failure.error_type == "DeadlineExceeded":
+        if failure.error_type in ("DeadlineExceeded", TARGET_REFUSED):
             return failure.message
         if not retryable_but_exhausted:
             return f"{failure.error_type} is not retryable"

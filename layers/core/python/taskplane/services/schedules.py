@@ -17,7 +17,9 @@ from dataclasses import dataclass, field
 from taskplane.adapters.queues import LaneMessage, Lanes
 from taskplane.adapters.schedule_store import ScheduleStore
 from taskplane.adapters.task_store import TaskStore
+from taskplane.domain.allowlist import TargetPolicy
 from taskplane.domain.clock import Clock, to_rfc3339
+from taskplane.domain.entry import check_task_body
 from taskplane.domain.errors import Conflict, InvalidRequest, NotFound
 from taskplane.domain.ids import is_valid_id, new_id
 from taskplane.domain.models import TaskSubmit, new_task
@@ -43,6 +45,8 @@ class ScheduleService:
     shards: int = 1
     telemetry: Telemetry = field(default_factory=NullTelemetry)
     make_id: Callable[[int], str] = new_id
+    #: the tenant's target policy, as for tasks: a schedule is no way around it
+    targets: TargetPolicy = field(default_factory=TargetPolicy.permissive)
 
     def _entry(self, schedule: Schedule) -> WheelEntry | None:
         if schedule.paused or schedule.next_fire_at is None:
@@ -58,6 +62,7 @@ class ScheduleService:
 
     # -- API use cases -----------------------------------------------------------------------------
     def create(self, tenant: str, body: ScheduleCreate) -> Schedule:
+        check_task_body(self.targets, tenant, body.task, prefix="task")
         now = self.clock.now_ms()
         schedule = new_schedule(body, schedule_id=self.make_id(now), tenant=tenant, now_ms=now)
         if schedule.next_fire_at is None:

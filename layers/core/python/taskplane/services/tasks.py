@@ -12,10 +12,11 @@ from taskplane.adapters.task_store import TaskStore
 from taskplane.adapters.wheel_store import WheelStore
 from taskplane.domain.allowlist import TargetPolicy
 from taskplane.domain.clock import Clock
-from taskplane.domain.errors import Conflict, InvalidRequest, NotFound, PayloadTooLarge, TaskplaneError
+from taskplane.domain.entry import check_task_body
+from taskplane.domain.errors import Conflict, InvalidRequest, NotFound, TaskplaneError
 from taskplane.domain.gray import RouteRule, choose_route
 from taskplane.domain.ids import is_valid_id, new_id
-from taskplane.domain.models import MAX_DELAY_MS, MAX_PAYLOAD_BYTES, Task, TaskSubmit, new_task, payload_size
+from taskplane.domain.models import MAX_DELAY_MS, MAX_PAYLOAD_BYTES, Task, TaskSubmit, new_task
 from taskplane.domain.states import CANCELLABLE, TaskState
 from taskplane.domain.wheel import WheelEntry, goes_through_wheel, shard_of
 from taskplane.services.admission import Admission
@@ -81,9 +82,7 @@ class TaskService:
     admission: Admission = field(default_factory=Admission)
     #: gray-release rules per tenant (domain/gray.py)
     routes: dict[str, list[RouteRule]] = field(default_factory=dict)
-    targets: TargetPolicy = field(
-        default_factory=lambda: TargetPolicy(allow_by_default=True, allow_private_http=True)
-    )
+    targets: TargetPolicy = field(default_factory=TargetPolicy.permissive)
 
     def _via_wheel(self, task: Task, now_ms: int) -> bool:
         return (
@@ -95,9 +94,7 @@ class TaskService:
     # -- submit ---------------------------------------------------------------------------------
     def submit(self, tenant: str, body: TaskSubmit, idempotency_key: str | None = None) -> tuple[Task, bool]:
         """Accept one task; returns (task, created). A replayed idempotency key returns the first task."""
-        self._check_payload(body)
-        self._check_horizon(body)
-        self._check_target(tenant, body)
+        self._check_body(tenant, body)
         self.admission.check_lane(body.priority)
         key = idempotency_key or body.idempotency_key
         if key is None or self.idempotency is None:
@@ -123,9 +120,7 @@ class TaskService:
                 outcomes[i] = item
                 continue
             try:
-                self._check_payload(item)
-                self._check_horizon(item)
-                self._check_target(tenant, item)
+                self._check_body(tenant, item)
                 self.admission.check_lane(item.priority)
                 if item.idempotency_key and self.idempotency is not None:
                     outcomes[i] = self.submit(tenant, item)[0]
@@ -255,22 +250,13 @@ class TaskService:
     def _withdraw(self, task: Task) -> None:
         self.store.delete_unstarted(task.tenant, task.task_id)
 
-    def _check_payload(self, body: TaskSubmit) -> None:
-        size = payload_size(body.payload)
-        if size > self.max_payload_bytes:
-            raise PayloadTooLarge(
-                f"payload is {size} bytes; the limit is {self.max_payload_bytes} bytes",
-                details=[{"field": "payload", "size": size, "limit": self.max_payload_bytes}],
-            )
+    def _check_body(self, tenant: str, body: TaskSubmit) -> None:
+        check_task_body(self.targets, tenant, body, max_payload_bytes=self.max_payload_bytes)
+        self._check_horizon(body)
 
     def _routed(self, task: Task) -> Task:
         route = choose_route(self.routes.get(task.tenant, []), task.task_id, task.labels, task.target)
         return task.model_copy(update={"route": route}) if route else task
-
-    def _check_target(self, tenant: str, body: TaskSubmit) -> None:
-        why = self.targets.refusal(tenant, body.target.model_dump())
-        if why is not None:
-            raise InvalidRequest(f"target refused: {why}", details=[{"field": "target", "message": why}])
 
     def _check_horizon(self, body: TaskSubmit) -> None:
         # delay_ms is bounded by the model; run_at needs the clock. Past the horizon a task would
