@@ -53,6 +53,8 @@ class FakeApi:
         #: Task id -> the states it takes on the next GETs, one per GET.
         self.states_on_get: dict[str, list[str]] = {}
         self.override: Callable[[Seen], Answer | None] | None = None
+        #: Batch items whose payload starts with "busy" are throttled the first time they are sent.
+        self.throttled: set[str] = set()
         self._lock = threading.Lock()
 
     def cli(self, *args: str) -> list[str]:
@@ -154,7 +156,13 @@ class FakeApi:
             case ("POST", ["batch"]):
                 results: list[dict[str, Any]] = []
                 for i, item in enumerate(seen.body["tasks"]):
-                    if "target" in item:
+                    busy = str(item.get("payload", "")).startswith("busy")
+                    if busy and item["payload"] not in self.throttled:
+                        # A full lane, once per such payload: throttled, to be sent again at once.
+                        self.throttled.add(item["payload"])
+                        full = {"code": "throttled", "message": "the default lane is full", "details": []}
+                        results.append({"index": i, "error": full, "retry_after_s": 0})
+                    elif "target" in item:
                         results.append({"index": i, "task_id": self.add_task(**item)["task_id"]})
                     else:
                         results.append(

@@ -445,6 +445,27 @@ def test_submit_file_sends_batches_and_sums_up(
     assert "submitting" in captured.err  # the progress bar is on stderr
 
 
+def test_submit_file_sends_throttled_lines_again_and_says_so(
+    api: FakeApi, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Given three lines, two of which the API throttles the first time (a full lane)
+    lines = [
+        {"target": ECHO, "payload": "busy-1"},
+        {"target": ECHO, "payload": 2},
+        {"target": ECHO, "payload": "busy-3"},
+    ]
+    path = tmp_path / "tasks.jsonl"
+    path.write_text("".join(json.dumps(line) + "\n" for line in lines))
+    # When they are submitted
+    code = main(api.cli("submit", "--file", str(path)))
+    # Then the throttled ones went again, all three were accepted, and the wait was shown
+    captured = capsys.readouterr()
+    sent = [[t["payload"] for t in s.body["tasks"]] for s in api.seen if s.path == "/v1/tasks/batch"]
+    assert sent == [["busy-1", 2, "busy-3"], ["busy-1", "busy-3"]]
+    assert code == 0 and "accepted 3, rejected 0" in captured.out
+    assert "2 tasks throttled; sending again in 0s" in captured.err
+
+
 def test_submit_file_json_summary(api: FakeApi, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     # Given two good tasks
     path = tmp_path / "tasks.jsonl"

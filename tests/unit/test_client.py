@@ -321,6 +321,61 @@ def test_submit_many_marks_a_refused_batch_and_goes_on(api: FakeApi) -> None:
     assert results[2]["error"]["code"] == "payload_too_large"
 
 
+def throttling(api: FakeApi, refusals: int, retry_after_s: int | None = 2) -> dict[str, int]:
+    """Make the fake refuse items with an odd payload as throttled, ``refusals`` times in all."""
+    left = {"n": refusals}
+
+    def answer(seen: Seen) -> Answer | None:
+        if seen.path != "/v1/tasks/batch" or left["n"] <= 0:
+            return None
+        results: list[dict[str, Any]] = []
+        for i, item in enumerate(seen.body["tasks"]):
+            if item.get("payload", 0) % 2 and left["n"] > 0:
+                left["n"] -= 1
+                error = {"code": "throttled", "message": "the default lane is full", "details": []}
+                result: dict[str, Any] = {"index": i, "error": error}
+                if retry_after_s is not None:
+                    result["retry_after_s"] = retry_after_s
+                results.append(result)
+            else:
+                results.append({"index": i, "task_id": api.add_task(target=item["target"])["task_id"]})
+        return 200, {"Retry-After": str(retry_after_s or 1)}, {"results": results}
+
+    api.override = answer
+    return left
+
+
+def test_submit_many_sends_throttled_items_again_after_their_hint(api: FakeApi) -> None:
+    # Given an API that throttles some items of a batch (retry_after_s 2) twice, then accepts them
+    throttling(api, refusals=3, retry_after_s=2)
+    client, sleep = make_client(api)
+    retries: list[tuple[int, float]] = []
+    bodies = [{"target": {"type": "builtin", "name": "echo"}, "payload": i} for i in range(4)]
+    # When four tasks are submitted in one batch
+    results = client.submit_many(bodies, chunk=4, on_retry=lambda n, s: retries.append((n, s)))
+    # Then every task was accepted in the end, in input order
+    assert [r["index"] for r in results] == [0, 1, 2, 3]
+    assert all("task_id" in r and "error" not in r for r in results), results
+    # And only the throttled items were sent again, after the hinted delay each time
+    sent = [[t["payload"] for t in s.body["tasks"]] for s in api.requests_to("POST", "/v1/tasks/batch")]
+    assert sent == [[0, 1, 2, 3], [1, 3], [1]]
+    assert retries == [(2, 2.0), (1, 2.0)] and sleep.calls == [2.0, 2.0]
+
+
+def test_submit_many_gives_up_on_a_throttled_item_after_max_retries(api: FakeApi) -> None:
+    # Given an API that keeps throttling (no hint), and a client allowed 2 retries
+    throttling(api, refusals=100, retry_after_s=None)
+    client, sleep = make_client(api, max_retries=2)
+    # When two tasks are submitted
+    results = client.submit_many(
+        [{"target": {"type": "builtin", "name": "echo"}, "payload": i} for i in (0, 1)]
+    )
+    # Then the throttled one keeps its error after 3 sends, with backoff between them
+    assert "task_id" in results[0] and results[1]["error"]["code"] == "throttled"
+    assert len(api.requests_to("POST", "/v1/tasks/batch")) == 3
+    assert sleep.calls == [0.5, 1.0]
+
+
 def test_submit_many_raises_when_every_batch_would_fail(api: FakeApi) -> None:
     # Given a client with a bad key
     client, _ = make_client(api, api_key="wrong")

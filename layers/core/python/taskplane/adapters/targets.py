@@ -84,6 +84,8 @@ from botocore.exceptions import (
 )
 
 from taskplane.domain.events import PLATFORM_BUS, stamp
+from taskplane.domain.secrets import scrub, secret_values
+from taskplane.domain.text import valid_text
 
 if TYPE_CHECKING:
     import boto3.session
@@ -195,6 +197,16 @@ class TargetFailure(Exception):
         self.message = message
         self.retryable = retryable
 
+    def told_safely(self, secrets: list[str]) -> TargetFailure:
+        """This failure with none of ``secrets`` (nor anything that looks like one) in its text, and
+        valid Unicode only: its message becomes the task's error, history, dead letter and log lines.
+        """
+        error_type = scrub(valid_text(self.error_type), secrets)[:256]
+        message = scrub(valid_text(self.message), secrets)
+        if (error_type, message) == (self.error_type, self.message):
+            return self
+        return TargetFailure(error_type, message, retryable=self.retryable)
+
 
 Runner = Callable[[dict[str, Any], dict[str, Any], float, "threading.Event | None"], Any]
 
@@ -294,9 +306,17 @@ class TargetRunners:
             raise TargetFailure("Cancelled", "cancelled before the target was called", retryable=True)
         if not timeout_s > 0:
             raise TargetFailure("Timeout", "no time left for the attempt", retryable=True)
-        if kind == "eventbridge":  # the one target that carries the tenant: events are stamped
-            return self._run_eventbridge(target, envelope, timeout_s, cancel, tenant=tenant)
-        return runner(target, envelope, timeout_s, cancel)
+        try:
+            # A target's answer comes from outside: keep it valid text (domain/text.py).
+            if kind == "eventbridge":  # the one target that carries the tenant: events are stamped
+                return valid_text(self._run_eventbridge(target, envelope, timeout_s, cancel, tenant=tenant))
+            return valid_text(runner(target, envelope, timeout_s, cancel))
+        except TargetFailure as failure:
+            raise failure.told_safely(secret_values(target, envelope)) from None
+        except Exception as exc:  # a runner bug: the callers retry it like any failure, told safely too
+            raise TargetFailure(type(exc).__name__, str(exc) or repr(exc), retryable=True).told_safely(
+                secret_values(target, envelope)
+            ) from None
 
     # -- clients -------------------------------------------------------------------------------
 
@@ -412,6 +432,12 @@ class TargetRunners:
             raise TargetFailure("InvalidTarget", f"bad URL: {exc}", retryable=False) from None
         if parts.scheme not in ("http", "https") or not parts.hostname:
             raise TargetFailure("InvalidTarget", "an http target needs an http(s) URL", retryable=False)
+        if "@" in parts.netloc:
+            # Refused when the target is made; a record older than that rule never reaches urllib,
+            # whose own messages would quote the password (InvalidURL: nonnumeric port: 'pw@host').
+            raise TargetFailure(
+                "InvalidTarget", "the URL carries user info: send credentials in a header", retryable=False
+            )
         if not self._allow_private_http:
             _refuse_private_host(parts)
 

@@ -244,10 +244,18 @@ def _submit_file(args: argparse.Namespace, ctx: Context) -> int:
         console=ctx.err,
     ) as progress:
         bar = progress.add_task("submit", total=len(bodies))
+
+        def waiting(count: int, wait_s: float) -> None:
+            # The API refused these for now (a full lane): say so, then the client sends them again.
+            progress.console.print(
+                Text(f"{count} task{'s' if count != 1 else ''} throttled; sending again in {wait_s:g}s")
+            )
+
         results = ctx.client.submit_many(
             bodies,
             chunk=args.chunk,
             on_progress=lambda done, total: progress.update(bar, completed=done),
+            on_retry=waiting,
         )
     for result in results:
         result["line"] = numbers[result["index"]]
