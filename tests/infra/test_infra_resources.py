@@ -292,3 +292,16 @@ def test_the_tick_reads_the_shard_the_rule_sends(synth: Synth) -> None:
     from infra.capabilities.scheduler import tick_input
 
     assert [shards_of(tick_input(i), 3) for i in range(3)] == [[0], [1], [2]]
+
+
+def test_retained_tables_keep_fixed_names_and_the_way_back_is_documented(synth: Synth) -> None:
+    # Given retain_data: tables outlive the stack under their fixed names
+    from pathlib import Path
+
+    names = sorted(t["Properties"]["TableName"] for t in synth.resources("AWS::DynamoDB::Table").values())
+    assert all(name.startswith(synth.cfg.prefix + "-") for name in names)
+    # Then DEPLOY.md says how a new deploy adopts them (a plain deploy would fail: "already exists")
+    deploy = (Path(__file__).resolve().parents[2] / "docs" / "DEPLOY.md").read_text()
+    assert (
+        "npx cdk import -c env=prod Taskplane-prod" in deploy and "restore-table-to-point-in-time" in deploy
+    )

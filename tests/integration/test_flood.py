@@ -14,8 +14,6 @@ pytestmark = pytest.mark.integration
 
 FLOOD_S = 5
 THRESHOLD = 40
-#: How long the API trusts a lane depth it read (the admission gauge's cache, set below).
-DEPTH_TTL_MS = 200
 SUBMITTERS = 4
 
 
@@ -26,7 +24,9 @@ def test_flood_is_refused_with_429_bounded_and_loses_nothing(aws, api):
 
     admission = aws.platform.tasks.admission
     admission.max_lane_depth = THRESHOLD
-    admission.depths._ttl_ms = DEPTH_TTL_MS
+    # Every request reads the depth afresh: with a cache, how far the lane overshoots depends on how
+    # many requests this machine serves per cache period (its speed), which a test must not.
+    admission.depths._ttl_ms = 0
     poller = LanePoller(
         aws.client("sqs"),
         aws.settings.queue_urls["default"],
@@ -36,7 +36,6 @@ def test_flood_is_refused_with_429_bounded_and_loses_nothing(aws, api):
     )
     poller.start()
     accepted: list[str] = []
-    accepted_at: list[float] = []
     codes: dict[int, int] = {}
     depths: list[int] = []
     lock = threading.Lock()
@@ -50,7 +49,6 @@ def test_flood_is_refused_with_429_bounded_and_loses_nothing(aws, api):
                 codes[reply.status] = codes.get(reply.status, 0) + 1
                 if reply.status == 201:
                     accepted.append(reply.body["task_id"])
-                    accepted_at.append(time.monotonic())
                 elif reply.status == 429:
                     assert int(reply.headers["Retry-After"]) >= 1
 
@@ -87,14 +85,9 @@ def test_flood_is_refused_with_429_bounded_and_loses_nothing(aws, api):
         f"{sum(1 for t in accepted if aws.platform.tasks.get('acme', t).state is not TaskState.SUCCEEDED)}"
     )
     # And there were 429s, no 5xx, the lane stayed bounded, and no accepted task was lost
+    # (offered and served rates are printed, not asserted: both are the machine's speed)
     assert codes.get(429, 0) > 0 and not any(c >= 500 for c in codes)
-    assert offered > 3 * served
-    # The lane exceeds the threshold by at most what is accepted while one depth reading is trusted
-    # (plus the requests already past the check): a bound from the mechanism, not from how fast this
-    # machine accepts, which decides how much one window lets through.
-    window_s = DEPTH_TTL_MS / 1000
-    burst = max(
-        (sum(1 for t in accepted_at if start <= t < start + window_s) for start in accepted_at), default=0
-    )
-    assert max(depths) <= THRESHOLD + burst + SUBMITTERS, (max(depths), burst)
+    # Each request reads the depth before it adds one message: the lane passes the threshold by at
+    # most the requests already past their check (one per submitter), however fast the machine is.
+    assert max(depths) <= THRESHOLD + SUBMITTERS, max(depths)
     assert done

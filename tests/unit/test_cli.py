@@ -354,14 +354,25 @@ def test_dev_stops_cleanly_on_ctrl_c(monkeypatch: pytest.MonkeyPatch) -> None:
     assert main(["dev"]) == 0
 
 
-def test_dev_without_the_runtime_explains(
+def test_dev_without_moto_names_the_extra_to_install(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    # Given the runtime module cannot be imported
-    monkeypatch.setitem(sys.modules, "taskplane.local.runtime", None)
-    # When dev runs, Then it says what is missing and exits 1
+    # Given `pip install taskplane` without the local extra: moto cannot be found
+    import importlib.util
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(
+        importlib.util, "find_spec", lambda name, *a: None if name == "moto" else real(name, *a)
+    )
+    started = []
+    module = types.ModuleType("taskplane.local.runtime")
+    module.run_dev = lambda **kwargs: started.append(kwargs)  # type: ignore[attr-defined]
+    monkeypatch.setitem(sys.modules, "taskplane.local.runtime", module)
+    # When dev runs, Then it names the missing package and the extra, exits 1, and starts nothing
     assert main(["dev"]) == 1
-    assert "local runtime cannot start" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "moto is not installed" in err and "pip install 'taskplane[local]'" in err
+    assert started == []
 
 
 # -- task commands against the fake ----------------------------------------------------------------

@@ -29,6 +29,7 @@ retention period after the run ended, or could have ended.
 from __future__ import annotations
 
 import json
+import re
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -49,6 +50,12 @@ if TYPE_CHECKING:
 
 RUN = "#run"
 _NO_VALUE: Any = object()
+
+
+def _used(names: dict[str, str], *expressions: str) -> dict[str, str]:
+    """The attribute names the expressions use: DynamoDB refuses a request naming one it does not use."""
+    used = {token for expression in expressions for token in re.findall(r"#\w+", expression)}
+    return {key: value for key, value in names.items() if key in used}
 
 
 def _json(value: Any) -> str:
@@ -621,7 +628,7 @@ class RunStore(AwsClient["DynamoDBClient"]):
                 Key=self._key(tenant, run_id, f"N#{node}"),
                 UpdateExpression=expr,
                 ConditionExpression=condition,
-                ExpressionAttributeNames=names,
+                ExpressionAttributeNames=_used(names, expr, condition),
                 ExpressionAttributeValues=values,
             )
         except ClientError as exc:
@@ -725,7 +732,7 @@ class RunStore(AwsClient["DynamoDBClient"]):
                 Key=self._key(tenant, run_id, f"C#{node}"),
                 UpdateExpression=expr,
                 ConditionExpression="#try = :try AND #state = :running",
-                ExpressionAttributeNames=names,
+                ExpressionAttributeNames=_used(names, expr, "#try = :try AND #state = :running"),
                 ExpressionAttributeValues=values,
             )
         except ClientError as exc:

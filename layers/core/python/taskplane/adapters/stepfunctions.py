@@ -129,12 +129,53 @@ class StepFunctions(AwsClient["SFNClient"]):
         except BotoCoreError as exc:
             raise translate(exc, "publishing the workflow") from exc
 
-    def definition(self, version_arn: str) -> dict[str, Any]:
-        """The ASL of a published version, as Step Functions runs it."""
+    def definition(self, version_arn: str) -> dict[str, Any] | None:
+        """The ASL of a published version, as Step Functions runs it; None once the version is deleted."""
         try:
             return json.loads(self.client.describe_state_machine(stateMachineArn=version_arn)["definition"])
-        except (ClientError, BotoCoreError) as exc:
+        except ClientError as exc:
+            if error_code(exc) == "StateMachineDoesNotExist":
+                return None
             raise translate(exc, "reading the state machine") from exc
+        except BotoCoreError as exc:
+            raise translate(exc, "reading the state machine") from exc
+
+    def prune(self, machine_arn: str, *, keep: set[str], newest: int) -> list[str]:
+        """Delete the machine's versions past the ``newest`` ones, except ``keep`` and any version
+        with a running execution. Answers the deleted version ARNs.
+
+        Step Functions keeps at most 1,000 versions per state machine and refuses to publish more.
+        A deleted version stops no execution, but starts none either, and one an alias routes to
+        cannot be deleted (``ConflictException``: left alone, like a concurrent publish).
+        """
+        deleted = []
+        try:
+            versions: list[str] = []
+            token: dict[str, str] = {}
+            while True:  # (botocore has no paginator for it)
+                page = self.client.list_state_machine_versions(stateMachineArn=machine_arn, **token)  # type: ignore[arg-type]
+                versions += [v["stateMachineVersionArn"] for v in page["stateMachineVersions"]]
+                if not page.get("nextToken"):
+                    break
+                token = {"nextToken": page["nextToken"]}
+            for arn in versions[newest:]:  # newest first
+                if arn in keep:
+                    continue
+                running = self.client.list_executions(
+                    stateMachineArn=arn, statusFilter="RUNNING", maxResults=1
+                )
+                if running["executions"]:
+                    continue
+                try:
+                    self.client.delete_state_machine_version(stateMachineVersionArn=arn)
+                except ClientError as exc:
+                    if error_code(exc) != "ConflictException":
+                        raise
+                    continue
+                deleted.append(arn)
+        except (ClientError, BotoCoreError) as exc:
+            raise translate(exc, "pruning the workflow's versions") from exc
+        return deleted
 
     def route(self, machine_arn: str, weights: dict[str, int]) -> None:
         """Point the ``live`` alias at versions by weight (``{version ARN: percent}``, at most two)."""

@@ -89,12 +89,20 @@ def _cmd_dev(args: argparse.Namespace, ctx: Context) -> int:
         tenants[name] = owners[name] = key
     if args.functions and not Path(args.functions).is_file():
         raise UsageError(f"argument --functions: no such file: {args.functions}")
+    missing = local_runtime_missing()
+    if missing:
+        print(
+            f"error: taskplane dev needs the local runtime's packages ({missing} is not installed): "
+            "pip install 'taskplane[local]'",
+            file=sys.stderr,
+        )
+        return 1
     try:
         from taskplane.local.runtime import run_dev
     except ModuleNotFoundError as exc:
         print(
             f"error: the local runtime cannot start: module {exc.name!r} is missing; "
-            "install the dev extras: pip install -e '.[dev]'",
+            "pip install 'taskplane[local]'",
             file=sys.stderr,
         )
         return 1
@@ -111,3 +119,13 @@ def _cmd_dev(args: argparse.Namespace, ctx: Context) -> int:
     except KeyboardInterrupt:
         return 0  # Ctrl-C is how dev is meant to stop
     return code if isinstance(code, int) else 0
+
+
+def local_runtime_missing() -> str | None:
+    """The first package ``taskplane dev`` needs that is not installed (the ``local`` extra), if any."""
+    import importlib.util
+
+    for module in ("moto", "boto3"):
+        if importlib.util.find_spec(module) is None:
+            return module
+    return None

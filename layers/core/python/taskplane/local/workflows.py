@@ -93,6 +93,38 @@ def _run_versions() -> None:
 
     StepFunctionsParserBackend.start_execution = start_execution  # type: ignore[method-assign]
 
+    original_list = StepFunctionsParserBackend.list_executions
+
+    def list_executions(
+        self: Any,
+        state_machine_arn: str,
+        status_filter: str | None = None,
+        max_results: int | None = None,
+        next_token: str | None = None,
+    ) -> Any:
+        # Step Functions lists a version's executions given its ARN (the API keeps versions that
+        # still run); here they live on the machine, marked with the version they started on.
+        target = self.describe_state_machine(state_machine_arn)
+        if not isinstance(target, StateMachineVersion):
+            return original_list(
+                self,
+                state_machine_arn,
+                status_filter=status_filter,
+                max_results=max_results,
+                next_token=next_token,
+            )
+        machine = self.describe_state_machine(target.source_arn)
+        found = [
+            e
+            for e in machine.executions
+            if getattr(e, "taskplane_version_arn", None) == target.arn
+            and (status_filter is None or e.status == status_filter)
+        ]
+        found.sort(key=lambda e: e.start_date, reverse=True)
+        return found[: max_results or None], None
+
+    StepFunctionsParserBackend.list_executions = list_executions  # type: ignore[method-assign,assignment]
+
 
 def _propagate_states_errors() -> None:
     from moto.stepfunctions.parser.asl.component.common.error_name.custom_error_name import CustomErrorName

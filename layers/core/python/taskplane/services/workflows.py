@@ -37,6 +37,7 @@ from taskplane.adapters.run_store import CompensationRecord, NodeRecord, RunReco
 from taskplane.adapters.stepfunctions import StepFunctions
 from taskplane.adapters.targets import TargetFailure, TargetRunners
 from taskplane.adapters.workflow_store import VersionRecord, WorkflowRecord
+from taskplane.domain import history
 from taskplane.domain.allowlist import TargetPolicy
 from taskplane.domain.asl import END_GATE, GRACE_S, RESUME_COMPENSATION, compile_asl, gated, to_json
 from taskplane.domain.blobs import (
@@ -83,6 +84,10 @@ from taskplane.services.ports import Idempotency, NullTelemetry, RunLedger, Tele
 
 #: Outputs up to this size are shown inline in ``GET /v1/runs/{id}``; larger ones have their own route.
 PREVIEW_BYTES = 2048
+#: State machine versions kept after each publish besides the ones routing or a running execution
+#: uses (Step Functions refuses to publish past 1,000 per machine). A failed run can be resumed while
+#: its version is among them.
+KEEP_VERSIONS = 100
 
 
 assert NodeAttemptFailed.__name__ == RETRYABLE_ERROR and NodeFailed.__name__ == FATAL_ERROR
@@ -227,6 +232,7 @@ class WorkflowService:
         """Publish a definition; an unchanged one publishes nothing. Answers (view, created)."""
         workflow = parse_workflow(body, name=name, content_type=content_type)
         self._check_targets(tenant, workflow)
+        history.check(workflow)  # one run must fit Step Functions' 25,000 history events
         digest = workflow.digest()
         current = self.store.get(tenant, name)
         if current is not None and current.digest == digest:
@@ -270,7 +276,24 @@ class WorkflowService:
         self.store.publish(current, after, record)
         if not after.routing:
             self._mirror_alias(after, {version_arn: 100})
+        self._prune(tenant, after, version_arn)
         return {**_summary(after), "version": version, "published": True, **_graph(workflow)}, current is None
+
+    def _prune(self, tenant: str, record: WorkflowRecord, latest_arn: str) -> None:
+        """Delete versions past the newest :data:`KEEP_VERSIONS` that nothing routes to or runs on."""
+        from taskplane.observability import logger
+
+        try:
+            keep = {latest_arn}
+            if record.routing:
+                arns = {v.version: v.version_arn for v in self.store.versions(tenant, record.name)}
+                keep |= {arns[v] for v in record.routing if v in arns}
+            deleted = self.sfn.prune(record.machine_arn, keep=keep, newest=KEEP_VERSIONS)
+        except Exception as exc:  # the next publish tries again; the PUT itself succeeded
+            logger.warning("could not prune old versions", extra={"workflow": record.name, "error": str(exc)})
+            return
+        if deleted:
+            logger.info("pruned old versions", extra={"workflow": record.name, "versions": deleted})
 
     def _check_targets(self, tenant: str, workflow: Workflow) -> None:
         """Every target and compensation must be one the tenant's allow-list lets it call."""
@@ -331,7 +354,9 @@ class WorkflowService:
             "on_failure": workflow.on_failure,
             "definition": workflow.canonical(),
             **_graph(workflow),
-            "asl": self.sfn.definition(shown.version_arn),
+            # A pruned version is gone from Step Functions; its definition compiles to the same ASL.
+            "asl": self.sfn.definition(shown.version_arn)
+            or compile_asl(workflow, self.step_function_arn, version=shown.version),
         }
 
     def mermaid(self, tenant: str, name: str, version: int | None = None) -> str:
@@ -590,6 +615,12 @@ class WorkflowService:
         resume: dict[str, Any] | None = None,
     ) -> dict[str, Any]:
         """Start a resumed run's next execution, from ``phase``, its error set to ``error``."""
+        if run.version_arn and self.sfn.definition(run.version_arn) is None:
+            raise Conflict(
+                f"run {run.run_id} ran version {run.version} of {run.workflow!r}, which was pruned (the newest "
+                f"{KEEP_VERSIONS} versions and those in use are kept); start a new run instead",
+                [{"field": "version", "value": run.version, "problem": "version_pruned"}],
+            )
         now = self.clock.now_ms()
         after = self.runs.update_run(
             run,
