@@ -187,6 +187,7 @@ class EnvironmentConfig(_Strict):
         from taskplane.settings import PlatformSettings
 
         return PlatformSettings(otlp_endpoint=value).otlp_endpoint or None  # the code's own rule
+
     #: An existing SNS topic (a team's pager or chat topic) every alarm also notifies. Its own policy
     #: must let ``cloudwatch.amazonaws.com`` publish from this account (see docs/DEPLOY.md).
     alarm_topic_arn: str | None = Field(
