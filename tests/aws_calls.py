@@ -68,6 +68,9 @@ RESOURCE_PARAMS = (
     "Rule",
     "EventBusName",
     "Entries",
+    "Bucket",
+    "Key",
+    "CopySource",
 )
 
 
@@ -124,6 +127,8 @@ def _resource_params(params: dict[str, Any]) -> dict[str, Any]:
                 continue  # SQS batch entries name no resource
             value = sorted({str(e.get("EventBusName", "default")) for e in value if isinstance(e, dict)})
         found[key] = value
+    if params.get("Tagging"):
+        found["Tagging"] = True
     if "loggingConfiguration" in params:
         found["logging"] = True
     if params.get("tags"):

@@ -73,8 +73,17 @@ class Blobs(Construct):
         role.add_to_principal_policy(
             iam.PolicyStatement(
                 sid="Blobs",
-                actions=["s3:GetObject", "s3:PutObject", "s3:PutObjectTagging"],
+                actions=["s3:GetObject", "s3:PutObject"],
                 resources=[self.bucket.arn_for_objects(f"{p}*") for p in prefixes],
+            )
+        )
+        # Only the platform's own writes carry a lifetime tag; an upload's URL is signed without
+        # one (the uploads' prefix expires by its own lifecycle rule).
+        role.add_to_principal_policy(
+            iam.PolicyStatement(
+                sid="BlobTags",
+                actions=["s3:PutObjectTagging"],
+                resources=[self.bucket.arn_for_objects(f"{OWNED_PREFIX}*")],
             )
         )
         stack = cdk.Stack.of(self)

@@ -54,6 +54,8 @@ EXPECTED_UNUSED: dict[tuple[str, str], str] = {
         )
     },
     ("step", "events:PutEvents"): "EventBridge targets of workflow nodes: no integration test runs one",
+    ("worker", "events:PutEvents"): "EventBridge targets: the suite publishes through the runners "
+    "(test_aws_targets.py) and POST /v1/events, not through a worker task",
     **{
         (fn, "sqs:SendMessage"): "SQS targets of the allow-list (the lanes' own sends are used)"
         for fn in ("step",)
@@ -181,6 +183,8 @@ def render(value: Any, resources: dict[str, Any]) -> str:
             return f"arn:aws:iam::{ACCOUNT}:role/{render(props.get('RoleName', name), resources)}"
         if attribute == "Arn" and kind == "AWS::Events::EventBus":
             return f"arn:aws:events:{REGION}:{ACCOUNT}:event-bus/{props['Name']}"
+        if attribute == "Arn" and kind == "AWS::S3::Bucket":
+            return f"arn:aws:s3:::{BUCKET}"  # named by CloudFormation: the test's name for it
         if attribute == "Arn" and kind == "AWS::Logs::LogGroup":
             return f"arn:aws:logs:{REGION}:{ACCOUNT}:log-group:{props['LogGroupName']}:*"
         return f"<{name}.{attribute}>"
@@ -211,8 +215,12 @@ def role_statements(synth: Any, function: str) -> list[dict[str, Any]]:
 #: Platform resources as the tests name them (``<any prefix>-<kind>``) and as the template does.
 _PLATFORM = re.compile(
     r"^[a-z0-9-]+?-(?P<kind>tasks|idempotency|control|wheel|schedules|workflows|runs|high|default|low|dlq"
-    r"|api|worker|tick|step|events|wf-.*|trg-.*)$"
+    r"|api|worker|tick|step|events|blobs|wf-.*|trg-.*)$"
 )
+
+
+#: What the checks call the platform's bucket (its real name is CloudFormation's choice).
+BUCKET = "platform-bucket"
 
 
 def deployed(name: str) -> str:
@@ -317,6 +325,21 @@ def requests(call: dict[str, Any], workflows_role_arn: str) -> list[tuple[str, l
         bus = deployed(bus)
         path = rule if bus == "default" else f"{bus}/{rule}"
         return [(f"events:{op}", [f"arn:aws:events:{REGION}:{ACCOUNT}:rule/{path}"], {})]
+    if service == "s3":
+        # The platform's bucket (CloudFormation names it; the tests' is <prefix>-blobs).
+        obj = f"arn:aws:s3:::{BUCKET}/{{}}"
+        tagging = [("s3:PutObjectTagging", [obj.format(p["Key"])], {})] if p.get("Tagging") else []
+        if op in ("GetObject", "HeadObject"):
+            return [("s3:GetObject", [obj.format(p["Key"])], {})]
+        if op == "PutObject":
+            return [("s3:PutObject", [obj.format(p["Key"])], {}), *tagging]
+        if op == "CopyObject":
+            source = p["CopySource"]
+            return [
+                ("s3:GetObject", [obj.format(source["Key"])], {}),
+                ("s3:PutObject", [obj.format(p["Key"])], {}),
+                *tagging,
+            ]
     raise AssertionError(f"no IAM mapping for {service}.{op}: add one")
 
 

@@ -186,6 +186,8 @@ def test_who_may_read_and_write_large_values(synth: Synth) -> None:
         for action in ("s3:GetObject", "s3:PutObject", "s3:PutObjectTagging"):
             assert allowed(synth, role, action, owned), (role, action)
     assert allowed(synth, "api.role", "s3:GetObject", upload)  # it copies uploads to tasks
+    # an upload's URL is signed without a tag, so nobody tags in the uploads' prefix
+    assert not allowed(synth, "api.role", "s3:PutObjectTagging", upload)
     assert not allowed(synth, "worker.role", "s3:PutObject", upload)
     assert not allowed(synth, "tick.role", "s3:GetObject", owned)
     assert not allowed(synth, "api.role", "s3:DeleteObject", owned)

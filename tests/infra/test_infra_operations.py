@@ -387,6 +387,7 @@ def test_the_step_function_counts_its_own_failures_apart_from_its_nodes(
     class Platform:
         steps = Steps()
         telemetry = __import__("taskplane.observability", fromlist=["MetricsBuffer"]).MetricsBuffer()
+        tracing = __import__("taskplane.tracing", fromlist=["NULL_TRACING"]).NULL_TRACING
 
     monkeypatch.setattr(wiring, "platform", lambda: Platform())
     with pytest.raises(NodeFailed):
