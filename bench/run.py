@@ -256,7 +256,8 @@ def parse_only(text: str | None) -> list[str]:
     return [n for n in STEPS if n in names]
 
 
-def main(argv: list[str] | None = None) -> None:
+def main(argv: list[str] | None = None) -> int:
+    """Run the steps; the exit status is 1 when any step failed or could not run (0 otherwise)."""
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
@@ -279,6 +280,7 @@ def main(argv: list[str] | None = None) -> None:
             out = RUNNERS[name](results, size)
         except Exception as exc:  # one broken benchmark must not lose the others' results
             out = [(name, "failed", f"{type(exc).__name__}: {exc}")]
+            console.print_exception(max_frames=8)
         took = f"{time.monotonic() - began:.0f} s"
         rows += [(*row, took) for row in out]
         for line in out:
@@ -293,7 +295,13 @@ def main(argv: list[str] | None = None) -> None:
     for row in rows:
         table.add_row(*row)
     console.print(table)
+    # A step that failed or was skipped produced no figure: `make bench` must not look green.
+    broken = [f"{row[0]} ({row[1]})" for row in rows if row[1] in ("skipped", "failed")]
+    if broken:
+        console.print(f"[red]bench: {len(broken)} step(s) did not produce a result: {', '.join(broken)}[/red]")
+        return 1
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

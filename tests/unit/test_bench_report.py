@@ -73,3 +73,19 @@ def test_only_keeps_the_order_and_refuses_unknown_steps() -> None:
     assert bench_run.parse_only(None) == list(bench_run.STEPS)
     with pytest.raises(SystemExit):
         bench_run.parse_only("nope")
+
+
+def test_a_failed_or_skipped_step_makes_the_run_fail(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    # Given one step that raises, one that cannot run and one that works (results under tmp_path)
+    def broken(results: Path, size: dict[str, object]) -> list[tuple[str, str, str]]:
+        raise RuntimeError("tzdata is shipped in the Lambda layer but is not installed here")
+
+    monkeypatch.setattr(bench_run, "HERE", tmp_path)
+    monkeypatch.setitem(bench_run.RUNNERS, "cold_start", broken)
+    monkeypatch.setitem(bench_run.RUNNERS, "cost", lambda r, s: [("cost", "skipped", "no module")])
+    monkeypatch.setitem(bench_run.RUNNERS, "pricing", lambda r, s: [("pricing", "$1", "ok")])
+    # When each runs alone, Then only the working one exits 0
+    assert bench_run.main(["--only", "cold_start"]) == 1
+    assert bench_run.main(["--only", "cost"]) == 1
+    assert bench_run.main(["--only", "pricing"]) == 0
+    assert bench_run.main(["--only", "pricing,cold_start"]) == 1
