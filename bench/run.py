@@ -267,6 +267,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     args = parser.parse_args(argv)
     from rich.console import Console
+    from rich.markup import escape
     from rich.table import Table
 
     console = Console()
@@ -285,7 +286,7 @@ def main(argv: list[str] | None = None) -> int:
         rows += [(*row, took) for row in out]
         for line in out:
             if line[1] in ("skipped", "failed"):
-                console.print(f"  [yellow]{line[0]}: {line[1]}[/yellow] ({line[2]})")
+                console.print(f"  [yellow]{escape(line[0])}: {line[1]}[/yellow] ({escape(line[2])})")
     table = Table(
         title="taskplane benchmarks (this machine, this run)"
         + (" - QUICK, not comparable" if args.quick else "")
@@ -293,12 +294,14 @@ def main(argv: list[str] | None = None) -> int:
     for col, justify in (("benchmark", "left"), ("figure", "right"), ("how", "left"), ("took", "right")):
         table.add_column(col, justify=justify)  # type: ignore[arg-type]
     for row in rows:
-        table.add_row(*row)
+        table.add_row(*(escape(cell) for cell in row))
     console.print(table)
     # A step that failed or was skipped produced no figure: `make bench` must not look green.
     broken = [f"{row[0]} ({row[1]})" for row in rows if row[1] in ("skipped", "failed")]
     if broken:
-        console.print(f"[red]bench: {len(broken)} step(s) did not produce a result: {', '.join(broken)}[/red]")
+        console.print(
+            f"[red]bench: {len(broken)} step(s) did not produce a result: {escape(', '.join(broken))}[/red]"
+        )
         return 1
     return 0
 
