@@ -28,7 +28,17 @@ from taskplane.domain.clock import FixedClock
 from taskplane.domain.errors import Unavailable
 from taskplane.domain.models import TaskSubmit, new_task
 from taskplane.domain.states import TaskState
-from taskplane.domain.wheel import LOOKAHEAD_MS, LOOKBACK_MS, POLL_MS, SLOT_MS, slot_of, sort_key
+from taskplane.domain.wheel import (
+    DISPATCH_LEAD_MS,
+    GROUP_MS,
+    LOOKAHEAD_MS,
+    LOOKBACK_MS,
+    NEAR_MS,
+    POLL_MS,
+    SLOT_MS,
+    slot_of,
+    sort_key,
+)
 from taskplane.local.resources import create_resources
 from taskplane.services.execute import Outcome
 from taskplane.services.tasks import wheel_entry_for
@@ -39,9 +49,17 @@ S = TaskState
 #: 1.5 s before a slot boundary, so the first seconds of every test cross one.
 START = 1_767_225_600_000 + SLOT_MS - 1_500
 ECHO = {"type": "builtin", "name": "echo"}
-#: How far after its due time a dispatch may leave in simulated time (waits are exact there; the
-#: tick may hold a due entry a few ms so that others can share its batch).
+#: How far after its send time (its due time less the lead) a dispatch may leave in simulated time
+#: (waits are exact there).
 ON_TIME_MS = 10
+#: A task's entry leaves DISPATCH_LEAD_MS before it is due (the worker waits out the rest), or up to
+#: GROUP_MS earlier still, in the batch of an entry due before it.
+LEAD = DISPATCH_LEAD_MS
+
+
+def sent_on_time(due: int, at: int) -> bool:
+    """Whether an entry due at ``due`` left on time: a lead ahead, or with an earlier entry's batch."""
+    return due - LEAD - GROUP_MS <= at <= due - LEAD + ON_TIME_MS
 
 
 # -- simulated time ---------------------------------------------------------------------------------
@@ -259,7 +277,8 @@ def assert_ran_once(tasks: Any, ids: list[str], counting: CountingRunners, conte
     assert dict(counting.calls) == dict.fromkeys(ids, 1), f"{context}: target runs {dict(counting.calls)}"
     assert all(t.attempts == 1 for t in done), context
     for t in done:
-        assert t.dispatched_at is not None and t.dispatched_at >= t.run_at, f"{context}: dispatched early"
+        assert t.dispatched_at is not None, context
+        assert t.dispatched_at >= t.run_at - LEAD - GROUP_MS, f"{context}: dispatched before its lead"
         assert t.started_at >= t.run_at, f"{context}: started early"
     return done
 
@@ -267,8 +286,8 @@ def assert_ran_once(tasks: Any, ids: list[str], counting: CountingRunners, conte
 # -- delayed tasks ------------------------------------------------------------------------------------
 @on_sim_clock()
 def test_delayed_tasks_are_dispatched_on_time_in_due_order(aws, sim, api, drain, counting):
-    # Given tasks submitted over the API due from 150 ms to 3 minutes ahead, across slot boundaries
-    offsets = [180_000, 150, 1_499, 1_500, 1_501, 400, 5_000, 59_999, 61_500, 61_501, 120_000, 999]
+    # Given tasks submitted over the API due from 600 ms to 3 minutes ahead, across slot boundaries
+    offsets = [180_000, 600, 1_499, 1_500, 1_501, 800, 5_000, 59_999, 61_500, 61_501, 120_000, 999]
     ids = {}
     for delay in offsets:
         reply = api("POST", "/v1/tasks", {"target": ECHO, "delay_ms": delay})
@@ -278,15 +297,20 @@ def test_delayed_tasks_are_dispatched_on_time_in_due_order(aws, sim, api, drain,
     # When a tick runs for a little over 3 simulated minutes
     lanes = RecordingLanes(aws.platform.ticker.lanes, sim)
     report = ticker_on(aws, sim, lanes=lanes).run(0, until_ms=START + 181_000, owner="tick-1")
-    # Then each was sent once, in due order, no earlier than its run_at and within a few ms of it
+    # Then each was sent once, in due order, its lead ahead of its run_at (or with the batch of one
+    # due up to GROUP_MS before it), carrying its due time for the worker to wait for
     assert report.acquired and not report.lost_lease and report.dispatched == len(offsets)
     assert lanes.per_task() == dict.fromkeys(ids, 1)
     sent_order = [m.task_id for _, m in lanes.sent]
     assert sent_order == sorted(ids, key=ids.get)
     for at, message in lanes.sent:
         due = ids[message.task_id]
-        assert due <= at <= due + ON_TIME_MS, (message.task_id, at - due)
+        assert sent_on_time(due, at), (message.task_id, at - due)
         assert message.state == "SCHEDULED" and message.dispatched_at == at and message.late_ms == 0
+        assert message.due_ms == due
+    # (1,499, 1,500 and 1,501 ms left in one batch, when the first of them had to)
+    grouped = {at for at, m in lanes.sent if ids[m.task_id] - START in (1_499, 1_500, 1_501)}
+    assert grouped == {START + 1_499 - LEAD}
     # And after the worker ran them they SUCCEEDED, dispatched and started no earlier than run_at
     drain(rounds=3)
     done = assert_ran_once(aws.platform.tasks, list(ids), counting)
@@ -296,12 +320,13 @@ def test_delayed_tasks_are_dispatched_on_time_in_due_order(aws, sim, api, drain,
         assert task.dispatched_at == sent_at[task.task_id]  # carried by the lane message
         assert states(task) == [S.SCHEDULED, S.PENDING, S.RUNNING, S.SUCCEEDED]
     shown = api("GET", f"/v1/tasks/{done[0].task_id}").body
-    assert shown["dispatched_at"] is not None and shown["dispatched_at"] >= shown["run_at"]
+    assert shown["dispatched_at"] is not None and shown["started_at"] >= shown["run_at"]
 
 
 @on_sim_clock()
 def test_task_submitted_into_the_loaded_window_fires_on_time(aws, sim, drain, counting):
-    # Given a running tick, which reads the wheel every 100 ms up to 1 s ahead
+    # Given a running tick (it has work due later), which reads the wheel every 100 ms, LOOKAHEAD_MS ahead
+    submit(aws.platform.tasks, 30_000)
     lanes = RecordingLanes(aws.platform.ticker.lanes, sim)
     loads: list[int] = []
     wheel = aws.platform.ticker.wheel
@@ -325,15 +350,16 @@ def test_task_submitted_into_the_loaded_window_fires_on_time(aws, sim, drain, co
         return action
 
     # When tasks are submitted while it runs, into the window it already loaded
-    sim.at(START + 5_430, submit_now(300))  # between two reads, due before the loaded horizon
-    sim.at(START + 5_401, submit_now(101))  # due 1 ms after the next read
-    sim.at(START + 7_777, submit_now(850))
+    sim.at(START + 5_430, submit_now(NEAR_MS + 1))  # between two reads, must leave 201 ms later
+    sim.at(START + 5_401, submit_now(NEAR_MS + 99))  # must leave 1 ms after the read after next
+    sim.at(START + 7_777, submit_now(1_700))
     report = ticker_on(aws, sim, lanes=lanes, wheel=WatchedWheel()).run(0, until_ms=START + 10_000)
-    # Then each still left on time
+    # Then each still left on time (its lead ahead of its due time)
     assert report.dispatched == 3 and len(submitted) == 3
     for at, message in lanes.sent:
-        due = submitted[message.task_id]
-        assert due <= at <= due + ON_TIME_MS, (at - due, message)
+        if message.task_id not in submitted:
+            continue
+        assert sent_on_time(submitted[message.task_id], at), (at - submitted[message.task_id], message)
     drain(rounds=2)
     assert_ran_once(aws.platform.tasks, list(submitted), counting)
 
@@ -341,29 +367,30 @@ def test_task_submitted_into_the_loaded_window_fires_on_time(aws, sim, drain, co
 # -- resume ---------------------------------------------------------------------------------------
 @on_sim_clock()
 def test_next_tick_resumes_where_the_last_one_stopped(aws, sim, drain, counting):
-    # Given 30 tasks due every 500 ms over 15 s
-    due = {submit(aws.platform.tasks, 300 + 500 * i).task_id: START + 300 + 500 * i for i in range(30)}
+    # Given 30 tasks due every 600 ms over 18 s (further apart than a batch's group: one per batch)
+    due = {submit(aws.platform.tasks, 600 + 600 * i).task_id: START + 600 + 600 * i for i in range(30)}
     lanes = RecordingLanes(aws.platform.ticker.lanes, sim)
-    # When one tick runs the first 8 s and a new owner takes the next 8 s
+    # When one tick runs the first 8 s and a new owner takes the next 12 s
     first = ticker_on(aws, sim, lanes=lanes).run(0, until_ms=START + 8_000, owner="a")
     handover = sim.now_ms()
     sent_by_first = len(lanes.sent)
-    second = ticker_on(aws, sim, lanes=lanes).run(0, until_ms=START + 16_000, owner="b")
+    second = ticker_on(aws, sim, lanes=lanes).run(0, until_ms=START + 20_000, owner="b")
     # Then both held the lease in turn and every task was sent
     assert first.acquired and second.acquired and not first.lost_lease and not second.lost_lease
     assert handover == START + 8_000
     counts = lanes.per_task()
     assert set(counts) == set(due), "missed tasks"
-    # And only tasks in the look-back behind the handover were sent twice, none more often
+    # And only tasks the first had sent that are due in the look-back behind the handover, or due
+    # soon after it (sent a lead ahead), were sent twice, none more often
     twice = {t for t, n in counts.items() if n > 1}
     assert max(counts.values()) <= 2
-    assert all(handover - LOOKBACK_MS <= due[t] < handover for t in twice), sorted(
+    assert all(handover - LOOKBACK_MS <= due[t] < handover + LEAD + GROUP_MS for t in twice), sorted(
         due[t] - handover for t in twice
     )
     # And the second tick sent the ones due after the handover on time
     for at, message in lanes.sent[sent_by_first:]:
-        if due[message.task_id] >= handover:
-            assert due[message.task_id] <= at <= due[message.task_id] + ON_TIME_MS
+        if due[message.task_id] - LEAD >= handover:
+            assert sent_on_time(due[message.task_id], at)
     # And each attempt ran once however many copies arrived
     drain(rounds=30)
     assert_ran_once(aws.platform.tasks, list(due), counting)
@@ -373,7 +400,7 @@ def test_next_tick_resumes_where_the_last_one_stopped(aws, sim, drain, counting)
 @on_sim_clock()
 def test_late_tick_dispatches_overdue_work_at_once_flagged_late(aws, sim, drain, counting):
     # Given tasks due over the next 5 minutes, and a tick that ran only the first second
-    offsets = [500, 2_000, 30_000, 90_000, 200_000, 299_000, 305_000]
+    offsets = [700, 2_000, 30_000, 90_000, 200_000, 299_000, 305_000]
     due = {submit(aws.platform.tasks, d).task_id: START + d for d in offsets}
     lanes = RecordingLanes(aws.platform.ticker.lanes, sim)
     ticker_on(aws, sim, lanes=lanes).run(0, until_ms=START + 1_000, owner="a")
@@ -389,13 +416,13 @@ def test_late_tick_dispatches_overdue_work_at_once_flagged_late(aws, sim, drain,
     assert len(late) == report.late == 6
     for at, message in late:
         assert at == restart
-        assert message.late_ms == at - due[message.task_id] > 1_000
+        assert message.late_ms == at - (due[message.task_id] - LEAD) > 1_000
         assert message.dispatched_at == at
     again = [m.task_id for _, m in late if lanes.per_task()[m.task_id] > 1]
-    assert [due[t] for t in again] == [START + 500]  # within LOOKBACK_MS of the first tick's stop
+    assert [due[t] for t in again] == [START + 700]  # within LOOKBACK_MS of the first tick's stop
     # And the one due after the restart left on time, not flagged
     ((at, on_time),) = [(at, m) for at, m in lanes.sent if due[m.task_id] > restart]
-    assert at == START + 305_000 and on_time.late_ms == 0
+    assert at == START + 305_000 - LEAD and on_time.late_ms == 0
     # And the late ones ran once, their history saying how late they left
     drain(rounds=3)
     done = assert_ran_once(aws.platform.tasks, list(due), counting)
@@ -423,7 +450,8 @@ def test_a_batch_the_queue_refuses_is_sent_again(aws, sim, drain, counting):
     assert [m.task_id for m in refused] == [task.task_id]
     assert report.send_failures == 1 and report.dispatched == 1
     ((at, message),) = lanes.sent
-    assert task.run_at <= at <= task.run_at + POLL_MS + ON_TIME_MS and message.task_id == task.task_id
+    sends = task.run_at - LEAD
+    assert sends <= at <= sends + POLL_MS + ON_TIME_MS and message.task_id == task.task_id
     drain()
     assert_ran_once(aws.platform.tasks, [task.task_id], counting)
 
@@ -633,8 +661,8 @@ class LeaseLog:
     def __getattr__(self, name: str) -> Any:
         return getattr(self.inner, name)
 
-    def acquire(self, shard: int, owner: str, now_ms: int, ttl_ms: int) -> Any:
-        lease = self.inner.acquire(shard, owner, now_ms, ttl_ms)
+    def acquire(self, shard: int, owner: str, now_ms: int, ttl_ms: int, runs_until: int | None = None) -> Any:
+        lease = self.inner.acquire(shard, owner, now_ms, ttl_ms, runs_until)
         with self.lock:
             self.log.append(("got" if lease else "refused", owner, time.monotonic()))
         return lease
@@ -647,7 +675,7 @@ class LeaseLog:
 
 def test_two_ticks_on_one_shard_dispatch_everything_once(aws, drain, counting):
     # Given 20 tasks due over the next 2 s (real clock)
-    ids = [submit(aws.platform.tasks, 300 + 80 * i).task_id for i in range(20)]
+    ids = [submit(aws.platform.tasks, NEAR_MS + 50 + 80 * i).task_id for i in range(20)]
     log: list[tuple[str, str, float]] = []
     lock = threading.Lock()
     lanes = RecordingLanes(aws.platform.ticker.lanes, aws.platform.ticker.clock)
@@ -690,7 +718,7 @@ def test_two_ticks_on_one_shard_dispatch_everything_once(aws, drain, counting):
     # And every task was dispatched, at or after its run_at
     due = {t: aws.platform.tasks.get("acme", t).run_at for t in ids}
     assert set(lanes.per_task()) == set(ids)
-    assert all(m.dispatched_at >= due[m.task_id] for _, m in lanes.sent)
+    assert all(m.dispatched_at >= due[m.task_id] - LEAD - GROUP_MS for _, m in lanes.sent)
     # And after draining each ran exactly once
     drain(rounds=10)
     assert_ran_once(aws.platform.tasks, ids, counting)
@@ -699,27 +727,30 @@ def test_two_ticks_on_one_shard_dispatch_everything_once(aws, drain, counting):
 # -- clock skew ---------------------------------------------------------------------------------
 @on_sim_clock()
 def test_entries_written_in_the_past_of_the_tick_are_still_dispatched(aws, sim, drain, counting):
-    # Given an API whose clock is 1.5 s behind the tick's
+    # Given an API whose clock is 1.5 s behind the tick's, and a tick kept running by later work
+    submit(aws.platform.tasks, 30_000)
     api_side = dataclasses.replace(aws.platform.tasks, clock=OffsetClock(sim, -1_500))
     lanes = RecordingLanes(aws.platform.ticker.lanes, sim)
     due: dict[str, int] = {}
 
     def submit_skewed() -> None:
-        for delay in (400, 1_200, 3_000):
+        for delay in (600, 1_200, 3_000):
             task = submit(api_side, delay)
             due[task.task_id] = task.run_at
 
     # When, mid-run, it submits tasks that by the tick's clock are due 1.1 s ago, 0.3 s ago and in 1.5 s
     sim.at(START + 5_050, submit_skewed)
     ticker_on(aws, sim, lanes=lanes).run(0, until_ms=START + 9_000)
-    assert sorted(d - (START + 5_050) for d in due.values()) == [-1_100, -300, 1_500]
+    assert sorted(d - (START + 5_050) for d in due.values()) == [-900, -300, 1_500]
     # Then the tick found the ones behind it at its next read, and the other on time
-    assert lanes.per_task() == dict.fromkeys(due, 1)
+    assert {t: n for t, n in lanes.per_task().items() if t in due} == dict.fromkeys(due, 1)
     for at, message in lanes.sent:
+        if message.task_id not in due:
+            continue
         if due[message.task_id] < START + 5_050:
             assert START + 5_050 <= at <= START + 5_050 + POLL_MS
         else:
-            assert due[message.task_id] <= at <= due[message.task_id] + ON_TIME_MS
+            assert sent_on_time(due[message.task_id], at)
     drain(rounds=2)
     assert_ran_once(aws.platform.tasks, list(due), counting)
 
@@ -736,7 +767,7 @@ def test_worker_behind_the_tick_never_starts_a_task_early(aws, sim, counting, wo
     outcomes: list[Outcome] = []
     # (each time the tick waits, one receive per lane: a requeued delivery comes back at a later time)
     sim.after_wait.append(lambda: outcomes.extend(work(sqs, urls, worker, rounds=1, until_empty=False)))
-    due = {submit(aws.platform.tasks, d).task_id: START + d for d in (500, 1_000, 2_500, 4_000)}
+    due = {submit(aws.platform.tasks, d).task_id: START + d for d in (700, 1_000, 2_500, 4_000)}
     # When the tick dispatches on its clock and the worker handles each delivery as it arrives
     report = ticker_on(aws, sim).run(0, until_ms=START + 6_000)
     outcomes.extend(work(sqs, urls, worker))
@@ -778,7 +809,7 @@ def test_retry_with_backoff_beyond_sqs_delay_goes_through_the_wheel(aws, sim, dr
     lanes = RecordingLanes(aws.platform.ticker.lanes, sim)
     ticker_on(aws, sim, lanes=lanes).run(0, until_ms=retry_at + 2_000)
     ((at, message),) = [(at, m) for at, m in lanes.sent if m.state != "RUNNING"]  # not timeout watches
-    assert retry_at <= at <= retry_at + ON_TIME_MS
+    assert retry_at - LEAD <= at <= retry_at - LEAD + ON_TIME_MS
     assert (message.state, message.attempt) == ("RETRYING", 2)
     # And the second attempt runs and succeeds
     drain()

@@ -42,6 +42,8 @@ ENV_TARGETS_ALLOWED_BY_DEFAULT = "TASKPLANE_TARGETS_ALLOWED_BY_DEFAULT"
 #: JSON {"<tenant>": [{"name", "labels", "percent", "lambda_alias" | "http_host"}, ...]} (domain/gray.py)
 ENV_TASK_ROUTES = "TASKPLANE_TASK_ROUTES"
 ENV_BREAKER_OPEN_MS = "TASKPLANE_BREAKER_OPEN_MS"
+#: The tick function (its alias ARN) that writers of wheel entries due soon invoke to wake an idle tick.
+ENV_TICK_FUNCTION = "TASKPLANE_TICK_FUNCTION"
 
 LANES: tuple[str, ...] = ("high", "default", "low")
 
@@ -89,6 +91,9 @@ class PlatformSettings(BaseModel):
     # Gray release for tasks: per-tenant rules (RouteRule fields) sending tasks to an alias or host.
     task_routes: dict[str, list[dict[str, Any]]] = Field(default_factory=dict)
     breaker_open_ms: int = Field(default=30_000, ge=0)
+    # The tick function to wake (asynchronously) when an entry lands due before the shard's next
+    # check and no tick runs; empty: nobody is woken, the shard's rule finds it within a minute.
+    tick_function: str = ""
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> PlatformSettings:
@@ -129,6 +134,7 @@ class PlatformSettings(BaseModel):
                 env.get(ENV_TARGETS_ALLOWED_BY_DEFAULT), defaults.targets_allowed_by_default
             ),
             breaker_open_ms=int(env.get(ENV_BREAKER_OPEN_MS, defaults.breaker_open_ms)),
+            tick_function=env.get(ENV_TICK_FUNCTION, ""),
         )
 
     def to_env(self) -> dict[str, str]:
@@ -157,6 +163,7 @@ class PlatformSettings(BaseModel):
             ENV_TARGETS_ALLOWED_BY_DEFAULT: "true" if self.targets_allowed_by_default else "false",
             ENV_TASK_ROUTES: json.dumps(self.task_routes),
             ENV_BREAKER_OPEN_MS: str(self.breaker_open_ms),
+            ENV_TICK_FUNCTION: self.tick_function,
         }
         for lane, var in (("high", ENV_QUEUE_HIGH), ("default", ENV_QUEUE_DEFAULT), ("low", ENV_QUEUE_LOW)):
             if lane in self.queue_urls:

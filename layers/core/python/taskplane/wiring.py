@@ -29,6 +29,7 @@ class Platform:
     workflows: Any = None  # services.workflows.WorkflowService
     steps: Any = None  # services.workflows.StepService (the step function's use cases)
     dead_letters: Any = None  # services.dead_letters.DeadLetterService
+    wakes: Any = None  # services.wakes.Wakes: who wakes an idle tick (the local runtime sets its own)
     #: set to make a running tick (and anything else that waits on it) stop early
     stop: threading.Event = field(default_factory=threading.Event)
 
@@ -59,6 +60,7 @@ def build(settings: PlatformSettings, *, session: Any = None, clock: Clock | Non
     from taskplane.services.tasks import TaskService, delivery_for
     from taskplane.services.tick import Ticker
     from taskplane.services.triggers import TriggerService
+    from taskplane.services.wakes import Wakes
 
     session = session or boto3.session.Session()
     clock = clock or SystemClock()
@@ -68,6 +70,7 @@ def build(settings: PlatformSettings, *, session: Any = None, clock: Clock | Non
     store = TaskStore(settings.tasks_table, ddb, buckets=settings.task_buckets)
     lanes = Lanes(settings.queue_urls, settings.dlq_url, sqs)
     wheel = WheelStore(settings.wheel_table, settings.control_table, ddb)
+    wakes = Wakes(wheel, _tick_invoker(settings, session))
     telemetry = MetricsBuffer()
     stop = threading.Event()
     # One target policy for every door work enters by, and for the worker and the step function
@@ -93,6 +96,7 @@ def build(settings: PlatformSettings, *, session: Any = None, clock: Clock | Non
         telemetry=telemetry,
         wheel=wheel,
         shards=settings.wheel_shards,
+        wakes=wakes,
     )
     runners = TargetRunners(
         session=session,
@@ -116,6 +120,9 @@ def build(settings: PlatformSettings, *, session: Any = None, clock: Clock | Non
         dead_letters=dead_letter_records,
         admission=admission,
         targets=targets,
+        wakes=wakes,
+        # a test clock's own wait, so a worker waiting for a due time moves simulated time
+        sleep_until=getattr(clock, "sleep_until", None),
         breakers=(
             CircuitBreakers(
                 BreakerStore(settings.control_table, ddb),
@@ -156,6 +163,7 @@ def build(settings: PlatformSettings, *, session: Any = None, clock: Clock | Non
         wait=stop.wait,
         telemetry=telemetry,
         fire_schedule=schedules.fire,
+        handover=wakes.wake_now,
     )
     workflows, steps = _build_workflows(settings, session, clock, ddb, runners, telemetry, targets)
     return Platform(
@@ -170,7 +178,17 @@ def build(settings: PlatformSettings, *, session: Any = None, clock: Clock | Non
         stop=stop,
         schedules=schedules,
         triggers=triggers,
+        wakes=wakes,
     )
+
+
+def _tick_invoker(settings: PlatformSettings, session: Any) -> Any:
+    """What wakes an idle tick: an asynchronous invoke of the tick function, when one is named."""
+    if not settings.tick_function:
+        return None
+    from taskplane.adapters.tick_waker import TickInvoker
+
+    return TickInvoker(settings.tick_function, session=session)
 
 
 def target_policy(settings: PlatformSettings) -> Any:

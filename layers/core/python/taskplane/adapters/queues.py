@@ -37,6 +37,9 @@ class LaneMessage:
     late_ms: int = 0
     #: times this delivery came back because its task was not stored yet (see Executor.handle)
     missing_hops: int = 0
+    #: when the attempt is due (epoch ms), for a delivery sent ahead of it: the worker waits until then
+    #: before it writes the start (so no start write is refused for being early)
+    due_ms: int | None = None
 
     def body(self) -> str:
         data: dict[str, object] = {
@@ -52,6 +55,8 @@ class LaneMessage:
             data["late_ms"] = self.late_ms
         if self.missing_hops:
             data["missing_hops"] = self.missing_hops
+        if self.due_ms is not None:
+            data["due"] = self.due_ms
         return json.dumps(data, separators=(",", ":"))
 
 
@@ -93,6 +98,9 @@ def parse_body(body: str) -> LaneMessage | TriggerMessage:
         raise ValueError("dispatched_at is not an integer")
     if type(late_ms) is not int:
         raise ValueError("late_ms is not an integer")
+    due_ms = data.get("due")
+    if due_ms is not None and type(due_ms) is not int:
+        raise ValueError("due is not an integer")
     return LaneMessage(
         tenant=tenant,
         task_id=task_id,
@@ -101,6 +109,7 @@ def parse_body(body: str) -> LaneMessage | TriggerMessage:
         dispatched_at=dispatched_at,
         late_ms=late_ms,
         missing_hops=missing_hops,
+        due_ms=due_ms,
     )
 
 

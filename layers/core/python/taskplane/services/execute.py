@@ -5,6 +5,12 @@ attempt count) read from the task, so of two deliveries of the same message only
 Order of side effects on failure paths is chosen so that a crash between two steps never loses a
 task: the state is written before the next delivery is queued, and any delivery that finds a task
 waiting (SCHEDULED or RETRYING) re-queues it when it is not yet due.
+
+Precise starts: a delivery that comes in ahead of its task's due time (the tick sends it
+``DISPATCH_LEAD_MS`` early, so that the event source mapping's pickup does not make it late) waits
+here until due, then writes the start: never a start write refused for being early, never a start
+before ``run_at`` by this worker's clock. A retry due within ``INLINE_RETRY_MS`` waits in the same
+way, in the worker that ran the failed attempt; a later one goes through the wheel.
 """
 
 from __future__ import annotations
@@ -23,7 +29,7 @@ from enum import StrEnum
 from typing import Any
 
 from taskplane.adapters.dead_letters import DeadLetterStore
-from taskplane.adapters.queues import MAX_DELAY_S, LaneMessage, Lanes
+from taskplane.adapters.queues import LaneMessage, Lanes
 from taskplane.adapters.targets import TargetFailure, TargetRunners
 from taskplane.adapters.task_store import TaskStore
 from taskplane.adapters.wheel_store import WheelStore
@@ -39,14 +45,19 @@ from taskplane.domain.wheel import WheelEntry, shard_of
 from taskplane.services.admission import Admission
 from taskplane.services.breakers import CircuitBreakers
 from taskplane.services.ports import NullTelemetry, Telemetry
-from taskplane.services.tasks import delivery_for, wheel_entry_for
+from taskplane.services.tasks import arrival_delay_s, delivery_for, wheel_entry_for
+from taskplane.services.wakes import Wakes
 
 #: Keeps the delivery being handled invisible on its lane for this many seconds from now.
 Hold = Callable[[int], None]
 
 MAX_RESULT_BYTES = 128 * 1024
-#: A delivery this early is held until due instead of being sent round again.
-MAX_EARLY_WAIT_MS = 1_000
+#: A delivery this early waits in the worker until due instead of being sent round again: the tick's
+#: lead and batch grouping, a near task sent straight to its lane, a lane message's whole seconds.
+MAX_EARLY_WAIT_MS = 2_000
+#: A retry due within this long waits in the worker that ran the failed attempt (its lane message is
+#: still held, so a crash meanwhile loses nothing); a later one goes through the wheel.
+INLINE_RETRY_MS = 1_000
 #: How many times (a second apart) a wheel delivery looks again for a task not stored yet.
 MAX_MISSING_HOPS = 10
 S = TaskState
@@ -84,6 +95,16 @@ class Outcome(StrEnum):
     MISSING = "missing"
 
 
+@dataclass(frozen=True)
+class _RetryHere:
+    """A failed attempt whose retry is due soon: the task (RETRYING) waits in this worker."""
+
+    task: Task
+
+
+Handled = Outcome | _RetryHere
+
+
 @dataclass
 class Executor:
     store: TaskStore
@@ -93,6 +114,8 @@ class Executor:
     telemetry: Telemetry = field(default_factory=NullTelemetry)
     uniform: Callable[[float, float], float] = random.uniform
     sleep: Callable[[float], None] = time.sleep
+    #: waits until an instant on ``clock`` (a test clock's own); None: ``sleep`` on the real clock
+    sleep_until: Callable[[int], None] | None = None
     retention_days: int = 30
     wheel: WheelStore | None = None
     shards: int = 1
@@ -106,6 +129,8 @@ class Executor:
     heartbeat_ms: int = HEARTBEAT_MS
     #: checked again before every call: the tenant's policy may have changed since the task was accepted
     targets: TargetPolicy = field(default_factory=TargetPolicy.permissive)
+    #: wakes an idle tick when a retry or a watch lands in the wheel due soon
+    wakes: Wakes | None = None
 
     def handle(self, delivery: LaneMessage, hold: Hold | None = None) -> Outcome:
         """Process one lane message; raises only when the message must be redelivered.
@@ -115,10 +140,36 @@ class Executor:
         abandoned, so a dead worker's delivery comes back exactly then. Without one (or if holding
         fails), the attempt is watched through a timeout entry in the wheel instead.
         """
-        now = self.clock.now_ms()
+        result = self._handle(delivery, hold)
+        while isinstance(result, _RetryHere):
+            # The next attempt is due soon: wait for it here, under the same (held) lane message.
+            waiting = result.task
+            result = self._handle(
+                LaneMessage(
+                    tenant=waiting.tenant,
+                    task_id=waiting.task_id,
+                    attempt=waiting.attempts + 1,
+                    lane=waiting.priority,
+                    state=S.RETRYING.value,
+                    due_ms=waiting.next_attempt_at,
+                ),
+                hold,
+            )
+        return result
+
+    def _handle(self, delivery: LaneMessage, hold: Hold | None) -> Handled:
         expected = TaskState(delivery.state)
         if expected is S.RUNNING:
             return self._watch(delivery)
+        now = self.clock.now_ms()
+        if delivery.due_ms is not None and delivery.due_ms > now:
+            if delivery.due_ms - now > MAX_EARLY_WAIT_MS:
+                # Far too early (a lane message's 15-minute cap, a skewed clock): round again.
+                self.lanes.send_one(
+                    dataclasses.replace(delivery, delay_s=arrival_delay_s(delivery.due_ms, now))
+                )
+                return Outcome.REQUEUED
+            now = self._wait_until(delivery.due_ms)
         path = path_to_running(expected) or [S.RUNNING]
         fields: dict[str, Any] = {"started_at": now}
         if expected is not S.PENDING:
@@ -155,6 +206,18 @@ class Executor:
         assert task is not None
         return self._run(task, hold)
 
+    def _wait_until(self, due_ms: int) -> int:
+        """Sleep until ``due_ms`` by this worker's clock; returns the time it woke (still early only
+        when the sleep did not last: the start's conditional write then refuses, and it is requeued)."""
+        if self.sleep_until is not None:
+            self.sleep_until(due_ms)
+        for _ in range(3):  # a sleep may end a fraction of a millisecond short of the clock's tick
+            now = self.clock.now_ms()
+            if now >= due_ms:
+                break
+            self.sleep((due_ms - now) / 1000)
+        return self.clock.now_ms()
+
     def _missing(self, delivery: LaneMessage) -> Outcome:
         """No such task. A wheel entry is written before its task, so the tick can be faster than a
         slow task write: look again a few times, a second apart, before dropping the delivery. (An
@@ -174,8 +237,7 @@ class Executor:
         if 0 < due - now <= MAX_EARLY_WAIT_MS:
             # Whole-second SQS delays (and clock skew) bring some deliveries a little early:
             # wait out the rest here rather than a second round trip, so the start stays precise.
-            self.sleep((due - now) / 1000)
-            now = self.clock.now_ms()
+            now = self._wait_until(due)
         if due > now:
             # Sent back with the tick's dispatch time, so the task still records when it left the wheel.
             self.lanes.send_one(
@@ -215,7 +277,13 @@ class Executor:
     def _arm_watch(self, task: Task, due_ms: int) -> None:
         """Put the attempt's watch in the wheel (same attempt and time: the same entry, so repeats are free)."""
         if self.wheel is not None:
-            self.wheel.put(self._watch_entry(task, due_ms))
+            self._into_wheel(self._watch_entry(task, due_ms))
+
+    def _into_wheel(self, entry: WheelEntry) -> None:
+        assert self.wheel is not None
+        self.wheel.put(entry)
+        if self.wakes is not None:
+            self.wakes.after_write([entry], self.clock.now_ms())
 
     def _disarm_watch(self, task: Task) -> None:
         """The attempt ended here: drop its first watch, so the tick sends nothing for it (best effort:
@@ -227,7 +295,7 @@ class Executor:
                 self._watch_entry(task, first_watch(task.started_at, task.timeout_s, self.grace_ms))
             )
 
-    def _watch(self, delivery: LaneMessage, task: Task | None = None) -> Outcome:
+    def _watch(self, delivery: LaneMessage, task: Task | None = None) -> Handled:
         """A watch came due (or a started delivery came back): time out an abandoned attempt, or look later."""
         task = task or self.store.get(delivery.tenant, delivery.task_id)
         if task is None:
@@ -277,7 +345,7 @@ class Executor:
             return self.wheel is not None
         return False
 
-    def _run(self, task: Task, hold: Hold | None = None) -> Outcome:
+    def _run(self, task: Task, hold: Hold | None = None) -> Handled:
         dims: dict[str, Any] = {"tenant": task.tenant, "target_type": task.target_type, "lane": task.priority}
         self.telemetry.count("started", **dims)
         watched = self._guard(task, hold)
@@ -336,7 +404,7 @@ class Executor:
             return self._finish(task, self._failed(task, failure, timed_out=timed_out, dims=dims), watched)
         return self._finish(task, self._succeeded(task, result, dims), watched)
 
-    def _finish(self, task: Task, outcome: Outcome, watched: bool) -> Outcome:
+    def _finish(self, task: Task, outcome: Handled, watched: bool) -> Handled:
         if watched:
             self._disarm_watch(task)
         return outcome
@@ -366,7 +434,7 @@ class Executor:
 
     def _failed(
         self, task: Task, failure: TargetFailure, *, timed_out: bool, dims: dict[str, Any]
-    ) -> Outcome:
+    ) -> Handled:
         now = self.clock.now_ms()
         error = {"type": failure.error_type, "message": failure.message[:2000]}
         retry_at = (
@@ -389,16 +457,18 @@ class Executor:
                 expected_attempts=task.attempts,
                 return_task=False,
             )
+            self.telemetry.count("retried", **dims)
             if moved.ok:
                 # State first, then the delivery: if this send fails the message is redelivered,
                 # finds the task RETRYING and queues it again.
                 waiting = task.model_copy(update={"state": S.RETRYING, "next_attempt_at": retry_at})
-                if self.wheel is not None and retry_at - now > MAX_DELAY_S * 1000:
-                    # Beyond what SQS DelaySeconds can hold: the wheel dispatches it when due.
-                    self.wheel.put(wheel_entry_for(waiting, self.shards))
+                if retry_at - now <= INLINE_RETRY_MS:
+                    return _RetryHere(waiting)
+                if self.wheel is not None:
+                    # The tick sends it a lead ahead and the next worker waits out the rest: precise.
+                    self._into_wheel(wheel_entry_for(waiting, self.shards))
                 else:
                     self.lanes.send_one(delivery_for(waiting, now))
-            self.telemetry.count("retried", **dims)
             return Outcome.RETRYING
         reason = self._final_reason(task, failure, retryable_but_exhausted=failure.retryable)
         # The dead letter goes first: a crash after it leaves the task RUNNING for the sweeper,
