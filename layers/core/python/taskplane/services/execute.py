@@ -300,6 +300,11 @@ class Executor:
         task = task or self.store.get(delivery.tenant, delivery.task_id)
         if task is None:
             return Outcome.MISSING
+        if task.state is S.RETRYING and task.attempts == delivery.attempt:
+            # That attempt ended with a retry, whose start may have been lost with the worker that
+            # waited for it (or whose wheel entry was never written): start it now, or send it round.
+            resolved = self._start_waiting(task, delivery)
+            return self._run(resolved) if isinstance(resolved, Task) else resolved
         if task.state is not S.RUNNING or task.attempts != delivery.attempt or task.started_at is None:
             return Outcome.DUPLICATE  # that attempt ended: nothing to watch
         now = self.clock.now_ms()
