@@ -72,7 +72,7 @@ class TaskplaneStack(cdk.Stack):
             "targets_allowed_by_default": False,
             "breaker_failures": cfg.breaker_failures,
             "breaker_open_ms": cfg.breaker_open_ms,
-            **scheduler.settings_fields(cfg),
+            **scheduler.settings_fields(self, cfg),
         }
         if "step" in features:
             candidates |= workflows.settings_fields(self, cfg)
@@ -91,6 +91,9 @@ class TaskplaneStack(cdk.Stack):
         self.api = Api(self, "Api", shared=shared, storage=storage, queues=queues, tenants=tenants)
         self.worker = Worker(self, "Worker", shared=shared, storage=storage, queues=queues)
         functions: list[PlatformFunction] = [self.api.fn, self.worker.fn]
+        # Both write wheel entries due soon (delayed tasks; retries and watches) and wake an idle tick.
+        for fn in functions:
+            scheduler.grant_wake(fn.role, self, cfg)
 
         prefix = triggers.rule_prefix()
         self.triggers = (

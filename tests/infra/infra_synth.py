@@ -77,6 +77,7 @@ CONSTRUCTS = {
     "worker.alias": lambda st: st.worker.fn.alias,
     "worker.role": lambda st: st.worker.fn.role,
     "tick.alias": lambda st: st.scheduler.fn.alias,
+    "tick.role": lambda st: st.scheduler.fn.role,
     "key.acme": lambda st: st.tenants.keys["acme"],
     "dlq": lambda st: st.queues.dlq,
     "topic": lambda st: st.monitoring.topic,

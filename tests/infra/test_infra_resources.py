@@ -20,7 +20,7 @@ def synth(tmp_path_factory: pytest.TempPathFactory) -> Synth:
 
 
 #: Memory (MB) and timeout (s) chosen per function (reasons in each construct's docstring).
-SIZING = {"api": (1024, 29), "worker": (512, 900), "tick": (512, 120), "step": (512, 900)}
+SIZING = {"api": (1024, 29), "worker": (512, 900), "tick": (512, 360), "step": (512, 900)}
 
 
 def functions_by_name(synth: Synth) -> dict[str, tuple[str, dict[str, Any]]]:
@@ -287,3 +287,39 @@ def test_the_tick_reads_the_shard_the_rule_sends(synth: Synth) -> None:
     from infra.capabilities.scheduler import tick_input
 
     assert [shards_of(tick_input(i), 3) for i in range(3)] == [[0], [1], [2]]
+
+
+def test_writers_of_wheel_entries_can_wake_the_tick_and_it_can_wake_itself(synth: Synth) -> None:
+    # Given the tick's name and the ARN every function carries as TASKPLANE_TICK_FUNCTION
+    from functions.tick.handler import TICK_SPAN_MS
+
+    functions = functions_by_name(synth)
+    _, tick = functions["tick"]
+    arns = {
+        json.dumps(props["Environment"]["Variables"]["TASKPLANE_TICK_FUNCTION"])
+        for _, props in functions.values()
+    }
+    # Then every function names the same target: the tick function's live alias, built from its name
+    # (so the tick's own environment can name it without a reference cycle)
+    (arn,) = arns
+    assert f":function:{tick['FunctionName']}:live" in render(json.loads(arn))
+    assert "Ref" not in arn.replace('"Ref": "AWS::', "")  # pseudo parameters only, no resource
+    # And the api, the worker and the tick may invoke exactly that alias, nothing else of Lambda
+    for role in ("api.role", "worker.role", "tick.role"):
+        invokes = [
+            st
+            for st in synth.statements_of(role)
+            if st["Effect"] == "Allow" and "lambda:InvokeFunction" in json.dumps(st["Action"])
+        ]
+        assert invokes, role
+        for st in invokes:
+            resources = st["Resource"] if isinstance(st["Resource"], list) else [st["Resource"]]
+            if role != "worker.role":  # the worker also invokes tenants' Lambda targets (the allow-list)
+                assert [json.dumps(r) for r in resources] == [arn], (role, resources)
+        assert any(
+            json.dumps(r) == arn
+            for st in invokes
+            for r in (st["Resource"] if isinstance(st["Resource"], list) else [st["Resource"]])
+        ), role
+    # And a busy tick's span and hand-over fit its timeout
+    assert tick["Timeout"] * 1000 >= TICK_SPAN_MS + 30_000
