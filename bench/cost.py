@@ -256,9 +256,10 @@ class Meter:
                 for r in requests:
                     if "PutRequest" in r:
                         key = _key_of(table, r["PutRequest"]["Item"])
-                        sizes.append(max(item_size(_peek(table, key)), item_size(r["PutRequest"]["Item"])))
+                        size = max(item_size(_peek(table, key)), item_size(r["PutRequest"]["Item"]))
                     else:
-                        sizes.append(item_size(_peek(table, r["DeleteRequest"]["Key"])))
+                        size = item_size(_peek(table, r["DeleteRequest"]["Key"]))
+                    sizes.append((table, size))
             return sizes
         if operation == "TransactWriteItems":
             sizes = []
@@ -292,12 +293,15 @@ class Meter:
                 elif operation == "UpdateItem" and error is None:
                     after = item_size(_peek(table, params["Key"]))
                 units["wru"] += write_units(before or 0, after)
+                units[f"wru:{table}"] += write_units(before or 0, after)
                 self.item_bytes[table] = max(self.item_bytes[table], before or 0, after)
             elif operation == "BatchWriteItem":
                 latency = LATENCY_MS["dynamodb-batch"]
                 unprocessed = sum(len(v) for v in (response or {}).get("UnprocessedItems", {}).values())
                 sizes = before[: len(before) - unprocessed] if unprocessed else before
-                units["wru"] += sum(write_units(s, 0) for s in sizes)
+                for table, size in sizes:
+                    units["wru"] += write_units(size, 0)
+                    units[f"wru:{table}"] += write_units(size, 0)
                 for table, requests in params["RequestItems"].items():
                     for r in requests:
                         if "PutRequest" in r:
@@ -852,6 +856,9 @@ def summarize(
         "units_per_task": {
             "dynamodb_wru": round(totals["wru"] / per, 4),
             "dynamodb_rru": round(totals["rru"] / per, 4),
+            "dynamodb_wru_by_table": {
+                k.split(":", 1)[1]: round(v / per, 4) for k, v in sorted(totals.items()) if k.startswith("wru:")
+            },
             "dynamodb_index_wru": 0.0,
             "sqs_requests": round(totals["sqs"] / per, 4),
             "apigw_requests": round(METER.invocations["api"] / per, 4),
@@ -898,9 +905,7 @@ def summarize(
         "worker_batch_mean": round(statistics.mean(batch_sizes), 2) if batch_sizes else None,
         "empty_receives": METER.empty_receives,
         "calls": calls,
-        "calls_by_function": {
-            f: dict(c) for f, c in sorted(METER.by_function.items()) if f != "tick_check"
-        },
+        "calls_by_function": {f: dict(c) for f, c in sorted(METER.by_function.items()) if f != "tick_check"},
         "requests": [
             {
                 "function": function,

@@ -179,7 +179,7 @@ def step_pricing(results: Path, size: dict[str, Any]) -> list[Row]:
     cost = _load(results, "cost.json")
     if cost is None:
         return [("cost per million tasks", "skipped", "no cost.json (bench/cost.py)")]
-    data = pricing.price(cost)
+    data = pricing.price(cost, waits=pricing.load_waits(results))
     _write(results, "pricing.json", data)
     d = data["usd_per_million"]
     return [
@@ -193,11 +193,12 @@ def step_pricing(results: Path, size: dict[str, Any]) -> list[Row]:
 
 def step_capacity(results: Path, size: dict[str, Any]) -> list[Row]:
     import capacity
+    import pricing
 
     cost = _load(results, "cost.json")
     if cost is None:
         return [("capacity model", "skipped", "no cost.json (bench/cost.py)")]
-    data = capacity.model(cost)
+    data = capacity.model(cost, waits=pricing.load_waits(results))
     _write(results, "capacity.json", data)
     return [
         (

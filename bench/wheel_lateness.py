@@ -128,7 +128,9 @@ class FakeWheel:
             hi = bisect.bisect_right(rows, (upto_sk + "\uffff",)) if upto_sk else len(rows)
             return [e for _, e in rows[lo:hi]]
 
-    def any_due(self, shard: int, start: tuple[int, str], horizon_ms: int, *, consistent: bool = False) -> bool:
+    def any_due(
+        self, shard: int, start: tuple[int, str], horizon_ms: int, *, consistent: bool = False
+    ) -> bool:
         from taskplane.adapters.wheel_store import upto_key
         from taskplane.domain.wheel import SLOT_MS, slot_of
 
@@ -145,7 +147,9 @@ class FakeWheel:
     def _lease(self, shard: int, item: dict[str, Any]) -> Any:
         from taskplane.adapters.wheel_store import Lease
 
-        return Lease(shard, item["owner"], item["until"], item.get("slot"), item.get("sk", ""), item.get("runs"))
+        return Lease(
+            shard, item["owner"], item["until"], item.get("slot"), item.get("sk", ""), item.get("runs")
+        )
 
     def acquire(self, shard: int, owner: str, now_ms: int, ttl_ms: int, runs_until: int | None = None) -> Any:
         self._latency()
