@@ -42,6 +42,7 @@ from taskplane.domain.wheel import (
 from taskplane.local.resources import create_resources
 from taskplane.services.execute import Outcome
 from taskplane.services.tasks import wheel_entry_for
+from taskplane.services.tick import HANDOVER_MS
 
 pytestmark = pytest.mark.integration
 
@@ -627,7 +628,8 @@ def test_crash_after_every_external_call_loses_nothing_and_runs_nothing_twice(aw
             poll_ms=CRASH_POLL_MS,
         )
         try:
-            doomed.run(0, until_ms=START + 5_500, owner="doomed")
+            # (long enough to reach its idle hand-back too: release, and the consistent look after it)
+            doomed.run(0, until_ms=START + 12_000, owner="doomed")
         except Crash:
             sim.senders.abandon()
         assert plan.crashed is (crash_after is not None), context
@@ -635,7 +637,7 @@ def test_crash_after_every_external_call_loses_nothing_and_runs_nothing_twice(aw
         sim.advance(doomed.lease_ms + 1)
         successor = ticker_on(aws, sim, wheel=wheel, lanes=lanes)
         report = successor.run(0, until_ms=sim.now_ms() + 500, owner="successor")
-        assert report.acquired and not report.lost_lease, context
+        assert (report.acquired or report.idle) and not report.lost_lease, context
         # Then after the worker drained the lanes every task SUCCEEDED, each target ran exactly once
         work(sqs, settings.queue_urls, executor)
         assert_ran_once(tasks, ids, counting, context)
@@ -649,6 +651,10 @@ def test_crash_after_every_external_call_loses_nothing_and_runs_nothing_twice(aw
     kinds = Counter(dry.calls)
     print(f"\ncrash points injected: {points} {dict(kinds)}")
     assert {"update_item", "query", "send_message_batch"} <= set(kinds)
+    # (the tick went idle at the end: a consistent look after releasing the shard is among the calls)
+    last_write = max(i for i, name in enumerate(dry.calls) if name == "update_item")
+    assert dry.calls[last_write - 1] == "update_item", dry.calls[-5:]  # saved, then released
+    assert dry.calls[last_write + 1 :] and set(dry.calls[last_write + 1 :]) == {"query"}, dry.calls[-5:]
 
 
 # -- two ticks at once ------------------------------------------------------------------------------
@@ -817,3 +823,140 @@ def test_retry_with_backoff_beyond_sqs_delay_goes_through_the_wheel(aws, sim, dr
     assert done.state is S.SUCCEEDED and done.attempts == 2 and counting.calls == {task.task_id: 2}
     assert states(done)[-4:] == [S.RETRYING, S.PENDING, S.RUNNING, S.SUCCEEDED]
     assert done.started_at >= retry_at
+
+
+# -- idle ticks and wakes ------------------------------------------------------------------------
+@on_sim_clock()
+def test_an_idle_tick_ends_at_once_and_moves_the_cursor_up(aws, sim):
+    # Given a shard with nothing due, whose cursor was left two hours back
+    wheel: WheelStore = aws.platform.ticker.wheel
+    assert wheel.advance_idle(0, START, (slot_of(START - 7_200_000), ""))
+    calls: list[str] = []
+    real = wheel._client
+
+    class Counting:
+        def __getattr__(self, name: str) -> Any:
+            attr = getattr(real, name)
+            return (lambda **kw: (calls.append(name), attr(**kw))[1]) if callable(attr) else attr
+
+    wheel._client = Counting()
+    try:
+        # When the rule invokes the tick
+        report = ticker_on(aws, sim).run(0, until_ms=START + 300_000)
+    finally:
+        wheel._client = real
+    # Then it only looked (no lease taken, no time spent), and the next look starts from the look-back
+    assert report.idle and not report.acquired and sim.now_ms() == START
+    assert calls.count("update_item") == 1 and "send_message_batch" not in calls
+    lease = wheel.peek(0)
+    assert (lease.resume_slot, lease.resume_sk) == (
+        slot_of(START - LOOKBACK_MS),
+        sort_key(START - LOOKBACK_MS, ""),
+    )
+    calls.clear()
+    wheel._client = Counting()
+    try:
+        ticker_on(aws, sim).run(0, until_ms=START + 300_000)
+    finally:
+        wheel._client = real
+    assert calls.count("query") <= 3  # the slots from there to the idle horizon (75 s: up to three)
+
+
+@on_sim_clock()
+def test_a_write_landing_as_the_tick_hands_its_shard_back_is_still_sent(aws, sim, drain, counting):
+    # Given a tick about to end idle (its only task sent), and a task written right after it released
+    # the shard: the writer saw the lease still held, so it woke nobody
+    first = submit(aws.platform.tasks, 1_000)
+    wheel: WheelStore = aws.platform.ticker.wheel
+    late: dict[str, Any] = {}
+
+    class WriteOnRelease:
+        def __getattr__(self, name: str) -> Any:
+            return getattr(wheel, name)
+
+        def release(self, shard: int, owner: str) -> None:
+            wheel.release(shard, owner)
+            if not late:
+                late["task"] = submit(aws.platform.tasks, 20_000)
+
+    lanes = RecordingLanes(aws.platform.ticker.lanes, sim)
+    # When the tick runs
+    report = ticker_on(aws, sim, lanes=lanes, wheel=WriteOnRelease()).run(0, until_ms=START + 60_000)
+    # Then its consistent look after releasing found the new task, it took the shard back and sent it
+    assert late and report.acquired and not report.lost_lease
+    sent = {m.task_id: at for at, m in lanes.sent}
+    assert set(sent) == {first.task_id, late["task"].task_id}
+    assert sent_on_time(late["task"].run_at, sent[late["task"].task_id])
+    drain(rounds=2)
+    assert_ran_once(aws.platform.tasks, [first.task_id, late["task"].task_id], counting)
+
+
+@on_sim_clock()
+def test_writers_wake_an_idle_tick_for_entries_due_before_its_next_check(aws, sim):
+    # Given no tick holding the shard, and a record of wakes
+    woken: list[int] = []
+    aws.platform.wakes.wake = woken.append
+    # When tasks due in 30 s (before the rule's next look could see them) and in 10 minutes arrive
+    submit(aws.platform.tasks, 30_000)
+    assert woken == [0]
+    submit(aws.platform.tasks, 600_000)
+    assert woken == [0]  # the rule's checks find that one in time
+    # And while a tick holds the shard, nobody is woken
+    assert aws.platform.ticker.wheel.acquire(0, "running", sim.now_ms(), 15_000) is not None
+    aws.platform.tasks.submit_batch(
+        "acme", [TaskSubmit.model_validate({"target": ECHO, "delay_ms": 5_000})] * 3
+    )
+    assert woken == [0]
+
+
+@on_sim_clock()
+def test_a_busy_tick_wakes_its_successor_before_its_span_ends(aws, sim, drain, counting):
+    # Given work due across two spans of a tick, and a record of the wakes it sends
+    due = {submit(aws.platform.tasks, d).task_id: START + d for d in (1_000, 9_000, 14_000)}
+    lanes = RecordingLanes(aws.platform.ticker.lanes, sim)
+    woken: list[tuple[int, int]] = []
+    # When a tick runs a 10 s span
+    first = ticker_on(aws, sim, lanes=lanes, handover=lambda shard: woken.append((shard, sim.now_ms())))
+    report = first.run(0, until_ms=START + 10_000, owner="a")
+    # Then it woke one successor in the last HANDOVER_MS of its span, and handed the shard back
+    assert report.handed_over and not report.lost_lease
+    assert [shard for shard, _ in woken] == [0] and START + 10_000 - HANDOVER_MS <= woken[0][
+        1
+    ] < START + 10_000
+    assert aws.platform.ticker.wheel.peek(0).until_ms == 0
+    # And the successor (woken then) sends the rest on time
+    second = ticker_on(aws, sim, lanes=lanes).run(0, until_ms=START + 30_000, owner="b")
+    assert second.acquired
+    sent: dict[str, int] = {}
+    for at, m in lanes.sent:  # (the successor sends again what the first sent in its look-back)
+        sent.setdefault(m.task_id, at)
+    assert set(sent) == set(due)
+    assert all(sent_on_time(due[t], sent[t]) for t in due)
+    drain(rounds=3)
+    assert_ran_once(aws.platform.tasks, list(due), counting)
+
+
+@on_sim_clock()
+def test_tasks_submitted_together_share_wheel_items_and_each_is_sent(aws, sim, drain, counting):
+    # Given 30 tasks submitted in one batch, ten due in each of three seconds
+    body = [
+        TaskSubmit.model_validate({"target": ECHO, "delay_ms": 2_000 + 1_000 * (i % 3) + i})
+        for i in range(30)
+    ]
+    ids = [t.task_id for t in aws.platform.tasks.submit_batch("acme", body)]
+    # Then three wheel items hold them (one write each, not thirty)
+    wheel = aws.platform.ticker.wheel
+    raw = aws.client("dynamodb").scan(TableName=aws.settings.wheel_table)["Items"]
+    assert len(raw) == 3 and all(len(item["more"]["L"]) == 9 for item in raw)
+    entries = [
+        e for slot in {slot_of(START + d) for d in (2_000, 5_000)} for e in wheel.load(0, slot, "", None)
+    ]
+    assert sorted(e.item_id for e in entries) == sorted(ids)
+    # And the tick sends each on time, and each runs once
+    lanes = RecordingLanes(aws.platform.ticker.lanes, sim)
+    ticker_on(aws, sim, lanes=lanes).run(0, until_ms=START + 8_000)
+    run_at = {t: aws.platform.tasks.get("acme", t).run_at for t in ids}
+    assert lanes.per_task() == dict.fromkeys(ids, 1)
+    assert all(sent_on_time(run_at[m.task_id], at) for at, m in lanes.sent)
+    drain(rounds=6)
+    assert_ran_once(aws.platform.tasks, ids, counting)

@@ -243,7 +243,11 @@ class WheelStore(AwsClient["DynamoDBClient"]):
                 TableName=self._control,
                 Key=_lease_key(shard),
                 UpdateExpression="SET #owner = :me, lease_until = :until, runs_until = :runs",
-                ConditionExpression="attribute_not_exists(pk) OR lease_until < :now OR #owner = :me",
+                # (a shard only checked so far has a resume point but no lease yet)
+                ConditionExpression=(
+                    "attribute_not_exists(pk) OR attribute_not_exists(lease_until) OR lease_until < :now"
+                    " OR #owner = :me"
+                ),
                 ExpressionAttributeNames={"#owner": "owner"},
                 ExpressionAttributeValues={
                     ":me": {"S": owner},
@@ -299,7 +303,7 @@ class WheelStore(AwsClient["DynamoDBClient"]):
                 TableName=self._control,
                 Key=_lease_key(shard),
                 UpdateExpression="SET resume_slot = :slot, resume_sk = :sk",
-                ConditionExpression="attribute_not_exists(pk) OR lease_until < :now",
+                ConditionExpression="attribute_not_exists(pk) OR attribute_not_exists(lease_until) OR lease_until < :now",
                 ExpressionAttributeValues={
                     ":now": {"N": str(now_ms)},
                     ":slot": {"N": str(resume[0])},
