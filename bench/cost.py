@@ -857,7 +857,9 @@ def summarize(
             "dynamodb_wru": round(totals["wru"] / per, 4),
             "dynamodb_rru": round(totals["rru"] / per, 4),
             "dynamodb_wru_by_table": {
-                k.split(":", 1)[1]: round(v / per, 4) for k, v in sorted(totals.items()) if k.startswith("wru:")
+                k.split(":", 1)[1]: round(v / per, 4)
+                for k, v in sorted(totals.items())
+                if k.startswith("wru:")
             },
             "dynamodb_index_wru": 0.0,
             "sqs_requests": round(totals["sqs"] / per, 4),

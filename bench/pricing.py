@@ -559,6 +559,29 @@ def assumptions(
     ]
 
 
+def idle_before_issue_16(cost_before: Mapping[str, Any], prices_doc: Mapping[str, Any]) -> dict[str, Any]:
+    """The idle month of the design before issue 16, for the side-by-side: its tick ran 62 s of every
+    minute per shard whatever the load (cost_before's measured lease writes and window reads), each
+    run an X-Ray trace; the lanes' mappings polled as now."""
+    p = unit_prices(prices_doc)
+    tick = cost_before["tick"]
+    seconds = DAYS_PER_MONTH_IDLE * SECONDS_PER_DAY
+    minutes = DAYS_PER_MONTH_IDLE * 24 * 60
+    receives = float(prices_doc["quotas"]["sqs_esm_idle_receives_per_min"]["value"])
+    lines = {
+        "tick": seconds * tick["duty"] * tick["memory_mb"] / 1024 * p["lambda_gb_s_arm64"]
+        + minutes * p["lambda_request"]
+        + seconds * tick["lease_wru_per_s"] * p["dynamodb_wru"]
+        + seconds * tick["queries_per_s"] * 0.5 * p["dynamodb_rru"],
+        "xray_traces": minutes * p.get("xray_trace_recorded", 0.0),
+        "event_source_mapping_polling": LANES * minutes * receives * p["sqs_request"],
+    }
+    return {
+        "usd_per_month": round(sum(lines.values()), 4),
+        "lines": {k: round(v, 4) for k, v in lines.items()},
+    }
+
+
 def load_waits(results: Path = RESULTS) -> list[dict[str, float]]:
     """The worker's measured waits per task at the loads bench/wheel_lateness.py ran (``a_wheel`` at
     1,000 tasks due a second, ``a_wheel_at_1m_per_day`` at about a million a day)."""
