@@ -529,6 +529,7 @@ def run_delayseconds_direct(seconds: int, rate: int, batch: int = 1, seed: int =
     n = len(rows)
     return {
         "tasks": n,
+        "rate_per_s": rate,
         "batch": batch,
         "start_lateness_ms": summary(starts),
         "early_starts": sum(1 for v in starts if v < 0),
