@@ -43,11 +43,25 @@ class TenantConfig(_Strict):
     #: or another host (``taskplane.domain.gray.RouteRule``: name, labels, percent, lambda_alias |
     #: http_host).
     task_routes: tuple[dict[str, Any], ...] = ()
+    #: Events from outside the platform this tenant's triggers may listen to, by bus and source
+    #: (``{"bus": "default", "sources": ["aws.s3", "com.example.*"]}``). Events tenants publish
+    #: through taskplane need nothing here: they are on the platform's own bus.
+    external_events: tuple[dict[str, Any], ...] = ()
 
     @field_validator("allowed_targets")
     @classmethod
     def _patterns(cls, patterns: tuple[str, ...]) -> tuple[str, ...]:
         return _check_target_patterns(patterns)
+
+    @field_validator("external_events")
+    @classmethod
+    def _external(cls, entries: tuple[dict[str, Any], ...]) -> tuple[dict[str, Any], ...]:
+        from taskplane.domain.triggers import ExternalEvents
+
+        buses = [ExternalEvents.model_validate(e).bus for e in entries]  # the code's own rules
+        if len(set(buses)) != len(buses):
+            raise ValueError("name each bus once in external_events (list all its sources there)")
+        return entries
 
     @field_validator("task_routes")
     @classmethod
@@ -150,8 +164,6 @@ class EnvironmentConfig(_Strict):
     #: Circuit breaker per target: this many retryable failures in a row open it (0: none), for this long.
     breaker_failures: int = Field(default=5, ge=0)
     breaker_open_ms: int = Field(default=30_000, ge=0)
-    #: Event buses tenants' triggers may listen on (rules are created there by the API).
-    trigger_buses: tuple[str, ...] = ("default",)
     #: CodeDeploy traffic shifting for every function alias.
     deployment: Literal["canary_10_percent_5_minutes", "linear_10_percent_every_1_minute", "all_at_once"] = (
         "canary_10_percent_5_minutes"
@@ -203,6 +215,21 @@ class EnvironmentConfig(_Strict):
                 f"reserved_concurrency.worker ({reserved}) is below the lanes' total MaximumConcurrency ({needed})"
             )
         return self
+
+    @property
+    def trigger_buses(self) -> list[str]:
+        """The external buses some tenant's triggers may listen on (the platform's bus aside)."""
+        return sorted({e["bus"] for t in self.tenants.values() for e in t.external_events})
+
+    @property
+    def event_bus(self) -> str:
+        """The platform's own event bus: events tenants publish, stamped with their name."""
+        return f"{self.prefix}-events"
+
+    @property
+    def trigger_rule_prefix(self) -> str:
+        """Every trigger rule's name starts with it: environments never touch each other's rules."""
+        return f"{self.prefix}-trg-"
 
     def expand(self, pattern: str) -> str:
         return pattern.replace("{prefix}", self.prefix)

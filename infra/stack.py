@@ -73,6 +73,7 @@ class TaskplaneStack(cdk.Stack):
             "breaker_failures": cfg.breaker_failures,
             "breaker_open_ms": cfg.breaker_open_ms,
             **scheduler.settings_fields(self, cfg),
+            **triggers.settings_fields(cfg),
         }
         if "step" in features:
             candidates |= workflows.settings_fields(self, cfg)
@@ -95,20 +96,14 @@ class TaskplaneStack(cdk.Stack):
         for fn in functions:
             scheduler.grant_wake(fn.role, self, cfg)
 
-        prefix = triggers.rule_prefix()
-        self.triggers = (
-            triggers.Triggers(
-                self,
-                "Triggers",
-                cfg=cfg,
-                prefix=prefix,
-                api=self.api.fn,
-                worker=self.worker.fn,
-                storage=storage,
-                queues=queues,
-            )
-            if prefix
-            else None
+        self.triggers = triggers.Triggers(
+            self,
+            "Triggers",
+            cfg=cfg,
+            api=self.api.fn,
+            worker=self.worker.fn,
+            storage=storage,
+            queues=queues,
         )
         self.scheduler = scheduler.Scheduler(self, "Scheduler", shared=shared, storage=storage, queues=queues)
         functions.append(self.scheduler.fn)
@@ -118,6 +113,8 @@ class TaskplaneStack(cdk.Stack):
                 self, "Workflows", shared=shared, storage=storage, api=self.api
             )
             functions.append(self.workflows.fn)
+            # A workflow node with an eventbridge target publishes like a task does.
+            self.triggers.grant_publish(self.workflows.fn.role)
 
         self.monitoring = Monitoring(
             self,

@@ -6,7 +6,7 @@ import json
 import threading
 from typing import Any
 
-from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response, content_types
+from aws_lambda_powertools.event_handler import Response, content_types
 from aws_lambda_powertools.event_handler.exceptions import NotFoundError
 from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValidationError
 from aws_lambda_powertools.logging import correlation_paths
@@ -14,15 +14,31 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from taskplane import dashboard, wiring
 from taskplane.api import dashboard as dashboard_routes
-from taskplane.api import dead_letters, schedules, stats, tasks, triggers, workflows
-from taskplane.api.common import STATUS, error_response, parse_json, validation_details
+from taskplane.api import dead_letters, events, schedules, stats, tasks, triggers, workflows
+from taskplane.api.common import (
+    PUBLIC,
+    SECURITY_SCHEMES,
+    STATUS,
+    Resolver,
+    error_response,
+    parse_json,
+    validation_details,
+)
+from taskplane.domain import text as text_rules
 from taskplane.domain.errors import TaskplaneError, Throttled
 from taskplane.observability import logger, tracer
 
 #: Largest request body accepted (Lambda's synchronous payload limit is 6 MB).
 MAX_BODY_BYTES = 6 * 1024 * 1024
 
-app = APIGatewayRestResolver(enable_validation=True, json_body_deserializer=parse_json)
+app = Resolver(json_body_deserializer=parse_json)
+# Every operation needs the API key unless it says otherwise (PUBLIC): a new route is secure by default.
+app.configure_openapi(
+    title="taskplane",
+    version="1",
+    security_schemes=SECURITY_SCHEMES,
+    security=[{scheme: []} for scheme in SECURITY_SCHEMES],
+)
 
 #: The Swagger UI page. Its route is added on the first request for it: enabling it imports
 #: Powertools' OpenAPI models (about 40 ms of this module's import otherwise), which no other route needs.
@@ -34,7 +50,7 @@ _docs_lock = threading.Lock()
 def _enable_docs() -> None:
     with _docs_lock:
         if not _docs.is_set():
-            app.enable_swagger(path=DOCS_PATH, title="taskplane", version="1", openapi_version="3.1.0")
+            app.enable_swagger(path=DOCS_PATH, title="taskplane", version="1", persist_authorization=True)
             _docs.set()
 
 
@@ -67,7 +83,7 @@ def _no_route(exc: NotFoundError) -> Response:
 
 
 # -- routes --------------------------------------------------------------------------------------
-@app.get("/v1/health", summary="Liveness", tags=["meta"])
+@app.get("/v1/health", summary="Liveness", tags=["meta"], security=PUBLIC)
 def health() -> dict[str, str]:
     return {"status": "ok"}
 
@@ -85,6 +101,7 @@ def openapi() -> Response[dict[str, Any]]:
 app.include_router(tasks.router)
 app.include_router(schedules.router)
 app.include_router(triggers.router)
+app.include_router(events.router)
 app.include_router(workflows.router)
 app.include_router(dead_letters.router)
 app.include_router(stats.router)
@@ -117,8 +134,25 @@ def _json_by_default(event: dict[str, Any]) -> dict[str, Any]:
     return event
 
 
+def _invalid_text_outside_body(event: dict[str, Any]) -> str | None:
+    """The first path, header or query parameter that is not valid Unicode, named for the error."""
+    if text_rules.has_invalid_text([event.get("path") or "", event.get("pathParameters") or {}]):
+        return "path"
+    for kind, field in (
+        ("header", "headers"),
+        ("header", "multiValueHeaders"),
+        ("query", "queryStringParameters"),
+        ("query", "multiValueQueryStringParameters"),
+    ):
+        for name, value in (event.get(field) or {}).items():
+            if text_rules.has_invalid_text([name, value]):
+                return f"{kind}.{text_rules.shown(str(name))}"
+    return None
+
+
 def _early_answer(event: dict[str, Any]) -> dict[str, Any] | None:
-    """401 without a key and 413 over the body limit, before any parsing."""
+    """401 without a key, 413 over the body limit, 400 for text that is not valid Unicode outside the
+    body (the body's own is refused by path where it is parsed), before any parsing."""
     identity = (event.get("requestContext") or {}).get("identity") or {}
     if event.get("path") not in PUBLIC_PATHS and not identity.get("apiKeyId"):
         status, code, message, details = (
@@ -133,6 +167,11 @@ def _early_answer(event: dict[str, Any]) -> dict[str, Any] | None:
             f"request body is over the {MAX_BODY_BYTES}-byte limit",
             [{"limit": MAX_BODY_BYTES}],
         )
+    elif (where := _invalid_text_outside_body(event)) is not None:
+        # What API Gateway hands over outside the body (headers, query, path) is text too.
+        status, code = 400, "invalid_request"
+        message = f"invalid {where}: not valid Unicode (a lone UTF-16 surrogate)"
+        details = [{"field": where, "message": "not valid Unicode", "type": "invalid_unicode"}]
     elif _content_type(event).startswith("multipart/"):
         # Powertools would try to split a multipart body and raise on a missing boundary (a 5xx);
         # no route takes form data, so answer like any other body that is not JSON.
@@ -152,6 +191,7 @@ def _early_answer(event: dict[str, Any]) -> dict[str, Any] | None:
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     """API Gateway REST proxy event -> response."""
     event = _json_by_default(event)
+    wiring.platform().begin(context)
     if event.get("path") == DOCS_PATH and not _docs.is_set():
         _enable_docs()
     try:

@@ -1,17 +1,24 @@
-"""Event triggers: EventBridge rules, made by the API at run time, that put matching events on a lane.
+"""Events and triggers: the platform's event bus, and the rules the API makes at run time.
 
-The API creates one rule per trigger (named by ``taskplane.domain.triggers.rule_name``) on an
-allowed bus, its target the trigger's lane queue; the worker turns each event into a task. So this
-construct lets the API manage only rules with that name prefix on the buses the environment allows,
-lets only those rules send to the lanes, and lets the worker read triggers (kept in the schedules
-table). It is built when the code has triggers (``taskplane.domain.triggers``).
+Tenants publish events through the platform (``POST /v1/events``, ``eventbridge`` targets); the
+platform stamps each with the publishing tenant and puts it on its own bus, ``<prefix>-events``. The
+API creates one rule per trigger (named ``<prefix>-trg-<id>``), scoped to its tenant, on that bus or
+on an external bus a tenant's configuration names (``external_events``); its target is the trigger's
+lane queue, and the worker turns each event into a task. So this construct:
+
+- makes the bus and lets the API, the worker and the step function (and nothing else here) put
+  events on it;
+- lets the API manage only rules with this environment's prefix, on the buses the environment allows;
+- lets only those rules send to the lanes (the lane queues' resource policies);
+- lets the worker read triggers (kept in the schedules table).
 """
 
 from __future__ import annotations
 
-import importlib.util
+from typing import Any
 
 import aws_cdk as cdk
+from aws_cdk import aws_events as events
 from aws_cdk import aws_iam as iam
 from constructs import Construct
 
@@ -22,18 +29,24 @@ from infra.config import EnvironmentConfig
 from infra.nag import acknowledge, iam5_resource
 
 
-def rule_prefix() -> str | None:
-    """The name every trigger rule starts with, or None when the code has no triggers yet."""
-    if importlib.util.find_spec("taskplane.domain.triggers") is None:
-        return None
-    from taskplane.domain.triggers import rule_name
+def settings_fields(cfg: EnvironmentConfig) -> dict[str, Any]:
+    """What the code reads (taskplane.settings) about events and triggers."""
+    return {
+        "event_bus": cfg.event_bus,
+        "trigger_rule_prefix": cfg.trigger_rule_prefix,
+        "external_events": {
+            name: [dict(e) for e in tenant.external_events]
+            for name, tenant in cfg.tenants.items()
+            if tenant.external_events
+        },
+    }
 
-    return rule_name("")
 
-
-def rule_names(cfg: EnvironmentConfig, prefix: str) -> list[str]:
-    """Rule resource names (``rule/<name>`` on the default bus, ``rule/<bus>/<name>`` elsewhere)."""
-    return [f"{prefix}*" if bus == "default" else f"{bus}/{prefix}*" for bus in cfg.trigger_buses]
+def rule_names(cfg: EnvironmentConfig) -> list[str]:
+    """Rule resource names: ``rule/<name>`` on the default bus, ``rule/<bus>/<name>`` elsewhere."""
+    prefix = f"{cfg.trigger_rule_prefix}*"
+    buses = [cfg.event_bus, *cfg.trigger_buses]
+    return [prefix if bus == "default" else f"{bus}/{prefix}" for bus in buses]
 
 
 class Triggers(Construct):
@@ -43,7 +56,6 @@ class Triggers(Construct):
         construct_id: str,
         *,
         cfg: EnvironmentConfig,
-        prefix: str,
         api: PlatformFunction,
         worker: PlatformFunction,
         storage: Storage,
@@ -51,20 +63,19 @@ class Triggers(Construct):
     ) -> None:
         super().__init__(scope, construct_id)
         stack = cdk.Stack.of(self)
+        self.bus = events.EventBus(self, "Bus", event_bus_name=cfg.event_bus)
+        # POST /v1/events (api) and eventbridge targets (worker; the step function is granted by
+        # the stack once it exists): every event they put is stamped with its tenant.
+        for fn in (api, worker):
+            self.grant_publish(fn.role)
         self.rule_arns = [
             stack.format_arn(service="events", resource="rule", resource_name=name)
-            for name in rule_names(cfg, prefix)
+            for name in rule_names(cfg)
         ]
         api.role.add_to_principal_policy(
             iam.PolicyStatement(
                 sid="TriggerRules",
-                actions=[
-                    "events:PutRule",
-                    "events:PutTargets",
-                    "events:RemoveTargets",
-                    "events:DeleteRule",
-                    "events:DescribeRule",
-                ],
+                actions=["events:PutRule", "events:PutTargets", "events:RemoveTargets", "events:DeleteRule"],
                 resources=self.rule_arns,
             )
         )
@@ -84,9 +95,17 @@ class Triggers(Construct):
                 )
             )
         arn = "arn:<AWS::Partition>:events:<AWS::Region>:<AWS::AccountId>:rule/{name}"
-        for name in rule_names(cfg, prefix):
+        for name in rule_names(cfg):
             acknowledge(
                 api.role,
                 iam5_resource(arn.format(name=name)),
-                "tenants create trigger rules at run time; the API may manage only rules with the trigger name prefix",
+                "tenants create trigger rules at run time; the API may manage only rules with this "
+                "environment's trigger name prefix",
             )
+
+    def grant_publish(self, role: iam.IRole) -> None:
+        role.add_to_principal_policy(
+            iam.PolicyStatement(
+                sid="PlatformEvents", actions=["events:PutEvents"], resources=[self.bus.event_bus_arn]
+            )
+        )

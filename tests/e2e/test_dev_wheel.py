@@ -47,12 +47,11 @@ def test_trigger_fires_for_an_event_a_task_puts_on_the_bus(dev):
             "task": {"target": {"type": "builtin", "name": "echo"}},
         },
     )
-    # When a task with an eventbridge target puts such an event on the local bus
+    # When a task with an eventbridge target puts such an event on the platform's bus (its default)
     client.submit(
         {
             "target": {
                 "type": "eventbridge",
-                "bus": "default",
                 "source": "shop.orders",
                 "detail_type": "OrderPlaced",
             },
@@ -70,6 +69,8 @@ def test_trigger_fires_for_an_event_a_task_puts_on_the_bus(dev):
     assert done["state"] == "SUCCEEDED"
     assert done["payload"]["source"] == "shop.orders"
     assert done["payload"]["detail"]["payload"] == {"order": 7}
+    # stamped by the platform with the tenant that published it
+    assert done["payload"]["detail"]["taskplane_tenant"] == "default"
 
 
 def test_schedule_lifecycle_over_http(dev):

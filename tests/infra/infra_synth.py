@@ -43,6 +43,10 @@ TEST_ENV: dict[str, Any] = {
             "task_routes": [
                 {"name": "canary", "labels": {"env": "canary"}, "percent": 10, "lambda_alias": "next"}
             ],
+            "external_events": [
+                {"bus": "default", "sources": ["aws.s3"]},
+                {"bus": "partner-bus", "sources": ["com.partner.*"]},
+            ],
         },
         "globex-eu": {"rate_limit": 10, "burst_limit": 20, "quota_per_day": 10_000},
     },
@@ -77,12 +81,13 @@ CONSTRUCTS = {
     "worker.alias": lambda st: st.worker.fn.alias,
     "worker.role": lambda st: st.worker.fn.role,
     "tick.alias": lambda st: st.scheduler.fn.alias,
-    "tick.role": lambda st: st.scheduler.fn.role,
     "key.acme": lambda st: st.tenants.keys["acme"],
     "dlq": lambda st: st.queues.dlq,
     "topic": lambda st: st.monitoring.topic,
     "workflows.role": lambda st: st.workflows.role if st.workflows else None,
     "workflows.alias": lambda st: st.workflows.fn.alias if st.workflows else None,
+    "tick.role": lambda st: st.scheduler.fn.role,
+    "step.role": lambda st: st.workflows.fn.role if st.workflows else None,
 }
 
 
@@ -97,7 +102,6 @@ class Synth:
     stubbed: list[str]
     ids: dict[str, str]
     unset_settings: list[str]
-    has_triggers: bool
     has_workflows: bool
 
     @property
@@ -167,7 +171,6 @@ def _synthesize(work: Path) -> None:
         "stubbed": stubbed,
         "ids": ids,
         "unset_settings": stack.unset_settings,
-        "has_triggers": stack.triggers is not None,
         "has_workflows": stack.workflows is not None,
     }
     (work / "facts.json").write_text(json.dumps(facts))

@@ -164,15 +164,13 @@ def test_workflows_role_and_the_apis_rights_stop_at_the_name_prefix(synth: Synth
 
 
 def test_trigger_rules_may_send_to_the_lanes_and_nothing_else_may(synth: Synth) -> None:
-    if not synth.has_triggers:
-        pytest.skip("the code has no triggers (taskplane.domain.triggers) yet")
-    from taskplane.domain.triggers import rule_name
-
+    prefix = synth.cfg.trigger_rule_prefix
     for policy in synth.resources("AWS::SQS::QueuePolicy").values():
         statements = policy["Properties"]["PolicyDocument"]["Statement"]
         allows = [s for s in statements if s["Effect"] == "Allow"]
         for allow in allows:
             assert allow["Principal"] == {"Service": "events.amazonaws.com"}
             assert allow["Action"] == "sqs:SendMessage"
-            assert rule_name("") + "*" in json.dumps(allow["Condition"]["ArnLike"]["aws:SourceArn"])
+            arns = json.dumps(allow["Condition"]["ArnLike"]["aws:SourceArn"])
+            assert f"{prefix}*" in arns and "taskplane-trigger" not in arns, arns
             assert allow["Condition"]["StringEquals"] == {"aws:SourceAccount": {"Ref": "AWS::AccountId"}}

@@ -108,3 +108,29 @@ def test_high_lane_is_served_ahead_of_low_under_load(aws):
             p.stop()
     # Then every high task was done while most low tasks still waited
     assert low_done_by_then <= 8, (low_done_by_then, LANE_CONCURRENCY)
+
+
+def test_a_batch_over_the_lane_limit_answers_each_throttled_item_with_its_retry_hint(aws, api):
+    # Given a low lane limited to one message and holding one, its depth read on a clock the test moves
+    from taskplane.adapters.admission import DEPTH_TTL_MS
+    from taskplane.domain.clock import FixedClock
+
+    admission = aws.platform.tasks.admission
+    admission.max_lane_depth = 1
+    clock = FixedClock()
+    admission.depths._now_ms = clock.now_ms
+    assert api("POST", "/v1/tasks", {**ECHO, "priority": "low"}).status == 201
+    clock.advance(DEPTH_TTL_MS)
+    # When a batch mixes low and high tasks
+    batch = [{**ECHO, "priority": "low"}, {**ECHO, "priority": "high"}, {**ECHO, "priority": "low"}]
+    reply = api("POST", "/v1/tasks/batch", {"tasks": batch})
+    # Then it is a 200 whose low items are throttled with a retry hint, and the high one accepted
+    assert reply.status == 200, reply.body
+    low_a, high, low_b = reply.body["results"]
+    assert "task_id" in high and high["index"] == 1
+    for item, index in ((low_a, 0), (low_b, 2)):
+        assert item["index"] == index and set(item) == {"index", "error", "retry_after_s"}
+        assert item["error"]["code"] == "throttled" and set(item["error"]) == {"code", "message", "details"}
+        assert item["retry_after_s"] >= 1
+    # And the answer's Retry-After is the largest hint
+    assert int(reply.headers["Retry-After"]) == max(low_a["retry_after_s"], low_b["retry_after_s"])

@@ -56,7 +56,15 @@ def test_redrive_queues_a_fresh_task_and_notes_the_failed_one(aws, api, drain):
     task_id = fail_one(api, drain)
 
     class Fixed:
-        def run(self, target: dict, envelope: dict, timeout_s: float, cancel: Any = None) -> Any:
+        def run(
+            self,
+            target: dict,
+            envelope: dict,
+            timeout_s: float,
+            cancel: Any = None,
+            *,
+            tenant: str | None = None,
+        ) -> Any:
             return envelope["payload"]
 
     aws.platform.executor.runners = Fixed()

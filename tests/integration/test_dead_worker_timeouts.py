@@ -24,7 +24,9 @@ class WorkerKilled(BaseException):
 
 
 class Dies:
-    def run(self, target: dict, envelope: dict, timeout_s: float, cancel: Any = None) -> Any:
+    def run(
+        self, target: dict, envelope: dict, timeout_s: float, cancel: Any = None, *, tenant: str | None = None
+    ) -> Any:
         raise WorkerKilled()
 
 
@@ -32,7 +34,9 @@ class Echo:
     def __init__(self) -> None:
         self.runs: list[tuple[str, int]] = []
 
-    def run(self, target: dict, envelope: dict, timeout_s: float, cancel: Any = None) -> Any:
+    def run(
+        self, target: dict, envelope: dict, timeout_s: float, cancel: Any = None, *, tenant: str | None = None
+    ) -> Any:
         self.runs.append((envelope["task_id"], envelope["attempt"]))
         return envelope["payload"]
 

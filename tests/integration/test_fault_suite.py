@@ -45,7 +45,9 @@ class Runner:
         self.kill = kill or set()
         self.lock = threading.Lock()
 
-    def run(self, target: dict, envelope: dict, timeout_s: float, cancel: Any = None) -> Any:
+    def run(
+        self, target: dict, envelope: dict, timeout_s: float, cancel: Any = None, *, tenant: str | None = None
+    ) -> Any:
         key = (envelope["task_id"], envelope["attempt"])
         with self.lock:
             self.runs[key] += 1

@@ -18,7 +18,9 @@ class Recorder:
     def __init__(self) -> None:
         self.targets: dict[str, dict[str, Any]] = {}
 
-    def run(self, target: dict, envelope: dict, timeout_s: float, cancel: Any = None) -> Any:
+    def run(
+        self, target: dict, envelope: dict, timeout_s: float, cancel: Any = None, *, tenant: str | None = None
+    ) -> Any:
         self.targets[envelope["task_id"]] = target
         return None
 

@@ -25,7 +25,9 @@ class Flaky:
         self.down = True
         self.calls = 0
 
-    def run(self, target: dict, envelope: dict, timeout_s: float, cancel: Any = None) -> Any:
+    def run(
+        self, target: dict, envelope: dict, timeout_s: float, cancel: Any = None, *, tenant: str | None = None
+    ) -> Any:
         self.calls += 1
         if self.down:
             raise TargetFailure("HttpError", "503 Service Unavailable", retryable=True)

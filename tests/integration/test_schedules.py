@@ -201,3 +201,47 @@ def test_bad_schedules_are_400_naming_the_field(api, body, field):
     assert reply.status == 400, reply.body
     assert reply.body["error"]["code"] == "invalid_request"
     assert any(d.get("field", "").startswith(field) for d in reply.body["error"]["details"]), reply.body
+
+
+@pytest.mark.parametrize(
+    ("cron", "words"),
+    [
+        ("0 0 30 2 *", "can never fire"),
+        ("0 0 31 4,6,9,11 *", "can never fire"),
+        ("0 0 L * *", "L (last day) is not supported"),
+        ("0 0 * * 1#1", "# (nth weekday of the month) is not supported"),
+    ],
+)
+def test_a_cron_that_cannot_fire_or_is_not_vixie_is_400_naming_the_expression(api, cron, words):
+    # Given a well-formed cron that no date matches, or one with another cron's extension
+    # When a schedule is created with it
+    reply = api("POST", "/v1/schedules", {"cron": cron, "task": ECHO})
+    # Then it is a 400 on the cron field whose message names the expression and the problem (not a 502)
+    assert reply.status == 400, reply.body
+    error = reply.body["error"]
+    assert [d["field"] for d in error["details"]] == ["cron"]
+    assert repr(cron) in error["message"] and words in error["message"], error
+
+
+@pytest.mark.parametrize("aws", [{"clock": lambda: FixedClock(START + 10_000)}], indirect=True)
+def test_a_stored_schedule_whose_cron_matches_no_date_any_more_ends_after_its_fire(aws, api):
+    clock = aws.platform.tasks.clock
+    service = aws.platform.schedules
+    # Given a schedule stored with an expression no date matches under Vixie's rule (one made when
+    # croniter's OR read "31 2 */2" as February's even weekdays)
+    sid = create(api)["schedule_id"]
+    stored = service.store.get("acme", sid)
+    assert stored is not None
+    service.store.update(
+        stored.model_copy(update={"cron": "0 0 31 2 */2"}), expected_next=stored.next_fire_at
+    )
+    entry = WheelEntry(
+        shard=shard_of(sid, 1), due_ms=START + 60_000, item_id=sid, tenant="acme", kind="schedule"
+    )
+    clock.advance(50_000)
+    # When its due fire is handled by the tick
+    service.fire(entry, clock.now_ms())
+    # Then that fire's task started and the schedule ended instead of failing every tick
+    assert [t.task_id for t in schedule_tasks(aws, sid)] == [fire_task_id(sid, START + 60_000)]
+    got = api("GET", f"/v1/schedules/{sid}").body
+    assert (got["state"], got["next_fire_at"], got["fires"]) == ("ENDED", None, 1)

@@ -1,4 +1,9 @@
-"""Triggers under moto: an EventBridge pattern starts a task from a template with the event as payload."""
+"""Triggers under moto: a pattern starts a task from a template with the event as payload, and events
+never cross tenants (domain/events.py, domain/triggers.py).
+
+Tenants publish with ``POST /v1/events`` or an ``eventbridge`` target; the platform stamps each event
+with the publishing tenant, and every rule it makes is scoped to its trigger's tenant.
+"""
 
 from __future__ import annotations
 
@@ -7,6 +12,8 @@ from typing import Any
 
 import pytest
 
+from taskplane import wiring
+from taskplane.adapters.queues import parse_body
 from taskplane.domain.states import TaskState
 
 pytestmark = pytest.mark.integration
@@ -14,12 +21,23 @@ pytestmark = pytest.mark.integration
 ECHO = {"target": {"type": "builtin", "name": "echo"}}
 
 
-def put_event(
-    aws: Any, source: str = "shop.orders", detail: dict | None = None, bus: str = "default"
-) -> None:
-    entry = {"Source": source, "DetailType": "OrderPlaced", "Detail": json.dumps(detail or {"order": 42})}
-    resp = aws.client("events").put_events(Entries=[{**entry, "EventBusName": bus}])
-    assert resp["FailedEntryCount"] == 0
+def publish(api: Any, source: str = "shop.orders", detail: dict | None = None, tenant: str = "acme") -> str:
+    reply = api(
+        "POST",
+        "/v1/events",
+        {"events": [{"source": source, "detail_type": "OrderPlaced", "detail": detail or {"order": 42}}]},
+        tenant=tenant,
+    )
+    assert reply.status == 200, reply.body
+    (result,) = reply.body["results"]
+    assert "event_id" in result, result
+    return result["event_id"]
+
+
+def trigger(api: Any, pattern: dict, tenant: str = "acme", **extra: Any) -> str:
+    reply = api("POST", "/v1/triggers", {"event_pattern": pattern, "task": ECHO, **extra}, tenant=tenant)
+    assert reply.status == 201, reply.body
+    return reply.body["trigger_id"]
 
 
 def tasks_of(aws: Any, trigger_id: str, tenant: str = "acme") -> list[Any]:
@@ -29,29 +47,26 @@ def tasks_of(aws: Any, trigger_id: str, tenant: str = "acme") -> list[Any]:
 
 def test_matching_event_starts_a_task_with_the_event_as_payload(aws, api, drain):
     # Given a trigger on orders from the shop
-    trigger = api("POST", "/v1/triggers", {"event_pattern": {"source": ["shop.orders"]}, "task": ECHO})
-    assert trigger.status == 201, trigger.body
-    tid = trigger.body["trigger_id"]
-    # When one matching and one other event are put on the bus, and the lanes are drained
-    put_event(aws, detail={"order": 42})
-    put_event(aws, source="billing")
+    tid = trigger(api, {"source": ["shop.orders"]})
+    # When acme publishes one matching and one other event, and the lanes are drained
+    publish(api, detail={"order": 42})
+    publish(api, source="billing")
     drain()
-    # Then exactly one task ran, its payload (and echo result) the whole event
+    # Then exactly one task ran, its payload (and echo result) the whole event, stamped with acme
     tasks = tasks_of(aws, tid)
     assert len(tasks) == 1
     task = tasks[0]
     assert task.state is TaskState.SUCCEEDED
-    assert task.payload["detail"] == {"order": 42} and task.payload["source"] == "shop.orders"
+    assert task.payload["detail"] == {"order": 42, "taskplane_tenant": "acme"}
+    assert task.payload["source"] == "shop.orders"
     assert task.result == task.payload
     assert api("GET", f"/v1/tasks/{task.task_id}").body["trigger_id"] == tid
 
 
 def test_the_same_event_delivered_twice_starts_one_task(aws, api, drain):
     # Given a trigger and one event whose lane message arrives twice
-    tid = api("POST", "/v1/triggers", {"event_pattern": {"source": ["shop.orders"]}, "task": ECHO}).body[
-        "trigger_id"
-    ]
-    put_event(aws)
+    tid = trigger(api, {"source": ["shop.orders"]})
+    publish(api)
     sqs = aws.client("sqs")
     url = aws.settings.queue_urls["default"]
     body = sqs.receive_message(QueueUrl=url)["Messages"][0]["Body"]
@@ -64,37 +79,272 @@ def test_the_same_event_delivered_twice_starts_one_task(aws, api, drain):
 
 
 def test_priority_of_the_template_picks_the_lane(aws, api, drain):
-    tid = api(
-        "POST",
-        "/v1/triggers",
-        {"event_pattern": {"source": ["shop.orders"]}, "task": {**ECHO, "priority": "high"}},
-    ).body["trigger_id"]
-    put_event(aws)
+    tid = trigger(api, {"source": ["shop.orders"]}, task={**ECHO, "priority": "high"})
+    publish(api)
     assert aws.queue_depth("high") == 1 and aws.queue_depth("default") == 0
     drain(lanes=("high",))
     assert [t.state for t in tasks_of(aws, tid)] == [TaskState.SUCCEEDED]
 
 
 def test_delete_removes_the_rule(aws, api, drain):
-    tid = api("POST", "/v1/triggers", {"event_pattern": {"source": ["shop.orders"]}, "task": ECHO}).body[
-        "trigger_id"
-    ]
-    rule = api("GET", f"/v1/triggers/{tid}").body["rule_name"]
+    tid = trigger(api, {"source": ["shop.orders"]})
+    created = api("GET", f"/v1/triggers/{tid}").body
+    assert created["rule_name"].startswith(aws.settings.trigger_rule_prefix)
     assert api("DELETE", f"/v1/triggers/{tid}").status == 204
-    names = [r["Name"] for r in aws.client("events").list_rules()["Rules"]]
-    assert rule not in names
-    put_event(aws)
+    rules = aws.client("events").list_rules(EventBusName=aws.settings.event_bus)["Rules"]
+    assert created["rule_name"] not in [r["Name"] for r in rules]
+    publish(api)
     drain()
     assert tasks_of(aws, tid) == []
     assert api("GET", f"/v1/triggers/{tid}").status == 404
 
 
 def test_tenants_do_not_see_each_others_triggers(api):
-    tid = api("POST", "/v1/triggers", {"event_pattern": {"source": ["x"]}, "task": ECHO}).body["trigger_id"]
+    tid = trigger(api, {"source": ["x"]})
     assert api("GET", f"/v1/triggers/{tid}", tenant="other").status == 404
     assert api("DELETE", f"/v1/triggers/{tid}", tenant="other").status == 404
     assert api("GET", "/v1/triggers", tenant="other").body["items"] == []
     assert [t["trigger_id"] for t in api("GET", "/v1/triggers").body["items"]] == [tid]
+
+
+# -- the tenant boundary ---------------------------------------------------------------------------
+
+#: Patterns that match every event on a bus: each once let globex receive acme's events.
+MATCH_ALL = [
+    {"source": [{"prefix": ""}]},
+    {"source": [{"exists": True}]},
+    {"source": [{"anything-but": "x"}]},
+    {"account": [{"exists": True}]},
+    {"detail-type": [{"prefix": ""}], "detail": {"order": [{"exists": True}]}},
+    {"$or": [{"source": [{"prefix": ""}]}, {"detail-type": [{"prefix": ""}]}]},
+]
+
+
+def lane_messages(aws: Any) -> int:
+    return sum(aws.queue_depth(lane) for lane in ("high", "default", "low"))
+
+
+def test_match_everything_patterns_see_only_their_own_tenants_events(aws, api, drain):
+    # Given globex's triggers that would match every event on the bus
+    greedy = [trigger(api, pattern, tenant="globex") for pattern in MATCH_ALL]
+    # When acme publishes an event through the API
+    publish(api, detail={"order": 1, "secret": "acme's"})
+    # Then no rule routed it anywhere (the rules themselves are scoped, not only the worker)
+    assert lane_messages(aws) == 0
+    # When acme's eventbridge target task publishes one
+    task = api(
+        "POST",
+        "/v1/tasks",
+        {"target": {"type": "eventbridge", "source": "shop.orders"}, "payload": {"order": 2}},
+    )
+    assert task.status == 201, task.body
+    drain(rounds=2)
+    assert api("GET", f"/v1/tasks/{task.body['task_id']}").body["state"] == "SUCCEEDED"
+    # Then again nothing was routed, none of globex's triggers started anything, and globex sees
+    # nothing of acme's
+    assert lane_messages(aws) == 0
+    for tid in greedy:
+        assert tasks_of(aws, tid, tenant="globex") == []
+    assert "acme's" not in json.dumps(api("GET", "/v1/tasks", tenant="globex").body)
+    # And when globex publishes, each of its greedy triggers fires for its own event
+    publish(api, tenant="globex", detail={"order": 3})
+    assert lane_messages(aws) == len(greedy)
+    drain(rounds=2)
+    for tid in greedy:
+        assert len(tasks_of(aws, tid, tenant="globex")) == 1, tid
+
+
+def test_a_tenant_cannot_start_another_tenants_trigger_by_naming_its_source(aws, api, drain):
+    # Given globex's trigger on its own source and detail
+    tid = trigger(api, {"source": ["globex.billing"], "detail": {"kind": ["invoice"]}}, tenant="globex")
+    # When acme publishes an event with exactly that source and detail, and even claims to be globex
+    publish(api, source="globex.billing", detail={"kind": "invoice"})
+    forged = api(
+        "POST",
+        "/v1/events",
+        {
+            "events": [
+                {"source": "globex.billing", "detail_type": "x", "detail": {"taskplane_tenant": "globex"}}
+            ]
+        },
+    )
+    # Then no rule routed it, globex's trigger started nothing, and the forged stamp is a 400 naming it
+    assert lane_messages(aws) == 0
+    drain(rounds=2)
+    assert tasks_of(aws, tid, tenant="globex") == []
+    assert forged.status == 400, forged.body
+    assert forged.body["error"]["details"][0]["field"] == "events.0.detail", forged.body
+
+
+def test_aws_service_events_never_reach_a_trigger_on_the_platform_bus(aws, api, drain):
+    # Given a trigger matching any source on the platform bus
+    tid = trigger(api, {"source": [{"prefix": ""}]})
+    # When events arrive from outside the platform: on the account's default bus (as AWS services
+    # put them) and straight onto the platform bus without the platform's stamp
+    events = aws.client("events")
+    for bus in ("default", aws.settings.event_bus):
+        events.put_events(
+            Entries=[
+                {"EventBusName": bus, "Source": "ec2.like", "DetailType": "x", "Detail": json.dumps({"i": 1})}
+            ]
+        )
+    # Then no rule routed them and nothing started: the rule only matches events stamped with acme
+    assert lane_messages(aws) == 0
+    drain(rounds=2)
+    assert tasks_of(aws, tid) == []
+
+
+@pytest.mark.parametrize(
+    ("pattern", "message"),
+    [
+        ({"detail": {"taskplane_tenant": ["globex"]}}, "taskplane_tenant"),
+        ({"$or": [{"detail": {"taskplane_tenant": ["globex"]}}, {"source": ["x"]}]}, "taskplane_tenant"),
+        ({"detail": ["x"]}, "must be an object"),
+    ],
+)
+def test_a_pattern_cannot_name_the_stamp(api, pattern, message):
+    reply = api("POST", "/v1/triggers", {"event_pattern": pattern, "task": ECHO}, tenant="globex")
+    assert reply.status == 400, reply.body
+    assert message in reply.body["error"]["message"]
+
+
+def test_the_worker_drops_an_event_outside_its_triggers_scope(aws, api, drain):
+    # Given acme's trigger and a lane message naming it, carrying globex's stamped event (a rule
+    # edited by hand in the console would do this)
+    tid = trigger(api, {"source": ["shop.orders"]})
+    message = {
+        "trigger_id": tid,
+        "tenant": "acme",
+        "event": {"id": "e-1", "source": "shop.orders", "detail": {"taskplane_tenant": "globex"}},
+    }
+    parse_body(json.dumps(message))  # a well-formed trigger message
+    aws.client("sqs").send_message(
+        QueueUrl=aws.settings.queue_urls["default"], MessageBody=json.dumps(message)
+    )
+    # When the worker takes it
+    drain()
+    # Then no task was started for it
+    assert tasks_of(aws, tid) == []
+
+
+# -- external events: named buses and sources, by configuration --------------------------------------
+
+
+@pytest.fixture
+def external(aws):
+    """acme may listen to aws-like events from two sources on the account's default bus."""
+    settings = aws.settings.model_copy(
+        update={"external_events": {"acme": [{"bus": "default", "sources": ["ec2.like", "com.example.*"]}]}}
+    )
+    aws.platform = wiring.build(settings, session=aws.session, clock=aws.platform.tasks.clock)
+    wiring.use(aws.platform)
+    return aws
+
+
+def put_raw(aws: Any, bus: str, source: str, detail: dict | None = None) -> None:
+    entry = {
+        "EventBusName": bus,
+        "Source": source,
+        "DetailType": "x",
+        "Detail": json.dumps(detail or {"i": 1}),
+    }
+    assert aws.client("events").put_events(Entries=[entry])["FailedEntryCount"] == 0
+
+
+def test_a_bus_the_tenant_may_not_use_is_a_400_at_create_time(external, api):
+    # When globex (no external events) and acme (default only) name buses they may not use
+    replies = [
+        api(
+            "POST",
+            "/v1/triggers",
+            {"event_pattern": {"source": ["ec2.like"]}, "bus": "default", "task": ECHO},
+            tenant="globex",
+        ),
+        api(
+            "POST",
+            "/v1/triggers",
+            {"event_pattern": {"source": ["ec2.like"]}, "bus": "other-bus", "task": ECHO},
+        ),
+    ]
+    # Then each is a 400 naming the bus and the buses allowed, before any rule exists
+    for reply in replies:
+        assert reply.status == 400, reply.body
+        assert reply.body["error"]["details"][0]["field"] == "bus"
+        assert "taskplane" in reply.body["error"]["message"]
+    assert not any(
+        r["Name"].startswith(external.settings.trigger_rule_prefix)
+        for r in external.client("events").list_rules()["Rules"]
+    )
+
+
+def test_external_triggers_see_only_the_configured_sources_never_platform_events(external, api, drain):
+    # Given acme's trigger on the default bus with no source named (every allowed source)
+    tid = trigger(api, {"detail-type": ["x", "taskplane.task"]}, bus="default")
+    scoped = api("GET", f"/v1/triggers/{tid}").body["rule_pattern"]
+    assert scoped["source"] == ["ec2.like", {"prefix": "com.example."}], scoped
+    # When events arrive on the default bus: two allowed sources, one not, and an event a tenant's
+    # eventbridge target put there (allowed for globex), stamped by the platform
+    put_raw(external, "default", "ec2.like")
+    put_raw(external, "default", "com.example.shop")
+    put_raw(external, "default", "someone.else")
+    assert lane_messages(external) == 2  # the rule routed the two allowed sources only
+    drain(rounds=2)
+    settings = external.settings.model_copy(update={"target_allowlists": {"globex": ["eventbridge:default"]}})
+    external.platform = wiring.build(settings, session=external.session)
+    wiring.use(external.platform)
+    sent = api(
+        "POST",
+        "/v1/tasks",
+        {"target": {"type": "eventbridge", "bus": "default", "source": "ec2.like"}, "payload": {"i": 2}},
+        tenant="globex",
+    )
+    assert sent.status == 201, sent.body
+    drain()
+    assert api("GET", f"/v1/tasks/{sent.body['task_id']}", tenant="globex").body["state"] == "SUCCEEDED"
+    assert lane_messages(external) == 0  # the stamped event matched no external rule
+    # Then exactly the two allowed, unstamped events started tasks
+    sources = sorted(t.payload["source"] for t in tasks_of(external, tid))
+    assert sources == ["com.example.shop", "ec2.like"]
+    assert all("taskplane_tenant" not in t.payload["detail"] for t in tasks_of(external, tid))
+
+
+def test_an_external_trigger_may_not_name_a_source_it_is_not_allowed(external, api):
+    for sources in (["someone.else"], [{"prefix": ""}]):
+        reply = api(
+            "POST", "/v1/triggers", {"event_pattern": {"source": sources}, "bus": "default", "task": ECHO}
+        )
+        assert reply.status == 400, reply.body
+        assert reply.body["error"]["details"][0]["field"] == "event_pattern.source"
+
+
+# -- POST /v1/events ----------------------------------------------------------------------------------
+
+
+def test_events_answer_per_event_and_refuse_what_eventbridge_would(aws, api):
+    ok = api(
+        "POST",
+        "/v1/events",
+        {"events": [{"source": "a.b", "detail_type": "T", "detail": {"n": i}} for i in range(10)]},
+    )
+    assert ok.status == 200, ok.body
+    assert [r["index"] for r in ok.body["results"]] == list(range(10))
+    assert all("event_id" in r for r in ok.body["results"])
+    cases = [
+        ({"events": []}, 400, "events"),
+        ({"events": [{"source": "a", "detail_type": "T"}] * 11}, 400, "events"),
+        ({"events": [{"source": "aws.s3", "detail_type": "T"}]}, 400, "events.0.source"),
+        ({"events": [{"source": "a", "detail_type": "T", "detail": [1]}]}, 400, "events.0.detail"),
+        (
+            {"events": [{"source": "a", "detail_type": "T", "detail": {"x": "y" * 70_000}}]},
+            413,
+            "events.0.detail",
+        ),
+        ({"events": [{"source": "a", "detail_type": "T", "detail": {"x": "y" * 60_000}}] * 5}, 413, "events"),
+    ]
+    for body, status, field in cases:
+        reply = api("POST", "/v1/events", body)
+        assert reply.status == status, (field, reply.body)
+        assert reply.body["error"]["details"][0]["field"] == field, reply.body
 
 
 @pytest.mark.parametrize(

@@ -199,7 +199,9 @@ class CountingRunners:
         self.calls: Counter[str] = Counter()
         self.lock = threading.Lock()
 
-    def run(self, target: dict, envelope: dict, timeout_s: float, cancel: Any = None) -> Any:
+    def run(
+        self, target: dict, envelope: dict, timeout_s: float, cancel: Any = None, *, tenant: str | None = None
+    ) -> Any:
         with self.lock:
             self.calls[envelope["task_id"]] += 1
         return self.inner.run(target, envelope, timeout_s, cancel)
@@ -427,8 +429,11 @@ def test_late_tick_dispatches_overdue_work_at_once_flagged_late(aws, sim, drain,
     # And the late ones ran once, their history saying how late they left
     drain(rounds=3)
     done = assert_ran_once(aws.platform.tasks, list(due), counting)
-    flagged = [t for t in done if any("ms late" in (h.detail or "") for h in t.history)]
-    assert len(flagged) == 5
+    flagged = {t.task_id for t in done if any("ms late" in (h.detail or "") for h in t.history)}
+    # (The task sent twice, on time and then late, is flagged by whichever copy started it: a batch's
+    # records run at the same time, so that is a race; the five sent only late are always flagged.)
+    sent_late_only = {m.task_id for _, m in late} - set(again)
+    assert len(sent_late_only) == 5 and flagged - set(again) == sent_late_only
 
 
 @on_sim_clock()

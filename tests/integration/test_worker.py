@@ -44,7 +44,9 @@ class CountingRunners:
         self.calls: dict[str, int] = {}
         self.lock = threading.Lock()
 
-    def run(self, target: dict, envelope: dict, timeout_s: float, cancel: Any = None) -> Any:
+    def run(
+        self, target: dict, envelope: dict, timeout_s: float, cancel: Any = None, *, tenant: str | None = None
+    ) -> Any:
         with self.lock:
             self.calls[envelope["task_id"]] = self.calls.get(envelope["task_id"], 0) + 1
         return self.inner.run(target, envelope, timeout_s, cancel)

@@ -194,6 +194,61 @@ nodes:
     assert states == {"b": "FAILED", "a": "SUCCEEDED"}
 
 
+UNDO_BROKEN = threading.Event()
+
+
+def flaky_refund(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    """An undo that fails while the test says its dependency is down (and is idempotent)."""
+    with _seen_lock:
+        SEEN.append({"undo-try": event["node"], "attempt": event["attempt"]})
+    if UNDO_BROKEN.is_set():
+        raise RuntimeError("refund service unavailable")
+    return {"refunded": True}
+
+
+@pytest.mark.parametrize("wf", [{"functions": {**FUNCTIONS, "flaky_refund": flaky_refund}}], indirect=True)
+def test_a_failed_compensation_is_resumed_retrying_the_failed_undos_only(wf_api):
+    # Given a saga whose charge undo fails while the refund service is down
+    SEEN.clear()
+    UNDO_BROKEN.set()
+    put_yaml(
+        wf_api,
+        "undo-again",
+        """
+on_failure: compensate
+defaults: {retry: {max_attempts: 1}}
+nodes:
+  - {id: reserve, target: {type: builtin, name: echo}, compensate: {type: lambda, function: refund}}
+  - {id: charge, needs: [reserve], target: {type: builtin, name: echo}, compensate: {type: lambda, function: flaky_refund}}
+  - {id: ship, needs: [charge], target: {type: builtin, name: fail}, payload: {times: 9}}
+""",
+    )
+    run = wait_run(wf_api, start(wf_api, "undo-again", {"order": "B-2"})["run_id"])
+    assert run["state"] == "FAILED" and run["error"]["type"] == "CompensationFailed", run
+    assert {c["node"]: c["state"] for c in run["compensations"]} == {
+        "charge": "FAILED",
+        "reserve": "SUCCEEDED",
+    }
+    # When the service is back and the run is resumed
+    UNDO_BROKEN.clear()
+    resumed = wf_api("POST", f"/v1/runs/{run['run_id']}/resume")
+    assert resumed.status == 200, resumed.body
+    assert resumed.body["state"] == "RUNNING" and resumed.body["executions"] == 2
+    done = wait_run(wf_api, run["run_id"])
+    # Then the run is COMPENSATED, its cause the node failure; the failed undo ran again, the one that
+    # had succeeded did not, and no node ran again
+    assert done["state"] == "COMPENSATED", done
+    assert done["error"]["type"] == "BuiltinFailure" and done["error"]["node"] == "ship"
+    comps = {c["node"]: c for c in done["compensations"]}
+    assert comps["charge"]["state"] == "SUCCEEDED" and comps["charge"]["attempts"] == 2
+    assert comps["reserve"]["attempts"] == 1
+    assert [n["attempts"] for n in done["nodes"]] == [1, 1, 1]
+    assert [e["attempt"] for e in SEEN if e.get("undo-try") == "charge"] == [1, 2]
+    assert sum(1 for e in SEEN if e.get("undo") == "reserve") == 1
+    # And a compensated run cannot be resumed again
+    assert wf_api("POST", f"/v1/runs/{run['run_id']}/resume").status == 409
+
+
 def test_stop_then_resume_skips_succeeded_nodes(wf_api):
     # Given a workflow with on_failure stop whose middle node fails on its first attempt only
     put_yaml(

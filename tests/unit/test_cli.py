@@ -6,169 +6,18 @@ import argparse
 import json
 import socket
 import sys
-import threading
 import types
 from collections.abc import Iterator
-from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qs, unquote, urlsplit
 
 import pytest
+from fake_api import API_KEY, ECHO, FakeApi
 
 from taskplane import cli
 from taskplane.cli import add_command, add_group, build_parser, main, parse_target, task_body_from_args
 
-pytestmark = pytest.mark.unit
-
-API_KEY = "cli-key"
-ECHO = {"type": "builtin", "name": "echo"}
-
-
-@pytest.fixture(autouse=True)
-def _clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
-    # The developer's own settings must not leak into what the CLI sends or prints.
-    for name in ("TASKPLANE_URL", "TASKPLANE_API_KEY", "COLUMNS"):
-        monkeypatch.delenv(name, raising=False)
-
-
-# -- a tiny fake of the API -----------------------------------------------------------------------
-
-
-@dataclass
-class Seen:
-    method: str
-    path: str
-    query: dict[str, list[str]]
-    headers: dict[str, str]
-    body: Any
-
-
-def _error(status: int, code: str, message: str, details: list[Any] | None = None) -> tuple[int, Any]:
-    return status, {"error": {"code": code, "message": message, "details": details or []}}
-
-
-class FakeApi:
-    def __init__(self) -> None:
-        self.url = ""
-        self.seen: list[Seen] = []
-        self.tasks: dict[str, dict[str, Any]] = {}
-        self.states_on_get: dict[str, list[str]] = {}
-        self._lock = threading.Lock()
-
-    def cli(self, *args: str) -> list[str]:
-        """Command-line arguments pointing at this fake."""
-        return [*args, "--url", self.url, "--api-key", API_KEY]
-
-    def add_task(self, **fields: Any) -> dict[str, Any]:
-        n = len(self.tasks) + 1
-        task = {
-            "task_id": f"01TASK{n:020d}",
-            "state": "PENDING",
-            "target": ECHO,
-            "payload": None,
-            "priority": "default",
-            "labels": {},
-            "attempts": 0,
-            "run_at": "2030-01-01T00:00:00.000Z",
-            "created_at": f"2030-01-01T00:00:{n:02d}.000Z",
-            "result": None,
-            "error": None,
-            "history": [{"state": "PENDING", "at": "2030-01-01T00:00:00.000Z", "detail": "submitted"}],
-            **fields,
-        }
-        self.tasks[task["task_id"]] = task
-        return task
-
-    def handle(self, method: str, raw_path: str, headers: dict[str, str], raw: bytes) -> tuple[int, Any]:
-        split = urlsplit(raw_path)
-        seen = Seen(method, split.path, parse_qs(split.query), headers, json.loads(raw) if raw else None)
-        with self._lock:
-            self.seen.append(seen)
-            return self._route(seen)
-
-    def _route(self, seen: Seen) -> tuple[int, Any]:
-        if seen.headers.get("x-api-key") != API_KEY:
-            return _error(401, "unauthorized", "missing or bad API key")
-        parts = [unquote(p) for p in seen.path.split("/")[1:]]
-        match (seen.method, parts):
-            case ("POST", ["v1", "tasks"]):
-                target = seen.body.get("target") or {}
-                if target.get("type") == "builtin" and target.get("name") not in ("echo", "sleep", "fail"):
-                    return _error(
-                        400,
-                        "invalid_request",
-                        "the task body is not valid",
-                        [{"field": "target.name", "message": "must be echo, sleep or fail"}],
-                    )
-                return 201, self.add_task(**{k: v for k, v in seen.body.items() if k != "delay_ms"})
-            case ("POST", ["v1", "tasks", "batch"]):
-                results: list[dict[str, Any]] = []
-                for i, item in enumerate(seen.body["tasks"]):
-                    if "target" in item:
-                        results.append({"index": i, "task_id": self.add_task(**item)["task_id"]})
-                    else:
-                        error = {"code": "invalid_request", "message": "target is required"}
-                        results.append({"index": i, "error": error})
-                return 200, {"results": results}
-            case ("GET", ["v1", "tasks"]):
-                wanted = seen.query.get("state")
-                items = [t for t in reversed(self.tasks.values()) if not wanted or t["state"] in wanted]
-                start = int(seen.query.get("cursor", ["0"])[0])
-                limit = int(seen.query.get("limit", ["100"])[0])
-                cursor = str(start + limit) if start + limit < len(items) else None
-                return 200, {"items": items[start : start + limit], "next_cursor": cursor}
-            case ("GET", ["v1", "tasks", task_id]) if task_id in self.tasks:
-                if self.states_on_get.get(task_id):
-                    self.tasks[task_id]["state"] = self.states_on_get[task_id].pop(0)
-                return 200, self.tasks[task_id]
-            case ("POST", ["v1", "tasks", task_id, "cancel"]) if task_id in self.tasks:
-                task = self.tasks[task_id]
-                if task["state"] in ("RUNNING", "SUCCEEDED", "FAILED", "CANCELLED"):
-                    return _error(409, "conflict", f"task is {task['state']}")
-                task["state"] = "CANCELLED"
-                return 200, task
-        return _error(404, "not_found", "no such task")
-
-
-class _Handler(BaseHTTPRequestHandler):
-    server: _Server
-
-    def _serve(self) -> None:
-        length = int(self.headers.get("Content-Length") or 0)
-        raw = self.rfile.read(length) if length else b""
-        headers = {k.lower(): v for k, v in self.headers.items()}
-        status, payload = self.server.fake.handle(self.command, self.path, headers, raw)
-        data = json.dumps(payload).encode()
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
-
-    do_GET = do_POST = _serve
-
-    def log_message(self, format: str, *args: Any) -> None:
-        pass
-
-
-class _Server(ThreadingHTTPServer):
-    fake: FakeApi
-
-
-@pytest.fixture
-def api() -> Iterator[FakeApi]:
-    fake = FakeApi()
-    server = _Server(("127.0.0.1", 0), _Handler)
-    server.fake = fake
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
-    thread.start()
-    fake.url = f"http://127.0.0.1:{server.server_address[1]}"
-    yield fake
-    server.shutdown()
-    server.server_close()
-    thread.join(timeout=5)
+pytestmark = [pytest.mark.unit, pytest.mark.usefixtures("clean_env")]
 
 
 def submit_args(*argv: str) -> argparse.Namespace:
@@ -423,7 +272,7 @@ def test_dev_passes_every_option(runtime: list[dict[str, Any]], tmp_path: Path) 
     functions = tmp_path / "functions.py"
     functions.write_text("def handler(event, context):\n    return event\n")
     argv = ["dev", "--host", "0.0.0.0", "--port", "9001", "--api-key", "dev-key"]
-    argv += ["--tenant", "acme=acme-key", "--tenant", "globex=g=k", "--functions", str(functions)]
+    argv += ["--tenant", "acme=acme-key", "--tenant", "globex=g=k", "--functions", str(functions), "--strict"]
     # When dev runs
     code = main(argv)
     # Then the runtime got them, tenants as a NAME -> KEY dict
@@ -435,6 +284,7 @@ def test_dev_passes_every_option(runtime: list[dict[str, Any]], tmp_path: Path) 
             "api_key": "dev-key",
             "tenants": {"acme": "acme-key", "globex": "g=k"},
             "functions_file": str(functions),
+            "strict": True,
         }
     ]
 
@@ -444,7 +294,14 @@ def test_dev_defaults(runtime: list[dict[str, Any]]) -> None:
     assert main(["dev"]) == 0
     # Then it listens on 127.0.0.1:8080 and lets the runtime choose the key
     assert runtime == [
-        {"host": "127.0.0.1", "port": 8080, "api_key": None, "tenants": {}, "functions_file": None}
+        {
+            "host": "127.0.0.1",
+            "port": 8080,
+            "api_key": None,
+            "tenants": {},
+            "functions_file": None,
+            "strict": False,
+        }
     ]
 
 
@@ -520,14 +377,14 @@ def test_submit_sends_the_body_and_prints_the_task(api: FakeApi, capsys: pytest.
     assert seen.headers["idempotency-key"] == "k-1"
     assert seen.headers["x-api-key"] == API_KEY
     assert "submitted" in out
-    assert "01TASK00000000000000000001" in out
+    assert "T0001" in out
 
 
 def test_submit_json_prints_the_raw_task(api: FakeApi, capsys: pytest.CaptureFixture[str]) -> None:
     # Given --json, When a task is submitted
     assert main(api.cli("submit", "--target", "builtin:echo", "--json")) == 0
     # Then stdout is exactly the task resource as JSON
-    assert json.loads(capsys.readouterr().out) == api.tasks["01TASK00000000000000000001"]
+    assert json.loads(capsys.readouterr().out) == api.tasks["T0001"]
 
 
 @pytest.mark.parametrize(("final", "code"), [("SUCCEEDED", 0), ("FAILED", 1)])
@@ -535,7 +392,7 @@ def test_submit_wait_shows_the_outcome(
     api: FakeApi, capsys: pytest.CaptureFixture[str], final: str, code: int
 ) -> None:
     # Given a task that runs and then ends in `final`
-    api.states_on_get["01TASK00000000000000000001"] = ["RUNNING", final]
+    api.states_on_get["T0001"] = ["RUNNING", final]
     # When it is submitted with --wait
     result = main(api.cli("submit", "--target", "builtin:echo", "--wait"))
     # Then the final state is shown and the exit code says whether it succeeded
@@ -575,6 +432,27 @@ def test_submit_file_sends_batches_and_sums_up(
     assert "accepted 4, rejected 1 (of 5" in captured.out
     assert "line 5: invalid_request: target is required" in captured.out
     assert "submitting" in captured.err  # the progress bar is on stderr
+
+
+def test_submit_file_sends_throttled_lines_again_and_says_so(
+    api: FakeApi, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Given three lines, two of which the API throttles the first time (a full lane)
+    lines = [
+        {"target": ECHO, "payload": "busy-1"},
+        {"target": ECHO, "payload": 2},
+        {"target": ECHO, "payload": "busy-3"},
+    ]
+    path = tmp_path / "tasks.jsonl"
+    path.write_text("".join(json.dumps(line) + "\n" for line in lines))
+    # When they are submitted
+    code = main(api.cli("submit", "--file", str(path)))
+    # Then the throttled ones went again, all three were accepted, and the wait was shown
+    captured = capsys.readouterr()
+    sent = [[t["payload"] for t in s.body["tasks"]] for s in api.seen if s.path == "/v1/tasks/batch"]
+    assert sent == [["busy-1", 2, "busy-3"], ["busy-1", "busy-3"]]
+    assert code == 0 and "accepted 3, rejected 0" in captured.out
+    assert "2 tasks throttled; sending again in 0s" in captured.err
 
 
 def test_submit_file_json_summary(api: FakeApi, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
@@ -663,7 +541,7 @@ def test_list_state_is_case_insensitive(api: FakeApi, capsys: pytest.CaptureFixt
     # Then the API was asked for FAILED and only that task is shown
     out = capsys.readouterr().out
     assert api.seen[-1].query["state"] == ["FAILED"]
-    assert failed["task_id"] in out and "01TASK00000000000000000001" not in out
+    assert failed["task_id"] in out and "T0001" not in out
 
 
 def test_list_empty(api: FakeApi, capsys: pytest.CaptureFixture[str]) -> None:
@@ -708,3 +586,22 @@ def test_connection_error_hints_at_taskplane_dev(capsys: pytest.CaptureFixture[s
     assert err.startswith("error: connection_error: ")
     assert f"127.0.0.1:{port}" in err
     assert "taskplane dev" in err and "TASKPLANE_URL" in err
+
+
+def test_narrow_task_list_keeps_ids_and_drops_created_at_before_cutting_the_target_short(
+    api: FakeApi, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Given a task with a long http target
+    url = "https://example.com/" + "x" * 80
+    api.add_task(target={"type": "http", "url": url, "method": "POST"})
+    for columns, created_shown in (("160", True), ("70", True), ("50", False)):
+        # When the tasks are listed on a terminal of that width
+        monkeypatch.setenv("COLUMNS", columns)
+        assert main(api.cli("list")) == 0
+        out = capsys.readouterr().out
+        # Then no line is wider, the id and state are whole, and created_at goes before the target
+        # would be cut below 12 characters
+        assert max(len(line) for line in out.splitlines()) <= int(columns), columns
+        assert "T0001" in out and "PENDING" in out
+        assert ("2030-01-01T00:00:01.000Z" in out) is created_shown, columns
+        assert "http:POST h" in out

@@ -4,166 +4,15 @@ from __future__ import annotations
 
 import argparse
 import json
-import threading
-from collections.abc import Iterator
-from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qs, unquote, urlsplit
 
 import pytest
+from fake_api import API_KEY, ECHO, FakeApi
 
 from taskplane.cli import build_parser, main
 
-pytestmark = pytest.mark.unit
-
-API_KEY = "sched-key"
-ECHO = {"type": "builtin", "name": "echo"}
-
-
-@pytest.fixture(autouse=True)
-def _clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
-    # The developer's own settings must not leak into what the CLI sends or prints.
-    for name in ("TASKPLANE_URL", "TASKPLANE_API_KEY", "COLUMNS"):
-        monkeypatch.delenv(name, raising=False)
-
-
-# -- a tiny fake of the schedule API ---------------------------------------------------------------
-
-
-@dataclass
-class Seen:
-    method: str
-    path: str
-    query: dict[str, list[str]]
-    body: Any
-
-
-def _error(status: int, code: str, message: str, details: list[Any] | None = None) -> tuple[int, Any]:
-    return status, {"error": {"code": code, "message": message, "details": details or []}}
-
-
-class FakeApi:
-    def __init__(self) -> None:
-        self.url = ""
-        self.seen: list[Seen] = []
-        self.schedules: dict[str, dict[str, Any]] = {}
-        self._lock = threading.Lock()
-
-    def cli(self, *args: str) -> list[str]:
-        """Command-line arguments pointing at this fake."""
-        return [*args, "--url", self.url, "--api-key", API_KEY]
-
-    def add(self, **fields: Any) -> dict[str, Any]:
-        n = len(self.schedules) + 1
-        schedule = {
-            "schedule_id": f"01SCHED{n:019d}",
-            "name": None,
-            "cron": "*/5 * * * *",
-            "timezone": "UTC",
-            "task": {"target": ECHO},
-            "misfire": "fire_once",
-            "overlap": "allow",
-            "start_at": None,
-            "end_at": None,
-            "state": "ACTIVE",
-            "paused": False,
-            "next_fire_at": "2030-01-01T00:05:00.000Z",
-            "last_fire_at": None,
-            "last_task_id": None,
-            "fires": 0,
-            "skipped": 0,
-            "created_at": f"2030-01-01T00:00:{n:02d}.000Z",
-            "updated_at": f"2030-01-01T00:00:{n:02d}.000Z",
-            **fields,
-        }
-        self.schedules[schedule["schedule_id"]] = schedule
-        return schedule
-
-    def handle(self, method: str, raw_path: str, headers: dict[str, str], raw: bytes) -> tuple[int, Any]:
-        split = urlsplit(raw_path)
-        seen = Seen(method, split.path, parse_qs(split.query), json.loads(raw) if raw else None)
-        with self._lock:
-            self.seen.append(seen)
-            if headers.get("x-api-key") != API_KEY:
-                return _error(401, "unauthorized", "missing or bad API key")
-            return self._route(seen)
-
-    def _route(self, seen: Seen) -> tuple[int, Any]:
-        parts = [unquote(p) for p in seen.path.split("/")[1:]]
-        match (seen.method, parts):
-            case ("POST", ["v1", "schedules"]):
-                if seen.body.get("timezone") == "Mars/Olympus":
-                    return _error(
-                        400,
-                        "invalid_request",
-                        "the request body is not valid",
-                        [{"field": "timezone", "message": "unknown IANA time zone 'Mars/Olympus'"}],
-                    )
-                fields = {k: v for k, v in seen.body.items() if k in ("cron", "timezone", "task", "name")}
-                return 201, self.add(**fields)
-            case ("GET", ["v1", "schedules"]):
-                items = list(reversed(self.schedules.values()))
-                start = int(seen.query.get("cursor", ["0"])[0])
-                limit = int(seen.query.get("limit", ["50"])[0])
-                cursor = str(start + limit) if start + limit < len(items) else None
-                return 200, {"items": items[start : start + limit], "next_cursor": cursor}
-            case ("GET", ["v1", "schedules", sid]) if sid in self.schedules:
-                return 200, self.schedules[sid]
-            case ("POST", ["v1", "schedules", sid, "pause"]) if sid in self.schedules:
-                schedule = self.schedules[sid]
-                schedule.update(state="PAUSED", paused=True, next_fire_at=None)
-                return 200, schedule
-            case ("POST", ["v1", "schedules", sid, "resume"]) if sid in self.schedules:
-                schedule = self.schedules[sid]
-                schedule.update(state="ACTIVE", paused=False, next_fire_at="2030-01-02T00:00:00.000Z")
-                return 200, schedule
-            case ("DELETE", ["v1", "schedules", sid]) if sid in self.schedules:
-                del self.schedules[sid]
-                return 204, None
-        sid = parts[2] if len(parts) > 2 else ""
-        return _error(404, "not_found", f"schedule {sid!r} not found")
-
-
-class _Handler(BaseHTTPRequestHandler):
-    server: _Server
-
-    def _serve(self) -> None:
-        length = int(self.headers.get("Content-Length") or 0)
-        raw = self.rfile.read(length) if length else b""
-        headers = {k.lower(): v for k, v in self.headers.items()}
-        status, payload = self.server.fake.handle(self.command, self.path, headers, raw)
-        data = b"" if payload is None else json.dumps(payload).encode()
-        self.send_response(status)
-        if data:
-            self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
-
-    do_GET = do_POST = do_DELETE = _serve
-
-    def log_message(self, format: str, *args: Any) -> None:
-        pass
-
-
-class _Server(ThreadingHTTPServer):
-    fake: FakeApi
-
-
-@pytest.fixture
-def api() -> Iterator[FakeApi]:
-    fake = FakeApi()
-    server = _Server(("127.0.0.1", 0), _Handler)
-    server.fake = fake
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
-    thread.start()
-    fake.url = f"http://127.0.0.1:{server.server_address[1]}"
-    yield fake
-    server.shutdown()
-    server.server_close()
-    thread.join(timeout=5)
+pytestmark = [pytest.mark.unit, pytest.mark.usefixtures("clean_env")]
 
 
 def _posted(api: FakeApi) -> Any:
@@ -337,6 +186,14 @@ def test_create_refuses_task_start_options(
             ["argument --cron", "expected 5 fields", "got 6"],
         ),
         (["--cron", "@daily", "--target", "builtin:echo"], ["argument --cron", "got 1"]),
+        (
+            ["--cron", "0 0 30 2 *", "--target", "builtin:echo"],
+            ["argument --cron", "'0 0 30 2 *' can never fire"],
+        ),
+        (
+            ["--cron", "0 0 L * *", "--target", "builtin:echo"],
+            ["argument --cron", "L (last day) is not supported"],
+        ),
         (["--cron", "* * * * *"], ["a target is required"]),
         (["--cron", "* * * * *", "--target", "ftp:x"], ["argument --target", "unknown target type"]),
         (
@@ -392,9 +249,9 @@ def test_bad_create_options_exit_2_naming_the_option(
 
 def test_list_shows_a_table_and_the_next_page_hint(api: FakeApi, capsys: pytest.CaptureFixture[str]) -> None:
     # Given three schedules, one paused with a fire behind it and a skip
-    api.add(name="nightly", cron="30 2 * * *", timezone="Europe/Paris", fires=7, skipped=2)
-    api.add(name="hourly", cron="0 * * * *")
-    paused = api.add(state="PAUSED", paused=True, next_fire_at=None, name="old")
+    api.add_schedule(name="nightly", cron="30 2 * * *", timezone="Europe/Paris", fires=7, skipped=2)
+    api.add_schedule(name="hourly", cron="0 * * * *")
+    paused = api.add_schedule(state="PAUSED", paused=True, next_fire_at=None, name="old")
     # When two are listed
     code = main(api.cli("schedule", "list", "--limit", "2"))
     # Then the newest two are rows with the asked columns, and the next cursor is offered
@@ -411,7 +268,7 @@ def test_list_shows_a_table_and_the_next_page_hint(api: FakeApi, capsys: pytest.
 
 def test_list_row_has_every_column_value(api: FakeApi, capsys: pytest.CaptureFixture[str]) -> None:
     # Given one schedule with every listed field set
-    api.add(name="nightly", cron="30 2 * * *", timezone="Europe/Paris", fires=7, skipped=2)
+    api.add_schedule(name="nightly", cron="30 2 * * *", timezone="Europe/Paris", fires=7, skipped=2)
     # When it is listed, Then its row holds each value in the column order
     assert main(api.cli("schedule", "list")) == 0
     row = capsys.readouterr().out.splitlines()[2]
@@ -433,7 +290,7 @@ def test_list_row_has_every_column_value(api: FakeApi, capsys: pytest.CaptureFix
 
 def test_list_all_follows_every_page(api: FakeApi, capsys: pytest.CaptureFixture[str]) -> None:
     # Given five schedules
-    ids = [api.add()["schedule_id"] for _ in range(5)]
+    ids = [api.add_schedule()["schedule_id"] for _ in range(5)]
     # When all are listed as JSON, two per page
     code = main(api.cli("schedule", "list", "--all", "--limit", "2", "--json"))
     # Then every schedule came back newest first over three requests, with no cursor left
@@ -446,7 +303,7 @@ def test_list_all_follows_every_page(api: FakeApi, capsys: pytest.CaptureFixture
 
 def test_list_all_as_a_table_has_no_next_page_hint(api: FakeApi, capsys: pytest.CaptureFixture[str]) -> None:
     # Given three schedules, When all are listed one per page
-    ids = [api.add()["schedule_id"] for _ in range(3)]
+    ids = [api.add_schedule()["schedule_id"] for _ in range(3)]
     assert main(api.cli("schedule", "list", "--all", "--limit", "1")) == 0
     # Then every one is in the one table and no further page is offered
     out = capsys.readouterr().out
@@ -476,7 +333,7 @@ def test_list_bad_limit_exits_2(limit: str, expected: str, capsys: pytest.Captur
 
 def test_get_shows_a_panel(api: FakeApi, capsys: pytest.CaptureFixture[str]) -> None:
     # Given a schedule that has fired, with a template
-    schedule = api.add(
+    schedule = api.add_schedule(
         name="nightly",
         cron="30 2 * * *",
         timezone="Europe/Paris",
@@ -522,7 +379,7 @@ def test_pause_and_resume_call_their_paths(
     state: str,
 ) -> None:
     # Given a schedule
-    sid = api.add()["schedule_id"]
+    sid = api.add_schedule()["schedule_id"]
     # When it is paused or resumed
     code = main(api.cli("schedule", command, sid))
     # Then exactly that call went out and the new state is printed
@@ -534,14 +391,14 @@ def test_pause_and_resume_call_their_paths(
 
 def test_resume_prints_the_next_fire(api: FakeApi, capsys: pytest.CaptureFixture[str]) -> None:
     # Given a paused schedule, When it is resumed, Then the next fire is shown
-    sid = api.add(state="PAUSED", paused=True, next_fire_at=None)["schedule_id"]
+    sid = api.add_schedule(state="PAUSED", paused=True, next_fire_at=None)["schedule_id"]
     assert main(api.cli("schedule", "resume", sid)) == 0
     assert "next fire 2030-01-02T00:00:00.000Z" in capsys.readouterr().out
 
 
 def test_delete_prints_deleted(api: FakeApi, capsys: pytest.CaptureFixture[str]) -> None:
     # Given a schedule
-    sid = api.add()["schedule_id"]
+    sid = api.add_schedule()["schedule_id"]
     # When it is deleted
     code = main(api.cli("schedule", "delete", sid))
     # Then a DELETE went to its path, the 204 is reported, and it is gone
@@ -553,7 +410,7 @@ def test_delete_prints_deleted(api: FakeApi, capsys: pytest.CaptureFixture[str])
 
 def test_delete_json(api: FakeApi, capsys: pytest.CaptureFixture[str]) -> None:
     # Given a schedule, When it is deleted with --json, Then a JSON object says so
-    sid = api.add()["schedule_id"]
+    sid = api.add_schedule()["schedule_id"]
     assert main(api.cli("schedule", "delete", sid, "--json")) == 0
     assert json.loads(capsys.readouterr().out) == {"schedule_id": sid, "deleted": True}
 
@@ -615,7 +472,9 @@ def test_narrow_list_keeps_ids_and_fire_times_whole(
     api: FakeApi, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     # Given a schedule with a long name and zone, and an 80-column terminal
-    api.add(name="a rather long schedule name for reports", timezone="America/Argentina/Buenos_Aires")
+    api.add_schedule(
+        name="a rather long schedule name for reports", timezone="America/Argentina/Buenos_Aires"
+    )
     monkeypatch.setenv("COLUMNS", "80")
     # When the schedules are listed
     assert main(api.cli("schedule", "list")) == 0

@@ -2,186 +2,18 @@
 
 from __future__ import annotations
 
-import json
 import socket
-import threading
 import time
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from collections.abc import Callable
 from typing import Any
-from urllib.parse import parse_qs, unquote, urlsplit
 
 import pytest
+from fake_api import API_KEY, Answer, FakeApi, Seen
+from fake_api import error as _error
 
 from taskplane.client import Client, TaskplaneError, WaitTimeoutError, quote_segment
 
 pytestmark = pytest.mark.unit
-
-API_KEY = "test-key"
-Answer = tuple[int, dict[str, str], Any]
-
-
-# -- a tiny fake of the API -----------------------------------------------------------------------
-
-
-@dataclass
-class Seen:
-    method: str
-    raw_path: str
-    path: str
-    query: dict[str, list[str]]
-    headers: dict[str, str]
-    body: Any
-
-
-def _error(status: int, code: str, message: str, details: list[Any] | None = None) -> Answer:
-    return status, {}, {"error": {"code": code, "message": message, "details": details or []}}
-
-
-class FakeApi:
-    """In-memory tasks behind the real paths; ``override`` may answer a request before the routes do."""
-
-    def __init__(self) -> None:
-        self.url = ""
-        self.seen: list[Seen] = []
-        self.tasks: dict[str, dict[str, Any]] = {}
-        self.states_on_get: dict[str, list[str]] = {}
-        self.override: Callable[[Seen], Answer | None] | None = None
-        self._lock = threading.Lock()
-
-    def requests_to(self, method: str, path: str) -> list[Seen]:
-        return [s for s in self.seen if s.method == method and s.path == path]
-
-    def add_task(self, task_id: str | None = None, **fields: Any) -> dict[str, Any]:
-        task_id = task_id or f"T{len(self.tasks) + 1:04d}"
-        task = {
-            "task_id": task_id,
-            "state": "PENDING",
-            "target": {"type": "builtin", "name": "echo"},
-            "attempts": 0,
-            "created_at": f"2030-01-01T00:00:{len(self.tasks):02d}.000Z",
-            "history": [{"state": "PENDING", "at": "2030-01-01T00:00:00.000Z", "detail": None}],
-            **fields,
-        }
-        self.tasks[task_id] = task
-        return task
-
-    def handle(self, method: str, raw_path: str, headers: dict[str, str], raw: bytes) -> Answer:
-        split = urlsplit(raw_path)
-        try:
-            body = json.loads(raw) if raw else None
-        except ValueError:
-            body = raw.decode()
-        seen = Seen(method, raw_path, split.path, parse_qs(split.query), headers, body)
-        with self._lock:
-            self.seen.append(seen)
-            if self.override is not None:
-                answer = self.override(seen)
-                if answer is not None:
-                    return answer
-            return self._route(seen)
-
-    def _route(self, seen: Seen) -> Answer:
-        parts = [unquote(p) for p in seen.path.split("/")[1:]]
-        if parts == ["v1", "health"]:
-            return 200, {}, {"status": "ok"}
-        if seen.headers.get("x-api-key") != API_KEY:
-            return _error(401, "unauthorized", "missing or bad API key")
-        match (seen.method, parts):
-            case ("POST", ["v1", "tasks"]):
-                if not isinstance(seen.body, dict) or "target" not in seen.body:
-                    return _error(
-                        400, "invalid_request", "invalid task", [{"field": "target", "message": "required"}]
-                    )
-                return 201, {}, self.add_task(target=seen.body["target"], payload=seen.body.get("payload"))
-            case ("POST", ["v1", "tasks", "batch"]):
-                results: list[dict[str, Any]] = []
-                for i, item in enumerate(seen.body["tasks"]):
-                    if "target" in item:
-                        results.append(
-                            {"index": i, "task_id": self.add_task(target=item["target"])["task_id"]}
-                        )
-                    else:
-                        results.append(
-                            {"index": i, "error": {"code": "invalid_request", "message": "no target"}}
-                        )
-                return 200, {}, {"results": results}
-            case ("GET", ["v1", "tasks"]):
-                items = [
-                    t
-                    for t in reversed(self.tasks.values())
-                    if t["state"] in seen.query.get("state", [t["state"]])
-                ]
-                start = int(seen.query.get("cursor", ["0"])[0])
-                limit = int(seen.query.get("limit", ["100"])[0])
-                more = start + limit < len(items)
-                return (
-                    200,
-                    {},
-                    {
-                        "items": items[start : start + limit],
-                        "next_cursor": str(start + limit) if more else None,
-                    },
-                )
-            case ("GET", ["v1", "tasks", task_id]) if task_id in self.tasks:
-                if self.states_on_get.get(task_id):
-                    self.tasks[task_id]["state"] = self.states_on_get[task_id].pop(0)
-                return 200, {}, self.tasks[task_id]
-            case ("POST", ["v1", "tasks", task_id, "cancel"]) if task_id in self.tasks:
-                task = self.tasks[task_id]
-                if task["state"] in ("RUNNING", "SUCCEEDED", "FAILED", "CANCELLED"):
-                    return _error(409, "conflict", f"task is {task['state']}")
-                task["state"] = "CANCELLED"
-                return 200, {}, task
-        return _error(404, "not_found", f"no such resource: {seen.path}")
-
-
-class _Handler(BaseHTTPRequestHandler):
-    server: _Server
-
-    def _serve(self) -> None:
-        length = int(self.headers.get("Content-Length") or 0)
-        raw = self.rfile.read(length) if length else b""
-        headers = {k.lower(): v for k, v in self.headers.items()}
-        status, extra, payload = self.server.fake.handle(self.command, self.path, headers, raw)
-        if payload is None:
-            data, content_type = b"", None
-        elif isinstance(payload, str):
-            data, content_type = payload.encode(), "text/html"
-        else:
-            data, content_type = json.dumps(payload).encode(), "application/json"
-        self.send_response(status)
-        if content_type:
-            self.send_header("Content-Type", content_type)
-        for name, value in extra.items():
-            self.send_header(name, value)
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
-
-    do_GET = do_POST = do_PUT = do_DELETE = _serve
-
-    def log_message(self, format: str, *args: Any) -> None:
-        pass
-
-
-class _Server(ThreadingHTTPServer):
-    fake: FakeApi
-
-
-@pytest.fixture
-def api() -> Iterator[FakeApi]:
-    fake = FakeApi()
-    server = _Server(("127.0.0.1", 0), _Handler)
-    server.fake = fake
-    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
-    thread.start()
-    fake.url = f"http://127.0.0.1:{server.server_address[1]}"
-    yield fake
-    server.shutdown()
-    server.server_close()
-    thread.join(timeout=5)
 
 
 class SleepRecorder:
@@ -487,6 +319,61 @@ def test_submit_many_marks_a_refused_batch_and_goes_on(api: FakeApi) -> None:
     assert [r["index"] for r in results] == [0, 1, 2, 3, 4]
     assert [("error" in r) for r in results] == [False, False, True, True, False]
     assert results[2]["error"]["code"] == "payload_too_large"
+
+
+def throttling(api: FakeApi, refusals: int, retry_after_s: int | None = 2) -> dict[str, int]:
+    """Make the fake refuse items with an odd payload as throttled, ``refusals`` times in all."""
+    left = {"n": refusals}
+
+    def answer(seen: Seen) -> Answer | None:
+        if seen.path != "/v1/tasks/batch" or left["n"] <= 0:
+            return None
+        results: list[dict[str, Any]] = []
+        for i, item in enumerate(seen.body["tasks"]):
+            if item.get("payload", 0) % 2 and left["n"] > 0:
+                left["n"] -= 1
+                error = {"code": "throttled", "message": "the default lane is full", "details": []}
+                result: dict[str, Any] = {"index": i, "error": error}
+                if retry_after_s is not None:
+                    result["retry_after_s"] = retry_after_s
+                results.append(result)
+            else:
+                results.append({"index": i, "task_id": api.add_task(target=item["target"])["task_id"]})
+        return 200, {"Retry-After": str(retry_after_s or 1)}, {"results": results}
+
+    api.override = answer
+    return left
+
+
+def test_submit_many_sends_throttled_items_again_after_their_hint(api: FakeApi) -> None:
+    # Given an API that throttles some items of a batch (retry_after_s 2) twice, then accepts them
+    throttling(api, refusals=3, retry_after_s=2)
+    client, sleep = make_client(api)
+    retries: list[tuple[int, float]] = []
+    bodies = [{"target": {"type": "builtin", "name": "echo"}, "payload": i} for i in range(4)]
+    # When four tasks are submitted in one batch
+    results = client.submit_many(bodies, chunk=4, on_retry=lambda n, s: retries.append((n, s)))
+    # Then every task was accepted in the end, in input order
+    assert [r["index"] for r in results] == [0, 1, 2, 3]
+    assert all("task_id" in r and "error" not in r for r in results), results
+    # And only the throttled items were sent again, after the hinted delay each time
+    sent = [[t["payload"] for t in s.body["tasks"]] for s in api.requests_to("POST", "/v1/tasks/batch")]
+    assert sent == [[0, 1, 2, 3], [1, 3], [1]]
+    assert retries == [(2, 2.0), (1, 2.0)] and sleep.calls == [2.0, 2.0]
+
+
+def test_submit_many_gives_up_on_a_throttled_item_after_max_retries(api: FakeApi) -> None:
+    # Given an API that keeps throttling (no hint), and a client allowed 2 retries
+    throttling(api, refusals=100, retry_after_s=None)
+    client, sleep = make_client(api, max_retries=2)
+    # When two tasks are submitted
+    results = client.submit_many(
+        [{"target": {"type": "builtin", "name": "echo"}, "payload": i} for i in (0, 1)]
+    )
+    # Then the throttled one keeps its error after 3 sends, with backoff between them
+    assert "task_id" in results[0] and results[1]["error"]["code"] == "throttled"
+    assert len(api.requests_to("POST", "/v1/tasks/batch")) == 3
+    assert sleep.calls == [0.5, 1.0]
 
 
 def test_submit_many_raises_when_every_batch_would_fail(api: FakeApi) -> None:

@@ -1,14 +1,25 @@
-"""Cron fire times in IANA zones, including daylight-saving gaps and repeated hours."""
+"""Cron fire times in IANA zones (daylight-saving gaps and repeated hours), Vixie's grammar and day
+rule, and a differential test against an independent implementation (cronsim)."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+import random
+from collections import Counter
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from taskplane.domain.cron import CronError, fires_between, next_fire, parse_cron, parse_zone
+from taskplane.domain.cron import (
+    CronError,
+    CronNeverFires,
+    fires_between,
+    next_fire,
+    parse_cron,
+    parse_spec,
+    parse_zone,
+)
 
 pytestmark = pytest.mark.unit
 
@@ -84,7 +95,25 @@ def test_paris_and_utc():
 
 
 @pytest.mark.parametrize(
-    "expr", ["* * * *", "* * * * * *", "61 * * * *", "* 25 * * *", "not cron", "", "@hourly"]
+    "expr",
+    [
+        "* * * *",
+        "* * * * * *",
+        "61 * * * *",
+        "* 25 * * *",
+        "not cron",
+        "",
+        "@hourly",
+        "* * 0 * *",
+        "* * * 13 *",
+        "* * * * 8",
+        "*/0 * * * *",
+        "5-1 * * * *",
+        "* * * * fri-mon",
+        "* * * * thur",
+        "1,,2 * * * *",
+        "-1 * * * *",
+    ],
 )
 def test_bad_expressions_are_rejected(expr):
     with pytest.raises(CronError):
@@ -114,3 +143,220 @@ def test_fires_are_strictly_increasing_and_on_minute_boundaries(start, zone, exp
     for expected in seq:
         t = next_fire(expr, z, t)
         assert t == expected
+
+
+UTC_ZONE = parse_zone("UTC")
+
+
+def utc_fires(expr: str, start: str, n: int) -> list[str]:
+    out, t = [], ms(start)
+    for _ in range(n):
+        t = next_fire(expr, UTC_ZONE, t)
+        out.append(datetime.fromtimestamp(t / 1000, UTC).strftime("%Y-%m-%d %a %H:%M"))
+    return out
+
+
+# -- Vixie's day rule -------------------------------------------------------------------------------
+
+
+def test_a_day_field_starting_with_a_star_and_the_other_restricted_must_both_match():
+    # Given every other day of the month (*/2 starts with *) and Mondays
+    # Then it fires on Mondays that are an odd day of the month, nothing else (croniter alone: either)
+    assert utc_fires("0 9 */2 * 1", "2026-06-01T00:00:00+00:00", 4) == [
+        "2026-06-01 Mon 09:00",
+        "2026-06-15 Mon 09:00",
+        "2026-06-29 Mon 09:00",
+        "2026-07-13 Mon 09:00",
+    ]
+
+
+def test_two_restricted_day_fields_fire_on_either():
+    # Given the 1st of the month and Fridays, neither starting with *
+    # Then it fires on both kinds of day
+    assert utc_fires("0 0 1 * fri", "2026-05-27T00:00:00+00:00", 4) == [
+        "2026-05-29 Fri 00:00",
+        "2026-06-01 Mon 00:00",
+        "2026-06-05 Fri 00:00",
+        "2026-06-12 Fri 00:00",
+    ]
+
+
+def test_a_restricted_field_with_a_plain_star_is_that_field_alone():
+    # Given Mondays with any day of month, and the 13th with any weekday
+    assert utc_fires("0 0 * * 1", "2026-06-02T00:00:00+00:00", 2) == [
+        "2026-06-08 Mon 00:00",
+        "2026-06-15 Mon 00:00",
+    ]
+    assert utc_fires("0 0 13 * *", "2026-06-02T00:00:00+00:00", 2) == [
+        "2026-06-13 Sat 00:00",
+        "2026-07-13 Mon 00:00",
+    ]
+
+
+def test_the_rule_looks_at_the_first_character_only():
+    # Given a day-of-week list that holds a * but does not start with one, and the 13th
+    # Then both fields are restricted as written, so either matches: the list covers every day
+    assert utc_fires("0 0 13 * 1,*", "2026-06-02T00:00:00+00:00", 2) == [
+        "2026-06-03 Wed 00:00",
+        "2026-06-04 Thu 00:00",
+    ]
+
+
+def test_grammar_as_vixie_reads_it():
+    # An equal range is that one value (croniter reads 5-5 as the whole cycle), names work in ranges,
+    # 7 is Sunday, a/n runs from a to the end of the field
+    assert utc_fires("5-5 12-12 * * *", "2026-06-01T00:00:00+00:00", 2) == [
+        "2026-06-01 Mon 12:05",
+        "2026-06-02 Tue 12:05",
+    ]
+    spec = parse_spec("50/5 0 * JAN-mar 5-7")
+    assert sorted(spec.minutes) == [50, 55]
+    assert sorted(spec.months) == [1, 2, 3]
+    assert sorted(spec.weekdays) == [0, 5, 6]
+    assert spec.days_and  # day-of-month is *
+
+
+@pytest.mark.parametrize(
+    ("expr", "words"),
+    [
+        ("0 0 L * *", "L (last day) is not supported"),
+        ("0 0 * * 5L", "L (last day) is not supported"),
+        ("0 0 LW * *", "L (last day) is not supported"),
+        ("0 0 15W * *", "W (nearest weekday) is not supported"),
+        ("0 0 * * 1#2", "# (nth weekday of the month) is not supported"),
+        ("0 0 ? * 1", "? (no specific value; write *) is not supported"),
+        ("H * * * *", "H or R (hashed or random value) is not supported"),
+    ],
+)
+def test_extensions_of_other_crons_are_refused_naming_them(expr, words):
+    # Given an expression with a Quartz / AWS / Jenkins extension
+    with pytest.raises(CronError) as caught:
+        parse_cron(expr)
+    # Then the message names the expression, the field and the extension
+    assert str(caught.value).startswith(f"{expr!r}: ")
+    assert words in str(caught.value)
+
+
+@pytest.mark.parametrize("expr", ["0 0 30 2 *", "0 0 31 4,6,9,11 *", "0 0 30-31 feb */2", "0 0 31 2 *,mon"])
+def test_an_expression_no_date_matches_is_refused_naming_it(expr):
+    # Given days that no month of the expression has, under the AND rule
+    with pytest.raises(CronNeverFires) as caught:
+        parse_cron(expr)
+    # Then it is refused, with the expression in the message
+    assert f"{' '.join(expr.split())!r} can never fire" in str(caught.value)
+
+
+def test_impossible_days_under_the_or_rule_still_fire_on_the_weekdays():
+    # Given February 30th OR Mondays (both restricted): the Mondays of February
+    assert utc_fires("0 0 30 2 1", "2026-01-01T00:00:00+00:00", 2) == [
+        "2026-02-02 Mon 00:00",
+        "2026-02-09 Mon 00:00",
+    ]
+
+
+def test_a_rare_but_possible_date_is_found():
+    # Given February 29th that is a Sunday (every day-of-month AND weekday 7), Then the next is 2032's
+    assert utc_fires("0 0 29 2 */7", "2026-01-01T00:00:00+00:00", 2) == [
+        "2032-02-29 Sun 00:00",
+        "2060-02-29 Sun 00:00",
+    ]
+
+
+def test_an_expression_stored_before_the_vixie_grammar_keeps_firing():
+    # Given "last day of the month", accepted before L was refused (a schedule made then)
+    # When its fires are computed, Then croniter still reads it as it did: the schedule neither stops
+    # nor breaks the tick
+    assert utc_fires("0 0 L * *", "2026-02-10T00:00:00+00:00", 2) == [
+        "2026-02-28 Sat 00:00",
+        "2026-03-31 Tue 00:00",
+    ]
+
+
+# -- differential: an independent implementation ----------------------------------------------------
+
+_MONTHS = ["jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec"]
+_DAYS = ["sun", "mon", "tue", "wed", "thu", "fri", "sat"]
+_BOUNDS = ((0, 59), (0, 23), (1, 31), (1, 12), (0, 7))
+
+
+def _random_expression(rng: random.Random) -> str:
+    """Vixie expressions with every form: *, */n, a, a-b (equal ones too), a-b/n, a/n, names, lists."""
+
+    def value(i: int, v: int) -> str:
+        if i == 3 and rng.random() < 0.2:
+            return _MONTHS[v - 1]
+        if i == 4 and v < 7 and rng.random() < 0.2:
+            return _DAYS[v]
+        return str(v)
+
+    def term(i: int) -> str:
+        lo, hi = _BOUNDS[i]
+        k = rng.random()
+        if k < 0.2:
+            return "*"
+        if k < 0.35:
+            return f"*/{rng.randint(2, max(2, (hi - lo) // 2))}"
+        a = rng.randint(lo, hi)
+        if k < 0.6:
+            return value(i, a)
+        b = rng.randint(a, hi)
+        if k < 0.85:
+            return f"{value(i, a)}-{value(i, b)}"
+        if k < 0.93:
+            return f"{value(i, a)}-{value(i, b)}/{rng.randint(1, 5)}"
+        return f"{a}/{rng.randint(1, 9)}"
+
+    def field(i: int) -> str:
+        if rng.random() < 0.15:
+            return ",".join(term(i) for _ in range(rng.randint(2, 3)))
+        return term(i)
+
+    return " ".join(field(i) for i in range(5))
+
+
+def test_fire_times_agree_with_cronsim_on_random_expressions():
+    # Given 2,000 random expressions and start times (seeded: the same ones every run), in UTC (cronsim
+    # mimics Debian cron's own daylight-saving handling, which differs from ours by design)
+    from cronsim import CronSim, CronSimError
+
+    rng = random.Random(14)
+    outcomes: Counter[str] = Counter()
+    disagreements = []
+    for _ in range(2000):
+        expr = _random_expression(rng)
+        start = datetime(2025, 1, 1) + timedelta(minutes=rng.randint(0, 6 * 365 * 1440))
+        # When both compute the next ten fires
+        try:
+            ours: list[datetime] | str = []
+            t = int(start.replace(tzinfo=UTC).timestamp() * 1000)
+            for _ in range(10):
+                t = next_fire(expr, UTC_ZONE, t)
+                ours.append(datetime.fromtimestamp(t / 1000, UTC).replace(tzinfo=None))
+        except CronNeverFires:
+            ours = "never"
+        try:
+            it = CronSim(expr, start)
+            theirs: list[datetime] | str = [next(it) for _ in range(10)]
+        except CronSimError:
+            theirs = "never"  # cronsim refuses a day-of-month no month of the expression has
+        outcomes["agree" if ours == theirs else "differ"] += 1
+        if ours != theirs:
+            disagreements.append((expr, start, ours, theirs))
+    # Then every sequence is the same (both see the same expressions as never firing)
+    assert disagreements == [], disagreements[:5]
+    assert outcomes["agree"] == 2000
+
+
+@pytest.mark.parametrize("late_ms", [0, 10 * 60_000])
+def test_a_stored_schedule_no_date_matches_any_more_ends_on_time_or_late(late_ms):
+    # Given a schedule stored with an expression that no date matches under Vixie's rule, due now
+    from taskplane.domain.schedules import Schedule, plan_fires
+
+    due = ms("2027-02-01T00:00:00+00:00")
+    schedule = Schedule(
+        schedule_id="s", tenant="t", cron="0 0 31 2 */2", timezone="UTC", task={}, created_at=0, updated_at=0
+    )
+    # When its due fire is planned, on time or after the ticks were down
+    fires, skipped, nxt = plan_fires(schedule, due, due + late_ms)
+    # Then the due fire still starts, and the schedule has no next fire (it ends) instead of failing
+    assert (fires, skipped, nxt) == ([due], 0, None)

@@ -284,8 +284,9 @@ class Client:
         tasks: Iterable[Mapping[str, Any]],
         chunk: int = 100,
         on_progress: Callable[[int, int], None] | None = None,
+        on_retry: Callable[[int, float], None] | None = None,
     ) -> builtins.list[Json]:
-        """Submit any number of task bodies as consecutive batches.
+        """Submit any number of task bodies as consecutive batches, retrying throttled items.
 
         Parameters
         ----------
@@ -295,15 +296,21 @@ class Client:
             Tasks per batch call (1 to 500).
         on_progress : callable, optional
             Called as ``on_progress(done, total)`` after every batch.
+        on_retry : callable, optional
+            Called as ``on_retry(count, wait_s)`` before ``count`` items of a batch are sent again.
 
         Returns
         -------
         list of dict
             One result per task, in input order, with ``index`` counted over all tasks:
             ``{"index", "task_id"}`` or ``{"index", "error": {"code", "message", ...}}``.
-            A batch refused as a whole (e.g. 413, or 429 after the retries) marks each of its tasks
-            with that error and the next batches still go; an error that would repeat for every batch
-            (no connection, bad key) is raised.
+            An item the API did not accept but asks to send again (``throttled``: its lane was full,
+            with ``retry_after_s``; ``unavailable``: a dependency failed) is sent again after that
+            delay (else an exponential backoff), at most ``max_retries`` times and
+            ``MAX_RETRY_WAIT_S`` per wait; one still refused then keeps its last error. A batch
+            refused as a whole (e.g. 413, or 429 after the retries) marks each of its tasks with that
+            error and the next batches still go; an error that would repeat for every batch (no
+            connection, bad key) is raised.
         """
         if not 1 <= chunk <= MAX_BATCH:
             raise ValueError(f"chunk must be between 1 and {MAX_BATCH}, got {chunk}")
@@ -312,29 +319,54 @@ class Client:
         results: builtins.list[Json] = []
         for start in range(0, total, chunk):
             part = items[start : start + chunk]
+            results.extend({**r, "index": start + i} for i, r in enumerate(self._submit_part(part, on_retry)))
+            if on_progress is not None:
+                on_progress(len(results), total)
+        return results
+
+    def _submit_part(
+        self, part: builtins.list[Mapping[str, Any]], on_retry: Callable[[int, float], None] | None
+    ) -> builtins.list[Json]:
+        """One batch's results in order, its retryable items sent again until settled (bounded)."""
+        final: dict[int, Json] = {}
+        pending = builtins.list(range(len(part)))
+        attempt = 0
+        while pending:
             try:
-                answer = self.submit_batch(part)
+                answer = self.submit_batch([part[i] for i in pending])
             except TaskplaneError as exc:
                 if exc.status in (0, 401, 403):
                     raise
                 error = {"code": exc.code, "message": exc.message, "details": exc.details}
-                results.extend({"index": start + i, "error": error} for i in range(len(part)))
-            else:
-                by_index: dict[int, Json] = {}
-                for result in answer.get("results") or []:
-                    if isinstance(result, dict) and isinstance(result.get("index"), int):
-                        by_index[result["index"]] = result
-                for i in range(len(part)):
-                    result = by_index.get(i) or {
-                        "error": {
-                            "code": "missing_result",
-                            "message": "the batch answer has no result for this task",
-                        }
+                final.update((i, {"error": error}) for i in pending)
+                break
+            by_index: dict[int, Json] = {}
+            for result in answer.get("results") or []:
+                if isinstance(result, dict) and isinstance(result.get("index"), int):
+                    by_index[result["index"]] = result
+            again: builtins.list[int] = []
+            hints: builtins.list[str | None] = []
+            for sent, i in enumerate(pending):
+                result = by_index.get(sent) or {
+                    "error": {
+                        "code": "missing_result",
+                        "message": "the batch answer has no result for this task",
                     }
-                    results.append({**result, "index": start + i})
-            if on_progress is not None:
-                on_progress(len(results), total)
-        return results
+                }
+                if attempt < self.max_retries and _worth_retrying(result):
+                    again.append(i)
+                    hint = result.get("retry_after_s")
+                    hints.append(None if hint is None else str(hint))
+                else:
+                    final[i] = {k: v for k, v in result.items() if k != "index"}
+            if again:
+                wait = max(_retry_wait_s(hint, attempt) for hint in hints)
+                if on_retry is not None:
+                    on_retry(len(again), wait)
+                self._sleep(wait)
+                attempt += 1
+            pending = again
+        return [final[i] for i in range(len(part))]
 
     def get(self, task_id: str) -> Json:
         """``GET /v1/tasks/{task_id}``: the task, with its history."""
@@ -373,6 +405,32 @@ class Client:
             if not cursor:
                 return
 
+    # -- workflows -------------------------------------------------------------------------------
+
+    def put_flow(self, flow: Any) -> Json:
+        """Publish a Python flow (``@flow`` of :mod:`taskplane.flow`) as a workflow definition.
+
+        The flow is recorded here (its function runs once with its tasks replaced by recorders) and
+        its definition is sent as the YAML ``taskplane workflow put FILE.py --dry-run`` prints;
+        answers the API's reply (``name``, ``version``, ``published``, ``nodes``, ``edges``).
+
+        Raises
+        ------
+        taskplane.flow.FlowError
+            The flow cannot be recorded (with the file and line at fault); nothing is sent.
+        TaskplaneError
+            The API refused the definition (e.g. a target off the tenant's allow-list).
+        """
+        from taskplane.flow import as_flow
+
+        definition = as_flow(flow).definition()
+        return self._json(
+            "PUT",
+            f"/v1/workflows/{quote_segment(definition.name)}",
+            body=definition.yaml(),
+            headers={"Content-Type": "application/yaml"},
+        )
+
     # Last, so that ``list`` in the annotations above still means the builtin to type checkers.
     def list(self, state: str | None = None, limit: int | None = None, cursor: str | None = None) -> Json:
         """One page of tasks, newest first: ``{"items": [...], "next_cursor": str | None}``."""
@@ -390,6 +448,15 @@ def _decode(raw: bytes, headers: Mapping[str, str]) -> Any:
         except ValueError:
             return text
     return text
+
+
+#: Codes of batch items the API did not accept and asks to send again.
+RETRY_ITEM_CODES = frozenset({"throttled", "unavailable"})
+
+
+def _worth_retrying(result: Json) -> bool:
+    error = result.get("error")
+    return isinstance(error, dict) and error.get("code") in RETRY_ITEM_CODES
 
 
 def _retry_wait_s(retry_after: str | None, attempt: int) -> float:

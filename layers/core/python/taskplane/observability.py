@@ -13,7 +13,6 @@ from __future__ import annotations
 import functools
 import inspect
 import logging
-import re
 import threading
 from collections import defaultdict
 from collections.abc import Callable
@@ -23,32 +22,26 @@ from aws_lambda_powertools import Logger, Tracer
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.metrics.provider.cloudwatch_emf.cloudwatch import AmazonCloudWatchEMFProvider
 
-NAMESPACE = "taskplane"
+from taskplane.domain.secrets import REDACTED, is_secret_name, mask_text
+from taskplane.domain.text import valid_text
 
-#: Header and field names whose values never reach a log line.
-SECRET_KEYS = frozenset(
-    {"authorization", "x-api-key", "proxy-authorization", "cookie", "set-cookie", "apikey", "api_key"}
-)
-_SECRET_TEXT = re.compile(
-    r"(?i)\b(authorization|x-api-key|proxy-authorization)(\s*[:=]\s*)(\"?)[^\s\",}]+(?:\s+[^\s\",}]+)?"
-)
-REDACTED = "***"
+NAMESPACE = "taskplane"
 
 
 def redact(value: Any, depth: int = 0) -> Any:
-    """``value`` with every secret-named key's value replaced (dicts and lists, any case), and
-    ``authorization: ...`` / ``x-api-key=...`` pairs masked inside strings."""
+    """``value`` with every secret-named key's value replaced (dicts and lists, any case: see
+    ``domain/secrets.py``), secret-looking pairs and URL user info masked inside strings, and every
+    lone surrogate replaced (a log line must be valid text to be written at all)."""
     if depth > 20:
         return value
     if isinstance(value, dict):
         return {
-            k: REDACTED if isinstance(k, str) and k.lower() in SECRET_KEYS else redact(v, depth + 1)
-            for k, v in value.items()
+            valid_text(k): REDACTED if is_secret_name(k) else redact(v, depth + 1) for k, v in value.items()
         }
     if isinstance(value, list | tuple):
         return [redact(v, depth + 1) for v in value]
-    if isinstance(value, str) and _SECRET_TEXT.search(value):
-        return _SECRET_TEXT.sub(lambda m: f"{m.group(1)}{m.group(2)}{m.group(3)}{REDACTED}", value)
+    if isinstance(value, str):
+        return mask_text(valid_text(value))
     return value
 
 
@@ -69,7 +62,7 @@ class RedactSecrets(logging.Filter):
         for name, value in list(record.__dict__.items()):
             if name in self._STANDARD:
                 continue
-            if name.lower() in SECRET_KEYS:
+            if is_secret_name(name):
                 setattr(record, name, REDACTED)
             elif isinstance(value, dict | list | str):
                 setattr(record, name, redact(value))

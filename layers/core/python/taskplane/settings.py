@@ -44,8 +44,29 @@ ENV_TASK_ROUTES = "TASKPLANE_TASK_ROUTES"
 ENV_BREAKER_OPEN_MS = "TASKPLANE_BREAKER_OPEN_MS"
 #: The tick function (its alias ARN) that writers of wheel entries due soon invoke to wake an idle tick.
 ENV_TICK_FUNCTION = "TASKPLANE_TICK_FUNCTION"
+# Events and triggers (domain/events.py, domain/triggers.py): the platform's own bus, the name
+# prefix of every trigger rule, and the events from outside the platform each tenant may listen to.
+ENV_EVENT_BUS = "TASKPLANE_EVENT_BUS"
+ENV_TRIGGER_RULE_PREFIX = "TASKPLANE_TRIGGER_RULE_PREFIX"
+#: JSON {"<tenant>": [{"bus": "default", "sources": ["aws.s3", "com.example.*"]}, ...]}
+ENV_EXTERNAL_EVENTS = "TASKPLANE_EXTERNAL_EVENTS"
 
 LANES: tuple[str, ...] = ("high", "default", "low")
+
+#: The settings that are policy, not the names of resources: what an operator chooses. The local
+#: runtime keeps friendly defaults for them but never overrides one set in the environment.
+POLICY_VARIABLES: tuple[str, ...] = (
+    ENV_ALLOW_PRIVATE_HTTP,
+    ENV_TARGETS_ALLOWED_BY_DEFAULT,
+    ENV_TARGET_ALLOWLISTS,
+    ENV_EXTERNAL_EVENTS,
+    ENV_TASK_ROUTES,
+    ENV_MAX_LANE_DEPTH,
+    ENV_TENANT_INFLIGHT_QUOTA,
+    ENV_BREAKER_FAILURES,
+    ENV_BREAKER_OPEN_MS,
+    ENV_RETENTION_DAYS,
+)
 
 
 def _flag(value: str | None, default: bool) -> bool:
@@ -94,6 +115,11 @@ class PlatformSettings(BaseModel):
     # The tick function to wake (asynchronously) when an entry lands due before the shard's next
     # check and no tick runs; empty: nobody is woken, the shard's rule finds it within a minute.
     tick_function: str = ""
+    # The platform's own event bus (tenants call it "taskplane"); trigger rules are named with this
+    # prefix; per tenant, the external buses and sources its triggers may listen to.
+    event_bus: str = "taskplane-events"
+    trigger_rule_prefix: str = "taskplane-trg-"
+    external_events: dict[str, list[dict[str, Any]]] = Field(default_factory=dict)
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> PlatformSettings:
@@ -135,6 +161,9 @@ class PlatformSettings(BaseModel):
             ),
             breaker_open_ms=int(env.get(ENV_BREAKER_OPEN_MS, defaults.breaker_open_ms)),
             tick_function=env.get(ENV_TICK_FUNCTION, ""),
+            event_bus=env.get(ENV_EVENT_BUS) or defaults.event_bus,
+            trigger_rule_prefix=env.get(ENV_TRIGGER_RULE_PREFIX) or defaults.trigger_rule_prefix,
+            external_events=json.loads(env.get(ENV_EXTERNAL_EVENTS) or "{}"),
         )
 
     def to_env(self) -> dict[str, str]:
@@ -164,6 +193,9 @@ class PlatformSettings(BaseModel):
             ENV_TASK_ROUTES: json.dumps(self.task_routes),
             ENV_BREAKER_OPEN_MS: str(self.breaker_open_ms),
             ENV_TICK_FUNCTION: self.tick_function,
+            ENV_EVENT_BUS: self.event_bus,
+            ENV_TRIGGER_RULE_PREFIX: self.trigger_rule_prefix,
+            ENV_EXTERNAL_EVENTS: json.dumps(self.external_events),
         }
         for lane, var in (("high", ENV_QUEUE_HIGH), ("default", ENV_QUEUE_DEFAULT), ("low", ENV_QUEUE_LOW)):
             if lane in self.queue_urls:

@@ -30,8 +30,16 @@ class Platform:
     steps: Any = None  # services.workflows.StepService (the step function's use cases)
     dead_letters: Any = None  # services.dead_letters.DeadLetterService
     wakes: Any = None  # services.wakes.Wakes: who wakes an idle tick (the local runtime sets its own)
+    events: Any = None  # services.events.EventService
     #: set to make a running tick (and anything else that waits on it) stop early
     stop: threading.Event = field(default_factory=threading.Event)
+
+    def begin(self, context: Any) -> None:
+        """A handler's invocation starts: what depends on its remaining time learns of it."""
+        for service in (self.tasks, self.workflows):
+            store = getattr(service, "idempotency", None)
+            if store is not None:
+                store.register(context)
 
 
 def build(settings: PlatformSettings, *, session: Any = None, clock: Clock | None = None) -> Platform:
@@ -42,6 +50,7 @@ def build(settings: PlatformSettings, *, session: Any = None, clock: Clock | Non
     from taskplane.adapters.admission import InflightCounters, LaneDepthGauge
     from taskplane.adapters.breakers import BreakerStore
     from taskplane.adapters.dead_letters import DeadLetterStore
+    from taskplane.adapters.events import EventBus
     from taskplane.adapters.idempotency import PowertoolsIdempotency
     from taskplane.adapters.queues import Lanes
     from taskplane.adapters.schedule_store import ScheduleStore
@@ -51,10 +60,12 @@ def build(settings: PlatformSettings, *, session: Any = None, clock: Clock | Non
     from taskplane.adapters.wheel_store import WheelStore
     from taskplane.domain.breaker import BreakerConfig
     from taskplane.domain.gray import RouteRule
+    from taskplane.domain.triggers import ExternalEvents
     from taskplane.observability import MetricsBuffer
     from taskplane.services.admission import Admission
     from taskplane.services.breakers import CircuitBreakers
     from taskplane.services.dead_letters import DeadLetterService
+    from taskplane.services.events import EventService
     from taskplane.services.execute import Executor
     from taskplane.services.schedules import ScheduleService
     from taskplane.services.tasks import TaskService, delivery_for
@@ -106,6 +117,7 @@ def build(settings: PlatformSettings, *, session: Any = None, clock: Clock | Non
             "lambda", config=Config(read_timeout=910, connect_timeout=10, retries={"max_attempts": 0})
         ),
         sqs_client=sqs,
+        platform_bus=settings.event_bus,
     )
     dead_letter_records = DeadLetterStore(settings.tasks_table, ddb)
     executor = Executor(
@@ -149,13 +161,21 @@ def build(settings: PlatformSettings, *, session: Any = None, clock: Clock | Non
         telemetry=telemetry,
         targets=targets,
     )
+    events_client = session.client("events", config=retries)
     triggers = TriggerService(
         store=TriggerStore(settings.schedules_table, ddb),
-        rules=TriggerRules(session.client("events", config=retries), sqs, settings.queue_urls),
+        rules=TriggerRules(events_client, sqs, settings.queue_urls),
         tasks=store,
         clock=clock,
         targets=targets,
+        event_bus=settings.event_bus,
+        rule_prefix=settings.trigger_rule_prefix,
+        external={
+            tenant: [ExternalEvents.model_validate(e) for e in entries]
+            for tenant, entries in settings.external_events.items()
+        },
     )
+    events = EventService(EventBus(settings.event_bus, events_client))
     ticker = Ticker(
         wheel=wheel,
         lanes=lanes,
@@ -179,6 +199,7 @@ def build(settings: PlatformSettings, *, session: Any = None, clock: Clock | Non
         schedules=schedules,
         triggers=triggers,
         wakes=wakes,
+        events=events,
     )
 
 

@@ -57,6 +57,11 @@ class PowertoolsIdempotency:
             self._run = run
         return self._run
 
+    def register(self, context: Any) -> None:
+        """The invocation now running: a key it leaves in progress (a timeout, a crash) expires with
+        the invocation's remaining time instead of blocking retries with 409 for the key's 24 hours."""
+        self._config.register_lambda_context(context)
+
     def once(
         self, tenant: str, key: str, fingerprint: Any, action: Callable[[], dict[str, Any]]
     ) -> tuple[dict[str, Any], bool]:

@@ -576,7 +576,8 @@ class RunStore(AwsClient["DynamoDBClient"]):
         expect: NodeState = NodeState.RUNNING,
     ) -> bool:
         """Record a failed attempt (``RETRYING``) or the node's failure (``FAILED``)."""
-        names = {"#state": "state", "#err": "error", "#fa": "finished_at", "#try": "try"}
+        # Only names the expressions use: DynamoDB refuses an unused one (ValidationException).
+        names = {"#state": "state", "#err": "error"}
         values: dict[str, Any] = {
             ":st": {"S": state.value},
             ":e": {"S": _json(error)},
@@ -585,10 +586,12 @@ class RunStore(AwsClient["DynamoDBClient"]):
         expr = "SET #state = :st, #err = :e"
         if state is NodeState.FAILED:
             expr += ", #fa = :now"
+            names["#fa"] = "finished_at"
             values[":now"] = {"N": str(now_ms)}
         condition = "#state = :exp"
         if try_id is not None:
             condition += " AND #try = :try"
+            names["#try"] = "try"
             values[":try"] = {"S": try_id}
         try:
             self.client.update_item(
@@ -677,7 +680,8 @@ class RunStore(AwsClient["DynamoDBClient"]):
         error: dict[str, Any] | None,
         now_ms: int,
     ) -> bool:
-        names = {"#state": "state", "#try": "try", "#err": "error", "#fa": "finished_at"}
+        # Only names the expressions use: DynamoDB refuses an unused one (ValidationException).
+        names = {"#state": "state", "#try": "try", "#err": "error"}
         values: dict[str, Any] = {
             ":st": {"S": state.value},
             ":try": {"S": try_id},
@@ -686,6 +690,7 @@ class RunStore(AwsClient["DynamoDBClient"]):
         expr = "SET #state = :st"
         if state is not NodeState.RETRYING:
             expr += ", #fa = :now"
+            names["#fa"] = "finished_at"
             values[":now"] = {"N": str(now_ms)}
         if error is not None:
             expr += ", #err = :e"

@@ -83,6 +83,10 @@ from botocore.exceptions import (
     ReadTimeoutError,
 )
 
+from taskplane.domain.events import PLATFORM_BUS, stamp
+from taskplane.domain.secrets import scrub, secret_values
+from taskplane.domain.text import valid_text
+
 if TYPE_CHECKING:
     import boto3.session
 
@@ -193,6 +197,16 @@ class TargetFailure(Exception):
         self.message = message
         self.retryable = retryable
 
+    def told_safely(self, secrets: list[str]) -> TargetFailure:
+        """This failure with none of ``secrets`` (nor anything that looks like one) in its text, and
+        valid Unicode only: its message becomes the task's error, history, dead letter and log lines.
+        """
+        error_type = scrub(valid_text(self.error_type), secrets)[:256]
+        message = scrub(valid_text(self.message), secrets)
+        if (error_type, message) == (self.error_type, self.message):
+            return self
+        return TargetFailure(error_type, message, retryable=self.retryable)
+
 
 Runner = Callable[[dict[str, Any], dict[str, Any], float, "threading.Event | None"], Any]
 
@@ -229,12 +243,15 @@ class TargetRunners:
         sqs_client: Any = None,
         events_client: Any = None,
         allow_private_http: bool = True,
+        platform_bus: str = "taskplane-events",
     ) -> None:
         self._session: Any = session
         self._lambda_client = lambda_client
         self._sqs_client = sqs_client
         self._events_client = events_client
         self._allow_private_http = allow_private_http
+        #: the real name of the bus tenants call "taskplane"
+        self._platform_bus = platform_bus
         self._lock = threading.Lock()
         self._lambda_clients_by_timeout: dict[int, Any] = {}
         self._opener = urllib.request.build_opener(_NoRedirects())
@@ -252,6 +269,8 @@ class TargetRunners:
         envelope: dict[str, Any],
         timeout_s: float,
         cancel: threading.Event | None = None,
+        *,
+        tenant: str | None = None,
     ) -> Any:
         """Deliver ``envelope`` to ``target`` once and return the result.
 
@@ -265,6 +284,9 @@ class TargetRunners:
             How long the attempt may take.
         cancel
             Set it to interrupt a builtin ``sleep``; any target refuses to start once it is set.
+        tenant
+            Whose work this is: an ``eventbridge`` target's event carries it in ``detail``, written
+            by the platform (``domain/events.py``), so the event reaches only that tenant's triggers.
 
         Returns
         -------
@@ -284,7 +306,17 @@ class TargetRunners:
             raise TargetFailure("Cancelled", "cancelled before the target was called", retryable=True)
         if not timeout_s > 0:
             raise TargetFailure("Timeout", "no time left for the attempt", retryable=True)
-        return runner(target, envelope, timeout_s, cancel)
+        try:
+            # A target's answer comes from outside: keep it valid text (domain/text.py).
+            if kind == "eventbridge":  # the one target that carries the tenant: events are stamped
+                return valid_text(self._run_eventbridge(target, envelope, timeout_s, cancel, tenant=tenant))
+            return valid_text(runner(target, envelope, timeout_s, cancel))
+        except TargetFailure as failure:
+            raise failure.told_safely(secret_values(target, envelope)) from None
+        except Exception as exc:  # a runner bug: the callers retry it like any failure, told safely too
+            raise TargetFailure(type(exc).__name__, str(exc) or repr(exc), retryable=True).told_safely(
+                secret_values(target, envelope)
+            ) from None
 
     # -- clients -------------------------------------------------------------------------------
 
@@ -361,13 +393,20 @@ class TargetRunners:
         return {"message_id": response["MessageId"]}
 
     def _run_eventbridge(
-        self, target: dict[str, Any], envelope: dict[str, Any], timeout_s: float, cancel: Any
+        self,
+        target: dict[str, Any],
+        envelope: dict[str, Any],
+        timeout_s: float,
+        cancel: Any,
+        tenant: str | None = None,
     ) -> Any:
+        bus = str(target.get("bus") or PLATFORM_BUS)
         entry = {
-            "EventBusName": str(target.get("bus") or "default"),
+            "EventBusName": self._platform_bus if bus == PLATFORM_BUS else bus,
             "Source": _required_str(target, "source"),
             "DetailType": _required_str(target, "detail_type"),
-            "Detail": _dumps(envelope),
+            # Stamped on every bus: an event from the platform always says whose it is.
+            "Detail": _dumps(stamp(envelope, tenant) if tenant else envelope),
         }
         client = self._events()
         with _aws_errors():
@@ -393,6 +432,12 @@ class TargetRunners:
             raise TargetFailure("InvalidTarget", f"bad URL: {exc}", retryable=False) from None
         if parts.scheme not in ("http", "https") or not parts.hostname:
             raise TargetFailure("InvalidTarget", "an http target needs an http(s) URL", retryable=False)
+        if "@" in parts.netloc:
+            # Refused when the target is made; a record older than that rule never reaches urllib,
+            # whose own messages would quote the password (InvalidURL: nonnumeric port: 'pw@host').
+            raise TargetFailure(
+                "InvalidTarget", "the URL carries user info: send credentials in a header", retryable=False
+            )
         if not self._allow_private_http:
             _refuse_private_host(parts)
 

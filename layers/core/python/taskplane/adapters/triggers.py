@@ -97,14 +97,15 @@ class TriggerRules:
         try:
             self._events.put_rule(
                 Name=trigger.rule_name,
-                EventBusName=trigger.bus,
-                EventPattern=json.dumps(trigger.event_pattern),
+                EventBusName=trigger.real_bus,
+                # The tenant's pattern ANDed with its scope (domain/triggers.py scoped_pattern).
+                EventPattern=json.dumps(trigger.rule_pattern or trigger.event_pattern),
                 State="ENABLED",
                 Description=f"taskplane trigger {trigger.trigger_id} of tenant {trigger.tenant}",
             )
             self._events.put_targets(
                 Rule=trigger.rule_name,
-                EventBusName=trigger.bus,
+                EventBusName=trigger.real_bus,
                 Targets=[
                     {
                         "Id": TARGET_ID,
@@ -128,8 +129,10 @@ class TriggerRules:
 
     def delete(self, trigger: Trigger) -> None:
         try:
-            self._events.remove_targets(Rule=trigger.rule_name, EventBusName=trigger.bus, Ids=[TARGET_ID])
-            self._events.delete_rule(Name=trigger.rule_name, EventBusName=trigger.bus)
+            self._events.remove_targets(
+                Rule=trigger.rule_name, EventBusName=trigger.real_bus, Ids=[TARGET_ID]
+            )
+            self._events.delete_rule(Name=trigger.rule_name, EventBusName=trigger.real_bus)
         except ClientError as exc:
             if error_code(exc) != "ResourceNotFoundException":
                 raise translate(exc, "deleting the trigger's rule") from exc

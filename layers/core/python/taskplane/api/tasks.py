@@ -10,8 +10,8 @@ from aws_lambda_powertools.event_handler.openapi.params import Body, Path, Query
 from pydantic import BaseModel, Field
 
 from taskplane import wiring
-from taskplane.api.common import header, json_response, parse_model, tenant_of
-from taskplane.domain.errors import InvalidRequest, TaskplaneError
+from taskplane.api.common import EnvHeader, IdempotencyKeyHeader, json_response, parse_model, tenant_of
+from taskplane.domain.errors import TaskplaneError, Throttled
 from taskplane.domain.models import TaskSubmit
 from taskplane.domain.states import TaskState
 from taskplane.services.tasks import MAX_BATCH
@@ -30,22 +30,31 @@ class BatchSubmit(BaseModel):
 @router.post(
     "/v1/tasks", summary="Submit a task", tags=["tasks"], responses={201: {"description": "created"}}
 )
-def submit(task: Annotated[TaskSubmit, Body()]) -> Response[dict[str, Any]]:
-    key = header(router.current_event, "idempotency-key")
-    if key is not None and not 1 <= len(key) <= 128:
-        raise InvalidRequest("Idempotency-Key must be 1 to 128 characters", [{"field": "Idempotency-Key"}])
-    env = header(router.current_event, "x-env")
-    if env is not None and "env" not in task.labels:
+def submit(
+    task: Annotated[TaskSubmit, Body()],
+    idempotency_key: IdempotencyKeyHeader = None,
+    x_env: EnvHeader = None,
+) -> Response[dict[str, Any]]:
+    if x_env is not None and "env" not in task.labels:
         # The x-env header is shorthand for the label env=<value> (gray-release rules match on it).
-        if not 1 <= len(env) <= 256:
-            raise InvalidRequest("x-env must be 1 to 256 characters", [{"field": "x-env"}])
-        task = task.model_copy(update={"labels": {**task.labels, "env": env}})
-    result, fresh = wiring.platform().tasks.submit(tenant_of(router.current_event), task, idempotency_key=key)
+        task = task.model_copy(update={"labels": {**task.labels, "env": x_env}})
+    who = tenant_of(router.current_event)
+    result, fresh = wiring.platform().tasks.submit(who, task, idempotency_key=idempotency_key)
     return json_response(result.to_api(), 201 if fresh else 200)
 
 
-@router.post("/v1/tasks/batch", summary="Submit up to 500 tasks", tags=["tasks"])
-def submit_batch(batch: Annotated[BatchSubmit, Body()]) -> dict[str, Any]:
+@router.post(
+    "/v1/tasks/batch",
+    summary="Submit up to 500 tasks",
+    description=(
+        "Always 200 once the batch is read: results[i] answers tasks[i], either {index, task_id, state} "
+        "or {index, error: {code, message, details}}. An item refused because its lane is full has "
+        "error.code throttled and retry_after_s (seconds); it was not accepted, so sending it again is "
+        "safe. The answer then carries Retry-After (the largest retry_after_s)."
+    ),
+    tags=["tasks"],
+)
+def submit_batch(batch: Annotated[BatchSubmit, Body()]) -> Response[dict[str, Any]]:
     who = tenant_of(router.current_event)
     items: list[Any] = []
     for raw in batch.tasks:
@@ -55,13 +64,19 @@ def submit_batch(batch: Annotated[BatchSubmit, Body()]) -> dict[str, Any]:
             items.append(exc)
     outcomes = wiring.platform().tasks.submit_batch(who, items)
     results: list[dict[str, Any]] = []
+    waits: list[int] = []
     for index, outcome in enumerate(outcomes):
         if isinstance(outcome, TaskplaneError):
             error = {"code": outcome.code, "message": outcome.message, "details": outcome.details}
-            results.append({"index": index, "error": error})
+            result: dict[str, Any] = {"index": index, "error": error}
+            if isinstance(outcome, Throttled):
+                result["retry_after_s"] = outcome.retry_after_s
+                waits.append(outcome.retry_after_s)
+            results.append(result)
         else:
             results.append({"index": index, "task_id": outcome.task_id, "state": outcome.state.value})
-    return {"results": results}
+    headers = {"Retry-After": str(max(waits))} if waits else None
+    return json_response({"results": results}, headers=headers)
 
 
 @router.get("/v1/tasks/<task_id>", summary="Get a task", tags=["tasks"])

@@ -9,7 +9,7 @@ from aws_lambda_powertools.event_handler.api_gateway import Router
 from aws_lambda_powertools.event_handler.openapi.params import Body, Path, Query
 
 from taskplane import wiring
-from taskplane.api.common import header, json_response, tenant_of
+from taskplane.api.common import IdempotencyKeyHeader, header, json_response, tenant_of
 from taskplane.domain.errors import InvalidRequest
 from taskplane.domain.workflow import Routing, RunStart
 
@@ -88,13 +88,14 @@ def put_routing(name: _Name, routing: Annotated[Routing, Body()]) -> dict[str, A
     tags=["runs"],
     responses={201: {"description": "started"}},
 )
-def start_run(name: _Name, run: Annotated[RunStart | None, Body()] = None) -> Response[dict[str, Any]]:
-    event = router.current_event
+def start_run(
+    name: _Name,
+    run: Annotated[RunStart | None, Body()] = None,
+    idempotency_key: IdempotencyKeyHeader = None,
+) -> Response[dict[str, Any]]:
     run = run or RunStart()  # no body: a run with no input
-    key = header(event, "idempotency-key")
-    if key is not None and not 1 <= len(key) <= 128:
-        raise InvalidRequest("Idempotency-Key must be 1 to 128 characters", [{"field": "Idempotency-Key"}])
-    view, created = wiring.platform().workflows.start_run(tenant_of(event), name, run, idempotency_key=key)
+    who = tenant_of(router.current_event)
+    view, created = wiring.platform().workflows.start_run(who, name, run, idempotency_key=idempotency_key)
     return json_response(view, 201 if created else 200)
 
 

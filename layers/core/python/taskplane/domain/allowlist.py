@@ -4,7 +4,8 @@ tasks may call. Pure rules; the lists come from settings (``TASKPLANE_TARGET_ALL
 A pattern is ``"<type>:<glob>"`` matched against the target's name for that type: ``lambda`` the
 function name or ARN, ``http`` the URL's host, ``sqs`` the queue URL, ``eventbridge`` the bus;
 ``"*"`` allows everything. Builtin targets (echo, sleep, fail) never leave the worker and are
-always allowed.
+always allowed, and so is the platform's own event bus (``eventbridge`` with bus ``"taskplane"``):
+what a tenant puts there is stamped with its name and reaches only its own triggers.
 """
 
 from __future__ import annotations
@@ -15,9 +16,11 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlparse
 
+from taskplane.domain.events import PLATFORM_BUS
+
 
 def target_name(target: dict[str, Any]) -> str | None:
-    """``"<type>:<name>"`` for a target, or None for builtins."""
+    """``"<type>:<name>"`` for a target, or None for what every tenant may call (builtins, its own events)."""
     kind = target.get("type")
     if kind == "lambda":
         return f"lambda:{target.get('function', '')}"
@@ -26,7 +29,8 @@ def target_name(target: dict[str, Any]) -> str | None:
     if kind == "sqs":
         return f"sqs:{target.get('queue_url', '')}"
     if kind == "eventbridge":
-        return f"eventbridge:{target.get('bus', 'default')}"
+        bus = target.get("bus", PLATFORM_BUS)
+        return None if bus == PLATFORM_BUS else f"eventbridge:{bus}"
     return None
 
 

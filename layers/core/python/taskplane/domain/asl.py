@@ -29,7 +29,10 @@ function raises ``NodeFailed`` for failures no retry can fix, and the first retr
 When a branch fails, the Parallel's Catch goes to ``taskplane.failed``: the step function stops new
 starts, waits (``taskplane.settle``, one second at a time) for attempts still running, and answers
 the compensation plan; a Map over its waves (one wave at a time, the nodes of a wave in parallel)
-runs each completed node's ``compensate`` target in reverse topological order.
+runs each completed node's ``compensate`` target in reverse topological order. A workflow that
+compensates starts at a Choice (``taskplane.begin``): an execution started with ``"resume":
+"compensation"`` goes straight to ``taskplane.failed`` and the compensation plan, so resuming a run
+whose undo failed retries the undos only.
 """
 
 from __future__ import annotations
@@ -54,6 +57,10 @@ MAX_NESTING = 8
 
 CALLBACK = "arn:aws:states:::lambda:invoke.waitForTaskToken"
 NODES = "taskplane.nodes"
+#: The first state of a workflow that compensates: a run's nodes, or (resumed) its compensation only.
+BEGIN = "taskplane.begin"
+#: ``$.resume`` of an execution that retries a run's failed compensations.
+RESUME_COMPENSATION = "compensation"
 # Transient failures of the step function itself (throttling, a DynamoDB hiccup): retry a few times.
 # (ASL defaults: IntervalSeconds 1, BackoffRate 2.0.)
 _STEP_RETRY = [{"ErrorEquals": ["States.TaskFailed"], "MaxAttempts": 3}]
@@ -285,14 +292,31 @@ def compile_asl(workflow: Workflow, function_arn: str, *, version: int | None = 
         },
     }
     compensable = [n for n in workflow.nodes if n.compensate is not None]
+    start = NODES
     if workflow.on_failure == "compensate" and compensable:
         states["taskplane.route"]["Choices"].append(
             {"Variable": "$.plan.compensate", "BooleanEquals": True, "Next": "taskplane.compensate"}
         )
         states.update(_compensation_states(workflow, compensable, function_arn))
+        # A run whose compensation failed is resumed straight into the plan: no node runs again,
+        # and the undos that succeeded are skipped by the ledger (see services/workflows.py).
+        start = BEGIN
+        states[BEGIN] = {
+            "Type": "Choice",
+            "Choices": [
+                {
+                    "And": [
+                        {"Variable": "$.resume", "IsPresent": True},
+                        {"Variable": "$.resume", "StringEquals": RESUME_COMPENSATION},
+                    ],
+                    "Next": "taskplane.failed",
+                }
+            ],
+            "Default": NODES,
+        }
     return {
         "Comment": f"taskplane workflow {workflow.name}{label}: {len(workflow.nodes)} nodes",
-        "StartAt": NODES,
+        "StartAt": start,
         "States": states,
     }
 

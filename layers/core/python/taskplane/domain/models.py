@@ -19,6 +19,7 @@ from pydantic import (
 )
 
 from taskplane.domain.clock import from_datetime, to_rfc3339
+from taskplane.domain.events import PLATFORM_BUS, not_aws
 from taskplane.domain.retry import RetryPolicy
 from taskplane.domain.states import TaskState
 
@@ -74,19 +75,43 @@ class HttpTarget(_Target):
         parsed = urlparse(value)
         if parsed.scheme not in ("http", "https") or not parsed.hostname:
             raise ValueError("must be an absolute http:// or https:// URL")
-        return value
+        return _no_user_info(value)
+
+
+def _no_user_info(url: str) -> str:
+    """Refuse ``scheme://user:password@host``: a URL is shown in errors, logs and the task itself."""
+    netloc = urlparse(url).netloc
+    if "@" in netloc:
+        raise ValueError(
+            "must not carry user info (user:password@): send credentials in a header instead, e.g. "
+            '"headers": {"Authorization": "Basic <base64 of user:password>"}'
+        )
+    return url
 
 
 class SqsTarget(_Target):
     type: Literal["sqs"]
     queue_url: Annotated[StrictStr, Field(min_length=1, max_length=2048, pattern=r"^https?://\S+$")]
 
+    @field_validator("queue_url")
+    @classmethod
+    def _plain_queue_url(cls, value: str) -> str:
+        return _no_user_info(value)
+
 
 class EventBridgeTarget(_Target):
+    """Puts the task's envelope as an event's ``detail``, stamped with the tenant (``domain/events.py``).
+
+    ``bus`` ``"taskplane"`` (the default) is the platform's own bus, where this tenant's triggers
+    listen; any other bus must be on the tenant's allow-list (``eventbridge:<bus>``).
+    """
+
     type: Literal["eventbridge"]
-    bus: _Name = "default"
+    bus: _Name = PLATFORM_BUS
     source: _Name = "taskplane"
     detail_type: _Name = "taskplane.task"
+
+    _source = field_validator("source")(not_aws)
 
 
 class BuiltinTarget(_Target):

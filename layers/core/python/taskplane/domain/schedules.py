@@ -8,7 +8,7 @@ from typing import Any, Literal
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from taskplane.domain.clock import from_datetime, to_rfc3339
-from taskplane.domain.cron import CronError, fires_between, next_fire, parse_cron, parse_zone
+from taskplane.domain.cron import CronError, CronNeverFires, fires_between, next_fire, parse_cron, parse_zone
 from taskplane.domain.ids import _encode
 from taskplane.domain.models import TaskSubmit
 
@@ -36,7 +36,14 @@ class ScheduleCreate(BaseModel):
         },
     )
 
-    cron: str = Field(min_length=1, max_length=256, description="5 fields: minute hour day month weekday")
+    cron: str = Field(
+        min_length=1,
+        max_length=256,
+        description=(
+            "5 fields: minute hour day-of-month month day-of-week, read as Vixie cron (when either day "
+            "field starts with *, a day must match both; else either); L, W, # and ? are refused"
+        ),
+    )
     timezone: str = Field(
         default="UTC", min_length=1, max_length=64, description="IANA zone, e.g. Europe/Paris"
     )
@@ -147,7 +154,10 @@ def new_schedule(body: ScheduleCreate, *, schedule_id: str, tenant: str, now_ms:
 def first_fire(schedule: Schedule, now_ms: int) -> int | None:
     """The next fire strictly after ``now_ms`` within the schedule's window, or None when it has ended."""
     start = max(now_ms, (schedule.start_at - 1) if schedule.start_at else now_ms)
-    at = next_fire(schedule.cron, parse_zone(schedule.timezone), start)
+    try:
+        at = next_fire(schedule.cron, parse_zone(schedule.timezone), start)
+    except CronNeverFires:
+        return None
     if schedule.end_at is not None and at > schedule.end_at:
         return None
     return at
@@ -158,7 +168,8 @@ def plan_fires(schedule: Schedule, due_ms: int, now_ms: int) -> tuple[list[int],
 
     On time (within MISFIRE_GRACE_MS): fire ``due_ms``. Later than that (ticks were down), by policy:
     ``fire_once`` starts one task for the missed fires, ``fire_all`` one per missed fire (up to
-    MAX_CATCH_UP), ``skip`` none. The next fire is the first one after ``now_ms`` (or ``due_ms``).
+    MAX_CATCH_UP), ``skip`` none. The next fire is the first one after ``now_ms`` (or ``due_ms``), None
+    when the schedule has ended (past ``end_at``, or an expression that no date matches any more).
     """
     zone = parse_zone(schedule.timezone)
     end = schedule.end_at
@@ -175,7 +186,10 @@ def plan_fires(schedule: Schedule, due_ms: int, now_ms: int) -> tuple[list[int],
         else:
             fires = []
         skipped, after = len(missed) - len(fires), now_ms
-    nxt = next_fire(schedule.cron, zone, after)
+    try:
+        nxt = next_fire(schedule.cron, zone, after)
+    except CronNeverFires:  # a stored expression that no date matches any more: the schedule ends
+        return fires, skipped, None
     if end is not None and nxt > end:
         return fires, skipped, None
     return fires, skipped, nxt

@@ -1,4 +1,17 @@
-"""Triggers: an EventBridge event pattern that starts a task from a template, the event as its payload."""
+"""Triggers: an EventBridge event pattern that starts a task from a template, the event as its payload.
+
+Isolation holds by construction, not by reviewing patterns:
+
+- Every event the platform puts on a bus (``POST /v1/events``, an ``eventbridge`` target) carries the
+  publishing tenant in ``detail.taskplane_tenant``, written by the platform over whatever the tenant
+  sent (``domain/events.py``). The tenant never chooses it.
+- Every rule the platform makes is scoped (:func:`scoped_pattern`): on the platform's own bus
+  (``bus: "taskplane"``) the rule matches only events stamped with the trigger's tenant; on any other
+  bus (AWS service events on ``default``, another producer's bus) only events the tenant's
+  configuration names by bus and source, and never an event the platform stamped, so no tenant's
+  published event reaches another tenant's trigger that way either.
+- The worker checks the scope again when the event arrives (``services/triggers.py``).
+"""
 
 from __future__ import annotations
 
@@ -9,10 +22,93 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from taskplane.domain.clock import to_rfc3339
+from taskplane.domain.events import PLATFORM_BUS, TENANT_STAMP
 from taskplane.domain.ids import _encode
 from taskplane.domain.models import TaskSubmit
 
 MAX_PATTERN_BYTES = 2048
+
+
+class ExternalEvents(BaseModel):
+    """Events from outside the platform a tenant's triggers may listen to: one bus, named sources.
+
+    A source is an exact name (``aws.s3``) or a prefix ending in ``*`` (``com.example.*``).
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    bus: str = Field(min_length=1, max_length=256, pattern=r"^[A-Za-z0-9._\-/]+$")
+    sources: tuple[str, ...] = Field(min_length=1)
+
+    @field_validator("bus")
+    @classmethod
+    def _not_the_platform_bus(cls, value: str) -> str:
+        if value == PLATFORM_BUS:
+            raise ValueError(f"{PLATFORM_BUS!r} is the platform's own bus; name an external bus")
+        return value
+
+    @field_validator("sources")
+    @classmethod
+    def _named(cls, sources: tuple[str, ...]) -> tuple[str, ...]:
+        for source in sources:
+            if not source or source == "*" or "*" in source[:-1]:
+                raise ValueError(
+                    f"source {source!r} must be a name or a prefix ending in '*' (not '*' alone)"
+                )
+        return sources
+
+    def allows(self, source: str) -> bool:
+        return any(source.startswith(s[:-1]) if s.endswith("*") else source == s for s in self.sources)
+
+    def pattern_values(self) -> list[Any]:
+        """The sources as EventBridge pattern values (exact strings and prefix filters)."""
+        return [{"prefix": s[:-1]} if s.endswith("*") else s for s in self.sources]
+
+
+def _names_the_stamp(node: Any, path: tuple[str, ...] = ()) -> bool:
+    """Whether a pattern names ``detail.<TENANT_STAMP>`` anywhere (through ``$or`` too)."""
+    if not isinstance(node, dict):
+        return False
+    for key, value in node.items():
+        if key == "$or" and isinstance(value, list):
+            if any(_names_the_stamp(alt, path) for alt in value):
+                return True
+            continue
+        here = (*path, key)
+        if here == ("detail", TENANT_STAMP) or _names_the_stamp(value, here):
+            return True
+    return False
+
+
+def scoped_pattern(pattern: dict[str, Any], tenant: str, external: ExternalEvents | None) -> dict[str, Any]:
+    """The pattern of the rule the platform makes for ``pattern``: the tenant's, ANDed with its scope.
+
+    On the platform bus (``external`` None): only events stamped with ``tenant``. On an external bus:
+    only the configured sources, and only events the platform did not stamp. Raises ``ValueError``
+    naming what the tenant's pattern may not say there.
+    """
+    detail = pattern.get("detail", {})
+    scoped = dict(pattern)
+    if external is None:
+        scoped["detail"] = {**detail, TENANT_STAMP: [tenant]}
+        return scoped
+    sources = pattern.get("source")
+    if sources is None:
+        scoped["source"] = external.pattern_values()
+    else:
+        if not isinstance(sources, list) or not all(isinstance(s, str) for s in sources):
+            raise ValueError(
+                f"on bus {external.bus!r}, 'source' must list source names exactly "
+                f"(allowed: {', '.join(external.sources)})"
+            )
+        refused = [s for s in sources if not external.allows(s)]
+        if refused:
+            raise ValueError(
+                f"source {refused[0]!r} is not one this tenant may listen to on bus {external.bus!r} "
+                f"(allowed: {', '.join(external.sources)})"
+            )
+    scoped["detail"] = {**detail, TENANT_STAMP: [{"exists": False}]}
+    return scoped
 
 
 class TriggerCreate(BaseModel):
@@ -30,8 +126,19 @@ class TriggerCreate(BaseModel):
         },
     )
 
-    event_pattern: dict[str, Any] = Field(description="an EventBridge event pattern")
-    bus: str = Field(default="default", min_length=1, max_length=256, pattern=r"^[A-Za-z0-9._\-/]+$")
+    event_pattern: dict[str, Any] = Field(
+        description="an EventBridge event pattern; the platform ANDs it with the tenant's scope"
+    )
+    bus: str = Field(
+        default=PLATFORM_BUS,
+        min_length=1,
+        max_length=256,
+        pattern=r"^[A-Za-z0-9._\-/]+$",
+        description=(
+            f"{PLATFORM_BUS!r} (the default): events this tenant publishes through the platform; another "
+            "bus only as the tenant's configuration allows (external events)"
+        ),
+    )
     task: TaskSubmit = Field(description="the task each matching event starts; the event becomes its payload")
     name: str | None = Field(default=None, max_length=128)
 
@@ -42,6 +149,12 @@ class TriggerCreate(BaseModel):
             raise ValueError('an event pattern needs at least one field, for example {"source": ["my.app"]}')
         if len(json.dumps(value)) > MAX_PATTERN_BYTES:
             raise ValueError(f"an event pattern is at most {MAX_PATTERN_BYTES} bytes")
+        if "detail" in value and not isinstance(value["detail"], dict):
+            raise ValueError(
+                '"detail" in an event pattern must be an object, for example {"detail": {"k": ["v"]}}'
+            )
+        if _names_the_stamp(value):
+            raise ValueError(f"detail.{TENANT_STAMP} is the platform's: the trigger's scope sets it")
         return value
 
     @field_validator("task")
@@ -64,6 +177,14 @@ class Trigger(BaseModel):
     task: dict[str, Any]
     rule_name: str
     created_at: int
+    #: the bus the rule is on (the platform bus's real name for ``bus == PLATFORM_BUS``)
+    rule_bus: str | None = None
+    #: the pattern of the rule: ``event_pattern`` with the tenant's scope (:func:`scoped_pattern`)
+    rule_pattern: dict[str, Any] | None = None
+
+    @property
+    def real_bus(self) -> str:
+        return self.rule_bus or self.bus
 
     def to_api(self) -> dict[str, Any]:
         return {
@@ -73,12 +194,18 @@ class Trigger(BaseModel):
             "event_pattern": self.event_pattern,
             "task": self.task,
             "rule_name": self.rule_name,
+            "rule_pattern": self.rule_pattern,
             "created_at": to_rfc3339(self.created_at),
         }
 
 
-def rule_name(trigger_id: str) -> str:
-    return f"taskplane-trigger-{trigger_id}"
+#: The default name prefix of trigger rules; each environment sets its own (``<prefix>-trg-``), so
+#: environments sharing an account never touch each other's rules.
+DEFAULT_RULE_PREFIX = "taskplane-trg-"
+
+
+def rule_name(trigger_id: str, prefix: str = DEFAULT_RULE_PREFIX) -> str:
+    return f"{prefix}{trigger_id}"
 
 
 def trigger_task_id(trigger_id: str, event_id: str, now_ms: int, event_time_ms: int | None) -> str:

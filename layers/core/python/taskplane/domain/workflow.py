@@ -35,6 +35,7 @@ from pydantic import (
     model_validator,
 )
 
+from taskplane.domain import text as text_rules
 from taskplane.domain.errors import InvalidRequest
 from taskplane.domain.models import (
     MAX_PAYLOAD_BYTES,
@@ -373,7 +374,7 @@ def load_document(body: str | bytes, content_type: str | None = None) -> dict[st
         raise InvalidRequest("the definition is empty: send YAML or JSON", [{"field": "body"}])
     if as_json:
         try:
-            value = json.loads(body)
+            value = text_rules.loads(body)  # also refuses duplicate keys and invalid text, by path
         except (ValueError, RecursionError) as exc:
             message = exc.msg if isinstance(exc, json.JSONDecodeError) else "nested too deeply"
             where = {"line": exc.lineno, "column": exc.colno} if isinstance(exc, json.JSONDecodeError) else {}
@@ -406,6 +407,8 @@ def load_document(body: str | bytes, content_type: str | None = None) -> dict[st
             [{"field": "body", "problem": "not_a_mapping"}],
         )
     _check_json_compatible(value)
+    # After the size check: YAML aliases could make a walk over the expanded document explode.
+    text_rules.check_text(value)
     return value
 
 

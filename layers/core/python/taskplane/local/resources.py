@@ -18,7 +18,7 @@ LOCAL_MAX_LANE_DEPTH = 2_000
 def create_resources(
     session: Any, prefix: str = "taskplane", buckets: int = 1, shards: int = 1
 ) -> PlatformSettings:
-    """Create every table and queue; returns the settings that point at them."""
+    """Create every table, queue and the event bus; returns the settings that point at them."""
     ddb = session.client("dynamodb")
     sqs = session.client("sqs")
     tasks_table = f"{prefix}-tasks"
@@ -57,6 +57,12 @@ def create_resources(
                 ),
             },
         )["QueueUrl"]
+    # The platform's own event bus (tenants call it "taskplane"): events published through the
+    # platform, stamped with their tenant, for the tenants' triggers.
+    events = session.client("events")
+    event_bus = f"{prefix}-events"
+    if not any(b["Name"] == event_bus for b in events.list_event_buses()["EventBuses"]):
+        events.create_event_bus(Name=event_bus)
     return PlatformSettings(
         tasks_table=tasks_table,
         idempotency_table=idem_table,
@@ -69,11 +75,13 @@ def create_resources(
         schedules_table=schedules_table,
         workflows_table=workflows_table,
         runs_table=runs_table,
-        # moto scans a whole queue per call: keep local lanes lean (NOTES-AWS-LOCAL.md).
+        event_bus=event_bus,
+        trigger_rule_prefix=f"{prefix}-trg-",
+        # The friendly local defaults of policy settings; the environment and --strict override them
+        # (local/policy.py). moto scans a whole queue per call: keep local lanes lean
+        # (NOTES-AWS-LOCAL.md); demos call http://localhost; any target, where AWS needs allow-lists.
         max_lane_depth=LOCAL_MAX_LANE_DEPTH,
-        # Local demos call http://localhost; AWS keeps the default (refused).
         allow_private_http=True,
-        # Dev allows any target; in AWS a tenant calls only what its allow-list names.
         targets_allowed_by_default=True,
     )
 

@@ -48,7 +48,12 @@ class LocalRuntime:
     api_key: str = DEFAULT_API_KEY
     tenants: dict[str, str] = field(default_factory=dict)  # tenant name -> API key
     functions_file: str | None = None
+    #: AWS's defaults for private HTTP and target allow-lists (local/policy.py); the environment still wins
+    strict: bool = False
     pollers: list[Any] = field(default_factory=list)
+    #: the settings in force and where each policy value came from (filled by start)
+    settings: Any = None
+    policy_origin: dict[str, str] = field(default_factory=dict)
     _mock: Any = None
     _server: Any = None
     _threads: list[threading.Thread] = field(default_factory=list)
@@ -56,6 +61,7 @@ class LocalRuntime:
     _uninstall_step: Any = None
     _session: Any = None
     _wake_events: dict[int, threading.Event] = field(default_factory=dict)
+    _saved_environ: dict[str, str] | None = None
 
     @property
     def url(self) -> str:
@@ -67,6 +73,9 @@ class LocalRuntime:
         return keys
 
     def start(self) -> LocalRuntime:
+        # What start adds to the environment (fake credentials, the settings) is taken back by stop,
+        # so a second runtime in this process reads only what the user set.
+        self._saved_environ = dict(os.environ)
         _local_environment()
         import boto3
         from moto import mock_aws
@@ -75,6 +84,7 @@ class LocalRuntime:
         from taskplane.local import moto_patches, workflows
         from taskplane.local.gateway import make_server
         from taskplane.local.handlers import load_handler
+        from taskplane.local.policy import local_settings
         from taskplane.local.poller import LanePoller
         from taskplane.local.resources import create_resources
 
@@ -84,8 +94,12 @@ class LocalRuntime:
         self._mock.start()
         session = boto3.session.Session(region_name=REGION)
         self._session = session
-        settings = create_resources(session)
+        # Policy from the environment (or --strict) over the friendly local defaults: local/policy.py.
+        settings, self.policy_origin = local_settings(
+            create_resources(session), os.environ, strict=self.strict
+        )
         settings, self._uninstall_step = workflows.install_step_function(session, settings)
+        self.settings = settings
         os.environ.update(settings.to_env())
         if self.functions_file:
             from taskplane.local.lambdas import (
@@ -171,6 +185,10 @@ class LocalRuntime:
         if self._mock is not None:
             self._mock.stop()
             self._mock = None
+        if self._saved_environ is not None:
+            os.environ.clear()
+            os.environ.update(self._saved_environ)
+            self._saved_environ = None
 
 
 def banner(rt: LocalRuntime) -> str:
@@ -179,6 +197,11 @@ def banner(rt: LocalRuntime) -> str:
         f"  API key: {rt.api_key}   (tenant {DEFAULT_TENANT})",
     ]
     lines += [f"  API key: {key}   (tenant {name})" for name, key in rt.tenants.items()]
+    if rt.settings is not None:
+        from taskplane.local.policy import describe
+
+        lines += ["  rules in force (set TASKPLANE_* variables or --strict to change them):"]
+        lines += describe(rt.settings, rt.policy_origin)
     lines += [
         f"  dashboard: {rt.url}/   (sign in with the API key)",
         f"  docs:    {rt.url}/v1/docs",
@@ -196,14 +219,18 @@ def run_dev(
     api_key: str | None = None,
     tenants: dict[str, str] | None = None,
     functions_file: str | None = None,
+    strict: bool = False,
 ) -> int:
     """Run the local runtime until Ctrl-C (SIGINT) or SIGTERM; returns the exit code."""
+    from taskplane.local.policy import SettingError
+
     runtime = LocalRuntime(
         host=host,
         port=port,
         api_key=api_key or DEFAULT_API_KEY,
         tenants=dict(tenants or {}),
         functions_file=functions_file,
+        strict=strict,
     )
     stop = threading.Event()
 
@@ -215,6 +242,9 @@ def run_dev(
     signal.signal(signal.SIGTERM, _stop)
     try:
         runtime.start()
+    except SettingError as exc:
+        print(f"taskplane dev: {exc}", file=sys.stderr)
+        return 1
     except OSError as exc:
         print(
             f"taskplane dev: cannot listen on {host}:{port}: {exc.strerror or exc}. Pick another port with --port.",

@@ -385,7 +385,9 @@ class Executor:
         done = threading.Event()
         if needs_heartbeat(task.timeout_s):
             threading.Thread(target=self._beat, args=(task, done), daemon=True).start()
-        future = self.pool.submit(self.runners.run, task.effective_target, envelope, task.timeout_s, cancel)
+        future = self.pool.submit(
+            self.runners.run, task.effective_target, envelope, task.timeout_s, cancel, tenant=task.tenant
+        )
         failure: TargetFailure | None = None
         timed_out = False
         try:

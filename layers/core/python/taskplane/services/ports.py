@@ -21,6 +21,10 @@ class NullTelemetry:
 
 
 class Idempotency(Protocol):
+    def register(self, context: Any) -> None:
+        """The Lambda invocation now running (its remaining time bounds a key left in progress)."""
+        ...
+
     def once(
         self, tenant: str, key: str, fingerprint: Any, action: Callable[[], dict[str, Any]]
     ) -> tuple[dict[str, Any], bool]:

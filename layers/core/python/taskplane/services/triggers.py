@@ -13,11 +13,20 @@ from taskplane.adapters.triggers import TriggerRules, TriggerStore
 from taskplane.domain.allowlist import TargetPolicy
 from taskplane.domain.clock import Clock
 from taskplane.domain.entry import check_task_body
-from taskplane.domain.errors import Conflict, NotFound
+from taskplane.domain.errors import Conflict, InvalidRequest, NotFound
+from taskplane.domain.events import PLATFORM_BUS, stamped_tenant
 from taskplane.domain.ids import is_valid_id, new_id
 from taskplane.domain.models import TaskSubmit, new_task
 from taskplane.domain.states import TaskState
-from taskplane.domain.triggers import Trigger, TriggerCreate, rule_name, trigger_task_id
+from taskplane.domain.triggers import (
+    DEFAULT_RULE_PREFIX,
+    ExternalEvents,
+    Trigger,
+    TriggerCreate,
+    rule_name,
+    scoped_pattern,
+    trigger_task_id,
+)
 
 
 def _event_time_ms(event: dict[str, Any]) -> int | None:
@@ -40,9 +49,33 @@ class TriggerService:
     make_id: Callable[[int], str] = new_id
     #: the tenant's target policy, as for tasks: a trigger is no way around it
     targets: TargetPolicy = field(default_factory=TargetPolicy.permissive)
+    #: the real name of the platform's bus (tenants call it PLATFORM_BUS)
+    event_bus: str = "taskplane-events"
+    #: every rule's name starts with it (one per environment)
+    rule_prefix: str = DEFAULT_RULE_PREFIX
+    #: tenant -> the external buses and sources its triggers may listen to
+    external: dict[str, list[ExternalEvents]] = field(default_factory=dict)
+
+    def _external(self, tenant: str, bus: str) -> ExternalEvents:
+        allowed = {e.bus: e for e in self.external.get(tenant, [])}
+        if bus not in allowed:
+            names = ", ".join(sorted([PLATFORM_BUS, *allowed]))
+            raise InvalidRequest(
+                f"bus {bus!r} is not one this tenant's triggers may listen on (allowed: {names}); "
+                f"events you publish through taskplane are on {PLATFORM_BUS!r}",
+                [{"field": "bus", "problem": "bus_not_allowed", "allowed": sorted([PLATFORM_BUS, *allowed])}],
+            )
+        return allowed[bus]
 
     def create(self, tenant: str, body: TriggerCreate) -> Trigger:
         check_task_body(self.targets, tenant, body.task, prefix="task")
+        # The bus and the scope are decided before anything exists: a bus the platform may not
+        # manage rules on is a 400 here, never an AccessDenied (503) from EventBridge later.
+        external = None if body.bus == PLATFORM_BUS else self._external(tenant, body.bus)
+        try:
+            scoped = scoped_pattern(body.event_pattern, tenant, external)
+        except ValueError as exc:
+            raise InvalidRequest(str(exc), [{"field": "event_pattern.source"}]) from None
         now = self.clock.now_ms()
         trigger_id = self.make_id(now)
         trigger = Trigger(
@@ -52,8 +85,10 @@ class TriggerService:
             bus=body.bus,
             event_pattern=body.event_pattern,
             task=body.task.model_dump(mode="json", exclude_none=True, exclude={"payload"}),
-            rule_name=rule_name(trigger_id),
+            rule_name=rule_name(trigger_id, self.rule_prefix),
             created_at=now,
+            rule_bus=self.event_bus if external is None else external.bus,
+            rule_pattern=scoped,
         )
         # The item first: an event that matches the moment the rule exists must find its trigger.
         self.store.put(trigger)
@@ -78,11 +113,28 @@ class TriggerService:
         self.rules.delete(trigger)
         self.store.delete(tenant, trigger_id)
 
+    def _in_scope(self, trigger: Trigger, event: dict[str, Any]) -> bool:
+        """The rule's scope, checked again on arrival (defence in depth against a rule changed by
+        hand): on the platform bus only the trigger's tenant's events, elsewhere only unstamped ones."""
+        stamped = stamped_tenant(event)
+        expected = trigger.tenant if trigger.bus == PLATFORM_BUS else None
+        if stamped == expected:
+            return True
+        from taskplane.observability import logger
+
+        logger.warning(
+            "event outside the trigger's scope dropped",
+            extra={"trigger_id": trigger.trigger_id, "tenant": trigger.tenant, "event_id": event.get("id")},
+        )
+        return False
+
     def start(self, tenant: str, trigger_id: str, event: dict[str, Any]) -> LaneMessage | None:
         """Create (once per event) the task a matching event starts; the delivery that runs it, or None."""
         trigger = self.store.get(tenant, trigger_id)
         if trigger is None:
             return None  # deleted since the event was routed
+        if not self._in_scope(trigger, event):
+            return None
         now = self.clock.now_ms()
         task_id = trigger_task_id(trigger_id, str(event.get("id", now)), now, _event_time_ms(event))
         body = TaskSubmit.model_validate({**trigger.task, "payload": event})

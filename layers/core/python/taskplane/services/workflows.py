@@ -36,7 +36,7 @@ from taskplane.adapters.stepfunctions import StepFunctions
 from taskplane.adapters.targets import TargetFailure, TargetRunners
 from taskplane.adapters.workflow_store import VersionRecord, WorkflowRecord, WorkflowStore
 from taskplane.domain.allowlist import TargetPolicy
-from taskplane.domain.asl import END_GATE, GRACE_S, compile_asl, gated, to_json
+from taskplane.domain.asl import END_GATE, GRACE_S, RESUME_COMPENSATION, compile_asl, gated, to_json
 from taskplane.domain.clock import Clock, to_rfc3339
 from taskplane.domain.entry import TARGET_REFUSED, refusal_failure_message
 from taskplane.domain.errors import (
@@ -389,16 +389,17 @@ class WorkflowService:
         run = self._launch(run, workflow)
         return run_view(run, workflow, {}, {})
 
-    def _launch(self, run: RunRecord, workflow: Workflow) -> RunRecord:
+    def _launch(self, run: RunRecord, workflow: Workflow, resume: dict[str, Any] | None = None) -> RunRecord:
         """Start the execution for ``run.exec``; on failure the run ends FAILED and the caller gets 503."""
-        payload = {
+        payload: dict[str, Any] = {
+            **(resume or {}),
             "run": {
                 "tenant": run.tenant,
                 "run_id": run.run_id,
                 "workflow": run.workflow,
                 "version": run.version,
                 "exec": run.exec,
-            }
+            },
         }
         try:
             arn = self.sfn.start(run.version_arn, f"{run.run_id}-{run.exec}", payload)
@@ -518,7 +519,12 @@ class WorkflowService:
         }
 
     def resume(self, tenant: str, run_id: str) -> dict[str, Any]:
-        """Run a failed or cancelled run again in a new execution; succeeded nodes are skipped."""
+        """Run a failed or cancelled run again in a new execution; succeeded nodes are skipped.
+
+        A run whose compensation started and did not finish (an undo failed, or it was cancelled
+        while compensating) resumes its compensation instead: only the undos that have not
+        succeeded run again, and no node does. Undos must therefore be idempotent.
+        """
         run, nodes, comps = self._ledger(tenant, run_id)
         if run.state is RunState.RUNNING:
             run = self._reconcile(run)
@@ -528,10 +534,7 @@ class WorkflowService:
                 [{"field": "state", "value": run.state.value}],
             )
         if run.compensation_started or comps:
-            raise Conflict(
-                f"run {run_id} was compensated (its completed nodes were undone); start a new run instead",
-                [{"field": "state", "value": run.state.value, "problem": "compensated"}],
-            )
+            return self._resume_compensation(run)
         workflow, _ = self.catalog.load(tenant, run.workflow, run.version)
         self._check_targets(tenant, workflow)  # the allow-list may have changed since the run started
         now = self.clock.now_ms()
@@ -543,24 +546,54 @@ class WorkflowService:
                         f"node {record.id!r} of run {run_id} is still running; resume once it has finished",
                         [{"node": record.id, "problem": "still_running"}],
                     )
+        return self._relaunch(run, workflow, phase=Phase.NODES, error=None)
+
+    def _resume_compensation(self, run: RunRecord) -> dict[str, Any]:
+        """A new execution that goes straight to the compensation plan (``asl.BEGIN``)."""
+        workflow, _ = self.catalog.load(run.tenant, run.workflow, run.version)
+        self._check_targets(run.tenant, workflow)
+        # The run's error goes back to what failed the run (a CompensationFailed keeps it as its cause).
+        cause = (
+            run.error.get("cause")
+            if run.error and run.error.get("type") == "CompensationFailed"
+            else run.error
+        )
+        resume = {
+            "resume": RESUME_COMPENSATION,
+            "error": {"Error": "taskplane.ResumeCompensation", "Cause": "resumed: retry the failed undos"},
+        }
+        return self._relaunch(run, workflow, phase=Phase.SETTLING, error=cause, resume=resume)
+
+    def _relaunch(
+        self,
+        run: RunRecord,
+        workflow: Workflow,
+        *,
+        phase: Phase,
+        error: dict[str, Any] | None,
+        resume: dict[str, Any] | None = None,
+    ) -> dict[str, Any]:
+        """Start a resumed run's next execution, from ``phase``, its error set to ``error``."""
+        now = self.clock.now_ms()
         after = self.runs.update_run(
             run,
             states={run.state},
             exec=run.exec,
             changes={
                 "state": RunState.RUNNING,
-                "phase": Phase.NODES,
+                "phase": phase,
                 "exec": run.exec + 1,
                 "resumes": run.resumes + 1,
+                **({"error": error} if error else {}),
             },
-            remove=("finished_at", "error", "execution_arn"),
+            remove=("finished_at", "execution_arn", *(() if error else ("error",))),
             now_ms=now,
             expires_at=now // 1000 + workflow.timeout_s + self.retention_days * 86400,
         )
         if after is None:
-            raise Conflict(f"run {run_id} changed meanwhile; try again")
-        self._launch(after, workflow)
-        return self.get_run(tenant, run_id)
+            raise Conflict(f"run {run.run_id} changed meanwhile; try again")
+        self._launch(after, workflow, resume=resume)
+        return self.get_run(run.tenant, run.run_id)
 
     def cancel(self, tenant: str, run_id: str) -> dict[str, Any]:
         """Stop a running run: no node starts any more and nothing is compensated."""
@@ -789,7 +822,7 @@ class StepService:
         if why is not None:
             raise TargetFailure(TARGET_REFUSED, refusal_failure_message(why), retryable=False)
         cancel = threading.Event()
-        future = self.pool.submit(self.runners.run, target, envelope, timeout_s, cancel)
+        future = self.pool.submit(self.runners.run, target, envelope, timeout_s, cancel, tenant=tenant)
         try:
             return future.result(timeout=timeout_s)
         except FutureTimeout:

@@ -7,32 +7,39 @@
 from __future__ import annotations
 
 import argparse
-import json
+import dataclasses
 import sys
 import time
+from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from rich import box
-from rich.console import Group, RenderableType
-from rich.panel import Panel
-from rich.table import Table
 from rich.text import Text
 
-from taskplane.cli import (
-    _STATE_STYLES,
+from taskplane.cli.base import (
+    CommandFailed,
     Context,
     UsageError,
     add_command,
     add_group,
     json_value,
-    target_label,
+    positive_int,
 )
-from taskplane.client import Client, quote_segment
+from taskplane.cli.render import (
+    render_published,
+    render_routing,
+    render_run,
+    render_run_change,
+    render_run_started,
+    render_runs,
+    render_workflow,
+    render_workflows,
+    run_change_line,
+)
+from taskplane.client import Client, TaskplaneError, quote_segment
 
 RUN_TERMINAL = frozenset({"SUCCEEDED", "FAILED", "COMPENSATED", "CANCELLED"})
-_STYLES = {**_STATE_STYLES, "COMPENSATED": "magenta", "SKIPPED": "dim", "PENDING": "dim"}
 _YAML_SUFFIXES = (".yaml", ".yml")
 
 
@@ -49,7 +56,8 @@ def register(subparsers: Any) -> None:
         examples="""
             taskplane workflow put examples/preheat.yaml
             taskplane workflow run preheat --input '{"shards": 8}' --watch
-            taskplane workflow run examples/order-fulfillment.yaml --local --functions examples/order_functions.py --watch
+            taskplane workflow run examples/order-fulfillment.yaml --local --functions examples/order_fulfillment.py --watch
+            taskplane workflow put examples/order_flow.py                 # every @flow of a Python file
             taskplane workflow status 01JD7Z5M6R8W3Q4T2Y1X0V9B8N
             taskplane workflow graph order-fulfillment > graph.mmd
         """,
@@ -58,20 +66,26 @@ def register(subparsers: Any) -> None:
     put = add_command(
         group,
         "put",
-        help="publish a definition (YAML or JSON) as a new version",
+        help="publish definitions (YAML, JSON, or every @flow of a Python file) as new versions",
         description=(
             "Publish a workflow definition. A changed definition becomes a new version; an unchanged one\n"
-            "publishes nothing. The name is --name, else the file's `name:`, else the file name."
+            "publishes nothing. The name is --name, else the file's `name:`, else the file name.\n"
+            "A Python FILE.py publishes every @flow it defines (taskplane.flow): each flow function is\n"
+            "called once here, its task calls recorded as nodes, and the definition sent as YAML;\n"
+            "--dry-run prints that YAML and sends nothing. No Python runs on the platform."
         ),
         examples="""
             taskplane workflow put examples/order-fulfillment.yaml
+            taskplane workflow put examples/order_flow.py
+            taskplane workflow put examples/order_flow.py --dry-run > order-flow.yaml
             taskplane workflow put flow.json --name nightly
             cat flow.yaml | taskplane workflow put - --name nightly
         """,
         handler=_cmd_put,
     )
-    put.add_argument("file", metavar="FILE", help="YAML or JSON file ('-' reads stdin)")
+    put.add_argument("file", metavar="FILE", help="YAML, JSON or Python (.py) file ('-' reads stdin)")
     put.add_argument("--name", help="workflow name (default: the definition's name, else the file name)")
+    put.add_argument("--dry-run", action="store_true", help="print what would be sent, send nothing")
 
     listing = add_command(
         group,
@@ -98,7 +112,7 @@ def register(subparsers: Any) -> None:
         handler=_cmd_get,
     )
     get.add_argument("name", metavar="NAME")
-    get.add_argument("--version", type=_positive, metavar="N", help="a published version (default latest)")
+    get.add_argument("--version", type=positive_int, metavar="N", help="a published version (default latest)")
     get.add_argument("--asl", action="store_true", help="print the compiled Amazon States Language")
 
     graph = add_command(
@@ -113,7 +127,9 @@ def register(subparsers: Any) -> None:
         handler=_cmd_graph,
     )
     graph.add_argument("name", metavar="NAME")
-    graph.add_argument("--version", type=_positive, metavar="N", help="a published version (default latest)")
+    graph.add_argument(
+        "--version", type=positive_int, metavar="N", help="a published version (default latest)"
+    )
     graph.add_argument("--run", metavar="RUN_ID", help="colour the nodes by their state in this run")
 
     run = add_command(
@@ -136,7 +152,9 @@ def register(subparsers: Any) -> None:
     run.add_argument(
         "--input", type=json_value, default=None, metavar="JSON", help="run input (JSON or @file)"
     )
-    run.add_argument("--version", type=_positive, metavar="N", help="run this version (default: the routing)")
+    run.add_argument(
+        "--version", type=positive_int, metavar="N", help="run this version (default: the routing)"
+    )
     run.add_argument("--idempotency-key", metavar="KEY", help="the same key and body answer the same run")
     run.add_argument("--watch", action="store_true", help="show node states live until the run ends")
     run.add_argument(
@@ -175,7 +193,7 @@ def register(subparsers: Any) -> None:
         handler=_cmd_runs,
     )
     runs.add_argument("name", metavar="NAME")
-    runs.add_argument("--limit", type=_positive, metavar="N", help="runs per page")
+    runs.add_argument("--limit", type=positive_int, metavar="N", help="runs per page")
     runs.add_argument("--cursor", help="continue from a previous page's next_cursor")
 
     for verb, help_, description in (
@@ -218,16 +236,6 @@ def register(subparsers: Any) -> None:
 # -- argument types ------------------------------------------------------------------------------
 
 
-def _positive(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
-    return value
-
-
 def _weight(text: str) -> tuple[str, int]:
     version, sep, percent = text.partition("=")
     if not sep or not version.strip().isdigit() or not percent.strip().isdigit():
@@ -240,6 +248,16 @@ def _weight(text: str) -> tuple[str, int]:
 
 def _call(client: Client, method: str, path: str, **kwargs: Any) -> Any:
     return client.request(method, path, **kwargs)[1]
+
+
+@dataclass(frozen=True)
+class Outgoing:
+    """One definition to send: its name, its text and type, and (for a flow) where each node is called."""
+
+    name: str
+    text: str
+    content_type: str
+    locations: dict[str, Any] = field(default_factory=dict)
 
 
 def _read_definition(path: str) -> tuple[str, str]:
@@ -268,29 +286,96 @@ def _name_for(path: str, text: str, given: str | None) -> str:
     return Path(path).stem
 
 
+def definitions(path: str, name: str | None = None) -> list[Outgoing]:
+    """What ``workflow put`` sends for a file: its text, or the YAML of every ``@flow`` of a ``.py``.
+
+    Raises
+    ------
+    CommandFailed
+        A flow cannot be recorded (the message has the file and line).
+    """
+    if not path.endswith(".py"):
+        text, content_type = _read_definition(path)
+        return [Outgoing(_name_for(path, text, name), text, content_type)]
+    if not Path(path).is_file():
+        raise UsageError(f"no such file: {path}")
+    from taskplane.flow import FlowError, flows_in
+
+    try:
+        recorded = [f.definition() for f in flows_in(path)]
+    except FlowError as exc:
+        raise CommandFailed(str(exc)) from None
+    if name and len(recorded) > 1:
+        names = ", ".join(d.name for d in recorded)
+        raise UsageError(f"--name names one workflow; {path} defines {len(recorded)} flows ({names})")
+    out = []
+    for definition in recorded:
+        if name:
+            definition = dataclasses.replace(
+                definition, name=name, document={**definition.document, "name": name}
+            )
+        out.append(
+            Outgoing(definition.name, definition.yaml(), "application/yaml", dict(definition.locations))
+        )
+    return out
+
+
+def send(client: Client, outgoing: Outgoing) -> dict[str, Any]:
+    """PUT one definition; answers the API's reply. An error naming a node says where it is called."""
+    try:
+        return _call(
+            client,
+            "PUT",
+            f"/v1/workflows/{quote_segment(outgoing.name)}",
+            body=outgoing.text,
+            headers={"Content-Type": outgoing.content_type},
+        )
+    except TaskplaneError as exc:
+        for detail in exc.details:
+            node = detail.get("node") if isinstance(detail, dict) else None
+            where = outgoing.locations.get(node) if isinstance(node, str) else None
+            if where is not None:
+                detail["message"] = (
+                    f"{detail.get('message', '')} (node {detail['node']!r} is called at {where})"
+                )
+        raise
+
+
 def publish(client: Client, path: str, name: str | None = None) -> dict[str, Any]:
-    """PUT a definition file; answers the API's reply."""
-    text, content_type = _read_definition(path)
-    workflow = _name_for(path, text, name)
-    return _call(
-        client,
-        "PUT",
-        f"/v1/workflows/{quote_segment(workflow)}",
-        body=text,
-        headers={"Content-Type": content_type},
-    )
+    """PUT the one definition of a file; answers the API's reply."""
+    [outgoing] = _one(definitions(path, name), path)
+    return send(client, outgoing)
+
+
+def _one(found: list[Outgoing], path: str) -> list[Outgoing]:
+    if len(found) != 1:
+        names = ", ".join(o.name for o in found)
+        raise UsageError(
+            f"{path} defines {len(found)} flows ({names}): publish them with `taskplane workflow put {path}`, "
+            "then run one by name"
+        )
+    return found
 
 
 # -- handlers ------------------------------------------------------------------------------------
 
 
 def _cmd_put(args: argparse.Namespace, ctx: Context) -> int:
-    ctx.show(publish(ctx.client, args.file, args.name), _render_published)
+    found = definitions(args.file, args.name)
+    if args.dry_run:
+        sys.stdout.write("---\n".join(o.text if o.text.endswith("\n") else o.text + "\n" for o in found))
+        return 0
+    replies = [send(ctx.client, outgoing) for outgoing in found]
+    if ctx.json:
+        ctx.print_json(replies[0] if len(replies) == 1 and not args.file.endswith(".py") else replies)
+    else:
+        for reply in replies:
+            ctx.out.print(render_published(reply))
     return 0
 
 
 def _cmd_list(args: argparse.Namespace, ctx: Context) -> int:
-    ctx.show(_call(ctx.client, "GET", "/v1/workflows"), _render_workflows)
+    ctx.show(_call(ctx.client, "GET", "/v1/workflows"), render_workflows)
     return 0
 
 
@@ -300,7 +385,7 @@ def _cmd_get(args: argparse.Namespace, ctx: Context) -> int:
     if args.asl:
         ctx.print_json(workflow["asl"])
         return 0
-    ctx.show(workflow, _render_workflow)
+    ctx.show(workflow, render_workflow)
     return 0
 
 
@@ -351,17 +436,14 @@ def _start_and_watch(args: argparse.Namespace, ctx: Context, client: Client, is_
         published = publish(client, args.workflow)
         name = published["name"]
         if not ctx.json:
-            ctx.err.print(_render_published(published))
+            ctx.err.print(render_published(published))
     body: dict[str, Any] = {"input": args.input}
     if args.version:
         body["version"] = args.version
     headers = {"Idempotency-Key": args.idempotency_key} if args.idempotency_key else None
     run = _call(client, "POST", f"/v1/workflows/{quote_segment(name)}/runs", body=body, headers=headers)
     if not args.watch:
-        ctx.show(
-            run,
-            lambda r: Text.assemble("started ", (r["run_id"], "bold"), f"  {r['workflow']} v{r['version']}"),
-        )
+        ctx.show(run, render_run_started)
         return 0
     return watch(ctx, client, run["run_id"], args.timeout)
 
@@ -377,7 +459,7 @@ def _cmd_status(args: argparse.Namespace, ctx: Context) -> int:
 def _cmd_runs(args: argparse.Namespace, ctx: Context) -> int:
     query = {"limit": args.limit, "cursor": args.cursor}
     page = _call(ctx.client, "GET", f"/v1/workflows/{quote_segment(args.name)}/runs", query=query)
-    ctx.show(page, _render_runs)
+    ctx.show(page, render_runs)
     return 0
 
 
@@ -385,15 +467,13 @@ def _cmd_resume(args: argparse.Namespace, ctx: Context) -> int:
     run = _call(ctx.client, "POST", f"/v1/runs/{quote_segment(args.run_id)}/resume")
     if args.watch:
         return watch(ctx, ctx.client, run["run_id"], args.timeout)
-    ctx.show(
-        run, lambda r: Text.assemble("resumed ", (r["run_id"], "bold"), f"  execution {r['executions']}")
-    )
+    ctx.show(run, lambda r: render_run_change("resumed", r))
     return 0
 
 
 def _cmd_cancel(args: argparse.Namespace, ctx: Context) -> int:
     run = _call(ctx.client, "POST", f"/v1/runs/{quote_segment(args.run_id)}/cancel")
-    ctx.show(run, lambda r: Text.assemble("cancelled ", (r["run_id"], "bold"), "  ", _state(r["state"])))
+    ctx.show(run, lambda r: render_run_change("cancelled", r))
     return 0
 
 
@@ -406,7 +486,7 @@ def _cmd_route(args: argparse.Namespace, ctx: Context) -> int:
     reply = _call(
         ctx.client, "PUT", f"/v1/workflows/{quote_segment(args.name)}/routing", body={"weights": weights}
     )
-    ctx.show(reply, _render_routing)
+    ctx.show(reply, render_routing)
     return 0
 
 
@@ -462,180 +542,7 @@ def _print_changes(ctx: Context, run: dict[str, Any], seen: dict[str, tuple[str,
         if seen.get(key) == (state, attempts):
             continue
         seen[key] = (state, attempts)
-        line = Text.assemble(f"{now}  {key:<24} ", _state(state))
-        if attempts and attempts > 1:
-            line.append(f"  attempt {attempts}")
-        if error and state in ("FAILED", "RETRYING"):
-            line.append(f"  {_error(error)}", style="red")
-        ctx.out.print(line)
-
-
-# -- renderings ----------------------------------------------------------------------------------
-
-
-def _state(state: str) -> Text:
-    return Text(state, style=_STYLES.get(state, ""))
-
-
-def _error(error: Any) -> str:
-    if not isinstance(error, dict):
-        return str(error)
-    text = f"{error.get('type', 'error')}: {error.get('message', '')}"
-    return text if len(text) <= 160 else text[:157] + "..."
-
-
-def _compact(value: Any, limit: int = 120) -> str:
-    text = json.dumps(value, separators=(", ", ": "), ensure_ascii=False, default=str)
-    return text if len(text) <= limit else text[: limit - 1] + "…"
-
-
-def _ms(text: str | None) -> float | None:
-    if not text:
-        return None
-    return datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp() * 1000
-
-
-def _took(started: str | None, finished: str | None) -> str:
-    a, b = _ms(started), _ms(finished)
-    if a is None:
-        return ""
-    end = b if b is not None else time.time() * 1000
-    seconds = (end - a) / 1000
-    return f"{seconds:.2f}s" + ("" if b is not None else "…")
-
-
-def _render_published(reply: dict[str, Any]) -> RenderableType:
-    verb = "published" if reply.get("published") else "unchanged"
-    return Text.assemble(
-        (f"{verb} ", "green" if reply.get("published") else "dim"),
-        (str(reply.get("name")), "bold"),
-        f" v{reply.get('version')}  ({len(reply.get('nodes') or [])} nodes, {len(reply.get('edges') or [])} edges)",
-    )
-
-
-def _render_routing(reply: dict[str, Any]) -> RenderableType:
-    routing = reply.get("routing") or {}
-    if not routing:
-        return Text(
-            f"{reply.get('name')}: every new run uses the latest version (v{reply.get('latest_version')})"
-        )
-    split = ", ".join(f"v{v} {w}%" for v, w in routing.items())
-    return Text(f"{reply.get('name')}: new runs split {split}")
-
-
-def _render_workflows(page: dict[str, Any]) -> RenderableType:
-    items = page.get("items") or []
-    if not items:
-        return Text("no workflows", style="dim")
-    table = Table(box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False)
-    for column in ("name", "latest", "nodes", "routing", "updated_at"):
-        table.add_column(column, no_wrap=True)
-    for w in items:
-        routing = ", ".join(f"v{v} {p}%" for v, p in (w.get("routing") or {}).items()) or "latest"
-        table.add_row(
-            w["name"], f"v{w['latest_version']}", str(w.get("nodes", "")), routing, str(w.get("updated_at"))
-        )
-    return table
-
-
-def _render_workflow(w: dict[str, Any]) -> RenderableType:
-    grid = Table.grid(padding=(0, 2))
-    grid.add_column(style="bold", no_wrap=True)
-    grid.add_column()
-    grid.add_row("version", Text(f"v{w['version']} of {w['latest_version']}"))
-    if w.get("description"):
-        grid.add_row("description", Text(str(w["description"])))
-    routing = ", ".join(f"v{v} {p}%" for v, p in (w.get("routing") or {}).items()) or "every run: latest"
-    grid.add_row("routing", Text(routing))
-    grid.add_row("on_failure", Text(str(w.get("on_failure"))))
-    grid.add_row("versions", Text(", ".join(f"v{v['version']}" for v in w.get("versions") or [])))
-    nodes = Table(title="nodes", title_justify="left", box=box.SIMPLE_HEAD)
-    for column in ("id", "needs", "target", "undo"):
-        nodes.add_column(column)
-    for n in (w.get("definition") or {}).get("nodes", []):
-        nodes.add_row(
-            n["id"],
-            ", ".join(n.get("needs") or []),
-            target_label(n.get("target")),
-            target_label(n.get("compensate")) if n.get("compensate") else "",
-        )
-    return Panel(Group(grid, nodes), title=Text(f"workflow {w['name']}"), title_align="left", expand=False)
-
-
-def render_run(run: dict[str, Any]) -> RenderableType:
-    """A panel with a run's state, its nodes and its compensations."""
-    head = Text.assemble(
-        (f"{run['workflow']} v{run['version']}", "bold"),
-        "  ",
-        _state(run["state"]),
-        f"  {_took(run.get('created_at'), run.get('finished_at'))}",
-    )
-    if run.get("phase") not in (None, "nodes", "done"):
-        head.append(f"  ({run['phase']})", style="yellow")
-    if run.get("executions", 1) > 1:
-        head.append(f"  execution {run['executions']}")
-    parts: list[RenderableType] = [head]
-    table = Table(box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False)
-    for column in ("node", "state", "tries", "took", "output / error"):
-        table.add_column(column, no_wrap=column != "output / error", overflow="fold")
-    for n in run["nodes"]:
-        detail: Text | str = ""
-        if n.get("error") and n["state"] in ("FAILED", "RETRYING", "RUNNING"):
-            detail = Text(_error(n["error"]), style="red")
-        elif "output" in n:
-            detail = _compact(n["output"])
-        elif n.get("output_bytes"):
-            detail = Text(f"({n['output_bytes']} bytes)", style="dim")
-        table.add_row(
-            n["id"],
-            _state(n["state"]),
-            str(n["attempts"] or ""),
-            _took(n.get("started_at"), n.get("finished_at")),
-            detail,
-        )
-    parts.append(table)
-    if run.get("compensations"):
-        undo = Table(title="compensations, in the order they ran", title_justify="left", box=box.SIMPLE_HEAD)
-        for column in ("node", "state", "tries", "took", "error"):
-            undo.add_column(column)
-        for c in run["compensations"]:
-            undo.add_row(
-                c["node"],
-                _state(c["state"]),
-                str(c["attempts"]),
-                _took(c.get("started_at"), c.get("finished_at")),
-                Text(_error(c["error"]), style="red") if c.get("error") else "",
-            )
-        parts.append(undo)
-    if run.get("error"):
-        parts.append(Text(f"error: {_error(run['error'])}", style="red"))
-    return Panel(
-        Group(*parts),
-        title=Text(f"run {run['run_id']}"),
-        title_align="left",
-        border_style=_STYLES.get(run["state"], ""),
-        expand=False,
-    )
-
-
-def _render_runs(page: dict[str, Any]) -> RenderableType:
-    items = page.get("items") or []
-    if not items:
-        return Text("no runs", style="dim")
-    table = Table(box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False)
-    for column in ("run_id", "version", "state", "created_at", "took"):
-        table.add_column(column, no_wrap=True)
-    for r in items:
-        table.add_row(
-            r["run_id"],
-            f"v{r['version']}",
-            _state(r["state"]),
-            str(r["created_at"]),
-            _took(r["created_at"], r.get("finished_at")),
-        )
-    if page.get("next_cursor"):
-        return Group(table, Text(f"more: --cursor {page['next_cursor']}", style="dim"))
-    return table
+        ctx.out.print(run_change_line(now, key, state, attempts, error))
 
 
 __all__ = ["publish", "register", "render_run", "watch"]

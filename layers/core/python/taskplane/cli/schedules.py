@@ -1,7 +1,7 @@
 """``taskplane schedule ...``: create, list, get, pause, resume and delete cron schedules.
 
 The task template of ``schedule create`` takes the same options as ``taskplane submit`` and is built
-by the same :func:`~taskplane.cli.task_body_from_args`; the options that give a task its own start
+by the same :func:`~taskplane.cli.tasks.task_body_from_args`; the options that give a task its own start
 time or identity (``--delay-ms``, ``--run-at``, ``--idempotency-key``) or that only make sense for one
 submission (``--file``, ``--wait``) are refused with a message saying why.
 """
@@ -9,32 +9,26 @@ submission (``--file``, ``--wait``) are refused with a message saying why.
 from __future__ import annotations
 
 import argparse
-import json
 from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from rich import box
-from rich.console import Console, ConsoleOptions, Group, RenderableType, RenderResult
-from rich.panel import Panel
-from rich.table import Table
 from rich.text import Text
 
-from taskplane.cli import (
-    _UNSET,
+from taskplane.cli.base import (
     TARGET_FORMS,
     Context,
     UsageError,
-    _key_value,
     add_command,
     add_group,
+    int_between,
     json_object,
-    json_value,
-    parse_target,
-    target_label,
-    task_body_from_args,
+    timestamp,
 )
+from taskplane.cli.render import render_schedule, render_schedule_change, render_schedule_list
+from taskplane.cli.tasks import add_task_options, task_body_from_args
 from taskplane.client import TaskplaneError, quote_segment
+from taskplane.domain.cron import CronError, parse_cron
 
 #: ``ScheduleCreate.misfire`` and ``.overlap`` (the API's contract, ARCHITECTURE §3).
 MISFIRE = ("fire_once", "fire_all", "skip")
@@ -43,7 +37,6 @@ OVERLAP = ("allow", "skip")
 MAX_PAGE = 500
 #: Page size of ``schedule list --all`` when no ``--limit`` is given.
 ALL_PAGE = 100
-_STATE_STYLES = {"ACTIVE": "green", "PAUSED": "yellow", "ENDED": "dim"}
 #: Task body fields a schedule's template cannot have: the schedule decides when and as what it runs.
 _NOT_IN_TEMPLATE = ("run_at", "delay_ms", "idempotency_key")
 
@@ -78,7 +71,9 @@ def register(subparsers: Any) -> None:
         """,
         handler=_cmd_list,
     )
-    listing.add_argument("--limit", type=_page_size, metavar="N", help=f"schedules per page (1-{MAX_PAGE})")
+    listing.add_argument(
+        "--limit", type=int_between(1, MAX_PAGE), metavar="N", help=f"schedules per page (1-{MAX_PAGE})"
+    )
     listing.add_argument("--cursor", help="continue from a previous page's next_cursor")
     listing.add_argument("--all", action="store_true", help="follow next_cursor through every page")
 
@@ -166,27 +161,11 @@ def _register_create(group: Any) -> None:
         choices=OVERLAP,
         help="when the previous fire's task is still running: start anyway (allow, default) or skip",
     )
-    when.add_argument("--start-at", type=_timestamp, metavar="TIME", help="no fire before this RFC 3339 time")
-    when.add_argument("--end-at", type=_timestamp, metavar="TIME", help="no fire after this RFC 3339 time")
+    when.add_argument("--start-at", type=timestamp, metavar="TIME", help="no fire before this RFC 3339 time")
+    when.add_argument("--end-at", type=timestamp, metavar="TIME", help="no fire after this RFC 3339 time")
 
     what = create.add_argument_group("task template (as for `taskplane submit`)")
-    target = what.add_mutually_exclusive_group()
-    target.add_argument("--target", type=parse_target, metavar="TYPE:VALUE", help=f"target: {TARGET_FORMS}")
-    target.add_argument("--target-json", type=json_object, metavar="JSON", help="target as a JSON object")
-    what.add_argument(
-        "--payload", type=json_value, default=_UNSET, metavar="JSON", help="payload (JSON or @file)"
-    )
-    what.add_argument("--timeout-s", type=int, metavar="S", help="seconds one attempt may take (default 300)")
-    what.add_argument("--max-attempts", type=int, metavar="N", help="attempts before a task fails")
-    what.add_argument("--priority", choices=["high", "default", "low"], help="queue lane")
-    what.add_argument(
-        "--label",
-        action="append",
-        default=[],
-        type=_key_value("KEY=VALUE"),
-        metavar="KEY=VALUE",
-        help="label (repeatable)",
-    )
+    add_task_options(what, start=False)
     what.add_argument(
         "--body",
         type=json_object,
@@ -225,36 +204,11 @@ class _Refused(argparse.Action):
 
 
 def _cron(text: str) -> str:
-    """Only the shape is checked here (the API checks the rest and says what is wrong)."""
-    fields = text.split()
-    if len(fields) != 5:
-        raise argparse.ArgumentTypeError(
-            f"expected 5 fields (minute hour day-of-month month day-of-week), got {len(fields)} in {text!r}"
-        )
-    return " ".join(fields)
-
-
-def _timestamp(text: str) -> str:
-    """An RFC 3339 time with an offset (``Z`` or ``+02:00``), sent as it was given."""
+    """Checked here as the API checks it (Vixie's grammar, a date that matches), so nothing is sent."""
     try:
-        parsed = datetime.fromisoformat(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(
-            f"expected an RFC 3339 time such as 2030-01-01T09:00:00Z, got {text!r}"
-        ) from None
-    if parsed.tzinfo is None:
-        raise argparse.ArgumentTypeError(f"{text!r} has no offset: add Z (UTC) or one like +02:00")
-    return text
-
-
-def _page_size(text: str) -> int:
-    try:
-        value = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"expected an integer, got {text!r}") from None
-    if not 1 <= value <= MAX_PAGE:
-        raise argparse.ArgumentTypeError(f"must be 1-{MAX_PAGE}, got {value}")
-    return value
+        return parse_cron(text)
+    except CronError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 # -- handlers ------------------------------------------------------------------------------------
@@ -341,12 +295,16 @@ def _cmd_get(args: argparse.Namespace, ctx: Context) -> int:
 
 
 def _cmd_pause(args: argparse.Namespace, ctx: Context) -> int:
-    ctx.show(_call(ctx, "POST", _path(args.schedule_id, "pause")), lambda s: _one_line("paused", s))
+    ctx.show(
+        _call(ctx, "POST", _path(args.schedule_id, "pause")), lambda s: render_schedule_change("paused", s)
+    )
     return 0
 
 
 def _cmd_resume(args: argparse.Namespace, ctx: Context) -> int:
-    ctx.show(_call(ctx, "POST", _path(args.schedule_id, "resume")), lambda s: _one_line("resumed", s))
+    ctx.show(
+        _call(ctx, "POST", _path(args.schedule_id, "resume")), lambda s: render_schedule_change("resumed", s)
+    )
     return 0
 
 
@@ -357,150 +315,3 @@ def _cmd_delete(args: argparse.Namespace, ctx: Context) -> int:
     else:
         ctx.out.print(Text.assemble("deleted ", (args.schedule_id, "bold")))
     return 0
-
-
-# -- renderings ----------------------------------------------------------------------------------
-
-
-def _state(schedule: dict[str, Any]) -> Text:
-    state = str(schedule.get("state") or "?")
-    return Text(state, style=_STATE_STYLES.get(state, ""))
-
-
-def _next_fire(schedule: dict[str, Any]) -> str:
-    if schedule.get("next_fire_at"):
-        return str(schedule["next_fire_at"])
-    return {"PAUSED": "(paused)", "ENDED": "(ended)"}.get(str(schedule.get("state")), "")
-
-
-def _one_line(verb: str, schedule: dict[str, Any]) -> RenderableType:
-    text = Text.assemble(f"{verb} ", (str(schedule.get("schedule_id")), "bold"), "  ", _state(schedule))
-    if schedule.get("next_fire_at"):
-        text.append(f"  next fire {schedule['next_fire_at']}")
-    return text
-
-
-def render_schedule(schedule: dict[str, Any], verb: str = "") -> RenderableType:
-    """A panel with a schedule's fields, counters and task template."""
-    grid = Table.grid(padding=(0, 2))
-    grid.add_column(style="bold", no_wrap=True)
-    grid.add_column()
-    if schedule.get("name"):
-        grid.add_row("name", Text(str(schedule["name"])))
-    grid.add_row("state", _state(schedule))
-    grid.add_row("cron", Text(f"{schedule.get('cron', '')}  ({schedule.get('timezone') or 'UTC'})"))
-    grid.add_row("next_fire_at", Text(_next_fire(schedule)))
-    for field in ("last_fire_at", "last_task_id", "start_at", "end_at"):
-        if schedule.get(field):
-            grid.add_row(field, Text(str(schedule[field])))
-    grid.add_row("fires", Text(f"{schedule.get('fires', 0)} (skipped {schedule.get('skipped', 0)})"))
-    for field in ("misfire", "overlap"):
-        if schedule.get(field):
-            grid.add_row(field, Text(str(schedule[field])))
-    task = schedule.get("task")
-    if not isinstance(task, dict):
-        task = {}
-    grid.add_row("target", Text(target_label(task.get("target"))))
-    # The rest of the template, one line per field (the API fills in timeout_s, retry and priority).
-    for field, value in task.items():
-        if field == "target" or value is None or value == {}:
-            continue
-        if field == "labels" and isinstance(value, dict):
-            shown = ", ".join(f"{k}={v}" for k, v in value.items())
-        else:
-            shown = _compact_json(value)
-        grid.add_row(field, Text(shown))
-    for field in ("created_at", "updated_at"):
-        if schedule.get(field):
-            grid.add_row(field, Text(str(schedule[field])))
-    title = f"schedule {schedule.get('schedule_id')}" + (f" ({verb})" if verb else "")
-    return Panel(
-        grid,
-        title=Text(title),
-        title_align="left",
-        border_style=_STATE_STYLES.get(str(schedule.get("state")), ""),
-        expand=False,
-    )
-
-
-def _compact_json(value: Any, limit: int = 300) -> str:
-    text = value if isinstance(value, str) else json.dumps(value, ensure_ascii=False, default=str)
-    return text if len(text) <= limit else text[:limit] + f"... ({len(text) - limit} more characters, --json)"
-
-
-def render_schedule_list(page: dict[str, Any]) -> RenderableType:
-    """A table of schedules, with a hint for the next page."""
-    items = page.get("items") or []
-    if not items:
-        return Text("no schedules", style="dim")
-    cursor = page.get("next_cursor")
-    if not cursor:
-        return _ScheduleTable(items)
-    hint = Text(f"more schedules: taskplane schedule list --cursor {cursor}  (or --all)", style="dim")
-    return Group(_ScheduleTable(items), hint)
-
-
-class _ScheduleTable:
-    """The schedule list, laid out for the width it is given.
-
-    Ids, states and fire times are never cut (people copy and compare them). When the row is too
-    wide, the name and then the zone give way down to a few characters each; then the skipped,
-    fires, timezone and name columns are dropped in that order, and only then is the cron cut.
-    """
-
-    _GAP = 3  # between columns of a SIMPLE_HEAD table without edge padding
-    _COLUMNS = ("schedule_id", "name", "cron", "timezone", "state", "next_fire_at", "fires", "skipped")
-    #: What gives way, in order, while the row is too wide: (column, narrowest width) or (column, None) to drop it.
-    _GIVE_WAY: tuple[tuple[str, int | None], ...] = (
-        ("name", 8),
-        ("timezone", 12),
-        ("skipped", None),
-        ("fires", None),
-        ("timezone", None),
-        ("name", None),
-        ("cron", 9),
-    )
-
-    def __init__(self, items: list[dict[str, Any]]) -> None:
-        self.items = items
-
-    def _cells(self, schedule: dict[str, Any]) -> dict[str, Text]:
-        return {
-            "schedule_id": Text(str(schedule.get("schedule_id", ""))),
-            "name": Text(str(schedule.get("name") or "")),
-            "cron": Text(str(schedule.get("cron", ""))),
-            "timezone": Text(str(schedule.get("timezone", ""))),
-            "state": _state(schedule),
-            "next_fire_at": Text(_next_fire(schedule)),
-            "fires": Text(str(schedule.get("fires", 0))),
-            "skipped": Text(str(schedule.get("skipped", 0))),
-        }
-
-    def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
-        rows = [self._cells(s) for s in self.items]
-        widths = {c: max([len(c), *(r[c].cell_len for r in rows)]) for c in self._COLUMNS}
-        shown = list(self._COLUMNS)
-
-        def excess() -> int:
-            return sum(widths[c] for c in shown) + self._GAP * (len(shown) - 1) - options.max_width
-
-        for column, least in self._GIVE_WAY:
-            if excess() <= 0:
-                break
-            if least is None:
-                shown.remove(column)
-            else:
-                widths[column] = max(least, widths[column] - excess())
-        table = Table(box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False)
-        for column in shown:
-            right = column in ("fires", "skipped")
-            table.add_column(
-                column,
-                width=widths[column],
-                no_wrap=True,
-                overflow="ellipsis",
-                justify="right" if right else "left",
-            )
-        for row in rows:
-            table.add_row(*(row[c] for c in shown))
-        yield table

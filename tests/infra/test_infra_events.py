@@ -1,0 +1,149 @@
+"""The platform's event bus and the trigger rules' permissions, over the synthesized template.
+
+moto enforces no IAM: a trigger the API accepts on a bus its role may not manage would only fail in
+AWS (AccessDenied, a 503). These tests join the code's rule (which buses a tenant's triggers may use,
+``services/triggers.py``) to the template's grants, so that day comes in `make test` instead.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import json
+from typing import Any
+
+import pytest
+from infra_synth import Synth, shared_root, synthesized
+
+from taskplane.domain.errors import InvalidRequest
+from taskplane.domain.triggers import PLATFORM_BUS, ExternalEvents, rule_name
+
+pytestmark = pytest.mark.infra
+
+ACCOUNT, REGION, PARTITION = "123456789012", "eu-west-1", "aws"
+
+
+@pytest.fixture(scope="module")
+def synth(tmp_path_factory: pytest.TempPathFactory) -> Synth:
+    return synthesized(shared_root(tmp_path_factory))
+
+
+def resolve(value: Any) -> Any:
+    """Fn::Join / Ref of the pseudo parameters (and the bus's own ARN) as plain strings."""
+    if isinstance(value, dict) and "Fn::Join" in value:
+        sep, parts = value["Fn::Join"]
+        return sep.join(str(resolve(p)) for p in parts)
+    if isinstance(value, dict) and "Ref" in value:
+        return {"AWS::AccountId": ACCOUNT, "AWS::Region": REGION, "AWS::Partition": PARTITION}.get(
+            value["Ref"], value["Ref"]
+        )
+    if isinstance(value, dict) and "Fn::GetAtt" in value:
+        return f"<{value['Fn::GetAtt'][0]}.{value['Fn::GetAtt'][1]}>"
+    return value
+
+
+def allowed(synth: Synth, role: str, action: str, arn: str) -> bool:
+    """Whether an Allow statement of ``role``'s policies grants ``action`` on ``arn`` (no Deny exists)."""
+    for st in synth.statements_of(role):
+        actions = st["Action"] if isinstance(st["Action"], list) else [st["Action"]]
+        resources = st["Resource"] if isinstance(st["Resource"], list) else [st["Resource"]]
+        if st["Effect"] != "Allow" or not any(fnmatch.fnmatchcase(action, a) for a in actions):
+            continue
+        if any(fnmatch.fnmatchcase(arn, str(resolve(r))) for r in resources):
+            return True
+    return False
+
+
+def env_of(synth: Synth, function_name: str) -> dict[str, Any]:
+    return next(
+        f["Properties"]["Environment"]["Variables"]
+        for f in synth.resources("AWS::Lambda::Function").values()
+        if f["Properties"]["FunctionName"] == function_name
+    )
+
+
+def test_the_platform_bus_exists_and_every_function_names_it(synth: Synth) -> None:
+    (bus,) = synth.resources("AWS::Events::EventBus").values()
+    assert bus["Properties"]["Name"] == "tp-test-events"
+    for fn in ("tp-test-api", "tp-test-worker", "tp-test-step"):
+        env = env_of(synth, fn)
+        assert env["TASKPLANE_EVENT_BUS"] == "tp-test-events"
+        assert env["TASKPLANE_TRIGGER_RULE_PREFIX"] == "tp-test-trg-"
+        assert json.loads(env["TASKPLANE_EXTERNAL_EVENTS"]) == {
+            "acme": [
+                {"bus": "default", "sources": ["aws.s3"]},
+                {"bus": "partner-bus", "sources": ["com.partner.*"]},
+            ]
+        }
+
+
+def test_only_the_platforms_functions_may_publish_on_its_bus(synth: Synth) -> None:
+    # Given the bus's ARN as the template writes it
+    (bus_id,) = synth.resources("AWS::Events::EventBus")
+    arn = f"<{bus_id}.Arn>"
+    # Then the api (POST /v1/events), the worker and the step function (eventbridge targets) may
+    # put events there, and the tick may not
+    for role in ("api.role", "worker.role", "step.role"):
+        assert allowed(synth, role, "events:PutEvents", arn), role
+    assert not allowed(synth, "tick.role", "events:PutEvents", arn)
+
+
+def test_every_trigger_the_api_accepts_is_one_its_role_may_create(synth: Synth) -> None:
+    """Walk every (tenant, bus) the code accepts and ask the template whether AWS would allow it."""
+    from taskplane.services.triggers import TriggerService
+
+    cfg = synth.cfg
+    env = env_of(synth, "tp-test-api")
+    external = {
+        tenant: [ExternalEvents.model_validate(e) for e in entries]
+        for tenant, entries in json.loads(env["TASKPLANE_EXTERNAL_EVENTS"]).items()
+    }
+    service = TriggerService(
+        store=None,  # type: ignore[arg-type]  # only the bus rule is asked
+        rules=None,  # type: ignore[arg-type]
+        tasks=None,  # type: ignore[arg-type]
+        clock=None,  # type: ignore[arg-type]
+        event_bus=env["TASKPLANE_EVENT_BUS"],
+        rule_prefix=env["TASKPLANE_TRIGGER_RULE_PREFIX"],
+        external=external,
+    )
+    checked = 0
+    for tenant in cfg.tenants:
+        for bus in [PLATFORM_BUS, "default", "partner-bus", "someone-elses-bus"]:
+            try:
+                real = (
+                    env["TASKPLANE_EVENT_BUS"] if bus == PLATFORM_BUS else service._external(tenant, bus).bus
+                )
+            except InvalidRequest:
+                continue  # refused with a 400 before any AWS call
+            name = rule_name("01ARZ3NDEKTSV4RRFFQ69G5FAV", service.rule_prefix)
+            path = name if real == "default" else f"{real}/{name}"
+            arn = f"arn:{PARTITION}:events:{REGION}:{ACCOUNT}:rule/{path}"
+            for action in (
+                "events:PutRule",
+                "events:PutTargets",
+                "events:RemoveTargets",
+                "events:DeleteRule",
+            ):
+                assert allowed(synth, "api.role", action, arn), (tenant, bus, action, arn)
+            # and the rule may then deliver to every lane
+            sends = [
+                s
+                for policy in synth.resources("AWS::SQS::QueuePolicy").values()
+                for s in policy["Properties"]["PolicyDocument"]["Statement"]
+                if s["Effect"] == "Allow" and s.get("Sid") == "TriggerRulesSend"
+            ]
+            assert len(sends) == 3, sends  # one per lane
+            for send in sends:
+                patterns = [resolve(a) for a in send["Condition"]["ArnLike"]["aws:SourceArn"]]
+                assert any(fnmatch.fnmatchcase(arn, p) for p in patterns), (arn, patterns)
+            checked += 1
+    # Then the walk was not vacuous: the platform bus for both tenants, two external buses for acme
+    assert checked == 4
+
+
+def test_no_rule_outside_this_environments_prefix_is_manageable(synth: Synth) -> None:
+    for bus in ("tp-test-events", "default"):
+        other = f"arn:{PARTITION}:events:{REGION}:{ACCOUNT}:rule/{bus}/taskplane-prod-trg-01ARZ3NDEKTSV4RRFFQ69G5FAV"
+        if bus == "default":
+            other = f"arn:{PARTITION}:events:{REGION}:{ACCOUNT}:rule/taskplane-prod-trg-01ARZ3NDEKTSV4RRFFQ69G5FAV"
+        assert not allowed(synth, "api.role", "events:PutRule", other)
