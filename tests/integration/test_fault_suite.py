@@ -329,9 +329,9 @@ def test_worker_dying_while_its_retry_waits_loses_nothing_and_runs_nothing_twice
     runs: Counter[tuple[str, int]] = Counter()
 
     class Counting:
-        def run(self, target: dict, envelope: dict, timeout_s: float, cancel: Any = None) -> Any:
+        def run(self, target: dict, envelope: dict, timeout_s: float, cancel: Any = None, **kw: Any) -> Any:
             runs[(envelope["task_id"], envelope["attempt"])] += 1
-            return real_runners.run(target, envelope, timeout_s, cancel)
+            return real_runners.run(target, envelope, timeout_s, cancel, **kw)
 
     executor.runners = Counting()
     real_wait = executor._wait_until
