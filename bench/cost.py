@@ -528,7 +528,9 @@ def _run(
     rng = random.Random(seed)
     with mock_aws():
         session = boto3.session.Session(region_name=REGION)
-        settings = create_resources(session)
+        # The deployed backpressure threshold (infra/config.py's default), not taskplane dev's 2,000:
+        # moto's worker falls far behind the API, and a 429 is a cost a deployment does not pay.
+        settings = create_resources(session).model_copy(update={"max_lane_depth": 50_000})
         platform = wiring.build(settings, session=session)
         wiring.use(platform)
         api = load_handler("api").lambda_handler
