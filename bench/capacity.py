@@ -321,17 +321,18 @@ def model(
         "scales": out,
         "assumptions": [
             f"Peak = {PEAK_FACTOR} x the mean rate (tasks a day / 86,400).",
-            f"Wheel: {WHEEL_WRITES_PER_TASK} entry write per delayed task (its delivery; the dead-worker "
-            "watch is the held lane message), and all of a shard's writes land on one shard#minute key "
-            "(tasks submitted with similar delays).",
+            f"Wheel: {wheel_wru_per_task(cost):.2f} WRU per delayed task (measured: the tasks of a batch "
+            "due in the same second share an item; the dead-worker watch is the held lane message), and "
+            "all of a shard's writes land on one shard#minute key (tasks submitted with similar delays).",
             "Tick throughput per shard: bench/cost.py's measured tick CPU per task at the tick's memory "
             f"share of a vCPU (memory / {FULL_VCPU_MB} MB); the tick is one thread, so more than one vCPU "
             "does not help it.",
             f"Largest tenant sends {LARGEST_TENANT_SHARE:.0%} of the tasks; its task-table WRU/s = peak x "
             "(measured WRU per task - wheel WRU per task).",
             "Worker seconds per task = bench/cost.py's billed worker GB-s / GB: its CPU at the memory's "
-            "vCPU share plus the waits on its AWS calls, a batch's records overlapping; a real target's "
-            "own duration comes on top.",
+            "vCPU share plus the waits on its AWS calls, a batch's records overlapping; plus its wait for "
+            "due times at the peak's load (bench/wheel_lateness.py, measured at ~12 and 1,000 tasks due a "
+            "second); a real target's own duration comes on top.",
             f"Lambda scaling: the worker goes from mean to peak concurrency within {RAMP_S} s.",
             "Lambda account concurrency counts the worker and the api (0.1 s per batch request).",
             "Limits at taskplane's defaults (shards=1, task_buckets=1, lanes 10+10+5, API throttle 500 rps) "

@@ -49,7 +49,7 @@ RESULTS = Path(__file__).resolve().parent / "results"
 ROOT = Path(__file__).resolve().parent.parent
 
 #: Configured memory of each function (infra/capabilities/*.py; the tick's is infra/config.py's default).
-MEMORY_MB = {"api": 1024, "worker": 512, "tick": 512}
+MEMORY_MB = {"api": 1024, "worker": 512, "tick": 256}
 #: Lambda gives a function one full vCPU at 1,769 MB and a proportional share below.
 FULL_VCPU_MB = 1769
 #: Latency assumed per AWS call when turning calls into billed duration (AWS's published "single-digit

@@ -102,7 +102,7 @@ EXAMPLE_COST: dict[str, Any] = {
         "sqs.DeleteMessageBatch": {"count": 1_000, "wru": 0.0, "rru": 0.0},
     },
     "item_bytes": {"task_max": 812, "wheel_entry_max": 190},
-    "memory_mb": {"api": 1024, "worker": 512, "tick": 512},
+    "memory_mb": {"api": 1024, "worker": 512, "tick": 256},
 }
 
 

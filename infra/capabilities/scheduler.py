@@ -15,9 +15,10 @@ alias (``TASKPLANE_TICK_FUNCTION``, an ARN built from the function's name: the t
 names it without a reference cycle). Busy, a tick runs up to ``TICK_SPAN_MS`` (5 minutes) and wakes
 its successor, which waits for the lease: 6 minutes of timeout cover the span and the hand-over.
 
-Memory: a busy tick holds its shard's due entries in an in-memory heap and sends each batch on time;
-512 MB (about a third of a vCPU) covers a few hundred tasks a second (bench/capacity.py);
-``tick_memory_mb`` raises it for busier shards. Reserved concurrency (optional) keeps ticks from being
+Memory: a busy tick holds its shard's due entries in an in-memory heap and sends each batch on time,
+mostly waiting for the next due time: 256 MB (a seventh of a vCPU) sends about 450 tasks a second
+(bench/capacity.py), and a tick that runs all day at a million tasks a day costs half what 512 MB
+would; ``tick_memory_mb`` raises it for busier shards (or add shards). Reserved concurrency (optional) keeps ticks from being
 throttled by a burst of workers: a throttled tick is late work for every tenant.
 """
 

@@ -20,7 +20,7 @@ def synth(tmp_path_factory: pytest.TempPathFactory) -> Synth:
 
 
 #: Memory (MB) and timeout (s) chosen per function (reasons in each construct's docstring).
-SIZING = {"api": (1024, 29), "worker": (512, 900), "tick": (512, 360), "step": (512, 900)}
+SIZING = {"api": (1024, 29), "worker": (512, 900), "tick": (256, 360), "step": (512, 900)}
 
 
 def functions_by_name(synth: Synth) -> dict[str, tuple[str, dict[str, Any]]]:
