@@ -160,6 +160,7 @@ def build(settings: PlatformSettings, *, session: Any = None, clock: Clock | Non
         shards=settings.wheel_shards,
         telemetry=telemetry,
         targets=targets,
+        wakes=wakes,
     )
     events_client = session.client("events", config=retries)
     triggers = TriggerService(
