@@ -160,7 +160,7 @@ class Executor:
     def _handle(self, delivery: LaneMessage, hold: Hold | None) -> Handled:
         expected = TaskState(delivery.state)
         if expected is S.RUNNING:
-            return self._watch(delivery)
+            return self._watch(delivery, hold=hold)
         now = self.clock.now_ms()
         if delivery.due_ms is not None and delivery.due_ms > now:
             if delivery.due_ms - now > MAX_EARLY_WAIT_MS:
@@ -295,7 +295,7 @@ class Executor:
                 self._watch_entry(task, first_watch(task.started_at, task.timeout_s, self.grace_ms))
             )
 
-    def _watch(self, delivery: LaneMessage, task: Task | None = None) -> Handled:
+    def _watch(self, delivery: LaneMessage, task: Task | None = None, hold: Hold | None = None) -> Handled:
         """A watch came due (or a started delivery came back): time out an abandoned attempt, or look later."""
         task = task or self.store.get(delivery.tenant, delivery.task_id)
         if task is None:
@@ -304,7 +304,7 @@ class Executor:
             # That attempt ended with a retry, whose start may have been lost with the worker that
             # waited for it (or whose wheel entry was never written): start it now, or send it round.
             resolved = self._start_waiting(task, delivery)
-            return self._run(resolved) if isinstance(resolved, Task) else resolved
+            return self._run(resolved, hold) if isinstance(resolved, Task) else resolved
         if task.state is not S.RUNNING or task.attempts != delivery.attempt or task.started_at is None:
             return Outcome.DUPLICATE  # that attempt ended: nothing to watch
         now = self.clock.now_ms()
