@@ -55,6 +55,9 @@ FIRST_RUN_LOOKBACK_MS = 3_600_000
 WAIT_FOR_HOLDER_MS = 10_000
 #: How long before its span ends a busy tick wakes its successor (which then waits for the lease).
 HANDOVER_MS = 5_000
+#: In the last second of its span a tick sends what must leave up to a second after the span, so
+#: nothing is due while the successor takes the lease over (it waits at most 250 ms between tries).
+HANDOVER_SEND_AHEAD_MS = 1_000
 #: Batches of one lane message per entry: SQS takes ten per SendMessageBatch, the event source
 #: mapping hands a worker ten per invocation.
 BATCH = 10
@@ -251,7 +254,10 @@ class Ticker:
                 self._load(shard, min(backlog_from, recent), now + LOOKAHEAD_MS, run, seen)
                 backlog_from = recent  # the backlog (if any) is in the heap now
                 loaded_at = now
-            due = self._due(run, now)
+            # Near the span's end, what must leave during the hand-over leaves now (it waits longer in
+            # the worker: a few entries every span, instead of late starts).
+            send_by = now if until_ms - now > HANDOVER_SEND_AHEAD_MS else until_ms + HANDOVER_SEND_AHEAD_MS
+            due = self._due(run, send_by)
             if due:
                 self._dispatch(due, run)
             if now - saved_at >= self.save_every_ms:
