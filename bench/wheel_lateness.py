@@ -1,18 +1,23 @@
-"""Dispatch and fire lateness of the timing wheel, beside the designs users pick instead.
+"""Start, retry and dispatch lateness of delayed tasks, beside the designs users pick instead.
 
-(a) The real tick (services/tick.py) over in-memory adapters that add AWS-like latency: 5 ms per
-    DynamoDB call and 10 ms per SQS batch. Sources: DynamoDB's documented single-digit-millisecond
-    latency for GetItem/PutItem/Query within a region, and SendMessageBatch round trips of ~10 ms
-    measured from Lambda in the same region (AWS re:Post and SQS FAQ figures); both are injected as
-    sleeps, so the figures are about our scheduling, not about a network.
-    Workload: 1,000 tasks due per second for 60 s, each written 0.2-5 s before it is due (so many
-    land in a window the tick has already read).
-    In the same run, the same due times through:
-    - a table poller: every second, query what is due and send it (the "cron + table" pattern),
-      with the same injected latencies;
-    - SQS DelaySeconds alone: each task sent when written with DelaySeconds rounded up to whole
-      seconds (the message cannot be visible earlier);
-    and EventBridge Scheduler's documented precision (it fires within a 60-second window).
+(a) The modelled-AWS harness. The real tick (services/tick.py) runs over in-memory adapters that add
+    AWS-like latency: 5 ms per DynamoDB call and 10 ms per SQS batch (DynamoDB's documented
+    single-digit-millisecond latency within a region; SendMessageBatch round trips of ~10 ms from
+    Lambda in the same region), injected as sleeps, so the figures are about our scheduling, not a
+    network. Each batch the tick sends is picked up by a modelled event source mapping (``pickup_ms``:
+    p50 ~20 ms, p99 300 ms, at most 400 ms; the reasons are at the constants) and handled by a modelled
+    worker invocation (``Worker``: its measured CPU per record at the memory's share of a vCPU, one
+    interpreter, the wait for each record's due time, retries in the worker or through the wheel).
+    It measures ``started_at - run_at`` (start lateness; none may be early), a retry's start against
+    its ``next_attempt_at``, the tick's dispatch lateness against each entry's send time, and the
+    worker's billed wait per task.
+    Workload: 1,000 tasks due per second for 60 s, each written 0.6-5 s before it is due (so many land
+    in a window the tick has already read), 5% failing once with a backoff of 50 ms to 20 s; the same
+    at ~12 tasks a second (a million a day: what the waits cost there); the design before issue 16
+    (the tick sending at the due time, workers starting what they receive, retries on the lanes'
+    whole-second DelaySeconds) on the same workload; the DelaySeconds-only design (no wheel, no tick
+    within 15 minutes, the worker waiting out up to a second plus the lead); a table poller once a
+    second; SQS DelaySeconds rounded up; EventBridge Scheduler's documented precision (a 60 s window).
 (b) `taskplane dev` on moto: delayed tasks submitted over HTTP at a rising rate; fire lateness
     (started_at - run_at) per rate, to find the highest rate it sustains with p99 <= 50 ms.
 
