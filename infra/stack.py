@@ -11,6 +11,7 @@ from constructs import Construct
 
 from infra.capabilities import scheduler, triggers, workflows
 from infra.capabilities.api import Api
+from infra.capabilities.blobs import Blobs
 from infra.capabilities.function import PlatformFunction, Shared
 from infra.capabilities.layers import Layers
 from infra.capabilities.monitoring import Monitoring
@@ -47,6 +48,7 @@ class TaskplaneStack(cdk.Stack):
         # The workflows capability arrives with functions/step (issue 4); until then it is left out.
         features = frozenset(name for name in ("step",) if has_function(functions_dir, name))
         storage = Storage(self, "Storage", cfg=cfg, features=features)
+        self.blobs = blobs = Blobs(self, "Blobs", cfg=cfg)
         queues = Queues(self, "Queues", cfg=cfg)
         self.storage, self.queues = storage, queues
         layers = Layers(self, "Layers", prefix=cfg.prefix)
@@ -74,6 +76,7 @@ class TaskplaneStack(cdk.Stack):
             "breaker_open_ms": cfg.breaker_open_ms,
             **scheduler.settings_fields(self, cfg),
             **triggers.settings_fields(cfg),
+            **blobs.settings_fields(),
         }
         if "step" in features:
             candidates |= workflows.settings_fields(self, cfg)
@@ -95,6 +98,9 @@ class TaskplaneStack(cdk.Stack):
         # Both write wheel entries due soon (delayed tasks; retries and watches) and wake an idle tick.
         for fn in functions:
             scheduler.grant_wake(fn.role, self, cfg)
+        # The api writes large payloads and signs upload URLs; the worker reads payloads, writes results.
+        blobs.grant(self.api.fn.role, uploads=True)
+        blobs.grant(self.worker.fn.role)
 
         self.triggers = triggers.Triggers(
             self,
@@ -115,6 +121,7 @@ class TaskplaneStack(cdk.Stack):
             functions.append(self.workflows.fn)
             # A workflow node with an eventbridge target publishes like a task does.
             self.triggers.grant_publish(self.workflows.fn.role)
+            blobs.grant(self.workflows.fn.role)  # node outputs over the ledger's limit
 
         self.monitoring = Monitoring(
             self,

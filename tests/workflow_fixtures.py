@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import pytest
-from conftest import Reply, api_event
+from support import Reply, api_event
 
 
 @dataclass

@@ -14,7 +14,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from taskplane import dashboard, wiring
 from taskplane.api import dashboard as dashboard_routes
-from taskplane.api import dead_letters, events, schedules, stats, tasks, triggers, workflows
+from taskplane.api import dead_letters, events, schedules, stats, tasks, triggers, uploads, workflows
 from taskplane.api.common import (
     PUBLIC,
     SECURITY_SCHEMES,
@@ -102,6 +102,7 @@ app.include_router(tasks.router)
 app.include_router(schedules.router)
 app.include_router(triggers.router)
 app.include_router(events.router)
+app.include_router(uploads.router)
 app.include_router(workflows.router)
 app.include_router(dead_letters.router)
 app.include_router(stats.router)

@@ -90,6 +90,16 @@ GATEWAY_ERRORS = [
         "request body is over API Gateway's 10 MB limit",
         {},
     ),
+    # What API Gateway answers itself when the api function fails (a crash, a timeout: 502/504):
+    # the status stays, the body is the contract's shape. A request may have been accepted before
+    # the failure, so the message says to retry with the same Idempotency-Key.
+    (
+        apigw.ResponseType.DEFAULT_5_XX,
+        None,
+        "unavailable",
+        "the API failed to answer; retry with the same Idempotency-Key to avoid a duplicate",
+        {},
+    ),
 ]
 
 
@@ -179,7 +189,7 @@ class Api(Construct):
             self.rest_api.add_gateway_response(
                 f"Gateway{camel(response_type.response_type)}",
                 type=response_type,
-                status_code=status,
+                status_code=status,  # None keeps the status API Gateway chose
                 response_headers={"Content-Type": "'application/json'", **headers},
                 templates=_error_template(code, message),
             )

@@ -115,3 +115,18 @@ def test_ctrl_c_stops_cleanly():
     assert code == 0, out
     assert f"http://127.0.0.1:{port}" in out and "dev-key" in out
     assert "stopped" in out
+
+
+def test_a_payload_too_large_for_a_request_is_uploaded_and_its_result_read_back(dev):
+    # Given a 5.5 MB payload (over what one request may carry)
+    client = Client(dev.url, dev.api_key)
+    payload = {"rows": ["x" * 1000] * 5500}
+    # When it is submitted and its echo task runs
+    task = client.submit({"target": {"type": "builtin", "name": "echo"}, "payload": payload})
+    done = client.wait(task["task_id"], timeout_s=60)
+    # Then the client uploaded it to the presigned URL, the task ran with it, and its result (as large)
+    # is read back through the result URL
+    assert done["state"] == "SUCCEEDED", done
+    assert done["payload"] is None and done["payload_size"] > 5 * 1024 * 1024
+    assert done["result"] is None and "result_url" in done
+    assert client.result(done) == payload

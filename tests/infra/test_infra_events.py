@@ -147,3 +147,45 @@ def test_no_rule_outside_this_environments_prefix_is_manageable(synth: Synth) ->
         if bus == "default":
             other = f"arn:{PARTITION}:events:{REGION}:{ACCOUNT}:rule/taskplane-prod-trg-01ARZ3NDEKTSV4RRFFQ69G5FAV"
         assert not allowed(synth, "api.role", "events:PutRule", other)
+
+
+def test_the_bucket_of_large_values_is_private_and_expires_objects_with_their_records(synth: Synth) -> None:
+    (bucket_id, bucket) = next(iter(synth.resources("AWS::S3::Bucket").items()))
+    props = bucket["Properties"]
+    assert "BucketName" not in props  # names are global: CloudFormation picks one
+    assert props["PublicAccessBlockConfiguration"] == {
+        "BlockPublicAcls": True,
+        "BlockPublicPolicy": True,
+        "IgnorePublicAcls": True,
+        "RestrictPublicBuckets": True,
+    }
+    assert props["BucketEncryption"]["ServerSideEncryptionConfiguration"][0][
+        "ServerSideEncryptionByDefault"
+    ] == {"SSEAlgorithm": "AES256"}
+    rules = {r["Id"]: r for r in props["LifecycleConfiguration"]["Rules"]}
+    from taskplane.domain.blobs import EXPIRY_TAG, expiry_classes
+
+    for days in expiry_classes(synth.cfg.retention_days):
+        rule = rules[f"expire-{days}d"]
+        assert rule["ExpirationInDays"] == days and rule["Prefix"] == "t/"
+        assert rule["TagFilters"] == [{"Key": EXPIRY_TAG, "Value": str(days)}]
+    assert rules["uploads"]["ExpirationInDays"] == 1 and rules["uploads"]["Prefix"] == "u/"
+    # Only TLS (enforce_ssl) in the bucket policy
+    (policy,) = synth.resources("AWS::S3::BucketPolicy").values()
+    (deny,) = policy["Properties"]["PolicyDocument"]["Statement"]
+    assert deny["Effect"] == "Deny" and deny["Condition"] == {"Bool": {"aws:SecureTransport": "false"}}
+    # And every function that handles large values names the bucket
+    for fn in ("tp-test-api", "tp-test-worker", "tp-test-step"):
+        assert env_of(synth, fn)["TASKPLANE_BLOB_BUCKET"] == {"Ref": bucket_id}
+
+
+def test_who_may_read_and_write_large_values(synth: Synth) -> None:
+    (bucket_id,) = synth.resources("AWS::S3::Bucket")
+    owned, upload = f"<{bucket_id}.Arn>/t/acme/payloads/x", f"<{bucket_id}.Arn>/u/acme/up_x"
+    for role in ("api.role", "worker.role", "step.role"):
+        for action in ("s3:GetObject", "s3:PutObject", "s3:PutObjectTagging"):
+            assert allowed(synth, role, action, owned), (role, action)
+    assert allowed(synth, "api.role", "s3:GetObject", upload)  # it copies uploads to tasks
+    assert not allowed(synth, "worker.role", "s3:PutObject", upload)
+    assert not allowed(synth, "tick.role", "s3:GetObject", owned)
+    assert not allowed(synth, "api.role", "s3:DeleteObject", owned)

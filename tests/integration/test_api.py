@@ -9,7 +9,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import pytest
-from conftest import Reply, api_event
+from support import Reply, api_event
 
 from taskplane.domain.clock import FixedClock
 
@@ -344,8 +344,8 @@ def test_batch_answers_each_item_in_order(api, aws):
 
 
 def test_batch_item_with_an_oversized_payload_fails_alone(api):
-    # Given a batch with a normal task and one whose payload is over 64 KiB
-    items = [ECHO, task_body(payload="x" * 70_000)]
+    # Given a batch with a normal task and one whose payload is over the 5 MiB a request may carry
+    items = [ECHO, task_body(payload="x" * (5 * 1024 * 1024 + 10))]
 
     # When it is submitted
     reply = api("POST", "/v1/tasks/batch", {"tasks": items})
@@ -581,7 +581,11 @@ BAD_SUBMISSIONS = [
     ),
     # payload
     pytest.param(
-        {"body": task_body(payload="x" * 70_000)}, 413, "payload_too_large", "payload", id="payload-70kb"
+        {"body": task_body(payload="x" * (5 * 1024 * 1024 + 10))},
+        413,
+        "payload_too_large",
+        "payload",
+        id="payload-over-5mib",
     ),
     pytest.param({"raw_body": _deep(65)}, 400, "invalid_request", "payload", id="payload-nested-65-deep"),
     pytest.param({"raw_body": _deep(300)}, 400, "invalid_request", "payload", id="payload-nested-300-deep"),

@@ -16,9 +16,9 @@ from typing import Any
 import pytest
 
 schemathesis = pytest.importorskip("schemathesis")
-from conftest import api_event  # noqa: E402
 from hypothesis import HealthCheck, Phase, settings  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
+from support import api_event  # noqa: E402
 
 from taskplane.domain.text import has_invalid_text  # noqa: E402
 from taskplane.local.handlers import load_handler  # noqa: E402

@@ -72,18 +72,20 @@ def test_every_door_refuses_a_target_off_the_allow_list(aws, api):
     )
 
 
-def test_templates_have_the_payload_limit_of_tasks(aws, api):
-    # Given a payload just over the 64 KiB a task may carry
+def test_templates_share_one_payload_limit_and_tasks_keep_large_ones_in_the_bucket(aws, api):
+    # Given a payload just over the 64 KiB a template (and a task's inline item) may hold
     big = {"blob": "x" * (64 * 1024)}
-    # When it is sent as a task and as a schedule's template
-    task = api("POST", "/v1/tasks", {"target": ALLOWED, "payload": big})
+    # When it is sent as a schedule's template and as a task
     schedule = api(
         "POST", "/v1/schedules", {"cron": "0 * * * *", "task": {"target": ALLOWED, "payload": big}}
     )
-    # Then both are 413 with the same limit, naming where the payload sits
-    assert (task.status, schedule.status) == (413, 413), (task.body, schedule.body)
-    assert task.body["error"]["details"][0]["limit"] == schedule.body["error"]["details"][0]["limit"]
-    assert schedule.body["error"]["details"][0]["field"] == "task.payload"
+    task = api("POST", "/v1/tasks", {"target": ALLOWED, "payload": big, "delay_ms": 60_000})
+    # Then the template is 413 naming where the payload sits, and the task is accepted with its
+    # payload kept in the bucket (a template is stored whole with its schedule, at every fire)
+    assert schedule.status == 413, schedule.body
+    assert schedule.body["error"]["details"][0] == {"field": "task.payload", "size": 65_547, "limit": 65_536}
+    assert task.status == 201, task.body
+    assert task.body["payload"] is None and task.body["payload_size"] == 65_547
 
 
 def test_http_headers_are_bounded_for_every_template(aws, api):

@@ -11,7 +11,7 @@ from __future__ import annotations
 import time
 
 import pytest
-from conftest import api_event
+from support import api_event
 
 from taskplane.local.context import LocalContext
 from taskplane.local.handlers import load_handler

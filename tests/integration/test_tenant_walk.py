@@ -135,6 +135,7 @@ def probes(ids: dict[str, Any]) -> dict[tuple[str, str], dict[str, Any]]:
         },
         ("GET", "/v1/triggers/{trigger_id}"): {"path": path},
         ("DELETE", "/v1/triggers/{trigger_id}"): {"path": path},
+        ("POST", "/v1/uploads"): {"own": True},
         ("POST", "/v1/events"): {
             "own": True,
             "body": {"events": [{"source": "acme.shop", "detail_type": "x"}]},

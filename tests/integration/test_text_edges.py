@@ -7,7 +7,7 @@ import json
 from typing import Any
 
 import pytest
-from conftest import Reply
+from support import Reply
 
 pytestmark = pytest.mark.integration
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from conftest import load_event
+from support import load_event
 
 from taskplane.domain.models import TaskSubmit
 from taskplane.domain.wheel import DISPATCH_LEAD_MS

@@ -7,6 +7,7 @@ dependants through the ledger, retries, Saga compensation in reverse order, resu
 
 from __future__ import annotations
 
+import json
 import threading
 from datetime import datetime
 from typing import Any
@@ -381,3 +382,38 @@ def test_run_graph_as_mermaid_shows_node_states(wf_api):
     text = wf_api("GET", f"/v1/runs/{run['run_id']}", query={"format": "mermaid"}).body
     # Then the box is coloured as succeeded
     assert "class n0 succeeded" in text
+
+
+def huge(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    return {"rows": ["h" * 100] * 3000}  # about 300 KB: over what the ledger keeps in an item
+
+
+def measure(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    return {need: len(json.dumps(out)) for need, out in event["deps"].items()}
+
+
+@pytest.mark.parametrize("wf", [{"functions": {"huge": huge, "measure": measure}}], indirect=True)
+def test_a_large_node_output_lives_in_the_bucket_and_reaches_its_dependants(wf, wf_api):
+    # Given a node whose 300 KB output is over the ledger's 128 KiB, and a node that needs it
+    put_yaml(
+        wf_api,
+        "bigflow",
+        """
+nodes:
+  - {id: produce, target: {type: lambda, function: huge}}
+  - {id: consume, needs: [produce], target: {type: lambda, function: measure}}
+""",
+    )
+    # When it runs
+    run = wait_run(wf_api, start(wf_api, "bigflow")["run_id"])
+    # Then it succeeded, the dependant got the whole output inline (it fits a Lambda call)
+    assert run["state"] == "SUCCEEDED", run
+    expected = len(json.dumps(huge({}, None)))
+    consumed = wf_api("GET", f"/v1/runs/{run['run_id']}/nodes/consume").body["output"]
+    assert consumed == {"produce": expected}
+    # And the producer's output is served as a URL, its size given, and the object is the tenant's
+    produced = wf_api("GET", f"/v1/runs/{run['run_id']}/nodes/produce").body
+    assert produced["output"] is None and produced["output_url"].startswith("http")
+    assert produced["output_bytes"] == len(json.dumps(huge({}, None), separators=(",", ":")))
+    keys = [o["Key"] for o in wf.client("s3").list_objects_v2(Bucket=wf.settings.blob_bucket)["Contents"]]
+    assert [k for k in keys if k.startswith(f"t/acme/runs/{run['run_id']}/produce/")], keys

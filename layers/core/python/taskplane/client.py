@@ -94,6 +94,10 @@ def quote_segment(value: object) -> str:
     return urllib.parse.quote(str(value), safe="")
 
 
+#: Payloads larger than this (as JSON) are uploaded instead of sent in the request (domain/blobs.py).
+REQUEST_PAYLOAD_BYTES = 5 * 1024 * 1024
+
+
 class Client:
     """Client for the taskplane HTTP API.
 
@@ -265,9 +269,41 @@ class Client:
         """Submit one task body; answers the task resource.
 
         With ``idempotency_key``, sending the same body again answers the same task instead of a new one.
+        A payload too large for one request (over 5 MiB as JSON) is uploaded first and named by
+        ``payload_ref`` (``POST /v1/uploads``), so any payload up to 100 MiB just works.
         """
         headers = {"Idempotency-Key": idempotency_key} if idempotency_key else None
-        return self._json("POST", "/v1/tasks", body=dict(task), headers=headers)
+        body = dict(task)
+        if "payload" in body:
+            data = json.dumps(body["payload"], separators=(",", ":"), ensure_ascii=False).encode()
+            if len(data) > REQUEST_PAYLOAD_BYTES:
+                body["payload_ref"] = self.upload(data)
+                del body["payload"]
+        return self._json("POST", "/v1/tasks", body=body, headers=headers)
+
+    def upload(self, data: bytes) -> str:
+        """Upload a JSON payload to a presigned URL (``POST /v1/uploads``); answers its ``upload_id``."""
+        slot = self._json("POST", "/v1/uploads")
+        if len(data) > int(slot.get("max_bytes", len(data))):
+            raise TaskplaneError(
+                413, "payload_too_large", f"payload is {len(data)} bytes; uploads take {slot['max_bytes']}"
+            )
+        status, _, decoded, reason = self._send(
+            str(slot.get("method", "PUT")), str(slot["upload_url"]), data, dict(slot.get("headers") or {})
+        )
+        if status >= 400:
+            raise TaskplaneError.from_response(status, decoded, f"upload failed: {reason}")
+        return str(slot["upload_id"])
+
+    def result(self, task: Mapping[str, Any]) -> Any:
+        """A finished task's result, read from its ``result_url`` when it was too large to keep inline."""
+        url = task.get("result_url")
+        if not url:
+            return task.get("result")
+        status, _, decoded, reason = self._send("GET", str(url), None, {})
+        if status >= 400:
+            raise TaskplaneError.from_response(status, decoded, f"reading the result failed: {reason}")
+        return decoded
 
     def submit_batch(self, tasks: Iterable[Mapping[str, Any]]) -> Json:
         """Submit up to 500 task bodies in one call; answers ``{"results": [{"index", "task_id" | "error"}]}``.

@@ -50,6 +50,10 @@ ENV_EVENT_BUS = "TASKPLANE_EVENT_BUS"
 ENV_TRIGGER_RULE_PREFIX = "TASKPLANE_TRIGGER_RULE_PREFIX"
 #: JSON {"<tenant>": [{"bus": "default", "sources": ["aws.s3", "com.example.*"]}, ...]}
 ENV_EXTERNAL_EVENTS = "TASKPLANE_EXTERNAL_EVENTS"
+# Large payloads, results and node outputs (domain/blobs.py): the bucket, and where the URLs handed to
+# clients point (empty: S3 itself; the local runtime points them at its local S3 endpoint).
+ENV_BLOB_BUCKET = "TASKPLANE_BLOB_BUCKET"
+ENV_BLOB_URL_ENDPOINT = "TASKPLANE_BLOB_URL_ENDPOINT"
 
 LANES: tuple[str, ...] = ("high", "default", "low")
 
@@ -120,6 +124,9 @@ class PlatformSettings(BaseModel):
     event_bus: str = "taskplane-events"
     trigger_rule_prefix: str = "taskplane-trg-"
     external_events: dict[str, list[dict[str, Any]]] = Field(default_factory=dict)
+    # The bucket of large values (empty: none, and values over the inline limit are refused).
+    blob_bucket: str = ""
+    blob_url_endpoint: str = ""
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> PlatformSettings:
@@ -164,6 +171,8 @@ class PlatformSettings(BaseModel):
             event_bus=env.get(ENV_EVENT_BUS) or defaults.event_bus,
             trigger_rule_prefix=env.get(ENV_TRIGGER_RULE_PREFIX) or defaults.trigger_rule_prefix,
             external_events=json.loads(env.get(ENV_EXTERNAL_EVENTS) or "{}"),
+            blob_bucket=env.get(ENV_BLOB_BUCKET, ""),
+            blob_url_endpoint=env.get(ENV_BLOB_URL_ENDPOINT, ""),
         )
 
     def to_env(self) -> dict[str, str]:
@@ -196,6 +205,8 @@ class PlatformSettings(BaseModel):
             ENV_EVENT_BUS: self.event_bus,
             ENV_TRIGGER_RULE_PREFIX: self.trigger_rule_prefix,
             ENV_EXTERNAL_EVENTS: json.dumps(self.external_events),
+            ENV_BLOB_BUCKET: self.blob_bucket,
+            ENV_BLOB_URL_ENDPOINT: self.blob_url_endpoint,
         }
         for lane, var in (("high", ENV_QUEUE_HIGH), ("default", ENV_QUEUE_DEFAULT), ("low", ENV_QUEUE_LOW)):
             if lane in self.queue_urls:

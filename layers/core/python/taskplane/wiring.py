@@ -31,6 +31,8 @@ class Platform:
     dead_letters: Any = None  # services.dead_letters.DeadLetterService
     wakes: Any = None  # services.wakes.Wakes: who wakes an idle tick (the local runtime sets its own)
     events: Any = None  # services.events.EventService
+    blobs: Any = None  # adapters.blobs.BlobStore (None: no bucket configured)
+    uploads: Any = None  # services.uploads.UploadService
     #: set to make a running tick (and anything else that waits on it) stop early
     stop: threading.Event = field(default_factory=threading.Event)
 
@@ -58,8 +60,10 @@ def build(settings: PlatformSettings, *, session: Any = None, clock: Clock | Non
     from taskplane.adapters.task_store import TaskStore
     from taskplane.adapters.triggers import TriggerRules, TriggerStore
     from taskplane.adapters.wheel_store import WheelStore
+    from taskplane.domain.blobs import MAX_API_PAYLOAD_BYTES
     from taskplane.domain.breaker import BreakerConfig
     from taskplane.domain.gray import RouteRule
+    from taskplane.domain.models import MAX_PAYLOAD_BYTES
     from taskplane.domain.triggers import ExternalEvents
     from taskplane.observability import MetricsBuffer
     from taskplane.services.admission import Admission
@@ -71,6 +75,7 @@ def build(settings: PlatformSettings, *, session: Any = None, clock: Clock | Non
     from taskplane.services.tasks import TaskService, delivery_for
     from taskplane.services.tick import Ticker
     from taskplane.services.triggers import TriggerService
+    from taskplane.services.uploads import UploadService
     from taskplane.services.wakes import Wakes
 
     session = session or boto3.session.Session()
@@ -87,6 +92,7 @@ def build(settings: PlatformSettings, *, session: Any = None, clock: Clock | Non
     # One target policy for every door work enters by, and for the worker and the step function
     # that check it again before each call (domain/entry.py).
     targets = target_policy(settings)
+    blobs = _blob_store(settings, session)
     admission = Admission(
         depths=LaneDepthGauge(settings.queue_urls, sqs, clock.now_ms),
         max_lane_depth=settings.max_lane_depth,
@@ -108,6 +114,9 @@ def build(settings: PlatformSettings, *, session: Any = None, clock: Clock | Non
         wheel=wheel,
         shards=settings.wheel_shards,
         wakes=wakes,
+        blobs=blobs,
+        retention_days=settings.retention_days,
+        max_payload_bytes=MAX_API_PAYLOAD_BYTES if blobs is not None else MAX_PAYLOAD_BYTES,
     )
     runners = TargetRunners(
         session=session,
@@ -135,6 +144,7 @@ def build(settings: PlatformSettings, *, session: Any = None, clock: Clock | Non
         wakes=wakes,
         # a test clock's own wait, so a worker waiting for a due time moves simulated time
         sleep_until=getattr(clock, "sleep_until", None),
+        blobs=blobs,
         breakers=(
             CircuitBreakers(
                 BreakerStore(settings.control_table, ddb),
@@ -151,6 +161,8 @@ def build(settings: PlatformSettings, *, session: Any = None, clock: Clock | Non
         clock=clock,
         queue=lambda task: lanes.send_one(delivery_for(task, clock.now_ms())),
         targets=targets,
+        blobs=blobs,
+        retention_days=settings.retention_days,
     )
     schedules = ScheduleService(
         store=ScheduleStore(settings.schedules_table, wheel, ddb),
@@ -175,6 +187,8 @@ def build(settings: PlatformSettings, *, session: Any = None, clock: Clock | Non
             tenant: [ExternalEvents.model_validate(e) for e in entries]
             for tenant, entries in settings.external_events.items()
         },
+        blobs=blobs,
+        retention_days=settings.retention_days,
     )
     events = EventService(EventBus(settings.event_bus, events_client))
     ticker = Ticker(
@@ -186,7 +200,7 @@ def build(settings: PlatformSettings, *, session: Any = None, clock: Clock | Non
         fire_schedule=schedules.fire,
         handover=wakes.wake_now,
     )
-    workflows, steps = _build_workflows(settings, session, clock, ddb, runners, telemetry, targets)
+    workflows, steps = _build_workflows(settings, session, clock, ddb, runners, telemetry, targets, blobs)
     return Platform(
         dead_letters=dead_letters,
         workflows=workflows,
@@ -201,6 +215,8 @@ def build(settings: PlatformSettings, *, session: Any = None, clock: Clock | Non
         triggers=triggers,
         wakes=wakes,
         events=events,
+        blobs=blobs,
+        uploads=UploadService(blobs, clock) if blobs is not None else None,
     )
 
 
@@ -211,6 +227,25 @@ def _tick_invoker(settings: PlatformSettings, session: Any) -> Any:
     from taskplane.adapters.tick_waker import TickInvoker
 
     return TickInvoker(settings.tick_function, session=session)
+
+
+def _blob_store(settings: PlatformSettings, session: Any) -> Any:
+    """The bucket of large values, or None when the deployment has none."""
+    if not settings.blob_bucket:
+        return None
+    from botocore.config import Config
+
+    from taskplane.adapters.blobs import BlobStore
+
+    s3 = session.client("s3", config=Config(retries={"mode": "standard", "max_attempts": 3}))
+    presign = None
+    if settings.blob_url_endpoint:  # the local runtime: URLs its clients can reach
+        presign = session.client(
+            "s3",
+            endpoint_url=settings.blob_url_endpoint,
+            config=Config(signature_version="s3v4", s3={"addressing_style": "path"}),
+        )
+    return BlobStore(settings.blob_bucket, s3, presign)
 
 
 def target_policy(settings: PlatformSettings) -> Any:
@@ -232,6 +267,7 @@ def _build_workflows(
     runners: Any,
     telemetry: Any,
     targets: Any,
+    blobs: Any = None,
 ) -> tuple[Any, Any]:
     """The workflow service (API) and the step service (step function), sharing their stores."""
     from botocore.config import Config
@@ -252,6 +288,7 @@ def _build_workflows(
     runs = RunStore(settings.runs_table, ddb)
     workflows = WorkflowService(
         targets=targets,
+        blobs=blobs,
         store=store,
         runs=runs,
         sfn=sfn,
@@ -270,6 +307,7 @@ def _build_workflows(
         retention_days=settings.retention_days,
         telemetry=telemetry,
         targets=targets,
+        blobs=blobs,
     )
     return workflows, steps
 

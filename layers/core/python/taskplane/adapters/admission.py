@@ -108,6 +108,10 @@ class InflightCounters(AwsClient["DynamoDBClient"]):
 
     def acquire(self, tenant: str, n: int, quota: int) -> bool:
         """Count ``n`` more tasks for ``tenant`` unless that passes ``quota``; False when it would."""
+        if n > quota:
+            # The condition below lets any ``n`` through while the tenant has no counter yet, so a
+            # first batch larger than the quota must be refused here.
+            return False
         try:
             self.client.update_item(
                 TableName=self._table,

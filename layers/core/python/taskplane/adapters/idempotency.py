@@ -15,6 +15,7 @@ from aws_lambda_powertools.utilities.idempotency.exceptions import (
     IdempotencyPersistenceLayerError,
     IdempotencyValidationError,
 )
+from aws_lambda_powertools.utilities.idempotency.persistence.base import BasePersistenceLayer
 
 from taskplane.domain.errors import Conflict, Unavailable
 
@@ -25,11 +26,20 @@ KEY_TTL_S = 24 * 3600
 class PowertoolsIdempotency:
     """(tenant, key) -> the first result; the same key with another body is a conflict."""
 
-    def __init__(self, table: str, client: Any = None, *, session: Any = None) -> None:
+    def __init__(
+        self,
+        table: str = "",
+        client: Any = None,
+        *,
+        session: Any = None,
+        persistence: Callable[[], BasePersistenceLayer] | None = None,
+    ) -> None:
+        """Records in the DynamoDB ``table``, or in the layer ``persistence`` makes (the SQLite one)."""
         self._table = table
         self._client = client
         self._session = session
-        self._layer: DynamoDBPersistenceLayer | None = None
+        self._persistence = persistence
+        self._layer: BasePersistenceLayer | None = None
         self._config = IdempotencyConfig(
             event_key_jmespath="[tenant, key]",
             payload_validation_jmespath="fingerprint",
@@ -41,8 +51,12 @@ class PowertoolsIdempotency:
         if self._run is None:
             # One persistence layer per decorated function (see NOTES-AWS-LOCAL.md); made on first
             # use so that no client exists at import time.
-            self._layer = DynamoDBPersistenceLayer(
-                table_name=self._table, boto3_client=self._client, boto3_session=self._session
+            self._layer = (
+                self._persistence()
+                if self._persistence is not None
+                else DynamoDBPersistenceLayer(
+                    table_name=self._table, boto3_client=self._client, boto3_session=self._session
+                )
             )
 
             @idempotent_function(

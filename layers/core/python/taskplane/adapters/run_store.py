@@ -11,7 +11,9 @@ partition key ``pk``            sort key   holds
                                            the output itself when small, the attempt's fence
                                            (``try``), the gate's task token and, per execution, the
                                            set of needs already done
-``R#<tenant>#<run_id>``         ``O#<id>`` a larger output (JSON, up to 128 KiB)
+``R#<tenant>#<run_id>``         ``O#<id>`` a larger output (JSON, up to 128 KiB), or ``ref``: where
+                                           an output too large for an item is kept (the
+                                           platform's bucket, ``domain/blobs.py``)
 ``L#<tenant>#<workflow>``       run id     the run in its workflow's listing (newest first)
 ==============================  =========  =====================================================
 
@@ -36,6 +38,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from taskplane.adapters.aws import AwsClient
 from taskplane.adapters.errors import error_code, translate
 from taskplane.adapters.workflow_store import deserialize, serialize
+from taskplane.domain.blobs import BlobRef
 from taskplane.domain.errors import Conflict
 from taskplane.domain.workflow import NodeState, Phase, RunState
 
@@ -145,7 +148,7 @@ class RunStore(AwsClient["DynamoDBClient"]):
 
     def create(self, run: RunRecord, *, expires_at: int | None = None) -> None:
         """Store a new run and its listing entry."""
-        item = {**_run_item(run), "expires_at": expires_at}
+        item = {**run_item(run), "expires_at": expires_at}
         listing = {
             "pk": f"L#{run.tenant}#{run.workflow}",
             "sk": run.run_id,
@@ -171,7 +174,7 @@ class RunStore(AwsClient["DynamoDBClient"]):
             "reading the run", "get_item", Key=self._key(tenant, run_id, RUN), ConsistentRead=True
         )
         item = found.get("Item")
-        return _run(tenant, deserialize(item)) if item else None
+        return run_from_item(tenant, deserialize(item)) if item else None
 
     def ledger(
         self, tenant: str, run_id: str
@@ -191,11 +194,11 @@ class RunStore(AwsClient["DynamoDBClient"]):
                 item = deserialize(raw)
                 sk: str = item["sk"]
                 if sk == RUN:
-                    run = _run(tenant, item)
+                    run = run_from_item(tenant, item)
                 elif sk.startswith("N#"):
-                    nodes[sk[2:]] = _node(sk[2:], item)
+                    nodes[sk[2:]] = node_from_item(sk[2:], item)
                 elif sk.startswith("C#"):
-                    comps[sk[2:]] = _compensation(sk[2:], item)
+                    comps[sk[2:]] = compensation_from_item(sk[2:], item)
             if "LastEvaluatedKey" not in found:
                 return run, nodes, comps
             kwargs["ExclusiveStartKey"] = found["LastEvaluatedKey"]
@@ -224,7 +227,7 @@ class RunStore(AwsClient["DynamoDBClient"]):
             changes = {**changes, "expires_at": expires_at}
         for i, (name, value) in enumerate(sorted(changes.items())):
             names[f"#c{i}"] = name
-            values[f":c{i}"] = _stored(name, value)
+            values[f":c{i}"] = stored_value(name, value)
             sets.append(f"#c{i} = :c{i}")
         expr = "SET " + ", ".join(sets)
         if remove:
@@ -259,7 +262,7 @@ class RunStore(AwsClient["DynamoDBClient"]):
             raise translate(exc, "updating the run") from exc
         except BotoCoreError as exc:
             raise translate(exc, "updating the run") from exc
-        after = _run(run.tenant, deserialize(resp["Attributes"]))
+        after = run_from_item(run.tenant, deserialize(resp["Attributes"]))
         if after.state != run.state or "state" in changes:
             self._list_entry(after, expires_at)
         return after
@@ -420,7 +423,7 @@ class RunStore(AwsClient["DynamoDBClient"]):
             raise translate(exc, "starting a node") from exc
         except BotoCoreError as exc:
             raise translate(exc, "starting a node") from exc
-        return _node(node, deserialize(resp["Attributes"]))
+        return node_from_item(node, deserialize(resp["Attributes"]))
 
     def withdraw_start(self, tenant: str, run_id: str, node: str, *, try_id: str) -> None:
         """Undo :meth:`start_node` for an attempt that must not run after all."""
@@ -455,7 +458,7 @@ class RunStore(AwsClient["DynamoDBClient"]):
         large: list[str] = []
         for item in self._batch_get(keys, "reading a node's inputs"):
             if item["sk"] == RUN:
-                run = _run(tenant, item)
+                run = run_from_item(tenant, item)
             elif item.get("state") == NodeState.SUCCEEDED.value:
                 if "preview" in item:
                     outputs[item["sk"][2:]] = json.loads(item["preview"])
@@ -464,7 +467,7 @@ class RunStore(AwsClient["DynamoDBClient"]):
         if large:
             keys = [self._key(tenant, run_id, f"O#{need}") for need in large]
             for item in self._batch_get(keys, "reading a node's inputs"):
-                outputs[item["sk"][2:]] = json.loads(item["output"])
+                outputs[item["sk"][2:]] = stored_output(item)
         return run, outputs
 
     def _batch_get(self, keys: list[dict[str, Any]], what: str) -> list[dict[str, Any]]:
@@ -499,12 +502,14 @@ class RunStore(AwsClient["DynamoDBClient"]):
         out_bytes: int,
         preview_json: str | None,
         expires_at: int,
+        output_ref: BlobRef | None = None,
     ) -> bool:
         """Store the output and the success of the attempt ``try_id``; False when it was superseded.
 
         A small output (``preview_json`` given) lives in the node's item, written with the success in
         one fenced update. A larger one goes first to its own item (a node that reads SUCCEEDED finds
-        it), never over the output of a later attempt.
+        it), never over the output of a later attempt. An output kept in the bucket (``output_ref``)
+        has only its reference there; readers answer the :class:`BlobRef` in the output's place.
         """
         try:
             if preview_json is None:
@@ -512,7 +517,11 @@ class RunStore(AwsClient["DynamoDBClient"]):
                     TableName=self._table,
                     Item={
                         **self._key(tenant, run_id, f"O#{node}"),
-                        "output": {"S": output_json},
+                        **(
+                            {"ref": {"S": output_ref.model_dump_json(exclude_none=True)}}
+                            if output_ref is not None
+                            else {"output": {"S": output_json}}
+                        ),
                         "attempt": {"N": str(attempt)},
                         "expires_at": {"N": str(expires_at)},
                     },
@@ -627,7 +636,7 @@ class RunStore(AwsClient["DynamoDBClient"]):
         item = found.get("Item")
         if not item:
             return False, None
-        return True, json.loads(deserialize(item)["output"])
+        return True, stored_output(deserialize(item))
 
     # -- compensations ---------------------------------------------------------------------------
 
@@ -720,7 +729,7 @@ class RunStore(AwsClient["DynamoDBClient"]):
 _JSON_FIELDS = frozenset({"input", "error"})
 
 
-def _stored(name: str, value: Any) -> Any:
+def stored_value(name: str, value: Any) -> Any:
     if name in _JSON_FIELDS:
         return None if value is None else _json(value)
     if isinstance(value, RunState | Phase | NodeState):
@@ -728,7 +737,7 @@ def _stored(name: str, value: Any) -> Any:
     return value
 
 
-def _run_item(run: RunRecord) -> dict[str, Any]:
+def run_item(run: RunRecord) -> dict[str, Any]:
     return {
         "pk": RunStore._pk(run.tenant, run.run_id),
         "sk": RUN,
@@ -751,7 +760,7 @@ def _run_item(run: RunRecord) -> dict[str, Any]:
     }
 
 
-def _run(tenant: str, item: dict[str, Any]) -> RunRecord:
+def run_from_item(tenant: str, item: dict[str, Any]) -> RunRecord:
     return RunRecord(
         tenant=tenant,
         run_id=item["run_id"],
@@ -773,7 +782,7 @@ def _run(tenant: str, item: dict[str, Any]) -> RunRecord:
     )
 
 
-def _node(node_id: str, item: dict[str, Any]) -> NodeRecord:
+def node_from_item(node_id: str, item: dict[str, Any]) -> NodeRecord:
     return NodeRecord(
         id=node_id,
         state=NodeState(item["state"]) if "state" in item else NodeState.PENDING,
@@ -789,7 +798,7 @@ def _node(node_id: str, item: dict[str, Any]) -> NodeRecord:
     )
 
 
-def _compensation(node_id: str, item: dict[str, Any]) -> CompensationRecord:
+def compensation_from_item(node_id: str, item: dict[str, Any]) -> CompensationRecord:
     return CompensationRecord(
         id=node_id,
         state=NodeState(item["state"]) if "state" in item else NodeState.PENDING,
@@ -799,3 +808,10 @@ def _compensation(node_id: str, item: dict[str, Any]) -> CompensationRecord:
         finished_at=_int(item.get("finished_at")),
         error=_loads(item.get("error")),
     )
+
+
+def stored_output(item: dict[str, Any]) -> Any:
+    """An ``O#`` item's output: the JSON value, or the :class:`BlobRef` of one kept in the bucket."""
+    if "ref" in item:
+        return BlobRef.model_validate_json(item["ref"])
+    return json.loads(item["output"])

@@ -95,8 +95,9 @@ __all__ = ["TargetFailure", "TargetRunners", "is_retryable_aws_error"]
 MAX_TEXT_RESULT_BYTES = 64 * 1024
 """A non-JSON HTTP answer is kept up to this many bytes."""
 
-MAX_HTTP_BODY_BYTES = 1024 * 1024
-"""At most this much of an HTTP answer is read; a longer one is cut (and then is not valid JSON)."""
+MAX_HTTP_BODY_BYTES = 6 * 1024 * 1024
+"""At most this much of an HTTP answer is read (what a Lambda target may answer); a longer one is cut
+(and then is not valid JSON)."""
 
 MAX_SLEEP_MS = 900_000
 

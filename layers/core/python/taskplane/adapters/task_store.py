@@ -21,6 +21,7 @@ from taskplane.adapters.aws import AwsClient
 from taskplane.adapters.batch import batch_put
 from taskplane.adapters.dynamo_codec import deserialize_value, serialize_value
 from taskplane.adapters.errors import error_code, translate
+from taskplane.domain.blobs import BlobRef
 from taskplane.domain.models import HistoryEntry, Task, TaskErrorInfo
 from taskplane.domain.retry import RetryPolicy
 from taskplane.domain.states import TaskState, check_path
@@ -37,6 +38,7 @@ SETTABLE = frozenset(
         "finished_at",
         "next_attempt_at",
         "result",
+        "result_ref",
         "error",
         "expires_at",
         "run_at",
@@ -105,6 +107,10 @@ def _to_item(task: Task, buckets: int) -> dict[str, Any]:
         item["counted"] = True
     if task.route:
         item["route"] = _compact(task.route)
+    if task.payload_ref:
+        item["payload_ref"] = task.payload_ref.model_dump_json(exclude_none=True)
+    if task.result_ref:
+        item["result_ref"] = task.result_ref.model_dump_json(exclude_none=True)
     for name in (
         "dispatched_at",
         "started_at",
@@ -157,6 +163,8 @@ def _from_item(item: dict[str, Any]) -> Task:
         trigger_id=item.get("trigger_id"),
         counted=bool(item.get("counted", False)),
         route=json.loads(item["route"]) if "route" in item else None,
+        payload_ref=BlobRef.model_validate_json(item["payload_ref"]) if "payload_ref" in item else None,
+        result_ref=BlobRef.model_validate_json(item["result_ref"]) if "result_ref" in item else None,
     )
 
 
@@ -303,8 +311,10 @@ class TaskStore(AwsClient["DynamoDBClient"]):
         sets = ["#state = :new", "#history = list_append(#history, :h)"]
         for i, (name, value) in enumerate(sorted(fields.items())):
             names[f"#f{i}"] = name
-            if name in ("result",):
+            if name == "result":
                 value = json.dumps(value, separators=(",", ":"))
+            elif name == "result_ref":
+                value = value.model_dump_json(exclude_none=True)
             values[f":f{i}"] = value
             sets.append(f"#f{i} = :f{i}")
         expr = "SET " + ", ".join(sets)

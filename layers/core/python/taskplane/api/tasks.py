@@ -39,8 +39,9 @@ def submit(
         # The x-env header is shorthand for the label env=<value> (gray-release rules match on it).
         task = task.model_copy(update={"labels": {**task.labels, "env": x_env}})
     who = tenant_of(router.current_event)
-    result, fresh = wiring.platform().tasks.submit(who, task, idempotency_key=idempotency_key)
-    return json_response(result.to_api(), 201 if fresh else 200)
+    tasks = wiring.platform().tasks
+    result, fresh = tasks.submit(who, task, idempotency_key=idempotency_key)
+    return json_response(tasks.view(result), 201 if fresh else 200)
 
 
 @router.post(
@@ -81,7 +82,8 @@ def submit_batch(batch: Annotated[BatchSubmit, Body()]) -> Response[dict[str, An
 
 @router.get("/v1/tasks/<task_id>", summary="Get a task", tags=["tasks"])
 def get_task(task_id: Annotated[str, Path(max_length=64)]) -> dict[str, Any]:
-    return wiring.platform().tasks.get(tenant_of(router.current_event), task_id).to_api()
+    tasks = wiring.platform().tasks
+    return tasks.view(tasks.get(tenant_of(router.current_event), task_id))
 
 
 @router.get("/v1/tasks", summary="List tasks, newest first", tags=["tasks"])
@@ -93,9 +95,11 @@ def list_tasks(
     items, next_cursor = wiring.platform().tasks.list(
         tenant_of(router.current_event), state=state, limit=limit, cursor=cursor
     )
-    return {"items": [t.to_api() for t in items], "next_cursor": next_cursor}
+    tasks = wiring.platform().tasks
+    return {"items": [tasks.view(t) for t in items], "next_cursor": next_cursor}
 
 
 @router.post("/v1/tasks/<task_id>/cancel", summary="Cancel a task that has not started", tags=["tasks"])
 def cancel_task(task_id: Annotated[str, Path(max_length=64)]) -> dict[str, Any]:
-    return wiring.platform().tasks.cancel(tenant_of(router.current_event), task_id).to_api()
+    tasks = wiring.platform().tasks
+    return tasks.view(tasks.cancel(tenant_of(router.current_event), task_id))

@@ -18,6 +18,7 @@ from pydantic import (
     field_validator,
 )
 
+from taskplane.domain.blobs import BlobRef
 from taskplane.domain.clock import from_datetime, to_rfc3339
 from taskplane.domain.events import PLATFORM_BUS, not_aws
 from taskplane.domain.retry import RetryPolicy
@@ -165,6 +166,17 @@ class TaskSubmit(BaseModel):
     ] = Field(default_factory=dict, max_length=20)
     deadline: AwareDatetime | None = None
     idempotency_key: Annotated[StrictStr, Field(min_length=1, max_length=128)] | None = None
+    payload_ref: Annotated[StrictStr, Field(pattern=r"^up_[0-9A-Za-z]{26}$")] | None = Field(
+        default=None,
+        description="the upload_id of a payload PUT to a URL from POST /v1/uploads (instead of payload)",
+    )
+
+    @field_validator("payload_ref")
+    @classmethod
+    def _one_payload(cls, value: str | None, info: ValidationInfo) -> str | None:
+        if value is not None and info.data.get("payload") is not None:
+            raise ValueError("give payload or payload_ref, not both")
+        return value
 
     @field_validator("payload")
     @classmethod
@@ -237,6 +249,9 @@ class Task(BaseModel):
     labels: dict[str, str] = Field(default_factory=dict)
     deadline: int | None = None
     result: Any = None
+    #: where a payload or a result too large to keep inline is (domain/blobs.py)
+    payload_ref: BlobRef | None = None
+    result_ref: BlobRef | None = None
     error: TaskErrorInfo | None = None
     history: list[HistoryEntry] = Field(default_factory=list)
     idempotency_key: str | None = None
@@ -278,6 +293,9 @@ class Task(BaseModel):
             "timeout_s": self.timeout_s,
             "retry": self.retry.model_dump(),
             "result": self.result,
+            # Large values: their size here; the API adds a short-lived URL to read them.
+            **({"payload_size": self.payload_ref.size} if self.payload_ref else {}),
+            **({"result_size": self.result_ref.size} if self.result_ref else {}),
             "error": self.error.model_dump() if self.error else None,
             "history": [
                 {"state": h.state.value, "at": to_rfc3339(h.at), "detail": h.detail} for h in self.history

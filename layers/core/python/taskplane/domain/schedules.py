@@ -77,6 +77,8 @@ class ScheduleCreate(BaseModel):
         for name in ("run_at", "delay_ms", "idempotency_key"):
             if getattr(value, name) is not None:
                 raise ValueError(f"a schedule's task cannot have {name}: the schedule decides when it runs")
+        if value.payload_ref is not None:
+            raise ValueError("a schedule's task carries its payload inline (up to 64 KiB), not payload_ref")
         return value
 
     @model_validator(mode="after")

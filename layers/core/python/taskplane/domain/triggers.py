@@ -163,7 +163,7 @@ class TriggerCreate(BaseModel):
         for name in ("run_at", "delay_ms", "idempotency_key"):
             if getattr(value, name) is not None:
                 raise ValueError(f"a trigger's task cannot have {name}: it runs when the event arrives")
-        if value.payload is not None:
+        if value.payload is not None or value.payload_ref is not None:
             raise ValueError("a trigger's task cannot have a payload: the event is its payload")
         return value
 

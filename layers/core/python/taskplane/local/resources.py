@@ -63,6 +63,11 @@ def create_resources(
     event_bus = f"{prefix}-events"
     if not any(b["Name"] == event_bus for b in events.list_event_buses()["EventBuses"]):
         events.create_event_bus(Name=event_bus)
+    # The bucket of large payloads, results and node outputs.
+    s3 = session.client("s3")
+    blob_bucket = f"{prefix}-blobs"
+    if not any(b["Name"] == blob_bucket for b in s3.list_buckets().get("Buckets", [])):
+        s3.create_bucket(Bucket=blob_bucket)
     return PlatformSettings(
         tasks_table=tasks_table,
         idempotency_table=idem_table,
@@ -77,6 +82,7 @@ def create_resources(
         runs_table=runs_table,
         event_bus=event_bus,
         trigger_rule_prefix=f"{prefix}-trg-",
+        blob_bucket=blob_bucket,
         # The friendly local defaults of policy settings; the environment and --strict override them
         # (local/policy.py). moto scans a whole queue per call: keep local lanes lean
         # (NOTES-AWS-LOCAL.md); demos call http://localhost; any target, where AWS needs allow-lists.

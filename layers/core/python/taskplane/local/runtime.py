@@ -62,6 +62,7 @@ class LocalRuntime:
     _session: Any = None
     _wake_events: dict[int, threading.Event] = field(default_factory=dict)
     _saved_environ: dict[str, str] | None = None
+    _s3_server: Any = None
 
     @property
     def url(self) -> str:
@@ -94,10 +95,22 @@ class LocalRuntime:
         self._mock.start()
         session = boto3.session.Session(region_name=REGION)
         self._session = session
-        # Policy from the environment (or --strict) over the friendly local defaults: local/policy.py.
-        settings, self.policy_origin = local_settings(
-            create_resources(session), os.environ, strict=self.strict
-        )
+        try:
+            # Policy from the environment (or --strict) over the friendly local defaults: local/policy.py.
+            settings, self.policy_origin = local_settings(
+                create_resources(session), os.environ, strict=self.strict
+            )
+        except Exception:
+            self._mock.stop()
+            self._mock = None
+            os.environ.clear()
+            os.environ.update(self._saved_environ)
+            raise
+        # Presigned URLs for large payloads and results must reach this process's S3 from outside
+        # it: a moto server on loopback shares the in-process state (NOTES-AWS-LOCAL.md).
+        self._s3_server = _start_s3_endpoint()
+        host, s3_port = self._s3_server.get_host_and_port()
+        settings = settings.model_copy(update={"blob_url_endpoint": f"http://{host}:{s3_port}"})
         settings, self._uninstall_step = workflows.install_step_function(session, settings)
         self.settings = settings
         os.environ.update(settings.to_env())
@@ -182,6 +195,9 @@ class LocalRuntime:
         if self._uninstall_step:
             self._uninstall_step()
         wiring.use(None)
+        if self._s3_server is not None:
+            self._s3_server.stop()
+            self._s3_server = None
         if self._mock is not None:
             self._mock.stop()
             self._mock = None
@@ -189,6 +205,18 @@ class LocalRuntime:
             os.environ.clear()
             os.environ.update(self._saved_environ)
             self._saved_environ = None
+
+
+def _start_s3_endpoint() -> Any:
+    """A moto server on loopback for the URLs of uploads and large results (quiet: no access log)."""
+    import logging
+
+    from moto.server import ThreadedMotoServer
+
+    logging.getLogger("werkzeug").setLevel(logging.ERROR)
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    return server
 
 
 def banner(rt: LocalRuntime) -> str:

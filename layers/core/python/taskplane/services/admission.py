@@ -11,8 +11,9 @@ from __future__ import annotations
 import contextlib
 from dataclasses import dataclass
 
-from taskplane.adapters.admission import InflightCounters, LaneDepthGauge
+from taskplane.adapters.admission import LaneDepthGauge
 from taskplane.domain.errors import Throttled
+from taskplane.services.ports import InflightCounts
 
 
 @dataclass
@@ -20,7 +21,7 @@ class Admission:
     depths: LaneDepthGauge | None = None
     #: deepest a lane may be before submissions to it are refused (0: no limit)
     max_lane_depth: int = 0
-    counters: InflightCounters | None = None
+    counters: InflightCounts | None = None
     #: most tasks a tenant may have accepted and not yet ended (0: no limit)
     tenant_quota: int = 0
     retry_after_s: int = 5

@@ -6,7 +6,6 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from taskplane.adapters.breakers import BreakerStore
 from taskplane.adapters.targets import TargetFailure
 from taskplane.domain.breaker import (
     Breaker,
@@ -18,11 +17,12 @@ from taskplane.domain.breaker import (
     breaker_key,
     decide,
 )
+from taskplane.services.ports import BreakerRecords
 
 
 @dataclass
 class CircuitBreakers:
-    store: BreakerStore
+    store: BreakerRecords
     now_ms: Callable[[], int]
     config: BreakerConfig = field(default_factory=BreakerConfig)
 

@@ -16,9 +16,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from taskplane.adapters.dead_letters import DeadLetterStore
+from taskplane.adapters.blobs import BlobStore
 from taskplane.adapters.task_store import TaskStore
 from taskplane.domain.allowlist import TargetPolicy
+from taskplane.domain.blobs import expiry_days, lifetime_ms, payload_key
 from taskplane.domain.clock import Clock
 from taskplane.domain.dead_letters import DeadLetter
 from taskplane.domain.entry import check_target
@@ -26,6 +27,7 @@ from taskplane.domain.errors import Conflict, InvalidRequest, NotFound, Taskplan
 from taskplane.domain.ids import is_valid_id, new_id
 from taskplane.domain.models import HistoryEntry, Task
 from taskplane.domain.states import TaskState
+from taskplane.services.ports import DeadLetterRecords
 
 #: Most dead letters one redrive call handles (the rest: call again).
 MAX_REDRIVE = 100
@@ -33,7 +35,7 @@ MAX_REDRIVE = 100
 
 @dataclass
 class DeadLetterService:
-    records: DeadLetterStore
+    records: DeadLetterRecords
     tasks: TaskStore
     clock: Clock
     #: queues a freshly stored task (TaskService.queue_new); raises when it could not be queued
@@ -41,6 +43,9 @@ class DeadLetterService:
     make_id: Callable[[int], str] = new_id
     #: the tenant's target policy, as for tasks: a redrive is no way around it
     targets: TargetPolicy = field(default_factory=TargetPolicy.permissive)
+    #: the bucket of large payloads (a redriven task gets its own copy)
+    blobs: BlobStore | None = None
+    retention_days: int = 30
 
     def list(
         self, tenant: str, *, limit: int = 50, cursor: str | None = None, status: str | None = None
@@ -97,6 +102,15 @@ class DeadLetterService:
             deadline=old.deadline,
             history=[HistoryEntry(state=TaskState.PENDING, at=now, detail=f"redrive of {task_id}")],
         )
+        if old.payload_ref is not None and self.blobs is not None:
+            # The fresh task owns a copy, living as long as it may (the old one's expires with it).
+            key = payload_key(tenant, new_task_id)
+            self.blobs.copy(
+                old.payload_ref.key,
+                key,
+                expire_days=expiry_days(lifetime_ms(fresh, now), self.retention_days),
+            )
+            fresh = fresh.model_copy(update={"payload_ref": old.payload_ref.model_copy(update={"key": key})})
         existing = self.tasks.get(tenant, new_task_id)
         if existing is None:
             with contextlib.suppress(Conflict):  # a concurrent finisher stored it

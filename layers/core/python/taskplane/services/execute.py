@@ -28,12 +28,15 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
+from taskplane.adapters.blobs import BlobStore
 from taskplane.adapters.dead_letters import DeadLetterStore
 from taskplane.adapters.queues import LaneMessage, Lanes
 from taskplane.adapters.targets import TargetFailure, TargetRunners
 from taskplane.adapters.task_store import TaskStore
 from taskplane.adapters.wheel_store import WheelStore
 from taskplane.domain.allowlist import TargetPolicy
+from taskplane.domain.blobs import INLINE_BYTES, expiry_days, inline_limit, result_key
+from taskplane.domain.blobs import MAX_RESULT_BYTES as MAX_BLOB_RESULT_BYTES
 from taskplane.domain.clock import Clock, to_rfc3339
 from taskplane.domain.dead_letters import DeadLetter
 from taskplane.domain.entry import TARGET_REFUSED, refusal_failure_message
@@ -65,7 +68,7 @@ S = TaskState
 DUE_FIELD = {S.SCHEDULED: "run_at", S.RETRYING: "next_attempt_at"}
 
 
-def keepable_result(result: Any) -> tuple[Any, str | None]:
+def keepable_result(result: Any, limit: int = MAX_RESULT_BYTES) -> tuple[Any, str | None]:
     """The result as it can be stored and served as JSON, and a note when it could not be kept whole."""
     try:
         json.dumps(result, allow_nan=False)
@@ -80,9 +83,9 @@ def keepable_result(result: Any) -> tuple[Any, str | None]:
             "reason": "too deep",
         }, f"the result nests deeper than {MAX_PAYLOAD_DEPTH} levels"
     size = payload_size(result)
-    if size > MAX_RESULT_BYTES:
-        note = f"result of {size} bytes over the {MAX_RESULT_BYTES}-byte limit was not kept"
-        return {"unkept": True, "reason": "too large", "size": size, "limit": MAX_RESULT_BYTES}, note
+    if size > limit:
+        note = f"result of {size} bytes over the {limit}-byte limit was not kept"
+        return {"unkept": True, "reason": "too large", "size": size, "limit": limit}, note
     return result, None
 
 
@@ -131,6 +134,8 @@ class Executor:
     targets: TargetPolicy = field(default_factory=TargetPolicy.permissive)
     #: wakes an idle tick when a retry or a watch lands in the wheel due soon
     wakes: Wakes | None = None
+    #: the bucket of large payloads and results (None: results over the inline limit are not kept)
+    blobs: BlobStore | None = None
 
     def handle(self, delivery: LaneMessage, hold: Hold | None = None) -> Outcome:
         """Process one lane message; raises only when the message must be redelivered.
@@ -379,7 +384,10 @@ class Executor:
                 return self._finish(
                     task, self._failed(task, open_breaker, timed_out=False, dims=dims), watched
                 )
-        envelope = {"task_id": task.task_id, "attempt": task.attempts, "payload": task.payload}
+        try:
+            envelope = self._envelope(task)
+        except TargetFailure as unreadable:
+            return self._finish(task, self._failed(task, unreadable, timed_out=False, dims=dims), watched)
         cancel = threading.Event()
         began = time.perf_counter()
         done = threading.Event()
@@ -416,9 +424,50 @@ class Executor:
             self._disarm_watch(task)
         return outcome
 
+    def _envelope(self, task: Task) -> dict[str, Any]:
+        """What the target receives. A payload kept in the bucket comes inline when it fits what the
+        target takes in one call, else as ``payload_url`` (readable for the attempt) and ``payload_size``."""
+        envelope: dict[str, Any] = {
+            "task_id": task.task_id,
+            "attempt": task.attempts,
+            "payload": task.payload,
+        }
+        ref = task.payload_ref
+        if ref is None or self.blobs is None:
+            return envelope
+        if ref.size > inline_limit(task.effective_target):
+            envelope["payload_url"] = self.blobs.download_url(ref.key, task.timeout_s + 300)
+            envelope["payload_size"] = ref.size
+            return envelope
+        data = self.blobs.get(ref.key)
+        if data is None:
+            raise TargetFailure(
+                "PayloadMissing", f"the payload {ref.key} is gone from the bucket", retryable=False
+            )
+        try:
+            envelope["payload"] = json.loads(data)
+        except ValueError:
+            raise TargetFailure(
+                "InvalidPayload", "the uploaded payload is not JSON", retryable=False
+            ) from None
+        return envelope
+
+    def _kept(self, task: Task, result: Any, now_ms: int) -> tuple[dict[str, Any], str | None]:
+        """The fields that record a result: inline when small, in the bucket up to MAX_RESULT_BYTES."""
+        if self.blobs is None:
+            result, detail = keepable_result(result)
+            return {"result": result}, detail
+        result, detail = keepable_result(result, MAX_BLOB_RESULT_BYTES)
+        if detail is not None or payload_size(result) <= INLINE_BYTES:
+            return {"result": result}, detail
+        data = json.dumps(result, separators=(",", ":"), ensure_ascii=False).encode("utf-8", "surrogatepass")
+        key = result_key(task.tenant, task.task_id, task.attempts)
+        ref = self.blobs.put(key, data, expire_days=expiry_days(0, self.retention_days))
+        return {"result_ref": ref}, None
+
     def _succeeded(self, task: Task, result: Any, dims: dict[str, Any]) -> Outcome:
         now = self.clock.now_ms()
-        result, detail = keepable_result(result)
+        kept, detail = self._kept(task, result, now)
         moved = self.store.transition(
             task.tenant,
             task.task_id,
@@ -426,7 +475,7 @@ class Executor:
             [S.SUCCEEDED],
             at_ms=now,
             detail=detail,
-            fields={"finished_at": now, "result": result, "expires_at": self._expiry(now)},
+            fields={"finished_at": now, **kept, "expires_at": self._expiry(now)},
             remove=("error", "next_attempt_at"),
             # Only this attempt's outcome: a zombie whose attempt was timed out must not finish the next one.
             expected_attempts=task.attempts,

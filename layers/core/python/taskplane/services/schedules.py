@@ -15,7 +15,6 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from taskplane.adapters.queues import LaneMessage, Lanes
-from taskplane.adapters.schedule_store import ScheduleStore
 from taskplane.adapters.task_store import TaskStore
 from taskplane.domain.allowlist import TargetPolicy
 from taskplane.domain.clock import Clock, to_rfc3339
@@ -33,13 +32,13 @@ from taskplane.domain.schedules import (
 )
 from taskplane.domain.states import TERMINAL, TaskState
 from taskplane.domain.wheel import WheelEntry, shard_of
-from taskplane.services.ports import NullTelemetry, Telemetry
+from taskplane.services.ports import NullTelemetry, ScheduleRecords, Telemetry
 from taskplane.services.wakes import Wakes
 
 
 @dataclass
 class ScheduleService:
-    store: ScheduleStore
+    store: ScheduleRecords
     tasks: TaskStore
     lanes: Lanes
     clock: Clock

@@ -2,20 +2,32 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from taskplane.adapters.blobs import BlobStore
 from taskplane.adapters.queues import MAX_DELAY_S, LaneMessage, Lanes
 from taskplane.adapters.task_store import TaskStore
 from taskplane.adapters.wheel_store import WheelStore
 from taskplane.domain.allowlist import TargetPolicy
+from taskplane.domain.blobs import (
+    DOWNLOAD_URL_TTL_S,
+    INLINE_BYTES,
+    MAX_UPLOAD_BYTES,
+    BlobRef,
+    expiry_days,
+    lifetime_ms,
+    payload_key,
+    upload_key,
+)
 from taskplane.domain.clock import Clock
 from taskplane.domain.entry import check_task_body
-from taskplane.domain.errors import Conflict, InvalidRequest, NotFound, TaskplaneError
+from taskplane.domain.errors import Conflict, InvalidRequest, NotFound, PayloadTooLarge, TaskplaneError
 from taskplane.domain.gray import RouteRule, choose_route
 from taskplane.domain.ids import is_valid_id, new_id
-from taskplane.domain.models import MAX_DELAY_MS, MAX_PAYLOAD_BYTES, Task, TaskSubmit, new_task
+from taskplane.domain.models import MAX_DELAY_MS, MAX_PAYLOAD_BYTES, Task, TaskSubmit, new_task, payload_size
 from taskplane.domain.states import CANCELLABLE, TaskState
 from taskplane.domain.wheel import (
     DISPATCH_LEAD_MS,
@@ -92,6 +104,9 @@ class TaskService:
     targets: TargetPolicy = field(default_factory=TargetPolicy.permissive)
     #: wakes an idle tick when an entry lands due before the shard's next check (None: nobody to wake)
     wakes: Wakes | None = None
+    #: the bucket of large payloads (None: payloads over the inline limit are refused)
+    blobs: BlobStore | None = None
+    retention_days: int = 30
 
     def _via_wheel(self, task: Task, now_ms: int) -> bool:
         return (
@@ -137,7 +152,15 @@ class TaskService:
             except TaskplaneError as exc:
                 outcomes[i] = exc
                 continue
-            task = self._routed(new_task(item, task_id=self.make_id(now), tenant=tenant, now_ms=now))
+            try:
+                task = self._placed(
+                    self._routed(new_task(item, task_id=self.make_id(now), tenant=tenant, now_ms=now)),
+                    item,
+                    now,
+                )
+            except TaskplaneError as exc:
+                outcomes[i] = exc
+                continue
             if self.admission.counts:
                 task = task.model_copy(update={"counted": True})
             if task.state is TaskState.PENDING:
@@ -197,7 +220,9 @@ class TaskService:
 
     def _accept(self, tenant: str, body: TaskSubmit, counted: bool = False) -> Task:
         now = self.clock.now_ms()
-        task = self._routed(new_task(body, task_id=self.make_id(now), tenant=tenant, now_ms=now))
+        task = self._placed(
+            self._routed(new_task(body, task_id=self.make_id(now), tenant=tenant, now_ms=now)), body, now
+        )
         if counted:
             task = task.model_copy(update={"counted": True})
         if self._via_wheel(task, now):
@@ -265,6 +290,50 @@ class TaskService:
     def _check_body(self, tenant: str, body: TaskSubmit) -> None:
         check_task_body(self.targets, tenant, body, max_payload_bytes=self.max_payload_bytes)
         self._check_horizon(body)
+
+    def _placed(self, task: Task, body: TaskSubmit, now_ms: int) -> Task:
+        """The task with its payload where it belongs: inline when small, else in the bucket (a large
+        payload sent inline is written there; a named upload is copied, so the task owns its copy)."""
+        if body.payload_ref is None and payload_size(body.payload) <= INLINE_BYTES:
+            return task
+        if self.blobs is None:
+            raise PayloadTooLarge(
+                f"payload is over {INLINE_BYTES} bytes and this deployment keeps no large payloads",
+                [{"field": "payload", "limit": INLINE_BYTES}],
+            )
+        expire = expiry_days(lifetime_ms(task, now_ms), self.retention_days)
+        key = payload_key(task.tenant, task.task_id)
+        if body.payload_ref is None:
+            data = json.dumps(body.payload, separators=(",", ":"), ensure_ascii=False).encode(
+                "utf-8", "surrogatepass"
+            )
+            return task.model_copy(
+                update={"payload": None, "payload_ref": self.blobs.put(key, data, expire_days=expire)}
+            )
+        source = upload_key(task.tenant, body.payload_ref)
+        size = self.blobs.size(source)
+        if size is None:
+            raise InvalidRequest(
+                f"upload {body.payload_ref} not found: PUT the payload to its upload_url first "
+                "(uploads are kept for a day)",
+                [{"field": "payload_ref", "problem": "no_upload"}],
+            )
+        if size > MAX_UPLOAD_BYTES:
+            raise PayloadTooLarge(
+                f"upload {body.payload_ref} is {size} bytes; the limit is {MAX_UPLOAD_BYTES} bytes",
+                [{"field": "payload_ref", "size": size, "limit": MAX_UPLOAD_BYTES}],
+            )
+        self.blobs.copy(source, key, expire_days=expire)
+        return task.model_copy(update={"payload": None, "payload_ref": BlobRef(key=key, size=size)})
+
+    def view(self, task: Task) -> dict[str, Any]:
+        """The task resource, with short-lived URLs to read a payload or a result kept in the bucket."""
+        body = task.to_api()
+        if self.blobs is not None:
+            for name, ref in (("payload_url", task.payload_ref), ("result_url", task.result_ref)):
+                if ref is not None:
+                    body[name] = self.blobs.download_url(ref.key, DOWNLOAD_URL_TTL_S)
+        return body
 
     def _routed(self, task: Task) -> Task:
         route = choose_route(self.routes.get(task.tenant, []), task.task_id, task.labels, task.target)

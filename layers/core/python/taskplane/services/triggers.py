@@ -2,21 +2,23 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from taskplane.adapters.blobs import BlobStore
 from taskplane.adapters.queues import LaneMessage
 from taskplane.adapters.task_store import TaskStore
-from taskplane.adapters.triggers import TriggerRules, TriggerStore
 from taskplane.domain.allowlist import TargetPolicy
+from taskplane.domain.blobs import INLINE_BYTES, expiry_days, lifetime_ms, payload_key
 from taskplane.domain.clock import Clock
 from taskplane.domain.entry import check_task_body
 from taskplane.domain.errors import Conflict, InvalidRequest, NotFound
 from taskplane.domain.events import PLATFORM_BUS, stamped_tenant
 from taskplane.domain.ids import is_valid_id, new_id
-from taskplane.domain.models import TaskSubmit, new_task
+from taskplane.domain.models import TaskSubmit, new_task, payload_size
 from taskplane.domain.states import TaskState
 from taskplane.domain.triggers import (
     DEFAULT_RULE_PREFIX,
@@ -27,6 +29,7 @@ from taskplane.domain.triggers import (
     scoped_pattern,
     trigger_task_id,
 )
+from taskplane.services.ports import TriggerRecords, TriggerRuleSet
 
 
 def _event_time_ms(event: dict[str, Any]) -> int | None:
@@ -42,8 +45,8 @@ def _event_time_ms(event: dict[str, Any]) -> int | None:
 
 @dataclass
 class TriggerService:
-    store: TriggerStore
-    rules: TriggerRules
+    store: TriggerRecords
+    rules: TriggerRuleSet
     tasks: TaskStore
     clock: Clock
     make_id: Callable[[int], str] = new_id
@@ -55,6 +58,9 @@ class TriggerService:
     rule_prefix: str = DEFAULT_RULE_PREFIX
     #: tenant -> the external buses and sources its triggers may listen to
     external: dict[str, list[ExternalEvents]] = field(default_factory=dict)
+    #: the bucket of large payloads (an event over the inline limit is kept there)
+    blobs: BlobStore | None = None
+    retention_days: int = 30
 
     def _external(self, tenant: str, bus: str) -> ExternalEvents:
         allowed = {e.bus: e for e in self.external.get(tenant, [])}
@@ -142,6 +148,18 @@ class TriggerService:
             update={"trigger_id": trigger_id, "dispatched_at": now}
         )
         task.history[0].detail = f"started by trigger {trigger_id} for event {event.get('id', '?')}"
+        if self.blobs is not None and payload_size(event) > INLINE_BYTES:
+            # An event can be up to 256 KB: a large one is kept in the bucket like a large payload
+            # (same key for a redelivered event, so a retry writes the same object again).
+            data = json.dumps(event, separators=(",", ":"), ensure_ascii=False).encode(
+                "utf-8", "surrogatepass"
+            )
+            ref = self.blobs.put(
+                payload_key(tenant, task_id),
+                data,
+                expire_days=expiry_days(lifetime_ms(task, now), self.retention_days),
+            )
+            task = task.model_copy(update={"payload": None, "payload_ref": ref})
         try:
             self.tasks.create(task)
         except Conflict:

@@ -31,12 +31,22 @@ from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass, field
 from typing import Any
 
-from taskplane.adapters.run_store import CompensationRecord, NodeRecord, RunRecord, RunStore
+from taskplane.adapters.blobs import BlobStore
+from taskplane.adapters.run_store import CompensationRecord, NodeRecord, RunRecord
 from taskplane.adapters.stepfunctions import StepFunctions
 from taskplane.adapters.targets import TargetFailure, TargetRunners
-from taskplane.adapters.workflow_store import VersionRecord, WorkflowRecord, WorkflowStore
+from taskplane.adapters.workflow_store import VersionRecord, WorkflowRecord
 from taskplane.domain.allowlist import TargetPolicy
 from taskplane.domain.asl import END_GATE, GRACE_S, RESUME_COMPENSATION, compile_asl, gated, to_json
+from taskplane.domain.blobs import (
+    DOWNLOAD_URL_TTL_S,
+    BlobRef,
+    expiry_days,
+    inline_limit,
+    output_key,
+    tenant_prefix,
+)
+from taskplane.domain.blobs import MAX_RESULT_BYTES as MAX_BLOB_RESULT_BYTES
 from taskplane.domain.clock import Clock, to_rfc3339
 from taskplane.domain.entry import TARGET_REFUSED, refusal_failure_message
 from taskplane.domain.errors import (
@@ -68,7 +78,7 @@ from taskplane.domain.workflow import (
     parse_workflow,
     workflow_from_canonical,
 )
-from taskplane.services.ports import Idempotency, NullTelemetry, Telemetry
+from taskplane.services.ports import Idempotency, NullTelemetry, RunLedger, Telemetry, WorkflowRecords
 
 #: Outputs up to this size are shown inline in ``GET /v1/runs/{id}``; larger ones have their own route.
 PREVIEW_BYTES = 2048
@@ -83,7 +93,7 @@ assert NodeAttemptFailed.__name__ == RETRYABLE_ERROR and NodeFailed.__name__ == 
 class Catalog:
     """Published versions as parsed :class:`Workflow` objects (cached: versions never change)."""
 
-    def __init__(self, store: WorkflowStore, size: int = 128) -> None:
+    def __init__(self, store: WorkflowRecords, size: int = 128) -> None:
         self.store = store
         self._cache: OrderedDict[tuple[str, str, int], tuple[Workflow, VersionRecord]] = OrderedDict()
         self._size = size
@@ -190,8 +200,8 @@ def run_view(
 class WorkflowService:
     """Definitions, versions, routing and runs, for the HTTP API."""
 
-    store: WorkflowStore
-    runs: RunStore
+    store: WorkflowRecords
+    runs: RunLedger
     sfn: StepFunctions
     clock: Clock
     step_function_arn: str
@@ -201,6 +211,8 @@ class WorkflowService:
     retention_days: int = 30
     #: The tenant's target allow-list, as for tasks: a workflow is no way around it.
     targets: TargetPolicy = field(default_factory=TargetPolicy.permissive)
+    #: where outputs too large for the ledger are (URLs to read them)
+    blobs: BlobStore | None = None
     catalog: Catalog = field(init=False)
 
     def __post_init__(self) -> None:
@@ -488,13 +500,16 @@ class WorkflowService:
             if record and record.state is NodeState.SUCCEEDED
             else (False, None)
         )
-        return {
+        view = {
             "run_id": run_id,
             "node": node,
             "state": _node_view(node, record, run)["state"],
-            "output": output if found else None,
+            "output": output if found and not isinstance(output, BlobRef) else None,
             "output_bytes": record.out_bytes if found and record else None,
         }
+        if found and isinstance(output, BlobRef) and self.blobs is not None:
+            view["output_url"] = self.blobs.download_url(output.key, DOWNLOAD_URL_TTL_S)
+        return view
 
     def list_runs(
         self, tenant: str, name: str, *, limit: int = 50, cursor: str | None = None
@@ -656,8 +671,8 @@ class RunRef:
 class StepService:
     """What the step function does for one Step Functions task of a run."""
 
-    store: WorkflowStore
-    runs: RunStore
+    store: WorkflowRecords
+    runs: RunLedger
     sfn: StepFunctions
     runners: TargetRunners
     clock: Clock
@@ -668,6 +683,8 @@ class StepService:
     )
     #: checked again before every node and undo: the policy may have changed since the run started
     targets: TargetPolicy = field(default_factory=TargetPolicy.permissive)
+    #: outputs too large for the ledger (None: such outputs fail the node with OutputTooLarge)
+    blobs: BlobStore | None = None
     catalog: Catalog = field(init=False)
 
     def __post_init__(self) -> None:
@@ -759,6 +776,10 @@ class StepService:
                 "InputsMissing", f"outputs of {missing} are not in the ledger", retryable=False
             )
             return self._node_failed(ref, node_id, try_id, failure, final=True)
+        try:
+            deps = self._readable(ref.tenant, deps, node.target, node.timeout_s)
+        except TargetFailure as failure:
+            return self._node_failed(ref, node_id, try_id, failure, final=True)
         envelope = {
             "run_id": ref.run_id,
             "workflow": ref.workflow,
@@ -770,11 +791,19 @@ class StepService:
         }
         try:
             output = self._call(ref.tenant, node.target, envelope, node.timeout_s)
-            text = _output_json(output)
+            text = _output_json(output, MAX_OUTPUT_BYTES if self.blobs is None else MAX_BLOB_RESULT_BYTES)
         except TargetFailure as failure:
             final = not failure.retryable or retry + 1 >= node.retry.max_attempts
             return self._node_failed(ref, node_id, try_id, failure, final=final)
         size = len(text.encode("utf-8", "surrogatepass"))
+        kept = None
+        if size > MAX_OUTPUT_BYTES and self.blobs is not None:
+            # Too large for the ledger's item: in the bucket, for as long as the run's items live.
+            kept = self.blobs.put(
+                output_key(ref.tenant, ref.run_id, node_id, try_id),
+                text.encode("utf-8", "surrogatepass"),
+                expire_days=expiry_days(workflow.timeout_s * 1000, self.retention_days),
+            )
         stored = self.runs.node_succeeded(
             ref.tenant,
             ref.run_id,
@@ -782,15 +811,46 @@ class StepService:
             try_id=try_id,
             attempt=record.attempts,
             now_ms=self.clock.now_ms(),
-            output_json=text,
+            output_json=text if kept is None else "",
             out_bytes=size,
             preview_json=text if size <= PREVIEW_BYTES else None,
             expires_at=self._keep(workflow),
+            output_ref=kept,
         )
         if stored:
             self._notify(ref, workflow, version, node_id)
         self._count("node_succeeded", ref, node.target)
         return {"node": node_id}
+
+    def _readable(
+        self, tenant: str, outputs: dict[str, Any], target: dict[str, Any], timeout_s: int
+    ) -> dict[str, Any]:
+        """Outputs kept in the bucket, read back while the node's call stays within what its target
+        takes in one call (smallest first); the rest as ``{"output_url", "output_size"}``."""
+        refs = {k: v for k, v in outputs.items() if isinstance(v, BlobRef)}
+        if not refs:
+            return outputs
+        if self.blobs is None:
+            raise TargetFailure(
+                "InputsMissing", "outputs are in a bucket this deployment has no access to", retryable=False
+            )
+        out = dict(outputs)
+        budget = inline_limit(target) - payload_size({k: v for k, v in outputs.items() if k not in refs})
+        for name, ref in sorted(refs.items(), key=lambda kv: kv[1].size):
+            if not ref.key.startswith(tenant_prefix(tenant)):
+                raise TargetFailure(
+                    "InputsMissing", f"the output of {name} is not this tenant's", retryable=False
+                )
+            data = self.blobs.get(ref.key) if ref.size <= budget else None
+            if data is not None:
+                out[name] = json.loads(data)
+                budget -= ref.size
+            else:
+                out[name] = {
+                    "output_url": self.blobs.download_url(ref.key, timeout_s + 300),
+                    "output_size": ref.size,
+                }
+        return out
 
     def _count(self, name: str, ref: RunRef, target: dict[str, Any]) -> None:
         # The platform's metric dimensions, with the lane standing for "a workflow node".
@@ -936,6 +996,10 @@ class StepService:
             return {"node": node_id, "skipped": True}
         run = self.runs.get(ref.tenant, ref.run_id)
         _, output = self.runs.output(ref.tenant, ref.run_id, node_id)
+        try:
+            output = self._readable(ref.tenant, {"o": output}, node.compensate, node.timeout_s)["o"]
+        except TargetFailure:
+            output = None
         envelope = {
             "run_id": ref.run_id,
             "workflow": ref.workflow,
@@ -1017,7 +1081,7 @@ class StepService:
         return {}
 
 
-def _output_json(output: Any) -> str:
+def _output_json(output: Any, limit: int = MAX_OUTPUT_BYTES) -> str:
     """A node's output as stored, or a non-retryable failure when it cannot be kept."""
     try:
         text = json.dumps(output, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
@@ -1030,10 +1094,10 @@ def _output_json(output: Any) -> str:
             "InvalidOutput", f"the output nests deeper than {MAX_PAYLOAD_DEPTH} levels", retryable=False
         )
     size = len(text.encode("utf-8", "surrogatepass"))
-    if size > MAX_OUTPUT_BYTES:
+    if size > limit:
         raise TargetFailure(
             "OutputTooLarge",
-            f"the output is {size} bytes; a node may return up to {MAX_OUTPUT_BYTES}",
+            f"the output is {size} bytes; a node may return up to {limit}",
             retryable=False,
         )
     return text
