@@ -139,7 +139,8 @@ class WheelStore(AwsClient["DynamoDBClient"]):
         return item
 
     def load(self, shard: int, slot_ms: int, from_sk: str, upto_sk: str | None) -> list[WheelEntry]:
-        """Entries of one slot with ``from_sk <= sk`` (and ``sk <= upto_sk``), in due order."""
+        """Entries of one slot with ``from_sk <= sk`` (and ``sk <= upto_sk``), in due order; an item
+        in the range comes whole (entries sharing it may lie a little beyond ``upto_sk``)."""
         names = {"#pk": "pk"}
         values: dict[str, Any] = {":pk": {"S": partition(shard, slot_ms)}}
         cond = "#pk = :pk"
@@ -171,6 +172,8 @@ class WheelStore(AwsClient["DynamoDBClient"]):
             for item in resp.get("Items", []):
                 entries.extend(self._entries(shard, item))
             if "LastEvaluatedKey" not in resp:
+                # Items come in the order of their first entries; a shared item's others interleave.
+                entries.sort(key=lambda e: e.sk)
                 return entries
             kwargs["ExclusiveStartKey"] = resp["LastEvaluatedKey"]
 
