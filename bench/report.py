@@ -152,7 +152,12 @@ def summary(results: Path = RESULTS) -> dict[str, dict[str, Any]]:
         out["handler_import_ms_max"] = _metric(
             max(h["median_ms"] for h in cold["handlers"].values()),
             f"bench/cold_start.py: median of {cold.get('repeats', '?')} fresh interpreters per handler, the "
-            f"slowest handler; import boto3 alone {cold['baseline_boto3_ms']['median_ms']} ms",
+            f"slowest handler; import boto3 alone {cold['baseline_boto3_ms']['median_ms']} ms"
+            + (
+                f"; load average {cold['load_average']['before'][0]:.1f} on 2 cores"
+                if cold.get("load_average")
+                else ""
+            ),
         )
     else:
         out["handler_import_ms_max"] = _metric(None, "bench/results/cold_start.json missing")
@@ -414,8 +419,10 @@ def render(results: Path = RESULTS, plots: Path = PLOTS) -> str:
         "`import boto3` | `python bench/cold_start.py` | `cold_start.json` |",
         "| cost | every AWS request of 10,000 delayed tasks through the real handlers (botocore hooks), as "
         "billable units per task | `python bench/cost.py` | `cost.json` |",
-        "| wheel lateness (a) | dispatch lateness of the real tick with injected AWS latency, beside a 1 s "
-        "table poller and SQS DelaySeconds | `python bench/wheel_lateness.py --only a` | `wheel_lateness_a.json` |",
+        "| wheel lateness (a) | the modelled-AWS harness: start and retry lateness (the real tick, modelled "
+        "pickup and worker), the worker's waits, at 1,000 and ~12 due/s, beside the design before, "
+        "DelaySeconds only, a 1 s table poller and SQS DelaySeconds | `python bench/wheel_lateness.py --only a` "
+        "| `wheel_lateness_a.json` |",
         "| workflows | ASL compile time and size; makespan / critical path on taskplane dev | "
         "`python bench/workflow_bench.py` | `workflow_compile.json`, `workflow_makespan.json` |",
         "| local throughput | tasks/s through `taskplane dev` and where its CPU goes (moto, botocore, the rest) | "
@@ -447,7 +454,8 @@ def render(results: Path = RESULTS, plots: Path = PLOTS) -> str:
             f"At {pricing['tasks_per_day']:,.0f} tasks a day on {pricing['shards']} shard(s); Step Functions "
             f"with {pricing['sfn_transitions_per_task']} transitions per task "
             f"({pricing['step_functions_standard_total_if_3_transitions']:.2f} USD if the start counted too). "
-            "Lambda GB-s include the modelled wait on AWS calls (see the assumptions).",
+            "Lambda GB-s include the modelled wait on AWS calls (see the assumptions); worker_wait is the "
+            "worker's billed wait for due times at this load, measured by bench/wheel_lateness.py.",
             "",
             *_cost_story(_load(results, "cost.json"), pricing),
             *_plot("cost_per_million.png", "cost per million tasks by line", plots),
