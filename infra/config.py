@@ -23,6 +23,8 @@ ENVIRONMENTS_KEY = "taskplane:environments"
 SELECT_KEY = "env"
 
 _NAME = r"^[a-z]([a-z0-9-]{0,30}[a-z0-9])?$"
+#: Lambda keeps this many concurrent executions of an account unreserved (PutFunctionConcurrency).
+UNRESERVED_MINIMUM = 100
 
 
 class _Strict(BaseModel):
@@ -169,8 +171,32 @@ class EnvironmentConfig(_Strict):
     deployment: Literal["canary_10_percent_5_minutes", "linear_10_percent_every_1_minute", "all_at_once"] = (
         "canary_10_percent_5_minutes"
     )
-    #: Subscribed to the alarm topic when set (the subscription must be confirmed from the mail).
+    #: Subscribed to the stack's alarm topic when set (AWS mails a confirmation link: until someone
+    #: follows it, nothing is delivered).
     alarm_email: str | None = Field(default=None, pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+    #: An OTLP/HTTP collector every function also exports metrics and traces to (README
+    #: "Observability"); None: CloudWatch EMF only. Its base URL (``/v1/traces`` is appended).
+    otlp_endpoint: str | None = None
+    #: The share of tasks and runs whose traces are exported (metrics are never sampled).
+    otlp_sample_ratio: float = Field(default=1.0, ge=0, le=1)
+
+    @field_validator("otlp_endpoint")
+    @classmethod
+    def _otlp_endpoint(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        from taskplane.settings import PlatformSettings
+
+        return PlatformSettings(otlp_endpoint=value).otlp_endpoint or None  # the code's own rule
+
+    #: An existing SNS topic (a team's pager or chat topic) every alarm also notifies. Its own policy
+    #: must let ``cloudwatch.amazonaws.com`` publish from this account (see docs/DEPLOY.md).
+    alarm_topic_arn: str | None = Field(
+        default=None, pattern=r"^arn:aws[a-z-]*:sns:[a-z0-9-]+:\d{12}:[A-Za-z0-9_-]{1,256}$"
+    )
+    #: The account's Lambda concurrent-executions quota in the stack's region (1,000 unless raised;
+    #: new accounts may have less). Reservations must leave AWS's 100 unreserved executions.
+    account_concurrency_limit: int = Field(default=1000, ge=10)
 
     @field_validator("shared_targets")
     @classmethod
@@ -214,6 +240,23 @@ class EnvironmentConfig(_Strict):
         if reserved is not None and reserved < needed:
             raise ValueError(
                 f"reserved_concurrency.worker ({reserved}) is below the lanes' total MaximumConcurrency ({needed})"
+            )
+        return self
+
+    @model_validator(mode="after")
+    def _reservations_fit_the_account(self) -> EnvironmentConfig:
+        # Lambda refuses a reservation that leaves fewer than 100 unreserved concurrent executions:
+        # the deploy would fail half way, so say so at synth.
+        reserved = {k: v for k, v in self.reserved_concurrency.model_dump().items() if v is not None}
+        total = sum(reserved.values())
+        room = self.account_concurrency_limit - UNRESERVED_MINIMUM
+        if total > room:
+            parts = " + ".join(f"{name} {value}" for name, value in sorted(reserved.items()))
+            raise ValueError(
+                f"reserved_concurrency ({parts} = {total}) leaves fewer than {UNRESERVED_MINIMUM} unreserved "
+                f"executions of account_concurrency_limit {self.account_concurrency_limit}: it needs a limit of "
+                f"at least {total + UNRESERVED_MINIMUM} (raise the quota, set account_concurrency_limit, or "
+                "reserve less)"
             )
         return self
 

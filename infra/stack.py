@@ -74,6 +74,8 @@ class TaskplaneStack(cdk.Stack):
             "targets_allowed_by_default": False,
             "breaker_failures": cfg.breaker_failures,
             "breaker_open_ms": cfg.breaker_open_ms,
+            "otlp_endpoint": cfg.otlp_endpoint or "",
+            "otlp_sample_ratio": cfg.otlp_sample_ratio,
             **scheduler.settings_fields(self, cfg),
             **triggers.settings_fields(cfg),
             **blobs.settings_fields(),

@@ -11,6 +11,9 @@ from typing import Any
 import pytest
 from support import Reply, api_event
 
+#: Records boto3 calls when TASKPLANE_RECORD_AWS_CALLS is set (tests/iam checks them against IAM).
+pytest_plugins = ["aws_calls"]
+
 
 @pytest.fixture
 def aws_env(monkeypatch: pytest.MonkeyPatch) -> None:

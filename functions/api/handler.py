@@ -196,9 +196,11 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
     if event.get("path") == DOCS_PATH and not _docs.is_set():
         _enable_docs()
     try:
-        return _in_contract_shape(_early_answer(event) or app.resolve(event, context))
+        # A caller's traceparent header: the tasks and runs this request creates link to its span.
+        with wiring.platform().tracing.request(event.get("headers")):
+            return _in_contract_shape(_early_answer(event) or app.resolve(event, context))
     finally:
-        wiring.platform().telemetry.flush()
+        wiring.platform().telemetry.flush()  # EMF, and OTLP when on (metrics and spans)
 
 
 def _in_contract_shape(response: dict[str, Any]) -> dict[str, Any]:

@@ -11,6 +11,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from taskplane import wiring
 from taskplane.adapters.queues import TriggerMessage, parse_body
+from taskplane.domain.tracecontext import task_trace
 from taskplane.observability import logger, tracer
 from taskplane.services.holds import HoldBatch, RecordHold
 
@@ -56,15 +57,17 @@ def record_handler(record: SQSRecord, hold: RecordHold | None = None) -> str:
             return "duplicate"
     else:
         delivery = message
-    outcome = platform.executor.handle(delivery, hold=hold)
+    # What the worker does for this delivery hangs under the span that sent it (its trace's).
+    with platform.tracing.delivered(delivery):
+        outcome = platform.executor.handle(delivery, hold=hold)
     # The task's own history records every move; a log line per uneventful delivery would only repeat
     # it, at ~440 bytes of CloudWatch Logs per task (~$0.22 per million). Retries, failures and
     # deliveries for missing tasks are logged; the rest at DEBUG.
     log = logger.debug if outcome.value in QUIET_OUTCOMES else logger.info
-    log(
-        "delivery handled",
-        extra={"task_id": delivery.task_id, "tenant": delivery.tenant, "outcome": outcome.value},
-    )
+    extra = {"task_id": delivery.task_id, "tenant": delivery.tenant, "outcome": outcome.value}
+    if platform.tracing.enabled:  # the line leads to the task's trace
+        extra["trace_id"] = platform.tracing.trace_id(task_trace(delivery.tenant, delivery.task_id))
+    log("delivery handled", extra=extra)
     return outcome.value
 
 

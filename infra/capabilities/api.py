@@ -22,7 +22,7 @@ from constructs import Construct
 from functions.api.handler import PUBLIC_PATHS
 from infra.capabilities.function import RETENTION, PlatformFunction, Shared
 from infra.capabilities.queues import Queues
-from infra.capabilities.storage import Storage
+from infra.capabilities.storage import Storage, grant_items
 from infra.capabilities.tenants import Tenants, camel
 from infra.nag import acknowledge
 
@@ -127,19 +127,18 @@ class Api(Construct):
             reserved_concurrency=cfg.reserved_concurrency.api,
         )
         role = self.fn.role
-        storage.tasks.grant_read_write_data(role)
-        storage.idempotency.grant_read_write_data(role)
-        # Delayed tasks go into the wheel; schedules are written with their wheel entry in one transaction.
-        storage.wheel.grant_read_write_data(role)
-        storage.schedules.grant_read_write_data(role)
+        # Tasks (a batch is one BatchWriteItem; a redrive's interrupted copy is deleted).
+        grant_items(storage.tasks, role, delete=True, batch_write=True)
+        grant_items(storage.idempotency, role, delete=True)  # Powertools' records
+        # Delayed tasks go into the wheel (never read back here); schedules are written with their
+        # wheel entry in one transaction.
+        grant_items(storage.wheel, role, read=False, batch_write=True)
+        grant_items(storage.schedules, role, delete=True)
         # Tenants' in-flight counters (admission, 429 over quota) live in the control table.
-        storage.control.grant_read_write_data(role)
-        # Grants follow what the code calls today; the dead-letter endpoints and queue-depth
-        # backpressure of the contract will need the DLQ (consume) and lane attributes when they land.
+        grant_items(storage.control, role)
         for queue in queues.lanes.values():
-            queue.grant_send_messages(role)
-            # GET /v1/stats: the dashboard header's lane depths (read-only, cached in the function).
-            queue.grant(role, "sqs:GetQueueAttributes")
+            # Work due now; and the lanes' depths (backpressure, GET /v1/stats), read-only and cached.
+            queue.grant(role, "sqs:SendMessage", "sqs:GetQueueAttributes")
 
         self.access_logs = logs.LogGroup(
             self,

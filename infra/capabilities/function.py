@@ -44,6 +44,12 @@ RETENTION = {
 ERROR_RATE_PERCENT = 5
 #: ... but only once this many invocations failed in the minute: one error in three calls is noise.
 MIN_ERRORS = 3
+#: Invocations a minute the api, worker and step functions must see during a deploy for their canary
+#: to tell a broken release (every call of the new version fails) from a good one, in at least 9 of
+#: 10 deploys; tests/infra computes it from the alarms. Below it a broken release can pass its canary
+#: and is caught by the alarms after the deploy instead (docs/DEPLOY.md). The tick's rate is known:
+#: one run a minute per shard.
+CANARY_TRAFFIC_PER_MINUTE = 60
 
 
 @dataclass(frozen=True)
@@ -71,9 +77,11 @@ def powertools_env(cfg: EnvironmentConfig) -> dict[str, str]:
 class PlatformFunction(Construct):
     """``functions/<name>`` as a Lambda function with its ``live`` alias and canary deployment.
 
-    ``error_alarm=False`` for a function whose errors are its callers' expected outcome (the step
-    function raises a workflow node's failure so Step Functions can retry and catch it): an error-rate
-    alarm would page for tenants' failures and roll good deployments back.
+    ``error_alarm=False`` for a function whose error rate says nothing a canary could use: the step
+    function raises a workflow node's failure so Step Functions can retry and catch it (an error-rate
+    alarm would page for tenants' failures and roll good deployments back), and the tick runs once a
+    minute per shard (an error *rate* over a minute can never reach ``MIN_ERRORS``). Their
+    capabilities attach alarms that can fire instead (``add_rollback_alarm``).
     """
 
     def __init__(
@@ -90,6 +98,7 @@ class PlatformFunction(Construct):
         environment: dict[str, str] | None = None,
         error_alarm: bool = True,
         tracing: lambda_.Tracing = lambda_.Tracing.ACTIVE,
+        deployment_config: codedeploy.ILambdaDeploymentConfig | None = None,
     ) -> None:
         super().__init__(scope, construct_id)
         cfg = shared.cfg
@@ -170,10 +179,12 @@ class PlatformFunction(Construct):
             application=shared.application,
             deployment_group_name=self.function_name,
             alias=self.alias,
-            deployment_config=DEPLOYMENT_CONFIGS[cfg.deployment],
+            deployment_config=deployment_config or DEPLOYMENT_CONFIGS[cfg.deployment],
             alarms=list(self.alarms),
+            # Rolling back on alarms is switched on even before an alarm is attached: capabilities add
+            # theirs afterwards (add_rollback_alarm), and tests/infra requires at least one per group.
             auto_rollback=codedeploy.AutoRollbackConfig(
-                failed_deployment=True, stopped_deployment=True, deployment_in_alarm=bool(self.alarms)
+                failed_deployment=True, stopped_deployment=True, deployment_in_alarm=True
             ),
         )
         acknowledge(

@@ -1,9 +1,12 @@
 """Two Lambda layers, built without Docker: the ``taskplane`` library and its third-party dependencies.
 
 They are separate because they change at different rates: the library changes with nearly every
-commit (a few hundred KB to upload), the dependencies only when ``pyproject.toml`` does (~80 MB).
-The dependency list is ``[project].dependencies`` of ``pyproject.toml`` minus what only the CLI uses,
-so there is one list to maintain.
+commit (a few hundred KB to upload), the dependencies only when their lock does (~80 MB). The
+dependency list is ``[project].dependencies`` of ``pyproject.toml`` minus what only the CLI uses
+(one list to maintain), resolved for Lambda's Python 3.12 on arm64 into ``requirements/lambda.lock``
+with PyPI's hashes (``make lock``). The layer installs exactly that lock (``--require-hashes``), and
+its asset hash is the lock's: the same lock always ships the same wheels, and a changed lock a new
+layer.
 """
 
 from __future__ import annotations
@@ -35,6 +38,9 @@ NOT_IN_LAMBDA = frozenset({"rich"})
 #: Only Lambda needs: IANA zones for ``zoneinfo`` (schedules) without relying on the runtime image
 #: shipping /usr/share/zoneinfo; zoneinfo falls back to this package when the system has none.
 ONLY_IN_LAMBDA = ("tzdata",)
+#: The layer's requirements, resolved for Lambda with hashes (``make lock``), and their input.
+LAMBDA_LOCK = ROOT / "requirements" / "lambda.lock"
+LAMBDA_IN = ROOT / "requirements" / "lambda.in"
 #: Used only when local bundling is impossible and Docker is there.
 BUILD_IMAGE = "public.ecr.aws/sam/build-python3.12:latest-arm64"
 
@@ -52,7 +58,14 @@ def layer_requirements(pyproject: Path = ROOT / "pyproject.toml") -> list[str]:
     return [d for d in deps if _dist_name(d) not in NOT_IN_LAMBDA] + list(ONLY_IN_LAMBDA)
 
 
-def pip_command(requirements: list[str], target: str) -> list[str]:
+def write_lambda_in(path: Path = LAMBDA_IN) -> None:
+    """``requirements/lambda.in``, the input ``make lock`` resolves into :data:`LAMBDA_LOCK`."""
+    path.write_text("# written by `make lock` from pyproject.toml (infra/capabilities/layers.py)\n"
+                    + "\n".join(layer_requirements()) + "\n")  # fmt: skip
+
+
+def pip_command(lock: Path, target: str) -> list[str]:
+    """pip's arguments to install exactly ``lock`` (hash-checked) for Lambda into ``target``."""
     platforms = [arg for p in PLATFORMS for arg in ("--platform", p)]
     return [
         "-m",
@@ -61,6 +74,7 @@ def pip_command(requirements: list[str], target: str) -> list[str]:
         "--quiet",
         "--disable-pip-version-check",
         "--no-compile",
+        "--require-hashes",
         "--target",
         target,
         "--implementation",
@@ -69,21 +83,22 @@ def pip_command(requirements: list[str], target: str) -> list[str]:
         PYTHON_VERSION,
         "--only-binary=:all:",
         *platforms,
-        *requirements,
+        "-r",
+        str(lock),
     ]
 
 
 @jsii.implements(cdk.ILocalBundling)
 class PipLocalBundling:
-    """``pip install`` of manylinux aarch64 wheels into ``<output>/python``: no Docker needed."""
+    """``pip install`` of the lock's manylinux aarch64 wheels into ``<output>/python``: no Docker needed."""
 
-    def __init__(self, requirements: list[str]) -> None:
-        self.requirements = requirements
+    def __init__(self, lock: Path) -> None:
+        self.lock = lock
 
     def try_bundle(self, output_dir: str, *_args: Any, **_kwargs: Any) -> bool:
         target = Path(output_dir) / "python"
         result = subprocess.run(
-            [sys.executable, *pip_command(self.requirements, str(target))],
+            [sys.executable, *pip_command(self.lock, str(target))],
             capture_output=True,
             text=True,
             check=False,
@@ -98,11 +113,16 @@ class PipLocalBundling:
 
 @cache
 def _requirements_dir(text: str) -> str:
-    # The asset's source: only the Docker fallback reads it (local bundling gets the list directly).
+    # The asset's source: only the Docker fallback reads it (local bundling reads the lock itself).
     folder = Path(tempfile.mkdtemp(prefix="taskplane-deps-layer-"))
     atexit.register(shutil.rmtree, folder, True)
     (folder / "requirements.txt").write_text(text)
     return str(folder)
+
+
+def layer_fingerprint(lock: Path = LAMBDA_LOCK) -> str:
+    """The dependency layer's asset hash: the lock (versions and file hashes) and the target platform."""
+    return hashlib.sha256(f"{lock.read_text()}|{PYTHON_VERSION}|{PLATFORMS}".encode()).hexdigest()
 
 
 class Layers(Construct):
@@ -110,11 +130,10 @@ class Layers(Construct):
 
     def __init__(self, scope: Construct, construct_id: str, *, prefix: str) -> None:
         super().__init__(scope, construct_id)
-        requirements = layer_requirements()
-        text = "\n".join(requirements) + "\n"
-        # The bundle depends only on the requirement list and the target platform: hash those, so an
-        # unchanged list is neither rebuilt nor uploaded again.
-        fingerprint = hashlib.sha256(f"{text}|{PYTHON_VERSION}|{PLATFORMS}".encode()).hexdigest()
+        # The bundle depends only on the lock and the target platform: hash those, so an unchanged
+        # lock is neither rebuilt nor uploaded again, and a changed one always is.
+        text = LAMBDA_LOCK.read_text()
+        fingerprint = layer_fingerprint(LAMBDA_LOCK)
         self.deps = lambda_.LayerVersion(
             self,
             "Deps",
@@ -131,10 +150,11 @@ class Layers(Construct):
                     command=[
                         "bash",
                         "-c",
-                        "pip install -r requirements.txt -t /asset-output/python --only-binary=:all:",
+                        "pip install --require-hashes -r requirements.txt -t /asset-output/python "
+                        "--only-binary=:all:",
                     ],
                     platform="linux/arm64",
-                    local=PipLocalBundling(requirements),
+                    local=PipLocalBundling(LAMBDA_LOCK),
                 ),
             ),
         )

@@ -1,9 +1,16 @@
 """The operators' view: one CloudWatch dashboard and the alarms that page, through one SNS topic.
 
 Alarms: the DLQ is not empty; a function's error rate (made by each ``PlatformFunction``, which also
-rolls its deployments back); the API's 5xx rate (rolls the api function back too); tick lag (wheel
-entries dispatched late) and ticks that stopped running. The platform's own metrics are Powertools EMF documents with the
-dimensions (service, tenant, target_type, lane), so the dashboard sums them with SEARCH expressions.
+rolls its deployments back); the API's 5xx rate (rolls the api function back too); tick errors, tick
+lag (wheel entries dispatched late) and ticks that stopped running; the step function's own failures.
+The platform's own metrics are Powertools EMF documents with the dimensions (service, tenant,
+target_type, lane), so the dashboard sums them with SEARCH expressions.
+
+Delivery: a topic policy replaces SNS's default one, and ``enforce_ssl`` writes one holding only the
+TLS Deny, so the topic's policy also allows ``cloudwatch.amazonaws.com`` to publish, for this
+account's alarms of this stack only (``aws:SourceAccount`` and the alarms' ARNs). People get the
+alarms through ``alarm_email`` (an e-mail subscription) and/or ``alarm_topic_arn`` (an existing topic
+every alarm also notifies).
 """
 
 from __future__ import annotations
@@ -14,6 +21,7 @@ import aws_cdk as cdk
 from aws_cdk import aws_apigateway as apigw
 from aws_cdk import aws_cloudwatch as cw
 from aws_cdk import aws_cloudwatch_actions as cw_actions
+from aws_cdk import aws_iam as iam
 from aws_cdk import aws_sns as sns
 from aws_cdk import aws_sns_subscriptions as subs
 from constructs import Construct
@@ -62,6 +70,16 @@ class Monitoring(Construct):
         )
         if cfg.alarm_email:
             self.topic.add_subscription(subs.EmailSubscription(cfg.alarm_email))
+        #: Topics every alarm notifies: the stack's own, and the environment's existing one if any.
+        self.topics: list[sns.ITopic] = [self.topic]
+        if cfg.alarm_topic_arn:
+            self.topics.append(sns.Topic.from_topic_arn(self, "ExistingAlarmTopic", cfg.alarm_topic_arn))
+        if not (cfg.alarm_email or cfg.alarm_topic_arn):
+            cdk.Annotations.of(self).add_warning_v2(
+                "taskplane:alarms-reach-nobody",
+                f"environment {cfg.name!r} sets neither alarm_email nor alarm_topic_arn: its alarms notify a "
+                "topic nobody is subscribed to (see docs/DEPLOY.md, 'Alarms')",
+            )
 
         self.dlq_alarm = cw.Alarm(
             self,
@@ -100,8 +118,10 @@ class Monitoring(Construct):
         )
         api_function.add_rollback_alarm(self.api_5xx_alarm)
 
-        alarms: list[cw.Alarm] = [self.dlq_alarm, self.api_5xx_alarm]
-        alarms += [fn.error_rate_alarm for fn in functions if fn.error_rate_alarm is not None]
+        alarms: list[cw.Alarm] = [self.dlq_alarm]
+        # Every function's rollback alarms (error rates, tick errors, the step's platform errors, 5xx).
+        for fn in functions:
+            alarms += [a for a in fn.alarms if isinstance(a, cw.Alarm) and a not in alarms]
         # Tick lag: the tick counts every entry it sends more than 1 s after it was due. Two
         # minutes in a row of late dispatches is a tick that cannot keep up (or ran late).
         self.tick_lag_alarm = cw.Alarm(
@@ -119,29 +139,62 @@ class Monitoring(Construct):
             datapoints_to_alarm=2,
             treat_missing_data=cw.TreatMissingData.NOT_BREACHING,
         )
-        # A tick that does not run at all lags without bound and reports nothing: count the runs.
-        self.tick_stopped_alarm = cw.Alarm(
+        scheduler.fn.add_rollback_alarm(self.tick_lag_alarm)
+        self.tick_stopped_alarm = self._tick_stopped(cfg, scheduler)
+        alarms += [self.tick_lag_alarm, self.tick_stopped_alarm]
+        actions = [cw_actions.SnsAction(topic) for topic in self.topics]
+        for alarm in alarms:
+            alarm.add_alarm_action(*actions)
+            alarm.add_ok_action(*actions)
+        # A stopped tick reports nothing at all, which this alarm shows as INSUFFICIENT_DATA: notify it.
+        self.tick_stopped_alarm.add_insufficient_data_action(*actions)
+        self.alarms = alarms
+        self._allow_alarms_to_publish(alarms)
+
+        self.dashboard = self._dashboard(cfg, functions, queues, rest_api, alarms, scheduler)
+
+    def _tick_stopped(self, cfg: EnvironmentConfig, scheduler: Scheduler) -> cw.Alarm:
+        """Ticks that stopped running (a shard's rule, or all of them), quiet on a fresh stack.
+
+        A tick that does not run lags without bound and reports nothing, so the alarm counts runs:
+        fewer than one per shard in each of 5 minutes in a row is a shard that stopped. Missing data
+        is left *missing*: a fresh stack has no datapoint yet and the alarm stays INSUFFICIENT_DATA,
+        the state it is created in, so nothing is sent (actions run on a change of state). Once the
+        ticks have run, the alarm is OK; if every tick stops, the whole evaluation range goes missing
+        and the alarm moves to INSUFFICIENT_DATA, which notifies like ALARM does. Treating missing
+        data as breaching instead would page on every fresh stack for its first minutes; treating
+        it as not breaching would hide a complete stop.
+        """
+        return cw.Alarm(
             self,
             "TickStopped",
             alarm_name=f"{cfg.prefix}-tick-stopped",
             alarm_description=(
-                f"Fewer than {4 * cfg.shards} tick runs in 5 minutes (expected {5 * cfg.shards}: one a minute "
-                "per shard): delayed tasks and schedules are not dispatched"
+                f"Fewer than {cfg.shards} tick runs a minute (one per shard) for 5 minutes in a row; "
+                "INSUFFICIENT_DATA here means no tick ran at all: delayed tasks and schedules are not dispatched"
             ),
-            metric=scheduler.fn.alias.metric_invocations(period=cdk.Duration.minutes(5), statistic="Sum"),
-            threshold=4 * cfg.shards,
+            metric=scheduler.fn.alias.metric_invocations(period=MINUTE, statistic="Sum"),
+            threshold=cfg.shards,
             comparison_operator=cw.ComparisonOperator.LESS_THAN_THRESHOLD,
-            evaluation_periods=1,
-            treat_missing_data=cw.TreatMissingData.BREACHING,
+            evaluation_periods=5,
+            datapoints_to_alarm=5,
+            treat_missing_data=cw.TreatMissingData.MISSING,
         )
-        alarms += [self.tick_lag_alarm, self.tick_stopped_alarm]
-        action = cw_actions.SnsAction(self.topic)
-        for alarm in alarms:
-            alarm.add_alarm_action(action)
-            alarm.add_ok_action(action)
-        self.alarms = alarms
 
-        self.dashboard = self._dashboard(cfg, functions, queues, rest_api, alarms, scheduler)
+    def _allow_alarms_to_publish(self, alarms: Sequence[cw.Alarm]) -> None:
+        """CloudWatch may publish to the stack's topic, for these alarms of this account only."""
+        self.topic.add_to_resource_policy(
+            iam.PolicyStatement(
+                sid="CloudWatchAlarmsPublish",
+                principals=[iam.ServicePrincipal("cloudwatch.amazonaws.com")],
+                actions=["sns:Publish"],
+                resources=[self.topic.topic_arn],
+                conditions={
+                    "StringEquals": {"aws:SourceAccount": cdk.Stack.of(self).account},
+                    "ArnLike": {"aws:SourceArn": [alarm.alarm_arn for alarm in alarms]},
+                },
+            )
+        )
 
     def _dashboard(
         self,

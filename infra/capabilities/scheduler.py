@@ -16,16 +16,25 @@ names it without a reference cycle). Busy, a tick runs up to ``TICK_SPAN_MS`` (5
 its successor, which waits for the lease: 6 minutes of timeout cover the span and the hand-over.
 
 Memory: a busy tick holds its shard's due entries in an in-memory heap and sends each batch on time,
-mostly waiting for the next due time: 256 MB (a seventh of a vCPU) sends about 450 tasks a second
+mostly waiting for the next due time: 256 MB (a seventh of a vCPU) sends about 600 tasks a second
 (bench/capacity.py), and a tick that runs all day at a million tasks a day costs half what 512 MB
-would; ``tick_memory_mb`` raises it for busier shards (or add shards). Reserved concurrency (optional) keeps ticks from being
-throttled by a burst of workers: a throttled tick is late work for every tenant.
+would; ``tick_memory_mb`` raises it for busier shards (or add shards). Reserved concurrency
+(optional) keeps ticks from being throttled by a burst of workers: a throttled tick is late work for
+every tenant.
+
+Canary: the rule invokes the tick ``shards`` times a minute (busy or idle), so the platform's 10%
+canary would send a new version 0.1 x shards runs a minute, about two in a 5-minute canary of a
+four-shard environment and likely none in a one-shard one: no alarm can judge a version that never
+runs. The tick's canary therefore shifts :data:`TICK_CANARY_PERCENT` of the runs for the same
+interval, and its deployment rolls back on ``tick-errors`` (any failed run in a minute; a tick
+should never fail) and ``tick-lag``.
 """
 
 from __future__ import annotations
 
 import aws_cdk as cdk
 from aws_cdk import aws_cloudwatch as cw
+from aws_cdk import aws_codedeploy as codedeploy
 from aws_cdk import aws_events as events
 from aws_cdk import aws_events_targets as targets
 from aws_cdk import aws_iam as iam
@@ -34,7 +43,7 @@ from constructs import Construct
 
 from infra.capabilities.function import PlatformFunction, Shared
 from infra.capabilities.queues import Queues
-from infra.capabilities.storage import Storage
+from infra.capabilities.storage import Storage, grant_items
 from infra.config import EnvironmentConfig
 from taskplane.observability import NAMESPACE
 
@@ -44,6 +53,25 @@ MINUTE = cdk.Duration.minutes(1)
 TICK_TIMEOUT = cdk.Duration.minutes(6)
 #: The count the tick emits for every entry it sends more than ``Ticker.late_after_ms`` (1 s) late.
 DISPATCHED_LATE_METRIC = "dispatched_late"
+#: Share of tick runs a canary sends to the new version (see the module's docstring).
+TICK_CANARY_PERCENT = 50
+#: Minutes of the tick's canary, as the platform's other canaries.
+TICK_CANARY_MINUTES = 5
+
+
+def tick_deployment_config(
+    scope: Construct, cfg: EnvironmentConfig
+) -> codedeploy.ILambdaDeploymentConfig | None:
+    """The tick's own canary when the environment deploys by canary (None: the environment's choice)."""
+    if not cfg.deployment.startswith("canary_"):
+        return None  # linear shifting reaches every run within minutes; all-at-once has no canary
+    return codedeploy.LambdaDeploymentConfig(
+        scope,
+        "TickCanary",
+        traffic_routing=codedeploy.TimeBasedCanaryTrafficRouting(
+            interval=cdk.Duration.minutes(TICK_CANARY_MINUTES), percentage=TICK_CANARY_PERCENT
+        ),
+    )
 
 
 def tick_name(cfg: EnvironmentConfig) -> str:
@@ -109,15 +137,18 @@ class Scheduler(Construct):
             # The rule's check a minute would be a trace a minute (43,800 a month a shard, ~$0.22)
             # of a function that mostly only looks: it is traced when its caller traces.
             tracing=lambda_.Tracing.PASS_THROUGH,
+            error_alarm=False,
+            deployment_config=tick_deployment_config(self, cfg),
         )
         role = self.fn.role
-        storage.wheel.grant_read_write_data(role)
-        storage.control.grant_read_write_data(role)  # the shard's lease and resume point
+        # The tick reads and writes items; it never deletes one nor writes in batches.
+        grant_items(storage.wheel, role)
+        grant_items(storage.control, role)  # the shard's lease and resume point
         # A schedule's fire creates its task and moves the schedule to its next fire time.
-        storage.schedules.grant_read_write_data(role)
-        storage.tasks.grant_read_write_data(role)
+        grant_items(storage.schedules, role)
+        grant_items(storage.tasks, role)
         for queue in queues.lanes.values():
-            queue.grant_send_messages(role)
+            queue.grant(role, "sqs:SendMessage")
         # A busy tick wakes its successor before its span ends.
         grant_wake(role, cdk.Stack.of(self), cfg)
 
@@ -151,3 +182,22 @@ class Scheduler(Construct):
         self.invocations = self.fn.alias.metric_invocations(
             period=MINUTE, statistic="Sum", label="tick invocations"
         )
+        # A tick never fails by design (a lost lease or a slow target is a normal outcome): one failed
+        # run in a minute is a broken tick, and at one run a minute per shard it is the only error
+        # signal that can fire inside a canary.
+        self.errors_alarm = cw.Alarm(
+            self,
+            "Errors",
+            alarm_name=f"{cfg.prefix}-tick-errors",
+            alarm_description=(
+                f"{self.fn.function_name}:live failed at least once in a minute (timeouts included): a shard's "
+                "due work waits for the next run; rolls back a tick deployment in progress"
+            ),
+            metric=self.fn.alias.metric_errors(period=MINUTE, statistic="Sum"),
+            threshold=1,
+            comparison_operator=cw.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+            evaluation_periods=1,
+            datapoints_to_alarm=1,
+            treat_missing_data=cw.TreatMissingData.NOT_BREACHING,
+        )
+        self.fn.add_rollback_alarm(self.errors_alarm)

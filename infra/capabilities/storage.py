@@ -18,6 +18,7 @@ from dataclasses import dataclass
 
 import aws_cdk as cdk
 from aws_cdk import aws_dynamodb as ddb
+from aws_cdk import aws_iam as iam
 from constructs import Construct
 
 from infra.config import EnvironmentConfig
@@ -43,6 +44,32 @@ TABLES = (
     TableSpec("workflows", "pk", "sk", feature="step"),
     TableSpec("runs", "pk", "sk", ttl_attribute="expires_at", feature="step"),
 )
+
+
+def grant_items(
+    table: ddb.ITable,
+    role: iam.IGrantable,
+    *,
+    read: bool = True,
+    write: bool = True,
+    delete: bool = False,
+    batch_write: bool = False,
+    batch_get: bool = False,
+) -> None:
+    """Item reads and writes on one table, and only those the function's code makes.
+
+    Never Scan, streams or table metadata (CDK's ``grant_read_write_data`` adds them; no code calls
+    them), and deletes and batches only where a function makes them: ``tests/iam`` checks every call
+    the integration suite makes against these grants and fails on a grant nothing uses.
+    """
+    actions = [
+        *(("dynamodb:GetItem", "dynamodb:Query") if read else ()),
+        *(("dynamodb:PutItem", "dynamodb:UpdateItem") if write else ()),
+        *(("dynamodb:DeleteItem",) if delete else ()),
+        *(("dynamodb:BatchWriteItem",) if batch_write else ()),
+        *(("dynamodb:BatchGetItem",) if batch_get else ()),
+    ]
+    table.grant(role, *actions)
 
 
 def platform_table(

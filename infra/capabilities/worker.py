@@ -18,7 +18,7 @@ from constructs import Construct
 
 from infra.capabilities.function import PlatformFunction, Shared
 from infra.capabilities.queues import WORKER_TIMEOUT, Queues
-from infra.capabilities.storage import Storage
+from infra.capabilities.storage import Storage, grant_items
 from infra.capabilities.targets import grant_task_targets
 from taskplane.settings import LANES
 
@@ -40,15 +40,16 @@ class Worker(Construct):
             reserved_concurrency=cfg.reserved_concurrency.worker,
         )
         role = self.fn.role
-        storage.tasks.grant_read_write_data(role)
-        # A retry whose backoff is longer than SQS DelaySeconds allows waits in the wheel.
-        storage.wheel.grant_read_write_data(role)
-        # A task that ends gives its tenant's in-flight slot back (control table).
-        storage.control.grant_read_write_data(role)
+        grant_items(storage.tasks, role)
+        # A retry whose backoff is longer than SQS DelaySeconds waits in the wheel, and a finished
+        # attempt's watch is deleted from it (never read back here).
+        grant_items(storage.wheel, role, read=False, delete=True)
+        # A task that ends gives its tenant's in-flight slot back; circuit breakers (control table).
+        grant_items(storage.control, role)
         for lane in LANES:
             queue = queues.lanes[lane]
             # A delivery that is not due yet, or a retry, goes back onto its lane.
-            queue.grant_send_messages(role)
+            queue.grant(role, "sqs:SendMessage")
             self.fn.alias.add_event_source(
                 sources.SqsEventSource(
                     queue,
@@ -59,5 +60,5 @@ class Worker(Construct):
                     max_concurrency=cfg.lane_concurrency[lane],
                 )
             )
-        queues.dlq.grant_send_messages(role)
+        queues.dlq.grant(role, "sqs:SendMessage")
         grant_task_targets(role, cfg)

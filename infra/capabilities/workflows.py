@@ -16,6 +16,7 @@ Memory and timeout: like the worker (a node's target is called the same way, up 
 from __future__ import annotations
 
 import aws_cdk as cdk
+from aws_cdk import aws_cloudwatch as cw
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_logs as logs
 from constructs import Construct
@@ -23,10 +24,14 @@ from constructs import Construct
 from infra.capabilities.api import Api
 from infra.capabilities.function import RETENTION, PlatformFunction, Shared
 from infra.capabilities.queues import WORKER_TIMEOUT
-from infra.capabilities.storage import Storage
+from infra.capabilities.storage import Storage, grant_items
 from infra.capabilities.targets import grant_task_targets
 from infra.config import EnvironmentConfig
 from infra.nag import acknowledge, iam5_resource
+from taskplane.observability import NAMESPACE
+
+#: What functions/step counts for a task that failed through the platform's fault (not the target's).
+PLATFORM_ERRORS_METRIC = "step_platform_errors"
 
 
 def state_machine_prefix(prefix: str) -> str:
@@ -34,8 +39,11 @@ def state_machine_prefix(prefix: str) -> str:
     return f"{prefix}-wf-"
 
 
-def role_name(prefix: str) -> str:
-    return f"{prefix}-workflows"
+def role_name(prefix: str, region: str) -> str:
+    """The state machines' role. IAM names are global to the account, so the name carries the region:
+    the same environment in two regions of one account must not collide (64 characters at most:
+    a 32-character prefix, ``-workflows-`` and the longest region fit)."""
+    return f"{prefix}-workflows-{region}"
 
 
 def log_group_name(prefix: str) -> str:
@@ -51,7 +59,7 @@ def settings_fields(stack: cdk.Stack, cfg: EnvironmentConfig) -> dict[str, str]:
     return {
         "state_machine_prefix": state_machine_prefix(cfg.prefix),
         "state_machine_role_arn": stack.format_arn(
-            service="iam", region="", resource="role", resource_name=role_name(cfg.prefix)
+            service="iam", region="", resource="role", resource_name=role_name(cfg.prefix, stack.region)
         ),
         "step_function_arn": stack.format_arn(
             service="lambda",
@@ -87,10 +95,37 @@ class Workflows(Construct):
             # Its errors are workflow nodes' failures, raised for Step Functions' Retry and Catch.
             error_alarm=False,
         )
-        # The step function reads definitions and writes the run ledger.
-        storage.tables["workflows"].grant_read_data(self.fn.role)
-        storage.tables["runs"].grant_read_write_data(self.fn.role)
+        # The step function reads a version's definition and writes the run ledger (a node's needs'
+        # outputs are one BatchGetItem).
+        storage.tables["workflows"].grant(self.fn.role, "dynamodb:GetItem")
+        grant_items(storage.tables["runs"], self.fn.role, batch_get=True)
         grant_task_targets(self.fn.role, cfg)
+        # Its Lambda errors are mostly tenants' failing targets, so the canary watches the platform's
+        # own failures instead: one in a minute is a bug, an unreachable table or a missing grant.
+        self.platform_errors_alarm = cw.Alarm(
+            self,
+            "PlatformErrors",
+            alarm_name=f"{cfg.prefix}-step-platform-errors",
+            alarm_description=(
+                f"{self.fn.function_name} failed a workflow task through the platform's own fault (not the "
+                "node's target) at least once in a minute; rolls back a step deployment in progress"
+            ),
+            metric=cw.MathExpression(
+                expression=(
+                    f'SELECT SUM({PLATFORM_ERRORS_METRIC}) FROM SCHEMA("{NAMESPACE}", lane, service, '
+                    "target_type, tenant) WHERE target_type = 'platform'"
+                ),
+                label="step platform errors",
+                period=cdk.Duration.minutes(1),
+                using_metrics={},
+            ),
+            threshold=1,
+            comparison_operator=cw.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+            evaluation_periods=1,
+            datapoints_to_alarm=1,
+            treat_missing_data=cw.TreatMissingData.NOT_BREACHING,
+        )
+        self.fn.add_rollback_alarm(self.platform_errors_alarm)
 
         machines = state_machine_prefix(cfg.prefix)
         machine_arns = [
@@ -114,7 +149,7 @@ class Workflows(Construct):
         self.fn.role.add_to_principal_policy(
             iam.PolicyStatement(
                 sid="TaskTokens",
-                actions=["states:SendTaskSuccess", "states:SendTaskFailure", "states:SendTaskHeartbeat"],
+                actions=["states:SendTaskSuccess"],
                 resources=machine_arns,
             )
         )
@@ -129,7 +164,7 @@ class Workflows(Construct):
         self.role = iam.Role(
             self,
             "StateMachineRole",
-            role_name=role_name(cfg.prefix),
+            role_name=role_name(cfg.prefix, stack.region),
             assumed_by=iam.ServicePrincipal("states.amazonaws.com"),
             description="execution role of every taskplane workflow state machine",
         )
@@ -150,7 +185,7 @@ class Workflows(Construct):
 
         api_role = api.fn.role
         for name in ("workflows", "runs"):
-            storage.tables[name].grant_read_write_data(api_role)
+            grant_items(storage.tables[name], api_role)
         api_role.add_to_principal_policy(
             iam.PolicyStatement(
                 sid="ManageWorkflowStateMachines",
@@ -163,13 +198,9 @@ class Workflows(Construct):
                     "states:DeleteStateMachineVersion",
                     "states:CreateStateMachineAlias",
                     "states:UpdateStateMachineAlias",
-                    "states:DescribeStateMachineAlias",
-                    "states:ListStateMachineAliases",
                     "states:StartExecution",
                     "states:ListExecutions",
                     "states:TagResource",
-                    "states:SendTaskSuccess",
-                    "states:SendTaskFailure",
                 ],
                 resources=machine_arns,
             )
@@ -177,7 +208,7 @@ class Workflows(Construct):
         api_role.add_to_principal_policy(
             iam.PolicyStatement(
                 sid="WorkflowExecutions",
-                actions=["states:DescribeExecution", "states:StopExecution", "states:GetExecutionHistory"],
+                actions=["states:DescribeExecution", "states:StopExecution"],
                 resources=execution_arns,
             )
         )

@@ -23,7 +23,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[2]
 
 #: An environment with every option set: two tenants, reserved concurrency, several shards, target
-#: allow-lists with a full ARN, an alarm mailbox, retained data.
+#: allow-lists with a full ARN, an alarm mailbox and an existing alarm topic, retained data.
 TEST_ENV: dict[str, Any] = {
     "prefix": "tp-test",
     "shards": 3,
@@ -61,6 +61,10 @@ TEST_ENV: dict[str, Any] = {
     "shared_targets": ["eventbridge:tp-test-target-events"],
     "deployment": "canary_10_percent_5_minutes",
     "alarm_email": "ops@example.com",
+    "otlp_endpoint": "https://otel.example.com:4318",
+    "otlp_sample_ratio": 0.25,
+    "alarm_topic_arn": "arn:aws:sns:eu-west-1:111122223333:team-pager",
+    "account_concurrency_limit": 200,
 }
 
 
@@ -81,13 +85,13 @@ CONSTRUCTS = {
     "worker.alias": lambda st: st.worker.fn.alias,
     "worker.role": lambda st: st.worker.fn.role,
     "tick.alias": lambda st: st.scheduler.fn.alias,
+    "tick.role": lambda st: st.scheduler.fn.role,
+    "step.role": lambda st: st.workflows.fn.role if st.workflows else None,
     "key.acme": lambda st: st.tenants.keys["acme"],
     "dlq": lambda st: st.queues.dlq,
     "topic": lambda st: st.monitoring.topic,
     "workflows.role": lambda st: st.workflows.role if st.workflows else None,
     "workflows.alias": lambda st: st.workflows.fn.alias if st.workflows else None,
-    "tick.role": lambda st: st.scheduler.fn.role,
-    "step.role": lambda st: st.workflows.fn.role if st.workflows else None,
 }
 
 

@@ -151,7 +151,12 @@ def test_the_code_reads_back_the_environments_choices(synth: Synth) -> None:
     assert settings.task_buckets == cfg.task_buckets
     assert settings.retention_days == cfg.retention_days
     assert set(settings.queue_urls) == set(LANES)
-    chosen = {"max_lane_depth": cfg.max_lane_depth, "tenant_inflight_quota": cfg.tenant_inflight_quota}
+    chosen = {
+        "max_lane_depth": cfg.max_lane_depth,
+        "tenant_inflight_quota": cfg.tenant_inflight_quota,
+        "otlp_endpoint": cfg.otlp_endpoint,
+        "otlp_sample_ratio": cfg.otlp_sample_ratio,
+    }
     for field, value in chosen.items():
         if field in PlatformSettings.model_fields:
             assert getattr(settings, field) == value, field
@@ -324,3 +329,16 @@ def test_writers_of_wheel_entries_can_wake_the_tick_and_it_can_wake_itself(synth
         ), role
     # And a busy tick's span and hand-over fit its timeout
     assert tick["Timeout"] * 1000 >= TICK_SPAN_MS + 30_000
+
+
+def test_retained_tables_keep_fixed_names_and_the_way_back_is_documented(synth: Synth) -> None:
+    # Given retain_data: tables outlive the stack under their fixed names
+    from pathlib import Path
+
+    names = sorted(t["Properties"]["TableName"] for t in synth.resources("AWS::DynamoDB::Table").values())
+    assert all(name.startswith(synth.cfg.prefix + "-") for name in names)
+    # Then DEPLOY.md says how a new deploy adopts them (a plain deploy would fail: "already exists")
+    deploy = (Path(__file__).resolve().parents[2] / "docs" / "DEPLOY.md").read_text()
+    assert (
+        "npx cdk import -c env=prod Taskplane-prod" in deploy and "restore-table-to-point-in-time" in deploy
+    )

@@ -14,6 +14,7 @@ pytestmark = pytest.mark.integration
 
 FLOOD_S = 5
 THRESHOLD = 40
+SUBMITTERS = 4
 
 
 def test_flood_is_refused_with_429_bounded_and_loses_nothing(aws, api):
@@ -23,7 +24,9 @@ def test_flood_is_refused_with_429_bounded_and_loses_nothing(aws, api):
 
     admission = aws.platform.tasks.admission
     admission.max_lane_depth = THRESHOLD
-    admission.depths._ttl_ms = 200
+    # Every request reads the depth afresh: with a cache, how far the lane overshoots depends on how
+    # many requests this machine serves per cache period (its speed), which a test must not.
+    admission.depths._ttl_ms = 0
     poller = LanePoller(
         aws.client("sqs"),
         aws.settings.queue_urls["default"],
@@ -55,7 +58,9 @@ def test_flood_is_refused_with_429_bounded_and_loses_nothing(aws, api):
             time.sleep(0.25)
 
     # When four clients submit as fast as they can for FLOOD_S seconds
-    threads = [threading.Thread(target=submitter) for _ in range(4)] + [threading.Thread(target=monitor)]
+    threads = [threading.Thread(target=submitter) for _ in range(SUBMITTERS)] + [
+        threading.Thread(target=monitor)
+    ]
     began = time.monotonic()
     try:
         for t in threads:
@@ -80,7 +85,9 @@ def test_flood_is_refused_with_429_bounded_and_loses_nothing(aws, api):
         f"{sum(1 for t in accepted if aws.platform.tasks.get('acme', t).state is not TaskState.SUCCEEDED)}"
     )
     # And there were 429s, no 5xx, the lane stayed bounded, and no accepted task was lost
+    # (offered and served rates are printed, not asserted: both are the machine's speed)
     assert codes.get(429, 0) > 0 and not any(c >= 500 for c in codes)
-    assert offered > 3 * served
-    assert max(depths) <= 2 * THRESHOLD
+    # Each request reads the depth before it adds one message: the lane passes the threshold by at
+    # most the requests already past their check (one per submitter), however fast the machine is.
+    assert max(depths) <= THRESHOLD + SUBMITTERS, max(depths)
     assert done

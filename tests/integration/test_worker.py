@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 
 from taskplane.adapters.queues import LaneMessage
+from taskplane.domain.clock import FixedClock
 from taskplane.domain.models import TaskSubmit
 from taskplane.domain.states import TaskState
 
@@ -252,17 +253,23 @@ def test_message_for_unknown_task_is_consumed(aws, drain):
     assert aws.queue_depth() == 0
 
 
+@pytest.mark.parametrize("aws", [{"clock": lambda: FixedClock()}], indirect=True, ids=["fixed-clock"])
 def test_early_delivery_of_a_scheduled_task_is_requeued(aws, drain, counting):
     # Given a task due in 4 s whose delivery arrives now (for example after clock skew), further
-    # ahead than a worker waits
+    # ahead than a worker waits (2 s); the platform's clock stands still, so "now" is before run_at
+    # however slow the machine is
+    clock = aws.platform.executor.clock
     task_id = submit(aws, {"target": {"type": "builtin", "name": "echo"}, "delay_ms": 4000})
     outcome = aws.platform.executor.handle(LaneMessage("acme", task_id, 1, state="SCHEDULED"))
     # Then it does not start early and a delayed delivery is queued again
     assert outcome.value == "requeued"
     assert counting.calls == {}
     assert get(aws, task_id).state is TaskState.SCHEDULED
+    # And a delivery that comes back while it is still early is requeued again
+    assert drain(rounds=1) == [] or get(aws, task_id).state is TaskState.SCHEDULED
     # And once due it runs, not before its run_at
-    task = drain_until(drain, aws, task_id, {TaskState.SUCCEEDED}, timeout_s=10)
+    clock.advance(4000)
+    task = drain_until(drain, aws, task_id, {TaskState.SUCCEEDED}, timeout_s=60)
     assert task.started_at >= task.run_at
 
 

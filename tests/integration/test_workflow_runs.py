@@ -287,14 +287,25 @@ nodes:
     assert wf_api("POST", f"/v1/runs/{run['run_id']}/resume").status == 409
 
 
+RELEASE_SLOW = threading.Event()
+
+
+def slow(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    """A node that runs until the test lets it finish: the cancel surely arrives while it runs."""
+    RELEASE_SLOW.wait(30)
+    return {"slow": "done"}
+
+
+@pytest.mark.parametrize("wf", [{"functions": {"slow": slow}}], indirect=True)
 def test_cancel_stops_the_run_and_resume_finishes_it(wf_api):
-    # Given a run whose first node takes a while
+    # Given a run whose first node is running, and stays running until the test says so
+    RELEASE_SLOW.clear()
     put_yaml(
         wf_api,
         "slow",
         """
 nodes:
-  - {id: slow, target: {type: builtin, name: sleep}, payload: {ms: 600}}
+  - {id: slow, target: {type: lambda, function: slow}}
   - {id: next, needs: [slow], target: {type: builtin, name: echo}}
 """,
     )
@@ -306,8 +317,9 @@ nodes:
     assert cancelled.status == 200 and cancelled.body["state"] == "CANCELLED", cancelled.body
     assert wf_api("POST", f"/v1/runs/{run['run_id']}/cancel").status == 409
     # And next never starts, while the attempt already running finishes on its own
+    RELEASE_SLOW.set()
     settled = wait_run(
-        wf_api, run["run_id"], until=lambda r: nodes(r)["slow"]["state"] != "RUNNING", timeout_s=10
+        wf_api, run["run_id"], until=lambda r: nodes(r)["slow"]["state"] != "RUNNING", timeout_s=30
     )
     assert nodes(settled)["next"]["state"] == "SKIPPED"
     assert settled["state"] == "CANCELLED"

@@ -273,6 +273,7 @@ def test_dev_passes_every_option(runtime: list[dict[str, Any]], tmp_path: Path) 
     functions.write_text("def handler(event, context):\n    return event\n")
     argv = ["dev", "--host", "0.0.0.0", "--port", "9001", "--api-key", "dev-key"]
     argv += ["--tenant", "acme=acme-key", "--tenant", "globex=g=k", "--functions", str(functions), "--strict"]
+    argv += ["--otlp", "http://localhost:4318"]
     # When dev runs
     code = main(argv)
     # Then the runtime got them, tenants as a NAME -> KEY dict
@@ -285,6 +286,7 @@ def test_dev_passes_every_option(runtime: list[dict[str, Any]], tmp_path: Path) 
             "tenants": {"acme": "acme-key", "globex": "g=k"},
             "functions_file": str(functions),
             "strict": True,
+            "otlp": "http://localhost:4318",
         }
     ]
 
@@ -301,6 +303,7 @@ def test_dev_defaults(runtime: list[dict[str, Any]]) -> None:
             "tenants": {},
             "functions_file": None,
             "strict": False,
+            "otlp": None,
         }
     ]
 
@@ -351,14 +354,25 @@ def test_dev_stops_cleanly_on_ctrl_c(monkeypatch: pytest.MonkeyPatch) -> None:
     assert main(["dev"]) == 0
 
 
-def test_dev_without_the_runtime_explains(
+def test_dev_without_moto_names_the_extra_to_install(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    # Given the runtime module cannot be imported
-    monkeypatch.setitem(sys.modules, "taskplane.local.runtime", None)
-    # When dev runs, Then it says what is missing and exits 1
+    # Given `pip install taskplane` without the local extra: moto cannot be found
+    import importlib.util
+
+    real = importlib.util.find_spec
+    monkeypatch.setattr(
+        importlib.util, "find_spec", lambda name, *a: None if name == "moto" else real(name, *a)
+    )
+    started = []
+    module = types.ModuleType("taskplane.local.runtime")
+    module.run_dev = lambda **kwargs: started.append(kwargs)  # type: ignore[attr-defined]
+    monkeypatch.setitem(sys.modules, "taskplane.local.runtime", module)
+    # When dev runs, Then it names the missing package and the extra, exits 1, and starts nothing
     assert main(["dev"]) == 1
-    assert "local runtime cannot start" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "moto is not installed" in err and "pip install 'taskplane[local]'" in err
+    assert started == []
 
 
 # -- task commands against the fake ----------------------------------------------------------------
@@ -490,7 +504,10 @@ def test_get_shows_state_result_and_history(api: FakeApi, capsys: pytest.Capture
         {"state": "RUNNING", "at": "2030-01-01T00:00:00.100Z", "detail": "attempt 1"},
         {"state": "SUCCEEDED", "at": "2030-01-01T00:00:00.250Z", "detail": "[done]"},
     ]
-    task = api.add_task(state="SUCCEEDED", attempts=1, result={"echo": "hello"}, history=history)
+    trace = "4bf92f3577b34da6a3ce929d0e0e4736"
+    task = api.add_task(
+        state="SUCCEEDED", attempts=1, result={"echo": "hello"}, history=history, trace_id=trace
+    )
     # When it is shown
     code = main(api.cli("get", task["task_id"]))
     # Then the panel has its id, state, result and every history entry (markup-like text kept as is)
@@ -498,6 +515,7 @@ def test_get_shows_state_result_and_history(api: FakeApi, capsys: pytest.Capture
     assert code == 0
     for fragment in (task["task_id"], "SUCCEEDED", '"echo": "hello"', "builtin:echo", "attempt 1", "[done]"):
         assert fragment in out
+    assert "trace" in out and trace in out  # the trace to look it up by (OTLP export on)
     assert out.count("2030-01-01T00:00:00.") >= 3
 
 

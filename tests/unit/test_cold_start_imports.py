@@ -23,17 +23,20 @@ LAYER = ROOT / "layers" / "core" / "python"
 #: Imported where they are used (a workflow definition, a cron expression) or on the first
 #: invocation (the X-Ray SDK with the tracer; boto3 when the platform is built), never by a handler
 #: module's import.
-DEFERRED = ("aws_xray_sdk", "networkx", "yaml", "croniter", "boto3")
+DEFERRED = ("aws_xray_sdk", "networkx", "yaml", "croniter", "boto3", "opentelemetry", "google.protobuf")
+#: Never imported at all, whatever the function does, unless an OTLP endpoint is set.
+OTLP_ONLY = ("opentelemetry", "google.protobuf")
 #: ... and per function: the API enables its Swagger UI route (Powertools' OpenAPI models) on the
 #: first request for the docs page.
 DEFERRED_IN = {"api": ("aws_lambda_powertools.event_handler.openapi.models",)}
 
 
-def fresh(code: str, function: str = "api") -> dict[str, object]:
+def fresh(code: str, function: str = "api", extra_env: dict[str, str] | None = None) -> dict[str, object]:
     """Run ``code`` in a new interpreter set up like the deployed function; its last line is JSON."""
     fn_dir = ROOT / "functions" / function
     env = {
         **os.environ,
+        **(extra_env or {}),
         # Tracing on, as in Lambda with Tracing.ACTIVE (Powertools enables it when this is set).
         "LAMBDA_TASK_ROOT": str(fn_dir),
         "AWS_LAMBDA_FUNCTION_NAME": f"taskplane-{function}",
@@ -43,6 +46,8 @@ def fresh(code: str, function: str = "api") -> dict[str, object]:
         "PYTHONPATH": os.pathsep.join([str(fn_dir), str(LAYER)]),
     }
     env.pop("POWERTOOLS_TRACE_DISABLED", None)
+    if not (extra_env or {}).get("TASKPLANE_OTLP_ENDPOINT"):
+        env.pop("TASKPLANE_OTLP_ENDPOINT", None)
     done = subprocess.run(
         [sys.executable, "-c", code], cwd=fn_dir, env=env, capture_output=True, text=True, timeout=120
     )
@@ -100,6 +105,8 @@ print(json.dumps({
     "tracer": type(tracer.setup()).__name__,
     "disabled": tracer.disabled,
     "botocore_patched": "botocore" in patcher._PATCHED_MODULES,
+    "others_patched": sorted(patcher._PATCHED_MODULES - {"botocore"}),
+    "requests_imported": "requests" in sys.modules,
     "name": handler.__name__,
 }))
 """
@@ -109,4 +116,69 @@ print(json.dumps({
     # tracer that patched botocore; the handler's result, its exception and its name are kept
     assert out["xray_before"] is False and out["patched_before"] == []
     assert out["tracer"] == "Tracer" and out["disabled"] is False and out["botocore_patched"] is True
+    # only botocore: X-Ray's patch_all would import and patch every library it finds installed
+    # (requests, which the OTLP exporter brings into the layer) in every function's first invocation
+    assert out["others_patched"] == [] and out["requests_imported"] is False
     assert out["result"] == 42 and out["raised"] is True and out["name"] == "handler"
+
+
+#: What a function does on its first invocation, short of calling AWS: build the platform from the
+#: environment, pass every tracing call and record and flush a metric (and, for the API, answer
+#: GET /v1/health through the whole handler).
+FIRST_INVOCATION = """
+import json, sys
+loaded = lambda: sorted({m.split(".")[0] + ("." + m.split(".")[1] if m.startswith("google.") else "")
+                         for m in sys.modules if m.startswith(("opentelemetry", "google.protobuf"))})
+import handler
+after_import = loaded()
+from taskplane import wiring
+from taskplane.adapters.queues import LaneMessage
+from taskplane.local.context import LocalContext
+platform = wiring.platform()
+t = platform.tracing
+messages, ended = t.dispatch([LaneMessage(tenant="acme", task_id="T1", attempt=1)])
+ended([None])
+with t.delivered(messages[0]):
+    with t.attempt("task.run", "acme", "T1", 1, lane="default") as note:
+        t.failed("Timeout", "x")
+        note.outcome("retrying")
+with t.request({"traceparent": "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"}):
+    pass
+with t.step({"action": "run", "run": {"tenant": "acme", "run_id": "R1", "workflow": "w", "exec": 1}}):
+    pass
+platform.telemetry.count("started", tenant="acme", target_type="builtin", lane="default", attempt=1)
+if FUNCTION == "api":
+    event = {"path": "/v1/health", "httpMethod": "GET", "headers": {}, "requestContext": {"identity": {}}}
+    answer = handler.lambda_handler(event, LocalContext(function_name="taskplane-api"))
+    assert answer["statusCode"] == 200, answer
+platform.telemetry.flush()
+print(json.dumps({"after_import": after_import, "after_invocation": loaded(), "tracing": type(t).__name__}))
+"""
+
+
+@pytest.mark.parametrize("function", ["api", "worker", "tick", "step"])
+def test_without_an_otlp_endpoint_opentelemetry_is_never_imported(function):
+    # Given a fresh interpreter set up like the deployed function, no TASKPLANE_OTLP_ENDPOINT
+    # When the handler is imported and the first invocation's work is done
+    out = fresh(
+        f"FUNCTION = {function!r}\n" + FIRST_INVOCATION,
+        function,
+        {"POWERTOOLS_METRICS_DISABLED": "true", "AWS_DEFAULT_REGION": "us-east-1"},
+    )
+    # Then neither the OpenTelemetry SDK nor protobuf was ever imported
+    assert out == {"after_import": [], "after_invocation": [], "tracing": "NullTracing"}
+
+
+@pytest.mark.parametrize("function", ["api", "worker"])
+def test_with_an_otlp_endpoint_opentelemetry_comes_with_the_first_invocation_not_the_import(function):
+    # Given the same, with an endpoint set (nothing listens there: exports fail, quietly)
+    env = {
+        "TASKPLANE_OTLP_ENDPOINT": "http://127.0.0.1:9",
+        "POWERTOOLS_METRICS_DISABLED": "true",
+        "AWS_DEFAULT_REGION": "us-east-1",
+    }
+    # When the handler is imported and the first invocation's work is done
+    out = fresh(f"FUNCTION = {function!r}\n" + FIRST_INVOCATION, function, env)
+    # Then the import left the SDK alone, and building the platform brought it
+    assert out["after_import"] == [] and out["tracing"] == "OtlpExport"
+    assert {"opentelemetry", "google.protobuf"} <= set(out["after_invocation"])

@@ -16,7 +16,7 @@ import logging
 import threading
 from collections import defaultdict
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Protocol
 
 from aws_lambda_powertools import Logger, Tracer
 from aws_lambda_powertools.metrics import MetricUnit
@@ -161,33 +161,124 @@ def _plain_function(f: Callable[..., Any]) -> bool:
     )
 
 
+#: What X-Ray traces as subsegments: the AWS SDK's calls. Without a list, X-Ray's patch_all imports
+#: and patches every library it knows that is installed, in every function's first invocation:
+#: requests (which the OTLP exporter brings into the dependency layer) among them, used or not.
+PATCHED = ("botocore",)
+
 logger = Logger(service="taskplane")
 logger.addFilter(RedactSecrets())
-tracer = LazyTracer(service="taskplane")
+tracer = LazyTracer(service="taskplane", patch_modules=PATCHED)
 
 _Dims = tuple[str, str, str]
 
+#: The stage of a task's (or a run's) life each metric counts: the OTLP ``stage`` attribute. A metric
+#: recorded under a name missing here is exported with ``stage="other"`` (a unit test finds such names).
+METRIC_STAGES: dict[str, str] = {
+    "submitted": "submit",
+    "dispatched": "dispatch",
+    "dispatched_late": "dispatch",
+    "rescued_behind_tick": "dispatch",
+    "started": "run",
+    "duration": "run",
+    "succeeded": "run",
+    "retried": "run",
+    "failed": "run",
+    "abandoned": "run",
+    "target_refused": "run",
+    "breaker_open": "run",
+    "poison": "receive",
+    "schedule_fired": "schedule",
+    "schedule_skipped": "schedule",
+    "node_succeeded": "workflow",
+    "node_retried": "workflow",
+    "node_failed": "workflow",
+    "compensation_succeeded": "compensation",
+    "compensation_retried": "compensation",
+    "compensation_failed": "compensation",
+}
+
+
+class MetricsSink(Protocol):
+    """Where metrics go besides EMF (``taskplane.otlp.OtlpExport`` when an OTLP endpoint is set)."""
+
+    def add(self, name: str, value: float, attributes: dict[str, str | int]) -> None: ...
+
+    def record_duration(self, ms: float, attributes: dict[str, str | int]) -> None: ...
+
+    def flush(self) -> None:
+        """Export what is waiting (spans too): the end of an invocation."""
+        ...
+
+
+def metric_attributes(
+    name: str, tenant: str, target_type: str, lane: str, attempt: int | None, error_type: str | None
+) -> dict[str, str | int]:
+    """The seed's attributes of one metric point: tenant, target type, lane, stage, attempt (and why
+    an attempt failed, on ``retried`` and ``failed``)."""
+    attributes: dict[str, str | int] = {
+        "tenant": tenant,
+        "target_type": target_type,
+        "lane": lane,
+        "stage": METRIC_STAGES.get(name, "other"),
+    }
+    if attempt is not None:
+        attributes["attempt"] = attempt
+    if error_type is not None:
+        attributes["error_type"] = error_type
+    return attributes
+
 
 class MetricsBuffer:
-    """The :class:`~taskplane.services.ports.Telemetry` port over CloudWatch EMF."""
+    """The :class:`~taskplane.services.ports.Telemetry` port over CloudWatch EMF, and over OTLP too
+    when a ``sink`` is given.
 
-    def __init__(self, namespace: str = NAMESPACE, service: str = "taskplane") -> None:
+    EMF keeps the dimensions tenant, target type and lane: CloudWatch bills each combination of
+    dimension values as a custom metric, and attempt numbers and error types would multiply them.
+    The sink gets every point with all its attributes (:func:`metric_attributes`).
+    """
+
+    def __init__(
+        self, namespace: str = NAMESPACE, service: str = "taskplane", sink: MetricsSink | None = None
+    ) -> None:
         self._namespace = namespace
         self._service = service
+        self._sink = sink
         self._lock = threading.Lock()
         self._counts: dict[_Dims, dict[str, float]] = defaultdict(lambda: defaultdict(float))
         self._durations: dict[_Dims, list[float]] = defaultdict(list)
 
-    def count(self, name: str, *, tenant: str, target_type: str, lane: str, value: float = 1) -> None:
+    def count(
+        self,
+        name: str,
+        *,
+        tenant: str,
+        target_type: str,
+        lane: str,
+        value: float = 1,
+        attempt: int | None = None,
+        error_type: str | None = None,
+    ) -> None:
         with self._lock:
             self._counts[(tenant, target_type, lane)][name] += value
+        if self._sink is not None:
+            self._sink.add(
+                name, value, metric_attributes(name, tenant, target_type, lane, attempt, error_type)
+            )
 
-    def duration_ms(self, ms: float, *, tenant: str, target_type: str, lane: str) -> None:
+    def duration_ms(
+        self, ms: float, *, tenant: str, target_type: str, lane: str, attempt: int | None = None
+    ) -> None:
         with self._lock:
             self._durations[(tenant, target_type, lane)].append(ms)
+        if self._sink is not None:
+            self._sink.record_duration(
+                ms, metric_attributes("duration", tenant, target_type, lane, attempt, None)
+            )
 
     def flush(self) -> None:
-        """Write one EMF document per dimension set and forget what was written."""
+        """Write one EMF document per dimension set and forget what was written; then export what the
+        sink holds (metrics and spans: a Lambda may freeze as soon as its invocation returns)."""
         with self._lock:
             counts, durations = self._counts, self._durations
             self._counts, self._durations = defaultdict(lambda: defaultdict(float)), defaultdict(list)
@@ -202,3 +293,5 @@ class MetricsBuffer:
             for ms in durations.get(dims, []):
                 provider.add_metric(name="duration", unit=MetricUnit.Milliseconds, value=ms)
             provider.flush_metrics(raise_on_empty_metrics=False)
+        if self._sink is not None:
+            self._sink.flush()

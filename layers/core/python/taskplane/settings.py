@@ -9,8 +9,9 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 from typing import Any
+from urllib.parse import urlsplit
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, field_validator
 
 ENV_TASKS_TABLE = "TASKPLANE_TASKS_TABLE"
 ENV_IDEMPOTENCY_TABLE = "TASKPLANE_IDEMPOTENCY_TABLE"
@@ -55,6 +56,13 @@ ENV_EXTERNAL_EVENTS = "TASKPLANE_EXTERNAL_EVENTS"
 ENV_BLOB_BUCKET = "TASKPLANE_BLOB_BUCKET"
 ENV_BLOB_URL_ENDPOINT = "TASKPLANE_BLOB_URL_ENDPOINT"
 
+# Observability (README "Observability"): OTLP/HTTP export of metrics and traces besides EMF, when set.
+#: Base URL of an OTLP/HTTP receiver (a collector), e.g. http://localhost:4318; /v1/traces and
+#: /v1/metrics are appended. Empty: no OTLP export (the OpenTelemetry SDK is never imported).
+ENV_OTLP_ENDPOINT = "TASKPLANE_OTLP_ENDPOINT"
+#: The share of tasks and runs whose traces are exported (0..1; metrics are never sampled).
+ENV_OTLP_SAMPLE_RATIO = "TASKPLANE_OTLP_SAMPLE_RATIO"
+
 LANES: tuple[str, ...] = ("high", "default", "low")
 
 #: The settings that are policy, not the names of resources: what an operator chooses. The local
@@ -70,6 +78,8 @@ POLICY_VARIABLES: tuple[str, ...] = (
     ENV_BREAKER_FAILURES,
     ENV_BREAKER_OPEN_MS,
     ENV_RETENTION_DAYS,
+    ENV_OTLP_ENDPOINT,
+    ENV_OTLP_SAMPLE_RATIO,
 )
 
 
@@ -127,6 +137,21 @@ class PlatformSettings(BaseModel):
     # The bucket of large values (empty: none, and values over the inline limit are refused).
     blob_bucket: str = ""
     blob_url_endpoint: str = ""
+    # OTLP export besides EMF (taskplane/otlp.py): where, and the share of traces kept.
+    otlp_endpoint: str = ""
+    otlp_sample_ratio: float = Field(default=1.0, ge=0, le=1)
+
+    @field_validator("otlp_endpoint")
+    @classmethod
+    def _otlp_endpoint(cls, value: str) -> str:
+        value = value.strip()
+        if value:
+            parts = urlsplit(value)
+            if parts.scheme not in ("http", "https") or not parts.hostname:
+                raise ValueError("an OTLP endpoint is an http(s) URL such as http://localhost:4318")
+            if parts.query or parts.fragment:
+                raise ValueError("an OTLP endpoint is a base URL without a query or fragment")
+        return value
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> PlatformSettings:
@@ -173,6 +198,8 @@ class PlatformSettings(BaseModel):
             external_events=json.loads(env.get(ENV_EXTERNAL_EVENTS) or "{}"),
             blob_bucket=env.get(ENV_BLOB_BUCKET, ""),
             blob_url_endpoint=env.get(ENV_BLOB_URL_ENDPOINT, ""),
+            otlp_endpoint=env.get(ENV_OTLP_ENDPOINT) or "",
+            otlp_sample_ratio=float(env.get(ENV_OTLP_SAMPLE_RATIO) or defaults.otlp_sample_ratio),
         )
 
     def to_env(self) -> dict[str, str]:
@@ -207,6 +234,8 @@ class PlatformSettings(BaseModel):
             ENV_EXTERNAL_EVENTS: json.dumps(self.external_events),
             ENV_BLOB_BUCKET: self.blob_bucket,
             ENV_BLOB_URL_ENDPOINT: self.blob_url_endpoint,
+            ENV_OTLP_ENDPOINT: self.otlp_endpoint,
+            ENV_OTLP_SAMPLE_RATIO: repr(self.otlp_sample_ratio),
         }
         for lane, var in (("high", ENV_QUEUE_HIGH), ("default", ENV_QUEUE_DEFAULT), ("low", ENV_QUEUE_LOW)):
             if lane in self.queue_urls:

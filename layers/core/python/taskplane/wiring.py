@@ -23,6 +23,8 @@ class Platform:
     tasks: Any  # services.tasks.TaskService
     executor: Any  # services.execute.Executor
     telemetry: Any  # observability.MetricsBuffer
+    #: spans of tasks and runs (tracing.NULL_TRACING, or otlp.OtlpExport with an OTLP endpoint)
+    tracing: Any = None
     ticker: Any = None  # services.tick.Ticker
     schedules: Any = None  # services.schedules.ScheduleService
     triggers: Any = None  # services.triggers.TriggerService
@@ -35,6 +37,11 @@ class Platform:
     uploads: Any = None  # services.uploads.UploadService
     #: set to make a running tick (and anything else that waits on it) stop early
     stop: threading.Event = field(default_factory=threading.Event)
+
+    def close(self) -> None:
+        """Export what is left and stop the exporters' threads (a platform replaced in this process)."""
+        if self.tracing is not None:
+            self.tracing.shutdown()
 
     def begin(self, context: Any) -> None:
         """A handler's invocation starts: what depends on its remaining time learns of it."""
@@ -83,11 +90,12 @@ def build(settings: PlatformSettings, *, session: Any = None, clock: Clock | Non
     retries = Config(retries={"mode": "standard", "max_attempts": 3})
     ddb = session.client("dynamodb", config=retries)
     sqs = session.client("sqs", config=retries)
-    store = TaskStore(settings.tasks_table, ddb, buckets=settings.task_buckets)
-    lanes = Lanes(settings.queue_urls, settings.dlq_url, sqs)
+    tracing = observability_export(settings)
+    store = TaskStore(settings.tasks_table, ddb, buckets=settings.task_buckets, tracing=tracing)
+    lanes = Lanes(settings.queue_urls, settings.dlq_url, sqs, tracing=tracing)
     wheel = WheelStore(settings.wheel_table, settings.control_table, ddb)
     wakes = Wakes(wheel, _tick_invoker(settings, session))
-    telemetry = MetricsBuffer()
+    telemetry = MetricsBuffer(sink=tracing if tracing.enabled else None)
     stop = threading.Event()
     # One target policy for every door work enters by, and for the worker and the step function
     # that check it again before each call (domain/entry.py).
@@ -127,6 +135,7 @@ def build(settings: PlatformSettings, *, session: Any = None, clock: Clock | Non
         ),
         sqs_client=sqs,
         platform_bus=settings.event_bus,
+        tracing=tracing,
     )
     dead_letter_records = DeadLetterStore(settings.tasks_table, ddb)
     executor = Executor(
@@ -145,6 +154,7 @@ def build(settings: PlatformSettings, *, session: Any = None, clock: Clock | Non
         # a test clock's own wait, so a worker waiting for a due time moves simulated time
         sleep_until=getattr(clock, "sleep_until", None),
         blobs=blobs,
+        tracing=tracing,
         breakers=(
             CircuitBreakers(
                 BreakerStore(settings.control_table, ddb),
@@ -200,8 +210,11 @@ def build(settings: PlatformSettings, *, session: Any = None, clock: Clock | Non
         fire_schedule=schedules.fire,
         handover=wakes.wake_now,
     )
-    workflows, steps = _build_workflows(settings, session, clock, ddb, runners, telemetry, targets, blobs)
+    workflows, steps = _build_workflows(
+        settings, session, clock, ddb, runners, telemetry, targets, tracing, blobs
+    )
     return Platform(
+        tracing=tracing,
         dead_letters=dead_letters,
         workflows=workflows,
         steps=steps,
@@ -248,6 +261,18 @@ def _blob_store(settings: PlatformSettings, session: Any) -> Any:
     return BlobStore(settings.blob_bucket, s3, presign)
 
 
+def observability_export(settings: PlatformSettings) -> Any:
+    """The tracing port and metrics sink: OTLP export when an endpoint is set (the OpenTelemetry SDK
+    is imported here, on a function's first invocation, and only then), else nothing at all."""
+    if not settings.otlp_endpoint:
+        from taskplane.tracing import NULL_TRACING
+
+        return NULL_TRACING
+    from taskplane.otlp import OtlpExport
+
+    return OtlpExport(settings.otlp_endpoint, sample_ratio=settings.otlp_sample_ratio)
+
+
 def target_policy(settings: PlatformSettings) -> Any:
     """The tenants' target policy (domain.allowlist.TargetPolicy) the settings describe."""
     from taskplane.domain.allowlist import TargetPolicy
@@ -267,6 +292,7 @@ def _build_workflows(
     runners: Any,
     telemetry: Any,
     targets: Any,
+    tracing: Any,
     blobs: Any = None,
 ) -> tuple[Any, Any]:
     """The workflow service (API) and the step service (step function), sharing their stores."""
@@ -283,9 +309,10 @@ def _build_workflows(
         settings.state_machine_prefix,
         session.client("stepfunctions", config=Config(retries={"mode": "standard", "max_attempts": 3})),
         log_group_arn=settings.state_machine_log_group_arn,
+        tracing=tracing,
     )
     store = WorkflowStore(settings.workflows_table, ddb)
-    runs = RunStore(settings.runs_table, ddb)
+    runs = RunStore(settings.runs_table, ddb, tracing=tracing)
     workflows = WorkflowService(
         targets=targets,
         blobs=blobs,
@@ -326,6 +353,9 @@ def platform() -> Platform:
 
 
 def use(p: Platform | None) -> None:
-    """Install ``p`` as the process-wide platform (None: rebuild from the environment next time)."""
+    """Install ``p`` as the process-wide platform (None: rebuild from the environment next time).
+    The platform it replaces is closed (its exports flushed), unless it is ``p`` itself."""
     global _current
-    _current = p
+    previous, _current = _current, p
+    if previous is not None and previous is not p:
+        previous.close()

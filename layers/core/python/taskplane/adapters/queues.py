@@ -10,6 +10,8 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from taskplane.adapters.aws import AwsClient
 from taskplane.adapters.errors import translate
+from taskplane.domain.tracecontext import parse_traceparent
+from taskplane.tracing import NULL_TRACING, Tracing
 
 if TYPE_CHECKING:
     from mypy_boto3_sqs import SQSClient
@@ -40,6 +42,9 @@ class LaneMessage:
     #: when the attempt is due (epoch ms), for a delivery sent ahead of it: the worker waits until then
     #: before it writes the start (so no start write is refused for being early)
     due_ms: int | None = None
+    #: W3C ``traceparent`` of the span that sent it, when tracing is on (taskplane/tracing.py); a
+    #: message without one (sent before tracing was on) hangs under its task's root span instead
+    tp: str | None = None
 
     def body(self) -> str:
         data: dict[str, object] = {
@@ -57,6 +62,8 @@ class LaneMessage:
             data["missing_hops"] = self.missing_hops
         if self.due_ms is not None:
             data["due"] = self.due_ms
+        if self.tp is not None:
+            data["tp"] = self.tp
         return json.dumps(data, separators=(",", ":"))
 
 
@@ -101,6 +108,10 @@ def parse_body(body: str) -> LaneMessage | TriggerMessage:
     due_ms = data.get("due")
     if due_ms is not None and type(due_ms) is not int:
         raise ValueError("due is not an integer")
+    # Only telemetry: one that cannot be read is dropped, never a reason to refuse the delivery.
+    tp = data.get("tp")
+    if parse_traceparent(tp) is None:
+        tp = None
     return LaneMessage(
         tenant=tenant,
         task_id=task_id,
@@ -110,6 +121,7 @@ def parse_body(body: str) -> LaneMessage | TriggerMessage:
         late_ms=late_ms,
         missing_hops=missing_hops,
         due_ms=due_ms,
+        tp=tp,
     )
 
 
@@ -123,9 +135,12 @@ class Lanes(AwsClient["SQSClient"]):
         client: SQSClient | None = None,
         *,
         session: Any = None,
+        tracing: Tracing = NULL_TRACING,
     ) -> None:
         self._urls = dict(queue_urls)
         self._dlq = dlq_url
+        #: every send of a delivery is a dispatch span of its task's trace, whoever sends it
+        self.tracing = tracing
         super().__init__("sqs", client, session=session)
 
     def url(self, lane: str) -> str:
@@ -133,6 +148,16 @@ class Lanes(AwsClient["SQSClient"]):
 
     def send(self, messages: list[LaneMessage]) -> list[Exception | None]:
         """Send in batches of 10 per lane; one outcome per message, in order (None = sent)."""
+        messages, ended = self.tracing.dispatch(messages)
+        try:
+            outcomes = self._send(messages)
+        except BaseException as exc:
+            ended([exc] * len(messages))
+            raise
+        ended(outcomes)
+        return outcomes
+
+    def _send(self, messages: list[LaneMessage]) -> list[Exception | None]:
         outcomes: list[Exception | None] = [None] * len(messages)
         by_lane: dict[str, list[int]] = {}
         for i, m in enumerate(messages):

@@ -29,6 +29,8 @@ retention period after the run ended, or could have ended.
 from __future__ import annotations
 
 import json
+import re
+import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -41,12 +43,19 @@ from taskplane.adapters.workflow_store import deserialize, serialize
 from taskplane.domain.blobs import BlobRef
 from taskplane.domain.errors import Conflict
 from taskplane.domain.workflow import NodeState, Phase, RunState
+from taskplane.tracing import NULL_TRACING, Tracing
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
 
 RUN = "#run"
 _NO_VALUE: Any = object()
+
+
+def _used(names: dict[str, str], *expressions: str) -> dict[str, str]:
+    """The attribute names the expressions use: DynamoDB refuses a request naming one it does not use."""
+    used = {token for expression in expressions for token in re.findall(r"#\w+", expression)}
+    return {key: value for key, value in names.items() if key in used}
 
 
 def _json(value: Any) -> str:
@@ -125,9 +134,18 @@ class RunSummary:
 class RunStore(AwsClient["DynamoDBClient"]):
     """Runs, nodes, outputs and compensations of every tenant."""
 
-    def __init__(self, table: str, client: DynamoDBClient | None = None, *, session: Any = None):
+    def __init__(
+        self,
+        table: str,
+        client: DynamoDBClient | None = None,
+        *,
+        session: Any = None,
+        tracing: Tracing = NULL_TRACING,
+    ):
         self._table = table
         super().__init__("dynamodb", client, session=session)
+        #: a stored run is the root span of its trace
+        self.tracing = tracing
 
     # -- keys ------------------------------------------------------------------------------------
 
@@ -148,6 +166,7 @@ class RunStore(AwsClient["DynamoDBClient"]):
 
     def create(self, run: RunRecord, *, expires_at: int | None = None) -> None:
         """Store a new run and its listing entry."""
+        began = time.time_ns()
         item = {**run_item(run), "expires_at": expires_at}
         listing = {
             "pk": f"L#{run.tenant}#{run.workflow}",
@@ -168,6 +187,7 @@ class RunStore(AwsClient["DynamoDBClient"]):
         except BotoCoreError as exc:
             raise translate(exc, "storing the run") from exc
         self._call("listing the run", "put_item", Item=serialize(listing))
+        self.tracing.run_created(run.tenant, run.run_id, run.workflow, run.version, began)
 
     def get(self, tenant: str, run_id: str) -> RunRecord | None:
         found = self._call(
@@ -608,7 +628,7 @@ class RunStore(AwsClient["DynamoDBClient"]):
                 Key=self._key(tenant, run_id, f"N#{node}"),
                 UpdateExpression=expr,
                 ConditionExpression=condition,
-                ExpressionAttributeNames=names,
+                ExpressionAttributeNames=_used(names, expr, condition),
                 ExpressionAttributeValues=values,
             )
         except ClientError as exc:
@@ -712,7 +732,7 @@ class RunStore(AwsClient["DynamoDBClient"]):
                 Key=self._key(tenant, run_id, f"C#{node}"),
                 UpdateExpression=expr,
                 ConditionExpression="#try = :try AND #state = :running",
-                ExpressionAttributeNames=names,
+                ExpressionAttributeNames=_used(names, expr, "#try = :try AND #state = :running"),
                 ExpressionAttributeValues=values,
             )
         except ClientError as exc:

@@ -19,6 +19,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from taskplane.adapters.aws import AwsClient
 from taskplane.adapters.errors import error_code, translate
+from taskplane.tracing import NULL_TRACING, Tracing
 
 if TYPE_CHECKING:
     from mypy_boto3_stepfunctions import SFNClient
@@ -61,10 +62,13 @@ class StepFunctions(AwsClient["SFNClient"]):
         *,
         log_group_arn: str = "",
         session: Any = None,
+        tracing: Tracing = NULL_TRACING,
     ):
         self._role_arn = role_arn
         self._prefix = prefix
         self._log_group_arn = log_group_arn
+        #: an execution's input carries the trace of its run to every step function task
+        self.tracing = tracing
         super().__init__("stepfunctions", client, session=session)
 
     def machine_name(self, tenant: str, workflow: str) -> str:
@@ -125,12 +129,53 @@ class StepFunctions(AwsClient["SFNClient"]):
         except BotoCoreError as exc:
             raise translate(exc, "publishing the workflow") from exc
 
-    def definition(self, version_arn: str) -> dict[str, Any]:
-        """The ASL of a published version, as Step Functions runs it."""
+    def definition(self, version_arn: str) -> dict[str, Any] | None:
+        """The ASL of a published version, as Step Functions runs it; None once the version is deleted."""
         try:
             return json.loads(self.client.describe_state_machine(stateMachineArn=version_arn)["definition"])
-        except (ClientError, BotoCoreError) as exc:
+        except ClientError as exc:
+            if error_code(exc) == "StateMachineDoesNotExist":
+                return None
             raise translate(exc, "reading the state machine") from exc
+        except BotoCoreError as exc:
+            raise translate(exc, "reading the state machine") from exc
+
+    def prune(self, machine_arn: str, *, keep: set[str], newest: int) -> list[str]:
+        """Delete the machine's versions past the ``newest`` ones, except ``keep`` and any version
+        with a running execution. Answers the deleted version ARNs.
+
+        Step Functions keeps at most 1,000 versions per state machine and refuses to publish more.
+        A deleted version stops no execution, but starts none either, and one an alias routes to
+        cannot be deleted (``ConflictException``: left alone, like a concurrent publish).
+        """
+        deleted = []
+        try:
+            versions: list[str] = []
+            token: dict[str, str] = {}
+            while True:  # (botocore has no paginator for it)
+                page = self.client.list_state_machine_versions(stateMachineArn=machine_arn, **token)  # type: ignore[arg-type]
+                versions += [v["stateMachineVersionArn"] for v in page["stateMachineVersions"]]
+                if not page.get("nextToken"):
+                    break
+                token = {"nextToken": page["nextToken"]}
+            for arn in versions[newest:]:  # newest first
+                if arn in keep:
+                    continue
+                running = self.client.list_executions(
+                    stateMachineArn=arn, statusFilter="RUNNING", maxResults=1
+                )
+                if running["executions"]:
+                    continue
+                try:
+                    self.client.delete_state_machine_version(stateMachineVersionArn=arn)
+                except ClientError as exc:
+                    if error_code(exc) != "ConflictException":
+                        raise
+                    continue
+                deleted.append(arn)
+        except (ClientError, BotoCoreError) as exc:
+            raise translate(exc, "pruning the workflow's versions") from exc
+        return deleted
 
     def route(self, machine_arn: str, weights: dict[str, int]) -> None:
         """Point the ``live`` alias at versions by weight (``{version ARN: percent}``, at most two)."""
@@ -149,12 +194,19 @@ class StepFunctions(AwsClient["SFNClient"]):
 
     def start(self, version_arn: str, name: str, payload: dict[str, Any]) -> str:
         """Start an execution of a version; the same name and input answer the same execution."""
+        payload, ended = self.tracing.launch(payload)
         try:
-            return self.client.start_execution(
+            arn = self.client.start_execution(
                 stateMachineArn=version_arn, name=name, input=json.dumps(payload, separators=(",", ":"))
             )["executionArn"]
         except (ClientError, BotoCoreError) as exc:
+            ended([exc])
             raise translate(exc, "starting the run") from exc
+        except BaseException as exc:
+            ended([exc])
+            raise
+        ended([None])
+        return arn
 
     def stop(self, execution_arn: str, cause: str) -> None:
         try:

@@ -86,6 +86,7 @@ from botocore.exceptions import (
 from taskplane.domain.events import PLATFORM_BUS, stamp
 from taskplane.domain.secrets import scrub, secret_values
 from taskplane.domain.text import valid_text
+from taskplane.tracing import NULL_TRACING, Tracing
 
 if TYPE_CHECKING:
     import boto3.session
@@ -228,6 +229,9 @@ class TargetRunners:
         When False, HTTP targets whose host resolves to a loopback, private, link-local or
         otherwise non-global address fail with ``ForbiddenTarget``. The check resolves the name
         before connecting, so it does not stop DNS rebinding; pair it with network controls.
+    tracing
+        With tracing on, an HTTP target's request carries the W3C ``traceparent`` of the attempt's
+        span (unless the target's own headers set one).
 
     Examples
     --------
@@ -245,6 +249,7 @@ class TargetRunners:
         events_client: Any = None,
         allow_private_http: bool = True,
         platform_bus: str = "taskplane-events",
+        tracing: Tracing = NULL_TRACING,
     ) -> None:
         self._session: Any = session
         self._lambda_client = lambda_client
@@ -253,6 +258,8 @@ class TargetRunners:
         self._allow_private_http = allow_private_http
         #: the real name of the bus tenants call "taskplane"
         self._platform_bus = platform_bus
+        #: an HTTP target gets the attempt's ``traceparent``, so a traced service joins the task's trace
+        self.tracing = tracing
         self._lock = threading.Lock()
         self._lambda_clients_by_timeout: dict[int, Any] = {}
         self._opener = urllib.request.build_opener(_NoRedirects())
@@ -447,6 +454,9 @@ class TargetRunners:
         if method not in _NO_BODY_METHODS:
             data = _dumps(envelope).encode("utf-8")
             headers["content-type"] = "application/json"
+        traceparent = self.tracing.traceparent()
+        if traceparent is not None:
+            headers["traceparent"] = traceparent  # the target's own headers below may replace it
         for name, value in (target.get("headers") or {}).items():
             headers[str(name).lower()] = str(value)
         # Set last so the receiver can trust them for deduplication.

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import builtins
 import json
+import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, cast
 
@@ -25,6 +26,7 @@ from taskplane.domain.blobs import BlobRef
 from taskplane.domain.models import HistoryEntry, Task, TaskErrorInfo
 from taskplane.domain.retry import RetryPolicy
 from taskplane.domain.states import TaskState, check_path
+from taskplane.tracing import NULL_TRACING, Tracing
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
@@ -180,14 +182,27 @@ class TaskStore(AwsClient["DynamoDBClient"]):
     """Tasks in DynamoDB: create, get, list newest first, and conditional state transitions."""
 
     def __init__(
-        self, table: str, client: DynamoDBClient | None = None, *, buckets: int = 1, session: Any = None
+        self,
+        table: str,
+        client: DynamoDBClient | None = None,
+        *,
+        buckets: int = 1,
+        session: Any = None,
+        tracing: Tracing = NULL_TRACING,
     ):
         self._table = table
         super().__init__("dynamodb", client, session=session)
         self._buckets = buckets
+        #: a stored task is the root span of its trace, whichever door it came in by
+        self.tracing = tracing
 
     def create(self, task: Task) -> None:
         """Store a new task; an existing id is a :class:`~taskplane.domain.errors.Conflict`."""
+        began = time.time_ns()
+        self._put(task)
+        self.tracing.tasks_created([task], began)
+
+    def _put(self, task: Task) -> None:
         try:
             self.client.put_item(
                 TableName=self._table,
@@ -203,8 +218,11 @@ class TaskStore(AwsClient["DynamoDBClient"]):
 
     def create_many(self, tasks: list[Task]) -> list[Exception | None]:
         """Store tasks 25 per BatchWriteItem; one outcome per task, in order (None = stored)."""
+        began = time.time_ns()
         items = [_serialize(_to_item(t, self._buckets)) for t in tasks]
-        return batch_put(self.client, self._table, items, lambda item: item["sk"]["S"], "storing tasks")
+        outcomes = batch_put(self.client, self._table, items, lambda item: item["sk"]["S"], "storing tasks")
+        self.tracing.tasks_created([t for t, err in zip(tasks, outcomes, strict=True) if err is None], began)
+        return outcomes
 
     def get(self, tenant: str, task_id: str) -> Task | None:
         try:

@@ -12,11 +12,22 @@ from pydantic import BaseModel, Field
 from taskplane import wiring
 from taskplane.api.common import EnvHeader, IdempotencyKeyHeader, json_response, parse_model, tenant_of
 from taskplane.domain.errors import TaskplaneError, Throttled
-from taskplane.domain.models import TaskSubmit
+from taskplane.domain.models import Task, TaskSubmit
 from taskplane.domain.states import TaskState
+from taskplane.domain.tracecontext import task_trace
 from taskplane.services.tasks import MAX_BATCH
 
 router = Router()
+
+
+def task_view(task: Task) -> dict[str, Any]:
+    """The task resource, with ``trace_id``: the id of the task's trace when this deployment exports
+    traces over OTLP and the task is in the sample (null otherwise; the README's "Observability")."""
+    platform = wiring.platform()
+    return {
+        **platform.tasks.view(task),
+        "trace_id": platform.tracing.trace_id(task_trace(task.tenant, task.task_id)),
+    }
 
 
 class BatchSubmit(BaseModel):
@@ -39,9 +50,8 @@ def submit(
         # The x-env header is shorthand for the label env=<value> (gray-release rules match on it).
         task = task.model_copy(update={"labels": {**task.labels, "env": x_env}})
     who = tenant_of(router.current_event)
-    tasks = wiring.platform().tasks
-    result, fresh = tasks.submit(who, task, idempotency_key=idempotency_key)
-    return json_response(tasks.view(result), 201 if fresh else 200)
+    result, fresh = wiring.platform().tasks.submit(who, task, idempotency_key=idempotency_key)
+    return json_response(task_view(result), 201 if fresh else 200)
 
 
 @router.post(
@@ -82,8 +92,7 @@ def submit_batch(batch: Annotated[BatchSubmit, Body()]) -> Response[dict[str, An
 
 @router.get("/v1/tasks/<task_id>", summary="Get a task", tags=["tasks"])
 def get_task(task_id: Annotated[str, Path(max_length=64)]) -> dict[str, Any]:
-    tasks = wiring.platform().tasks
-    return tasks.view(tasks.get(tenant_of(router.current_event), task_id))
+    return task_view(wiring.platform().tasks.get(tenant_of(router.current_event), task_id))
 
 
 @router.get("/v1/tasks", summary="List tasks, newest first", tags=["tasks"])
@@ -95,11 +104,9 @@ def list_tasks(
     items, next_cursor = wiring.platform().tasks.list(
         tenant_of(router.current_event), state=state, limit=limit, cursor=cursor
     )
-    tasks = wiring.platform().tasks
-    return {"items": [tasks.view(t) for t in items], "next_cursor": next_cursor}
+    return {"items": [task_view(t) for t in items], "next_cursor": next_cursor}
 
 
 @router.post("/v1/tasks/<task_id>/cancel", summary="Cancel a task that has not started", tags=["tasks"])
 def cancel_task(task_id: Annotated[str, Path(max_length=64)]) -> dict[str, Any]:
-    tasks = wiring.platform().tasks
-    return tasks.view(tasks.cancel(tenant_of(router.current_event), task_id))
+    return task_view(wiring.platform().tasks.cancel(tenant_of(router.current_event), task_id))

@@ -11,6 +11,7 @@ from aws_lambda_powertools.event_handler.openapi.params import Body, Path, Query
 from taskplane import wiring
 from taskplane.api.common import IdempotencyKeyHeader, header, json_response, tenant_of
 from taskplane.domain.errors import InvalidRequest
+from taskplane.domain.tracecontext import run_trace
 from taskplane.domain.workflow import Routing, RunStart
 
 router = Router()
@@ -18,6 +19,13 @@ router = Router()
 _Name = Annotated[str, Path(max_length=64)]
 _RunId = Annotated[str, Path(max_length=64)]
 _TEXT = "text/plain; charset=utf-8"
+
+
+def run_traced(tenant: str, view: dict[str, Any]) -> dict[str, Any]:
+    """A run resource with ``trace_id``: its trace's id when this deployment exports traces over OTLP
+    and the run is in the sample (null otherwise)."""
+    ids = run_trace(tenant, str(view.get("run_id")))
+    return {**view, "trace_id": wiring.platform().tracing.trace_id(ids)}
 
 
 def _text(body: str) -> Response[str]:
@@ -44,7 +52,7 @@ def put_workflow(name: _Name) -> Response[dict[str, Any]]:
     if body is None:
         raise InvalidRequest("send the workflow definition as YAML or JSON", [{"field": "body"}])
     view, created = wiring.platform().workflows.put(who, name, body, header(event, "content-type"))
-    return json_response(view, 201 if created else 200)
+    return json_response(run_traced(who, view), 201 if created else 200)
 
 
 @router.get("/v1/workflows", summary="List workflows by name", tags=["workflows"])
@@ -96,7 +104,7 @@ def start_run(
     run = run or RunStart()  # no body: a run with no input
     who = tenant_of(router.current_event)
     view, created = wiring.platform().workflows.start_run(who, name, run, idempotency_key=idempotency_key)
-    return json_response(view, 201 if created else 200)
+    return json_response(run_traced(who, view), 201 if created else 200)
 
 
 @router.get("/v1/workflows/<name>/runs", summary="A workflow's runs, newest first", tags=["runs"])
@@ -122,7 +130,7 @@ def get_run(
     who = tenant_of(router.current_event)
     if format == "mermaid":
         return _text(wiring.platform().workflows.run_graph(who, run_id))
-    return json_response(wiring.platform().workflows.get_run(who, run_id))
+    return json_response(run_traced(who, wiring.platform().workflows.get_run(who, run_id)))
 
 
 @router.get("/v1/runs/<run_id>/nodes/<node>", summary="One node's full output", tags=["runs"])
@@ -136,9 +144,11 @@ def get_node_output(run_id: _RunId, node: Annotated[str, Path(max_length=64)]) -
     tags=["runs"],
 )
 def resume_run(run_id: _RunId) -> dict[str, Any]:
-    return wiring.platform().workflows.resume(tenant_of(router.current_event), run_id)
+    who = tenant_of(router.current_event)
+    return run_traced(who, wiring.platform().workflows.resume(who, run_id))
 
 
 @router.post("/v1/runs/<run_id>/cancel", summary="Stop a running run (nothing is compensated)", tags=["runs"])
 def cancel_run(run_id: _RunId) -> dict[str, Any]:
-    return wiring.platform().workflows.cancel(tenant_of(router.current_event), run_id)
+    who = tenant_of(router.current_event)
+    return run_traced(who, wiring.platform().workflows.cancel(who, run_id))

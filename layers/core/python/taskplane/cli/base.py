@@ -210,6 +210,22 @@ def port(text: str) -> int:
     return value
 
 
+def http_url(text: str) -> str:
+    """An argument type for an http(s) URL with a host."""
+    from urllib.parse import urlsplit
+
+    try:
+        parts = urlsplit(text.strip())
+        host = parts.hostname
+    except ValueError:
+        host = None
+    if parts.scheme not in ("http", "https") or not host:
+        raise argparse.ArgumentTypeError(
+            f"expected an http(s) URL such as http://localhost:4318, got {text!r}"
+        )
+    return text.strip()
+
+
 def int_between(low: int, high: int | None = None) -> Callable[[str], int]:
     """An argument type for an integer from ``low`` (to ``high``)."""
 

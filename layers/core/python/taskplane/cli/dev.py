@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from taskplane.cli.base import Context, UsageError, add_command, key_value, port
+from taskplane.cli.base import Context, UsageError, add_command, http_url, key_value, port
 from taskplane.client import API_KEY_ENV
 
 
@@ -27,6 +27,7 @@ def register(subparsers: Any) -> None:
             taskplane dev --tenant acme=acme-key --tenant globex=globex-key
             taskplane dev --functions examples/functions.py
             taskplane dev --strict        # AWS's defaults: private HTTP refused, targets only from allow-lists
+            taskplane dev --otlp http://localhost:4318   # metrics and traces to an OpenTelemetry collector too
             TASKPLANE_TARGET_ALLOWLISTS='{"default": ["lambda:orders-*"]}' taskplane dev --strict
         """,
         handler=_cmd_dev,
@@ -54,6 +55,15 @@ def register(subparsers: Any) -> None:
         help="Python file whose functions serve as local Lambda targets",
     )
     parser.add_argument(
+        "--otlp",
+        metavar="URL",
+        type=http_url,
+        help=(
+            "also export metrics and traces over OTLP/HTTP to this collector (its base URL: /v1/traces "
+            "and /v1/metrics are appended); the same as TASKPLANE_OTLP_ENDPOINT, which it overrides"
+        ),
+    )
+    parser.add_argument(
         "--strict",
         action="store_true",
         help=(
@@ -79,12 +89,20 @@ def _cmd_dev(args: argparse.Namespace, ctx: Context) -> int:
         tenants[name] = owners[name] = key
     if args.functions and not Path(args.functions).is_file():
         raise UsageError(f"argument --functions: no such file: {args.functions}")
+    missing = local_runtime_missing()
+    if missing:
+        print(
+            f"error: taskplane dev needs the local runtime's packages ({missing} is not installed): "
+            "pip install 'taskplane[local]'",
+            file=sys.stderr,
+        )
+        return 1
     try:
         from taskplane.local.runtime import run_dev
     except ModuleNotFoundError as exc:
         print(
             f"error: the local runtime cannot start: module {exc.name!r} is missing; "
-            "install the dev extras: pip install -e '.[dev]'",
+            "pip install 'taskplane[local]'",
             file=sys.stderr,
         )
         return 1
@@ -96,7 +114,18 @@ def _cmd_dev(args: argparse.Namespace, ctx: Context) -> int:
             tenants=tenants,
             functions_file=args.functions,
             strict=args.strict,
+            otlp=args.otlp,
         )
     except KeyboardInterrupt:
         return 0  # Ctrl-C is how dev is meant to stop
     return code if isinstance(code, int) else 0
+
+
+def local_runtime_missing() -> str | None:
+    """The first package ``taskplane dev`` needs that is not installed (the ``local`` extra), if any."""
+    import importlib.util
+
+    for module in ("moto", "boto3"):
+        if importlib.util.find_spec(module) is None:
+            return module
+    return None

@@ -247,6 +247,8 @@ def render_task(task: dict[str, Any]) -> RenderableType:
     if task.get("labels"):
         rows.append(("labels", Text(", ".join(f"{k}={v}" for k, v in task["labels"].items()))))
     rows += [(f, Text(str(task[f]))) for f in _TASK_TIMES if task.get(f)]
+    if task.get("trace_id"):  # OTLP export on: the id to look the task's trace up by
+        rows.append(("trace", Text(str(task["trace_id"]))))
     if task.get("result") is not None:
         rows.append(("result", Text(json_excerpt(task["result"], 2000, indent=2))))
     error = task.get("error")

@@ -3,7 +3,11 @@
 1. **Atomic conditional writes.** moto checks a ConditionExpression and then writes, with nothing in
    between to stop another thread: two threads could both pass ``state = PENDING`` and both start the
    same attempt. DynamoDB never allows that, and the at-most-once start depends on it, so moto's
-   DynamoDB writes run under one lock.
+   DynamoDB writes run under one lock. So does every DynamoDB request as a whole: moto applies an
+   UpdateItem to the stored item in place while another thread may be serializing that item for a
+   read, which then sees half a write or crashes ("dictionary changed size during iteration", seen
+   under load in test_backpressure.py). The lock was taken for whole requests by the workflow
+   patches only (``local/workflows.py``); every moto user needs it.
 2. **Cheaper queue scans.** moto answers every SQS call by scanning the whole queue and reads the
    clock twice per message while doing it (NOTES-AWS-LOCAL.md: a send+receive pair at depth 1,000
    ran ~1/s). The same scan with the clock read once per call gives the same answer, much faster.
@@ -33,6 +37,11 @@ took a task transition's UpdateItem from 5.7 to 4.4 ms of CPU (boto3 client side
 6. **A response class's action names listed once.** Every moto request lists its handler class's
    methods with ``inspect.getmembers`` to see whether the action exists. The list is kept per class,
    and listed again if the class gains or loses an attribute (a test patching a handler).
+
+8. **State machine versions can be listed and deleted.** moto has neither ``ListStateMachineVersions``
+   nor ``DeleteStateMachineVersion`` (the API prunes old versions: Step Functions keeps at most 1,000
+   per machine). Both are added as AWS documents them: newest first; a version an alias routes to
+   cannot be deleted (``ConflictException``); a deleted version starts no execution.
 
 All are applied by the local runtime and the tests (never by Lambda code); moto is imported here
 lazily, never at import.
@@ -64,11 +73,21 @@ def apply() -> None:
     _copy_parse_trees_cheaply()
     _lex_condition_expressions_once()
     _list_action_names_once()
+    _state_machine_versions()
     _applied = True
 
 
 def _make_dynamodb_atomic() -> None:
     from moto.dynamodb.models import DynamoDBBackend
+    from moto.dynamodb.responses import DynamoHandler
+
+    handle = DynamoHandler.call_action
+
+    def call_action(self: Any) -> Any:
+        with _LOCK:
+            return handle(self)
+
+    DynamoHandler.call_action = call_action  # type: ignore[method-assign]
 
     for name in _WRITES:
         original = getattr(DynamoDBBackend, name, None)
@@ -251,3 +270,63 @@ def queue_waiter(queue_url: str, region: str = "us-east-1") -> Any:
         queue.wait_for_messages(timeout_s)  # type: ignore[arg-type]  # a float works: Condition.wait_for
 
     return wait
+
+
+def _state_machine_versions() -> None:
+    models: Any = importlib.import_module("moto.stepfunctions.models")
+    responses: Any = importlib.import_module("moto.stepfunctions.responses")
+    exceptions: Any = importlib.import_module("moto.stepfunctions.exceptions")
+    backend_class = models.StepFunctionBackend
+
+    def machine(backend: Any, arn: str) -> Any:
+        found = next((m for m in backend.state_machines if m.arn == arn), None)
+        if found is None:
+            raise exceptions.StateMachineDoesNotExist(f"State Machine Does Not Exist: '{arn}'")
+        return found
+
+    def list_state_machine_versions(self: Any, arn: str) -> list[Any]:
+        return sorted(machine(self, arn).versions.values(), key=lambda v: v.version, reverse=True)
+
+    def delete_state_machine_version(self: Any, version_arn: str) -> None:
+        source_arn, _, number = version_arn.rpartition(":")
+        if not number.isdigit():
+            raise exceptions.ValidationException(f"not a version ARN: '{version_arn}'")
+        found = next((m for m in self.state_machines if m.arn == source_arn), None)
+        if found is None or int(number) not in found.versions:
+            return  # AWS answers 200 for a version that is already gone
+        for alias in found.aliases.values():
+            if any(r["stateMachineVersionArn"] == version_arn for r in alias.routing_configuration):
+                raise exceptions.ConflictException(
+                    f"Version to be deleted must not be referenced by an alias. Current list of aliases "
+                    f"referencing this version: [{alias.arn}]"
+                )
+        del found.versions[int(number)]
+
+    def list_versions_response(self: Any) -> Any:
+        versions = self.stepfunction_backend.list_state_machine_versions(self._get_param("stateMachineArn"))
+        limit = self._get_int_param("maxResults") or 1000
+        start = int(self._get_param("nextToken") or 0)
+        page = versions[start : start + limit]
+        body: dict[str, Any] = {
+            "stateMachineVersions": [
+                {"stateMachineVersionArn": v.arn, "creationDate": v.creation_date} for v in page
+            ]
+        }
+        if start + limit < len(versions):
+            body["nextToken"] = str(start + limit)
+        return responses.ActionResult(body)
+
+    def delete_version_response(self: Any) -> Any:
+        self.stepfunction_backend.delete_state_machine_version(self._get_param("stateMachineVersionArn"))
+        return responses.EmptyResult()
+
+    if not hasattr(exceptions, "ConflictException"):
+
+        class ConflictException(exceptions.StepFunctionsException):
+            code = "ConflictException"
+
+        exceptions.ConflictException = ConflictException
+    backend_class.list_state_machine_versions = list_state_machine_versions
+    backend_class.delete_state_machine_version = delete_state_machine_version
+    responses.StepFunctionResponse.list_state_machine_versions = list_versions_response
+    responses.StepFunctionResponse.delete_state_machine_version = delete_version_response

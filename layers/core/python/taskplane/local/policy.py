@@ -24,6 +24,7 @@ from taskplane.settings import (
     ENV_ALLOW_PRIVATE_HTTP,
     ENV_EXTERNAL_EVENTS,
     ENV_MAX_LANE_DEPTH,
+    ENV_OTLP_ENDPOINT,
     ENV_TARGET_ALLOWLISTS,
     ENV_TARGETS_ALLOWED_BY_DEFAULT,
     ENV_TASK_ROUTES,
@@ -128,6 +129,13 @@ def describe(settings: PlatformSettings, origin: Mapping[str, str]) -> list[str]
         ("in-flight quota", f"{quota:,} per tenant" if quota else "none", origin[ENV_TENANT_INFLIGHT_QUOTA]),
         ("task routes", f"{routes} rule(s)" if routes else "none", origin[ENV_TASK_ROUTES]),
         ("external events", external or "none", origin[ENV_EXTERNAL_EVENTS]),
+        (
+            "OTLP export",
+            f"metrics and {settings.otlp_sample_ratio:.0%} of traces to {settings.otlp_endpoint}"
+            if settings.otlp_endpoint
+            else "off (--otlp URL turns it on)",
+            origin[ENV_OTLP_ENDPOINT],
+        ),
     ]
     width = max(len(name) for name, _, _ in rows)
     return [f"    {name.ljust(width)}  {value}   [{source}]" for name, value, source in rows]

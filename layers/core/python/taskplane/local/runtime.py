@@ -50,6 +50,8 @@ class LocalRuntime:
     functions_file: str | None = None
     #: AWS's defaults for private HTTP and target allow-lists (local/policy.py); the environment still wins
     strict: bool = False
+    #: an OTLP/HTTP collector to export metrics and traces to (``--otlp``; over TASKPLANE_OTLP_ENDPOINT)
+    otlp: str | None = None
     pollers: list[Any] = field(default_factory=list)
     #: the settings in force and where each policy value came from (filled by start)
     settings: Any = None
@@ -88,6 +90,7 @@ class LocalRuntime:
         from taskplane.local.policy import local_settings
         from taskplane.local.poller import LanePoller
         from taskplane.local.resources import create_resources
+        from taskplane.settings import ENV_OTLP_ENDPOINT
 
         moto_patches.apply()
         # Step Functions executes ASL (workflows), calling the step function in-process.
@@ -95,17 +98,20 @@ class LocalRuntime:
         self._mock.start()
         session = boto3.session.Session(region_name=REGION)
         self._session = session
+        env = dict(os.environ)
+        if self.otlp:
+            env[ENV_OTLP_ENDPOINT] = self.otlp
         try:
             # Policy from the environment (or --strict) over the friendly local defaults: local/policy.py.
-            settings, self.policy_origin = local_settings(
-                create_resources(session), os.environ, strict=self.strict
-            )
+            settings, self.policy_origin = local_settings(create_resources(session), env, strict=self.strict)
         except Exception:
             self._mock.stop()
             self._mock = None
             os.environ.clear()
             os.environ.update(self._saved_environ)
             raise
+        if self.otlp:
+            self.policy_origin[ENV_OTLP_ENDPOINT] = "--otlp"
         # Presigned URLs for large payloads and results must reach this process's S3 from outside
         # it: a moto server on loopback shares the in-process state (NOTES-AWS-LOCAL.md).
         self._s3_server = _start_s3_endpoint()
@@ -248,6 +254,7 @@ def run_dev(
     tenants: dict[str, str] | None = None,
     functions_file: str | None = None,
     strict: bool = False,
+    otlp: str | None = None,
 ) -> int:
     """Run the local runtime until Ctrl-C (SIGINT) or SIGTERM; returns the exit code."""
     from taskplane.local.policy import SettingError
@@ -259,6 +266,7 @@ def run_dev(
         tenants=dict(tenants or {}),
         functions_file=functions_file,
         strict=strict,
+        otlp=otlp,
     )
     stop = threading.Event()
 

@@ -20,7 +20,7 @@ each fixed here for the local runtime and the tests only (NOTES-AWS-LOCAL.md has
    attribute at a time, while another thread may be serializing that item for a Query (seen as a
    node ``SUCCEEDED`` without its ``finished_at``, or a read that crashes with "dictionary changed
    size during iteration" under load). DynamoDB never shows a partial write; here every DynamoDB
-   request runs under the lock :mod:`taskplane.local.moto_patches` already holds for writes.
+   request runs under the lock of :mod:`taskplane.local.moto_patches` (which every moto user applies).
 
 moto is imported lazily, never when this module is imported.
 """
@@ -53,7 +53,9 @@ def apply_moto_fixes() -> None:
         _propagate_states_errors()
         _share_lambda_clients()
         _query_one_partition()
-        _atomic_dynamodb_requests()
+        from taskplane.local import moto_patches
+
+        moto_patches.apply()  # every DynamoDB request under one lock (a read never sees half a write)
         # A failing node is an ordinary event in a workflow; moto logs each as an error with the
         # whole parsed state machine attached.
         logging.getLogger("moto.stepfunctions").setLevel(logging.CRITICAL)
@@ -90,6 +92,38 @@ def _run_versions() -> None:
         return execution
 
     StepFunctionsParserBackend.start_execution = start_execution  # type: ignore[method-assign]
+
+    original_list = StepFunctionsParserBackend.list_executions
+
+    def list_executions(
+        self: Any,
+        state_machine_arn: str,
+        status_filter: str | None = None,
+        max_results: int | None = None,
+        next_token: str | None = None,
+    ) -> Any:
+        # Step Functions lists a version's executions given its ARN (the API keeps versions that
+        # still run); here they live on the machine, marked with the version they started on.
+        target = self.describe_state_machine(state_machine_arn)
+        if not isinstance(target, StateMachineVersion):
+            return original_list(
+                self,
+                state_machine_arn,
+                status_filter=status_filter,
+                max_results=max_results,
+                next_token=next_token,
+            )
+        machine = self.describe_state_machine(target.source_arn)
+        found = [
+            e
+            for e in machine.executions
+            if getattr(e, "taskplane_version_arn", None) == target.arn
+            and (status_filter is None or e.status == status_filter)
+        ]
+        found.sort(key=lambda e: e.start_date, reverse=True)
+        return found[: max_results or None], None
+
+    StepFunctionsParserBackend.list_executions = list_executions  # type: ignore[method-assign,assignment]
 
 
 def _propagate_states_errors() -> None:
@@ -162,21 +196,6 @@ def _query_one_partition() -> None:
         return original(_Partition(self, hash_key), hash_key, *args, **kwargs)  # type: ignore[arg-type]
 
     Table.query = query  # type: ignore[method-assign]
-
-
-def _atomic_dynamodb_requests() -> None:
-    from moto.dynamodb.responses import DynamoHandler
-
-    from taskplane.local import moto_patches
-
-    original = DynamoHandler.call_action
-    lock = moto_patches._LOCK  # the same re-entrant lock as moto_patches' writes
-
-    def call_action(self: Any) -> Any:
-        with lock:
-            return original(self)
-
-    DynamoHandler.call_action = call_action  # type: ignore[method-assign]
 
 
 def install_step_function(

@@ -16,6 +16,7 @@ way, in the worker that ran the failed attempt; a later one goes through the whe
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import dataclasses
 import json
 import random
@@ -26,7 +27,7 @@ from concurrent.futures import ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Any
+from typing import Any, ClassVar
 
 from taskplane.adapters.blobs import BlobStore
 from taskplane.adapters.dead_letters import DeadLetterStore
@@ -50,6 +51,7 @@ from taskplane.services.breakers import CircuitBreakers
 from taskplane.services.ports import NullTelemetry, Telemetry
 from taskplane.services.tasks import arrival_delay_s, delivery_for, wheel_entry_for
 from taskplane.services.wakes import Wakes
+from taskplane.tracing import NULL_TRACING, Tracing, traced_attempt, traced_watch
 
 #: Keeps the delivery being handled invisible on its lane for this many seconds from now.
 Hold = Callable[[int], None]
@@ -100,9 +102,13 @@ class Outcome(StrEnum):
 
 @dataclass(frozen=True)
 class _RetryHere:
-    """A failed attempt whose retry is due soon: the task (RETRYING) waits in this worker."""
+    """A failed attempt whose retry is due soon: the task (RETRYING) waits in this worker for the
+    delivery ``message`` (never sent: its dispatch span hangs under the failed attempt's, like a
+    retry sent on the lane)."""
 
-    task: Task
+    message: LaneMessage
+    #: the attempt's outcome as its span records it (tracing reads ``value``)
+    value: ClassVar[str] = "retrying"
 
 
 Handled = Outcome | _RetryHere
@@ -136,6 +142,8 @@ class Executor:
     wakes: Wakes | None = None
     #: the bucket of large payloads and results (None: results over the inline limit are not kept)
     blobs: BlobStore | None = None
+    #: a span per attempt (taskplane/tracing.py)
+    tracing: Tracing = NULL_TRACING
 
     def handle(self, delivery: LaneMessage, hold: Hold | None = None) -> Outcome:
         """Process one lane message; raises only when the message must be redelivered.
@@ -148,18 +156,8 @@ class Executor:
         result = self._handle(delivery, hold)
         while isinstance(result, _RetryHere):
             # The next attempt is due soon: wait for it here, under the same (held) lane message.
-            waiting = result.task
-            result = self._handle(
-                LaneMessage(
-                    tenant=waiting.tenant,
-                    task_id=waiting.task_id,
-                    attempt=waiting.attempts + 1,
-                    lane=waiting.priority,
-                    state=S.RETRYING.value,
-                    due_ms=waiting.next_attempt_at,
-                ),
-                hold,
-            )
+            with self.tracing.delivered(result.message):
+                result = self._handle(result.message, hold)
         return result
 
     def _handle(self, delivery: LaneMessage, hold: Hold | None) -> Handled:
@@ -300,6 +298,7 @@ class Executor:
                 self._watch_entry(task, first_watch(task.started_at, task.timeout_s, self.grace_ms))
             )
 
+    @traced_watch
     def _watch(self, delivery: LaneMessage, task: Task | None = None, hold: Hold | None = None) -> Handled:
         """A watch came due (or a started delivery came back): time out an abandoned attempt, or look later."""
         task = task or self.store.get(delivery.tenant, delivery.task_id)
@@ -317,7 +316,12 @@ class Executor:
         if again is not None:
             self._arm_watch(task, again)
             return Outcome.REQUEUED
-        dims: dict[str, Any] = {"tenant": task.tenant, "target_type": task.target_type, "lane": task.priority}
+        dims: dict[str, Any] = {
+            "tenant": task.tenant,
+            "target_type": task.target_type,
+            "lane": task.priority,
+            "attempt": task.attempts,
+        }
         self.telemetry.count("abandoned", **dims)
         failure = TargetFailure(
             "Timeout",
@@ -355,8 +359,14 @@ class Executor:
             return self.wheel is not None
         return False
 
+    @traced_attempt
     def _run(self, task: Task, hold: Hold | None = None) -> Handled:
-        dims: dict[str, Any] = {"tenant": task.tenant, "target_type": task.target_type, "lane": task.priority}
+        dims: dict[str, Any] = {
+            "tenant": task.tenant,
+            "target_type": task.target_type,
+            "lane": task.priority,
+            "attempt": task.attempts,
+        }
         self.telemetry.count("started", **dims)
         watched = self._guard(task, hold)
         now = self.clock.now_ms()
@@ -394,7 +404,14 @@ class Executor:
         if needs_heartbeat(task.timeout_s):
             threading.Thread(target=self._beat, args=(task, done), daemon=True).start()
         future = self.pool.submit(
-            self.runners.run, task.effective_target, envelope, task.timeout_s, cancel, tenant=task.tenant
+            # In this attempt's context (its span: an HTTP target's traceparent).
+            contextvars.copy_context().run,
+            self.runners.run,
+            task.effective_target,
+            envelope,
+            task.timeout_s,
+            cancel,
+            tenant=task.tenant,
         )
         failure: TargetFailure | None = None
         timed_out = False
@@ -488,10 +505,24 @@ class Executor:
         self.telemetry.count("succeeded", **dims)
         return Outcome.SUCCEEDED
 
+    def _retry_here(self, waiting: Task) -> _RetryHere:
+        message = LaneMessage(
+            tenant=waiting.tenant,
+            task_id=waiting.task_id,
+            attempt=waiting.attempts + 1,
+            lane=waiting.priority,
+            state=S.RETRYING.value,
+            due_ms=waiting.next_attempt_at,
+        )
+        (traced,), ended = self.tracing.dispatch([message])
+        ended([None])
+        return _RetryHere(traced)
+
     def _failed(
         self, task: Task, failure: TargetFailure, *, timed_out: bool, dims: dict[str, Any]
     ) -> Handled:
         now = self.clock.now_ms()
+        self.tracing.failed(failure.error_type, failure.message)
         error = {"type": failure.error_type, "message": failure.message[:2000]}
         retry_at = (
             next_attempt_at(
@@ -513,13 +544,13 @@ class Executor:
                 expected_attempts=task.attempts,
                 return_task=False,
             )
-            self.telemetry.count("retried", **dims)
+            self.telemetry.count("retried", **dims, error_type=failure.error_type)
             if moved.ok:
                 # State first, then the delivery: if this send fails the message is redelivered,
                 # finds the task RETRYING and queues it again.
                 waiting = task.model_copy(update={"state": S.RETRYING, "next_attempt_at": retry_at})
                 if retry_at - now <= INLINE_RETRY_MS:
-                    return _RetryHere(waiting)
+                    return self._retry_here(waiting)
                 if self.wheel is not None:
                     # The tick sends it a lead ahead and the next worker waits out the rest: precise.
                     self._into_wheel(wheel_entry_for(waiting, self.shards))
@@ -556,7 +587,7 @@ class Executor:
         )
         if ended.ok and task.counted:
             self.admission.release(task.tenant)
-        self.telemetry.count("failed", **dims)
+        self.telemetry.count("failed", **dims, error_type=failure.error_type)
         return Outcome.FAILED
 
     @staticmethod

@@ -22,16 +22,44 @@ if TYPE_CHECKING:
 
 
 class Telemetry(Protocol):
-    def count(self, name: str, *, tenant: str, target_type: str, lane: str, value: float = 1) -> None: ...
+    """Metrics: counts and attempt durations per tenant, target type and lane. ``attempt`` (the
+    attempt they concern) and ``error_type`` (why an attempt failed) go to OTLP only: as CloudWatch
+    dimensions they would multiply the billed custom metrics (observability.py)."""
 
-    def duration_ms(self, ms: float, *, tenant: str, target_type: str, lane: str) -> None: ...
+    def count(
+        self,
+        name: str,
+        *,
+        tenant: str,
+        target_type: str,
+        lane: str,
+        value: float = 1,
+        attempt: int | None = None,
+        error_type: str | None = None,
+    ) -> None: ...
+
+    def duration_ms(
+        self, ms: float, *, tenant: str, target_type: str, lane: str, attempt: int | None = None
+    ) -> None: ...
 
 
 class NullTelemetry:
-    def count(self, name: str, *, tenant: str, target_type: str, lane: str, value: float = 1) -> None:
+    def count(
+        self,
+        name: str,
+        *,
+        tenant: str,
+        target_type: str,
+        lane: str,
+        value: float = 1,
+        attempt: int | None = None,
+        error_type: str | None = None,
+    ) -> None:
         return None
 
-    def duration_ms(self, ms: float, *, tenant: str, target_type: str, lane: str) -> None:
+    def duration_ms(
+        self, ms: float, *, tenant: str, target_type: str, lane: str, attempt: int | None = None
+    ) -> None:
         return None
 
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 from taskplane.adapters.queues import LaneMessage, Lanes
 from taskplane.adapters.task_store import TaskStore
@@ -142,7 +143,7 @@ class ScheduleService:
             }
         )
         self.store.update(moved, expected_next=entry.due_ms, entry=self._entry(moved))
-        dims = {
+        dims: dict[str, Any] = {
             "tenant": schedule.tenant,
             "target_type": str(schedule.task["target"]["type"]),
             "lane": entry.lane,

@@ -395,4 +395,9 @@ class TaskService:
 
     @staticmethod
     def _dims(task: Task) -> dict[str, Any]:
-        return {"tenant": task.tenant, "target_type": task.target_type, "lane": task.priority}
+        return {
+            "tenant": task.tenant,
+            "target_type": task.target_type,
+            "lane": task.priority,
+            "attempt": task.attempts + 1,
+        }

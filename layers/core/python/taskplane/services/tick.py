@@ -392,7 +392,13 @@ class Ticker:
         failed = [e for e, err in zip(batch, outcomes, strict=True) if err is not None]
         for entry in batch:
             if entry not in failed:
-                self.telemetry.count("dispatched", tenant=entry.tenant, target_type="wheel", lane=entry.lane)
+                self.telemetry.count(
+                    "dispatched",
+                    tenant=entry.tenant,
+                    target_type="wheel",
+                    lane=entry.lane,
+                    attempt=entry.attempt,
+                )
         with run.lock:
             run.report.dispatched += len(batch) - len(failed)
             run.report.send_failures += len(failed)
@@ -409,7 +415,11 @@ class Ticker:
             late = now - entry.sends_at(self.lead_ms)
             if late > self.late_after_ms:
                 self.telemetry.count(
-                    "dispatched_late", tenant=entry.tenant, target_type="wheel", lane=entry.lane
+                    "dispatched_late",
+                    tenant=entry.tenant,
+                    target_type="wheel",
+                    lane=entry.lane,
+                    attempt=entry.attempt,
                 )
             messages.append(
                 LaneMessage(

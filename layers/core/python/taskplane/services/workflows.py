@@ -20,6 +20,7 @@ run ends ``COMPENSATED`` (or ``FAILED`` when a compensation failed too).
 
 from __future__ import annotations
 
+import contextvars
 import json
 import random
 import threading
@@ -36,6 +37,7 @@ from taskplane.adapters.run_store import CompensationRecord, NodeRecord, RunReco
 from taskplane.adapters.stepfunctions import StepFunctions
 from taskplane.adapters.targets import TargetFailure, TargetRunners
 from taskplane.adapters.workflow_store import VersionRecord, WorkflowRecord
+from taskplane.domain import history
 from taskplane.domain.allowlist import TargetPolicy
 from taskplane.domain.asl import END_GATE, GRACE_S, RESUME_COMPENSATION, compile_asl, gated, to_json
 from taskplane.domain.blobs import (
@@ -82,6 +84,10 @@ from taskplane.services.ports import Idempotency, NullTelemetry, RunLedger, Tele
 
 #: Outputs up to this size are shown inline in ``GET /v1/runs/{id}``; larger ones have their own route.
 PREVIEW_BYTES = 2048
+#: State machine versions kept after each publish besides the ones routing or a running execution
+#: uses (Step Functions refuses to publish past 1,000 per machine). A failed run can be resumed while
+#: its version is among them.
+KEEP_VERSIONS = 100
 
 
 assert NodeAttemptFailed.__name__ == RETRYABLE_ERROR and NodeFailed.__name__ == FATAL_ERROR
@@ -226,6 +232,7 @@ class WorkflowService:
         """Publish a definition; an unchanged one publishes nothing. Answers (view, created)."""
         workflow = parse_workflow(body, name=name, content_type=content_type)
         self._check_targets(tenant, workflow)
+        history.check(workflow)  # one run must fit Step Functions' 25,000 history events
         digest = workflow.digest()
         current = self.store.get(tenant, name)
         if current is not None and current.digest == digest:
@@ -269,7 +276,24 @@ class WorkflowService:
         self.store.publish(current, after, record)
         if not after.routing:
             self._mirror_alias(after, {version_arn: 100})
+        self._prune(tenant, after, version_arn)
         return {**_summary(after), "version": version, "published": True, **_graph(workflow)}, current is None
+
+    def _prune(self, tenant: str, record: WorkflowRecord, latest_arn: str) -> None:
+        """Delete versions past the newest :data:`KEEP_VERSIONS` that nothing routes to or runs on."""
+        from taskplane.observability import logger
+
+        try:
+            keep = {latest_arn}
+            if record.routing:
+                arns = {v.version: v.version_arn for v in self.store.versions(tenant, record.name)}
+                keep |= {arns[v] for v in record.routing if v in arns}
+            deleted = self.sfn.prune(record.machine_arn, keep=keep, newest=KEEP_VERSIONS)
+        except Exception as exc:  # the next publish tries again; the PUT itself succeeded
+            logger.warning("could not prune old versions", extra={"workflow": record.name, "error": str(exc)})
+            return
+        if deleted:
+            logger.info("pruned old versions", extra={"workflow": record.name, "versions": deleted})
 
     def _check_targets(self, tenant: str, workflow: Workflow) -> None:
         """Every target and compensation must be one the tenant's allow-list lets it call."""
@@ -330,7 +354,9 @@ class WorkflowService:
             "on_failure": workflow.on_failure,
             "definition": workflow.canonical(),
             **_graph(workflow),
-            "asl": self.sfn.definition(shown.version_arn),
+            # A pruned version is gone from Step Functions; its definition compiles to the same ASL.
+            "asl": self.sfn.definition(shown.version_arn)
+            or compile_asl(workflow, self.step_function_arn, version=shown.version),
         }
 
     def mermaid(self, tenant: str, name: str, version: int | None = None) -> str:
@@ -589,6 +615,12 @@ class WorkflowService:
         resume: dict[str, Any] | None = None,
     ) -> dict[str, Any]:
         """Start a resumed run's next execution, from ``phase``, its error set to ``error``."""
+        if run.version_arn and self.sfn.definition(run.version_arn) is None:
+            raise Conflict(
+                f"run {run.run_id} ran version {run.version} of {run.workflow!r}, which was pruned (the newest "
+                f"{KEEP_VERSIONS} versions and those in use are kept); start a new run instead",
+                [{"field": "version", "value": run.version, "problem": "version_pruned"}],
+            )
         now = self.clock.now_ms()
         after = self.runs.update_run(
             run,
@@ -775,11 +807,11 @@ class StepService:
             failure = TargetFailure(
                 "InputsMissing", f"outputs of {missing} are not in the ledger", retryable=False
             )
-            return self._node_failed(ref, node_id, try_id, failure, final=True)
+            return self._node_failed(ref, node_id, try_id, failure, final=True, attempt=record.attempts)
         try:
             deps = self._readable(ref.tenant, deps, node.target, node.timeout_s)
         except TargetFailure as failure:
-            return self._node_failed(ref, node_id, try_id, failure, final=True)
+            return self._node_failed(ref, node_id, try_id, failure, final=True, attempt=record.attempts)
         envelope = {
             "run_id": ref.run_id,
             "workflow": ref.workflow,
@@ -794,7 +826,7 @@ class StepService:
             text = _output_json(output, MAX_OUTPUT_BYTES if self.blobs is None else MAX_BLOB_RESULT_BYTES)
         except TargetFailure as failure:
             final = not failure.retryable or retry + 1 >= node.retry.max_attempts
-            return self._node_failed(ref, node_id, try_id, failure, final=final)
+            return self._node_failed(ref, node_id, try_id, failure, final=final, attempt=record.attempts)
         size = len(text.encode("utf-8", "surrogatepass"))
         kept = None
         if size > MAX_OUTPUT_BYTES and self.blobs is not None:
@@ -819,7 +851,7 @@ class StepService:
         )
         if stored:
             self._notify(ref, workflow, version, node_id)
-        self._count("node_succeeded", ref, node.target)
+        self._count("node_succeeded", ref, node.target, record.attempts)
         return {"node": node_id}
 
     def _readable(
@@ -852,12 +884,33 @@ class StepService:
                 }
         return out
 
-    def _count(self, name: str, ref: RunRef, target: dict[str, Any]) -> None:
+    def _count(
+        self,
+        name: str,
+        ref: RunRef,
+        target: dict[str, Any],
+        attempt: int | None = None,
+        failure: TargetFailure | None = None,
+    ) -> None:
         # The platform's metric dimensions, with the lane standing for "a workflow node".
-        self.telemetry.count(name, tenant=ref.tenant, target_type=str(target.get("type")), lane="workflow")
+        self.telemetry.count(
+            name,
+            tenant=ref.tenant,
+            target_type=str(target.get("type")),
+            lane="workflow",
+            attempt=attempt,
+            error_type=failure.error_type if failure is not None else None,
+        )
 
     def _node_failed(
-        self, ref: RunRef, node_id: str, try_id: str, failure: TargetFailure, *, final: bool
+        self,
+        ref: RunRef,
+        node_id: str,
+        try_id: str,
+        failure: TargetFailure,
+        *,
+        final: bool,
+        attempt: int | None = None,
     ) -> dict[str, Any]:
         error = {"type": failure.error_type, "message": failure.message[:2000]}
         state = NodeState.FAILED if final else NodeState.RETRYING
@@ -873,7 +926,7 @@ class StepService:
         if final and recorded:
             self.runs.record_error(ref.tenant, ref.run_id, ref.exec, {**error, "node": node_id})
         node = self.catalog.load(ref.tenant, ref.workflow, ref.version)[0].by_id[node_id]
-        self._count("node_failed" if final else "node_retried", ref, node.target)
+        self._count("node_failed" if final else "node_retried", ref, node.target, attempt, failure)
         text = f"{node_id}: {failure.error_type}: {failure.message[:500]}"
         raise NodeFailed(text) if final else NodeAttemptFailed(text)
 
@@ -882,7 +935,16 @@ class StepService:
         if why is not None:
             raise TargetFailure(TARGET_REFUSED, refusal_failure_message(why), retryable=False)
         cancel = threading.Event()
-        future = self.pool.submit(self.runners.run, target, envelope, timeout_s, cancel, tenant=tenant)
+        future = self.pool.submit(
+            # In this step's context (its span: an HTTP target's traceparent).
+            contextvars.copy_context().run,
+            self.runners.run,
+            target,
+            envelope,
+            timeout_s,
+            cancel,
+            tenant=tenant,
+        )
         try:
             return future.result(timeout=timeout_s)
         except FutureTimeout:
@@ -1023,7 +1085,13 @@ class StepService:
                 error=error,
                 now_ms=self.clock.now_ms(),
             )
-            self._count("compensation_failed" if final else "compensation_retried", ref, node.compensate)
+            self._count(
+                "compensation_failed" if final else "compensation_retried",
+                ref,
+                node.compensate,
+                attempts,
+                failure,
+            )
             text = f"compensation of {node_id}: {failure.error_type}: {failure.message[:500]}"
             raise (NodeFailed(text) if final else NodeAttemptFailed(text)) from None
         self.runs.compensation_finished(
@@ -1035,7 +1103,7 @@ class StepService:
             error=None,
             now_ms=self.clock.now_ms(),
         )
-        self._count("compensation_succeeded", ref, node.compensate)
+        self._count("compensation_succeeded", ref, node.compensate, attempts)
         return {"node": node_id}
 
     def compensated(self, ref: RunRef) -> dict[str, Any]:

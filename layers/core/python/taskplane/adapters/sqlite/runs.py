@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
+import time
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -31,6 +32,7 @@ from taskplane.adapters.sqlite.db import Database
 from taskplane.domain.blobs import BlobRef
 from taskplane.domain.errors import Conflict
 from taskplane.domain.workflow import NodeState, Phase, RunState
+from taskplane.tracing import NULL_TRACING, Tracing
 
 Item = dict[str, Any]
 
@@ -62,8 +64,10 @@ def _write(conn: sqlite3.Connection, tenant: str, run_id: str, sk: str, item: It
 class SqliteRunStore:
     """Runs, nodes, outputs and compensations of every tenant."""
 
-    def __init__(self, db: Database) -> None:
+    def __init__(self, db: Database, *, tracing: Tracing = NULL_TRACING) -> None:
         self._db = db
+        #: a stored run is the root span of its trace
+        self.tracing = tracing
 
     def _update(
         self, tenant: str, run_id: str, sk: str, change: Callable[[Item | None], Item | None]
@@ -80,6 +84,7 @@ class SqliteRunStore:
 
     def create(self, run: RunRecord, *, expires_at: int | None = None) -> None:
         """Store a new run and its listing entry."""
+        began = time.time_ns()
         with self._db.transaction() as conn:
             if _read(conn, run.tenant, run.run_id, RUN) is not None:
                 raise Conflict(f"run {run.run_id} already exists")
@@ -91,6 +96,7 @@ class SqliteRunStore:
                 "expires_at": expires_at,
             }
             self._put_listing(conn, run.tenant, run.workflow, run.run_id, listing)
+        self.tracing.run_created(run.tenant, run.run_id, run.workflow, run.version, began)
 
     @staticmethod
     def _put_listing(conn: sqlite3.Connection, tenant: str, workflow: str, run_id: str, item: Item) -> None:

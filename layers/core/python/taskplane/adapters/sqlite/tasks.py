@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import builtins
 import sqlite3
+import time
 from typing import Any
 
 from taskplane.adapters.sqlite.db import Database
@@ -14,6 +15,7 @@ from taskplane.adapters.task_store import SETTABLE, TransitionResult
 from taskplane.domain.errors import Conflict
 from taskplane.domain.models import HistoryEntry, Task, TaskErrorInfo
 from taskplane.domain.states import TaskState, check_path
+from taskplane.tracing import NULL_TRACING, Tracing
 
 
 def _doc(task: Task) -> str:
@@ -26,8 +28,10 @@ def _entry(state: TaskState, at_ms: int, detail: str | None) -> HistoryEntry:
 
 
 class SqliteTaskStore:
-    def __init__(self, db: Database) -> None:
+    def __init__(self, db: Database, *, tracing: Tracing = NULL_TRACING) -> None:
         self._db = db
+        #: a stored task is the root span of its trace, whichever door it came in by
+        self.tracing = tracing
 
     @staticmethod
     def _read(conn: sqlite3.Connection, tenant: str, task_id: str) -> tuple[Task, int | None] | None:
@@ -45,6 +49,7 @@ class SqliteTaskStore:
 
     def create(self, task: Task) -> None:
         """Store a new task; Conflict when its id exists."""
+        began = time.time_ns()
         with self._db.transaction() as conn:
             try:
                 conn.execute(
@@ -53,12 +58,15 @@ class SqliteTaskStore:
                 )
             except sqlite3.IntegrityError:
                 raise Conflict(f"task {task.task_id} already exists") from None
+        self.tracing.tasks_created([task], began)
 
     def create_many(self, tasks: list[Task]) -> list[Exception | None]:
         """Store tasks (as BatchWriteItem does: an id that exists is overwritten); one outcome each."""
+        began = time.time_ns()
         with self._db.transaction() as conn:
             for task in tasks:
                 self._write(conn, task, None)
+        self.tracing.tasks_created(tasks, began)
         return [None] * len(tasks)
 
     def get(self, tenant: str, task_id: str) -> Task | None:
