@@ -74,6 +74,12 @@ def quota(prices_doc: Mapping[str, Any], name: str) -> float:
 
 
 def wheel_wru_per_task(cost: Mapping[str, Any]) -> float:
+    """Wheel writes per task: measured by table (entries due in the same second share an item), else
+    one entry per task."""
+    by_table = cost["units_per_task"].get("dynamodb_wru_by_table") or {}
+    wheel = [v for table, v in by_table.items() if table.endswith("wheel")]
+    if wheel:
+        return float(sum(wheel))
     return WHEEL_WRITES_PER_TASK * pricing.write_units(cost["item_bytes"]["wheel_entry_max"])
 
 
@@ -121,7 +127,10 @@ def shards_needed(cost: Mapping[str, Any], peak_tps: float, partition_wcu: float
 
 
 def limits_at(
-    cost: Mapping[str, Any], prices_doc: Mapping[str, Any], tasks_per_day: float
+    cost: Mapping[str, Any],
+    prices_doc: Mapping[str, Any],
+    tasks_per_day: float,
+    waits: list[Mapping[str, float]] | None = None,
 ) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     """The demands at one scale, and every limit as {name, demand, limit, ratio, remedy}."""
     mean_tps = tasks_per_day / pricing.SECONDS_PER_DAY
@@ -131,7 +140,10 @@ def limits_at(
     shards = shards_needed(cost, peak_tps, part_wcu)
     tenant_wru = peak_tps * LARGEST_TENANT_SHARE * task_table_wru_per_task(cost)
     buckets = max(1, math.ceil(tenant_wru / part_wcu))
-    worker_s = worker_seconds_per_task(cost)
+    # The worker's own seconds per task, and its wait for due times at the peak's load (measured).
+    worker_s = worker_seconds_per_task(cost) + pricing.wait_gb_s_per_task(waits, peak_tps) / (
+        cost["memory_mb"]["worker"] / 1024
+    )
     concurrency = peak_tps * worker_s
     mean_concurrency = mean_tps * worker_s
     scale_rate = quota(prices_doc, "lambda_scaling_per_10s") / 10  # environments per second
@@ -264,14 +276,17 @@ def alternatives_at(prices_doc: Mapping[str, Any], tasks_per_day: float) -> dict
 
 
 def model(
-    cost: Mapping[str, Any], prices_doc: Mapping[str, Any] | None = None, scales: tuple[int, ...] = SCALES
+    cost: Mapping[str, Any],
+    prices_doc: Mapping[str, Any] | None = None,
+    scales: tuple[int, ...] = SCALES,
+    waits: list[Mapping[str, float]] | None = None,
 ) -> dict[str, Any]:
     prices_doc = prices_doc if prices_doc is not None else pricing.load_prices()
     out = []
     for tasks_per_day in scales:
-        demands, limits = limits_at(cost, prices_doc, tasks_per_day)
+        demands, limits = limits_at(cost, prices_doc, tasks_per_day, waits)
         shards = demands["wheel_shards"]["needed"]
-        priced = pricing.price(cost, prices_doc, tasks_per_day=tasks_per_day, shards=shards)
+        priced = pricing.price(cost, prices_doc, tasks_per_day=tasks_per_day, shards=shards, waits=waits)
         per_m = priced["usd_per_million"]
         millions = tasks_per_day / 1_000_000
         ddb = {
@@ -306,17 +321,18 @@ def model(
         "scales": out,
         "assumptions": [
             f"Peak = {PEAK_FACTOR} x the mean rate (tasks a day / 86,400).",
-            f"Wheel: {WHEEL_WRITES_PER_TASK} entry write per delayed task (its delivery; the dead-worker "
-            "watch is the held lane message), and all of a shard's writes land on one shard#minute key "
-            "(tasks submitted with similar delays).",
+            f"Wheel: {wheel_wru_per_task(cost):.2f} WRU per delayed task (measured: the tasks of a batch "
+            "due in the same second share an item; the dead-worker watch is the held lane message), and "
+            "all of a shard's writes land on one shard#minute key (tasks submitted with similar delays).",
             "Tick throughput per shard: bench/cost.py's measured tick CPU per task at the tick's memory "
             f"share of a vCPU (memory / {FULL_VCPU_MB} MB); the tick is one thread, so more than one vCPU "
             "does not help it.",
             f"Largest tenant sends {LARGEST_TENANT_SHARE:.0%} of the tasks; its task-table WRU/s = peak x "
             "(measured WRU per task - wheel WRU per task).",
             "Worker seconds per task = bench/cost.py's billed worker GB-s / GB: its CPU at the memory's "
-            "vCPU share plus the waits on its AWS calls, a batch's records overlapping; a real target's "
-            "own duration comes on top.",
+            "vCPU share plus the waits on its AWS calls, a batch's records overlapping; plus its wait for "
+            "due times at the peak's load (bench/wheel_lateness.py, measured at ~12 and 1,000 tasks due a "
+            "second); a real target's own duration comes on top.",
             f"Lambda scaling: the worker goes from mean to peak concurrency within {RAMP_S} s.",
             "Lambda account concurrency counts the worker and the api (0.1 s per batch request).",
             "Limits at taskplane's defaults (shards=1, task_buckets=1, lanes 10+10+5, API throttle 500 rps) "
@@ -332,7 +348,7 @@ def run(cost: Mapping[str, Any] | None = None, *, write: bool = True) -> dict[st
         if not path.exists():
             return None
         cost = json.loads(path.read_text())
-    result = model(cost)
+    result = model(cost, waits=pricing.load_waits())
     if write:
         RESULTS.mkdir(exist_ok=True)
         (RESULTS / "capacity.json").write_text(json.dumps(result, indent=2) + "\n")

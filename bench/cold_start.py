@@ -76,7 +76,14 @@ def layer_distributions() -> list[str]:
         if (key := f"{name}[{','.join(extras)}]") in seen:
             continue
         seen.add(key)
-        for raw in md.distribution(name).requires or []:
+        try:
+            dist = md.distribution(name)
+        except md.PackageNotFoundError:
+            raise RuntimeError(
+                f"{name} is shipped in the Lambda layer but is not installed here: "
+                "pip install -e '.[bench]' (make bench does)"
+            ) from None
+        for raw in dist.requires or []:
             sub = Requirement(raw)
             if sub.marker is None or any(sub.marker.evaluate({"extra": e}) for e in extras):
                 todo.append(sub)

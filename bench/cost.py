@@ -49,7 +49,7 @@ RESULTS = Path(__file__).resolve().parent / "results"
 ROOT = Path(__file__).resolve().parent.parent
 
 #: Configured memory of each function (infra/capabilities/*.py; the tick's is infra/config.py's default).
-MEMORY_MB = {"api": 1024, "worker": 512, "tick": 512}
+MEMORY_MB = {"api": 1024, "worker": 512, "tick": 256}
 #: Lambda gives a function one full vCPU at 1,769 MB and a proportional share below.
 FULL_VCPU_MB = 1769
 #: Latency assumed per AWS call when turning calls into billed duration (AWS's published "single-digit
@@ -149,7 +149,51 @@ class Meter:
         self.invocations: Counter[str] = Counter()
         self.empty_receives = 0
         self.item_bytes: dict[str, int] = defaultdict(int)  # table -> largest item written
+        self.split: Counter[str] = Counter()  # worker CPU before / after the start write, in seconds
         self.local = threading.local()
+
+    def split_record(self, cpu_end: float, moto_end: float) -> None:
+        """Add one worker record's CPU before and after its start write (moto's CPU excluded)."""
+        began = getattr(self.local, "record_began", None)
+        mark = getattr(self.local, "start_mark", None)
+        self.local.record_began = None
+        if began is None or mark is None:
+            return  # no start write (a duplicate, a missing task): not a start
+        before = (mark[0] - began[0]) - (mark[1] - began[1])
+        after = (cpu_end - mark[0]) - (moto_end - mark[1])
+        with self.lock:
+            self.split["before_start"] += max(0.0, before)
+            self.split["after_start"] += max(0.0, after)
+            self.split["records"] += 1
+
+    def snapshot(self) -> dict[str, Any]:
+        with self.lock:
+            return {
+                "calls": Counter(self.calls),
+                "units": {op: Counter(u) for op, u in self.units.items()},
+                "io_ms": Counter(self.io_ms),
+                "cpu_s": Counter(self.cpu_s),
+            }
+
+    def since(self, before: dict[str, Any], function: str, result: Any) -> dict[str, Any]:
+        """What happened since ``before`` (one idle check of the tick), as units per check."""
+        with self.lock:
+            calls = {op: n - before["calls"].get(op, 0) for op, n in self.calls.items()}
+            units: Counter[str] = Counter()
+            for op, u in self.units.items():
+                for k, v in u.items():
+                    units[k] += v - before["units"].get(op, Counter()).get(k, 0)
+            return {
+                "calls": {op: n for op, n in calls.items() if n},
+                "wru": round(units["wru"], 3),
+                "rru": round(units["rru"], 3),
+                "sqs": round(units["sqs"], 3),
+                "io_ms": round(self.io_ms[function] - before["io_ms"].get(function, 0), 2),
+                "cpu_ms": round((self.cpu_s[function] - before["cpu_s"].get(function, 0)) * 1000, 3),
+                "result": result,
+                "note": "one tick invocation by the shard's rule with nothing due and no lease held: "
+                "what an idle shard costs each minute",
+            }
 
     # thread-local helpers
     def _moto_s(self) -> float:
@@ -212,9 +256,10 @@ class Meter:
                 for r in requests:
                     if "PutRequest" in r:
                         key = _key_of(table, r["PutRequest"]["Item"])
-                        sizes.append(max(item_size(_peek(table, key)), item_size(r["PutRequest"]["Item"])))
+                        size = max(item_size(_peek(table, key)), item_size(r["PutRequest"]["Item"]))
                     else:
-                        sizes.append(item_size(_peek(table, r["DeleteRequest"]["Key"])))
+                        size = item_size(_peek(table, r["DeleteRequest"]["Key"]))
+                    sizes.append((table, size))
             return sizes
         if operation == "TransactWriteItems":
             sizes = []
@@ -248,12 +293,15 @@ class Meter:
                 elif operation == "UpdateItem" and error is None:
                     after = item_size(_peek(table, params["Key"]))
                 units["wru"] += write_units(before or 0, after)
+                units[f"wru:{table}"] += write_units(before or 0, after)
                 self.item_bytes[table] = max(self.item_bytes[table], before or 0, after)
             elif operation == "BatchWriteItem":
                 latency = LATENCY_MS["dynamodb-batch"]
                 unprocessed = sum(len(v) for v in (response or {}).get("UnprocessedItems", {}).values())
                 sizes = before[: len(before) - unprocessed] if unprocessed else before
-                units["wru"] += sum(write_units(s, 0) for s in sizes)
+                for table, size in sizes:
+                    units["wru"] += write_units(size, 0)
+                    units[f"wru:{table}"] += write_units(size, 0)
                 for table, requests in params["RequestItems"].items():
                     for r in requests:
                         if "PutRequest" in r:
@@ -404,6 +452,7 @@ def _metered(
     }.items():
         os.environ[name] = value
     sys.path.insert(0, str(ROOT / "layers" / "core" / "python"))
+    sys.path.insert(0, str(ROOT))  # functions.tick.handler (its span)
 
     from taskplane.local import moto_patches
 
@@ -479,7 +528,9 @@ def _run(
     rng = random.Random(seed)
     with mock_aws():
         session = boto3.session.Session(region_name=REGION)
-        settings = create_resources(session)
+        # The deployed backpressure threshold (infra/config.py's default), not taskplane dev's 2,000:
+        # moto's worker falls far behind the API, and a 429 is a cost a deployment does not pay.
+        settings = create_resources(session).model_copy(update={"max_lane_depth": 50_000})
         platform = wiring.build(settings, session=session)
         wiring.use(platform)
         api = load_handler("api").lambda_handler
@@ -490,10 +541,27 @@ def _run(
         process_record = processor._process_record
 
         def measured_record(self: Any, record: Any) -> Any:
-            with METER.running("worker"):
-                return process_record(self, record)
+            # Our CPU before the record's start write (parsing, the wait's set-up) and after it: the
+            # split bench/wheel_lateness.py's worker model spends before the wait and after the start.
+            METER.local.record_began = (time.thread_time(), METER._moto_s())
+            METER.local.start_mark = None
+            try:
+                with METER.running("worker"):
+                    return process_record(self, record)
+            finally:
+                METER.split_record(time.thread_time(), METER._moto_s())
 
         processor._process_record = measured_record
+        from taskplane.adapters.task_store import TaskStore
+
+        transition = TaskStore.transition
+
+        def marked_transition(self: Any, *args: Any, **kwargs: Any) -> Any:
+            if getattr(METER.local, "record_began", None) and METER.local.start_mark is None:
+                METER.local.start_mark = (time.thread_time(), METER._moto_s())
+            return transition(self, *args, **kwargs)
+
+        TaskStore.transition = marked_transition  # type: ignore[method-assign]
         tick = load_handler("tick").lambda_handler
         sqs = session.client("sqs")
         arns = {
@@ -515,14 +583,32 @@ def _run(
 
         ticker._send_batch = measured_send  # type: ignore[method-assign]
 
+        # The shard's rule runs the tick once a minute; the api and the worker wake it (an asynchronous
+        # invoke in AWS, counted as a tick invocation here) when an entry lands due soon and no tick
+        # holds the shard. The tick's span is the handler's (5 minutes), as deployed.
+        woken = threading.Event()
+        platform.wakes.wake = lambda shard: woken.set()
+        tick_runs: list[dict[str, Any]] = []
+        tick_held_s = [0.0]
+
         def tick_loop() -> None:
             while not stop.is_set():
+                woken.clear()
                 METER.invocations["tick"] += 1
+                began = time.perf_counter()
                 with METER.running("tick"):
                     try:
-                        tick({"shard": 0}, LocalContext(function_name="taskplane-tick", timeout_s=70))
+                        tick_runs.append(
+                            tick({"shard": 0}, LocalContext(function_name="taskplane-tick", timeout_s=360))
+                        )
                     except Exception:
                         stop.wait(1)
+                if tick_runs and tick_runs[-1].get("acquired"):
+                    tick_held_s[0] += time.perf_counter() - began  # the shard held: the tick is busy
+                rule = time.monotonic() + 60
+                while not stop.is_set() and not woken.wait(min(0.5, max(0.0, rule - time.monotonic()))):
+                    if time.monotonic() >= rule:
+                        break
 
         # the worker's records: each runs in its own thread (ConcurrentBatchProcessor)
         executor = platform.executor
@@ -637,14 +723,28 @@ def _run(
             tick_s = time.perf_counter() - tick_began
             for t in threads:
                 t.join(80)
+        # One check of an idle shard, as the rule makes it once a minute: nothing due, no lease held.
+        # (The bench stopped its tick abruptly: the first check may still find the last entries in
+        # the look-back and send them again; the one after it is what an idle minute costs.)
+        platform.stop.clear()
+        idle_check: dict[str, Any] = {}
+        for _ in range(3):
+            time.sleep(3)
+            before = METER.snapshot()
+            with METER.running("tick_check"):
+                check = tick({"shard": 0}, LocalContext(function_name="taskplane-tick", timeout_s=360))
+            idle_check = METER.since(before, "tick_check", check)
+            if not check["acquired"]:
+                break
         METER.enabled = False
         for item in _lateness(settings.tasks_table):
             dispatch_late_ms.append(item)
         processor._process_record = process_record
+        TaskStore.transition = transition  # type: ignore[method-assign]
         wiring.use(None)
 
     succeeded = states.get("SUCCEEDED", 0)
-    return summarize(
+    result = summarize(
         tasks,
         accepted,
         succeeded,
@@ -658,6 +758,20 @@ def _run(
         dispatch_late_ms,
         tick_s,
     )
+    result["idle_check"] = idle_check
+    # The tick's lease writes and window reads happen while it holds the shard: per second of that.
+    held = tick_held_s[0] or result["tick"]["run_s"]
+    for name, total in (
+        ("lease_wru_per_s", result["tick"]["lease_wru_total"]),
+        ("lease_rru_per_s", result["tick"]["lease_rru_total"]),
+        ("queries_per_s", result["tick"]["queries_total"]),
+        ("query_rru_per_s", result["tick"]["query_rru_total"]),
+    ):
+        result["tick"][name] = round(total / held, 3) if held else None
+    result["tick"]["held_s"] = round(held, 1)
+    result["tick"]["runs"] = len(tick_runs)
+    result["tick"]["runs_that_held_the_shard"] = sum(1 for r in tick_runs if r.get("acquired"))
+    return result
 
 
 def _lateness(table: str) -> list[int]:
@@ -687,6 +801,9 @@ def summarize(
     lateness: list[int],
     tick_s: float,
 ) -> dict[str, Any]:
+    from functions.tick.handler import TICK_SPAN_MS
+    from taskplane.services.tick import HANDOVER_MS
+
     per = max(succeeded, 1)
     # The tick's lease/cursor writes and its window reads happen every second whatever the load:
     # they are reported per shard and second (priced by time), not per task.
@@ -694,6 +811,8 @@ def summarize(
     totals: Counter[str] = Counter()
     lease: Counter[str] = Counter()
     for (function, op), units in METER.function_units.items():
+        if function == "tick_check":
+            continue  # the idle check after the run: reported apart (idle_check)
         if (function, op) in by_time:
             lease.update(units)
         elif (function, op) == ("tick", "dynamodb.Query"):
@@ -721,15 +840,21 @@ def summarize(
         for f in ("api", "worker")
     }
     tick_tasks_per_cpu_s = per / METER.cpu_s["tick"] if METER.cpu_s["tick"] else None
+    counted: Counter[str] = Counter()
+    op_units: dict[str, Counter[str]] = defaultdict(Counter)
+    for (function, op), units in METER.function_units.items():
+        if function != "tick_check":  # the idle check after the run is reported apart
+            counted[op] += METER.by_function[function][op]
+            op_units[op].update(units)
     calls = {
         op: {
             "count": count,
             "per_task": round(count / per, 4),
-            "wru": round(METER.units[op].get("wru", 0) / per, 4),
-            "rru": round(METER.units[op].get("rru", 0) / per, 4),
-            "sqs": round(METER.units[op].get("sqs", 0) / per, 4),
+            "wru": round(op_units[op].get("wru", 0) / per, 4),
+            "rru": round(op_units[op].get("rru", 0) / per, 4),
+            "sqs": round(op_units[op].get("sqs", 0) / per, 4),
         }
-        for op, count in sorted(METER.calls.items())
+        for op, count in sorted(counted.items())
     }
     late = sorted(lateness)
     return {
@@ -747,6 +872,11 @@ def summarize(
         "units_per_task": {
             "dynamodb_wru": round(totals["wru"] / per, 4),
             "dynamodb_rru": round(totals["rru"] / per, 4),
+            "dynamodb_wru_by_table": {
+                k.split(":", 1)[1]: round(v / per, 4)
+                for k, v in sorted(totals.items())
+                if k.startswith("wru:")
+            },
             "dynamodb_index_wru": 0.0,
             "sqs_requests": round(totals["sqs"] / per, 4),
             "apigw_requests": round(METER.invocations["api"] / per, 4),
@@ -759,7 +889,8 @@ def summarize(
         },
         "tick": {
             "memory_mb": MEMORY_MB["tick"],
-            "duty": round(62 / 60, 4),
+            # busy, a tick runs a span and its successor waits for its lease at the end of it
+            "duty": round(1 + HANDOVER_MS / TICK_SPAN_MS, 4),
             "cpu_ms_per_task": cpu_ms_per_task["tick"],
             "tasks_per_s_per_shard": (
                 round(tick_tasks_per_cpu_s * min(MEMORY_MB["tick"], FULL_VCPU_MB) / FULL_VCPU_MB, 1)
@@ -768,23 +899,32 @@ def summarize(
             ),
             "invocations": METER.invocations["tick"],
             "run_s": round(tick_s, 1),
-            "lease_wru_per_s": round(lease["wru"] / tick_s, 3) if tick_s else None,
-            "lease_rru_per_s": round(lease["rru"] / tick_s, 3) if tick_s else None,
-            "queries_per_s": round(queries / tick_s, 2) if tick_s else None,
-            "query_rru_per_s": round(query["rru"] / tick_s, 3) if tick_s else None,
+            "lease_wru_total": lease["wru"],
+            "lease_rru_total": lease["rru"],
+            "queries_total": queries,
+            "query_rru_total": query["rru"],
             "query_bytes_per_task": round(query["query_bytes"] / per, 1),
             "query_rru_per_task": round(query["rru"] / per, 4),
             "note": "tasks/s one shard's tick could dispatch at its memory's vCPU share, from its measured "
-            "CPU per task (moto excluded); its cost is by time, not per task: it runs 62 s a minute",
+            "CPU per task (moto excluded); its lease writes and window reads are per second it held the "
+            "shard (held_s): it runs while anything is due within 75 s",
         },
         "cpu_ms_per_task": cpu_ms_per_task,
+        "worker_cpu_split_ms": {
+            "before_start": round(METER.split["before_start"] * 1000 / max(1, METER.split["records"]), 3),
+            "after_start": round(METER.split["after_start"] * 1000 / max(1, METER.split["records"]), 3),
+            "records": METER.split["records"],
+            "note": "our CPU per started record (moto's excluded) before its start write (parsing, the "
+            "batch's share) and from it to the end (start, target, finish); bench/wheel_lateness.py's "
+            "worker model spends the first before the wait, the second after the start",
+        },
         "io_ms_per_task": {f: round(METER.io_ms[f] / per, 3) for f in sorted(METER.io_ms)},
         "memory_mb": dict(MEMORY_MB),
         "latency_assumed_ms": dict(LATENCY_MS),
         "worker_batch_mean": round(statistics.mean(batch_sizes), 2) if batch_sizes else None,
         "empty_receives": METER.empty_receives,
         "calls": calls,
-        "calls_by_function": {f: dict(c) for f, c in sorted(METER.by_function.items())},
+        "calls_by_function": {f: dict(c) for f, c in sorted(METER.by_function.items()) if f != "tick_check"},
         "requests": [
             {
                 "function": function,
@@ -796,6 +936,7 @@ def summarize(
                 "by_time": (function, op) in by_time or (function, op) == ("tick", "dynamodb.Query"),
             }
             for (function, op), units in sorted(METER.function_units.items())
+            if function != "tick_check"
         ],
         "item_bytes": {
             "task_max": METER.item_bytes.get("taskplane-tasks", 0),

@@ -29,6 +29,7 @@ comparison is about scheduling and dispatch, not about how tasks arrive.
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import math
 from collections.abc import Mapping
@@ -40,6 +41,8 @@ RESULTS = HERE / "results"
 PRICES_PATH = HERE / "prices.json"
 
 SECONDS_PER_DAY = 86_400
+#: Lambda gives a function one full vCPU at 1,769 MB and a proportional share below.
+FULL_VCPU_MB = 1769
 #: The issue's goal: USD per million delayed tasks, end to end, state history included.
 GOAL_USD_PER_MILLION = 2.50
 #: Provisioned capacity is priced as consumed units / this utilization (auto scaling's target).
@@ -51,8 +54,21 @@ IO_LATENCY_MS = 5.0
 #: UpdateItem once a second and 10 window Queries a second at 0.5 RRU each.
 TICK_FIXED_WRU_PER_S = 1.0
 TICK_FIXED_RRU_PER_S = 5.0
-#: One tick invocation per shard per minute (EventBridge rate(1 minute); scheduled rules are free).
+#: The shard's rule invokes the tick once a minute (scheduled rules are free): idle, that is a check
+#: that ends at once; busy, one that sees the running tick and ends at once.
 TICK_INVOCATIONS_PER_DAY = 1_440
+#: A tick runs while an entry is due within this many seconds (services/tick.py, IDLE_HORIZON_MS).
+IDLE_HORIZON_S = 75
+#: A busy tick hands over to a successor every span (functions/tick/handler.py, TICK_SPAN_MS).
+TICK_SPAN_S = 300
+DAYS_PER_MONTH_IDLE = 30.44
+#: Lanes with an event source mapping, each long-polled by it even when empty.
+LANES = 3
+#: CloudWatch alarm metrics and dashboards one environment creates (infra/capabilities/monitoring.py
+#: and function.py): error rate of the api, worker, tick and step (2 metrics each), API 5xx rate (2),
+#: DLQ not empty, tick lag (one Metrics Insights query), tick stopped.
+ALARM_METRICS = 4 * 2 + 2 + 1 + 1 + 1
+DASHBOARDS = 1
 #: Calls made by the SQS event source mapping or by the tick's window reads, not by a handler that
 #: waits on them per task: excluded from the modelled I/O wait.
 NOT_WAITED = frozenset(
@@ -86,7 +102,7 @@ EXAMPLE_COST: dict[str, Any] = {
         "sqs.DeleteMessageBatch": {"count": 1_000, "wru": 0.0, "rru": 0.0},
     },
     "item_bytes": {"task_max": 812, "wheel_entry_max": 190},
-    "memory_mb": {"api": 1024, "worker": 512, "tick": 512},
+    "memory_mb": {"api": 1024, "worker": 512, "tick": 256},
 }
 
 
@@ -141,6 +157,35 @@ def _rounded(lines: Mapping[str, float]) -> dict[str, Any]:
 
 
 # -- taskplane -----------------------------------------------------------------------------------------
+def tick_busy_fraction(tasks_per_day: float, shards: int) -> float:
+    """The share of the day a shard's tick runs: while some entry is due within its idle horizon.
+    With tasks due at random (Poisson) that is 1 - exp(-rate x horizon): all day from about one task a
+    minute per shard, almost never when idle."""
+    rate = tasks_per_day / SECONDS_PER_DAY / max(1, shards)
+    return 1 - math.exp(-rate * IDLE_HORIZON_S)
+
+
+def check_usd(
+    cost: Mapping[str, Any],
+    p: Mapping[str, float],
+    *,
+    provisioned: bool = False,
+    target_utilization: float = TARGET_UTILIZATION,
+) -> float:
+    """One invocation of the tick that only looks (bench/cost.py ``idle_check``: a lease read, a wheel
+    query, a cursor write): its request, its billed duration and its units."""
+    check = cost.get("idle_check") or {}
+    gb = cost["tick"]["memory_mb"] / 1024
+    share = min(cost["tick"]["memory_mb"], FULL_VCPU_MB) / FULL_VCPU_MB
+    seconds = (check.get("cpu_ms", 2.0) / share + check.get("io_ms", 18.0)) / 1000
+    return (
+        p["lambda_request"]
+        + seconds * gb * p["lambda_gb_s_arm64"]
+        + check.get("wru", 1.0) * wru_price(p, provisioned, target_utilization)
+        + check.get("rru", 1.5) * rru_price(p, provisioned, target_utilization)
+    )
+
+
 def tick_usd_per_day(
     cost: Mapping[str, Any],
     p: Mapping[str, float],
@@ -150,28 +195,98 @@ def tick_usd_per_day(
     provisioned: bool = False,
     target_utilization: float = TARGET_UTILIZATION,
 ) -> float:
-    """What the wheel's ticks cost in a day, whatever the load.
+    """What the wheel's ticks cost in a day.
 
-    Each shard's tick runs ``duty`` of every second (a little over a minute per one-minute rule)
-    at ``tick.memory_mb``, is invoked 1,440 times a day, and spends the lease/cursor write and the
-    window Queries of ``TICK_FIXED_*`` every second.
+    A shard's tick runs only while something is due soon (``tick_busy_fraction``): then ``duty`` of
+    the time (its successor waits for the lease at each hand-over) at ``tick.memory_mb``, spending its
+    lease/cursor writes and window Queries every second; besides, the shard's rule invokes it once a
+    minute, and each of those invocations only looks (``check_usd``).
     """
     tick = cost["tick"]
     gb = tick["memory_mb"] / 1024
-    lambda_usd = shards * SECONDS_PER_DAY * tick["duty"] * gb * p["lambda_gb_s_arm64"]
-    lambda_usd += shards * TICK_INVOCATIONS_PER_DAY * p["lambda_request"]
-    wru = shards * SECONDS_PER_DAY * tick.get("lease_wru_per_s", TICK_FIXED_WRU_PER_S)
-    rru = shards * SECONDS_PER_DAY * TICK_FIXED_RRU_PER_S
+    busy_s = shards * SECONDS_PER_DAY * tick_busy_fraction(tasks_per_day, shards)
+    lambda_usd = busy_s * tick["duty"] * gb * p["lambda_gb_s_arm64"]
+    lambda_usd += busy_s / TICK_SPAN_S * p["lambda_request"]  # the hand-overs' invocations
+    checks = (
+        shards
+        * TICK_INVOCATIONS_PER_DAY
+        * check_usd(cost, p, provisioned=provisioned, target_utilization=target_utilization)
+    )
+    wru = busy_s * tick.get("lease_wru_per_s", TICK_FIXED_WRU_PER_S)
+    rru = busy_s * TICK_FIXED_RRU_PER_S
     if "query_bytes_per_task" in tick:
         # Measured: each window Query costs at least half a unit (eventually consistent) and more as
-        # the entries in the window grow: the floor per shard, or the load's bytes, whichever is more.
-        floor = shards * SECONDS_PER_DAY * tick["queries_per_s"] * 0.5
+        # the entries in the window grow: the floor while busy, or the load's bytes, whichever is more.
+        floor = busy_s * tick["queries_per_s"] * 0.5
         rru = max(floor, tasks_per_day * tick["query_bytes_per_task"] / 4096 * 0.5)
     return (
         lambda_usd
+        + checks
         + wru * wru_price(p, provisioned, target_utilization)
         + rru * rru_price(p, provisioned, target_utilization)
     )
+
+
+def wait_gb_s_per_task(waits: list[Mapping[str, float]] | None, tasks_per_s: float) -> float:
+    """The worker's billed wait for due times (GB-s per task) at a load, from bench/wheel_lateness.py's
+    measured points (log-linear between them, the nearest beyond them)."""
+    points = sorted((w["tasks_per_s"], w["wait_gb_s_per_task"]) for w in waits or [])
+    if not points:
+        return 0.0
+    if tasks_per_s <= points[0][0]:
+        return points[0][1]
+    if tasks_per_s >= points[-1][0]:
+        return points[-1][1]
+    for (r0, w0), (r1, w1) in itertools.pairwise(points):
+        if r0 <= tasks_per_s <= r1:
+            t = (math.log(tasks_per_s) - math.log(r0)) / (math.log(r1) - math.log(r0))
+            return w0 + t * (w1 - w0)
+    return points[-1][1]
+
+
+def idle_usd_per_month(
+    cost: Mapping[str, Any], prices_doc: Mapping[str, Any], *, shards: int = 1, lanes: int = LANES
+) -> dict[str, Any]:
+    """What one environment costs a month with no task due: the platform's own lines, and its
+    monitoring (alarms and a dashboard, free within an account's free tier) beside them."""
+    p = unit_prices(prices_doc)
+    minutes = DAYS_PER_MONTH_IDLE * 24 * 60
+    receives = float(prices_doc["quotas"]["sqs_esm_idle_receives_per_min"]["value"])
+    check = cost.get("idle_check") or {}
+    log_bytes = check.get("log_bytes", 0.0)
+    platform = {
+        "tick_checks": shards * minutes * check_usd(cost, p),
+        "tick_check_logs": shards * minutes * log_bytes / 2**30 * p.get("cloudwatch_logs_ingest_gb", 0.0),
+        "event_source_mapping_polling": lanes * minutes * receives * p["sqs_request"],
+        # The tick's function traces only what its caller traced (PassThrough): the rule's checks
+        # record no X-Ray trace (infra/capabilities/scheduler.py).
+        "xray_traces": 0.0,
+        "dynamodb_storage": 0.0,
+    }
+    monitoring = {
+        "cloudwatch_alarms": ALARM_METRICS * p.get("cloudwatch_alarm_metric_month", 0.0),
+        "cloudwatch_dashboard": DASHBOARDS * p.get("cloudwatch_dashboard_month", 0.0),
+    }
+    return {
+        "usd_per_month": round(sum(platform.values()), 4),
+        "lines": {k: round(v, 4) for k, v in platform.items()},
+        "monitoring_usd_per_month": round(sum(monitoring.values()), 4),
+        "monitoring_lines": {k: round(v, 4) for k, v in monitoring.items()},
+        "shards": shards,
+        "assumptions": [
+            f"{shards} shard(s): the rule invokes the tick {TICK_INVOCATIONS_PER_DAY:,} times a day; each "
+            "invocation finds nothing due and ends (bench/cost.py's measured idle check: "
+            f"{check.get('calls', {})}, {check.get('cpu_ms', '?')} ms of CPU, {check.get('io_ms', '?')} ms "
+            "of modelled call latency).",
+            f"The worker's {lanes} event source mappings poll their empty lanes: {receives:.0f} "
+            "ReceiveMessage requests a minute each (five 20-second long polls; measured by users, not "
+            "published by AWS).",
+            "Empty tables: no storage worth a cent; DynamoDB on-demand, API Gateway, Step Functions, SNS, "
+            "EventBridge scheduled rules and AWS-managed keys bill nothing idle.",
+            f"Monitoring apart: {ALARM_METRICS} alarm metrics and {DASHBOARDS} dashboard at list price "
+            "(an account's first 10 alarm metrics and 3 dashboards are free).",
+        ],
+    }
 
 
 #: Days a finished task is kept (infra/config.py retention_days default); DynamoDB adds 100 bytes
@@ -206,11 +321,15 @@ def taskplane_usd_per_task(
     provisioned: bool = False,
     target_utilization: float = TARGET_UTILIZATION,
     io_latency_ms: float = IO_LATENCY_MS,
+    waits: list[Mapping[str, float]] | None = None,
 ) -> dict[str, float]:
     """USD per task by line for taskplane itself."""
     u = cost["units_per_task"]
     worker_gb = cost["memory_mb"]["worker"] / 1024
+    tasks_per_s = tasks_per_day / SECONDS_PER_DAY
     return {
+        # the worker waiting, billed, for the due times of the deliveries that came in a lead ahead
+        "worker_wait": wait_gb_s_per_task(waits, tasks_per_s) * p["lambda_gb_s_arm64"],
         "dynamodb_writes": u["dynamodb_wru"] * wru_price(p, provisioned, target_utilization),
         "dynamodb_reads": u["dynamodb_rru"] * rru_price(p, provisioned, target_utilization),
         "sqs": u["sqs_requests"] * p["sqs_request"],
@@ -326,6 +445,7 @@ def price(
     shards: int = 1,
     target_utilization: float = TARGET_UTILIZATION,
     io_latency_ms: float | None = None,
+    waits: list[Mapping[str, float]] | None = None,
 ) -> dict[str, Any]:
     """USD per million tasks by line and in total, for the four designs, with every assumption.
 
@@ -340,6 +460,7 @@ def price(
         "tasks_per_day": tasks_per_day,
         "shards": shards,
         "io_latency_ms": io_latency_ms,
+        "waits": waits,
     }
     designs = {
         "taskplane_on_demand": _rounded(per_million(taskplane_usd_per_task(cost, p, **common))),
@@ -361,6 +482,8 @@ def price(
         cost, p, transitions=SFN_TRANSITIONS_PER_TASK + 1, io_latency_ms=io_latency_ms
     )
     return {
+        "idle": idle_usd_per_month(cost, prices_doc, shards=1),
+        "waits_measured": waits or [],
         "workload": cost.get("workload"),
         "tasks_measured": cost.get("tasks"),
         "tasks_per_day": tasks_per_day,
@@ -436,20 +559,61 @@ def assumptions(
     ]
 
 
+def idle_before_issue_16(cost_before: Mapping[str, Any], prices_doc: Mapping[str, Any]) -> dict[str, Any]:
+    """The idle month of the design before issue 16, for the side-by-side: its tick ran 62 s of every
+    minute per shard whatever the load (cost_before's measured lease writes and window reads), each
+    run an X-Ray trace; the lanes' mappings polled as now."""
+    p = unit_prices(prices_doc)
+    tick = cost_before["tick"]
+    seconds = DAYS_PER_MONTH_IDLE * SECONDS_PER_DAY
+    minutes = DAYS_PER_MONTH_IDLE * 24 * 60
+    receives = float(prices_doc["quotas"]["sqs_esm_idle_receives_per_min"]["value"])
+    lines = {
+        "tick": seconds * tick["duty"] * tick["memory_mb"] / 1024 * p["lambda_gb_s_arm64"]
+        + minutes * p["lambda_request"]
+        + seconds * tick["lease_wru_per_s"] * p["dynamodb_wru"]
+        + seconds * tick["queries_per_s"] * 0.5 * p["dynamodb_rru"],
+        "xray_traces": minutes * p.get("xray_trace_recorded", 0.0),
+        "event_source_mapping_polling": LANES * minutes * receives * p["sqs_request"],
+    }
+    return {
+        "usd_per_month": round(sum(lines.values()), 4),
+        "lines": {k: round(v, 4) for k, v in lines.items()},
+    }
+
+
+def load_waits(results: Path = RESULTS) -> list[dict[str, float]]:
+    """The worker's measured waits per task at the loads bench/wheel_lateness.py ran (``a_wheel`` at
+    1,000 tasks due a second, ``a_wheel_at_1m_per_day`` at about a million a day)."""
+    path = results / "wheel_lateness_a.json"
+    if not path.exists():
+        return []
+    data = json.loads(path.read_text())
+    return [
+        {
+            "tasks_per_s": float(run["rate_per_s"]),
+            "wait_gb_s_per_task": float(run["worker"]["wait_gb_s_per_task"]),
+        }
+        for key in ("a_wheel", "a_wheel_at_1m_per_day")
+        if (run := data.get(key)) and "wait_gb_s_per_task" in run.get("worker", {})
+    ]
+
+
 def run(
     cost: Mapping[str, Any] | None = None,
     *,
     tasks_per_day: float = 1_000_000,
     shards: int = 1,
     write: bool = True,
+    results: Path = RESULTS,
 ) -> dict[str, Any] | None:
     """Price bench/results/cost.json (or ``cost``) and write bench/results/pricing.json."""
     if cost is None:
-        path = RESULTS / "cost.json"
+        path = results / "cost.json"
         if not path.exists():
             return None
         cost = json.loads(path.read_text())
-    result = price(cost, tasks_per_day=tasks_per_day, shards=shards)
+    result = price(cost, tasks_per_day=tasks_per_day, shards=shards, waits=load_waits(results))
     if write:
         RESULTS.mkdir(exist_ok=True)
         (RESULTS / "pricing.json").write_text(json.dumps(result, indent=2) + "\n")

@@ -18,11 +18,34 @@ ROOT = HERE.parent
 RESULTS = HERE / "results"
 PLOTS = ROOT / "docs" / "bench"
 
-#: The goals of issue 7, as (summary key, goal text, test on the value).
+#: The goals (issues 7 and 16), as (summary key, goal text, test on the value).
 GOALS = {
-    "usd_per_million_tasks": ("<= $2.50 per million delayed tasks, end to end", lambda v: v <= 2.50),
+    "usd_per_million_tasks": (
+        "<= $2.50 per million delayed tasks, end to end, on-demand",
+        lambda v: v <= 2.50,
+    ),
+    "idle_usd_per_month": ("<= $1.00 a month for an idle environment", lambda v: v <= 1.00),
+    "start_lateness_p99_ms": ("start lateness p99 <= 20 ms at 1,000 due/s", lambda v: v <= 20),
+    "start_lateness_max_ms": ("start lateness max <= 100 ms, none early", lambda v: v <= 100),
+    "retry_lateness_p99_ms": (
+        "retry lateness p99 <= 50 ms, backoffs 50 ms to beyond 15 minutes",
+        lambda v: v <= 50,
+    ),
+    "dispatch_lateness_p99_ms": ("dispatch lateness p99 <= 20 ms", lambda v: v <= 20),
     "handler_import_ms_max": ("<= 300 ms import per handler", lambda v: v <= 300),
     "local_tasks_per_s": ("10,000 immediate tasks through taskplane dev, none lost", None),
+}
+#: What each summary value is measured in.
+UNITS = {
+    "usd_per_million_tasks": " USD",
+    "idle_usd_per_month": " USD",
+    "start_lateness_p99_ms": " ms",
+    "start_lateness_max_ms": " ms",
+    "retry_lateness_p99_ms": " ms",
+    "dispatch_lateness_p99_ms": " ms",
+    "handler_import_ms_max": " ms",
+    "dag_makespan_ratio_max": "",
+    "local_tasks_per_s": " tasks/s",
 }
 
 
@@ -68,21 +91,73 @@ def summary(results: Path = RESULTS) -> dict[str, dict[str, Any]]:
         out["usd_per_million_tasks"] = _metric(
             None, "bench/results/pricing.json missing (needs bench/cost.py)"
         )
-    if wheel and "a_wheel" in wheel:
-        out["dispatch_lateness_p99_ms"] = _metric(
-            wheel["a_wheel"]["dispatch_lateness_ms"]["p99"],
-            f"bench/wheel_lateness.py (a): the real tick over in-memory adapters with injected AWS latency "
-            f"(DynamoDB {wheel['injected_latency_ms']['dynamodb_call']} ms/call, SQS "
-            f"{wheel['injected_latency_ms']['sqs_batch']} ms/batch), {wheel['a_wheel']['tasks']:,} tasks; "
-            "dispatch time - due time",
+    if pricing and "idle" in pricing:
+        idle = pricing["idle"]
+        out["idle_usd_per_month"] = _metric(
+            idle["usd_per_month"],
+            "bench/pricing.py idle_usd_per_month: one environment (1 shard) with no task due, a month: "
+            + ", ".join(f"{k} ${v:.2f}" for k, v in idle["lines"].items() if v)
+            + f" (the rule's check measured by bench/cost.py); its monitoring beside it, "
+            f"${idle['monitoring_usd_per_month']:.2f} at list price ("
+            + ", ".join(f"{k} ${v:.2f}" for k, v in idle["monitoring_lines"].items())
+            + "), free within an account's free tier (10 alarm metrics, 3 dashboards)",
         )
     else:
+        out["idle_usd_per_month"] = _metric(None, "bench/results/pricing.json missing (needs bench/cost.py)")
+    if wheel and "a_wheel" in wheel:
+        a = wheel["a_wheel"]
+        load = wheel.get("load_average")
+        harness = (
+            f"bench/wheel_lateness.py (a): the real tick over in-memory adapters with injected AWS latency "
+            f"(DynamoDB {wheel['injected_latency_ms']['dynamodb_call']} ms/call, SQS "
+            f"{wheel['injected_latency_ms']['sqs_batch']} ms/batch), {a['tasks']:,} tasks due at "
+            f"{a['rate_per_s']:,}/s" + (f", load average {load[0]:.1f} on 2 cores" if load else "")
+        )
+        pickup = wheel.get("pickup_model", {})
+        model = (
+            f"; the event source mapping's pickup modelled ({pickup.get('fast')}, {pickup.get('slow')}: "
+            f"p50 {pickup.get('p50_ms')} ms, p99 {pickup.get('p99_ms')} ms, max {pickup.get('max_ms')} ms) "
+            f"and the worker modelled from its measured CPU at {a['worker']['memory_mb']} MB"
+        )
+        out["dispatch_lateness_p99_ms"] = _metric(
+            a["dispatch_lateness_ms"]["p99"],
+            harness + f"; time the tick sent an entry - when it should leave (its due time less the "
+            f"{a['lead_ms']} ms lead)",
+        )
+        if "start_lateness_ms" in a:
+            start = a["start_lateness_ms"]
+            out["start_lateness_p99_ms"] = _metric(
+                start["p99"], harness + model + f"; started_at - run_at, {a['early_starts']} early"
+            )
+            out["start_lateness_max_ms"] = _metric(
+                start["max"], harness + model + f"; started_at - run_at, {a['early_starts']} early"
+            )
+            backoffs = ", ".join(f"{int(b):,}" for b in a.get("retry_lateness_by_backoff_ms", {}))
+            out["retry_lateness_p99_ms"] = _metric(
+                a["retry_lateness_ms"]["p99"],
+                harness
+                + model
+                + f"; a retry's started_at - its next_attempt_at, {a['retry_lateness_ms']['n']} "
+                f"retries with backoffs of {backoffs} ms (up to 1 s they wait in the worker, longer ones "
+                "go through the wheel: beyond 15 minutes the same path, checked on a simulated clock in "
+                "tests/integration/test_wheel.py)",
+            )
+    else:
         out["dispatch_lateness_p99_ms"] = _metric(None, "bench/results/wheel_lateness_a.json missing")
+    for key in ("start_lateness_p99_ms", "start_lateness_max_ms", "retry_lateness_p99_ms"):
+        out.setdefault(
+            key, _metric(None, "bench/results/wheel_lateness_a.json missing (or from before issue 16)")
+        )
     if cold and "handlers" in cold:
         out["handler_import_ms_max"] = _metric(
             max(h["median_ms"] for h in cold["handlers"].values()),
             f"bench/cold_start.py: median of {cold.get('repeats', '?')} fresh interpreters per handler, the "
-            f"slowest handler; import boto3 alone {cold['baseline_boto3_ms']['median_ms']} ms",
+            f"slowest handler; import boto3 alone {cold['baseline_boto3_ms']['median_ms']} ms"
+            + (
+                f"; load average {cold['load_average']['before'][0]:.1f} on 2 cores"
+                if cold.get("load_average")
+                else ""
+            ),
         )
     else:
         out["handler_import_ms_max"] = _metric(None, "bench/results/cold_start.json missing")
@@ -149,15 +224,136 @@ def _cost_story(cost: Mapping[str, Any] | None, pricing: Mapping[str, Any]) -> l
         "payload a few hundred bytes larger makes the start and finish writes 2 WRU each); wheel entry "
         f"{cost['item_bytes']['wheel_entry_max']} B; no secondary index, so no index writes.",
         "",
-        f"The floor: a delayed task is written four times (its record and its wheel entry at submission, "
-        f"its start and its finish): {u['dynamodb_wru']:.2f} WRU measured, "
-        f"{u['dynamodb_wru'] * wru_price:.2f} USD per million on-demand before anything else, which is "
-        "the whole $2.50 goal. The start write is the guard that no attempt runs twice and the finish "
-        "write is the history, so the goal is met only where writes cost less: provisioned capacity "
-        "(the table's steady load at 70% utilization) brings the same four writes to "
-        f"{pricing['usd_per_million']['taskplane_provisioned']['lines']['dynamodb_writes']:.2f} USD.",
+        _floor(u, pricing, wru_price),
         "",
     ]
+    return rows
+
+
+def _floor(u: Mapping[str, Any], pricing: Mapping[str, Any], wru_price: float) -> str:
+    """The writes a delayed task cannot do without, and what precise starts add on top."""
+    by_table = u.get("dynamodb_wru_by_table") or {}
+    wheel = sum(v for t, v in by_table.items() if t.endswith("wheel"))
+    tasks = sum(v for t, v in by_table.items() if t.endswith("tasks"))
+    lines = pricing["usd_per_million"]["taskplane_on_demand"]["lines"]
+    text = (
+        f"The floor: a delayed task is written three times in the tasks table (its record at submission, "
+        f"its start, its finish: {tasks:.2f} WRU measured) and shares a wheel item with the tasks of its "
+        f"batch due in the same second ({wheel:.2f} WRU per task measured): {u['dynamodb_wru']:.2f} WRU, "
+        f"{u['dynamodb_wru'] * wru_price:.2f} USD per million on-demand before anything else. The start "
+        "write is the guard that no attempt runs twice and the finish write is the history. What a "
+        "precise start adds on top, at this load: the worker's wait for the due time "
+        f"({lines.get('worker_wait', 0):.2f} USD per million) and the tick, running while anything is due "
+        f"soon ({lines.get('tick', 0):.2f})."
+    )
+    return text
+
+
+def _before_after(results: Path, s: Mapping[str, Any]) -> list[str]:
+    """The headline figures before issue 16 (the committed results of that design, and the same
+    harness run on it) beside today's."""
+    import pricing as pricing_mod
+
+    before = _load(results, "summary_before.json") or {}
+    wheel = _load(results, "wheel_lateness_a.json") or {}
+    old = wheel.get("a_wheel_before") or {}
+    cost_before = _load(results, "cost_before.json")
+    values: dict[str, Any] = {k: (v or {}).get("value") for k, v in before.items()}
+    if cost_before:
+        values["idle_usd_per_month"] = pricing_mod.idle_before_issue_16(
+            cost_before, pricing_mod.load_prices()
+        )["usd_per_month"]
+    if old:
+        values["start_lateness_p99_ms"] = old["start_lateness_ms"]["p99"]
+        values["start_lateness_max_ms"] = old["start_lateness_ms"]["max"]
+        values["retry_lateness_p99_ms"] = old["retry_lateness_ms"]["p99"]
+    rows = [
+        "",
+        "## Before and after (issue 16)",
+        "",
+        "Before: the committed results of the design issue 16 started from (`bench/results/*_before.json`),",
+        "and that design run through today's harness (the tick sending at the due time, workers starting",
+        "what they receive at once, retries up to 15 minutes on the lanes' whole-second DelaySeconds).",
+        "",
+        "| figure | before | after | goal |",
+        "| --- | ---: | ---: | --- |",
+    ]
+    for key, (text, _) in GOALS.items():
+        if key == "local_tasks_per_s":
+            continue
+        rows.append(
+            f"| `{key}` | {_fmt(values.get(key), UNITS[key])} | {_fmt(s[key]['value'], UNITS[key])} | {text} |"
+        )
+    rows.append("")
+    return rows
+
+
+def _starts(wheel: Mapping[str, Any] | None) -> list[str]:
+    """Start and retry lateness, and what waiting for due times costs, by design and load."""
+    if not wheel or "a_wheel" not in wheel or "start_lateness_ms" not in wheel["a_wheel"]:
+        return []
+    rows = [
+        "## Starts and retries (started_at - run_at)",
+        "",
+        "The modelled-AWS harness (`bench/wheel_lateness.py` part a): the real tick over in-memory adapters",
+        f"with injected latency; the event source mapping's pickup modelled as {wheel['pickup_model']['fast']},",
+        f"{wheel['pickup_model']['slow']} (p50 {wheel['pickup_model']['p50_ms']} ms, p99 "
+        f"{wheel['pickup_model']['p99_ms']} ms, max {wheel['pickup_model']['max_ms']} ms): "
+        f"{wheel['pickup_model']['why']}. The worker is modelled from its measured CPU at its memory's share "
+        "of a vCPU (one interpreter: a record waking while another holds the CPU waits up to Python's 5 ms "
+        "switch interval). Load average "
+        + ", ".join(
+            f"{x:.1f}" for x in wheel.get("load_average", [])[:1] + wheel.get("load_average_after", [])[:1]
+        )
+        + " (before, after) on 2 shared cores.",
+        "",
+        "| design, load | start p50 / p99 / max ms | early | retry p50 / p99 / max ms | worker wait ms per task | worker invocations per task |",
+        "| --- | --- | ---: | --- | ---: | ---: |",
+    ]
+    for label, key in (
+        ("lead + wait (now)", "a_wheel"),
+        ("lead + wait (now), ~1M/day", "a_wheel_at_1m_per_day"),
+        ("before issue 16", "a_wheel_before"),
+        ("DelaySeconds only, each task sent alone", "a_delayseconds_direct"),
+        ("DelaySeconds only, batches of 100", "a_delayseconds_direct_batched"),
+        ("DelaySeconds only, batches of 100, ~1M/day", "a_delayseconds_direct_at_1m_per_day"),
+    ):
+        run = wheel.get(key)
+        if not run:
+            continue
+        rate = run.get("rate_per_s") or (run.get("tasks", 0) // 60)
+        label = f"{label}, {rate:,} due/s" if "1M/day" not in label else f"{label} ({rate:,} due/s)"
+        st = run["start_lateness_ms"]
+        rt = run.get("retry_lateness_ms") or {}
+        retry = f"{rt['p50']} / {rt['p99']} / {rt['max']}" if rt.get("n") else "-"
+        w = run["worker"]
+        rows.append(
+            f"| {label} | {st['p50']} / {st['p99']} / {st['max']} | {run.get('early_starts', 0)} | {retry} | "
+            f"{w.get('wait_ms_per_task', 0):.1f} | {w.get('invocations_per_task', 0):.3f} |"
+        )
+    by_backoff = wheel["a_wheel"].get("retry_lateness_by_backoff_ms") or {}
+    if by_backoff:
+        rows += [
+            "",
+            "Retries by backoff (now, 1,000 due/s): "
+            + "; ".join(
+                f"{int(b):,} ms: p99 {v['p99']} ms (n={v['n']})" for b, v in by_backoff.items() if v.get("n")
+            )
+            + ".",
+        ]
+    rows += [""]
+    return rows
+
+
+def _idle(pricing: Mapping[str, Any] | None) -> list[str]:
+    if not pricing or "idle" not in pricing:
+        return []
+    idle = pricing["idle"]
+    rows = ["## Idle environment, a month", "", "| line | USD a month |", "| --- | ---: |"]
+    rows += [f"| {k} | {v:.4f} |" for k, v in idle["lines"].items()]
+    rows += [f"| **platform** | **{idle['usd_per_month']:.2f}** |"]
+    rows += [f"| {k} (monitoring) | {v:.2f} |" for k, v in idle["monitoring_lines"].items()]
+    rows += ["", *[f"- {a}" for a in idle["assumptions"]], ""]
     return rows
 
 
@@ -196,16 +392,9 @@ def render(results: Path = RESULTS, plots: Path = PLOTS) -> str:
         "| figure | value | how it was measured |",
         "| --- | --- | --- |",
     ]
-    units = {
-        "usd_per_million_tasks": " USD",
-        "dispatch_lateness_p99_ms": " ms",
-        "handler_import_ms_max": " ms",
-        "dag_makespan_ratio_max": "",
-        "local_tasks_per_s": " tasks/s",
-    }
     for key, metric in s.items():
-        lines.append(f"| `{key}` | {_fmt(metric['value'], units[key])} | {metric['note']} |")
-    lines += ["", "## Goals (issue 7)", "", "| goal | result | met |", "| --- | --- | --- |"]
+        lines.append(f"| `{key}` | {_fmt(metric['value'], UNITS[key])} | {metric['note']} |")
+    lines += ["", "## Goals (issues 7 and 16)", "", "| goal | result | met |", "| --- | --- | --- |"]
     for key, (text, test) in GOALS.items():
         value = s[key]["value"]
         if key == "local_tasks_per_s":
@@ -217,6 +406,9 @@ def render(results: Path = RESULTS, plots: Path = PLOTS) -> str:
             met = None if value is None or test is None else test(value)
             shown = _fmt(value)
         lines.append(f"| {text} | {shown} | {'not run' if met is None else ('met' if met else 'not met')} |")
+    lines += _before_after(results, s)
+    lines += _starts(wheel)
+    lines += _idle(pricing)
     lines += [
         "",
         "## What each benchmark measures and how to rerun it",
@@ -227,8 +419,10 @@ def render(results: Path = RESULTS, plots: Path = PLOTS) -> str:
         "`import boto3` | `python bench/cold_start.py` | `cold_start.json` |",
         "| cost | every AWS request of 10,000 delayed tasks through the real handlers (botocore hooks), as "
         "billable units per task | `python bench/cost.py` | `cost.json` |",
-        "| wheel lateness (a) | dispatch lateness of the real tick with injected AWS latency, beside a 1 s "
-        "table poller and SQS DelaySeconds | `python bench/wheel_lateness.py --only a` | `wheel_lateness_a.json` |",
+        "| wheel lateness (a) | the modelled-AWS harness: start and retry lateness (the real tick, modelled "
+        "pickup and worker), the worker's waits, at 1,000 and ~12 due/s, beside the design before, "
+        "DelaySeconds only, a 1 s table poller and SQS DelaySeconds | `python bench/wheel_lateness.py --only a` "
+        "| `wheel_lateness_a.json` |",
         "| workflows | ASL compile time and size; makespan / critical path on taskplane dev | "
         "`python bench/workflow_bench.py` | `workflow_compile.json`, `workflow_makespan.json` |",
         "| local throughput | tasks/s through `taskplane dev` and where its CPU goes (moto, botocore, the rest) | "
@@ -260,7 +454,8 @@ def render(results: Path = RESULTS, plots: Path = PLOTS) -> str:
             f"At {pricing['tasks_per_day']:,.0f} tasks a day on {pricing['shards']} shard(s); Step Functions "
             f"with {pricing['sfn_transitions_per_task']} transitions per task "
             f"({pricing['step_functions_standard_total_if_3_transitions']:.2f} USD if the start counted too). "
-            "Lambda GB-s include the modelled wait on AWS calls (see the assumptions).",
+            "Lambda GB-s include the modelled wait on AWS calls (see the assumptions); worker_wait is the "
+            "worker's billed wait for due times at this load, measured by bench/wheel_lateness.py.",
             "",
             *_cost_story(_load(results, "cost.json"), pricing),
             *_plot("cost_per_million.png", "cost per million tasks by line", plots),

@@ -111,20 +111,29 @@ def step_wheel(results: Path, size: dict[str, Any]) -> list[Row]:
     if mod is None:
         return [("wheel lateness (a)", "skipped", "bench/wheel_lateness.py is missing")]
     seconds, rate = size["seconds"], size["rate"]
-    result: dict[str, Any] = {"injected_latency_ms": {"dynamodb_call": mod.DDB_MS, "sqs_batch": mod.SQS_MS}}
-    result["a_wheel"] = mod.run_a(seconds, rate)
-    result["a_table_poller_1s"] = mod.run_poller(seconds, rate)
-    result["a_sqs_delay_seconds"] = mod.run_sqs_delay(seconds, rate)
-    result["a_eventbridge_scheduler"] = {"documented_window_ms": 60_000}
+    result = mod.harness(seconds, rate)
     _write(results, "wheel_lateness_a.json", result)
-    w = result["a_wheel"]["dispatch_lateness_ms"]
-    p = result["a_table_poller_1s"]["dispatch_lateness_ms"]
+    a = result["a_wheel"]
+    w, st, rt = a["dispatch_lateness_ms"], a["start_lateness_ms"], a["retry_lateness_ms"]
+    before = result["a_wheel_before"]["start_lateness_ms"]
+    load = result["load_average"][0]
     return [
+        (
+            "start lateness (started_at - run_at)",
+            f"p50 {st['p50']} / p99 {st['p99']} / max {st['max']} ms",
+            f"{a['tasks']:,} tasks at {rate}/s, {a['early_starts']} early, lost {a['lost']}; before issue 16 "
+            f"p99 {before['p99']} ms; load {load:.1f}",
+        ),
+        (
+            "retry lateness",
+            f"p99 {rt['p99']} / max {rt['max']} ms",
+            f"{rt['n']} retries, backoffs 50 ms to 20 s (inline up to 1 s, else the wheel)",
+        ),
         (
             "dispatch lateness, timing wheel",
             f"p50 {w['p50']} / p99 {w['p99']} / max {w['max']} ms",
-            f"{result['a_wheel']['tasks']:,} tasks at {rate}/s, lost {result['a_wheel']['lost']}; 1 s poller p99 {p['p99']} ms",
-        )
+            f"against each entry's send time (due - lead); worker wait {a['worker']['wait_ms_per_task']} ms/task",
+        ),
     ]
 
 
@@ -179,7 +188,7 @@ def step_pricing(results: Path, size: dict[str, Any]) -> list[Row]:
     cost = _load(results, "cost.json")
     if cost is None:
         return [("cost per million tasks", "skipped", "no cost.json (bench/cost.py)")]
-    data = pricing.price(cost)
+    data = pricing.price(cost, waits=pricing.load_waits(results))
     _write(results, "pricing.json", data)
     d = data["usd_per_million"]
     return [
@@ -193,11 +202,12 @@ def step_pricing(results: Path, size: dict[str, Any]) -> list[Row]:
 
 def step_capacity(results: Path, size: dict[str, Any]) -> list[Row]:
     import capacity
+    import pricing
 
     cost = _load(results, "cost.json")
     if cost is None:
         return [("capacity model", "skipped", "no cost.json (bench/cost.py)")]
-    data = capacity.model(cost)
+    data = capacity.model(cost, waits=pricing.load_waits(results))
     _write(results, "capacity.json", data)
     return [
         (
@@ -256,7 +266,8 @@ def parse_only(text: str | None) -> list[str]:
     return [n for n in STEPS if n in names]
 
 
-def main(argv: list[str] | None = None) -> None:
+def main(argv: list[str] | None = None) -> int:
+    """Run the steps; the exit status is 1 when any step failed or could not run (0 otherwise)."""
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
@@ -266,6 +277,7 @@ def main(argv: list[str] | None = None) -> None:
     )
     args = parser.parse_args(argv)
     from rich.console import Console
+    from rich.markup import escape
     from rich.table import Table
 
     console = Console()
@@ -279,11 +291,12 @@ def main(argv: list[str] | None = None) -> None:
             out = RUNNERS[name](results, size)
         except Exception as exc:  # one broken benchmark must not lose the others' results
             out = [(name, "failed", f"{type(exc).__name__}: {exc}")]
+            console.print_exception(max_frames=8)
         took = f"{time.monotonic() - began:.0f} s"
         rows += [(*row, took) for row in out]
         for line in out:
             if line[1] in ("skipped", "failed"):
-                console.print(f"  [yellow]{line[0]}: {line[1]}[/yellow] ({line[2]})")
+                console.print(f"  [yellow]{escape(line[0])}: {line[1]}[/yellow] ({escape(line[2])})")
     table = Table(
         title="taskplane benchmarks (this machine, this run)"
         + (" - QUICK, not comparable" if args.quick else "")
@@ -291,9 +304,17 @@ def main(argv: list[str] | None = None) -> None:
     for col, justify in (("benchmark", "left"), ("figure", "right"), ("how", "left"), ("took", "right")):
         table.add_column(col, justify=justify)  # type: ignore[arg-type]
     for row in rows:
-        table.add_row(*row)
+        table.add_row(*(escape(cell) for cell in row))
     console.print(table)
+    # A step that failed or was skipped produced no figure: `make bench` must not look green.
+    broken = [f"{row[0]} ({row[1]})" for row in rows if row[1] in ("skipped", "failed")]
+    if broken:
+        console.print(
+            f"[red]bench: {len(broken)} step(s) did not produce a result: {escape(', '.join(broken))}[/red]"
+        )
+        return 1
+    return 0
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

@@ -1,18 +1,23 @@
-"""Dispatch and fire lateness of the timing wheel, beside the designs users pick instead.
+"""Start, retry and dispatch lateness of delayed tasks, beside the designs users pick instead.
 
-(a) The real tick (services/tick.py) over in-memory adapters that add AWS-like latency: 5 ms per
-    DynamoDB call and 10 ms per SQS batch. Sources: DynamoDB's documented single-digit-millisecond
-    latency for GetItem/PutItem/Query within a region, and SendMessageBatch round trips of ~10 ms
-    measured from Lambda in the same region (AWS re:Post and SQS FAQ figures); both are injected as
-    sleeps, so the figures are about our scheduling, not about a network.
-    Workload: 1,000 tasks due per second for 60 s, each written 0.2-5 s before it is due (so many
-    land in a window the tick has already read).
-    In the same run, the same due times through:
-    - a table poller: every second, query what is due and send it (the "cron + table" pattern),
-      with the same injected latencies;
-    - SQS DelaySeconds alone: each task sent when written with DelaySeconds rounded up to whole
-      seconds (the message cannot be visible earlier);
-    and EventBridge Scheduler's documented precision (it fires within a 60-second window).
+(a) The modelled-AWS harness. The real tick (services/tick.py) runs over in-memory adapters that add
+    AWS-like latency: 5 ms per DynamoDB call and 10 ms per SQS batch (DynamoDB's documented
+    single-digit-millisecond latency within a region; SendMessageBatch round trips of ~10 ms from
+    Lambda in the same region), injected as sleeps, so the figures are about our scheduling, not a
+    network. Each batch the tick sends is picked up by a modelled event source mapping (``pickup_ms``:
+    p50 ~20 ms, p99 300 ms, at most 400 ms; the reasons are at the constants) and handled by a modelled
+    worker invocation (``Worker``: its measured CPU per record at the memory's share of a vCPU, one
+    interpreter, the wait for each record's due time, retries in the worker or through the wheel).
+    It measures ``started_at - run_at`` (start lateness; none may be early), a retry's start against
+    its ``next_attempt_at``, the tick's dispatch lateness against each entry's send time, and the
+    worker's billed wait per task.
+    Workload: 1,000 tasks due per second for 60 s, each written 0.6-5 s before it is due (so many land
+    in a window the tick has already read), 5% failing once with a backoff of 50 ms to 20 s; the same
+    at ~12 tasks a second (a million a day: what the waits cost there); the design before issue 16
+    (the tick sending at the due time, workers starting what they receive, retries on the lanes'
+    whole-second DelaySeconds) on the same workload; the DelaySeconds-only design (no wheel, no tick
+    within 15 minutes, the worker waiting out up to a second plus the lead); a table poller once a
+    second; SQS DelaySeconds rounded up; EventBridge Scheduler's documented precision (a 60 s window).
 (b) `taskplane dev` on moto: delayed tasks submitted over HTTP at a rising rate; fire lateness
     (started_at - run_at) per rate, to find the highest rate it sustains with p99 <= 50 ms.
 
@@ -26,6 +31,7 @@ import argparse
 import bisect
 import json
 import math
+import os
 import random
 import statistics
 import threading
@@ -37,6 +43,41 @@ from typing import Any
 RESULTS = Path(__file__).resolve().parent / "results"
 DDB_MS = 5
 SQS_MS = 10
+
+# -- the event source mapping's pickup latency (modelled) ----------------------------------------------
+#: From the moment a lane message is visible to the moment the worker's handler has it. A mixture:
+#: 97% of messages find a poller already waiting in its long poll (ReceiveMessage returns as soon as
+#: the message is there, the synchronous invoke adds a few ms): log-normal, median 20 ms; 3% arrive
+#: while every poller is busy with an invocation or between polls (or the function scales out a new
+#: instance) and wait for the next receive: uniform 100-400 ms. Together: p50 ~20 ms, p99 300 ms
+#: (the issue's floor for both), max 400 ms. The tail is cut at 400 ms: a pickup slower than that
+#: needs a poller or an instance that is not there (MaximumConcurrency reached, a cold start under a
+#: burst), a capacity matter outside this model; beyond the lead, such a start is late one for one.
+PICKUP_FAST_SHARE = 0.97
+PICKUP_FAST_MEDIAN_MS = 20.0
+PICKUP_FAST_SIGMA = 0.45
+PICKUP_SLOW_MS = (100.0, 400.0)
+
+# -- the worker (modelled, from measured CPU) ------------------------------------------------------------
+#: The worker's memory (infra/capabilities/worker.py) and its share of a vCPU (1,769 MB = one vCPU).
+WORKER_MB = 512
+FULL_VCPU_MB = 1769
+#: CPU (ms of a full vCPU) per record: before it waits (the record's parsing, the batch's set-up) and
+#: after its start is stamped (the start write, the target call, the finish write). Defaults from
+#: bench/cost.py's measurement (cost.json ``worker_cpu_split_ms``, read when present).
+CPU_BEFORE_MS = 1.4
+CPU_AFTER_MS = 3.2
+#: A thread that wakes while another holds the GIL gets it within Python's switch interval.
+SWITCH_MS = 5.0
+#: The retries of the harness: 5% of tasks fail once, their backoff drawn from these (ms).
+RETRY_SHARE = 0.05
+RETRY_BACKOFFS_MS = (50, 200, 500, 900, 1_500, 5_000, 20_000)
+
+
+def pickup_ms(rng: random.Random) -> float:
+    if rng.random() < PICKUP_FAST_SHARE:
+        return rng.lognormvariate(math.log(PICKUP_FAST_MEDIAN_MS), PICKUP_FAST_SIGMA)
+    return rng.uniform(*PICKUP_SLOW_MS)
 
 
 def pct(values: list[float], q: float) -> float:
@@ -52,6 +93,7 @@ def summary(values: list[float]) -> dict[str, float]:
         "p50": round(statistics.median(values), 1),
         "p99": round(pct(values, 0.99), 1),
         "max": round(max(values), 1),
+        "min": round(min(values), 1),
     }
 
 
@@ -74,10 +116,14 @@ class FakeWheel:
         self.calls += 1
         time.sleep(DDB_MS / 1000)
 
-    def put(self, entry: Any) -> None:
-        self._latency()
+    def insert(self, entry: Any) -> None:
+        """An entry written by someone else (its write's latency is theirs, not the tick's)."""
         with self.lock:
             bisect.insort(self.partitions.setdefault(f"{entry.shard}#{entry.slot_ms}", []), (entry.sk, entry))
+
+    def put(self, entry: Any) -> None:
+        self._latency()
+        self.insert(entry)
 
     def load(self, shard: int, slot_ms: int, from_sk: str, upto_sk: str | None) -> list[Any]:
         self._latency()
@@ -87,19 +133,43 @@ class FakeWheel:
             hi = bisect.bisect_right(rows, (upto_sk + "\uffff",)) if upto_sk else len(rows)
             return [e for _, e in rows[lo:hi]]
 
-    def acquire(self, shard: int, owner: str, now_ms: int, ttl_ms: int) -> Any:
+    def any_due(
+        self, shard: int, start: tuple[int, str], horizon_ms: int, *, consistent: bool = False
+    ) -> bool:
+        from taskplane.adapters.wheel_store import upto_key
+        from taskplane.domain.wheel import SLOT_MS, slot_of
+
+        first_slot, first_sk = start
+        for slot in range(first_slot, slot_of(horizon_ms) + SLOT_MS, SLOT_MS):
+            self._latency()
+            with self.lock:
+                rows = self.partitions.get(f"{shard}#{slot}", [])
+                lo = bisect.bisect_left(rows, (first_sk,)) if slot == first_slot and first_sk else 0
+                if any(sk <= upto_key(horizon_ms) for sk, _ in rows[lo:]):
+                    return True
+        return False
+
+    def _lease(self, shard: int, item: dict[str, Any]) -> Any:
         from taskplane.adapters.wheel_store import Lease
 
+        return Lease(
+            shard, item["owner"], item["until"], item.get("slot"), item.get("sk", ""), item.get("runs")
+        )
+
+    def acquire(self, shard: int, owner: str, now_ms: int, ttl_ms: int, runs_until: int | None = None) -> Any:
         self._latency()
         with self.lock:
             item = self.control.setdefault(shard, {"owner": "", "until": 0})
             if item["until"] >= now_ms and item["owner"] != owner:
                 return None
-            item.update(owner=owner, until=now_ms + ttl_ms)
-            return Lease(shard, owner, item["until"], item.get("slot"), item.get("sk", ""))
+            item.update(owner=owner, until=now_ms + ttl_ms, runs=runs_until)
+            return self._lease(shard, item)
 
     def peek(self, shard: int) -> Any:
-        return None
+        self._latency()
+        with self.lock:
+            item = self.control.get(shard)
+            return self._lease(shard, item) if item else None
 
     def save(self, shard: int, owner: str, now_ms: int, ttl_ms: int, resume: tuple[int, str]) -> bool:
         self._latency()
@@ -110,78 +180,291 @@ class FakeWheel:
             item.update(until=now_ms + ttl_ms, slot=resume[0], sk=resume[1])
             return True
 
+    def advance_idle(self, shard: int, now_ms: int, resume: tuple[int, str]) -> bool:
+        self._latency()
+        with self.lock:
+            item = self.control.setdefault(shard, {"owner": "", "until": 0})
+            if item["until"] >= now_ms:
+                return False
+            item.update(slot=resume[0], sk=resume[1])
+            return True
+
     def release(self, shard: int, owner: str) -> None:
         self._latency()
+        with self.lock:
+            item = self.control.get(shard)
+            if item and item["owner"] == owner:
+                item["until"] = 0
 
 
 @dataclass
 class FakeLanes:
-    """Lanes' send in memory; every batch costs SQS_MS. Records when each task left and arrived."""
+    """Lanes' send in memory; every batch costs SQS_MS. Each batch is handed to ``on_batch`` (the
+    modelled event source mapping) with the time it became visible."""
 
     clock: WallClock
+    on_batch: Any = None
     sent: dict[str, tuple[int, int]] = field(default_factory=dict)  # task id -> (dispatched_at, arrived)
     lock: threading.Lock = field(default_factory=threading.Lock)
+    batches: int = 0
 
     def send(self, messages: list[Any]) -> list[Any]:
         time.sleep(SQS_MS / 1000)
         arrived = self.clock.now_ms()
         with self.lock:
+            self.batches += 1
             for m in messages:
                 self.sent.setdefault(m.task_id, (m.dispatched_at, arrived))
+        if self.on_batch is not None:
+            self.on_batch(arrived, messages)
         return [None] * len(messages)
 
 
-def workload(seconds: int, rate: int, start_ms: int, seed: int = 7) -> list[tuple[int, int, str]]:
-    """(write_ms, due_ms, id) for ``rate`` tasks due per second over ``seconds``."""
+# -- the modelled event source mapping and worker --------------------------------------------------------
+@dataclass
+class Record:
+    task_id: str
+    due: int  # when this attempt may start (run_at, or the retry's next_attempt_at)
+    attempt: int = 1
+    backoff: int | None = None  # set: this attempt fails, its retry is due ``backoff`` ms after
+
+
+@dataclass
+class Worker:
+    """Worker invocations computed from measured CPU and modelled latencies (see module docstring).
+
+    One CPU per invocation at the memory's share of a vCPU, served in order (the GIL): a record's
+    CPU before its wait is spent when the invocation starts; a record wakes at its due time and is
+    stamped ``started_at`` as soon as it gets the CPU (at most SWITCH_MS after waking while another
+    record holds it), then its own CPU after the stamp queues, then two DynamoDB writes' latency.
+    A failed attempt's retry waits in the same invocation when due within ``INLINE_RETRY_MS``, else
+    its entry is written to the wheel when the attempt ends (the real tick sends it).
+    """
+
+    rng: random.Random
+    wheel: FakeWheel
+    inline_ms: int
+    lead_ms: int
+    wait_for_due: bool = True
+    cpu_before_ms: float = CPU_BEFORE_MS
+    cpu_after_ms: float = CPU_AFTER_MS
+    memory_mb: int = WORKER_MB
+    lock: threading.Lock = field(default_factory=threading.Lock)
+    starts: dict[tuple[str, int], int] = field(default_factory=dict)  # (task, attempt) -> started_at
+    pickups: list[float] = field(default_factory=list)
+    billed_ms: list[float] = field(default_factory=list)
+    wait_ms: list[float] = field(default_factory=list)  # of billed_ms, what waiting for due times added
+    records: int = 0
+    plan: dict[str, Record] = field(default_factory=dict)  # first attempts, by task id
+    inserts: list[tuple[int, Any]] = field(default_factory=list)  # (when, wheel entry) for retries
+    retries: dict[str, tuple[int, int, float]] = field(default_factory=dict)  # task -> (backoff, due, failed)
+
+    def batch(self, visible: int, messages: list[Any]) -> None:
+        pickup = pickup_ms(self.rng)
+        with self.lock:
+            self.pickups.append(pickup)
+            records = []
+            for m in messages:
+                if m.attempt == 1:
+                    records.append(self.plan[m.task_id])
+                else:
+                    records.append(Record(m.task_id, m.due_ms, m.attempt))
+            self._invoke(visible + pickup, records)
+
+    def _invoke(self, t0: float, records: list[Record]) -> None:
+        billed = self._run_invocation(t0, records, record=True, wait=self.wait_for_due)
+        # The same records handled the moment they arrive: what the invocation would bill without
+        # waiting for due times (its CPU and calls, which bench/cost.py prices); the rest is the wait.
+        self.billed_ms.append(billed)
+        self.wait_ms.append(billed - self._run_invocation(t0, records, record=False, wait=False))
+
+    def _run_invocation(self, t0: float, records: list[Record], *, record: bool, wait: bool) -> float:
+        share = min(self.memory_mb, FULL_VCPU_MB) / FULL_VCPU_MB
+        cpu_free = t0 + len(records) * self.cpu_before_ms / share
+        queue = sorted(records, key=lambda r: r.due)
+        ends = []
+        while queue:
+            record_ = queue.pop(0)
+            wake = max(record_.due, t0) if wait else t0
+            stamp = wake + min(max(0.0, cpu_free - wake), SWITCH_MS)
+            cpu_free = max(cpu_free, stamp) + self.cpu_after_ms / share
+            end = cpu_free + 2 * DDB_MS
+            ends.append(end)
+            if record_.backoff is not None and record_.attempt == 1:
+                retry_at = int(end) + record_.backoff
+                if record_.backoff <= self.inline_ms:
+                    queue.append(Record(record_.task_id, retry_at, 2))  # waits in this invocation
+                    queue.sort(key=lambda r: r.due)
+                if record:
+                    self.retries[record_.task_id] = (record_.backoff, retry_at, end)
+                    if record_.backoff > self.inline_ms:
+                        from taskplane.domain.wheel import WheelEntry
+
+                        entry = WheelEntry(0, retry_at, record_.task_id, "bench", kind="retry", attempt=2)
+                        self.inserts.append((int(end), entry))
+            if record:
+                self.starts.setdefault((record_.task_id, record_.attempt), int(stamp))
+                self.records += 1
+        return max(ends) - t0
+
+
+def inserter(worker: Worker, stop: threading.Event) -> None:
+    """Write the retries' wheel entries at the instants their failed attempts ended (real time)."""
+    while not stop.is_set():
+        with worker.lock:
+            due = [(t, e) for t, e in worker.inserts if t <= time.time() * 1000]
+            worker.inserts = [(t, e) for t, e in worker.inserts if t > time.time() * 1000]
+        for _, entry in due:
+            worker.wheel.insert(entry)
+        stop.wait(0.005)
+
+
+def workload(
+    seconds: int, rate: int, start_ms: int, seed: int = 7, lead_min_ms: int = 600
+) -> list[tuple[int, int, str]]:
+    """(write_ms, due_ms, id) for ``rate`` tasks due per second over ``seconds``, each written 0.6-5 s
+    before it is due (tasks due sooner go straight to their lane, not through the tick)."""
     rng = random.Random(seed)
     rows = []
     for i in range(seconds * rate):
         due = start_ms + 6000 + int(i * 1000 / rate)
-        rows.append((due - rng.randint(200, 5000), due, f"T{i:08d}"))
+        rows.append((due - rng.randint(lead_min_ms, 5000), due, f"T{i:08d}"))
     rows.sort()
     return rows
 
 
-def run_a(seconds: int, rate: int) -> dict[str, Any]:
-    from taskplane.domain.wheel import WheelEntry
+def run_a(seconds: int, rate: int, *, before: bool = False, seed: int = 7) -> dict[str, Any]:
+    """The real tick over the in-memory wheel, with the modelled mapping and worker.
+
+    ``before``: the design before issue 16 (the tick sends at the due time, batches of what is due
+    within 5 ms; workers start what they receive at once; retries up to 15 minutes on the lane's
+    DelaySeconds rounded up), on the same workload and the same modelled latencies.
+    """
+    from taskplane.domain.wheel import DISPATCH_LEAD_MS, GROUP_MS, WheelEntry
+    from taskplane.services.execute import INLINE_RETRY_MS
     from taskplane.services.tick import Ticker
 
     clock = WallClock()
-    wheel, lanes = FakeWheel(), FakeLanes(clock)
+    rng = random.Random(seed)
+    wheel = FakeWheel()
+    lead = 0 if before else DISPATCH_LEAD_MS
+    worker = Worker(
+        rng=random.Random(seed + 1),
+        wheel=wheel,
+        inline_ms=-1 if before else INLINE_RETRY_MS,
+        lead_ms=lead,
+        wait_for_due=not before,
+        **_cpu_split(),
+    )
+    lanes = FakeLanes(clock, on_batch=worker.batch)
     stop = threading.Event()
     start = clock.now_ms()
-    rows = workload(seconds, rate, start)
+    rows = workload(seconds, rate, start, seed)
     due_of = {tid: due for _, due, tid in rows}
+    for _, due, tid in rows:
+        backoff = rng.choice(RETRY_BACKOFFS_MS) if rng.random() < RETRY_SHARE else None
+        worker.plan[tid] = Record(tid, due, 1, backoff)
+
+    woken = threading.Event()
 
     def produce() -> None:
         for write_ms, due, tid in rows:
             delay = write_ms - clock.now_ms()
             if delay > 0:
                 time.sleep(delay / 1000)
-            # Written as the API does; the write's latency is the API's, not the tick's.
-            wheel_entry = WheelEntry(shard=0, due_ms=due, item_id=tid, tenant="bench")
+            # Written as the API does; the write's latency is the API's, not the tick's. Like the
+            # API, it wakes the tick when no tick holds the shard (services/wakes.py).
+            wheel.insert(WheelEntry(shard=0, due_ms=due, item_id=tid, tenant="bench"))
             with wheel.lock:
-                bisect.insort(
-                    wheel.partitions.setdefault(f"0#{wheel_entry.slot_ms}", []), (wheel_entry.sk, wheel_entry)
-                )
+                idle = wheel.control.get(0, {}).get("until", 0) < clock.now_ms()
+            if idle:
+                woken.set()
 
-    producer = threading.Thread(target=produce, daemon=True)
-    producer.start()
-    ticker = Ticker(wheel=wheel, lanes=lanes, clock=clock, wait=stop.wait)  # type: ignore[arg-type]
-    report = ticker.run(0, until_ms=max(d for _, d, _ in rows) + 2000)
-    producer.join()
-    dispatch = [lanes.sent[t][0] - due_of[t] for t in lanes.sent]
-    arrive = [lanes.sent[t][1] - due_of[t] for t in lanes.sent]
+    threads = [threading.Thread(target=produce, daemon=True)]
+    if not before:
+        threads.append(threading.Thread(target=inserter, args=(worker, stop), daemon=True))
+    for t in threads:
+        t.start()
+    ticker = Ticker(
+        wheel=wheel,  # type: ignore[arg-type]
+        lanes=lanes,  # type: ignore[arg-type]
+        clock=clock,
+        wait=stop.wait,
+        lead_ms=lead,
+        group_ms=5 if before else GROUP_MS,
+    )
+    last = max(d for _, d, _ in rows) + max(RETRY_BACKOFFS_MS) + 3_000
+    began = time.monotonic()
+    reports = []
+    # The shard's rule (once a minute) and the wakes: run the tick again when it ended and is woken.
+    while clock.now_ms() < last:
+        woken.clear()
+        reports.append(ticker.run(0, until_ms=last))
+        woken.wait(min(60.0, max(0.0, (last - clock.now_ms()) / 1000)))
+    took = time.monotonic() - began
+    report = reports[-1]
+    stop.set()
+    threads[0].join()
+    sends = {tid: due - lead for tid, due in due_of.items()}
+    dispatch = [lanes.sent[t][0] - sends[t] for t in due_of if t in lanes.sent]
+    arrive = [lanes.sent[t][1] - due_of[t] for t in due_of if t in lanes.sent]
+    starts = [worker.starts[(t, 1)] - due_of[t] for t in due_of if (t, 1) in worker.starts]
+    retry_late: dict[int, list[float]] = {}
+    for task_id, (backoff, retry_at, failed) in worker.retries.items():
+        if before:
+            # Before: a retry up to 15 minutes went onto the lane at once with DelaySeconds rounded
+            # up (never early), and started when the mapping picked it up.
+            delay = math.ceil((retry_at - failed - SQS_MS) / 1000) * 1000
+            started = failed + SQS_MS + delay + pickup_ms(rng) + worker.cpu_after_ms * 0
+        elif (task_id, 2) in worker.starts:
+            started = worker.starts[(task_id, 2)]
+        else:
+            continue  # its retry was not due before the run ended
+        retry_late.setdefault(backoff, []).append(started - retry_at)
+    all_retries = [v for vs in retry_late.values() for v in vs]
+    n = len(rows)
     return {
-        "tasks": len(rows),
+        "design": "before issue 16" if before else "lead + worker wait (issue 16)",
+        "tasks": n,
+        "rate_per_s": rate,
         "dispatched": len(lanes.sent),
-        "lost": len(rows) - len(lanes.sent),
-        "early": sum(1 for d in dispatch if d < 0),
+        "lost": n - len(lanes.sent),
+        "early_starts": sum(1 for v in starts if v < 0),
+        "lead_ms": lead,
         "dispatch_lateness_ms": summary(dispatch),
         "on_queue_lateness_ms": summary(arrive),
+        "start_lateness_ms": summary(starts),
+        "retry_lateness_ms": summary(all_retries),
+        "retry_lateness_by_backoff_ms": {str(b): summary(v) for b, v in sorted(retry_late.items())},
+        "pickup_ms": summary(worker.pickups),
+        "worker": {
+            "invocations": len(worker.billed_ms),
+            "records": worker.records,
+            "records_per_invocation": round(worker.records / max(1, len(worker.billed_ms)), 2),
+            "billed_ms_per_record": round(sum(worker.billed_ms) / max(1, worker.records), 2),
+            "memory_mb": worker.memory_mb,
+            "gb_s_per_task": round(sum(worker.billed_ms) / 1000 * worker.memory_mb / 1024 / n, 6),
+            "wait_ms_per_task": round(sum(worker.wait_ms) / n, 2),
+            "wait_gb_s_per_task": round(sum(worker.wait_ms) / 1000 * worker.memory_mb / 1024 / n, 6),
+            "invocations_per_task": round(len(worker.billed_ms) / n, 4),
+            "cpu_ms": {"before_wait": worker.cpu_before_ms, "after_start": worker.cpu_after_ms},
+        },
+        "lane_batches_per_task": round(lanes.batches / n, 4),
         "ddb_calls": wheel.calls,
         "tick_report": report.__dict__,
+        "tick_runs": len(reports),
+        "tick_runs_that_held_the_shard": sum(1 for r in reports if r.acquired),
+        "wall_s": round(took, 1),
     }
+
+
+def _cpu_split(path: Path = RESULTS / "cost.json") -> dict[str, float]:
+    """The worker's CPU per record before its wait and after its start, as bench/cost.py measured it."""
+    if path.exists():
+        split = json.loads(path.read_text()).get("worker_cpu_split_ms")
+        if split:
+            return {"cpu_before_ms": split["before_start"], "cpu_after_ms": split["after_start"]}
+    return {}
 
 
 def run_poller(seconds: int, rate: int) -> dict[str, Any]:
@@ -220,6 +503,85 @@ def run_sqs_delay(seconds: int, rate: int) -> dict[str, Any]:
         visible = write_ms + SQS_MS + math.ceil((due - write_ms - SQS_MS) / 1000) * 1000
         lateness.append(visible - due)
     return {"on_queue_lateness_ms": summary(lateness), "note": "computed from the same write and due times"}
+
+
+def run_delayseconds_direct(seconds: int, rate: int, batch: int = 1, seed: int = 7) -> dict[str, Any]:
+    """The design issue 16 suggested first, on the same workload and models: no wheel entry and no
+    tick for a task due within 15 minutes; the API sends its lane message with DelaySeconds rounded
+    down so that it is visible at least the lead before due (whole seconds: up to a second more), and
+    the worker waits out the rest. ``batch`` tasks written together share a send; messages that become
+    visible at the same instant (same batch, same delay) reach one worker invocation (up to ten)."""
+    from taskplane.domain.wheel import DISPATCH_LEAD_MS
+    from taskplane.services.execute import INLINE_RETRY_MS
+
+    rows = workload(seconds, rate, 0, seed)
+    worker = Worker(
+        rng=random.Random(seed + 1),
+        wheel=FakeWheel(),
+        inline_ms=INLINE_RETRY_MS,
+        lead_ms=DISPATCH_LEAD_MS,
+        **_cpu_split(),
+    )
+    groups: dict[tuple[int, int], list[Record]] = {}
+    for i, (write_ms, due, tid) in enumerate(rows):
+        sent = write_ms if batch == 1 else rows[i - i % batch][0]  # a batch leaves with its first write
+        visible = sent + SQS_MS + max(0, (due - sent - SQS_MS - DISPATCH_LEAD_MS) // 1000) * 1000
+        groups.setdefault((i // batch, visible), []).append(Record(tid, due))
+    for (_, visible), records in sorted(groups.items(), key=lambda g: g[0][1]):
+        for k in range(0, len(records), 10):
+            worker._invoke(visible + pickup_ms(worker.rng), records[k : k + 10])
+    starts = [worker.starts[(tid, 1)] - due for _, due, tid in rows]
+    n = len(rows)
+    return {
+        "tasks": n,
+        "rate_per_s": rate,
+        "batch": batch,
+        "start_lateness_ms": summary(starts),
+        "early_starts": sum(1 for v in starts if v < 0),
+        "worker": {
+            "invocations_per_task": round(len(worker.billed_ms) / n, 4),
+            "billed_ms_per_record": round(sum(worker.billed_ms) / n, 2),
+            "gb_s_per_task": round(sum(worker.billed_ms) / 1000 * worker.memory_mb / 1024 / n, 6),
+            "wait_ms_per_task": round(sum(worker.wait_ms) / n, 2),
+            "wait_gb_s_per_task": round(sum(worker.wait_ms) / 1000 * worker.memory_mb / 1024 / n, 6),
+        },
+        "note": "computed from the same write and due times and the same pickup and worker models",
+    }
+
+
+def harness(seconds: int, rate: int, cost_rate: int = 12) -> dict[str, Any]:
+    """Everything part (a) measures: the design at ``rate`` tasks due per second and at ``cost_rate``
+    (about 1 million a day: what the waits cost there), the design before issue 16, the alternatives."""
+    result: dict[str, Any] = {
+        "injected_latency_ms": {"dynamodb_call": DDB_MS, "sqs_batch": SQS_MS},
+        "pickup_model": {
+            "fast": f"{PICKUP_FAST_SHARE:.0%} log-normal, median {PICKUP_FAST_MEDIAN_MS} ms, sigma {PICKUP_FAST_SIGMA}",
+            "slow": f"{1 - PICKUP_FAST_SHARE:.0%} uniform {PICKUP_SLOW_MS[0]:.0f}-{PICKUP_SLOW_MS[1]:.0f} ms",
+            "p50_ms": round(statistics.median(_pickup_sample()), 1),
+            "p99_ms": round(pct(_pickup_sample(), 0.99), 1),
+            "max_ms": PICKUP_SLOW_MS[1],
+            "why": "a waiting long poll hands a visible message over in tens of ms; while every poller "
+            "is busy (or a new instance starts) it waits for the next receive; slower than 400 ms "
+            "is a missing poller or instance (concurrency cap, cold start under a burst), not modelled",
+        },
+        "load_average": os.getloadavg(),
+    }
+    result["a_wheel"] = run_a(seconds, rate)
+    result["a_wheel_at_1m_per_day"] = run_a(seconds, cost_rate)
+    result["a_wheel_before"] = run_a(seconds, rate, before=True)
+    result["a_delayseconds_direct"] = run_delayseconds_direct(seconds, rate)
+    result["a_delayseconds_direct_batched"] = run_delayseconds_direct(seconds, rate, batch=100)
+    result["a_delayseconds_direct_at_1m_per_day"] = run_delayseconds_direct(seconds, cost_rate, batch=100)
+    result["a_table_poller_1s"] = run_poller(seconds, rate)
+    result["a_sqs_delay_seconds"] = run_sqs_delay(seconds, rate)
+    result["a_eventbridge_scheduler"] = {"documented_window_ms": 60_000}
+    result["load_average_after"] = os.getloadavg()
+    return result
+
+
+def _pickup_sample(n: int = 100_000) -> list[float]:
+    rng = random.Random(1)
+    return [pickup_ms(rng) for _ in range(n)]
 
 
 # -- (b) taskplane dev -----------------------------------------------------------------------------------
@@ -289,10 +651,7 @@ def main() -> None:
     RESULTS.mkdir(exist_ok=True)
     result: dict[str, Any] = {"injected_latency_ms": {"dynamodb_call": DDB_MS, "sqs_batch": SQS_MS}}
     if args.only in (None, "a"):
-        result["a_wheel"] = run_a(args.seconds, args.rate)
-        result["a_table_poller_1s"] = run_poller(args.seconds, args.rate)
-        result["a_sqs_delay_seconds"] = run_sqs_delay(args.seconds, args.rate)
-        result["a_eventbridge_scheduler"] = {"documented_window_ms": 60_000}
+        result.update(harness(args.seconds, args.rate))
         print(json.dumps({k: v for k, v in result.items() if k.startswith("a_")}, indent=2), flush=True)
     if args.only in (None, "b"):
         result["b_taskplane_dev"] = run_b([int(r) for r in args.b_rates.split(",")], args.b_seconds)

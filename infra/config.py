@@ -136,8 +136,9 @@ class EnvironmentConfig(_Strict):
     region: str | None = None
     #: Timing-wheel shards: one tick schedule (and one lease) per shard.
     shards: int = Field(default=1, ge=1, le=64)
-    #: The tick runs about a minute of every minute per shard: its memory is the idle cost's main term.
-    tick_memory_mb: int = Field(default=512, ge=256, le=3008)
+    #: The tick's memory: its share of a vCPU bounds what one shard sends (256 MB, a seventh of a vCPU:
+    #: about 450 tasks a second, bench/capacity.py); it runs only while something is due soon.
+    tick_memory_mb: int = Field(default=256, ge=256, le=3008)
     #: Partitions per tenant in the tasks table (fixed for the life of the table).
     task_buckets: int = Field(default=1, ge=1, le=64)
     #: Backpressure: a lane deeper than this makes the API answer 429 (0: no limit).

@@ -76,7 +76,7 @@ class TaskplaneStack(cdk.Stack):
             "breaker_open_ms": cfg.breaker_open_ms,
             "otlp_endpoint": cfg.otlp_endpoint or "",
             "otlp_sample_ratio": cfg.otlp_sample_ratio,
-            **scheduler.settings_fields(cfg),
+            **scheduler.settings_fields(self, cfg),
             **triggers.settings_fields(cfg),
             **blobs.settings_fields(),
         }
@@ -97,6 +97,9 @@ class TaskplaneStack(cdk.Stack):
         self.api = Api(self, "Api", shared=shared, storage=storage, queues=queues, tenants=tenants)
         self.worker = Worker(self, "Worker", shared=shared, storage=storage, queues=queues)
         functions: list[PlatformFunction] = [self.api.fn, self.worker.fn]
+        # Both write wheel entries due soon (delayed tasks; retries and watches) and wake an idle tick.
+        for fn in functions:
+            scheduler.grant_wake(fn.role, self, cfg)
         # The api writes large payloads and signs upload URLs; the worker reads payloads, writes results.
         blobs.grant(self.api.fn.role, uploads=True)
         blobs.grant(self.worker.fn.role)

@@ -1,7 +1,13 @@
-"""Wheel tick: EventBridge runs it once a minute per shard; it dispatches that shard's due work on time."""
+"""Wheel tick: a shard's rule invokes it once a minute, and writers of entries due soon wake it.
+
+Each invocation looks first and ends at once when another tick holds the shard or nothing is due
+within the idle horizon (services/tick.py); otherwise it sends the shard's due work on time until
+nothing is due soon, or its span ends (it then wakes its successor).
+"""
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 from aws_lambda_powertools.utilities.typing import LambdaContext
@@ -11,35 +17,52 @@ from taskplane.observability import logger, tracer
 
 #: How long before the function's own timeout a tick hands its shard over.
 HANDOVER_MARGIN_MS = 5_000
-#: A tick runs a little over the one-minute rate, so the next one is already waiting for the lease.
-TICK_SPAN_MS = 62_000
+#: The longest a busy tick runs before a successor takes over (the function's timeout is a minute
+#: more: infra/capabilities/scheduler.py). Idle ticks end at once, busy ones hand over every 5 minutes.
+TICK_SPAN_MS = 300_000
 
 
 def shards_of(event: dict[str, Any], total: int) -> list[int]:
-    """The rule's constant input names one shard (``{"shard": 3}``); without it, shard 0."""
+    """The rule's constant input (or a wake) names one shard (``{"shard": 3}``); without it, shard 0."""
     shard = event.get("shard", (event.get("detail") or {}).get("shard", 0))
     if type(shard) is not int or not 0 <= shard < total:
         raise ValueError(f"shard must be an integer in [0, {total}), got {shard!r}")
     return [shard]
 
 
+def ticker_for(platform: Any, context: LambdaContext) -> Any:
+    """The platform's ticker, able to wake its successor: the tick invokes itself (its own ARN is in
+    the context; its environment cannot name it) when nothing else was set up to wake it."""
+    wakes = platform.wakes
+    if wakes is not None and wakes.wake is None and getattr(context, "invoked_function_arn", None):
+        from taskplane.adapters.tick_waker import TickInvoker
+
+        return dataclasses.replace(platform.ticker, handover=TickInvoker(context.invoked_function_arn))
+    return platform.ticker
+
+
 @logger.inject_lambda_context(clear_state=True)
 @tracer.capture_lambda_handler(capture_response=False)
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    """Scheduled event -> dispatch one shard until just before the function's timeout."""
+    """Scheduled event or wake -> dispatch one shard while work is due, until its span ends."""
     platform = wiring.platform()
     (shard,) = shards_of(event, platform.settings.wheel_shards)
-    now = platform.ticker.clock.now_ms()
+    ticker = ticker_for(platform, context)
+    now = ticker.clock.now_ms()
     budget = min(TICK_SPAN_MS, context.get_remaining_time_in_millis() - HANDOVER_MARGIN_MS)
     try:
-        report = platform.ticker.run(shard, until_ms=now + max(0, budget))
+        report = ticker.run(shard, until_ms=now + max(0, budget))
     finally:
         platform.telemetry.flush()
-    logger.info("tick done", extra={"report": report.__dict__})
+    # An invocation that only looked is the common case (once a minute per shard, idle or covered).
+    log = logger.info if report.acquired else logger.debug
+    log("tick done", extra={"report": report.__dict__, "woken": bool(event.get("woken"))})
     return {
         "shard": shard,
         "acquired": report.acquired,
         "dispatched": report.dispatched,
         "fired": report.fired,
         "lost_lease": report.lost_lease,
+        "idle": report.idle,
+        "covered": report.covered,
     }

@@ -97,6 +97,7 @@ class PlatformFunction(Construct):
         reserved_concurrency: int | None = None,
         environment: dict[str, str] | None = None,
         error_alarm: bool = True,
+        tracing: lambda_.Tracing = lambda_.Tracing.ACTIVE,
         deployment_config: codedeploy.ILambdaDeploymentConfig | None = None,
     ) -> None:
         super().__init__(scope, construct_id)
@@ -140,7 +141,7 @@ class PlatformFunction(Construct):
             reserved_concurrent_executions=reserved_concurrency,
             role=self.role,
             log_group=self.log_group,
-            tracing=lambda_.Tracing.ACTIVE,
+            tracing=tracing,
             environment={**powertools_env(cfg), **shared.platform_env, **(environment or {})},
         )
         self.alias = lambda_.Alias(self, "Live", alias_name="live", version=self.function.current_version)

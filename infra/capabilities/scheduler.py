@@ -1,23 +1,33 @@
-"""The timing wheel's tick: ``functions/tick`` on an EventBridge ``rate(1 minute)`` rule per shard.
+"""The timing wheel's tick: ``functions/tick``, invoked by an EventBridge ``rate(1 minute)`` rule per
+shard and woken by the functions that write wheel entries due soon.
 
 One rule per shard rather than one fan-out function: scheduled rules cost nothing, each shard's tick
 fails and retries on its own, and there is no extra hop adding lateness. A rule sends
 ``{"shard": i}`` (what ``functions/tick/handler.py`` reads); the lease in the control table keeps a
 late or retried invocation from running a shard twice.
 
-Memory and timeout: a tick holds its shard's due entries in an in-memory heap and sends each batch on
-time for about a minute (``TICK_SPAN_MS``), every minute, busy or idle: it is the platform's one
-always-running cost (GB-seconds x 62 s x 43,200 runs a month per shard, about $18 per shard-month at
-512 MB on arm64). 512 MB (about a third of a vCPU) covers sending on the order of a thousand tasks a
-second from four sender threads; ``tick_memory_mb`` raises it for busier shards. 2 minutes covers
-the span, loading the slot and the hand-over margin. Reserved concurrency (optional) keeps ticks from
-being throttled by a burst of workers: a throttled tick is late work for every tenant.
+The tick runs only while something is due soon (services/tick.py): an invocation with nothing due
+within the idle horizon, or whose shard another tick holds for a while yet, ends within tens of
+milliseconds. So the rule is a cheap check a minute per shard when idle (about $0.07 a month per
+shard, see bench/pricing.py ``idle``), and writers of an entry due before the next check (the api,
+the worker, the tick itself for its successor) wake it with an asynchronous invoke of its ``live``
+alias (``TASKPLANE_TICK_FUNCTION``, an ARN built from the function's name: the tick's own environment
+names it without a reference cycle). Busy, a tick runs up to ``TICK_SPAN_MS`` (5 minutes) and wakes
+its successor, which waits for the lease: 6 minutes of timeout cover the span and the hand-over.
 
-Canary: the tick runs ``shards`` times a minute, so the platform's 10% canary would send a new version
-0.1 x shards runs a minute, about two in a 5-minute canary of a four-shard environment and likely none
-in a one-shard one: no alarm can judge a version that never runs. The tick's canary therefore shifts
-:data:`TICK_CANARY_PERCENT` of the runs for the same interval, and its deployment rolls back on
-``tick-errors`` (any failed run in a minute; a tick should never fail) and ``tick-lag``.
+Memory: a busy tick holds its shard's due entries in an in-memory heap and sends each batch on time,
+mostly waiting for the next due time: 256 MB (a seventh of a vCPU) sends about 600 tasks a second
+(bench/capacity.py), and a tick that runs all day at a million tasks a day costs half what 512 MB
+would; ``tick_memory_mb`` raises it for busier shards (or add shards). Reserved concurrency
+(optional) keeps ticks from being throttled by a burst of workers: a throttled tick is late work for
+every tenant.
+
+Canary: the rule invokes the tick ``shards`` times a minute (busy or idle), so the platform's 10%
+canary would send a new version 0.1 x shards runs a minute, about two in a 5-minute canary of a
+four-shard environment and likely none in a one-shard one: no alarm can judge a version that never
+runs. The tick's canary therefore shifts :data:`TICK_CANARY_PERCENT` of the runs for the same
+interval, and its deployment rolls back on ``tick-errors`` (any failed run in a minute; a tick
+should never fail) and ``tick-lag``.
 """
 
 from __future__ import annotations
@@ -27,6 +37,8 @@ from aws_cdk import aws_cloudwatch as cw
 from aws_cdk import aws_codedeploy as codedeploy
 from aws_cdk import aws_events as events
 from aws_cdk import aws_events_targets as targets
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_lambda as lambda_
 from constructs import Construct
 
 from infra.capabilities.function import PlatformFunction, Shared
@@ -36,6 +48,9 @@ from infra.config import EnvironmentConfig
 from taskplane.observability import NAMESPACE
 
 MINUTE = cdk.Duration.minutes(1)
+#: The tick's function timeout: its longest span (functions/tick/handler.py TICK_SPAN_MS, 5 minutes)
+#: plus the hand-over margin and a wait for its predecessor's lease.
+TICK_TIMEOUT = cdk.Duration.minutes(6)
 #: The count the tick emits for every entry it sends more than ``Ticker.late_after_ms`` (1 s) late.
 DISPATCHED_LATE_METRIC = "dispatched_late"
 #: Share of tick runs a canary sends to the new version (see the module's docstring).
@@ -59,9 +74,31 @@ def tick_deployment_config(
     )
 
 
-def settings_fields(cfg: EnvironmentConfig) -> dict[str, int]:
+def tick_name(cfg: EnvironmentConfig) -> str:
+    return f"{cfg.prefix}-tick"
+
+
+def tick_alias_arn(stack: cdk.Stack, cfg: EnvironmentConfig) -> str:
+    """The ARN of the tick's ``live`` alias, built from its name (no reference to the function, so
+    every function's environment, the tick's own included, may carry it)."""
+    return stack.format_arn(
+        service="lambda",
+        resource="function",
+        resource_name=f"{tick_name(cfg)}:live",
+        arn_format=cdk.ArnFormat.COLON_RESOURCE_NAME,
+    )
+
+
+def settings_fields(stack: cdk.Stack, cfg: EnvironmentConfig) -> dict[str, int | str]:
     """``PlatformSettings`` values this capability decides."""
-    return {"wheel_shards": cfg.shards}
+    return {"wheel_shards": cfg.shards, "tick_function": tick_alias_arn(stack, cfg)}
+
+
+def grant_wake(role: iam.IRole, stack: cdk.Stack, cfg: EnvironmentConfig) -> None:
+    """Let ``role`` wake the tick (invoke its ``live`` alias; asynchronously, by the code)."""
+    role.add_to_principal_policy(
+        iam.PolicyStatement(actions=["lambda:InvokeFunction"], resources=[tick_alias_arn(stack, cfg)])
+    )
 
 
 def tick_input(shard: int) -> dict[str, int]:
@@ -95,8 +132,11 @@ class Scheduler(Construct):
             name="tick",
             description="taskplane tick: dispatches due tasks from the timing wheel to the SQS lanes",
             memory_size=cfg.tick_memory_mb,
-            timeout=cdk.Duration.minutes(2),
+            timeout=TICK_TIMEOUT,
             reserved_concurrency=cfg.reserved_concurrency.tick,
+            # The rule's check a minute would be a trace a minute (43,800 a month a shard, ~$0.22)
+            # of a function that mostly only looks: it is traced when its caller traces.
+            tracing=lambda_.Tracing.PASS_THROUGH,
             error_alarm=False,
             deployment_config=tick_deployment_config(self, cfg),
         )
@@ -109,9 +149,12 @@ class Scheduler(Construct):
         grant_items(storage.tasks, role)
         for queue in queues.lanes.values():
             queue.grant(role, "sqs:SendMessage")
+        # A busy tick wakes its successor before its span ends.
+        grant_wake(role, cdk.Stack.of(self), cfg)
 
         # A failed tick is superseded by the next minute's, which resumes from the saved point:
         # Lambda's own asynchronous retries (two, up to 6 h later by default) would only pile up.
+        # The same holds for wakes (asynchronous invokes): one older than 2 minutes is dropped.
         self.fn.alias.configure_async_invoke(retry_attempts=0, max_event_age=cdk.Duration.minutes(2))
         self.rules = [
             events.Rule(

@@ -1,6 +1,8 @@
-"""The timing wheel's store (as main has it; issue 16 adds to it): one behaviour on moto (DynamoDB) and
-on SQLite. Entries come back in due order by range; a shard's lease is taken, extended and handed over
-by conditional writes, and a lost lease is an ordinary answer."""
+"""The timing wheel's store: one behaviour on moto (DynamoDB) and on SQLite. Entries come back in due
+order by range, each once, whether or not they share a stored item (DynamoDB shares one among entries
+written together); a shard's lease is taken, extended and handed over by conditional writes, a lost
+lease is an ordinary answer; a holder says when it means to stop; an idle shard's resume point moves
+up only while no tick holds it; ``any_due`` answers whether anything lies in a range."""
 
 from __future__ import annotations
 
@@ -25,10 +27,12 @@ def shard_of_test() -> int:
 def test_entries_read_back_in_due_order_by_range(backend):
     shard = shard_of_test()
     slot = slot_of(T0)
+    # (each written alone: entries written together in one second may share a stored item, below)
     entries = [
         WheelEntry(shard, T0 + d, f"id{d:03d}", backend.tenant, lane="high") for d in (500, 0, 999, 250)
     ]
-    assert backend.wheel.put_many(entries) == [None] * 4
+    for entry in entries:
+        backend.wheel.put(entry)
     backend.wheel.put(WheelEntry(shard, T0 + 60_000, "next-slot", backend.tenant))
     backend.wheel.put(entries[0])  # again: one entry still
     everything = backend.wheel.load(shard, slot, "", None)
@@ -82,3 +86,54 @@ def test_racing_ticks_one_takes_the_lease(backend):
     for t in threads:
         t.join()
     assert len(owners) == 1 and backend.wheel.peek(shard).owner == owners[0]
+
+
+def test_entries_written_together_come_back_each_once_in_due_order(backend):
+    # Given 25 entries written in one call, due over two seconds, on two lanes
+    shard = shard_of_test()
+    entries = [
+        WheelEntry(shard, T0 + 40 * i, f"id{i:03d}", backend.tenant, lane="high" if i % 5 == 0 else "default")
+        for i in range(25)
+    ]
+    assert backend.wheel.put_many(entries[::-1]) == [None] * 25
+    # Then one read returns each once, in due order, as it was written
+    got = backend.wheel.load(shard, slot_of(T0), "", None)
+    assert [(e.item_id, e.due_ms, e.lane) for e in got] == [(e.item_id, e.due_ms, e.lane) for e in entries]
+    # And an entry that shares an item names it: the item's first entry, so a reader that resumes
+    # from an item reads all of its entries again
+    for e in got:
+        if e.item is not None:
+            assert e.item <= (e.slot_ms, e.sk) and e.item[0] == slot_of(T0)
+    # And a reader resuming from an entry's key (a tick's saved position) finds that entry again
+    for e in got[::6]:
+        again = backend.wheel.load(shard, e.key[0], e.key[1], None)
+        assert e.item_id in {x.item_id for x in again}
+
+
+def test_any_due_answers_for_a_range(backend):
+    shard = shard_of_test()
+    assert not backend.wheel.any_due(shard, (slot_of(T0 - 120_000), ""), T0 + 75_000)
+    backend.wheel.put(WheelEntry(shard, T0 + 70_000, "soon", backend.tenant))  # the next slot
+    assert backend.wheel.any_due(shard, (slot_of(T0 - 120_000), ""), T0 + 75_000)
+    assert backend.wheel.any_due(shard, (slot_of(T0), sort_key(T0, "")), T0 + 70_000, consistent=True)
+    assert not backend.wheel.any_due(shard, (slot_of(T0), sort_key(T0, "")), T0 + 69_999)
+    assert not backend.wheel.any_due(shard, (slot_of(T0 + 70_000), sort_key(T0 + 70_001, "")), T0 + 99_000)
+
+
+def test_an_idle_shards_resume_point_moves_only_while_no_tick_holds_it(backend):
+    shard = shard_of_test()
+    # A shard never held: the check creates its resume point, and a tick can then take the shard
+    assert backend.wheel.advance_idle(shard, T0, (slot_of(T0), sort_key(T0 - 2_000, "")))
+    lease = backend.wheel.acquire(shard, "tick-a", T0 + 1, 5_000, runs_until=T0 + 300_000)
+    assert lease is not None and (lease.resume_slot, lease.resume_sk) == (
+        slot_of(T0),
+        sort_key(T0 - 2_000, ""),
+    )
+    assert backend.wheel.peek(shard).runs_until == T0 + 300_000
+    # While it is held the resume point stays; once released it moves
+    assert not backend.wheel.advance_idle(shard, T0 + 2, (slot_of(T0), sort_key(T0, "")))
+    backend.wheel.release(shard, "tick-a")
+    assert backend.wheel.advance_idle(shard, T0 + 3, (slot_of(T0), sort_key(T0 + 1, "")))
+    assert backend.wheel.peek(shard).resume_sk == sort_key(T0 + 1, "")
+    # A holder that says nothing of its end is taken to end with its lease
+    assert backend.wheel.acquire(shard, "tick-b", T0 + 4, 5_000).runs_until == T0 + 5_004

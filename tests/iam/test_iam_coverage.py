@@ -65,7 +65,8 @@ EXPECTED_UNUSED: dict[tuple[str, str], str] = {
         "lambda:InvokeFunction",
     ): "the allow-list's full ARN (another account's function) is never called here",
     ("worker", "lambda:InvokeFunction"): "task targets: the suite calls Lambda targets through the runners "
-    "(test_aws_targets.py) and through workflow nodes, not through a worker task",
+    "(test_aws_targets.py) and through workflow nodes, not through a worker task; and the tick's live alias "
+    "(a retry or watch due soon wakes it: the api's wake, test_wheel.py, makes the same call)",
     ("worker", "sqs:SendMessage"): "a delivery goes back onto its own lane (the suite's retried tasks are on "
     "'default'); SQS targets as for Lambda",
     (

@@ -20,7 +20,7 @@ def synth(tmp_path_factory: pytest.TempPathFactory) -> Synth:
 
 
 #: Memory (MB) and timeout (s) chosen per function (reasons in each construct's docstring).
-SIZING = {"api": (1024, 29), "worker": (512, 900), "tick": (512, 120), "step": (512, 900)}
+SIZING = {"api": (1024, 29), "worker": (512, 900), "tick": (256, 360), "step": (512, 900)}
 
 
 def functions_by_name(synth: Synth) -> dict[str, tuple[str, dict[str, Any]]]:
@@ -185,7 +185,8 @@ def test_functions_are_arm64_python312_traced_logged_and_sized(synth: Synth) -> 
         assert props["Architectures"] == ["arm64"], name
         assert props["Runtime"] == "python3.12", name
         assert props["Handler"] == "handler.lambda_handler", name
-        assert props["TracingConfig"] == {"Mode": "Active"}, name
+        # (the tick traces what its caller traced: its once-a-minute checks would be a trace each)
+        assert props["TracingConfig"] == {"Mode": "PassThrough" if name == "tick" else "Active"}, name
         assert (props["MemorySize"], props["Timeout"]) == SIZING[name], name
         assert sorted(layer["Ref"] for layer in props["Layers"]) == sorted(layers), name
         log_group = synth.template["Resources"][props["LoggingConfig"]["LogGroup"]["Ref"]]["Properties"]
@@ -292,6 +293,42 @@ def test_the_tick_reads_the_shard_the_rule_sends(synth: Synth) -> None:
     from infra.capabilities.scheduler import tick_input
 
     assert [shards_of(tick_input(i), 3) for i in range(3)] == [[0], [1], [2]]
+
+
+def test_writers_of_wheel_entries_can_wake_the_tick_and_it_can_wake_itself(synth: Synth) -> None:
+    # Given the tick's name and the ARN every function carries as TASKPLANE_TICK_FUNCTION
+    from functions.tick.handler import TICK_SPAN_MS
+
+    functions = functions_by_name(synth)
+    _, tick = functions["tick"]
+    arns = {
+        json.dumps(props["Environment"]["Variables"]["TASKPLANE_TICK_FUNCTION"])
+        for _, props in functions.values()
+    }
+    # Then every function names the same target: the tick function's live alias, built from its name
+    # (so the tick's own environment can name it without a reference cycle)
+    (arn,) = arns
+    assert f":function:{tick['FunctionName']}:live" in render(json.loads(arn))
+    assert "Ref" not in arn.replace('"Ref": "AWS::', "")  # pseudo parameters only, no resource
+    # And the api, the worker and the tick may invoke exactly that alias, nothing else of Lambda
+    for role in ("api.role", "worker.role", "tick.role"):
+        invokes = [
+            st
+            for st in synth.statements_of(role)
+            if st["Effect"] == "Allow" and "lambda:InvokeFunction" in json.dumps(st["Action"])
+        ]
+        assert invokes, role
+        for st in invokes:
+            resources = st["Resource"] if isinstance(st["Resource"], list) else [st["Resource"]]
+            if role != "worker.role":  # the worker also invokes tenants' Lambda targets (the allow-list)
+                assert [json.dumps(r) for r in resources] == [arn], (role, resources)
+        assert any(
+            json.dumps(r) == arn
+            for st in invokes
+            for r in (st["Resource"] if isinstance(st["Resource"], list) else [st["Resource"]])
+        ), role
+    # And a busy tick's span and hand-over fit its timeout
+    assert tick["Timeout"] * 1000 >= TICK_SPAN_MS + 30_000
 
 
 def test_retained_tables_keep_fixed_names_and_the_way_back_is_documented(synth: Synth) -> None:

@@ -1,13 +1,17 @@
 """Fault suite: inject faults while tasks run, then check the invariant after each.
 
-Invariant: no accepted task lost (each is terminal, or still SCHEDULED), and no attempt of any
-task ran twice. Faults: duplicate deliveries, DynamoDB throttling, SQS refusing part of a batch,
-workers killed mid-task. (A lease lost mid-tick and ticks crashing at 29 points are in
-test_wheel.py.) The figures are printed with ``-s`` for the hardening report.
+Invariant: no accepted task lost (each is terminal, or still SCHEDULED), no attempt of any task ran
+twice, and none started before its run_at. Faults: duplicate deliveries, DynamoDB throttling, SQS
+refusing part of a batch, workers killed mid-task; and around the wait for due times: a delivery
+redelivered while its worker waits (a wait crossing the visibility timeout), a delivery far ahead of
+its due time, a worker dying while its retry waits, deliveries sent a lead ahead handled twice by
+workers with skewed clocks. (A lease lost mid-tick, ticks crashing at 38 points, idle hand-backs and
+wakes are in test_wheel.py.) The figures are printed with ``-s`` for the hardening report.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import random
 import threading
 from collections import Counter
@@ -16,12 +20,12 @@ from typing import Any
 import pytest
 from botocore.exceptions import ClientError
 
-from taskplane.adapters.queues import parse_body
+from taskplane.adapters.queues import LaneMessage, parse_body
 from taskplane.domain.clock import FixedClock
 from taskplane.domain.models import TaskSubmit
 from taskplane.domain.states import TERMINAL, TaskState
 from taskplane.domain.timeouts import GRACE_MS
-from taskplane.domain.wheel import slot_of
+from taskplane.domain.wheel import DISPATCH_LEAD_MS, slot_of
 
 pytestmark = pytest.mark.integration
 
@@ -241,3 +245,167 @@ def test_workers_killed_mid_task_lose_nothing(aws):
 
 def teardown_module() -> None:
     print("\nfault suite figures:", dict(FIGURES))
+
+
+# -- the wait for due times (issue 16) ----------------------------------------------------------------
+def test_two_deliveries_waiting_for_one_due_time_start_it_once(aws):
+    # Given a task due in 0.4 s (straight to its lane, its due time in the message) whose lane message
+    # comes back while its first worker still waits (a wait longer than the message's visibility
+    # timeout): two workers wait for the same due time
+    runner = Runner()
+    aws.platform.executor.runners = runner
+    task, _ = aws.platform.tasks.submit(
+        "acme", TaskSubmit.model_validate({"target": {"type": "builtin", "name": "echo"}, "delay_ms": 400})
+    )
+    sqs, url = aws.client("sqs"), aws.settings.queue_urls["default"]
+    (message,) = sqs.receive_message(QueueUrl=url, VisibilityTimeout=0)["Messages"]
+    (again,) = sqs.receive_message(QueueUrl=url, VisibilityTimeout=30)["Messages"]  # redelivered at once
+    assert again["MessageId"] == message["MessageId"]
+    FIGURES["faults: redelivered while its worker waited"] += 1
+    deliveries = [parse_body(message["Body"]), parse_body(again["Body"])]
+    assert all(d.due_ms == task.run_at for d in deliveries)
+    outcomes: list[Any] = []
+    # When both handle it at the same time
+    threads = [
+        threading.Thread(target=lambda d=d: outcomes.append(aws.platform.executor.handle(d)))
+        for d in deliveries
+    ]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(10)
+    # Then it started once, not before its run_at, and the other delivery found it taken (started:
+    # it watches it, as it would for a dead worker's redelivery; or already ended)
+    check_invariant(aws, [task.task_id], runner)
+    done = aws.platform.tasks.get("acme", task.task_id)
+    assert done.state is TaskState.SUCCEEDED and done.started_at >= done.run_at
+    assert sorted(o.value for o in outcomes)[1] == "succeeded"
+    assert sorted(o.value for o in outcomes)[0] in ("duplicate", "requeued")
+
+
+@fixed_clock
+def test_a_delivery_far_ahead_of_its_due_time_goes_round_again(aws):
+    # Given a delivery that says its task is due in 5 s (a lane message's whole seconds, a skewed
+    # clock): more than a worker waits
+    runner = Runner()
+    aws.platform.executor.runners = runner
+    task, _ = aws.platform.tasks.submit(
+        "acme", TaskSubmit.model_validate({"target": {"type": "builtin", "name": "echo"}, "delay_ms": 5_000})
+    )
+    early = LaneMessage("acme", task.task_id, 1, state="SCHEDULED", due_ms=task.run_at)
+    FIGURES["faults: delivered early"] += 1
+    sent: list[Any] = []
+    lanes = aws.platform.executor.lanes
+    real = lanes.send
+
+    def recording(messages: list[Any]) -> list[Any]:
+        sent.extend(messages)
+        return real(messages)
+
+    lanes.send = recording
+    # When a worker takes it
+    outcome = aws.platform.executor.handle(early)
+    # Then nothing started and it was sent round with the whole seconds that bring it back a lead ahead
+    assert outcome.value == "requeued" and runner.runs == Counter()
+    (back,) = sent
+    assert back.due_ms == task.run_at and back.delay_s == (5_000 - DISPATCH_LEAD_MS) // 1000
+    assert aws.platform.tasks.get("acme", task.task_id).state is TaskState.SCHEDULED
+
+
+@fixed_clock
+def test_worker_dying_while_its_retry_waits_loses_nothing_and_runs_nothing_twice(aws):
+    # Given tasks whose first attempt fails and whose retry (due 0.5 s later) waits in the same worker,
+    # which dies during the wait (its message is redelivered: nothing acknowledged it)
+    body = TaskSubmit.model_validate(
+        {
+            "target": {"type": "builtin", "name": "fail"},
+            "payload": {"times": 1},
+            "retry": {"max_attempts": 3, "base_delay_ms": 500, "max_delay_ms": 500, "jitter": "none"},
+        }
+    )
+    accepted = [t.task_id for t in aws.platform.tasks.submit_batch("acme", [body] * 5)]
+    executor = aws.platform.executor
+    real_runners = executor.runners
+    runs: Counter[tuple[str, int]] = Counter()
+
+    class Counting:
+        def run(self, target: dict, envelope: dict, timeout_s: float, cancel: Any = None, **kw: Any) -> Any:
+            runs[(envelope["task_id"], envelope["attempt"])] += 1
+            return real_runners.run(target, envelope, timeout_s, cancel, **kw)
+
+    executor.runners = Counting()
+    real_wait = executor._wait_until
+
+    def dies_waiting_for_a_retry(due_ms: int) -> int:
+        if executor.clock.now_ms() < due_ms and not getattr(dies_waiting_for_a_retry, "armed", False):
+            dies_waiting_for_a_retry.armed = True  # type: ignore[attr-defined]
+            raise WorkerKilled()
+        return real_wait(due_ms)
+
+    # When each delivery's worker dies waiting for the retry (its message then comes back)
+    sqs, url = aws.client("sqs"), aws.settings.queue_urls["default"]
+    messages = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10)["Messages"]
+    assert len(messages) == len(accepted)
+    executor._wait_until = dies_waiting_for_a_retry
+    for message in messages:
+        dies_waiting_for_a_retry.armed = False  # type: ignore[attr-defined]
+        FIGURES["faults: worker died waiting for a retry"] += 1
+        with pytest.raises(WorkerKilled):
+            executor.handle(parse_body(message["Body"]))
+        task_id = parse_body(message["Body"]).task_id
+        assert aws.platform.tasks.get("acme", task_id).state is TaskState.RETRYING
+        sqs.change_message_visibility(
+            QueueUrl=url, ReceiptHandle=message["ReceiptHandle"], VisibilityTimeout=0
+        )
+    executor._wait_until = real_wait
+    aws.platform.tasks.clock.advance(1_000)
+    settle(aws, rounds=4)
+    # Then each task's retry ran once (as attempt 2) and succeeded; no attempt ran twice
+    for task_id in accepted:
+        task = aws.platform.tasks.get("acme", task_id)
+        assert task.state is TaskState.SUCCEEDED and task.attempts == 2, (task.state, task.attempts)
+    assert {k: n for k, n in runs.items() if n > 1} == {}
+    FIGURES["tasks checked"] += len(accepted)
+
+
+@pytest.mark.parametrize("aws", [{"clock": lambda: FixedClock()}], indirect=True, ids=["fixed"])
+@pytest.mark.parametrize("skew_ms", [-300, 0, 300])
+def test_delayed_tasks_sent_ahead_run_once_never_early_with_duplicates_and_skewed_workers(aws, skew_ms):
+    # Given delayed tasks the tick sends a lead ahead, every delivery handled twice, by a worker whose
+    # clock is skew_ms off the tick's and the API's
+    from taskplane.services.tasks import wheel_entry_for
+
+    runner = Runner()
+    clock = aws.platform.tasks.clock
+    body = TaskSubmit.model_validate({"target": {"type": "builtin", "name": "echo"}, "delay_ms": 2_000})
+    accepted = [t.task_id for t in aws.platform.tasks.submit_batch("acme", [body] * 12)]
+    entries = [wheel_entry_for(aws.platform.tasks.get("acme", t), 1) for t in accepted]
+
+    class Skewed:
+        def now_ms(self) -> int:
+            return clock.now_ms() + skew_ms
+
+        def sleep_until(self, when_ms: int) -> None:
+            clock.sleep_until(when_ms - skew_ms)
+
+    worker = dataclasses.replace(
+        aws.platform.executor, runners=runner, clock=Skewed(), sleep_until=Skewed().sleep_until
+    )
+    # When the tick sends them a lead ahead (by its clock) and each delivery reaches two workers
+    clock.advance(entries[0].due_ms - DISPATCH_LEAD_MS - clock.now_ms())
+    assert aws.platform.ticker._send_batch(entries[:10]) == [None] * 10
+    assert aws.platform.ticker._send_batch(entries[10:]) == [None] * 2
+    sqs, url = aws.client("sqs"), aws.settings.queue_urls["default"]
+    while messages := sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10).get("Messages", []):
+        for m in messages:
+            for _ in range(2):
+                FIGURES["faults: duplicate delivery"] += 1
+                worker.handle(parse_body(m["Body"]))
+            sqs.delete_message(QueueUrl=url, ReceiptHandle=m["ReceiptHandle"])
+    # Then each ran once, and none started before its run_at by the worker's own clock
+    check_invariant(aws, accepted, runner)
+    for task_id in accepted:
+        task = aws.platform.tasks.get("acme", task_id)
+        assert task.state is TaskState.SUCCEEDED
+        assert task.started_at >= task.run_at, (task.started_at - task.run_at, skew_ms)
+        FIGURES["starts checked for earliness"] += 1

@@ -61,7 +61,9 @@ def test_breaker_opens_fails_fast_then_half_opens_and_closes(aws):
     for _ in range(3):
         assert run_one(aws, once)[1] is Outcome.FAILED
     # Then the next task fails fast without calling the target, as a retryable CircuitOpen
-    task_id, outcome = run_one(aws, {"target": HTTP, "retry": {"max_attempts": 2, "base_delay_ms": 1}})
+    # (its retry due 5 s later, through the wheel: a retry due within a second would wait in the worker)
+    retry = {"max_attempts": 2, "base_delay_ms": 5_000, "jitter": "none"}
+    task_id, outcome = run_one(aws, {"target": HTTP, "retry": retry})
     assert outcome is Outcome.RETRYING and flaky.calls == 3
     assert aws.platform.tasks.get("acme", task_id).error.type == "CircuitOpen"
     # When the open period passes and the target is back

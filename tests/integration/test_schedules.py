@@ -28,8 +28,14 @@ def simulated_ticker(aws: Any, clock: FixedClock) -> Any:
     return dataclasses.replace(aws.platform.ticker, clock=clock, wait=wait)
 
 
-def tick_for(aws: Any, clock: FixedClock, ms: int) -> Any:
-    return simulated_ticker(aws, clock).run(0, until_ms=clock.now_ms() + ms)
+def tick_for(aws: Any, clock: FixedClock, ms: int) -> None:
+    """``ms`` of simulated time with the shard's rule invoking the tick once a minute: a tick with
+    nothing due soon ends at once, and time moves on to the rule's next invocation."""
+    end = clock.now_ms() + ms
+    ticker = simulated_ticker(aws, clock)
+    while clock.now_ms() < end:
+        ticker.run(0, until_ms=end)
+        clock.advance(min(60_000, end - clock.now_ms()))
 
 
 def schedule_tasks(aws: Any, schedule_id: str, tenant: str = "acme") -> list[Any]:
@@ -239,3 +245,17 @@ def test_a_stored_schedule_whose_cron_matches_no_date_any_more_ends_after_its_fi
     assert [t.task_id for t in schedule_tasks(aws, sid)] == [fire_task_id(sid, START + 60_000)]
     got = api("GET", f"/v1/schedules/{sid}").body
     assert (got["state"], got["next_fire_at"], got["fires"]) == ("ENDED", None, 1)
+
+
+@pytest.mark.parametrize("aws", [{"clock": lambda: FixedClock(START + 59_500)}], indirect=True)
+def test_a_schedule_due_before_the_next_check_wakes_an_idle_tick(aws, api):
+    # Given no tick holding the shard, and a record of wakes
+    woken: list[int] = []
+    aws.platform.wakes.wake = woken.append
+    # When, at 00:00:59.5, a schedule is created whose first fire is an hour away (the rule's checks
+    # find it in time), then one whose first fire is 00:01:00 (before the next check could see it)
+    create(api, cron="0 * * * *")
+    assert woken == []
+    create(api)
+    # Then only the second woke the tick
+    assert woken == [0]

@@ -8,6 +8,7 @@ import pytest
 from support import load_event
 
 from taskplane.domain.models import TaskSubmit
+from taskplane.domain.wheel import DISPATCH_LEAD_MS
 from taskplane.local.context import LocalContext
 from taskplane.local.handlers import load_handler
 
@@ -27,11 +28,9 @@ def test_tick_handler_dispatches_its_shard_until_just_before_its_timeout(aws):
     body = json.loads(
         aws.client("sqs").receive_message(QueueUrl=aws.settings.queue_urls["default"])["Messages"][0]["Body"]
     )
-    assert (
-        body["task_id"] == task.task_id
-        and body["state"] == "SCHEDULED"
-        and body["dispatched_at"] >= task.run_at
-    )
+    # (a lead ahead of its run_at, with its due time for the worker to wait for)
+    assert body["task_id"] == task.task_id and body["state"] == "SCHEDULED"
+    assert body["dispatched_at"] >= task.run_at - DISPATCH_LEAD_MS and body["due"] == task.run_at
 
 
 @pytest.mark.parametrize("event", [{"shard": 3}, {"shard": "0"}, {"shard": -1}])

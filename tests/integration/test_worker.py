@@ -192,20 +192,24 @@ def test_timeout_is_enforced_and_retried(aws, drain):
             "retry": {"max_attempts": 2, "base_delay_ms": 1, "max_delay_ms": 1},
         },
     )
-    # When the first attempt runs
+    # When the worker takes it
     began = time.monotonic()
     drain()
     elapsed = time.monotonic() - began
-    # Then it was cut at about 1 s and moved through TIMED_OUT to RETRYING
+    # Then the first attempt was cut at about 1 s and moved through TIMED_OUT to RETRYING; its retry,
+    # due 1 ms later, ran in the same worker, timed out too and failed for good (not 2 x 3 s)
     task = get(aws, task_id)
-    assert elapsed < 2.5
-    assert [h.state.value for h in task.history][-3:] == ["RUNNING", "TIMED_OUT", "RETRYING"]
-    assert task.error.type == "Timeout"
-    # And the second attempt times out too and fails for good
-    task = drain_until(drain, aws, task_id, {TaskState.FAILED})
-    assert [h.state.value for h in task.history][-3:] == ["RUNNING", "TIMED_OUT", "FAILED"], json.dumps(
-        [(h.state.value, h.detail, h.at) for h in task.history]
-    )
+    assert elapsed < 4.5
+    assert [h.state.value for h in task.history][-7:] == [
+        "RUNNING",
+        "TIMED_OUT",
+        "RETRYING",
+        "PENDING",
+        "RUNNING",
+        "TIMED_OUT",
+        "FAILED",
+    ], json.dumps([(h.state.value, h.detail, h.at) for h in task.history])
+    assert task.attempts == 2 and task.error.type == "Timeout"
 
 
 def test_cancelled_before_delivery_never_runs(aws, drain, counting):
@@ -251,10 +255,11 @@ def test_message_for_unknown_task_is_consumed(aws, drain):
 
 @pytest.mark.parametrize("aws", [{"clock": lambda: FixedClock()}], indirect=True, ids=["fixed-clock"])
 def test_early_delivery_of_a_scheduled_task_is_requeued(aws, drain, counting):
-    # Given a task due in 2 s whose delivery arrives now (for example after clock skew); the platform's
-    # clock stands still, so "now" is before run_at however slow the machine is
+    # Given a task due in 4 s whose delivery arrives now (for example after clock skew), further
+    # ahead than a worker waits (2 s); the platform's clock stands still, so "now" is before run_at
+    # however slow the machine is
     clock = aws.platform.executor.clock
-    task_id = submit(aws, {"target": {"type": "builtin", "name": "echo"}, "delay_ms": 2000})
+    task_id = submit(aws, {"target": {"type": "builtin", "name": "echo"}, "delay_ms": 4000})
     outcome = aws.platform.executor.handle(LaneMessage("acme", task_id, 1, state="SCHEDULED"))
     # Then it does not start early and a delayed delivery is queued again
     assert outcome.value == "requeued"
@@ -263,34 +268,57 @@ def test_early_delivery_of_a_scheduled_task_is_requeued(aws, drain, counting):
     # And a delivery that comes back while it is still early is requeued again
     assert drain(rounds=1) == [] or get(aws, task_id).state is TaskState.SCHEDULED
     # And once due it runs, not before its run_at
-    clock.advance(2000)
+    clock.advance(4000)
     task = drain_until(drain, aws, task_id, {TaskState.SUCCEEDED}, timeout_s=60)
     assert task.started_at >= task.run_at
 
 
+def test_delivery_ahead_of_its_due_time_waits_and_starts_on_the_millisecond(aws, counting):
+    # Given a task due in 1.2 s whose delivery says so and arrives now (the tick sends a lead ahead)
+    task_id = submit(aws, {"target": {"type": "builtin", "name": "echo"}, "delay_ms": 1_200})
+    run_at = get(aws, task_id).run_at
+    calls = []
+    store = aws.platform.executor.store
+    real = store.transition
+
+    def counted(*args, **kwargs):
+        calls.append(args[2])
+        return real(*args, **kwargs)
+
+    store.transition = counted
+    # When a worker takes it
+    outcome = aws.platform.executor.handle(LaneMessage("acme", task_id, 1, state="SCHEDULED", due_ms=run_at))
+    # Then it waited until due and started then (one start write, none refused for being early)
+    task = get(aws, task_id)
+    assert outcome.value == "succeeded" and counting.calls == {task_id: 1}
+    assert run_at <= task.started_at <= run_at + 50
+    assert calls == [TaskState.SCHEDULED, TaskState.RUNNING]
+
+
 def test_crash_after_retry_state_before_send_loses_nothing(aws, drain, monkeypatch):
-    # Given a failing task whose retry delivery cannot be sent (SQS down at that moment)
+    # Given a failing task (retry 2.5 s later, so through the wheel) whose retry entry cannot be
+    # written (DynamoDB refusing at that moment)
     task_id = submit(
         aws,
         {
             "target": {"type": "builtin", "name": "fail"},
             "payload": {"times": 1},
-            "retry": {"max_attempts": 3, "base_delay_ms": 1, "max_delay_ms": 1},
+            "retry": {"max_attempts": 3, "base_delay_ms": 2_500, "max_delay_ms": 2_500, "jitter": "none"},
         },
     )
-    lanes = aws.platform.executor.lanes
-    real_send_one = lanes.send_one
+    wheel = aws.platform.executor.wheel
+    real_put = wheel.put
     broken = {"on": True}
 
-    def flaky_send_one(message):
+    def flaky_put(entry):
         if broken["on"]:
             from taskplane.domain.errors import Unavailable
 
-            raise Unavailable("SQS down")
-        return real_send_one(message)
+            raise Unavailable("DynamoDB down")
+        return real_put(entry)
 
-    monkeypatch.setattr(lanes, "send_one", flaky_send_one)
-    # When the first attempt fails and the retry cannot be queued
+    monkeypatch.setattr(wheel, "put", flaky_put)
+    # When the first attempt fails and the retry cannot be scheduled
     responses = drain()
     # Then the original message is reported failed (kept for redelivery) and the task waits RETRYING
     assert len(responses[0]["batchItemFailures"]) == 1

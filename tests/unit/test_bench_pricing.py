@@ -53,10 +53,15 @@ def test_on_demand_lines_by_hand() -> None:
     assert lines["lambda_requests"] == pytest.approx(0.11 * 0.20, abs=1e-4)
     assert lines["lambda_gb_s"] == pytest.approx(0.007 * 0.0000133334 * 1e6, abs=1e-4)
     assert lines["api_gateway"] == pytest.approx(0.01 * 3.50, abs=1e-4)
-    # tick: 1 shard x 86,400 s x 1.0333 x 0.5 GB x GB-s price + 1,440 invocations, plus 1 WRU/s and
-    # 5 RRU/s on-demand, over one million tasks a day -> USD per million tasks = USD per day.
-    tick = 86_400 * 1.0333 * 0.5 * 0.0000133334 + 1_440 * 0.2e-6 + 86_400 * 0.625e-6 + 5 * 86_400 * 0.125e-6
-    assert lines["tick"] == pytest.approx(tick, abs=1e-4)
+    # tick: busy all day at a million tasks a day (one due within 75 s, always): 1 shard x 86,400 s x
+    # 1.0333 x 0.5 GB x GB-s price + a hand-over invocation every 300 s, plus 1 WRU/s and 5 RRU/s
+    # on-demand; and the rule's 1,440 checks (invocation, 2 ms CPU at a 512 MB share + 18 ms of calls,
+    # 1 WRU, 1.5 RRU) -> over one million tasks a day, USD per million tasks = USD per day.
+    check = 0.2e-6 + (2.0 * 1769 / 512 + 18.0) / 1000 * 0.5 * 0.0000133334 + 0.625e-6 + 1.5 * 0.125e-6
+    tick = 86_400 * 1.0333 * 0.5 * 0.0000133334 + 288 * 0.2e-6 + 86_400 * 0.625e-6 + 5 * 86_400 * 0.125e-6
+    assert lines["tick"] == pytest.approx(tick + 1_440 * check, abs=1e-4)
+    # no waits measured in the example: no wait line
+    assert lines["worker_wait"] == 0
     # I/O wait: waited calls (every call but receives, deletes and Queries) x 5 ms x worker GB.
     waited = (20_000 + 400 + 20_000 + 1_000) / 10_000
     assert lines["lambda_io_wait"] == pytest.approx(waited * 0.005 * 0.5 * 0.0000133334 * 1e6, abs=1e-4)
@@ -109,3 +114,44 @@ def test_write_units_round_up_per_kilobyte() -> None:
     assert pricing.write_units(1) == 1
     assert pricing.write_units(1024) == 1
     assert pricing.write_units(1025) == 2
+
+
+def test_an_idle_shard_costs_its_checks_only() -> None:
+    # Given no task at all, then one task a day, then a million
+    idle = pricing.tick_usd_per_day(pricing.EXAMPLE_COST, P, 1, tasks_per_day=0)
+    checks = 1_440 * pricing.check_usd(pricing.EXAMPLE_COST, P)
+    # Then idle it is the rule's checks, cents a month; busy it runs all day
+    assert idle == pytest.approx(checks) and idle * 30.44 < 0.10
+    assert pricing.tick_busy_fraction(0, 1) == 0
+    assert pricing.tick_busy_fraction(1, 1) == pytest.approx(75 / 86_400, rel=1e-3)
+    assert pricing.tick_busy_fraction(1_000_000, 1) == pytest.approx(1.0)
+    busy = pricing.tick_usd_per_day(pricing.EXAMPLE_COST, P, 1, tasks_per_day=1_000_000)
+    assert busy > 86_400 * 0.5 * 0.0000133334  # at least the tick's GB-s of a whole day
+
+
+def test_waits_are_interpolated_between_the_measured_loads() -> None:
+    waits = [
+        {"tasks_per_s": 12, "wait_gb_s_per_task": 0.06},
+        {"tasks_per_s": 1_200, "wait_gb_s_per_task": 0.02},
+    ]
+    assert pricing.wait_gb_s_per_task(waits, 1) == 0.06  # the nearest beyond the measured range
+    assert pricing.wait_gb_s_per_task(waits, 10_000) == 0.02
+    assert pricing.wait_gb_s_per_task(waits, 120) == pytest.approx(0.04)  # halfway on a log scale
+    assert pricing.wait_gb_s_per_task([], 100) == 0.0
+    lines = pricing.per_million(
+        pricing.taskplane_usd_per_task(pricing.EXAMPLE_COST, P, tasks_per_day=12 * 86_400, waits=waits)
+    )
+    assert lines["worker_wait"] == pytest.approx(0.06 * 0.0000133334 * 1e6)
+
+
+def test_idle_environment_by_line() -> None:
+    idle = pricing.idle_usd_per_month(pricing.EXAMPLE_COST, PRICES, shards=1)
+    minutes = 30.44 * 24 * 60
+    # three lanes' mappings long-polling: 15 receives a minute each at $0.40 per million
+    assert idle["lines"]["event_source_mapping_polling"] == pytest.approx(3 * minutes * 15 * 0.4e-6, abs=1e-4)
+    assert idle["lines"]["tick_checks"] == pytest.approx(
+        minutes * pricing.check_usd(pricing.EXAMPLE_COST, P), abs=1e-4
+    )
+    assert idle["usd_per_month"] == pytest.approx(sum(idle["lines"].values()), abs=1e-3)
+    # monitoring is reported beside it: 13 alarm metrics at $0.10 and one $3 dashboard
+    assert idle["monitoring_usd_per_month"] == pytest.approx(13 * 0.10 + 3.0)

@@ -19,6 +19,10 @@ pytestmark = pytest.mark.unit
 
 KEYS = {
     "usd_per_million_tasks",
+    "idle_usd_per_month",
+    "start_lateness_p99_ms",
+    "start_lateness_max_ms",
+    "retry_lateness_p99_ms",
     "dispatch_lateness_p99_ms",
     "handler_import_ms_max",
     "dag_makespan_ratio_max",
@@ -36,11 +40,27 @@ def test_summary_keys_with_nothing_run(tmp_path: Path) -> None:
 
 def test_summary_takes_each_value_from_its_results_file(tmp_path: Path) -> None:
     (tmp_path / "pricing.json").write_text(json.dumps(pricing.price(pricing.EXAMPLE_COST)))
+    run = {
+        "tasks": 10,
+        "rate_per_s": 1000,
+        "lead_ms": 350,
+        "early_starts": 0,
+        "dispatch_lateness_ms": {"p50": 1, "p99": 7, "max": 9},
+        "start_lateness_ms": {"n": 10, "p50": 2, "p99": 5, "max": 61},
+        "retry_lateness_ms": {"n": 3, "p50": 0, "p99": 4, "max": 4},
+        "retry_lateness_by_backoff_ms": {"50": {"n": 3, "p50": 0, "p99": 4, "max": 4}},
+        "worker": {"memory_mb": 512, "wait_ms_per_task": 30.0, "invocations_per_task": 0.1},
+    }
+    pickup = {"fast": "f", "slow": "s", "p50_ms": 20, "p99_ms": 300, "max_ms": 400, "why": "w"}
     (tmp_path / "wheel_lateness_a.json").write_text(
         json.dumps(
             {
                 "injected_latency_ms": {"dynamodb_call": 5, "sqs_batch": 10},
-                "a_wheel": {"tasks": 10, "dispatch_lateness_ms": {"p50": 1, "p99": 7, "max": 9}},
+                "pickup_model": pickup,
+                "load_average": [1.0, 1.0, 1.0],
+                "load_average_after": [1.5, 1.0, 1.0],
+                "a_wheel": run,
+                "a_wheel_before": {**run, "start_lateness_ms": {"n": 10, "p50": 30, "p99": 310, "max": 400}},
             }
         )
     )
@@ -58,10 +78,17 @@ def test_summary_takes_each_value_from_its_results_file(tmp_path: Path) -> None:
         == pricing.price(pricing.EXAMPLE_COST)["usd_per_million"]["taskplane_on_demand"]["total"]
     )
     assert s["dispatch_lateness_p99_ms"]["value"] == 7
+    assert (s["start_lateness_p99_ms"]["value"], s["start_lateness_max_ms"]["value"]) == (5, 61)
+    assert s["retry_lateness_p99_ms"]["value"] == 4
+    assert s["idle_usd_per_month"]["value"] == pricing.price(pricing.EXAMPLE_COST)["idle"]["usd_per_month"]
+    assert all("pickup" in s[k]["note"] for k in ("start_lateness_p99_ms", "retry_lateness_p99_ms"))
     assert s["handler_import_ms_max"]["value"] == 210
     assert s["dag_makespan_ratio_max"]["value"] is None
     page = (tmp_path / "BENCHMARKS.md").read_text()
     assert "| <= 300 ms import per handler | 210 | met |" in page
+    assert "| start lateness max <= 100 ms, none early | 61 | met |" in page
+    # the same harness on the design before: side by side
+    assert "| `start_lateness_p99_ms` | 310 ms | 5 ms |" in page
 
 
 def test_plots_skip_missing_inputs(tmp_path: Path) -> None:
@@ -73,3 +100,19 @@ def test_only_keeps_the_order_and_refuses_unknown_steps() -> None:
     assert bench_run.parse_only(None) == list(bench_run.STEPS)
     with pytest.raises(SystemExit):
         bench_run.parse_only("nope")
+
+
+def test_a_failed_or_skipped_step_makes_the_run_fail(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    # Given one step that raises, one that cannot run and one that works (results under tmp_path)
+    def broken(results: Path, size: dict[str, object]) -> list[tuple[str, str, str]]:
+        raise RuntimeError("tzdata is shipped in the Lambda layer but is not installed here")
+
+    monkeypatch.setattr(bench_run, "HERE", tmp_path)
+    monkeypatch.setitem(bench_run.RUNNERS, "cold_start", broken)
+    monkeypatch.setitem(bench_run.RUNNERS, "cost", lambda r, s: [("cost", "skipped", "no module")])
+    monkeypatch.setitem(bench_run.RUNNERS, "pricing", lambda r, s: [("pricing", "$1", "ok")])
+    # When each runs alone, Then only the working one exits 0
+    assert bench_run.main(["--only", "cold_start"]) == 1
+    assert bench_run.main(["--only", "cost"]) == 1
+    assert bench_run.main(["--only", "pricing"]) == 0
+    assert bench_run.main(["--only", "pricing,cold_start"]) == 1

@@ -43,6 +43,8 @@ ENV_TARGETS_ALLOWED_BY_DEFAULT = "TASKPLANE_TARGETS_ALLOWED_BY_DEFAULT"
 #: JSON {"<tenant>": [{"name", "labels", "percent", "lambda_alias" | "http_host"}, ...]} (domain/gray.py)
 ENV_TASK_ROUTES = "TASKPLANE_TASK_ROUTES"
 ENV_BREAKER_OPEN_MS = "TASKPLANE_BREAKER_OPEN_MS"
+#: The tick function (its alias ARN) that writers of wheel entries due soon invoke to wake an idle tick.
+ENV_TICK_FUNCTION = "TASKPLANE_TICK_FUNCTION"
 # Events and triggers (domain/events.py, domain/triggers.py): the platform's own bus, the name
 # prefix of every trigger rule, and the events from outside the platform each tenant may listen to.
 ENV_EVENT_BUS = "TASKPLANE_EVENT_BUS"
@@ -124,6 +126,9 @@ class PlatformSettings(BaseModel):
     # Gray release for tasks: per-tenant rules (RouteRule fields) sending tasks to an alias or host.
     task_routes: dict[str, list[dict[str, Any]]] = Field(default_factory=dict)
     breaker_open_ms: int = Field(default=30_000, ge=0)
+    # The tick function to wake (asynchronously) when an entry lands due before the shard's next
+    # check and no tick runs; empty: nobody is woken, the shard's rule finds it within a minute.
+    tick_function: str = ""
     # The platform's own event bus (tenants call it "taskplane"); trigger rules are named with this
     # prefix; per tenant, the external buses and sources its triggers may listen to.
     event_bus: str = "taskplane-events"
@@ -187,6 +192,7 @@ class PlatformSettings(BaseModel):
                 env.get(ENV_TARGETS_ALLOWED_BY_DEFAULT), defaults.targets_allowed_by_default
             ),
             breaker_open_ms=int(env.get(ENV_BREAKER_OPEN_MS, defaults.breaker_open_ms)),
+            tick_function=env.get(ENV_TICK_FUNCTION, ""),
             event_bus=env.get(ENV_EVENT_BUS) or defaults.event_bus,
             trigger_rule_prefix=env.get(ENV_TRIGGER_RULE_PREFIX) or defaults.trigger_rule_prefix,
             external_events=json.loads(env.get(ENV_EXTERNAL_EVENTS) or "{}"),
@@ -222,6 +228,7 @@ class PlatformSettings(BaseModel):
             ENV_TARGETS_ALLOWED_BY_DEFAULT: "true" if self.targets_allowed_by_default else "false",
             ENV_TASK_ROUTES: json.dumps(self.task_routes),
             ENV_BREAKER_OPEN_MS: str(self.breaker_open_ms),
+            ENV_TICK_FUNCTION: self.tick_function,
             ENV_EVENT_BUS: self.event_bus,
             ENV_TRIGGER_RULE_PREFIX: self.trigger_rule_prefix,
             ENV_EXTERNAL_EVENTS: json.dumps(self.external_events),

@@ -31,6 +31,7 @@ class Platform:
     workflows: Any = None  # services.workflows.WorkflowService
     steps: Any = None  # services.workflows.StepService (the step function's use cases)
     dead_letters: Any = None  # services.dead_letters.DeadLetterService
+    wakes: Any = None  # services.wakes.Wakes: who wakes an idle tick (the local runtime sets its own)
     events: Any = None  # services.events.EventService
     blobs: Any = None  # adapters.blobs.BlobStore (None: no bucket configured)
     uploads: Any = None  # services.uploads.UploadService
@@ -82,6 +83,7 @@ def build(settings: PlatformSettings, *, session: Any = None, clock: Clock | Non
     from taskplane.services.tick import Ticker
     from taskplane.services.triggers import TriggerService
     from taskplane.services.uploads import UploadService
+    from taskplane.services.wakes import Wakes
 
     session = session or boto3.session.Session()
     clock = clock or SystemClock()
@@ -92,6 +94,7 @@ def build(settings: PlatformSettings, *, session: Any = None, clock: Clock | Non
     store = TaskStore(settings.tasks_table, ddb, buckets=settings.task_buckets, tracing=tracing)
     lanes = Lanes(settings.queue_urls, settings.dlq_url, sqs, tracing=tracing)
     wheel = WheelStore(settings.wheel_table, settings.control_table, ddb)
+    wakes = Wakes(wheel, _tick_invoker(settings, session))
     telemetry = MetricsBuffer(sink=tracing if tracing.enabled else None)
     stop = threading.Event()
     # One target policy for every door work enters by, and for the worker and the step function
@@ -118,6 +121,7 @@ def build(settings: PlatformSettings, *, session: Any = None, clock: Clock | Non
         telemetry=telemetry,
         wheel=wheel,
         shards=settings.wheel_shards,
+        wakes=wakes,
         blobs=blobs,
         retention_days=settings.retention_days,
         max_payload_bytes=MAX_API_PAYLOAD_BYTES if blobs is not None else MAX_PAYLOAD_BYTES,
@@ -146,6 +150,9 @@ def build(settings: PlatformSettings, *, session: Any = None, clock: Clock | Non
         dead_letters=dead_letter_records,
         admission=admission,
         targets=targets,
+        wakes=wakes,
+        # a test clock's own wait, so a worker waiting for a due time moves simulated time
+        sleep_until=getattr(clock, "sleep_until", None),
         blobs=blobs,
         tracing=tracing,
         breakers=(
@@ -175,6 +182,7 @@ def build(settings: PlatformSettings, *, session: Any = None, clock: Clock | Non
         shards=settings.wheel_shards,
         telemetry=telemetry,
         targets=targets,
+        wakes=wakes,
     )
     events_client = session.client("events", config=retries)
     triggers = TriggerService(
@@ -200,6 +208,7 @@ def build(settings: PlatformSettings, *, session: Any = None, clock: Clock | Non
         wait=stop.wait,
         telemetry=telemetry,
         fire_schedule=schedules.fire,
+        handover=wakes.wake_now,
     )
     workflows, steps = _build_workflows(
         settings, session, clock, ddb, runners, telemetry, targets, tracing, blobs
@@ -217,10 +226,20 @@ def build(settings: PlatformSettings, *, session: Any = None, clock: Clock | Non
         stop=stop,
         schedules=schedules,
         triggers=triggers,
+        wakes=wakes,
         events=events,
         blobs=blobs,
         uploads=UploadService(blobs, clock) if blobs is not None else None,
     )
+
+
+def _tick_invoker(settings: PlatformSettings, session: Any) -> Any:
+    """What wakes an idle tick: an asynchronous invoke of the tick function, when one is named."""
+    if not settings.tick_function:
+        return None
+    from taskplane.adapters.tick_waker import TickInvoker
+
+    return TickInvoker(settings.tick_function, session=session)
 
 
 def _blob_store(settings: PlatformSettings, session: Any) -> Any:

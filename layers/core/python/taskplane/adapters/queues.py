@@ -39,6 +39,9 @@ class LaneMessage:
     late_ms: int = 0
     #: times this delivery came back because its task was not stored yet (see Executor.handle)
     missing_hops: int = 0
+    #: when the attempt is due (epoch ms), for a delivery sent ahead of it: the worker waits until then
+    #: before it writes the start (so no start write is refused for being early)
+    due_ms: int | None = None
     #: W3C ``traceparent`` of the span that sent it, when tracing is on (taskplane/tracing.py); a
     #: message without one (sent before tracing was on) hangs under its task's root span instead
     tp: str | None = None
@@ -57,6 +60,8 @@ class LaneMessage:
             data["late_ms"] = self.late_ms
         if self.missing_hops:
             data["missing_hops"] = self.missing_hops
+        if self.due_ms is not None:
+            data["due"] = self.due_ms
         if self.tp is not None:
             data["tp"] = self.tp
         return json.dumps(data, separators=(",", ":"))
@@ -100,6 +105,9 @@ def parse_body(body: str) -> LaneMessage | TriggerMessage:
         raise ValueError("dispatched_at is not an integer")
     if type(late_ms) is not int:
         raise ValueError("late_ms is not an integer")
+    due_ms = data.get("due")
+    if due_ms is not None and type(due_ms) is not int:
+        raise ValueError("due is not an integer")
     # Only telemetry: one that cannot be read is dropped, never a reason to refuse the delivery.
     tp = data.get("tp")
     if parse_traceparent(tp) is None:
@@ -112,6 +120,7 @@ def parse_body(body: str) -> LaneMessage | TriggerMessage:
         dispatched_at=dispatched_at,
         late_ms=late_ms,
         missing_hops=missing_hops,
+        due_ms=due_ms,
         tp=tp,
     )
 

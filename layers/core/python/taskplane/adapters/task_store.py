@@ -78,23 +78,33 @@ def _compact(value: Any) -> str:
     return json.dumps(value, separators=(",", ":"))
 
 
+#: Values a task item leaves out when they are the defaults (every write is billed per KB, and the
+#: item is kept for the retention period): read back as these when absent.
+DEFAULT_TIMEOUT_S = 300
+DEFAULT_RETRY = RetryPolicy()
+
+
 def _to_item(task: Task, buckets: int) -> dict[str, Any]:
+    # The tenant is the partition key's first part: not stored twice.
     item: dict[str, Any] = {
         "pk": _pk(task.tenant, task.task_id, buckets),
         "sk": task.task_id,
-        "tenant": task.tenant,
         "state": task.state.value,
         "target": _compact(task.target),
         "payload": json.dumps(task.payload, separators=(",", ":")),
         "run_at": task.run_at,
         "created_at": task.created_at,
         "attempts": task.attempts,
-        "timeout_s": task.timeout_s,
-        "retry": _compact(task.retry.model_dump()),
-        "priority": task.priority,
-        "labels": _compact(task.labels),
         "history": [_history_item(h) for h in task.history],
     }
+    if task.timeout_s != DEFAULT_TIMEOUT_S:
+        item["timeout_s"] = task.timeout_s
+    if task.retry != DEFAULT_RETRY:
+        item["retry"] = _compact(task.retry.model_dump())
+    if task.priority != "default":
+        item["priority"] = task.priority
+    if task.labels:
+        item["labels"] = _compact(task.labels)
     if task.counted:
         item["counted"] = True
     if task.route:
@@ -128,7 +138,8 @@ def _from_item(item: dict[str, Any]) -> Task:
     error = item.get("error")
     return Task(
         task_id=item["sk"],
-        tenant=item["tenant"],
+        # (items written before the tenant was left out carry it; otherwise it is the key's first part)
+        tenant=item.get("tenant") or item["pk"].rsplit("#", 1)[0],
         state=TaskState(item["state"]),
         target=json.loads(item["target"]),
         payload=json.loads(item["payload"]) if "payload" in item else None,
@@ -140,8 +151,8 @@ def _from_item(item: dict[str, Any]) -> Task:
         next_attempt_at=_num(item.get("next_attempt_at")),
         heartbeat_at=_num(item.get("heartbeat_at")),
         attempts=int(item.get("attempts", 0)),
-        timeout_s=int(item.get("timeout_s", 300)),
-        retry=RetryPolicy(**json.loads(item["retry"])),
+        timeout_s=int(item.get("timeout_s", DEFAULT_TIMEOUT_S)),
+        retry=RetryPolicy(**json.loads(item["retry"])) if "retry" in item else DEFAULT_RETRY,
         priority=item.get("priority", "default"),
         labels=json.loads(item.get("labels", "{}")),
         deadline=_num(item.get("deadline")),
@@ -314,9 +325,8 @@ class TaskStore(AwsClient["DynamoDBClient"]):
                 _history_item(HistoryEntry(state=s, at=at_ms, detail=detail if i == len(path) - 1 else None))
                 for i, s in enumerate(path)
             ],
-            ":now": at_ms,
         }
-        sets = ["#state = :new", "#history = list_append(#history, :h)", "updated_at = :now"]
+        sets = ["#state = :new", "#history = list_append(#history, :h)"]
         for i, (name, value) in enumerate(sorted(fields.items())):
             names[f"#f{i}"] = name
             if name == "result":
@@ -387,13 +397,12 @@ class TaskStore(AwsClient["DynamoDBClient"]):
             self.client.update_item(
                 TableName=self._table,
                 Key={"pk": {"S": _pk(tenant, task_id, self._buckets)}, "sk": {"S": task_id}},
-                UpdateExpression="SET #history = list_append(#history, :h), updated_at = :now",
+                UpdateExpression="SET #history = list_append(#history, :h)",
                 ConditionExpression="attribute_exists(#pk) AND #state = :state",
                 ExpressionAttributeNames={"#history": "history", "#pk": "pk", "#state": "state"},
                 ExpressionAttributeValues=_serialize(
                     {
                         ":h": [_history_item(HistoryEntry(state=state, at=at_ms, detail=detail))],
-                        ":now": at_ms,
                         ":state": state.value,
                     }
                 ),

@@ -2,6 +2,12 @@
 
 Entries expire through TTL (deletes by TTL are free) a week after they are due; the cursor, not a
 delete, is what keeps a tick from reading an entry twice.
+
+Entries written together (a batch of tasks) that share a shard, a due second, a tenant, a kind, a
+lane and an attempt are stored in one item: the first as the item's own key and attributes, the
+others as sort keys in its ``more`` list. One write (one WRU up to 1 KB) then schedules up to
+``MAX_SHARED`` tasks instead of one. A reader gets every entry back, each naming the item it came
+from (``WheelEntry.item``), so a tick skips and resumes from the item as a whole.
 """
 
 from __future__ import annotations
@@ -14,12 +20,18 @@ from botocore.exceptions import ClientError
 from taskplane.adapters.aws import AwsClient
 from taskplane.adapters.batch import batch_put
 from taskplane.adapters.errors import error_code, translate
-from taskplane.domain.wheel import WheelEntry, partition, sort_key
+from taskplane.domain.wheel import SLOT_MS as SLOT_WIDTH
+from taskplane.domain.wheel import WheelEntry, group_key, partition, slot_of, sort_key
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
 
 ENTRY_TTL_S = 7 * 24 * 3600
+#: Most entries one wheel item holds: each extra one is a ~41-byte sort key in ``more``, so an item of
+#: 20 stays under the 1 KB of one write unit with room for a long tenant name.
+MAX_SHARED = 20
+#: An item is cut before it grows past this many bytes (DynamoDB's size rules), whatever MAX_SHARED.
+MAX_ITEM_BYTES = 1_000
 
 
 @dataclass(frozen=True)
@@ -29,6 +41,11 @@ class Lease:
     until_ms: int
     resume_slot: int | None
     resume_sk: str
+    #: when the holder means to stop (its span's end), so a newcomer knows whether it is covered
+    runs_until: int | None = None
+
+    def alive(self, now_ms: int) -> bool:
+        return self.until_ms >= now_ms
 
 
 def _lease_key(shard: int) -> dict[str, Any]:
@@ -60,33 +77,70 @@ class WheelStore(AwsClient["DynamoDBClient"]):
             raise translate(exc, "unscheduling the watch") from exc
 
     def put_many(self, entries: list[WheelEntry]) -> list[Exception | None]:
-        """Write entries 25 per BatchWriteItem; one outcome per entry, in order (None = written)."""
-        items = [self._item(e) for e in entries]
-        return batch_put(
+        """Write entries 25 items per BatchWriteItem, entries that can share an item in one (see the
+        module's docstring); one outcome per entry, in order (None = written)."""
+        groups = self._groups(entries)
+        items = [self._item(group[0][1], [e for _, e in group[1:]]) for group in groups]
+        written = batch_put(
             self.client,
             self._table,
             items,
             lambda item: (item["pk"]["S"], item["sk"]["S"]),
             "scheduling the task",
         )
+        outcomes: list[Exception | None] = [None] * len(entries)
+        for group, err in zip(groups, written, strict=True):
+            for index, _ in group:
+                outcomes[index] = err
+        return outcomes
+
+    @staticmethod
+    def _groups(entries: list[WheelEntry]) -> list[list[tuple[int, WheelEntry]]]:
+        """Entries (with their index) in items: by group key, earliest first, cut by count and size."""
+        by_key: dict[tuple[int, int, str, str, str, int], list[tuple[int, WheelEntry]]] = {}
+        for index, entry in enumerate(entries):
+            by_key.setdefault(group_key(entry), []).append((index, entry))
+        groups: list[list[tuple[int, WheelEntry]]] = []
+        for members in by_key.values():
+            members.sort(key=lambda m: (m[1].due_ms, m[1].item_id))
+            current: list[tuple[int, WheelEntry]] = []
+            size = 0
+            for member in members:
+                extra = len(member[1].sk) + 1
+                if current and (len(current) >= MAX_SHARED or size + extra > MAX_ITEM_BYTES):
+                    groups.append(current)
+                    current = []
+                if not current:
+                    head = member[1]
+                    size = 160 + len(head.tenant.encode()) + len(head.sk)  # key, attributes, names
+                else:
+                    size += extra
+                current.append(member)
+            groups.append(current)
+        return groups
 
     def put_request(self, entry: WheelEntry) -> dict[str, Any]:
         """The entry as one element of a TransactWriteItems call."""
         return {"Put": {"TableName": self._table, "Item": self._item(entry)}}
 
-    def _item(self, entry: WheelEntry) -> dict[str, Any]:
-        return {
+    def _item(self, entry: WheelEntry, more: list[WheelEntry] | None = None) -> dict[str, Any]:
+        last_due = max([entry.due_ms, *(e.due_ms for e in more or [])])
+        item: dict[str, Any] = {
             "pk": {"S": partition(entry.shard, entry.slot_ms)},
             "sk": {"S": entry.sk},
             "tenant": {"S": entry.tenant},
             "kind": {"S": entry.kind},
             "lane": {"S": entry.lane},
             "attempt": {"N": str(entry.attempt)},
-            "expires_at": {"N": str(entry.due_ms // 1000 + ENTRY_TTL_S)},
+            "expires_at": {"N": str(last_due // 1000 + ENTRY_TTL_S)},
         }
+        if more:
+            item["more"] = {"L": [{"S": e.sk} for e in more]}
+        return item
 
     def load(self, shard: int, slot_ms: int, from_sk: str, upto_sk: str | None) -> list[WheelEntry]:
-        """Entries of one slot with ``from_sk <= sk`` (and ``sk <= upto_sk``), in due order."""
+        """Entries of one slot with ``from_sk <= sk`` (and ``sk <= upto_sk``), in due order; an item
+        in the range comes whole (entries sharing it may lie a little beyond ``upto_sk``)."""
         names = {"#pk": "pk"}
         values: dict[str, Any] = {":pk": {"S": partition(shard, slot_ms)}}
         cond = "#pk = :pk"
@@ -116,36 +170,93 @@ class WheelStore(AwsClient["DynamoDBClient"]):
             except ClientError as exc:
                 raise translate(exc, "reading the wheel") from exc
             for item in resp.get("Items", []):
-                due, item_id = item["sk"]["S"].split("#", 1)
-                entries.append(
-                    WheelEntry(
-                        shard=shard,
-                        due_ms=int(due),
-                        item_id=item_id,
-                        tenant=item["tenant"]["S"],
-                        kind=item.get("kind", {}).get("S", "task"),
-                        lane=item.get("lane", {}).get("S", "default"),
-                        attempt=int(item.get("attempt", {}).get("N", "1")),
-                    )
-                )
+                entries.extend(self._entries(shard, item))
             if "LastEvaluatedKey" not in resp:
+                # Items come in the order of their first entries; a shared item's others interleave.
+                entries.sort(key=lambda e: e.sk)
                 return entries
             kwargs["ExclusiveStartKey"] = resp["LastEvaluatedKey"]
 
+    @staticmethod
+    def _entries(shard: int, item: dict[str, Any]) -> list[WheelEntry]:
+        """The entries one stored item holds: its own, then those it shares (``more``)."""
+        head_sk = item["sk"]["S"]
+        due, item_id = head_sk.split("#", 1)
+        head = WheelEntry(
+            shard=shard,
+            due_ms=int(due),
+            item_id=item_id,
+            tenant=item["tenant"]["S"],
+            kind=item.get("kind", {}).get("S", "task"),
+            lane=item.get("lane", {}).get("S", "default"),
+            attempt=int(item.get("attempt", {}).get("N", "1")),
+        )
+        shared = item.get("more", {}).get("L", [])
+        if not shared:
+            return [head]
+        key = (slot_of(head.due_ms), head_sk)
+        entries = [WheelEntry(**{**head.__dict__, "item": key})]
+        for value in shared:
+            due, item_id = value["S"].split("#", 1)
+            entries.append(
+                WheelEntry(**{**head.__dict__, "due_ms": int(due), "item_id": item_id, "item": key})
+            )
+        return entries
+
     # -- lease and cursor ------------------------------------------------------------------------
-    def acquire(self, shard: int, owner: str, now_ms: int, ttl_ms: int) -> Lease | None:
-        """Take the shard's lease if it is free, expired or already ours; None when another tick holds it."""
+    def any_due(
+        self, shard: int, start: tuple[int, str], horizon_ms: int, *, consistent: bool = False
+    ) -> bool:
+        """Whether any entry lies from ``start`` (slot, sort key; inclusive) up to ``horizon_ms``: one
+        Query of at most one item per slot, stopping at the first found."""
+        first_slot, first_sk = start
+        last_slot = slot_of(horizon_ms)
+        for slot in range(first_slot, last_slot + SLOT_WIDTH, SLOT_WIDTH):
+            names = {"#pk": "pk", "#sk": "sk"}
+            values: dict[str, Any] = {
+                ":pk": {"S": partition(shard, slot)},
+                ":upto": {"S": upto_key(horizon_ms)},
+            }
+            cond = "#pk = :pk AND #sk <= :upto"
+            if slot == first_slot and first_sk:
+                values[":from"] = {"S": first_sk}
+                cond = "#pk = :pk AND #sk BETWEEN :from AND :upto"
+            try:
+                resp = self.client.query(
+                    TableName=self._table,
+                    KeyConditionExpression=cond,
+                    ExpressionAttributeNames=names,
+                    ExpressionAttributeValues=values,
+                    Limit=1,
+                    ConsistentRead=consistent,
+                )
+            except ClientError as exc:
+                raise translate(exc, "reading the wheel") from exc
+            if resp.get("Items"):
+                return True
+        return False
+
+    def acquire(
+        self, shard: int, owner: str, now_ms: int, ttl_ms: int, runs_until: int | None = None
+    ) -> Lease | None:
+        """Take the shard's lease if it is free, expired or already ours; None when another tick holds it.
+        ``runs_until`` says when this holder means to stop (newcomers before then need not wait)."""
         try:
             resp = self.client.update_item(
                 TableName=self._control,
                 Key=_lease_key(shard),
-                UpdateExpression="SET #owner = :me, lease_until = :until",
-                ConditionExpression="attribute_not_exists(pk) OR lease_until < :now OR #owner = :me",
+                UpdateExpression="SET #owner = :me, lease_until = :until, runs_until = :runs",
+                # (a shard only checked so far has a resume point but no lease yet)
+                ConditionExpression=(
+                    "attribute_not_exists(pk) OR attribute_not_exists(lease_until) OR lease_until < :now"
+                    " OR #owner = :me"
+                ),
                 ExpressionAttributeNames={"#owner": "owner"},
                 ExpressionAttributeValues={
                     ":me": {"S": owner},
                     ":until": {"N": str(now_ms + ttl_ms)},
                     ":now": {"N": str(now_ms)},
+                    ":runs": {"N": str(runs_until if runs_until is not None else now_ms + ttl_ms)},
                 },
                 ReturnValues="ALL_NEW",
             )
@@ -187,6 +298,27 @@ class WheelStore(AwsClient["DynamoDBClient"]):
             raise translate(exc, "saving the wheel cursor") from exc
         return True
 
+    def advance_idle(self, shard: int, now_ms: int, resume: tuple[int, str]) -> bool:
+        """Move the resume point of a shard no tick holds to ``resume`` (a check found nothing due
+        behind it), so the next check reads from there; False when a tick holds the lease."""
+        try:
+            self.client.update_item(
+                TableName=self._control,
+                Key=_lease_key(shard),
+                UpdateExpression="SET resume_slot = :slot, resume_sk = :sk",
+                ConditionExpression="attribute_not_exists(pk) OR attribute_not_exists(lease_until) OR lease_until < :now",
+                ExpressionAttributeValues={
+                    ":now": {"N": str(now_ms)},
+                    ":slot": {"N": str(resume[0])},
+                    ":sk": {"S": resume[1]},
+                },
+            )
+        except ClientError as exc:
+            if error_code(exc) == "ConditionalCheckFailedException":
+                return False
+            raise translate(exc, "saving the wheel cursor") from exc
+        return True
+
     def release(self, shard: int, owner: str) -> None:
         """Give the lease up so the next tick can take over at once (no-op if it is not ours)."""
         try:
@@ -210,6 +342,7 @@ class WheelStore(AwsClient["DynamoDBClient"]):
             until_ms=int(item.get("lease_until", {}).get("N", "0")),
             resume_slot=int(item["resume_slot"]["N"]) if "resume_slot" in item else None,
             resume_sk=item.get("resume_sk", {}).get("S", ""),
+            runs_until=int(item["runs_until"]["N"]) if "runs_until" in item else None,
         )
 
 

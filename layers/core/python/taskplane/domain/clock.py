@@ -28,6 +28,11 @@ class FixedClock:
     def advance(self, ms: int) -> None:
         self._now += ms
 
+    def sleep_until(self, when_ms: int) -> None:
+        """A wait on this clock until ``when_ms``: it moves there unless it is already later (waits in
+        several threads at once end at the latest of their ends, as they would in real time)."""
+        self._now = max(self._now, when_ms)
+
 
 def to_rfc3339(ms: int | None) -> str | None:
     """Epoch milliseconds -> ``2026-01-01T00:00:00.000Z``."""

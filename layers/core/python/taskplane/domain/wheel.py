@@ -13,16 +13,30 @@ from dataclasses import dataclass
 #: Width of a coarse slot. One minute matches the tick's EventBridge rate, so a tick reads one or two
 #: partitions per minute per shard (cost notes in the README).
 SLOT_MS = 60_000
-#: A task due within this much of its submission skips the wheel: it goes straight to its lane and the
-#: worker holds it the last few milliseconds (about one tick poll interval, so the hold stays short).
-NEAR_MS = 100
+#: The tick sends a task's entry this long before it is due, and the worker that receives it waits
+#: out the rest, so the task starts at its millisecond: an event source mapping takes a while to hand
+#: a message that became visible to a worker (modelled in bench/wheel_lateness.py: p50 20 ms, p99
+#: 300 ms, at most 400 ms), and a message sent at the due time would start that late. The lead costs
+#: worker time (the wait is billed): it is the price of a precise start.
+DISPATCH_LEAD_MS = 350
+#: When the tick sends a lane batch, entries due up to this much after the first one go in the same
+#: batch (up to ten): one worker invocation, one receive, delete and hold for all of them, at the price
+#: of the earlier ones waiting a little longer in the worker.
+GROUP_MS = 500
 #: Each tick poll reads the wheel from LOOKBACK_MS behind now to LOOKAHEAD_MS ahead. Reading behind
 #: catches entries written late into a range already read (clock skew between the API and the tick,
-#: a slow write); reading ahead loads entries before they are due, so they leave on time.
+#: a slow write); reading ahead loads entries before they must leave (the lead, a batch's group).
 LOOKBACK_MS = 2_000
-LOOKAHEAD_MS = 1_000
+LOOKAHEAD_MS = 1_000 + DISPATCH_LEAD_MS + GROUP_MS
 #: How often a tick reads the wheel.
 POLL_MS = 100
+#: A task due within this much of its submission skips the wheel: it goes straight to its lane and the
+#: worker waits out the rest (the tick could not send it ahead of its lead in time anyway).
+NEAR_MS = DISPATCH_LEAD_MS + 2 * POLL_MS
+#: A tick with nothing to send within this long hands its shard back and ends: the shard's rule runs a
+#: check every minute that looks this far ahead, and writers of entries due sooner than that wake a
+#: tick when none is running (services/wakes.py). Idle, a shard costs one short check a minute.
+IDLE_HORIZON_MS = 75_000
 
 
 def slot_of(due_ms: int, width_ms: int = SLOT_MS) -> int:
@@ -74,6 +88,13 @@ def goes_through_wheel(due_ms: int, now_ms: int) -> bool:
     return due_ms - now_ms > NEAR_MS
 
 
+def lead_of(kind: str, lead_ms: int = DISPATCH_LEAD_MS) -> int:
+    """How long before its due time an entry of this kind leaves the wheel: task starts and retries
+    lead (the worker waits out the rest); a timeout watch and a schedule's fire leave when due (a watch
+    looks at a running attempt, a fire creates its task then)."""
+    return lead_ms if kind in ("task", "retry") else 0
+
+
 @dataclass(frozen=True)
 class WheelEntry:
     """One thing due at ``due_ms`` in ``shard``: a task delivery, or a schedule's next fire."""
@@ -85,6 +106,9 @@ class WheelEntry:
     kind: str = "task"  # "task" | "retry" | "schedule" | "watch" (a RUNNING attempt's timeout)
     lane: str = "default"
     attempt: int = 1
+    #: The key of the wheel item this entry was stored in, when it shares an item with others (the
+    #: item is read, skipped and resumed from as a whole); None when the entry has its own item.
+    item: tuple[int, str] | None = None
 
     @property
     def slot_ms(self) -> int:
@@ -96,4 +120,22 @@ class WheelEntry:
 
     @property
     def key(self) -> tuple[int, str]:
-        return (self.slot_ms, self.sk)
+        """Where the entry is stored: its own (slot, sort key), or its shared item's."""
+        return self.item if self.item is not None else (self.slot_ms, self.sk)
+
+    def sends_at(self, lead_ms: int = DISPATCH_LEAD_MS) -> int:
+        """When the tick sends it (its due time less its kind's lead)."""
+        return self.due_ms - lead_of(self.kind, lead_ms)
+
+
+def group_key(entry: WheelEntry) -> tuple[int, int, str, str, str, int]:
+    """Entries with the same group key may share one wheel item (one write for all): the same shard,
+    slot and due second, and the same tenant, kind, lane and attempt (stored once for the item)."""
+    return (
+        entry.shard,
+        entry.due_ms // 1000,
+        entry.tenant,
+        entry.kind,
+        entry.lane,
+        entry.attempt,
+    )

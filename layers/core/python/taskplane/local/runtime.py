@@ -6,6 +6,7 @@ import os
 import signal
 import sys
 import threading
+import time
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -15,6 +16,8 @@ REGION = "us-east-1"
 #: Worker batches in flight per lane (the event source mapping's MaximumConcurrency in AWS): `high`
 #: gets three times the workers of `low`, so under load it is served ahead (tests/integration/test_backpressure.py).
 LANE_CONCURRENCY = {"high": 6, "default": 4, "low": 2}
+#: The shard rules' period: EventBridge's rate(1 minute).
+RULE_PERIOD_S = 60.0
 
 
 def _local_environment() -> None:
@@ -59,6 +62,7 @@ class LocalRuntime:
     _uninstall: Any = None
     _uninstall_step: Any = None
     _session: Any = None
+    _wake_events: dict[int, threading.Event] = field(default_factory=dict)
     _saved_environ: dict[str, str] | None = None
     _s3_server: Any = None
 
@@ -135,6 +139,9 @@ class LocalRuntime:
         thread.start()
         self._threads.append(thread)
         tick = load_handler("tick")
+        # Wakes: what an asynchronous invoke of the tick function does in AWS, a tick loop run now.
+        self._wake_events = {shard: threading.Event() for shard in range(settings.wheel_shards)}
+        wiring.platform().wakes.wake = lambda shard: self._wake_events[shard].set()
         for shard in range(settings.wheel_shards):
             thread = threading.Thread(
                 target=self._tick_loop, args=(tick.lambda_handler, shard), daemon=True, name=f"tick-{shard}"
@@ -155,16 +162,23 @@ class LocalRuntime:
         return self
 
     def _tick_loop(self, handler: Any, shard: int) -> None:
-        """What EventBridge's rate(1 minute) does in AWS: run the tick again as soon as one ends."""
+        """What the shard's rate(1 minute) rule and the wakes do in AWS: run the tick once a minute,
+        and at once when something woke it (an entry due soon, a busy tick handing over)."""
         from taskplane import wiring
         from taskplane.local.context import LocalContext
 
         stop = wiring.platform().stop
+        woken = self._wake_events[shard]
         while not stop.is_set():
+            woken.clear()
             try:
                 handler({"shard": shard}, LocalContext(function_name="taskplane-tick", timeout_s=70))
             except Exception:  # a failed tick is retried like a failed scheduled invocation
                 stop.wait(1)
+            next_rule = time.monotonic() + RULE_PERIOD_S
+            while not stop.is_set() and not woken.wait(min(0.5, max(0.0, next_rule - time.monotonic()))):
+                if time.monotonic() >= next_rule:
+                    break
 
     def stop(self) -> None:
         from taskplane import wiring

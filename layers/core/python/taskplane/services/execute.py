@@ -5,6 +5,12 @@ attempt count) read from the task, so of two deliveries of the same message only
 Order of side effects on failure paths is chosen so that a crash between two steps never loses a
 task: the state is written before the next delivery is queued, and any delivery that finds a task
 waiting (SCHEDULED or RETRYING) re-queues it when it is not yet due.
+
+Precise starts: a delivery that comes in ahead of its task's due time (the tick sends it
+``DISPATCH_LEAD_MS`` early, so that the event source mapping's pickup does not make it late) waits
+here until due, then writes the start: never a start write refused for being early, never a start
+before ``run_at`` by this worker's clock. A retry due within ``INLINE_RETRY_MS`` waits in the same
+way, in the worker that ran the failed attempt; a later one goes through the wheel.
 """
 
 from __future__ import annotations
@@ -21,11 +27,11 @@ from concurrent.futures import ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Any
+from typing import Any, ClassVar
 
 from taskplane.adapters.blobs import BlobStore
 from taskplane.adapters.dead_letters import DeadLetterStore
-from taskplane.adapters.queues import MAX_DELAY_S, LaneMessage, Lanes
+from taskplane.adapters.queues import LaneMessage, Lanes
 from taskplane.adapters.targets import TargetFailure, TargetRunners
 from taskplane.adapters.task_store import TaskStore
 from taskplane.adapters.wheel_store import WheelStore
@@ -43,15 +49,20 @@ from taskplane.domain.wheel import WheelEntry, shard_of
 from taskplane.services.admission import Admission
 from taskplane.services.breakers import CircuitBreakers
 from taskplane.services.ports import NullTelemetry, Telemetry
-from taskplane.services.tasks import delivery_for, wheel_entry_for
+from taskplane.services.tasks import arrival_delay_s, delivery_for, wheel_entry_for
+from taskplane.services.wakes import Wakes
 from taskplane.tracing import NULL_TRACING, Tracing, traced_attempt, traced_watch
 
 #: Keeps the delivery being handled invisible on its lane for this many seconds from now.
 Hold = Callable[[int], None]
 
 MAX_RESULT_BYTES = 128 * 1024
-#: A delivery this early is held until due instead of being sent round again.
-MAX_EARLY_WAIT_MS = 1_000
+#: A delivery this early waits in the worker until due instead of being sent round again: the tick's
+#: lead and batch grouping, a near task sent straight to its lane, a lane message's whole seconds.
+MAX_EARLY_WAIT_MS = 2_000
+#: A retry due within this long waits in the worker that ran the failed attempt (its lane message is
+#: still held, so a crash meanwhile loses nothing); a later one goes through the wheel.
+INLINE_RETRY_MS = 1_000
 #: How many times (a second apart) a wheel delivery looks again for a task not stored yet.
 MAX_MISSING_HOPS = 10
 S = TaskState
@@ -89,6 +100,20 @@ class Outcome(StrEnum):
     MISSING = "missing"
 
 
+@dataclass(frozen=True)
+class _RetryHere:
+    """A failed attempt whose retry is due soon: the task (RETRYING) waits in this worker for the
+    delivery ``message`` (never sent: its dispatch span hangs under the failed attempt's, like a
+    retry sent on the lane)."""
+
+    message: LaneMessage
+    #: the attempt's outcome as its span records it (tracing reads ``value``)
+    value: ClassVar[str] = "retrying"
+
+
+Handled = Outcome | _RetryHere
+
+
 @dataclass
 class Executor:
     store: TaskStore
@@ -98,6 +123,8 @@ class Executor:
     telemetry: Telemetry = field(default_factory=NullTelemetry)
     uniform: Callable[[float, float], float] = random.uniform
     sleep: Callable[[float], None] = time.sleep
+    #: waits until an instant on ``clock`` (a test clock's own); None: ``sleep`` on the real clock
+    sleep_until: Callable[[int], None] | None = None
     retention_days: int = 30
     wheel: WheelStore | None = None
     shards: int = 1
@@ -111,6 +138,8 @@ class Executor:
     heartbeat_ms: int = HEARTBEAT_MS
     #: checked again before every call: the tenant's policy may have changed since the task was accepted
     targets: TargetPolicy = field(default_factory=TargetPolicy.permissive)
+    #: wakes an idle tick when a retry or a watch lands in the wheel due soon
+    wakes: Wakes | None = None
     #: the bucket of large payloads and results (None: results over the inline limit are not kept)
     blobs: BlobStore | None = None
     #: a span per attempt (taskplane/tracing.py)
@@ -124,10 +153,26 @@ class Executor:
         abandoned, so a dead worker's delivery comes back exactly then. Without one (or if holding
         fails), the attempt is watched through a timeout entry in the wheel instead.
         """
-        now = self.clock.now_ms()
+        result = self._handle(delivery, hold)
+        while isinstance(result, _RetryHere):
+            # The next attempt is due soon: wait for it here, under the same (held) lane message.
+            with self.tracing.delivered(result.message):
+                result = self._handle(result.message, hold)
+        return result
+
+    def _handle(self, delivery: LaneMessage, hold: Hold | None) -> Handled:
         expected = TaskState(delivery.state)
         if expected is S.RUNNING:
-            return self._watch(delivery)
+            return self._watch(delivery, hold=hold)
+        now = self.clock.now_ms()
+        if delivery.due_ms is not None and delivery.due_ms > now:
+            if delivery.due_ms - now > MAX_EARLY_WAIT_MS:
+                # Far too early (a lane message's 15-minute cap, a skewed clock): round again.
+                self.lanes.send_one(
+                    dataclasses.replace(delivery, delay_s=arrival_delay_s(delivery.due_ms, now))
+                )
+                return Outcome.REQUEUED
+            now = self._wait_until(delivery.due_ms)
         path = path_to_running(expected) or [S.RUNNING]
         fields: dict[str, Any] = {"started_at": now}
         if expected is not S.PENDING:
@@ -164,6 +209,18 @@ class Executor:
         assert task is not None
         return self._run(task, hold)
 
+    def _wait_until(self, due_ms: int) -> int:
+        """Sleep until ``due_ms`` by this worker's clock; returns the time it woke (still early only
+        when the sleep did not last: the start's conditional write then refuses, and it is requeued)."""
+        if self.sleep_until is not None:
+            self.sleep_until(due_ms)
+        for _ in range(3):  # a sleep may end a fraction of a millisecond short of the clock's tick
+            now = self.clock.now_ms()
+            if now >= due_ms:
+                break
+            self.sleep((due_ms - now) / 1000)
+        return self.clock.now_ms()
+
     def _missing(self, delivery: LaneMessage) -> Outcome:
         """No such task. A wheel entry is written before its task, so the tick can be faster than a
         slow task write: look again a few times, a second apart, before dropping the delivery. (An
@@ -183,8 +240,7 @@ class Executor:
         if 0 < due - now <= MAX_EARLY_WAIT_MS:
             # Whole-second SQS delays (and clock skew) bring some deliveries a little early:
             # wait out the rest here rather than a second round trip, so the start stays precise.
-            self.sleep((due - now) / 1000)
-            now = self.clock.now_ms()
+            now = self._wait_until(due)
         if due > now:
             # Sent back with the tick's dispatch time, so the task still records when it left the wheel.
             self.lanes.send_one(
@@ -224,7 +280,13 @@ class Executor:
     def _arm_watch(self, task: Task, due_ms: int) -> None:
         """Put the attempt's watch in the wheel (same attempt and time: the same entry, so repeats are free)."""
         if self.wheel is not None:
-            self.wheel.put(self._watch_entry(task, due_ms))
+            self._into_wheel(self._watch_entry(task, due_ms))
+
+    def _into_wheel(self, entry: WheelEntry) -> None:
+        assert self.wheel is not None
+        self.wheel.put(entry)
+        if self.wakes is not None:
+            self.wakes.after_write([entry], self.clock.now_ms())
 
     def _disarm_watch(self, task: Task) -> None:
         """The attempt ended here: drop its first watch, so the tick sends nothing for it (best effort:
@@ -237,11 +299,16 @@ class Executor:
             )
 
     @traced_watch
-    def _watch(self, delivery: LaneMessage, task: Task | None = None) -> Outcome:
+    def _watch(self, delivery: LaneMessage, task: Task | None = None, hold: Hold | None = None) -> Handled:
         """A watch came due (or a started delivery came back): time out an abandoned attempt, or look later."""
         task = task or self.store.get(delivery.tenant, delivery.task_id)
         if task is None:
             return Outcome.MISSING
+        if task.state is S.RETRYING and task.attempts == delivery.attempt:
+            # That attempt ended with a retry, whose start may have been lost with the worker that
+            # waited for it (or whose wheel entry was never written): start it now, or send it round.
+            resolved = self._start_waiting(task, delivery)
+            return self._run(resolved, hold) if isinstance(resolved, Task) else resolved
         if task.state is not S.RUNNING or task.attempts != delivery.attempt or task.started_at is None:
             return Outcome.DUPLICATE  # that attempt ended: nothing to watch
         now = self.clock.now_ms()
@@ -293,7 +360,7 @@ class Executor:
         return False
 
     @traced_attempt
-    def _run(self, task: Task, hold: Hold | None = None) -> Outcome:
+    def _run(self, task: Task, hold: Hold | None = None) -> Handled:
         dims: dict[str, Any] = {
             "tenant": task.tenant,
             "target_type": task.target_type,
@@ -369,7 +436,7 @@ class Executor:
             return self._finish(task, self._failed(task, failure, timed_out=timed_out, dims=dims), watched)
         return self._finish(task, self._succeeded(task, result, dims), watched)
 
-    def _finish(self, task: Task, outcome: Outcome, watched: bool) -> Outcome:
+    def _finish(self, task: Task, outcome: Handled, watched: bool) -> Handled:
         if watched:
             self._disarm_watch(task)
         return outcome
@@ -438,9 +505,22 @@ class Executor:
         self.telemetry.count("succeeded", **dims)
         return Outcome.SUCCEEDED
 
+    def _retry_here(self, waiting: Task) -> _RetryHere:
+        message = LaneMessage(
+            tenant=waiting.tenant,
+            task_id=waiting.task_id,
+            attempt=waiting.attempts + 1,
+            lane=waiting.priority,
+            state=S.RETRYING.value,
+            due_ms=waiting.next_attempt_at,
+        )
+        (traced,), ended = self.tracing.dispatch([message])
+        ended([None])
+        return _RetryHere(traced)
+
     def _failed(
         self, task: Task, failure: TargetFailure, *, timed_out: bool, dims: dict[str, Any]
-    ) -> Outcome:
+    ) -> Handled:
         now = self.clock.now_ms()
         self.tracing.failed(failure.error_type, failure.message)
         error = {"type": failure.error_type, "message": failure.message[:2000]}
@@ -464,16 +544,18 @@ class Executor:
                 expected_attempts=task.attempts,
                 return_task=False,
             )
+            self.telemetry.count("retried", **dims, error_type=failure.error_type)
             if moved.ok:
                 # State first, then the delivery: if this send fails the message is redelivered,
                 # finds the task RETRYING and queues it again.
                 waiting = task.model_copy(update={"state": S.RETRYING, "next_attempt_at": retry_at})
-                if self.wheel is not None and retry_at - now > MAX_DELAY_S * 1000:
-                    # Beyond what SQS DelaySeconds can hold: the wheel dispatches it when due.
-                    self.wheel.put(wheel_entry_for(waiting, self.shards))
+                if retry_at - now <= INLINE_RETRY_MS:
+                    return self._retry_here(waiting)
+                if self.wheel is not None:
+                    # The tick sends it a lead ahead and the next worker waits out the rest: precise.
+                    self._into_wheel(wheel_entry_for(waiting, self.shards))
                 else:
                     self.lanes.send_one(delivery_for(waiting, now))
-            self.telemetry.count("retried", **dims, error_type=failure.error_type)
             return Outcome.RETRYING
         reason = self._final_reason(task, failure, retryable_but_exhausted=failure.retryable)
         # The dead letter goes first: a crash after it leaves the task RUNNING for the sweeper,

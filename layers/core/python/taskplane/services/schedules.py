@@ -34,6 +34,7 @@ from taskplane.domain.schedules import (
 from taskplane.domain.states import TERMINAL, TaskState
 from taskplane.domain.wheel import WheelEntry, shard_of
 from taskplane.services.ports import NullTelemetry, ScheduleRecords, Telemetry
+from taskplane.services.wakes import Wakes
 
 
 @dataclass
@@ -47,6 +48,8 @@ class ScheduleService:
     make_id: Callable[[int], str] = new_id
     #: the tenant's target policy, as for tasks: a schedule is no way around it
     targets: TargetPolicy = field(default_factory=TargetPolicy.permissive)
+    #: wakes an idle tick when a schedule's next fire is due before the shard's next check
+    wakes: Wakes | None = None
 
     def _entry(self, schedule: Schedule) -> WheelEntry | None:
         if schedule.paused or schedule.next_fire_at is None:
@@ -69,8 +72,15 @@ class ScheduleService:
             raise InvalidRequest(
                 "the schedule would never fire: its next fire time is after end_at", [{"field": "end_at"}]
             )
-        self.store.create(schedule, self._entry(schedule))
+        entry = self._entry(schedule)
+        self.store.create(schedule, entry)
+        self._wake(entry)
         return schedule
+
+    def _wake(self, entry: WheelEntry | None) -> None:
+        """A fire due before the shard's next check needs a running tick (services/wakes.py)."""
+        if entry is not None and self.wakes is not None:
+            self.wakes.after_write([entry], self.clock.now_ms())
 
     def get(self, tenant: str, schedule_id: str) -> Schedule:
         schedule = self.store.get(tenant, schedule_id) if is_valid_id(schedule_id) else None
@@ -102,8 +112,10 @@ class ScheduleService:
         now = self.clock.now_ms()
         resumed = schedule.model_copy(update={"paused": False, "updated_at": now})
         resumed = resumed.model_copy(update={"next_fire_at": first_fire(resumed, now)})
-        if not self.store.update(resumed, expected_next=schedule.next_fire_at, entry=self._entry(resumed)):
+        entry = self._entry(resumed)
+        if not self.store.update(resumed, expected_next=schedule.next_fire_at, entry=entry):
             raise Conflict("the schedule changed while resuming it; try again")
+        self._wake(entry)
         return resumed
 
     def delete(self, tenant: str, schedule_id: str) -> None:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -30,9 +29,17 @@ from taskplane.domain.gray import RouteRule, choose_route
 from taskplane.domain.ids import is_valid_id, new_id
 from taskplane.domain.models import MAX_DELAY_MS, MAX_PAYLOAD_BYTES, Task, TaskSubmit, new_task, payload_size
 from taskplane.domain.states import CANCELLABLE, TaskState
-from taskplane.domain.wheel import WheelEntry, goes_through_wheel, shard_of
+from taskplane.domain.wheel import (
+    DISPATCH_LEAD_MS,
+    WheelEntry,
+    goes_through_wheel,
+    shard_of,
+    slot_of,
+    sort_key,
+)
 from taskplane.services.admission import Admission
 from taskplane.services.ports import Idempotency, NullTelemetry, Telemetry
+from taskplane.services.wakes import Wakes
 
 MAX_BATCH = 500
 #: A wheel-bound task due this soon is checked against the tick's saved position: a writer whose
@@ -40,15 +47,11 @@ MAX_BATCH = 500
 SKEW_GUARD_MS = 60_000
 
 
-def delay_seconds(due_ms: int, now_ms: int, *, round_up: bool = True) -> int:
-    """Whole seconds for SQS DelaySeconds, capped at 15 minutes.
-
-    Rounded up, a message never arrives early; rounded down, it arrives less than a second early and
-    the worker holds it until due (precise starts for tasks too near for the wheel).
-    """
-    seconds = (due_ms - now_ms) / 1000
-    whole = math.ceil(seconds) if round_up else math.floor(seconds)
-    return max(0, min(MAX_DELAY_S, whole))
+def arrival_delay_s(due_ms: int, now_ms: int, lead_ms: int = DISPATCH_LEAD_MS) -> int:
+    """Whole seconds of SQS DelaySeconds that bring a message in at most ``lead_ms`` before it is
+    due, and less than a second earlier than that (rounded down: never later), capped at 15 minutes.
+    The worker waits out the rest, so the start is precise (see Executor.handle)."""
+    return max(0, min(MAX_DELAY_S, (due_ms - now_ms - lead_ms) // 1000))
 
 
 def due_of(task: Task) -> int:
@@ -56,14 +59,18 @@ def due_of(task: Task) -> int:
 
 
 def delivery_for(task: Task, now_ms: int) -> LaneMessage:
-    """The lane message that brings ``task`` to a worker when it is due."""
+    """The lane message that brings ``task`` to a worker when it is due (a waiting task's message
+    carries its due time and comes in a little ahead; the worker waits until then)."""
+    waiting = task.state in (TaskState.SCHEDULED, TaskState.RETRYING)
+    due = due_of(task)
     return LaneMessage(
         tenant=task.tenant,
         task_id=task.task_id,
         attempt=task.attempts + 1,
         lane=task.priority,
-        delay_s=delay_seconds(due_of(task), now_ms, round_up=task.state is not TaskState.SCHEDULED),
+        delay_s=arrival_delay_s(due, now_ms) if waiting else 0,
         state=task.state.value,
+        due_ms=due if waiting else None,
     )
 
 
@@ -95,6 +102,8 @@ class TaskService:
     #: gray-release rules per tenant (domain/gray.py)
     routes: dict[str, list[RouteRule]] = field(default_factory=dict)
     targets: TargetPolicy = field(default_factory=TargetPolicy.permissive)
+    #: wakes an idle tick when an entry lands due before the shard's next check (None: nobody to wake)
+    wakes: Wakes | None = None
     #: the bucket of large payloads (None: payloads over the inline limit are refused)
     blobs: BlobStore | None = None
     retention_days: int = 30
@@ -171,7 +180,7 @@ class TaskService:
         wheeled_ok = [
             t for (_, t), err in zip(fresh, stored, strict=True) if err is None and self._via_wheel(t, now)
         ]
-        behind = self._behind_the_tick([wheel_entry_for(t, self.shards) for t in wheeled_ok], now)
+        behind = self._after_wheel_write([wheel_entry_for(t, self.shards) for t in wheeled_ok], now)
         for t, late in zip(wheeled_ok, behind, strict=True):
             if late:
                 self._send_past_the_tick(t, now)
@@ -223,7 +232,7 @@ class TaskService:
             entry = wheel_entry_for(task, self.shards)
             self.wheel.put(entry)
             self.store.create(task)
-            if self._behind_the_tick([entry], now)[0]:
+            if self._after_wheel_write([entry], now)[0]:
                 self._send_past_the_tick(task, now)
             self.telemetry.count("submitted", **self._dims(task))
             return task
@@ -241,26 +250,29 @@ class TaskService:
         self.telemetry.count("dispatched", **self._dims(task))
         return task
 
-    def _behind_the_tick(self, entries: list[WheelEntry], now_ms: int) -> list[bool]:
-        """Which near-term entries sit at or before their shard's saved tick position (so the tick,
-        already past them, would never send them): one lease read per shard involved."""
+    def _after_wheel_write(self, entries: list[WheelEntry], now_ms: int) -> list[bool]:
+        """After entries were written: which near-term ones sit at or before their shard's saved tick
+        position (so the tick, already past them, would never send them), and wake the tick of a
+        shard that has an entry due before its next check and no tick running. One lease read per
+        shard involved, shared by both."""
         flags = [False] * len(entries)
         if self.wheel is None:
             return flags
-        positions: dict[int, tuple[int, str] | None] = {}
+        wakes = self.wakes
+        near = {e.shard for e in entries if e.due_ms - now_ms <= SKEW_GUARD_MS}
+        if wakes is not None:
+            near |= wakes.near(entries, now_ms)
+        leases = (wakes or Wakes(self.wheel)).leases(sorted(near))
         for i, entry in enumerate(entries):
-            if entry.due_ms - now_ms > SKEW_GUARD_MS:
+            lease = leases.get(entry.shard)
+            if entry.due_ms - now_ms > SKEW_GUARD_MS or lease is None or lease.resume_slot is None:
                 continue
-            if entry.shard not in positions:
-                try:
-                    lease = self.wheel.peek(entry.shard)
-                except TaskplaneError:
-                    lease = None  # unknown: the tick's look-back is all there is
-                positions[entry.shard] = (
-                    (lease.resume_slot, lease.resume_sk) if lease and lease.resume_slot is not None else None
-                )
-            position = positions[entry.shard]
-            flags[i] = position is not None and (entry.slot_ms, entry.sk) <= position
+            # Entries due in the same second may share one wheel item, whose key is its earliest
+            # entry's: compare from the start of the second, so no entry of a passed item is missed.
+            second = entry.due_ms - entry.due_ms % 1000
+            flags[i] = (slot_of(second), sort_key(second, "")) <= (lease.resume_slot, lease.resume_sk)
+        if wakes is not None:
+            wakes.after_write(entries, now_ms, leases)
         return flags
 
     def _send_past_the_tick(self, task: Task, now_ms: int) -> None:

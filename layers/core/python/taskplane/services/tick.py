@@ -1,17 +1,25 @@
-"""The tick: one lease-holder per wheel shard dispatching due entries on time.
+"""The tick: one lease-holder per wheel shard sending due entries to their lanes on time.
 
-A tick takes the shard's lease (a conditional write with an expiry), resumes from the shard's saved
-position, and until its time is up: loads entries due within the next LOOKAHEAD_MS into a heap (each
-range of the wheel is read once), sends each entry to its lane when it is due, and every second saves
-how far it got while extending the lease. A second tick on the same shard waits for the lease to be
-released or to expire. A crashed tick's successor resumes from the last saved position; entries it
-sends again are harmless, because the worker starts an attempt only once.
+A tick runs only while something is due soon. Invoked (by the shard's rule once a minute, or woken
+by a writer of an entry due soon, or by the previous holder handing over), it first looks: when
+another tick holds the shard and will still hold it a while, or when nothing is due within
+``IDLE_HORIZON_MS``, it ends at once (an idle shard costs one short check a minute). Otherwise it
+takes the shard's lease (a conditional write with an expiry), resumes from the shard's saved
+position, and until its span ends: loads entries due within the next LOOKAHEAD_MS into a heap,
+sends each when it must leave (``DISPATCH_LEAD_MS`` before a task is due: the worker waits out the
+rest), grouping entries due close together into one lane batch, and every second saves how far it
+got while extending the lease. With nothing due within the horizon it releases the shard, looks once
+more (so a writer that saw the lease still held is never missed), and ends. Near the end of its span
+it wakes its successor, which waits for the lease. A crashed tick's successor resumes from the last
+saved position; entries it sends again are harmless, because the worker starts an attempt only once.
 """
 
 from __future__ import annotations
 
+import contextlib
 import gc
 import heapq
+import itertools
 import threading
 import time
 import uuid
@@ -24,6 +32,9 @@ from taskplane.adapters.queues import LaneMessage, Lanes
 from taskplane.adapters.wheel_store import Lease, WheelStore, upto_key
 from taskplane.domain.clock import Clock
 from taskplane.domain.wheel import (
+    DISPATCH_LEAD_MS,
+    GROUP_MS,
+    IDLE_HORIZON_MS,
     LOOKAHEAD_MS,
     LOOKBACK_MS,
     POLL_MS,
@@ -39,6 +50,19 @@ ScheduleFirer = Callable[[WheelEntry, int], None]
 #: for a dead worker (see domain/timeouts.py).
 ENTRY_STATE = {"task": "SCHEDULED", "retry": "RETRYING", "watch": "RUNNING"}
 FIRST_RUN_LOOKBACK_MS = 3_600_000
+#: A newcomer waits for the holder's lease only when the holder means to stop within this long (its
+#: hand-over); a holder that runs longer covers the newcomer's span, and the newcomer ends at once.
+WAIT_FOR_HOLDER_MS = 10_000
+#: How long before its span ends a busy tick wakes its successor (which then waits for the lease).
+HANDOVER_MS = 5_000
+#: In the last second of its span a tick sends what must leave up to a second after the span, so
+#: nothing is due while the successor takes the lease over (it waits at most 250 ms between tries).
+HANDOVER_SEND_AHEAD_MS = 1_000
+#: Batches of one lane message per entry: SQS takes ten per SendMessageBatch, the event source
+#: mapping hands a worker ten per invocation.
+BATCH = 10
+#: Wakes the tick of a shard (invokes it asynchronously); set by wiring, a no-op when absent.
+Waker = Callable[[int], None]
 
 
 @dataclass
@@ -51,17 +75,35 @@ class TickReport:
     fired: int = 0
     send_failures: int = 0
     lost_lease: bool = False
+    #: ended at once: another tick holds the shard for a while yet
+    covered: bool = False
+    #: ended (or never started) because nothing was due within the idle horizon
+    idle: bool = False
+    handed_over: bool = False
 
 
 class _Run:
     """One tick's moving parts: the heap, batches in flight, and entries to send again."""
 
-    def __init__(self, report: TickReport) -> None:
+    def __init__(self, report: TickReport, lead_ms: int, until_ms: int) -> None:
         self.report = report
-        self.heap: list[tuple[int, str, int, WheelEntry]] = []
+        self.lead_ms = lead_ms
+        self.until_ms = until_ms
+        self.heap: list[tuple[int, int, WheelEntry]] = []
+        self._seq = itertools.count()
         self.lock = threading.Lock()
         self.inflight: dict[Future[None], list[WheelEntry]] = {}
         self.unsent: list[WheelEntry] = []  # refused by the queue, back into the heap on the next pass
+
+    def push(self, entry: WheelEntry) -> None:
+        heapq.heappush(self.heap, (entry.sends_at(self.lead_ms), next(self._seq), entry))
+
+    def pop(self) -> WheelEntry:
+        return heapq.heappop(self.heap)[2]
+
+    def head(self) -> int | None:
+        """When the next entry must leave (None: nothing in the heap)."""
+        return self.heap[0][0] if self.heap else None
 
     def submit(self, pool: ThreadPoolExecutor, fn: Callable[..., None], batch: list[WheelEntry]) -> None:
         future = pool.submit(fn, batch, self)
@@ -81,7 +123,7 @@ class _Run:
         with self.lock:
             entries, self.unsent = self.unsent, []
         for entry in entries:
-            heapq.heappush(self.heap, (entry.due_ms, entry.sk, entry.slot_ms, entry))
+            self.push(entry)
 
     def settle(self) -> None:
         """Wait for batches in flight, then take back what could not be sent."""
@@ -93,12 +135,16 @@ class _Run:
     def resume(self, now: int) -> tuple[int, str]:
         """Where a successor must start: the earliest entry not yet sent (waiting or in flight), and never
         later than the look-back window (whatever a successor sends twice, the worker starts once)."""
-        keys = [(slot, sk) for _, sk, slot, _ in self.heap]
+        keys = [entry.key for _, _, entry in self.heap]
         with self.lock:
             keys += [e.key for batch in self.inflight.values() for e in batch]
             keys += [e.key for e in self.unsent]
-        recent = (slot_of(now - LOOKBACK_MS), sort_key(now - LOOKBACK_MS, ""))
-        return min([*keys, recent])
+        return min([*keys, recent_key(now)])
+
+
+def recent_key(now: int) -> tuple[int, str]:
+    """The wheel position LOOKBACK_MS behind ``now``."""
+    return (slot_of(now - LOOKBACK_MS), sort_key(now - LOOKBACK_MS, ""))
 
 
 @dataclass
@@ -112,21 +158,27 @@ class Ticker:
     lease_ms: int = 15_000
     save_every_ms: int = 1_000
     late_after_ms: int = 1_000
-    #: a due entry waits this long for others to share its SendMessageBatch (cost: SQS bills per call)
-    linger_ms: int = 5
+    #: how long before its due time a task's entry leaves (the worker waits out the rest)
+    lead_ms: int = DISPATCH_LEAD_MS
+    #: entries due this soon after the first of a batch share its batch (see domain/wheel.py GROUP_MS)
+    group_ms: int = GROUP_MS
+    #: with nothing due within this long, the tick releases its shard and ends
+    idle_ms: int = IDLE_HORIZON_MS
     fire_schedule: ScheduleFirer | None = None
     telemetry: Telemetry = field(default_factory=NullTelemetry)
     senders: ThreadPoolExecutor = field(default_factory=lambda: ThreadPoolExecutor(max_workers=4))
+    #: wakes a successor near the end of a busy span (None: the shard's rule is the only successor)
+    handover: Waker | None = None
 
     def run(self, shard: int, until_ms: int, owner: str | None = None) -> TickReport:
-        """Dispatch shard ``shard`` until ``until_ms`` (epoch ms, by this tick's clock)."""
+        """Dispatch shard ``shard`` until ``until_ms`` (epoch ms, by this tick's clock), or until idle."""
         report = TickReport(shard=shard, owner=owner or uuid.uuid4().hex)
-        lease = self._acquire(shard, report.owner, until_ms)
+        lease = self._start(shard, report, until_ms)
         if lease is None:
             return report
         report.acquired = True
         now = self.clock.now_ms()
-        run = _Run(report)
+        run = _Run(report, self.lead_ms, until_ms)
         # Tens of thousands of small objects live in a busy tick; the default collector thresholds
         # pause it for tens of milliseconds at a time. Collect the young generation less often while
         # it runs, and put the defaults back afterwards.
@@ -137,31 +189,75 @@ class Ticker:
         finally:
             gc.set_threshold(*thresholds)
 
+    # -- whether to run at all ---------------------------------------------------------------------
+    def _start(self, shard: int, report: TickReport, until_ms: int) -> Lease | None:
+        """The lease, or None when this invocation should end at once (covered, or nothing due)."""
+        now = self.clock.now_ms()
+        holder = self.wheel.peek(shard)
+        if holder is not None and holder.alive(now) and holder.owner != report.owner:
+            if (holder.runs_until or holder.until_ms) - now > WAIT_FOR_HOLDER_MS:
+                report.covered = True  # it runs past our next chance to look; it hands over itself
+                return None
+        elif not self._work_ahead(shard, holder, now):
+            report.idle = True
+            return None
+        return self._acquire(shard, report.owner, until_ms, report)
+
+    def _backlog_from(self, lease: Lease | None, now: int) -> tuple[int, str]:
+        # Resume where the last holder (or the last idle check) saved. A shard's very first tick (the
+        # rule starts ticking when the stack is deployed, before any entry exists) looks an hour back.
+        if lease is not None and lease.resume_slot is not None:
+            return (lease.resume_slot, lease.resume_sk)
+        return (slot_of(now - FIRST_RUN_LOOKBACK_MS), "")
+
+    def _work_ahead(self, shard: int, lease: Lease | None, now: int) -> bool:
+        """Whether anything is due from the saved position to the idle horizon. When nothing is, the
+        saved position moves up to the look-back (so the next check reads one or two slots)."""
+        start = min(self._backlog_from(lease, now), recent_key(now))
+        if self.wheel.any_due(shard, start, now + self.idle_ms):
+            return True
+        self.wheel.advance_idle(shard, now, recent_key(now))
+        return False
+
+    def _acquire(self, shard: int, owner: str, until_ms: int, report: TickReport) -> Lease | None:
+        """Take the lease, waiting (until ``until_ms``) while a holder hands over to us."""
+        while True:
+            now = self.clock.now_ms()
+            lease = self.wheel.acquire(shard, owner, now, self.lease_ms, runs_until=until_ms)
+            if lease is not None or now >= until_ms:
+                return lease
+            holder = self.wheel.peek(shard)
+            if holder is not None and (holder.runs_until or 0) - now > WAIT_FOR_HOLDER_MS:
+                report.covered = True  # someone else took over first and runs for a while
+                return None
+            # Back off until the holder's lease runs out (it may release sooner: look again soon).
+            pause = 100 if holder is None else max(20, min(250, holder.until_ms - now))
+            if self.wait(min(pause, max(0, until_ms - now)) / 1000):
+                return None
+
+    # -- the loop ----------------------------------------------------------------------------------
     def _run(self, shard: int, until_ms: int, lease: Lease, now: int, run: _Run) -> TickReport:
         report = run.report
-        # Resume where the last holder saved. A shard's very first tick (the rule starts ticking when
-        # the stack is deployed, before any entry exists) still looks an hour back, in case it started late.
-        backlog_from = (
-            (lease.resume_slot, lease.resume_sk)
-            if lease.resume_slot is not None
-            else (slot_of(now - FIRST_RUN_LOOKBACK_MS), "")
-        )
-        seen: dict[tuple[int, str], int] = {}  # keys loaded in the recent window -> due ms
+        backlog_from = self._backlog_from(lease, now)
+        seen: dict[tuple[int, str], int] = {}  # items loaded in the recent window -> due ms
         loaded_at = -(10**15)
         saved_at = now
+        quiet_since: int | None = None  # when the heap last became empty
+        handed = False
         while True:
             now = self.clock.now_ms()
             if now >= until_ms:
                 break
             run.requeue_unsent()
             if now - loaded_at >= self.poll_ms:
-                recent = (slot_of(now - LOOKBACK_MS), sort_key(now - LOOKBACK_MS, ""))
-                self._load(shard, min(backlog_from, recent), now + LOOKAHEAD_MS, run.heap, seen)
+                recent = recent_key(now)
+                self._load(shard, min(backlog_from, recent), now + LOOKAHEAD_MS, run, seen)
                 backlog_from = recent  # the backlog (if any) is in the heap now
                 loaded_at = now
-            due: list[WheelEntry] = []
-            while run.heap and run.heap[0][0] <= now:
-                due.append(heapq.heappop(run.heap)[3])
+            # Near the span's end, what must leave during the hand-over leaves now (it waits longer in
+            # the worker: a few entries every span, instead of late starts).
+            send_by = now if until_ms - now > HANDOVER_SEND_AHEAD_MS else until_ms + HANDOVER_SEND_AHEAD_MS
+            due = self._due(run, send_by)
             if due:
                 self._dispatch(due, run)
             if now - saved_at >= self.save_every_ms:
@@ -173,9 +269,23 @@ class Ticker:
                 cutoff = now - LOOKBACK_MS - self.save_every_ms
                 for key in [k for k, d in seen.items() if d < cutoff]:
                     del seen[key]
-            # Sleep until the next entry is due (plus a few ms for a batch to fill) or the next read.
-            head = run.heap[0][0] + self.linger_ms if run.heap else until_ms
-            next_event = min(head, loaded_at + self.poll_ms, until_ms)
+                # Nothing in the heap for a second: is anything due before the idle horizon?
+                if run.heap or run.inflight or run.unsent:
+                    quiet_since = None
+                elif quiet_since is None:
+                    quiet_since = now
+                elif now - quiet_since >= self.save_every_ms and self._idle(shard, run, now):
+                    report.idle = True
+                    return report
+            if not handed and self.handover is not None and until_ms - now <= HANDOVER_MS:
+                handed = report.handed_over = True
+                # The successor waits for our lease; if it cannot be woken, the shard's rule is the
+                # successor of last resort (within a minute).
+                with contextlib.suppress(Exception):
+                    self.handover(shard)
+            # Sleep until the next entry must leave or the next read, whichever comes first.
+            head = run.head()
+            next_event = min(head if head is not None else until_ms, loaded_at + self.poll_ms, until_ms)
             if self.wait(max(0, next_event - self.clock.now_ms()) / 1000):
                 break
         run.settle()
@@ -187,38 +297,74 @@ class Ticker:
             report.lost_lease = True
         return report
 
-    # -- steps -------------------------------------------------------------------------------------
-    def _acquire(self, shard: int, owner: str, until_ms: int) -> Lease | None:
-        """Take the lease, waiting (until ``until_ms``) while another tick holds it."""
-        while True:
-            now = self.clock.now_ms()
-            lease = self.wheel.acquire(shard, owner, now, self.lease_ms)
-            if lease is not None or now >= until_ms:
-                return lease
-            holder = self.wheel.peek(shard)
-            # Back off until the holder's lease runs out (it may release sooner: look again soon).
-            pause = 100 if holder is None else max(20, min(250, holder.until_ms - now))
-            if self.wait(min(pause, max(0, until_ms - now)) / 1000):
-                return None
+    def _idle(self, shard: int, run: _Run, now: int) -> bool:
+        """With an empty heap: when nothing is due within the idle horizon, release the shard and look
+        once more with a consistent read (a writer that saw our lease alive wrote before we released,
+        so this read sees its entry); True when the tick may end."""
+        horizon = now + self.idle_ms
+        if self.wheel.any_due(shard, recent_key(now), horizon):
+            return False
+        if not self.wheel.save(shard, run.report.owner, now, self.lease_ms, recent_key(now)):
+            run.report.lost_lease = True
+            return True
+        self.wheel.release(shard, run.report.owner)
+        if not self.wheel.any_due(shard, recent_key(now), horizon, consistent=True):
+            return True
+        # Something landed meanwhile: take the shard back (unless another tick was woken for it).
+        return self.wheel.acquire(shard, run.report.owner, now, self.lease_ms, run.until_ms) is None
+
+    def _due(self, run: _Run, now: int) -> list[WheelEntry]:
+        """Entries that must leave now, with the entries due soon after them that fill their batches:
+        per lane, a batch of up to ten leaves when its first entry must, and takes entries due up to
+        ``group_ms`` after that first one."""
+        due: list[WheelEntry] = []
+        while run.heap and run.heap[0][0] <= now:
+            due.append(run.pop())
+        if not due or self.group_ms <= 0:
+            return due
+        by_lane: dict[str, list[WheelEntry]] = {}
+        for entry in due:
+            if entry.kind in ("task", "retry"):
+                by_lane.setdefault(entry.lane, []).append(entry)
+        room = {lane: -len(group) % BATCH for lane, group in by_lane.items()}
+        first_due = {lane: group[0].due_ms for lane, group in by_lane.items()}
+        kept: list[WheelEntry] = []
+        while run.heap and any(room.values()) and run.heap[0][0] <= now + self.group_ms:
+            entry = run.pop()
+            lane = entry.lane
+            if (
+                entry.kind in ("task", "retry")
+                and room.get(lane, 0) > 0
+                and entry.due_ms <= first_due[lane] + self.group_ms
+            ):
+                due.append(entry)
+                room[lane] -= 1
+            else:
+                kept.append(entry)
+        for entry in kept:
+            run.push(entry)
+        return due
 
     def _load(
         self,
         shard: int,
         start: tuple[int, str],
         horizon: int,
-        heap: list[tuple[int, str, int, WheelEntry]],
+        run: _Run,
         seen: dict[tuple[int, str], int],
     ) -> None:
-        """Read entries from ``start`` (inclusive) to ``horizon`` into the heap, skipping those already seen."""
+        """Read items from ``start`` (inclusive) to ``horizon`` into the heap, skipping those already seen."""
         first_slot, first_sk = start
         last_slot = slot_of(horizon)
         for slot in slots_between(first_slot, horizon):
             upto = upto_key(horizon) if slot == last_slot else None
+            fresh: dict[tuple[int, str], int] = {}
             for entry in self.wheel.load(shard, slot, first_sk if slot == first_slot else "", upto):
                 if entry.key in seen:
-                    continue
-                seen[entry.key] = entry.due_ms
-                heapq.heappush(heap, (entry.due_ms, entry.sk, entry.slot_ms, entry))
+                    continue  # an item is read, and skipped, as a whole
+                fresh[entry.key] = max(fresh.get(entry.key, 0), entry.due_ms)
+                run.push(entry)
+            seen.update(fresh)
 
     def _dispatch(self, due: list[WheelEntry], run: _Run) -> None:
         """Fire due schedules; hand due tasks to the senders in batches of 10 per lane, without waiting."""
@@ -235,8 +381,8 @@ class Ticker:
             if entry.kind != "schedule":
                 by_lane.setdefault(entry.lane, []).append(entry)
         for group in by_lane.values():
-            for i in range(0, len(group), 10):
-                run.submit(self.senders, self._send_and_account, group[i : i + 10])
+            for i in range(0, len(group), BATCH):
+                run.submit(self.senders, self._send_and_account, group[i : i + BATCH])
 
     def _send_and_account(self, batch: list[WheelEntry], run: _Run) -> None:
         try:
@@ -257,7 +403,7 @@ class Ticker:
             run.report.dispatched += len(batch) - len(failed)
             run.report.send_failures += len(failed)
             now = self.clock.now_ms()
-            run.report.late += sum(1 for e in batch if now - e.due_ms > self.late_after_ms)
+            run.report.late += sum(1 for e in batch if now - e.sends_at(self.lead_ms) > self.late_after_ms)
         if failed:
             time.sleep(0.1)  # SQS refused: back off a little before the loop tries them again
             run.give_back(failed)
@@ -266,7 +412,7 @@ class Ticker:
         now = self.clock.now_ms()  # stamped per batch, just before it leaves
         messages = []
         for entry in batch:
-            late = now - entry.due_ms
+            late = now - entry.sends_at(self.lead_ms)
             if late > self.late_after_ms:
                 self.telemetry.count(
                     "dispatched_late",
@@ -284,6 +430,7 @@ class Ticker:
                     state=ENTRY_STATE.get(entry.kind, "SCHEDULED"),
                     dispatched_at=now,
                     late_ms=late if late > self.late_after_ms else 0,
+                    due_ms=entry.due_ms if entry.kind in ("task", "retry") else None,
                 )
             )
         return self.lanes.send(messages)

@@ -1,6 +1,8 @@
 """The timing wheel on SQLite (the twin of ``adapters/wheel_store.py``): entries keyed by shard, slot and
 sort key (due time, then id), so one range read returns a slot in due order; one lease row per shard
-holds its owner, expiry and resume point, taken and extended by conditional writes."""
+holds its owner, expiry, planned end and resume point, taken and extended by conditional writes. Each
+entry is its own row (the DynamoDB store shares one item among entries written together to save
+write units; reads return the same entries either way)."""
 
 from __future__ import annotations
 
@@ -8,8 +10,8 @@ import sqlite3
 
 from taskplane.adapters.sqlite.db import Database
 from taskplane.adapters.sqlite.schedules import ENTRY_TTL_S, put_wheel_entry
-from taskplane.adapters.wheel_store import Lease
-from taskplane.domain.wheel import WheelEntry
+from taskplane.adapters.wheel_store import Lease, upto_key
+from taskplane.domain.wheel import SLOT_MS, WheelEntry, slot_of, sort_key
 
 
 def _lease(shard: int, row: sqlite3.Row) -> Lease:
@@ -19,6 +21,7 @@ def _lease(shard: int, row: sqlite3.Row) -> Lease:
         until_ms=row["lease_until"],
         resume_slot=row["resume_slot"],
         resume_sk=row["resume_sk"],
+        runs_until=row["runs_until"],
     )
 
 
@@ -69,17 +72,33 @@ class SqliteWheelStore:
             )
         return entries
 
+    def any_due(
+        self, shard: int, start: tuple[int, str], horizon_ms: int, *, consistent: bool = False
+    ) -> bool:
+        """Whether any entry lies from ``start`` (slot, sort key; inclusive) up to ``horizon_ms``."""
+        first_slot, first_sk = start
+        lower = first_sk or sort_key(first_slot, "")
+        row = self._db.one(
+            "SELECT 1 FROM wheel WHERE shard = ? AND slot BETWEEN ? AND ? AND sk >= ? AND sk <= ? LIMIT 1",
+            (shard, first_slot, slot_of(horizon_ms) + SLOT_MS - 1, lower, upto_key(horizon_ms)),
+        )
+        return row is not None
+
     # -- lease and cursor ------------------------------------------------------------------------
-    def acquire(self, shard: int, owner: str, now_ms: int, ttl_ms: int) -> Lease | None:
-        """Take the shard's lease if it is free, expired or already ours; None when another tick holds it."""
+    def acquire(
+        self, shard: int, owner: str, now_ms: int, ttl_ms: int, runs_until: int | None = None
+    ) -> Lease | None:
+        """Take the shard's lease if it is free, expired or already ours; None when another tick holds it.
+        ``runs_until`` says when this holder means to stop (newcomers before then need not wait)."""
         with self._db.transaction() as conn:
             row = conn.execute("SELECT * FROM wheel_leases WHERE shard = ?", (shard,)).fetchone()
             if row is not None and not (row["lease_until"] < now_ms or row["owner"] == owner):
                 return None
             conn.execute(
-                "INSERT INTO wheel_leases (shard, owner, lease_until) VALUES (?, ?, ?)"
-                " ON CONFLICT (shard) DO UPDATE SET owner = excluded.owner, lease_until = excluded.lease_until",
-                (shard, owner, now_ms + ttl_ms),
+                "INSERT INTO wheel_leases (shard, owner, lease_until, runs_until) VALUES (?, ?, ?, ?)"
+                " ON CONFLICT (shard) DO UPDATE SET owner = excluded.owner, lease_until = excluded.lease_until,"
+                " runs_until = excluded.runs_until",
+                (shard, owner, now_ms + ttl_ms, runs_until if runs_until is not None else now_ms + ttl_ms),
             )
             return _lease(
                 shard, conn.execute("SELECT * FROM wheel_leases WHERE shard = ?", (shard,)).fetchone()
@@ -97,6 +116,20 @@ class SqliteWheelStore:
                     "UPDATE wheel_leases SET lease_until = ?, resume_slot = ?, resume_sk = ?"
                     " WHERE shard = ? AND owner = ? AND lease_until >= ?",
                     (now_ms + ttl_ms, resume[0], resume[1], shard, owner, now_ms),
+                ).rowcount
+                > 0
+            )
+
+    def advance_idle(self, shard: int, now_ms: int, resume: tuple[int, str]) -> bool:
+        """Move the resume point of a shard no tick holds to ``resume``; False when a tick holds the lease."""
+        with self._db.transaction() as conn:
+            return (
+                conn.execute(
+                    "INSERT INTO wheel_leases (shard, owner, lease_until, resume_slot, resume_sk)"
+                    " VALUES (?, '', 0, ?, ?) ON CONFLICT (shard) DO UPDATE SET"
+                    " resume_slot = excluded.resume_slot, resume_sk = excluded.resume_sk"
+                    " WHERE wheel_leases.lease_until < ?",
+                    (shard, resume[0], resume[1], now_ms),
                 ).rowcount
                 > 0
             )
