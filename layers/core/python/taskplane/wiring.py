@@ -51,22 +51,153 @@ class Platform:
                 store.register(context)
 
 
-def build(settings: PlatformSettings, *, session: Any = None, clock: Clock | None = None) -> Platform:
-    """Wire adapters and services for ``settings``; ``session`` is an optional boto3 session."""
-    import boto3
+@dataclass
+class Stores:
+    """One adapter set behind the ports the services use: where tasks, lanes, the wheel and every
+    other record live. :func:`aws_stores` (DynamoDB, SQS, EventBridge) and :func:`sqlite_stores` (one
+    SQLite database) make the two sets; nothing outside this module knows which one it runs on."""
+
+    tasks: Any  # ports.TaskRecords
+    #: the ``sqs`` client the lanes, the depth gauge and the event source mapping call
+    sqs: Any
+    wheel: Any  # adapters.wheel_store.WheelStore or its SQLite twin
+    inflight: Any  # ports.InflightCounts
+    breakers: Any  # ports.BreakerRecords
+    dead_letters: Any  # ports.DeadLetterRecords
+    schedules: Any  # ports.ScheduleRecords
+    trigger_store: Any  # ports.TriggerRecords
+    trigger_rules: Any  # ports.TriggerRuleSet
+    #: the ``events`` client (``put_events``) of the platform bus, for EventBus and eventbridge targets
+    events: Any
+    workflows: Any  # ports.WorkflowRecords
+    runs: Any  # ports.RunLedger
+    #: a new idempotency store (one per decorated function: NOTES-AWS-LOCAL.md)
+    idempotency: Any
+    #: the ``sqs`` client of ``sqs`` targets (the tenants' own queues; None: the runner makes its own)
+    target_sqs: Any = None
+    #: the ``events`` client of ``eventbridge`` targets (None: the runner makes its own)
+    target_events: Any = None
+
+
+def aws_stores(settings: PlatformSettings, session: Any, tracing: Any) -> Stores:
+    """The AWS adapter set: DynamoDB tables, SQS lanes, the EventBridge bus (moto locally)."""
     from botocore.config import Config
 
-    from taskplane.adapters.admission import InflightCounters, LaneDepthGauge
+    from taskplane.adapters.admission import InflightCounters
     from taskplane.adapters.breakers import BreakerStore
     from taskplane.adapters.dead_letters import DeadLetterStore
-    from taskplane.adapters.events import EventBus
     from taskplane.adapters.idempotency import PowertoolsIdempotency
-    from taskplane.adapters.queues import Lanes
+    from taskplane.adapters.run_store import RunStore
     from taskplane.adapters.schedule_store import ScheduleStore
-    from taskplane.adapters.targets import TargetRunners
     from taskplane.adapters.task_store import TaskStore
     from taskplane.adapters.triggers import TriggerRules, TriggerStore
     from taskplane.adapters.wheel_store import WheelStore
+    from taskplane.adapters.workflow_store import WorkflowStore
+
+    retries = Config(retries={"mode": "standard", "max_attempts": 3})
+    ddb = session.client("dynamodb", config=retries)
+    sqs = session.client("sqs", config=retries)
+    events = session.client("events", config=retries)
+    wheel = WheelStore(settings.wheel_table, settings.control_table, ddb)
+    return Stores(
+        tasks=TaskStore(settings.tasks_table, ddb, buckets=settings.task_buckets, tracing=tracing),
+        sqs=sqs,
+        wheel=wheel,
+        inflight=InflightCounters(settings.control_table, ddb),
+        breakers=BreakerStore(settings.control_table, ddb),
+        dead_letters=DeadLetterStore(settings.tasks_table, ddb),
+        schedules=ScheduleStore(settings.schedules_table, wheel, ddb),
+        trigger_store=TriggerStore(settings.schedules_table, ddb),
+        trigger_rules=TriggerRules(events, sqs, settings.queue_urls),
+        events=events,
+        workflows=WorkflowStore(settings.workflows_table, ddb),
+        runs=RunStore(settings.runs_table, ddb, tracing=tracing),
+        idempotency=lambda: PowertoolsIdempotency(settings.idempotency_table, ddb),
+        target_sqs=sqs,
+    )
+
+
+@dataclass
+class SqliteBackend:
+    """The SQLite side of the local runtime: the database and the queues and bus on it."""
+
+    db: Any  # adapters.sqlite.db.Database
+    queues: Any  # adapters.sqlite.queues.SqliteQueues
+    bridge: Any  # adapters.sqlite.events.SqliteEventBridge
+
+
+def sqlite_backend(path: str, queue_urls: dict[str, str] | None = None) -> SqliteBackend:
+    """Open (or create) the database at ``path`` (``":memory:"``: for this process only), with its
+    queues and its event bus, whose rules deliver to the lanes named in ``queue_urls``."""
+    from taskplane.adapters.sqlite.db import Database
+    from taskplane.adapters.sqlite.events import SqliteEventBridge
+    from taskplane.adapters.sqlite.queues import SqliteQueues
+
+    db = Database(path)
+    queues = SqliteQueues(db)
+    urls = dict(queue_urls or {})
+
+    def deliver(lane: str, body: str) -> None:
+        queues.send_message(QueueUrl=urls[lane], MessageBody=body)
+
+    backend = SqliteBackend(db=db, queues=queues, bridge=SqliteEventBridge(db, deliver))
+    backend.lane_urls = urls  # type: ignore[attr-defined]  # filled once the lanes exist
+    return backend
+
+
+def sqlite_stores(backend: SqliteBackend, tracing: Any) -> Stores:
+    """The SQLite adapter set (``adapters/sqlite``), every store on ``backend``'s one database."""
+    from taskplane.adapters.idempotency import PowertoolsIdempotency
+    from taskplane.adapters.sqlite.control import SqliteBreakerStore, SqliteInflightCounters
+    from taskplane.adapters.sqlite.dead_letters import SqliteDeadLetterStore
+    from taskplane.adapters.sqlite.events import SqliteEventsClient, SqliteTriggerRules
+    from taskplane.adapters.sqlite.idempotency import SqlitePersistenceLayer
+    from taskplane.adapters.sqlite.runs import SqliteRunStore
+    from taskplane.adapters.sqlite.schedules import SqliteScheduleStore
+    from taskplane.adapters.sqlite.tasks import SqliteTaskStore
+    from taskplane.adapters.sqlite.triggers import SqliteTriggerStore
+    from taskplane.adapters.sqlite.wheel import SqliteWheelStore
+    from taskplane.adapters.sqlite.workflows import SqliteWorkflowStore
+
+    db = backend.db
+    return Stores(
+        tasks=SqliteTaskStore(db, tracing=tracing),
+        sqs=backend.queues,
+        wheel=SqliteWheelStore(db),
+        inflight=SqliteInflightCounters(db),
+        breakers=SqliteBreakerStore(db),
+        dead_letters=SqliteDeadLetterStore(db),
+        schedules=SqliteScheduleStore(db),
+        trigger_store=SqliteTriggerStore(db),
+        trigger_rules=SqliteTriggerRules(backend.bridge),
+        events=SqliteEventsClient(backend.bridge),
+        # a target that puts on the platform bus must reach the triggers' rules, which live here
+        target_events=SqliteEventsClient(backend.bridge),
+        workflows=SqliteWorkflowStore(db),
+        runs=SqliteRunStore(db, tracing=tracing),
+        idempotency=lambda: PowertoolsIdempotency(persistence=lambda: SqlitePersistenceLayer(db)),
+    )
+
+
+def build(
+    settings: PlatformSettings,
+    *,
+    session: Any = None,
+    clock: Clock | None = None,
+    sqlite: SqliteBackend | None = None,
+) -> Platform:
+    """Wire adapters and services for ``settings``; ``session`` is an optional boto3 session.
+
+    The stores are the AWS set, or with ``sqlite`` the SQLite set on its database (the local runtime's
+    default); Step Functions, Lambda targets and the bucket of large values are AWS's (moto's) either way.
+    """
+    import boto3
+    from botocore.config import Config
+
+    from taskplane.adapters.admission import LaneDepthGauge
+    from taskplane.adapters.events import EventBus
+    from taskplane.adapters.queues import Lanes
+    from taskplane.adapters.targets import TargetRunners
     from taskplane.domain.blobs import MAX_API_PAYLOAD_BYTES
     from taskplane.domain.breaker import BreakerConfig
     from taskplane.domain.gray import RouteRule
@@ -87,13 +218,12 @@ def build(settings: PlatformSettings, *, session: Any = None, clock: Clock | Non
 
     session = session or boto3.session.Session()
     clock = clock or SystemClock()
-    retries = Config(retries={"mode": "standard", "max_attempts": 3})
-    ddb = session.client("dynamodb", config=retries)
-    sqs = session.client("sqs", config=retries)
     tracing = observability_export(settings)
-    store = TaskStore(settings.tasks_table, ddb, buckets=settings.task_buckets, tracing=tracing)
+    stores = sqlite_stores(sqlite, tracing) if sqlite is not None else aws_stores(settings, session, tracing)
+    sqs = stores.sqs
+    store = stores.tasks
     lanes = Lanes(settings.queue_urls, settings.dlq_url, sqs, tracing=tracing)
-    wheel = WheelStore(settings.wheel_table, settings.control_table, ddb)
+    wheel = stores.wheel
     wakes = Wakes(wheel, _tick_invoker(settings, session))
     telemetry = MetricsBuffer(sink=tracing if tracing.enabled else None)
     stop = threading.Event()
@@ -104,7 +234,7 @@ def build(settings: PlatformSettings, *, session: Any = None, clock: Clock | Non
     admission = Admission(
         depths=LaneDepthGauge(settings.queue_urls, sqs, clock.now_ms),
         max_lane_depth=settings.max_lane_depth,
-        counters=InflightCounters(settings.control_table, ddb),
+        counters=stores.inflight,
         tenant_quota=settings.tenant_inflight_quota,
     )
     tasks = TaskService(
@@ -117,7 +247,7 @@ def build(settings: PlatformSettings, *, session: Any = None, clock: Clock | Non
         store=store,
         lanes=lanes,
         clock=clock,
-        idempotency=PowertoolsIdempotency(settings.idempotency_table, ddb),
+        idempotency=stores.idempotency(),
         telemetry=telemetry,
         wheel=wheel,
         shards=settings.wheel_shards,
@@ -133,11 +263,12 @@ def build(settings: PlatformSettings, *, session: Any = None, clock: Clock | Non
         lambda_client=session.client(
             "lambda", config=Config(read_timeout=910, connect_timeout=10, retries={"max_attempts": 0})
         ),
-        sqs_client=sqs,
+        sqs_client=stores.target_sqs,
+        events_client=stores.target_events,
         platform_bus=settings.event_bus,
         tracing=tracing,
     )
-    dead_letter_records = DeadLetterStore(settings.tasks_table, ddb)
+    dead_letter_records = stores.dead_letters
     executor = Executor(
         store=store,
         lanes=lanes,
@@ -157,7 +288,7 @@ def build(settings: PlatformSettings, *, session: Any = None, clock: Clock | Non
         tracing=tracing,
         breakers=(
             CircuitBreakers(
-                BreakerStore(settings.control_table, ddb),
+                stores.breakers,
                 clock.now_ms,
                 BreakerConfig(failure_threshold=settings.breaker_failures, open_ms=settings.breaker_open_ms),
             )
@@ -175,7 +306,7 @@ def build(settings: PlatformSettings, *, session: Any = None, clock: Clock | Non
         retention_days=settings.retention_days,
     )
     schedules = ScheduleService(
-        store=ScheduleStore(settings.schedules_table, wheel, ddb),
+        store=stores.schedules,
         tasks=store,
         lanes=lanes,
         clock=clock,
@@ -184,10 +315,9 @@ def build(settings: PlatformSettings, *, session: Any = None, clock: Clock | Non
         targets=targets,
         wakes=wakes,
     )
-    events_client = session.client("events", config=retries)
     triggers = TriggerService(
-        store=TriggerStore(settings.schedules_table, ddb),
-        rules=TriggerRules(events_client, sqs, settings.queue_urls),
+        store=stores.trigger_store,
+        rules=stores.trigger_rules,
         tasks=store,
         clock=clock,
         targets=targets,
@@ -200,7 +330,7 @@ def build(settings: PlatformSettings, *, session: Any = None, clock: Clock | Non
         blobs=blobs,
         retention_days=settings.retention_days,
     )
-    events = EventService(EventBus(settings.event_bus, events_client))
+    events = EventService(EventBus(settings.event_bus, stores.events))
     ticker = Ticker(
         wheel=wheel,
         lanes=lanes,
@@ -211,7 +341,7 @@ def build(settings: PlatformSettings, *, session: Any = None, clock: Clock | Non
         handover=wakes.wake_now,
     )
     workflows, steps = _build_workflows(
-        settings, session, clock, ddb, runners, telemetry, targets, tracing, blobs
+        settings, session, clock, stores, runners, telemetry, targets, tracing, blobs
     )
     return Platform(
         tracing=tracing,
@@ -288,7 +418,7 @@ def _build_workflows(
     settings: PlatformSettings,
     session: Any,
     clock: Clock,
-    ddb: Any,
+    stores: Stores,
     runners: Any,
     telemetry: Any,
     targets: Any,
@@ -298,10 +428,7 @@ def _build_workflows(
     """The workflow service (API) and the step service (step function), sharing their stores."""
     from botocore.config import Config
 
-    from taskplane.adapters.idempotency import PowertoolsIdempotency
-    from taskplane.adapters.run_store import RunStore
     from taskplane.adapters.stepfunctions import StepFunctions
-    from taskplane.adapters.workflow_store import WorkflowStore
     from taskplane.services.workflows import StepService, WorkflowService
 
     sfn = StepFunctions(
@@ -311,8 +438,8 @@ def _build_workflows(
         log_group_arn=settings.state_machine_log_group_arn,
         tracing=tracing,
     )
-    store = WorkflowStore(settings.workflows_table, ddb)
-    runs = RunStore(settings.runs_table, ddb, tracing=tracing)
+    store = stores.workflows
+    runs = stores.runs
     workflows = WorkflowService(
         targets=targets,
         blobs=blobs,
@@ -322,7 +449,7 @@ def _build_workflows(
         clock=clock,
         step_function_arn=settings.step_function_arn,
         # Its own persistence layer: one per decorated function (NOTES-AWS-LOCAL.md).
-        idempotency=PowertoolsIdempotency(settings.idempotency_table, ddb),
+        idempotency=stores.idempotency(),
         retention_days=settings.retention_days,
     )
     steps = StepService(

@@ -1,4 +1,4 @@
-"""``taskplane dev``: the whole platform in this process, on moto instead of AWS."""
+"""``taskplane dev``: the whole platform in this process, on SQLite (or moto) instead of AWS."""
 
 from __future__ import annotations
 
@@ -18,11 +18,15 @@ def register(subparsers: Any) -> None:
         "dev",
         help="run the local runtime (no AWS account needed)",
         description=(
-            "Run the whole platform in one process: the HTTP API, the tick, the workers and Step Functions,\n"
-            "on moto instead of AWS. Prints the URL and the API key; Ctrl-C stops it."
+            "Run the whole platform in one process: the HTTP API, the tick, the workers and Step Functions.\n"
+            "Tasks, lanes and every record live in SQLite (in memory, or the --db file across restarts);\n"
+            "--backend moto puts them in moto's DynamoDB, SQS and EventBridge, as the AWS adapters run.\n"
+            "Prints the URL and the API key; Ctrl-C stops it."
         ),
         examples="""
             taskplane dev
+            taskplane dev --db taskplane.db   # state kept across restarts
+            taskplane dev --backend moto      # the AWS adapters on moto (fidelity, ~30x slower)
             taskplane dev --port 9000 --api-key dev-key
             taskplane dev --tenant acme=acme-key --tenant globex=globex-key
             taskplane dev --functions examples/functions.py
@@ -64,6 +68,23 @@ def register(subparsers: Any) -> None:
         ),
     )
     parser.add_argument(
+        "--backend",
+        choices=("sqlite", "moto"),
+        default="sqlite",
+        help=(
+            "where tasks, lanes, the wheel and every record live: sqlite (the default) or moto "
+            "(DynamoDB, SQS and EventBridge on moto, as the AWS adapters run them)"
+        ),
+    )
+    parser.add_argument(
+        "--db",
+        metavar="FILE",
+        help=(
+            "keep the SQLite backend's state in FILE across restarts (made when missing); without it "
+            "state lives as long as the process"
+        ),
+    )
+    parser.add_argument(
         "--strict",
         action="store_true",
         help=(
@@ -89,6 +110,10 @@ def _cmd_dev(args: argparse.Namespace, ctx: Context) -> int:
         tenants[name] = owners[name] = key
     if args.functions and not Path(args.functions).is_file():
         raise UsageError(f"argument --functions: no such file: {args.functions}")
+    if args.db is not None and args.backend != "sqlite":
+        raise UsageError("argument --db: keeps the SQLite backend's state; it cannot go with --backend moto")
+    if args.db is not None and (not args.db or Path(args.db).is_dir()):
+        raise UsageError(f"argument --db: not a file name: {args.db!r}")
     missing = local_runtime_missing()
     if missing:
         print(
@@ -115,6 +140,8 @@ def _cmd_dev(args: argparse.Namespace, ctx: Context) -> int:
             functions_file=args.functions,
             strict=args.strict,
             otlp=args.otlp,
+            backend=args.backend,
+            db=args.db,
         )
     except KeyboardInterrupt:
         return 0  # Ctrl-C is how dev is meant to stop

@@ -53,6 +53,8 @@ class LanePoller:
         self._function_name = function_name
         self._batch = batch_size
         self._slots = threading.BoundedSemaphore(concurrency)
+        self._concurrency = concurrency
+        self._draining = False
         self._pool = ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix=f"esm-{queue_url[-12:]}")
         self._stop = threading.Event()
         self._idle = idle_sleep_s
@@ -72,10 +74,19 @@ class LanePoller:
         )
         self._thread.start()
 
-    def stop(self, timeout_s: float = 5.0) -> None:
+    def stop(self, timeout_s: float = 5.0, *, drain_s: float = 0.0) -> None:
+        """Stop receiving. With ``drain_s``, wait up to that long for the batches in flight to finish
+        and be acknowledged (the local runtime on a database file: what finished is not run again
+        after a restart); a batch still running then stays on its queue, as when a worker dies."""
+        self._draining = drain_s > 0
         self._stop.set()
         if self._thread:
             self._thread.join(timeout_s)
+        if self._draining:
+            deadline = time.monotonic() + drain_s
+            for _ in range(self._concurrency):
+                if not self._slots.acquire(timeout=max(0.0, deadline - time.monotonic())):
+                    break
         self._pool.shutdown(wait=False, cancel_futures=True)
 
     def _loop(self) -> None:
@@ -119,7 +130,7 @@ class LanePoller:
                 self.errors += 1
                 return  # the whole batch becomes visible again after its visibility timeout
             done = [m for m in messages if m["MessageId"] not in failed]
-            if done and not self._stop.is_set():
+            if done and (self._draining or not self._stop.is_set()):
                 self._sqs.delete_message_batch(
                     QueueUrl=self._url,
                     Entries=[{"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]} for i, m in enumerate(done)],

@@ -92,6 +92,56 @@ def create_resources(
     )
 
 
+def create_sqlite_resources(backend: Any, session: Any, prefix: str = "taskplane") -> PlatformSettings:
+    """The lanes, their DLQ and the event bus on SQLite (``wiring.SqliteBackend``), and the bucket of
+    large values in moto's S3; returns the settings that point at them (the DynamoDB table names are
+    kept for the settings' sake: no table is made or used). Idempotent: a database file reopened
+    keeps its queues and messages."""
+    queues = backend.queues
+    dlq_url = queues.create_queue(QueueName=f"{prefix}-dlq")["QueueUrl"]
+    dlq_arn = queues.get_queue_attributes(QueueUrl=dlq_url, AttributeNames=["QueueArn"])["Attributes"][
+        "QueueArn"
+    ]
+    queue_urls = {
+        lane: queues.create_queue(
+            QueueName=f"{prefix}-{lane}",
+            Attributes={
+                "VisibilityTimeout": str(LOCAL_VISIBILITY_TIMEOUT_S),
+                "RedrivePolicy": json.dumps(
+                    {"deadLetterTargetArn": dlq_arn, "maxReceiveCount": MAX_RECEIVE_COUNT}
+                ),
+            },
+        )["QueueUrl"]
+        for lane in LANES
+    }
+    backend.lane_urls.update(queue_urls)  # where the bus's rules deliver
+    event_bus = f"{prefix}-events"
+    backend.bridge.create_bus(event_bus)
+    s3 = session.client("s3")
+    blob_bucket = f"{prefix}-blobs"
+    if not any(b["Name"] == blob_bucket for b in s3.list_buckets().get("Buckets", [])):
+        s3.create_bucket(Bucket=blob_bucket)
+    return PlatformSettings(
+        tasks_table=f"{prefix}-tasks",
+        idempotency_table=f"{prefix}-idempotency",
+        control_table=f"{prefix}-control",
+        queue_urls=queue_urls,
+        dlq_url=dlq_url,
+        wheel_table=f"{prefix}-wheel",
+        schedules_table=f"{prefix}-schedules",
+        workflows_table=f"{prefix}-workflows",
+        runs_table=f"{prefix}-runs",
+        event_bus=event_bus,
+        trigger_rule_prefix=f"{prefix}-trg-",
+        blob_bucket=blob_bucket,
+        # The same friendly local defaults as on moto (create_resources). A SQLite lane reads its
+        # depth with one indexed count, but the limit is kept so both backends admit alike.
+        max_lane_depth=LOCAL_MAX_LANE_DEPTH,
+        allow_private_http=True,
+        targets_allowed_by_default=True,
+    )
+
+
 def _create_table(ddb: Any, name: str, hash_key: str, range_key: str | None, ttl: str | None) -> None:
     keys = [(hash_key, "HASH")] + ([(range_key, "RANGE")] if range_key else [])
     ddb.create_table(

@@ -1,9 +1,18 @@
-"""``taskplane dev``: the whole platform in one process on moto, no AWS account needed."""
+"""``taskplane dev``: the whole platform in one process, no AWS account needed.
+
+Two backends for the platform's stores, queues and event bus (wiring chooses the adapters; the
+handlers and services are the same): ``sqlite`` (the default: one SQLite database, in memory or the
+``--db`` file) and ``moto`` (DynamoDB, SQS and EventBridge in moto, as the AWS adapters run in AWS).
+On both, workflows run their compiled ASL in moto's Step Functions (which calls the step function
+in-process), Lambda targets are local functions behind moto's Lambda, and large values go to moto's
+S3 behind a loopback endpoint their presigned URLs name.
+"""
 
 from __future__ import annotations
 
 import os
 import signal
+import sqlite3
 import sys
 import threading
 import time
@@ -18,6 +27,13 @@ REGION = "us-east-1"
 LANE_CONCURRENCY = {"high": 6, "default": 4, "low": 2}
 #: The shard rules' period: EventBridge's rate(1 minute).
 RULE_PERIOD_S = 60.0
+#: The backends ``taskplane dev --backend`` takes; the first is the default.
+BACKENDS = ("sqlite", "moto")
+#: On a database file, how long a stop waits for the worker batches in flight to finish (what
+#: finishes is acknowledged and never runs again after a restart).
+DRAIN_S = 10.0
+#: How often the SQLite backend deletes expired rows (DynamoDB's TTL process, which takes days).
+PURGE_PERIOD_S = 300.0
 
 
 def _local_environment() -> None:
@@ -52,6 +68,12 @@ class LocalRuntime:
     strict: bool = False
     #: an OTLP/HTTP collector to export metrics and traces to (``--otlp``; over TASKPLANE_OTLP_ENDPOINT)
     otlp: str | None = None
+    #: where the stores, lanes and bus live: "sqlite" (default) or "moto" (the AWS adapters on moto)
+    backend: str = "sqlite"
+    #: the SQLite database file (state kept across restarts); None: in memory, for this process only
+    db: str | None = None
+    #: what a reopened database file brought back (local/restore.py), after start
+    restored: Any = None
     pollers: list[Any] = field(default_factory=list)
     #: the settings in force and where each policy value came from (filled by start)
     settings: Any = None
@@ -65,6 +87,8 @@ class LocalRuntime:
     _wake_events: dict[int, threading.Event] = field(default_factory=dict)
     _saved_environ: dict[str, str] | None = None
     _s3_server: Any = None
+    _sqlite: Any = None
+    _db_lock: Any = None
 
     @property
     def url(self) -> str:
@@ -92,6 +116,10 @@ class LocalRuntime:
         from taskplane.local.resources import create_resources
         from taskplane.settings import ENV_OTLP_ENDPOINT
 
+        if self.backend not in BACKENDS:
+            raise ValueError(f"backend must be one of {', '.join(BACKENDS)}, not {self.backend!r}")
+        if self.db is not None and self.backend != "sqlite":
+            raise ValueError("--db keeps the SQLite backend's state: it cannot go with --backend moto")
         moto_patches.apply()
         # Step Functions executes ASL (workflows), calling the step function in-process.
         self._mock = mock_aws(config=workflows.MOCK_CONFIG)  # type: ignore[call-overload]  # a partial config is fine
@@ -102,9 +130,18 @@ class LocalRuntime:
         if self.otlp:
             env[ENV_OTLP_ENDPOINT] = self.otlp
         try:
+            if self.backend == "sqlite":
+                from taskplane.local.resources import create_sqlite_resources
+
+                self._db_lock = _lock_file(self.db) if self.db else None
+                self._sqlite = wiring.sqlite_backend(self.db or ":memory:")
+                resources = create_sqlite_resources(self._sqlite, session)
+            else:
+                resources = create_resources(session)
             # Policy from the environment (or --strict) over the friendly local defaults: local/policy.py.
-            settings, self.policy_origin = local_settings(create_resources(session), env, strict=self.strict)
-        except Exception:
+            settings, self.policy_origin = local_settings(resources, env, strict=self.strict)
+        except BaseException:
+            self._close_sqlite()
             self._mock.stop()
             self._mock = None
             os.environ.clear()
@@ -130,7 +167,11 @@ class LocalRuntime:
             functions = load_functions_file(self.functions_file)
             create_local_functions(session.client("lambda"), functions)
             self._uninstall = install_local_lambdas(functions)
-        wiring.use(wiring.build(settings, session=session))
+        wiring.use(wiring.build(settings, session=session, sqlite=self._sqlite))
+        if self._sqlite is not None and self.db:
+            from taskplane.local.restore import restore
+
+            self.restored = restore(wiring.platform(), self._sqlite)
         api = load_handler("api")
         worker = load_handler("worker")
         self._server = make_server(self.host, self.port, api.lambda_handler, self.key_ids())
@@ -148,18 +189,45 @@ class LocalRuntime:
             )
             thread.start()
             self._threads.append(thread)
-        sqs = session.client("sqs")
+        sqs = self._sqlite.queues if self._sqlite is not None else session.client("sqs")
         for lane, url in settings.queue_urls.items():
             poller = LanePoller(
                 sqs,
                 url,
                 worker.lambda_handler,
                 concurrency=LANE_CONCURRENCY.get(lane, 2),
-                wait_for_messages=moto_patches.queue_waiter(url),
+                wait_for_messages=(
+                    self._sqlite.queues.wait_for_messages
+                    if self._sqlite is not None
+                    else moto_patches.queue_waiter(url)
+                ),
             )
             poller.start()
             self.pollers.append(poller)
+        if self._sqlite is not None:
+            thread = threading.Thread(target=self._purge_loop, daemon=True, name="ttl")
+            thread.start()
+            self._threads.append(thread)
         return self
+
+    def _purge_loop(self) -> None:
+        """DynamoDB's TTL deletion for the SQLite backend: expired rows go, a few minutes late."""
+        from taskplane import wiring
+
+        stop = wiring.platform().stop
+        while not stop.wait(PURGE_PERIOD_S):
+            try:
+                self._sqlite.db.purge_expired(int(time.time()))
+            except Exception:  # the next period tries again
+                continue
+
+    def _close_sqlite(self) -> None:
+        if self._sqlite is not None:
+            self._sqlite.db.close()
+            self._sqlite = None
+        if self._db_lock is not None:
+            self._db_lock.close()
+            self._db_lock = None
 
     def _tick_loop(self, handler: Any, shard: int) -> None:
         """What the shard's rate(1 minute) rule and the wakes do in AWS: run the tick once a minute,
@@ -191,7 +259,8 @@ class LocalRuntime:
             self._server.shutdown()
             self._server.server_close()
         for poller in self.pollers:
-            poller.stop()
+            # On a file, what is running may finish and be acknowledged first (no second run after a restart).
+            poller.stop(drain_s=DRAIN_S if self.db else 0.0)
         if self._session is not None:
             from taskplane.local.workflows import stop_executions
 
@@ -201,6 +270,7 @@ class LocalRuntime:
         if self._uninstall_step:
             self._uninstall_step()
         wiring.use(None)
+        self._close_sqlite()
         if self._s3_server is not None:
             self._s3_server.stop()
             self._s3_server = None
@@ -211,6 +281,29 @@ class LocalRuntime:
             os.environ.clear()
             os.environ.update(self._saved_environ)
             self._saved_environ = None
+
+
+def _lock_file(path: str) -> Any:
+    """Hold an exclusive lock on ``path`` for as long as this runtime uses it: two runtimes on one
+    file would each take the other's messages for a dead process's."""
+    import fcntl
+
+    try:
+        handle = open(path, "a+b")  # noqa: SIM115  # held open until stop
+    except OSError as exc:
+        raise DatabaseUnusable(f"cannot open --db {path}: {exc.strerror or exc}") from None
+    try:
+        fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        handle.close()
+        raise DatabaseUnusable(
+            f"--db {path} is in use by another taskplane dev: stop it or pick another file"
+        ) from None
+    return handle
+
+
+class DatabaseUnusable(RuntimeError):
+    """The ``--db`` file cannot be opened, or another running ``taskplane dev`` holds it."""
 
 
 def _start_s3_endpoint() -> Any:
@@ -226,8 +319,18 @@ def _start_s3_endpoint() -> Any:
 
 
 def banner(rt: LocalRuntime) -> str:
+    if rt.backend == "sqlite":
+        where = (
+            f"SQLite file {rt.db} (state kept across restarts)"
+            if rt.db
+            else "SQLite in memory (--db FILE keeps it)"
+        )
+    else:
+        where = "moto (the AWS adapters: DynamoDB, SQS, EventBridge)"
     lines = [
         f"taskplane dev: serving {rt.url}",
+        f"  backend: {where}",
+        *_restored_lines(rt.restored),
         f"  API key: {rt.api_key}   (tenant {DEFAULT_TENANT})",
     ]
     lines += [f"  API key: {key}   (tenant {name})" for name, key in rt.tenants.items()]
@@ -247,6 +350,17 @@ def banner(rt: LocalRuntime) -> str:
     return "\n".join(lines)
 
 
+def _restored_lines(report: Any) -> list[str]:
+    if report is None:
+        return []
+    lines = [
+        f"  reopened: {report.workflows} workflows ({report.versions} versions) published again, "
+        f"{report.runs_resumed} runs resumed, {report.messages_released} deliveries back on their lanes"
+    ]
+    lines += [f"  run {run_id} not resumed: {why}" for run_id, why in report.runs_waiting.items()]
+    return lines
+
+
 def run_dev(
     host: str = "127.0.0.1",
     port: int = 8080,
@@ -255,8 +369,11 @@ def run_dev(
     functions_file: str | None = None,
     strict: bool = False,
     otlp: str | None = None,
+    backend: str = "sqlite",
+    db: str | None = None,
 ) -> int:
     """Run the local runtime until Ctrl-C (SIGINT) or SIGTERM; returns the exit code."""
+    from taskplane.adapters.sqlite.db import SchemaMismatch
     from taskplane.local.policy import SettingError
 
     runtime = LocalRuntime(
@@ -267,6 +384,8 @@ def run_dev(
         functions_file=functions_file,
         strict=strict,
         otlp=otlp,
+        backend=backend,
+        db=db,
     )
     stop = threading.Event()
 
@@ -280,6 +399,12 @@ def run_dev(
         runtime.start()
     except SettingError as exc:
         print(f"taskplane dev: {exc}", file=sys.stderr)
+        return 1
+    except (DatabaseUnusable, SchemaMismatch) as exc:
+        print(f"taskplane dev: {exc}", file=sys.stderr)
+        return 1
+    except sqlite3.Error as exc:  # not a SQLite file, a read-only directory, ...
+        print(f"taskplane dev: cannot use --db {db}: {exc}", file=sys.stderr)
         return 1
     except OSError as exc:
         print(

@@ -216,6 +216,31 @@ class SqliteQueues:
                 )
         return out
 
+    def wait_for_messages(self, timeout_s: float) -> None:
+        """Block until a send (or a hold given up) may have made a message visible, or ``timeout_s``
+        passes: the local event source mapping's long poll, woken at once by a send."""
+        with self._sent:
+            self._sent.wait(timeout_s)
+
+    def release_in_flight(self) -> int:
+        """Make every received, undeleted message visible again now; returns how many.
+
+        For a database file reopened by a new process: the receipts of the process that held them
+        are gone with it, so waiting out their visibility timeouts (16 minutes locally) would only
+        delay the tasks. Each comes back with its receive count, as after a timeout; the worker's
+        conditional start turns a delivery whose attempt already started into its watch, never a
+        second run.
+        """
+        with self._db.transaction() as conn:
+            now = self._now_ms()
+            released = conn.execute(
+                "UPDATE messages SET visible_at = ?, receipt = NULL WHERE receipt IS NOT NULL AND visible_at > ?",
+                (now, now),
+            ).rowcount
+        if released:
+            self._wake()
+        return released
+
     # -- deleting and holding ------------------------------------------------------------------------
 
     def delete_message(self, *, QueueUrl: str, ReceiptHandle: str) -> dict[str, Any]:

@@ -111,6 +111,14 @@ class SqliteRunStore:
             item = _read(conn, tenant, run_id, RUN)
         return run_from_item(tenant, item) if item else None
 
+    def running(self) -> list[RunRecord]:
+        """Every tenant's RUNNING runs (the local runtime relaunches them when it reopens its file)."""
+        rows = self._db.query(
+            "SELECT tenant, doc FROM run_items WHERE sk = ? AND json_extract(doc, '$.state') = ?",
+            (RUN, RunState.RUNNING.value),
+        )
+        return [run_from_item(r["tenant"], json.loads(r["doc"])) for r in rows]
+
     def ledger(
         self, tenant: str, run_id: str
     ) -> tuple[RunRecord | None, dict[str, NodeRecord], dict[str, CompensationRecord]]:

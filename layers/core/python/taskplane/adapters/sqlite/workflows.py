@@ -115,3 +115,15 @@ class SqliteWorkflowStore:
             (tenant, name, version),
         )
         return _version(row, with_definition=True) if row else None
+
+    def everything(self) -> list[tuple[WorkflowRecord, list[VersionRecord]]]:
+        """Every tenant's workflows, each with its versions (definitions included), oldest first: what
+        the local runtime publishes again into Step Functions when it reopens its file."""
+        found = []
+        for row in self._db.query("SELECT tenant, name, doc FROM workflows ORDER BY tenant, name"):
+            versions = self._db.query(
+                "SELECT doc, definition FROM workflow_versions WHERE tenant = ? AND name = ? ORDER BY version",
+                (row["tenant"], row["name"]),
+            )
+            found.append((_workflow(row), [_version(v, with_definition=True) for v in versions]))
+        return found
