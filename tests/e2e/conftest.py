@@ -26,6 +26,8 @@ class DevServer:
     api_key: str
     other_key: str
     process: subprocess.Popen
+    #: what it printed on starting (up to "Ctrl-C stops it.")
+    banner: str = ""
 
 
 def start_dev(port: int, *extra: str) -> subprocess.Popen:
@@ -59,6 +61,17 @@ def wait_healthy(url: str, process: subprocess.Popen, timeout_s: float = 60) -> 
     raise RuntimeError("taskplane dev did not become healthy in time")
 
 
+def read_banner(process: subprocess.Popen) -> str:
+    """The lines it printed on starting (it prints them once it serves; the rest is read by stop)."""
+    lines = []
+    assert process.stdout is not None
+    for line in process.stdout:
+        lines.append(line)
+        if "Ctrl-C stops it." in line:
+            break
+    return "".join(lines)
+
+
 def stop(process: subprocess.Popen) -> tuple[int, str]:
     if process.poll() is None:
         process.send_signal(signal.SIGINT)
@@ -70,8 +83,7 @@ def stop(process: subprocess.Popen) -> tuple[int, str]:
     return process.returncode, out or ""
 
 
-@pytest.fixture(scope="session")
-def dev(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DevServer]:
+def _dev_server(tmp_path_factory: pytest.TempPathFactory, *extra: str) -> Iterator[DevServer]:
     functions = tmp_path_factory.mktemp("fn") / "functions.py"
     functions.write_text(
         "def greet(event, context):\n"
@@ -80,10 +92,24 @@ def dev(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DevServer]:
         "    raise RuntimeError('boom')\n"
     )
     port = free_port()
-    process = start_dev(port, "--tenant", "other=other-key", "--functions", str(functions))
+    process = start_dev(port, "--tenant", "other=other-key", "--functions", str(functions), *extra)
     url = f"http://127.0.0.1:{port}"
     try:
         wait_healthy(url, process)
-        yield DevServer(url=url, api_key="dev-key", other_key="other-key", process=process)
+        yield DevServer(
+            url=url, api_key="dev-key", other_key="other-key", process=process, banner=read_banner(process)
+        )
     finally:
         stop(process)
+
+
+@pytest.fixture(scope="session")
+def dev(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DevServer]:
+    """``taskplane dev`` on its default backend (SQLite, in memory)."""
+    yield from _dev_server(tmp_path_factory)
+
+
+@pytest.fixture(scope="session")
+def dev_moto(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DevServer]:
+    """``taskplane dev --backend moto``: the AWS adapters on moto (tests/e2e/test_dev_moto.py)."""
+    yield from _dev_server(tmp_path_factory, "--backend", "moto")

@@ -130,3 +130,8 @@ def test_a_payload_too_large_for_a_request_is_uploaded_and_its_result_read_back(
     assert done["payload"] is None and done["payload_size"] > 5 * 1024 * 1024
     assert done["result"] is None and "result_url" in done
     assert client.result(done) == payload
+
+
+def test_the_default_backend_is_sqlite_in_memory(dev):
+    # The banner says where state lives, and how to keep it
+    assert "backend: SQLite in memory (--db FILE keeps it)" in dev.banner, dev.banner

@@ -1,0 +1,172 @@
+"""`taskplane dev --db FILE`: Ctrl-C and start again loses nothing and runs nothing twice.
+
+Every call of the local function ``count`` appends its ``id`` to a file, so the test counts runs
+from outside the process: tasks that finished before the stop are not run again, delayed tasks due
+after the restart run once, a workflow published before the stop runs after it, and a run that was
+waiting between two attempts of a node is relaunched without running its finished node again.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from pathlib import Path
+
+import pytest
+
+from taskplane.client import Client
+
+from .conftest import free_port, start_dev, stop, wait_healthy
+
+pytestmark = pytest.mark.e2e
+
+#: Nothing here depends on speed: each wait below is for a state, this long at most.
+WAIT_S = 60
+
+
+def _functions(tmp_path: Path) -> tuple[Path, Path]:
+    log = tmp_path / "calls.log"
+    functions = tmp_path / "functions.py"
+    functions.write_text(
+        f"LOG = {str(log)!r}\n\n"
+        "def count(event, context):\n"
+        "    with open(LOG, 'a') as f:\n"
+        "        f.write(str(event['payload']['id']) + '\\n')\n"
+        "    return {'counted': event['payload']['id']}\n\n"
+        f"MARK = {str(tmp_path / 'flaky.mark')!r}\n\n"
+        "def flaky(event, context):\n"
+        "    import os\n"
+        "    if not os.path.exists(MARK):\n"
+        "        open(MARK, 'w').close()\n"
+        "        raise RuntimeError('the first call fails')\n"
+        "    return {'ok': True}\n"
+    )
+    return functions, log
+
+
+def _calls(log: Path) -> Counter[str]:
+    return Counter(log.read_text().split()) if log.exists() else Counter()
+
+
+def _until(predicate, what: str) -> None:  # type: ignore[no-untyped-def]
+    deadline = time.monotonic() + WAIT_S
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.1)
+
+
+def _start(port: int, db: Path, functions: Path):  # type: ignore[no-untyped-def]
+    process = start_dev(port, "--db", str(db), "--functions", str(functions))
+    wait_healthy(f"http://127.0.0.1:{port}", process)
+    return process
+
+
+def test_a_restart_on_the_same_file_loses_nothing_and_runs_nothing_twice(tmp_path):
+    functions, log = _functions(tmp_path)
+    db = tmp_path / "dev.db"
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    client = Client(url, "dev-key")
+    count = {"type": "lambda", "function": "count"}
+    first = _start(port, db, functions)
+    try:
+        # Given tasks that finished, delayed tasks due well after the restart, and a workflow
+        now_ids = [
+            client.submit({"target": count, "payload": {"id": f"now-{i}"}})["task_id"] for i in range(10)
+        ]
+        later = [
+            client.submit({"target": count, "payload": {"id": f"later-{i}"}, "delay_ms": 12000})["task_id"]
+            for i in range(5)
+        ]
+        for task_id in now_ids:
+            assert client.wait(task_id, timeout_s=WAIT_S)["state"] == "SUCCEEDED"
+        status, _ = client.request(
+            "PUT",
+            "/v1/workflows/twostep",
+            {
+                "nodes": [
+                    {"id": "a", "target": count, "payload": {"id": "node-a"}},
+                    # b fails its first call ever, then would wait 60 s (Step Functions' Retry)
+                    {
+                        "id": "b",
+                        "needs": ["a"],
+                        "target": {"type": "lambda", "function": "flaky"},
+                        "retry": {
+                            "max_attempts": 3,
+                            "base_delay_ms": 60000,
+                            "max_delay_ms": 60000,
+                            "jitter": "none",
+                        },
+                    },
+                ]
+            },
+        )
+        assert status == 201
+        status, run = client.request("POST", "/v1/workflows/twostep/runs", {"input": {}})
+        assert status == 201, run
+        run_id = run["run_id"]  # type: ignore[index]
+
+        def b_failed_once() -> bool:
+            nodes = {n["id"]: n for n in client.request("GET", f"/v1/runs/{run_id}")[1]["nodes"]}  # type: ignore[index]
+            return nodes["a"]["state"] == "SUCCEEDED" and nodes["b"]["attempts"] >= 1 and nodes["b"]["error"]
+
+        _until(b_failed_once, "node b's first failure")
+    finally:
+        # When dev is stopped with Ctrl-C while the run waits to retry b and the delayed tasks wait
+        code, out = stop(first)
+    assert code == 0, out
+    assert all(_calls(log)[f"later-{i}"] == 0 for i in range(5))
+
+    second = _start(port, db, functions)
+    try:
+        # Then the restarted dev says what it brought back
+        # And the delayed tasks run once each, none early
+        for task_id in later:
+            done = client.wait(task_id, timeout_s=WAIT_S)
+            assert done["state"] == "SUCCEEDED" and done["attempts"] == 1
+            assert done["started_at"] >= done["run_at"]
+        # And the tasks that had finished are still there, as they were
+        assert all(client.get(task_id)["state"] == "SUCCEEDED" for task_id in now_ids)
+        # And the run was relaunched: it succeeds, its finished node a skipped
+        _until(
+            lambda: client.request("GET", f"/v1/runs/{run_id}")[1]["state"] == "SUCCEEDED",  # type: ignore[index]
+            "the relaunched run",
+        )
+        resumed = client.request("GET", f"/v1/runs/{run_id}")[1]
+        assert resumed["executions"] == 2 and resumed["error"] is None, resumed  # type: ignore[index]
+        # And the workflow published before the stop starts new runs
+        status, again = client.request("POST", "/v1/workflows/twostep/runs", {"input": {}})
+        assert status == 201, again
+    finally:
+        code, out = stop(second)
+    assert code == 0, out
+    assert "reopened: 1 workflows (1 versions) published again, 1 runs resumed" in out
+    # And nothing that finished ran twice: every call was made exactly once (node a: once per run)
+    calls = _calls(log)
+    assert {k: v for k, v in calls.items() if k != "node-a"} == {
+        **{f"now-{i}": 1 for i in range(10)},
+        **{f"later-{i}": 1 for i in range(5)},
+    }
+    assert calls["node-a"] == 2  # the first run's, never again on relaunch, and the new run's
+
+
+def test_a_second_dev_on_the_same_file_is_refused(tmp_path):
+    functions, _ = _functions(tmp_path)
+    db = tmp_path / "dev.db"
+    first = _start(free_port(), db, functions)
+    try:
+        # When another dev opens the file the first one uses
+        second = start_dev(free_port(), "--db", str(db))
+        out, _ = second.communicate(timeout=WAIT_S)
+        # Then it stops by itself, saying why
+        assert second.returncode == 1, out
+        assert "is in use by another taskplane dev" in out
+    finally:
+        stop(first)
+
+
+def test_db_goes_with_the_sqlite_backend_only(tmp_path):
+    process = start_dev(free_port(), "--db", str(tmp_path / "x.db"), "--backend", "moto")
+    out, _ = process.communicate(timeout=WAIT_S)
+    assert process.returncode == 2 and "cannot go with --backend moto" in out, out
