@@ -1,9 +1,15 @@
-"""Tasks per second through `taskplane dev` (in this process, on moto) for N echo tasks, and where the time goes.
+"""Tasks per second through `taskplane dev` (in this process) on both backends, beside Huey on SQLite.
 
-Submits through the HTTP API in batches of 100 (the client's submit_many; a batch the lanes' backpressure
-still refuses after the client's retries is sent again), waits until every task is SUCCEEDED, and reports
-the end-to-end rate and the lateness from submission to start. moto is slow where AWS is not
-(NOTES-AWS-LOCAL.md): this measures the local runtime, not the platform on AWS.
+``compare`` (what ``make bench`` runs) measures, side by side in one run:
+
+- **throughput**: N echo tasks through `taskplane dev` over HTTP batches of 100 (the client's
+  submit_many; a batch the lanes' backpressure still refuses after the client's retries is sent
+  again), on the SQLite backend (the default) and on ``--backend moto``; then the same N echo tasks
+  on Huey with its SQLite storage (enqueued from this process, run by a Huey consumer in another
+  process with 4 worker threads, results in the same SQLite file). Each rate is first start (or
+  enqueue) to last finish; none may be lost.
+- **fire lateness**: delayed tasks submitted at 100 a second (each due 2 s after it is sent) for 20 s,
+  started_at - run_at per task (p50/p99/max, and how many started early), on both backends.
 
 With ``--profile`` (the default) the CPU spent inside moto and inside boto3 calls is measured where
 they are entered (each thread's CPU clock read around moto's request dispatch and around
@@ -13,8 +19,9 @@ sampling thread that reads every thread's stack (``sys._current_frames()``) ever
 is off by default because walking other threads' frames once crashed CPython 3.11 (a segmentation
 fault in a full ``make bench``).
 
-    python bench/local_throughput.py                 # 10,000 tasks
+    python bench/local_throughput.py                      # 10,000 tasks, both backends, Huey, lateness
     python bench/local_throughput.py --tasks 300 --no-profile
+    python bench/local_throughput.py --only sqlite        # one backend's throughput alone
 """
 
 from __future__ import annotations
@@ -304,14 +311,23 @@ def _submit_all(client: Any, bodies: list[dict[str, Any]]) -> tuple[set[str], in
     return ids, refusals
 
 
-def run(tasks: int, timeout_s: float, profile: bool = True, sample: bool = False) -> dict:
-    """``profile``: CPU inside moto and inside boto3 calls, measured at their entry points (cheap,
-    exact). ``sample``: also the stack sampler (off by default: walking other threads' frames from a
-    thread crashed CPython 3.11 once in a full ``make bench``, a segmentation fault)."""
+def _succeeded_in_sqlite(runtime: Any, ids: set[str]) -> int:
+    """How many of ``ids`` are SUCCEEDED, read straight from the runtime's SQLite database."""
+    rows = runtime._sqlite.db.query("SELECT task_id FROM tasks WHERE state = 'SUCCEEDED'")
+    return sum(1 for r in rows if r["task_id"] in ids)
+
+
+def run(
+    tasks: int, timeout_s: float, profile: bool = True, sample: bool = False, backend: str = "sqlite"
+) -> dict:
+    """N echo tasks through `taskplane dev` on ``backend``. ``profile``: CPU inside moto and inside
+    boto3 calls, measured at their entry points (cheap, exact). ``sample``: also the stack sampler
+    (off by default: walking other threads' frames from a thread crashed CPython 3.11 once in a full
+    ``make bench``, a segmentation fault)."""
     from taskplane.client import Client
     from taskplane.local.runtime import LocalRuntime
 
-    runtime = LocalRuntime(port=0).start()
+    runtime = LocalRuntime(port=0, backend=backend).start()
     moto_clock = MotoClock().install() if profile else None
     client_clock = ClientClock().install() if profile else None
     sampler = Sampler().start() if sample else None
@@ -326,7 +342,13 @@ def run(tasks: int, timeout_s: float, profile: bool = True, sample: bool = False
         ids, refusals = _submit_all(client, bodies)
         submitted_s = time.perf_counter() - began
         deadline = time.monotonic() + timeout_s
-        while _succeeded_in_moto(table, ids) < len(ids) and time.monotonic() < deadline:
+
+        def finished() -> int:
+            return (
+                _succeeded_in_sqlite(runtime, ids) if backend == "sqlite" else _succeeded_in_moto(table, ids)
+            )
+
+        while finished() < len(ids) and time.monotonic() < deadline:
             time.sleep(WATCH_INTERVAL_S)
         wall_s = time.perf_counter() - began
         cpu_s = time.process_time() - cpu_began
@@ -343,6 +365,7 @@ def run(tasks: int, timeout_s: float, profile: bool = True, sample: bool = False
         first = min(_ms(t["created_at"]) for t in done.values())
         last = max(_ms(t["finished_at"]) for t in done.values())
         result: dict[str, Any] = {
+            "backend": backend,
             "tasks": tasks,
             "accepted": len(ids),
             "rejected": tasks - len(ids),
@@ -359,10 +382,14 @@ def run(tasks: int, timeout_s: float, profile: bool = True, sample: bool = False
                 "p99": round(percentile(starts, 0.99), 1),
                 "max": round(max(starts), 1),
             },
-            "note": "created_at of the first task to finished_at of the last, taskplane dev on in-process moto "
-            "(with taskplane.local.moto_patches), batches of 100 over HTTP on loopback (refused batches sent "
-            "again), lanes polled like an event source mapping; progress watched in moto's table in-process, "
-            "the final count over HTTP",
+            "note": "created_at of the first task to finished_at of the last, taskplane dev in this process on "
+            + (
+                "its SQLite backend (in memory)"
+                if backend == "sqlite"
+                else "--backend moto (in-process moto, with taskplane.local.moto_patches)"
+            )
+            + ", batches of 100 over HTTP on loopback (refused batches sent again), lanes polled like an event "
+            "source mapping; progress watched in the store in-process, the final count over HTTP",
         }
         if moto_clock is not None and client_clock is not None:
             moto_share = moto_cpu_s / max(cpu_s, 1e-9)
@@ -390,6 +417,174 @@ def run(tasks: int, timeout_s: float, profile: bool = True, sample: bool = False
         runtime.stop()
 
 
+# -- Huey on SQLite, the same echo tasks ------------------------------------------------------------------
+#: Huey's consumer threads (its documented way to run I/O-bound tasks), beside taskplane dev's 4 default-lane
+#: batches of 10.
+HUEY_WORKERS = 4
+
+
+def run_huey(tasks: int, timeout_s: float, workers: int = HUEY_WORKERS) -> dict[str, Any]:
+    """``tasks`` echo tasks on Huey's SqliteHuey, run by ``huey_echo.consume`` in a child process (Huey's
+    consumer wants its own main thread), results read back from the same file. Two ways: end to end
+    (the consumer running while this process enqueues, like the taskplane runs: first enqueue to last
+    finish) and draining a queue filled beforehand (first start to last finish: the consumer alone)."""
+    end_to_end = _huey_once(tasks, timeout_s, workers, prefill=False)
+    drain = _huey_once(tasks, timeout_s, workers, prefill=True)
+    return {
+        "tasks": tasks,
+        "succeeded": min(end_to_end["succeeded"], drain["succeeded"]),
+        "lost": max(end_to_end["lost"], drain["lost"]),
+        "tasks_per_s": end_to_end["tasks_per_s"],
+        "end_to_end": end_to_end,
+        "prefilled_drain": drain,
+        "workers": workers,
+        "note": f"huey {__import__('huey_echo').version()} SqliteHuey (its defaults: WAL, synchronous off) in a "
+        f"temporary file, {tasks} echo tasks enqueued one by one from this process (Huey has no batch "
+        f"enqueue), run by Huey's Consumer with {workers} worker threads in a child process, results in the "
+        "same file; tasks_per_s is end to end (the consumer running while this process enqueues: first "
+        "enqueue to last finish, as the taskplane runs are measured); prefilled_drain is the consumer alone "
+        "on a queue filled beforehand (first start to last finish)",
+    }
+
+
+def _huey_once(tasks: int, timeout_s: float, workers: int, *, prefill: bool) -> dict[str, Any]:
+    import os
+    import subprocess
+    import tempfile
+
+    import huey_echo
+
+    with tempfile.TemporaryDirectory(prefix="bench-huey-") as tmp:
+        path = os.path.join(tmp, "huey.db")
+        huey, echo = huey_echo.app(path)
+
+        def start_consumer() -> subprocess.Popen[bytes]:
+            return subprocess.Popen(
+                [sys.executable, "-c", f"import huey_echo; huey_echo.consume({path!r}, {workers})"],
+                cwd=str(Path(__file__).resolve().parent),
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.DEVNULL,
+            )
+
+        consumer = None if prefill else start_consumer()
+        try:
+            began = time.time()
+            handles = [echo({"i": i}) for i in range(tasks)]
+            enqueued_s = time.time() - began
+            if consumer is None:
+                consumer = start_consumer()
+            deadline = time.monotonic() + timeout_s
+            while huey.result_count() < tasks and time.monotonic() < deadline:
+                time.sleep(0.1)
+            finished = [h.get(preserve=True) for h in handles]
+        finally:
+            if consumer is not None:
+                consumer.terminate()
+                consumer.wait(30)
+    done = [f for f in finished if f is not None]
+    first = min((f["started_at"] for f in done), default=began) if prefill else began
+    last = max((f["finished_at"] for f in done), default=first)
+    return {
+        "succeeded": len(done),
+        "lost": tasks - len(done),
+        "enqueue_s": round(enqueued_s, 3),
+        "tasks_per_s": round(len(done) / max(last - first, 1e-9), 1),
+    }
+
+
+# -- delayed tasks: fire lateness at a steady rate ----------------------------------------------------------
+def fire_lateness(backend: str, rate: int = 100, seconds: int = 20, delay_ms: int = 2000) -> dict[str, Any]:
+    """Delayed echo tasks submitted at ``rate`` a second for ``seconds`` (each due ``delay_ms`` after it is
+    sent, through the wheel), started_at - run_at per task. Four submitting threads keep the pace (one
+    request waits on its answer before the next); the tasks are read once each, after the last is due."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from taskplane.client import Client
+    from taskplane.local.runtime import LocalRuntime
+
+    runtime = LocalRuntime(port=0, backend=backend).start()
+    try:
+        client = Client(runtime.url, runtime.api_key, timeout_s=60)
+        client.wait(client.submit({"target": {"type": "builtin", "name": "echo"}})["task_id"])  # warm up
+        total = rate * seconds
+        began = time.monotonic() + 0.5
+
+        def send(i: int) -> str:
+            pause = began + i / rate - time.monotonic()
+            if pause > 0:
+                time.sleep(pause)
+            body = {"target": {"type": "builtin", "name": "echo"}, "delay_ms": delay_ms}
+            return str(client.submit(body)["task_id"])
+
+        with ThreadPoolExecutor(max_workers=4) as pool:
+            ids = list(pool.map(send, range(total)))
+        sent_s = time.monotonic() - began
+        time.sleep(delay_ms / 1000 + 1)
+        done: dict[str, Any] = {}
+        deadline = time.monotonic() + 300
+        while len(done) < len(ids) and time.monotonic() < deadline:
+            for task_id in ids:
+                if task_id not in done:
+                    task = client.get(task_id)
+                    if task["state"] in ("SUCCEEDED", "FAILED"):
+                        done[task_id] = task
+            if len(done) < len(ids):
+                time.sleep(1)
+        late = [_ms(t["started_at"]) - _ms(t["run_at"]) for t in done.values()]
+        return {
+            "backend": backend,
+            "rate_per_s": rate,
+            "achieved_submit_rate_per_s": round(total / sent_s, 1),
+            "tasks": total,
+            "succeeded": sum(1 for t in done.values() if t["state"] == "SUCCEEDED"),
+            "lost": total - len(done),
+            "early_starts": sum(1 for v in late if v < 0),
+            "fire_lateness_ms": {
+                "p50": round(statistics.median(late), 1) if late else None,
+                "p99": round(percentile(late, 0.99), 1) if late else None,
+                "max": round(max(late), 1) if late else None,
+            },
+            "note": f"taskplane dev in this process on backend {backend}: {total} echo tasks with delay_ms "
+            f"{delay_ms} submitted at {rate}/s over HTTP (4 threads keeping the pace), started_at - run_at",
+        }
+    finally:
+        runtime.stop()
+
+
+def compare(
+    tasks: int,
+    timeout_s: float,
+    profile: bool = True,
+    fire_rate: int = 100,
+    fire_seconds: int = 20,
+    moto_tasks: int | None = None,
+) -> dict[str, Any]:
+    """Both backends and Huey, side by side in one run; the default backend's figures at the top level
+    (what bench/report.py and bench/plots.py read), every figure under its name."""
+    import os
+
+    load_before = os.getloadavg()
+    sqlite = run(tasks, timeout_s, profile=profile, backend="sqlite")
+    moto = run(moto_tasks or tasks, timeout_s, profile=profile, backend="moto")
+    huey = run_huey(tasks, timeout_s)
+    fire = {b: fire_lateness(b, rate=fire_rate, seconds=fire_seconds) for b in ("sqlite", "moto")}
+    return {
+        **sqlite,
+        "backends": {"sqlite": sqlite, "moto": moto},
+        "huey": huey,
+        "local_vs_huey_ratio": (
+            round(sqlite["tasks_per_s"] / huey["tasks_per_s"], 3) if huey["tasks_per_s"] else None
+        ),
+        "local_vs_huey_drain_ratio": (
+            round(sqlite["tasks_per_s"] / huey["prefilled_drain"]["tasks_per_s"], 3)
+            if huey["prefilled_drain"]["tasks_per_s"]
+            else None
+        ),
+        "fire_lateness": fire,
+        "load_average": {"before": load_before, "after": os.getloadavg()},
+    }
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -405,9 +600,30 @@ def main() -> None:
     parser.add_argument(
         "--sample", action="store_true", help="also run the stack sampler (can crash CPython 3.11)"
     )
+    parser.add_argument(
+        "--only",
+        choices=("sqlite", "moto", "huey"),
+        help="one throughput figure alone (not written to results)",
+    )
+    parser.add_argument("--fire-rate", type=int, default=100, help="delayed tasks a second")
+    parser.add_argument("--fire-seconds", type=int, default=20)
     parser.add_argument("--output", type=Path, default=RESULTS / "local_throughput.json")
     args = parser.parse_args()
-    result = run(args.tasks, args.timeout_s, profile=args.profile, sample=args.sample)
+    if args.only:
+        one = (
+            run_huey(args.tasks, args.timeout_s)
+            if args.only == "huey"
+            else run(args.tasks, args.timeout_s, profile=args.profile, sample=args.sample, backend=args.only)
+        )
+        print(json.dumps(one, indent=2))
+        return
+    result = compare(
+        args.tasks,
+        args.timeout_s,
+        profile=args.profile,
+        fire_rate=args.fire_rate,
+        fire_seconds=args.fire_seconds,
+    )
     args.output.parent.mkdir(exist_ok=True)
     args.output.write_text(json.dumps(result, indent=2) + "\n")
     print(json.dumps(result, indent=2))

@@ -182,6 +182,8 @@ def capacity_plot(results: Path = RESULTS, out: Path = OUT) -> Path | None:
 
 def profile_plot(results: Path = RESULTS, out: Path = OUT) -> Path | None:
     data = _load(results, "local_throughput.json")
+    # Where the CPU goes is the question on the moto backend (on SQLite there is no moto or botocore).
+    data = (data or {}).get("backends", {}).get("moto", data)
     if data is None or "profile" not in data:
         return None
     plt = _pyplot()
@@ -189,7 +191,7 @@ def profile_plot(results: Path = RESULTS, out: Path = OUT) -> Path | None:
     parts = [(k.removesuffix("_share"), prof[k]) for k in prof if k.endswith("_share") and prof[k]]
     fig, ax = plt.subplots(figsize=(6, 4.5))
     ax.pie([v for _, v in parts], labels=[f"{k} {v:.0%}" for k, v in parts], startangle=90)
-    ax.set_title(f"taskplane dev: busy samples by code ({data.get('tasks_per_s', '?')} tasks/s)")
+    ax.set_title(f"taskplane dev --backend moto: CPU by code ({data.get('tasks_per_s', '?')} tasks/s)")
     return _save(fig, out, "local_profile.png")
 
 

@@ -34,6 +34,18 @@ GOALS = {
     "dispatch_lateness_p99_ms": ("dispatch lateness p99 <= 20 ms", lambda v: v <= 20),
     "handler_import_ms_max": ("<= 300 ms import per handler", lambda v: v <= 300),
     "local_tasks_per_s": ("10,000 immediate tasks through taskplane dev, none lost", None),
+    "local_vs_huey_ratio": (
+        ">= 0.5: taskplane dev (SQLite) at least half of Huey on SQLite, same tasks, same run",
+        lambda v: v >= 0.5,
+    ),
+    "local_fire_p99_ms_at_100_per_s": (
+        "delayed tasks on taskplane dev fire p99 <= 50 ms at 100 a second, none early",
+        lambda v: v <= 50,
+    ),
+    "dag_makespan_ratio_max": (
+        "workflow makespan / critical path <= 1.10 on 20 random DAGs",
+        lambda v: v <= 1.10,
+    ),
 }
 #: What each summary value is measured in.
 UNITS = {
@@ -46,6 +58,8 @@ UNITS = {
     "handler_import_ms_max": " ms",
     "dag_makespan_ratio_max": "",
     "local_tasks_per_s": " tasks/s",
+    "local_vs_huey_ratio": "",
+    "local_fire_p99_ms_at_100_per_s": " ms",
 }
 
 
@@ -170,7 +184,35 @@ def summary(results: Path = RESULTS) -> dict[str, dict[str, Any]]:
         )
     else:
         out["dag_makespan_ratio_max"] = _metric(None, "bench/results/workflow_makespan.json missing")
-    if local:
+    if local and "backends" in local:
+        m, huey = local["backends"]["moto"], local["huey"]
+        moto_share = (m.get("profile") or {}).get("moto_share")
+        out["local_tasks_per_s"] = _metric(
+            local["tasks_per_s"],
+            f"bench/local_throughput.py: {local['succeeded']}/{local['tasks']} echo tasks through taskplane dev "
+            f"on its default SQLite backend, lost {local['lost']}; the same run on --backend moto: "
+            f"{m['tasks_per_s']} tasks/s ({m['succeeded']}/{m['tasks']}, lost {m['lost']}"
+            + (f", {moto_share:.0%} of the CPU inside moto" if moto_share is not None else "")
+            + f"); Huey on SQLite: {huey['tasks_per_s']} tasks/s end to end ({huey['succeeded']}/{huey['tasks']})",
+        )
+        out["local_vs_huey_ratio"] = _metric(
+            local["local_vs_huey_ratio"],
+            f"bench/local_throughput.py: taskplane dev (SQLite) {local['tasks_per_s']} tasks/s / Huey "
+            f"{huey['tasks_per_s']} tasks/s, both first submission to last finish in the same run; against "
+            f"Huey's consumer alone on a prefilled queue ({huey['prefilled_drain']['tasks_per_s']} tasks/s): "
+            f"{local.get('local_vs_huey_drain_ratio')}",
+        )
+        fire = local["fire_lateness"]
+        f, fm = fire["sqlite"], fire["moto"]
+        out["local_fire_p99_ms_at_100_per_s"] = _metric(
+            f["fire_lateness_ms"]["p99"],
+            f"bench/local_throughput.py: {f['tasks']} delayed echo tasks submitted at {f['rate_per_s']}/s "
+            f"(achieved {f['achieved_submit_rate_per_s']}/s) to taskplane dev (SQLite), started_at - run_at: "
+            f"p50 {f['fire_lateness_ms']['p50']} / max {f['fire_lateness_ms']['max']} ms, {f['early_starts']} "
+            f"early, lost {f['lost']}; on --backend moto: p99 {fm['fire_lateness_ms']['p99']} ms (submits "
+            f"achieved {fm['achieved_submit_rate_per_s']}/s, {fm['early_starts']} early, lost {fm['lost']})",
+        )
+    elif local:
         moto = (local.get("profile") or {}).get("moto_share")
         out["local_tasks_per_s"] = _metric(
             local["tasks_per_s"],
@@ -180,6 +222,10 @@ def summary(results: Path = RESULTS) -> dict[str, dict[str, Any]]:
         )
     else:
         out["local_tasks_per_s"] = _metric(None, "bench/results/local_throughput.json missing")
+    for key in ("local_vs_huey_ratio", "local_fire_p99_ms_at_100_per_s"):
+        out.setdefault(
+            key, _metric(None, "bench/results/local_throughput.json missing (or from before issue 17)")
+        )
     return out
 
 
@@ -279,7 +325,12 @@ def _before_after(results: Path, s: Mapping[str, Any]) -> list[str]:
         "| --- | ---: | ---: | --- |",
     ]
     for key, (text, _) in GOALS.items():
-        if key == "local_tasks_per_s":
+        if key in (
+            "local_tasks_per_s",
+            "local_vs_huey_ratio",
+            "local_fire_p99_ms_at_100_per_s",
+            "dag_makespan_ratio_max",
+        ):
             continue
         rows.append(
             f"| `{key}` | {_fmt(values.get(key), UNITS[key])} | {_fmt(s[key]['value'], UNITS[key])} | {text} |"
@@ -512,7 +563,36 @@ def render(results: Path = RESULTS, plots: Path = PLOTS) -> str:
             "",
         ]
     lines += ["## Local throughput", ""]
-    if local:
+    if local and "backends" in local:
+        b, huey, fire = local["backends"], local["huey"], local["fire_lateness"]
+        lines += [
+            "The same echo tasks, side by side in one run (`bench/local_throughput.py`):",
+            "",
+            "| runtime | tasks/s | lost | CPU ms per task |",
+            "| --- | ---: | ---: | ---: |",
+            f"| taskplane dev, SQLite backend (default) | {b['sqlite']['tasks_per_s']} | {b['sqlite']['lost']} | "
+            f"{b['sqlite']['cpu_ms_per_task']} |",
+            f"| taskplane dev --backend moto | {b['moto']['tasks_per_s']} | {b['moto']['lost']} | "
+            f"{b['moto']['cpu_ms_per_task']} |",
+            f"| Huey on SQLite, end to end | {huey['tasks_per_s']} | {huey['lost']} | |",
+            f"| Huey on SQLite, prefilled queue drained | {huey['prefilled_drain']['tasks_per_s']} | "
+            f"{huey['prefilled_drain']['lost']} | |",
+            "",
+            "Delayed tasks at 100 a second, started_at - run_at:",
+            "",
+            "| backend | p50 | p99 | max | early | lost |",
+            "| --- | ---: | ---: | ---: | ---: | ---: |",
+            *(
+                f"| {name} | {f['fire_lateness_ms']['p50']} ms | {f['fire_lateness_ms']['p99']} ms | "
+                f"{f['fire_lateness_ms']['max']} ms | {f['early_starts']} | {f['lost']} |"
+                for name, f in fire.items()
+            ),
+            "",
+            s["local_tasks_per_s"]["note"] + ".",
+            "",
+        ]
+        lines += _plot("local_profile.png", "local runtime profile", plots)
+    elif local:
         lines += [s["local_tasks_per_s"]["note"] + f": **{local['tasks_per_s']} tasks/s**.", ""]
         lines += _plot("local_profile.png", "local runtime profile", plots)
     else:

@@ -39,7 +39,10 @@ SIZES: dict[str, tuple[dict[str, Any], dict[str, Any]]] = {
         {"sizes": (10, 100, 1000), "repeat": 5, "dags": 20, "repeats": 2},
         {"sizes": (10, 100), "repeat": 2, "dags": 2, "repeats": 1},
     ),
-    "local": ({"tasks": 10_000, "timeout_s": 1800}, {"tasks": 200, "timeout_s": 300}),
+    "local": (
+        {"tasks": 10_000, "timeout_s": 1800, "fire_rate": 100, "fire_seconds": 20},
+        {"tasks": 200, "timeout_s": 300, "fire_rate": 100, "fire_seconds": 3},
+    ),
     "otlp": ({"tasks": 300, "rounds": 5, "repeats": 7}, {"tasks": 30, "rounds": 2, "repeats": 2}),
 }
 
@@ -170,16 +173,31 @@ def step_local(results: Path, size: dict[str, Any]) -> list[Row]:
     mod = _module("local_throughput")
     if mod is None:
         return [("local throughput", "skipped", "bench/local_throughput.py is missing")]
-    data = _call(mod.run, **size)
+    data = _call(mod.compare, **size)
     _write(results, "local_throughput.json", data)
-    moto = (data.get("profile") or {}).get("moto_share")
+    moto, huey, fire = data["backends"]["moto"], data["huey"], data["fire_lateness"]
+    share = (moto.get("profile") or {}).get("moto_share")
     return [
         (
-            "local throughput (taskplane dev)",
+            "local throughput (taskplane dev, SQLite)",
             f"{data['tasks_per_s']} tasks/s",
-            f"{data['succeeded']}/{data['tasks']} echo tasks, lost {data['lost']}"
-            + (f"; {moto:.0%} of the CPU inside moto" if moto is not None else ""),
-        )
+            f"{data['succeeded']}/{data['tasks']} echo tasks, lost {data['lost']}; "
+            f"{data['local_vs_huey_ratio']} of Huey's {huey['tasks_per_s']} tasks/s in the same run",
+        ),
+        (
+            "local throughput (taskplane dev --backend moto)",
+            f"{moto['tasks_per_s']} tasks/s",
+            f"{moto['succeeded']}/{moto['tasks']} echo tasks, lost {moto['lost']}"
+            + (f"; {share:.0%} of the CPU inside moto" if share is not None else ""),
+        ),
+        *(
+            (
+                f"delayed-task fire lateness at {f['rate_per_s']}/s ({name})",
+                f"p99 {f['fire_lateness_ms']['p99']} / max {f['fire_lateness_ms']['max']} ms",
+                f"{f['tasks']} tasks, {f['early_starts']} early, lost {f['lost']}",
+            )
+            for name, f in fire.items()
+        ),
     ]
 
 

@@ -27,6 +27,8 @@ KEYS = {
     "handler_import_ms_max",
     "dag_makespan_ratio_max",
     "local_tasks_per_s",
+    "local_vs_huey_ratio",
+    "local_fire_p99_ms_at_100_per_s",
 }
 
 
@@ -116,3 +118,64 @@ def test_a_failed_or_skipped_step_makes_the_run_fail(monkeypatch: pytest.MonkeyP
     assert bench_run.main(["--only", "cost"]) == 1
     assert bench_run.main(["--only", "pricing"]) == 0
     assert bench_run.main(["--only", "pricing,cold_start"]) == 1
+
+
+def _local_run(backend: str, rate: float, lost: int = 0) -> dict[str, object]:
+    return {
+        "backend": backend,
+        "tasks": 10_000,
+        "succeeded": 10_000 - lost,
+        "lost": lost,
+        "tasks_per_s": rate,
+        "cpu_ms_per_task": 1.0,
+    }
+
+
+def _fire(p99: float) -> dict[str, object]:
+    return {
+        "tasks": 2000,
+        "rate_per_s": 100,
+        "achieved_submit_rate_per_s": 99.8,
+        "early_starts": 0,
+        "lost": 0,
+        "fire_lateness_ms": {"p50": 1.0, "p99": p99, "max": 30.0},
+    }
+
+
+def test_the_local_figures_come_from_both_backends_and_huey_in_one_run(tmp_path: Path) -> None:
+    # Given a local_throughput.json of issue 17: both backends, Huey and the fire lateness
+    sqlite, moto = _local_run("sqlite", 800.0), _local_run("moto", 34.0)
+    huey = {
+        "tasks": 10_000,
+        "succeeded": 10_000,
+        "lost": 0,
+        "tasks_per_s": 1000.0,
+        "prefilled_drain": {"tasks_per_s": 1700.0, "lost": 0},
+    }
+    (tmp_path / "local_throughput.json").write_text(
+        json.dumps(
+            {
+                **sqlite,
+                "backends": {"sqlite": sqlite, "moto": moto},
+                "huey": huey,
+                "local_vs_huey_ratio": 0.8,
+                "local_vs_huey_drain_ratio": 0.47,
+                "fire_lateness": {"sqlite": _fire(4.0), "moto": _fire(900.0)},
+            }
+        )
+    )
+    # When the report is made
+    s = report.run(tmp_path, tmp_path / "plots", tmp_path / "BENCHMARKS.md")
+    # Then summary.json has the three local figures, each note naming what stands beside it
+    assert (
+        s["local_tasks_per_s"]["value"] == 800.0
+        and "--backend moto: 34.0 tasks/s" in s["local_tasks_per_s"]["note"]
+    )
+    assert s["local_vs_huey_ratio"]["value"] == 0.8 and "1700.0" in s["local_vs_huey_ratio"]["note"]
+    assert s["local_fire_p99_ms_at_100_per_s"]["value"] == 4.0
+    assert "on --backend moto: p99 900.0 ms" in s["local_fire_p99_ms_at_100_per_s"]["note"]
+    # And the page judges the goals
+    page = (tmp_path / "BENCHMARKS.md").read_text()
+    assert "same tasks, same run | 0.80 | met |" in page
+    assert "at 100 a second, none early | 4.00 | met |" in page
+    assert "| taskplane dev --backend moto | 34.0 | 0 | 1.0 |" in page
