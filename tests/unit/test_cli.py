@@ -273,7 +273,7 @@ def test_dev_passes_every_option(runtime: list[dict[str, Any]], tmp_path: Path) 
     functions.write_text("def handler(event, context):\n    return event\n")
     argv = ["dev", "--host", "0.0.0.0", "--port", "9001", "--api-key", "dev-key"]
     argv += ["--tenant", "acme=acme-key", "--tenant", "globex=g=k", "--functions", str(functions), "--strict"]
-    argv += ["--otlp", "http://localhost:4318"]
+    argv += ["--otlp", "http://localhost:4318", "--db", str(tmp_path / "dev.db")]
     # When dev runs
     code = main(argv)
     # Then the runtime got them, tenants as a NAME -> KEY dict
@@ -287,6 +287,8 @@ def test_dev_passes_every_option(runtime: list[dict[str, Any]], tmp_path: Path) 
             "functions_file": str(functions),
             "strict": True,
             "otlp": "http://localhost:4318",
+            "backend": "sqlite",
+            "db": str(tmp_path / "dev.db"),
         }
     ]
 
@@ -304,8 +306,16 @@ def test_dev_defaults(runtime: list[dict[str, Any]]) -> None:
             "functions_file": None,
             "strict": False,
             "otlp": None,
+            "backend": "sqlite",
+            "db": None,
         }
     ]
+
+
+def test_dev_takes_the_moto_backend(runtime: list[dict[str, Any]]) -> None:
+    # When dev runs with --backend moto, Then the runtime is asked for it, with no database file
+    assert main(["dev", "--backend", "moto"]) == 0
+    assert (runtime[0]["backend"], runtime[0]["db"]) == ("moto", None)
 
 
 def test_dev_takes_the_default_key_from_the_environment(
@@ -328,6 +338,9 @@ def test_dev_takes_the_default_key_from_the_environment(
         (["--api-key", "k1", "--tenant", "acme=k1"], "same key as (default tenant)"),
         (["--port", "70000"], "port must be 0-65535"),
         (["--functions", "/nonexistent/functions.py"], "no such file"),
+        (["--backend", "dynamo"], "invalid choice: 'dynamo'"),
+        (["--db", "x.db", "--backend", "moto"], "cannot go with --backend moto"),
+        (["--db", "/"], "not a file name"),
     ],
 )
 def test_dev_usage_errors(
