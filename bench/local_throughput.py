@@ -421,6 +421,8 @@ def run(
 #: Huey's consumer threads (its documented way to run I/O-bound tasks), beside taskplane dev's 4 default-lane
 #: batches of 10.
 HUEY_WORKERS = 4
+#: Huey's queue empty and no new result this long: what is missing is lost, not late.
+STALL_S = 10.0
 
 
 def run_huey(tasks: int, timeout_s: float, workers: int = HUEY_WORKERS) -> dict[str, Any]:
@@ -458,12 +460,14 @@ def _huey_once(tasks: int, timeout_s: float, workers: int, *, prefill: bool) -> 
         path = os.path.join(tmp, "huey.db")
         huey, echo = huey_echo.app(path)
 
+        log = open(os.path.join(tmp, "consumer.log"), "wb")  # noqa: SIM115  # closed below
+
         def start_consumer() -> subprocess.Popen[bytes]:
             return subprocess.Popen(
                 [sys.executable, "-c", f"import huey_echo; huey_echo.consume({path!r}, {workers})"],
                 cwd=str(Path(__file__).resolve().parent),
-                stdout=subprocess.DEVNULL,
-                stderr=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
             )
 
         consumer = None if prefill else start_consumer()
@@ -474,19 +478,35 @@ def _huey_once(tasks: int, timeout_s: float, workers: int, *, prefill: bool) -> 
             if consumer is None:
                 consumer = start_consumer()
             deadline = time.monotonic() + timeout_s
-            while huey.result_count() < tasks and time.monotonic() < deadline:
+            seen, still_since = -1, time.monotonic()
+            # Until every result is in, or the queue is empty and no result came for STALL_S (lost ones)
+            while time.monotonic() < deadline:
+                count = huey.result_count()
+                if count >= tasks:
+                    break
+                if count != seen:
+                    seen, still_since = count, time.monotonic()
+                elif huey.pending_count() == 0 and time.monotonic() - still_since > STALL_S:
+                    break
                 time.sleep(0.1)
             finished = [h.get(preserve=True) for h in handles]
         finally:
             if consumer is not None:
                 consumer.terminate()
                 consumer.wait(30)
+            log.close()
+        errors = [
+            line
+            for line in Path(tmp, "consumer.log").read_text(errors="replace").splitlines()
+            if "Error" in line or "error" in line
+        ]
     done = [f for f in finished if f is not None]
     first = min((f["started_at"] for f in done), default=began) if prefill else began
     last = max((f["finished_at"] for f in done), default=first)
     return {
         "succeeded": len(done),
         "lost": tasks - len(done),
+        "consumer_error_lines": errors[:5],
         "enqueue_s": round(enqueued_s, 3),
         "tasks_per_s": round(len(done) / max(last - first, 1e-9), 1),
     }

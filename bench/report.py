@@ -179,7 +179,7 @@ def summary(results: Path = RESULTS) -> dict[str, dict[str, Any]]:
         out["dag_makespan_ratio_max"] = _metric(
             makespan["summary"]["taskplane_ratio_measured"]["max"],
             f"bench/workflow_bench.py: makespan / critical path of the nodes' measured times, worst of "
-            f"{len(makespan.get('dags', []))} non-series-parallel DAGs on taskplane dev (moto); the ratio "
+            f"{len(makespan.get('dags', []))} non-series-parallel DAGs on taskplane dev (SQLite stores, moto's Step Functions); the ratio "
             f"against the nominal sleeps is {makespan['summary']['taskplane_ratio_nominal']['max']}",
         )
     else:

@@ -6,7 +6,8 @@
 2. **Makespan**: 20 random DAGs of 10-30 nodes that are *not* series-parallel (each has an "N":
    a->c, a->d, b->d with nothing else between them, which nested Parallel states cannot run as soon
    as possible), every node a builtin ``sleep`` of 20-200 ms, run on the local runtime (``taskplane
-   dev`` in this process, moto underneath). Each DAG runs twice: compiled by taskplane (chains and
+   dev`` in this process on its default backend: the run ledger and the stores in SQLite, the
+   compiled ASL executed by moto's Step Functions). Each DAG runs twice: compiled by taskplane (chains and
    callback gates), and as a level-by-level plan of the same nodes (one Parallel state per
    topological level, the next level starting when the slowest node of the previous one ends).
 
@@ -16,9 +17,10 @@
    start of the attempt to its recorded outcome, so it includes the ledger writes of each node).
    ``plan`` is the level plan's makespan computed from the sleeps alone (no runtime cost at all).
 
-   moto is slower than AWS at what a hop between two nodes costs (each DynamoDB call is a few ms of
-   Python, each Step Functions state a few more), and that cost is in every figure here, once per
-   node on the critical path; ``hop_ms`` reports it: (makespan - nominal critical path) / nodes on it.
+   moto's Step Functions is slower than AWS at what a hop between two nodes costs (each state is a
+   few ms of Python; on ``--backend moto`` each DynamoDB call of the ledger a few more), and that cost
+   is in every figure here, once per node on the critical path; ``hop_ms`` reports it: (makespan -
+   nominal critical path) / nodes on it.
 
     python bench/workflow_bench.py               # both
     python bench/workflow_bench.py --only compile
@@ -320,7 +322,8 @@ def makespan_bench(dags: int = 20, seed: int = 4, repeats: int = 2) -> dict[str,
         "note": (
             "makespan = last node finished - first node started (run ledger); nominal = critical path of the "
             "sleeps; measured = critical path of the nodes' measured times in the same run; plan = level plan "
-            "from the sleeps alone. taskplane dev in this process: moto for DynamoDB, Step Functions, Lambda."
+            "from the sleeps alone. taskplane dev in this process on its default backend: the run ledger and stores "
+            "in SQLite, moto's Step Functions executing the compiled ASL."
         ),
     }
 

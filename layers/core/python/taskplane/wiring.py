@@ -124,6 +124,8 @@ class SqliteBackend:
     db: Any  # adapters.sqlite.db.Database
     queues: Any  # adapters.sqlite.queues.SqliteQueues
     bridge: Any  # adapters.sqlite.events.SqliteEventBridge
+    #: lane -> queue URL, where the bus's rules deliver (filled when the lanes are made)
+    lane_urls: dict[str, str] = field(default_factory=dict)
 
 
 def sqlite_backend(path: str, queue_urls: dict[str, str] | None = None) -> SqliteBackend:
@@ -140,9 +142,7 @@ def sqlite_backend(path: str, queue_urls: dict[str, str] | None = None) -> Sqlit
     def deliver(lane: str, body: str) -> None:
         queues.send_message(QueueUrl=urls[lane], MessageBody=body)
 
-    backend = SqliteBackend(db=db, queues=queues, bridge=SqliteEventBridge(db, deliver))
-    backend.lane_urls = urls  # type: ignore[attr-defined]  # filled once the lanes exist
-    return backend
+    return SqliteBackend(db=db, queues=queues, bridge=SqliteEventBridge(db, deliver), lane_urls=urls)
 
 
 def sqlite_stores(backend: SqliteBackend, tracing: Any) -> Stores:
