@@ -98,3 +98,33 @@ def test_one_database_serves_many_threads_without_losing_a_write():
     for t in threads:
         t.join()
     assert counters.current("acme") == 1600
+
+
+def test_a_reopened_file_gives_back_what_a_dead_process_had_received(tmp_path: Path) -> None:
+    from taskplane.adapters.sqlite.queues import SqliteQueues
+
+    # Given a lane (16-minute visibility) with a received message, a waiting one and a delayed one
+    now = [1_000_000]
+    path = str(tmp_path / "dev.db")
+    queues = SqliteQueues(Database(path), now_ms=lambda: now[0])
+    url = queues.create_queue(QueueName="lane", Attributes={"VisibilityTimeout": "960"})["QueueUrl"]
+    queues.send_message(QueueUrl=url, MessageBody="taken")
+    (taken,) = queues.receive_message(QueueUrl=url)["Messages"]
+    queues.send_message(QueueUrl=url, MessageBody="waiting")
+    queues.send_message(QueueUrl=url, MessageBody="delayed", DelaySeconds=60)
+    # When another process opens the file and releases what was in flight
+    reopened = SqliteQueues(Database(path), now_ms=lambda: now[0])
+    assert reopened.release_in_flight() == 1
+    # Then the received message is visible at once, its receive count kept, and its old receipt void
+    got = {m["Body"]: m for m in reopened.receive_message(QueueUrl=url, MaxNumberOfMessages=10)["Messages"]}
+    assert set(got) == {"taken", "waiting"}
+    assert got["taken"]["Attributes"]["ApproximateReceiveCount"] == "2"
+    reopened.delete_message(QueueUrl=url, ReceiptHandle=taken["ReceiptHandle"])
+    assert (
+        reopened.get_queue_attributes(QueueUrl=url)["Attributes"]["ApproximateNumberOfMessagesNotVisible"]
+        == "2"
+    )
+    # And the delayed message still waits for its time
+    assert (
+        reopened.get_queue_attributes(QueueUrl=url)["Attributes"]["ApproximateNumberOfMessagesDelayed"] == "1"
+    )
