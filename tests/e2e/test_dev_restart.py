@@ -75,10 +75,6 @@ def test_a_restart_on_the_same_file_loses_nothing_and_runs_nothing_twice(tmp_pat
         now_ids = [
             client.submit({"target": count, "payload": {"id": f"now-{i}"}})["task_id"] for i in range(10)
         ]
-        later = [
-            client.submit({"target": count, "payload": {"id": f"later-{i}"}, "delay_ms": 12000})["task_id"]
-            for i in range(5)
-        ]
         for task_id in now_ids:
             assert client.wait(task_id, timeout_s=WAIT_S)["state"] == "SUCCEEDED"
         status, _ = client.request(
@@ -112,6 +108,11 @@ def test_a_restart_on_the_same_file_loses_nothing_and_runs_nothing_twice(tmp_pat
             return nodes["a"]["state"] == "SUCCEEDED" and nodes["b"]["attempts"] >= 1 and nodes["b"]["error"]
 
         _until(b_failed_once, "node b's first failure")
+        # (the old process's tick stops sending when Ctrl-C reaches it, well within these 12 s)
+        later = [
+            client.submit({"target": count, "payload": {"id": f"later-{i}"}, "delay_ms": 12000})["task_id"]
+            for i in range(5)
+        ]
     finally:
         # When dev is stopped with Ctrl-C while the run waits to retry b and the delayed tasks wait
         code, out = stop(first)
