@@ -32,12 +32,13 @@ lock: install
 dev: install
 	$(BIN)/taskplane dev $(ARGS)
 
-# The whole suite records every boto3 call (tests/aws_calls.py); then tests/iam checks each against
+# Two workers; tests marked with one xdist_group share a worker (and its session fixtures: the moto
+# dev server of tests/e2e/test_dev_moto.py starts once). The whole suite records every boto3 call (tests/aws_calls.py); then tests/iam checks each against
 # its function's synthesized role (skipped when ARGS picks a part of the suite).
 AWS_CALLS := $(CURDIR)/.pytest-aws-calls
 test: install
 	rm -rf $(AWS_CALLS)
-	TASKPLANE_RECORD_AWS_CALLS=$(AWS_CALLS) $(BIN)/pytest -n 2 $(ARGS)
+	TASKPLANE_RECORD_AWS_CALLS=$(AWS_CALLS) $(BIN)/pytest -n 2 --dist loadgroup $(ARGS)
 	@if [ -z "$(ARGS)" ]; then \
 		TASKPLANE_IAM_CHECK=1 TASKPLANE_RECORD_AWS_CALLS=$(AWS_CALLS) $(BIN)/pytest -q tests/iam; \
 	fi

@@ -29,7 +29,8 @@ from .test_dev_wheel import (
 )
 from .test_workflow_dev import test_cli_put_run_watch_graph_against_dev
 
-pytestmark = pytest.mark.e2e
+#: one worker runs them all (make test: --dist loadgroup), so one moto dev server starts, not two
+pytestmark = [pytest.mark.e2e, pytest.mark.xdist_group("dev_moto")]
 
 __all__ = [
     "test_a_payload_too_large_for_a_request_is_uploaded_and_its_result_read_back",
