@@ -2,12 +2,13 @@
 
 Every call of the local function ``count`` appends its ``id`` to a file, so the test counts runs
 from outside the process: tasks that finished before the stop are not run again, delayed tasks due
-after the restart run once, a workflow published before the stop runs after it, and a run that was
+around the restart run once, a workflow published before the stop runs after it, and a run that was
 waiting between two attempts of a node is relaunched without running its finished node again.
 """
 
 from __future__ import annotations
 
+import signal
 import time
 from collections import Counter
 from pathlib import Path
@@ -16,7 +17,7 @@ import pytest
 
 from taskplane.client import Client
 
-from .conftest import free_port, start_dev, stop, wait_healthy
+from .conftest import free_port, start_dev, wait_healthy
 
 pytestmark = pytest.mark.e2e
 
@@ -54,6 +55,18 @@ def _until(predicate, what: str) -> None:  # type: ignore[no-untyped-def]
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out waiting for {what}")
         time.sleep(0.1)
+
+
+def _stop(process) -> tuple[int, str]:  # type: ignore[no-untyped-def]
+    """Ctrl-C, and as long as a loaded machine needs to stop cleanly (conftest's stop kills at 20 s)."""
+    process.send_signal(signal.SIGINT)
+    try:
+        out, _ = process.communicate(timeout=WAIT_S)
+    except BaseException:
+        process.kill()
+        process.communicate()
+        raise
+    return process.returncode, out
 
 
 def _start(port: int, db: Path, functions: Path):  # type: ignore[no-untyped-def]
@@ -108,16 +121,16 @@ def test_a_restart_on_the_same_file_loses_nothing_and_runs_nothing_twice(tmp_pat
             return nodes["a"]["state"] == "SUCCEEDED" and nodes["b"]["attempts"] >= 1 and nodes["b"]["error"]
 
         _until(b_failed_once, "node b's first failure")
-        # (the old process's tick stops sending when Ctrl-C reaches it, well within these 5 s)
+        # (due 5 s on: on a loaded machine the old process may still send some before Ctrl-C stops
+        # it; either way each runs once, below)
         later = [
             client.submit({"target": count, "payload": {"id": f"later-{i}"}, "delay_ms": 5000})["task_id"]
             for i in range(5)
         ]
     finally:
         # When dev is stopped with Ctrl-C while the run waits to retry b and the delayed tasks wait
-        code, out = stop(first)
+        code, out = _stop(first)
     assert code == 0, out
-    assert all(_calls(log)[f"later-{i}"] == 0 for i in range(5))
 
     second = _start(port, db, functions)
     try:
@@ -144,7 +157,7 @@ def test_a_restart_on_the_same_file_loses_nothing_and_runs_nothing_twice(tmp_pat
         refused, _ = other.communicate(timeout=WAIT_S)
         assert other.returncode == 1 and "is in use by another taskplane dev" in refused, refused
     finally:
-        code, out = stop(second)
+        code, out = _stop(second)
     assert code == 0, out
     assert "reopened: 1 workflows (1 versions) published again, 1 runs resumed" in out
     # And nothing that finished ran twice: every call was made exactly once (node a: once per run)

@@ -72,7 +72,8 @@ def test_cli_put_run_watch_graph_against_dev(dev, capsys, tmp_path):
     flow.write_text(
         "name: joined\nnodes:\n"
         "  - {id: a, target: {type: builtin, name: sleep}, payload: {ms: 20}}\n"
-        "  - {id: b, target: {type: builtin, name: sleep}, payload: {ms: 400}}\n"
+        # b sleeps long enough that c (after a's 20 ms) finishes first on a loaded machine too
+        "  - {id: b, target: {type: builtin, name: sleep}, payload: {ms: 1500}}\n"
         "  - {id: c, needs: [a], target: {type: builtin, name: echo}}\n"
         "  - {id: d, needs: [a, b], target: {type: lambda, function: greet}, payload: {name: d}}\n"
     )
