@@ -299,7 +299,12 @@ class WorkflowService:
         """Every target and compensation must be one the tenant's allow-list lets it call."""
         details = []
         for i, node in enumerate(workflow.nodes):
-            for role, target in (("target", node.target), ("compensate", node.compensate)):
+            fallback = node.retry.fallback.model_dump() if node.retry.fallback is not None else None
+            for role, target in (
+                ("target", node.target),
+                ("compensate", node.compensate),
+                ("retry.fallback", fallback),
+            ):
                 why = self.targets.refusal(tenant, target) if target else None
                 if why is not None:
                     details.append(
