@@ -308,9 +308,11 @@ def _build_workflows(
     from botocore.config import Config
 
     from taskplane.adapters.idempotency import PowertoolsIdempotency
+    from taskplane.adapters.latency import LatencyStore
     from taskplane.adapters.run_store import RunStore
     from taskplane.adapters.stepfunctions import StepFunctions
     from taskplane.adapters.workflow_store import WorkflowStore
+    from taskplane.services.latency import Latencies
     from taskplane.services.workflows import StepService, WorkflowService
 
     sfn = StepFunctions(
@@ -344,6 +346,8 @@ def _build_workflows(
         telemetry=telemetry,
         targets=targets,
         blobs=blobs,
+        breakers=breakers(settings, ddb, clock),
+        latencies=Latencies(LatencyStore(settings.control_table, ddb), clock.now_ms),
     )
     return workflows, steps
 

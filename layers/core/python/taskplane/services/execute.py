@@ -50,6 +50,7 @@ from taskplane.domain.timeouts import GRACE_MS, HEARTBEAT_MS, first_watch, needs
 from taskplane.domain.wheel import WheelEntry, shard_of
 from taskplane.services.admission import Admission
 from taskplane.services.breakers import CircuitBreakers, Guard
+from taskplane.services.fallback import call_fallback, fallback_note
 from taskplane.services.latency import Latencies
 from taskplane.services.ports import NullTelemetry, Telemetry
 from taskplane.services.tasks import arrival_delay_s, delivery_for, wheel_entry_for
@@ -624,7 +625,7 @@ class Executor:
         )
         fallback = self._fallback(task, error, dims) if task.retry.fallback is not None else None
         if fallback is not None:
-            notes.append(_fallback_note(fallback))
+            notes.append(fallback_note(fallback))
         # The dead letter goes first: a crash after it leaves the task RUNNING for the sweeper,
         # never FAILED without its dead letter.
         self.lanes.dead_letter(task.tenant, task.task_id, reason)
@@ -671,55 +672,25 @@ class Executor:
         target = fallback.model_dump()
         now = self.clock.now_ms()
         if not self.store.claim_fallback(task.tenant, task.task_id, task.attempts, now):
+            self.telemetry.count("fallback_unknown", **dims)
             return {
                 "state": "UNKNOWN",
                 "at": now,
                 "error": {"type": "FallbackLost", "message": "the worker calling the fallback stopped"},
             }
-        why = self.targets.refusal(task.tenant, target)
-        outcome: dict[str, Any]
-        if why is not None:
-            outcome = {
-                "state": "FAILED",
-                "error": {"type": TARGET_REFUSED, "message": refusal_failure_message(why)},
-            }
-        else:
-            try:
-                envelope = self._envelope(task)
-            except TargetFailure:
-                envelope = {"task_id": task.task_id, "attempt": task.attempts, "payload": None}
-            envelope = {**envelope, "fallback": True, "error": error}
-            cancel = threading.Event()
-            future = self.pool.submit(
-                contextvars.copy_context().run,
-                self.runners.run,
-                target,
-                envelope,
-                task.timeout_s,
-                cancel,
-                tenant=task.tenant,
-            )
-            try:
-                result, note = keepable_result(future.result(timeout=task.timeout_s), FALLBACK_RESULT_BYTES)
-                outcome = {"state": "SUCCEEDED", "result": result}
-                if note:
-                    outcome["note"] = note
-            except FutureTimeout:
-                cancel.set()
-                outcome = {
-                    "state": "FAILED",
-                    "error": {"type": "Timeout", "message": f"no answer within timeout_s={task.timeout_s}"},
-                }
-            except TargetFailure as failed:
-                outcome = {
-                    "state": "FAILED",
-                    "error": {"type": failed.error_type, "message": failed.message[:2000]},
-                }
-            except Exception as exc:
-                outcome = {
-                    "state": "FAILED",
-                    "error": {"type": type(exc).__name__, "message": str(exc)[:2000]},
-                }
+        try:
+            envelope = self._envelope(task)
+        except TargetFailure:
+            envelope = {"task_id": task.task_id, "attempt": task.attempts, "payload": None}
+        outcome = call_fallback(
+            runners=self.runners,
+            pool=self.pool,
+            targets=self.targets,
+            tenant=task.tenant,
+            target=target,
+            envelope={**envelope, "fallback": True, "error": error},
+            timeout_s=task.timeout_s,
+        )
         self.telemetry.count(f"fallback_{outcome['state'].lower()}", **dims)
         return {**outcome, "at": self.clock.now_ms()}
 
@@ -737,10 +708,6 @@ class Executor:
         return now_ms // 1000 + self.retention_days * 86400
 
 
-#: The largest fallback result kept on the task (its item holds the task's own fields too).
-FALLBACK_RESULT_BYTES = 32 * 1024
-
-
 def _joined(parts: list[str]) -> str | None:
     return "; ".join(p for p in parts if p) or None
 
@@ -749,15 +716,6 @@ def _timeout_words(task: Task, limit_s: float) -> str:
     if task.auto_timeout is None:
         return f"timeout_s={task.timeout_s}"
     return f"the attempt's auto timeout of {limit_s:g} s"
-
-
-def _fallback_note(outcome: dict[str, Any]) -> str:
-    if outcome["state"] == "SUCCEEDED":
-        return "fallback called: it succeeded"
-    error = outcome.get("error") or {}
-    return (
-        f"fallback called: {outcome['state'].lower()} ({error.get('type')}: {error.get('message', '')[:200]})"
-    )
 
 
 def _fallback_record(outcome: dict[str, Any] | None) -> dict[str, Any] | None:
