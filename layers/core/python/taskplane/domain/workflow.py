@@ -479,7 +479,7 @@ def _validate_model(raw: Mapping[str, Any]) -> WorkflowSpec:
             parts = [
                 str(p)
                 for i, p in enumerate(loc)
-                if not (i and loc[i - 1] in ("target", "compensate") and p in TARGET_TYPES)
+                if not (i and loc[i - 1] in ("target", "compensate", "fallback") and p in TARGET_TYPES)
             ]
             detail: dict[str, Any] = {
                 "field": ".".join(parts) or "body",
