@@ -54,7 +54,10 @@ def test_a_non_critical_task_short_of_time_is_not_retried_and_goes_to_its_fallba
     assert envelope["error"]["type"] == "HttpError"
     task = aws.platform.tasks.get("acme", task_id)
     assert task.state is TaskState.FAILED and task.error.type == "HttpError"
-    assert task.fallback["state"] == "SUCCEEDED" and task.fallback["result"] == {"degraded": True, "for": task_id}
+    assert task.fallback["state"] == "SUCCEEDED" and task.fallback["result"] == {
+        "degraded": True,
+        "for": task_id,
+    }
     text = history(aws, task_id)
     assert "retry skipped: not critical, 30000 ms left before the deadline (min_remaining_ms=60000)" in text
     assert "fallback called: it succeeded" in text
@@ -76,7 +79,13 @@ def test_a_critical_task_in_the_same_spot_is_retried(aws):
         "target": HTTP,
         "timeout_s": 5,
         "deadline": to_rfc3339(clock.now_ms() + 30_000),
-        "retry": {"max_attempts": 5, "min_remaining_ms": 60_000, "base_delay_ms": 2_000, "jitter": "none", "fallback": ECHO},
+        "retry": {
+            "max_attempts": 5,
+            "min_remaining_ms": 60_000,
+            "base_delay_ms": 2_000,
+            "jitter": "none",
+            "fallback": ECHO,
+        },
     }
     # When its first attempt fails / Then it is retried, and no fallback ran
     task_id, outcome = run_one(aws, body)
@@ -152,7 +161,9 @@ def seed_durations(aws: Any, target: str, ms: float, n: int) -> None:
     sketch.add(ms, n)
     now = aws.platform.tasks.clock.now_ms()
     slice_ms = now - now % SLICE_MS
-    aws.platform.executor.latencies.store.add("acme", target, slice_ms, sketch.counts, slice_ms // 1000 + 3600)
+    aws.platform.executor.latencies.store.add(
+        "acme", target, slice_ms, sketch.counts, slice_ms // 1000 + 3600
+    )
 
 
 @fixed_clock

@@ -50,13 +50,19 @@ def test_a_fallback_off_the_allow_list_is_refused_at_every_task_door(aws, api):
     # When a task, a schedule, a trigger and a batch name an off-list fallback
     # Then each is a 400 naming where the fallback sits, and nothing is stored
     assert field_of(api("POST", "/v1/tasks", body)) == "retry.fallback"
-    assert field_of(api("POST", "/v1/schedules", {"cron": "0 * * * *", "task": body})) == "task.retry.fallback"
+    assert (
+        field_of(api("POST", "/v1/schedules", {"cron": "0 * * * *", "task": body})) == "task.retry.fallback"
+    )
     trigger = {"event_pattern": {"source": ["s"]}, "task": body}
     assert field_of(api("POST", "/v1/triggers", trigger)) == "task.retry.fallback"
     batch = api("POST", "/v1/tasks/batch", {"tasks": [body]}).body["results"][0]
     assert batch["error"]["details"][0]["field"] == "retry.fallback"
     # And an allowed fallback is accepted and shown
-    ok = api("POST", "/v1/tasks", {"target": ALLOWED, "retry": {"fallback": {"type": "lambda", "function": "acme-x"}}})
+    ok = api(
+        "POST",
+        "/v1/tasks",
+        {"target": ALLOWED, "retry": {"fallback": {"type": "lambda", "function": "acme-x"}}},
+    )
     assert ok.status == 201 and ok.body["retry"]["fallback"] == {"type": "lambda", "function": "acme-x"}
 
 
@@ -64,7 +70,9 @@ def test_workflow_nodes_share_the_rules(wf, wf_api):
     # Given acme may call only builtins and lambda:acme-*
     from taskplane import wiring
 
-    settings = wf.settings.model_copy(update={"target_allowlists": ACME_ONLY, "targets_allowed_by_default": False})
+    settings = wf.settings.model_copy(
+        update={"target_allowlists": ACME_ONLY, "targets_allowed_by_default": False}
+    )
     wiring.use(wiring.build(settings, session=wf.session))
     head = "nodes:\n  - id: a\n    target: {type: builtin, name: echo}\n"
     cases = [
@@ -79,4 +87,7 @@ def test_workflow_nodes_share_the_rules(wf, wf_api):
         assert reply.body["error"]["details"][0]["field"] == field, (extra, reply.body)
     defaults = "defaults: {timeout_s: auto, auto_timeout: {floor_s: 9, ceiling_s: 3}}\n" + head
     assert field_of(put_yaml(wf_api, "w", defaults)) == "defaults.auto_timeout"
-    assert put_yaml(wf_api, "w", head + "    timeout_s: auto\n    retry: {critical: false}\n").status in (200, 201)
+    assert put_yaml(wf_api, "w", head + "    timeout_s: auto\n    retry: {critical: false}\n").status in (
+        200,
+        201,
+    )

@@ -104,7 +104,12 @@ def test_a_floor_above_the_ceiling_is_refused_naming_the_field():
 # -- the context rule ----------------------------------------------------------------------------
 
 
-@given(st.booleans(), st.integers(0, 10_000), st.integers(0, 20_000), st.one_of(st.none(), st.integers(0, 20_000)))
+@given(
+    st.booleans(),
+    st.integers(0, 10_000),
+    st.integers(0, 20_000),
+    st.one_of(st.none(), st.integers(0, 20_000)),
+)
 def test_only_a_non_critical_task_short_of_time_skips_its_retries(critical, min_remaining, now, deadline):
     policy = RetryPolicy(critical=critical, min_remaining_ms=min_remaining)
     expected = (not critical) and deadline is not None and deadline - now < min_remaining
@@ -181,7 +186,11 @@ events = st.lists(
 def test_breaker_transitions_follow_the_rules_against_a_model(calls, rate, min_calls, timeouts, window_ms):
     # Given a breaker with any rules, and any sequence of (wait, how the call would end)
     policy = BreakerPolicy(
-        window_ms=window_ms, error_rate=rate, min_calls=min_calls, consecutive_timeouts=timeouts, open_ms=5_000
+        window_ms=window_ms,
+        error_rate=rate,
+        min_calls=min_calls,
+        consecutive_timeouts=timeouts,
+        open_ms=5_000,
     )
     clock = Clock()
     hub = CircuitBreakers(MemoryBreakers(), clock.now_ms, BreakerConfig(default=policy))
@@ -213,7 +222,11 @@ def test_breaker_transitions_follow_the_rules_against_a_model(calls, rate, min_c
         seen.append((now, call))
         streak = streak + 1 if call is Call.TIMEOUT else 0
         now_s = second_of(now)
-        recent = [c for t, c in seen if now_s - window_ms // 1000 < second_of(t) <= now_s and second_of(t) > closed_s]
+        recent = [
+            c
+            for t, c in seen
+            if now_s - window_ms // 1000 < second_of(t) <= now_s and second_of(t) > closed_s
+        ]
         errors = sum(c is not Call.OK for c in recent)
         should_open = streak >= timeouts or (len(recent) >= min_calls and errors > rate * len(recent))
         if should_open:
