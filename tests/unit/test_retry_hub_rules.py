@@ -97,7 +97,7 @@ def test_the_auto_timeout_is_k_times_the_percentile_clamped(k, a, b, ms, n, min_
 
 
 def test_a_floor_above_the_ceiling_is_refused_naming_the_field():
-    with pytest.raises(ValueError, match="floor_s must be <= auto_timeout.ceiling_s"):
+    with pytest.raises(ValueError, match=r"floor_s must be <= auto_timeout\.ceiling_s"):
         AutoTimeout(floor_s=60, ceiling_s=30)
 
 
