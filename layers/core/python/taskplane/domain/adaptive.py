@@ -32,6 +32,7 @@ from pydantic import (
     WithJsonSchema,
     model_validator,
 )
+from pydantic_core import PydanticCustomError
 
 #: Relative accuracy of a quantile read from a sketch.
 ALPHA = 0.01
@@ -50,8 +51,14 @@ MAX_TIMEOUT_S = 900
 def _timeout_spec(value: object) -> int | Literal["auto"]:
     if value == "auto":
         return "auto"
-    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= MAX_TIMEOUT_S:
-        raise ValueError(f'must be a whole number of seconds from 1 to {MAX_TIMEOUT_S}, or "auto"')
+    words = f'must be a whole number of seconds from 1 to {MAX_TIMEOUT_S}, or "auto"'
+    # The error types an integer field has (what clients and tests read), one message for all.
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise PydanticCustomError("int_type", words)
+    if value < 1:
+        raise PydanticCustomError("greater_than_equal", words)
+    if value > MAX_TIMEOUT_S:
+        raise PydanticCustomError("less_than_equal", words)
     return value
 
 
