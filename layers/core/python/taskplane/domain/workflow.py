@@ -146,6 +146,14 @@ class NodeSpec(BaseModel):
         default=None, description="target that undoes this node when a later node fails"
     )
 
+    @field_validator("auto_timeout")
+    @classmethod
+    def _auto_only(cls, value: AutoTimeout | None, info: ValidationInfo) -> AutoTimeout | None:
+        # timeout_s unset here: the defaults' decides (checked when the workflow is built)
+        if value is not None and info.data.get("timeout_s") not in (None, "auto"):
+            raise ValueError('only with timeout_s "auto"')
+        return value
+
     @field_validator("payload")
     @classmethod
     def _payload_limits(cls, value: Any) -> Any:
