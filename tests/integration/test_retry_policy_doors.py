@@ -91,3 +91,28 @@ def test_workflow_nodes_share_the_rules(wf, wf_api):
         200,
         201,
     )
+
+
+def test_a_redrive_is_refused_when_the_fallback_left_the_list(aws, api, drain):
+    # Given a task that failed for good (its fallback called) while both targets were allowed
+    import time
+
+    body = {
+        "target": ALLOWED,
+        "retry": {"max_attempts": 1, "fallback": {"type": "lambda", "function": "acme-x"}},
+    }
+    task_id = api("POST", "/v1/tasks", body).body["task_id"]
+    for _ in range(40):
+        drain()
+        if api("GET", f"/v1/tasks/{task_id}").body["state"] == "FAILED":
+            break
+        time.sleep(0.02)
+    assert api("GET", f"/v1/tasks/{task_id}").body["state"] == "FAILED"
+    # When the list keeps the target but no longer the fallback, and the dead letter is redriven
+    enforce(aws, {"acme": ["lambda:acme-orders"]})
+    reply = api("POST", "/v1/dead-letters/redrive", {"ids": [task_id]})
+    # Then that item is refused, naming the fallback, and no fresh task exists
+    (result,) = reply.body["results"]
+    assert result["error"]["code"] == "invalid_request", result
+    assert "lambda:acme-x is not on this tenant's target allow-list" in result["error"]["message"], result
+    assert [t["task_id"] for t in api("GET", "/v1/tasks").body["items"]] == [task_id]

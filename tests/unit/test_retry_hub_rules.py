@@ -235,3 +235,14 @@ def test_breaker_transitions_follow_the_rules_against_a_model(calls, rate, min_c
         assert (record.state is BreakerState.OPEN) == should_open, (record, recent, streak)
         if should_open:
             assert trip_reason(record, now, policy) is not None
+
+
+def test_a_long_target_name_is_shortened_to_fit_a_partition_key_and_stays_distinct():
+    from taskplane.domain.breaker import MAX_KEY_CHARS, breaker_key
+
+    base = "https://sqs.us-east-1.amazonaws.com/123456789012/" + "q" * 1900
+    a = breaker_key({"type": "sqs", "queue_url": base + "a"})
+    b = breaker_key({"type": "sqs", "queue_url": base + "b"})
+    assert a is not None and b is not None and a != b
+    assert len(a) == MAX_KEY_CHARS and len(b) == MAX_KEY_CHARS
+    assert breaker_key({"type": "lambda", "function": "f"}) == "lambda:f"

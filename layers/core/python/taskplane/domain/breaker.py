@@ -14,6 +14,7 @@ non-retryable one (a 4xx: the caller's fault) counts as a call that answered.
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from typing import Any
@@ -73,19 +74,29 @@ class Decision(StrEnum):
     REJECT = "reject"
 
 
+#: Longer target names are shortened (with a digest): the key sits in DynamoDB partition keys,
+#: 2,048 bytes at most, beside the tenant's name.
+MAX_KEY_CHARS = 512
+
+
 def breaker_key(target: dict[str, Any]) -> str | None:
     """What one breaker guards: a Lambda function, an HTTP host, a queue, a bus; None for builtins."""
     kind = target.get("type")
     if kind == "lambda":
-        return f"lambda:{target.get('function', '')}"
-    if kind == "http":
+        key = f"lambda:{target.get('function', '')}"
+    elif kind == "http":
         parsed = urlparse(str(target.get("url", "")))
-        return f"http:{(parsed.hostname or '').lower()}:{parsed.port or ''}"
-    if kind == "sqs":
-        return f"sqs:{target.get('queue_url', '')}"
-    if kind == "eventbridge":
-        return f"eventbridge:{target.get('bus', 'default')}"
-    return None
+        key = f"http:{(parsed.hostname or '').lower()}:{parsed.port or ''}"
+    elif kind == "sqs":
+        key = f"sqs:{target.get('queue_url', '')}"
+    elif kind == "eventbridge":
+        key = f"eventbridge:{target.get('bus', 'default')}"
+    else:
+        return None
+    if len(key) > MAX_KEY_CHARS:
+        digest = hashlib.sha256(key.encode("utf-8", "surrogatepass")).hexdigest()[:24]
+        key = f"{key[: MAX_KEY_CHARS - 25]}~{digest}"
+    return key
 
 
 def decide(b: Breaker, now_ms: int, policy: BreakerPolicy, cfg: BreakerConfig) -> Decision:
