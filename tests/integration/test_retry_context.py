@@ -214,3 +214,18 @@ def test_auto_timeout_with_too_few_samples_is_the_ceiling_and_attempts_feed_the_
     assert row["target"] == "http:pay.example:" and row["samples"] == 1
     assert row["breaker"]["state"] == "closed" and row["breaker"]["window_calls"] == 1
     assert stats.targets("globex") == []
+
+
+@fixed_clock
+def test_a_fallback_ends_before_the_attempts_watch_would_count_it_abandoned(aws):
+    # Given a long task (it heartbeats: its watch looks for a beat every 3 minutes) with a fallback
+    aws.platform.executor.runners = runner = Recording()
+    aws.platform.executor.heartbeat_ms = 60_000
+    body = {"target": HTTP, "timeout_s": 600, "retry": {"max_attempts": 1, "fallback": ECHO}}
+    # When its only attempt fails at once
+    run_one(aws, body)
+    # Then the fallback got the time left before a watch would find no recent beat (180 - 60 s, less 1 s),
+    # not the task's 600 s; a short task's fallback gets its timeout_s
+    assert runner.seen[-1][0] == ECHO and runner.seen[-1][2] == 119.0
+    run_one(aws, {**body, "timeout_s": 20})
+    assert runner.seen[-1][2] == 20.0

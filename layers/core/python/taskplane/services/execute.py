@@ -46,7 +46,15 @@ from taskplane.domain.entry import TARGET_REFUSED, refusal_failure_message
 from taskplane.domain.models import MAX_PAYLOAD_DEPTH, Task, payload_depth, payload_size
 from taskplane.domain.retry import can_finish_by, latest_start, next_attempt_at, skip_by_context
 from taskplane.domain.states import TaskState, path_to_running
-from taskplane.domain.timeouts import GRACE_MS, HEARTBEAT_MS, first_watch, needs_heartbeat, next_watch
+from taskplane.domain.timeouts import (
+    GRACE_MS,
+    HEARTBEAT_MS,
+    STALE_MS,
+    final_due,
+    first_watch,
+    needs_heartbeat,
+    next_watch,
+)
 from taskplane.domain.wheel import WheelEntry, shard_of
 from taskplane.services.admission import Admission
 from taskplane.services.breakers import CircuitBreakers, Guard
@@ -689,10 +697,23 @@ class Executor:
             tenant=task.tenant,
             target=target,
             envelope={**envelope, "fallback": True, "error": error},
-            timeout_s=task.timeout_s,
+            timeout_s=self._fallback_timeout_s(task, now),
         )
         self.telemetry.count(f"fallback_{outcome['state'].lower()}", **dims)
         return {**outcome, "at": self.clock.now_ms()}
+
+    def _fallback_timeout_s(self, task: Task, now: int) -> float:
+        """The fallback runs inside the attempt (still RUNNING): within ``timeout_s``, and ended before
+        the attempt's watch would count it abandoned (its heartbeats stopped with the call). A watch
+        that already finds the attempt abandoned gives it the grace period."""
+        if task.started_at is None:
+            return float(task.timeout_s)
+        budget = final_due(task.started_at, task.timeout_s, self.grace_ms) - now
+        if needs_heartbeat(task.timeout_s):
+            budget = min(budget, STALE_MS - self.heartbeat_ms)
+        if budget <= 1_000:
+            budget = self.grace_ms
+        return max(1.0, min(float(task.timeout_s), (budget - 1_000) / 1000))
 
     @staticmethod
     def _final_reason(task: Task, failure: TargetFailure, *, retryable_but_exhausted: bool) -> str:
