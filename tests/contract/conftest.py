@@ -35,6 +35,8 @@ class Backend:
     inflight: Any
     trigger_store: Any
     trigger_rules: Any
+    #: per-target duration sketches (ports.LatencyRecords)
+    latency: Any
     #: the ``events`` client (``put_events``) EventBus and the eventbridge target runner use
     events_client: Any
     #: the platform bus's real name
@@ -88,6 +90,7 @@ def _moto_backend(session: Any, settings: Any) -> Backend:
     from taskplane.adapters.breakers import BreakerStore
     from taskplane.adapters.dead_letters import DeadLetterStore
     from taskplane.adapters.idempotency import PowertoolsIdempotency
+    from taskplane.adapters.latency import LatencyStore
     from taskplane.adapters.run_store import RunStore
     from taskplane.adapters.schedule_store import ScheduleStore
     from taskplane.adapters.task_store import TaskStore
@@ -154,6 +157,7 @@ def _moto_backend(session: Any, settings: Any) -> Backend:
         inflight=InflightCounters(settings.control_table, ddb),
         trigger_store=TriggerStore(settings.schedules_table, ddb),
         trigger_rules=TriggerRules(events, sqs, settings.queue_urls),
+        latency=LatencyStore(settings.control_table, ddb),
         events_client=events,
         bus=settings.event_bus,
         make_idempotency=lambda: PowertoolsIdempotency(settings.idempotency_table, ddb),
@@ -178,6 +182,7 @@ def _sqlite_backend() -> Backend:
         SqliteTriggerRules,
     )
     from taskplane.adapters.sqlite.idempotency import SqlitePersistenceLayer
+    from taskplane.adapters.sqlite.latency import SqliteLatencyStore
     from taskplane.adapters.sqlite.queues import SqliteQueues
     from taskplane.adapters.sqlite.runs import SqliteRunStore
     from taskplane.adapters.sqlite.schedules import SqliteScheduleStore
@@ -226,6 +231,7 @@ def _sqlite_backend() -> Backend:
         inflight=SqliteInflightCounters(db),
         trigger_store=SqliteTriggerStore(db),
         trigger_rules=SqliteTriggerRules(bridge),
+        latency=SqliteLatencyStore(db),
         events_client=SqliteEventsClient(bridge),
         bus=bus,
         make_idempotency=lambda: PowertoolsIdempotency(persistence=lambda: SqlitePersistenceLayer(db)),

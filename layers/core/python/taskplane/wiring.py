@@ -73,6 +73,7 @@ class Stores:
     runs: Any  # ports.RunLedger
     #: a new idempotency store (one per decorated function: NOTES-AWS-LOCAL.md)
     idempotency: Any
+    latency: Any  # ports.LatencyRecords (per-target duration sketches)
     #: the ``sqs`` client of ``sqs`` targets (the tenants' own queues; None: the runner makes its own)
     target_sqs: Any = None
     #: the ``events`` client of ``eventbridge`` targets (None: the runner makes its own)
@@ -87,6 +88,7 @@ def aws_stores(settings: PlatformSettings, session: Any, tracing: Any) -> Stores
     from taskplane.adapters.breakers import BreakerStore
     from taskplane.adapters.dead_letters import DeadLetterStore
     from taskplane.adapters.idempotency import PowertoolsIdempotency
+    from taskplane.adapters.latency import LatencyStore
     from taskplane.adapters.run_store import RunStore
     from taskplane.adapters.schedule_store import ScheduleStore
     from taskplane.adapters.task_store import TaskStore
@@ -113,6 +115,7 @@ def aws_stores(settings: PlatformSettings, session: Any, tracing: Any) -> Stores
         workflows=WorkflowStore(settings.workflows_table, ddb),
         runs=RunStore(settings.runs_table, ddb, tracing=tracing),
         idempotency=lambda: PowertoolsIdempotency(settings.idempotency_table, ddb),
+        latency=LatencyStore(settings.control_table, ddb),
         target_sqs=sqs,
     )
 
@@ -152,6 +155,7 @@ def sqlite_stores(backend: SqliteBackend, tracing: Any) -> Stores:
     from taskplane.adapters.sqlite.dead_letters import SqliteDeadLetterStore
     from taskplane.adapters.sqlite.events import SqliteEventsClient, SqliteTriggerRules
     from taskplane.adapters.sqlite.idempotency import SqlitePersistenceLayer
+    from taskplane.adapters.sqlite.latency import SqliteLatencyStore
     from taskplane.adapters.sqlite.runs import SqliteRunStore
     from taskplane.adapters.sqlite.schedules import SqliteScheduleStore
     from taskplane.adapters.sqlite.tasks import SqliteTaskStore
@@ -176,7 +180,22 @@ def sqlite_stores(backend: SqliteBackend, tracing: Any) -> Stores:
         workflows=SqliteWorkflowStore(db),
         runs=SqliteRunStore(db, tracing=tracing),
         idempotency=lambda: PowertoolsIdempotency(persistence=lambda: SqlitePersistenceLayer(db)),
+        latency=SqliteLatencyStore(db),
     )
+
+
+def breakers(settings: PlatformSettings, store: Any, clock: Clock) -> Any:
+    """The per-target circuit breakers on ``store`` (ports.BreakerRecords; None when
+    ``breaker_timeouts`` is 0: breakers off), with the platform's default rules for tasks and nodes
+    whose retry policy names none."""
+    from taskplane.domain.breaker import BreakerConfig
+    from taskplane.domain.retry import BreakerPolicy
+    from taskplane.services.breakers import CircuitBreakers
+
+    if settings.breaker_timeouts <= 0:
+        return None
+    default = BreakerPolicy(consecutive_timeouts=settings.breaker_timeouts, open_ms=settings.breaker_open_ms)
+    return CircuitBreakers(store, clock.now_ms, BreakerConfig(default=default))
 
 
 def build(
@@ -199,16 +218,15 @@ def build(
     from taskplane.adapters.queues import Lanes
     from taskplane.adapters.targets import TargetRunners
     from taskplane.domain.blobs import MAX_API_PAYLOAD_BYTES
-    from taskplane.domain.breaker import BreakerConfig
     from taskplane.domain.gray import RouteRule
     from taskplane.domain.models import MAX_PAYLOAD_BYTES
     from taskplane.domain.triggers import ExternalEvents
     from taskplane.observability import MetricsBuffer
     from taskplane.services.admission import Admission
-    from taskplane.services.breakers import CircuitBreakers
     from taskplane.services.dead_letters import DeadLetterService
     from taskplane.services.events import EventService
     from taskplane.services.execute import Executor
+    from taskplane.services.latency import Latencies
     from taskplane.services.schedules import ScheduleService
     from taskplane.services.tasks import TaskService, delivery_for
     from taskplane.services.tick import Ticker
@@ -286,15 +304,8 @@ def build(
         sleep_until=getattr(clock, "sleep_until", None),
         blobs=blobs,
         tracing=tracing,
-        breakers=(
-            CircuitBreakers(
-                stores.breakers,
-                clock.now_ms,
-                BreakerConfig(failure_threshold=settings.breaker_failures, open_ms=settings.breaker_open_ms),
-            )
-            if settings.breaker_failures > 0
-            else None
-        ),
+        breakers=breakers(settings, stores.breakers, clock),
+        latencies=Latencies(stores.latency, clock.now_ms),
     )
     dead_letters = DeadLetterService(
         records=dead_letter_records,
@@ -429,6 +440,7 @@ def _build_workflows(
     from botocore.config import Config
 
     from taskplane.adapters.stepfunctions import StepFunctions
+    from taskplane.services.latency import Latencies
     from taskplane.services.workflows import StepService, WorkflowService
 
     sfn = StepFunctions(
@@ -462,6 +474,8 @@ def _build_workflows(
         telemetry=telemetry,
         targets=targets,
         blobs=blobs,
+        breakers=breakers(settings, stores.breakers, clock),
+        latencies=Latencies(stores.latency, clock.now_ms),
     )
     return workflows, steps
 

@@ -14,11 +14,13 @@ if TYPE_CHECKING:  # mypy checks that both sets implement each port
         from taskplane.adapters.admission import InflightCounters
         from taskplane.adapters.breakers import BreakerStore
         from taskplane.adapters.dead_letters import DeadLetterStore
+        from taskplane.adapters.latency import LatencyStore
         from taskplane.adapters.run_store import RunStore
         from taskplane.adapters.schedule_store import ScheduleStore
         from taskplane.adapters.sqlite.control import SqliteBreakerStore, SqliteInflightCounters
         from taskplane.adapters.sqlite.dead_letters import SqliteDeadLetterStore
         from taskplane.adapters.sqlite.events import SqliteEventBridge, SqliteTriggerRules
+        from taskplane.adapters.sqlite.latency import SqliteLatencyStore
         from taskplane.adapters.sqlite.runs import SqliteRunStore
         from taskplane.adapters.sqlite.schedules import SqliteScheduleStore
         from taskplane.adapters.sqlite.tasks import SqliteTaskStore
@@ -44,4 +46,5 @@ if TYPE_CHECKING:  # mypy checks that both sets implement each port
         ]
         workflows: list[ports.WorkflowRecords] = [WorkflowStore(""), SqliteWorkflowStore(db)]
         runs: list[ports.RunLedger] = [RunStore(""), SqliteRunStore(db)]
-        del tasks, breakers, counts, letters, schedules, triggers, rules, workflows, runs
+        latency: list[ports.LatencyRecords] = [LatencyStore(""), SqliteLatencyStore(db)]
+        del latency, tasks, breakers, counts, letters, schedules, triggers, rules, workflows, runs

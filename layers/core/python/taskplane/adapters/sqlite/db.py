@@ -27,7 +27,7 @@ from typing import Any
 from taskplane.domain.errors import Unavailable
 
 #: Bumped when the schema changes; a file written with another version is refused with a message.
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 
 #: Every table (its rows are each store's items; columns that conditions and listings use are
 #: columns, the rest of a record is JSON in ``doc``).
@@ -62,9 +62,16 @@ CREATE TABLE IF NOT EXISTS dead_letters (
 CREATE TABLE IF NOT EXISTS idempotency (
     id TEXT PRIMARY KEY, status TEXT NOT NULL, expiration INTEGER NOT NULL,
     in_progress_expiration INTEGER, validation TEXT, data TEXT) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS breakers (
-    target TEXT PRIMARY KEY, state TEXT NOT NULL, failures INTEGER NOT NULL, opened_at INTEGER NOT NULL,
-    probe_at INTEGER NOT NULL, version INTEGER NOT NULL) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS breaker_states (
+    target TEXT PRIMARY KEY, doc TEXT NOT NULL, version INTEGER NOT NULL) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS breaker_buckets (
+    target TEXT NOT NULL, second INTEGER NOT NULL, calls INTEGER NOT NULL, errors INTEGER NOT NULL,
+    PRIMARY KEY (target, second)) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS sketches (
+    tenant TEXT NOT NULL, target TEXT NOT NULL, slice INTEGER NOT NULL, counts TEXT NOT NULL,
+    expires_at INTEGER, PRIMARY KEY (tenant, target, slice)) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS sketch_targets (
+    tenant TEXT NOT NULL, target TEXT NOT NULL, PRIMARY KEY (tenant, target)) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS inflight (
     tenant TEXT PRIMARY KEY, count INTEGER NOT NULL) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS event_buses (
@@ -90,7 +97,7 @@ CREATE TABLE IF NOT EXISTS wheel (
 """
 
 #: Tables whose rows expire (``expires_at``, epoch seconds), as the DynamoDB tables with a TTL.
-EXPIRING = ("tasks", "run_items", "run_listing", "wheel")
+EXPIRING = ("tasks", "run_items", "run_listing", "wheel", "sketches")
 
 
 class SchemaMismatch(RuntimeError):
