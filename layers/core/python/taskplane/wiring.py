@@ -67,6 +67,7 @@ def build(settings: PlatformSettings, *, session: Any = None, clock: Clock | Non
     from taskplane.adapters.task_store import TaskStore
     from taskplane.adapters.triggers import TriggerRules, TriggerStore
     from taskplane.adapters.wheel_store import WheelStore
+    from taskplane.adapters.windows import WindowStore
     from taskplane.domain.blobs import MAX_API_PAYLOAD_BYTES
     from taskplane.domain.breaker import BreakerConfig
     from taskplane.domain.gray import RouteRule
@@ -84,6 +85,7 @@ def build(settings: PlatformSettings, *, session: Any = None, clock: Clock | Non
     from taskplane.services.triggers import TriggerService
     from taskplane.services.uploads import UploadService
     from taskplane.services.wakes import Wakes
+    from taskplane.services.windows import WindowService
 
     session = session or boto3.session.Session()
     clock = clock or SystemClock()
@@ -200,6 +202,20 @@ def build(settings: PlatformSettings, *, session: Any = None, clock: Clock | Non
         blobs=blobs,
         retention_days=settings.retention_days,
     )
+    triggers.windows = WindowService(
+        records=WindowStore(settings.tasks_table, ddb),
+        triggers=triggers.store,
+        tasks=store,
+        lanes=lanes,
+        wheel=wheel,
+        clock=clock,
+        shards=settings.wheel_shards,
+        wakes=wakes,
+        offload=triggers.offload,
+        has_bucket=blobs is not None,
+        retention_days=settings.retention_days,
+        telemetry=telemetry,
+    )
     events = EventService(EventBus(settings.event_bus, events_client))
     ticker = Ticker(
         wheel=wheel,
@@ -208,6 +224,7 @@ def build(settings: PlatformSettings, *, session: Any = None, clock: Clock | Non
         wait=stop.wait,
         telemetry=telemetry,
         fire_schedule=schedules.fire,
+        close_window=triggers.windows.close_due,
         handover=wakes.wake_now,
     )
     workflows, steps = _build_workflows(

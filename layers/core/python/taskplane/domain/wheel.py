@@ -103,7 +103,9 @@ class WheelEntry:
     due_ms: int
     item_id: str
     tenant: str
-    kind: str = "task"  # "task" | "retry" | "schedule" | "watch" (a RUNNING attempt's timeout)
+    #: "task" | "retry" | "schedule" | "watch" (a RUNNING attempt's timeout) | "window" (a windowed
+    #: trigger's window closes: ``item_id`` is ``<trigger id>.<window id>``)
+    kind: str = "task"
     lane: str = "default"
     attempt: int = 1
     #: The key of the wheel item this entry was stored in, when it shares an item with others (the

@@ -46,6 +46,10 @@ from taskplane.domain.wheel import (
 from taskplane.services.ports import NullTelemetry, Telemetry
 
 ScheduleFirer = Callable[[WheelEntry, int], None]
+#: Closes a windowed trigger's window whose wheel entry is due (services/windows.py close_due).
+WindowCloser = Callable[[WheelEntry, int], None]
+#: Kinds of entries the tick handles itself instead of sending to a lane.
+OWN_KINDS = frozenset({"schedule", "window"})
 #: The state a delivery of each kind of wheel entry expects; a "watch" checks a RUNNING attempt
 #: for a dead worker (see domain/timeouts.py).
 ENTRY_STATE = {"task": "SCHEDULED", "retry": "RETRYING", "watch": "RUNNING"}
@@ -73,6 +77,8 @@ class TickReport:
     dispatched: int = 0
     late: int = 0
     fired: int = 0
+    #: windows of windowed triggers closed
+    windows: int = 0
     send_failures: int = 0
     lost_lease: bool = False
     #: ended at once: another tick holds the shard for a while yet
@@ -165,6 +171,8 @@ class Ticker:
     #: with nothing due within this long, the tick releases its shard and ends
     idle_ms: int = IDLE_HORIZON_MS
     fire_schedule: ScheduleFirer | None = None
+    #: closes windows of windowed triggers, on the senders' threads (a close reads the window's events)
+    close_window: WindowCloser | None = None
     telemetry: Telemetry = field(default_factory=NullTelemetry)
     senders: ThreadPoolExecutor = field(default_factory=lambda: ThreadPoolExecutor(max_workers=4))
     #: wakes a successor near the end of a busy span (None: the shard's rule is the only successor)
@@ -376,13 +384,31 @@ class Ticker:
                 run.report.fired += 1
             except Exception:
                 run.give_back([entry])  # tried again on the next pass
+        windows = [e for e in due if e.kind == "window"]
+        if windows and self.close_window is not None:
+            run.submit(self.senders, self._close_windows, windows)
         by_lane: dict[str, list[WheelEntry]] = {}
         for entry in due:
-            if entry.kind != "schedule":
+            if entry.kind not in OWN_KINDS:
                 by_lane.setdefault(entry.lane, []).append(entry)
         for group in by_lane.values():
             for i in range(0, len(group), BATCH):
                 run.submit(self.senders, self._send_and_account, group[i : i + BATCH])
+
+    def _close_windows(self, entries: list[WheelEntry], run: _Run) -> None:
+        """Close each due window; one that fails is given back and tried again on the next pass."""
+        assert self.close_window is not None
+        failed = []
+        for entry in entries:
+            try:
+                self.close_window(entry, self.clock.now_ms())
+            except Exception:
+                failed.append(entry)
+        with run.lock:
+            run.report.windows += len(entries) - len(failed)
+        if failed:
+            time.sleep(0.1)
+            run.give_back(failed)
 
     def _send_and_account(self, batch: list[WheelEntry], run: _Run) -> None:
         try:
