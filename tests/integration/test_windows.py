@@ -1,3 +1,4 @@
+# ruff: noqa: F811 - the sim fixture is imported from test_wheel
 """Windowed triggers under moto, through the API, the worker and the tick on a simulated clock.
 
 Events are published with ``POST /v1/events`` and reach the worker through the trigger's rule and
