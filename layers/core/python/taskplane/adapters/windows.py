@@ -72,6 +72,12 @@ class WindowStore(AwsClient["DynamoDBClient"]):
             task_id=item.get("task_id", {}).get("S"),
         )
 
+    def seen(self, tenant: str, trigger_id: str, dedup: str) -> bool:
+        """Whether the trigger counted this event already."""
+        return (
+            self._get(_trigger_pk(tenant, trigger_id), f"d#{dedup}", "reading the event's mark") is not None
+        )
+
     def events(self, tenant: str, trigger_id: str, window_id: str) -> list[Collected]:
         """Every event the window holds (a consistent read, after its close sealed it)."""
         kwargs: dict[str, Any] = {

@@ -26,7 +26,7 @@ import re
 from dataclasses import dataclass, replace
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationInfo, field_validator
 
 from taskplane.domain.ids import _encode
 from taskplane.domain.models import MAX_PAYLOAD_BYTES, TaskSubmit
@@ -177,8 +177,17 @@ class DebounceWindow(_Keyed):
         default=None,
         ge=MIN_WINDOW_MS,
         le=MAX_WINDOW_MS,
-        description="start the task at the latest this long after the burst's first event (default: none)",
+        description="start the task at the latest this long after the burst's first event (default: none; "
+        "at least window_ms)",
     )
+
+    @field_validator("max_wait_ms")
+    @classmethod
+    def _not_shorter(cls, value: int | None, info: ValidationInfo) -> int | None:
+        window = info.data.get("window_ms")
+        if value is not None and window is not None and value < window:
+            raise ValueError(f"max_wait_ms must be at least window_ms ({window})")
+        return value
 
 
 class CorrelateWindow(_Keyed):
@@ -258,7 +267,8 @@ class WindowHead:
 
 
 def open_head(spec: WindowSpec, window_id: str, key: str, now_ms: int) -> WindowHead:
-    return WindowHead(window_id=window_id, key=key, opened_at=now_ms, closes_at=now_ms + length_ms(spec))
+    end = debounce_end(spec, now_ms, now_ms) if isinstance(spec, DebounceWindow) else now_ms + length_ms(spec)
+    return WindowHead(window_id=window_id, key=key, opened_at=now_ms, closes_at=end)
 
 
 def debounce_end(spec: DebounceWindow, opened_at: int, last_at: int) -> int:

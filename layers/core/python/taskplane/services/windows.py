@@ -97,6 +97,8 @@ class WindowService:
                     # past its end, full, or a close that stopped half-way: finish it first
                     reason = head.reason or close_reason(spec, head, now) or "full"
                     self._close(trigger, spec, head, reason)
+                if self.records.seen(tenant, trigger_id, dedup):
+                    return "duplicate"  # a redelivery opens no window
                 head = open_head(spec, self.make_id(now), key, now)
                 self._schedule(trigger, head, now)  # the close is on the wheel before the window exists
                 if not self.records.open(tenant, trigger_id, digest, head, current, self._expires(now)):
