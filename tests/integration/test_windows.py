@@ -271,6 +271,8 @@ def test_windows_survive_a_restart_and_a_close_that_fails_half_way(aws, sim, api
     # Given a batch window holding two events
     tid = make_trigger(api, batch={"max_events": 10, "window_ms": 1000, "key": "$.detail.user"})
     publish(api, "u1", n=1)
+    drain(rounds=2)
+    sim.advance(10)
     publish(api, "u1", n=2)
     drain(rounds=2)
     # When the process restarts (a new platform from the same tables) and its first close fails
