@@ -406,3 +406,31 @@ def test_a_close_tried_again_starts_its_task_once():
     service.close_due(entry, clock.now_ms())
     service.close_due(entry, clock.now_ms())  # a tick that resumed from before it
     assert len(tasks.made) == 1 and len(service.lanes.sent) == 1
+
+
+# -- the CLI's window options -------------------------------------------------------------------------
+def test_the_cli_builds_a_windowed_trigger_body():
+    from taskplane.cli import build_parser
+    from taskplane.cli.triggers import trigger_body_from_args
+
+    args = build_parser().parse_args(
+        [
+            "trigger",
+            "create",
+            "--pattern",
+            '{"source": ["shop.web"]}',
+            "--target",
+            "builtin:echo",
+            "--batch",
+            "key=$.detail.user,window_ms=5000,max_events=100",
+        ]
+    )
+    assert trigger_body_from_args(args) == {
+        "task": {"target": {"type": "builtin", "name": "echo"}},
+        "event_pattern": {"source": ["shop.web"]},
+        "batch": {"key": "$.detail.user", "window_ms": 5000, "max_events": 100},
+    }
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(
+            ["trigger", "create", "--target", "builtin:echo", "--batch", "window_ms=soon"]
+        )
