@@ -9,6 +9,7 @@ task a window starts runs through the worker like any trigger task (domain/windo
 from __future__ import annotations
 
 import dataclasses
+import json
 from typing import Any
 
 import pytest
@@ -241,6 +242,25 @@ def test_correlate_starts_a_task_when_every_pattern_matched_within_the_window(aw
     # And the trigger has one rule per pattern, each scoped to acme like a trigger's pattern
     shown = api("GET", f"/v1/triggers/{tid}").body
     assert [p["detail"]["taskplane_tenant"] for p in shown["rule_patterns"]] == [["acme"], ["acme"]]
+    events = aws.client("events")
+    names = {r["Name"] for r in events.list_rules(EventBusName=aws.settings.event_bus)["Rules"]}
+    assert {shown["rule_name"], shown["rule_name"] + "-1"} <= names
+    # And deleting it removes both rules
+    assert api("DELETE", f"/v1/triggers/{tid}").status == 204
+    names = {r["Name"] for r in events.list_rules(EventBusName=aws.settings.event_bus)["Rules"]}
+    assert not {shown["rule_name"], shown["rule_name"] + "-1"} & names
+
+
+@on_sim_clock()
+def test_keys_with_any_text_share_windows_by_value(aws, sim, api, drain):
+    tid = make_trigger(api, batch={"max_events": 10, "window_ms": 1000, "key": "$.detail.user"})
+    for user in ["zoë", "zoë", "日本", 7, "7"]:
+        publish(api, user)
+    drain(rounds=3)
+    run_tick(aws, sim, START + 2_000)
+    drain(rounds=2)
+    keys = sorted(json.dumps(full(aws, t).payload["key"]) for t in tasks_of(aws, tid))
+    assert keys == sorted(json.dumps(k) for k in ["zoë", "日本", 7, "7"])
 
 
 @on_sim_clock()

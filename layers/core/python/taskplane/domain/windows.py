@@ -120,8 +120,9 @@ def key_value(event: Any, steps: tuple[str | int, ...]) -> Any:
 
 
 def key_text(value: Any) -> str:
-    """A key value as canonical JSON (``"u1"`` and ``1`` are different keys; absent is ``null``)."""
-    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    """A key value as canonical JSON (``"u1"`` and ``1`` are different keys; absent is ``null``);
+    ASCII, so that any string an event holds (a lone surrogate too) can be stored and hashed."""
+    return json.dumps(value, sort_keys=True, separators=(",", ":"))
 
 
 def key_digest(text: str) -> str:

@@ -83,8 +83,9 @@ class WindowService:
         tenant, trigger_id = trigger.tenant, trigger.trigger_id
         key = key_text(key_value(event, spec.steps))
         digest = key_digest(key)
-        doc = json.dumps(event, separators=(",", ":"), ensure_ascii=False)
-        size = len(doc.encode("utf-8", "surrogatepass"))
+        # ASCII JSON: any string an event holds (a lone surrogate too) is stored as it came
+        doc = json.dumps(event, separators=(",", ":"))
+        size = len(doc)
         event_id = str(event.get("id") or key_digest(doc))
         dedup = event_id if pattern is None else f"{event_id}#{pattern}"
         room = byte_limit(spec, self.has_bucket)
