@@ -112,13 +112,7 @@ def run(seconds: float = 30, rate: float = 8, events_per_window: int = 3, seed: 
             for task in tasks:
                 if task.trigger_id != trigger.trigger_id:
                     continue
-                full = platform.tasks.get("bench", task.task_id)
-                closes_at = (
-                    full.payload["window"]["closes_at"]
-                    if mode == "batch"
-                    else _debounce_end(platform, trigger, full)
-                )
-                late.append(full.created_at - closes_at)
+                late.append(task.created_at - _window_end(platform, trigger, task))
             out[mode] = {
                 "windows": len(late),
                 "late_ms_p50": percentile(late, 50),
@@ -131,15 +125,12 @@ def run(seconds: float = 30, rate: float = 8, events_per_window: int = 3, seed: 
         return out
 
 
-def _debounce_end(platform: Any, trigger: Any, task: Any) -> int:
-    """A debounce's task carries the last event only: its window's end is in the window's record."""
-    from taskplane.domain.windows import key_digest, key_text
-
-    windows = platform.triggers.windows.records
-    key = key_text(task.payload["detail"]["k"])
-    # the key's only window (each window of the bench has its own key)
-    window_id = windows.current("bench", trigger.trigger_id, key_digest(key))
-    return int(windows.head("bench", trigger.trigger_id, window_id).closes_at)
+def _window_end(platform: Any, trigger: Any, task: Any) -> int:
+    """The end of the window that started ``task`` (named in its first history entry)."""
+    detail = task.history[0].detail or ""
+    window_id = detail.split(" when window ", 1)[1].split(" ", 1)[0]
+    head = platform.triggers.windows.records.head("bench", trigger.trigger_id, window_id)
+    return int(head.closes_at)
 
 
 def main(argv: list[str] | None = None) -> int:
