@@ -264,6 +264,24 @@ def test_keys_with_any_text_share_windows_by_value(aws, sim, api, drain):
 
 
 @on_sim_clock()
+def test_one_event_matching_every_pattern_completes_a_correlation_alone(aws, sim, api, drain):
+    # Given a correlation of "any event from the web" and "a click"
+    tid = make_trigger(
+        api,
+        correlate={"within_ms": 5_000, "key": "$.detail.user", "events": [{"source": ["shop.web"]}, CLICK]},
+    )
+    # When one click arrives (each rule delivers it: once per pattern)
+    publish(api, "u1", kind="click")
+    drain(rounds=3)
+    # Then the correlation completed with that one event, matched by both patterns
+    (task,) = tasks_of(aws, tid)
+    payload = full(aws, task).payload
+    (only,) = payload["events"]
+    assert payload["window"]["reason"] == "complete"
+    assert payload["matched"] == [[only["id"]], [only["id"]]]
+
+
+@on_sim_clock()
 def test_an_incomplete_correlation_starts_its_on_timeout_task_when_the_window_ends(aws, sim, api, drain):
     timeout_task = {"target": {"type": "builtin", "name": "echo"}, "labels": {"why": "no-click"}}
     tid = make_trigger(

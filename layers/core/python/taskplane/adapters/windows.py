@@ -214,10 +214,27 @@ class WindowStore(AwsClient["DynamoDBClient"]):
         sets = ["#c = #c + :one", "last_at = :now"]
         sets.append("#b = :size" if only else "#b = #b + :size")
         adds = ""
+        stored: dict[str, Any] = {"Put": {"TableName": self._table, "Item": event}}
         if pattern is not None:
-            event["patterns"] = {"NS": [str(pattern)]}
             values[":p"] = {"NS": [str(pattern)]}
             adds = " ADD matched :p"
+            # An event that matches two patterns arrives once per pattern: one item, both patterns.
+            stored = {
+                "Update": {
+                    "TableName": self._table,
+                    "Key": {"pk": event["pk"], "sk": event["sk"]},
+                    "UpdateExpression": "SET event_id = :id, doc = :doc, expires_at = :exp, "
+                    "#at = if_not_exists(#at, :now) ADD patterns :p",
+                    "ExpressionAttributeNames": {"#at": "at"},
+                    "ExpressionAttributeValues": {
+                        ":id": event["event_id"],
+                        ":doc": event["doc"],
+                        ":exp": event["expires_at"],
+                        ":now": event["at"],
+                        ":p": {"NS": [str(pattern)]},
+                    },
+                }
+            }
         if closes_at is not None:
             sets.append("closes_at = :end")
             values[":end"] = _n(closes_at)
@@ -240,7 +257,7 @@ class WindowStore(AwsClient["DynamoDBClient"]):
                     "ConditionExpression": "attribute_not_exists(pk)",
                 }
             },
-            {"Put": {"TableName": self._table, "Item": event}},
+            stored,
             {"Update": update},
         ]
         return self._transact(items, "taking the event into its window")
