@@ -52,7 +52,12 @@ def tasks_of(aws: Any, trigger_id: str, tenant: str = "acme") -> list[Any]:
 
 def full(aws: Any, task: Any) -> Any:
     """The task as stored, with its payload (read back from the bucket when it is there)."""
-    return wiring.platform().tasks.get(task.tenant, task.task_id)
+    platform = wiring.platform()
+    stored = platform.tasks.get(task.tenant, task.task_id)
+    if stored.payload_ref is not None:
+        data = platform.blobs.get(stored.payload_ref.key)
+        stored = stored.model_copy(update={"payload": json.loads(data)})
+    return stored
 
 
 def run_tick(aws: Any, sim: SimClock, until_ms: int) -> Any:
@@ -171,6 +176,27 @@ def test_a_batch_over_the_inline_limit_goes_to_the_bucket(aws, sim, api, drain):
     assert task.state is TaskState.SUCCEEDED
     shown = api("GET", f"/v1/tasks/{task.task_id}").body
     assert shown["payload_size"] > 64 * 1024
+
+
+@on_sim_clock()
+def test_an_event_of_256_kb_in_any_script_fits_its_window(aws, sim, api, drain):
+    # Given a batch trigger, and an event as large as EventBridge takes, in a script whose characters
+    # take 3 bytes in UTF-8 (and 6 as ASCII escapes: over DynamoDB's 400 KB item)
+    tid = make_trigger(api, batch={"max_events": 10, "window_ms": 1000, "key": "$.detail.user"})
+    big = {
+        "id": "big-1",
+        "source": "shop.web",
+        "detail-type": "click",
+        "detail": {"user": "u1", "text": "日" * 85_000, "taskplane_tenant": "acme"},
+    }
+    # When the worker takes it into its window, and the window closes
+    assert wiring.platform().triggers.start("acme", tid, big) == "taken"
+    run_tick(aws, sim, START + 2_000)
+    drain(rounds=2)
+    # Then its task got it whole (through the bucket) and ran
+    (task,) = tasks_of(aws, tid)
+    assert task.state is TaskState.SUCCEEDED and task.payload_ref is not None
+    assert full(aws, task).payload["events"][0]["detail"]["text"] == "日" * 85_000
 
 
 # -- debounce -------------------------------------------------------------------------------------

@@ -267,9 +267,14 @@ class WindowHead:
     task_id: str | None = None
 
 
+#: Characters of a window's key kept in its record (for reading it); the key itself is its digest,
+#: and a task's payload takes the key from its first event.
+KEPT_KEY_CHARS = 1_024
+
+
 def open_head(spec: WindowSpec, window_id: str, key: str, now_ms: int) -> WindowHead:
     end = debounce_end(spec, now_ms, now_ms) if isinstance(spec, DebounceWindow) else now_ms + length_ms(spec)
-    return WindowHead(window_id=window_id, key=key, opened_at=now_ms, closes_at=end)
+    return WindowHead(window_id=window_id, key=key[:KEPT_KEY_CHARS], opened_at=now_ms, closes_at=end)
 
 
 def debounce_end(spec: DebounceWindow, opened_at: int, last_at: int) -> int:
@@ -363,7 +368,7 @@ def window_payload(
     payload: dict[str, Any] = {
         "trigger_id": trigger_id,
         "mode": mode_of(spec),
-        "key": json.loads(head.key),
+        "key": key_value(ordered[0].event, spec.steps),
         "window": {
             "id": head.window_id,
             "opened_at": head.opened_at,

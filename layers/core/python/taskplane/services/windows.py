@@ -51,6 +51,19 @@ from taskplane.domain.windows import (
 )
 from taskplane.services.ports import NullTelemetry, Telemetry
 
+
+def event_doc(event: dict[str, Any]) -> tuple[str, int]:
+    """The event as stored in its window, and its size in bytes: UTF-8 JSON (an event of 256 KB stays
+    within DynamoDB's 400 KB item whatever its script), or ASCII JSON for text UTF-8 cannot hold
+    (a lone surrogate from an external bus)."""
+    doc = json.dumps(event, separators=(",", ":"), ensure_ascii=False)
+    try:
+        return doc, len(doc.encode("utf-8"))
+    except UnicodeEncodeError:
+        doc = json.dumps(event, separators=(",", ":"))
+        return doc, len(doc)
+
+
 #: Tries at taking one event when other events keep closing and opening its key's window.
 MAX_TRIES = 8
 
@@ -83,9 +96,7 @@ class WindowService:
         tenant, trigger_id = trigger.tenant, trigger.trigger_id
         key = key_text(key_value(event, spec.steps))
         digest = key_digest(key)
-        # ASCII JSON: any string an event holds (a lone surrogate too) is stored as it came
-        doc = json.dumps(event, separators=(",", ":"))
-        size = len(doc)
+        doc, size = event_doc(event)
         event_id = str(event.get("id") or key_digest(doc))
         dedup = event_id if pattern is None else f"{event_id}#{pattern}"
         room = byte_limit(spec, self.has_bucket)
