@@ -92,7 +92,8 @@ class WindowService:
     def collect(self, trigger: Trigger, event: dict[str, Any], pattern: int | None) -> str:
         """Take one event into its key's window; "taken" or "duplicate" (counted before)."""
         spec = trigger.window()
-        assert spec is not None
+        if spec is None:
+            raise ValueError(f"trigger {trigger.trigger_id} has no window")
         tenant, trigger_id = trigger.tenant, trigger.trigger_id
         key = key_text(key_value(event, spec.steps))
         digest = key_digest(key)
@@ -199,7 +200,7 @@ class WindowService:
                 template = trigger.task
                 if what == "on_timeout" and isinstance(spec, CorrelateWindow) and spec.on_timeout is not None:
                     template = spec.on_timeout.model_dump(mode="json", exclude_none=True)
-                task_id = self._start(trigger, sealed, why, template, payload, len(events))
+                task_id = self._start(trigger, spec, sealed, why, template, payload, len(events))
         self.records.finish(tenant, trigger_id, head.window_id, task_id)
         self._count(trigger, "window_closed")
         if what is None and sealed.count:
@@ -209,6 +210,7 @@ class WindowService:
     def _start(
         self,
         trigger: Trigger,
+        spec: WindowSpec,
         head: WindowHead,
         reason: Reason,
         template: dict[str, Any],
@@ -224,7 +226,7 @@ class WindowService:
             update={"trigger_id": trigger.trigger_id, "dispatched_at": now}
         )
         task.history[0].detail = (
-            f"started by trigger {trigger.trigger_id} ({mode_of(trigger.window())}) when window "  # type: ignore[arg-type]
+            f"started by trigger {trigger.trigger_id} ({mode_of(spec)}) when window "
             f"{head.window_id} closed ({reason}) with {events} event(s)"
         )
         if self.offload is not None:
