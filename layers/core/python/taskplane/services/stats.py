@@ -34,19 +34,33 @@ def summarize(tasks: list[Any], now_ms: int, window_ms: int = WINDOW_MS) -> dict
 
 
 class StatsService:
-    def __init__(self, *, tasks: Any, depths: Any, clock: Clock) -> None:
+    def __init__(self, *, tasks: Any, depths: Any, clock: Clock, ring: Any = None) -> None:
         self.tasks = tasks  # services.tasks.TaskService
         self.depths = depths  # adapters.admission.LaneDepthGauge
         self.clock = clock
+        self.ring = ring  # services.ring.RingKeeper: the wheel's shards, weights and lag
 
     def for_tenant(self, tenant: str) -> dict[str, Any]:
         """This tenant's figures; lane depths are platform-wide totals with no tenant's name in them."""
         recent, _ = self.tasks.list(tenant, limit=SAMPLE)
         now = self.clock.now_ms()
         lanes, read_at = self.depths.read()
-        return {
+        figures = {
             **summarize(recent, now),
             "lanes": lanes,
             "lanes_read_at": to_rfc3339(read_at),
             "at": to_rfc3339(now),
+        }
+        if self.ring is not None:
+            figures["wheel"] = self._wheel()
+        return figures
+
+    def _wheel(self) -> dict[str, Any]:
+        """The wheel's ring (platform-wide, no tenant's name in it): version, each shard's weight and
+        share of new entries and its tick's last lag, and the shards still draining."""
+        view = self.ring.view()
+        return {
+            **view,
+            "changed_at": to_rfc3339(view["changed_at"]) if view["changed_at"] else None,
+            "draining": [{**d, "until": to_rfc3339(d["until"])} for d in view["draining"]],
         }
