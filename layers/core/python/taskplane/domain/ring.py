@@ -55,7 +55,7 @@ def _point(text: str) -> int:
     return int.from_bytes(hashlib.blake2b(text.encode(), digest_size=8).digest(), "big")
 
 
-@functools.lru_cache(maxsize=4096)
+@functools.cache  # at most 256 shards x VNODES points
 def _vnode(shard: int, index: int) -> int:
     return _point(f"{shard}/{index}")
 
