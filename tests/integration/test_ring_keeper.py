@@ -14,11 +14,19 @@ from taskplane.domain.ring import DRAIN_MS, MIN_WEIGHT, WEIGHT_STEP, Ring
 from taskplane.domain.wheel import SLOT_MS
 from taskplane.local.context import LocalContext
 from taskplane.local.handlers import load_handler
-from tests.integration.test_wheel import START, RecordingLanes, SimClock, on_sim_clock, sim  # noqa: F401
+from tests.integration.test_wheel import START, RecordingLanes, SimClock, on_sim_clock
 
 pytestmark = pytest.mark.integration
 
 ECHO = {"type": "builtin", "name": "echo"}
+
+
+@pytest.fixture
+def sim(aws: Any) -> SimClock:
+    clock = aws.platform.tasks.clock
+    assert isinstance(clock, SimClock)
+    clock.reset(START)
+    return clock
 
 
 def keeper_for(aws: Any, shards: int, woken: list[int] | None = None) -> Any:
