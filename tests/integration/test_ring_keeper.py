@@ -4,6 +4,7 @@ and the ring in ``GET /v1/stats``."""
 from __future__ import annotations
 
 import dataclasses
+from itertools import pairwise
 from typing import Any
 
 import pytest
@@ -136,4 +137,4 @@ def test_a_lagging_shard_loses_weight_within_bounds_and_earns_it_back(aws, sim, 
         sim.advance(60_000)
         weights.append(keeper.maintain().weights[2])
     assert weights[0] < 1.0 and weights[-1] == 1.0
-    assert all(b - a <= WEIGHT_STEP for a, b in zip(weights, weights[1:], strict=False))
+    assert all(b - a <= WEIGHT_STEP for a, b in pairwise(weights))
