@@ -48,3 +48,18 @@ def test_a_shard_neither_configured_nor_draining_ends_without_touching_the_wheel
     # Then it ends at once: no lease taken, nothing read
     assert result == {"shard": 3, "acquired": False, "retired": True}
     assert aws.platform.ticker.wheel.peek(3) is None
+
+
+def test_each_tick_reports_its_shards_weight_and_lag_as_emf_per_shard(aws, monkeypatch, capsys):
+    # Given metrics on (the tests turn them off) and the ring of one shard
+    monkeypatch.delenv("POWERTOOLS_METRICS_DISABLED", raising=False)
+    handler = load_handler("tick").lambda_handler
+    capsys.readouterr()
+    # When the shard's rule invokes the tick (idle: it only looks)
+    handler({"shard": 0}, LocalContext("taskplane-tick", timeout_s=9))
+    # Then one EMF document carries the shard's weight and lag, with the dimension the dashboard reads
+    docs = [json.loads(line) for line in capsys.readouterr().out.splitlines() if '"_aws"' in line]
+    (doc,) = [d for d in docs if "wheel_weight" in d]
+    (directive,) = doc["_aws"]["CloudWatchMetrics"]
+    assert sorted(directive["Dimensions"][0]) == ["service", "shard"]
+    assert doc["shard"] == "0" and doc["wheel_weight"] == [1.0] and doc["wheel_lag_ms"] == [0]
