@@ -142,7 +142,6 @@ def shards_needed(cost: Mapping[str, Any], peak_tps: float, partition_wcu: float
     by_partition = math.ceil(peak_tps * wru / partition_wcu)
     # The tick is CPU-bound: at tick_memory_mb=1769 it has a whole vCPU instead of memory/1769 of one.
     share = min(cost["tick"]["memory_mb"], FULL_VCPU_MB) / FULL_VCPU_MB
-    by_tick_full = math.ceil(peak_tps / (per_shard / share))
     needed = max(ring_shards(peak_tps, per_shard), ring_shards(peak_tps * wru, partition_wcu))
     needed_full = max(ring_shards(peak_tps, per_shard / share), ring_shards(peak_tps * wru, partition_wcu))
     return {
