@@ -238,17 +238,18 @@ def test_resharding_twice_with_10k_tasks_in_flight_loses_nothing_and_runs_nothin
     # And every task was sent exactly once, none early, none later than the usual bound
     per_task = Counter(m.task_id for _, m in lanes.sent)
     assert set(per_task) == set(submitted), f"lost: {len(set(submitted) - set(per_task))}"
-    # (the wheel's hand-over resends up to LOOKBACK_MS of entries a successor reads again; an attempt
-    # still starts once: checked below for every task sent twice)
+    # (a tick's hand-over to its successor may send an entry again, harmlessly; none falls in this test:
+    # everything is due before the first ticks' 5-minute span ends)
     twice = sorted(t for t, n in per_task.items() if n > 1)
+    assert twice == [], f"sent twice: {len(twice)}"
     for at, message in lanes.sent:
         due = submitted[message.task_id]
         assert due - AHEAD_MS <= at <= due - DISPATCH_LEAD_MS + LATE_MS, (message.task_id, at - due)
     late = sorted(at - (submitted[m.task_id] - DISPATCH_LEAD_MS) for at, m in lanes.sent)
     # And the worker, handed each message at the instant it was sent, runs each task once, never early:
-    # every task sent twice, every one written into a drained shard, and 1,000 others (the worker takes
-    # ~10 ms a task on moto: all 10,000 would add 100 s to the suite; each was sent once, above)
-    checked = set(twice) | set(stale_into_drained) | set(rng.sample(sorted(submitted), 1_000))
+    # every one written into a drained shard, and 1,000 others (the worker takes ~10 ms a task on moto:
+    # all 10,000 would add 100 s to the suite; each was sent once, above)
+    checked = set(stale_into_drained) | set(rng.sample(sorted(submitted), 1_000))
     runs: Counter[str] = Counter()
     worker_clock = FixedClock(START)
 
@@ -279,7 +280,7 @@ def test_resharding_twice_with_10k_tasks_in_flight_loses_nothing_and_runs_nothin
         f"\nreshard 4->8 moves {moved_4_8 / len(ids):.1%} of placements (expected 50%), "
         f"8->3 moves {moved_8_3 / len(ids):.1%} (expected 62.5%); entries by shard "
         f"{dict(sorted(Counter(where.values()).items()))}; written into a drained shard by a writer "
-        f"still on ring 2: {len(stale_into_drained)}; sends {len(lanes.sent)} ({len(twice)} sent twice), lateness p50 "
+        f"still on ring 2: {len(stale_into_drained)}; sends {len(lanes.sent)}, lateness p50 "
         f"{late[len(late) // 2]} ms max {late[-1]} ms; tick invocations {len(invocations.threads)}"
     )
     assert stale_into_drained, "no writer used a cached ring after a shrink: the test misses that case"
