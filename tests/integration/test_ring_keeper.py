@@ -130,6 +130,9 @@ def test_a_lagging_shard_loses_weight_within_bounds_and_earns_it_back(aws, sim, 
     shown = {s["shard"]: s for s in wheel["shards"]}
     assert shown[2]["weight"] == ring.weights[2] and shown[2]["lag_ms"] == lease.lag_ms
     assert shown[0]["weight"] == 1.0 and shown[0]["lag_ms"] is None
+    # (read again at most every 5 s: a dashboard polling it costs one lease read per shard per 5 s)
+    sim.advance(1_000)
+    assert api("GET", "/v1/stats").body["wheel"] == wheel
     assert sum(s["share"] for s in wheel["shards"]) == pytest.approx(1.0, abs=0.001)
     # And once its lag is old news (an idle shard reports none), it climbs back a step a minute
     weights = [ring.weights[2]]

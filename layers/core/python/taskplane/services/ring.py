@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from taskplane.domain.clock import Clock
@@ -26,6 +26,9 @@ from taskplane.domain.ring import DRAIN_MS, Ring, plan
 #: A shard's lag counts for its weight when its tick reported it this recently (an idle shard sends
 #: nothing and reports nothing: it is on time).
 LAG_FRESH_MS = 120_000
+#: ``view`` (GET /v1/stats, polled by every open dashboard) reads the shards' leases at most this often
+#: per process, as the lane depths beside it.
+VIEW_CACHE_MS = 5_000
 
 
 @dataclass
@@ -38,6 +41,7 @@ class RingKeeper:
     shards: int
     #: wakes a shard's tick (None: nothing to wake, e.g. a test driving the ticks itself)
     wake: Callable[[int], None] | None = None
+    _viewed: tuple[int, dict[str, Any]] | None = field(default=None, init=False, repr=False)
 
     def maintain(self) -> Ring:
         """Bring the stored ring in line with the configured count and the shards' lag; returns the
@@ -90,8 +94,15 @@ class RingKeeper:
         return drains
 
     def view(self) -> dict[str, Any]:
-        """The ring for ``GET /v1/stats``: version, each shard's weight, share of new entries and lag."""
+        """The ring for ``GET /v1/stats``: version, each shard's weight, share of new entries and lag
+        (read at most every VIEW_CACHE_MS)."""
         now = self.clock.now_ms()
+        if self._viewed is not None and now - self._viewed[0] < VIEW_CACHE_MS:
+            return self._viewed[1]
+        self._viewed = (now, self._view(now))
+        return self._viewed[1]
+
+    def _view(self, now: int) -> dict[str, Any]:
         ring = self.cache.current()
         shares = ring.shares()
         lags = self.lags(ring, now)
