@@ -21,6 +21,8 @@ def _stats() -> Any:
         tasks=platform.tasks,
         depths=platform.tasks.admission.depths,
         clock=platform.tasks.clock,
+        latencies=platform.executor.latencies,
+        breakers=platform.executor.breakers,
         ring=platform.keeper,
     )
 
@@ -28,8 +30,8 @@ def _stats() -> Any:
 @router.get(
     "/v1/stats",
     summary=(
-        "This tenant's newest tasks by state, throughput, lane depths (cached a few seconds), and the "
-        "wheel's shards with their weights"
+        "This tenant's newest tasks by state, throughput, lane depths (cached a few seconds), its "
+        "targets' durations, auto timeouts and circuit breakers, and the wheel's shards with their weights"
     ),
     tags=["meta"],
 )
