@@ -32,6 +32,10 @@ class Platform:
     steps: Any = None  # services.workflows.StepService (the step function's use cases)
     dead_letters: Any = None  # services.dead_letters.DeadLetterService
     wakes: Any = None  # services.wakes.Wakes: who wakes an idle tick (the local runtime sets its own)
+    #: where new wheel entries go (adapters.ring_store.CachedRing), and who changes it (the tick of
+    #: shard 0: services.ring.RingKeeper)
+    ring: Any = None
+    keeper: Any = None
     events: Any = None  # services.events.EventService
     blobs: Any = None  # adapters.blobs.BlobStore (None: no bucket configured)
     uploads: Any = None  # services.uploads.UploadService
@@ -78,6 +82,7 @@ def build(settings: PlatformSettings, *, session: Any = None, clock: Clock | Non
     from taskplane.adapters.idempotency import PowertoolsIdempotency
     from taskplane.adapters.latency import LatencyStore
     from taskplane.adapters.queues import Lanes
+    from taskplane.adapters.ring_store import CachedRing, RingStore
     from taskplane.adapters.schedule_store import ScheduleStore
     from taskplane.adapters.targets import TargetRunners
     from taskplane.adapters.task_store import TaskStore
@@ -94,6 +99,7 @@ def build(settings: PlatformSettings, *, session: Any = None, clock: Clock | Non
     from taskplane.services.events import EventService
     from taskplane.services.execute import Executor
     from taskplane.services.latency import Latencies
+    from taskplane.services.ring import RingKeeper
     from taskplane.services.schedules import ScheduleService
     from taskplane.services.tasks import TaskService, delivery_for
     from taskplane.services.tick import Ticker
@@ -112,6 +118,9 @@ def build(settings: PlatformSettings, *, session: Any = None, clock: Clock | Non
     lanes = Lanes(settings.queue_urls, settings.dlq_url, sqs, tracing=tracing)
     wheel = WheelStore(settings.wheel_table, settings.control_table, ddb)
     wakes = Wakes(wheel, _tick_invoker(settings, session))
+    # Every writer of wheel entries in this process places them with the same cached ring.
+    rings = RingStore(settings.control_table, ddb)
+    ring = CachedRing(rings, clock.now_ms, settings.wheel_shards)
     telemetry = MetricsBuffer(sink=tracing if tracing.enabled else None)
     stop = threading.Event()
     # One target policy for every door work enters by, and for the worker and the step function
@@ -137,7 +146,7 @@ def build(settings: PlatformSettings, *, session: Any = None, clock: Clock | Non
         idempotency=PowertoolsIdempotency(settings.idempotency_table, ddb),
         telemetry=telemetry,
         wheel=wheel,
-        shards=settings.wheel_shards,
+        shards=ring,
         wakes=wakes,
         blobs=blobs,
         retention_days=settings.retention_days,
@@ -164,7 +173,7 @@ def build(settings: PlatformSettings, *, session: Any = None, clock: Clock | Non
         telemetry=telemetry,
         retention_days=settings.retention_days,
         wheel=wheel,
-        shards=settings.wheel_shards,
+        shards=ring,
         dead_letters=dead_letter_records,
         admission=admission,
         targets=targets,
@@ -190,7 +199,7 @@ def build(settings: PlatformSettings, *, session: Any = None, clock: Clock | Non
         tasks=store,
         lanes=lanes,
         clock=clock,
-        shards=settings.wheel_shards,
+        shards=ring,
         telemetry=telemetry,
         targets=targets,
         wakes=wakes,
@@ -218,7 +227,7 @@ def build(settings: PlatformSettings, *, session: Any = None, clock: Clock | Non
         lanes=lanes,
         wheel=wheel,
         clock=clock,
-        shards=settings.wheel_shards,
+        shards=ring,
         wakes=wakes,
         offload=triggers.offload,
         has_bucket=blobs is not None,
@@ -253,6 +262,9 @@ def build(settings: PlatformSettings, *, session: Any = None, clock: Clock | Non
         schedules=schedules,
         triggers=triggers,
         wakes=wakes,
+        ring=ring,
+        # (wakes through the platform's Wakes, so the local runtime's own waker is used when it sets one)
+        keeper=RingKeeper(rings, wheel, ring, clock, settings.wheel_shards, wake=wakes.wake_now),
         events=events,
         blobs=blobs,
         uploads=UploadService(blobs, clock) if blobs is not None else None,

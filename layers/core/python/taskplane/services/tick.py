@@ -86,6 +86,8 @@ class TickReport:
     #: ended (or never started) because nothing was due within the idle horizon
     idle: bool = False
     handed_over: bool = False
+    #: the most any entry left after its send time (ms)
+    lag_ms: int = 0
 
 
 class _Run:
@@ -100,6 +102,13 @@ class _Run:
         self.lock = threading.Lock()
         self.inflight: dict[Future[None], list[WheelEntry]] = {}
         self.unsent: list[WheelEntry] = []  # refused by the queue, back into the heap on the next pass
+        self.lateness: list[int] = []  # ms after its send time each entry left, since the last save
+
+    def take_lag(self) -> int | None:
+        """The shard's lag since the last call: the p99 of how late entries left (None: none left)."""
+        with self.lock:
+            late, self.lateness = sorted(self.lateness), []
+        return late[min(len(late) - 1, (len(late) * 99) // 100)] if late else None
 
     def push(self, entry: WheelEntry) -> None:
         heapq.heappush(self.heap, (entry.sends_at(self.lead_ms), next(self._seq), entry))
@@ -269,7 +278,8 @@ class Ticker:
             if due:
                 self._dispatch(due, run)
             if now - saved_at >= self.save_every_ms:
-                if not self.wheel.save(shard, report.owner, now, self.lease_ms, run.resume(now)):
+                lag = run.take_lag()
+                if not self.wheel.save(shard, report.owner, now, self.lease_ms, run.resume(now), lag):
                     report.lost_lease = True
                     run.settle()
                     return report
@@ -430,6 +440,9 @@ class Ticker:
             run.report.send_failures += len(failed)
             now = self.clock.now_ms()
             run.report.late += sum(1 for e in batch if now - e.sends_at(self.lead_ms) > self.late_after_ms)
+            lateness = [max(0, now - e.sends_at(self.lead_ms)) for e in batch if e not in failed]
+            run.lateness.extend(lateness)
+            run.report.lag_ms = max([run.report.lag_ms, *lateness])
         if failed:
             time.sleep(0.1)  # SQS refused: back off a little before the loop tries them again
             run.give_back(failed)

@@ -23,9 +23,10 @@ from taskplane.domain.clock import Clock
 from taskplane.domain.errors import Conflict, Unavailable
 from taskplane.domain.ids import new_id
 from taskplane.domain.models import TaskSubmit, new_task
+from taskplane.domain.ring import Placement, shard_for
 from taskplane.domain.states import TaskState
 from taskplane.domain.triggers import Trigger
-from taskplane.domain.wheel import WheelEntry, shard_of
+from taskplane.domain.wheel import WheelEntry
 from taskplane.domain.windows import (
     CorrelateWindow,
     DebounceWindow,
@@ -76,7 +77,7 @@ class WindowService:
     lanes: Any  # adapters.queues.Lanes
     wheel: Any  # adapters.wheel_store.WheelStore
     clock: Clock
-    shards: int = 1
+    shards: int | Placement = 1
     wakes: Any = None  # services.wakes.Wakes
     #: stores a large payload (tenant, task, payload, now) -> the task with its reference
     offload: Callable[[str, Any, Any, int], Any] | None = None
@@ -153,7 +154,7 @@ class WindowService:
 
     def _schedule(self, trigger: Trigger, head: WindowHead, now: int, due_ms: int | None = None) -> None:
         entry = WheelEntry(
-            shard=shard_of(head.window_id, self.shards),
+            shard=shard_for(head.window_id, self.shards),
             due_ms=head.closes_at if due_ms is None else due_ms,
             item_id=wheel_item_id(trigger.trigger_id, head.window_id),
             tenant=trigger.tenant,

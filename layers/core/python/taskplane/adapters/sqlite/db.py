@@ -84,7 +84,7 @@ CREATE INDEX IF NOT EXISTS messages_due ON messages (queue, visible_at);
 CREATE INDEX IF NOT EXISTS messages_receipt ON messages (receipt);
 CREATE TABLE IF NOT EXISTS wheel_leases (
     shard INTEGER PRIMARY KEY, owner TEXT NOT NULL, lease_until INTEGER NOT NULL, resume_slot INTEGER,
-    resume_sk TEXT NOT NULL DEFAULT '', runs_until INTEGER);
+    resume_sk TEXT NOT NULL DEFAULT '', runs_until INTEGER, lag_ms INTEGER, lag_at INTEGER);
 CREATE TABLE IF NOT EXISTS wheel (
     shard INTEGER NOT NULL, slot INTEGER NOT NULL, sk TEXT NOT NULL, tenant TEXT NOT NULL,
     kind TEXT NOT NULL, lane TEXT NOT NULL, attempt INTEGER NOT NULL, expires_at INTEGER,
