@@ -31,6 +31,7 @@ the first one the load reaches; ``first_limit`` names it with how the design pas
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import math
 import sys
@@ -41,6 +42,8 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import pricing
+
+from taskplane.domain.ring import DRAIN_MS, RING_CACHE_MS, Ring
 
 RESULTS = pricing.RESULTS
 SCALES = (1_000_000, 100_000_000, 1_000_000_000)
@@ -111,18 +114,57 @@ def worker_seconds_per_task(cost: Mapping[str, Any], io_latency_ms: float = pric
 FULL_VCPU_MB = 1769
 
 
-def shards_needed(cost: Mapping[str, Any], peak_tps: float, partition_wcu: float) -> dict[str, int]:
+#: The most shards a tick runs for (on the ring and draining: functions/tick/handler.py MAX_SHARDS).
+TICKING_SHARDS_MAX = 256
+
+
+@functools.cache
+def hottest_share(shards: int) -> float:
+    """How many times the mean share of new entries the busiest shard of a ring of ``shards`` gets (the
+    ring's exact arcs, domain/ring.py: virtual nodes balance within about +-20%, not perfectly)."""
+    return max(Ring.of(shards).shares().values()) * shards
+
+
+def ring_shards(load: float, per_shard: float) -> int:
+    """The fewest shards whose busiest one (``hottest_share``) stays within ``per_shard``."""
+    n = max(1, math.ceil(load / per_shard))
+    while n < TICKING_SHARDS_MAX and load * hottest_share(n) / n > per_shard:
+        n += 1
+    return n
+
+
+def shards_needed(cost: Mapping[str, Any], peak_tps: float, partition_wcu: float) -> dict[str, Any]:
+    """Shards for the tick's throughput and the wheel partition's WCU: ``by_*`` if the load split
+    evenly; ``needed`` with the ring's busiest shard (it gets ``hottest_share`` x the mean)."""
     per_shard = cost["tick"]["tasks_per_s_per_shard"]
+    wru = wheel_wru_per_task(cost)
     by_tick = math.ceil(peak_tps / per_shard)
-    by_partition = math.ceil(peak_tps * wheel_wru_per_task(cost) / partition_wcu)
+    by_partition = math.ceil(peak_tps * wru / partition_wcu)
     # The tick is CPU-bound: at tick_memory_mb=1769 it has a whole vCPU instead of memory/1769 of one.
     share = min(cost["tick"]["memory_mb"], FULL_VCPU_MB) / FULL_VCPU_MB
-    by_tick_full = math.ceil(peak_tps / (per_shard / share))
+    needed = max(ring_shards(peak_tps, per_shard), ring_shards(peak_tps * wru, partition_wcu))
+    needed_full = max(ring_shards(peak_tps, per_shard / share), ring_shards(peak_tps * wru, partition_wcu))
     return {
         "by_tick_throughput": by_tick,
         "by_partition_wcu": by_partition,
-        "needed": max(1, by_tick, by_partition),
-        "needed_with_full_vcpu_tick": max(1, by_tick_full, by_partition),
+        "needed": needed,
+        "needed_with_full_vcpu_tick": needed_full,
+        "hottest_share": round(hottest_share(needed), 3),
+    }
+
+
+def reshard_figures(cost: Mapping[str, Any], prices_doc: Mapping[str, Any], shards: int) -> dict[str, Any]:
+    """What changing the shard count costs at ``shards``: the share of new entries placed elsewhere by
+    one more shard, how soon writers follow, and what a removed shard costs while it drains."""
+    idle = pricing.idle_usd_per_month(cost, prices_doc, shards=1)["lines"]["tick_checks"]
+    return {
+        "moves_adding_one_shard": round(1 / (shards + 1), 4),
+        "moves_doubling": 0.5,
+        "applies_within_s": (60_000 + RING_CACHE_MS) // 1000,
+        "existing_entries_move": False,
+        "drain_days": round(DRAIN_MS / 86_400_000, 1),
+        "drain_usd_per_removed_shard_month": round(idle, 4),
+        "ticking_shards_max": TICKING_SHARDS_MAX,
     }
 
 
@@ -154,6 +196,7 @@ def limits_at(
         "mean_tasks_per_s": round(mean_tps, 2),
         "peak_tasks_per_s": round(peak_tps, 2),
         "wheel_shards": shards,
+        "reshard": reshard_figures(cost, prices_doc, shards["needed"]),
         "task_buckets_needed": buckets,
         "largest_tenant_share": LARGEST_TENANT_SHARE,
         "task_table_peak_wru_per_s_largest_tenant": round(tenant_wru, 1),
@@ -172,20 +215,23 @@ def limits_at(
             "tick throughput of 1 shard (default shards=1)",
             peak_tps,
             cost["tick"]["tasks_per_s_per_shard"] * CONFIG["default_shards"],
-            f"more wheel shards: shards={shards['needed']} (one tick each), or "
+            f"more wheel shards, online (a deploy of wheel_shards; new entries follow within "
+            f"{(60_000 + RING_CACHE_MS) // 1000} s): shards={shards['needed']} (one tick each, the busiest "
+            f"taking {hottest_share(shards['needed']):.2f}x the mean), or "
             f"{shards['needed_with_full_vcpu_tick']} with tick_memory_mb={FULL_VCPU_MB} (a whole vCPU each)",
         ),
         (
             "wheel partition 1,000 WCU/s (shard#minute key, shards=1)",
             peak_tps * wheel_wru_per_task(cost) / CONFIG["default_shards"],
             part_wcu,
-            f"more wheel shards: shards={shards['needed']} spreads one minute over that many keys",
+            f"more wheel shards (online): shards={shards['needed']} spreads one minute over that many keys",
         ),
         (
             "wheel shards allowed by infra/config.py (64)",
             shards["needed"],
             CONFIG["shards_max"],
-            "raise the cap in infra/config.py and settings (le=64/256), or a finer slot than a minute",
+            "raise the cap in infra/config.py (settings allow 256 shards on the ring and draining), "
+            "or a finer slot than a minute",
         ),
         (
             "task partition 1,000 WCU/s (tenant#bucket key, task_buckets=1)",
@@ -324,6 +370,13 @@ def model(
             f"Wheel: {wheel_wru_per_task(cost):.2f} WRU per delayed task (measured: the tasks of a batch "
             "due in the same second share an item; the dead-worker watch is the held lane message), and "
             "all of a shard's writes land on one shard#minute key (tasks submitted with similar delays).",
+            "Shards on a consistent hash ring (256 virtual nodes each): the busiest shard gets "
+            "hottest_share x the mean of new entries (exact from the ring's arcs: 1.03 at 3 shards, about "
+            "1.2 from 8), so shards needed = the fewest whose busiest shard keeps up. The shard count "
+            "changes online (a deploy of wheel_shards): one more shard re-homes 1/(n+1) of new entries; "
+            "entries already written stay and drain where they are (a removed shard is ticked for "
+            f"{DRAIN_MS / 86_400_000:.0f} days: what the wheel can hold), so a reshard relieves a hot shard "
+            "only as its existing entries come due.",
             "Tick throughput per shard: bench/cost.py's measured tick CPU per task at the tick's memory "
             f"share of a vCPU (memory / {FULL_VCPU_MB} MB); the tick is one thread, so more than one vCPU "
             "does not help it.",

@@ -616,6 +616,23 @@ def render(results: Path = RESULTS, plots: Path = PLOTS) -> str:
                 f"{sc['total_usd_per_day']['on_demand']:,.2f} | {first} | {sc['first_limit_remedy'] or '-'} |"
             )
         lines += [""]
+        reshard = [sc for sc in capacity["scales"] if "reshard" in sc]
+        if reshard:
+            r = reshard[0]["reshard"]
+            lines += [
+                "Wheel shards change online (a deploy of `wheel_shards`): shards sit on a consistent hash "
+                "ring, so the busiest takes "
+                + ", ".join(
+                    f"{sc['wheel_shards']['hottest_share']:.2f}x the mean at {sc['wheel_shards']['needed']}"
+                    for sc in reshard
+                )
+                + f" (counted in the shards above); one more shard re-homes 1/(n+1) of new entries, doubling "
+                f"re-homes {r['moves_doubling']:.0%}; writers follow within {r['applies_within_s']} s; entries "
+                f"already written never move: a removed shard drains for {r['drain_days']:.0f} days at "
+                f"${r['drain_usd_per_removed_shard_month']:.2f} a month (its tick's check a minute); at most "
+                f"{r['ticking_shards_max']} shards on the ring and draining together.",
+                "",
+            ]
         for sc in capacity["scales"]:
             if sc["limits_hit"]:
                 lines.append(

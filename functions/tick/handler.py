@@ -22,8 +22,13 @@ HANDOVER_MARGIN_MS = 5_000
 TICK_SPAN_MS = 300_000
 
 
-def shards_of(event: dict[str, Any], total: int) -> list[int]:
-    """The rule's constant input (or a wake) names one shard (``{"shard": 3}``); without it, shard 0."""
+#: Shard numbers a tick accepts (the settings' bound on ``wheel_shards``).
+MAX_SHARDS = 256
+
+
+def shards_of(event: dict[str, Any], total: int = MAX_SHARDS) -> list[int]:
+    """The rule's constant input (or a wake) names one shard (``{"shard": 3}``); without it, shard 0.
+    A shard beyond the configured count may still be draining (services/ring.py decides)."""
     shard = event.get("shard", (event.get("detail") or {}).get("shard", 0))
     if type(shard) is not int or not 0 <= shard < total:
         raise ValueError(f"shard must be an integer in [0, {total}), got {shard!r}")
@@ -46,12 +51,26 @@ def ticker_for(platform: Any, context: LambdaContext) -> Any:
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     """Scheduled event or wake -> dispatch one shard while work is due, until its span ends."""
     platform = wiring.platform()
-    (shard,) = shards_of(event, platform.settings.wheel_shards)
+    (shard,) = shards_of(event)
+    keeper = platform.keeper
+    if shard == 0:
+        # The tick of shard 0 keeps the ring: the configured shard count, weights following lag.
+        try:
+            keeper.maintain()
+        except Exception:  # the ring stays as it is until the next minute: no entry depends on it
+            logger.exception("keeping the wheel ring failed")
+    if not keeper.ticks(shard):
+        logger.info("not a shard of the ring", extra={"shard": shard})
+        return {"shard": shard, "acquired": False, "retired": True}
+    keeper.wake_drains(shard)
     ticker = ticker_for(platform, context)
     now = ticker.clock.now_ms()
     budget = min(TICK_SPAN_MS, context.get_remaining_time_in_millis() - HANDOVER_MARGIN_MS)
     try:
         report = ticker.run(shard, until_ms=now + max(0, budget))
+        # (a draining shard has weight 0: it takes no new entries)
+        weight = platform.ring.current().weights.get(shard, 0.0)
+        platform.telemetry.shard_gauges(shard, weight=weight, lag_ms=report.lag_ms)
     finally:
         platform.telemetry.flush()
     # An invocation that only looked is the common case (once a minute per shard, idle or covered).

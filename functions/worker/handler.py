@@ -52,9 +52,13 @@ def record_handler(record: SQSRecord, hold: RecordHold | None = None) -> str:
         return "poison"
     platform = wiring.platform()
     if isinstance(message, TriggerMessage):
-        delivery = platform.triggers.start(message.tenant, message.trigger_id, message.event)
-        if delivery is None:
+        started = platform.triggers.start(message.tenant, message.trigger_id, message.event, message.pattern)
+        if started is None:
             return "duplicate"
+        if isinstance(started, str):  # a windowed trigger's event, taken into its window (or seen before)
+            logger.debug("event collected", extra={"trigger_id": message.trigger_id, "outcome": started})
+            return "collected" if started == "taken" else "duplicate"
+        delivery = started
     else:
         delivery = message
     # What the worker does for this delivery hangs under the span that sent it (its trace's).

@@ -28,7 +28,7 @@ from constructs import Construct
 
 from infra.capabilities.function import ERROR_RATE_PERCENT, MIN_ERRORS, PlatformFunction
 from infra.capabilities.queues import Queues
-from infra.capabilities.scheduler import Scheduler, late_dispatches
+from infra.capabilities.scheduler import Scheduler, late_dispatches, per_shard
 from infra.config import EnvironmentConfig
 from taskplane.observability import NAMESPACE
 from taskplane.settings import LANES
@@ -338,4 +338,17 @@ class Monitoring(Construct):
             ),
         ]
         board.add_widgets(*api_widgets)
+        board.add_widgets(
+            cw.GraphWidget(
+                title="Wheel shards: weight on the ring (lowered while a shard's tick lags; 0 = draining)",
+                left=[per_shard("wheel_weight")],
+                left_y_axis=cw.YAxisProps(min=0, max=1),
+                width=12,
+            ),
+            cw.GraphWidget(
+                title="Wheel shards: tick lag (ms, the most an entry left after its send time)",
+                left=[per_shard("wheel_lag_ms", "Maximum")],
+                width=12,
+            ),
+        )
         return board

@@ -106,6 +106,21 @@ def tick_input(shard: int) -> dict[str, int]:
     return {"shard": shard}
 
 
+#: Dimensions of the tick's per-shard gauges (taskplane.observability.MetricsBuffer.shard_gauges).
+SHARD_DIMENSIONS = "service,shard"
+
+
+def per_shard(metric_name: str, stat: str = "Average") -> cw.MathExpression:
+    """One line per wheel shard of a per-shard gauge (``wheel_weight``, ``wheel_lag_ms``): a SEARCH,
+    so shards added or removed by a reshard show without a deploy of the dashboard."""
+    return cw.MathExpression(
+        expression=f"SEARCH('{{{NAMESPACE},{SHARD_DIMENSIONS}}} MetricName=\"{metric_name}\"', '{stat}', 60)",
+        label="",
+        period=MINUTE,
+        using_metrics={},
+    )
+
+
 def late_dispatches(label: str) -> cw.MathExpression:
     """Wheel entries dispatched late, summed over tenants and lanes (a Metrics Insights query)."""
     return cw.MathExpression(

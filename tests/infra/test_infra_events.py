@@ -190,4 +190,8 @@ def test_who_may_read_and_write_large_values(synth: Synth) -> None:
     assert not allowed(synth, "api.role", "s3:PutObjectTagging", upload)
     assert not allowed(synth, "worker.role", "s3:PutObject", upload)
     assert not allowed(synth, "tick.role", "s3:GetObject", owned)
+    # the tick closes windows of windowed triggers: a window's large payload is written, never read
+    assert allowed(synth, "tick.role", "s3:PutObject", owned)
+    assert allowed(synth, "tick.role", "s3:PutObjectTagging", owned)
+    assert not allowed(synth, "tick.role", "s3:PutObject", upload)
     assert not allowed(synth, "api.role", "s3:DeleteObject", owned)

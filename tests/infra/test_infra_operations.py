@@ -410,10 +410,15 @@ def test_the_dashboard_shows_what_operators_need(synth: Synth) -> None:
         "Tick lag",
         "API requests, 4xx, 5xx",
         "Alarms",
+        "Wheel shards: weight on the ring",
+        "Wheel shards: tick lag",
     ):
         assert title in body, title
     # the platform's EMF metrics are summed over their dimensions (service, tenant, target type, lane)
     assert 'SEARCH(\'{taskplane,lane,service,target_type,tenant} MetricName=\\"submitted\\"' in body
+    # and the wheel's shards one line each, whatever their number after a reshard (the tick's gauges)
+    assert "SEARCH('{taskplane,service,shard} MetricName=\\\"wheel_weight\\\"', 'Average'" in body
+    assert "SEARCH('{taskplane,service,shard} MetricName=\\\"wheel_lag_ms\\\"', 'Maximum'" in body
 
 
 def test_workflows_role_and_the_apis_rights_stop_at_the_name_prefix(synth: Synth) -> None:

@@ -8,9 +8,10 @@ from typing import Any
 import pytest
 
 from taskplane.domain.clock import FixedClock
+from taskplane.domain.ring import shard_for
 from taskplane.domain.schedules import fire_task_id
 from taskplane.domain.states import TaskState
-from taskplane.domain.wheel import WheelEntry, shard_of
+from taskplane.domain.wheel import WheelEntry
 
 pytestmark = pytest.mark.integration
 
@@ -117,7 +118,7 @@ def test_a_fire_retried_after_a_crash_creates_no_second_task(aws, api, monkeypat
     schedule = create(api)
     sid = schedule["schedule_id"]
     entry = WheelEntry(
-        shard=shard_of(sid, 1), due_ms=START + 60_000, item_id=sid, tenant="acme", kind="schedule"
+        shard=shard_for(sid, 1), due_ms=START + 60_000, item_id=sid, tenant="acme", kind="schedule"
     )
     clock.advance(50_000)
     # Given a fire that crashes after starting its task, before the schedule moves on
@@ -236,7 +237,7 @@ def test_a_stored_schedule_whose_cron_matches_no_date_any_more_ends_after_its_fi
         stored.model_copy(update={"cron": "0 0 31 2 */2"}), expected_next=stored.next_fire_at
     )
     entry = WheelEntry(
-        shard=shard_of(sid, 1), due_ms=START + 60_000, item_id=sid, tenant="acme", kind="schedule"
+        shard=shard_for(sid, 1), due_ms=START + 60_000, item_id=sid, tenant="acme", kind="schedule"
     )
     clock.advance(50_000)
     # When its due fire is handled by the tick

@@ -33,8 +33,33 @@ def test_tick_handler_dispatches_its_shard_until_just_before_its_timeout(aws):
     assert body["dispatched_at"] >= task.run_at - DISPATCH_LEAD_MS and body["due"] == task.run_at
 
 
-@pytest.mark.parametrize("event", [{"shard": 3}, {"shard": "0"}, {"shard": -1}])
-def test_a_shard_outside_the_wheel_is_refused(aws, event):
+@pytest.mark.parametrize("event", [{"shard": 256}, {"shard": "0"}, {"shard": -1}])
+def test_a_malformed_shard_is_refused(aws, event):
     handler = load_handler("tick").lambda_handler
     with pytest.raises(ValueError, match="shard"):
         handler(event, LocalContext("taskplane-tick", timeout_s=10))
+
+
+def test_a_shard_neither_configured_nor_draining_ends_without_touching_the_wheel(aws):
+    # Given one configured shard and a ring that never had a shard 3
+    handler = load_handler("tick").lambda_handler
+    # When a stray invocation names shard 3 (a removed rule's last run, after its drain ended)
+    result = handler({"shard": 3}, LocalContext("taskplane-tick", timeout_s=10))
+    # Then it ends at once: no lease taken, nothing read
+    assert result == {"shard": 3, "acquired": False, "retired": True}
+    assert aws.platform.ticker.wheel.peek(3) is None
+
+
+def test_each_tick_reports_its_shards_weight_and_lag_as_emf_per_shard(aws, monkeypatch, capsys):
+    # Given metrics on (the tests turn them off) and the ring of one shard
+    monkeypatch.delenv("POWERTOOLS_METRICS_DISABLED", raising=False)
+    handler = load_handler("tick").lambda_handler
+    capsys.readouterr()
+    # When the shard's rule invokes the tick (idle: it only looks)
+    handler({"shard": 0}, LocalContext("taskplane-tick", timeout_s=9))
+    # Then one EMF document carries the shard's weight and lag, with the dimension the dashboard reads
+    docs = [json.loads(line) for line in capsys.readouterr().out.splitlines() if '"_aws"' in line]
+    (doc,) = [d for d in docs if "wheel_weight" in d]
+    (directive,) = doc["_aws"]["CloudWatchMetrics"]
+    assert sorted(directive["Dimensions"][0]) == ["service", "shard"]
+    assert doc["shard"] == "0" and doc["wheel_weight"] == [1.0] and doc["wheel_lag_ms"] == [0]

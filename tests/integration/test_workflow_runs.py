@@ -38,7 +38,20 @@ def refund(event: dict[str, Any], context: Any) -> dict[str, Any]:
     return {"refunded": True}
 
 
-FUNCTIONS = {"collect": collect, "big": big, "refund": refund}
+C_RAN = threading.Event()
+
+
+def opener(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    C_RAN.set()
+    return {"opened": True}
+
+
+def gate(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    """Ends only once ``opener`` has run (or after a minute): it says whether it saw that happen."""
+    return {"saw_c_run": C_RAN.wait(timeout=60)}
+
+
+FUNCTIONS = {"collect": collect, "big": big, "refund": refund, "opener": opener, "gate": gate}
 with_functions = pytest.mark.parametrize("wf", [{"functions": FUNCTIONS}], indirect=True)
 
 
@@ -56,16 +69,20 @@ def nodes(run: dict[str, Any]) -> dict[str, dict[str, Any]]:
     return {n["id"]: n for n in run["nodes"]}
 
 
+@with_functions
 def test_a_node_starts_when_its_needs_are_done_not_its_level(wf_api):
-    # Given a->c, a->d, b->d with b much slower than a (no series-parallel nesting expresses it)
+    # Given a->c, a->d, b->d where b can only end once c has run (no series-parallel nesting
+    # expresses it; no race with the machine's speed: a run that held c back until b ended would
+    # leave b waiting out its minute and saying so)
+    C_RAN.clear()
     put_yaml(
         wf_api,
         "nsp",
         """
 nodes:
   - {id: a, target: {type: builtin, name: sleep}, payload: {ms: 20}}
-  - {id: b, target: {type: builtin, name: sleep}, payload: {ms: 900}}
-  - {id: c, needs: [a], target: {type: builtin, name: sleep}, payload: {ms: 20}}
+  - {id: b, target: {type: lambda, function: gate}}
+  - {id: c, needs: [a], target: {type: lambda, function: opener}}
   - {id: d, needs: [a, b], target: {type: builtin, name: echo}, payload: {d: 1}}
 """,
     )
@@ -74,7 +91,8 @@ nodes:
     # Then it succeeded, c ran while b was still running, and d waited for b
     assert run["state"] == "SUCCEEDED", run
     n = nodes(run)
-    assert ms(n["c"]["finished_at"]) < ms(n["b"]["finished_at"]), n
+    assert n["b"]["output"] == {"saw_c_run": True}, n
+    assert ms(n["c"]["finished_at"]) <= ms(n["b"]["finished_at"]), n
     assert ms(n["d"]["started_at"]) >= ms(n["b"]["finished_at"]), n
     assert all(node["attempts"] == 1 and node["error"] is None for node in run["nodes"])
 

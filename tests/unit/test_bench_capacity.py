@@ -58,3 +58,22 @@ def test_cost_per_day_grows_with_scale() -> None:
     assert big["total_usd_per_day"]["on_demand"] > 100 * small["total_usd_per_day"]["on_demand"]
     assert big["dynamodb_usd_per_day"]["provisioned"] < big["dynamodb_usd_per_day"]["on_demand"]
     assert capacity.model(pricing.EXAMPLE_COST)["assumptions"]
+
+
+def test_shards_needed_count_the_rings_busiest_shard() -> None:
+    # The ring balances within about +-20%, not perfectly: enough shards that the busiest keeps up
+    cost = copy.deepcopy(pricing.EXAMPLE_COST)
+    cost["tick"]["tasks_per_s_per_shard"] = 200.0
+    s = scales(cost)[100_000_000]
+    peak, per_shard = s["peak_tasks_per_s"], 200.0
+    shards = s["wheel_shards"]
+    n = shards["needed"]
+    assert n > shards["by_tick_throughput"] == int(-(-peak // per_shard))
+    assert peak * capacity.hottest_share(n) / n <= per_shard
+    assert peak * capacity.hottest_share(n - 1) / (n - 1) > per_shard  # the fewest that do
+    assert shards["hottest_share"] == pytest.approx(capacity.hottest_share(n), abs=0.001)
+    # And a reshard's figures: one more shard re-homes 1/(n+1) of new entries, nothing written moves
+    reshard = s["reshard"]
+    assert reshard["moves_adding_one_shard"] == pytest.approx(1 / (n + 1), abs=1e-4)
+    assert reshard["existing_entries_move"] is False and reshard["applies_within_s"] == 90
+    assert reshard["drain_days"] > 366 and reshard["drain_usd_per_removed_shard_month"] > 0

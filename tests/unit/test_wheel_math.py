@@ -1,8 +1,7 @@
-"""Timing-wheel arithmetic: slots, partitions, sort keys, shards and the wheel/lane threshold."""
+"""Timing-wheel arithmetic: slots, partitions, sort keys and the wheel/lane threshold (shards: test_ring.py)."""
 
 from __future__ import annotations
 
-import random
 from collections import Counter
 from itertools import pairwise
 
@@ -23,7 +22,6 @@ from taskplane.domain.wheel import (
     due_of,
     goes_through_wheel,
     partition,
-    shard_of,
     slot_of,
     slots_between,
     sort_key,
@@ -152,34 +150,6 @@ def test_wheel_entry_keys_agree_with_the_helpers(shard, due, item):
     assert entry.sk == sort_key(due, item)
     assert entry.key == (slot_of(due), sort_key(due, item))
     assert entry.slot_ms <= entry.due_ms < entry.slot_ms + SLOT_MS
-
-
-# -- shards ------------------------------------------------------------------------------------------
-@PROPERTY
-@given(key=st.text(min_size=1, max_size=40), shards=st.integers(1, 256))
-def test_shard_is_stable_and_in_range(key, shards):
-    shard = shard_of(key, shards)
-    assert 0 <= shard < shards
-    assert shard_of(key, shards) == shard
-
-
-def test_shard_mapping_is_pinned():
-    # Entries already written name their shard, so the mapping must never change between releases
-    # (blake2b, not the per-process salted hash()).
-    assert shard_of("01KDVTQ000AAAAAAAAAAAAAAAA", 16) == 3
-    assert shard_of("01KDVTQ000AAAAAAAAAAAAAAAA", 256) == 131
-    assert shard_of("01KDVTQ000AAAAAAAAAAAAAAAA", 1) == 0
-    assert shard_of("anything", 0) == 0
-
-
-@pytest.mark.parametrize("shards", [2, 4, 8, 16, 64])
-def test_shards_are_roughly_even_over_10k_ids(shards):
-    rng = random.Random(7)
-    counts = Counter(shard_of(new_id(NOW + i, rng.getrandbits), shards) for i in range(10_000))
-    mean = 10_000 / shards
-    assert set(counts) == set(range(shards))
-    # 64 shards: ~156 per shard, sd ~12; 25 % is over 3 sd either side
-    assert max(counts.values()) <= mean * 1.25 and min(counts.values()) >= mean * 0.75, counts
 
 
 # -- the wheel / lane threshold ----------------------------------------------------------------------

@@ -254,6 +254,16 @@ class MetricsBuffer:
         self._lock = threading.Lock()
         self._counts: dict[_Dims, dict[str, float]] = defaultdict(lambda: defaultdict(float))
         self._durations: dict[_Dims, list[float]] = defaultdict(list)
+        self._shards: dict[int, dict[str, float]] = {}
+
+    def shard_gauges(self, shard: int, *, weight: float, lag_ms: float) -> None:
+        """A wheel shard's weight on the ring and its tick's lag (EMF dimension ``shard``: a handful of
+        metrics per shard, whatever the tenants)."""
+        with self._lock:
+            self._shards[shard] = {"wheel_weight": weight, "wheel_lag_ms": lag_ms}
+        if self._sink is not None:
+            self._sink.add("wheel_weight", weight, {"shard": shard})
+            self._sink.add("wheel_lag_ms", lag_ms, {"shard": shard})
 
     def count(
         self,
@@ -289,6 +299,15 @@ class MetricsBuffer:
         with self._lock:
             counts, durations = self._counts, self._durations
             self._counts, self._durations = defaultdict(lambda: defaultdict(float)), defaultdict(list)
+            shards, self._shards = self._shards, {}
+        for shard, gauges in shards.items():
+            provider = AmazonCloudWatchEMFProvider(namespace=self._namespace, service=self._service)
+            provider.add_dimension(name="shard", value=str(shard))
+            provider.add_metric(name="wheel_weight", unit=MetricUnit.Count, value=gauges["wheel_weight"])
+            provider.add_metric(
+                name="wheel_lag_ms", unit=MetricUnit.Milliseconds, value=gauges["wheel_lag_ms"]
+            )
+            provider.flush_metrics(raise_on_empty_metrics=False)
         for dims in set(counts) | set(durations):
             provider = AmazonCloudWatchEMFProvider(namespace=self._namespace, service=self._service)
             tenant, target_type, lane = dims

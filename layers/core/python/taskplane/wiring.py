@@ -32,6 +32,10 @@ class Platform:
     steps: Any = None  # services.workflows.StepService (the step function's use cases)
     dead_letters: Any = None  # services.dead_letters.DeadLetterService
     wakes: Any = None  # services.wakes.Wakes: who wakes an idle tick (the local runtime sets its own)
+    #: where new wheel entries go (adapters.ring_store.CachedRing), and who changes it (the tick of
+    #: shard 0: services.ring.RingKeeper)
+    ring: Any = None
+    keeper: Any = None
     events: Any = None  # services.events.EventService
     blobs: Any = None  # adapters.blobs.BlobStore (None: no bucket configured)
     uploads: Any = None  # services.uploads.UploadService
@@ -74,6 +78,8 @@ class Stores:
     #: a new idempotency store (one per decorated function: NOTES-AWS-LOCAL.md)
     idempotency: Any
     latency: Any  # ports.LatencyRecords (per-target duration sketches)
+    rings: Any  # adapters.ring_store.RingStore or its SQLite twin (the wheel's versioned ring)
+    windows: Any  # adapters.windows.WindowStore or its SQLite twin (windowed triggers' windows)
     #: the ``sqs`` client of ``sqs`` targets (the tenants' own queues; None: the runner makes its own)
     target_sqs: Any = None
     #: the ``events`` client of ``eventbridge`` targets (None: the runner makes its own)
@@ -89,11 +95,13 @@ def aws_stores(settings: PlatformSettings, session: Any, tracing: Any) -> Stores
     from taskplane.adapters.dead_letters import DeadLetterStore
     from taskplane.adapters.idempotency import PowertoolsIdempotency
     from taskplane.adapters.latency import LatencyStore
+    from taskplane.adapters.ring_store import RingStore
     from taskplane.adapters.run_store import RunStore
     from taskplane.adapters.schedule_store import ScheduleStore
     from taskplane.adapters.task_store import TaskStore
     from taskplane.adapters.triggers import TriggerRules, TriggerStore
     from taskplane.adapters.wheel_store import WheelStore
+    from taskplane.adapters.windows import WindowStore
     from taskplane.adapters.workflow_store import WorkflowStore
 
     retries = Config(retries={"mode": "standard", "max_attempts": 3})
@@ -116,6 +124,8 @@ def aws_stores(settings: PlatformSettings, session: Any, tracing: Any) -> Stores
         runs=RunStore(settings.runs_table, ddb, tracing=tracing),
         idempotency=lambda: PowertoolsIdempotency(settings.idempotency_table, ddb),
         latency=LatencyStore(settings.control_table, ddb),
+        rings=RingStore(settings.control_table, ddb),
+        windows=WindowStore(settings.tasks_table, ddb),
         target_sqs=sqs,
     )
 
@@ -156,11 +166,13 @@ def sqlite_stores(backend: SqliteBackend, tracing: Any) -> Stores:
     from taskplane.adapters.sqlite.events import SqliteEventsClient, SqliteTriggerRules
     from taskplane.adapters.sqlite.idempotency import SqlitePersistenceLayer
     from taskplane.adapters.sqlite.latency import SqliteLatencyStore
+    from taskplane.adapters.sqlite.ring import SqliteRingStore
     from taskplane.adapters.sqlite.runs import SqliteRunStore
     from taskplane.adapters.sqlite.schedules import SqliteScheduleStore
     from taskplane.adapters.sqlite.tasks import SqliteTaskStore
     from taskplane.adapters.sqlite.triggers import SqliteTriggerStore
     from taskplane.adapters.sqlite.wheel import SqliteWheelStore
+    from taskplane.adapters.sqlite.windows import SqliteWindowStore
     from taskplane.adapters.sqlite.workflows import SqliteWorkflowStore
 
     db = backend.db
@@ -181,6 +193,8 @@ def sqlite_stores(backend: SqliteBackend, tracing: Any) -> Stores:
         runs=SqliteRunStore(db, tracing=tracing),
         idempotency=lambda: PowertoolsIdempotency(persistence=lambda: SqlitePersistenceLayer(db)),
         latency=SqliteLatencyStore(db),
+        rings=SqliteRingStore(db),
+        windows=SqliteWindowStore(db),
     )
 
 
@@ -216,6 +230,7 @@ def build(
     from taskplane.adapters.admission import LaneDepthGauge
     from taskplane.adapters.events import EventBus
     from taskplane.adapters.queues import Lanes
+    from taskplane.adapters.ring_store import CachedRing
     from taskplane.adapters.targets import TargetRunners
     from taskplane.domain.blobs import MAX_API_PAYLOAD_BYTES
     from taskplane.domain.gray import RouteRule
@@ -227,12 +242,14 @@ def build(
     from taskplane.services.events import EventService
     from taskplane.services.execute import Executor
     from taskplane.services.latency import Latencies
+    from taskplane.services.ring import RingKeeper
     from taskplane.services.schedules import ScheduleService
     from taskplane.services.tasks import TaskService, delivery_for
     from taskplane.services.tick import Ticker
     from taskplane.services.triggers import TriggerService
     from taskplane.services.uploads import UploadService
     from taskplane.services.wakes import Wakes
+    from taskplane.services.windows import WindowService
 
     session = session or boto3.session.Session()
     clock = clock or SystemClock()
@@ -243,6 +260,8 @@ def build(
     lanes = Lanes(settings.queue_urls, settings.dlq_url, sqs, tracing=tracing)
     wheel = stores.wheel
     wakes = Wakes(wheel, _tick_invoker(settings, session))
+    # Every writer of wheel entries in this process places them with the same cached ring.
+    ring = CachedRing(stores.rings, clock.now_ms, settings.wheel_shards)
     telemetry = MetricsBuffer(sink=tracing if tracing.enabled else None)
     stop = threading.Event()
     # One target policy for every door work enters by, and for the worker and the step function
@@ -268,7 +287,7 @@ def build(
         idempotency=stores.idempotency(),
         telemetry=telemetry,
         wheel=wheel,
-        shards=settings.wheel_shards,
+        shards=ring,
         wakes=wakes,
         blobs=blobs,
         retention_days=settings.retention_days,
@@ -295,7 +314,7 @@ def build(
         telemetry=telemetry,
         retention_days=settings.retention_days,
         wheel=wheel,
-        shards=settings.wheel_shards,
+        shards=ring,
         dead_letters=dead_letter_records,
         admission=admission,
         targets=targets,
@@ -321,7 +340,7 @@ def build(
         tasks=store,
         lanes=lanes,
         clock=clock,
-        shards=settings.wheel_shards,
+        shards=ring,
         telemetry=telemetry,
         targets=targets,
         wakes=wakes,
@@ -341,6 +360,20 @@ def build(
         blobs=blobs,
         retention_days=settings.retention_days,
     )
+    triggers.windows = WindowService(
+        records=stores.windows,
+        triggers=triggers.store,
+        tasks=store,
+        lanes=lanes,
+        wheel=wheel,
+        clock=clock,
+        shards=ring,
+        wakes=wakes,
+        offload=triggers.offload,
+        has_bucket=blobs is not None,
+        retention_days=settings.retention_days,
+        telemetry=telemetry,
+    )
     events = EventService(EventBus(settings.event_bus, stores.events))
     ticker = Ticker(
         wheel=wheel,
@@ -349,6 +382,7 @@ def build(
         wait=stop.wait,
         telemetry=telemetry,
         fire_schedule=schedules.fire,
+        close_window=triggers.windows.close_due,
         handover=wakes.wake_now,
     )
     workflows, steps = _build_workflows(
@@ -368,6 +402,9 @@ def build(
         schedules=schedules,
         triggers=triggers,
         wakes=wakes,
+        ring=ring,
+        # (wakes through the platform's Wakes, so the local runtime's own waker is used when it sets one)
+        keeper=RingKeeper(stores.rings, wheel, ring, clock, settings.wheel_shards, wake=wakes.wake_now),
         events=events,
         blobs=blobs,
         uploads=UploadService(blobs, clock) if blobs is not None else None,

@@ -74,6 +74,8 @@ class TriggerMessage:
     tenant: str
     trigger_id: str
     event: dict[str, object]
+    #: which of a correlating trigger's patterns matched (its rule's index); None for one pattern
+    pattern: int | None = None
 
 
 def parse_body(body: str) -> LaneMessage | TriggerMessage:
@@ -88,7 +90,10 @@ def parse_body(body: str) -> LaneMessage | TriggerMessage:
         tenant, trigger_id, event = data.get("tenant"), data.get("trigger_id"), data.get("event")
         if not isinstance(tenant, str) or not isinstance(trigger_id, str) or not isinstance(event, dict):
             raise ValueError("trigger message lacks tenant, trigger_id or event")
-        return TriggerMessage(tenant=tenant, trigger_id=trigger_id, event=event)
+        pattern = data.get("pattern")
+        if pattern is not None and (type(pattern) is not int or not 0 <= pattern < 100):
+            raise ValueError("trigger message's pattern is not a small integer")
+        return TriggerMessage(tenant=tenant, trigger_id=trigger_id, event=event, pattern=pattern)
     tenant, task_id, attempt = data.get("tenant"), data.get("task_id"), data.get("attempt")
     if not isinstance(tenant, str) or not isinstance(task_id, str) or type(attempt) is not int:
         raise ValueError("message body lacks tenant, task_id or attempt")

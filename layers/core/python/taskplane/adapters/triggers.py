@@ -91,20 +91,37 @@ class TriggerRules:
         return self._arns[url]
 
     def create(self, trigger: Trigger, lane: str) -> None:
-        envelope = json.dumps({"trigger_id": trigger.trigger_id, "tenant": trigger.tenant})
-        # {"trigger_id": ..., "tenant": ..., "event": <the whole event>}
+        """One rule per pattern of the trigger; when one is refused, those made before it are removed."""
+        made: list[str] = []
+        try:
+            for index, (name, pattern) in enumerate(trigger.rules()):
+                self._create_rule(trigger, lane, name, pattern, index if trigger.rule_patterns else None)
+                made.append(name)
+        except Exception:
+            for name in made:
+                self._delete_rule(trigger, name)
+            raise
+
+    def _create_rule(
+        self, trigger: Trigger, lane: str, name: str, pattern: dict[str, Any], index: int | None
+    ) -> None:
+        head: dict[str, Any] = {"trigger_id": trigger.trigger_id, "tenant": trigger.tenant}
+        if index is not None:
+            head["pattern"] = index  # which of a correlation's patterns the event matched
+        envelope = json.dumps(head)
+        # {"trigger_id": ..., "tenant": ..., ["pattern": i,] "event": <the whole event>}
         template = envelope[:-1] + ', "event": <aws.events.event.json>}'
         try:
             self._events.put_rule(
-                Name=trigger.rule_name,
+                Name=name,
                 EventBusName=trigger.real_bus,
                 # The tenant's pattern ANDed with its scope (domain/triggers.py scoped_pattern).
-                EventPattern=json.dumps(trigger.rule_pattern or trigger.event_pattern),
+                EventPattern=json.dumps(pattern),
                 State="ENABLED",
                 Description=f"taskplane trigger {trigger.trigger_id} of tenant {trigger.tenant}",
             )
             self._events.put_targets(
-                Rule=trigger.rule_name,
+                Rule=name,
                 EventBusName=trigger.real_bus,
                 Targets=[
                     {
@@ -117,9 +134,10 @@ class TriggerRules:
         except ClientError as exc:
             code = error_code(exc)
             if code in ("InvalidEventPatternException", "ValidationException"):
+                field = "event_pattern" if index is None else f"correlate.events[{index}]"
                 raise InvalidRequest(
                     f"EventBridge refused the event pattern: {exc.response['Error'].get('Message', code)}",
-                    [{"field": "event_pattern"}],
+                    [{"field": field}],
                 ) from exc
             if code == "ResourceNotFoundException":
                 raise InvalidRequest(f"event bus {trigger.bus!r} does not exist", [{"field": "bus"}]) from exc
@@ -128,11 +146,13 @@ class TriggerRules:
             raise translate(exc, "creating the trigger's rule") from exc
 
     def delete(self, trigger: Trigger) -> None:
+        for name, _ in trigger.rules():
+            self._delete_rule(trigger, name)
+
+    def _delete_rule(self, trigger: Trigger, name: str) -> None:
         try:
-            self._events.remove_targets(
-                Rule=trigger.rule_name, EventBusName=trigger.real_bus, Ids=[TARGET_ID]
-            )
-            self._events.delete_rule(Name=trigger.rule_name, EventBusName=trigger.real_bus)
+            self._events.remove_targets(Rule=name, EventBusName=trigger.real_bus, Ids=[TARGET_ID])
+            self._events.delete_rule(Name=name, EventBusName=trigger.real_bus)
         except ClientError as exc:
             if error_code(exc) != "ResourceNotFoundException":
                 raise translate(exc, "deleting the trigger's rule") from exc

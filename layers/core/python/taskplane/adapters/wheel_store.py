@@ -43,6 +43,10 @@ class Lease:
     resume_sk: str
     #: when the holder means to stop (its span's end), so a newcomer knows whether it is covered
     runs_until: int | None = None
+    #: how late the holder sent its entries (p99 ms over its last second of sends) and when it said so
+    #: (services/ring.py lowers the weight of a shard that lags)
+    lag_ms: int | None = None
+    lag_at: int | None = None
 
     def alive(self, now_ms: int) -> bool:
         return self.until_ms >= now_ms
@@ -275,22 +279,36 @@ class WheelStore(AwsClient["DynamoDBClient"]):
             raise translate(exc, "reading the wheel lease") from exc
         return self._lease(shard, item) if item else None
 
-    def save(self, shard: int, owner: str, now_ms: int, ttl_ms: int, resume: tuple[int, str]) -> bool:
-        """Record the resume point and extend the lease; False when the lease is no longer ours."""
+    def save(
+        self,
+        shard: int,
+        owner: str,
+        now_ms: int,
+        ttl_ms: int,
+        resume: tuple[int, str],
+        lag_ms: int | None = None,
+    ) -> bool:
+        """Record the resume point (and the lag measured since the last save, when given) and extend
+        the lease; False when the lease is no longer ours."""
+        update = "SET lease_until = :until, resume_slot = :slot, resume_sk = :sk"
+        values: dict[str, Any] = {
+            ":me": {"S": owner},
+            ":now": {"N": str(now_ms)},
+            ":until": {"N": str(now_ms + ttl_ms)},
+            ":slot": {"N": str(resume[0])},
+            ":sk": {"S": resume[1]},
+        }
+        if lag_ms is not None:
+            update += ", lag_ms = :lag, lag_at = :now"
+            values[":lag"] = {"N": str(lag_ms)}
         try:
             self.client.update_item(
                 TableName=self._control,
                 Key=_lease_key(shard),
-                UpdateExpression="SET lease_until = :until, resume_slot = :slot, resume_sk = :sk",
+                UpdateExpression=update,
                 ConditionExpression="#owner = :me AND lease_until >= :now",
                 ExpressionAttributeNames={"#owner": "owner"},
-                ExpressionAttributeValues={
-                    ":me": {"S": owner},
-                    ":now": {"N": str(now_ms)},
-                    ":until": {"N": str(now_ms + ttl_ms)},
-                    ":slot": {"N": str(resume[0])},
-                    ":sk": {"S": resume[1]},
-                },
+                ExpressionAttributeValues=values,
             )
         except ClientError as exc:
             if error_code(exc) == "ConditionalCheckFailedException":
@@ -343,6 +361,8 @@ class WheelStore(AwsClient["DynamoDBClient"]):
             resume_slot=int(item["resume_slot"]["N"]) if "resume_slot" in item else None,
             resume_sk=item.get("resume_sk", {}).get("S", ""),
             runs_until=int(item["runs_until"]["N"]) if "runs_until" in item else None,
+            lag_ms=int(item["lag_ms"]["N"]) if "lag_ms" in item else None,
+            lag_at=int(item["lag_at"]["N"]) if "lag_at" in item else None,
         )
 
 

@@ -23,14 +23,15 @@ def _stats() -> Any:
         clock=platform.tasks.clock,
         latencies=platform.executor.latencies,
         breakers=platform.executor.breakers,
+        ring=platform.keeper,
     )
 
 
 @router.get(
     "/v1/stats",
     summary=(
-        "This tenant's newest tasks by state, throughput, lane depths (cached a few seconds), and its "
-        "targets' durations, auto timeouts and circuit breakers"
+        "This tenant's newest tasks by state, throughput, lane depths (cached a few seconds), its "
+        "targets' durations, auto timeouts and circuit breakers, and the wheel's shards with their weights"
     ),
     tags=["meta"],
 )

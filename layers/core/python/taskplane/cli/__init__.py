@@ -46,7 +46,11 @@ from taskplane.cli.tasks import task_body_from_args
 from taskplane.client import TaskplaneError
 
 #: Modules holding more command groups, each with ``register(subparsers)``.
-GROUP_MODULES: tuple[str, ...] = ("taskplane.cli.schedules", "taskplane.cli.workflows")
+GROUP_MODULES: tuple[str, ...] = (
+    "taskplane.cli.schedules",
+    "taskplane.cli.triggers",
+    "taskplane.cli.workflows",
+)
 
 
 def build_parser(groups: Iterable[Callable[[Any], None]] | None = None) -> argparse.ArgumentParser:

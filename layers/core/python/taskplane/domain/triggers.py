@@ -25,6 +25,7 @@ from taskplane.domain.clock import to_rfc3339
 from taskplane.domain.events import PLATFORM_BUS, TENANT_STAMP
 from taskplane.domain.ids import _encode
 from taskplane.domain.models import TaskSubmit
+from taskplane.domain.windows import BatchWindow, CorrelateWindow, DebounceWindow, WindowSpec
 
 MAX_PATTERN_BYTES = 2048
 
@@ -126,8 +127,10 @@ class TriggerCreate(BaseModel):
         },
     )
 
-    event_pattern: dict[str, Any] = Field(
-        description="an EventBridge event pattern; the platform ANDs it with the tenant's scope"
+    event_pattern: dict[str, Any] | None = Field(
+        default=None,
+        description="an EventBridge event pattern; the platform ANDs it with the tenant's scope "
+        "(a correlating trigger lists its patterns in correlate.events instead)",
     )
     bus: str = Field(
         default=PLATFORM_BUS,
@@ -141,31 +144,78 @@ class TriggerCreate(BaseModel):
     )
     task: TaskSubmit = Field(description="the task each matching event starts; the event becomes its payload")
     name: str | None = Field(default=None, max_length=128)
+    batch: BatchWindow | None = Field(
+        default=None, description="collect events per key; one task gets a window's events"
+    )
+    debounce: DebounceWindow | None = Field(
+        default=None, description="only the last event of a burst per key starts a task"
+    )
+    correlate: CorrelateWindow | None = Field(
+        default=None,
+        description="a task starts when every listed pattern matched an event with the same key in time",
+    )
 
     @field_validator("event_pattern")
     @classmethod
-    def _pattern(cls, value: dict[str, Any]) -> dict[str, Any]:
-        if not value:
-            raise ValueError('an event pattern needs at least one field, for example {"source": ["my.app"]}')
-        if len(json.dumps(value)) > MAX_PATTERN_BYTES:
-            raise ValueError(f"an event pattern is at most {MAX_PATTERN_BYTES} bytes")
-        if "detail" in value and not isinstance(value["detail"], dict):
-            raise ValueError(
-                '"detail" in an event pattern must be an object, for example {"detail": {"k": ["v"]}}'
-            )
-        if _names_the_stamp(value):
-            raise ValueError(f"detail.{TENANT_STAMP} is the platform's: the trigger's scope sets it")
-        return value
+    def _pattern(cls, value: dict[str, Any] | None) -> dict[str, Any] | None:
+        return None if value is None else check_pattern(value)
 
     @field_validator("task")
     @classmethod
     def _template(cls, value: TaskSubmit) -> TaskSubmit:
-        for name in ("run_at", "delay_ms", "idempotency_key"):
-            if getattr(value, name) is not None:
-                raise ValueError(f"a trigger's task cannot have {name}: it runs when the event arrives")
-        if value.payload is not None or value.payload_ref is not None:
-            raise ValueError("a trigger's task cannot have a payload: the event is its payload")
+        return check_template(value)
+
+    @field_validator("correlate")
+    @classmethod
+    def _correlate(cls, value: CorrelateWindow | None) -> CorrelateWindow | None:
+        if value is None:
+            return None
+        for index, pattern in enumerate(value.events):
+            try:
+                check_pattern(pattern)
+            except ValueError as exc:
+                raise ValueError(f"events[{index}]: {exc}") from None
+        if value.on_timeout is not None:
+            try:
+                check_template(value.on_timeout)
+            except ValueError as exc:
+                raise ValueError(f"on_timeout: {exc}") from None
         return value
+
+    def window(self) -> WindowSpec | None:
+        """The trigger's window (None: one task per event); two at once is refused by the service."""
+        return self.batch or self.debounce or self.correlate
+
+    def patterns(self) -> list[dict[str, Any]]:
+        """Its patterns: one rule each (a correlation's, or the one event pattern)."""
+        if self.correlate is not None:
+            return list(self.correlate.events)
+        return [self.event_pattern] if self.event_pattern is not None else []
+
+
+def check_pattern(value: Any) -> dict[str, Any]:
+    """What the platform refuses in a trigger's pattern before EventBridge sees it (ValueError)."""
+    if not isinstance(value, dict) or not value:
+        raise ValueError('an event pattern needs at least one field, for example {"source": ["my.app"]}')
+    if len(json.dumps(value)) > MAX_PATTERN_BYTES:
+        raise ValueError(f"an event pattern is at most {MAX_PATTERN_BYTES} bytes")
+    if "detail" in value and not isinstance(value["detail"], dict):
+        raise ValueError(
+            '"detail" in an event pattern must be an object, for example {"detail": {"k": ["v"]}}'
+        )
+    if _names_the_stamp(value):
+        raise ValueError(f"detail.{TENANT_STAMP} is the platform's: the trigger's scope sets it")
+    return value
+
+
+def check_template(value: TaskSubmit) -> TaskSubmit:
+    """A trigger's task template: no time and no payload of its own (the event or window is its payload)."""
+    for name in ("run_at", "delay_ms", "idempotency_key"):
+        if getattr(value, name) is not None:
+            raise ValueError(f"a trigger's task cannot have {name}: it runs when the event arrives")
+    if value.payload is not None or value.payload_ref is not None:
+        raise ValueError("a trigger's task cannot have a payload: the event is its payload")
+    return value
 
 
 class Trigger(BaseModel):
@@ -173,10 +223,16 @@ class Trigger(BaseModel):
     tenant: str
     name: str | None = None
     bus: str
-    event_pattern: dict[str, Any]
+    event_pattern: dict[str, Any] | None = None
     task: dict[str, Any]
     rule_name: str
     created_at: int
+    batch: BatchWindow | None = None
+    debounce: DebounceWindow | None = None
+    correlate: CorrelateWindow | None = None
+    #: a correlation's patterns with the tenant's scope, one rule each (``rule_name``, then
+    #: ``rule_name-1``, ...); None for a trigger of one pattern
+    rule_patterns: list[dict[str, Any]] | None = None
     #: the bus the rule is on (the platform bus's real name for ``bus == PLATFORM_BUS``)
     rule_bus: str | None = None
     #: the pattern of the rule: ``event_pattern`` with the tenant's scope (:func:`scoped_pattern`)
@@ -185,6 +241,15 @@ class Trigger(BaseModel):
     @property
     def real_bus(self) -> str:
         return self.rule_bus or self.bus
+
+    def window(self) -> WindowSpec | None:
+        return self.batch or self.debounce or self.correlate
+
+    def rules(self) -> list[tuple[str, dict[str, Any]]]:
+        """(rule name, scoped pattern) of each of its rules; the message of rule ``i`` names ``i``."""
+        if self.rule_patterns is not None:
+            return [(rule_index_name(self.rule_name, i), p) for i, p in enumerate(self.rule_patterns)]
+        return [(self.rule_name, self.rule_pattern or self.event_pattern or {})]
 
     def to_api(self) -> dict[str, Any]:
         return {
@@ -196,6 +261,16 @@ class Trigger(BaseModel):
             "rule_name": self.rule_name,
             "rule_pattern": self.rule_pattern,
             "created_at": to_rfc3339(self.created_at),
+            **{
+                name: spec.model_dump(mode="json", exclude_none=True)
+                for name, spec in (
+                    ("batch", self.batch),
+                    ("debounce", self.debounce),
+                    ("correlate", self.correlate),
+                )
+                if spec is not None
+            },
+            **({"rule_patterns": self.rule_patterns} if self.rule_patterns is not None else {}),
         }
 
 
@@ -206,6 +281,11 @@ DEFAULT_RULE_PREFIX = "taskplane-trg-"
 
 def rule_name(trigger_id: str, prefix: str = DEFAULT_RULE_PREFIX) -> str:
     return f"{prefix}{trigger_id}"
+
+
+def rule_index_name(base: str, index: int) -> str:
+    """The name of a trigger's rule ``index``: its first is the trigger's ``rule_name`` itself."""
+    return base if index == 0 else f"{base}-{index}"
 
 
 def trigger_task_id(trigger_id: str, event_id: str, now_ms: int, event_time_ms: int | None) -> str:

@@ -7,7 +7,6 @@ is an in-memory heap inside one tick invocation. Everything here is arithmetic o
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass
 
 #: Width of a coarse slot. One minute matches the tick's EventBridge rate, so a tick reads one or two
@@ -42,14 +41,6 @@ IDLE_HORIZON_MS = 75_000
 def slot_of(due_ms: int, width_ms: int = SLOT_MS) -> int:
     """Start (ms) of the slot holding ``due_ms``."""
     return due_ms - due_ms % width_ms
-
-
-def shard_of(key: str, shards: int) -> int:
-    """A stable shard for ``key`` (a task or schedule id); spreads load evenly over ``shards``."""
-    if shards <= 1:
-        return 0
-    digest = hashlib.blake2b(key.encode(), digest_size=8).digest()
-    return int.from_bytes(digest, "big") % shards
 
 
 def partition(shard: int, slot_ms: int) -> str:
@@ -103,7 +94,9 @@ class WheelEntry:
     due_ms: int
     item_id: str
     tenant: str
-    kind: str = "task"  # "task" | "retry" | "schedule" | "watch" (a RUNNING attempt's timeout)
+    #: "task" | "retry" | "schedule" | "watch" (a RUNNING attempt's timeout) | "window" (a windowed
+    #: trigger's window closes: ``item_id`` is ``<trigger id>.<window id>``)
+    kind: str = "task"
     lane: str = "default"
     attempt: int = 1
     #: The key of the wheel item this entry was stored in, when it shares an item with others (the

@@ -182,7 +182,7 @@ class LocalRuntime:
         tick = load_handler("tick")
         # Wakes: what an asynchronous invoke of the tick function does in AWS, a tick loop run now.
         self._wake_events = {shard: threading.Event() for shard in range(settings.wheel_shards)}
-        wiring.platform().wakes.wake = lambda shard: self._wake_events[shard].set()
+        wiring.platform().wakes.wake = lambda shard: self._wake(tick.lambda_handler, shard)
         for shard in range(settings.wheel_shards):
             thread = threading.Thread(
                 target=self._tick_loop, args=(tick.lambda_handler, shard), daemon=True, name=f"tick-{shard}"
@@ -228,6 +228,23 @@ class LocalRuntime:
         if self._db_lock is not None:
             self._db_lock.close()
             self._db_lock = None
+
+    def _wake(self, handler: Any, shard: int) -> None:
+        """A wake: the shard's loop runs its tick now; a shard without a loop (draining, after the
+        shard count changed) gets one run of its own, as an asynchronous invoke would in AWS."""
+        from taskplane.local.context import LocalContext
+
+        event = self._wake_events.get(shard)
+        if event is not None:
+            event.set()
+            return
+        context = LocalContext(function_name="taskplane-tick", timeout_s=70)
+        threading.Thread(
+            target=handler,
+            args=({"shard": shard, "woken": True}, context),
+            daemon=True,
+            name=f"drain-{shard}",
+        ).start()
 
     def _tick_loop(self, handler: Any, shard: int) -> None:
         """What the shard's rate(1 minute) rule and the wakes do in AWS: run the tick once a minute,

@@ -45,6 +45,7 @@ from taskplane.domain.dead_letters import DeadLetter
 from taskplane.domain.entry import TARGET_REFUSED, refusal_failure_message
 from taskplane.domain.models import MAX_PAYLOAD_DEPTH, Task, payload_depth, payload_size
 from taskplane.domain.retry import can_finish_by, latest_start, next_attempt_at, skip_by_context
+from taskplane.domain.ring import Placement, shard_for
 from taskplane.domain.states import TaskState, path_to_running
 from taskplane.domain.timeouts import (
     GRACE_MS,
@@ -55,7 +56,7 @@ from taskplane.domain.timeouts import (
     needs_heartbeat,
     next_watch,
 )
-from taskplane.domain.wheel import WheelEntry, shard_of
+from taskplane.domain.wheel import WheelEntry
 from taskplane.services.admission import Admission
 from taskplane.services.breakers import CircuitBreakers, Guard
 from taskplane.services.fallback import call_fallback, fallback_note
@@ -139,7 +140,8 @@ class Executor:
     sleep_until: Callable[[int], None] | None = None
     retention_days: int = 30
     wheel: WheelStore | None = None
-    shards: int = 1
+    #: where new wheel entries go: the ring (adapters/ring_store.CachedRing) or a fixed shard count
+    shards: int | Placement = 1
     pool: ThreadPoolExecutor = field(default_factory=lambda: ThreadPoolExecutor(max_workers=32))
     #: per-tenant dead-letter records (GET /v1/dead-letters), written with every DLQ message
     dead_letters: DeadLetterStore | None = None
@@ -286,7 +288,7 @@ class Executor:
     # -- timeouts that survive a dead worker -----------------------------------------------------
     def _watch_entry(self, task: Task, due_ms: int) -> WheelEntry:
         return WheelEntry(
-            shard=shard_of(task.task_id, self.shards),
+            shard=shard_for(task.task_id, self.shards),
             due_ms=due_ms,
             item_id=task.task_id,
             tenant=task.tenant,

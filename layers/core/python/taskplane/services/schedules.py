@@ -23,6 +23,7 @@ from taskplane.domain.entry import check_task_body
 from taskplane.domain.errors import Conflict, InvalidRequest, NotFound
 from taskplane.domain.ids import is_valid_id, new_id
 from taskplane.domain.models import TaskSubmit, new_task
+from taskplane.domain.ring import Placement, shard_for
 from taskplane.domain.schedules import (
     Schedule,
     ScheduleCreate,
@@ -32,7 +33,7 @@ from taskplane.domain.schedules import (
     plan_fires,
 )
 from taskplane.domain.states import TERMINAL, TaskState
-from taskplane.domain.wheel import WheelEntry, shard_of
+from taskplane.domain.wheel import WheelEntry
 from taskplane.services.ports import NullTelemetry, ScheduleRecords, Telemetry
 from taskplane.services.wakes import Wakes
 
@@ -43,7 +44,8 @@ class ScheduleService:
     tasks: TaskStore
     lanes: Lanes
     clock: Clock
-    shards: int = 1
+    #: where new wheel entries go: the ring (adapters/ring_store.CachedRing) or a fixed shard count
+    shards: int | Placement = 1
     telemetry: Telemetry = field(default_factory=NullTelemetry)
     make_id: Callable[[int], str] = new_id
     #: the tenant's target policy, as for tasks: a schedule is no way around it
@@ -55,7 +57,7 @@ class ScheduleService:
         if schedule.paused or schedule.next_fire_at is None:
             return None
         return WheelEntry(
-            shard=shard_of(schedule.schedule_id, self.shards),
+            shard=shard_for(schedule.schedule_id, self.shards),
             due_ms=schedule.next_fire_at,
             item_id=schedule.schedule_id,
             tenant=schedule.tenant,

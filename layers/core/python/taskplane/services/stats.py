@@ -35,13 +35,21 @@ def summarize(tasks: list[Any], now_ms: int, window_ms: int = WINDOW_MS) -> dict
 
 class StatsService:
     def __init__(
-        self, *, tasks: Any, depths: Any, clock: Clock, latencies: Any = None, breakers: Any = None
+        self,
+        *,
+        tasks: Any,
+        depths: Any,
+        clock: Clock,
+        latencies: Any = None,
+        breakers: Any = None,
+        ring: Any = None,
     ) -> None:
         self.tasks = tasks  # services.tasks.TaskService
         self.depths = depths  # adapters.admission.LaneDepthGauge
         self.clock = clock
         self.latencies = latencies  # services.latency.Latencies
         self.breakers = breakers  # services.breakers.CircuitBreakers
+        self.ring = ring  # services.ring.RingKeeper: the wheel's shards, weights and lag
 
     def targets(self, tenant: str) -> list[dict[str, Any]]:
         """This tenant's measured targets: durations over 5 minutes, the default auto timeout, and the
@@ -75,10 +83,23 @@ class StatsService:
         recent, _ = self.tasks.list(tenant, limit=SAMPLE)
         now = self.clock.now_ms()
         lanes, read_at = self.depths.read()
-        return {
+        figures = {
             **summarize(recent, now),
             "lanes": lanes,
             "lanes_read_at": to_rfc3339(read_at),
             "targets": self.targets(tenant),
             "at": to_rfc3339(now),
+        }
+        if self.ring is not None:
+            figures["wheel"] = self._wheel()
+        return figures
+
+    def _wheel(self) -> dict[str, Any]:
+        """The wheel's ring (platform-wide, no tenant's name in it): version, each shard's weight and
+        share of new entries and its tick's last lag, and the shards still draining."""
+        view = self.ring.view()
+        return {
+            **view,
+            "changed_at": to_rfc3339(view["changed_at"]) if view["changed_at"] else None,
+            "draining": [{**d, "until": to_rfc3339(d["until"])} for d in view["draining"]],
         }

@@ -28,12 +28,12 @@ from taskplane.domain.errors import Conflict, InvalidRequest, NotFound, PayloadT
 from taskplane.domain.gray import RouteRule, choose_route
 from taskplane.domain.ids import is_valid_id, new_id
 from taskplane.domain.models import MAX_DELAY_MS, MAX_PAYLOAD_BYTES, Task, TaskSubmit, new_task, payload_size
+from taskplane.domain.ring import Placement, shard_for
 from taskplane.domain.states import CANCELLABLE, TaskState
 from taskplane.domain.wheel import (
     DISPATCH_LEAD_MS,
     WheelEntry,
     goes_through_wheel,
-    shard_of,
     slot_of,
     sort_key,
 )
@@ -74,10 +74,10 @@ def delivery_for(task: Task, now_ms: int) -> LaneMessage:
     )
 
 
-def wheel_entry_for(task: Task, shards: int) -> WheelEntry:
+def wheel_entry_for(task: Task, shards: int | Placement) -> WheelEntry:
     """The wheel entry that dispatches ``task`` (its first attempt, or a retry) when it is due."""
     return WheelEntry(
-        shard=shard_of(task.task_id, shards),
+        shard=shard_for(task.task_id, shards),
         due_ms=due_of(task),
         item_id=task.task_id,
         tenant=task.tenant,
@@ -97,7 +97,8 @@ class TaskService:
     make_id: Callable[[int], str] = new_id
     max_payload_bytes: int = MAX_PAYLOAD_BYTES
     wheel: WheelStore | None = None
-    shards: int = 1
+    #: where new wheel entries go: the ring (adapters/ring_store.CachedRing) or a fixed shard count
+    shards: int | Placement = 1
     admission: Admission = field(default_factory=Admission)
     #: gray-release rules per tenant (domain/gray.py)
     routes: dict[str, list[RouteRule]] = field(default_factory=dict)

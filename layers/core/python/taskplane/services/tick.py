@@ -46,6 +46,10 @@ from taskplane.domain.wheel import (
 from taskplane.services.ports import NullTelemetry, Telemetry
 
 ScheduleFirer = Callable[[WheelEntry, int], None]
+#: Closes a windowed trigger's window whose wheel entry is due (services/windows.py close_due).
+WindowCloser = Callable[[WheelEntry, int], None]
+#: Kinds of entries the tick handles itself instead of sending to a lane.
+OWN_KINDS = frozenset({"schedule", "window"})
 #: The state a delivery of each kind of wheel entry expects; a "watch" checks a RUNNING attempt
 #: for a dead worker (see domain/timeouts.py).
 ENTRY_STATE = {"task": "SCHEDULED", "retry": "RETRYING", "watch": "RUNNING"}
@@ -73,6 +77,8 @@ class TickReport:
     dispatched: int = 0
     late: int = 0
     fired: int = 0
+    #: windows of windowed triggers closed
+    windows: int = 0
     send_failures: int = 0
     lost_lease: bool = False
     #: ended at once: another tick holds the shard for a while yet
@@ -80,6 +86,8 @@ class TickReport:
     #: ended (or never started) because nothing was due within the idle horizon
     idle: bool = False
     handed_over: bool = False
+    #: the most any entry left after its send time (ms)
+    lag_ms: int = 0
 
 
 class _Run:
@@ -94,6 +102,13 @@ class _Run:
         self.lock = threading.Lock()
         self.inflight: dict[Future[None], list[WheelEntry]] = {}
         self.unsent: list[WheelEntry] = []  # refused by the queue, back into the heap on the next pass
+        self.lateness: list[int] = []  # ms after its send time each entry left, since the last save
+
+    def take_lag(self) -> int | None:
+        """The shard's lag since the last call: the p99 of how late entries left (None: none left)."""
+        with self.lock:
+            late, self.lateness = sorted(self.lateness), []
+        return late[min(len(late) - 1, (len(late) * 99) // 100)] if late else None
 
     def push(self, entry: WheelEntry) -> None:
         heapq.heappush(self.heap, (entry.sends_at(self.lead_ms), next(self._seq), entry))
@@ -165,6 +180,8 @@ class Ticker:
     #: with nothing due within this long, the tick releases its shard and ends
     idle_ms: int = IDLE_HORIZON_MS
     fire_schedule: ScheduleFirer | None = None
+    #: closes windows of windowed triggers, on the senders' threads (a close reads the window's events)
+    close_window: WindowCloser | None = None
     telemetry: Telemetry = field(default_factory=NullTelemetry)
     senders: ThreadPoolExecutor = field(default_factory=lambda: ThreadPoolExecutor(max_workers=4))
     #: wakes a successor near the end of a busy span (None: the shard's rule is the only successor)
@@ -261,7 +278,8 @@ class Ticker:
             if due:
                 self._dispatch(due, run)
             if now - saved_at >= self.save_every_ms:
-                if not self.wheel.save(shard, report.owner, now, self.lease_ms, run.resume(now)):
+                lag = run.take_lag()
+                if not self.wheel.save(shard, report.owner, now, self.lease_ms, run.resume(now), lag):
                     report.lost_lease = True
                     run.settle()
                     return report
@@ -376,13 +394,31 @@ class Ticker:
                 run.report.fired += 1
             except Exception:
                 run.give_back([entry])  # tried again on the next pass
+        windows = [e for e in due if e.kind == "window"]
+        if windows and self.close_window is not None:
+            run.submit(self.senders, self._close_windows, windows)
         by_lane: dict[str, list[WheelEntry]] = {}
         for entry in due:
-            if entry.kind != "schedule":
+            if entry.kind not in OWN_KINDS:
                 by_lane.setdefault(entry.lane, []).append(entry)
         for group in by_lane.values():
             for i in range(0, len(group), BATCH):
                 run.submit(self.senders, self._send_and_account, group[i : i + BATCH])
+
+    def _close_windows(self, entries: list[WheelEntry], run: _Run) -> None:
+        """Close each due window; one that fails is given back and tried again on the next pass."""
+        assert self.close_window is not None
+        failed = []
+        for entry in entries:
+            try:
+                self.close_window(entry, self.clock.now_ms())
+            except Exception:
+                failed.append(entry)
+        with run.lock:
+            run.report.windows += len(entries) - len(failed)
+        if failed:
+            time.sleep(0.1)
+            run.give_back(failed)
 
     def _send_and_account(self, batch: list[WheelEntry], run: _Run) -> None:
         try:
@@ -404,6 +440,9 @@ class Ticker:
             run.report.send_failures += len(failed)
             now = self.clock.now_ms()
             run.report.late += sum(1 for e in batch if now - e.sends_at(self.lead_ms) > self.late_after_ms)
+            lateness = [max(0, now - e.sends_at(self.lead_ms)) for e in batch if e not in failed]
+            run.lateness.extend(lateness)
+            run.report.lag_ms = max([run.report.lag_ms, *lateness])
         if failed:
             time.sleep(0.1)  # SQS refused: back off a little before the loop tries them again
             run.give_back(failed)

@@ -29,6 +29,7 @@ from taskplane.domain.triggers import (
     scoped_pattern,
     trigger_task_id,
 )
+from taskplane.domain.windows import INLINE_WINDOW_BYTES, MAX_WINDOW_BYTES
 from taskplane.services.ports import TriggerRecords, TriggerRuleSet
 
 
@@ -61,6 +62,8 @@ class TriggerService:
     #: the bucket of large payloads (an event over the inline limit is kept there)
     blobs: BlobStore | None = None
     retention_days: int = 30
+    #: windowed triggers' windows (services/windows.py); None: a windowed trigger is refused
+    windows: Any = None
 
     def _external(self, tenant: str, bus: str) -> ExternalEvents:
         allowed = {e.bus: e for e in self.external.get(tenant, [])}
@@ -75,13 +78,19 @@ class TriggerService:
 
     def create(self, tenant: str, body: TriggerCreate) -> Trigger:
         check_task_body(self.targets, tenant, body.task, prefix="task")
+        self._check_window(tenant, body)
         # The bus and the scope are decided before anything exists: a bus the platform may not
         # manage rules on is a 400 here, never an AccessDenied (503) from EventBridge later.
         external = None if body.bus == PLATFORM_BUS else self._external(tenant, body.bus)
-        try:
-            scoped = scoped_pattern(body.event_pattern, tenant, external)
-        except ValueError as exc:
-            raise InvalidRequest(str(exc), [{"field": "event_pattern.source"}]) from None
+        scoped: list[dict[str, Any]] = []
+        for index, pattern in enumerate(body.patterns()):
+            try:
+                scoped.append(scoped_pattern(pattern, tenant, external))
+            except ValueError as exc:
+                field = (
+                    "event_pattern.source" if body.correlate is None else f"correlate.events[{index}].source"
+                )
+                raise InvalidRequest(str(exc), [{"field": field}]) from None
         now = self.clock.now_ms()
         trigger_id = self.make_id(now)
         trigger = Trigger(
@@ -94,7 +103,11 @@ class TriggerService:
             rule_name=rule_name(trigger_id, self.rule_prefix),
             created_at=now,
             rule_bus=self.event_bus if external is None else external.bus,
-            rule_pattern=scoped,
+            rule_pattern=scoped[0] if body.correlate is None else None,
+            rule_patterns=scoped if body.correlate is not None else None,
+            batch=body.batch,
+            debounce=body.debounce,
+            correlate=body.correlate,
         )
         # The item first: an event that matches the moment the rule exists must find its trigger.
         self.store.put(trigger)
@@ -104,6 +117,44 @@ class TriggerService:
             self.store.delete(tenant, trigger_id)
             raise
         return trigger
+
+    def _check_window(self, tenant: str, body: TriggerCreate) -> None:
+        """One mode at most, the patterns where the mode wants them, sizes within the platform's."""
+        modes = [name for name in ("batch", "debounce", "correlate") if getattr(body, name) is not None]
+        if len(modes) > 1:
+            raise InvalidRequest(
+                f"a trigger has one window mode at most, not {' and '.join(modes)}",
+                [{"field": modes[1], "problem": "two_modes"}],
+            )
+        if body.correlate is not None:
+            if body.event_pattern is not None:
+                raise InvalidRequest(
+                    "a correlating trigger lists its patterns in correlate.events, not event_pattern",
+                    [{"field": "event_pattern"}],
+                )
+            if body.correlate.on_timeout is not None:
+                check_task_body(
+                    self.targets, tenant, body.correlate.on_timeout, prefix="correlate.on_timeout"
+                )
+        elif body.event_pattern is None:
+            raise InvalidRequest(
+                "event_pattern is required", [{"field": "event_pattern", "problem": "missing"}]
+            )
+        spec = body.window()
+        if spec is None:
+            return
+        if self.windows is None:
+            raise InvalidRequest(
+                "this deployment has no windowed triggers", [{"field": modes[0], "problem": "unsupported"}]
+            )
+        own = getattr(spec, "max_bytes", None)
+        limit = MAX_WINDOW_BYTES if self.blobs is not None else INLINE_WINDOW_BYTES
+        if own is not None and own > limit:
+            raise InvalidRequest(
+                f"{modes[0]}.max_bytes is at most {limit} here"
+                + ("" if self.blobs is not None else " (this deployment keeps payloads inline: no bucket)"),
+                [{"field": f"{modes[0]}.max_bytes", "limit": limit}],
+            )
 
     def get(self, tenant: str, trigger_id: str) -> Trigger:
         trigger = self.store.get(tenant, trigger_id) if is_valid_id(trigger_id) else None
@@ -118,6 +169,18 @@ class TriggerService:
         trigger = self.get(tenant, trigger_id)
         self.rules.delete(trigger)
         self.store.delete(tenant, trigger_id)
+
+    def offload(self, tenant: str, task: Any, payload: Any, now: int) -> Any:
+        """The task with its payload in the bucket when it is over the inline limit (and there is one)."""
+        if self.blobs is None or payload_size(payload) <= INLINE_BYTES:
+            return task
+        data = json.dumps(payload, separators=(",", ":"), ensure_ascii=False).encode("utf-8", "surrogatepass")
+        ref = self.blobs.put(
+            payload_key(tenant, task.task_id),
+            data,
+            expire_days=expiry_days(lifetime_ms(task, now), self.retention_days),
+        )
+        return task.model_copy(update={"payload": None, "payload_ref": ref})
 
     def _in_scope(self, trigger: Trigger, event: dict[str, Any]) -> bool:
         """The rule's scope, checked again on arrival (defence in depth against a rule changed by
@@ -134,13 +197,24 @@ class TriggerService:
         )
         return False
 
-    def start(self, tenant: str, trigger_id: str, event: dict[str, Any]) -> LaneMessage | None:
-        """Create (once per event) the task a matching event starts; the delivery that runs it, or None."""
+    def start(
+        self, tenant: str, trigger_id: str, event: dict[str, Any], pattern: int | None = None
+    ) -> LaneMessage | str | None:
+        """Create (once per event) the task a matching event starts; the delivery that runs it, or None.
+        A windowed trigger's event is taken into its window instead: "taken" or "duplicate"."""
         trigger = self.store.get(tenant, trigger_id)
         if trigger is None:
             return None  # deleted since the event was routed
         if not self._in_scope(trigger, event):
             return None
+        if trigger.window() is not None:
+            if self.windows is None:
+                return None
+            if trigger.correlate is not None and (
+                pattern is None or pattern >= len(trigger.correlate.events)
+            ):
+                return None  # not from one of its rules
+            return str(self.windows.collect(trigger, event, pattern))
         now = self.clock.now_ms()
         task_id = trigger_task_id(trigger_id, str(event.get("id", now)), now, _event_time_ms(event))
         body = TaskSubmit.model_validate({**trigger.task, "payload": event})
@@ -148,18 +222,9 @@ class TriggerService:
             update={"trigger_id": trigger_id, "dispatched_at": now}
         )
         task.history[0].detail = f"started by trigger {trigger_id} for event {event.get('id', '?')}"
-        if self.blobs is not None and payload_size(event) > INLINE_BYTES:
-            # An event can be up to 256 KB: a large one is kept in the bucket like a large payload
-            # (same key for a redelivered event, so a retry writes the same object again).
-            data = json.dumps(event, separators=(",", ":"), ensure_ascii=False).encode(
-                "utf-8", "surrogatepass"
-            )
-            ref = self.blobs.put(
-                payload_key(tenant, task_id),
-                data,
-                expire_days=expiry_days(lifetime_ms(task, now), self.retention_days),
-            )
-            task = task.model_copy(update={"payload": None, "payload_ref": ref})
+        # An event can be up to 256 KB: a large one is kept in the bucket like a large payload
+        # (same key for a redelivered event, so a retry writes the same object again).
+        task = self.offload(tenant, task, event, now)
         try:
             self.tasks.create(task)
         except Conflict:

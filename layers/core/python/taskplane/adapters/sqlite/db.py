@@ -27,7 +27,7 @@ from typing import Any
 from taskplane.domain.errors import Unavailable
 
 #: Bumped when the schema changes; a file written with another version is refused with a message.
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 
 #: Every table (its rows are each store's items; columns that conditions and listings use are
 #: columns, the rest of a record is JSON in ``doc``).
@@ -89,15 +89,44 @@ CREATE INDEX IF NOT EXISTS messages_due ON messages (queue, visible_at);
 CREATE INDEX IF NOT EXISTS messages_receipt ON messages (receipt);
 CREATE TABLE IF NOT EXISTS wheel_leases (
     shard INTEGER PRIMARY KEY, owner TEXT NOT NULL, lease_until INTEGER NOT NULL, resume_slot INTEGER,
-    resume_sk TEXT NOT NULL DEFAULT '', runs_until INTEGER);
+    resume_sk TEXT NOT NULL DEFAULT '', runs_until INTEGER, lag_ms INTEGER, lag_at INTEGER);
 CREATE TABLE IF NOT EXISTS wheel (
     shard INTEGER NOT NULL, slot INTEGER NOT NULL, sk TEXT NOT NULL, tenant TEXT NOT NULL,
     kind TEXT NOT NULL, lane TEXT NOT NULL, attempt INTEGER NOT NULL, expires_at INTEGER,
     PRIMARY KEY (shard, slot, sk)) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS wheel_ring (
+    id INTEGER PRIMARY KEY CHECK (id = 1), version INTEGER NOT NULL, weights TEXT NOT NULL,
+    draining TEXT NOT NULL, changed_at INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS window_keys (
+    tenant TEXT NOT NULL, trigger_id TEXT NOT NULL, digest TEXT NOT NULL, window_id TEXT NOT NULL,
+    expires_at INTEGER, PRIMARY KEY (tenant, trigger_id, digest)) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS window_marks (
+    tenant TEXT NOT NULL, trigger_id TEXT NOT NULL, dedup TEXT NOT NULL, window_id TEXT NOT NULL,
+    expires_at INTEGER, PRIMARY KEY (tenant, trigger_id, dedup)) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS window_heads (
+    tenant TEXT NOT NULL, trigger_id TEXT NOT NULL, window_id TEXT NOT NULL, key TEXT NOT NULL,
+    opened_at INTEGER NOT NULL, closes_at INTEGER NOT NULL, count INTEGER NOT NULL,
+    bytes INTEGER NOT NULL, matched TEXT NOT NULL, last_at INTEGER NOT NULL, state TEXT NOT NULL,
+    reason TEXT, task_id TEXT, sealed_at INTEGER, expires_at INTEGER,
+    PRIMARY KEY (tenant, trigger_id, window_id)) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS window_events (
+    tenant TEXT NOT NULL, trigger_id TEXT NOT NULL, window_id TEXT NOT NULL, sk TEXT NOT NULL,
+    event_id TEXT NOT NULL, at INTEGER NOT NULL, doc TEXT NOT NULL, patterns TEXT NOT NULL,
+    expires_at INTEGER, PRIMARY KEY (tenant, trigger_id, window_id, sk)) WITHOUT ROWID;
 """
 
 #: Tables whose rows expire (``expires_at``, epoch seconds), as the DynamoDB tables with a TTL.
-EXPIRING = ("tasks", "run_items", "run_listing", "wheel", "sketches")
+EXPIRING = (
+    "tasks",
+    "run_items",
+    "run_listing",
+    "wheel",
+    "sketches",
+    "window_keys",
+    "window_marks",
+    "window_heads",
+    "window_events",
+)
 
 
 class SchemaMismatch(RuntimeError):

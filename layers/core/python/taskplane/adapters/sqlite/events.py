@@ -108,27 +108,38 @@ class SqliteTriggerRules:
         self._bridge = bridge
 
     def create(self, trigger: Trigger, lane: str) -> None:
-        envelope = json.dumps({"trigger_id": trigger.trigger_id, "tenant": trigger.tenant})
-        # {"trigger_id": ..., "tenant": ..., "event": <the whole event>}, as the AWS rule's template
+        made: list[str] = []
+        try:
+            for index, (name, pattern) in enumerate(trigger.rules()):
+                self._create_rule(trigger, lane, name, pattern, index if trigger.rule_patterns else None)
+                made.append(name)
+        except Exception:
+            for name in made:
+                self._bridge.delete_rule(trigger.real_bus, name)
+            raise
+
+    def _create_rule(
+        self, trigger: Trigger, lane: str, name: str, pattern: dict[str, Any], index: int | None
+    ) -> None:
+        head: dict[str, Any] = {"trigger_id": trigger.trigger_id, "tenant": trigger.tenant}
+        if index is not None:
+            head["pattern"] = index
+        envelope = json.dumps(head)
+        # {"trigger_id": ..., "tenant": ..., ["pattern": i,] "event": <the whole event>}, as on AWS
         template = envelope[:-1] + f', "event": {WHOLE_EVENT}}}'
         try:
-            self._bridge.put_rule(
-                trigger.real_bus,
-                trigger.rule_name,
-                trigger.rule_pattern or trigger.event_pattern,
-                lane,
-                template,
-            )
+            self._bridge.put_rule(trigger.real_bus, name, pattern, lane, template)
         except InvalidPattern as exc:
             raise InvalidRequest(
                 f"EventBridge refused the event pattern: Event pattern is not valid. Reason: {exc}",
-                [{"field": "event_pattern"}],
+                [{"field": "event_pattern" if index is None else f"correlate.events[{index}]"}],
             ) from None
         except LookupError:
             raise InvalidRequest(f"event bus {trigger.bus!r} does not exist", [{"field": "bus"}]) from None
 
     def delete(self, trigger: Trigger) -> None:
-        self._bridge.delete_rule(trigger.real_bus, trigger.rule_name)
+        for name, _ in trigger.rules():
+            self._bridge.delete_rule(trigger.real_bus, name)
 
 
 class SqliteEventsClient:

@@ -22,6 +22,8 @@ def _lease(shard: int, row: sqlite3.Row) -> Lease:
         resume_slot=row["resume_slot"],
         resume_sk=row["resume_sk"],
         runs_until=row["runs_until"],
+        lag_ms=row["lag_ms"],
+        lag_at=row["lag_at"],
     )
 
 
@@ -108,14 +110,24 @@ class SqliteWheelStore:
         row = self._db.one("SELECT * FROM wheel_leases WHERE shard = ?", (shard,))
         return _lease(shard, row) if row else None
 
-    def save(self, shard: int, owner: str, now_ms: int, ttl_ms: int, resume: tuple[int, str]) -> bool:
-        """Record the resume point and extend the lease; False when the lease is no longer ours."""
+    def save(
+        self,
+        shard: int,
+        owner: str,
+        now_ms: int,
+        ttl_ms: int,
+        resume: tuple[int, str],
+        lag_ms: int | None = None,
+    ) -> bool:
+        """Record the resume point (and the lag, when given) and extend the lease; False when the lease
+        is no longer ours."""
         with self._db.transaction() as conn:
             return (
                 conn.execute(
-                    "UPDATE wheel_leases SET lease_until = ?, resume_slot = ?, resume_sk = ?"
+                    "UPDATE wheel_leases SET lease_until = ?, resume_slot = ?, resume_sk = ?,"
+                    " lag_ms = COALESCE(?, lag_ms), lag_at = CASE WHEN ? IS NULL THEN lag_at ELSE ? END"
                     " WHERE shard = ? AND owner = ? AND lease_until >= ?",
-                    (now_ms + ttl_ms, resume[0], resume[1], shard, owner, now_ms),
+                    (now_ms + ttl_ms, resume[0], resume[1], lag_ms, lag_ms, now_ms, shard, owner, now_ms),
                 ).rowcount
                 > 0
             )

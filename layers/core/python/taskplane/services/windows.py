@@ -1,0 +1,252 @@
+"""Windowed triggers: take each event into its key's window; close windows on time and start one task.
+
+The worker calls :meth:`WindowService.collect` for each event of a windowed trigger; the tick calls
+:meth:`WindowService.close_due` for each wheel entry of kind ``window`` when it is due. Rules and
+the payload are in ``domain/windows.py``; storage in ``adapters/windows.py``.
+
+A close is safe to run again and from anywhere: the window is sealed first (OPEN -> CLOSING, no event
+is taken after that), then its task is created under an id derived from the window (a second try
+finds it) and queued, then the window is marked CLOSED. Whoever meets a CLOSING window (the tick
+tried again, the next event for its key) finishes the close, so a crash between the steps loses
+nothing.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from taskplane.adapters.queues import LaneMessage
+from taskplane.domain.clock import Clock
+from taskplane.domain.errors import Conflict, Unavailable
+from taskplane.domain.ids import new_id
+from taskplane.domain.models import TaskSubmit, new_task
+from taskplane.domain.ring import Placement, shard_for
+from taskplane.domain.states import TaskState
+from taskplane.domain.triggers import Trigger
+from taskplane.domain.wheel import WheelEntry
+from taskplane.domain.windows import (
+    CorrelateWindow,
+    DebounceWindow,
+    Reason,
+    WindowHead,
+    WindowSpec,
+    byte_limit,
+    close_reason,
+    debounce_end,
+    ends_early,
+    event_limit,
+    key_digest,
+    key_text,
+    key_value,
+    mode_of,
+    open_head,
+    parse_wheel_item_id,
+    starts,
+    takes,
+    wheel_item_id,
+    window_payload,
+    window_task_id,
+)
+from taskplane.services.ports import NullTelemetry, Telemetry
+
+
+def event_doc(event: dict[str, Any]) -> tuple[str, int]:
+    """The event as stored in its window, and its size in bytes: UTF-8 JSON (an event of 256 KB stays
+    within DynamoDB's 400 KB item whatever its script), or ASCII JSON for text UTF-8 cannot hold
+    (a lone surrogate from an external bus)."""
+    doc = json.dumps(event, separators=(",", ":"), ensure_ascii=False)
+    try:
+        return doc, len(doc.encode("utf-8"))
+    except UnicodeEncodeError:
+        doc = json.dumps(event, separators=(",", ":"))
+        return doc, len(doc)
+
+
+#: Tries at taking one event when other events keep closing and opening its key's window.
+MAX_TRIES = 8
+
+
+@dataclass
+class WindowService:
+    records: Any  # adapters.windows.WindowStore (or a fake with its conditional semantics)
+    triggers: Any  # services.ports.TriggerRecords
+    tasks: Any  # adapters.task_store.TaskStore
+    lanes: Any  # adapters.queues.Lanes
+    wheel: Any  # adapters.wheel_store.WheelStore
+    clock: Clock
+    shards: int | Placement = 1
+    wakes: Any = None  # services.wakes.Wakes
+    #: stores a large payload (tenant, task, payload, now) -> the task with its reference
+    offload: Callable[[str, Any, Any, int], Any] | None = None
+    has_bucket: bool = False
+    retention_days: int = 30
+    telemetry: Telemetry = field(default_factory=NullTelemetry)
+    make_id: Callable[[int], str] = new_id
+
+    def _expires(self, now_ms: int) -> int:
+        return now_ms // 1000 + self.retention_days * 86_400 + 86_400
+
+    # -- events ---------------------------------------------------------------------------------------
+    def collect(self, trigger: Trigger, event: dict[str, Any], pattern: int | None) -> str:
+        """Take one event into its key's window; "taken" or "duplicate" (counted before)."""
+        spec = trigger.window()
+        if spec is None:
+            raise ValueError(f"trigger {trigger.trigger_id} has no window")
+        tenant, trigger_id = trigger.tenant, trigger.trigger_id
+        key = key_text(key_value(event, spec.steps))
+        digest = key_digest(key)
+        doc, size = event_doc(event)
+        event_id = str(event.get("id") or key_digest(doc))
+        dedup = event_id if pattern is None else f"{event_id}#{pattern}"
+        room = byte_limit(spec, self.has_bucket)
+        for _ in range(MAX_TRIES):
+            now = self.clock.now_ms()
+            current = self.records.current(tenant, trigger_id, digest)
+            head = self.records.head(tenant, trigger_id, current) if current else None
+            if head is None or not takes(spec, head, size, room, now):
+                if head is not None and head.state != "CLOSED":
+                    # past its end, full, or a close that stopped half-way: finish it first
+                    reason = head.reason or close_reason(spec, head, now) or "full"
+                    self._close(trigger, spec, head, reason)
+                if self.records.seen(tenant, trigger_id, dedup):
+                    return "duplicate"  # a redelivery opens no window
+                head = open_head(spec, self.make_id(now), key, now)
+                self._schedule(trigger, head, now)  # the close is on the wheel before the window exists
+                if not self.records.open(tenant, trigger_id, digest, head, current, self._expires(now)):
+                    continue  # another event opened the key's next window first
+            outcome = self.records.take(
+                tenant,
+                trigger_id,
+                head,
+                dedup=dedup,
+                event_id=event_id,
+                doc=doc,
+                size=size,
+                now_ms=now,
+                max_count=event_limit(spec),
+                room=room,
+                pattern=pattern,
+                closes_at=self._debounce_end(spec, head, now),
+                only=isinstance(spec, DebounceWindow),
+                expires_at=self._expires(now),
+            )
+            if outcome == "refused":
+                continue
+            after = self.records.head(tenant, trigger_id, head.window_id)
+            if after is not None and after.state == "OPEN":
+                early = ends_early(spec, after, room)
+                if early is not None:
+                    self._close(trigger, spec, after, early)
+            elif after is not None and after.state == "CLOSING":
+                self._close(trigger, spec, after, after.reason or "full")
+            if outcome == "taken":
+                self._count(trigger, "window_events")
+            return outcome
+        raise Unavailable("the key's window kept changing; the event is tried again")
+
+    def _debounce_end(self, spec: WindowSpec, head: WindowHead, now: int) -> int | None:
+        if not isinstance(spec, DebounceWindow):
+            return None
+        return debounce_end(spec, head.opened_at, now)
+
+    def _schedule(self, trigger: Trigger, head: WindowHead, now: int, due_ms: int | None = None) -> None:
+        entry = WheelEntry(
+            shard=shard_for(head.window_id, self.shards),
+            due_ms=head.closes_at if due_ms is None else due_ms,
+            item_id=wheel_item_id(trigger.trigger_id, head.window_id),
+            tenant=trigger.tenant,
+            kind="window",
+            lane=str(trigger.task.get("priority", "default")),
+        )
+        self.wheel.put(entry)
+        if self.wakes is not None:
+            self.wakes.after_write([entry], now)
+
+    # -- closing ---------------------------------------------------------------------------------------
+    def close_due(self, entry: WheelEntry, now_ms: int) -> None:
+        """Handle a window's wheel entry that is due (the tick; safe to call again)."""
+        trigger_id, window_id = parse_wheel_item_id(entry.item_id)
+        trigger = self.triggers.get(entry.tenant, trigger_id)
+        spec = trigger.window() if trigger is not None else None
+        if trigger is None or spec is None:
+            return  # deleted since: its windows start nothing
+        head = self.records.head(entry.tenant, trigger_id, window_id)
+        if head is None or head.state == "CLOSED":
+            return  # an opening that lost its race, or closed already (full, complete, a retry)
+        reason: Reason | None = head.reason
+        if head.state == "OPEN":
+            # Due at its entry's time whatever this clock says: the entry is the window's end.
+            reason = close_reason(spec, head, max(now_ms, entry.due_ms))
+            if reason is None:  # a debounce's newer event moved the end: be back then
+                self._schedule(trigger, head, now_ms)
+                return
+        self._close(trigger, spec, head, reason or "time")
+
+    def _close(self, trigger: Trigger, spec: WindowSpec, head: WindowHead, reason: Reason) -> str | None:
+        """Seal, start the window's task (once), mark it closed; the task's id, if one started."""
+        tenant, trigger_id = trigger.tenant, trigger.trigger_id
+        sealed = self.records.seal(tenant, trigger_id, head.window_id, reason, self.clock.now_ms())
+        if sealed is None or sealed.state == "CLOSED":
+            return sealed.task_id if sealed is not None else None
+        why: Reason = sealed.reason or reason
+        what = starts(spec, sealed, why)
+        task_id = None
+        if what is not None:
+            events = self.records.events(tenant, trigger_id, head.window_id)
+            if events:
+                payload = window_payload(spec, trigger_id, sealed, why, events)
+                template = trigger.task
+                if what == "on_timeout" and isinstance(spec, CorrelateWindow) and spec.on_timeout is not None:
+                    template = spec.on_timeout.model_dump(mode="json", exclude_none=True)
+                task_id = self._start(trigger, spec, sealed, why, template, payload, len(events))
+        self.records.finish(tenant, trigger_id, head.window_id, task_id)
+        self._count(trigger, "window_closed")
+        if what is None and sealed.count:
+            self._count(trigger, "window_expired")  # a correlation that ended incomplete
+        return task_id
+
+    def _start(
+        self,
+        trigger: Trigger,
+        spec: WindowSpec,
+        head: WindowHead,
+        reason: Reason,
+        template: dict[str, Any],
+        payload: Any,
+        events: int,
+    ) -> str:
+        """Create (once) and queue the task of a closed window."""
+        now = self.clock.now_ms()
+        tenant = trigger.tenant
+        task_id = window_task_id(trigger.trigger_id, head.window_id, head.opened_at)
+        body = TaskSubmit.model_validate({**template, "payload": payload})
+        task = new_task(body, task_id=task_id, tenant=tenant, now_ms=now).model_copy(
+            update={"trigger_id": trigger.trigger_id, "dispatched_at": now}
+        )
+        task.history[0].detail = (
+            f"started by trigger {trigger.trigger_id} ({mode_of(spec)}) when window "
+            f"{head.window_id} closed ({reason}) with {events} event(s)"
+        )
+        if self.offload is not None:
+            task = self.offload(tenant, task, payload, now)
+        try:
+            self.tasks.create(task)
+        except Conflict:
+            existing = self.tasks.get(tenant, task_id)
+            if existing is None or existing.state is not TaskState.PENDING:
+                return task_id  # created and already on its way by an earlier try
+        self.lanes.send_one(
+            LaneMessage(tenant=tenant, task_id=task_id, attempt=1, lane=task.priority, state="PENDING")
+        )
+        return task_id
+
+    def _count(self, trigger: Trigger, name: str) -> None:
+        self.telemetry.count(
+            name,
+            tenant=trigger.tenant,
+            target_type=str(trigger.task.get("target", {}).get("type", "none")),
+            lane=str(trigger.task.get("priority", "default")),
+        )

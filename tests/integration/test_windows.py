@@ -1,0 +1,503 @@
+# ruff: noqa: F811 - the sim fixture is imported from test_wheel
+"""Windowed triggers under moto, through the API, the worker and the tick on a simulated clock.
+
+Events are published with ``POST /v1/events`` and reach the worker through the trigger's rule and
+lane, as in AWS; windows close when the tick meets their wheel entry (no loop of their own), and the
+task a window starts runs through the worker like any trigger task (domain/windows.py).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from typing import Any
+
+import pytest
+
+from taskplane import wiring
+from taskplane.domain.states import TaskState
+from taskplane.domain.windows import MAX_WINDOW_BYTES
+from tests.integration.test_wheel import START, SimClock, on_sim_clock, sim  # noqa: F401 - the fixture
+
+pytestmark = pytest.mark.integration
+
+ECHO = {"target": {"type": "builtin", "name": "echo"}}
+
+
+def publish(api: Any, user: str, kind: str = "click", tenant: str = "acme", **detail: Any) -> str:
+    reply = api(
+        "POST",
+        "/v1/events",
+        {"events": [{"source": "shop.web", "detail_type": kind, "detail": {"user": user, **detail}}]},
+        tenant=tenant,
+    )
+    assert reply.status == 200, reply.body
+    return str(reply.body["results"][0]["event_id"])
+
+
+def make_trigger(api: Any, tenant: str = "acme", **body: Any) -> str:
+    body.setdefault("task", ECHO)
+    if "correlate" not in body:
+        body.setdefault("event_pattern", {"source": ["shop.web"]})
+    reply = api("POST", "/v1/triggers", body, tenant=tenant)
+    assert reply.status == 201, reply.body
+    return str(reply.body["trigger_id"])
+
+
+def tasks_of(aws: Any, trigger_id: str, tenant: str = "acme") -> list[Any]:
+    items, _ = wiring.platform().tasks.list(tenant, limit=100)
+    found = [t for t in items if t.trigger_id == trigger_id]
+    return sorted(found, key=lambda t: t.created_at)
+
+
+def full(aws: Any, task: Any) -> Any:
+    """The task as stored, with its payload (read back from the bucket when it is there)."""
+    platform = wiring.platform()
+    stored = platform.tasks.get(task.tenant, task.task_id)
+    if stored.payload_ref is not None:
+        data = platform.blobs.get(stored.payload_ref.key)
+        stored = stored.model_copy(update={"payload": json.loads(data)})
+    return stored
+
+
+def run_tick(aws: Any, sim: SimClock, until_ms: int) -> Any:
+    platform = wiring.platform()
+    ticker = dataclasses.replace(platform.ticker, clock=sim, wait=sim.wait, senders=sim.senders)
+    return ticker.run(0, until_ms=until_ms, owner=f"tick-{sim.now_ms()}")
+
+
+def at(sim: SimClock, offset_ms: int, action: Any) -> None:
+    sim.at(START + offset_ms, action)
+
+
+# -- batch ----------------------------------------------------------------------------------------
+@on_sim_clock()
+def test_a_batch_collects_events_per_key_and_closes_on_time(aws, sim, api, drain):
+    # Given a batch trigger on $.detail.user, up to 10 events or one second
+    tid = make_trigger(api, batch={"max_events": 10, "window_ms": 1000, "key": "$.detail.user"})
+    # When u1 publishes at 0, 100 and 200 ms and u2 at 50 ms (each handled by the worker at once),
+    # one of u1's deliveries arriving twice
+    sqs = aws.client("sqs")
+    url = aws.settings.queue_urls["default"]
+
+    def send(user: str, n: int, twice: bool = False) -> Any:
+        def go() -> None:
+            publish(api, user, n=n)
+            if twice:
+                body = sqs.receive_message(QueueUrl=url, VisibilityTimeout=0)["Messages"][0]["Body"]
+                sqs.send_message(QueueUrl=url, MessageBody=body)
+            drain(rounds=2)
+
+        return go
+
+    send("u1", 1)()
+    at(sim, 50, send("u2", 1))
+    at(sim, 100, send("u1", 2, twice=True))
+    at(sim, 200, send("u1", 3))
+    assert tasks_of(aws, tid) == []
+    # And the tick runs for three simulated seconds
+    report = run_tick(aws, sim, START + 3_000)
+    drain(rounds=2)
+    # Then one task per key started when its window closed (1 s after its first event), with the
+    # key's events in arrival order, each once, and ran
+    assert report.windows == 2
+    tasks = tasks_of(aws, tid)
+    assert [t.state for t in tasks] == [TaskState.SUCCEEDED, TaskState.SUCCEEDED]
+    u1, u2 = sorted(tasks, key=lambda t: full(aws, t).payload["key"])
+    p1, p2 = full(aws, u1).payload, full(aws, u2).payload
+    assert p1["key"] == "u1" and [e["detail"]["n"] for e in p1["events"]] == [1, 2, 3]
+    assert p2["key"] == "u2" and [e["detail"]["n"] for e in p2["events"]] == [1]
+    assert p1["window"]["reason"] == "time" and p1["mode"] == "batch"
+    assert u1.created_at == START + 1_000 and u2.created_at == START + 50 + 1_000
+    assert p1["window"]["closes_at"] == START + 1_000
+    head = wiring.platform().triggers.windows.records.head("acme", tid, p1["window"]["id"])
+    assert head.count == 3 and head.state == "CLOSED" and head.task_id == u1.task_id
+
+
+@on_sim_clock()
+def test_an_event_delivered_again_after_its_window_closed_is_not_counted_again(aws, sim, api, drain):
+    # Given a batch window that took one event and closed
+    tid = make_trigger(api, batch={"max_events": 10, "window_ms": 1000, "key": "$.detail.user"})
+    sqs = aws.client("sqs")
+    url = aws.settings.queue_urls["default"]
+    publish(api, "u1", n=1)
+    body = sqs.receive_message(QueueUrl=url, VisibilityTimeout=0)["Messages"][0]["Body"]
+    drain(rounds=2)
+    run_tick(aws, sim, START + 2_000)
+    drain(rounds=2)
+    assert len(tasks_of(aws, tid)) == 1
+    # When SQS delivers the same event again (at-least-once), after the window closed
+    sqs.send_message(QueueUrl=url, MessageBody=body)
+    (response,) = drain()
+    run_tick(aws, sim, START + 5_000)
+    drain(rounds=2)
+    # Then it opened no new window and started nothing
+    assert response == {"batchItemFailures": []}
+    assert len(tasks_of(aws, tid)) == 1
+
+
+@on_sim_clock()
+def test_a_full_batch_starts_its_task_at_once_and_the_rest_open_the_next(aws, sim, api, drain):
+    # Given batches of 3 within 10 s
+    tid = make_trigger(api, batch={"max_events": 3, "window_ms": 10_000, "key": "$.detail.user"})
+    # When 7 events of one key arrive together
+    for n in range(7):
+        publish(api, "u1", n=n)
+    drain(rounds=3)
+    # Then two full batches started their tasks at once, without waiting for the window's end
+    started = tasks_of(aws, tid)
+    assert len(started) == 2
+    assert all(full(aws, t).payload["window"]["reason"] == "full" for t in started)
+    assert all(t.created_at == START for t in started)
+    # And the 7th waits in its window until the tick closes it 10 s later
+    run_tick(aws, sim, START + 12_000)
+    drain(rounds=2)
+    tasks = tasks_of(aws, tid)
+    assert len(tasks) == 3 and tasks[2].created_at == START + 10_000
+    seen = [e["detail"]["n"] for t in tasks for e in full(aws, t).payload["events"]]
+    assert sorted(seen) == list(range(7))  # every event once, in exactly one batch
+    assert [len(full(aws, t).payload["events"]) for t in tasks] == [3, 3, 1]
+    assert all(t.state is TaskState.SUCCEEDED for t in tasks)
+
+
+@on_sim_clock()
+def test_a_batch_over_the_inline_limit_goes_to_the_bucket(aws, sim, api, drain):
+    # Given batches of up to 20 events (the platform has a bucket)
+    tid = make_trigger(api, batch={"max_events": 20, "window_ms": 1000, "key": "$.detail.user"})
+    # When 12 events of ~8 KB each arrive (~96 KB together, over the 64 KiB inline limit)
+    for n in range(12):
+        publish(api, "u1", n=n, blob="x" * 8_000)
+    drain(rounds=3)
+    run_tick(aws, sim, START + 2_000)
+    drain(rounds=2)
+    # Then one task got them all, its payload kept in the bucket, and the echo ran with all of it
+    (task,) = tasks_of(aws, tid)
+    assert task.payload_ref is not None and task.payload is None
+    assert task.state is TaskState.SUCCEEDED
+    shown = api("GET", f"/v1/tasks/{task.task_id}").body
+    assert shown["payload_size"] > 64 * 1024
+
+
+@on_sim_clock()
+def test_an_event_of_256_kb_in_any_script_fits_its_window(aws, sim, api, drain):
+    # Given a batch trigger, and an event as large as EventBridge takes, in a script whose characters
+    # take 3 bytes in UTF-8 (and 6 as ASCII escapes: over DynamoDB's 400 KB item)
+    tid = make_trigger(api, batch={"max_events": 10, "window_ms": 1000, "key": "$.detail.user"})
+    big = {
+        "id": "big-1",
+        "source": "shop.web",
+        "detail-type": "click",
+        "detail": {"user": "u1", "text": "日" * 85_000, "taskplane_tenant": "acme"},
+    }
+    # When the worker takes it into its window, and the window closes
+    assert wiring.platform().triggers.start("acme", tid, big) == "taken"
+    run_tick(aws, sim, START + 2_000)
+    drain(rounds=2)
+    # Then its task got it whole (through the bucket) and ran
+    (task,) = tasks_of(aws, tid)
+    assert task.state is TaskState.SUCCEEDED and task.payload_ref is not None
+    assert full(aws, task).payload["events"][0]["detail"]["text"] == "日" * 85_000
+
+
+# -- debounce -------------------------------------------------------------------------------------
+@on_sim_clock()
+def test_debounce_starts_one_task_with_the_last_event_of_a_burst(aws, sim, api, drain):
+    # Given a debounce of 500 ms per user
+    tid = make_trigger(api, debounce={"window_ms": 500, "key": "$.detail.user"})
+
+    def send(n: int) -> Any:
+        return lambda: (publish(api, "u1", n=n), drain(rounds=2))
+
+    # When u1 publishes at 0, 300 and 600 ms (a burst), then again at 3 s
+    send(1)()
+    at(sim, 300, send(2))
+    at(sim, 600, send(3))
+    at(sim, 3_000, send(4))
+    run_tick(aws, sim, START + 5_000)
+    drain(rounds=2)
+    # Then the burst started one task 500 ms after its last event, with that event as its payload;
+    # the later event started its own
+    tasks = tasks_of(aws, tid)
+    assert [full(aws, t).payload["detail"]["n"] for t in tasks] == [3, 4]
+    assert [t.created_at for t in tasks] == [START + 1_100, START + 3_500]
+    assert all(t.state is TaskState.SUCCEEDED for t in tasks)
+
+
+@on_sim_clock()
+def test_debounce_max_wait_bounds_an_endless_burst(aws, sim, api, drain):
+    tid = make_trigger(api, debounce={"window_ms": 500, "max_wait_ms": 1_000, "key": "$.detail.user"})
+    publish(api, "u1", n=0)
+    drain(rounds=2)
+    for i in range(1, 8):  # an event every 300 ms: never quiet for 500 ms
+        at(sim, 300 * i, lambda i=i: (publish(api, "u1", n=i), drain(rounds=2)))
+    run_tick(aws, sim, START + 4_000)
+    drain(rounds=2)
+    tasks = tasks_of(aws, tid)
+    # the first window ends 1 s after its first event with the last event it took (900 ms)
+    assert tasks[0].created_at == START + 1_000
+    assert full(aws, tasks[0]).payload["detail"]["n"] == 3
+
+
+# -- correlate ------------------------------------------------------------------------------------
+EXPOSURE = {"source": ["shop.web"], "detail-type": ["exposure"]}
+CLICK = {"source": ["shop.web"], "detail-type": ["click"]}
+
+
+@on_sim_clock()
+def test_correlate_starts_a_task_when_every_pattern_matched_within_the_window(aws, sim, api, drain):
+    # Given exposure -> click within 5 s per user
+    tid = make_trigger(
+        api, correlate={"within_ms": 5_000, "key": "$.detail.user", "events": [EXPOSURE, CLICK]}
+    )
+    # When u1 is exposed and clicks 1 s later, u2 is only exposed, u3 only clicks
+    publish(api, "u1", kind="exposure")
+    publish(api, "u2", kind="exposure")
+    publish(api, "u3", kind="click")
+    drain(rounds=2)
+    at(sim, 1_000, lambda: (publish(api, "u1", kind="click"), drain(rounds=2)))
+    run_tick(aws, sim, START + 7_000)
+    drain(rounds=2)
+    # Then only u1's correlation started a task, at the click, with both events and what matched
+    (task,) = tasks_of(aws, tid)
+    payload = full(aws, task).payload
+    assert task.created_at == START + 1_000 and task.state is TaskState.SUCCEEDED
+    assert payload["key"] == "u1" and payload["window"]["reason"] == "complete"
+    assert [e["detail-type"] for e in payload["events"]] == ["exposure", "click"]
+    ids = [e["id"] for e in payload["events"]]
+    assert payload["matched"] == [[ids[0]], [ids[1]]]
+    # And the trigger has one rule per pattern, each scoped to acme like a trigger's pattern
+    shown = api("GET", f"/v1/triggers/{tid}").body
+    assert [p["detail"]["taskplane_tenant"] for p in shown["rule_patterns"]] == [["acme"], ["acme"]]
+    events = aws.client("events")
+    names = {r["Name"] for r in events.list_rules(EventBusName=aws.settings.event_bus)["Rules"]}
+    assert {shown["rule_name"], shown["rule_name"] + "-1"} <= names
+    # And deleting it removes both rules
+    assert api("DELETE", f"/v1/triggers/{tid}").status == 204
+    names = {r["Name"] for r in events.list_rules(EventBusName=aws.settings.event_bus)["Rules"]}
+    assert not {shown["rule_name"], shown["rule_name"] + "-1"} & names
+
+
+@on_sim_clock()
+def test_keys_with_any_text_share_windows_by_value(aws, sim, api, drain):
+    tid = make_trigger(api, batch={"max_events": 10, "window_ms": 1000, "key": "$.detail.user"})
+    for user in ["zoë", "zoë", "日本", 7, "7"]:
+        publish(api, user)
+    drain(rounds=3)
+    run_tick(aws, sim, START + 2_000)
+    drain(rounds=2)
+    keys = sorted(json.dumps(full(aws, t).payload["key"]) for t in tasks_of(aws, tid))
+    assert keys == sorted(json.dumps(k) for k in ["zoë", "日本", 7, "7"])
+
+
+@on_sim_clock()
+def test_one_event_matching_every_pattern_completes_a_correlation_alone(aws, sim, api, drain):
+    # Given a correlation of "any event from the web" and "a click"
+    tid = make_trigger(
+        api,
+        correlate={"within_ms": 5_000, "key": "$.detail.user", "events": [{"source": ["shop.web"]}, CLICK]},
+    )
+    # When one click arrives (each rule delivers it: once per pattern)
+    publish(api, "u1", kind="click")
+    drain(rounds=3)
+    # Then the correlation completed with that one event, matched by both patterns
+    (task,) = tasks_of(aws, tid)
+    payload = full(aws, task).payload
+    (only,) = payload["events"]
+    assert payload["window"]["reason"] == "complete"
+    assert payload["matched"] == [[only["id"]], [only["id"]]]
+
+
+@on_sim_clock()
+def test_an_incomplete_correlation_starts_its_on_timeout_task_when_the_window_ends(aws, sim, api, drain):
+    timeout_task = {"target": {"type": "builtin", "name": "echo"}, "labels": {"why": "no-click"}}
+    tid = make_trigger(
+        api,
+        correlate={
+            "within_ms": 5_000,
+            "key": "$.detail.user",
+            "events": [EXPOSURE, CLICK],
+            "on_timeout": timeout_task,
+        },
+    )
+    publish(api, "u2", kind="exposure")
+    drain(rounds=2)
+    run_tick(aws, sim, START + 7_000)
+    drain(rounds=2)
+    (task,) = tasks_of(aws, tid)
+    payload = full(aws, task).payload
+    assert task.labels == {"why": "no-click"} and task.created_at == START + 5_000
+    assert payload["window"]["reason"] == "time" and payload["matched"] == [[payload["events"][0]["id"]], []]
+
+
+# -- restarts, duplicates, tenants ----------------------------------------------------------------
+@on_sim_clock()
+def test_windows_survive_a_restart_and_a_close_that_fails_half_way(aws, sim, api, drain):
+    # Given a batch window holding two events
+    tid = make_trigger(api, batch={"max_events": 10, "window_ms": 1000, "key": "$.detail.user"})
+    publish(api, "u1", n=1)
+    drain(rounds=2)
+    sim.advance(10)
+    publish(api, "u1", n=2)
+    drain(rounds=2)
+    # When the process restarts (a new platform from the same tables) and its first close fails
+    # after sealing the window (the task store refuses once)
+    platform = wiring.build(aws.settings, session=aws.session, clock=sim)
+    wiring.use(platform)
+    windows = platform.triggers.windows
+    real_create = windows.tasks.create
+    failures = []
+
+    def create_once_failing(task: Any) -> Any:
+        if not failures:
+            failures.append(task.task_id)
+            raise RuntimeError("the store went away")
+        return real_create(task)
+
+    windows.tasks.create = create_once_failing
+    run_tick(aws, sim, START + 3_000)
+    drain(rounds=2)
+    # Then the close was tried again and one task got both events
+    (task,) = tasks_of(aws, tid)
+    assert failures == [task.task_id]
+    assert [e["detail"]["n"] for e in full(aws, task).payload["events"]] == [1, 2]
+    assert task.state is TaskState.SUCCEEDED
+
+
+@on_sim_clock()
+def test_windows_stay_inside_their_tenant(aws, sim, api, drain):
+    # Given the same batch trigger for acme and globex
+    acme = make_trigger(api, batch={"max_events": 10, "window_ms": 1000, "key": "$.detail.user"})
+    globex = make_trigger(
+        api, tenant="globex", batch={"max_events": 10, "window_ms": 1000, "key": "$.detail.user"}
+    )
+    # When both publish events with the same key
+    publish(api, "u1", n=1)
+    publish(api, "u1", n=2, tenant="globex")
+    drain(rounds=2)
+    run_tick(aws, sim, START + 2_000)
+    drain(rounds=2)
+    # Then each tenant's window got only its own event
+    (a,) = tasks_of(aws, acme)
+    (g,) = tasks_of(aws, globex, tenant="globex")
+    assert [e["detail"]["n"] for e in full(aws, a).payload["events"]] == [1]
+    assert [e["detail"]["n"] for e in g.payload["events"]] == [2]
+    assert all(e["detail"]["taskplane_tenant"] == "globex" for e in g.payload["events"])
+    assert api("GET", f"/v1/triggers/{acme}", tenant="globex").status == 404
+
+
+@on_sim_clock()
+def test_a_deleted_trigger_s_open_window_starts_nothing(aws, sim, api, drain):
+    tid = make_trigger(api, batch={"max_events": 10, "window_ms": 1000, "key": "$.detail.user"})
+    publish(api, "u1")
+    drain(rounds=2)
+    assert api("DELETE", f"/v1/triggers/{tid}").status == 204
+    run_tick(aws, sim, START + 2_000)
+    drain(rounds=2)
+    assert tasks_of(aws, tid) == []
+
+
+def test_the_window_task_obeys_the_target_policy_and_the_worker_checks_again(aws, api, drain):
+    from tests.integration.test_entry_policy import ALLOWED, enforce
+
+    # Given acme may call lambda:acme-* and a batch trigger calling acme-orders
+    enforce(aws, {"acme": ["lambda:acme-*"]})
+    refused = api(
+        "POST",
+        "/v1/triggers",
+        {
+            "correlate": {
+                "within_ms": 1000,
+                "key": "$.detail.user",
+                "events": [EXPOSURE, CLICK],
+                "on_timeout": {"target": {"type": "lambda", "function": "billing-refund"}},
+            },
+            "task": {"target": ALLOWED},
+        },
+    )
+    assert (
+        refused.status == 400
+        and refused.body["error"]["details"][0]["field"] == "correlate.on_timeout.target"
+    )
+    tid = make_trigger(
+        api, batch={"max_events": 2, "window_ms": 60_000, "key": "$.detail.user"}, task={"target": ALLOWED}
+    )
+    # When the list shrinks after the trigger was accepted and a full batch starts its task
+    enforce(aws, {"acme": []})
+    publish(api, "u1", n=1)
+    publish(api, "u1", n=2)
+    drain(rounds=3)
+    # Then the worker refused the call and recorded why: no call was made
+    (task,) = tasks_of(aws, tid)
+    assert task.state is TaskState.FAILED
+    assert task.error is not None and "allow-list" in task.error.message, task.error
+
+
+# -- bad input ------------------------------------------------------------------------------------
+BAD = [
+    ({"batch": {"max_events": 10, "window_ms": 1000, "key": "$..user"}}, "batch.key"),
+    ({"batch": {"max_events": 10, "window_ms": 1000, "key": "detail.user"}}, "batch.key"),
+    ({"batch": {"max_events": 10, "window_ms": 1000, "key": "$.detail[*]"}}, "batch.key"),
+    ({"batch": {"max_events": 10, "window_ms": 99, "key": "$.a"}}, "batch.window_ms"),
+    ({"batch": {"max_events": 10, "window_ms": 86_400_001, "key": "$.a"}}, "batch.window_ms"),
+    ({"batch": {"max_events": 0, "window_ms": 1000, "key": "$.a"}}, "batch.max_events"),
+    ({"batch": {"max_events": 1001, "window_ms": 1000, "key": "$.a"}}, "batch.max_events"),
+    (
+        {"batch": {"max_events": 5, "window_ms": 1000, "key": "$.a", "max_bytes": MAX_WINDOW_BYTES + 1}},
+        "batch.max_bytes",
+    ),
+    ({"batch": {"max_events": 5, "window_ms": 1000, "key": "$.a", "extra": 1}}, "batch.extra"),
+    (
+        {
+            "batch": {"max_events": 5, "window_ms": 1000, "key": "$.a"},
+            "debounce": {"window_ms": 500, "key": "$.a"},
+        },
+        "debounce",
+    ),
+    ({"debounce": {"window_ms": 500, "key": "$.a", "max_wait_ms": 50}}, "debounce.max_wait_ms"),
+    ({"correlate": {"within_ms": 1000, "key": "$.a", "events": [EXPOSURE]}}, "correlate.events"),
+    (
+        {
+            "correlate": {
+                "within_ms": 1000,
+                "key": "$.a",
+                "events": [EXPOSURE, {"detail": {"taskplane_tenant": ["x"]}}],
+            }
+        },
+        "correlate",
+    ),
+    (
+        {
+            "correlate": {
+                "within_ms": 1000,
+                "key": "$.a",
+                "events": [EXPOSURE, CLICK],
+                "on_timeout": {**ECHO, "payload": {"x": 1}},
+            }
+        },
+        "correlate",
+    ),
+]
+
+
+@pytest.mark.parametrize(("extra", "field"), BAD, ids=[f for _, f in BAD])
+def test_bad_window_settings_are_a_400_naming_the_field(api, extra, field):
+    body = {"task": ECHO, **extra}
+    if "correlate" not in extra:
+        body["event_pattern"] = {"source": ["shop.web"]}
+    reply = api("POST", "/v1/triggers", body)
+    assert reply.status == 400, reply.body
+    fields = [d.get("field") for d in reply.body["error"]["details"]]
+    assert field in fields, reply.body
+    assert api("GET", "/v1/triggers").body["items"] == []
+
+
+def test_correlate_takes_its_patterns_and_not_an_event_pattern(api):
+    body = {
+        "task": ECHO,
+        "event_pattern": {"source": ["x"]},
+        "correlate": {"within_ms": 1000, "key": "$.a", "events": [EXPOSURE, CLICK]},
+    }
+    reply = api("POST", "/v1/triggers", body)
+    assert reply.status == 400 and reply.body["error"]["details"][0]["field"] == "event_pattern"
+    reply = api("POST", "/v1/triggers", {"task": ECHO})
+    assert reply.status == 400 and reply.body["error"]["details"][0]["field"] == "event_pattern"
