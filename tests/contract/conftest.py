@@ -37,6 +37,10 @@ class Backend:
     trigger_rules: Any
     #: per-target duration sketches (ports.LatencyRecords)
     latency: Any
+    #: windowed triggers' windows (adapters.windows.WindowStore or its SQLite twin)
+    windows: Any
+    #: a new, empty wheel ring store (the ring is one item per deployment: each test gets its own)
+    make_rings: Callable[[], Any]
     #: the ``events`` client (``put_events``) EventBus and the eventbridge target runner use
     events_client: Any
     #: the platform bus's real name
@@ -91,11 +95,13 @@ def _moto_backend(session: Any, settings: Any) -> Backend:
     from taskplane.adapters.dead_letters import DeadLetterStore
     from taskplane.adapters.idempotency import PowertoolsIdempotency
     from taskplane.adapters.latency import LatencyStore
+    from taskplane.adapters.ring_store import RingStore
     from taskplane.adapters.run_store import RunStore
     from taskplane.adapters.schedule_store import ScheduleStore
     from taskplane.adapters.task_store import TaskStore
     from taskplane.adapters.triggers import TriggerRules, TriggerStore
     from taskplane.adapters.wheel_store import WheelStore
+    from taskplane.adapters.windows import WindowStore
     from taskplane.adapters.workflow_store import WorkflowStore
 
     ddb = session.client("dynamodb")
@@ -123,6 +129,23 @@ def _moto_backend(session: Any, settings: Any) -> Backend:
         )
 
     rules: list[tuple[str, str]] = []
+    ring_tables: list[str] = []
+
+    def make_rings() -> Any:
+        # A control table of its own, made as the platform's is (hash key pk).
+        name = f"contract-control-{uuid.uuid4().hex[:8]}"
+        ddb.create_table(
+            TableName=name,
+            KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}],
+            AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}],
+            BillingMode="PAY_PER_REQUEST",
+        )
+        ring_tables.append(name)
+        return RingStore(name, ddb)
+
+    def drop_ring_tables() -> None:
+        for name in ring_tables:
+            ddb.delete_table(TableName=name)
 
     def tracked_add_rule(bus: str, pattern: dict[str, Any], name: str) -> None:
         add_rule(bus, pattern, name)
@@ -158,6 +181,8 @@ def _moto_backend(session: Any, settings: Any) -> Backend:
         trigger_store=TriggerStore(settings.schedules_table, ddb),
         trigger_rules=TriggerRules(events, sqs, settings.queue_urls),
         latency=LatencyStore(settings.control_table, ddb),
+        windows=WindowStore(settings.tasks_table, ddb),
+        make_rings=make_rings,
         events_client=events,
         bus=settings.event_bus,
         make_idempotency=lambda: PowertoolsIdempotency(settings.idempotency_table, ddb),
@@ -166,6 +191,7 @@ def _moto_backend(session: Any, settings: Any) -> Backend:
         take_lane=take_lane,
     )
     backend.closers.append(drop_rules)
+    backend.closers.append(drop_ring_tables)
     take_lane()
     return backend
 
@@ -184,14 +210,23 @@ def _sqlite_backend() -> Backend:
     from taskplane.adapters.sqlite.idempotency import SqlitePersistenceLayer
     from taskplane.adapters.sqlite.latency import SqliteLatencyStore
     from taskplane.adapters.sqlite.queues import SqliteQueues
+    from taskplane.adapters.sqlite.ring import SqliteRingStore
     from taskplane.adapters.sqlite.runs import SqliteRunStore
     from taskplane.adapters.sqlite.schedules import SqliteScheduleStore
     from taskplane.adapters.sqlite.tasks import SqliteTaskStore
     from taskplane.adapters.sqlite.triggers import SqliteTriggerStore
     from taskplane.adapters.sqlite.wheel import SqliteWheelStore
+    from taskplane.adapters.sqlite.windows import SqliteWindowStore
     from taskplane.adapters.sqlite.workflows import SqliteWorkflowStore
 
     db = Database(":memory:")
+    ring_dbs: list[Any] = []
+
+    def make_rings() -> Any:
+        ring_db = Database(":memory:")
+        ring_dbs.append(ring_db)
+        return SqliteRingStore(ring_db)
+
     queues = SqliteQueues(db)
     urls = {
         name: queues.create_queue(QueueName=f"contract-{name}")["QueueUrl"]
@@ -232,6 +267,8 @@ def _sqlite_backend() -> Backend:
         trigger_store=SqliteTriggerStore(db),
         trigger_rules=SqliteTriggerRules(bridge),
         latency=SqliteLatencyStore(db),
+        windows=SqliteWindowStore(db),
+        make_rings=make_rings,
         events_client=SqliteEventsClient(bridge),
         bus=bus,
         make_idempotency=lambda: PowertoolsIdempotency(persistence=lambda: SqlitePersistenceLayer(db)),
@@ -240,6 +277,12 @@ def _sqlite_backend() -> Backend:
         take_lane=take_lane,
     )
     backend.closers.append(db.close)
+
+    def close_ring_dbs() -> None:
+        for ring_db in ring_dbs:
+            ring_db.close()
+
+    backend.closers.append(close_ring_dbs)
     return backend
 
 
