@@ -671,7 +671,8 @@ def directions(
             .get("wait_ms_per_task"),
         }
 
-    specs: list[tuple[str, dict[str, Any], str, str, str]] = [
+    #: (name, change, the harness variant whose waits it takes (None: no wait at all), basis, risk)
+    specs: list[tuple[str, dict[str, Any], str | None, str, str]] = [
         ("as_built", {}, "", "measured", "the design on main"),
         (
             "lead_300ms",
@@ -741,12 +742,20 @@ def directions(
             "modelled + measured waits",
             "every risk above together",
         ),
+        (
+            "bound_claims_tick_128_no_wait",
+            {"claim_wru": wheel_share, "tick_mb": 128},
+            None,
+            "bound (not a design)",
+            "what claims and a 128 MB tick would cost if holding deliveries until due cost nothing: the "
+            "ceiling of what a cheaper hold (a smaller worker, the tick holding, a direct invoke) can add",
+        ),
     ]
     base_total: float | None = None
     rows: dict[str, Any] = {}
     for name, change, variant, basis, risk in specs:
-        waits = waits_of(wheel, variant)
-        if wheel is not None and not waits:
+        waits = waits_of(wheel, variant) if variant is not None else []
+        if variant is not None and wheel is not None and not waits:
             continue  # the harness did not run that variant
         lines = per_million(
             taskplane_usd_per_task(
