@@ -454,28 +454,34 @@ def layer_megabytes() -> dict[str, float]:
     return sizes
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--tasks", type=int, default=300)
-    parser.add_argument("--rounds", type=int, default=5)
-    parser.add_argument("--repeats", type=int, default=7)
-    args = parser.parse_args()
+def run(tasks: int = 300, rounds: int = 5, repeats: int = 7) -> dict[str, Any]:
+    """All four measurements (the module's docstring), as one result."""
     result: dict[str, Any] = {"load_average_before": os.getloadavg()}
-    result["cold_start"] = cold_start(args.repeats)
+    result["cold_start"] = cold_start(repeats)
     with receiver_process() as url:
-        result["flush"] = flush_costs(url, args.repeats * 3)
+        result["flush"] = flush_costs(url, repeats * 3)
         result["flush"]["silent_collector"] = silent_collector_cost()
-        result["cpu_export_alone"] = cpu_export_alone(url, args.tasks * 10)
+        result["cpu_export_alone"] = cpu_export_alone(url, tasks * 10)
         with platform_on_moto() as (session, settings):
             work = Workload(session, settings)
-            result["per_task"] = per_task(work, url, args.tasks)
-            result["cpu_on_moto"] = cpu_on_moto(work, url, max(50, args.tasks // 3), args.rounds)
+            result["per_task"] = per_task(work, url, tasks)
+            result["cpu_on_moto"] = cpu_on_moto(work, url, max(50, tasks // 3), rounds)
             from taskplane import wiring
 
             wiring.use(None)
     result["layer_mb"] = layer_megabytes()
     result["load_average_after"] = os.getloadavg()
     result["python"] = sys.version.split()[0]
+    return result
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--tasks", type=int, default=300)
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--repeats", type=int, default=7)
+    args = parser.parse_args()
+    result = run(args.tasks, args.rounds, args.repeats)
     RESULTS.mkdir(exist_ok=True)
     (RESULTS / "otlp.json").write_text(json.dumps(result, indent=2) + "\n")
     print(json.dumps(result, indent=2))

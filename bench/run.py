@@ -1,8 +1,8 @@
 """`make bench`: run every benchmark in order, write bench/results/*.json, print one table.
 
-Order: cold start, cost, wheel lateness (a), workflow compile + makespan, local throughput, then the
-arithmetic on their results: pricing, capacity, plots (docs/bench/*.png), report (BENCHMARKS.md and
-bench/results/summary.json). A benchmark module that is not there (yet) is skipped with a message;
+Order: cold start, cost, wheel lateness (a), workflow compile + makespan, local throughput, OTLP
+export, then the arithmetic on their results: pricing, capacity, plots (docs/bench/*.png), report
+(BENCHMARKS.md and bench/results/summary.json). A benchmark module that is not there (yet) is skipped with a message;
 the steps after it use whatever results files exist.
 
     python bench/run.py                          # everything (about 30-40 minutes on 2 shared cores)
@@ -28,7 +28,7 @@ from typing import Any
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
-STEPS = ("cold_start", "cost", "wheel", "workflow", "local", "pricing", "capacity", "plots", "report")
+STEPS = ("cold_start", "cost", "wheel", "workflow", "local", "otlp", "pricing", "capacity", "plots", "report")
 
 #: Sizes per step: (full, quick).
 SIZES: dict[str, tuple[dict[str, Any], dict[str, Any]]] = {
@@ -40,6 +40,7 @@ SIZES: dict[str, tuple[dict[str, Any], dict[str, Any]]] = {
         {"sizes": (10, 100), "repeat": 2, "dags": 2, "repeats": 1},
     ),
     "local": ({"tasks": 10_000, "timeout_s": 1800}, {"tasks": 200, "timeout_s": 300}),
+    "otlp": ({"tasks": 300, "rounds": 5, "repeats": 7}, {"tasks": 30, "rounds": 2, "repeats": 2}),
 }
 
 
@@ -182,6 +183,23 @@ def step_local(results: Path, size: dict[str, Any]) -> list[Row]:
     ]
 
 
+def step_otlp(results: Path, size: dict[str, Any]) -> list[Row]:
+    mod = _module("otlp")
+    if mod is None:
+        return [("OTLP export", "skipped", "bench/otlp.py is missing")]
+    data = _call(mod.run, **size)
+    _write(results, "otlp.json", data)
+    echo = data["per_task"]["echo"]
+    return [
+        (
+            "OTLP export per task",
+            f"{echo['spans_per_task']} spans, {echo['points_per_task']} points, {echo['bytes_per_task']:.0f} B",
+            f"{echo['tasks']} echo tasks through the api and worker handlers to a loopback collector; "
+            f"{data['cpu_export_alone']['cpu_ms_per_task']} ms CPU per task for the export alone",
+        )
+    ]
+
+
 def step_pricing(results: Path, size: dict[str, Any]) -> list[Row]:
     import pricing
 
@@ -249,6 +267,7 @@ RUNNERS: dict[str, Callable[[Path, dict[str, Any]], list[Row]]] = {
     "wheel": step_wheel,
     "workflow": step_workflow,
     "local": step_local,
+    "otlp": step_otlp,
     "pricing": step_pricing,
     "capacity": step_capacity,
     "plots": step_plots,
