@@ -689,24 +689,27 @@ def directions(
             "",
             "modelled from the measured tick CPU",
             "one shard sends about half as many tasks a second (its CPU share halves: ~300/s instead of "
-            "~600/s), and a woken tick's cold start (imports at a fourteenth of a vCPU) takes twice as long "
-            "before its first send; neither is in the harness",
+            "~600/s: more shards sooner); a woken tick's first run builds its AWS clients at a fourteenth "
+            "of a vCPU (imports run at a full vCPU during init on demand, the handler's clients do not): "
+            "a task due soon after an idle spell leaves later; neither is in the harness",
         ),
         (
             "worker_256mb",
             {"worker_mb": 256},
             "_worker_256",
             "measured (harness at 256 MB)",
-            "the harness models the worker's CPU share, not its cold start: a new worker instance imports "
-            "at half the CPU of today's, and a cold pickup beyond the lead starts late one for one",
+            "the harness models the worker's CPU share, not a new instance: imports run at a full vCPU "
+            "during init, but the first invocation builds the AWS clients (~80 ms of CPU at one vCPU for "
+            "three, measured) at the memory's share, ~550 ms at 256 MB instead of ~280 ms at 512 MB: a "
+            "new instance's first batch starts late beyond the lead; CPU-heavy targets run slower",
         ),
         (
             "worker_128mb",
             {"worker_mb": 128},
             "_worker_128",
             "measured (harness at 128 MB)",
-            "as worker_256mb, a quarter of the CPU: a cold start (~76 ms of imports at one vCPU) would "
-            "take about a second; a long target's CPU runs 14 times slower than at one vCPU",
+            "as worker_256mb at a quarter of today's CPU: a new instance's clients take about 1.1 s "
+            "before its first start, and a target's own CPU runs 14 times slower than at one vCPU",
         ),
         (
             "claims_batched",
