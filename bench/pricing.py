@@ -679,9 +679,10 @@ def directions(
             {},
             "_lead_300",
             "measured",
-            "the lead is sized to the modelled pickup's tail (max 400 ms): below 300 ms a 400 ms pickup "
-            "starts over 100 ms late; the saving is small because most of the hold is the tick's 500 ms "
-            "grouping, not the lead",
+            "the lead covers the pickup's tail (modelled max 400 ms) less the 100 ms max-lateness goal: "
+            "below 300 ms a slow pickup starts over 100 ms late, and at 300 ms there is no margin left for "
+            "the tick's own delays (see its start lateness at 1,000/s); it saves little because most of "
+            "the hold at a million a day is the 500 ms lane batch's spread, not the lead",
         ),
         (
             "tick_128mb",

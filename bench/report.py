@@ -279,7 +279,9 @@ def _directions(pricing: Mapping[str, Any] | None) -> list[str]:
         "(`wheel_lateness_a.json`: its waits and its start lateness at 1,000 due/s); a smaller tick from "
         "its measured CPU; batched claims are modelled, not built: the start write (1 WRU) becomes a "
         f"share of one claim write per wheel item ({found['wheel_item_share_wru']:.2f} WRU per task "
-        "measured) plus a consistent read of the task (1 RRU).",
+        "measured) plus a consistent read of the task (1 RRU). The start lateness is one run of the "
+        "harness per variant on a shared machine: compare the p99s; a max is one task's tail and moves "
+        "with the machine's load.",
         "",
         "| direction | basis | USD/M | saves | writes | reads | worker wait | tick | start p50/p99/max at "
         "1,000/s | wait per task at 1M/day | risk |",
