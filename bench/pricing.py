@@ -665,6 +665,8 @@ def directions(
             return None
         return {
             "start_ms_at_1000_per_s": run["start_lateness_ms"],
+            # the tick's own lateness in the same run (the machine's load shows here first)
+            "dispatch_p99_ms_at_1000_per_s": run.get("dispatch_lateness_ms", {}).get("p99"),
             "early": run["early_starts"],
             "wait_ms_per_task_at_1m_per_day": ((wheel or {}).get(f"a_wheel{variant}_at_1m_per_day") or {})
             .get("worker", {})

@@ -281,7 +281,7 @@ def _directions(pricing: Mapping[str, Any] | None) -> list[str]:
         f"share of one claim write per wheel item ({found['wheel_item_share_wru']:.2f} WRU per task "
         "measured) plus a consistent read of the task (1 RRU). The start lateness is one run of the "
         "harness per variant on a shared machine: compare the p99s; a max is one task's tail and moves "
-        "with the machine's load.",
+        "with the machine's load, which shows first in the tick's own dispatch lateness beside it.",
         "",
         "| direction | basis | USD/M | saves | writes | reads | worker wait | tick | start p50/p99/max at "
         "1,000/s | wait per task at 1M/day | risk |",
@@ -292,6 +292,8 @@ def _directions(pricing: Mapping[str, Any] | None) -> list[str]:
         late = row.get("lateness") or {}
         start = late.get("start_ms_at_1000_per_s")
         shown = f"{start['p50']} / {start['p99']} / {start['max']} ms" if start else "as built"
+        if start and late.get("dispatch_p99_ms_at_1000_per_s") is not None:
+            shown += f" (tick's dispatch p99 {late['dispatch_p99_ms_at_1000_per_s']} ms)"
         wait = late.get("wait_ms_per_task_at_1m_per_day")
         lines.append(
             f"| {DIRECTION_LABELS.get(name, name)} | {row['basis']} | **{row['total']:.2f}** | "
