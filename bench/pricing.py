@@ -649,14 +649,27 @@ def directions(
     *,
     tasks_per_day: float = 1_000_000,
     shards: int = 1,
+    cold: Mapping[str, Any] | None = None,
 ) -> dict[str, Any]:
     """USD per million delayed tasks (on-demand) under each direction issue 16 asks to measure, from
     the measured units (``cost``) and the harness's measured waits and lateness (``wheel``,
     bench/wheel_lateness.py): a smaller worker or tick, a shorter lead, and claims batched (modelled:
     not built), alone and together. Each says whether its inputs were measured or modelled, what it
-    would save and what it would risk."""
+    would save and what it would risk; with ``cold`` (bench/cold_start.py's results) also how long a
+    new instance of the worker and the tick spends setting up in its first invocation at that memory."""
     prices_doc = prices_doc if prices_doc is not None else load_prices()
     p = unit_prices(prices_doc)
+
+    def first_call_ms(function: str, memory_mb: int) -> float | None:
+        """A new instance's first-invocation set-up (tracer set-up and platform build: boto3 clients),
+        measured at one core, at ``memory_mb``'s share of a vCPU. Imports are not in it: they run in
+        the init phase, at a full vCPU on demand whatever the memory."""
+        handler = ((cold or {}).get("handlers") or {}).get(function) or {}
+        if "platform_build_median_ms" not in handler:
+            return None
+        one_core = handler["platform_build_median_ms"] + handler.get("first_call_setup_median_ms", 0.0)
+        return round(one_core * FULL_VCPU_MB / min(memory_mb, FULL_VCPU_MB))
+
     wheel_share = float(cost["units_per_task"].get("dynamodb_wru_by_table", {}).get("taskplane-wheel", 0.2))
 
     def lateness(variant: str) -> dict[str, Any] | None:
@@ -692,8 +705,8 @@ def directions(
             "",
             "modelled from the measured tick CPU",
             "one shard sends about half as many tasks a second (its CPU share halves: ~300/s instead of "
-            "~600/s: more shards sooner); a woken tick's first run builds its AWS clients at a fourteenth "
-            "of a vCPU (imports run at a full vCPU during init on demand, the handler's clients do not): "
+            "~600/s: more shards sooner); a woken tick's first run sets up its tracer and clients at a "
+            "fourteenth of a vCPU (its set-up column; imports run at a full vCPU during init on demand): "
             "a task due soon after an idle spell leaves later; neither is in the harness",
         ),
         (
@@ -702,17 +715,17 @@ def directions(
             "_worker_256",
             "measured (harness at 256 MB)",
             "the harness models the worker's CPU share, not a new instance: imports run at a full vCPU "
-            "during init, but the first invocation builds the AWS clients (~80 ms of CPU at one vCPU for "
-            "three, measured) at the memory's share, ~550 ms at 256 MB instead of ~280 ms at 512 MB: a "
-            "new instance's first batch starts late beyond the lead; CPU-heavy targets run slower",
+            "during init, but a new instance's first invocation sets up its tracer and AWS clients at the "
+            "memory's share (its set-up column: twice today's), so its first batch starts later beyond "
+            "the lead; targets' own CPU runs at half today's speed",
         ),
         (
             "worker_128mb",
             {"worker_mb": 128},
             "_worker_128",
             "measured (harness at 128 MB)",
-            "as worker_256mb at a quarter of today's CPU: a new instance's clients take about 1.1 s "
-            "before its first start, and a target's own CPU runs 14 times slower than at one vCPU",
+            "as worker_256mb at a quarter of today's CPU: four times today's set-up before a new "
+            "instance's first start, and a target's own CPU 14 times slower than at one vCPU",
         ),
         (
             "claims_batched",
@@ -771,7 +784,13 @@ def directions(
         total = sum(lines.values())
         if base_total is None:
             base_total = total
+        variant_cost = _variant(cost, **change)
+        set_up = {
+            "worker": first_call_ms("worker", variant_cost["memory_mb"]["worker"]),
+            "tick": first_call_ms("tick", variant_cost["tick"]["memory_mb"]),
+        }
         rows[name] = {
+            "first_invocation_set_up_ms": set_up if any(v is not None for v in set_up.values()) else None,
             "total": round(total, 4),
             "saves": round(base_total - total, 4),
             "goal_met": total <= GOAL_USD_PER_MILLION,
@@ -809,7 +828,11 @@ def run(
         cost = json.loads(path.read_text())
     wheel = load_wheel(results)
     result = price(cost, tasks_per_day=tasks_per_day, shards=shards, waits=waits_of(wheel))
-    result["directions"] = directions(cost, wheel=wheel, tasks_per_day=tasks_per_day, shards=shards)
+    cold_path = results / "cold_start.json"
+    cold = json.loads(cold_path.read_text()) if cold_path.exists() else None
+    result["directions"] = directions(
+        cost, wheel=wheel, tasks_per_day=tasks_per_day, shards=shards, cold=cold
+    )
     if write:
         RESULTS.mkdir(exist_ok=True)
         (RESULTS / "pricing.json").write_text(json.dumps(result, indent=2) + "\n")

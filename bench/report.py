@@ -281,11 +281,15 @@ def _directions(pricing: Mapping[str, Any] | None) -> list[str]:
         f"share of one claim write per wheel item ({found['wheel_item_share_wru']:.2f} WRU per task "
         "measured) plus a consistent read of the task (1 RRU). The start lateness is one run of the "
         "harness per variant on a shared machine: compare the p99s; a max is one task's tail and moves "
-        "with the machine's load, which shows first in the tick's own dispatch lateness beside it.",
+        "with the machine's load, which shows first in the tick's own dispatch lateness beside it. A new "
+        "instance's set-up is its first invocation's tracer set-up and platform build (boto3 clients; "
+        "`cold_start.json`, measured at one core on a shared machine, so an upper figure) at the "
+        "memory's share of a vCPU: a task that a new instance picks up starts that much later, beyond "
+        "the lead (imports are not in it: on demand they run in the init phase at a full vCPU).",
         "",
         "| direction | basis | USD/M | saves | writes | reads | worker wait | tick | start p50/p99/max at "
-        "1,000/s | wait per task at 1M/day | risk |",
-        "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | --- | ---: | --- |",
+        "1,000/s | wait per task at 1M/day | a new instance's set-up, worker / tick | risk |",
+        "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | --- | ---: | --- | --- |",
     ]
     for name, row in rows.items():
         ln = row["lines"]
@@ -295,11 +299,15 @@ def _directions(pricing: Mapping[str, Any] | None) -> list[str]:
         if start and late.get("dispatch_p99_ms_at_1000_per_s") is not None:
             shown += f" (tick's dispatch p99 {late['dispatch_p99_ms_at_1000_per_s']} ms)"
         wait = late.get("wait_ms_per_task_at_1m_per_day")
+        set_up = row.get("first_invocation_set_up_ms") or {}
+        set_up_shown = " / ".join(
+            "-" if set_up.get(f) is None else f"{set_up[f]:,} ms" for f in ("worker", "tick")
+        )
         lines.append(
             f"| {DIRECTION_LABELS.get(name, name)} | {row['basis']} | **{row['total']:.2f}** | "
             f"{row['saves']:.2f} | {ln['dynamodb_writes']:.2f} | {ln['dynamodb_reads']:.2f} | "
             f"{ln['worker_wait']:.2f} | {ln['tick']:.2f} | {shown} | "
-            f"{'-' if wait is None else f'{wait} ms'} | {row['risk']} |"
+            f"{'-' if wait is None else f'{wait} ms'} | {set_up_shown if set_up else '-'} | {row['risk']} |"
         )
     designs = {n: r for n, r in rows.items() if not n.startswith("bound")}
     best_name, best = min(designs.items(), key=lambda kv: kv[1]["total"])

@@ -225,3 +225,28 @@ def test_directions_price_each_change_from_the_measured_units() -> None:
     assert both["saves"] == pytest.approx(
         claims["saves"] + small["saves"] + rows["tick_128mb"]["saves"], abs=1e-3
     )
+
+
+def test_directions_scale_a_new_instances_set_up_by_the_memorys_cpu_share() -> None:
+    # Given a hand-made cold start: 100 ms of platform build + 77 ms of first-call set-up at one core
+    cold = {
+        "handlers": {
+            "worker": {"platform_build_median_ms": 100.0, "first_call_setup_median_ms": 77.0},
+            "tick": {"platform_build_median_ms": 100.0, "first_call_setup_median_ms": 77.0},
+        }
+    }
+    rows = pricing.directions(pricing.EXAMPLE_COST, PRICES, _wheel(), cold=cold)["directions"]
+    # at 1,769 MB a function has one vCPU: 177 ms there, 1769/512 times that at the example's 512 MB
+    assert rows["as_built"]["first_invocation_set_up_ms"] == {
+        "worker": round(177 * 1769 / 512),
+        "tick": round(177 * 1769 / 512),
+    }
+    assert rows["worker_256mb"]["first_invocation_set_up_ms"]["worker"] == round(177 * 1769 / 256)
+    assert rows["tick_128mb"]["first_invocation_set_up_ms"]["tick"] == round(177 * 1769 / 128)
+    # without cold-start results there is nothing to say
+    assert (
+        pricing.directions(pricing.EXAMPLE_COST, PRICES, _wheel())["directions"]["as_built"][
+            "first_invocation_set_up_ms"
+        ]
+        is None
+    )
