@@ -28,7 +28,19 @@ from typing import Any
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
-STEPS = ("cold_start", "cost", "wheel", "workflow", "local", "otlp", "pricing", "capacity", "plots", "report")
+STEPS = (
+    "cold_start",
+    "cost",
+    "wheel",
+    "workflow",
+    "local",
+    "otlp",
+    "retry_hub",
+    "pricing",
+    "capacity",
+    "plots",
+    "report",
+)
 
 #: Sizes per step: (full, quick).
 SIZES: dict[str, tuple[dict[str, Any], dict[str, Any]]] = {
@@ -41,6 +53,7 @@ SIZES: dict[str, tuple[dict[str, Any], dict[str, Any]]] = {
     ),
     "local": ({"tasks": 10_000, "timeout_s": 1800}, {"tasks": 200, "timeout_s": 300}),
     "otlp": ({"tasks": 300, "rounds": 5, "repeats": 7}, {"tasks": 30, "rounds": 2, "repeats": 2}),
+    "retry_hub": ({"tasks": 1000}, {"tasks": 100}),
 }
 
 
@@ -200,6 +213,34 @@ def step_otlp(results: Path, size: dict[str, Any]) -> list[Row]:
     ]
 
 
+def step_retry_hub(results: Path, size: dict[str, Any]) -> list[Row]:
+    mod = _module("retry_hub")
+    if mod is None:
+        return [("retry hub", "skipped", "bench/retry_hub.py is missing")]
+    data = _call(mod.run, **size)
+    _write(results, "retry_hub.json", data)
+    one, many, auto = (w["per_attempt"] for w in data["writes"])
+    return [
+        (
+            "breaker window, per attempt",
+            f"{one['breaker_writes']} write ({one['breaker_wru']} WRU), {one['breaker_reads']} read",
+            f"{size.get('tasks')} attempts on moto; one ADD per attempt, the item at most "
+            f"{data['writes'][0]['largest_breaker_item_bytes']} B",
+        ),
+        (
+            "duration sketch, per attempt",
+            f"{one['sketch_writes']} (1 target) / {many['sketch_writes']} (10 targets) writes",
+            f"one ADD per target per batch of 10; auto timeout reads {auto['sketch_window_reads']} windows/attempt",
+        ),
+        (
+            "sketch quantile error",
+            f"worst {data['quantile_error']['worst_rel_error']:.2%}",
+            f"p50-p99.9 of 4 distributions x {data['quantile_error']['samples']:,} durations; bound "
+            f"{data['quantile_error']['alpha']:.0%}",
+        ),
+    ]
+
+
 def step_pricing(results: Path, size: dict[str, Any]) -> list[Row]:
     import pricing
 
@@ -270,6 +311,7 @@ RUNNERS: dict[str, Callable[[Path, dict[str, Any]], list[Row]]] = {
     "workflow": step_workflow,
     "local": step_local,
     "otlp": step_otlp,
+    "retry_hub": step_retry_hub,
     "pricing": step_pricing,
     "capacity": step_capacity,
     "plots": step_plots,

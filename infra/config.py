@@ -172,9 +172,10 @@ class EnvironmentConfig(_Strict):
     targets: TargetAllowList = TargetAllowList()
     #: Target patterns every tenant may call, on top of its own ``allowed_targets``.
     shared_targets: tuple[str, ...] = ()
-    #: Circuit breaker per target: this many retryable failures in a row open it (0: none), for this long.
-    breaker_failures: int = Field(default=5, ge=0)
-    breaker_open_ms: int = Field(default=30_000, ge=0)
+    #: Circuit breaker per tenant and target, defaults of a retry policy's ``breaker``: this many
+    #: timeouts in a row open it (0: no breakers), for this long.
+    breaker_timeouts: int = Field(default=3, ge=0, le=1000)
+    breaker_open_ms: int = Field(default=30_000, ge=1_000, le=3_600_000)
     #: CodeDeploy traffic shifting for every function alias.
     deployment: Literal["canary_10_percent_5_minutes", "linear_10_percent_every_1_minute", "all_at_once"] = (
         "canary_10_percent_5_minutes"

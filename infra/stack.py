@@ -72,7 +72,7 @@ class TaskplaneStack(cdk.Stack):
             "target_allowlists": tenants.target_allowlists(cfg),
             "task_routes": tenants.task_routes(cfg),
             "targets_allowed_by_default": False,
-            "breaker_failures": cfg.breaker_failures,
+            "breaker_timeouts": cfg.breaker_timeouts,
             "breaker_open_ms": cfg.breaker_open_ms,
             "otlp_endpoint": cfg.otlp_endpoint or "",
             "otlp_sample_ratio": cfg.otlp_sample_ratio,

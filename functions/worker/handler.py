@@ -100,4 +100,6 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
             event=event, record_handler=handle, processor=processor, context=context
         )
     finally:
+        # The batch's durations: one write per target (and minute) for all of its attempts.
+        platform.executor.flush()
         platform.telemetry.flush()

@@ -134,8 +134,9 @@ class Api(Construct):
         # wheel entry in one transaction.
         grant_items(storage.wheel, role, read=False, batch_write=True)
         grant_items(storage.schedules, role, delete=True)
-        # Tenants' in-flight counters (admission, 429 over quota) live in the control table.
-        grant_items(storage.control, role)
+        # Tenants' in-flight counters (admission, 429 over quota) live in the control table, and the
+        # targets' duration sketches and breakers GET /v1/stats shows (one BatchGetItem of sketches).
+        grant_items(storage.control, role, batch_get=True)
         for queue in queues.lanes.values():
             # Work due now; and the lanes' depths (backpressure, GET /v1/stats), read-only and cached.
             queue.grant(role, "sqs:SendMessage", "sqs:GetQueueAttributes")

@@ -37,8 +37,8 @@ class TableSpec:
 TABLES = (
     TableSpec("tasks", "pk", "sk", ttl_attribute="expires_at"),
     TableSpec("idempotency", "id", ttl_attribute="expiration"),
-    # Tick leases and resume points (and later circuit breakers, quotas): small conditional items.
-    TableSpec("control", "pk"),
+    # Tick leases and resume points, circuit breakers, in-flight counts, duration sketches (these expire).
+    TableSpec("control", "pk", ttl_attribute="expires_at"),
     TableSpec("wheel", "pk", "sk", ttl_attribute="expires_at"),
     TableSpec("schedules", "pk", "sk"),
     TableSpec("workflows", "pk", "sk", feature="step"),

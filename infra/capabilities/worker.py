@@ -45,8 +45,9 @@ class Worker(Construct):
         # A retry whose backoff is longer than SQS DelaySeconds waits in the wheel, and a finished
         # attempt's watch is deleted from it (never read back here).
         grant_items(storage.wheel, role, read=False, delete=True)
-        # A task that ends gives its tenant's in-flight slot back; circuit breakers (control table).
-        grant_items(storage.control, role)
+        # A task that ends gives its tenant's in-flight slot back; circuit breakers and duration
+        # sketches (control table; timeout_s "auto" reads a window of sketches in one BatchGetItem).
+        grant_items(storage.control, role, batch_get=True)
         for lane in LANES:
             queue = queues.lanes[lane]
             # A delivery that is not due yet, or a retry, goes back onto its lane.

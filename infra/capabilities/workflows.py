@@ -99,6 +99,8 @@ class Workflows(Construct):
         # outputs are one BatchGetItem).
         storage.tables["workflows"].grant(self.fn.role, "dynamodb:GetItem")
         grant_items(storage.tables["runs"], self.fn.role, batch_get=True)
+        # Nodes' circuit breakers and duration sketches (timeout_s "auto"), as the worker's.
+        grant_items(storage.control, self.fn.role, batch_get=True)
         grant_task_targets(self.fn.role, cfg)
         # Its Lambda errors are mostly tenants' failing targets, so the canary watches the platform's
         # own failures instead: one in a minute is a bug, an unreachable table or a missing grant.

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from taskplane.domain.breaker import Breaker, BreakerState
+from taskplane.domain.breaker import Breaker, BreakerState, Call
 from taskplane.domain.dead_letters import DeadLetter
 from taskplane.domain.errors import Conflict, TaskplaneError
 from taskplane.domain.ids import new_id
@@ -202,16 +202,37 @@ def test_redrive_claims_are_won_once_and_finished_only_by_their_claimant(backend
 
 
 def test_breaker_writes_land_only_on_the_version_they_read(backend):
-    key = backend.unique("http:host:")
+    key = backend.unique("acme#http:host:")
     fresh = backend.breakers.get(key)
     assert fresh == Breaker(key=key)
-    opened = Breaker(key, BreakerState.OPEN, 5, T0, 0, 1)
+    opened = Breaker(key, BreakerState.OPEN, T0, 0, 1, reason="3 timeouts in a row", timeouts=3)
     assert backend.breakers.replace(fresh, opened)
-    assert not backend.breakers.replace(fresh, Breaker(key, BreakerState.CLOSED, 1, 0, 0, 1))  # stale
+    assert not backend.breakers.replace(fresh, Breaker(key, version=1))  # stale
     assert backend.breakers.get(key) == opened
-    probe = Breaker(key, BreakerState.HALF_OPEN, 5, T0, T0 + 30_000, 2)
+    probe = Breaker(key, BreakerState.HALF_OPEN, T0, T0 + 30_000, 2, reason="3 timeouts in a row", timeouts=3)
     assert backend.breakers.replace(opened, probe)
     assert backend.breakers.get(key) == probe
+
+
+def test_breaker_counts_calls_per_second_and_timeouts_in_a_row(backend):
+    # Given a fresh breaker record
+    key = backend.unique("acme#lambda:f")
+    s = T0 // 1000
+    # When calls are counted in two seconds, a timeout streak broken by an answer, then resumed
+    backend.breakers.count(key, s, Call.OK, [])
+    backend.breakers.count(key, s, Call.ERROR, [])
+    backend.breakers.count(key, s + 1, Call.TIMEOUT, [])
+    after = backend.breakers.count(key, s + 1, Call.TIMEOUT, [])
+    # Then each second holds (calls, errors), a timeout is an error, and the streak counts
+    assert after.buckets == {s: (2, 1), s + 1: (2, 2)} and after.timeouts == 2
+    assert backend.breakers.count(key, s + 2, Call.OK, []).timeouts == 0
+    # And a counting write leaves the state alone, and drops the stale buckets it is given
+    opened = Breaker(key, BreakerState.OPEN, T0, 0, 1, reason="r")
+    assert backend.breakers.replace(backend.breakers.get(key), opened)
+    later = backend.breakers.count(key, s + 40, Call.ERROR, [s, s + 1])
+    assert later.state is BreakerState.OPEN and later.version == 1
+    assert later.buckets == {s + 2: (1, 0), s + 40: (1, 1)}
+    assert backend.breakers.get(key) == later
 
 
 def test_inflight_quota_is_checked_and_counted_in_one_write(backend):

@@ -16,9 +16,20 @@ pytestmark = pytest.mark.integration
 
 
 @pytest.fixture
-def receiver(wf) -> Iterator[OtlpReceiver]:
+def receiver(wf, monkeypatch) -> Iterator[OtlpReceiver]:
     r = OtlpReceiver().start()
     settings = wf.settings.model_copy(update={"otlp_endpoint": r.url})
+    # A loaded machine may take longer than the deployed 1 s to answer on loopback, and a failed
+    # export goes quiet for a minute: here the receiver always answers, so wait for it instead.
+    from taskplane.otlp import OtlpExport
+
+    monkeypatch.setattr(
+        wiring,
+        "observability_export",
+        lambda s: OtlpExport(
+            s.otlp_endpoint, sample_ratio=s.otlp_sample_ratio, export_timeout_s=30, quiet_s=0
+        ),
+    )
     wiring.use(wiring.build(settings, session=wf.session))
     yield r
     r.stop()

@@ -48,50 +48,179 @@ def run_one(aws: Any, body: dict[str, Any]) -> tuple[str, Outcome]:
     raise AssertionError("no delivery")
 
 
+class Counted:
+    """A Telemetry that keeps every count (the platform's metrics port)."""
+
+    def __init__(self) -> None:
+        self.names: list[str] = []
+
+    def count(self, name: str, **dims: Any) -> None:
+        self.names.append(name)
+
+    def duration_ms(self, ms: float, **dims: Any) -> None:
+        return None
+
+
+#: Opens at a window error rate over 50% once 4 calls were made, or after 3 timeouts in a row.
+RULES = {"window_ms": 10_000, "error_rate": 0.5, "min_calls": 4, "consecutive_timeouts": 3, "open_ms": 30_000}
+ONCE = {"target": HTTP, "retry": {"max_attempts": 1, "breaker": RULES}}
+
+
+def history(aws: Any, task_id: str) -> str:
+    return " | ".join(h.detail or "" for h in aws.platform.tasks.get("acme", task_id).history)
+
+
 @fixed_clock
-def test_breaker_opens_fails_fast_then_half_opens_and_closes(aws):
-    # Given a target that is down and a breaker opening after 3 failures for 30 s
+def test_breaker_opens_on_the_window_error_rate_fails_fast_then_one_probe_closes_it(aws):
+    # Given a target that is down, and tasks whose policy names the breaker's rules
     clock = aws.platform.tasks.clock
-    breakers = aws.platform.executor.breakers
-    breakers.config = type(breakers.config)(failure_threshold=3, open_ms=30_000)
-    flaky = Flaky()
-    aws.platform.executor.runners = flaky
-    once = {"target": HTTP, "retry": {"max_attempts": 1}}
-    # When 3 tasks fail against it
+    aws.platform.executor.telemetry = counted = Counted()
+    aws.platform.executor.runners = flaky = Flaky()
+    # When 3 calls fail in the window: under min_calls, the breaker stays closed
     for _ in range(3):
-        assert run_one(aws, once)[1] is Outcome.FAILED
-    # Then the next task fails fast without calling the target, as a retryable CircuitOpen
-    # (its retry due 5 s later, through the wheel: a retry due within a second would wait in the worker)
-    retry = {"max_attempts": 2, "base_delay_ms": 5_000, "jitter": "none"}
+        assert run_one(aws, ONCE)[1] is Outcome.FAILED
+        clock.advance(1_000)
+    assert "breaker_opened" not in counted.names
+    # When the 4th fails (4 of 4 calls in 10 s: 100% > 50%)
+    fourth, _ = run_one(aws, ONCE)
+    # Then the breaker opened, and the task that opened it says so
+    assert "circuit breaker for http:pay.example: opened: error rate 100% over 10 s (4 of 4 calls" in history(
+        aws, fourth
+    )
+    assert counted.names.count("breaker_opened") == 1
+    # And the next task fails fast without calling the target (a retryable CircuitOpen)
+    retry = {"max_attempts": 2, "base_delay_ms": 5_000, "jitter": "none", "breaker": RULES}
     task_id, outcome = run_one(aws, {"target": HTTP, "retry": retry})
-    assert outcome is Outcome.RETRYING and flaky.calls == 3
-    assert aws.platform.tasks.get("acme", task_id).error.type == "CircuitOpen"
+    assert outcome is Outcome.RETRYING and flaky.calls == 4
+    error = aws.platform.tasks.get("acme", task_id).error
+    assert error.type == "CircuitOpen" and "error rate 100%" in error.message
     # When the open period passes and the target is back
     clock.advance(30_000)
     flaky.down = False
-    # Then one probe goes through, succeeds, and closes the breaker for everyone
-    assert run_one(aws, once)[1] is Outcome.SUCCEEDED
-    assert run_one(aws, once)[1] is Outcome.SUCCEEDED
-    assert flaky.calls == 5
-    assert breakers.store.get("http:pay.example:").state.value == "closed"
+    # Then one probe goes through, closes the breaker, and everyone calls again
+    probe, outcome = run_one(aws, ONCE)
+    assert outcome is Outcome.SUCCEEDED
+    assert "half-open: this attempt is its probe" in history(aws, probe)
+    assert "half-open probe answered: circuit breaker for http:pay.example: closed" in history(aws, probe)
+    assert run_one(aws, ONCE)[1] is Outcome.SUCCEEDED
+    assert flaky.calls == 6
+    assert {"breaker_open", "breaker_half_open", "breaker_closed"} <= set(counted.names)
+
+
+@fixed_clock
+def test_errors_that_left_the_window_or_a_rate_at_the_threshold_do_not_open_it(aws):
+    # Given a target failing every other call
+    clock = aws.platform.tasks.clock
+    aws.platform.executor.telemetry = counted = Counted()
+
+    class Alternating(Flaky):
+        def run(self, *a: Any, **k: Any) -> Any:
+            self.down = not self.down
+            return super().run(*a, **k)
+
+    aws.platform.executor.runners = alternating = Alternating()
+    # When 10 calls in 10 s are half failures (50%: not past 50%)
+    for _ in range(10):
+        run_one(aws, ONCE)
+        clock.advance(900)
+    assert "breaker_opened" not in counted.names
+    # And 3 failures, then 11 s later 3 more: never 4 calls with most of them failures in 10 s
+    alternating.down = True
+    aws.platform.executor.runners = flaky = Flaky()
+    clock.advance(11_000)
+    for _ in range(3):
+        run_one(aws, ONCE)
+    clock.advance(11_000)
+    for _ in range(3):
+        run_one(aws, ONCE)
+    # Then the breaker never opened and every call reached the target
+    assert "breaker_opened" not in counted.names and flaky.calls == 6
+
+
+@fixed_clock
+def test_timeouts_in_a_row_open_it_whatever_the_rate_and_an_answer_resets_the_streak(aws):
+    # Given a target that times out, with a window rule that would need 100 calls
+    rules = {**RULES, "min_calls": 100}
+    once = {"target": HTTP, "retry": {"max_attempts": 1, "breaker": rules}}
+
+    class Slow(Flaky):
+        def run(self, *a: Any, **k: Any) -> Any:
+            self.calls += 1
+            if self.down:
+                raise TargetFailure("Timeout", "read timed out", retryable=True)
+            return {"ok": True}
+
+    aws.platform.executor.runners = slow = Slow()
+    # When two time out, one answers, two time out: no 3 in a row
+    for down in (True, True, False, True, True):
+        slow.down = down
+        run_one(aws, once)
+    assert aws.platform.executor.breakers.store.get("acme#http:pay.example:").state.value == "closed"
+    # When a third in a row times out
+    task_id, _ = run_one(aws, once)
+    # Then it opened, saying why
+    assert "opened: 3 timeouts in a row" in history(aws, task_id)
+    run_one(aws, once)
+    assert slow.calls == 6
 
 
 @fixed_clock
 def test_failed_probe_opens_the_breaker_again(aws):
     # Given an open breaker whose open period has passed, and a target still down
     clock = aws.platform.tasks.clock
-    breakers = aws.platform.executor.breakers
-    breakers.config = type(breakers.config)(failure_threshold=1, open_ms=10_000)
+    rules = {**RULES, "min_calls": 1, "open_ms": 10_000}
+    once = {"target": HTTP, "retry": {"max_attempts": 1, "breaker": rules}}
     aws.platform.executor.runners = flaky = Flaky()
-    once = {"target": HTTP, "retry": {"max_attempts": 1}}
     run_one(aws, once)
     clock.advance(10_000)
     # When the probe fails
-    run_one(aws, once)
+    probe, _ = run_one(aws, once)
     # Then the breaker is open again and the next call fails fast
-    assert breakers.store.get("http:pay.example:").state.value == "open"
+    assert "opened again: the half-open probe failed" in history(aws, probe)
+    assert aws.platform.executor.breakers.store.get("acme#http:pay.example:").state.value == "open"
     run_one(aws, once)
     assert flaky.calls == 2
+
+
+@fixed_clock
+def test_only_one_caller_gets_the_half_open_probe(aws):
+    # Given an open breaker past its open period
+    breakers = aws.platform.executor.breakers
+    clock = aws.platform.tasks.clock
+    from taskplane.domain.retry import BreakerPolicy
+
+    rules = BreakerPolicy(min_calls=1, open_ms=5_000)
+    aws.platform.executor.runners = Flaky()
+    run_one(aws, {"target": HTTP, "retry": {"max_attempts": 1, "breaker": rules.model_dump()}})
+    clock.advance(5_000)
+    # When two callers ask at once (both read the open record before either writes)
+    first = breakers.store.get("acme#http:pay.example:")
+    real_get = breakers.store.get
+    breakers.store.get = lambda key: first
+    got: list[Any] = []
+    for _ in range(2):
+        try:
+            got.append(breakers.before("acme", HTTP, rules))
+        except TargetFailure as exc:
+            got.append(exc.error_type)
+    breakers.store.get = real_get
+    # Then the conditional write gave the probe to exactly one of them
+    assert sum(1 for g in got if getattr(g, "probe", False)) == 1
+    assert "CircuitOpen" in got
+
+
+@fixed_clock
+def test_one_tenants_failures_never_open_another_tenants_breaker(aws):
+    # Given acme's breaker for the host is open
+    rules = {**RULES, "min_calls": 1}
+    aws.platform.executor.runners = flaky = Flaky()
+    run_one(aws, {"target": HTTP, "retry": {"max_attempts": 1, "breaker": rules}})
+    # When globex calls the same host
+    breakers = aws.platform.executor.breakers
+    # Then its own breaker lets the call through
+    assert breakers.before("globex", HTTP) is not None
+    assert breakers.store.get("globex#http:pay.example:").state.value == "closed"
+    assert flaky.calls == 1
 
 
 @fixed_clock
@@ -102,12 +231,11 @@ def test_non_retryable_failures_do_not_trip_the_breaker(aws):
             self.calls += 1
             raise TargetFailure("HttpError", "400 Bad Request", retryable=False)
 
-    aws.platform.executor.breakers.config = type(aws.platform.executor.breakers.config)(failure_threshold=2)
     aws.platform.executor.runners = bad = BadRequest()
     # When many tasks fail that way / Then every one still reached the target
-    for _ in range(4):
-        run_one(aws, {"target": HTTP, "retry": {"max_attempts": 1}})
-    assert bad.calls == 4
+    for _ in range(6):
+        run_one(aws, ONCE)
+    assert bad.calls == 6
 
 
 @fixed_clock

@@ -565,12 +565,16 @@ def test_a_flow_that_calls_no_task_is_refused_at_its_decorator():
         ("unknown-builtin", "target: name: Input should be 'echo', 'sleep' or 'fail'"),
         ("bad-compensate", "compensate: expected builtin:NAME"),
         ("bad-retry", "retry.max_attempts: Input should be greater than or equal to 1"),
-        ("bad-timeout", "timeout_s: Input should be less than or equal to 900"),
+        ("bad-timeout", 'timeout_s: must be a whole number of seconds from 1 to 900, or "auto"'),
         ("bad-id", "id 'has space'"),
         ("bad-payload", "payload: Value error, must not nest"),
+        ("bad-breaker", "retry.breaker.error_rate: Input should be less than 1"),
+        ("bad-auto", "auto_timeout: Value error, auto_timeout.floor_s must be <= auto_timeout.ceiling_s"),
+        ("auto-without-auto", 'auto_timeout: Value error, only with timeout_s "auto"'),
     ],
 )
 def test_a_bad_task_declaration_is_refused_at_its_decorator(marker, words):
+    inverted = {"floor_s": 9, "ceiling_s": 3}
     deep: Any = 1
     for _ in range(70):
         deep = [deep]
@@ -589,6 +593,12 @@ def test_a_bad_task_declaration_is_refused_at_its_decorator(marker, words):
             task(target="builtin:echo", id="has space")  # bad-id
         if marker == "bad-payload":
             task(target="builtin:echo", payload=deep)  # bad-payload
+        if marker == "bad-breaker":
+            task(target="builtin:echo", retry={"breaker": {"error_rate": 2}})  # bad-breaker
+        if marker == "bad-auto":
+            task(target="builtin:echo", timeout_s="auto", auto_timeout=inverted)  # bad-auto
+        if marker == "auto-without-auto":
+            task(target="builtin:echo", timeout_s=30, auto_timeout={"k": 3})  # auto-without-auto
     assert (caught.value.file, caught.value.line) == (HERE, line_of(marker))
     assert words in caught.value.message, caught.value.message
 
@@ -624,7 +634,9 @@ def test_bad_options_are_refused_at_the_call():
         audit.options(timeout_s=0)(order)  # bad-option
 
     raises_at(
-        bad_options, "bad-option", "audit.options(): timeout_s: Input should be greater than or equal to 1"
+        bad_options,
+        "bad-option",
+        "audit.options(): timeout_s: must be a whole number of seconds from 1 to 900",
     )
 
 
@@ -730,3 +742,39 @@ def test_the_readme_example_records_what_the_readme_says(tmp_path: Path):
         ("create_shipment", ["reserve_stock", "charge_card"]),
     ]
     assert orders.definition().document["description"] == "Reserve and charge in parallel, then ship."
+
+
+def test_a_flow_carries_the_retry_hub_options_as_its_yaml_twin_does():
+    # Given a task with a fallback, a breaker, context and an auto timeout
+    @task(
+        target="lambda:quote",
+        timeout_s="auto",
+        auto_timeout={"k": 3, "ceiling_s": 60},
+        retry={
+            "critical": False,
+            "min_remaining_ms": 500,
+            "fallback": {"type": "lambda", "function": "cached"},
+            "breaker": {"min_calls": 5},
+        },
+    )
+    def quote(order):
+        pass
+
+    @flow(name="quoting")
+    def quoting(order):
+        quote(order)
+
+    # When it is compiled / Then it is the definition its YAML twin compiles to
+    yaml_twin = """
+name: quoting
+nodes:
+  - id: quote
+    target: {type: lambda, function: quote}
+    timeout_s: auto
+    auto_timeout: {k: 3, ceiling_s: 60}
+    retry: {critical: false, min_remaining_ms: 500, fallback: {type: lambda, function: cached}, breaker: {min_calls: 5}}
+"""
+    assert compiled(quoting.definition().document, "quoting") == compiled(yaml_twin, "quoting")
+    node = parse_workflow(quoting.definition().document, name="quoting").nodes[0]
+    assert node.timeout_s == 60 and node.auto_timeout is not None and node.auto_timeout.k == 3
+    assert node.retry.fallback is not None and node.retry.breaker is not None

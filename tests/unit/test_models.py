@@ -54,11 +54,13 @@ def test_readme_example_with_defaults() -> None:
     assert body.timeout_s == 300
     assert body.priority == "default"
     assert body.retry == RetryPolicy()
-    assert body.retry.model_dump() == {
+    assert body.retry.to_api() == {
         "max_attempts": 3,
         "base_delay_ms": 1000,
         "max_delay_ms": 300_000,
         "jitter": "full",
+        "critical": True,
+        "min_remaining_ms": 200,
     }
     assert body.labels == {}
     assert body.run_at is None and body.delay_ms is None and body.deadline is None

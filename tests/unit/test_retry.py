@@ -249,11 +249,13 @@ def test_defaults() -> None:
     # When building a policy
     policy = RetryPolicy()
     # Then the documented defaults apply
-    assert policy.model_dump() == {
+    assert policy.to_api() == {
         "max_attempts": 3,
         "base_delay_ms": 1000,
         "max_delay_ms": 300_000,
         "jitter": "full",
+        "critical": True,
+        "min_remaining_ms": 200,
     }
 
 

@@ -53,7 +53,7 @@ from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass, field
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, Literal, TypeVar
 
 from taskplane.domain.shorthand import target_from_shorthand
 from taskplane.domain.workflow import NAME_PATTERN
@@ -200,8 +200,9 @@ class NodeOptions:
     target: dict[str, Any] | None = None
     compensate: dict[str, Any] | None = None
     payload: Any = _UNSET
-    timeout_s: int | None = None
+    timeout_s: int | Literal["auto"] | None = None
     retry: dict[str, Any] | None = None
+    auto_timeout: dict[str, Any] | None = None
 
 
 def _target(value: Any, what: str, where: Location) -> dict[str, Any]:
@@ -249,10 +250,14 @@ def _options(where: Location, what: str, **given: Any) -> NodeOptions:
             fields[name] = _static_json(value, f"{what} payload", where)
         elif name == "retry" and not isinstance(value, Mapping):
             raise _fail(f"{what} retry must be a mapping as in YAML, such as {{'max_attempts': 3}}", where)
+        elif name == "auto_timeout" and not isinstance(value, Mapping):
+            raise _fail(f"{what} auto_timeout must be a mapping as in YAML, such as {{'k': 3}}", where)
         else:
-            fields[name] = dict(value) if name == "retry" else value
+            fields[name] = dict(value) if name in ("retry", "auto_timeout") else value
     # The values against the node model itself, so what passes here passes PUT /v1/workflows.
-    probe = {k: fields[k] for k in ("payload", "timeout_s", "retry") if k in fields}
+    probe = {k: fields[k] for k in ("payload", "timeout_s", "retry", "auto_timeout") if k in fields}
+    if "auto_timeout" in probe and "timeout_s" not in probe:
+        probe["timeout_s"] = "auto"  # checked with the node's own; the defaults' is checked at put
     if probe:
         try:
             NodeSpec.model_validate({"id": "probe", "target": {"type": "builtin", "name": "echo"}, **probe})
@@ -315,10 +320,11 @@ class Task(Generic[F]):
         *,
         id: str | None = None,
         payload: Any = _UNSET,
-        timeout_s: int | None = None,
+        timeout_s: int | Literal["auto"] | None = None,
         retry: dict[str, Any] | None = None,
         compensate: Any = None,
         target: Any = None,
+        auto_timeout: dict[str, Any] | None = None,
     ) -> Task[F]:
         """This task with other node options for one call: ``warm.options(payload={"shard": 3})(region)``.
 
@@ -334,10 +340,11 @@ class Task(Generic[F]):
             retry=retry,
             compensate=compensate,
             target=target,
+            auto_timeout=auto_timeout,
         )
         kept = {
             name: getattr(self.node, name) if getattr(given, name) in (None, _UNSET) else getattr(given, name)
-            for name in ("target", "compensate", "payload", "timeout_s", "retry")
+            for name in ("target", "compensate", "payload", "timeout_s", "retry", "auto_timeout")
         }
         return Task(self.fn, NodeOptions(id=self.node.id, **kept), self.where, call_id=id or self.call_id)
 
@@ -362,9 +369,10 @@ def task(
     *,
     compensate: Any = None,
     payload: Any = _UNSET,
-    timeout_s: int | None = None,
+    timeout_s: int | Literal["auto"] | None = None,
     retry: dict[str, Any] | None = None,
     id: str | None = None,
+    auto_timeout: dict[str, Any] | None = None,
 ) -> Callable[[F], Task[F]]:
     """Declare a task: a function whose calls inside a ``@flow`` become workflow nodes.
 
@@ -377,8 +385,10 @@ def task(
         The Saga undo, a target like ``target``.
     payload
         Static JSON the node receives as ``payload`` (per call: ``.options(payload=...)``).
-    timeout_s, retry
-        As a node's ``timeout_s`` and ``retry`` in YAML; unset ones take the workflow's ``defaults``.
+    timeout_s, retry, auto_timeout
+        As a node's ``timeout_s`` (seconds or ``"auto"``), ``retry`` (with ``critical``,
+        ``min_remaining_ms``, ``fallback``, ``breaker``) and ``auto_timeout`` in YAML; unset ones take
+        the workflow's ``defaults``.
     id
         The node id (default: the function's name).
 
@@ -395,6 +405,7 @@ def task(
         payload=payload,
         timeout_s=timeout_s,
         retry=retry,
+        auto_timeout=auto_timeout,
     )
 
     def wrap(fn: F) -> Task[F]:
@@ -428,6 +439,8 @@ class Node:
             out["payload"] = options.payload
         if options.timeout_s is not None:
             out["timeout_s"] = options.timeout_s
+        if options.auto_timeout is not None:
+            out["auto_timeout"] = options.auto_timeout
         if options.retry is not None:
             out["retry"] = options.retry
         if options.compensate is not None:

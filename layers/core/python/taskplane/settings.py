@@ -36,7 +36,7 @@ ENV_STATE_MACHINE_LOG_GROUP_ARN = "TASKPLANE_STATE_MACHINE_LOG_GROUP_ARN"
 ENV_MAX_LANE_DEPTH = "TASKPLANE_MAX_LANE_DEPTH"
 ENV_TENANT_INFLIGHT_QUOTA = "TASKPLANE_TENANT_INFLIGHT_QUOTA"
 ENV_ALLOW_PRIVATE_HTTP = "TASKPLANE_ALLOW_PRIVATE_HTTP"
-ENV_BREAKER_FAILURES = "TASKPLANE_BREAKER_FAILURES"
+ENV_BREAKER_TIMEOUTS = "TASKPLANE_BREAKER_TIMEOUTS"
 #: JSON {"<tenant>" or "*": ["lambda:orders-*", "http:api.example.com", ...]}
 ENV_TARGET_ALLOWLISTS = "TASKPLANE_TARGET_ALLOWLISTS"
 ENV_TARGETS_ALLOWED_BY_DEFAULT = "TASKPLANE_TARGETS_ALLOWED_BY_DEFAULT"
@@ -75,7 +75,7 @@ POLICY_VARIABLES: tuple[str, ...] = (
     ENV_TASK_ROUTES,
     ENV_MAX_LANE_DEPTH,
     ENV_TENANT_INFLIGHT_QUOTA,
-    ENV_BREAKER_FAILURES,
+    ENV_BREAKER_TIMEOUTS,
     ENV_BREAKER_OPEN_MS,
     ENV_RETENTION_DAYS,
     ENV_OTLP_ENDPOINT,
@@ -116,16 +116,17 @@ class PlatformSettings(BaseModel):
     # HTTP targets may reach private, loopback and link-local addresses (never in AWS by default;
     # the local runtime allows them so that demos can call localhost).
     allow_private_http: bool = False
-    # Per-target circuit breakers: this many retryable failures in a row open one (0: no breakers);
-    # it stays open this long before one probe call may go through.
-    breaker_failures: int = Field(default=5, ge=0)
+    # Per-target circuit breakers, the defaults of a retry policy's ``breaker``: this many timeouts in
+    # a row open one (0: no breakers at all); it stays open breaker_open_ms before one probe may go.
+    # The window's error-rate rule keeps the policy's defaults (10 s, 50%, 10 calls).
+    breaker_timeouts: int = Field(default=3, ge=0, le=1000)
     # Per-tenant target allow-lists (domain/allowlist.py); a tenant without one is denied every
     # non-builtin target unless targets_allowed_by_default (the local runtime turns it on).
     target_allowlists: dict[str, list[str]] = Field(default_factory=dict)
     targets_allowed_by_default: bool = False
     # Gray release for tasks: per-tenant rules (RouteRule fields) sending tasks to an alias or host.
     task_routes: dict[str, list[dict[str, Any]]] = Field(default_factory=dict)
-    breaker_open_ms: int = Field(default=30_000, ge=0)
+    breaker_open_ms: int = Field(default=30_000, ge=1_000, le=3_600_000)
     # The tick function to wake (asynchronously) when an entry lands due before the shard's next
     # check and no tick runs; empty: nobody is woken, the shard's rule finds it within a minute.
     tick_function: str = ""
@@ -185,7 +186,7 @@ class PlatformSettings(BaseModel):
             max_lane_depth=int(env.get(ENV_MAX_LANE_DEPTH, defaults.max_lane_depth)),
             tenant_inflight_quota=int(env.get(ENV_TENANT_INFLIGHT_QUOTA, defaults.tenant_inflight_quota)),
             allow_private_http=_flag(env.get(ENV_ALLOW_PRIVATE_HTTP), defaults.allow_private_http),
-            breaker_failures=int(env.get(ENV_BREAKER_FAILURES, defaults.breaker_failures)),
+            breaker_timeouts=int(env.get(ENV_BREAKER_TIMEOUTS, defaults.breaker_timeouts)),
             target_allowlists=json.loads(env.get(ENV_TARGET_ALLOWLISTS) or "{}"),
             task_routes=json.loads(env.get(ENV_TASK_ROUTES) or "{}"),
             targets_allowed_by_default=_flag(
@@ -223,7 +224,7 @@ class PlatformSettings(BaseModel):
             ENV_MAX_LANE_DEPTH: str(self.max_lane_depth),
             ENV_TENANT_INFLIGHT_QUOTA: str(self.tenant_inflight_quota),
             ENV_ALLOW_PRIVATE_HTTP: "true" if self.allow_private_http else "false",
-            ENV_BREAKER_FAILURES: str(self.breaker_failures),
+            ENV_BREAKER_TIMEOUTS: str(self.breaker_timeouts),
             ENV_TARGET_ALLOWLISTS: json.dumps(self.target_allowlists),
             ENV_TARGETS_ALLOWED_BY_DEFAULT: "true" if self.targets_allowed_by_default else "false",
             ENV_TASK_ROUTES: json.dumps(self.task_routes),

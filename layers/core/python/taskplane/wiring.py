@@ -51,16 +51,32 @@ class Platform:
                 store.register(context)
 
 
+def breakers(settings: PlatformSettings, ddb: Any, clock: Clock) -> Any:
+    """The per-target circuit breakers (None when ``breaker_timeouts`` is 0: breakers off), with the
+    platform's default rules for tasks and nodes whose retry policy names none."""
+    from taskplane.adapters.breakers import BreakerStore
+    from taskplane.domain.breaker import BreakerConfig
+    from taskplane.domain.retry import BreakerPolicy
+    from taskplane.services.breakers import CircuitBreakers
+
+    if settings.breaker_timeouts <= 0:
+        return None
+    default = BreakerPolicy(consecutive_timeouts=settings.breaker_timeouts, open_ms=settings.breaker_open_ms)
+    return CircuitBreakers(
+        BreakerStore(settings.control_table, ddb), clock.now_ms, BreakerConfig(default=default)
+    )
+
+
 def build(settings: PlatformSettings, *, session: Any = None, clock: Clock | None = None) -> Platform:
     """Wire adapters and services for ``settings``; ``session`` is an optional boto3 session."""
     import boto3
     from botocore.config import Config
 
     from taskplane.adapters.admission import InflightCounters, LaneDepthGauge
-    from taskplane.adapters.breakers import BreakerStore
     from taskplane.adapters.dead_letters import DeadLetterStore
     from taskplane.adapters.events import EventBus
     from taskplane.adapters.idempotency import PowertoolsIdempotency
+    from taskplane.adapters.latency import LatencyStore
     from taskplane.adapters.queues import Lanes
     from taskplane.adapters.schedule_store import ScheduleStore
     from taskplane.adapters.targets import TargetRunners
@@ -68,16 +84,15 @@ def build(settings: PlatformSettings, *, session: Any = None, clock: Clock | Non
     from taskplane.adapters.triggers import TriggerRules, TriggerStore
     from taskplane.adapters.wheel_store import WheelStore
     from taskplane.domain.blobs import MAX_API_PAYLOAD_BYTES
-    from taskplane.domain.breaker import BreakerConfig
     from taskplane.domain.gray import RouteRule
     from taskplane.domain.models import MAX_PAYLOAD_BYTES
     from taskplane.domain.triggers import ExternalEvents
     from taskplane.observability import MetricsBuffer
     from taskplane.services.admission import Admission
-    from taskplane.services.breakers import CircuitBreakers
     from taskplane.services.dead_letters import DeadLetterService
     from taskplane.services.events import EventService
     from taskplane.services.execute import Executor
+    from taskplane.services.latency import Latencies
     from taskplane.services.schedules import ScheduleService
     from taskplane.services.tasks import TaskService, delivery_for
     from taskplane.services.tick import Ticker
@@ -138,6 +153,7 @@ def build(settings: PlatformSettings, *, session: Any = None, clock: Clock | Non
         tracing=tracing,
     )
     dead_letter_records = DeadLetterStore(settings.tasks_table, ddb)
+    latencies = Latencies(LatencyStore(settings.control_table, ddb), clock.now_ms)
     executor = Executor(
         store=store,
         lanes=lanes,
@@ -155,15 +171,8 @@ def build(settings: PlatformSettings, *, session: Any = None, clock: Clock | Non
         sleep_until=getattr(clock, "sleep_until", None),
         blobs=blobs,
         tracing=tracing,
-        breakers=(
-            CircuitBreakers(
-                BreakerStore(settings.control_table, ddb),
-                clock.now_ms,
-                BreakerConfig(failure_threshold=settings.breaker_failures, open_ms=settings.breaker_open_ms),
-            )
-            if settings.breaker_failures > 0
-            else None
-        ),
+        breakers=breakers(settings, ddb, clock),
+        latencies=latencies,
     )
     dead_letters = DeadLetterService(
         records=dead_letter_records,
@@ -299,9 +308,11 @@ def _build_workflows(
     from botocore.config import Config
 
     from taskplane.adapters.idempotency import PowertoolsIdempotency
+    from taskplane.adapters.latency import LatencyStore
     from taskplane.adapters.run_store import RunStore
     from taskplane.adapters.stepfunctions import StepFunctions
     from taskplane.adapters.workflow_store import WorkflowStore
+    from taskplane.services.latency import Latencies
     from taskplane.services.workflows import StepService, WorkflowService
 
     sfn = StepFunctions(
@@ -335,6 +346,8 @@ def _build_workflows(
         telemetry=telemetry,
         targets=targets,
         blobs=blobs,
+        breakers=breakers(settings, ddb, clock),
+        latencies=Latencies(LatencyStore(settings.control_table, ddb), clock.now_ms),
     )
     return workflows, steps
 

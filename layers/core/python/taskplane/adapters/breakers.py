@@ -1,5 +1,12 @@
-"""Circuit-breaker records in the control table (``pk = "breaker#<target key>"``), versioned so
-that concurrent workers never overwrite each other's move (a lost race re-reads, or is let go)."""
+"""Circuit-breaker records in the control table (``pk = "breaker#<tenant>#<target key>"``).
+
+One item per tenant and target holds the state (versioned: a change of state is a conditional write
+on the version it was computed from) and the sliding window: one number per second,
+``b<epoch second> = calls + errors * ERROR_UNIT``, bumped with ``ADD`` by every finished call, and
+``ct`` the timeouts in a row. That is one write per attempt, ReturnValues giving the new window back
+for the trip check; the item stays under 1 KB (at most 31 buckets: a write that sees older ones
+removes them), so each such write is one write unit.
+"""
 
 from __future__ import annotations
 
@@ -9,10 +16,42 @@ from botocore.exceptions import ClientError
 
 from taskplane.adapters.aws import AwsClient
 from taskplane.adapters.errors import error_code, translate
-from taskplane.domain.breaker import Breaker, BreakerState
+from taskplane.domain.breaker import Breaker, BreakerState, Call
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
+
+#: A bucket's number counts calls in its low digits and errors in multiples of this.
+ERROR_UNIT = 1_000_000
+
+
+def _key(key: str) -> dict[str, Any]:
+    return {"pk": {"S": f"breaker#{key}"}}
+
+
+def breaker_from_item(key: str, item: dict[str, Any] | None) -> Breaker:
+    if not item:
+        return Breaker(key=key)
+    buckets: dict[int, tuple[int, int]] = {}
+    for name, value in item.items():
+        if name.startswith("b") and name[1:].isdigit():
+            n = int(value["N"])
+            buckets[int(name[1:])] = (n % ERROR_UNIT, n // ERROR_UNIT)
+
+    def num(name: str) -> int:
+        return int(item[name]["N"]) if name in item else 0
+
+    return Breaker(
+        key=key,
+        state=BreakerState(item["state"]["S"]) if "state" in item else BreakerState.CLOSED,
+        opened_at=num("opened_at"),
+        probe_at=num("probe_at"),
+        version=num("version"),
+        since_s=num("since_s"),
+        timeouts=num("ct"),
+        buckets=buckets,
+        reason=item.get("reason", {}).get("S", ""),
+    )
 
 
 class BreakerStore(AwsClient["DynamoDBClient"]):
@@ -22,38 +61,68 @@ class BreakerStore(AwsClient["DynamoDBClient"]):
 
     def get(self, key: str) -> Breaker:
         try:
-            item = self.client.get_item(TableName=self._table, Key={"pk": {"S": f"breaker#{key}"}}).get(
-                "Item"
-            )
+            item = self.client.get_item(TableName=self._table, Key=_key(key)).get("Item")
         except ClientError as exc:
             raise translate(exc, "reading the circuit breaker") from exc
-        if not item:
-            return Breaker(key=key)
-        return Breaker(
-            key=key,
-            state=BreakerState(item["state"]["S"]),
-            failures=int(item["failures"]["N"]),
-            opened_at=int(item["opened_at"]["N"]),
-            probe_at=int(item["probe_at"]["N"]),
-            version=int(item["version"]["N"]),
-        )
+        return breaker_from_item(key, item)
+
+    def count(self, key: str, second: int, call: Call, stale: list[int]) -> Breaker:
+        """Count one finished call in ``second``'s bucket (and the timeout streak); one write.
+        ``stale`` buckets (seen by the caller's read, out of every window) are removed in passing."""
+        names = {"#b": f"b{second}"}
+        values: dict[str, Any] = {":v": {"N": str(1 + (ERROR_UNIT if call is not Call.OK else 0))}}
+        add = ["#b :v"]
+        sets = []
+        if call is Call.TIMEOUT:
+            add.append("ct :one")
+            values[":one"] = {"N": "1"}
+        else:
+            sets.append("ct = :zero")
+            values[":zero"] = {"N": "0"}
+        expr = "ADD " + ", ".join(add)
+        if sets:
+            expr += " SET " + ", ".join(sets)
+        if stale:
+            for i, s in enumerate(stale):
+                names[f"#s{i}"] = f"b{s}"
+            expr += " REMOVE " + ", ".join(f"#s{i}" for i in range(len(stale)))
+        try:
+            resp = self.client.update_item(
+                TableName=self._table,
+                Key=_key(key),
+                UpdateExpression=expr,
+                ExpressionAttributeNames=names,
+                ExpressionAttributeValues=values,
+                ReturnValues="ALL_NEW",
+            )
+        except ClientError as exc:
+            raise translate(exc, "counting a call in the circuit breaker") from exc
+        return breaker_from_item(key, resp.get("Attributes"))
 
     def replace(self, old: Breaker, new: Breaker) -> bool:
-        """Write ``new`` if the record is still at ``old.version``; False on a lost race."""
-        item = {
-            "pk": {"S": f"breaker#{new.key}"},
-            "state": {"S": new.state.value},
-            "failures": {"N": str(new.failures)},
-            "opened_at": {"N": str(new.opened_at)},
-            "probe_at": {"N": str(new.probe_at)},
-            "version": {"N": str(new.version)},
+        """Change the state to ``new``'s if the record is still at ``old.version``; False on a lost race.
+        The window's buckets are left as they are (counting writes go on meanwhile)."""
+        values = {
+            ":state": {"S": new.state.value},
+            ":opened": {"N": str(new.opened_at)},
+            ":probe": {"N": str(new.probe_at)},
+            ":version": {"N": str(new.version)},
+            ":since": {"N": str(new.since_s)},
+            ":ct": {"N": str(new.timeouts)},
+            ":reason": {"S": new.reason},
+            ":old": {"N": str(old.version)},
         }
         try:
-            self.client.put_item(
+            self.client.update_item(
                 TableName=self._table,
-                Item=item,
-                ConditionExpression="attribute_not_exists(pk) OR version = :v",
-                ExpressionAttributeValues={":v": {"N": str(old.version)}},
+                Key=_key(new.key),
+                UpdateExpression=(
+                    "SET #state = :state, opened_at = :opened, probe_at = :probe, version = :version, "
+                    "since_s = :since, ct = :ct, reason = :reason"
+                ),
+                ConditionExpression="attribute_not_exists(version) OR version = :old",
+                ExpressionAttributeNames={"#state": "state"},
+                ExpressionAttributeValues=values,
             )
         except ClientError as exc:
             if error_code(exc) == "ConditionalCheckFailedException":

@@ -41,6 +41,8 @@ def _to_item(d: DeadLetter) -> dict[str, Any]:
     }
     if d.error:
         item["error"] = json.dumps(d.error, separators=(",", ":"))
+    if d.fallback is not None:
+        item["fallback"] = json.dumps(d.fallback, separators=(",", ":"))
     if d.redriven_as:
         item["redriven_as"] = d.redriven_as
     if d.redriven_at is not None:
@@ -58,6 +60,7 @@ def _from_item(raw: dict[str, Any]) -> DeadLetter:
         attempts=int(item.get("attempts", 0)),
         target_type=item.get("target_type", "unknown"),
         error=json.loads(item["error"]) if "error" in item else None,
+        fallback=json.loads(item["fallback"]) if "fallback" in item else None,
         status=item.get("status", "dead"),
         redriven_as=item.get("redriven_as"),
         redriven_at=int(item["redriven_at"]) if "redriven_at" in item else None,

@@ -22,6 +22,7 @@ from taskplane.adapters.aws import AwsClient
 from taskplane.adapters.batch import batch_put
 from taskplane.adapters.dynamo_codec import deserialize_value, serialize_value
 from taskplane.adapters.errors import error_code, translate
+from taskplane.domain.adaptive import AutoTimeout
 from taskplane.domain.blobs import BlobRef
 from taskplane.domain.models import HistoryEntry, Task, TaskErrorInfo
 from taskplane.domain.retry import RetryPolicy
@@ -44,6 +45,7 @@ SETTABLE = frozenset(
         "error",
         "expires_at",
         "run_at",
+        "fallback",
     }
 )
 
@@ -100,7 +102,11 @@ def _to_item(task: Task, buckets: int) -> dict[str, Any]:
     if task.timeout_s != DEFAULT_TIMEOUT_S:
         item["timeout_s"] = task.timeout_s
     if task.retry != DEFAULT_RETRY:
-        item["retry"] = _compact(task.retry.model_dump())
+        item["retry"] = _compact(task.retry.model_dump(mode="json", exclude_none=True))
+    if task.auto_timeout is not None:
+        item["auto_timeout"] = _compact(task.auto_timeout.model_dump())
+    if task.fallback is not None:
+        item["fallback"] = _compact(task.fallback)
     if task.priority != "default":
         item["priority"] = task.priority
     if task.labels:
@@ -152,7 +158,9 @@ def _from_item(item: dict[str, Any]) -> Task:
         heartbeat_at=_num(item.get("heartbeat_at")),
         attempts=int(item.get("attempts", 0)),
         timeout_s=int(item.get("timeout_s", DEFAULT_TIMEOUT_S)),
-        retry=RetryPolicy(**json.loads(item["retry"])) if "retry" in item else DEFAULT_RETRY,
+        retry=RetryPolicy.model_validate(json.loads(item["retry"])) if "retry" in item else DEFAULT_RETRY,
+        auto_timeout=AutoTimeout(**json.loads(item["auto_timeout"])) if "auto_timeout" in item else None,
+        fallback=json.loads(item["fallback"]) if "fallback" in item else None,
         priority=item.get("priority", "default"),
         labels=json.loads(item.get("labels", "{}")),
         deadline=_num(item.get("deadline")),
@@ -331,6 +339,8 @@ class TaskStore(AwsClient["DynamoDBClient"]):
             names[f"#f{i}"] = name
             if name == "result":
                 value = json.dumps(value, separators=(",", ":"))
+            elif name == "fallback":
+                value = _compact(value)
             elif name == "result_ref":
                 value = value.model_dump_json(exclude_none=True)
             values[f":f{i}"] = value
@@ -388,6 +398,29 @@ class TaskStore(AwsClient["DynamoDBClient"]):
             if error_code(exc) == "ConditionalCheckFailedException":
                 return False
             raise translate(exc, "recording a heartbeat") from exc
+        return True
+
+    def claim_fallback(self, tenant: str, task_id: str, attempts: int, at_ms: int) -> bool:
+        """Mark that attempt ``attempts`` (still RUNNING) calls the fallback; False when a fallback was
+        claimed already or the attempt moved on (so a fallback runs at most once)."""
+        try:
+            self.client.update_item(
+                TableName=self._table,
+                Key={"pk": {"S": _pk(tenant, task_id, self._buckets)}, "sk": {"S": task_id}},
+                UpdateExpression="SET fallback = :f",
+                ConditionExpression=(
+                    "attribute_exists(#pk) AND attribute_not_exists(fallback) AND #state = :running "
+                    "AND attempts = :n"
+                ),
+                ExpressionAttributeNames={"#pk": "pk", "#state": "state"},
+                ExpressionAttributeValues=_serialize(
+                    {":f": _compact({"state": "RUNNING", "at": at_ms}), ":running": "RUNNING", ":n": attempts}
+                ),
+            )
+        except ClientError as exc:
+            if error_code(exc) == "ConditionalCheckFailedException":
+                return False
+            raise translate(exc, "claiming the fallback") from exc
         return True
 
     def note(self, tenant: str, task_id: str, state: TaskState, *, at_ms: int, detail: str) -> bool:

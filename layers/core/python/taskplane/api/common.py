@@ -149,7 +149,7 @@ def validation_details(errors: list[Any], skip: int = 0) -> tuple[str, list[dict
         parts = [
             p
             for i, p in enumerate(loc)
-            if p != "body" and not (i and loc[i - 1] == "target" and p in TARGET_TYPES)
+            if p != "body" and not (i and loc[i - 1] in ("target", "fallback") and p in TARGET_TYPES)
         ]
         field = ".".join(parts) or "body"
         details.append({"field": field, "message": err.get("msg", "invalid"), "type": err.get("type")})

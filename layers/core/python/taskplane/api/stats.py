@@ -18,13 +18,20 @@ def _stats() -> Any:
 
     platform = wiring.platform()
     return StatsService(
-        tasks=platform.tasks, depths=platform.tasks.admission.depths, clock=platform.tasks.clock
+        tasks=platform.tasks,
+        depths=platform.tasks.admission.depths,
+        clock=platform.tasks.clock,
+        latencies=platform.executor.latencies,
+        breakers=platform.executor.breakers,
     )
 
 
 @router.get(
     "/v1/stats",
-    summary="This tenant's newest tasks by state, throughput, and lane depths (cached a few seconds)",
+    summary=(
+        "This tenant's newest tasks by state, throughput, lane depths (cached a few seconds), and its "
+        "targets' durations, auto timeouts and circuit breakers"
+    ),
     tags=["meta"],
 )
 def get_stats() -> dict[str, Any]:

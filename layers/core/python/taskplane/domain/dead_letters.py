@@ -23,6 +23,8 @@ class DeadLetter(BaseModel):
     attempts: int = 0
     target_type: str = "unknown"
     error: dict[str, str] | None = None
+    #: the retry policy's fallback's outcome, when one was called: {"state", "result" | "error"}
+    fallback: dict[str, Any] | None = None
     status: DeadLetterStatus = "dead"
     redriven_as: str | None = None
     redriven_at: int | None = None
@@ -35,6 +37,7 @@ class DeadLetter(BaseModel):
             "attempts": self.attempts,
             "target_type": self.target_type,
             "error": self.error,
+            **({"fallback": self.fallback} if self.fallback is not None else {}),
             "status": self.status,
             "redriven_as": self.redriven_as,
             "redriven_at": to_rfc3339(self.redriven_at),

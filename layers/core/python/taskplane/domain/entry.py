@@ -5,7 +5,8 @@ trigger's template, a workflow's nodes and their compensations, a run, a redrive
 end) the worker and the step function just before they call a target. A rule kept at one door and
 not at another is a hole, so the doors share these functions instead of repeating the checks:
 
-- :func:`check_task_body`: the payload limit (413, as for tasks) and the tenant's target policy (400);
+- :func:`check_task_body`: the payload limit (413, as for tasks) and the tenant's target policy (400)
+  for the target and the retry policy's ``fallback`` (:func:`check_retry`, also for workflow nodes);
 - :func:`refusal_failure_message`: the one wording of a refusal found at run time, when the policy
   changed after the work was accepted (a schedule made before its target left the allow-list).
 """
@@ -17,6 +18,7 @@ from typing import Any
 from taskplane.domain.allowlist import TargetPolicy
 from taskplane.domain.errors import InvalidRequest, PayloadTooLarge
 from taskplane.domain.models import MAX_PAYLOAD_BYTES, TaskSubmit, payload_size
+from taskplane.domain.retry import RetryPolicy
 
 #: ``error.type`` of a task or node whose target the tenant may no longer call (never retried).
 TARGET_REFUSED = "TargetRefused"
@@ -57,6 +59,15 @@ def check_task_body(
     """Everything a task body must pass at any door; ``prefix`` names where the body sits (``task``)."""
     check_payload(body.payload, field=_join(prefix, "payload"), limit=max_payload_bytes)
     check_target(policy, tenant, body.target.model_dump(), field=_join(prefix, "target"))
+    check_retry(policy, tenant, body.retry, field=_join(prefix, "retry"))
+
+
+def check_retry(
+    policy: TargetPolicy, tenant: str, retry: RetryPolicy | None, *, field: str = "retry"
+) -> None:
+    """400 naming ``<field>.fallback`` when the retry policy's fallback is a target ``tenant`` may not call."""
+    if retry is not None and retry.fallback is not None:
+        check_target(policy, tenant, retry.fallback.model_dump(), field=f"{field}.fallback")
 
 
 def refusal_failure_message(why: str) -> str:

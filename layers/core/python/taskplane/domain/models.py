@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
-from urllib.parse import urlparse
 
 from pydantic import (
     AwareDatetime,
@@ -18,11 +17,21 @@ from pydantic import (
     field_validator,
 )
 
+from taskplane.domain.adaptive import AutoTimeout, TimeoutSpec
 from taskplane.domain.blobs import BlobRef
 from taskplane.domain.clock import from_datetime, to_rfc3339
-from taskplane.domain.events import PLATFORM_BUS, not_aws
 from taskplane.domain.retry import RetryPolicy
 from taskplane.domain.states import TaskState
+from taskplane.domain.targets import (  # noqa: F401  (re-exported: the API's shapes live with the task's)
+    MAX_HEADER_BYTES,
+    TARGET_TYPES,
+    BuiltinTarget,
+    EventBridgeTarget,
+    HttpTarget,
+    LambdaTarget,
+    SqsTarget,
+    Target,
+)
 
 #: Largest accepted ``payload``, serialized as compact JSON (SQS bills per 64 KiB; DynamoDB items cap at 400 KB).
 MAX_PAYLOAD_BYTES = 64 * 1024
@@ -31,100 +40,11 @@ MAX_PAYLOAD_DEPTH = 64
 #: Largest ``run_at`` / ``delay_ms`` horizon.
 MAX_DELAY_MS = 366 * 24 * 3600 * 1000
 MAX_TIMEOUT_S = 900
-#: Largest total of an HTTP target's header names and values (what most servers accept in a request).
-MAX_HEADER_BYTES = 16 * 1024
 Priority = Literal["high", "default", "low"]
 PRIORITIES: tuple[str, ...] = ("high", "default", "low")
 
 #: The instants ``run_at`` and ``deadline`` may name (epoch milliseconds inside, RFC 3339 outside).
 _EARLIEST = datetime(1970, 1, 1, tzinfo=UTC)
-
-_Name = Annotated[StrictStr, Field(min_length=1, max_length=256)]
-
-
-class _Target(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class LambdaTarget(_Target):
-    type: Literal["lambda"]
-    function: Annotated[StrictStr, Field(min_length=1, max_length=170, pattern=r"^[A-Za-z0-9_:\-\.\$]+$")]
-
-
-class HttpTarget(_Target):
-    type: Literal["http"]
-    url: Annotated[StrictStr, Field(min_length=1, max_length=2048)]
-    method: Literal["GET", "POST", "PUT", "PATCH", "DELETE"] = "POST"
-    headers: dict[
-        Annotated[StrictStr, Field(max_length=256)], Annotated[StrictStr, Field(max_length=4096)]
-    ] = Field(default_factory=dict, max_length=50)
-
-    @field_validator("headers")
-    @classmethod
-    def _headers_fit(cls, value: dict[str, str]) -> dict[str, str]:
-        size = sum(
-            len(k.encode("utf-8", "surrogatepass")) + len(v.encode("utf-8", "surrogatepass"))
-            for k, v in value.items()
-        )
-        if size > MAX_HEADER_BYTES:
-            raise ValueError(f"headers are {size} bytes in all; the limit is {MAX_HEADER_BYTES} bytes")
-        return value
-
-    @field_validator("url")
-    @classmethod
-    def _http_url(cls, value: str) -> str:
-        parsed = urlparse(value)
-        if parsed.scheme not in ("http", "https") or not parsed.hostname:
-            raise ValueError("must be an absolute http:// or https:// URL")
-        return _no_user_info(value)
-
-
-def _no_user_info(url: str) -> str:
-    """Refuse ``scheme://user:password@host``: a URL is shown in errors, logs and the task itself."""
-    netloc = urlparse(url).netloc
-    if "@" in netloc:
-        raise ValueError(
-            "must not carry user info (user:password@): send credentials in a header instead, e.g. "
-            '"headers": {"Authorization": "Basic <base64 of user:password>"}'
-        )
-    return url
-
-
-class SqsTarget(_Target):
-    type: Literal["sqs"]
-    queue_url: Annotated[StrictStr, Field(min_length=1, max_length=2048, pattern=r"^https?://\S+$")]
-
-    @field_validator("queue_url")
-    @classmethod
-    def _plain_queue_url(cls, value: str) -> str:
-        return _no_user_info(value)
-
-
-class EventBridgeTarget(_Target):
-    """Puts the task's envelope as an event's ``detail``, stamped with the tenant (``domain/events.py``).
-
-    ``bus`` ``"taskplane"`` (the default) is the platform's own bus, where this tenant's triggers
-    listen; any other bus must be on the tenant's allow-list (``eventbridge:<bus>``).
-    """
-
-    type: Literal["eventbridge"]
-    bus: _Name = PLATFORM_BUS
-    source: _Name = "taskplane"
-    detail_type: _Name = "taskplane.task"
-
-    _source = field_validator("source")(not_aws)
-
-
-class BuiltinTarget(_Target):
-    type: Literal["builtin"]
-    name: Literal["echo", "sleep", "fail"]
-
-
-Target = Annotated[
-    LambdaTarget | HttpTarget | SqsTarget | EventBridgeTarget | BuiltinTarget,
-    Field(discriminator="type"),
-]
-TARGET_TYPES: tuple[str, ...] = ("lambda", "http", "sqs", "eventbridge", "builtin")
 
 
 def payload_size(payload: Any) -> int:
@@ -158,7 +78,13 @@ class TaskSubmit(BaseModel):
         default=None, description="RFC 3339 with an offset; not with delay_ms"
     )
     delay_ms: StrictInt | None = Field(default=None, ge=0, le=MAX_DELAY_MS)
-    timeout_s: StrictInt = Field(default=300, ge=1, le=MAX_TIMEOUT_S)
+    timeout_s: TimeoutSpec = Field(
+        default=300, description='seconds, or "auto": from the target\'s observed durations (auto_timeout)'
+    )
+    auto_timeout: AutoTimeout | None = Field(
+        default=None,
+        description='with timeout_s "auto": k, quantile, floor_s, ceiling_s, window_s, min_samples',
+    )
     retry: RetryPolicy = Field(default_factory=RetryPolicy)
     priority: Priority = "default"
     labels: dict[
@@ -170,6 +96,20 @@ class TaskSubmit(BaseModel):
         default=None,
         description="the upload_id of a payload PUT to a URL from POST /v1/uploads (instead of payload)",
     )
+
+    @field_validator("auto_timeout")
+    @classmethod
+    def _auto_only(cls, value: AutoTimeout | None, info: ValidationInfo) -> AutoTimeout | None:
+        if value is not None and info.data.get("timeout_s", "auto") != "auto":
+            raise ValueError('only with timeout_s "auto"')
+        return value
+
+    def hard_timeout_s(self) -> int:
+        """The timeout the platform plans with: the number given, or the auto policy's ceiling."""
+        return self.timeout_s if isinstance(self.timeout_s, int) else self.auto_policy().ceiling_s
+
+    def auto_policy(self) -> AutoTimeout:
+        return self.auto_timeout or AutoTimeout()
 
     @field_validator("payload_ref")
     @classmethod
@@ -243,8 +183,13 @@ class Task(BaseModel):
     #: when the worker running the current attempt last said it is alive (long attempts only)
     heartbeat_at: int | None = None
     attempts: int = 0
+    #: the most an attempt may run (with ``auto_timeout``: its ceiling; each attempt's own is in its history)
     timeout_s: int = 300
+    #: ``timeout_s: "auto"``: how each attempt's hard timeout is derived (domain/adaptive.py)
+    auto_timeout: AutoTimeout | None = None
     retry: RetryPolicy = Field(default_factory=RetryPolicy)
+    #: the retry policy's fallback, once called: {"state", "result" | "error", "at"}
+    fallback: dict[str, Any] | None = None
     priority: Priority = "default"
     labels: dict[str, str] = Field(default_factory=dict)
     deadline: int | None = None
@@ -290,8 +235,10 @@ class Task(BaseModel):
             "next_attempt_at": to_rfc3339(self.next_attempt_at),
             "deadline": to_rfc3339(self.deadline),
             "attempts": self.attempts,
-            "timeout_s": self.timeout_s,
-            "retry": self.retry.model_dump(),
+            "timeout_s": "auto" if self.auto_timeout is not None else self.timeout_s,
+            **({"auto_timeout": self.auto_timeout.model_dump()} if self.auto_timeout is not None else {}),
+            "retry": self.retry.to_api(),
+            **({"fallback": _fallback_view(self.fallback)} if self.fallback is not None else {}),
             "result": self.result,
             # Large values: their size here; the API adds a short-lived URL to read them.
             **({"payload_size": self.payload_ref.size} if self.payload_ref else {}),
@@ -307,6 +254,13 @@ class Task(BaseModel):
         }
 
 
+def _fallback_view(record: dict[str, Any]) -> dict[str, Any]:
+    view = dict(record)
+    if "at" in view:
+        view["at"] = to_rfc3339(view["at"])
+    return view
+
+
 def new_task(body: TaskSubmit, *, task_id: str, tenant: str, now_ms: int) -> Task:
     """Build the entity for a freshly accepted submission: PENDING when due, else SCHEDULED."""
     due = body.due_ms(now_ms)
@@ -319,7 +273,8 @@ def new_task(body: TaskSubmit, *, task_id: str, tenant: str, now_ms: int) -> Tas
         payload=body.payload,
         run_at=due,
         created_at=now_ms,
-        timeout_s=body.timeout_s,
+        timeout_s=body.hard_timeout_s(),
+        auto_timeout=body.auto_policy() if body.timeout_s == "auto" else None,
         retry=body.retry,
         priority=body.priority,
         labels=dict(body.labels),

@@ -31,16 +31,17 @@ from pydantic import (
     StrictInt,
     StrictStr,
     ValidationError,
+    ValidationInfo,
     field_validator,
     model_validator,
 )
 
 from taskplane.domain import text as text_rules
+from taskplane.domain.adaptive import AutoTimeout, TimeoutSpec
 from taskplane.domain.errors import InvalidRequest
 from taskplane.domain.models import (
     MAX_PAYLOAD_BYTES,
     MAX_PAYLOAD_DEPTH,
-    MAX_TIMEOUT_S,
     TARGET_TYPES,
     Target,
     payload_depth,
@@ -115,8 +116,16 @@ class NodeDefaults(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    timeout_s: StrictInt = Field(default=60, ge=1, le=MAX_TIMEOUT_S)
+    timeout_s: TimeoutSpec = 60
+    auto_timeout: AutoTimeout | None = Field(default=None, description='with timeout_s "auto"')
     retry: RetryPolicy = Field(default_factory=RetryPolicy)
+
+    @field_validator("auto_timeout")
+    @classmethod
+    def _auto_only(cls, value: AutoTimeout | None, info: ValidationInfo) -> AutoTimeout | None:
+        if value is not None and info.data.get("timeout_s", "auto") != "auto":
+            raise ValueError('only with timeout_s "auto"')
+        return value
 
 
 class NodeSpec(BaseModel):
@@ -128,11 +137,22 @@ class NodeSpec(BaseModel):
     target: Target
     needs: list[_Id] = Field(default_factory=list, max_length=MAX_NEEDS)
     payload: Any = Field(default=None, description="static JSON this node's target receives as payload")
-    timeout_s: StrictInt | None = Field(default=None, ge=1, le=MAX_TIMEOUT_S)
+    timeout_s: TimeoutSpec | None = None
+    auto_timeout: AutoTimeout | None = Field(
+        default=None, description='with timeout_s "auto" (here or in defaults): how it is derived'
+    )
     retry: RetryPolicy | None = None
     compensate: Target | None = Field(
         default=None, description="target that undoes this node when a later node fails"
     )
+
+    @field_validator("auto_timeout")
+    @classmethod
+    def _auto_only(cls, value: AutoTimeout | None, info: ValidationInfo) -> AutoTimeout | None:
+        # timeout_s unset here: the defaults' decides (checked when the workflow is built)
+        if value is not None and info.data.get("timeout_s") not in (None, "auto"):
+            raise ValueError('only with timeout_s "auto"')
+        return value
 
     @field_validator("payload")
     @classmethod
@@ -192,9 +212,12 @@ class Node:
     target: dict[str, Any]
     needs: tuple[str, ...]
     payload: Any
+    #: the most an attempt may run (with ``auto_timeout``: its ceiling)
     timeout_s: int
     retry: RetryPolicy
     compensate: dict[str, Any] | None
+    #: ``timeout_s: "auto"``: each attempt's hard timeout follows the target's durations
+    auto_timeout: AutoTimeout | None = None
 
 
 @dataclass(frozen=True)
@@ -299,18 +322,7 @@ def parse_workflow(
             [{"field": "name", "problem": "name_mismatch", "message": f"expected {name!r}"}],
         )
     graph = check_graph(spec.nodes)
-    nodes = tuple(
-        Node(
-            id=n.id,
-            target=n.target.model_dump(mode="json"),
-            needs=tuple(n.needs),
-            payload=n.payload,
-            timeout_s=n.timeout_s or spec.defaults.timeout_s,
-            retry=n.retry or spec.defaults.retry,
-            compensate=n.compensate.model_dump(mode="json") if n.compensate else None,
-        )
-        for n in spec.nodes
-    )
+    nodes = tuple(_node(i, n, spec.defaults) for i, n in enumerate(spec.nodes))
     return Workflow(name=name, spec=spec, nodes=nodes, graph=graph)
 
 
@@ -475,7 +487,7 @@ def _validate_model(raw: Mapping[str, Any]) -> WorkflowSpec:
             parts = [
                 str(p)
                 for i, p in enumerate(loc)
-                if not (i and loc[i - 1] in ("target", "compensate") and p in TARGET_TYPES)
+                if not (i and loc[i - 1] in ("target", "compensate", "fallback") and p in TARGET_TYPES)
             ]
             detail: dict[str, Any] = {
                 "field": ".".join(parts) or "body",
@@ -669,6 +681,33 @@ def compensation_waves(workflow: Workflow, completed: Iterable[str]) -> list[lis
 
 
 # -- request bodies ----------------------------------------------------------------------------
+
+
+def _node(i: int, n: NodeSpec, defaults: NodeDefaults) -> Node:
+    timeout = n.timeout_s if n.timeout_s is not None else defaults.timeout_s
+    if n.auto_timeout is not None and timeout != "auto":
+        raise InvalidRequest(
+            f'node {n.id!r}: auto_timeout is only for timeout_s "auto"',
+            [
+                {
+                    "node": n.id,
+                    "field": f"nodes.{i}.auto_timeout",
+                    "problem": "invalid",
+                    "message": 'only with timeout_s "auto"',
+                }
+            ],
+        )
+    auto = (n.auto_timeout or defaults.auto_timeout or AutoTimeout()) if timeout == "auto" else None
+    return Node(
+        id=n.id,
+        target=n.target.model_dump(mode="json"),
+        needs=tuple(n.needs),
+        payload=n.payload,
+        timeout_s=auto.ceiling_s if auto is not None else int(timeout),
+        retry=n.retry or defaults.retry,
+        compensate=n.compensate.model_dump(mode="json") if n.compensate else None,
+        auto_timeout=auto,
+    )
 
 
 class RunStart(BaseModel):

@@ -37,7 +37,7 @@ def create_resources(
         (schedules_table, "pk", "sk", None),
         (workflows_table, "pk", "sk", None),
         (idem_table, "id", None, None),
-        (control_table, "pk", None, None),
+        (control_table, "pk", None, "expires_at"),
     ]
     for name, hash_key, range_key, ttl in tables:
         if name not in existing:

@@ -22,7 +22,7 @@ from taskplane.domain.allowlist import TargetPolicy
 from taskplane.domain.blobs import expiry_days, lifetime_ms, payload_key
 from taskplane.domain.clock import Clock
 from taskplane.domain.dead_letters import DeadLetter
-from taskplane.domain.entry import check_target
+from taskplane.domain.entry import check_retry, check_target
 from taskplane.domain.errors import Conflict, InvalidRequest, NotFound, TaskplaneError
 from taskplane.domain.ids import is_valid_id, new_id
 from taskplane.domain.models import HistoryEntry, Task
@@ -80,6 +80,7 @@ class DeadLetterService:
         if old is None or old.state is not TaskState.FAILED:
             raise Conflict(f"task {task_id} is not FAILED")
         check_target(self.targets, tenant, old.target)
+        check_retry(self.targets, tenant, old.retry)
         now = self.clock.now_ms()
         new_task_id = record.redriven_as if record.status == "redriving" else None
         if new_task_id is None:
@@ -96,6 +97,7 @@ class DeadLetterService:
             created_at=now,
             dispatched_at=now,
             timeout_s=old.timeout_s,
+            auto_timeout=old.auto_timeout,
             retry=old.retry,
             priority=old.priority,
             labels=old.labels,

@@ -19,6 +19,7 @@ import contextlib
 import contextvars
 import dataclasses
 import json
+import math
 import random
 import threading
 import time
@@ -38,16 +39,27 @@ from taskplane.adapters.wheel_store import WheelStore
 from taskplane.domain.allowlist import TargetPolicy
 from taskplane.domain.blobs import INLINE_BYTES, expiry_days, inline_limit, result_key
 from taskplane.domain.blobs import MAX_RESULT_BYTES as MAX_BLOB_RESULT_BYTES
+from taskplane.domain.breaker import classify
 from taskplane.domain.clock import Clock, to_rfc3339
 from taskplane.domain.dead_letters import DeadLetter
 from taskplane.domain.entry import TARGET_REFUSED, refusal_failure_message
 from taskplane.domain.models import MAX_PAYLOAD_DEPTH, Task, payload_depth, payload_size
-from taskplane.domain.retry import can_finish_by, latest_start, next_attempt_at
+from taskplane.domain.retry import can_finish_by, latest_start, next_attempt_at, skip_by_context
 from taskplane.domain.states import TaskState, path_to_running
-from taskplane.domain.timeouts import GRACE_MS, HEARTBEAT_MS, first_watch, needs_heartbeat, next_watch
+from taskplane.domain.timeouts import (
+    GRACE_MS,
+    HEARTBEAT_MS,
+    STALE_MS,
+    final_due,
+    first_watch,
+    needs_heartbeat,
+    next_watch,
+)
 from taskplane.domain.wheel import WheelEntry, shard_of
 from taskplane.services.admission import Admission
-from taskplane.services.breakers import CircuitBreakers
+from taskplane.services.breakers import CircuitBreakers, Guard
+from taskplane.services.fallback import call_fallback, fallback_note
+from taskplane.services.latency import Latencies
 from taskplane.services.ports import NullTelemetry, Telemetry
 from taskplane.services.tasks import arrival_delay_s, delivery_for, wheel_entry_for
 from taskplane.services.wakes import Wakes
@@ -144,6 +156,12 @@ class Executor:
     blobs: BlobStore | None = None
     #: a span per attempt (taskplane/tracing.py)
     tracing: Tracing = NULL_TRACING
+    #: per-target duration sketches: ``timeout_s: "auto"`` reads them, every answered call adds to them
+    latencies: Latencies | None = None
+
+    def flush(self) -> int:
+        """Write what the attempts measured (the worker calls it once per delivery batch)."""
+        return self.latencies.flush() if self.latencies is not None else 0
 
     def handle(self, delivery: LaneMessage, hold: Hold | None = None) -> Outcome:
         """Process one lane message; raises only when the message must be redelivered.
@@ -370,11 +388,12 @@ class Executor:
         self.telemetry.count("started", **dims)
         watched = self._guard(task, hold)
         now = self.clock.now_ms()
-        if not can_finish_by(task.deadline, now, task.timeout_s):
+        limit_s, notes = self._limit(task)
+        if not can_finish_by(task.deadline, now, math.ceil(limit_s)):
             # Deadline-aware: an attempt that could run past the deadline is not made at all.
             late = TargetFailure(
                 "DeadlineExceeded",
-                f"attempt {task.attempts} not started: with timeout_s={task.timeout_s} it could not "
+                f"attempt {task.attempts} not started: with a timeout of {limit_s:g} s it could not "
                 f"finish by the deadline {to_rfc3339(task.deadline)}",
                 retryable=False,
             )
@@ -384,16 +403,19 @@ class Executor:
             self.telemetry.count("target_refused", **dims)
             refused = TargetFailure(TARGET_REFUSED, refusal_failure_message(why), retryable=False)
             return self._finish(task, self._failed(task, refused, timed_out=False, dims=dims), watched)
-        guard = None
+        guard: Guard | None = None
         if self.breakers is not None:
             try:
-                guard = self.breakers.before(task.effective_target)
+                guard = self.breakers.before(task.tenant, task.effective_target, task.retry.breaker)
             except TargetFailure as open_breaker:
                 # Fails fast and counts as a retryable failure (backoff, then another try).
                 self.telemetry.count("breaker_open", **dims)
                 return self._finish(
-                    task, self._failed(task, open_breaker, timed_out=False, dims=dims), watched
+                    task, self._failed(task, open_breaker, timed_out=False, dims=dims, notes=notes), watched
                 )
+            if guard is not None and guard.probe:
+                self.telemetry.count("breaker_half_open", **dims)
+                notes.append(f"circuit breaker for {guard.target} half-open: this attempt is its probe")
         try:
             envelope = self._envelope(task)
         except TargetFailure as unreadable:
@@ -409,17 +431,19 @@ class Executor:
             self.runners.run,
             task.effective_target,
             envelope,
-            task.timeout_s,
+            limit_s,
             cancel,
             tenant=task.tenant,
         )
         failure: TargetFailure | None = None
         timed_out = False
         try:
-            result = future.result(timeout=task.timeout_s)
+            result = future.result(timeout=limit_s)
         except FutureTimeout:
             cancel.set()
-            failure = TargetFailure("Timeout", f"no answer within timeout_s={task.timeout_s}", retryable=True)
+            failure = TargetFailure(
+                "Timeout", f"no answer within {_timeout_words(task, limit_s)}", retryable=True
+            )
             timed_out = True
         except TargetFailure as target_failure:
             # A runner that gave up on its own clock (an HTTP read timeout) timed out all the same.
@@ -429,12 +453,32 @@ class Executor:
             failure = TargetFailure(type(exc).__name__, str(exc) or repr(exc), retryable=True)
         finally:
             done.set()
-            self.telemetry.duration_ms((time.perf_counter() - began) * 1000, **dims)
-        if self.breakers is not None:
-            self.breakers.after(guard, failure)
+            took_ms = (time.perf_counter() - began) * 1000
+            self.telemetry.duration_ms(took_ms, **dims)
+        if self.latencies is not None and not timed_out:
+            # A duration only from a call that answered: a timeout says nothing but "longer than that".
+            self.latencies.record(task.tenant, task.effective_target, took_ms)
+        if self.breakers is not None and (failure is None or failure.error_type != "CircuitOpen"):
+            change = self.breakers.after(guard, classify(failure.retryable if failure else None, timed_out))
+            if change is not None:
+                self.telemetry.count(change.metric, **dims)
+                notes.append(change.note)
         if failure is not None:
-            return self._finish(task, self._failed(task, failure, timed_out=timed_out, dims=dims), watched)
-        return self._finish(task, self._succeeded(task, result, dims), watched)
+            return self._finish(
+                task, self._failed(task, failure, timed_out=timed_out, dims=dims, notes=notes), watched
+            )
+        return self._finish(task, self._succeeded(task, result, dims, notes), watched)
+
+    def _limit(self, task: Task) -> tuple[float, list[str]]:
+        """This attempt's hard timeout in seconds, and (for "auto") a note saying how it was chosen."""
+        if task.auto_timeout is None:
+            return float(task.timeout_s), []
+        if self.latencies is None:
+            return float(task.timeout_s), [
+                f"timeout {task.timeout_s} s (auto: no sketches here, the ceiling)"
+            ]
+        chosen = self.latencies.timeout_for(task.tenant, task.effective_target, task.auto_timeout)
+        return chosen.seconds, [chosen.describe(task.auto_timeout)]
 
     def _finish(self, task: Task, outcome: Handled, watched: bool) -> Handled:
         if watched:
@@ -482,9 +526,12 @@ class Executor:
         ref = self.blobs.put(key, data, expire_days=expiry_days(0, self.retention_days))
         return {"result_ref": ref}, None
 
-    def _succeeded(self, task: Task, result: Any, dims: dict[str, Any]) -> Outcome:
+    def _succeeded(
+        self, task: Task, result: Any, dims: dict[str, Any], notes: list[str] | None = None
+    ) -> Outcome:
         now = self.clock.now_ms()
         kept, detail = self._kept(task, result, now)
+        detail = _joined([*(notes or []), *([detail] if detail else [])])
         moved = self.store.transition(
             task.tenant,
             task.task_id,
@@ -519,16 +566,36 @@ class Executor:
         return _RetryHere(traced)
 
     def _failed(
-        self, task: Task, failure: TargetFailure, *, timed_out: bool, dims: dict[str, Any]
+        self,
+        task: Task,
+        failure: TargetFailure,
+        *,
+        timed_out: bool,
+        dims: dict[str, Any],
+        notes: list[str] | None = None,
     ) -> Handled:
         now = self.clock.now_ms()
+        notes = list(notes or [])
         self.tracing.failed(failure.error_type, failure.message)
         error = {"type": failure.error_type, "message": failure.message[:2000]}
+        skipped = (
+            failure.retryable
+            and task.attempts < task.retry.max_attempts
+            and skip_by_context(task.retry, now, task.deadline)
+        )
+        if skipped:
+            # The seed's context-aware rule: a non-critical task short of time goes to its fallback.
+            assert task.deadline is not None
+            self.telemetry.count("retry_skipped", **dims, error_type=failure.error_type)
+            notes.append(
+                f"retry skipped: not critical, {max(0, task.deadline - now)} ms left before the deadline "
+                f"(min_remaining_ms={task.retry.min_remaining_ms})"
+            )
         retry_at = (
             next_attempt_at(
                 task.retry, task.attempts, now, self.uniform, latest_start(task.deadline, task.timeout_s)
             )
-            if failure.retryable
+            if failure.retryable and not skipped
             else None
         )
         prefix = [S.TIMED_OUT] if timed_out else []
@@ -539,7 +606,9 @@ class Executor:
                 S.RUNNING,
                 [*prefix, S.RETRYING],
                 at_ms=now,
-                detail=f"{failure.error_type}: retry {task.attempts + 1} at +{retry_at - now} ms",
+                detail=_joined(
+                    [*notes, f"{failure.error_type}: retry {task.attempts + 1} at +{retry_at - now} ms"]
+                ),
                 fields={"error": error, "next_attempt_at": retry_at},
                 expected_attempts=task.attempts,
                 return_task=False,
@@ -557,7 +626,14 @@ class Executor:
                 else:
                     self.lanes.send_one(delivery_for(waiting, now))
             return Outcome.RETRYING
-        reason = self._final_reason(task, failure, retryable_but_exhausted=failure.retryable)
+        reason = (
+            f"{failure.error_type}: retry skipped by context"
+            if skipped
+            else self._final_reason(task, failure, retryable_but_exhausted=failure.retryable)
+        )
+        fallback = self._fallback(task, error, dims) if task.retry.fallback is not None else None
+        if fallback is not None:
+            notes.append(fallback_note(fallback))
         # The dead letter goes first: a crash after it leaves the task RUNNING for the sweeper,
         # never FAILED without its dead letter.
         self.lanes.dead_letter(task.tenant, task.task_id, reason)
@@ -571,6 +647,7 @@ class Executor:
                     attempts=task.attempts,
                     target_type=task.target_type,
                     error=error,
+                    fallback=_fallback_record(fallback),
                 )
             )
         ended = self.store.transition(
@@ -579,8 +656,13 @@ class Executor:
             S.RUNNING,
             [*prefix, S.FAILED],
             at_ms=now,
-            detail=reason,
-            fields={"finished_at": now, "error": error, "expires_at": self._expiry(now)},
+            detail=_joined([*notes, reason]),
+            fields={
+                "finished_at": now,
+                "error": error,
+                "expires_at": self._expiry(now),
+                **({"fallback": fallback} if fallback is not None else {}),
+            },
             remove=("next_attempt_at",),
             expected_attempts=task.attempts,
             return_task=False,
@@ -589,6 +671,49 @@ class Executor:
             self.admission.release(task.tenant)
         self.telemetry.count("failed", **dims, error_type=failure.error_type)
         return Outcome.FAILED
+
+    def _fallback(self, task: Task, error: dict[str, str], dims: dict[str, Any]) -> dict[str, Any]:
+        """Call the retry policy's fallback once (claimed on the task first: a worker that dies in it
+        leaves the claim, and the attempt's timeout records the outcome as unknown, never a second call)."""
+        fallback = task.retry.fallback
+        assert fallback is not None
+        target = fallback.model_dump()
+        now = self.clock.now_ms()
+        if not self.store.claim_fallback(task.tenant, task.task_id, task.attempts, now):
+            self.telemetry.count("fallback_unknown", **dims)
+            return {
+                "state": "UNKNOWN",
+                "at": now,
+                "error": {"type": "FallbackLost", "message": "the worker calling the fallback stopped"},
+            }
+        try:
+            envelope = self._envelope(task)
+        except TargetFailure:
+            envelope = {"task_id": task.task_id, "attempt": task.attempts, "payload": None}
+        outcome = call_fallback(
+            runners=self.runners,
+            pool=self.pool,
+            targets=self.targets,
+            tenant=task.tenant,
+            target=target,
+            envelope={**envelope, "fallback": True, "error": error},
+            timeout_s=self._fallback_timeout_s(task, now),
+        )
+        self.telemetry.count(f"fallback_{outcome['state'].lower()}", **dims)
+        return {**outcome, "at": self.clock.now_ms()}
+
+    def _fallback_timeout_s(self, task: Task, now: int) -> float:
+        """The fallback runs inside the attempt (still RUNNING): within ``timeout_s``, and ended before
+        the attempt's watch would count it abandoned (its heartbeats stopped with the call). A watch
+        that already finds the attempt abandoned gives it the grace period."""
+        if task.started_at is None:
+            return float(task.timeout_s)
+        budget = final_due(task.started_at, task.timeout_s, self.grace_ms) - now
+        if needs_heartbeat(task.timeout_s):
+            budget = min(budget, STALE_MS - self.heartbeat_ms)
+        if budget <= 1_000:
+            budget = self.grace_ms
+        return max(1.0, min(float(task.timeout_s), (budget - 1_000) / 1000))
 
     @staticmethod
     def _final_reason(task: Task, failure: TargetFailure, *, retryable_but_exhausted: bool) -> str:
@@ -602,3 +727,20 @@ class Executor:
 
     def _expiry(self, now_ms: int) -> int:
         return now_ms // 1000 + self.retention_days * 86400
+
+
+def _joined(parts: list[str]) -> str | None:
+    return "; ".join(p for p in parts if p) or None
+
+
+def _timeout_words(task: Task, limit_s: float) -> str:
+    if task.auto_timeout is None:
+        return f"timeout_s={task.timeout_s}"
+    return f"the attempt's auto timeout of {limit_s:g} s"
+
+
+def _fallback_record(outcome: dict[str, Any] | None) -> dict[str, Any] | None:
+    """The fallback's outcome as a dead letter keeps it (without the time: the record has its own)."""
+    if outcome is None:
+        return None
+    return {k: v for k, v in outcome.items() if k != "at"}

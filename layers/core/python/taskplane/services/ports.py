@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import builtins
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
@@ -11,7 +11,7 @@ if TYPE_CHECKING:
     from taskplane.adapters.task_store import TransitionResult
     from taskplane.adapters.workflow_store import VersionRecord, WorkflowRecord
     from taskplane.domain.blobs import BlobRef
-    from taskplane.domain.breaker import Breaker
+    from taskplane.domain.breaker import Breaker, Call
     from taskplane.domain.dead_letters import DeadLetter
     from taskplane.domain.models import Task
     from taskplane.domain.schedules import Schedule
@@ -112,6 +112,8 @@ class TaskRecords(Protocol):
         due_by: int | None = None,
     ) -> TransitionResult: ...
 
+    def claim_fallback(self, tenant: str, task_id: str, attempts: int, at_ms: int) -> bool: ...
+
     def heartbeat(self, tenant: str, task_id: str, attempts: int, at_ms: int) -> bool: ...
 
     def note(self, tenant: str, task_id: str, state: TaskState, *, at_ms: int, detail: str) -> bool: ...
@@ -122,7 +124,21 @@ class TaskRecords(Protocol):
 class BreakerRecords(Protocol):
     def get(self, key: str) -> Breaker: ...
 
+    def count(self, key: str, second: int, call: Call, stale: list[int]) -> Breaker: ...
+
     def replace(self, old: Breaker, new: Breaker) -> bool: ...
+
+
+class LatencyRecords(Protocol):
+    def add(
+        self, tenant: str, target: str, slice_ms: int, counts: Mapping[int, int], expires_at: int
+    ) -> None: ...
+
+    def read_many(self, tenant: str, wanted: Mapping[str, list[int]]) -> dict[str, list[dict[int, int]]]: ...
+
+    def remember(self, tenant: str, target: str) -> None: ...
+
+    def targets(self, tenant: str) -> list[str]: ...
 
 
 class InflightCounts(Protocol):

@@ -34,10 +34,41 @@ def summarize(tasks: list[Any], now_ms: int, window_ms: int = WINDOW_MS) -> dict
 
 
 class StatsService:
-    def __init__(self, *, tasks: Any, depths: Any, clock: Clock) -> None:
+    def __init__(
+        self, *, tasks: Any, depths: Any, clock: Clock, latencies: Any = None, breakers: Any = None
+    ) -> None:
         self.tasks = tasks  # services.tasks.TaskService
         self.depths = depths  # adapters.admission.LaneDepthGauge
         self.clock = clock
+        self.latencies = latencies  # services.latency.Latencies
+        self.breakers = breakers  # services.breakers.CircuitBreakers
+
+    def targets(self, tenant: str) -> list[dict[str, Any]]:
+        """This tenant's measured targets: durations over 5 minutes, the default auto timeout, and the
+        circuit breaker's state (only the tenant's own: sketches and breakers are keyed by tenant)."""
+        if self.latencies is None:
+            return []
+        rows = self.latencies.stats(tenant)
+        if self.breakers is None:
+            return rows
+        from taskplane.domain.breaker import window
+        from taskplane.services.breakers import store_key
+
+        now = self.clock.now_ms()
+        policy = self.breakers.config.default
+        for row in rows:
+            if row["target"].startswith("builtin:"):
+                continue
+            b = self.breakers.store.get(store_key(tenant, row["target"]))
+            calls, errors = window(b, now, policy)
+            row["breaker"] = {
+                "state": b.state.value,
+                "reason": b.reason or None,
+                "window_calls": calls,
+                "window_errors": errors,
+                "timeouts_in_a_row": b.timeouts,
+            }
+        return rows
 
     def for_tenant(self, tenant: str) -> dict[str, Any]:
         """This tenant's figures; lane depths are platform-wide totals with no tenant's name in them."""
@@ -48,5 +79,6 @@ class StatsService:
             **summarize(recent, now),
             "lanes": lanes,
             "lanes_read_at": to_rfc3339(read_at),
+            "targets": self.targets(tenant),
             "at": to_rfc3339(now),
         }

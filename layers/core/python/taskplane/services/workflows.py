@@ -24,6 +24,7 @@ import contextvars
 import json
 import random
 import threading
+import time
 import uuid
 from collections import OrderedDict
 from collections.abc import Callable
@@ -49,6 +50,7 @@ from taskplane.domain.blobs import (
     tenant_prefix,
 )
 from taskplane.domain.blobs import MAX_RESULT_BYTES as MAX_BLOB_RESULT_BYTES
+from taskplane.domain.breaker import classify
 from taskplane.domain.clock import Clock, to_rfc3339
 from taskplane.domain.entry import TARGET_REFUSED, refusal_failure_message
 from taskplane.domain.errors import (
@@ -62,6 +64,7 @@ from taskplane.domain.errors import (
 from taskplane.domain.ids import is_valid_id, new_id
 from taskplane.domain.mermaid import to_mermaid
 from taskplane.domain.models import MAX_PAYLOAD_DEPTH, payload_depth, payload_size
+from taskplane.domain.retry import skip_by_context
 from taskplane.domain.workflow import (
     FATAL_ERROR,
     MAX_INPUT_BYTES,
@@ -69,6 +72,7 @@ from taskplane.domain.workflow import (
     RESUMABLE,
     RETRYABLE_ERROR,
     RUN_TERMINAL,
+    Node,
     NodeState,
     Phase,
     RunStart,
@@ -80,6 +84,9 @@ from taskplane.domain.workflow import (
     parse_workflow,
     workflow_from_canonical,
 )
+from taskplane.services.breakers import CircuitBreakers, Guard
+from taskplane.services.fallback import call_fallback, fallback_note
+from taskplane.services.latency import Latencies
 from taskplane.services.ports import Idempotency, NullTelemetry, RunLedger, Telemetry, WorkflowRecords
 
 #: Outputs up to this size are shown inline in ``GET /v1/runs/{id}``; larger ones have their own route.
@@ -299,7 +306,12 @@ class WorkflowService:
         """Every target and compensation must be one the tenant's allow-list lets it call."""
         details = []
         for i, node in enumerate(workflow.nodes):
-            for role, target in (("target", node.target), ("compensate", node.compensate)):
+            fallback = node.retry.fallback.model_dump() if node.retry.fallback is not None else None
+            for role, target in (
+                ("target", node.target),
+                ("compensate", node.compensate),
+                ("retry.fallback", fallback),
+            ):
                 why = self.targets.refusal(tenant, target) if target else None
                 if why is not None:
                     details.append(
@@ -717,6 +729,10 @@ class StepService:
     targets: TargetPolicy = field(default_factory=TargetPolicy.permissive)
     #: outputs too large for the ledger (None: such outputs fail the node with OutputTooLarge)
     blobs: BlobStore | None = None
+    #: per-tenant, per-target circuit breakers (the same as the worker's; None: off)
+    breakers: CircuitBreakers | None = None
+    #: duration sketches for ``timeout_s: "auto"`` (the same as the worker's)
+    latencies: Latencies | None = None
     catalog: Catalog = field(init=False)
 
     def __post_init__(self) -> None:
@@ -821,12 +837,31 @@ class StepService:
             "deps": deps,
             "payload": node.payload,
         }
+        limit_s, notes = self._limit(ref.tenant, node)
         try:
-            output = self._call(ref.tenant, node.target, envelope, node.timeout_s)
+            output = self._guarded_call(ref, node, envelope, limit_s, notes)
             text = _output_json(output, MAX_OUTPUT_BYTES if self.blobs is None else MAX_BLOB_RESULT_BYTES)
         except TargetFailure as failure:
             final = not failure.retryable or retry + 1 >= node.retry.max_attempts
-            return self._node_failed(ref, node_id, try_id, failure, final=final, attempt=record.attempts)
+            deadline = run.created_at + workflow.timeout_s * 1000
+            if not final and skip_by_context(node.retry, self.clock.now_ms(), deadline):
+                # The seed's context-aware rule: a non-critical node short of the run's time is not retried.
+                final = True
+                self._count("retry_skipped", ref, node.target, record.attempts, failure)
+                notes.append(
+                    f"retry skipped: not critical, {max(0, deadline - self.clock.now_ms())} ms left before "
+                    f"the run's timeout (min_remaining_ms={node.retry.min_remaining_ms})"
+                )
+            return self._node_failed(
+                ref,
+                node_id,
+                try_id,
+                failure,
+                final=final,
+                attempt=record.attempts,
+                notes=notes,
+                envelope=envelope,
+            )
         size = len(text.encode("utf-8", "surrogatepass"))
         kept = None
         if size > MAX_OUTPUT_BYTES and self.blobs is not None:
@@ -853,6 +888,47 @@ class StepService:
             self._notify(ref, workflow, version, node_id)
         self._count("node_succeeded", ref, node.target, record.attempts)
         return {"node": node_id}
+
+    def _limit(self, tenant: str, node: Node) -> tuple[float, list[str]]:
+        """This attempt's hard timeout (seconds), and for "auto" a note saying how it was chosen."""
+        if node.auto_timeout is None or self.latencies is None:
+            return float(node.timeout_s), []
+        chosen = self.latencies.timeout_for(tenant, node.target, node.auto_timeout)
+        return chosen.seconds, [chosen.describe(node.auto_timeout)]
+
+    def _guarded_call(
+        self, ref: RunRef, node: Node, envelope: dict[str, Any], limit_s: float, notes: list[str]
+    ) -> Any:
+        """The node's call under its target's breaker, its duration kept for adaptive timeouts."""
+        guard: Guard | None = None
+        if self.breakers is not None:
+            try:
+                guard = self.breakers.before(ref.tenant, node.target, node.retry.breaker)
+            except TargetFailure:
+                self._count("breaker_open", ref, node.target)
+                raise
+            if guard is not None and guard.probe:
+                self._count("breaker_half_open", ref, node.target)
+                notes.append(f"circuit breaker for {guard.target} half-open: this attempt is its probe")
+        began = time.perf_counter()
+        failure: TargetFailure | None = None
+        try:
+            return self._call(ref.tenant, node.target, envelope, limit_s)
+        except TargetFailure as failed:
+            failure = failed
+            raise
+        finally:
+            timed_out = failure is not None and failure.error_type == "Timeout"
+            if self.latencies is not None and not timed_out:
+                self.latencies.record(ref.tenant, node.target, (time.perf_counter() - began) * 1000)
+                self.latencies.flush()
+            if self.breakers is not None:
+                change = self.breakers.after(
+                    guard, classify(failure.retryable if failure else None, timed_out)
+                )
+                if change is not None:
+                    self._count(change.metric, ref, node.target)
+                    notes.append(change.note)
 
     def _readable(
         self, tenant: str, outputs: dict[str, Any], target: dict[str, Any], timeout_s: int
@@ -911,9 +987,18 @@ class StepService:
         *,
         final: bool,
         attempt: int | None = None,
+        notes: list[str] | None = None,
+        envelope: dict[str, Any] | None = None,
     ) -> dict[str, Any]:
-        error = {"type": failure.error_type, "message": failure.message[:2000]}
+        error: dict[str, Any] = {"type": failure.error_type, "message": failure.message[:2000]}
+        if notes:
+            error["notes"] = list(notes)
         state = NodeState.FAILED if final else NodeState.RETRYING
+        node = self.catalog.load(ref.tenant, ref.workflow, ref.version)[0].by_id[node_id]
+        fallback = final and node.retry.fallback is not None
+        if fallback:
+            error["fallback"] = {"state": "RUNNING", "at": self.clock.now_ms()}
+        # The final record (fenced by this attempt's try id) is the fallback's claim: one call at most.
         recorded = self.runs.node_failed(
             ref.tenant,
             ref.run_id,
@@ -923,14 +1008,51 @@ class StepService:
             error=error,
             now_ms=self.clock.now_ms(),
         )
+        if fallback and recorded:
+            error = self._node_fallback(ref, node, try_id, error, envelope or {})
         if final and recorded:
             self.runs.record_error(ref.tenant, ref.run_id, ref.exec, {**error, "node": node_id})
-        node = self.catalog.load(ref.tenant, ref.workflow, ref.version)[0].by_id[node_id]
         self._count("node_failed" if final else "node_retried", ref, node.target, attempt, failure)
         text = f"{node_id}: {failure.error_type}: {failure.message[:500]}"
         raise NodeFailed(text) if final else NodeAttemptFailed(text)
 
-    def _call(self, tenant: str, target: dict[str, Any], envelope: dict[str, Any], timeout_s: int) -> Any:
+    def _node_fallback(
+        self, ref: RunRef, node: Node, try_id: str, error: dict[str, Any], envelope: dict[str, Any]
+    ) -> dict[str, Any]:
+        """Call the node's fallback once and record its outcome in the node's error."""
+        assert node.retry.fallback is not None
+        outcome = call_fallback(
+            runners=self.runners,
+            pool=self.pool,
+            targets=self.targets,
+            tenant=ref.tenant,
+            target=node.retry.fallback.model_dump(),
+            envelope={
+                **envelope,
+                "fallback": True,
+                "error": {"type": error["type"], "message": error["message"]},
+            },
+            timeout_s=node.timeout_s,
+        )
+        self._count(f"fallback_{outcome['state'].lower()}", ref, node.target)
+        error = {
+            **error,
+            "fallback": {**outcome, "at": self.clock.now_ms()},
+            "notes": [*error.get("notes", []), fallback_note(outcome)],
+        }
+        self.runs.node_failed(
+            ref.tenant,
+            ref.run_id,
+            node.id,
+            try_id=try_id,
+            state=NodeState.FAILED,
+            error=error,
+            now_ms=self.clock.now_ms(),
+            expect=NodeState.FAILED,
+        )
+        return error
+
+    def _call(self, tenant: str, target: dict[str, Any], envelope: dict[str, Any], timeout_s: float) -> Any:
         why = self.targets.refusal(tenant, target)
         if why is not None:
             raise TargetFailure(TARGET_REFUSED, refusal_failure_message(why), retryable=False)
@@ -949,9 +1071,7 @@ class StepService:
             return future.result(timeout=timeout_s)
         except FutureTimeout:
             cancel.set()
-            raise TargetFailure(
-                "Timeout", f"no answer within timeout_s={timeout_s}", retryable=True
-            ) from None
+            raise TargetFailure("Timeout", f"no answer within {timeout_s:g} s", retryable=True) from None
         except TargetFailure:
             raise
         except Exception as exc:  # a runner bug must fail the attempt, not the step function

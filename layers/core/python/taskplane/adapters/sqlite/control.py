@@ -3,40 +3,85 @@ per-tenant in-flight counters (a check and a count in one write)."""
 
 from __future__ import annotations
 
+import json
+import sqlite3
+from dataclasses import replace
+
 from taskplane.adapters.sqlite.db import Database
-from taskplane.domain.breaker import Breaker, BreakerState
+from taskplane.domain.breaker import Breaker, BreakerState, Call
 
 
 class SqliteBreakerStore:
-    """The twin of ``adapters/breakers.py``: a write lands only on the version it was computed from."""
+    """The twin of ``adapters/breakers.py``: a change of state lands only on the version it was computed
+    from; counting a call adds to its second's bucket and the timeout streak, whatever the version."""
 
     def __init__(self, db: Database) -> None:
         self._db = db
 
-    def get(self, key: str) -> Breaker:
-        row = self._db.one("SELECT * FROM breakers WHERE target = ?", (key,))
-        if row is None:
-            return Breaker(key=key)
+    @staticmethod
+    def _read(conn: sqlite3.Connection, key: str) -> Breaker:
+        row = conn.execute("SELECT doc FROM breaker_states WHERE target = ?", (key,)).fetchone()
+        doc = json.loads(row["doc"]) if row is not None else {}
+        buckets = {
+            r["second"]: (r["calls"], r["errors"])
+            for r in conn.execute(
+                "SELECT second, calls, errors FROM breaker_buckets WHERE target = ?", (key,)
+            )
+        }
         return Breaker(
             key=key,
-            state=BreakerState(row["state"]),
-            failures=row["failures"],
-            opened_at=row["opened_at"],
-            probe_at=row["probe_at"],
-            version=row["version"],
+            state=BreakerState(doc.get("state", "closed")),
+            opened_at=doc.get("opened_at", 0),
+            probe_at=doc.get("probe_at", 0),
+            version=doc.get("version", 0),
+            since_s=doc.get("since_s", 0),
+            timeouts=doc.get("timeouts", 0),
+            buckets=buckets,
+            reason=doc.get("reason", ""),
         )
 
-    def replace(self, old: Breaker, new: Breaker) -> bool:
-        """Write ``new`` if the record is absent or still at ``old.version``; False on a lost race."""
+    @staticmethod
+    def _write(conn: sqlite3.Connection, b: Breaker) -> None:
+        doc = {
+            "state": b.state.value,
+            "opened_at": b.opened_at,
+            "probe_at": b.probe_at,
+            "version": b.version,
+            "since_s": b.since_s,
+            "timeouts": b.timeouts,
+            "reason": b.reason,
+        }
+        conn.execute(
+            "INSERT OR REPLACE INTO breaker_states (target, doc, version) VALUES (?, ?, ?)",
+            (b.key, json.dumps(doc), b.version),
+        )
+
+    def get(self, key: str) -> Breaker:
         with self._db.transaction() as conn:
-            row = conn.execute("SELECT version FROM breakers WHERE target = ?", (new.key,)).fetchone()
+            return self._read(conn, key)
+
+    def count(self, key: str, second: int, call: Call, stale: list[int]) -> Breaker:
+        with self._db.transaction() as conn:
+            conn.execute(
+                "INSERT INTO breaker_buckets (target, second, calls, errors) VALUES (?, ?, 1, ?)"
+                " ON CONFLICT (target, second) DO UPDATE SET calls = calls + 1, errors = errors + excluded.errors",
+                (key, second, 0 if call is Call.OK else 1),
+            )
+            conn.executemany(
+                "DELETE FROM breaker_buckets WHERE target = ? AND second = ?", [(key, s) for s in stale]
+            )
+            b = self._read(conn, key)
+            b = replace(b, timeouts=b.timeouts + 1 if call is Call.TIMEOUT else 0)
+            self._write(conn, b)
+            return b
+
+    def replace(self, old: Breaker, new: Breaker) -> bool:
+        """Write ``new``'s state if the record is absent or still at ``old.version``; False on a lost race."""
+        with self._db.transaction() as conn:
+            row = conn.execute("SELECT version FROM breaker_states WHERE target = ?", (new.key,)).fetchone()
             if row is not None and row["version"] != old.version:
                 return False
-            conn.execute(
-                "INSERT OR REPLACE INTO breakers (target, state, failures, opened_at, probe_at, version)"
-                " VALUES (?, ?, ?, ?, ?, ?)",
-                (new.key, new.state.value, new.failures, new.opened_at, new.probe_at, new.version),
-            )
+            self._write(conn, new)
         return True
 
 

@@ -140,6 +140,20 @@ class SqliteTaskStore:
             self._write(conn, after, expires_at)
         return TransitionResult(ok=True, task=after if return_task else None)
 
+    def claim_fallback(self, tenant: str, task_id: str, attempts: int, at_ms: int) -> bool:
+        """The twin of the DynamoDB store's: at most one fallback per task, by a RUNNING attempt."""
+        with self._db.transaction() as conn:
+            found = self._read(conn, tenant, task_id)
+            if found is None:
+                return False
+            task, expires_at = found
+            if task.fallback is not None or task.state is not TaskState.RUNNING or task.attempts != attempts:
+                return False
+            self._write(
+                conn, task.model_copy(update={"fallback": {"state": "RUNNING", "at": at_ms}}), expires_at
+            )
+        return True
+
     def heartbeat(self, tenant: str, task_id: str, attempts: int, at_ms: int) -> bool:
         """Record that the running attempt ``attempts`` is alive; False when it is not running any more."""
         with self._db.transaction() as conn:

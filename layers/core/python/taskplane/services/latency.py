@@ -1,0 +1,104 @@
+"""Adaptive timeouts: per-target duration sketches, kept from finished attempts, read for ``"auto"``.
+
+A worker measures in memory and writes once per target per delivery batch (``flush``); the step
+function flushes after each node. Reading an attempt's timeout costs a BatchGetItem of the window's
+minutes, cached per process for ``CACHE_MS`` (a warm worker reads a busy target's window about once
+per ``CACHE_MS``, not once per attempt).
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from taskplane.domain.adaptive import SLICE_MS, AutoTimeout, HardTimeout, Sketch, hard_timeout, merged, slices
+from taskplane.domain.breaker import breaker_key
+from taskplane.services.ports import LatencyRecords
+
+#: How long a process reuses a target's window it read.
+CACHE_MS = 5_000
+#: Sketch items live past the longest window (15 minutes) plus a margin.
+KEEP_S = 3_600
+#: At most this many targets in ``GET /v1/stats``.
+MAX_STATS_TARGETS = 50
+
+
+def latency_key(target: dict[str, Any]) -> str:
+    """What one sketch measures: the breaker's target key, and builtins by name."""
+    return breaker_key(target) or f"builtin:{target.get('name', '')}"
+
+
+@dataclass
+class Latencies:
+    store: LatencyRecords
+    now_ms: Callable[[], int]
+    _pending: dict[tuple[str, str, int], Sketch] = field(default_factory=dict)
+    _known: set[tuple[str, str]] = field(default_factory=set)
+    _cache: dict[tuple[str, str, int], tuple[int, Sketch]] = field(default_factory=dict)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def record(self, tenant: str, target: dict[str, Any], ms: float) -> None:
+        """Keep a finished call's duration until the next flush."""
+        now = self.now_ms()
+        key = (tenant, latency_key(target), now - now % SLICE_MS)
+        with self._lock:
+            self._pending.setdefault(key, Sketch()).add(ms)
+
+    def flush(self) -> int:
+        """Write what was measured: one ADD per tenant, target and minute. Returns the writes made."""
+        with self._lock:
+            pending, self._pending = self._pending, {}
+        writes = 0
+        for (tenant, target, slice_ms), sketch in pending.items():
+            try:
+                if (tenant, target) not in self._known:
+                    self.store.remember(tenant, target)
+                    self._known.add((tenant, target))
+                    writes += 1
+                self.store.add(tenant, target, slice_ms, sketch.counts, slice_ms // 1000 + KEEP_S)
+                writes += 1
+            except Exception:
+                continue  # durations are advisory: a lost minute never fails work
+        return writes
+
+    def window(self, tenant: str, target: str, window_s: int) -> Sketch:
+        now = self.now_ms()
+        cached = self._cache.get((tenant, target, window_s))
+        if cached is not None and now - cached[0] < CACHE_MS:
+            return cached[1]
+        parts = self.store.read_many(tenant, {target: slices(now, window_s)}).get(target, [])
+        sketch = merged(parts)
+        self._cache[(tenant, target, window_s)] = (now, sketch)
+        return sketch
+
+    def timeout_for(self, tenant: str, target: dict[str, Any], policy: AutoTimeout) -> HardTimeout:
+        """The hard timeout of an attempt now; the ceiling when the window cannot be read."""
+        try:
+            sketch = self.window(tenant, latency_key(target), policy.window_s)
+        except Exception:
+            sketch = Sketch()
+        return hard_timeout(policy, sketch)
+
+    def stats(self, tenant: str, window_s: int = 300) -> list[dict[str, Any]]:
+        """This tenant's measured targets: count and percentiles over the window, and the auto
+        timeout the default policy would give now."""
+        names = self.store.targets(tenant)[:MAX_STATS_TARGETS]
+        now = self.now_ms()
+        found = self.store.read_many(tenant, {t: slices(now, window_s) for t in names})
+        out = []
+        default = AutoTimeout()
+        for name in names:
+            sketch = merged(found.get(name, []))
+            q = {p: sketch.quantile(p / 100) for p in (50, 90, 99)}
+            out.append(
+                {
+                    "target": name,
+                    "samples": sketch.n,
+                    "window_s": window_s,
+                    **{f"p{p}_ms": round(v, 1) if v is not None else None for p, v in q.items()},
+                    "auto_timeout_s": hard_timeout(default, sketch).seconds,
+                }
+            )
+        return out
