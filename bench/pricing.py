@@ -582,21 +582,234 @@ def idle_before_issue_16(cost_before: Mapping[str, Any], prices_doc: Mapping[str
     }
 
 
-def load_waits(results: Path = RESULTS) -> list[dict[str, float]]:
-    """The worker's measured waits per task at the loads bench/wheel_lateness.py ran (``a_wheel`` at
-    1,000 tasks due a second, ``a_wheel_at_1m_per_day`` at about a million a day)."""
-    path = results / "wheel_lateness_a.json"
-    if not path.exists():
-        return []
-    data = json.loads(path.read_text())
+def waits_of(wheel: Mapping[str, Any] | None, variant: str = "") -> list[dict[str, float]]:
+    """The worker's measured waits per task in bench/wheel_lateness.py's results (``wheel``) at the
+    loads it ran: ``a_wheel<variant>`` at 1,000 tasks due a second and ``a_wheel<variant>_at_1m_per_day``
+    at about a million a day (``variant``: "" for the design as built, "_worker_256" for the same
+    design with a 256 MB worker, ...)."""
     return [
         {
             "tasks_per_s": float(run["rate_per_s"]),
             "wait_gb_s_per_task": float(run["worker"]["wait_gb_s_per_task"]),
         }
-        for key in ("a_wheel", "a_wheel_at_1m_per_day")
-        if (run := data.get(key)) and "wait_gb_s_per_task" in run.get("worker", {})
+        for key in (f"a_wheel{variant}", f"a_wheel{variant}_at_1m_per_day")
+        if (run := (wheel or {}).get(key)) and "wait_gb_s_per_task" in run.get("worker", {})
     ]
+
+
+def load_wheel(results: Path = RESULTS) -> dict[str, Any] | None:
+    path = results / "wheel_lateness_a.json"
+    return dict(json.loads(path.read_text())) if path.exists() else None
+
+
+def load_waits(results: Path = RESULTS, variant: str = "") -> list[dict[str, float]]:
+    """``waits_of`` the results bench/wheel_lateness.py wrote under ``results``."""
+    return waits_of(load_wheel(results), variant)
+
+
+# -- directions (issue 16, second round) ---------------------------------------------------------------
+#: What a claimed worker reads instead of getting the task back from its start write: one strongly
+#: consistent GetItem (up to 4 KB: 1 RRU), so that a cancel that landed before the claim is seen.
+CLAIM_READ_RRU = 1.0
+
+
+def _variant(
+    cost: Mapping[str, Any],
+    *,
+    worker_mb: int | None = None,
+    tick_mb: int | None = None,
+    claim_wru: float | None = None,
+) -> dict[str, Any]:
+    """``cost`` as it would be measured with one design change (see ``directions``)."""
+    out = json.loads(json.dumps(cost))
+    u = out["units_per_task"]
+    if worker_mb is not None:
+        was = out["memory_mb"]["worker"]
+        cpu = u.get("lambda_gb_s_cpu", {}).get("worker", u["lambda_gb_s"]["worker"])
+        io = u["lambda_gb_s"]["worker"] - cpu
+        # CPU-bound seconds stretch as the share shrinks and are billed at fewer GB: the same GB-s;
+        # the calls' latency does not stretch, so it is billed at the smaller memory.
+        u["lambda_gb_s"]["worker"] = cpu + io * worker_mb / was
+        out["memory_mb"]["worker"] = worker_mb
+    if tick_mb is not None:
+        out["tick"]["memory_mb"] = tick_mb
+    if claim_wru is not None:
+        # The start write on the task item (one write of the whole item) becomes a share of a claim
+        # write on a small shared item, plus the read of the task the start write used to return.
+        start = write_units(cost["item_bytes"]["task_max"])
+        u["dynamodb_wru"] = u["dynamodb_wru"] - start + claim_wru
+        u["dynamodb_rru"] = u["dynamodb_rru"] + CLAIM_READ_RRU
+    return out
+
+
+def directions(
+    cost: Mapping[str, Any],
+    prices_doc: Mapping[str, Any] | None = None,
+    wheel: Mapping[str, Any] | None = None,
+    *,
+    tasks_per_day: float = 1_000_000,
+    shards: int = 1,
+    cold: Mapping[str, Any] | None = None,
+) -> dict[str, Any]:
+    """USD per million delayed tasks (on-demand) under each direction issue 16 asks to measure, from
+    the measured units (``cost``) and the harness's measured waits and lateness (``wheel``,
+    bench/wheel_lateness.py): a smaller worker or tick, a shorter lead, and claims batched (modelled:
+    not built), alone and together. Each says whether its inputs were measured or modelled, what it
+    would save and what it would risk; with ``cold`` (bench/cold_start.py's results) also how long a
+    new instance of the worker and the tick spends setting up in its first invocation at that memory."""
+    prices_doc = prices_doc if prices_doc is not None else load_prices()
+    p = unit_prices(prices_doc)
+
+    def first_call_ms(function: str, memory_mb: int) -> float | None:
+        """A new instance's first-invocation set-up (tracer set-up and platform build: boto3 clients),
+        measured at one core, at ``memory_mb``'s share of a vCPU. Imports are not in it: they run in
+        the init phase, at a full vCPU on demand whatever the memory."""
+        handler = ((cold or {}).get("handlers") or {}).get(function) or {}
+        if "platform_build_median_ms" not in handler:
+            return None
+        one_core = handler["platform_build_median_ms"] + handler.get("first_call_setup_median_ms", 0.0)
+        return round(one_core * FULL_VCPU_MB / min(memory_mb, FULL_VCPU_MB))
+
+    wheel_share = float(cost["units_per_task"].get("dynamodb_wru_by_table", {}).get("taskplane-wheel", 0.2))
+
+    def lateness(variant: str) -> dict[str, Any] | None:
+        run = (wheel or {}).get(f"a_wheel{variant}")
+        if not run:
+            return None
+        return {
+            "start_ms_at_1000_per_s": run["start_lateness_ms"],
+            # the tick's own lateness in the same run (the machine's load shows here first)
+            "dispatch_p99_ms_at_1000_per_s": run.get("dispatch_lateness_ms", {}).get("p99"),
+            "early": run["early_starts"],
+            "wait_ms_per_task_at_1m_per_day": ((wheel or {}).get(f"a_wheel{variant}_at_1m_per_day") or {})
+            .get("worker", {})
+            .get("wait_ms_per_task"),
+        }
+
+    #: (name, change, the harness variant whose waits it takes (None: no wait at all), basis, risk)
+    specs: list[tuple[str, dict[str, Any], str | None, str, str]] = [
+        ("as_built", {}, "", "measured", "the design on main"),
+        (
+            "lead_300ms",
+            {},
+            "_lead_300",
+            "measured",
+            "the lead covers the pickup's tail (modelled max 400 ms) less the 100 ms max-lateness goal: "
+            "below 300 ms a slow pickup starts over 100 ms late, and at 300 ms there is no margin left for "
+            "the tick's own delays (see its start lateness at 1,000/s); it saves little because most of "
+            "the hold at a million a day is the 500 ms lane batch's spread, not the lead",
+        ),
+        (
+            "tick_128mb",
+            {"tick_mb": 128},
+            "",
+            "modelled from the measured tick CPU",
+            "one shard sends about half as many tasks a second (its CPU share halves: ~300/s instead of "
+            "~600/s: more shards sooner); a woken tick's first run sets up its tracer and clients at a "
+            "fourteenth of a vCPU (its set-up column; imports run at a full vCPU during init on demand): "
+            "a task due soon after an idle spell leaves later; neither is in the harness",
+        ),
+        (
+            "worker_256mb",
+            {"worker_mb": 256},
+            "_worker_256",
+            "measured (harness at 256 MB)",
+            "the harness models the worker's CPU share, not a new instance: imports run at a full vCPU "
+            "during init, but a new instance's first invocation sets up its tracer and AWS clients at the "
+            "memory's share (its set-up column: twice today's), so its first batch starts later beyond "
+            "the lead; targets' own CPU runs at half today's speed",
+        ),
+        (
+            "worker_128mb",
+            {"worker_mb": 128},
+            "_worker_128",
+            "measured (harness at 128 MB)",
+            "as worker_256mb at a quarter of today's CPU: four times today's set-up before a new "
+            "instance's first start, and a target's own CPU 14 times slower than at one vCPU",
+        ),
+        (
+            "claims_batched",
+            {"claim_wru": wheel_share},
+            "",
+            "modelled (not built)",
+            "one conditional claim write per wheel item a lane message carries instead of one start write "
+            "per task, RUNNING written only for attempts still running after N ms, and a consistent read "
+            "of each claimed task: changes the at-most-once guard, cancel (must check the claim), the "
+            "dead-worker watch (a SCHEDULED task with a claim is a started attempt) and every redelivery "
+            "path; only as good as the sharing (one claim per wheel item at best; a single-task submit "
+            "shares nothing)",
+        ),
+        (
+            "claims_batched_split",
+            {"claim_wru": 2 * wheel_share},
+            "",
+            "modelled (not built)",
+            "as claims_batched with each wheel item split over two of the tick's 500 ms lane batches "
+            "(two claims per item)",
+        ),
+        (
+            "claims_worker_256_tick_128",
+            {"claim_wru": wheel_share, "worker_mb": 256, "tick_mb": 128},
+            "_worker_256",
+            "modelled + measured waits",
+            "every risk above together",
+        ),
+        (
+            "claims_worker_128_tick_128",
+            {"claim_wru": wheel_share, "worker_mb": 128, "tick_mb": 128},
+            "_worker_128",
+            "modelled + measured waits",
+            "every risk above together",
+        ),
+        (
+            "bound_claims_tick_128_no_wait",
+            {"claim_wru": wheel_share, "tick_mb": 128},
+            None,
+            "bound (not a design)",
+            "what claims and a 128 MB tick would cost if holding deliveries until due cost nothing: the "
+            "ceiling of what a cheaper hold (a smaller worker, the tick holding, a direct invoke) can add",
+        ),
+    ]
+    base_total: float | None = None
+    rows: dict[str, Any] = {}
+    for name, change, variant, basis, risk in specs:
+        waits = waits_of(wheel, variant) if variant is not None else []
+        if variant is not None and wheel is not None and not waits:
+            continue  # the harness did not run that variant
+        lines = per_million(
+            taskplane_usd_per_task(
+                _variant(cost, **change), p, tasks_per_day=tasks_per_day, shards=shards, waits=waits
+            )
+        )
+        total = sum(lines.values())
+        if base_total is None:
+            base_total = total
+        variant_cost = _variant(cost, **change)
+        set_up = {
+            "worker": first_call_ms("worker", variant_cost["memory_mb"]["worker"]),
+            "tick": first_call_ms("tick", variant_cost["tick"]["memory_mb"]),
+        }
+        rows[name] = {
+            "first_invocation_set_up_ms": set_up if any(v is not None for v in set_up.values()) else None,
+            "total": round(total, 4),
+            "saves": round(base_total - total, 4),
+            "goal_met": total <= GOAL_USD_PER_MILLION,
+            "lines": {
+                k: round(v, 4)
+                for k, v in lines.items()
+                if k in ("dynamodb_writes", "dynamodb_reads", "worker_wait", "tick", "lambda_gb_s")
+            },
+            "change": change,
+            "basis": basis,
+            "risk": risk,
+            "lateness": lateness(variant) if variant or name == "as_built" else None,
+        }
+    return {
+        "tasks_per_day": tasks_per_day,
+        "goal_usd_per_million": GOAL_USD_PER_MILLION,
+        "wheel_item_share_wru": wheel_share,
+        "directions": rows,
+    }
 
 
 def run(
@@ -613,7 +826,13 @@ def run(
         if not path.exists():
             return None
         cost = json.loads(path.read_text())
-    result = price(cost, tasks_per_day=tasks_per_day, shards=shards, waits=load_waits(results))
+    wheel = load_wheel(results)
+    result = price(cost, tasks_per_day=tasks_per_day, shards=shards, waits=waits_of(wheel))
+    cold_path = results / "cold_start.json"
+    cold = json.loads(cold_path.read_text()) if cold_path.exists() else None
+    result["directions"] = directions(
+        cost, wheel=wheel, tasks_per_day=tasks_per_day, shards=shards, cold=cold
+    )
     if write:
         RESULTS.mkdir(exist_ok=True)
         (RESULTS / "pricing.json").write_text(json.dumps(result, indent=2) + "\n")

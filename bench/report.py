@@ -295,6 +295,86 @@ def _floor(u: Mapping[str, Any], pricing: Mapping[str, Any], wru_price: float) -
     return text
 
 
+#: How each direction of bench/pricing.py ``directions`` is named on the page.
+DIRECTION_LABELS = {
+    "as_built": "as built (main)",
+    "lead_300ms": "lead 300 ms instead of 350",
+    "tick_128mb": "tick at 128 MB",
+    "worker_256mb": "worker at 256 MB",
+    "worker_128mb": "worker at 128 MB",
+    "claims_batched": "claims batched, one per wheel item; lazy RUNNING",
+    "claims_batched_split": "claims batched, two per wheel item",
+    "claims_worker_256_tick_128": "claims + worker 256 MB + tick 128 MB",
+    "claims_worker_128_tick_128": "claims + worker 128 MB + tick 128 MB",
+    "bound_claims_tick_128_no_wait": "bound: claims + tick 128 MB + a hold that costs nothing",
+}
+
+
+def _directions(pricing: Mapping[str, Any] | None) -> list[str]:
+    """Issue 16's unmet goal: what each direction would cost, measured or modelled, and its risk."""
+    found = (pricing or {}).get("directions")
+    if not found or not found.get("directions"):
+        return []
+    rows = found["directions"]
+    lines = [
+        "## The $2.50 goal on-demand: each direction priced",
+        "",
+        f"USD per million delayed tasks on DynamoDB on-demand at {found['tasks_per_day']:,.0f} a day "
+        "(`bench/pricing.py` `directions`): the measured units of `cost.json` with one change each. "
+        "A smaller worker or a shorter lead is priced from the harness run with that change "
+        "(`wheel_lateness_a.json`: its waits and its start lateness at 1,000 due/s); a smaller tick from "
+        "its measured CPU; batched claims are modelled, not built: the start write (1 WRU) becomes a "
+        f"share of one claim write per wheel item ({found['wheel_item_share_wru']:.2f} WRU per task "
+        "measured) plus a consistent read of the task (1 RRU). The start lateness is one run of the "
+        "harness per variant on a shared machine: compare the p99s; a max is one task's tail and moves "
+        "with the machine's load, which shows first in the tick's own dispatch lateness beside it. A new "
+        "instance's set-up is its first invocation's tracer set-up and platform build (boto3 clients; "
+        "`cold_start.json`, measured at one core on a shared machine, so an upper figure) at the "
+        "memory's share of a vCPU: a task that a new instance picks up starts that much later, beyond "
+        "the lead (imports are not in it: on demand they run in the init phase at a full vCPU).",
+        "",
+        "| direction | basis | USD/M | saves | writes | reads | worker wait | tick | start p50/p99/max at "
+        "1,000/s | wait per task at 1M/day | a new instance's set-up, worker / tick | risk |",
+        "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | --- | ---: | --- | --- |",
+    ]
+    for name, row in rows.items():
+        ln = row["lines"]
+        late = row.get("lateness") or {}
+        start = late.get("start_ms_at_1000_per_s")
+        shown = f"{start['p50']} / {start['p99']} / {start['max']} ms" if start else "as built"
+        if start and late.get("dispatch_p99_ms_at_1000_per_s") is not None:
+            shown += f" (tick's dispatch p99 {late['dispatch_p99_ms_at_1000_per_s']} ms)"
+        wait = late.get("wait_ms_per_task_at_1m_per_day")
+        set_up = row.get("first_invocation_set_up_ms") or {}
+        set_up_shown = " / ".join(
+            "-" if set_up.get(f) is None else f"{set_up[f]:,} ms" for f in ("worker", "tick")
+        )
+        lines.append(
+            f"| {DIRECTION_LABELS.get(name, name)} | {row['basis']} | **{row['total']:.2f}** | "
+            f"{row['saves']:.2f} | {ln['dynamodb_writes']:.2f} | {ln['dynamodb_reads']:.2f} | "
+            f"{ln['worker_wait']:.2f} | {ln['tick']:.2f} | {shown} | "
+            f"{'-' if wait is None else f'{wait} ms'} | {set_up_shown if set_up else '-'} | {row['risk']} |"
+        )
+    designs = {n: r for n, r in rows.items() if not n.startswith("bound")}
+    best_name, best = min(designs.items(), key=lambda kv: kv[1]["total"])
+    met = [DIRECTION_LABELS.get(n, n) for n, r in designs.items() if r["goal_met"]]
+    bounds = [
+        f"{DIRECTION_LABELS.get(n, n)}: ${r['total']:.2f}" for n, r in rows.items() if n.startswith("bound")
+    ]
+    lines += [
+        "",
+        (
+            f"Met by: {', '.join(met)}."
+            if met
+            else f"None of them meets ${found['goal_usd_per_million']:.2f}, alone or together: the lowest is "
+            f"{DIRECTION_LABELS.get(best_name, best_name)}, ${best['total']:.2f}."
+        )
+        + (f" For scale, {'; '.join(bounds)}." if bounds else ""),
+        "",
+    ]
+    return lines
+
+
 def _before_after(results: Path, s: Mapping[str, Any]) -> list[str]:
     """The headline figures before issue 16 (the committed results of that design, and the same
     harness run on it) beside today's."""
@@ -509,6 +589,7 @@ def render(results: Path = RESULTS, plots: Path = PLOTS) -> str:
             "worker's billed wait for due times at this load, measured by bench/wheel_lateness.py.",
             "",
             *_cost_story(_load(results, "cost.json"), pricing),
+            *_directions(pricing),
             *_plot("cost_per_million.png", "cost per million tasks by line", plots),
             "Prices (us-east-1, `bench/prices.json`):",
             "",

@@ -265,7 +265,9 @@ def step_pricing(results: Path, size: dict[str, Any]) -> list[Row]:
     cost = _load(results, "cost.json")
     if cost is None:
         return [("cost per million tasks", "skipped", "no cost.json (bench/cost.py)")]
-    data = pricing.price(cost, waits=pricing.load_waits(results))
+    wheel = pricing.load_wheel(results)
+    data = pricing.price(cost, waits=pricing.waits_of(wheel))
+    data["directions"] = pricing.directions(cost, wheel=wheel, cold=_load(results, "cold_start.json"))
     _write(results, "pricing.json", data)
     d = data["usd_per_million"]
     return [

@@ -333,12 +333,22 @@ def workload(
     return rows
 
 
-def run_a(seconds: int, rate: int, *, before: bool = False, seed: int = 7) -> dict[str, Any]:
+def run_a(
+    seconds: int,
+    rate: int,
+    *,
+    before: bool = False,
+    seed: int = 7,
+    memory_mb: int = WORKER_MB,
+    lead_ms: int | None = None,
+) -> dict[str, Any]:
     """The real tick over the in-memory wheel, with the modelled mapping and worker.
 
     ``before``: the design before issue 16 (the tick sends at the due time, batches of what is due
     within 5 ms; workers start what they receive at once; retries up to 15 minutes on the lane's
-    DelaySeconds rounded up), on the same workload and the same modelled latencies.
+    DelaySeconds rounded up), on the same workload and the same modelled latencies. ``memory_mb``:
+    the worker's memory (its CPU share and the GB of its billed wait); ``lead_ms``: the tick's lead
+    (default ``DISPATCH_LEAD_MS``).
     """
     from taskplane.domain.wheel import DISPATCH_LEAD_MS, GROUP_MS, WheelEntry
     from taskplane.services.execute import INLINE_RETRY_MS
@@ -347,13 +357,14 @@ def run_a(seconds: int, rate: int, *, before: bool = False, seed: int = 7) -> di
     clock = WallClock()
     rng = random.Random(seed)
     wheel = FakeWheel()
-    lead = 0 if before else DISPATCH_LEAD_MS
+    lead = 0 if before else (DISPATCH_LEAD_MS if lead_ms is None else lead_ms)
     worker = Worker(
         rng=random.Random(seed + 1),
         wheel=wheel,
         inline_ms=-1 if before else INLINE_RETRY_MS,
         lead_ms=lead,
         wait_for_due=not before,
+        memory_mb=memory_mb,
         **_cpu_split(),
     )
     lanes = FakeLanes(clock, on_batch=worker.batch)
@@ -568,6 +579,13 @@ def harness(seconds: int, rate: int, cost_rate: int = 12) -> dict[str, Any]:
     }
     result["a_wheel"] = run_a(seconds, rate)
     result["a_wheel_at_1m_per_day"] = run_a(seconds, cost_rate)
+    # Cheaper holds (issue 16, second round): the same design with a smaller worker, whose wait is
+    # billed at fewer GB (its CPU share shrinks with it), and with a shorter lead.
+    for mb in (256, 128):
+        result[f"a_wheel_worker_{mb}"] = run_a(seconds, rate, memory_mb=mb)
+        result[f"a_wheel_worker_{mb}_at_1m_per_day"] = run_a(seconds, cost_rate, memory_mb=mb)
+    result["a_wheel_lead_300"] = run_a(seconds, rate, lead_ms=300)
+    result["a_wheel_lead_300_at_1m_per_day"] = run_a(seconds, cost_rate, lead_ms=300)
     result["a_wheel_before"] = run_a(seconds, rate, before=True)
     result["a_delayseconds_direct"] = run_delayseconds_direct(seconds, rate)
     result["a_delayseconds_direct_batched"] = run_delayseconds_direct(seconds, rate, batch=100)

@@ -137,8 +137,16 @@ class EnvironmentConfig(_Strict):
     #: Timing-wheel shards: one tick schedule (and one lease) per shard.
     shards: int = Field(default=1, ge=1, le=64)
     #: The tick's memory: its share of a vCPU bounds what one shard sends (256 MB, a seventh of a vCPU:
-    #: about 450 tasks a second, bench/capacity.py); it runs only while something is due soon.
-    tick_memory_mb: int = Field(default=256, ge=256, le=3008)
+    #: about 600 tasks a second, bench/capacity.py); it runs only while something is due soon, and at a
+    #: million tasks a day that is all day: 128 MB halves what it costs then (about $0.15 per million
+    #: tasks, BENCHMARKS.md) for half the tasks a second per shard and a slower cold start when woken.
+    tick_memory_mb: int = Field(default=256, ge=128, le=3008)
+    #: The worker's memory. A delivery comes in a lead ahead of its due time and the worker waits for it,
+    #: billed: at ~12 tasks a second some worker is always waiting, so at low rates the wait is most of
+    #: the worker's cost and scales with this (BENCHMARKS.md: 256 MB saves about $0.40 per million tasks
+    #: at a million a day). Below 512 MB its CPU share shrinks too: a cold start imports slower (a cold
+    #: pickup beyond the lead starts late) and CPU-heavy targets run slower.
+    worker_memory_mb: int = Field(default=512, ge=128, le=10240)
     #: Partitions per tenant in the tasks table (fixed for the life of the table).
     task_buckets: int = Field(default=1, ge=1, le=64)
     #: Backpressure: a lane deeper than this makes the API answer 429 (0: no limit).

@@ -1,7 +1,8 @@
 """The worker: consumes the lanes through event source mappings and calls task targets.
 
-Memory and timeout: the worker mostly waits on targets (HTTP, Lambda, SQS), so CPU matters little and
-512 MB keeps the GB-seconds it is billed for while waiting low. Its timeout is Lambda's maximum,
+Memory and timeout: the worker mostly waits on targets (HTTP, Lambda, SQS) and on due times (a delivery
+comes in a lead ahead), so CPU matters little and 512 MB (``worker_memory_mb``) keeps the GB-seconds it
+is billed for while waiting low; less lowers them further at the price of slower cold starts. Its timeout is Lambda's maximum,
 15 minutes, because a task may ask for ``timeout_s`` up to 900. Concurrency is bounded per lane by the
 mapping's MaximumConcurrency (so a flood of low-priority work cannot take the high lane's workers),
 and optionally by a reservation that guarantees those workers exist (see ``ReservedConcurrency``).
@@ -35,7 +36,7 @@ class Worker(Construct):
             shared=shared,
             name="worker",
             description="taskplane worker: runs task deliveries from the SQS lanes",
-            memory_size=512,
+            memory_size=cfg.worker_memory_mb,
             timeout=WORKER_TIMEOUT,
             reserved_concurrency=cfg.reserved_concurrency.worker,
         )

@@ -65,6 +65,9 @@ TEST_ENV: dict[str, Any] = {
     "otlp_sample_ratio": 0.25,
     "alarm_topic_arn": "arn:aws:sns:eu-west-1:111122223333:team-pager",
     "account_concurrency_limit": 200,
+    # not the defaults, so that the synth shows they reach the functions
+    "worker_memory_mb": 384,
+    "tick_memory_mb": 192,
 }
 
 

@@ -69,6 +69,9 @@ def test_env_selects_one_environment_and_an_unknown_one_is_an_error(test_env: di
         ({"otlp_endpoint": "collector:4318"}, "OTLP endpoint is an http"),
         ({"otlp_endpoint": "https://c.example/?key=secret"}, "without a query"),
         ({"otlp_sample_ratio": 1.5}, "otlp_sample_ratio"),
+        # Lambda's smallest memory is 128 MB
+        ({"worker_memory_mb": 64}, r"worker_memory_mb\n.*greater than or equal to 128"),
+        ({"tick_memory_mb": 100}, r"tick_memory_mb\n.*greater than or equal to 128"),
     ],
 )
 def test_a_bad_environment_fails_naming_the_problem(
@@ -80,6 +83,16 @@ def test_a_bad_environment_fails_naming_the_problem(
 
 def test_the_test_environment_itself_is_valid(test_env: dict[str, Any]) -> None:
     assert EnvironmentConfig.model_validate(test_env).prefix == "tp-test"
+
+
+def test_the_worker_and_tick_memory_default_to_what_the_cost_bench_prices(test_env: dict[str, Any]) -> None:
+    # bench/cost.py MEMORY_MB prices the defaults; a smaller worker or tick is a deploy-time choice
+    # (BENCHMARKS.md prices each: less for the waits, slower cold starts)
+    env = {k: v for k, v in test_env.items() if k not in ("worker_memory_mb", "tick_memory_mb")}
+    cfg = EnvironmentConfig.model_validate(env)
+    assert (cfg.worker_memory_mb, cfg.tick_memory_mb) == (512, 256)
+    small = EnvironmentConfig.model_validate({**env, "worker_memory_mb": 128, "tick_memory_mb": 128})
+    assert (small.worker_memory_mb, small.tick_memory_mb) == (128, 128)
 
 
 def test_reservations_may_use_the_account_limit_minus_the_unreserved_hundred(

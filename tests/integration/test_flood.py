@@ -34,7 +34,6 @@ def test_flood_is_refused_with_429_bounded_and_loses_nothing(aws, api):
         batch_size=1,
         concurrency=1,
     )
-    poller.start()
     accepted: list[str] = []
     codes: dict[int, int] = {}
     depths: list[int] = []
@@ -65,6 +64,10 @@ def test_flood_is_refused_with_429_bounded_and_loses_nothing(aws, api):
     try:
         for t in threads:
             t.start()
+        # The worker starts once the lane is full (the first 429): how fast this machine submits
+        # against how fast it drains must not decide whether the threshold is ever reached.
+        assert wait_until(lambda: codes.get(429, 0) > 0, 120, 0.05), codes
+        poller.start()
         time.sleep(FLOOD_S)
         stop.set()
         for t in threads:

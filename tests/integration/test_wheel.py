@@ -700,8 +700,10 @@ def test_two_ticks_on_one_shard_dispatch_everything_once(aws, drain, counting):
     stop = threading.Event()
     errors: list[BaseException] = []
     reports: dict[str, Any] = {}
-    barrier = threading.Barrier(2)
-    now = aws.platform.ticker.clock.now_ms()
+    # The spans count from when both threads are ready, not from before they started: on a loaded
+    # machine starting them can take longer than the short span, and the ticks would never overlap.
+    began: list[int] = []
+    barrier = threading.Barrier(2, action=lambda: began.append(aws.platform.ticker.clock.now_ms()))
 
     def tick(owner: str, span_ms: int) -> None:
         ticker = dataclasses.replace(
@@ -712,7 +714,7 @@ def test_two_ticks_on_one_shard_dispatch_everything_once(aws, drain, counting):
         )
         barrier.wait()
         try:
-            reports[owner] = ticker.run(0, until_ms=now + span_ms, owner=owner)
+            reports[owner] = ticker.run(0, until_ms=began[0] + span_ms, owner=owner)
         except BaseException as exc:  # reported below
             errors.append(exc)
 

@@ -155,3 +155,98 @@ def test_idle_environment_by_line() -> None:
     assert idle["usd_per_month"] == pytest.approx(sum(idle["lines"].values()), abs=1e-3)
     # monitoring is reported beside it: 13 alarm metrics at $0.10 and one $3 dashboard
     assert idle["monitoring_usd_per_month"] == pytest.approx(13 * 0.10 + 3.0)
+
+
+def _wheel_run(rate: float, wait_gb_s: float, p99: int = 5) -> dict:
+    """One bench/wheel_lateness.py run as pricing reads it (hand-made, not measured)."""
+    return {
+        "rate_per_s": rate,
+        "early_starts": 0,
+        "start_lateness_ms": {"p50": 1, "p99": p99, "max": 40},
+        "worker": {"wait_gb_s_per_task": wait_gb_s, "wait_ms_per_task": wait_gb_s * 2000},
+    }
+
+
+def _wheel() -> dict:
+    return {
+        "a_wheel": _wheel_run(1000, 0.02),
+        "a_wheel_at_1m_per_day": _wheel_run(12, 0.06),
+        "a_wheel_worker_256": _wheel_run(1000, 0.01, p99=7),
+        "a_wheel_worker_256_at_1m_per_day": _wheel_run(12, 0.03),
+    }
+
+
+def test_each_variant_reads_its_own_measured_waits() -> None:
+    wheel = _wheel()
+    assert [w["wait_gb_s_per_task"] for w in pricing.waits_of(wheel)] == [0.02, 0.06]
+    assert [w["wait_gb_s_per_task"] for w in pricing.waits_of(wheel, "_worker_256")] == [0.01, 0.03]
+    assert pricing.waits_of(wheel, "_worker_128") == []
+    assert pricing.waits_of(None) == []
+
+
+def test_directions_price_each_change_from_the_measured_units() -> None:
+    # Given the example's units with a CPU/latency split and a wheel share, and hand-made waits
+    cost = example(
+        lambda_gb_s={"api": 0.004, "worker": 0.003},
+        lambda_gb_s_cpu={"api": 0.001, "worker": 0.002},
+        dynamodb_wru_by_table={"taskplane-tasks": 3.0, "taskplane-wheel": 0.25},
+    )
+    result = pricing.directions(cost, PRICES, _wheel(), tasks_per_day=12 * 86_400)
+    rows = result["directions"]
+    base = rows["as_built"]
+    assert base["saves"] == 0
+    # a variant the harness did not run is left out, not priced from the wrong waits
+    assert "worker_128mb" not in rows and "lead_300ms" not in rows
+    # the smaller worker: its measured wait (0.03 GB-s at 12/s) and half the calls' latency; CPU alike
+    small = rows["worker_256mb"]
+    assert small["lines"]["worker_wait"] == pytest.approx(0.03 * P["lambda_gb_s_arm64"] * 1e6, abs=1e-4)
+    assert small["lines"]["lambda_gb_s"] == pytest.approx(
+        (0.004 + 0.002 + 0.001 * 256 / 512) * P["lambda_gb_s_arm64"] * 1e6, abs=1e-4
+    )
+    assert small["lateness"]["start_ms_at_1000_per_s"]["p99"] == 7
+    # the smaller tick: the same day's tick priced at 128 MB
+    tick = pricing.tick_usd_per_day(
+        {**cost, "tick": {**cost["tick"], "memory_mb": 128}}, P, 1, tasks_per_day=12 * 86_400
+    )
+    assert rows["tick_128mb"]["lines"]["tick"] == pytest.approx(tick / (12 * 86_400) * 1e6, abs=1e-4)
+    assert rows["tick_128mb"]["lines"]["tick"] < base["lines"]["tick"]
+    # claims: the start write (1 WRU of a <1 KB item) becomes the wheel item's share, plus one read
+    claims = rows["claims_batched"]
+    assert claims["lines"]["dynamodb_writes"] == pytest.approx((4.02 - 1 + 0.25) * 0.625, abs=1e-4)
+    assert claims["lines"]["dynamodb_reads"] == pytest.approx((0.31 + 1.0) * 0.125, abs=1e-4)
+    assert rows["claims_batched_split"]["lines"]["dynamodb_writes"] == pytest.approx(
+        (4.02 - 1 + 0.5) * 0.625, abs=1e-4
+    )
+    for row in rows.values():
+        assert row["saves"] == pytest.approx(base["total"] - row["total"], abs=1e-3)
+        assert row["goal_met"] is (row["total"] <= pricing.GOAL_USD_PER_MILLION)
+    # the combination adds the savings of its parts (they touch different lines)
+    both = rows["claims_worker_256_tick_128"]
+    assert both["saves"] == pytest.approx(
+        claims["saves"] + small["saves"] + rows["tick_128mb"]["saves"], abs=1e-3
+    )
+
+
+def test_directions_scale_a_new_instances_set_up_by_the_memorys_cpu_share() -> None:
+    # Given a hand-made cold start: 100 ms of platform build + 77 ms of first-call set-up at one core
+    cold = {
+        "handlers": {
+            "worker": {"platform_build_median_ms": 100.0, "first_call_setup_median_ms": 77.0},
+            "tick": {"platform_build_median_ms": 100.0, "first_call_setup_median_ms": 77.0},
+        }
+    }
+    rows = pricing.directions(pricing.EXAMPLE_COST, PRICES, _wheel(), cold=cold)["directions"]
+    # at 1,769 MB a function has one vCPU: 177 ms there, 1769/512 times that at the example's 512 MB
+    assert rows["as_built"]["first_invocation_set_up_ms"] == {
+        "worker": round(177 * 1769 / 512),
+        "tick": round(177 * 1769 / 512),
+    }
+    assert rows["worker_256mb"]["first_invocation_set_up_ms"]["worker"] == round(177 * 1769 / 256)
+    assert rows["tick_128mb"]["first_invocation_set_up_ms"]["tick"] == round(177 * 1769 / 128)
+    # without cold-start results there is nothing to say
+    assert (
+        pricing.directions(pricing.EXAMPLE_COST, PRICES, _wheel())["directions"]["as_built"][
+            "first_invocation_set_up_ms"
+        ]
+        is None
+    )

@@ -179,3 +179,33 @@ def test_the_local_figures_come_from_both_backends_and_huey_in_one_run(tmp_path:
     assert "same tasks, same run | 0.80 | met |" in page
     assert "at 100 a second, none early | 4.00 | met |" in page
     assert "| taskplane dev --backend moto | 34.0 | 0 | 1.0 |" in page
+
+
+def test_the_directions_section_names_the_lowest_design_and_keeps_bounds_apart() -> None:
+    def row(total: float, saves: float) -> dict:
+        lines = {"dynamodb_writes": 1.0, "dynamodb_reads": 0.1, "worker_wait": 0.5, "tick": 0.3}
+        return {
+            "total": total,
+            "saves": saves,
+            "goal_met": total <= 2.5,
+            "lines": lines,
+            "basis": "b",
+            "risk": "r",
+        }
+
+    found = {
+        "tasks_per_day": 1_000_000,
+        "goal_usd_per_million": 2.5,
+        "wheel_item_share_wru": 0.21,
+        "directions": {
+            "as_built": row(3.7, 0.0),
+            "worker_256mb": row(3.3, 0.4),
+            "bound_claims_tick_128_no_wait": row(2.4, 1.3),
+        },
+    }
+    text = "\n".join(report._directions({"directions": found}))
+    assert "| worker at 256 MB | b | **3.30** | 0.40 |" in text
+    # a bound under the goal is not a design that meets it
+    assert "None of them meets $2.50, alone or together: the lowest is worker at 256 MB, $3.30." in text
+    assert "bound: claims + tick 128 MB + a hold that costs nothing: $2.40" in text
+    assert report._directions(None) == [] and report._directions({}) == []

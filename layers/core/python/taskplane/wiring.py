@@ -29,7 +29,7 @@ class Platform:
     schedules: Any = None  # services.schedules.ScheduleService
     triggers: Any = None  # services.triggers.TriggerService
     workflows: Any = None  # services.workflows.WorkflowService
-    steps: Any = None  # services.workflows.StepService (the step function's use cases)
+    steps: Any = None  # services.steps.StepService (the step function's use cases)
     dead_letters: Any = None  # services.dead_letters.DeadLetterService
     wakes: Any = None  # services.wakes.Wakes: who wakes an idle tick (the local runtime sets its own)
     #: where new wheel entries go (adapters.ring_store.CachedRing), and who changes it (the tick of
@@ -478,7 +478,8 @@ def _build_workflows(
 
     from taskplane.adapters.stepfunctions import StepFunctions
     from taskplane.services.latency import Latencies
-    from taskplane.services.workflows import StepService, WorkflowService
+    from taskplane.services.steps import StepService
+    from taskplane.services.workflows import WorkflowService
 
     sfn = StepFunctions(
         settings.state_machine_role_arn,
