@@ -99,6 +99,13 @@ class AutoTimeout(BaseModel):
         return self
 
 
+def auto_only(value: AutoTimeout | None, fields: Mapping[str, object]) -> AutoTimeout | None:
+    """The rule of every model with both fields: ``auto_timeout`` goes with ``timeout_s: "auto"`` only."""
+    if value is not None and fields.get("timeout_s", "auto") != "auto":
+        raise ValueError('only with timeout_s "auto"')
+    return value
+
+
 def bucket_of(ms: float) -> int:
     """The sketch bucket of a duration in milliseconds.
 

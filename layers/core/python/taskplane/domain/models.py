@@ -17,7 +17,7 @@ from pydantic import (
     field_validator,
 )
 
-from taskplane.domain.adaptive import AutoTimeout, TimeoutSpec
+from taskplane.domain.adaptive import AutoTimeout, TimeoutSpec, auto_only
 from taskplane.domain.blobs import BlobRef
 from taskplane.domain.clock import from_datetime, to_rfc3339
 from taskplane.domain.retry import RetryPolicy
@@ -100,9 +100,7 @@ class TaskSubmit(BaseModel):
     @field_validator("auto_timeout")
     @classmethod
     def _auto_only(cls, value: AutoTimeout | None, info: ValidationInfo) -> AutoTimeout | None:
-        if value is not None and info.data.get("timeout_s", "auto") != "auto":
-            raise ValueError('only with timeout_s "auto"')
-        return value
+        return auto_only(value, info.data)
 
     def hard_timeout_s(self) -> int:
         """The timeout the platform plans with: the number given, or the auto policy's ceiling."""

@@ -37,7 +37,7 @@ from pydantic import (
 )
 
 from taskplane.domain import text as text_rules
-from taskplane.domain.adaptive import AutoTimeout, TimeoutSpec
+from taskplane.domain.adaptive import AutoTimeout, TimeoutSpec, auto_only
 from taskplane.domain.errors import InvalidRequest
 from taskplane.domain.models import (
     MAX_PAYLOAD_BYTES,
@@ -123,9 +123,7 @@ class NodeDefaults(BaseModel):
     @field_validator("auto_timeout")
     @classmethod
     def _auto_only(cls, value: AutoTimeout | None, info: ValidationInfo) -> AutoTimeout | None:
-        if value is not None and info.data.get("timeout_s", "auto") != "auto":
-            raise ValueError('only with timeout_s "auto"')
-        return value
+        return auto_only(value, info.data)
 
 
 class NodeSpec(BaseModel):
