@@ -162,8 +162,19 @@ class Executor:
     latencies: Latencies | None = None
 
     def flush(self) -> int:
-        """Write what the attempts measured (the worker calls it once per delivery batch)."""
-        return self.latencies.flush() if self.latencies is not None else 0
+        """Write what the batch's attempts measured: their durations, and their calls through each
+        circuit breaker (one write per target; the trip check runs here, so a breaker opens at the
+        end of the batch that tripped it). Every user of an Executor calls it once per delivery batch
+        (the worker handler, so ``taskplane dev`` too). Returns the writes made."""
+        writes = self.latencies.flush() if self.latencies is not None else 0
+        if self.breakers is not None:
+            counted, changes = self.breakers.flush()
+            writes += counted
+            for change in changes:
+                self.telemetry.count(
+                    change.metric, tenant=change.tenant, target_type=change.target_type, lane=change.lane
+                )
+        return writes
 
     def handle(self, delivery: LaneMessage, hold: Hold | None = None) -> Outcome:
         """Process one lane message; raises only when the message must be redelivered.
@@ -461,7 +472,9 @@ class Executor:
             # A duration only from a call that answered: a timeout says nothing but "longer than that".
             self.latencies.record(task.tenant, task.effective_target, took_ms)
         if self.breakers is not None and (failure is None or failure.error_type != "CircuitOpen"):
-            change = self.breakers.after(guard, classify(failure.retryable if failure else None, timed_out))
+            change = self.breakers.after(
+                guard, classify(failure.retryable if failure else None, timed_out), lane=task.priority
+            )
             if change is not None:
                 self.telemetry.count(change.metric, **dims)
                 notes.append(change.note)
