@@ -481,6 +481,17 @@ def price(
     sfn_high = step_functions_usd_per_task(
         cost, p, transitions=SFN_TRANSITIONS_PER_TASK + 1, io_latency_ms=io_latency_ms
     )
+    # Each measured target's own units (bench/cost.py's by_target), the rest of the run as measured:
+    # the headline is the first (an HTTP target, with its circuit breaker), echo beside it.
+    by_target = {
+        name: {
+            "target": run.get("target"),
+            "usd_per_million_on_demand": _rounded(
+                per_million(taskplane_usd_per_task(_with_units(cost, run), p, **common))
+            )["total"],
+        }
+        for name, run in (cost.get("by_target") or {}).items()
+    }
     return {
         "idle": idle_usd_per_month(cost, prices_doc, shards=1),
         "waits_measured": waits or [],
@@ -494,6 +505,8 @@ def price(
         "sfn_transitions_high": SFN_TRANSITIONS_PER_TASK + 1,
         "step_functions_standard_total_if_3_transitions": round(sum(sfn_high.values()) * 1e6, 4),
         "usd_per_million": designs,
+        "target": cost.get("target", "echo"),
+        "by_target": by_target,
         "goal_usd_per_million": GOAL_USD_PER_MILLION,
         "goal_met": designs["taskplane_on_demand"]["total"] <= GOAL_USD_PER_MILLION,
         "prices": {
@@ -509,6 +522,15 @@ def price(
             io_latency_ms=io_latency_ms,
         ),
     }
+
+
+def _with_units(cost: Mapping[str, Any], run: Mapping[str, Any]) -> dict[str, Any]:
+    """``cost`` with one target's measured units per task (and item sizes) in place of the headline's."""
+    out = json.loads(json.dumps(cost))
+    out["units_per_task"] = json.loads(json.dumps(run["units_per_task"]))
+    if "item_bytes" in run:
+        out["item_bytes"] = dict(run["item_bytes"])
+    return out
 
 
 def assumptions(

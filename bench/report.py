@@ -93,9 +93,12 @@ def summary(results: Path = RESULTS) -> dict[str, dict[str, Any]]:
                 f"{big['total_usd_per_day']['on_demand'] * per_m:.2f} on-demand, "
                 f"{big['total_usd_per_day']['provisioned'] * per_m:.2f} provisioned"
             )
+        echo = (pricing.get("by_target") or {}).get("echo", {}).get("usd_per_million_on_demand")
+        beside = f" (the builtin echo target, no breaker: {echo:.2f})" if echo is not None else ""
         out["usd_per_million_tasks"] = _metric(
             on_demand,
-            f"bench/cost.py's billable units per delayed task on the real handlers, priced by bench/pricing.py "
+            f"an {pricing.get('target', 'echo')} target's{beside} "
+            f"billable units per delayed task (bench/cost.py) on the real handlers, priced by bench/pricing.py "
             f"at us-east-1 list prices (bench/prices.json, checked {pricing.get('prices_checked')}): DynamoDB "
             f"on-demand, 30 days of history stored, the tick amortized over {pricing['tasks_per_day']:,.0f} "
             f"tasks/day on {pricing['shards']} shard(s); with provisioned capacity at 70% utilization "
@@ -272,8 +275,35 @@ def _cost_story(cost: Mapping[str, Any] | None, pricing: Mapping[str, Any]) -> l
         "",
         _floor(u, pricing, wru_price),
         "",
+        *_targets(cost, pricing),
     ]
     return rows
+
+
+def _targets(cost: Mapping[str, Any], pricing: Mapping[str, Any]) -> list[str]:
+    """The measured targets side by side: the headline's (HTTP, with its circuit breaker) and echo."""
+    runs = cost.get("by_target") or {}
+    if not runs:
+        return []
+    priced = pricing.get("by_target") or {}
+    rows = [
+        "Each target measured in its own run (`cost.json` `by_target`); the headline prices the first, "
+        "what users run: an HTTP target has a circuit breaker (one read and one counting write per "
+        "delivery batch, in the control table beside the batch's duration sketch), echo has none:",
+        "",
+        "| target | WRU | of which control table | RRU | SQS | worker GB-s | log bytes | USD/M on-demand |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+    ]
+    for name, run in runs.items():
+        u = run["units_per_task"]
+        control = sum(v for t, v in (u.get("dynamodb_wru_by_table") or {}).items() if t.endswith("control"))
+        usd = (priced.get(name) or {}).get("usd_per_million_on_demand")
+        rows.append(
+            f"| {name}: {run.get('target', '')} | {u['dynamodb_wru']:.3f} | {control:.3f} | "
+            f"{u['dynamodb_rru']:.4f} | {u['sqs_requests']:.3f} | {u['lambda_gb_s'].get('worker', 0):.6f} | "
+            f"{u.get('log_bytes', 0):.1f} | {'-' if usd is None else f'{usd:.2f}'} |"
+        )
+    return [*rows, ""]
 
 
 def _floor(u: Mapping[str, Any], pricing: Mapping[str, Any], wru_price: float) -> str:

@@ -250,3 +250,24 @@ def test_directions_scale_a_new_instances_set_up_by_the_memorys_cpu_share() -> N
         ]
         is None
     )
+
+
+def test_each_measured_target_is_priced_on_its_own_units() -> None:
+    # Given the headline run (an HTTP target) and an echo run with 0.2 WRU and 0.1 RRU less per task
+    cost = example()
+    cost["target"] = "http"
+    echo = copy.deepcopy(cost["units_per_task"])
+    echo["dynamodb_wru"] -= 0.2
+    echo["dynamodb_rru"] -= 0.1
+    cost["by_target"] = {
+        "http": {"target": "an HTTP target", "units_per_task": copy.deepcopy(cost["units_per_task"])},
+        "echo": {"target": "echo", "units_per_task": echo},
+    }
+    result = pricing.price(cost, PRICES, tasks_per_day=1_000_000, shards=1)
+    # Then the headline is the HTTP run's, and echo costs exactly its units' difference less
+    http = result["by_target"]["http"]["usd_per_million_on_demand"]
+    assert http == pytest.approx(result["usd_per_million"]["taskplane_on_demand"]["total"], abs=1e-4)
+    assert result["by_target"]["echo"]["usd_per_million_on_demand"] == pytest.approx(
+        http - 0.2 * 0.625 - 0.1 * 0.125, abs=1e-3
+    )
+    assert result["target"] == "http"
