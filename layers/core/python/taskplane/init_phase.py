@@ -11,7 +11,9 @@ makes the tracer (importing and patching the X-Ray SDK, before any client exists
 Why: on demand, Lambda runs the init phase at a full vCPU whatever the memory, while an invocation
 runs at the memory's share (1,769 MB = one vCPU). Built in the first invocation, a 256 MB worker's
 clients and tracer take about 7 times as long as at one vCPU, and its first batch starts that much
-later (``bench/cold_start.py`` measures both ways). A failure here is only logged: the first
+later (``bench/cold_start.py`` measures both ways). Since 1 August 2025 on-demand init is billed like
+an invocation (AWS Compute Blog, "AWS Lambda standardizes billing for INIT Phase"): the set-up is paid
+for either way, and takes less time here. A failure here is only logged: the first
 invocation builds the platform again and fails there, as it always did, where the handler reports it.
 """
 
