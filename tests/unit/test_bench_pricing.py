@@ -243,6 +243,15 @@ def test_directions_scale_a_new_instances_set_up_by_the_memorys_cpu_share() -> N
     }
     assert rows["worker_256mb"]["first_invocation_set_up_ms"]["worker"] == round(177 * 1769 / 256)
     assert rows["tick_128mb"]["first_invocation_set_up_ms"]["tick"] == round(177 * 1769 / 128)
+    # With the init-phase warm-up measured (80 ms more init at one core, 2 ms left for the first call),
+    # the warm-up counts at a full vCPU (init) and only the rest at the memory's share
+    for h in cold["handlers"].values():
+        h["warm_up"] = {"warm_up_median_ms": 80.0, "first_call_median_ms": 2.0}
+    warm = pricing.directions(pricing.EXAMPLE_COST, PRICES, _wheel(), cold=cold)["directions"]
+    assert warm["worker_256mb"]["first_invocation_set_up_ms"]["worker"] == round(80 + 2 * 1769 / 256)
+    assert warm["worker_256mb"]["first_invocation_set_up_without_warm_up_ms"]["worker"] == round(
+        177 * 1769 / 256
+    )
     # without cold-start results there is nothing to say
     assert (
         pricing.directions(pricing.EXAMPLE_COST, PRICES, _wheel())["directions"]["as_built"][
