@@ -44,10 +44,11 @@ def _status() -> dict[str, float]:
 
 def init_rss() -> dict[str, float]:
     """The worker after Lambda's init (warm-up on), without moto, in a fresh interpreter."""
+    path = [str(WORKER), str(LAYER), str(ROOT / "bench")]
     code = (
-        "import sys, json; sys.path[:0] = [%r, %r, %r]; import worker_rss; import handler; "
+        f"import sys, json; sys.path[:0] = {path!r}; import worker_rss; import handler; "
         "from taskplane import wiring; assert wiring._current is not None; "
-        "print(json.dumps(worker_rss._status()))" % (str(WORKER), str(LAYER), str(ROOT / "bench"))
+        "print(json.dumps(worker_rss._status()))"
     )
     env = {
         **os.environ,

@@ -301,3 +301,25 @@ def test_the_worker_reads_and_writes_each_breaker_once_per_delivery_batch(aws, d
     assert flaky.calls == 10
     assert calls == ["get", "count"]
     assert sum(c for c, _ in real_get("acme#http:pay.example:").buckets.values()) == 10
+
+
+@fixed_clock
+def test_a_payload_read_from_the_bucket_holds_room_in_the_worker_until_its_call_ends(aws):
+    # Given a worker with a payload budget, and a task whose 100 KiB payload is kept in the bucket
+    from taskplane.services.payload_budget import PayloadBudget
+
+    budget = aws.platform.executor.payload_budget = PayloadBudget(1 << 20)
+    seen: list[int] = []
+
+    class Seeing(Flaky):
+        def run(self, target: dict, envelope: dict, *a: Any, **k: Any) -> Any:
+            seen.append(budget.used)
+            assert len(envelope["payload"]["blob"]) == 100 * 1024  # read and sent inline
+            return {"ok": True}
+
+    aws.platform.executor.runners = Seeing()
+    task_id, outcome = run_one(aws, {"target": HTTP, "payload": {"blob": "x" * (100 * 1024)}})
+    # Then its call ran holding the payload's size, and gave it back when it ended
+    size = aws.platform.tasks.get("acme", task_id).payload_ref.size
+    assert outcome is Outcome.SUCCEEDED and seen == [size] and size > 100 * 1024
+    assert budget.used == 0
