@@ -14,6 +14,9 @@ fresh interpreters (Linux's ``VmRSS`` and ``VmHWM``):
 
 The estimate for a deployed worker is ``init`` + ``batch``, beside the memory sizes.
 
+A batch runs without a payload budget (taskplane dev, tests) and as a 256 MB worker (its budget:
+payloads read from the bucket wait for room, services/payload_budget.py).
+
     python bench/worker_rss.py                  # 256 KiB and 5 MiB payloads; writes results/worker_rss.json
 """
 
@@ -62,8 +65,9 @@ def init_rss() -> dict[str, float]:
     return dict(json.loads(done.stdout.strip().splitlines()[-1]))
 
 
-def batch_rss(payload_kib: int, records: int = 10) -> dict[str, Any]:
-    """In a fresh interpreter: the peak a batch of ``records`` adds (see the module docstring)."""
+def batch_rss(payload_kib: int, records: int = 10, memory_mb: int | None = None) -> dict[str, Any]:
+    """In a fresh interpreter: the peak a batch of ``records`` adds (see the module docstring); with
+    ``memory_mb``, as a worker of that memory (its payload budget, services/payload_budget.py)."""
     code = f"import sys, json; sys.path[:0] = [{str(ROOT / 'bench')!r}]; import worker_rss; " + (
         f"print(json.dumps(worker_rss._batch({payload_kib}, {records})))"
     )
@@ -74,6 +78,9 @@ def batch_rss(payload_kib: int, records: int = 10) -> dict[str, Any]:
         "AWS_SECRET_ACCESS_KEY": "x",
     }
     env.pop("AWS_LAMBDA_INITIALIZATION_TYPE", None)
+    env.pop("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", None)
+    if memory_mb is not None:
+        env["AWS_LAMBDA_FUNCTION_MEMORY_SIZE"] = str(memory_mb)
     done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=False)
     if done.returncode != 0:
         raise RuntimeError(done.stderr[-3000:])
@@ -150,6 +157,12 @@ def _batch(payload_kib: int, records: int) -> dict[str, Any]:
     server.shutdown()
     return {
         "payload_kib": payload_kib,
+        "memory_mb": int(os.environ["AWS_LAMBDA_FUNCTION_MEMORY_SIZE"])
+        if os.environ.get("AWS_LAMBDA_FUNCTION_MEMORY_SIZE")
+        else None,
+        "payload_budget_mib": round(platform.executor.payload_budget.limit / 2**20, 1)
+        if platform.executor.payload_budget
+        else None,
         "records": len(messages),
         "states": sorted(set(states)),
         "failures": response.get("batchItemFailures"),
@@ -160,9 +173,11 @@ def _batch(payload_kib: int, records: int) -> dict[str, Any]:
     }
 
 
-def run(payloads_kib: tuple[int, ...] = (256, 5 * 1024)) -> dict[str, Any]:
+def run(
+    payloads_kib: tuple[int, ...] = (256, 5 * 1024), memories: tuple[int | None, ...] = (None, 256)
+) -> dict[str, Any]:
     init = init_rss()
-    batches = [batch_rss(kib) for kib in payloads_kib]
+    batches = [batch_rss(kib, memory_mb=mb) for kib in payloads_kib for mb in memories]
     for b in batches:
         b["estimate_deployed_peak_mib"] = round(init["VmRSS"] + b["batch_adds_mib"], 1)
         b["headroom_mib"] = {

@@ -13,7 +13,7 @@ MIB = 2**20
 
 
 def test_the_budget_follows_the_memory_and_always_fits_one_largest_payload():
-    assert budget_bytes(256) == (256 - 96) * MIB // 8
+    assert budget_bytes(256) == (256 - 96) * MIB // 20
     assert budget_bytes(512) > budget_bytes(256)
     assert budget_bytes(128) == 5 * MIB  # one 5 MiB payload at a time, whatever the memory
 

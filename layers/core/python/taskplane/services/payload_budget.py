@@ -3,7 +3,7 @@
 A batch's records run at the same time (functions/worker/handler.py). A payload kept in the bucket
 (over 64 KiB) that fits what its target takes in one call (HTTP and Lambda: 5 MiB) is read, parsed
 and sent inline: about ``EXPANSION`` times its size in memory until the call ends (the bytes, the
-parsed value, the request body; bench/worker_rss.py measured 6.3x for 10 records of 5 MiB, moto's
+parsed value, the request body; bench/worker_rss.py: 10-16x for a list of small records, the worst case; moto's
 copies included). Ten such records at once need several hundred MB, more than a 256 MB worker has.
 The budget lets records through while their payloads fit in what the instance's memory leaves after
 its baseline, and makes the others wait for a call to end (never longer than ``MAX_WAIT_S``: then
@@ -19,7 +19,7 @@ from collections.abc import Callable
 #: (bench/worker_rss.py: ~70 MiB resident after init), with a margin.
 BASELINE_MIB = 96
 #: Memory per byte of a payload read from the bucket and sent inline, until its call ends.
-EXPANSION = 8
+EXPANSION = 20
 #: A record waits at most this long for room, then goes ahead.
 MAX_WAIT_S = 60.0
 
@@ -28,7 +28,7 @@ def budget_bytes(memory_mb: int) -> int:
     """Bytes of payload in flight a worker of ``memory_mb`` can hold (at least one 5 MiB payload).
 
     >>> budget_bytes(256) // 2**20, budget_bytes(512) // 2**20, budget_bytes(128) // 2**20
-    (20, 52, 5)
+    (8, 20, 5)
     """
     return max(5 * 2**20, (memory_mb - BASELINE_MIB) * 2**20 // EXPANSION)
 
