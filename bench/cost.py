@@ -56,7 +56,7 @@ ROOT = Path(__file__).resolve().parent.parent
 
 #: Configured memory of each function (infra/capabilities/api.py; the worker's and the tick's are
 #: infra/config.py's defaults, worker_memory_mb and tick_memory_mb).
-MEMORY_MB = {"api": 1024, "worker": 512, "tick": 256}
+MEMORY_MB = {"api": 1024, "worker": 256, "tick": 256}
 #: Lambda gives a function one full vCPU at 1,769 MB and a proportional share below.
 FULL_VCPU_MB = 1769
 #: Latency assumed per AWS call when turning calls into billed duration (AWS's published "single-digit

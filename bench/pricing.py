@@ -732,28 +732,38 @@ def directions(
             {"tick_mb": 128},
             "",
             "modelled from the measured tick CPU",
-            "one shard sends about half as many tasks a second (its CPU share halves: ~300/s instead of "
-            "~600/s: more shards sooner); a woken tick's first run sets up its tracer and clients at a "
-            "fourteenth of a vCPU (its set-up column; imports run at a full vCPU during init on demand): "
-            "a task due soon after an idle spell leaves later; neither is in the harness",
+            "one shard sends about half as many tasks a second (its CPU share halves: more shards "
+            "sooner); in the harness with the tick's CPU share emulated (wheel_lateness_a.json "
+            "a_wheel_tick_128) its dispatch lateness at 1,000 due/s on one shard passes the 20 ms goal "
+            "and its start lateness max the 100 ms goal: the tick stays at 256 MB",
+        ),
+        (
+            "worker_512mb",
+            {"worker_mb": 512},
+            "_worker_512",
+            "measured (harness at 512 MB)",
+            "the default until issue 16's third round: each wait billed at twice the GB; more CPU for "
+            "targets' own work and large payloads (services/payload_budget.py lets four times as many "
+            "bytes in at once)",
         ),
         (
             "worker_256mb",
             {"worker_mb": 256},
             "_worker_256",
             "measured (harness at 256 MB)",
-            "the harness models the worker's CPU share, not a new instance: imports run at a full vCPU "
-            "during init, but a new instance's first invocation sets up its tracer and AWS clients at the "
-            "memory's share (its set-up column: twice today's), so its first batch starts later beyond "
-            "the lead; targets' own CPU runs at half today's speed",
+            "the harness models the worker's CPU share, not a new instance: its clients and tracer are "
+            "built in the init phase at a full vCPU (taskplane/init_phase.py; its set-up column); "
+            "targets' own CPU runs at half the speed of 512 MB; payloads read from the bucket wait for "
+            "room in its memory (services/payload_budget.py)",
         ),
         (
             "worker_128mb",
             {"worker_mb": 128},
             "_worker_128",
             "measured (harness at 128 MB)",
-            "as worker_256mb at a quarter of today's CPU: four times today's set-up before a new "
-            "instance's first start, and a target's own CPU 14 times slower than at one vCPU",
+            "as worker_256mb at half its CPU, a target's own CPU 14 times slower than at one vCPU, and "
+            "too little memory: ~70 MiB resident after init leaves ~58 MiB, less than one 5 MiB "
+            "payload's peak (bench/worker_rss.py)",
         ),
         (
             "claims_batched",
@@ -774,6 +784,13 @@ def directions(
             "modelled (not built)",
             "as claims_batched with each wheel item split over two of the tick's 500 ms lane batches "
             "(two claims per item)",
+        ),
+        (
+            "claims_tick_128",
+            {"claim_wru": wheel_share, "tick_mb": 128},
+            "",
+            "modelled + measured waits",
+            "claims batched and a 128 MB tick, on the worker as built: every risk above together",
         ),
         (
             "claims_worker_256_tick_128",
