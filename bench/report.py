@@ -331,6 +331,39 @@ def _floor(u: Mapping[str, Any], pricing: Mapping[str, Any], wru_price: float) -
     return text
 
 
+def _worker_memory(rss: Mapping[str, Any] | None) -> list[str]:
+    """bench/worker_rss.py: the worker's resident set after init and a batch's peak, by memory size."""
+    if not rss:
+        return []
+    lines = [
+        "## Worker memory",
+        "",
+        f"`bench/worker_rss.py`: the worker resident after Lambda's init (tracer and platform built, no "
+        f"moto): **{rss['init_rss_mib']} MiB**. A batch of 10 records for an HTTP target, its peak over "
+        "the resident set before it (under moto, whose copies of what the worker reads are in it: an "
+        "upper figure), and the deployed estimate (init + batch) beside the memory sizes. Payloads over "
+        "64 KiB are read from the bucket and sent inline; as a 256 MB worker they wait for room in its "
+        "memory (`services/payload_budget.py`):",
+        "",
+        "| payload per record | worker | payload budget | batch adds | estimate | headroom at 128 / 256 / 512 MB |",
+        "| ---: | --- | ---: | ---: | ---: | --- |",
+    ]
+    for b in rss["batches"]:
+        head = b["headroom_mib"]
+        lines.append(
+            f"| {b['payload_kib']:,} KiB | {'as ' + str(b['memory_mb']) + ' MB' if b['memory_mb'] else 'no budget'} | "
+            f"{'-' if b['payload_budget_mib'] is None else str(b['payload_budget_mib']) + ' MiB'} | "
+            f"{b['batch_adds_mib']} MiB | {b['estimate_deployed_peak_mib']} MiB | "
+            f"{head['128']} / {head['256']} / {head['512']} MiB |"
+        )
+    return [
+        *lines,
+        "",
+        f"(load average {rss['load_average'][0]:.1f}; memory figures do not depend on it)",
+        "",
+    ]
+
+
 #: How each direction of bench/pricing.py ``directions`` is named on the page.
 DIRECTION_LABELS = {
     "as_built": "as built (main)",
@@ -695,6 +728,7 @@ def render(results: Path = RESULTS, plots: Path = PLOTS) -> str:
         lines += _plot("cold_start.png", "handler import times", plots)
     else:
         lines += ["Not run (bench/cold_start.py).", ""]
+    lines += _worker_memory(_load(results, "worker_rss.json"))
     lines += ["## Workflows", ""]
     if compile_rows:
         lines += ["| nodes | compile ms | ASL bytes | % of 1 MB |", "| ---: | ---: | ---: | ---: |"]
