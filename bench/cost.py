@@ -132,6 +132,13 @@ def _peek(table: str, key: dict[str, Any]) -> dict[str, Any] | None:
         return found.to_json()["Attributes"] if found is not None else None
 
 
+def _kind(key: dict[str, Any]) -> str:
+    """What an item is, from its partition key's prefix (``breaker#...``, ``sketch#...``), or ``item``."""
+    pk = next(iter(key.values()), {})
+    text = pk.get("S", "") if isinstance(pk, dict) else ""
+    return text.split("#", 1)[0] if "#" in text else "item"
+
+
 def _key_of(table: str, item: dict[str, Any]) -> dict[str, Any]:
     from moto.dynamodb.models import dynamodb_backends
 
@@ -301,7 +308,10 @@ class Meter:
                     after = item_size(_peek(table, params["Key"]))
                 units["wru"] += write_units(before or 0, after)
                 units[f"wru:{table}"] += write_units(before or 0, after)
+                units[f"kind_wru:{table}:{_kind(params['Key'])}"] += write_units(before or 0, after)
                 self.item_bytes[table] = max(self.item_bytes[table], before or 0, after)
+                kind = f"{table}:{_kind(params['Key'])}"
+                self.item_bytes[kind] = max(self.item_bytes[kind], before or 0, after)
             elif operation == "BatchWriteItem":
                 latency = LATENCY_MS["dynamodb-batch"]
                 unprocessed = sum(len(v) for v in (response or {}).get("UnprocessedItems", {}).values())
@@ -322,6 +332,8 @@ class Meter:
             elif operation == "GetItem":
                 consistent = bool(params.get("ConsistentRead"))
                 units["rru"] += read_units(item_size((response or {}).get("Item")), consistent)
+                kind = f"kind_rru:{params['TableName']}:{_kind(params['Key'])}"
+                units[kind] += read_units(item_size((response or {}).get("Item")), consistent)
             elif operation == "BatchGetItem":
                 latency = LATENCY_MS["dynamodb-batch"]
                 for items in (response or {}).get("Responses", {}).values():
@@ -981,6 +993,12 @@ def summarize(
                 if k.startswith("wru:")
             },
             "dynamodb_index_wru": 0.0,
+            # the control table's writes and reads by what the item is (breaker#, sketch#, ...)
+            "dynamodb_by_item_kind": {
+                k.removeprefix("kind_"): round(v / per, 4)
+                for k, v in sorted(totals.items())
+                if k.startswith(("kind_wru:", "kind_rru:")) and "control" in k
+            },
             "sqs_requests": round(totals["sqs"] / per, 4),
             "apigw_requests": round(METER.invocations["api"] / per, 4),
             "lambda_requests": {f: round(METER.invocations[f] / per, 4) for f in ("api", "worker")},
