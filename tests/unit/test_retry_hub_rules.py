@@ -278,6 +278,11 @@ def test_a_batch_reads_each_breaker_once_and_writes_once_at_its_end():
     clock.now += 1_000
     hub.before("acme", TARGET)
     assert store.reads == 2
+    # And records no batch may use any more are forgotten (a long-lived process calls many targets)
+    hub.flush()
+    clock.now += 5_000
+    hub.flush()
+    assert hub._cache == {} and hub._reading == {}
 
 
 def test_timeouts_in_a_row_span_batches_and_any_answer_resets_the_run():

@@ -183,6 +183,13 @@ class CircuitBreakers:
         with self._lock:
             pending, self._pending = self._pending, {}
             self._generation += 1  # this batch's reads are not good for the next
+            # Forget what no later batch may use (a long-lived process calls many targets over time).
+            cutoff = self.now_ms() - CACHE_MS
+            for key in [k for k, (at, _, _) in self._cache.items() if at < cutoff]:
+                del self._cache[key]
+                lock = self._reading.get(key)
+                if lock is not None and not lock.locked():
+                    del self._reading[key]
         writes = 0
         changes: list[Change] = []
         for key, p in pending.items():
