@@ -18,7 +18,7 @@ from botocore.exceptions import ClientError
 from taskplane.adapters.aws import AwsClient
 from taskplane.adapters.dynamo_codec import deserialize_value, serialize_value
 from taskplane.adapters.errors import error_code, translate
-from taskplane.domain.dead_letters import DeadLetter
+from taskplane.domain.dead_letters import DeadLetter, DeadLetterStatus, RedriveMoves
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
@@ -67,7 +67,7 @@ def _from_item(raw: dict[str, Any]) -> DeadLetter:
     )
 
 
-class DeadLetterStore(AwsClient["DynamoDBClient"]):
+class DeadLetterStore(AwsClient["DynamoDBClient"], RedriveMoves):
     """Per-tenant dead-letter records: put (idempotent), get, list newest first, claim for redrive."""
 
     def __init__(self, table: str, client: DynamoDBClient | None = None, *, session: Any = None) -> None:
@@ -136,19 +136,15 @@ class DeadLetterStore(AwsClient["DynamoDBClient"]):
         more = len(found) > limit
         return page, (page[-1].task_id if page and more else None)
 
-    def claim(self, tenant: str, task_id: str, new_task_id: str, now_ms: int) -> bool:
-        """Mark a ``dead`` record ``redriving`` as ``new_task_id``; False when it is not ``dead``."""
-        return self._move(tenant, task_id, "dead", "redriving", new_task_id, now_ms)
-
-    def finish(self, tenant: str, task_id: str, new_task_id: str, now_ms: int) -> bool:
-        """Mark a ``redriving`` record ``redriven``."""
-        return self._move(tenant, task_id, "redriving", "redriven", new_task_id, now_ms)
-
-    def release(self, tenant: str, task_id: str, new_task_id: str, now_ms: int) -> bool:
-        """Give a claim back (the new task could not be queued): ``redriving`` -> ``dead``."""
-        return self._move(tenant, task_id, "redriving", "dead", new_task_id, now_ms)
-
-    def _move(self, tenant: str, task_id: str, old: str, new: str, new_task_id: str, now_ms: int) -> bool:
+    def _move(
+        self,
+        tenant: str,
+        task_id: str,
+        old: DeadLetterStatus,
+        new: DeadLetterStatus,
+        new_task_id: str,
+        now_ms: int,
+    ) -> bool:
         values: dict[str, Any] = {":old": {"S": old}, ":new": {"S": new}, ":now": {"N": str(now_ms)}}
         if old == "dead":
             sets = "#st = :new, redriven_as = :as, redriven_at = :now"
