@@ -17,7 +17,7 @@ from botocore.exceptions import ClientError
 
 from taskplane.adapters.aws import AwsClient
 from taskplane.adapters.dynamo_codec import deserialize_value, serialize_value
-from taskplane.adapters.errors import error_code, translate
+from taskplane.adapters.errors import translate, unless_refused
 from taskplane.domain.dead_letters import DeadLetter, DeadLetterStatus, RedriveMoves
 
 if TYPE_CHECKING:
@@ -76,15 +76,13 @@ class DeadLetterStore(AwsClient["DynamoDBClient"], RedriveMoves):
 
     def put(self, record: DeadLetter) -> None:
         """Write the record unless one for this task exists already (a repeated write changes nothing)."""
-        try:
-            self.client.put_item(
-                TableName=self._table,
-                Item=_to_item(record),
-                ConditionExpression="attribute_not_exists(pk)",
-            )
-        except ClientError as exc:
-            if error_code(exc) != "ConditionalCheckFailedException":
-                raise translate(exc, "recording the dead letter") from exc
+        unless_refused(
+            "recording the dead letter",
+            self.client.put_item,
+            TableName=self._table,
+            Item=_to_item(record),
+            ConditionExpression="attribute_not_exists(pk)",
+        )
 
     def get(self, tenant: str, task_id: str) -> DeadLetter | None:
         try:
@@ -154,8 +152,10 @@ class DeadLetterStore(AwsClient["DynamoDBClient"], RedriveMoves):
             sets = "#st = :new, redriven_at = :now"
             values[":as"] = {"S": new_task_id}
             condition = "attribute_exists(pk) AND #st = :old AND redriven_as = :as"
-        try:
-            self.client.update_item(
+        return (
+            unless_refused(
+                "updating the dead letter",
+                self.client.update_item,
                 TableName=self._table,
                 Key={"pk": {"S": _pk(tenant)}, "sk": {"S": task_id}},
                 UpdateExpression="SET " + sets,
@@ -163,8 +163,5 @@ class DeadLetterStore(AwsClient["DynamoDBClient"], RedriveMoves):
                 ExpressionAttributeNames={"#st": "status"},
                 ExpressionAttributeValues=values,
             )
-        except ClientError as exc:
-            if error_code(exc) == "ConditionalCheckFailedException":
-                return False
-            raise translate(exc, "updating the dead letter") from exc
-        return True
+            is not None
+        )
