@@ -38,7 +38,7 @@ from typing import TYPE_CHECKING, Any
 from botocore.exceptions import BotoCoreError, ClientError
 
 from taskplane.adapters.aws import AwsClient
-from taskplane.adapters.errors import error_code, translate
+from taskplane.adapters.errors import error_code, translate, unless_refused
 from taskplane.adapters.workflow_store import deserialize, serialize
 from taskplane.domain.blobs import BlobRef
 from taskplane.domain.errors import Conflict
@@ -164,14 +164,7 @@ class RunStore(AwsClient["DynamoDBClient"]):
 
     def _if(self, what: str, method: str, **kwargs: Any) -> Any | None:
         """:meth:`_call` for a conditional write: None when its condition refused it."""
-        try:
-            return getattr(self.client, method)(TableName=self._table, **kwargs)
-        except ClientError as exc:
-            if error_code(exc) == "ConditionalCheckFailedException":
-                return None
-            raise translate(exc, what) from exc
-        except BotoCoreError as exc:
-            raise translate(exc, what) from exc
+        return unless_refused(what, getattr(self.client, method), TableName=self._table, **kwargs)
 
     # -- runs ------------------------------------------------------------------------------------
 
