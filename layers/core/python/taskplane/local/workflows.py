@@ -22,11 +22,26 @@ each fixed here for the local runtime and the tests only (NOTES-AWS-LOCAL.md has
    size during iteration" under load). DynamoDB never shows a partial write; here every DynamoDB
    request runs under the lock of :mod:`taskplane.local.moto_patches` (which every moto user applies).
 
+And two that make each hop between nodes cheaper (a hop's CPU is what a run loses to the runtime on
+its critical path: ``bench/workflow_bench.py``), without changing what any state does:
+
+6. **JSONPaths parsed once.** moto's executor parses a JSONPath (``"run.$": "$.run"``) every time it
+   evaluates one, building a new parser and its tables each time (~0.4 ms; two per node task, three
+   per gate). The parsed path depends only on its text and is only read while evaluating (``find``
+   and ``update_or_create`` change the data, not the path), so it is kept per text.
+7. **In-process functions are invoked directly.** A Lambda task reached the step function through a
+   boto3 client, botocore's serialization and signing and moto's Lambda API (~1.4 ms of CPU per task,
+   a third of a chained hop). For a function installed in this process
+   (:func:`taskplane.local.lambdas.install_local_lambdas`) the executor now calls
+   :func:`taskplane.local.lambdas.invoke_in_process`: moto's function, the same event and context,
+   the same payload and ``FunctionError``. Any other function still goes through the Lambda API.
+
 moto is imported lazily, never when this module is imported.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import threading
 from collections.abc import Callable
@@ -44,7 +59,7 @@ _lock = threading.Lock()
 
 
 def apply_moto_fixes() -> None:
-    """Apply the five fixes (idempotent) and quiet moto's per-failure error logging."""
+    """Apply the seven fixes (idempotent) and quiet moto's per-failure error logging."""
     global _applied
     with _lock:
         if _applied:
@@ -53,6 +68,8 @@ def apply_moto_fixes() -> None:
         _propagate_states_errors()
         _share_lambda_clients()
         _query_one_partition()
+        _parse_json_paths_once()
+        _invoke_local_functions_directly()
         from taskplane.local import moto_patches
 
         moto_patches.apply()  # every DynamoDB request under one lock (a read never sees half a write)
@@ -165,6 +182,64 @@ def _share_lambda_clients() -> None:
             return client
 
     lambda_eval_utils.boto_client_for = boto_client_for
+
+
+#: Parsed JSONPaths kept per text; a runaway set of distinct texts just stops being cached.
+_PATH_CACHE_LIMIT = 4096
+
+
+def _parse_json_paths_once() -> None:
+    from moto.stepfunctions.parser.asl.component.common.path import result_path
+    from moto.stepfunctions.parser.asl.utils import json_path
+
+    def keep(parse: Callable[[str], Any]) -> Callable[[str], Any]:
+        parsed: dict[str, Any] = {}
+
+        def cached(path: str) -> Any:
+            found = parsed.get(path)
+            if found is None:
+                found = parse(path)  # an invalid path raises, and is not kept
+                if len(parsed) < _PATH_CACHE_LIMIT:
+                    parsed[path] = found
+            return found
+
+        return cached
+
+    json_path.parse = keep(json_path.parse)  # type: ignore[assignment]  # extract_json's (extended) parser
+    result_path.parse = keep(result_path.parse)  # type: ignore[assignment]  # ResultPath's plain parser
+
+
+def _invoke_local_functions_directly() -> None:
+    from moto.core.models import botocore_stubber
+    from moto.stepfunctions.parser.asl.component.state.exec.state_task import lambda_eval_utils
+
+    from taskplane.local.lambdas import invoke_in_process
+
+    original = lambda_eval_utils._invoke_lambda_function
+
+    def invoke(parameters: dict[str, Any], region: str, state_credentials: Any) -> Any:
+        direct = None
+        # Only a plain synchronous invoke, and only when moto answers in this process.
+        if botocore_stubber.enabled and set(parameters) <= {"FunctionName", "Payload", "Qualifier"}:
+            direct = invoke_in_process(
+                str(parameters["FunctionName"]),
+                parameters.get("Payload"),
+                region,
+                parameters.get("Qualifier"),
+            )
+        if direct is None:
+            return original(parameters, region, state_credentials)
+        payload, function_error = direct
+        try:  # what lambda_eval_utils._from_payload makes of the response body
+            body: Any = json.loads(payload)
+        except ValueError:
+            body = payload
+        response: dict[str, Any] = {"StatusCode": 200, "Payload": body}  # as moto answers (no version)
+        if function_error is not None:
+            response["FunctionError"] = function_error
+        return response
+
+    lambda_eval_utils._invoke_lambda_function = invoke
 
 
 class _Partition:

@@ -1,0 +1,128 @@
+"""local/workflows.py fixes 6 and 7 (a hop between nodes made cheaper) keep moto's answers.
+
+6. JSONPaths parsed once: a cached path evaluates each document afresh and still refuses a bad path.
+7. In-process functions invoked directly: the executor gets what moto's Lambda API would answer
+   (payload, ``FunctionError``, status), and a function not installed here still goes through the API.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+from workflow_fixtures import WfAws
+from workflow_fixtures import wf as wf  # the fixture
+
+pytestmark = pytest.mark.integration
+
+
+def _boom(event: Any, context: Any) -> Any:
+    raise ValueError(f"no {event['name']}")
+
+
+def _echo(event: Any, context: Any) -> Any:
+    return {"got": event, "function": context.function_name}
+
+
+def _text(event: Any, context: Any) -> Any:
+    return "plain text"
+
+
+FUNCTIONS = {"hop-echo": _echo, "hop-boom": _boom, "hop-text": _text}
+
+
+def _api_answer(wf: WfAws, parameters: dict[str, Any]) -> dict[str, Any]:
+    """What the executor made of a Lambda API invoke before fix 7 (lambda_eval_utils._invoke_lambda_function)."""
+    from moto.stepfunctions.parser.api import InvocationResponse
+    from moto.utilities.collections import select_from_typed_dict
+
+    response = wf.client("lambda").invoke(**parameters)
+    text = response["Payload"].read().decode("utf-8")
+    try:
+        response["Payload"] = json.loads(text)
+    except ValueError:
+        response["Payload"] = text
+    return dict(select_from_typed_dict(typed_dict=InvocationResponse, obj=response))
+
+
+def _executor_answer(parameters: dict[str, Any]) -> dict[str, Any]:
+    from moto.stepfunctions.parser.api import InvocationResponse
+    from moto.stepfunctions.parser.asl.component.state.exec.state_task import lambda_eval_utils
+    from moto.utilities.collections import select_from_typed_dict
+
+    response = lambda_eval_utils._invoke_lambda_function(dict(parameters), "us-east-1", None)
+    return dict(select_from_typed_dict(typed_dict=InvocationResponse, obj=response))
+
+
+@pytest.mark.parametrize("wf", [{"functions": FUNCTIONS}], indirect=True)
+@pytest.mark.parametrize(
+    ("function", "payload"),
+    [
+        ("hop-echo", {"name": "a", "n": [1, 2]}),
+        ("arn:aws:lambda:us-east-1:123456789012:function:hop-echo", {"name": "by arn"}),
+        ("hop-echo", None),
+        ("hop-boom", {"name": "thing"}),
+        ("hop-text", {}),
+    ],
+)
+def test_a_direct_invoke_answers_as_the_lambda_api(wf: WfAws, function: str, payload: Any) -> None:
+    # Given a local function installed in this process
+    parameters: dict[str, Any] = {"FunctionName": function}
+    if payload is not None:
+        parameters["Payload"] = json.dumps(payload).encode()
+    # When moto's executor invokes it (directly) and when the Lambda API does
+    direct = _executor_answer(parameters)
+    through_api = _api_answer(wf, parameters)
+    # Then both answers are the same, an error's FunctionError and message included
+    assert direct == through_api
+    if function == "hop-boom":
+        assert direct["FunctionError"] == "Handled"
+        assert direct["Payload"] == {"errorType": "ValueError", "errorMessage": "no thing"}
+
+
+@pytest.mark.parametrize("wf", [{"functions": FUNCTIONS}], indirect=True)
+def test_a_direct_invoke_is_not_taken_for_what_is_not_installed_here(wf: WfAws) -> None:
+    from taskplane.local.lambdas import invoke_in_process
+
+    # Given a function moto has but this process does not run, and one moto does not have
+    wf.client("lambda").create_function(
+        FunctionName="elsewhere",
+        Runtime="python3.12",
+        Role=wf.client("iam").get_role(RoleName="taskplane-local")["Role"]["Arn"],
+        Handler="index.handler",
+        Code={"ZipFile": b"PK\x05\x06" + b"\x00" * 18},
+    )
+    # Then neither is invoked directly (the Lambda API answers for them)
+    assert invoke_in_process("elsewhere", b"{}", "us-east-1") is None
+    assert invoke_in_process("missing", b"{}", "us-east-1") is None
+    assert (
+        invoke_in_process("arn:aws:lambda:eu-west-1:123456789012:function:hop-echo", b"{}", "us-east-1")
+        is None
+    )
+    # And an unknown function is still the API's ResourceNotFoundException to the executor
+    with pytest.raises(Exception, match=r"ResourceNotFound|Function not found"):
+        _executor_answer({"FunctionName": "missing", "Payload": b"{}"})
+
+
+def test_a_cached_json_path_reads_each_document_afresh(wf: WfAws) -> None:
+    from moto.stepfunctions.parser.asl.component.common.path import result_path
+    from moto.stepfunctions.parser.asl.utils.json_path import extract_json
+
+    # Given one path text evaluated against two documents
+    # Then each answer is its own document's, and a missing path still raises
+    assert extract_json("$.run.id", {"run": {"id": "a"}}) == "a"
+    assert extract_json("$.run.id", {"run": {"id": "b"}}) == "b"
+    assert extract_json("$.items[1]", {"items": [1, 2]}) == 2
+    with pytest.raises(Exception, match="could not be found"):
+        extract_json("$.run.id", {"other": 1})
+    # And ResultPath's parsed path writes into each document, never one it saw before
+    parse = result_path.parse
+    assert parse("$.out") is parse("$.out")  # kept per text
+    first = parse("$.out").update_or_create({"a": 1}, {"x": 1})
+    second = parse("$.out").update_or_create({"b": 2}, {"y": 2})
+    assert (first, second) == ({"a": 1, "out": {"x": 1}}, {"b": 2, "out": {"y": 2}})
+    # And an invalid path still raises each time (nothing kept for it)
+    for _ in range(2):
+        with pytest.raises(Exception):  # noqa: B017  # jsonpath_ng's own parse error
+            parse("$.[")
