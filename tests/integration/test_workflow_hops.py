@@ -1,8 +1,9 @@
-"""local/workflows.py fixes 6 and 7 (a hop between nodes made cheaper) keep moto's answers.
+"""local/workflows.py fixes 6-8 (hops and starts made cheaper) keep moto's answers.
 
 6. JSONPaths parsed once: a cached path evaluates each document afresh and still refuses a bad path.
 7. In-process functions invoked directly: the executor gets what moto's Lambda API would answer
    (payload, ``FunctionError``, status), and a function not installed here still goes through the API.
+8. A definition parsed once: concurrent executions of one parse each keep their own retry counts.
 """
 
 from __future__ import annotations
@@ -11,8 +12,9 @@ import json
 from typing import Any
 
 import pytest
-from workflow_fixtures import WfAws
-from workflow_fixtures import wf as wf  # the fixture
+from workflow_fixtures import WfAws, wait_run
+from workflow_fixtures import wf as wf  # the fixtures
+from workflow_fixtures import wf_api as wf_api
 
 pytestmark = pytest.mark.integration
 
@@ -126,3 +128,33 @@ def test_a_cached_json_path_reads_each_document_afresh(wf: WfAws) -> None:
     for _ in range(2):
         with pytest.raises(Exception):  # noqa: B017  # jsonpath_ng's own parse error
             parse("$.[")
+
+
+def test_one_parse_serves_every_execution_each_with_its_own_retries(wf: WfAws, wf_api: Any) -> None:
+    from moto.stepfunctions.parser.asl.parse.asl_parser import AmazonStateLanguageParser, ASLParserException
+
+    # Given a workflow whose node fails twice, then succeeds (retried after 1 s)
+    published = wf_api(
+        "PUT",
+        "/v1/workflows/twice",
+        {
+            "defaults": {"retry": {"max_attempts": 3, "base_delay_ms": 1000, "max_delay_ms": 1000}},
+            "nodes": [{"id": "a", "target": {"type": "builtin", "name": "fail"}, "payload": {"times": 2}}],
+        },
+    )
+    assert published.status in (200, 201), published.body
+    # When two runs of it go at once (one parsed definition, two executions)
+    runs = [wf_api("POST", "/v1/workflows/twice/runs", {"input": {}}).body["run_id"] for _ in range(2)]
+    execution = wf.platform.workflows.runs.get("acme", runs[0]).execution_arn
+    sfn = wf.client("stepfunctions")
+    machine = sfn.describe_execution(executionArn=execution)["stateMachineArn"]
+    definition = sfn.describe_state_machine(stateMachineArn=machine)["definition"]
+    assert AmazonStateLanguageParser.parse(definition) is AmazonStateLanguageParser.parse(definition)
+    # Then each counts its own retries: both succeed at their third attempt
+    done = [wait_run(wf_api, run_id, timeout_s=60) for run_id in runs]
+    assert [r["state"] for r in done] == ["SUCCEEDED", "SUCCEEDED"], done
+    assert [r["nodes"][0]["attempts"] for r in done] == [3, 3]
+    # And a definition that does not parse is refused each time (nothing kept for it)
+    for _ in range(2):
+        with pytest.raises(ASLParserException):
+            AmazonStateLanguageParser.parse('{"StartAt": "x", "States": {"x": {"Type": ')
