@@ -158,3 +158,68 @@ def test_one_parse_serves_every_execution_each_with_its_own_retries(wf: WfAws, w
     for _ in range(2):
         with pytest.raises(ASLParserException):
             AmazonStateLanguageParser.parse('{"StartAt": "x", "States": {"x": {"Type": ')
+
+
+TOKENS: list[str] = []
+
+
+def _hold(event: Any, context: Any) -> Any:
+    TOKENS.append(event["token"])
+    return {}
+
+
+@pytest.mark.parametrize("wf", [{"functions": {"hold": _hold}}], indirect=True)
+def test_a_gate_released_directly_answers_as_the_api(wf: WfAws) -> None:
+    import time
+
+    from botocore.exceptions import ClientError
+
+    from taskplane.local.workflows import ROLE_ARN, DirectCallbacks
+
+    sfn = wf.client("stepfunctions")
+    direct = DirectCallbacks(sfn, "123456789012", "us-east-1")
+    # Given two executions, each waiting on a task token
+    wait = {
+        "Type": "Task",
+        "Resource": "arn:aws:states:::lambda:invoke.waitForTaskToken",
+        "Parameters": {"FunctionName": "hold", "Payload": {"token.$": "$$.Task.Token"}},
+        "End": True,
+    }
+    machine = sfn.create_state_machine(
+        name="hold", roleArn=ROLE_ARN, definition=json.dumps({"StartAt": "w", "States": {"w": wait}})
+    )["stateMachineArn"]
+    TOKENS.clear()
+    runs = [sfn.start_execution(stateMachineArn=machine, name=f"hold-{i}")["executionArn"] for i in range(2)]
+
+    def settled(arn: str) -> dict[str, Any]:
+        deadline = time.monotonic() + 30
+        while (found := sfn.describe_execution(executionArn=arn))["status"] == "RUNNING":
+            assert time.monotonic() < deadline
+            time.sleep(0.02)
+        return found
+
+    deadline = time.monotonic() + 30
+    while len(TOKENS) < 2:
+        assert time.monotonic() < deadline, TOKENS
+        time.sleep(0.02)
+    first, second = TOKENS
+    # When one is released directly and the other through the API
+    assert direct.send_task_success(taskToken=first, output='{"via": "direct"}') == {}
+    sfn.send_task_success(taskToken=second, output='{"via": "api"}')
+    # Then both executions succeed with the output they were sent
+    outputs = sorted(json.loads(settled(arn)["output"])["via"] for arn in runs)
+    assert outputs == ["api", "direct"]
+    # And a used token and a made-up one are refused the same way by both
+    for token in (first, "not-a-token"):
+        with pytest.raises(ClientError) as by_api:
+            sfn.send_task_success(taskToken=token, output="{}")
+        with pytest.raises(ClientError) as by_direct:
+            direct.send_task_success(taskToken=token, output="{}")
+        assert by_direct.value.response["Error"]["Code"] == by_api.value.response["Error"]["Code"]
+        assert by_direct.value.response["Error"]["Code"] in {
+            "TaskDoesNotExist",
+            "InvalidToken",
+            "TaskTimedOut",
+        }
+    # And every other call goes to the client
+    assert direct.describe_execution(executionArn=runs[0])["status"] == "SUCCEEDED"
