@@ -7,6 +7,7 @@ installed first if missing: its install is not timed); the "after" tree is this 
 ``make test`` (its own ``.venv``, two pytest workers) one right after the other.
 
     python bench/make_test.py --before c96ba44                 # runs both (20-40 minutes)
+    python bench/make_test.py --before c96ba44 --before-tree ../pre-sqlite   # an existing worktree
     python bench/make_test.py --parse TIME_A OUT_A TIME_B OUT_B --before c96ba44   # from saved logs
 
 ``--parse`` builds the same results from the ``/usr/bin/time -v -o TIME make test > OUT 2>&1`` files
@@ -77,6 +78,8 @@ def measure(tree: Path) -> tuple[str, str, list[float], list[float]]:
             text=True,
             check=False,
         )
+        kept = Path(tempfile.gettempdir()) / f"make-test-{tree.name}.out"
+        kept.write_text(done.stdout)  # the whole output, for a look at what took long
         return report.read(), done.stdout, before, list(os.getloadavg())
 
 
@@ -99,6 +102,7 @@ def main() -> None:
     parser.add_argument("--before", required=True, help="the commit to compare with (a main commit)")
     parser.add_argument("--parse", nargs=4, metavar=("TIME_BEFORE", "OUT_BEFORE", "TIME_AFTER", "OUT_AFTER"))
     parser.add_argument("--after", default="HEAD", help="the commit this tree is at (for the record)")
+    parser.add_argument("--before-tree", type=Path, help="a worktree already at --before (else one is made)")
     parser.add_argument("--note", default="", help="how the runs were made, kept with the results")
     args = parser.parse_args()
 
@@ -115,11 +119,13 @@ def main() -> None:
             row("after", after_commit, time_b, out_b, None),
         ]
     else:
-        tree = ROOT.parent / f"make-test-{before_commit}"
+        tree = args.before_tree or ROOT.parent / f"make-test-{before_commit}"
         if not tree.exists():
             subprocess.run(
                 ["git", "worktree", "add", "--detach", str(tree), args.before], cwd=ROOT, check=True
             )
+        if rev("HEAD", tree) != before_commit:
+            raise SystemExit(f"{tree} is not at {before_commit}")
         subprocess.run(["make", "install"], cwd=tree, check=True)  # not timed
         subprocess.run(["make", "install"], cwd=ROOT, check=True)
         runs = []
