@@ -16,6 +16,7 @@ import aws_cdk as cdk
 from cdk_nag import AwsSolutionsChecks
 
 from infra.config import ENVIRONMENTS_KEY, SELECT_KEY, environments
+from infra.envsize import oversized
 from infra.stack import FUNCTIONS_DIR, TaskplaneStack
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -63,7 +64,10 @@ def main() -> None:
         app, _ = build_app()
     else:
         app, _ = build_app(cdk_json_context(), outdir=str(ROOT / "cdk.out"))
-    app.synth()
+    assembly = app.synth()
+    problems = [p for stack in assembly.stacks for p in oversized(stack.template)]
+    if problems:
+        raise SystemExit("taskplane: the synth stops before a deploy would fail:\n- " + "\n- ".join(problems))
 
 
 if __name__ == "__main__":

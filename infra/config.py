@@ -153,6 +153,12 @@ class EnvironmentConfig(_Strict):
     max_lane_depth: int = Field(default=50_000, ge=0)
     #: A tenant with this many tasks accepted and not yet ended gets 429 (0: no quota, no counting).
     tenant_inflight_quota: int = Field(default=0, ge=0)
+    #: Each tenant's share of an event bus's rules (a trigger takes one per pattern; AWS allows 300 per
+    #: bus by default, adjustable) and of its rules with wildcard filters (30 per bus, not adjustable).
+    #: Shares that add up past AWS's quota are fine until the bus is full: then creating a trigger
+    #: answers 409 naming the quota, for every tenant alike.
+    max_trigger_rules: int = Field(default=50, ge=0, le=10_000)
+    max_wildcard_rules: int = Field(default=3, ge=0, le=30)
     #: Days a finished task is kept before DynamoDB TTL removes it.
     retention_days: int = Field(default=30, ge=1, le=3650)
     log_retention_days: Literal[1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365] = 30

@@ -39,6 +39,8 @@ def settings_fields(cfg: EnvironmentConfig) -> dict[str, Any]:
             for name, tenant in cfg.tenants.items()
             if tenant.external_events
         },
+        "max_trigger_rules": cfg.max_trigger_rules,
+        "max_wildcard_rules": cfg.max_wildcard_rules,
     }
 
 

@@ -363,3 +363,97 @@ def test_bad_triggers_are_400_naming_the_field(api, body, field):
     reply = api("POST", "/v1/triggers", body)
     assert reply.status == 400, reply.body
     assert any(d.get("field", "").startswith(field) for d in reply.body["error"]["details"]), reply.body
+
+
+# -- each tenant's share of the event bus's rules (EventBridge: 300 a bus, 30 with wildcards) ------------
+
+
+@pytest.fixture
+def small_shares(aws):
+    """Shares small enough to reach in a test: 3 rules per tenant, 1 with a wildcard."""
+    settings = aws.settings.model_copy(update={"max_trigger_rules": 3, "max_wildcard_rules": 1})
+    aws.platform = wiring.build(settings, session=aws.session, clock=aws.platform.tasks.clock)
+    wiring.use(aws.platform)
+    return aws
+
+
+def rules_on_the_bus(aws: Any) -> list[str]:
+    events = aws.client("events")
+    return [r["Name"] for r in events.list_rules(EventBusName=aws.settings.event_bus)["Rules"]]
+
+
+def test_a_tenant_past_its_share_of_the_bus_gets_409_and_the_others_still_create(small_shares, api):
+    aws = small_shares
+    # Given acme holds its 3 rules: a plain trigger and a correlation of two patterns
+    trigger(api, {"source": ["a"]})
+    correlate = {"key": "$.detail.id", "within_ms": 60_000, "events": [{"source": ["b"]}, {"source": ["c"]}]}
+    reply = api("POST", "/v1/triggers", {"task": ECHO, "correlate": correlate})
+    assert reply.status == 201, reply.body
+    before = rules_on_the_bus(aws)
+    # When acme asks for one more
+    reply = api("POST", "/v1/triggers", {"event_pattern": {"source": ["d"]}, "task": ECHO})
+    # Then 409 names the share, the count, and what to do; no rule or trigger was made
+    assert reply.status == 409, reply.body
+    error = reply.body["error"]
+    assert error["code"] == "limit_exceeded"
+    assert "hold 3 EventBridge rule(s) and may hold 3" in error["message"]
+    assert "TASKPLANE_MAX_TRIGGER_RULES" in error["message"]
+    assert error["details"][0]["problem"] == "too_many_rules"
+    assert rules_on_the_bus(aws) == before
+    assert len(api("GET", "/v1/triggers").body["items"]) == 2
+    # And globex, on the same bus, still creates its own
+    trigger(api, {"source": ["a"]}, tenant="globex")
+    # And once acme deletes one, it may create again
+    first = api("GET", "/v1/triggers").body["items"][-1]["trigger_id"]
+    assert api("DELETE", f"/v1/triggers/{first}").status == 204
+    trigger(api, {"source": ["d"]})
+
+
+def test_wildcard_rules_have_their_own_smaller_share(small_shares, api):
+    # Given acme's one wildcard rule (nested in anything-but counts too)
+    trigger(api, {"source": ["a"], "detail": {"path": [{"anything-but": {"wildcard": "tmp/*"}}]}})
+    # When it asks for a second wildcard rule, and for a rule without one
+    wild = api("POST", "/v1/triggers", {"event_pattern": {"source": [{"wildcard": "shop.*"}]}, "task": ECHO})
+    plain = api("POST", "/v1/triggers", {"event_pattern": {"source": [{"prefix": "shop."}]}, "task": ECHO})
+    # Then the wildcard one is refused naming the quota AWS will not raise; the plain one is made
+    assert wild.status == 409, wild.body
+    assert wild.body["error"]["details"][0]["problem"] == "too_many_wildcard_rules"
+    assert "30 per event bus" in wild.body["error"]["message"]
+    assert plain.status == 201, plain.body
+
+
+class FullBus:
+    """The EventBridge client of an account whose bus holds its 300 rules: PutRule refuses as AWS does
+    (LimitExceededException; moto enforces no quota)."""
+
+    def __init__(self, real: Any) -> None:
+        self._real = real
+
+    def put_rule(self, **kwargs: Any) -> Any:
+        from botocore.exceptions import ClientError
+
+        raise ClientError(
+            {
+                "Error": {
+                    "Code": "LimitExceededException",
+                    "Message": "The requested resource exceeds the maximum number allowed.",
+                }
+            },
+            "PutRule",
+        )
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._real, name)
+
+
+def test_a_full_bus_is_a_409_naming_the_aws_quota_and_nothing_is_left_behind(aws, api):
+    # Given an event bus that AWS says is full
+    rules = aws.platform.triggers.rules
+    rules._events = FullBus(rules._events)
+    # When a tenant well within its share creates a trigger
+    reply = api("POST", "/v1/triggers", {"event_pattern": {"source": ["a"]}, "task": ECHO})
+    # Then 409 (not a 503 to retry), naming the quota, and no trigger was kept
+    assert reply.status == 409, reply.body
+    assert reply.body["error"]["code"] == "limit_exceeded"
+    assert "Rules per event bus" in reply.body["error"]["message"]
+    assert api("GET", "/v1/triggers").body["items"] == []

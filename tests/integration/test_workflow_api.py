@@ -324,3 +324,47 @@ def test_targets_must_be_on_the_tenants_allow_list(wf, wf_api):
     assert put_yaml(wf_api, "fine", "nodes: [{id: a, target: {type: lambda, function: ok-x}}]").status == 201
     service.targets = TargetPolicy(allowlists={"acme": ["lambda:other"]}, allow_by_default=False)
     assert error_of(wf_api("POST", "/v1/workflows/fine/runs", {"input": {}}))["details"][0]["node"] == "a"
+
+
+class RefusingSfn:
+    """A Step Functions client of an account at one of its quotas: ``operation`` refuses with ``code``
+    as AWS does (moto enforces no quota); everything else goes through."""
+
+    def __init__(self, real: Any, operation: str, code: str) -> None:
+        self._real, self._operation, self._code = real, operation, code
+
+    def __getattr__(self, name: str) -> Any:
+        if name != self._operation:
+            return getattr(self._real, name)
+
+        def refuse(**kwargs: Any) -> Any:
+            from botocore.exceptions import ClientError
+
+            raise ClientError({"Error": {"Code": self._code, "Message": "quota"}}, name)
+
+        return refuse
+
+
+def test_an_account_at_its_state_machine_quota_is_a_409_naming_it(wf, wf_api):
+    # Given an account that holds as many state machines as Step Functions allows
+    sfn = wf.platform.workflows.sfn
+    sfn._client = RefusingSfn(sfn.client, "create_state_machine", "StateMachineLimitExceeded")
+    # When a new workflow is PUT
+    reply = put_yaml(wf_api, "diamond", DIAMOND)
+    # Then 409 names the quota (not a 503 to retry), and no workflow is listed
+    error = error_of(reply, 409)
+    assert error["code"] == "limit_exceeded" and "state machines" in error["message"]
+    assert wf_api("GET", "/v1/workflows").body["items"] == []
+
+
+def test_an_account_at_its_open_executions_quota_is_a_429_to_come_back(wf, wf_api):
+    # Given a published workflow, and an account whose open executions are all taken
+    assert put_yaml(wf_api, "diamond", DIAMOND).status == 201
+    sfn = wf.platform.workflows.sfn
+    sfn._client = RefusingSfn(sfn.client, "start_execution", "ExecutionLimitExceeded")
+    # When a run is started
+    reply = wf_api("POST", "/v1/workflows/diamond/runs", {"input": {}})
+    # Then 429 with Retry-After, the way the rest of the API pushes back
+    error = error_of(reply, 429)
+    assert error["code"] == "throttled"
+    assert reply.headers.get("Retry-After") == "30"

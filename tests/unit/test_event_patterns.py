@@ -32,6 +32,7 @@ REFUSED = [
     {"detail": {"n": [{"numeric": ["~", 5]}]}},
     {"detail": {"n": [{"exists": "yes"}]}},
     {"detail": {"n": [{"anything-but": []}]}},
+    {"detail": {"n": [{"numeric": [">", 6_000_000_000]}]}},
     {"detail": {"n": [{"anything-but": ["a", 1]}]}},
     {"detail": {"n": [{"wildcard": "a**b"}]}},
     {"detail": {"n": [{"cidr": "not-an-ip"}]}},
@@ -77,7 +78,10 @@ def test_patterns_eventbridge_refuses_are_refused(pattern):
         ({"o": {"x": [{"exists": False}]}}, {}, True),
         # anything-but needs the field
         ({"s": [{"anything-but": "a"}]}, {}, False),
-        ({"s": [{"anything-but": {"prefix": "tmp"}}]}, {"s": 5}, False),
+        # ... and a number is not a string starting with "tmp" (Event Ruler: !(isTextual && startsWith))
+        ({"s": [{"anything-but": {"prefix": "tmp"}}]}, {"s": 5}, True),
+        ({"s": [{"anything-but": {"suffix": "tmp"}}]}, {"s": None}, True),
+        ({"s": [{"anything-but": {"equals-ignore-case": "tmp"}}]}, {"s": 5}, False),
         # wildcards: escaped star, whole-value match
         ({"f": [{"wildcard": "a\\*b*"}]}, {"f": "a*bc"}, True),
         ({"f": [{"wildcard": "a\\*b*"}]}, {"f": "axbc"}, False),

@@ -35,6 +35,8 @@ ENV_STATE_MACHINE_LOG_GROUP_ARN = "TASKPLANE_STATE_MACHINE_LOG_GROUP_ARN"
 # Hardening (README "Hardening"): backpressure thresholds and what HTTP targets may reach.
 ENV_MAX_LANE_DEPTH = "TASKPLANE_MAX_LANE_DEPTH"
 ENV_TENANT_INFLIGHT_QUOTA = "TASKPLANE_TENANT_INFLIGHT_QUOTA"
+ENV_MAX_TRIGGER_RULES = "TASKPLANE_MAX_TRIGGER_RULES"
+ENV_MAX_WILDCARD_RULES = "TASKPLANE_MAX_WILDCARD_RULES"
 ENV_ALLOW_PRIVATE_HTTP = "TASKPLANE_ALLOW_PRIVATE_HTTP"
 ENV_BREAKER_TIMEOUTS = "TASKPLANE_BREAKER_TIMEOUTS"
 #: JSON {"<tenant>" or "*": ["lambda:orders-*", "http:api.example.com", ...]}
@@ -75,6 +77,8 @@ POLICY_VARIABLES: tuple[str, ...] = (
     ENV_TASK_ROUTES,
     ENV_MAX_LANE_DEPTH,
     ENV_TENANT_INFLIGHT_QUOTA,
+    ENV_MAX_TRIGGER_RULES,
+    ENV_MAX_WILDCARD_RULES,
     ENV_BREAKER_TIMEOUTS,
     ENV_BREAKER_OPEN_MS,
     ENV_RETENTION_DAYS,
@@ -135,6 +139,11 @@ class PlatformSettings(BaseModel):
     event_bus: str = "taskplane-events"
     trigger_rule_prefix: str = "taskplane-trg-"
     external_events: dict[str, list[dict[str, Any]]] = Field(default_factory=dict)
+    # Each tenant's share of a bus's EventBridge rules (a trigger takes one per pattern; a bus holds 300
+    # by default) and of its rules with wildcard filters (30 a bus, not adjustable): one tenant cannot
+    # use up the bus every tenant's triggers share.
+    max_trigger_rules: int = Field(default=50, ge=0, le=10_000)
+    max_wildcard_rules: int = Field(default=3, ge=0, le=30)
     # The bucket of large values (empty: none, and values over the inline limit are refused).
     blob_bucket: str = ""
     blob_url_endpoint: str = ""
@@ -197,6 +206,8 @@ class PlatformSettings(BaseModel):
             event_bus=env.get(ENV_EVENT_BUS) or defaults.event_bus,
             trigger_rule_prefix=env.get(ENV_TRIGGER_RULE_PREFIX) or defaults.trigger_rule_prefix,
             external_events=json.loads(env.get(ENV_EXTERNAL_EVENTS) or "{}"),
+            max_trigger_rules=int(env.get(ENV_MAX_TRIGGER_RULES) or defaults.max_trigger_rules),
+            max_wildcard_rules=int(env.get(ENV_MAX_WILDCARD_RULES) or defaults.max_wildcard_rules),
             blob_bucket=env.get(ENV_BLOB_BUCKET, ""),
             blob_url_endpoint=env.get(ENV_BLOB_URL_ENDPOINT, ""),
             otlp_endpoint=env.get(ENV_OTLP_ENDPOINT) or "",
@@ -233,6 +244,8 @@ class PlatformSettings(BaseModel):
             ENV_EVENT_BUS: self.event_bus,
             ENV_TRIGGER_RULE_PREFIX: self.trigger_rule_prefix,
             ENV_EXTERNAL_EVENTS: json.dumps(self.external_events),
+            ENV_MAX_TRIGGER_RULES: str(self.max_trigger_rules),
+            ENV_MAX_WILDCARD_RULES: str(self.max_wildcard_rules),
             ENV_BLOB_BUCKET: self.blob_bucket,
             ENV_BLOB_URL_ENDPOINT: self.blob_url_endpoint,
             ENV_OTLP_ENDPOINT: self.otlp_endpoint,

@@ -359,6 +359,8 @@ def build(
         },
         blobs=blobs,
         retention_days=settings.retention_days,
+        max_rules=settings.max_trigger_rules,
+        max_wildcard_rules=settings.max_wildcard_rules,
     )
     triggers.windows = WindowService(
         records=stores.windows,

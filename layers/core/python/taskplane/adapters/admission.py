@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 from botocore.exceptions import BotoCoreError, ClientError
 
 from taskplane.adapters.aws import AwsClient
-from taskplane.adapters.errors import error_code, translate
+from taskplane.adapters.errors import unless_refused
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
@@ -112,33 +112,30 @@ class InflightCounters(AwsClient["DynamoDBClient"]):
             # The condition below lets any ``n`` through while the tenant has no counter yet, so a
             # first batch larger than the quota must be refused here.
             return False
-        try:
-            self.client.update_item(
+        return (
+            unless_refused(
+                "counting in-flight tasks",
+                self.client.update_item,
                 TableName=self._table,
                 Key={"pk": {"S": f"inflight#{tenant}"}},
                 UpdateExpression="ADD inflight :n",
                 ConditionExpression="attribute_not_exists(inflight) OR inflight <= :room",
                 ExpressionAttributeValues={":n": {"N": str(n)}, ":room": {"N": str(quota - n)}},
             )
-        except ClientError as exc:
-            if error_code(exc) == "ConditionalCheckFailedException":
-                return False
-            raise translate(exc, "counting in-flight tasks") from exc
-        return True
+            is not None
+        )
 
     def release(self, tenant: str, n: int = 1) -> None:
         """Count ``n`` tasks as ended (never below zero)."""
-        try:
-            self.client.update_item(
-                TableName=self._table,
-                Key={"pk": {"S": f"inflight#{tenant}"}},
-                UpdateExpression="ADD inflight :minus",
-                ConditionExpression="inflight >= :n",
-                ExpressionAttributeValues={":minus": {"N": str(-n)}, ":n": {"N": str(n)}},
-            )
-        except ClientError as exc:
-            if error_code(exc) != "ConditionalCheckFailedException":
-                raise translate(exc, "counting in-flight tasks") from exc
+        unless_refused(
+            "counting in-flight tasks",
+            self.client.update_item,
+            TableName=self._table,
+            Key={"pk": {"S": f"inflight#{tenant}"}},
+            UpdateExpression="ADD inflight :minus",
+            ConditionExpression="inflight >= :n",
+            ExpressionAttributeValues={":minus": {"N": str(-n)}, ":n": {"N": str(n)}},
+        )
 
     def current(self, tenant: str) -> int:
         resp = self.client.get_item(

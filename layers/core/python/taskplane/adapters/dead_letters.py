@@ -17,8 +17,8 @@ from botocore.exceptions import ClientError
 
 from taskplane.adapters.aws import AwsClient
 from taskplane.adapters.dynamo_codec import deserialize_value, serialize_value
-from taskplane.adapters.errors import error_code, translate
-from taskplane.domain.dead_letters import DeadLetter
+from taskplane.adapters.errors import translate, unless_refused
+from taskplane.domain.dead_letters import DeadLetter, DeadLetterStatus, RedriveMoves
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
@@ -67,7 +67,7 @@ def _from_item(raw: dict[str, Any]) -> DeadLetter:
     )
 
 
-class DeadLetterStore(AwsClient["DynamoDBClient"]):
+class DeadLetterStore(AwsClient["DynamoDBClient"], RedriveMoves):
     """Per-tenant dead-letter records: put (idempotent), get, list newest first, claim for redrive."""
 
     def __init__(self, table: str, client: DynamoDBClient | None = None, *, session: Any = None) -> None:
@@ -76,15 +76,13 @@ class DeadLetterStore(AwsClient["DynamoDBClient"]):
 
     def put(self, record: DeadLetter) -> None:
         """Write the record unless one for this task exists already (a repeated write changes nothing)."""
-        try:
-            self.client.put_item(
-                TableName=self._table,
-                Item=_to_item(record),
-                ConditionExpression="attribute_not_exists(pk)",
-            )
-        except ClientError as exc:
-            if error_code(exc) != "ConditionalCheckFailedException":
-                raise translate(exc, "recording the dead letter") from exc
+        unless_refused(
+            "recording the dead letter",
+            self.client.put_item,
+            TableName=self._table,
+            Item=_to_item(record),
+            ConditionExpression="attribute_not_exists(pk)",
+        )
 
     def get(self, tenant: str, task_id: str) -> DeadLetter | None:
         try:
@@ -136,19 +134,15 @@ class DeadLetterStore(AwsClient["DynamoDBClient"]):
         more = len(found) > limit
         return page, (page[-1].task_id if page and more else None)
 
-    def claim(self, tenant: str, task_id: str, new_task_id: str, now_ms: int) -> bool:
-        """Mark a ``dead`` record ``redriving`` as ``new_task_id``; False when it is not ``dead``."""
-        return self._move(tenant, task_id, "dead", "redriving", new_task_id, now_ms)
-
-    def finish(self, tenant: str, task_id: str, new_task_id: str, now_ms: int) -> bool:
-        """Mark a ``redriving`` record ``redriven``."""
-        return self._move(tenant, task_id, "redriving", "redriven", new_task_id, now_ms)
-
-    def release(self, tenant: str, task_id: str, new_task_id: str, now_ms: int) -> bool:
-        """Give a claim back (the new task could not be queued): ``redriving`` -> ``dead``."""
-        return self._move(tenant, task_id, "redriving", "dead", new_task_id, now_ms)
-
-    def _move(self, tenant: str, task_id: str, old: str, new: str, new_task_id: str, now_ms: int) -> bool:
+    def _move(
+        self,
+        tenant: str,
+        task_id: str,
+        old: DeadLetterStatus,
+        new: DeadLetterStatus,
+        new_task_id: str,
+        now_ms: int,
+    ) -> bool:
         values: dict[str, Any] = {":old": {"S": old}, ":new": {"S": new}, ":now": {"N": str(now_ms)}}
         if old == "dead":
             sets = "#st = :new, redriven_as = :as, redriven_at = :now"
@@ -158,8 +152,10 @@ class DeadLetterStore(AwsClient["DynamoDBClient"]):
             sets = "#st = :new, redriven_at = :now"
             values[":as"] = {"S": new_task_id}
             condition = "attribute_exists(pk) AND #st = :old AND redriven_as = :as"
-        try:
-            self.client.update_item(
+        return (
+            unless_refused(
+                "updating the dead letter",
+                self.client.update_item,
                 TableName=self._table,
                 Key={"pk": {"S": _pk(tenant)}, "sk": {"S": task_id}},
                 UpdateExpression="SET " + sets,
@@ -167,8 +163,5 @@ class DeadLetterStore(AwsClient["DynamoDBClient"]):
                 ExpressionAttributeNames={"#st": "status"},
                 ExpressionAttributeValues=values,
             )
-        except ClientError as exc:
-            if error_code(exc) == "ConditionalCheckFailedException":
-                return False
-            raise translate(exc, "updating the dead letter") from exc
-        return True
+            is not None
+        )

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
 from botocore.exceptions import BotoCoreError, ClientError
 
 from taskplane.domain.errors import Throttled, Unavailable
@@ -30,3 +33,16 @@ def translate(exc: Exception, what: str) -> Exception:
     if isinstance(exc, ClientError | BotoCoreError):
         return Unavailable(f"{what} failed: {type(exc).__name__}")
     return exc
+
+
+def unless_refused(what: str, call: Callable[..., Any], **kwargs: Any) -> Any | None:
+    """Make a conditional write ``call(**kwargs)``: its response, or None when its condition refused it
+    (``ConditionalCheckFailedException``); every other failure is translated (:func:`translate`)."""
+    try:
+        return call(**kwargs)
+    except ClientError as exc:
+        if error_code(exc) == "ConditionalCheckFailedException":
+            return None
+        raise translate(exc, what) from exc
+    except BotoCoreError as exc:
+        raise translate(exc, what) from exc

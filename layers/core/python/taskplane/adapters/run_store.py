@@ -38,7 +38,7 @@ from typing import TYPE_CHECKING, Any
 from botocore.exceptions import BotoCoreError, ClientError
 
 from taskplane.adapters.aws import AwsClient
-from taskplane.adapters.errors import error_code, translate
+from taskplane.adapters.errors import error_code, translate, unless_refused
 from taskplane.adapters.workflow_store import deserialize, serialize
 from taskplane.domain.blobs import BlobRef
 from taskplane.domain.errors import Conflict
@@ -162,6 +162,10 @@ class RunStore(AwsClient["DynamoDBClient"]):
         except (ClientError, BotoCoreError) as exc:
             raise translate(exc, what) from exc
 
+    def _if(self, what: str, method: str, **kwargs: Any) -> Any | None:
+        """:meth:`_call` for a conditional write: None when its condition refused it."""
+        return unless_refused(what, getattr(self.client, method), TableName=self._table, **kwargs)
+
     # -- runs ------------------------------------------------------------------------------------
 
     def create(self, run: RunRecord, *, expires_at: int | None = None) -> None:
@@ -266,22 +270,18 @@ class RunStore(AwsClient["DynamoDBClient"]):
             names["#phase"] = "phase"
             condition += " AND #phase IN (" + ", ".join(f":p{i}" for i in range(len(wanted))) + ")"
             values.update({f":p{i}": p for i, p in enumerate(wanted)})
-        try:
-            resp = self.client.update_item(
-                TableName=self._table,
-                Key=self._key(run.tenant, run.run_id, RUN),
-                UpdateExpression=expr,
-                ConditionExpression=condition,
-                ExpressionAttributeNames=names,
-                ExpressionAttributeValues=serialize(values),
-                ReturnValues="ALL_NEW",
-            )
-        except ClientError as exc:
-            if error_code(exc) == "ConditionalCheckFailedException":
-                return None
-            raise translate(exc, "updating the run") from exc
-        except BotoCoreError as exc:
-            raise translate(exc, "updating the run") from exc
+        resp = self._if(
+            "updating the run",
+            "update_item",
+            Key=self._key(run.tenant, run.run_id, RUN),
+            UpdateExpression=expr,
+            ConditionExpression=condition,
+            ExpressionAttributeNames=names,
+            ExpressionAttributeValues=serialize(values),
+            ReturnValues="ALL_NEW",
+        )
+        if resp is None:
+            return None
         after = run_from_item(run.tenant, deserialize(resp["Attributes"]))
         if after.state != run.state or "state" in changes:
             self._list_entry(after, expires_at)
@@ -309,20 +309,15 @@ class RunStore(AwsClient["DynamoDBClient"]):
 
     def record_error(self, tenant: str, run_id: str, exec: int, error: dict[str, Any]) -> None:
         """Keep the first node failure of an execution as the run's error."""
-        try:
-            self.client.update_item(
-                TableName=self._table,
-                Key=self._key(tenant, run_id, RUN),
-                UpdateExpression="SET #e = if_not_exists(#e, :e)",
-                ConditionExpression="#exec = :x",
-                ExpressionAttributeNames={"#e": "error", "#exec": "exec"},
-                ExpressionAttributeValues={":e": {"S": _json(error)}, ":x": {"N": str(exec)}},
-            )
-        except ClientError as exc:
-            if error_code(exc) != "ConditionalCheckFailedException":
-                raise translate(exc, "recording the run's error") from exc
-        except BotoCoreError as exc:
-            raise translate(exc, "recording the run's error") from exc
+        self._if(
+            "recording the run's error",
+            "update_item",
+            Key=self._key(tenant, run_id, RUN),
+            UpdateExpression="SET #e = if_not_exists(#e, :e)",
+            ConditionExpression="#exec = :x",
+            ExpressionAttributeNames={"#e": "error", "#exec": "exec"},
+            ExpressionAttributeValues={":e": {"S": _json(error)}, ":x": {"N": str(exec)}},
+        )
 
     def list_runs(
         self, tenant: str, workflow: str, *, limit: int = 50, cursor: str | None = None
@@ -408,64 +403,55 @@ class RunStore(AwsClient["DynamoDBClient"]):
         the run's phase change, whichever comes second sees the other (transactions would be
         simpler, but moto copies whole tables for each one).
         """
-        try:
-            resp = self.client.update_item(
-                TableName=self._table,
-                Key=self._key(tenant, run_id, f"N#{node}"),
-                UpdateExpression=(
-                    "SET #state = :running, #try = :try, #aa = :now, #exec = :x, expires_at = :e, "
-                    "#sa = if_not_exists(#sa, :now) ADD #att :one REMOVE #fa"
-                ),
-                ConditionExpression="attribute_not_exists(#state) OR #state <> :ok",
-                ExpressionAttributeNames={
-                    "#state": "state",
-                    "#try": "try",
-                    "#aa": "attempt_at",
-                    "#exec": "exec",
-                    "#sa": "started_at",
-                    "#att": "attempts",
-                    "#fa": "finished_at",
-                },
-                ExpressionAttributeValues={
-                    ":running": {"S": NodeState.RUNNING.value},
-                    ":try": {"S": try_id},
-                    ":now": {"N": str(now_ms)},
-                    ":x": {"N": str(exec)},
-                    ":one": {"N": "1"},
-                    ":ok": {"S": NodeState.SUCCEEDED.value},
-                    ":e": {"N": str(expires_at)},
-                },
-                ReturnValues="ALL_NEW",
-            )
-        except ClientError as exc:
-            if error_code(exc) == "ConditionalCheckFailedException":
-                return None
-            raise translate(exc, "starting a node") from exc
-        except BotoCoreError as exc:
-            raise translate(exc, "starting a node") from exc
+        resp = self._if(
+            "starting a node",
+            "update_item",
+            Key=self._key(tenant, run_id, f"N#{node}"),
+            UpdateExpression=(
+                "SET #state = :running, #try = :try, #aa = :now, #exec = :x, expires_at = :e, "
+                "#sa = if_not_exists(#sa, :now) ADD #att :one REMOVE #fa"
+            ),
+            ConditionExpression="attribute_not_exists(#state) OR #state <> :ok",
+            ExpressionAttributeNames={
+                "#state": "state",
+                "#try": "try",
+                "#aa": "attempt_at",
+                "#exec": "exec",
+                "#sa": "started_at",
+                "#att": "attempts",
+                "#fa": "finished_at",
+            },
+            ExpressionAttributeValues={
+                ":running": {"S": NodeState.RUNNING.value},
+                ":try": {"S": try_id},
+                ":now": {"N": str(now_ms)},
+                ":x": {"N": str(exec)},
+                ":one": {"N": "1"},
+                ":ok": {"S": NodeState.SUCCEEDED.value},
+                ":e": {"N": str(expires_at)},
+            },
+            ReturnValues="ALL_NEW",
+        )
+        if resp is None:
+            return None
         return node_from_item(node, deserialize(resp["Attributes"]))
 
     def withdraw_start(self, tenant: str, run_id: str, node: str, *, try_id: str) -> None:
         """Undo :meth:`start_node` for an attempt that must not run after all."""
-        try:
-            self.client.update_item(
-                TableName=self._table,
-                Key=self._key(tenant, run_id, f"N#{node}"),
-                UpdateExpression="SET #state = :pending ADD #att :minus REMOVE #try",
-                ConditionExpression="#try = :try AND #state = :running",
-                ExpressionAttributeNames={"#state": "state", "#try": "try", "#att": "attempts"},
-                ExpressionAttributeValues={
-                    ":pending": {"S": NodeState.PENDING.value},
-                    ":running": {"S": NodeState.RUNNING.value},
-                    ":try": {"S": try_id},
-                    ":minus": {"N": "-1"},
-                },
-            )
-        except ClientError as exc:
-            if error_code(exc) != "ConditionalCheckFailedException":
-                raise translate(exc, "withdrawing a node's start") from exc
-        except BotoCoreError as exc:
-            raise translate(exc, "withdrawing a node's start") from exc
+        self._if(
+            "withdrawing a node's start",
+            "update_item",
+            Key=self._key(tenant, run_id, f"N#{node}"),
+            UpdateExpression="SET #state = :pending ADD #att :minus REMOVE #try",
+            ConditionExpression="#try = :try AND #state = :running",
+            ExpressionAttributeNames={"#state": "state", "#try": "try", "#att": "attempts"},
+            ExpressionAttributeValues={
+                ":pending": {"S": NodeState.PENDING.value},
+                ":running": {"S": NodeState.RUNNING.value},
+                ":try": {"S": try_id},
+                ":minus": {"N": "-1"},
+            },
+        )
 
     def node_inputs(
         self, tenant: str, run_id: str, needs: Iterable[str]
@@ -531,29 +517,25 @@ class RunStore(AwsClient["DynamoDBClient"]):
         it), never over the output of a later attempt. An output kept in the bucket (``output_ref``)
         has only its reference there; readers answer the :class:`BlobRef` in the output's place.
         """
-        try:
-            if preview_json is None:
-                self.client.put_item(
-                    TableName=self._table,
-                    Item={
-                        **self._key(tenant, run_id, f"O#{node}"),
-                        **(
-                            {"ref": {"S": output_ref.model_dump_json(exclude_none=True)}}
-                            if output_ref is not None
-                            else {"output": {"S": output_json}}
-                        ),
-                        "attempt": {"N": str(attempt)},
-                        "expires_at": {"N": str(expires_at)},
-                    },
-                    ConditionExpression="attribute_not_exists(pk) OR attempt <= :n",
-                    ExpressionAttributeValues={":n": {"N": str(attempt)}},
-                )
-        except ClientError as exc:
-            if error_code(exc) == "ConditionalCheckFailedException":
+        if preview_json is None:
+            stored = self._if(
+                "recording a node's output",
+                "put_item",
+                Item={
+                    **self._key(tenant, run_id, f"O#{node}"),
+                    **(
+                        {"ref": {"S": output_ref.model_dump_json(exclude_none=True)}}
+                        if output_ref is not None
+                        else {"output": {"S": output_json}}
+                    ),
+                    "attempt": {"N": str(attempt)},
+                    "expires_at": {"N": str(expires_at)},
+                },
+                ConditionExpression="attribute_not_exists(pk) OR attempt <= :n",
+                ExpressionAttributeValues={":n": {"N": str(attempt)}},
+            )
+            if stored is None:
                 return False
-            raise translate(exc, "recording a node's output") from exc
-        except BotoCoreError as exc:
-            raise translate(exc, "recording a node's output") from exc
         sets = "SET #state = :ok, #fa = :now, #ob = :ob"
         values: dict[str, Any] = {
             ":ok": {"S": NodeState.SUCCEEDED.value},
@@ -568,9 +550,10 @@ class RunStore(AwsClient["DynamoDBClient"]):
             values[":pv"] = {"S": preview_json}
         else:
             remove.append("#pv")
-        try:
-            self.client.update_item(
-                TableName=self._table,
+        return (
+            self._if(
+                "recording a node's success",
+                "update_item",
                 Key=self._key(tenant, run_id, f"N#{node}"),
                 UpdateExpression=sets + " REMOVE " + ", ".join(remove),
                 ConditionExpression="#try = :try AND #state = :running",
@@ -584,13 +567,8 @@ class RunStore(AwsClient["DynamoDBClient"]):
                 },
                 ExpressionAttributeValues=values,
             )
-        except ClientError as exc:
-            if error_code(exc) == "ConditionalCheckFailedException":
-                return False
-            raise translate(exc, "recording a node's success") from exc
-        except BotoCoreError as exc:
-            raise translate(exc, "recording a node's success") from exc
-        return True
+            is not None
+        )
 
     def node_failed(
         self,
@@ -622,22 +600,18 @@ class RunStore(AwsClient["DynamoDBClient"]):
             condition += " AND #try = :try"
             names["#try"] = "try"
             values[":try"] = {"S": try_id}
-        try:
-            self.client.update_item(
-                TableName=self._table,
+        return (
+            self._if(
+                "recording a node's failure",
+                "update_item",
                 Key=self._key(tenant, run_id, f"N#{node}"),
                 UpdateExpression=expr,
                 ConditionExpression=condition,
                 ExpressionAttributeNames=_used(names, expr, condition),
                 ExpressionAttributeValues=values,
             )
-        except ClientError as exc:
-            if error_code(exc) == "ConditionalCheckFailedException":
-                return False
-            raise translate(exc, "recording a node's failure") from exc
-        except BotoCoreError as exc:
-            raise translate(exc, "recording a node's failure") from exc
-        return True
+            is not None
+        )
 
     def output(self, tenant: str, run_id: str, node: str) -> tuple[bool, Any]:
         """(found, the output of a node that succeeded)."""
@@ -664,38 +638,34 @@ class RunStore(AwsClient["DynamoDBClient"]):
         self, tenant: str, run_id: str, node: str, *, try_id: str, now_ms: int, expires_at: int
     ) -> tuple[bool, int]:
         """Begin a compensation attempt; (False, attempts) when it already succeeded."""
-        try:
-            resp = self.client.update_item(
-                TableName=self._table,
-                Key=self._key(tenant, run_id, f"C#{node}"),
-                UpdateExpression=(
-                    "SET #state = :running, #try = :try, #aa = :now, expires_at = :e, "
-                    "#sa = if_not_exists(#sa, :now) ADD #att :one"
-                ),
-                ConditionExpression="attribute_not_exists(#state) OR #state <> :ok",
-                ExpressionAttributeNames={
-                    "#state": "state",
-                    "#try": "try",
-                    "#aa": "attempt_at",
-                    "#sa": "started_at",
-                    "#att": "attempts",
-                },
-                ExpressionAttributeValues={
-                    ":running": {"S": NodeState.RUNNING.value},
-                    ":try": {"S": try_id},
-                    ":now": {"N": str(now_ms)},
-                    ":one": {"N": "1"},
-                    ":ok": {"S": NodeState.SUCCEEDED.value},
-                    ":e": {"N": str(expires_at)},
-                },
-                ReturnValues="ALL_NEW",
-            )
-        except ClientError as exc:
-            if error_code(exc) == "ConditionalCheckFailedException":
-                return False, 0
-            raise translate(exc, "starting a compensation") from exc
-        except BotoCoreError as exc:
-            raise translate(exc, "starting a compensation") from exc
+        resp = self._if(
+            "starting a compensation",
+            "update_item",
+            Key=self._key(tenant, run_id, f"C#{node}"),
+            UpdateExpression=(
+                "SET #state = :running, #try = :try, #aa = :now, expires_at = :e, "
+                "#sa = if_not_exists(#sa, :now) ADD #att :one"
+            ),
+            ConditionExpression="attribute_not_exists(#state) OR #state <> :ok",
+            ExpressionAttributeNames={
+                "#state": "state",
+                "#try": "try",
+                "#aa": "attempt_at",
+                "#sa": "started_at",
+                "#att": "attempts",
+            },
+            ExpressionAttributeValues={
+                ":running": {"S": NodeState.RUNNING.value},
+                ":try": {"S": try_id},
+                ":now": {"N": str(now_ms)},
+                ":one": {"N": "1"},
+                ":ok": {"S": NodeState.SUCCEEDED.value},
+                ":e": {"N": str(expires_at)},
+            },
+            ReturnValues="ALL_NEW",
+        )
+        if resp is None:
+            return False, 0
         return True, int(deserialize(resp["Attributes"])["attempts"])
 
     def compensation_finished(
@@ -726,22 +696,18 @@ class RunStore(AwsClient["DynamoDBClient"]):
             values[":e"] = {"S": _json(error)}
         else:
             expr += " REMOVE #err"
-        try:
-            self.client.update_item(
-                TableName=self._table,
+        return (
+            self._if(
+                "recording a compensation",
+                "update_item",
                 Key=self._key(tenant, run_id, f"C#{node}"),
                 UpdateExpression=expr,
                 ConditionExpression="#try = :try AND #state = :running",
                 ExpressionAttributeNames=_used(names, expr, "#try = :try AND #state = :running"),
                 ExpressionAttributeValues=values,
             )
-        except ClientError as exc:
-            if error_code(exc) == "ConditionalCheckFailedException":
-                return False
-            raise translate(exc, "recording a compensation") from exc
-        except BotoCoreError as exc:
-            raise translate(exc, "recording a compensation") from exc
-        return True
+            is not None
+        )
 
 
 # -- item mapping ----------------------------------------------------------------------------------

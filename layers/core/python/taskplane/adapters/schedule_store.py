@@ -9,7 +9,7 @@ from botocore.exceptions import ClientError
 
 from taskplane.adapters.aws import AwsClient
 from taskplane.adapters.dynamo_codec import deserialize_value, serialize_value
-from taskplane.adapters.errors import error_code, translate
+from taskplane.adapters.errors import error_code, translate, unless_refused
 from taskplane.adapters.wheel_store import WheelStore
 from taskplane.domain.schedules import Schedule
 from taskplane.domain.wheel import WheelEntry
@@ -146,14 +146,13 @@ class ScheduleStore(AwsClient["DynamoDBClient"]):
         return True
 
     def delete(self, tenant: str, schedule_id: str) -> bool:
-        try:
-            self.client.delete_item(
+        return (
+            unless_refused(
+                "deleting the schedule",
+                self.client.delete_item,
                 TableName=self._table,
                 Key=self._key(tenant, schedule_id),
                 ConditionExpression="attribute_exists(pk)",
             )
-        except ClientError as exc:
-            if error_code(exc) == "ConditionalCheckFailedException":
-                return False
-            raise translate(exc, "deleting the schedule") from exc
-        return True
+            is not None
+        )

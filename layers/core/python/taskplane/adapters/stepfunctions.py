@@ -19,6 +19,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from taskplane.adapters.aws import AwsClient
 from taskplane.adapters.errors import error_code, translate
+from taskplane.domain.errors import LimitExceeded, Throttled
 from taskplane.tracing import NULL_TRACING, Tracing
 
 if TYPE_CHECKING:
@@ -125,6 +126,13 @@ class StepFunctions(AwsClient["SFNClient"]):
         except ClientError as exc:
             if error_code(exc) == "InvalidDefinition":  # a compiler bug, never the user's input
                 raise RuntimeError(f"Step Functions rejected the compiled definition: {exc}") from exc
+            if error_code(exc) == "StateMachineLimitExceeded":
+                raise LimitExceeded(
+                    "the account holds as many state machines as Step Functions allows (100,000 by "
+                    "default): delete workflows no one runs, or ask the operator to raise the account's "
+                    "'Maximum number of registered state machines' quota",
+                    [{"field": "name", "problem": "state_machine_quota"}],
+                ) from exc
             raise translate(exc, "publishing the workflow") from exc
         except BotoCoreError as exc:
             raise translate(exc, "publishing the workflow") from exc
@@ -201,6 +209,12 @@ class StepFunctions(AwsClient["SFNClient"]):
             )["executionArn"]
         except (ClientError, BotoCoreError) as exc:
             ended([exc])
+            if isinstance(exc, ClientError) and error_code(exc) == "ExecutionLimitExceeded":
+                # The account's open executions (1,000,000 by default) are all running: come back later.
+                raise Throttled(
+                    "the account has as many runs open as Step Functions allows; try again later",
+                    retry_after_s=30,
+                ) from exc
             raise translate(exc, "starting the run") from exc
         except BaseException as exc:
             ended([exc])

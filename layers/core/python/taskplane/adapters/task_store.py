@@ -21,7 +21,7 @@ from botocore.exceptions import ClientError
 from taskplane.adapters.aws import AwsClient
 from taskplane.adapters.batch import batch_put
 from taskplane.adapters.dynamo_codec import deserialize_value, serialize_value
-from taskplane.adapters.errors import error_code, translate
+from taskplane.adapters.errors import error_code, translate, unless_refused
 from taskplane.domain.adaptive import AutoTimeout
 from taskplane.domain.blobs import BlobRef
 from taskplane.domain.models import HistoryEntry, Task, TaskErrorInfo
@@ -385,8 +385,10 @@ class TaskStore(AwsClient["DynamoDBClient"]):
 
     def heartbeat(self, tenant: str, task_id: str, attempts: int, at_ms: int) -> bool:
         """Record that attempt ``attempts`` is alive; False when the task moved on (no longer that attempt)."""
-        try:
-            self.client.update_item(
+        return (
+            unless_refused(
+                "recording a heartbeat",
+                self.client.update_item,
                 TableName=self._table,
                 Key={"pk": {"S": _pk(tenant, task_id, self._buckets)}, "sk": {"S": task_id}},
                 UpdateExpression="SET heartbeat_at = :now",
@@ -394,17 +396,16 @@ class TaskStore(AwsClient["DynamoDBClient"]):
                 ExpressionAttributeNames={"#pk": "pk", "#state": "state"},
                 ExpressionAttributeValues=_serialize({":now": at_ms, ":running": "RUNNING", ":n": attempts}),
             )
-        except ClientError as exc:
-            if error_code(exc) == "ConditionalCheckFailedException":
-                return False
-            raise translate(exc, "recording a heartbeat") from exc
-        return True
+            is not None
+        )
 
     def claim_fallback(self, tenant: str, task_id: str, attempts: int, at_ms: int) -> bool:
         """Mark that attempt ``attempts`` (still RUNNING) calls the fallback; False when a fallback was
         claimed already or the attempt moved on (so a fallback runs at most once)."""
-        try:
-            self.client.update_item(
+        return (
+            unless_refused(
+                "claiming the fallback",
+                self.client.update_item,
                 TableName=self._table,
                 Key={"pk": {"S": _pk(tenant, task_id, self._buckets)}, "sk": {"S": task_id}},
                 UpdateExpression="SET fallback = :f",
@@ -417,17 +418,16 @@ class TaskStore(AwsClient["DynamoDBClient"]):
                     {":f": _compact({"state": "RUNNING", "at": at_ms}), ":running": "RUNNING", ":n": attempts}
                 ),
             )
-        except ClientError as exc:
-            if error_code(exc) == "ConditionalCheckFailedException":
-                return False
-            raise translate(exc, "claiming the fallback") from exc
-        return True
+            is not None
+        )
 
     def note(self, tenant: str, task_id: str, state: TaskState, *, at_ms: int, detail: str) -> bool:
         """Append a history entry to a task that stays in ``state`` (no move; e.g. a FAILED task's
         redrive). False when the task is not in ``state``."""
-        try:
-            self.client.update_item(
+        return (
+            unless_refused(
+                "updating the task",
+                self.client.update_item,
                 TableName=self._table,
                 Key={"pk": {"S": _pk(tenant, task_id, self._buckets)}, "sk": {"S": task_id}},
                 UpdateExpression="SET #history = list_append(#history, :h)",
@@ -440,22 +440,17 @@ class TaskStore(AwsClient["DynamoDBClient"]):
                     }
                 ),
             )
-        except ClientError as exc:
-            if error_code(exc) == "ConditionalCheckFailedException":
-                return False
-            raise translate(exc, "updating the task") from exc
-        return True
+            is not None
+        )
 
     def delete_unstarted(self, tenant: str, task_id: str) -> None:
         """Remove a task that was stored but could not be queued (only while nothing has started it)."""
-        try:
-            self.client.delete_item(
-                TableName=self._table,
-                Key={"pk": {"S": _pk(tenant, task_id, self._buckets)}, "sk": {"S": task_id}},
-                ConditionExpression="#state IN (:p, :s)",
-                ExpressionAttributeNames={"#state": "state"},
-                ExpressionAttributeValues={":p": {"S": "PENDING"}, ":s": {"S": "SCHEDULED"}},
-            )
-        except ClientError as exc:
-            if error_code(exc) != "ConditionalCheckFailedException":
-                raise translate(exc, "withdrawing the task") from exc
+        unless_refused(
+            "withdrawing the task",
+            self.client.delete_item,
+            TableName=self._table,
+            Key={"pk": {"S": _pk(tenant, task_id, self._buckets)}, "sk": {"S": task_id}},
+            ConditionExpression="#state IN (:p, :s)",
+            ExpressionAttributeNames={"#state": "state"},
+            ExpressionAttributeValues={":p": {"S": "PENDING"}, ":s": {"S": "SCHEDULED"}},
+        )

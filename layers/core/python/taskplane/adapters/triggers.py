@@ -9,8 +9,8 @@ from typing import Any
 from botocore.exceptions import BotoCoreError, ClientError
 
 from taskplane.adapters.errors import error_code, translate
-from taskplane.domain.errors import InvalidRequest
-from taskplane.domain.triggers import Trigger
+from taskplane.domain.errors import InvalidRequest, LimitExceeded
+from taskplane.domain.triggers import BUS_RULES_QUOTA, BUS_WILDCARD_RULES_QUOTA, Trigger
 
 #: The SQS target's id on every trigger rule.
 TARGET_ID = "taskplane-lane"
@@ -141,6 +141,14 @@ class TriggerRules:
                 ) from exc
             if code == "ResourceNotFoundException":
                 raise InvalidRequest(f"event bus {trigger.bus!r} does not exist", [{"field": "bus"}]) from exc
+            if code == "LimitExceededException":
+                # The bus is full for everyone (its tenants' shares add up to more than AWS allows).
+                raise LimitExceeded(
+                    f"event bus {trigger.bus!r} holds as many rules as AWS allows ({BUS_RULES_QUOTA} by "
+                    f"default, {BUS_WILDCARD_RULES_QUOTA} with wildcard filters): delete a trigger, or ask "
+                    "the operator to raise the account's 'Rules per event bus' quota",
+                    [{"field": "bus", "problem": "bus_rules_quota"}],
+                ) from exc
             raise translate(exc, "creating the trigger's rule") from exc
         except BotoCoreError as exc:
             raise translate(exc, "creating the trigger's rule") from exc

@@ -19,7 +19,7 @@ from botocore.exceptions import ClientError
 
 from taskplane.adapters.aws import AwsClient
 from taskplane.adapters.batch import batch_put
-from taskplane.adapters.errors import error_code, translate
+from taskplane.adapters.errors import error_code, translate, unless_refused
 from taskplane.domain.wheel import SLOT_MS as SLOT_WIDTH
 from taskplane.domain.wheel import WheelEntry, group_key, partition, slot_of, sort_key
 
@@ -301,8 +301,10 @@ class WheelStore(AwsClient["DynamoDBClient"]):
         if lag_ms is not None:
             update += ", lag_ms = :lag, lag_at = :now"
             values[":lag"] = {"N": str(lag_ms)}
-        try:
-            self.client.update_item(
+        return (
+            unless_refused(
+                "saving the wheel cursor",
+                self.client.update_item,
                 TableName=self._control,
                 Key=_lease_key(shard),
                 UpdateExpression=update,
@@ -310,17 +312,16 @@ class WheelStore(AwsClient["DynamoDBClient"]):
                 ExpressionAttributeNames={"#owner": "owner"},
                 ExpressionAttributeValues=values,
             )
-        except ClientError as exc:
-            if error_code(exc) == "ConditionalCheckFailedException":
-                return False
-            raise translate(exc, "saving the wheel cursor") from exc
-        return True
+            is not None
+        )
 
     def advance_idle(self, shard: int, now_ms: int, resume: tuple[int, str]) -> bool:
         """Move the resume point of a shard no tick holds to ``resume`` (a check found nothing due
         behind it), so the next check reads from there; False when a tick holds the lease."""
-        try:
-            self.client.update_item(
+        return (
+            unless_refused(
+                "saving the wheel cursor",
+                self.client.update_item,
                 TableName=self._control,
                 Key=_lease_key(shard),
                 UpdateExpression="SET resume_slot = :slot, resume_sk = :sk",
@@ -331,26 +332,21 @@ class WheelStore(AwsClient["DynamoDBClient"]):
                     ":sk": {"S": resume[1]},
                 },
             )
-        except ClientError as exc:
-            if error_code(exc) == "ConditionalCheckFailedException":
-                return False
-            raise translate(exc, "saving the wheel cursor") from exc
-        return True
+            is not None
+        )
 
     def release(self, shard: int, owner: str) -> None:
         """Give the lease up so the next tick can take over at once (no-op if it is not ours)."""
-        try:
-            self.client.update_item(
-                TableName=self._control,
-                Key=_lease_key(shard),
-                UpdateExpression="SET lease_until = :zero",
-                ConditionExpression="#owner = :me",
-                ExpressionAttributeNames={"#owner": "owner"},
-                ExpressionAttributeValues={":me": {"S": owner}, ":zero": {"N": "0"}},
-            )
-        except ClientError as exc:
-            if error_code(exc) != "ConditionalCheckFailedException":
-                raise translate(exc, "releasing the wheel lease") from exc
+        unless_refused(
+            "releasing the wheel lease",
+            self.client.update_item,
+            TableName=self._control,
+            Key=_lease_key(shard),
+            UpdateExpression="SET lease_until = :zero",
+            ConditionExpression="#owner = :me",
+            ExpressionAttributeNames={"#owner": "owner"},
+            ExpressionAttributeValues={":me": {"S": owner}, ":zero": {"N": "0"}},
+        )
 
     @staticmethod
     def _lease(shard: int, item: dict[str, Any]) -> Lease:

@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from botocore.exceptions import BotoCoreError, ClientError
 
 from taskplane.adapters.aws import AwsClient
-from taskplane.adapters.errors import error_code, translate
+from taskplane.adapters.errors import error_code, translate, unless_refused
 from taskplane.domain.windows import Collected, WindowHead
 
 if TYPE_CHECKING:
@@ -267,23 +267,21 @@ class WindowStore(AwsClient["DynamoDBClient"]):
     ) -> WindowHead | None:
         """OPEN -> CLOSING with ``reason`` (no event is taken after); the head as it then is, also
         when it was already CLOSING or CLOSED (a close tried again), None when there is none."""
-        try:
-            self.client.update_item(
-                TableName=self._table,
-                Key={"pk": {"S": _window_pk(tenant, trigger_id, window_id)}, "sk": {"S": "head"}},
-                UpdateExpression="SET #s = :closing, reason = :r, sealed_at = :now",
-                ConditionExpression="#s = :open",
-                ExpressionAttributeNames={"#s": "state"},
-                ExpressionAttributeValues={
-                    ":closing": {"S": "CLOSING"},
-                    ":open": {"S": "OPEN"},
-                    ":r": {"S": reason},
-                    ":now": _n(now_ms),
-                },
-            )
-        except ClientError as exc:
-            if error_code(exc) != "ConditionalCheckFailedException":
-                raise translate(exc, "closing the window") from exc
+        unless_refused(
+            "closing the window",
+            self.client.update_item,
+            TableName=self._table,
+            Key={"pk": {"S": _window_pk(tenant, trigger_id, window_id)}, "sk": {"S": "head"}},
+            UpdateExpression="SET #s = :closing, reason = :r, sealed_at = :now",
+            ConditionExpression="#s = :open",
+            ExpressionAttributeNames={"#s": "state"},
+            ExpressionAttributeValues={
+                ":closing": {"S": "CLOSING"},
+                ":open": {"S": "OPEN"},
+                ":r": {"S": reason},
+                ":now": _n(now_ms),
+            },
+        )
         return self.head(tenant, trigger_id, window_id)
 
     def finish(self, tenant: str, trigger_id: str, window_id: str, task_id: str | None) -> None:
@@ -293,18 +291,16 @@ class WindowStore(AwsClient["DynamoDBClient"]):
         if task_id is not None:
             expression += ", task_id = :t"
             values[":t"] = {"S": task_id}
-        try:
-            self.client.update_item(
-                TableName=self._table,
-                Key={"pk": {"S": _window_pk(tenant, trigger_id, window_id)}, "sk": {"S": "head"}},
-                UpdateExpression=expression,
-                ConditionExpression="#s = :closing",
-                ExpressionAttributeNames={"#s": "state"},
-                ExpressionAttributeValues=values,
-            )
-        except ClientError as exc:
-            if error_code(exc) != "ConditionalCheckFailedException":
-                raise translate(exc, "closing the window") from exc
+        unless_refused(
+            "closing the window",
+            self.client.update_item,
+            TableName=self._table,
+            Key={"pk": {"S": _window_pk(tenant, trigger_id, window_id)}, "sk": {"S": "head"}},
+            UpdateExpression=expression,
+            ConditionExpression="#s = :closing",
+            ExpressionAttributeNames={"#s": "state"},
+            ExpressionAttributeValues=values,
+        )
 
     # -- helpers ------------------------------------------------------------------------------------
     def _get(self, pk: str, sk: str, what: str) -> dict[str, Any] | None:

@@ -24,6 +24,7 @@ STATUS = {
     "unauthorized": 401,
     "not_found": 404,
     "conflict": 409,
+    "limit_exceeded": 409,
     "payload_too_large": 413,
     "throttled": 429,
     "unavailable": 503,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from typing import Any, Literal
 
 from pydantic import BaseModel
@@ -42,3 +43,32 @@ class DeadLetter(BaseModel):
             "redriven_as": self.redriven_as,
             "redriven_at": to_rfc3339(self.redriven_at),
         }
+
+
+class RedriveMoves(ABC):
+    """The redrive's three moves of a record, the same for every store; a store supplies ``_move``:
+    set ``new`` (and ``redriven_at``) only if the record is ``old`` — and, once claimed, still claimed
+    for ``new_task_id`` — answering whether it moved (``redriven_as`` is set by the claim)."""
+
+    def claim(self, tenant: str, task_id: str, new_task_id: str, now_ms: int) -> bool:
+        """Mark a ``dead`` record ``redriving`` as ``new_task_id``; False when it is not ``dead``."""
+        return self._move(tenant, task_id, "dead", "redriving", new_task_id, now_ms)
+
+    def finish(self, tenant: str, task_id: str, new_task_id: str, now_ms: int) -> bool:
+        """Mark a ``redriving`` record ``redriven``."""
+        return self._move(tenant, task_id, "redriving", "redriven", new_task_id, now_ms)
+
+    def release(self, tenant: str, task_id: str, new_task_id: str, now_ms: int) -> bool:
+        """Give a claim back (the new task could not be queued): ``redriving`` -> ``dead``."""
+        return self._move(tenant, task_id, "redriving", "dead", new_task_id, now_ms)
+
+    @abstractmethod
+    def _move(
+        self,
+        tenant: str,
+        task_id: str,
+        old: DeadLetterStatus,
+        new: DeadLetterStatus,
+        new_task_id: str,
+        now_ms: int,
+    ) -> bool: ...

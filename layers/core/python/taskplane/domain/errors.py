@@ -30,6 +30,13 @@ class Conflict(TaskplaneError):
     code = "conflict"
 
 
+class LimitExceeded(TaskplaneError):
+    """The tenant (or the platform) holds as many of something as it may; nothing was created. Not
+    worth retrying as is: delete some, or have the operator raise the limit the message names."""
+
+    code = "limit_exceeded"
+
+
 class PayloadTooLarge(TaskplaneError):
     code = "payload_too_large"
 

@@ -22,6 +22,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from taskplane.domain.clock import to_rfc3339
+from taskplane.domain.errors import LimitExceeded
 from taskplane.domain.events import PLATFORM_BUS, TENANT_STAMP
 from taskplane.domain.ids import _encode
 from taskplane.domain.models import TaskSubmit
@@ -294,3 +295,52 @@ def trigger_task_id(trigger_id: str, event_id: str, now_ms: int, event_time_ms: 
         hashlib.blake2b(f"{trigger_id}@{event_id}".encode(), digest_size=10).digest(), "big"
     )
     return _encode(event_time_ms if event_time_ms is not None else now_ms, 10) + _encode(digest, 16)
+
+
+#: EventBridge's quotas per event bus: rules (adjustable, default 300) and rules whose pattern uses
+#: ``wildcard`` (30, not adjustable). Every tenant's triggers share the platform's bus, so each tenant
+#: gets a share (settings ``max_trigger_rules`` / ``max_wildcard_rules``), and one tenant cannot use up
+#: the bus for all the others.
+BUS_RULES_QUOTA = 300
+BUS_WILDCARD_RULES_QUOTA = 30
+
+
+def uses_wildcard(pattern: Any) -> bool:
+    """Whether an event pattern uses the ``wildcard`` filter anywhere (AWS counts such rules apart)."""
+    if isinstance(pattern, dict):
+        return "wildcard" in pattern or any(uses_wildcard(v) for v in pattern.values())
+    if isinstance(pattern, list):
+        return any(uses_wildcard(v) for v in pattern)
+    return False
+
+
+def check_rule_share(
+    existing: list[Trigger], new: list[dict[str, Any]], *, max_rules: int, max_wildcard: int
+) -> None:
+    """Refuse a trigger whose rules (``new``, one per pattern) would take the tenant past its share of
+    the event bus's rules, or of its rules with wildcards."""
+    rules = sum(len(t.rules()) for t in existing)
+    wild = sum(1 for t in existing for _, p in t.rules() if uses_wildcard(p))
+    adding_wild = sum(1 for p in new if uses_wildcard(p))
+    if rules + len(new) > max_rules:
+        raise LimitExceeded(
+            f"this tenant's triggers hold {rules} EventBridge rule(s) and may hold {max_rules} "
+            f"(a trigger takes one rule per pattern; this one needs {len(new)}): delete a trigger you no "
+            "longer need, or ask the operator to raise TASKPLANE_MAX_TRIGGER_RULES",
+            [{"field": "event_pattern", "problem": "too_many_rules", "rules": rules, "limit": max_rules}],
+        )
+    if adding_wild and wild + adding_wild > max_wildcard:
+        raise LimitExceeded(
+            f"this tenant's triggers hold {wild} rule(s) with a wildcard filter and may hold {max_wildcard} "
+            f"(EventBridge allows {BUS_WILDCARD_RULES_QUOTA} per event bus, shared by every tenant, and the "
+            "quota cannot be raised): use prefix, suffix or equals-ignore-case instead, delete a trigger, or "
+            "ask the operator to raise TASKPLANE_MAX_WILDCARD_RULES",
+            [
+                {
+                    "field": "event_pattern",
+                    "problem": "too_many_wildcard_rules",
+                    "rules": wild,
+                    "limit": max_wildcard,
+                }
+            ],
+        )

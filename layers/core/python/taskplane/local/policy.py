@@ -24,6 +24,7 @@ from taskplane.settings import (
     ENV_ALLOW_PRIVATE_HTTP,
     ENV_EXTERNAL_EVENTS,
     ENV_MAX_LANE_DEPTH,
+    ENV_MAX_TRIGGER_RULES,
     ENV_OTLP_ENDPOINT,
     ENV_TARGET_ALLOWLISTS,
     ENV_TARGETS_ALLOWED_BY_DEFAULT,
@@ -127,6 +128,11 @@ def describe(settings: PlatformSettings, origin: Mapping[str, str]) -> list[str]
         ),
         ("lane depth", f"429 above {settings.max_lane_depth:,} messages", origin[ENV_MAX_LANE_DEPTH]),
         ("in-flight quota", f"{quota:,} per tenant" if quota else "none", origin[ENV_TENANT_INFLIGHT_QUOTA]),
+        (
+            "trigger rules",
+            f"{settings.max_trigger_rules:,} per tenant ({settings.max_wildcard_rules} with wildcards)",
+            origin[ENV_MAX_TRIGGER_RULES],
+        ),
         ("task routes", f"{routes} rule(s)" if routes else "none", origin[ENV_TASK_ROUTES]),
         ("external events", external or "none", origin[ENV_EXTERNAL_EVENTS]),
         (

@@ -25,6 +25,7 @@ from taskplane.domain.triggers import (
     ExternalEvents,
     Trigger,
     TriggerCreate,
+    check_rule_share,
     rule_name,
     scoped_pattern,
     trigger_task_id,
@@ -64,6 +65,9 @@ class TriggerService:
     retention_days: int = 30
     #: windowed triggers' windows (services/windows.py); None: a windowed trigger is refused
     windows: Any = None
+    #: each tenant's share of the event bus's rules, and of its rules with wildcards (domain/triggers.py)
+    max_rules: int = 50
+    max_wildcard_rules: int = 3
 
     def _external(self, tenant: str, bus: str) -> ExternalEvents:
         allowed = {e.bus: e for e in self.external.get(tenant, [])}
@@ -91,6 +95,9 @@ class TriggerService:
                     "event_pattern.source" if body.correlate is None else f"correlate.events[{index}].source"
                 )
                 raise InvalidRequest(str(exc), [{"field": field}]) from None
+        check_rule_share(
+            self.store.list(tenant), scoped, max_rules=self.max_rules, max_wildcard=self.max_wildcard_rules
+        )
         now = self.clock.now_ms()
         trigger_id = self.make_id(now)
         trigger = Trigger(

@@ -4,10 +4,10 @@ keyed by tenant, so a tenant's listing never sees another's records."""
 from __future__ import annotations
 
 from taskplane.adapters.sqlite.db import Database
-from taskplane.domain.dead_letters import DeadLetter
+from taskplane.domain.dead_letters import DeadLetter, DeadLetterStatus, RedriveMoves
 
 
-class SqliteDeadLetterStore:
+class SqliteDeadLetterStore(RedriveMoves):
     """Per-tenant dead-letter records: put (idempotent), get, list newest first, claim for redrive."""
 
     def __init__(self, db: Database) -> None:
@@ -38,19 +38,15 @@ class SqliteDeadLetterStore:
         page = [DeadLetter.model_validate_json(r["doc"]) for r in rows[:limit]]
         return page, (page[-1].task_id if page and len(rows) > limit else None)
 
-    def claim(self, tenant: str, task_id: str, new_task_id: str, now_ms: int) -> bool:
-        """Mark a ``dead`` record ``redriving`` as ``new_task_id``; False when it is not ``dead``."""
-        return self._move(tenant, task_id, "dead", "redriving", new_task_id, now_ms)
-
-    def finish(self, tenant: str, task_id: str, new_task_id: str, now_ms: int) -> bool:
-        """Mark a ``redriving`` record ``redriven``."""
-        return self._move(tenant, task_id, "redriving", "redriven", new_task_id, now_ms)
-
-    def release(self, tenant: str, task_id: str, new_task_id: str, now_ms: int) -> bool:
-        """Give a claim back (the new task could not be queued): ``redriving`` -> ``dead``."""
-        return self._move(tenant, task_id, "redriving", "dead", new_task_id, now_ms)
-
-    def _move(self, tenant: str, task_id: str, old: str, new: str, new_task_id: str, now_ms: int) -> bool:
+    def _move(
+        self,
+        tenant: str,
+        task_id: str,
+        old: DeadLetterStatus,
+        new: DeadLetterStatus,
+        new_task_id: str,
+        now_ms: int,
+    ) -> bool:
         with self._db.transaction() as conn:
             row = conn.execute(
                 "SELECT doc FROM dead_letters WHERE tenant = ? AND task_id = ?", (tenant, task_id)

@@ -24,6 +24,8 @@ from functools import cache
 from typing import Any
 
 _NUMERIC_OPS = {"<", "<=", "=", ">=", ">"}
+#: Event Ruler compares numbers between -5.0e9 and 5.0e9 (15 significant digits); PutRule refuses others.
+NUMERIC_LIMIT = 5.0e9
 _STRING_OPS = ("prefix", "suffix", "equals-ignore-case", "wildcard")
 _MISSING: Any = object()
 
@@ -109,6 +111,8 @@ def _check_numeric(operand: Any, where: str) -> None:
     if ok:
         ops, values = operand[::2], operand[1::2]
         ok = all(o in _NUMERIC_OPS for o in ops) and all(_is_number(v) for v in values)
+        if ok and any(abs(v) > NUMERIC_LIMIT for v in values):
+            raise InvalidPattern(f"{where}: numeric bounds are between -5.0e9 and 5.0e9")
         if ok and len(operand) == 4:
             # a range: one lower bound and one upper bound above it, in either order
             bounds = dict(zip(ops, values, strict=True))
@@ -239,7 +243,12 @@ def _anything_but(operand: Any, value: Any) -> bool:
     if isinstance(operand, dict):
         ((op, inner),) = operand.items()
         options = inner if isinstance(inner, list) else [inner]
-        return isinstance(value, str) and not any(_string_op(op, o, value) for o in options)
+        if not isinstance(value, str):
+            # Event Ruler (EventBridge's matcher) compares a value's JSON text, a string with its
+            # quotes: a number, true, false or null never starts or ends like a string, so
+            # anything-but prefix/suffix lets it through; the other forms want a string.
+            return op in ("prefix", "suffix")
+        return not any(_string_op(op, o, value) for o in options)
     options = operand if isinstance(operand, list) else [operand]
     return not any(_same(o, value) for o in options)
 
