@@ -11,7 +11,8 @@ installed first if missing: its install is not timed); the "after" tree is this 
     python bench/make_test.py --parse TIME_A OUT_A TIME_B OUT_B --before c96ba44   # from saved logs
 
 ``--parse`` builds the same results from the ``/usr/bin/time -v -o TIME make test > OUT 2>&1`` files
-of runs made by hand. Writes ``bench/results/make_test.json``.
+of runs made by hand. Writes ``bench/results/make_test.json`` (or ``--out``: every
+``make_test*.json`` is a table in BENCHMARKS.md).
 """
 
 from __future__ import annotations
@@ -104,6 +105,9 @@ def main() -> None:
     parser.add_argument("--after", default="HEAD", help="the commit this tree is at (for the record)")
     parser.add_argument("--before-tree", type=Path, help="a worktree already at --before (else one is made)")
     parser.add_argument("--note", default="", help="how the runs were made, kept with the results")
+    parser.add_argument(
+        "--out", default="make_test.json", help="the results file (bench/results/make_test*.json)"
+    )
     args = parser.parse_args()
 
     def rev(commit: str, cwd: Path = ROOT) -> str:
@@ -149,7 +153,7 @@ def main() -> None:
         or "make test (two pytest workers, then the IAM check) under /usr/bin/time -v, before then after, back to back",
     }
     RESULTS.mkdir(exist_ok=True)
-    (RESULTS / "make_test.json").write_text(json.dumps(result, indent=2) + "\n")
+    (RESULTS / args.out).write_text(json.dumps(result, indent=2) + "\n")
     print(json.dumps(result, indent=2))
 
 

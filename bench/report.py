@@ -497,28 +497,29 @@ def _idle(pricing: Mapping[str, Any] | None) -> list[str]:
     return rows
 
 
-def _make_test(made: Mapping[str, Any] | None) -> list[str]:
-    """`make test` before and after issue 17's default backend (bench/make_test.py)."""
+def _make_test(pairs: list[Mapping[str, Any]]) -> list[str]:
+    """`make test` before and after issue 17's default backend (bench/make_test.py), a table a pair."""
     lines = ["## make test (issue 17: no slower on 2 cores)", ""]
-    if not made:
+    if not pairs:
         return [*lines, "Not run (bench/make_test.py).", ""]
-    lines += [
-        "| tree | commit | wall s | CPU s (user + sys) | tests passed | load average before, after |",
-        "| --- | --- | ---: | ---: | ---: | --- |",
-    ]
-    for r in made["runs"]:
-        passed = " + ".join(str(run.get("passed", 0)) for run in r["runs"]) or "?"
-        load = r.get("load_average_before_after")
-        shown = ", ".join(str(x[0]) for x in load) if load else "-"
-        lines.append(
-            f"| {r['tree']} | `{r['commit']}` | {r['wall_s']} | {r['cpu_s']} ({r['user_s']} + {r['sys_s']}) | "
-            f"{passed} | {shown} |"
-        )
-    lines += [
-        "",
-        f"After / before: wall {made['wall_ratio']}x, CPU {made['cpu_ratio']}x. {made['note']}.",
-        "",
-    ]
+    for made in pairs:
+        lines += [
+            "| tree | commit | wall s | CPU s (user + sys) | tests passed | load average before, after |",
+            "| --- | --- | ---: | ---: | ---: | --- |",
+        ]
+        for r in made["runs"]:
+            passed = " + ".join(str(run.get("passed", 0)) for run in r["runs"]) or "?"
+            load = r.get("load_average_before_after")
+            shown = ", ".join(str(x[0]) for x in load) if load else "-"
+            lines.append(
+                f"| {r['tree']} | `{r['commit']}` | {r['wall_s']} | {r['cpu_s']} ({r['user_s']} + {r['sys_s']}) | "
+                f"{passed} | {shown} |"
+            )
+        lines += [
+            "",
+            f"After / before: wall {made['wall_ratio']}x, CPU {made['cpu_ratio']}x. {made['note']}.",
+            "",
+        ]
     return lines
 
 
@@ -677,7 +678,7 @@ def render(results: Path = RESULTS, plots: Path = PLOTS) -> str:
             + s["dag_makespan_ratio_max"]["note"],
             "",
         ]
-    lines += _make_test(_load(results, "make_test.json"))
+    lines += _make_test([_load(results, p.name) for p in sorted(results.glob("make_test*.json"))])
     lines += ["## Local throughput", ""]
     if local and "backends" in local:
         b, huey, fire = local["backends"], local["huey"], local["fire_lateness"]
