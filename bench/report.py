@@ -187,11 +187,20 @@ def summary(results: Path = RESULTS) -> dict[str, dict[str, Any]]:
     else:
         out["handler_import_ms_max"] = _metric(None, "bench/results/cold_start.json missing")
     if makespan and "summary" in makespan:
+        ms = makespan["summary"]
+        load = ms.get("load_average_before_after")
         out["dag_makespan_ratio_max"] = _metric(
-            makespan["summary"]["taskplane_ratio_measured"]["max"],
+            ms["taskplane_ratio_measured"]["max"],
             f"bench/workflow_bench.py: makespan / critical path of the nodes' measured times, worst of "
             f"{len(makespan.get('dags', []))} non-series-parallel DAGs on taskplane dev (SQLite stores, moto's Step Functions); the ratio "
-            f"against the nominal sleeps is {makespan['summary']['taskplane_ratio_nominal']['max']}",
+            f"against the nominal sleeps is {ms['taskplane_ratio_nominal']['max']}"
+            + (
+                f"; median {ms['taskplane_ratio_measured']['median']}, a hop {ms['taskplane_hop_ms']['median']} ms "
+                f"(median), {ms['taskplane_cpu_ms_per_node']['median']} ms of CPU per node"
+                if "taskplane_hop_ms" in ms and "taskplane_cpu_ms_per_node" in ms
+                else ""
+            )
+            + (f"; load average {load[0]} before, {load[1]} after (2 cores)" if load else ""),
         )
     else:
         out["dag_makespan_ratio_max"] = _metric(None, "bench/results/workflow_makespan.json missing")
@@ -579,6 +588,32 @@ def _idle(pricing: Mapping[str, Any] | None) -> list[str]:
     return rows
 
 
+def _make_test(pairs: list[Mapping[str, Any]]) -> list[str]:
+    """`make test` before and after issue 17's default backend (bench/make_test.py), a table a pair."""
+    lines = ["## make test (issue 17: no slower on 2 cores)", ""]
+    if not pairs:
+        return [*lines, "Not run (bench/make_test.py).", ""]
+    for made in pairs:
+        lines += [
+            "| tree | commit | wall s | CPU s (user + sys) | tests passed | load average before, after |",
+            "| --- | --- | ---: | ---: | ---: | --- |",
+        ]
+        for r in made["runs"]:
+            passed = " + ".join(str(run.get("passed", 0)) for run in r["runs"]) or "?"
+            load = r.get("load_average_before_after")
+            shown = ", ".join(str(x[0]) for x in load) if load else "-"
+            lines.append(
+                f"| {r['tree']} | `{r['commit']}` | {r['wall_s']} | {r['cpu_s']} ({r['user_s']} + {r['sys_s']}) | "
+                f"{passed} | {shown} |"
+            )
+        lines += [
+            "",
+            f"After / before: wall {made['wall_ratio']}x, CPU {made['cpu_ratio']}x. {made['note']}.",
+            "",
+        ]
+    return lines
+
+
 def _fmt(value: Any, unit: str = "") -> str:
     if value is None:
         return "not run"
@@ -755,6 +790,7 @@ def render(results: Path = RESULTS, plots: Path = PLOTS) -> str:
             + s["dag_makespan_ratio_max"]["note"],
             "",
         ]
+    lines += _make_test([_load(results, p.name) for p in sorted(results.glob("make_test*.json"))])
     lines += ["## Local throughput", ""]
     if local and "backends" in local:
         b, huey, fire = local["backends"], local["huey"], local["fire_lateness"]

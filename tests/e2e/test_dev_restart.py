@@ -3,7 +3,9 @@
 Every call of the local function ``count`` appends its ``id`` to a file, so the test counts runs
 from outside the process: tasks that finished before the stop are not run again, delayed tasks due
 around the restart run once, a workflow published before the stop runs after it, and a run that was
-waiting between two attempts of a node is relaunched without running its finished node again.
+waiting between two attempts of a node is relaunched without running its finished node again. A
+batch trigger's windows open across a restart (the local function ``window`` logs each window's
+events) keep the events received before it, take more after it, and close once, on time.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ from __future__ import annotations
 import signal
 import time
 from collections import Counter
+from datetime import datetime
 from pathlib import Path
 
 import pytest
@@ -40,7 +43,13 @@ def _functions(tmp_path: Path) -> tuple[Path, Path]:
         "    if not os.path.exists(MARK):\n"
         "        open(MARK, 'w').close()\n"
         "        raise RuntimeError('the first call fails')\n"
-        "    return {'ok': True}\n"
+        "    return {'ok': True}\n\n"
+        "def window(event, context):\n"
+        "    p = event['payload']\n"
+        "    ns = '.'.join(str(e['detail']['n']) for e in p['events'])\n"
+        "    with open(LOG, 'a') as f:\n"
+        "        f.write(f\"window-{p['key']}:{ns}\\n\")\n"
+        "    return {'events': len(p['events'])}\n"
     )
     return functions, log
 
@@ -167,3 +176,82 @@ def test_a_restart_on_the_same_file_loses_nothing_and_runs_nothing_twice(tmp_pat
         **{f"later-{i}": 1 for i in range(5)},
     }
     assert calls["node-a"] == 2  # the first run's, never again on relaunch, and the new run's
+
+
+def _ms(text: str) -> float:
+    return datetime.fromisoformat(text.replace("Z", "+00:00")).timestamp() * 1000
+
+
+def _publish(client: Client, user: str, n: int) -> None:
+    status, reply = client.request(
+        "POST",
+        "/v1/events",
+        {"events": [{"source": "e2e.restart", "detail_type": "view", "detail": {"user": user, "n": n}}]},
+    )
+    assert status == 200 and "event_id" in reply["results"][0], reply  # type: ignore[index]
+
+
+def _window_tasks(client: Client, trigger_id: str, count: int) -> list[dict]:  # type: ignore[type-arg]
+    found: list[dict] = []  # type: ignore[type-arg]
+
+    def started() -> bool:
+        found[:] = [t for t in client.iter_tasks() if t.get("trigger_id") == trigger_id]
+        return len(found) >= count
+
+    _until(started, f"{count} window tasks")
+    return [client.wait(t["task_id"], timeout_s=WAIT_S) for t in found]
+
+
+def test_a_window_open_across_a_restart_keeps_its_events_and_closes_once_on_time(tmp_path):
+    functions, log = _functions(tmp_path)
+    db = tmp_path / "dev.db"
+    port = free_port()
+    client = Client(f"http://127.0.0.1:{port}", "dev-key")
+    began = time.monotonic()
+    first = _start(port, db, functions)
+    # The window must outlast a stop and a start: long against what a start takes on this machine
+    # now (a loaded machine gets a longer window, so nothing here races the machine's speed).
+    window_ms = int(4_000 + 3_000 * (time.monotonic() - began))
+    try:
+        # Given a batch trigger with a window per user, and windows opened for u1 and u2
+        status, trigger = client.request(
+            "POST",
+            "/v1/triggers",
+            {
+                "event_pattern": {"source": ["e2e.restart"], "detail-type": ["view"]},
+                "batch": {"key": "$.detail.user", "window_ms": window_ms, "max_events": 100},
+                "task": {"target": {"type": "lambda", "function": "window"}},
+            },
+        )
+        assert status == 201, trigger
+        for n in (1, 2, 3):
+            _publish(client, "u1", n)
+        _publish(client, "u2", 7)
+    finally:
+        # When dev is stopped with Ctrl-C while both windows are open
+        code, out = _stop(first)
+    assert code == 0, out
+
+    second = _start(port, db, functions)
+    try:
+        # And u1 sends one more event after the restart
+        _publish(client, "u1", 4)
+        # Then each window closes once, with every event it received before and after the restart
+        tasks = _window_tasks(client, trigger["trigger_id"], 2)  # type: ignore[index]
+        assert all(t["state"] == "SUCCEEDED" and t["attempts"] == 1 for t in tasks), tasks
+        by_key = {t["payload"]["key"]: t for t in tasks}
+        assert sorted(by_key) == ["u1", "u2"]
+        assert [e["detail"]["n"] for e in by_key["u1"]["payload"]["events"]] == [1, 2, 3, 4]
+        assert [e["detail"]["n"] for e in by_key["u2"]["payload"]["events"]] == [7]
+        # And on time: not before its end, and by the restarted tick's wheel, not a minute later at
+        # the tick's rule (a close the restart lost would wait for that)
+        for task in tasks:
+            window = task["payload"]["window"]
+            assert window["reason"] == "time" and window["closes_at"] - window["opened_at"] == window_ms
+            late = _ms(task["created_at"]) - window["closes_at"]
+            assert 0 <= late < 10_000, (late, window)
+    finally:
+        code, out = _stop(second)
+    assert code == 0, out
+    # And nothing ran twice: one call per window, with its events once each
+    assert _calls(log) == {"window-u1:1.2.3.4": 1, "window-u2:7": 1}

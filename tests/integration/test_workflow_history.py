@@ -7,6 +7,7 @@ same per-state counts, must be exact: that is what keeps the worst case honest r
 
 from __future__ import annotations
 
+import time
 from collections import Counter
 from typing import Any
 
@@ -18,9 +19,19 @@ from taskplane.domain import history
 pytestmark = pytest.mark.integration
 
 
-def events_of(wf: Any, run_id: str) -> list[dict[str, Any]]:
+def events_of(wf: Any, run_id: str, timeout_s: float = 60) -> list[dict[str, Any]]:
+    """The execution's whole history, read once the execution has ended.
+
+    The run ledger says SUCCEEDED from inside the verdict task, before the executor writes that task's
+    last events and ExecutionSucceeded; a loaded machine let the test read the history in between
+    (30 events instead of 33). The execution's status changes only after its last event is written.
+    """
     sfn = wf.client("stepfunctions")
     arn = wf.platform.workflows.runs.get("acme", run_id).execution_arn
+    deadline = time.monotonic() + timeout_s
+    while sfn.describe_execution(executionArn=arn)["status"] == "RUNNING":
+        assert time.monotonic() < deadline, f"execution {arn} still running after {timeout_s} s"
+        time.sleep(0.02)
     found, token = [], {}
     while True:
         page = sfn.get_execution_history(executionArn=arn, maxResults=1000, **token)

@@ -209,3 +209,49 @@ def test_the_directions_section_names_the_lowest_design_and_keeps_bounds_apart()
     assert "None of them meets $2.50, alone or together: the lowest is worker at 256 MB, $3.30." in text
     assert "bound: claims + tick 128 MB + a hold that costs nothing: $2.40" in text
     assert report._directions(None) == [] and report._directions({}) == []
+
+
+TIME_REPORT = """\tCommand being timed: "make test"
+\tUser time (seconds): 301.50
+\tSystem time (seconds): 20.25
+\tElapsed (wall clock) time (h:mm:ss or m:ss): 4:05.31
+\tMaximum resident set size (kbytes): 524288
+\tExit status: 0
+"""
+PYTEST_OUT = """........ [100%]
+1650 passed, 3 skipped in 240.12s (0:04:00)
+.. [100%]
+2 passed in 3.10s
+"""
+
+
+def test_make_test_figures_come_from_time_and_pytest_reports(tmp_path: Path) -> None:
+    import make_test
+
+    # Given /usr/bin/time -v's report and pytest's output of one make test
+    figures = make_test.parse_time(TIME_REPORT)
+    counts = make_test.parse_pytest(PYTEST_OUT)
+    # Then wall time, CPU (user + system) and the suite's counts are read from them
+    assert figures == {
+        "wall_s": 245.3,
+        "user_s": 301.5,
+        "sys_s": 20.2,
+        "cpu_s": 321.8,
+        "max_rss_mb": 512,
+        "exit_status": 0,
+    }
+    assert counts["runs"] == [{"passed": 1650, "skipped": 3}, {"passed": 2}]
+    # And the page shows both runs side by side with their ratios
+    runs = [
+        make_test.row("before", "aaa", TIME_REPORT, PYTEST_OUT, [[1.0], [2.0]]),
+        make_test.row("after", "bbb", TIME_REPORT.replace("4:05.31", "3:00.00"), PYTEST_OUT, None),
+    ]
+    (tmp_path / "make_test.json").write_text(
+        json.dumps({"runs": runs, "wall_ratio": 0.734, "cpu_ratio": 1.0, "note": "back to back"})
+    )
+    page = report.render(tmp_path, tmp_path / "plots")
+    assert "| before | `aaa` | 245.3 | 321.8 (301.5 + 20.2) | 1650 + 2 | 1.0, 2.0 |" in page
+    assert "| after | `bbb` | 180.0 |" in page
+    assert "After / before: wall 0.734x, CPU 1.0x. back to back." in page
+    with pytest.raises(ValueError, match="in the time report"):
+        make_test.parse_time("nothing")

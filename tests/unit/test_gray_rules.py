@@ -28,3 +28,15 @@ def test_percentage_choice_is_stable_and_bounded(task_id, percent):
     first = choose_route([rule], task_id, {}, target)
     assert first == choose_route([rule], task_id, {}, target)
     assert (first is not None) == (bucket(task_id) < percent)
+
+
+def test_buckets_spread_task_ids_evenly():
+    # Given 10,000 fixed ULID-shaped ids (deterministic: no random draw can fail this test)
+    ids = [f"01J{n:023d}" for n in range(10_000)]
+    counts = [0] * 100
+    for task_id in ids:
+        counts[bucket(task_id)] += 1
+    # Then a 30 % rule takes 30 % of them, give or take 1.5 points, and no bucket is far off its 100
+    share = sum(counts[:30]) / len(ids)
+    assert 0.285 <= share <= 0.315, share
+    assert min(counts) >= 60 and max(counts) <= 140, (min(counts), max(counts))

@@ -40,11 +40,14 @@ __all__ = [
     "LocalLambdaContext",
     "create_local_functions",
     "install_local_lambdas",
+    "invoke_in_process",
     "load_functions_file",
 ]
 
 LOCAL_ROLE_NAME = "taskplane-local"
 _LOG_TAIL_CHARS = 4096  # Lambda's LogResult carries the last 4 KB of the log
+#: moto's (and Lambda's) limit on a synchronous invoke's response payload
+_MAX_RESPONSE_BYTES = 6_000_000
 
 Handler = Callable[[Any, Any], Any]
 
@@ -244,6 +247,65 @@ def create_local_functions(
         except ClientError as exc:
             if _code(exc) != "ResourceConflictException":  # made meanwhile by someone else
                 raise
+
+
+def invoke_in_process(
+    function: str, payload: bytes | None, region: str, qualifier: str | None = None
+) -> tuple[str, str | None] | None:
+    """A synchronous invoke of a function installed with :func:`install_local_lambdas`, called
+    straight from this process instead of through a boto3 client and moto's Lambda API.
+
+    moto's Lambda resolves the function (name or ARN, with its qualifier) and runs it exactly as an
+    ``Invoke`` would: the same event (the payload parsed, ``"{}"`` when empty), the same context and
+    the same answer (payload, and ``FunctionError`` when it failed), with Lambda's 6 MB response limit. Only the request's
+    serialization, signing and routing are skipped (about 1.4 ms of CPU per call).
+
+    Parameters
+    ----------
+    function
+        Function name or ARN.
+    payload
+        The request payload (JSON bytes), or None.
+    region
+        The region of the Lambda API the invoke would reach (an ARN's region wins).
+    qualifier
+        A version or alias.
+
+    Returns
+    -------
+    tuple[str, str | None] | None
+        ``(response payload, FunctionError)``: the error is None, ``"Handled"`` (the function
+        raised) or ``"Unhandled"`` (its response was too large), as moto's Lambda answers; None when moto has no such function or it is
+        not installed here (the caller then goes through the Lambda API, which answers as it does).
+    """
+    from moto.awslambda.models import lambda_backends
+    from moto.core import DEFAULT_ACCOUNT_ID
+
+    account = DEFAULT_ACCOUNT_ID
+    if function.startswith("arn:"):
+        parts = function.split(":")
+        if len(parts) < 7:
+            return None
+        region, account = parts[3], parts[4]
+    try:
+        found = lambda_backends[account][region].get_function(function, qualifier)
+    except Exception:  # unknown function, account or region: the API's own error is the answer
+        return None
+    handler = _lookup(found.function_name)
+    if handler is None:
+        return None
+    try:  # LambdaFunction.invoke: the body parsed when there is one, else the text "{}"
+        event: Any = json.loads(payload) if payload else "{}"
+    except ValueError:  # not JSON: the API's own error is the answer
+        return None
+    result, errored, _ = _run_in_process(found, handler, event)
+    if len(result.encode("utf-8")) > _MAX_RESPONSE_BYTES:
+        too_large = {
+            "errorMessage": "Response payload size exceeded maximum allowed payload size (6291556 bytes).",
+            "errorType": "Function.ResponseSizeTooLarge",
+        }
+        return json.dumps(too_large), "Unhandled"
+    return result, "Handled" if errored else None
 
 
 # -- internals ---------------------------------------------------------------------------------

@@ -168,6 +168,7 @@ class LocalRuntime:
             create_local_functions(session.client("lambda"), functions)
             self._uninstall = install_local_lambdas(functions)
         wiring.use(wiring.build(settings, session=session, sqlite=self._sqlite))
+        workflows.release_gates_directly(wiring.platform(), REGION)
         if self._sqlite is not None and self.db:
             from taskplane.local.restore import restore
 
