@@ -23,6 +23,11 @@ response, because moto's ConsumedCapacity is not what AWS would bill:
   (1,769 MB = one vCPU), plus the AWS calls' latency at stated figures, times the memory.
 * API Gateway: one request per batch call.
 
+Two targets, one run each: an HTTP target on a loopback server in this process (what users run: it
+has a circuit breaker, whose read and counting write per delivery batch are in its units) and the
+builtin echo (no breaker, no network: the platform's floor). ``cost.json`` is the HTTP run, with
+both runs' units under ``by_target``; pricing's headline uses the HTTP target's.
+
     python bench/cost.py --tasks 10000
 """
 
@@ -42,6 +47,7 @@ import time
 from collections import Counter, defaultdict
 from contextlib import contextmanager
 from datetime import UTC, datetime
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -50,7 +56,7 @@ ROOT = Path(__file__).resolve().parent.parent
 
 #: Configured memory of each function (infra/capabilities/api.py; the worker's and the tick's are
 #: infra/config.py's defaults, worker_memory_mb and tick_memory_mb).
-MEMORY_MB = {"api": 1024, "worker": 512, "tick": 256}
+MEMORY_MB = {"api": 1024, "worker": 256, "tick": 256}
 #: Lambda gives a function one full vCPU at 1,769 MB and a proportional share below.
 FULL_VCPU_MB = 1769
 #: Latency assumed per AWS call when turning calls into billed duration (AWS's published "single-digit
@@ -124,6 +130,13 @@ def _peek(table: str, key: dict[str, Any]) -> dict[str, Any] | None:
         except Exception:
             return None
         return found.to_json()["Attributes"] if found is not None else None
+
+
+def _kind(key: dict[str, Any]) -> str:
+    """What an item is, from its partition key's prefix (``breaker#...``, ``sketch#...``), or ``item``."""
+    pk = next(iter(key.values()), {})
+    text = pk.get("S", "") if isinstance(pk, dict) else ""
+    return text.split("#", 1)[0] if "#" in text else "item"
 
 
 def _key_of(table: str, item: dict[str, Any]) -> dict[str, Any]:
@@ -295,7 +308,10 @@ class Meter:
                     after = item_size(_peek(table, params["Key"]))
                 units["wru"] += write_units(before or 0, after)
                 units[f"wru:{table}"] += write_units(before or 0, after)
+                units[f"kind_wru:{table}:{_kind(params['Key'])}"] += write_units(before or 0, after)
                 self.item_bytes[table] = max(self.item_bytes[table], before or 0, after)
+                kind = f"{table}:{_kind(params['Key'])}"
+                self.item_bytes[kind] = max(self.item_bytes[kind], before or 0, after)
             elif operation == "BatchWriteItem":
                 latency = LATENCY_MS["dynamodb-batch"]
                 unprocessed = sum(len(v) for v in (response or {}).get("UnprocessedItems", {}).values())
@@ -316,6 +332,8 @@ class Meter:
             elif operation == "GetItem":
                 consistent = bool(params.get("ConsistentRead"))
                 units["rru"] += read_units(item_size((response or {}).get("Item")), consistent)
+                kind = f"kind_rru:{params['TableName']}:{_kind(params['Key'])}"
+                units[kind] += read_units(item_size((response or {}).get("Item")), consistent)
             elif operation == "BatchGetItem":
                 latency = LATENCY_MS["dynamodb-batch"]
                 for items in (response or {}).get("Responses", {}).values():
@@ -422,7 +440,38 @@ def _task_states(table: str) -> Counter[str]:
     return states
 
 
+#: The measured targets, the headline's first.
+TARGETS = ("http", "echo")
+TARGET_WORDS = {
+    "http": "an HTTP target (POST to a loopback server answering 200 with a small JSON body)",
+    "echo": "the builtin echo target",
+}
+#: What ``by_target`` keeps of each run.
+BY_TARGET_KEYS = ("workload", "succeeded", "lost", "units_per_task", "cpu_ms_per_task", "calls", "item_bytes")
+
+
 def run(
+    tasks: int = 10_000,
+    batch: int = 100,
+    lead_s: float = 5.0,
+    spread_s: float = 20.0,
+    payload_bytes: int = 200,
+    timeout_s: float = 1800.0,
+    seed: int = 7,
+    targets: tuple[str, ...] = TARGETS,
+) -> dict[str, Any]:
+    """One run per target; the first's result, with every run's units under ``by_target``."""
+    runs = {t: measure(t, tasks, batch, lead_s, spread_s, payload_bytes, timeout_s, seed) for t in targets}
+    head = dict(runs[targets[0]])
+    head["target"] = targets[0]
+    head["by_target"] = {
+        t: {"target": TARGET_WORDS[t], **{k: r[k] for k in BY_TARGET_KEYS}} for t, r in runs.items()
+    }
+    return head
+
+
+def measure(
+    target: str = "http",
     tasks: int = 10_000,
     batch: int = 100,
     lead_s: float = 5.0,
@@ -433,14 +482,53 @@ def run(
 ) -> dict[str, Any]:
     saved = dict(os.environ)
     try:
-        return _metered(tasks, batch, lead_s, spread_s, payload_bytes, timeout_s, seed)
+        return _metered(target, tasks, batch, lead_s, spread_s, payload_bytes, timeout_s, seed)
     finally:
         os.environ.clear()
         os.environ.update(saved)
 
 
+class _Answer(BaseHTTPRequestHandler):
+    """The loopback target: reads the envelope, answers 200 with a small JSON body."""
+
+    protocol_version = "HTTP/1.1"
+
+    def do_POST(self) -> None:
+        self.rfile.read(int(self.headers.get("content-length") or 0))
+        body = b'{"ok":true}'
+        self.send_response(200)
+        self.send_header("content-type", "application/json")
+        self.send_header("content-length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, format: str, *args: Any) -> None:
+        return None
+
+
+@contextmanager
+def loopback_target():
+    """A target URL on a threaded loopback server, for the length of the block."""
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _Answer)
+    server.daemon_threads = True
+    thread = threading.Thread(target=server.serve_forever, name="http-target", daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}/hook"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
 def _metered(
-    tasks: int, batch: int, lead_s: float, spread_s: float, payload_bytes: int, timeout_s: float, seed: int
+    target: str,
+    tasks: int,
+    batch: int,
+    lead_s: float,
+    spread_s: float,
+    payload_bytes: int,
+    timeout_s: float,
+    seed: int,
 ) -> dict[str, Any]:
     for name, value in {
         "AWS_ACCESS_KEY_ID": "bench",
@@ -476,8 +564,13 @@ def _metered(
     logger.setLevel("INFO")
     stdout, sys.stdout = sys.stdout, sink
     try:
-        with metered_calls():
-            result = _run(tasks, batch, lead_s, spread_s, payload_bytes, timeout_s, seed)
+        with metered_calls(), loopback_target() as url:
+            spec = (
+                {"type": "http", "url": url, "method": "POST"}
+                if target == "http"
+                else {"type": "builtin", "name": "echo"}
+            )
+            result = _run(spec, tasks, batch, lead_s, spread_s, payload_bytes, timeout_s, seed)
     finally:
         sys.stdout = stdout
         logger.registered_handler.setStream(stream)  # type: ignore[attr-defined]
@@ -514,7 +607,14 @@ class LogSink(io.TextIOBase):
 
 
 def _run(
-    tasks: int, batch: int, lead_s: float, spread_s: float, payload_bytes: int, timeout_s: float, seed: int
+    target: dict[str, Any],
+    tasks: int,
+    batch: int,
+    lead_s: float,
+    spread_s: float,
+    payload_bytes: int,
+    timeout_s: float,
+    seed: int,
 ) -> dict[str, Any]:
     import boto3
     from moto import mock_aws
@@ -531,7 +631,10 @@ def _run(
         session = boto3.session.Session(region_name=REGION)
         # The deployed backpressure threshold (infra/config.py's default), not taskplane dev's 2,000:
         # moto's worker falls far behind the API, and a 429 is a cost a deployment does not pay.
-        settings = create_resources(session).model_copy(update={"max_lane_depth": 50_000})
+        # (HTTP targets may name the loopback server: allowed here as in the tests, never by default)
+        settings = create_resources(session).model_copy(
+            update={"max_lane_depth": 50_000, "allow_private_http": True}
+        )
         platform = wiring.build(settings, session=session)
         wiring.use(platform)
         api = load_handler("api").lambda_handler
@@ -620,6 +723,14 @@ def _run(
                 return handle(delivery, hold)
 
         executor.handle = measured_handle  # type: ignore[method-assign]
+        # The target's call runs on the executor's pool (another thread): its CPU is the worker's too.
+        run_target = executor.runners.run
+
+        def measured_target(*args: Any, **kwargs: Any) -> Any:
+            with METER.running("worker"):
+                return run_target(*args, **kwargs)
+
+        executor.runners.run = measured_target  # type: ignore[method-assign]
 
         def esm_loop(url: str) -> None:
             while not stop.is_set():
@@ -676,7 +787,7 @@ def _run(
                 body = {
                     "tasks": [
                         {
-                            "target": {"type": "builtin", "name": "echo"},
+                            "target": target,
                             "payload": _payload(i, payload_bytes),
                             "run_at": _iso(now + int((lead_s + rng.random() * spread_s) * 1000)),
                         }
@@ -746,6 +857,7 @@ def _run(
 
     succeeded = states.get("SUCCEEDED", 0)
     result = summarize(
+        target,
         tasks,
         accepted,
         succeeded,
@@ -789,6 +901,7 @@ def _lateness(table: str) -> list[int]:
 
 
 def summarize(
+    target: dict[str, Any],
     tasks: int,
     accepted: int,
     succeeded: int,
@@ -866,7 +979,8 @@ def summarize(
         "states": dict(states),
         "api_errors": {str(k): v for k, v in api_errors.items()},
         "workload": (
-            f"{tasks:,} delayed tasks, each due {5}-{25} s after its batch was submitted, echo target, "
+            f"{tasks:,} delayed tasks, each due {5}-{25} s after its batch was submitted, "
+            f"{TARGET_WORDS['http' if target['type'] == 'http' else 'echo']}, "
             f"payload ~{payload_bytes} B, submitted through the API handler in batches of {batch}; "
             "tick shard 0; worker batches of up to 10 from an event-source-mapping loop"
         ),
@@ -879,6 +993,12 @@ def summarize(
                 if k.startswith("wru:")
             },
             "dynamodb_index_wru": 0.0,
+            # the control table's writes and reads by what the item is (breaker#, sketch#, ...)
+            "dynamodb_by_item_kind": {
+                k.removeprefix("kind_"): round(v / per, 4)
+                for k, v in sorted(totals.items())
+                if k.startswith(("kind_wru:", "kind_rru:")) and "control" in k
+            },
             "sqs_requests": round(totals["sqs"] / per, 4),
             "apigw_requests": round(METER.invocations["api"] / per, 4),
             "lambda_requests": {f: round(METER.invocations[f] / per, 4) for f in ("api", "worker")},
@@ -967,8 +1087,14 @@ def main() -> None:
     parser.add_argument("--tasks", type=int, default=10_000)
     parser.add_argument("--payload-bytes", type=int, default=200)
     parser.add_argument("--timeout-s", type=float, default=1800)
+    parser.add_argument("--targets", default=",".join(TARGETS), help="the first is the headline's")
     args = parser.parse_args()
-    result = run(args.tasks, payload_bytes=args.payload_bytes, timeout_s=args.timeout_s)
+    result = run(
+        args.tasks,
+        payload_bytes=args.payload_bytes,
+        timeout_s=args.timeout_s,
+        targets=tuple(args.targets.split(",")),
+    )
     RESULTS.mkdir(exist_ok=True)
     (RESULTS / "cost.json").write_text(json.dumps(result, indent=2) + "\n")
     print(

@@ -481,6 +481,17 @@ def price(
     sfn_high = step_functions_usd_per_task(
         cost, p, transitions=SFN_TRANSITIONS_PER_TASK + 1, io_latency_ms=io_latency_ms
     )
+    # Each measured target's own units (bench/cost.py's by_target), the rest of the run as measured:
+    # the headline is the first (an HTTP target, with its circuit breaker), echo beside it.
+    by_target = {
+        name: {
+            "target": run.get("target"),
+            "usd_per_million_on_demand": _rounded(
+                per_million(taskplane_usd_per_task(_with_units(cost, run), p, **common))
+            )["total"],
+        }
+        for name, run in (cost.get("by_target") or {}).items()
+    }
     return {
         "idle": idle_usd_per_month(cost, prices_doc, shards=1),
         "waits_measured": waits or [],
@@ -494,6 +505,8 @@ def price(
         "sfn_transitions_high": SFN_TRANSITIONS_PER_TASK + 1,
         "step_functions_standard_total_if_3_transitions": round(sum(sfn_high.values()) * 1e6, 4),
         "usd_per_million": designs,
+        "target": cost.get("target", "echo"),
+        "by_target": by_target,
         "goal_usd_per_million": GOAL_USD_PER_MILLION,
         "goal_met": designs["taskplane_on_demand"]["total"] <= GOAL_USD_PER_MILLION,
         "prices": {
@@ -509,6 +522,15 @@ def price(
             io_latency_ms=io_latency_ms,
         ),
     }
+
+
+def _with_units(cost: Mapping[str, Any], run: Mapping[str, Any]) -> dict[str, Any]:
+    """``cost`` with one target's measured units per task (and item sizes) in place of the headline's."""
+    out = json.loads(json.dumps(cost))
+    out["units_per_task"] = json.loads(json.dumps(run["units_per_task"]))
+    if "item_bytes" in run:
+        out["item_bytes"] = dict(run["item_bytes"])
+    return out
 
 
 def assumptions(
@@ -660,15 +682,21 @@ def directions(
     prices_doc = prices_doc if prices_doc is not None else load_prices()
     p = unit_prices(prices_doc)
 
-    def first_call_ms(function: str, memory_mb: int) -> float | None:
-        """A new instance's first-invocation set-up (tracer set-up and platform build: boto3 clients),
-        measured at one core, at ``memory_mb``'s share of a vCPU. Imports are not in it: they run in
-        the init phase, at a full vCPU on demand whatever the memory."""
+    def first_call_ms(function: str, memory_mb: int, *, warm_up: bool = True) -> float | None:
+        """How long a new instance sets up before its first task, beyond its imports (measured at one
+        core, bench/cold_start.py). With the init-phase warm-up (taskplane/init_phase.py, as built):
+        the tracer and the platform are made during init, at a full vCPU on demand whatever the
+        memory, and what the first invocation still sets up runs at ``memory_mb``'s share of a vCPU.
+        Without it (``warm_up=False``, or results from before it): all of it at the share."""
         handler = ((cold or {}).get("handlers") or {}).get(function) or {}
         if "platform_build_median_ms" not in handler:
             return None
+        share = FULL_VCPU_MB / min(memory_mb, FULL_VCPU_MB)
+        warm = handler.get("warm_up")
+        if warm_up and warm:
+            return round(warm["warm_up_median_ms"] + warm["first_call_median_ms"] * share)
         one_core = handler["platform_build_median_ms"] + handler.get("first_call_setup_median_ms", 0.0)
-        return round(one_core * FULL_VCPU_MB / min(memory_mb, FULL_VCPU_MB))
+        return round(one_core * share)
 
     wheel_share = float(cost["units_per_task"].get("dynamodb_wru_by_table", {}).get("taskplane-wheel", 0.2))
 
@@ -704,28 +732,38 @@ def directions(
             {"tick_mb": 128},
             "",
             "modelled from the measured tick CPU",
-            "one shard sends about half as many tasks a second (its CPU share halves: ~300/s instead of "
-            "~600/s: more shards sooner); a woken tick's first run sets up its tracer and clients at a "
-            "fourteenth of a vCPU (its set-up column; imports run at a full vCPU during init on demand): "
-            "a task due soon after an idle spell leaves later; neither is in the harness",
+            "one shard sends about half as many tasks a second (its CPU share halves: more shards "
+            "sooner); in the harness with the tick's CPU share emulated (wheel_lateness_a.json "
+            "a_wheel_tick_128) its dispatch lateness at 1,000 due/s on one shard passes the 20 ms goal "
+            "and its start lateness max the 100 ms goal: the tick stays at 256 MB",
+        ),
+        (
+            "worker_512mb",
+            {"worker_mb": 512},
+            "_worker_512",
+            "measured (harness at 512 MB)",
+            "the default until issue 16's third round: each wait billed at twice the GB; more CPU for "
+            "targets' own work and large payloads (services/payload_budget.py lets four times as many "
+            "bytes in at once)",
         ),
         (
             "worker_256mb",
             {"worker_mb": 256},
             "_worker_256",
             "measured (harness at 256 MB)",
-            "the harness models the worker's CPU share, not a new instance: imports run at a full vCPU "
-            "during init, but a new instance's first invocation sets up its tracer and AWS clients at the "
-            "memory's share (its set-up column: twice today's), so its first batch starts later beyond "
-            "the lead; targets' own CPU runs at half today's speed",
+            "the harness models the worker's CPU share, not a new instance: its clients and tracer are "
+            "built in the init phase at a full vCPU (taskplane/init_phase.py; its set-up column); "
+            "targets' own CPU runs at half the speed of 512 MB; payloads read from the bucket wait for "
+            "room in its memory (services/payload_budget.py)",
         ),
         (
             "worker_128mb",
             {"worker_mb": 128},
             "_worker_128",
             "measured (harness at 128 MB)",
-            "as worker_256mb at a quarter of today's CPU: four times today's set-up before a new "
-            "instance's first start, and a target's own CPU 14 times slower than at one vCPU",
+            "as worker_256mb at half its CPU, a target's own CPU 14 times slower than at one vCPU, and "
+            "too little memory: ~70 MiB resident after init leaves ~58 MiB, less than one 5 MiB "
+            "payload's peak (bench/worker_rss.py)",
         ),
         (
             "claims_batched",
@@ -746,6 +784,13 @@ def directions(
             "modelled (not built)",
             "as claims_batched with each wheel item split over two of the tick's 500 ms lane batches "
             "(two claims per item)",
+        ),
+        (
+            "claims_tick_128",
+            {"claim_wru": wheel_share, "tick_mb": 128},
+            "",
+            "modelled + measured waits",
+            "claims batched and a 128 MB tick, on the worker as built: every risk above together",
         ),
         (
             "claims_worker_256_tick_128",
@@ -789,8 +834,16 @@ def directions(
             "worker": first_call_ms("worker", variant_cost["memory_mb"]["worker"]),
             "tick": first_call_ms("tick", variant_cost["tick"]["memory_mb"]),
         }
+        set_up_before = {
+            "worker": first_call_ms("worker", variant_cost["memory_mb"]["worker"], warm_up=False),
+            "tick": first_call_ms("tick", variant_cost["tick"]["memory_mb"], warm_up=False),
+        }
         rows[name] = {
             "first_invocation_set_up_ms": set_up if any(v is not None for v in set_up.values()) else None,
+            # the same set-up if the first invocation made the tracer and the platform (before init_phase)
+            "first_invocation_set_up_without_warm_up_ms": (
+                set_up_before if any(v is not None for v in set_up_before.values()) else None
+            ),
             "total": round(total, 4),
             "saves": round(base_total - total, 4),
             "goal_met": total <= GOAL_USD_PER_MILLION,

@@ -93,9 +93,12 @@ def summary(results: Path = RESULTS) -> dict[str, dict[str, Any]]:
                 f"{big['total_usd_per_day']['on_demand'] * per_m:.2f} on-demand, "
                 f"{big['total_usd_per_day']['provisioned'] * per_m:.2f} provisioned"
             )
+        echo = (pricing.get("by_target") or {}).get("echo", {}).get("usd_per_million_on_demand")
+        beside = f" (the builtin echo target, no breaker: {echo:.2f})" if echo is not None else ""
         out["usd_per_million_tasks"] = _metric(
             on_demand,
-            f"bench/cost.py's billable units per delayed task on the real handlers, priced by bench/pricing.py "
+            f"an {pricing.get('target', 'echo')} target's{beside} "
+            f"billable units per delayed task (bench/cost.py) on the real handlers, priced by bench/pricing.py "
             f"at us-east-1 list prices (bench/prices.json, checked {pricing.get('prices_checked')}): DynamoDB "
             f"on-demand, 30 days of history stored, the tick amortized over {pricing['tasks_per_day']:,.0f} "
             f"tasks/day on {pricing['shards']} shard(s); with provisioned capacity at 70% utilization "
@@ -120,7 +123,9 @@ def summary(results: Path = RESULTS) -> dict[str, dict[str, Any]]:
         out["idle_usd_per_month"] = _metric(None, "bench/results/pricing.json missing (needs bench/cost.py)")
     if wheel and "a_wheel" in wheel:
         a = wheel["a_wheel"]
-        load = wheel.get("load_average")
+        rerun = wheel.get("a_wheel_rerun") or {}
+        # the design as built, run again by itself when the harness's first pass met a loaded machine
+        load = rerun.get("load_average_before") or wheel.get("load_average")
         harness = (
             f"bench/wheel_lateness.py (a): the real tick over in-memory adapters with injected AWS latency "
             f"(DynamoDB {wheel['injected_latency_ms']['dynamodb_call']} ms/call, SQS "
@@ -167,6 +172,12 @@ def summary(results: Path = RESULTS) -> dict[str, dict[str, Any]]:
             max(h["median_ms"] for h in cold["handlers"].values()),
             f"bench/cold_start.py: median of {cold.get('repeats', '?')} fresh interpreters per handler, the "
             f"slowest handler; import boto3 alone {cold['baseline_boto3_ms']['median_ms']} ms"
+            + (
+                f"; Lambda's init phase, which also makes the tracer and the platform "
+                f"(taskplane/init_phase.py), {cold['init_max_ms']} ms at most (at a full vCPU on demand)"
+                if "init_max_ms" in cold
+                else ""
+            )
             + (
                 f"; load average {cold['load_average']['before'][0]:.1f} on 2 cores"
                 if cold.get("load_average")
@@ -281,8 +292,35 @@ def _cost_story(cost: Mapping[str, Any] | None, pricing: Mapping[str, Any]) -> l
         "",
         _floor(u, pricing, wru_price),
         "",
+        *_targets(cost, pricing),
     ]
     return rows
+
+
+def _targets(cost: Mapping[str, Any], pricing: Mapping[str, Any]) -> list[str]:
+    """The measured targets side by side: the headline's (HTTP, with its circuit breaker) and echo."""
+    runs = cost.get("by_target") or {}
+    if not runs:
+        return []
+    priced = pricing.get("by_target") or {}
+    rows = [
+        "Each target measured in its own run (`cost.json` `by_target`); the headline prices the first, "
+        "what users run: an HTTP target has a circuit breaker (one read and one counting write per "
+        "delivery batch, in the control table beside the batch's duration sketch), echo has none:",
+        "",
+        "| target | WRU | of which control table | RRU | SQS | worker GB-s | log bytes | USD/M on-demand |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+    ]
+    for name, run in runs.items():
+        u = run["units_per_task"]
+        control = sum(v for t, v in (u.get("dynamodb_wru_by_table") or {}).items() if t.endswith("control"))
+        usd = (priced.get(name) or {}).get("usd_per_million_on_demand")
+        rows.append(
+            f"| {name}: {run.get('target', '')} | {u['dynamodb_wru']:.3f} | {control:.3f} | "
+            f"{u['dynamodb_rru']:.4f} | {u['sqs_requests']:.3f} | {u['lambda_gb_s'].get('worker', 0):.6f} | "
+            f"{u.get('log_bytes', 0):.1f} | {'-' if usd is None else f'{usd:.2f}'} |"
+        )
+    return [*rows, ""]
 
 
 def _floor(u: Mapping[str, Any], pricing: Mapping[str, Any], wru_price: float) -> str:
@@ -304,15 +342,50 @@ def _floor(u: Mapping[str, Any], pricing: Mapping[str, Any], wru_price: float) -
     return text
 
 
+def _worker_memory(rss: Mapping[str, Any] | None) -> list[str]:
+    """bench/worker_rss.py: the worker's resident set after init and a batch's peak, by memory size."""
+    if not rss:
+        return []
+    lines = [
+        "## Worker memory",
+        "",
+        f"`bench/worker_rss.py`: the worker resident after Lambda's init (tracer and platform built, no "
+        f"moto): **{rss['init_rss_mib']} MiB**. A batch of 10 records for an HTTP target, its peak over "
+        "the resident set before it (under moto, whose copies of what the worker reads are in it: an "
+        "upper figure), and the deployed estimate (init + batch) beside the memory sizes. Payloads over "
+        "64 KiB are read from the bucket and sent inline; as a 256 MB worker they wait for room in its "
+        "memory (`services/payload_budget.py`):",
+        "",
+        "| payload per record | worker | payload budget | batch adds | estimate | headroom at 128 / 256 / 512 MB |",
+        "| ---: | --- | ---: | ---: | ---: | --- |",
+    ]
+    for b in rss["batches"]:
+        head = b["headroom_mib"]
+        lines.append(
+            f"| {b['payload_kib']:,} KiB | {'as ' + str(b['memory_mb']) + ' MB' if b['memory_mb'] else 'no budget'} | "
+            f"{'-' if b['payload_budget_mib'] is None else str(b['payload_budget_mib']) + ' MiB'} | "
+            f"{b['batch_adds_mib']} MiB | {b['estimate_deployed_peak_mib']} MiB | "
+            f"{head['128']} / {head['256']} / {head['512']} MiB |"
+        )
+    return [
+        *lines,
+        "",
+        f"(load average {rss['load_average'][0]:.1f}; memory figures do not depend on it)",
+        "",
+    ]
+
+
 #: How each direction of bench/pricing.py ``directions`` is named on the page.
 DIRECTION_LABELS = {
     "as_built": "as built (main)",
     "lead_300ms": "lead 300 ms instead of 350",
     "tick_128mb": "tick at 128 MB",
+    "worker_512mb": "worker at 512 MB (the default before)",
     "worker_256mb": "worker at 256 MB",
     "worker_128mb": "worker at 128 MB",
     "claims_batched": "claims batched, one per wheel item; lazy RUNNING",
     "claims_batched_split": "claims batched, two per wheel item",
+    "claims_tick_128": "claims + tick 128 MB",
     "claims_worker_256_tick_128": "claims + worker 256 MB + tick 128 MB",
     "claims_worker_128_tick_128": "claims + worker 128 MB + tick 128 MB",
     "bound_claims_tick_128_no_wait": "bound: claims + tick 128 MB + a hold that costs nothing",
@@ -337,10 +410,13 @@ def _directions(pricing: Mapping[str, Any] | None) -> list[str]:
         "measured) plus a consistent read of the task (1 RRU). The start lateness is one run of the "
         "harness per variant on a shared machine: compare the p99s; a max is one task's tail and moves "
         "with the machine's load, which shows first in the tick's own dispatch lateness beside it. A new "
-        "instance's set-up is its first invocation's tracer set-up and platform build (boto3 clients; "
-        "`cold_start.json`, measured at one core on a shared machine, so an upper figure) at the "
-        "memory's share of a vCPU: a task that a new instance picks up starts that much later, beyond "
-        "the lead (imports are not in it: on demand they run in the init phase at a full vCPU).",
+        "instance's set-up is the making of its tracer and platform (boto3 clients; `cold_start.json`, "
+        "measured at one core on a shared machine, so an upper figure): built in the init phase "
+        "(`taskplane/init_phase.py`), which on demand runs at a full vCPU, plus what the first "
+        "invocation still sets up at the memory's share of a vCPU; in brackets the same if the first "
+        "invocation made them all at the memory's share (before the init-phase warm-up). A task that a "
+        "new instance picks up starts that much later, beyond the lead (imports are not in it: they "
+        "run in the init phase at a full vCPU either way).",
         "",
         "| direction | basis | USD/M | saves | writes | reads | worker wait | tick | start p50/p99/max at "
         "1,000/s | wait per task at 1M/day | a new instance's set-up, worker / tick | risk |",
@@ -355,8 +431,13 @@ def _directions(pricing: Mapping[str, Any] | None) -> list[str]:
             shown += f" (tick's dispatch p99 {late['dispatch_p99_ms_at_1000_per_s']} ms)"
         wait = late.get("wait_ms_per_task_at_1m_per_day")
         set_up = row.get("first_invocation_set_up_ms") or {}
+        before = row.get("first_invocation_set_up_without_warm_up_ms") or {}
         set_up_shown = " / ".join(
-            "-" if set_up.get(f) is None else f"{set_up[f]:,} ms" for f in ("worker", "tick")
+            "-"
+            if set_up.get(f) is None
+            else f"{set_up[f]:,} ms"
+            + (f" ({before[f]:,} ms)" if before.get(f) is not None and before[f] != set_up[f] else "")
+            for f in ("worker", "tick")
         )
         lines.append(
             f"| {DIRECTION_LABELS.get(name, name)} | {row['basis']} | **{row['total']:.2f}** | "
@@ -445,7 +526,17 @@ def _starts(wheel: Mapping[str, Any] | None) -> list[str]:
         + ", ".join(
             f"{x:.1f}" for x in wheel.get("load_average", [])[:1] + wheel.get("load_average_after", [])[:1]
         )
-        + " (before, after) on 2 shared cores.",
+        + " (before, after) on 2 shared cores."
+        + (
+            f" The design as built ({', '.join(k for k in ('a_wheel', 'a_wheel_at_1m_per_day'))}) was run "
+            f"again by itself at load {wheel['a_wheel_rerun']['load_average_before'][0]:.1f}: "
+            f"{wheel['a_wheel_rerun']['note']}; the first pass: start p99 "
+            f"{wheel['a_wheel_rerun']['first_pass']['a_wheel']['start_lateness_ms']['p99']} / max "
+            f"{wheel['a_wheel_rerun']['first_pass']['a_wheel']['start_lateness_ms']['max']} ms, dispatch p99 "
+            f"{wheel['a_wheel_rerun']['first_pass']['a_wheel']['dispatch_lateness_ms']['p99']} ms."
+            if wheel.get("a_wheel_rerun")
+            else ""
+        ),
         "",
         "| design, load | start p50 / p99 / max ms | early | retry p50 / p99 / max ms | worker wait ms per task | worker invocations per task |",
         "| --- | --- | ---: | --- | ---: | ---: |",
@@ -658,12 +749,33 @@ def render(results: Path = RESULTS, plots: Path = PLOTS) -> str:
         lines += ["Not run.", ""]
     lines += ["## Cold start", ""]
     if cold and "handlers" in cold:
-        lines += ["| handler | median import ms |", "| --- | ---: |"]
-        lines += [f"| {n} | {h['median_ms']} |" for n, h in cold["handlers"].items()]
-        lines += [f"| `import boto3` alone | {cold['baseline_boto3_ms']['median_ms']} |", ""]
+        warm = all("warm_up" in h for h in cold["handlers"].values())
+        if warm:
+            lines += [
+                "Medians at one core. *Import*: the module alone, as pytest, moto and `taskplane dev` "
+                "import it (the 300 ms goal). *Init*: as Lambda's init phase imports it, which also "
+                "makes the tracer and the platform (`taskplane/init_phase.py`; on demand at a full vCPU). "
+                "*First call*: what a new instance's first invocation then still sets up (at the memory's "
+                "share of a vCPU), with the warm-up and without it.",
+                "",
+                "| handler | import ms | init ms (with warm-up) | first call ms, with warm-up | "
+                "first call ms, without |",
+                "| --- | ---: | ---: | ---: | ---: |",
+            ]
+            lines += [
+                f"| {n} | {h['median_ms']} | {h['warm_up']['init_median_ms']} | "
+                f"{h['warm_up']['first_call_median_ms']} | {h['warm_up']['without_warm_up_first_call_median_ms']} |"
+                for n, h in cold["handlers"].items()
+            ]
+            lines += [f"| `import boto3` alone | {cold['baseline_boto3_ms']['median_ms']} | | | |", ""]
+        else:
+            lines += ["| handler | median import ms |", "| --- | ---: |"]
+            lines += [f"| {n} | {h['median_ms']} |" for n, h in cold["handlers"].items()]
+            lines += [f"| `import boto3` alone | {cold['baseline_boto3_ms']['median_ms']} |", ""]
         lines += _plot("cold_start.png", "handler import times", plots)
     else:
         lines += ["Not run (bench/cold_start.py).", ""]
+    lines += _worker_memory(_load(results, "worker_rss.json"))
     lines += ["## Workflows", ""]
     if compile_rows:
         lines += ["| nodes | compile ms | ASL bytes | % of 1 MB |", "| ---: | ---: | ---: | ---: |"]

@@ -31,6 +31,7 @@ sys.path.insert(0, str(HERE))
 STEPS = (
     "cold_start",
     "cost",
+    "worker_rss",
     "wheel",
     "workflow",
     "local",
@@ -119,6 +120,23 @@ def step_cost(results: Path, size: dict[str, Any]) -> list[Row]:
             "billable units per delayed task",
             f"{u.get('dynamodb_wru', '?')} WRU, {u.get('dynamodb_rru', '?')} RRU, {u.get('sqs_requests', '?')} SQS",
             f"{data.get('tasks', '?')} tasks through the real handlers, botocore hooks",
+        )
+    ]
+
+
+def step_worker_rss(results: Path, size: dict[str, Any]) -> list[Row]:
+    mod = _module("worker_rss")
+    if mod is None:
+        return [("worker memory", "skipped", "bench/worker_rss.py is missing")]
+    data = mod.run()
+    _write(results, "worker_rss.json", data)
+    worst = max(data["batches"], key=lambda b: b["estimate_deployed_peak_mib"] if b["memory_mb"] else 0)
+    return [
+        (
+            "worker memory, batch of 10",
+            f"init {data['init_rss_mib']} MiB; peak ~{worst['estimate_deployed_peak_mib']} MiB",
+            f"{worst['payload_kib']:,} KiB payloads as a {worst['memory_mb']} MB worker (payload budget "
+            f"{worst['payload_budget_mib']} MiB); moto's copies included",
         )
     ]
 
@@ -325,6 +343,7 @@ def step_report(results: Path, size: dict[str, Any]) -> list[Row]:
 RUNNERS: dict[str, Callable[[Path, dict[str, Any]], list[Row]]] = {
     "cold_start": step_cold_start,
     "cost": step_cost,
+    "worker_rss": step_worker_rss,
     "wheel": step_wheel,
     "workflow": step_workflow,
     "local": step_local,

@@ -143,10 +143,13 @@ class EnvironmentConfig(_Strict):
     tick_memory_mb: int = Field(default=256, ge=128, le=3008)
     #: The worker's memory. A delivery comes in a lead ahead of its due time and the worker waits for it,
     #: billed: at ~12 tasks a second some worker is always waiting, so at low rates the wait is most of
-    #: the worker's cost and scales with this (BENCHMARKS.md: 256 MB saves about $0.40 per million tasks
-    #: at a million a day). Below 512 MB its CPU share shrinks too: a cold start imports slower (a cold
-    #: pickup beyond the lead starts late) and CPU-heavy targets run slower.
-    worker_memory_mb: int = Field(default=512, ge=128, le=10240)
+    #: the worker's cost and scales with this. 256 MB (the default since issue 16's third round) holds
+    #: the start-lateness goals in the harness, a new instance builds its clients and tracer in the init
+    #: phase (at a full vCPU, taskplane/init_phase.py) and a batch's payloads read from the bucket wait
+    #: for room in its memory (services/payload_budget.py); 512 MB or more for CPU-heavy targets (they
+    #: run at the memory's share of a vCPU) or large results. 128 MB leaves too little headroom
+    #: (bench/worker_rss.py: ~70 MiB resident after init, one 5 MiB payload adds up to ~135 MiB).
+    worker_memory_mb: int = Field(default=256, ge=128, le=10240)
     #: Partitions per tenant in the tasks table (fixed for the life of the table).
     task_buckets: int = Field(default=1, ge=1, le=64)
     #: Backpressure: a lane deeper than this makes the API answer 429 (0: no limit).

@@ -12,7 +12,7 @@ from aws_lambda_powertools.event_handler.openapi.exceptions import RequestValida
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from taskplane import dashboard, wiring
+from taskplane import dashboard, init_phase, wiring
 from taskplane.api import dashboard as dashboard_routes
 from taskplane.api import dead_letters, events, schedules, stats, tasks, triggers, uploads, workflows
 from taskplane.api.common import (
@@ -216,3 +216,8 @@ def _in_contract_shape(response: dict[str, Any]) -> dict[str, Any]:
         }
     }
     return {"statusCode": 400, "headers": {"Content-Type": "application/json"}, "body": json.dumps(body)}
+
+
+# Lambda's init phase (at a full vCPU on demand) builds the tracer and the platform; nothing else
+# does at import (taskplane/init_phase.py says why this is the one exception to "never at import").
+init_phase.warm_up()

@@ -15,7 +15,7 @@ from typing import Any
 
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from taskplane import wiring
+from taskplane import init_phase, wiring
 from taskplane.domain.errors import NodeAttemptFailed, NodeFailed
 from taskplane.observability import MetricsBuffer, logger, tracer
 
@@ -52,3 +52,8 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
             platform.telemetry.flush()  # EMF, and OTLP when on (metrics and spans)
     logger.debug("step done", extra={"action": event.get("action"), "result": result})
     return result
+
+
+# Lambda's init phase (at a full vCPU on demand) builds the tracer and the platform; nothing else
+# does at import (taskplane/init_phase.py says why this is the one exception to "never at import").
+init_phase.warm_up()

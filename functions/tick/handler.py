@@ -12,7 +12,7 @@ from typing import Any
 
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from taskplane import wiring
+from taskplane import init_phase, wiring
 from taskplane.observability import logger, tracer
 
 #: How long before the function's own timeout a tick hands its shard over.
@@ -85,3 +85,8 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
         "idle": report.idle,
         "covered": report.covered,
     }
+
+
+# Lambda's init phase (at a full vCPU on demand) builds the tracer and the platform; nothing else
+# does at import (taskplane/init_phase.py says why this is the one exception to "never at import").
+init_phase.warm_up()

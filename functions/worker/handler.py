@@ -9,7 +9,7 @@ from aws_lambda_powertools.utilities.batch import BatchProcessor, EventType, pro
 from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from taskplane import wiring
+from taskplane import init_phase, wiring
 from taskplane.adapters.queues import TriggerMessage, parse_body
 from taskplane.domain.tracecontext import task_trace
 from taskplane.observability import logger, tracer
@@ -107,3 +107,8 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
         # The batch's durations: one write per target (and minute) for all of its attempts.
         platform.executor.flush()
         platform.telemetry.flush()
+
+
+# Lambda's init phase (at a full vCPU on demand) builds the tracer and the platform; nothing else
+# does at import (taskplane/init_phase.py says why this is the one exception to "never at import").
+init_phase.warm_up()

@@ -1,8 +1,9 @@
 """The worker: consumes the lanes through event source mappings and calls task targets.
 
 Memory and timeout: the worker mostly waits on targets (HTTP, Lambda, SQS) and on due times (a delivery
-comes in a lead ahead), so CPU matters little and 512 MB (``worker_memory_mb``) keeps the GB-seconds it
-is billed for while waiting low; less lowers them further at the price of slower cold starts. Its timeout is Lambda's maximum,
+comes in a lead ahead), so CPU matters little and 256 MB (``worker_memory_mb``) keeps the GB-seconds it
+is billed for while waiting low (its clients and tracer are built in the init phase, at a full vCPU;
+payloads read from the bucket wait for room in its memory); more suits CPU-heavy targets. Its timeout is Lambda's maximum,
 15 minutes, because a task may ask for ``timeout_s`` up to 900. Concurrency is bounded per lane by the
 mapping's MaximumConcurrency (so a flood of low-priority work cannot take the high lane's workers),
 and optionally by a reservation that guarantees those workers exist (see ``ReservedConcurrency``).

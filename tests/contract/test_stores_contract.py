@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from taskplane.domain.breaker import Breaker, BreakerState, Call
+from taskplane.domain.breaker import Breaker, BreakerState, Call, Tally
 from taskplane.domain.dead_letters import DeadLetter
 from taskplane.domain.errors import Conflict, TaskplaneError
 from taskplane.domain.ids import new_id
@@ -214,25 +214,59 @@ def test_breaker_writes_land_only_on_the_version_they_read(backend):
     assert backend.breakers.get(key) == probe
 
 
-def test_breaker_counts_calls_per_second_and_timeouts_in_a_row(backend):
+def tally(*calls: tuple[int, Call]) -> Tally:
+    t = Tally()
+    for second, call in calls:
+        t.add(second, call)
+    return t
+
+
+def test_breaker_counts_a_batchs_calls_per_second_and_timeouts_in_a_row(backend):
     # Given a fresh breaker record
     key = backend.unique("acme#lambda:f")
     s = T0 // 1000
-    # When calls are counted in two seconds, a timeout streak broken by an answer, then resumed
-    backend.breakers.count(key, s, Call.OK, [])
-    backend.breakers.count(key, s, Call.ERROR, [])
-    backend.breakers.count(key, s + 1, Call.TIMEOUT, [])
-    after = backend.breakers.count(key, s + 1, Call.TIMEOUT, [])
-    # Then each second holds (calls, errors), a timeout is an error, and the streak counts
+    # When a batch's calls over two seconds are counted in one write, ending in two timeouts
+    after = backend.breakers.count(
+        key, tally((s, Call.OK), (s, Call.ERROR), (s + 1, Call.TIMEOUT), (s + 1, Call.TIMEOUT)), []
+    )
+    # Then each second holds (calls, errors), a timeout is an error, and the trailing run counts
     assert after.buckets == {s: (2, 1), s + 1: (2, 2)} and after.timeouts == 2
-    assert backend.breakers.count(key, s + 2, Call.OK, []).timeouts == 0
+    # And a batch of timeouts only adds to the run; one with an answer restarts it from its trailing run
+    assert backend.breakers.count(key, tally((s + 1, Call.TIMEOUT)), []).timeouts == 3
+    assert backend.breakers.count(key, tally((s + 2, Call.OK), (s + 2, Call.TIMEOUT)), []).timeouts == 1
+    assert backend.breakers.count(key, tally((s + 2, Call.OK)), []).timeouts == 0
     # And a counting write leaves the state alone, and drops the stale buckets it is given
     opened = Breaker(key, BreakerState.OPEN, T0, 0, 1, reason="r")
     assert backend.breakers.replace(backend.breakers.get(key), opened)
-    later = backend.breakers.count(key, s + 40, Call.ERROR, [s, s + 1])
+    later = backend.breakers.count(key, tally((s + 40, Call.ERROR)), [s, s + 1])
     assert later.state is BreakerState.OPEN and later.version == 1
-    assert later.buckets == {s + 2: (1, 0), s + 40: (1, 1)}
+    assert later.buckets == {s + 2: (3, 1), s + 40: (1, 1)}
     assert backend.breakers.get(key) == later
+
+
+def test_two_workers_counting_one_breaker_at_once_keep_both_counts(backend):
+    # Given two workers' batches through the same breaker, in the same seconds
+    import threading
+
+    key = backend.unique("acme#http:host:")
+    s = T0 // 1000
+    ready = threading.Barrier(2)
+    got: list[Breaker] = []
+
+    def worker(errors: int) -> None:
+        batch = tally(*[(s, Call.ERROR)] * errors, *[(s + 1, Call.OK)] * 5)
+        ready.wait()
+        got.append(backend.breakers.count(key, batch, []))
+
+    # When both write at the same moment
+    threads = [threading.Thread(target=worker, args=(n,)) for n in (3, 4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    # Then the record holds both batches' calls (ADD: neither write overwrote the other)
+    assert backend.breakers.get(key).buckets == {s: (7, 7), s + 1: (10, 0)}
+    assert len(got) == 2
 
 
 def test_inflight_quota_is_checked_and_counted_in_one_write(backend):

@@ -3,6 +3,7 @@ and the tenant's stats (as tenant "other", so the session's shared server keeps 
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import pytest
@@ -19,6 +20,18 @@ def get(client: Client, path: str) -> Any:
     status, body = client.request("GET", path)
     assert status == 200, body
     return body
+
+
+def breaker_state(client: Client, target: str, *, until: str, timeout_s: float = 30) -> dict[str, Any]:
+    """The target's breaker in the tenant's stats, once it is ``until`` (the worker writes it at the
+    end of the delivery batch, just after the task's own end)."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        rows = {t["target"]: t for t in get(client, "/v1/stats")["targets"]}
+        breaker = rows.get(target, {}).get("breaker") or {}
+        if breaker.get("state") == until or time.monotonic() > deadline:
+            return breaker
+        time.sleep(0.1)
 
 
 def details(task: dict) -> str:
@@ -40,14 +53,17 @@ def test_fallback_breaker_and_auto_timeout_end_to_end(dev):
     assert first["fallback"]["state"] == "SUCCEEDED"
     assert first["fallback"]["result"] == {"greeting": "hello fallback"}
     assert "fallback called: it succeeded" in details(first)
-    # When the second fails too / Then the breaker opened (2 of 2 calls failed)
+    # When the second fails too / Then the breaker opened at the end of its batch (2 of 2 calls failed)
     second = client.wait(client.submit(body)["task_id"], timeout_s=30)
-    assert "circuit breaker for lambda:explode opened: error rate 100% over 10 s (2 of 2 calls" in details(
-        second
+    assert second["state"] == "FAILED"
+    opened = breaker_state(client, "lambda:explode", until="open")
+    assert opened["state"] == "open" and opened["reason"].startswith(
+        "error rate 100% over 10 s (2 of 2 calls"
     )
-    # And the third fails fast without calling the function, and still gets its fallback
+    # And the third fails fast without calling the function, saying why, and still gets its fallback
     third = client.wait(client.submit(body)["task_id"], timeout_s=30)
     assert third["error"]["type"] == "CircuitOpen" and third["fallback"]["state"] == "SUCCEEDED"
+    assert "error rate 100% over 10 s (2 of 2 calls" in third["error"]["message"]
     # And the dead letters keep both outcomes
     letters = {d["task_id"]: d for d in get(client, "/v1/dead-letters")["items"]}
     assert letters[third["task_id"]]["error"]["type"] == "CircuitOpen"

@@ -90,7 +90,7 @@ def test_the_worker_and_tick_memory_default_to_what_the_cost_bench_prices(test_e
     # (BENCHMARKS.md prices each: less for the waits, slower cold starts)
     env = {k: v for k, v in test_env.items() if k not in ("worker_memory_mb", "tick_memory_mb")}
     cfg = EnvironmentConfig.model_validate(env)
-    assert (cfg.worker_memory_mb, cfg.tick_memory_mb) == (512, 256)
+    assert (cfg.worker_memory_mb, cfg.tick_memory_mb) == (256, 256)
     small = EnvironmentConfig.model_validate({**env, "worker_memory_mb": 128, "tick_memory_mb": 128})
     assert (small.worker_memory_mb, small.tick_memory_mb) == (128, 128)
 

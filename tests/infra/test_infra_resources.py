@@ -21,7 +21,7 @@ def synth(tmp_path_factory: pytest.TempPathFactory) -> Synth:
 
 #: Memory (MB) and timeout (s) chosen per function (reasons in each construct's docstring).
 #: (MemorySize, Timeout) of each function in the test environment (worker and tick memory from its
-#: worker_memory_mb and tick_memory_mb; the defaults are 512 and 256)
+#: worker_memory_mb and tick_memory_mb; the defaults are 256 and 256)
 SIZING = {"api": (1024, 29), "worker": (384, 900), "tick": (192, 360), "step": (512, 900)}
 
 

@@ -34,7 +34,8 @@ class Flaky:
         return {"ok": True}
 
 
-def run_one(aws: Any, body: dict[str, Any]) -> tuple[str, Outcome]:
+def run_one(aws: Any, body: dict[str, Any], *, flush: bool = True) -> tuple[str, Outcome]:
+    """Submit a task and run its delivery as a batch of one (flushed at its end, as the worker does)."""
     task, _ = aws.platform.tasks.submit("acme", TaskSubmit.model_validate(body))
     sqs = aws.client("sqs")
     url = aws.settings.queue_urls["default"]
@@ -44,7 +45,10 @@ def run_one(aws: Any, body: dict[str, Any]) -> tuple[str, Outcome]:
         sqs.delete_message(QueueUrl=url, ReceiptHandle=m["ReceiptHandle"])
         delivery = parse_body(m["Body"])
         if delivery.task_id == task.task_id:
-            return task.task_id, aws.platform.executor.handle(delivery)
+            outcome = aws.platform.executor.handle(delivery)
+            if flush:
+                aws.platform.executor.flush()
+            return task.task_id, outcome
     raise AssertionError("no delivery")
 
 
@@ -81,12 +85,14 @@ def test_breaker_opens_on_the_window_error_rate_fails_fast_then_one_probe_closes
         assert run_one(aws, ONCE)[1] is Outcome.FAILED
         clock.advance(1_000)
     assert "breaker_opened" not in counted.names
-    # When the 4th fails (4 of 4 calls in 10 s: 100% > 50%)
-    fourth, _ = run_one(aws, ONCE)
-    # Then the breaker opened, and the task that opened it says so
-    assert "circuit breaker for http:pay.example: opened: error rate 100% over 10 s (4 of 4 calls" in history(
-        aws, fourth
-    )
+    # When the 4th fails (4 of 4 calls in 10 s: 100% > 50%), and its batch ends
+    run_one(aws, ONCE, flush=False)
+    assert aws.platform.executor.breakers.store.get("acme#http:pay.example:").state.value == "closed"
+    aws.platform.executor.flush()
+    # Then the breaker opened at the end of the batch, saying why
+    record = aws.platform.executor.breakers.store.get("acme#http:pay.example:")
+    assert record.state.value == "open"
+    assert record.reason.startswith("error rate 100% over 10 s (4 of 4 calls")
     assert counted.names.count("breaker_opened") == 1
     # And the next task fails fast without calling the target (a retryable CircuitOpen)
     retry = {"max_attempts": 2, "base_delay_ms": 5_000, "jitter": "none", "breaker": RULES}
@@ -157,11 +163,11 @@ def test_timeouts_in_a_row_open_it_whatever_the_rate_and_an_answer_resets_the_st
         run_one(aws, once)
     assert aws.platform.executor.breakers.store.get("acme#http:pay.example:").state.value == "closed"
     # When a third in a row times out
-    task_id, _ = run_one(aws, once)
-    # Then it opened, saying why
-    assert "opened: 3 timeouts in a row" in history(aws, task_id)
     run_one(aws, once)
+    # Then it opened, and the next task fails fast saying why
+    task_id, _ = run_one(aws, once)
     assert slow.calls == 6
+    assert "3 timeouts in a row" in aws.platform.tasks.get("acme", task_id).error.message
 
 
 @fixed_clock
@@ -275,3 +281,45 @@ def test_no_retry_is_scheduled_that_could_not_finish_by_the_deadline(aws):
     assert (
         "no retry could finish by the deadline" in aws.platform.tasks.get("acme", task_id).history[-1].detail
     )
+
+
+@fixed_clock
+def test_the_worker_reads_and_writes_each_breaker_once_per_delivery_batch(aws, drain):
+    # Given 10 tasks calling one HTTP host, on one lane
+    aws.platform.executor.runners = flaky = Flaky()
+    flaky.down = False
+    store = aws.platform.executor.breakers.store
+    calls: list[str] = []
+    real_get, real_count = store.get, store.count
+    store.get = lambda key: calls.append("get") or real_get(key)
+    store.count = lambda *a: calls.append("count") or real_count(*a)
+    for _ in range(10):
+        aws.platform.tasks.submit("acme", TaskSubmit.model_validate({"target": HTTP}))
+    # When the worker handler takes them in one delivery batch
+    drain(lanes=("default",))
+    # Then all 10 reached the target under one read of the breaker and one counting write
+    assert flaky.calls == 10
+    assert calls == ["get", "count"]
+    assert sum(c for c, _ in real_get("acme#http:pay.example:").buckets.values()) == 10
+
+
+@fixed_clock
+def test_a_payload_read_from_the_bucket_holds_room_in_the_worker_until_its_call_ends(aws):
+    # Given a worker with a payload budget, and a task whose 100 KiB payload is kept in the bucket
+    from taskplane.services.payload_budget import PayloadBudget
+
+    budget = aws.platform.executor.payload_budget = PayloadBudget(1 << 20)
+    seen: list[int] = []
+
+    class Seeing(Flaky):
+        def run(self, target: dict, envelope: dict, *a: Any, **k: Any) -> Any:
+            seen.append(budget.used)
+            assert len(envelope["payload"]["blob"]) == 100 * 1024  # read and sent inline
+            return {"ok": True}
+
+    aws.platform.executor.runners = Seeing()
+    task_id, outcome = run_one(aws, {"target": HTTP, "payload": {"blob": "x" * (100 * 1024)}})
+    # Then its call ran holding the payload's size, and gave it back when it ended
+    size = aws.platform.tasks.get("acme", task_id).payload_ref.size
+    assert outcome is Outcome.SUCCEEDED and seen == [size] and size > 100 * 1024
+    assert budget.used == 0

@@ -243,6 +243,15 @@ def test_directions_scale_a_new_instances_set_up_by_the_memorys_cpu_share() -> N
     }
     assert rows["worker_256mb"]["first_invocation_set_up_ms"]["worker"] == round(177 * 1769 / 256)
     assert rows["tick_128mb"]["first_invocation_set_up_ms"]["tick"] == round(177 * 1769 / 128)
+    # With the init-phase warm-up measured (80 ms more init at one core, 2 ms left for the first call),
+    # the warm-up counts at a full vCPU (init) and only the rest at the memory's share
+    for h in cold["handlers"].values():
+        h["warm_up"] = {"warm_up_median_ms": 80.0, "first_call_median_ms": 2.0}
+    warm = pricing.directions(pricing.EXAMPLE_COST, PRICES, _wheel(), cold=cold)["directions"]
+    assert warm["worker_256mb"]["first_invocation_set_up_ms"]["worker"] == round(80 + 2 * 1769 / 256)
+    assert warm["worker_256mb"]["first_invocation_set_up_without_warm_up_ms"]["worker"] == round(
+        177 * 1769 / 256
+    )
     # without cold-start results there is nothing to say
     assert (
         pricing.directions(pricing.EXAMPLE_COST, PRICES, _wheel())["directions"]["as_built"][
@@ -250,3 +259,24 @@ def test_directions_scale_a_new_instances_set_up_by_the_memorys_cpu_share() -> N
         ]
         is None
     )
+
+
+def test_each_measured_target_is_priced_on_its_own_units() -> None:
+    # Given the headline run (an HTTP target) and an echo run with 0.2 WRU and 0.1 RRU less per task
+    cost = example()
+    cost["target"] = "http"
+    echo = copy.deepcopy(cost["units_per_task"])
+    echo["dynamodb_wru"] -= 0.2
+    echo["dynamodb_rru"] -= 0.1
+    cost["by_target"] = {
+        "http": {"target": "an HTTP target", "units_per_task": copy.deepcopy(cost["units_per_task"])},
+        "echo": {"target": "echo", "units_per_task": echo},
+    }
+    result = pricing.price(cost, PRICES, tasks_per_day=1_000_000, shards=1)
+    # Then the headline is the HTTP run's, and echo costs exactly its units' difference less
+    http = result["by_target"]["http"]["usd_per_million_on_demand"]
+    assert http == pytest.approx(result["usd_per_million"]["taskplane_on_demand"]["total"], abs=1e-4)
+    assert result["by_target"]["echo"]["usd_per_million_on_demand"] == pytest.approx(
+        http - 0.2 * 0.625 - 0.1 * 0.125, abs=1e-3
+    )
+    assert result["target"] == "http"

@@ -182,3 +182,69 @@ def test_with_an_otlp_endpoint_opentelemetry_comes_with_the_first_invocation_not
     # Then the import left the SDK alone, and building the platform brought it
     assert out["after_import"] == [] and out["tracing"] == "OtlpExport"
     assert {"opentelemetry", "google.protobuf"} <= set(out["after_invocation"])
+
+
+WARM_UP = """
+import json, sys
+from moto import mock_aws
+mock_aws().start()
+from taskplane import wiring
+builds = []
+real_build = wiring.build
+wiring.build = lambda *a, **k: builds.append(1) or real_build(*a, **k)
+import handler
+first = wiring._current
+wiring.platform()
+print(json.dumps({"builds": len(builds), "built_at_import": first is not None,
+                  "same": wiring.platform() is first}))
+"""
+
+
+@pytest.mark.parametrize("function", ["api", "worker", "tick", "step"])
+def test_a_handler_builds_the_platform_at_import_only_in_lambdas_init_phase(function):
+    # Given a fresh interpreter set up like the deployed function, with moto active
+    # When the handler module is imported without Lambda's init variable (pytest, moto, taskplane dev)
+    region = {"AWS_DEFAULT_REGION": "us-east-1"}  # as Lambda sets it
+    plain = fresh(WARM_UP, function, region)
+    # Then nothing was built at import (the first call built it once)
+    assert (plain["builds"], plain["built_at_import"]) == (1, False)
+    # When it is imported during Lambda's init phase
+    init = fresh(WARM_UP, function, {**region, "AWS_LAMBDA_INITIALIZATION_TYPE": "on-demand"})
+    # Then the import built the platform, once: the first invocation reuses it
+    assert (init["builds"], init["built_at_import"], init["same"]) == (1, True, True)
+
+
+def test_without_lambdas_init_variable_importing_a_handler_makes_no_client():
+    # Given the worker's handler imported without the variable (as every test and taskplane dev do)
+    code = "import json, sys, handler; print(json.dumps({'boto3': 'boto3' in sys.modules}))"
+    # Then boto3 is not even imported; with the variable, the tracer and the clients are made
+    assert fresh(code, "worker") == {"boto3": False}
+    code = (
+        "import json, sys, handler; from taskplane import wiring; "
+        "from taskplane.observability import tracer; "
+        "print(json.dumps({'boto3': 'boto3' in sys.modules, 'built': wiring._current is not None, "
+        "'tracer': tracer._tracer is not None}))"
+    )
+    env = {
+        "AWS_LAMBDA_INITIALIZATION_TYPE": "on-demand",
+        "AWS_DEFAULT_REGION": "us-east-1",
+        "AWS_ACCESS_KEY_ID": "x",
+        "AWS_SECRET_ACCESS_KEY": "x",
+    }
+    assert fresh(code, "worker", env) == {"boto3": True, "built": True, "tracer": True}
+
+
+def test_a_warm_up_that_fails_is_logged_and_leaves_the_build_to_the_first_invocation(monkeypatch):
+    # Given a platform that cannot be built (a setting missing, say)
+    from taskplane import init_phase, wiring
+    from taskplane.observability import tracer
+
+    def broken() -> None:
+        raise ValueError("TASKPLANE_TASKS_TABLE is not set")
+
+    monkeypatch.setattr(tracer, "setup", lambda: None)
+    monkeypatch.setattr(wiring, "platform", broken)
+    # When Lambda's init runs the warm-up / Then it does not raise (the import, and the init, succeed)
+    assert init_phase.warm_up({"AWS_LAMBDA_INITIALIZATION_TYPE": "on-demand"}) is False
+    # And outside Lambda's init it does nothing at all
+    assert init_phase.warm_up({}) is False

@@ -17,7 +17,9 @@ from taskplane.domain.breaker import (
     BreakerConfig,
     BreakerState,
     Call,
+    Tally,
     second_of,
+    tallied,
     trip_reason,
     window,
 )
@@ -141,23 +143,24 @@ class MemoryBreakers:
     """The BreakerRecords port in memory, with the adapters' semantics (contract-tested on both)."""
 
     records: dict[str, Breaker] = field(default_factory=dict)
+    reads: int = 0
+    counts: int = 0
 
     def get(self, key: str) -> Breaker:
+        self.reads += 1
         return self.records.get(key, Breaker(key=key))
 
-    def count(self, key: str, second: int, call: Call, stale: list[int]) -> Breaker:
-        b = self.get(key)
-        buckets = {s: v for s, v in b.buckets.items() if s not in stale}
-        c, e = buckets.get(second, (0, 0))
-        buckets[second] = (c + 1, e + (call is not Call.OK))
-        b = replace(b, buckets=buckets, timeouts=b.timeouts + 1 if call is Call.TIMEOUT else 0)
+    def count(self, key: str, tally: Tally, stale: list[int]) -> Breaker:
+        self.counts += 1
+        b = tallied(self.records.get(key, Breaker(key=key)), tally, stale)
         self.records[key] = b
         return b
 
     def replace(self, old: Breaker, new: Breaker) -> bool:
-        if self.get(new.key).version != old.version:
+        current = self.records.get(new.key, Breaker(key=new.key))
+        if current.version != old.version:
             return False
-        self.records[new.key] = replace(new, buckets=self.get(new.key).buckets)
+        self.records[new.key] = replace(new, buckets=current.buckets)
         return True
 
 
@@ -170,8 +173,10 @@ class Clock:
 
 
 TARGET = {"type": "lambda", "function": "f"}
+#: (wait ms, how the call would end, whether its delivery batch ends after it)
 events = st.lists(
-    st.tuples(st.integers(0, 4_000), st.sampled_from([Call.OK, Call.ERROR, Call.TIMEOUT])), max_size=120
+    st.tuples(st.integers(0, 4_000), st.sampled_from([Call.OK, Call.ERROR, Call.TIMEOUT]), st.booleans()),
+    max_size=120,
 )
 
 
@@ -184,7 +189,7 @@ events = st.lists(
     st.sampled_from([2_000, 10_000]),
 )
 def test_breaker_transitions_follow_the_rules_against_a_model(calls, rate, min_calls, timeouts, window_ms):
-    # Given a breaker with any rules, and any sequence of (wait, how the call would end)
+    # Given a breaker with any rules, and any sequence of (wait, how the call would end, end of batch)
     policy = BreakerPolicy(
         window_ms=window_ms,
         error_rate=rate,
@@ -193,11 +198,14 @@ def test_breaker_transitions_follow_the_rules_against_a_model(calls, rate, min_c
         open_ms=5_000,
     )
     clock = Clock()
-    hub = CircuitBreakers(MemoryBreakers(), clock.now_ms, BreakerConfig(default=policy))
-    # The model: raw (time, call) since the last close, the state, when it opened
+    store = MemoryBreakers()
+    hub = CircuitBreakers(store, clock.now_ms, BreakerConfig(default=policy))
+    # The model: raw (time, call) since the last close, the batch's calls not yet written, the
+    # state, when it opened. Calls are counted, and the rules checked, only at the batch's end.
     seen: list[tuple[int, Call]] = []
+    batch: list[tuple[int, Call]] = []
     state, opened_at, streak, closed_s = "closed", 0, 0, 0
-    for wait, call in calls:
+    for wait, call, batch_ends in calls:
         clock.now += wait
         now = clock.now
         try:
@@ -206,21 +214,32 @@ def test_breaker_transitions_follow_the_rules_against_a_model(calls, rate, min_c
             # Then a call is refused only while open (before open_ms) or while a probe is out
             assert exc.error_type == "CircuitOpen"
             assert state == "open" and now - opened_at < policy.open_ms
-            continue
-        assert guard is not None
-        if state == "open":
-            # Then after open_ms exactly this caller probes
+            guard = None
+        if guard is not None and state == "open":
+            # Then after open_ms exactly this caller probes, and its outcome is written at once
             assert guard.probe and now - opened_at >= policy.open_ms
             hub.after(guard, call)
             if call is Call.OK:
                 state, seen, streak, closed_s = "closed", [], 0, second_of(now)
             else:
                 opened_at = now
+            assert store.get("acme#lambda:f").state.value == state
+        elif guard is not None:
+            assert not guard.probe
+            hub.after(guard, call)
+            batch.append((now, call))
+        if not batch_ends:
             continue
-        assert not guard.probe
-        hub.after(guard, call)
-        seen.append((now, call))
-        streak = streak + 1 if call is Call.TIMEOUT else 0
+        # When the batch ends: one write for its calls, then the rules on what it returned
+        writes_before = store.counts
+        hub.flush()
+        assert store.counts == writes_before + (1 if batch else 0)
+        for _, c in batch:
+            streak = streak + 1 if c is Call.TIMEOUT else 0
+        seen += batch
+        batch = []
+        if state != "closed":
+            continue
         now_s = second_of(now)
         recent = [
             c
@@ -231,10 +250,114 @@ def test_breaker_transitions_follow_the_rules_against_a_model(calls, rate, min_c
         should_open = streak >= timeouts or (len(recent) >= min_calls and errors > rate * len(recent))
         if should_open:
             state, opened_at = "open", now
-        record = hub.store.get("acme#lambda:f")
+        record = store.get("acme#lambda:f")
         assert (record.state is BreakerState.OPEN) == should_open, (record, recent, streak)
         if should_open:
             assert trip_reason(record, now, policy) is not None
+
+
+def test_a_batch_reads_each_breaker_once_and_writes_once_at_its_end():
+    # Given a closed breaker and a hub whose cache starts empty
+    clock = Clock()
+    store = MemoryBreakers()
+    hub = CircuitBreakers(store, clock.now_ms, BreakerConfig(default=BreakerPolicy(min_calls=100)))
+    # When a batch makes 10 calls through it
+    for i in range(10):
+        guard = hub.before("acme", TARGET)
+        clock.now += 30
+        hub.after(guard, Call.ERROR if i % 2 else Call.OK)
+    # Then it was read once and nothing was written yet
+    assert (store.reads, store.counts) == (1, 0)
+    # When the batch ends / Then one write holds all 10 calls
+    assert hub.flush() == (1, [])
+    assert sum(c for c, _ in store.records["acme#lambda:f"].buckets.values()) == 10
+    # And the next batch, a moment later, reuses the record the flush wrote; a later one reads again
+    hub.before("acme", TARGET)
+    assert store.reads == 1
+    hub.flush()
+    clock.now += 1_000
+    hub.before("acme", TARGET)
+    assert store.reads == 2
+    # And records no batch may use any more are forgotten (a long-lived process calls many targets)
+    hub.flush()
+    clock.now += 5_000
+    hub.flush()
+    assert hub._cache == {} and hub._reading == {}
+
+
+def test_timeouts_in_a_row_span_batches_and_any_answer_resets_the_run():
+    # Given a breaker that opens at 3 timeouts in a row (the window rule out of reach)
+    clock = Clock()
+    store = MemoryBreakers()
+    hub = CircuitBreakers(store, clock.now_ms, BreakerConfig(default=BreakerPolicy(min_calls=1000)))
+
+    def batch(*calls: Call) -> None:
+        for call in calls:
+            hub.after(hub.before("acme", TARGET), call)
+        hub.flush()
+        clock.now += 2_000
+
+    # When a batch ends in 2 timeouts after an answer, and the next starts with an answer
+    batch(Call.TIMEOUT, Call.OK, Call.TIMEOUT, Call.TIMEOUT)
+    assert store.records["acme#lambda:f"].timeouts == 2
+    batch(Call.OK, Call.TIMEOUT)
+    # Then the run restarted from the batch's trailing timeouts
+    assert store.records["acme#lambda:f"].timeouts == 1
+    # When two batches of timeouts follow / Then the run adds up across them and opens it at 3
+    batch(Call.TIMEOUT)
+    assert store.records["acme#lambda:f"].state is BreakerState.CLOSED
+    batch(Call.TIMEOUT)
+    assert store.records["acme#lambda:f"].state is BreakerState.OPEN
+    assert store.records["acme#lambda:f"].reason == "3 timeouts in a row"
+
+
+def test_a_flush_that_fails_loses_the_counts_and_never_raises():
+    # Given a store whose counting write fails
+    clock = Clock()
+    store = MemoryBreakers()
+    hub = CircuitBreakers(store, clock.now_ms, BreakerConfig(default=BreakerPolicy(min_calls=1)))
+
+    def down(key: str, tally: Tally, stale: list[int]) -> Breaker:
+        raise ConnectionError("table unreachable")
+
+    for _ in range(3):
+        hub.after(hub.before("acme", TARGET), Call.ERROR)
+    real = store.count
+    store.count = down  # type: ignore[method-assign]
+    # When the batch ends / Then nothing is written, nothing raised, and nothing opened
+    assert hub.flush() == (0, [])
+    assert store.records == {}
+    # And the next batch reads the record afresh (a failed write drops the cached one), counts and
+    # writes only its own calls
+    store.count = real  # type: ignore[method-assign]
+    reads = store.reads
+    hub.after(hub.before("acme", TARGET), Call.ERROR)
+    assert store.reads == reads + 1
+    writes, changes = hub.flush()
+    assert writes == 2 and [c.metric for c in changes] == ["breaker_opened"]
+    assert store.records["acme#lambda:f"].buckets == {second_of(clock.now): (1, 1)}
+
+
+def test_calls_of_one_batch_on_threads_are_all_counted_in_one_write():
+    # Given 8 threads each making 25 calls through the same breaker in one batch
+    import threading
+
+    clock = Clock()
+    store = MemoryBreakers()
+    hub = CircuitBreakers(store, clock.now_ms, BreakerConfig(default=BreakerPolicy(min_calls=1000)))
+
+    def calls() -> None:
+        for _ in range(25):
+            hub.after(hub.before("acme", TARGET), Call.OK)
+
+    threads = [threading.Thread(target=calls) for _ in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    # When the batch ends / Then one read, one write, 200 calls
+    assert hub.flush()[0] == 1 and store.reads == 1
+    assert store.records["acme#lambda:f"].buckets == {second_of(clock.now): (200, 0)}
 
 
 def test_a_long_target_name_is_shortened_to_fit_a_partition_key_and_stays_distinct():

@@ -325,6 +325,7 @@ def build(
         tracing=tracing,
         breakers=breakers(settings, stores.breakers, clock),
         latencies=Latencies(stores.latency, clock.now_ms),
+        payload_budget=payload_budget(),
     )
     dead_letters = DeadLetterService(
         records=dead_letter_records,
@@ -518,6 +519,16 @@ def _build_workflows(
         latencies=Latencies(stores.latency, clock.now_ms),
     )
     return workflows, steps
+
+
+def payload_budget(environ: Any = None) -> Any:
+    """The worker's budget of payload bytes in flight (services/payload_budget.py), sized from the
+    function's memory in Lambda (``AWS_LAMBDA_FUNCTION_MEMORY_SIZE``); None elsewhere (taskplane dev,
+    tests: no Lambda memory to keep within)."""
+    from taskplane.services.payload_budget import PayloadBudget, budget_bytes
+
+    memory = (os.environ if environ is None else environ).get("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "")
+    return PayloadBudget(budget_bytes(int(memory))) if memory.isdigit() else None
 
 
 _current: Platform | None = None

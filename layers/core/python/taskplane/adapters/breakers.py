@@ -2,10 +2,11 @@
 
 One item per tenant and target holds the state (versioned: a change of state is a conditional write
 on the version it was computed from) and the sliding window: one number per second,
-``b<epoch second> = calls + errors * ERROR_UNIT``, bumped with ``ADD`` by every finished call, and
-``ct`` the timeouts in a row. That is one write per attempt, ReturnValues giving the new window back
-for the trip check; the item stays under 1 KB (at most 31 buckets: a write that sees older ones
-removes them), so each such write is one write unit.
+``b<epoch second> = calls + errors * ERROR_UNIT``, bumped with ``ADD``, and ``ct`` the timeouts in a
+row. A worker writes its delivery batch's calls through one breaker in one such write (ReturnValues
+giving the new window back for the trip check): ``ADD`` keeps every worker's counts when two write at
+once. The item stays under 1 KB (at most 31 buckets: a write that sees older ones removes them), so
+each such write is one write unit.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from botocore.exceptions import ClientError
 
 from taskplane.adapters.aws import AwsClient
 from taskplane.adapters.errors import error_code, translate
-from taskplane.domain.breaker import Breaker, BreakerState, Call
+from taskplane.domain.breaker import Breaker, BreakerState, Tally
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
@@ -66,37 +67,44 @@ class BreakerStore(AwsClient["DynamoDBClient"]):
             raise translate(exc, "reading the circuit breaker") from exc
         return breaker_from_item(key, item)
 
-    def count(self, key: str, second: int, call: Call, stale: list[int]) -> Breaker:
-        """Count one finished call in ``second``'s bucket (and the timeout streak); one write.
-        ``stale`` buckets (seen by the caller's read, out of every window) are removed in passing."""
-        names = {"#b": f"b{second}"}
-        values: dict[str, Any] = {":v": {"N": str(1 + (ERROR_UNIT if call is not Call.OK else 0))}}
-        add = ["#b :v"]
+    def count(self, key: str, tally: Tally, stale: list[int]) -> Breaker:
+        """Add a batch's calls to their seconds' buckets and the timeout run, in one write. ``stale``
+        buckets (seen by the caller's read, out of every window) are removed in passing."""
+        names: dict[str, str] = {}
+        values: dict[str, Any] = {}
+        add = []
+        for i, (second, (calls, errors)) in enumerate(sorted(tally.buckets.items())):
+            names[f"#b{i}"] = f"b{second}"
+            values[f":b{i}"] = {"N": str(calls + errors * ERROR_UNIT)}
+            add.append(f"#b{i} :b{i}")
         sets = []
-        if call is Call.TIMEOUT:
-            add.append("ct :one")
-            values[":one"] = {"N": "1"}
-        else:
-            sets.append("ct = :zero")
-            values[":zero"] = {"N": "0"}
-        expr = "ADD " + ", ".join(add)
+        if tally.answered:  # an answer ended the stored run: it restarts from the batch's trailing one
+            sets.append("ct = :ct")
+            values[":ct"] = {"N": str(tally.timeouts)}
+        elif tally.timeouts:
+            add.append("ct :ct")
+            values[":ct"] = {"N": str(tally.timeouts)}
+        parts = ["ADD " + ", ".join(add)]
         if sets:
-            expr += " SET " + ", ".join(sets)
+            parts.append("SET " + ", ".join(sets))
+        stale = [s for s in stale if s not in tally.buckets]
         if stale:
             for i, s in enumerate(stale):
                 names[f"#s{i}"] = f"b{s}"
-            expr += " REMOVE " + ", ".join(f"#s{i}" for i in range(len(stale)))
+            parts.append("REMOVE " + ", ".join(f"#s{i}" for i in range(len(stale))))
+        if not tally.buckets:  # nothing counted (a tally always has a call when it has a timeout)
+            return self.get(key)
         try:
             resp = self.client.update_item(
                 TableName=self._table,
                 Key=_key(key),
-                UpdateExpression=expr,
-                ExpressionAttributeNames=names,
+                UpdateExpression=" ".join(parts),
                 ExpressionAttributeValues=values,
+                ExpressionAttributeNames=names,
                 ReturnValues="ALL_NEW",
             )
         except ClientError as exc:
-            raise translate(exc, "counting a call in the circuit breaker") from exc
+            raise translate(exc, "counting calls in the circuit breaker") from exc
         return breaker_from_item(key, resp.get("Attributes"))
 
     def replace(self, old: Breaker, new: Breaker) -> bool:

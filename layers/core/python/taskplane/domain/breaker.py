@@ -1,9 +1,11 @@
 """Per-target circuit breaker (the seed's rules): pure rules over a small record kept in the control table.
 
-closed: calls go through. Each finished call is counted in a one-second bucket of the record (one
-write per attempt: an ``ADD``). The breaker opens when, over the policy's sliding window (default
-10 s), at least ``min_calls`` calls were made and their error rate passes ``error_rate`` (default
-50%), or when ``consecutive_timeouts`` calls in a row (default 3) timed out.
+closed: calls go through. Each finished call is counted in a one-second bucket of the record: a
+worker keeps its delivery batch's calls in a ``Tally`` per breaker and writes them with one ``ADD``
+at the end of the batch. The breaker opens when, over the policy's sliding window (default 10 s), at
+least ``min_calls`` calls were made and their error rate passes ``error_rate`` (default 50%), or when
+``consecutive_timeouts`` calls in a row (default 3) timed out; the check runs on the record that
+write returns, so a breaker opens at the end of the batch that tripped it.
 open: calls fail fast (a retryable ``CircuitOpen``) until ``open_ms`` has passed.
 half_open: one probe call goes through (the caller whose conditional write claims it); its success
 closes the breaker (the window starts afresh), its failure opens it again.
@@ -140,6 +142,49 @@ def trip_reason(b: Breaker, now_ms: int, policy: BreakerPolicy) -> str | None:
             f"({errors} of {calls} calls; threshold {policy.error_rate * 100:g}%)"
         )
     return None
+
+
+@dataclass
+class Tally:
+    """A batch's finished calls through one breaker, not yet written: what one counting write adds."""
+
+    #: second -> (calls, errors)
+    buckets: dict[int, tuple[int, int]] = field(default_factory=dict)
+    #: the batch's trailing run of timeouts (added to the stored run, or replacing it: ``answered``)
+    timeouts: int = 0
+    #: a call answered (ok or error) in the batch: the stored run restarts from ``timeouts``
+    answered: bool = False
+
+    def add(self, second: int, call: Call) -> None:
+        calls, errors = self.buckets.get(second, (0, 0))
+        self.buckets[second] = (calls + 1, errors + (call is not Call.OK))
+        if call is Call.TIMEOUT:
+            self.timeouts += 1
+        else:
+            self.answered = True
+            self.timeouts = 0
+
+    @property
+    def calls(self) -> int:
+        return sum(c for c, _ in self.buckets.values())
+
+
+def tallied(b: Breaker, tally: Tally, stale: list[int]) -> Breaker:
+    """The record after a counting write of ``tally`` (the state is left alone; ``stale`` buckets go).
+
+    >>> t = Tally()
+    >>> for call in (Call.TIMEOUT, Call.OK, Call.TIMEOUT, Call.TIMEOUT):
+    ...     t.add(7, call)
+    >>> after = tallied(Breaker("k", timeouts=5, buckets={7: (1, 0), 1: (2, 2)}), t, [1])
+    >>> after.buckets, after.timeouts
+    ({7: (5, 3)}, 2)
+    """
+    buckets = {s: v for s, v in b.buckets.items() if s not in stale}
+    for s, (c, e) in tally.buckets.items():
+        old_c, old_e = buckets.get(s, (0, 0))
+        buckets[s] = (old_c + c, old_e + e)
+    timeouts = tally.timeouts if tally.answered else b.timeouts + tally.timeouts
+    return replace(b, buckets=buckets, timeouts=timeouts)
 
 
 def stale_buckets(b: Breaker, now_ms: int) -> list[int]:

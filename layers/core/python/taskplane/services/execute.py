@@ -61,6 +61,7 @@ from taskplane.services.admission import Admission
 from taskplane.services.breakers import CircuitBreakers, Guard
 from taskplane.services.fallback import call_fallback, fallback_note
 from taskplane.services.latency import Latencies
+from taskplane.services.payload_budget import PayloadBudget
 from taskplane.services.ports import NullTelemetry, Telemetry
 from taskplane.services.tasks import arrival_delay_s, delivery_for, wheel_entry_for
 from taskplane.services.wakes import Wakes
@@ -160,10 +161,23 @@ class Executor:
     tracing: Tracing = NULL_TRACING
     #: per-target duration sketches: ``timeout_s: "auto"`` reads them, every answered call adds to them
     latencies: Latencies | None = None
+    #: payload bytes read from the bucket this instance holds at once (None: no limit)
+    payload_budget: PayloadBudget | None = None
 
     def flush(self) -> int:
-        """Write what the attempts measured (the worker calls it once per delivery batch)."""
-        return self.latencies.flush() if self.latencies is not None else 0
+        """Write what the batch's attempts measured: their durations, and their calls through each
+        circuit breaker (one write per target; the trip check runs here, so a breaker opens at the
+        end of the batch that tripped it). Every user of an Executor calls it once per delivery batch
+        (the worker handler, so ``taskplane dev`` too). Returns the writes made."""
+        writes = self.latencies.flush() if self.latencies is not None else 0
+        if self.breakers is not None:
+            counted, changes = self.breakers.flush()
+            writes += counted
+            for change in changes:
+                self.telemetry.count(
+                    change.metric, tenant=change.tenant, target_type=change.target_type, lane=change.lane
+                )
+        return writes
 
     def handle(self, delivery: LaneMessage, hold: Hold | None = None) -> Outcome:
         """Process one lane message; raises only when the message must be redelivered.
@@ -418,9 +432,13 @@ class Executor:
             if guard is not None and guard.probe:
                 self.telemetry.count("breaker_half_open", **dims)
                 notes.append(f"circuit breaker for {guard.target} half-open: this attempt is its probe")
+        # A payload read from the bucket and sent inline takes room in the instance's memory until
+        # its call ends (services/payload_budget.py): a record waits while the batch's others fill it.
+        taken = self._payload_room(task)
         try:
             envelope = self._envelope(task)
         except TargetFailure as unreadable:
+            self._give_room(taken)
             return self._finish(task, self._failed(task, unreadable, timed_out=False, dims=dims), watched)
         cancel = threading.Event()
         began = time.perf_counter()
@@ -455,13 +473,17 @@ class Executor:
             failure = TargetFailure(type(exc).__name__, str(exc) or repr(exc), retryable=True)
         finally:
             done.set()
+            del envelope  # the call has it no more (a timed-out call's thread keeps its own reference)
+            self._give_room(taken)
             took_ms = (time.perf_counter() - began) * 1000
             self.telemetry.duration_ms(took_ms, **dims)
         if self.latencies is not None and not timed_out:
             # A duration only from a call that answered: a timeout says nothing but "longer than that".
             self.latencies.record(task.tenant, task.effective_target, took_ms)
         if self.breakers is not None and (failure is None or failure.error_type != "CircuitOpen"):
-            change = self.breakers.after(guard, classify(failure.retryable if failure else None, timed_out))
+            change = self.breakers.after(
+                guard, classify(failure.retryable if failure else None, timed_out), lane=task.priority
+            )
             if change is not None:
                 self.telemetry.count(change.metric, **dims)
                 notes.append(change.note)
@@ -470,6 +492,19 @@ class Executor:
                 task, self._failed(task, failure, timed_out=timed_out, dims=dims, notes=notes), watched
             )
         return self._finish(task, self._succeeded(task, result, dims, notes), watched)
+
+    def _payload_room(self, task: Task) -> int:
+        """Room taken in the payload budget for this attempt's payload (0: none needed or no budget)."""
+        ref = task.payload_ref
+        if self.payload_budget is None or ref is None or self.blobs is None:
+            return 0
+        if ref.size > inline_limit(task.effective_target):
+            return 0  # sent as a URL: never read here
+        return self.payload_budget.take(ref.size)
+
+    def _give_room(self, taken: int) -> None:
+        if self.payload_budget is not None:
+            self.payload_budget.give(taken)
 
     def _limit(self, task: Task) -> tuple[float, list[str]]:
         """This attempt's hard timeout in seconds, and (for "auto") a note saying how it was chosen."""

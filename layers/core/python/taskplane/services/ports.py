@@ -11,7 +11,7 @@ if TYPE_CHECKING:
     from taskplane.adapters.task_store import TransitionResult
     from taskplane.adapters.workflow_store import VersionRecord, WorkflowRecord
     from taskplane.domain.blobs import BlobRef
-    from taskplane.domain.breaker import Breaker, Call
+    from taskplane.domain.breaker import Breaker, Tally
     from taskplane.domain.dead_letters import DeadLetter
     from taskplane.domain.models import Task
     from taskplane.domain.schedules import Schedule
@@ -124,7 +124,7 @@ class TaskRecords(Protocol):
 class BreakerRecords(Protocol):
     def get(self, key: str) -> Breaker: ...
 
-    def count(self, key: str, second: int, call: Call, stale: list[int]) -> Breaker: ...
+    def count(self, key: str, tally: Tally, stale: list[int]) -> Breaker: ...
 
     def replace(self, old: Breaker, new: Breaker) -> bool: ...
 

@@ -297,12 +297,17 @@ class StepService:
                 self.latencies.record(ref.tenant, node.target, (time.perf_counter() - began) * 1000)
                 self.latencies.flush()
             if self.breakers is not None:
-                change = self.breakers.after(
-                    guard, classify(failure.retryable if failure else None, timed_out)
+                probed = self.breakers.after(
+                    guard, classify(failure.retryable if failure else None, timed_out), lane="workflow"
                 )
-                if change is not None:
-                    self._count(change.metric, ref, node.target)
-                    notes.append(change.note)
+                # A node is its own batch: its count is written now, and a trip is the node's to note.
+                _, tripped = self.breakers.flush()
+                for change in [probed, *tripped] if probed is not None else tripped:
+                    self.telemetry.count(
+                        change.metric, tenant=change.tenant, target_type=change.target_type, lane="workflow"
+                    )
+                    if guard is not None and change.key == guard.key:
+                        notes.append(change.note)
 
     def _readable(
         self, tenant: str, outputs: dict[str, Any], target: dict[str, Any], timeout_s: int

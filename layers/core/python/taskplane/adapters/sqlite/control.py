@@ -8,7 +8,7 @@ import sqlite3
 from dataclasses import replace
 
 from taskplane.adapters.sqlite.db import Database
-from taskplane.domain.breaker import Breaker, BreakerState, Call
+from taskplane.domain.breaker import Breaker, BreakerState, Tally
 
 
 class SqliteBreakerStore:
@@ -60,18 +60,21 @@ class SqliteBreakerStore:
         with self._db.transaction() as conn:
             return self._read(conn, key)
 
-    def count(self, key: str, second: int, call: Call, stale: list[int]) -> Breaker:
+    def count(self, key: str, tally: Tally, stale: list[int]) -> Breaker:
         with self._db.transaction() as conn:
-            conn.execute(
-                "INSERT INTO breaker_buckets (target, second, calls, errors) VALUES (?, ?, 1, ?)"
-                " ON CONFLICT (target, second) DO UPDATE SET calls = calls + 1, errors = errors + excluded.errors",
-                (key, second, 0 if call is Call.OK else 1),
+            conn.executemany(
+                "DELETE FROM breaker_buckets WHERE target = ? AND second = ?",
+                [(key, s) for s in stale if s not in tally.buckets],
             )
             conn.executemany(
-                "DELETE FROM breaker_buckets WHERE target = ? AND second = ?", [(key, s) for s in stale]
+                "INSERT INTO breaker_buckets (target, second, calls, errors) VALUES (?, ?, ?, ?)"
+                " ON CONFLICT (target, second) DO UPDATE SET calls = calls + excluded.calls,"
+                " errors = errors + excluded.errors",
+                [(key, s, c, e) for s, (c, e) in sorted(tally.buckets.items())],
             )
             b = self._read(conn, key)
-            b = replace(b, timeouts=b.timeouts + 1 if call is Call.TIMEOUT else 0)
+            run = tally.timeouts if tally.answered else b.timeouts + tally.timeouts
+            b = replace(b, timeouts=run)
             self._write(conn, b)
             return b
 
