@@ -124,7 +124,7 @@ def summary(results: Path = RESULTS) -> dict[str, dict[str, Any]]:
     if wheel and "a_wheel" in wheel:
         # The design as deployed for 1,000 due/s (a_wheel_deployed: the shards capacity.json sizes
         # for it, each tick at its memory's CPU share) when it ran; else the one full-core shard.
-        deployed = wheel.get("a_wheel_deployed")
+        deployed = _worst_deployed(wheel)
         a = deployed or wheel["a_wheel"]
         rerun = wheel.get("a_wheel_rerun") or {}
         # the design as built, run again by itself when the harness's first pass met a loaded machine
@@ -140,7 +140,7 @@ def summary(results: Path = RESULTS) -> dict[str, dict[str, Any]]:
             f"{a['rate_per_s']:,}/s" + (f", load average {load[0]:.1f} on 2 cores" if load else "")
         )
         if deployed:
-            harness += _deployed_note(deployed)
+            harness += _deployed_note(deployed, len(wheel.get("a_wheel_deployed_runs") or [deployed]))
         pickup = wheel.get("pickup_model", {})
         model = (
             f"; the event source mapping's pickup modelled ({pickup.get('fast')}, {pickup.get('slow')}: "
@@ -474,11 +474,21 @@ def _directions(pricing: Mapping[str, Any] | None) -> list[str]:
     return lines
 
 
-def _deployed_note(run: Mapping[str, Any]) -> str:
+def _worst_deployed(wheel: Mapping[str, Any]) -> Mapping[str, Any] | None:
+    """Of the as-deployed runs recorded (``a_wheel_deployed_runs``, else the one ``a_wheel_deployed``),
+    the one with the highest dispatch p99: the summary reports it, not the best of several."""
+    runs = wheel.get("a_wheel_deployed_runs") or (
+        [wheel["a_wheel_deployed"]] if "a_wheel_deployed" in wheel else []
+    )
+    return max(runs, key=lambda r: r["dispatch_lateness_ms"]["p99"]) if runs else None
+
+
+def _deployed_note(run: Mapping[str, Any], runs: int = 1) -> str:
     """How the as-deployed run was sized and throttled, for the summary's notes."""
     size, tick = run["sizing"], run["tick"]
     return (
-        f"; as deployed: {tick['shards']} shards (capacity.json: {size['tasks_per_s_per_shard']} tasks/s "
+        (f"; of {runs} as-deployed runs, the one with the highest dispatch p99" if runs > 1 else "")
+        + f"; as deployed: {tick['shards']} shards (capacity.json: {size['tasks_per_s_per_shard']} tasks/s "
         f"per shard at {size['tick_memory_mb']} MB, the ring's busiest shard {size['busiest_shard_share']}x "
         f"the mean), entries placed by the ring (shard_for); each shard's own tick at "
         f"{tick['memory_mb']} MB, its CPU share ({tick['cpu_share']} of a vCPU) emulated by Throttle"
@@ -491,17 +501,19 @@ def _dispatch_by_sizing(wheel: Mapping[str, Any]) -> list[str]:
     rows = [
         "Dispatch lateness at 1,000 due/s by how the tick is sized (time the tick sent an entry - its "
         "due time less the lead; the summary's `dispatch_lateness_p99_ms`, start and retry figures come "
-        "from the as-deployed run when it ran):",
+        "from the as-deployed run with the highest dispatch p99 when it ran):",
         "",
         "| tick | shards | dispatch p50 / p99 / max ms | start p50 / p99 / max ms | early | lost | load average |",
         "| --- | ---: | --- | --- | ---: | ---: | --- |",
     ]
-    for label, key in (
-        ("one shard at a full core (the harness's default)", "a_wheel"),
-        ("one shard at 256 MB's CPU share (Throttle)", "a_wheel_tick_256"),
-        ("as deployed: capacity.json's shards, each at its memory's CPU share", "a_wheel_deployed"),
+    deployed_runs = wheel.get("a_wheel_deployed_runs") or (
+        [wheel["a_wheel_deployed"]] if "a_wheel_deployed" in wheel else []
+    )
+    for label, key, run in (
+        ("one shard at a full core (the harness's default)", "a_wheel", wheel.get("a_wheel")),
+        ("one shard at 256 MB's CPU share (Throttle)", "a_wheel_tick_256", wheel.get("a_wheel_tick_256")),
+        *(("as deployed", "a_wheel_deployed", r) for r in deployed_runs),
     ):
-        run = wheel.get(key)
         if not run:
             continue
         d, st = run["dispatch_lateness_ms"], run["start_lateness_ms"]
@@ -518,23 +530,25 @@ def _dispatch_by_sizing(wheel: Mapping[str, Any]) -> list[str]:
             f"| {label} | {shards} | {d['p50']} / {d['p99']} / {d['max']} | {st['p50']} / {st['p99']} / "
             f"{st['max']} | {run.get('early_starts', 0)} | {run.get('lost', 0)} | {load_text} |"
         )
-    deployed = wheel.get("a_wheel_deployed")
+    deployed = _worst_deployed(wheel)
     if deployed:
         p99 = deployed["dispatch_lateness_ms"]["p99"]
         by_shard = deployed.get("dispatch_lateness_by_shard_ms") or {}
         over = [f"shard {s} alone {v['p99']} ms" for s, v in by_shard.items() if v.get("p99", 0) > 20]
+        worst = f"the worst of {len(deployed_runs)} runs" if len(deployed_runs) > 1 else "one run"
         verdict = (
-            f"As deployed the dispatch p99 is {p99} ms: the 20 ms goal is met"
+            f"As deployed the dispatch p99 is {p99} ms ({worst}): the 20 ms goal is met"
             + (" with no margin (p99 equals the goal)" if p99 == 20 else "")
             + (f"; {', '.join(over)}, over it" if over else "")
             + "."
             if p99 <= 20
-            else f"As deployed the dispatch p99 is {p99} ms: the 20 ms goal is NOT met, by {p99 - 20:g} ms."
+            else f"As deployed the dispatch p99 is {p99} ms ({worst}): the 20 ms goal is NOT met, by "
+            f"{p99 - 20:g} ms."
         )
         rows += ["", verdict]
         if by_shard:
             rows += [
-                "By shard: "
+                "By shard, that run: "
                 + "; ".join(
                     f"shard {s}: {deployed['entries_by_shard'][s]:,} entries, dispatch p99 {v.get('p99')} / "
                     f"max {v.get('max')} ms"
