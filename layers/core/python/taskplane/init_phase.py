@@ -2,9 +2,10 @@
 
 A deliberate exception to STYLE's rule 3 ("never at import time"). That rule exists because moto must
 be active before a client is made, and moto is only ever active in tests and ``taskplane dev``; Lambda
-sets ``AWS_LAMBDA_INITIALIZATION_TYPE`` (``on-demand``, ``provisioned-concurrency``, ``snap-start``)
-only while it runs a new instance's init phase, and nothing else sets it. So a handler module calls
-``warm_up()`` at its end: under pytest, moto and ``taskplane dev`` it does nothing; in Lambda's init it
+sets ``AWS_LAMBDA_INITIALIZATION_TYPE`` (``on-demand``, ``provisioned-concurrency``, ``snap-start``) in
+every execution environment it runs, and nothing else sets it; a handler module is imported in a new
+instance's init phase. So a handler module calls ``warm_up()`` at its end: under pytest, moto and
+``taskplane dev`` it does nothing; in Lambda's init it
 makes the tracer (importing and patching the X-Ray SDK, before any client exists) and the platform
 (settings from the environment, boto3 clients: no network call).
 
@@ -22,7 +23,8 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 
-#: Set by Lambda during a new instance's init phase, and by nothing else.
+#: Set by Lambda in its execution environments (handler modules are imported in their init phase), and
+#: by nothing else.
 INIT_VARIABLE = "AWS_LAMBDA_INITIALIZATION_TYPE"
 
 
