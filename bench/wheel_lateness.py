@@ -259,6 +259,7 @@ class Worker:
     cpu_before_ms: float = CPU_BEFORE_MS
     cpu_after_ms: float = CPU_AFTER_MS
     memory_mb: int = WORKER_MB
+    shards: int = 1  # a retry's wheel entry goes to the shard the ring gives its task (as execute.py)
     lock: threading.Lock = field(default_factory=threading.Lock)
     starts: dict[tuple[str, int], int] = field(default_factory=dict)  # (task, attempt) -> started_at
     pickups: list[float] = field(default_factory=list)
@@ -308,9 +309,11 @@ class Worker:
                 if record:
                     self.retries[record_.task_id] = (record_.backoff, retry_at, end)
                     if record_.backoff > self.inline_ms:
+                        from taskplane.domain.ring import shard_for
                         from taskplane.domain.wheel import WheelEntry
 
-                        entry = WheelEntry(0, retry_at, record_.task_id, "bench", kind="retry", attempt=2)
+                        shard = shard_for(record_.task_id, self.shards)
+                        entry = WheelEntry(shard, retry_at, record_.task_id, "bench", kind="retry", attempt=2)
                         self.inserts.append((int(end), entry))
             if record:
                 self.starts.setdefault((record_.task_id, record_.attempt), int(stamp))
@@ -404,6 +407,7 @@ def run_a(
     memory_mb: int = WORKER_MB,
     lead_ms: int | None = None,
     tick_mb: int | None = None,
+    shards: int = 1,
 ) -> dict[str, Any]:
     """The real tick over the in-memory wheel, with the modelled mapping and worker.
 
@@ -412,8 +416,13 @@ def run_a(
     DelaySeconds rounded up), on the same workload and the same modelled latencies. ``memory_mb``:
     the worker's memory (its CPU share and the GB of its billed wait); ``lead_ms``: the tick's lead
     (default ``DISPATCH_LEAD_MS``); ``tick_mb``: the tick's memory, its CPU share emulated by
-    ``Throttle`` (None: a full core, as the tick's 256 MB share was not modelled before).
+    ``Throttle`` (None: a full core, as the tick's 256 MB share was not modelled before);
+    ``shards``: the wheel's shard count as deployed (``shards`` in cdk.json): every entry, first
+    attempts and retries, goes to the shard the ring gives its task id (``domain.ring.shard_for``, as
+    the API and the worker place them), and each shard has its own Ticker (its own Lambda: its own
+    Throttle at ``tick_mb``, its own lease, senders and wakes), all in this one process.
     """
+    from taskplane.domain.ring import shard_for
     from taskplane.domain.wheel import DISPATCH_LEAD_MS, GROUP_MS, WheelEntry
     from taskplane.services.execute import INLINE_RETRY_MS
     from taskplane.services.tick import Ticker
@@ -429,6 +438,7 @@ def run_a(
         lead_ms=lead,
         wait_for_due=not before,
         memory_mb=memory_mb,
+        shards=shards,
         **_cpu_split(),
     )
     lanes = FakeLanes(clock, on_batch=worker.batch)
@@ -440,7 +450,7 @@ def run_a(
         backoff = rng.choice(RETRY_BACKOFFS_MS) if rng.random() < RETRY_SHARE else None
         worker.plan[tid] = Record(tid, due, 1, backoff)
 
-    woken = threading.Event()
+    woken = {s: threading.Event() for s in range(shards)}
 
     def produce() -> None:
         for write_ms, due, tid in rows:
@@ -449,36 +459,49 @@ def run_a(
                 time.sleep(delay / 1000)
             # Written as the API does; the write's latency is the API's, not the tick's. Like the
             # API, it wakes the tick when no tick holds the shard (services/wakes.py).
-            wheel.insert(WheelEntry(shard=0, due_ms=due, item_id=tid, tenant="bench"))
+            shard = shard_for(tid, shards)
+            wheel.insert(WheelEntry(shard=shard, due_ms=due, item_id=tid, tenant="bench"))
             with wheel.lock:
-                idle = wheel.control.get(0, {}).get("until", 0) < clock.now_ms()
+                idle = wheel.control.get(shard, {}).get("until", 0) < clock.now_ms()
             if idle:
-                woken.set()
+                woken[shard].set()
 
     threads = [threading.Thread(target=produce, daemon=True)]
     if not before:
         threads.append(threading.Thread(target=inserter, args=(worker, stop), daemon=True))
     for t in threads:
         t.start()
-    throttle = Throttle(tick_mb) if tick_mb is not None else None
-    ticker = Ticker(
-        wheel=Throttled(wheel, throttle) if throttle else wheel,  # type: ignore[arg-type]
-        lanes=Throttled(lanes, throttle) if throttle else lanes,  # type: ignore[arg-type]
-        clock=clock,
-        wait=stop.wait,
-        lead_ms=lead,
-        group_ms=5 if before else GROUP_MS,
-    )
+    throttles = {s: Throttle(tick_mb) for s in range(shards)} if tick_mb is not None else {}
+    tickers = {
+        s: Ticker(
+            wheel=Throttled(wheel, throttles[s]) if throttles else wheel,  # type: ignore[arg-type]
+            lanes=Throttled(lanes, throttles[s]) if throttles else lanes,  # type: ignore[arg-type]
+            clock=clock,
+            wait=stop.wait,
+            lead_ms=lead,
+            group_ms=5 if before else GROUP_MS,
+        )
+        for s in range(shards)
+    }
     last = max(d for _, d, _ in rows) + max(RETRY_BACKOFFS_MS) + 3_000
     began = time.monotonic()
-    reports = []
-    # The shard's rule (once a minute) and the wakes: run the tick again when it ended and is woken.
-    while clock.now_ms() < last:
-        woken.clear()
-        reports.append(ticker.run(0, until_ms=last))
-        woken.wait(min(60.0, max(0.0, (last - clock.now_ms()) / 1000)))
+    reports: dict[int, list[Any]] = {s: [] for s in range(shards)}
+
+    def shard_loop(shard: int) -> None:
+        # The shard's rule (once a minute) and the wakes: run its tick again when it ended and is woken.
+        while clock.now_ms() < last:
+            woken[shard].clear()
+            reports[shard].append(tickers[shard].run(shard, until_ms=last))
+            woken[shard].wait(min(60.0, max(0.0, (last - clock.now_ms()) / 1000)))
+
+    loops = [threading.Thread(target=shard_loop, args=(s,), daemon=True) for s in range(1, shards)]
+    for t in loops:
+        t.start()
+    shard_loop(0)
+    for t in loops:
+        t.join()
     took = time.monotonic() - began
-    report = reports[-1]
+    report = reports[0][-1]
     stop.set()
     threads[0].join()
     sends = {tid: due - lead for tid, due in due_of.items()}
@@ -526,16 +549,31 @@ def run_a(
             "cpu_ms": {"before_wait": worker.cpu_before_ms, "after_start": worker.cpu_after_ms},
         },
         "tick": {
+            "shards": shards,
             "memory_mb": tick_mb,
-            "cpu_share": round(throttle.share, 4) if throttle else None,
-            "throttled_ms": round(throttle.slept_ms, 1) if throttle else None,
-            "note": "the tick's CPU share emulated (Throttle)" if throttle else "the tick at a full core",
+            "cpu_share": round(throttles[0].share, 4) if throttles else None,
+            "throttled_ms": round(sum(t.slept_ms for t in throttles.values()), 1) if throttles else None,
+            "note": (
+                ("the tick's CPU share emulated (Throttle)" if throttles else "the tick at a full core")
+                + (f"; {shards} shards, each its own Ticker and Throttle" if shards > 1 else "")
+            ),
         },
+        "entries_by_shard": {
+            str(s): sum(1 for t in due_of if shard_for(t, shards) == s) for s in range(shards)
+        },
+        "dispatch_lateness_by_shard_ms": {
+            str(s): summary(
+                [lanes.sent[t][0] - sends[t] for t in due_of if t in lanes.sent and shard_for(t, shards) == s]
+            )
+            for s in range(shards)
+        }
+        if shards > 1
+        else None,
         "lane_batches_per_task": round(lanes.batches / n, 4),
         "ddb_calls": wheel.calls,
         "tick_report": report.__dict__,
-        "tick_runs": len(reports),
-        "tick_runs_that_held_the_shard": sum(1 for r in reports if r.acquired),
+        "tick_runs": sum(len(r) for r in reports.values()),
+        "tick_runs_that_held_the_shard": sum(1 for rs in reports.values() for r in rs if r.acquired),
         "wall_s": round(took, 1),
     }
 
@@ -547,6 +585,38 @@ def _cpu_split(path: Path = RESULTS / "cost.json") -> dict[str, float]:
         if split:
             return {"cpu_before_ms": split["before_start"], "cpu_after_ms": split["after_start"]}
     return {}
+
+
+def deployed_shards(rate: int, results: Path = RESULTS) -> dict[str, Any]:
+    """The shards an operator deploys for ``rate`` tasks due per second at the tick's default memory:
+    capacity.json's measured tasks/s of one shard's tick (its CPU at that memory's vCPU share, from
+    cost.json) and bench/capacity.py's rule (the fewest shards whose busiest one on the ring keeps up)."""
+    import capacity
+
+    cap = json.loads((results / "capacity.json").read_text())
+    cost = json.loads((results / "cost.json").read_text())
+    per_shard = next(
+        lim["limit_value"]
+        for lim in cap["scales"][0]["limits"]
+        if lim["limit"].startswith("tick throughput of 1 shard")
+    )
+    shards = capacity.ring_shards(rate, per_shard)
+    return {
+        "shards": shards,
+        "tick_memory_mb": int(cost["tick"]["memory_mb"]),
+        "tasks_per_s_per_shard": per_shard,
+        "busiest_shard_share": round(capacity.hottest_share(shards), 3),
+        "from": "capacity.json (tick throughput of 1 shard) and bench/capacity.py ring_shards",
+    }
+
+
+def run_deployed(seconds: int, rate: int) -> dict[str, Any]:
+    """The design as deployed for ``rate``: as many shards as capacity.json says, each tick at its
+    default memory's CPU share (Throttle); everything else as ``run_a``."""
+    sizing = deployed_shards(rate)
+    result = run_a(seconds, rate, tick_mb=sizing["tick_memory_mb"], shards=sizing["shards"])
+    result["sizing"] = sizing
+    return result
 
 
 def run_poller(seconds: int, rate: int) -> dict[str, Any]:
@@ -659,6 +729,8 @@ def harness(seconds: int, rate: int, cost_rate: int = 12) -> dict[str, Any]:
     # The tick at a smaller memory (its CPU share emulated), alone and with the smaller worker.
     result["a_wheel_tick_128"] = run_a(seconds, rate, tick_mb=128)
     result["a_wheel_tick_256"] = run_a(seconds, rate, tick_mb=256)
+    # The design as deployed for this rate: the shards capacity.json says it needs, each at its share.
+    result["a_wheel_deployed"] = run_deployed(seconds, rate)
     result["a_wheel_worker_512_tick_256"] = run_a(seconds, rate, memory_mb=512, tick_mb=256)
     result["a_wheel_lead_300"] = run_a(seconds, rate, lead_ms=300)
     result["a_wheel_lead_300_at_1m_per_day"] = run_a(seconds, cost_rate, lead_ms=300)
@@ -736,7 +808,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--only", choices=["a", "b"])
+    parser.add_argument(
+        "--only",
+        choices=["a", "b", "deployed"],
+        help="deployed: one more as-deployed run, added to results/wheel_lateness_a.json",
+    )
     parser.add_argument("--seconds", type=int, default=60, help="length of workload (a)")
     parser.add_argument("--rate", type=int, default=1000, help="tasks due per second in (a)")
     parser.add_argument("--b-rates", default="5,10,20,40,80", help="rates tried in (b), ascending")
@@ -744,6 +820,18 @@ def main() -> None:
     args = parser.parse_args()
     RESULTS.mkdir(exist_ok=True)
     result: dict[str, Any] = {"injected_latency_ms": {"dynamodb_call": DDB_MS, "sqs_batch": SQS_MS}}
+    if args.only == "deployed":
+        path = RESULTS / "wheel_lateness_a.json"
+        merged = json.loads(path.read_text()) if path.exists() else result
+        before = os.getloadavg()
+        run = run_deployed(args.seconds, args.rate)
+        run["load_average"] = [before, os.getloadavg()]
+        # Every as-deployed run is kept (bench/report.py reports the worst dispatch p99 of them).
+        merged["a_wheel_deployed"] = run
+        merged["a_wheel_deployed_runs"] = [*merged.get("a_wheel_deployed_runs", []), run]
+        print(json.dumps(run, indent=2), flush=True)
+        path.write_text(json.dumps(merged, indent=2) + "\n")
+        return
     if args.only in (None, "a"):
         result.update(harness(args.seconds, args.rate))
         print(json.dumps({k: v for k, v in result.items() if k.startswith("a_")}, indent=2), flush=True)
