@@ -734,8 +734,8 @@ def directions(
             "modelled from the measured tick CPU",
             "one shard sends about half as many tasks a second (its CPU share halves: more shards "
             "sooner); in the harness with the tick's CPU share emulated (wheel_lateness_a.json "
-            "a_wheel_tick_128) its dispatch lateness at 1,000 due/s on one shard passes the 20 ms goal "
-            "and its start lateness max the 100 ms goal: the tick stays at 256 MB",
+            "a_wheel_tick_128) its dispatch lateness at 1,000 due/s on one shard is over the 20 ms goal "
+            "and its start lateness max over the 100 ms goal: the tick stays at 256 MB",
         ),
         (
             "worker_512mb",
