@@ -120,6 +120,20 @@ class StepService:
         """``expires_at`` of a run that has ended."""
         return now_ms // 1000 + self.retention_days * 86400
 
+    def _end(
+        self, run: Any, ref: RunRef, now: int, *, phases: set[Phase] | None = None, **changes: Any
+    ) -> None:
+        """End a running run of this execution (``changes``: its state, and its error if any)."""
+        self.runs.update_run(
+            run,
+            states={RunState.RUNNING},
+            exec=ref.exec,
+            phases=phases,
+            changes={**changes, "phase": Phase.DONE, "finished_at": now},
+            now_ms=now,
+            expires_at=self._done_keep(now),
+        )
+
     def handle(self, event: dict[str, Any]) -> dict[str, Any]:
         """Dispatch one task by its ``action``."""
         action = event.get("action")
@@ -531,14 +545,7 @@ class StepService:
             final = RunState.COMPENSATED  # nothing completed that has an undo: the rollback is trivially done
         else:
             final = RunState.FAILED
-        self.runs.update_run(
-            run,
-            states={RunState.RUNNING},
-            exec=ref.exec,
-            changes={"state": final, "phase": Phase.DONE, "finished_at": now, "error": cause},
-            now_ms=now,
-            expires_at=self._done_keep(now),
-        )
+        self._end(run, ref, now, state=final, error=cause)
         return nothing
 
     def compensate(self, ref: RunRef, workflow: Workflow, node_id: str, retry: int) -> dict[str, Any]:
@@ -622,29 +629,14 @@ class StepService:
             state = RunState.FAILED
         else:
             error, state = run.error, RunState.COMPENSATED
-        self.runs.update_run(
-            run,
-            states={RunState.RUNNING},
-            exec=ref.exec,
-            changes={"state": state, "phase": Phase.DONE, "finished_at": now, "error": error},
-            now_ms=now,
-            expires_at=self._done_keep(now),
-        )
+        self._end(run, ref, now, state=state, error=error)
         return {"state": state.value}
 
     def succeeded(self, ref: RunRef) -> dict[str, Any]:
         run = self.runs.get(ref.tenant, ref.run_id)
         if run is not None:
             now = self.clock.now_ms()
-            self.runs.update_run(
-                run,
-                states={RunState.RUNNING},
-                exec=ref.exec,
-                phases={Phase.NODES},
-                changes={"state": RunState.SUCCEEDED, "phase": Phase.DONE, "finished_at": now},
-                now_ms=now,
-                expires_at=self._done_keep(now),
-            )
+            self._end(run, ref, now, phases={Phase.NODES}, state=RunState.SUCCEEDED)
         return {}
 
 
