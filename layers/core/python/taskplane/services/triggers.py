@@ -18,7 +18,7 @@ from taskplane.domain.entry import check_task_body
 from taskplane.domain.errors import Conflict, InvalidRequest, NotFound
 from taskplane.domain.events import PLATFORM_BUS, stamped_tenant
 from taskplane.domain.ids import is_valid_id, new_id
-from taskplane.domain.models import TaskSubmit, new_task, payload_size
+from taskplane.domain.models import Task, TaskSubmit, new_task, payload_size
 from taskplane.domain.states import TaskState
 from taskplane.domain.triggers import (
     DEFAULT_RULE_PREFIX,
@@ -43,6 +43,24 @@ def _event_time_ms(event: dict[str, Any]) -> int | None:
         return int(datetime.fromisoformat(str(value).replace("Z", "+00:00")).timestamp() * 1000)
     except ValueError:
         return None
+
+
+def create_once(tasks: TaskStore, task: Task) -> bool:
+    """Store a task started by an event or a window, under the id derived from it; True when it still
+    has to be queued: created now, or found PENDING (an earlier try stored it and failed to queue it)."""
+    try:
+        tasks.create(task)
+    except Conflict:
+        existing = tasks.get(task.tenant, task.task_id)
+        return existing is not None and existing.state is TaskState.PENDING
+    return True
+
+
+def first_delivery(task: Task) -> LaneMessage:
+    """The lane message that starts a task's first attempt now."""
+    return LaneMessage(
+        tenant=task.tenant, task_id=task.task_id, attempt=1, lane=task.priority, state="PENDING"
+    )
 
 
 @dataclass
@@ -232,10 +250,6 @@ class TriggerService:
         # An event can be up to 256 KB: a large one is kept in the bucket like a large payload
         # (same key for a redelivered event, so a retry writes the same object again).
         task = self.offload(tenant, task, event, now)
-        try:
-            self.tasks.create(task)
-        except Conflict:
-            existing = self.tasks.get(tenant, task_id)
-            if existing is None or existing.state is not TaskState.PENDING:
-                return None  # this event already started its task
-        return LaneMessage(tenant=tenant, task_id=task_id, attempt=1, lane=task.priority, state="PENDING")
+        if not create_once(self.tasks, task):
+            return None  # this event already started its task
+        return first_delivery(task)

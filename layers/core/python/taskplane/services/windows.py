@@ -18,13 +18,11 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from taskplane.adapters.queues import LaneMessage
 from taskplane.domain.clock import Clock
-from taskplane.domain.errors import Conflict, Unavailable
+from taskplane.domain.errors import Unavailable
 from taskplane.domain.ids import new_id
 from taskplane.domain.models import TaskSubmit, new_task
 from taskplane.domain.ring import Placement, shard_for
-from taskplane.domain.states import TaskState
 from taskplane.domain.triggers import Trigger
 from taskplane.domain.wheel import WheelEntry
 from taskplane.domain.windows import (
@@ -51,6 +49,7 @@ from taskplane.domain.windows import (
     window_task_id,
 )
 from taskplane.services.ports import NullTelemetry, Telemetry
+from taskplane.services.triggers import create_once, first_delivery
 
 
 def event_doc(event: dict[str, Any]) -> tuple[str, int]:
@@ -232,15 +231,8 @@ class WindowService:
         )
         if self.offload is not None:
             task = self.offload(tenant, task, payload, now)
-        try:
-            self.tasks.create(task)
-        except Conflict:
-            existing = self.tasks.get(tenant, task_id)
-            if existing is None or existing.state is not TaskState.PENDING:
-                return task_id  # created and already on its way by an earlier try
-        self.lanes.send_one(
-            LaneMessage(tenant=tenant, task_id=task_id, attempt=1, lane=task.priority, state="PENDING")
-        )
+        if create_once(self.tasks, task):  # else created and already on its way by an earlier try
+            self.lanes.send_one(first_delivery(task))
         return task_id
 
     def _count(self, trigger: Trigger, name: str) -> None:
