@@ -403,38 +403,68 @@ class RunStore(AwsClient["DynamoDBClient"]):
         the run's phase change, whichever comes second sees the other (transactions would be
         simpler, but moto copies whole tables for each one).
         """
-        resp = self._if(
+        resp = self._begin(
             "starting a node",
-            "update_item",
-            Key=self._key(tenant, run_id, f"N#{node}"),
-            UpdateExpression=(
-                "SET #state = :running, #try = :try, #aa = :now, #exec = :x, expires_at = :e, "
-                "#sa = if_not_exists(#sa, :now) ADD #att :one REMOVE #fa"
-            ),
-            ConditionExpression="attribute_not_exists(#state) OR #state <> :ok",
-            ExpressionAttributeNames={
-                "#state": "state",
-                "#try": "try",
-                "#aa": "attempt_at",
-                "#exec": "exec",
-                "#sa": "started_at",
-                "#att": "attempts",
-                "#fa": "finished_at",
-            },
-            ExpressionAttributeValues={
-                ":running": {"S": NodeState.RUNNING.value},
-                ":try": {"S": try_id},
-                ":now": {"N": str(now_ms)},
-                ":x": {"N": str(exec)},
-                ":one": {"N": "1"},
-                ":ok": {"S": NodeState.SUCCEEDED.value},
-                ":e": {"N": str(expires_at)},
-            },
-            ReturnValues="ALL_NEW",
+            tenant,
+            run_id,
+            f"N#{node}",
+            try_id=try_id,
+            now_ms=now_ms,
+            expires_at=expires_at,
+            exec=exec,
         )
         if resp is None:
             return None
         return node_from_item(node, deserialize(resp["Attributes"]))
+
+    def _begin(
+        self,
+        what: str,
+        tenant: str,
+        run_id: str,
+        sk: str,
+        *,
+        try_id: str,
+        now_ms: int,
+        expires_at: int,
+        exec: int | None = None,
+    ) -> Any | None:
+        """One more attempt of a node (``N#``, with its execution, clearing an earlier finish) or of a
+        compensation (``C#``) unless it succeeded; the item after it, or None when it had succeeded."""
+        sets = (
+            "SET #state = :running, #try = :try, #aa = :now, expires_at = :e, #sa = if_not_exists(#sa, :now)"
+        )
+        names = {
+            "#state": "state",
+            "#try": "try",
+            "#aa": "attempt_at",
+            "#sa": "started_at",
+            "#att": "attempts",
+        }
+        values = {
+            ":running": {"S": NodeState.RUNNING.value},
+            ":try": {"S": try_id},
+            ":now": {"N": str(now_ms)},
+            ":one": {"N": "1"},
+            ":ok": {"S": NodeState.SUCCEEDED.value},
+            ":e": {"N": str(expires_at)},
+        }
+        tail = ""
+        if exec is not None:
+            sets += ", #exec = :x"
+            names |= {"#exec": "exec", "#fa": "finished_at"}
+            values[":x"] = {"N": str(exec)}
+            tail = " REMOVE #fa"
+        return self._if(
+            what,
+            "update_item",
+            Key=self._key(tenant, run_id, sk),
+            UpdateExpression=f"{sets} ADD #att :one{tail}",
+            ConditionExpression="attribute_not_exists(#state) OR #state <> :ok",
+            ExpressionAttributeNames=names,
+            ExpressionAttributeValues=values,
+            ReturnValues="ALL_NEW",
+        )
 
     def withdraw_start(self, tenant: str, run_id: str, node: str, *, try_id: str) -> None:
         """Undo :meth:`start_node` for an attempt that must not run after all."""
@@ -638,31 +668,14 @@ class RunStore(AwsClient["DynamoDBClient"]):
         self, tenant: str, run_id: str, node: str, *, try_id: str, now_ms: int, expires_at: int
     ) -> tuple[bool, int]:
         """Begin a compensation attempt; (False, attempts) when it already succeeded."""
-        resp = self._if(
+        resp = self._begin(
             "starting a compensation",
-            "update_item",
-            Key=self._key(tenant, run_id, f"C#{node}"),
-            UpdateExpression=(
-                "SET #state = :running, #try = :try, #aa = :now, expires_at = :e, "
-                "#sa = if_not_exists(#sa, :now) ADD #att :one"
-            ),
-            ConditionExpression="attribute_not_exists(#state) OR #state <> :ok",
-            ExpressionAttributeNames={
-                "#state": "state",
-                "#try": "try",
-                "#aa": "attempt_at",
-                "#sa": "started_at",
-                "#att": "attempts",
-            },
-            ExpressionAttributeValues={
-                ":running": {"S": NodeState.RUNNING.value},
-                ":try": {"S": try_id},
-                ":now": {"N": str(now_ms)},
-                ":one": {"N": "1"},
-                ":ok": {"S": NodeState.SUCCEEDED.value},
-                ":e": {"N": str(expires_at)},
-            },
-            ReturnValues="ALL_NEW",
+            tenant,
+            run_id,
+            f"C#{node}",
+            try_id=try_id,
+            now_ms=now_ms,
+            expires_at=expires_at,
         )
         if resp is None:
             return False, 0
