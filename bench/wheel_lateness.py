@@ -125,13 +125,16 @@ class FakeWheel:
         self._latency()
         self.insert(entry)
 
-    def load(self, shard: int, slot_ms: int, from_sk: str, upto_sk: str | None) -> list[Any]:
+    def load(
+        self, shard: int, slot_ms: int, from_sk: str, upto_sk: str | None, skip: Any = ()
+    ) -> list[Any]:
+        # As WheelStore.load: items already taken (``skip``: their (slot, sort key)) are left out.
         self._latency()
         with self.lock:
             rows = self.partitions.get(f"{shard}#{slot_ms}", [])
             lo = bisect.bisect_left(rows, (from_sk,)) if from_sk else 0
             hi = bisect.bisect_right(rows, (upto_sk + "\uffff",)) if upto_sk else len(rows)
-            return [e for _, e in rows[lo:hi]]
+            return [e for sk, e in rows[lo:hi] if (slot_ms, sk) not in skip]
 
     def any_due(
         self, shard: int, start: tuple[int, str], horizon_ms: int, *, consistent: bool = False

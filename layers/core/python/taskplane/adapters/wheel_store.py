@@ -12,6 +12,7 @@ from (``WheelEntry.item``), so a tick skips and resumes from the item as a whole
 
 from __future__ import annotations
 
+from collections.abc import Container
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -142,9 +143,18 @@ class WheelStore(AwsClient["DynamoDBClient"]):
             item["more"] = {"L": [{"S": e.sk} for e in more]}
         return item
 
-    def load(self, shard: int, slot_ms: int, from_sk: str, upto_sk: str | None) -> list[WheelEntry]:
+    def load(
+        self,
+        shard: int,
+        slot_ms: int,
+        from_sk: str,
+        upto_sk: str | None,
+        skip: Container[tuple[int, str]] = (),
+    ) -> list[WheelEntry]:
         """Entries of one slot with ``from_sk <= sk`` (and ``sk <= upto_sk``), in due order; an item
-        in the range comes whole (entries sharing it may lie a little beyond ``upto_sk``)."""
+        in the range comes whole (entries sharing it may lie a little beyond ``upto_sk``). Items whose
+        key (slot, sort key) is in ``skip`` are left out undecoded: a tick re-reads its window every
+        poll and has already taken most of it."""
         names = {"#pk": "pk"}
         values: dict[str, Any] = {":pk": {"S": partition(shard, slot_ms)}}
         cond = "#pk = :pk"
@@ -174,7 +184,8 @@ class WheelStore(AwsClient["DynamoDBClient"]):
             except ClientError as exc:
                 raise translate(exc, "reading the wheel") from exc
             for item in resp.get("Items", []):
-                entries.extend(self._entries(shard, item))
+                if (slot_ms, item["sk"]["S"]) not in skip:
+                    entries.extend(self._entries(shard, item))
             if "LastEvaluatedKey" not in resp:
                 # Items come in the order of their first entries; a shared item's others interleave.
                 entries.sort(key=lambda e: e.sk)
@@ -186,25 +197,18 @@ class WheelStore(AwsClient["DynamoDBClient"]):
         """The entries one stored item holds: its own, then those it shares (``more``)."""
         head_sk = item["sk"]["S"]
         due, item_id = head_sk.split("#", 1)
-        head = WheelEntry(
-            shard=shard,
-            due_ms=int(due),
-            item_id=item_id,
-            tenant=item["tenant"]["S"],
-            kind=item.get("kind", {}).get("S", "task"),
-            lane=item.get("lane", {}).get("S", "default"),
-            attempt=int(item.get("attempt", {}).get("N", "1")),
-        )
-        shared = item.get("more", {}).get("L", [])
+        tenant = item["tenant"]["S"]
+        kind = item["kind"]["S"] if "kind" in item else "task"
+        lane = item["lane"]["S"] if "lane" in item else "default"
+        attempt = int(item["attempt"]["N"]) if "attempt" in item else 1
+        shared = item["more"]["L"] if "more" in item else None
         if not shared:
-            return [head]
-        key = (slot_of(head.due_ms), head_sk)
-        entries = [WheelEntry(**{**head.__dict__, "item": key})]
+            return [WheelEntry(shard, int(due), item_id, tenant, kind, lane, attempt)]
+        key = (slot_of(int(due)), head_sk)
+        entries = [WheelEntry(shard, int(due), item_id, tenant, kind, lane, attempt, key)]
         for value in shared:
             due, item_id = value["S"].split("#", 1)
-            entries.append(
-                WheelEntry(**{**head.__dict__, "due_ms": int(due), "item_id": item_id, "item": key})
-            )
+            entries.append(WheelEntry(shard, int(due), item_id, tenant, kind, lane, attempt, key))
         return entries
 
     # -- lease and cursor ------------------------------------------------------------------------

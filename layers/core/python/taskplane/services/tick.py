@@ -97,7 +97,9 @@ class _Run:
         self.report = report
         self.lead_ms = lead_ms
         self.until_ms = until_ms
-        self.heap: list[tuple[int, int, WheelEntry]] = []
+        #: (when it must leave, arrival order, its item's key, the entry): the key is worked out once,
+        #: when the entry is loaded (the resume point reads every waiting entry's key each second)
+        self.heap: list[tuple[int, int, tuple[int, str], WheelEntry]] = []
         self._seq = itertools.count()
         self.lock = threading.Lock()
         self.inflight: dict[Future[None], list[WheelEntry]] = {}
@@ -110,11 +112,12 @@ class _Run:
             late, self.lateness = sorted(self.lateness), []
         return late[min(len(late) - 1, (len(late) * 99) // 100)] if late else None
 
-    def push(self, entry: WheelEntry) -> None:
-        heapq.heappush(self.heap, (entry.sends_at(self.lead_ms), next(self._seq), entry))
+    def push(self, entry: WheelEntry, key: tuple[int, str] | None = None) -> None:
+        item_key = entry.key if key is None else key
+        heapq.heappush(self.heap, (entry.sends_at(self.lead_ms), next(self._seq), item_key, entry))
 
     def pop(self) -> WheelEntry:
-        return heapq.heappop(self.heap)[2]
+        return heapq.heappop(self.heap)[3]
 
     def head(self) -> int | None:
         """When the next entry must leave (None: nothing in the heap)."""
@@ -150,7 +153,7 @@ class _Run:
     def resume(self, now: int) -> tuple[int, str]:
         """Where a successor must start: the earliest entry not yet sent (waiting or in flight), and never
         later than the look-back window (whatever a successor sends twice, the worker starts once)."""
-        keys = [entry.key for _, _, entry in self.heap]
+        keys = [key for _, _, key, _ in self.heap]
         with self.lock:
             keys += [e.key for batch in self.inflight.values() for e in batch]
             keys += [e.key for e in self.unsent]
@@ -346,9 +349,10 @@ class Ticker:
                 by_lane.setdefault(entry.lane, []).append(entry)
         room = {lane: -len(group) % BATCH for lane, group in by_lane.items()}
         first_due = {lane: group[0].due_ms for lane, group in by_lane.items()}
-        kept: list[WheelEntry] = []
+        kept = []
         while run.heap and any(room.values()) and run.heap[0][0] <= now + self.group_ms:
-            entry = run.pop()
+            item = heapq.heappop(run.heap)
+            entry = item[3]
             lane = entry.lane
             if (
                 entry.kind in ("task", "retry")
@@ -358,9 +362,9 @@ class Ticker:
                 due.append(entry)
                 room[lane] -= 1
             else:
-                kept.append(entry)
-        for entry in kept:
-            run.push(entry)
+                kept.append(item)
+        for item in kept:
+            heapq.heappush(run.heap, item)  # as it was: its place (send time, arrival order) unchanged
         return due
 
     def _load(
@@ -371,17 +375,20 @@ class Ticker:
         run: _Run,
         seen: dict[tuple[int, str], int],
     ) -> None:
-        """Read items from ``start`` (inclusive) to ``horizon`` into the heap, skipping those already seen."""
+        """Read items from ``start`` (inclusive) to ``horizon`` into the heap, skipping those already seen
+        (the store leaves them out undecoded: every poll re-reads the whole window, LOOKBACK_MS behind
+        to LOOKAHEAD_MS ahead, so most of what it reads was taken by an earlier poll)."""
         first_slot, first_sk = start
         last_slot = slot_of(horizon)
         for slot in slots_between(first_slot, horizon):
             upto = upto_key(horizon) if slot == last_slot else None
             fresh: dict[tuple[int, str], int] = {}
-            for entry in self.wheel.load(shard, slot, first_sk if slot == first_slot else "", upto):
-                if entry.key in seen:
-                    continue  # an item is read, and skipped, as a whole
-                fresh[entry.key] = max(fresh.get(entry.key, 0), entry.due_ms)
-                run.push(entry)
+            for entry in self.wheel.load(shard, slot, first_sk if slot == first_slot else "", upto, seen):
+                key = entry.key
+                if key in seen:
+                    continue  # an item is read, and skipped, as a whole (a store may not skip it)
+                fresh[key] = max(fresh.get(key, 0), entry.due_ms)
+                run.push(entry, key)
             seen.update(fresh)
 
     def _dispatch(self, due: list[WheelEntry], run: _Run) -> None:
@@ -426,21 +433,22 @@ class Ticker:
         except Exception as exc:  # an adapter bug must not lose the batch
             outcomes = [exc] * len(batch)
         failed = [e for e, err in zip(batch, outcomes, strict=True) if err is not None]
-        for entry in batch:
-            if entry not in failed:
-                self.telemetry.count(
-                    "dispatched",
-                    tenant=entry.tenant,
-                    target_type="wheel",
-                    lane=entry.lane,
-                    attempt=entry.attempt,
-                )
+        sent = [e for e, err in zip(batch, outcomes, strict=True) if err is None]
+        for entry in sent:
+            self.telemetry.count(
+                "dispatched",
+                tenant=entry.tenant,
+                target_type="wheel",
+                lane=entry.lane,
+                attempt=entry.attempt,
+            )
+        now = self.clock.now_ms()
+        behind = [now - e.sends_at(self.lead_ms) for e in batch]
         with run.lock:
-            run.report.dispatched += len(batch) - len(failed)
+            run.report.dispatched += len(sent)
             run.report.send_failures += len(failed)
-            now = self.clock.now_ms()
-            run.report.late += sum(1 for e in batch if now - e.sends_at(self.lead_ms) > self.late_after_ms)
-            lateness = [max(0, now - e.sends_at(self.lead_ms)) for e in batch if e not in failed]
+            run.report.late += sum(1 for late in behind if late > self.late_after_ms)
+            lateness = [max(0, late) for late, err in zip(behind, outcomes, strict=True) if err is None]
             run.lateness.extend(lateness)
             run.report.lag_ms = max([run.report.lag_ms, *lateness])
         if failed:

@@ -7,6 +7,7 @@ write units; reads return the same entries either way)."""
 from __future__ import annotations
 
 import sqlite3
+from collections.abc import Container
 
 from taskplane.adapters.sqlite.db import Database
 from taskplane.adapters.sqlite.schedules import ENTRY_TTL_S, put_wheel_entry
@@ -52,14 +53,24 @@ class SqliteWheelStore:
                 (entry.shard, entry.slot_ms, entry.sk),
             )
 
-    def load(self, shard: int, slot_ms: int, from_sk: str, upto_sk: str | None) -> list[WheelEntry]:
-        """Entries of one slot with ``from_sk <= sk`` (and ``sk <= upto_sk``), in due order."""
+    def load(
+        self,
+        shard: int,
+        slot_ms: int,
+        from_sk: str,
+        upto_sk: str | None,
+        skip: Container[tuple[int, str]] = (),
+    ) -> list[WheelEntry]:
+        """Entries of one slot with ``from_sk <= sk`` (and ``sk <= upto_sk``), in due order, less
+        those whose key (slot, sort key) is in ``skip`` (as WheelStore.load)."""
         rows = self._db.query(
             "SELECT * FROM wheel WHERE shard = ? AND slot = ? AND sk >= ? AND (? IS NULL OR sk <= ?) ORDER BY sk",
             (shard, slot_ms, from_sk, upto_sk, upto_sk),
         )
         entries = []
         for r in rows:
+            if (slot_ms, r["sk"]) in skip:
+                continue
             due, item_id = r["sk"].split("#", 1)
             entries.append(
                 WheelEntry(
