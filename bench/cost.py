@@ -40,6 +40,7 @@ import json
 import math
 import os
 import random
+import re
 import statistics
 import sys
 import threading
@@ -145,6 +146,21 @@ def _key_of(table: str, item: dict[str, Any]) -> dict[str, Any]:
     t = dynamodb_backends[ACCOUNT][REGION].get_table(table)
     names = [t.hash_key_attr] + ([t.range_key_attr] if t.range_key_attr else [])
     return {n: item[n] for n in names}
+
+
+def _stored_key(params: dict[str, Any], item: dict[str, Any]) -> dict[str, Any]:
+    """The key of a projected Query's item: its partition key, when not projected, from the Query's
+    key condition (``#pk = :pk``)."""
+    from moto.dynamodb.models import dynamodb_backends
+
+    t = dynamodb_backends[ACCOUNT][REGION].get_table(params["TableName"])
+    key = {n: item[n] for n in (t.hash_key_attr, t.range_key_attr) if n and n in item}
+    if t.hash_key_attr not in key:
+        names = params.get("ExpressionAttributeNames", {})
+        for name, value in re.findall(r"(#?\w+)\s*=\s*(:\w+)", params["KeyConditionExpression"]):
+            if names.get(name, name) == t.hash_key_attr:
+                key[t.hash_key_attr] = params["ExpressionAttributeValues"][value]
+    return key
 
 
 # -- the meter -----------------------------------------------------------------------------------
@@ -342,6 +358,9 @@ class Meter:
             elif operation in ("Query", "Scan"):
                 consistent = bool(params.get("ConsistentRead"))
                 items = (response or {}).get("Items", [])
+                if params.get("ProjectionExpression"):
+                    # DynamoDB bills a read by the items it read, not the attributes it returned
+                    items = [_peek(params["TableName"], _stored_key(params, i)) or i for i in items]
                 size = sum(item_size(i) for i in items)
                 scanned, count = (response or {}).get("ScannedCount", 0), (response or {}).get("Count", 0)
                 if scanned > count:  # a filter: what was read, not what was returned, is billed

@@ -125,9 +125,7 @@ class FakeWheel:
         self._latency()
         self.insert(entry)
 
-    def load(
-        self, shard: int, slot_ms: int, from_sk: str, upto_sk: str | None, skip: Any = ()
-    ) -> list[Any]:
+    def load(self, shard: int, slot_ms: int, from_sk: str, upto_sk: str | None, skip: Any = ()) -> list[Any]:
         # As WheelStore.load: items already taken (``skip``: their (slot, sort key)) are left out.
         self._latency()
         with self.lock:

@@ -137,3 +137,78 @@ def test_an_idle_shards_resume_point_moves_only_while_no_tick_holds_it(backend):
     assert backend.wheel.peek(shard).resume_sk == sort_key(T0 + 1, "")
     # A holder that says nothing of its end is taken to end with its lease
     assert backend.wheel.acquire(shard, "tick-b", T0 + 4, 5_000).runs_until == T0 + 5_004
+
+
+@pytest.mark.parametrize("new", [[0, 1, 79], [5, 30, 31, 55], [0, 20, 40, 60, 79], []])
+def test_a_read_leaves_out_the_items_a_tick_already_took(backend, new):
+    # Given 80 entries of one slot, each in its own item, of which a tick took all but ``new``
+    # (so many taken that DynamoDB's store reads the sort keys first, then the spans of new items)
+    shard = shard_of_test()
+    slot = slot_of(T0)
+    entries = [WheelEntry(shard, T0 + 10 * i, f"id{i:03d}", backend.tenant) for i in range(80)]
+    for entry in entries:
+        backend.wheel.put(entry)
+    taken = {e.key for i, e in enumerate(entries) if i not in new}
+    # Then a read of the range returns the new ones alone, whole and in due order
+    got = backend.wheel.load(shard, slot, "", None, taken)
+    assert got == [entries[i] for i in new]
+    # And within a narrower range, only those in it
+    window = backend.wheel.load(shard, slot, sort_key(T0 + 10, ""), upto_key(T0 + 555), taken)
+    assert window == [entries[i] for i in new if 1 <= i <= 55]
+    # And with few items taken (one full read), the same rule
+    few = {e.key for e in entries[:10]}
+    assert backend.wheel.load(shard, slot, "", None, few) == entries[10:]
+
+
+def test_a_shared_item_is_left_out_or_read_whole(backend):
+    # Given 70 entries written one by one (own items) and 10 written together (they may share items)
+    shard = shard_of_test()
+    slot = slot_of(T0)
+    alone = [WheelEntry(shard, T0 + 5_000 + 10 * i, f"a{i:03d}", backend.tenant) for i in range(70)]
+    for entry in alone:
+        backend.wheel.put(entry)
+    together = [WheelEntry(shard, T0 + 20 * i, f"t{i:03d}", backend.tenant) for i in range(10)]
+    assert backend.wheel.put_many(together) == [None] * 10
+    everything = backend.wheel.load(shard, slot, "", None)
+    assert len(everything) == 80
+    # When a tick took every item but the one(s) holding the batch, a read returns all ten, once each
+    taken = {e.key for e in alone}
+    got = backend.wheel.load(shard, slot, "", None, taken)
+    assert [e.item_id for e in got] == [e.item_id for e in together]
+    # And when it took those too, nothing
+    assert backend.wheel.load(shard, slot, "", None, taken | {e.key for e in got}) == []
+
+
+def test_dynamodb_reads_sort_keys_first_then_only_the_spans_of_new_items(backend):
+    if backend.name != "moto":
+        pytest.skip("how DynamoDB's store reads (SQLite reads rows it skips at no parsing cost)")
+    shard = shard_of_test()
+    slot = slot_of(T0)
+    entries = [WheelEntry(shard, T0 + 10 * i, f"id{i:03d}", backend.tenant) for i in range(80)]
+    for entry in entries:
+        backend.wheel.put(entry)
+    calls: list[dict] = []
+    client = backend.wheel.client
+    query = client.query
+
+    def recording(**kwargs):
+        calls.append(kwargs)
+        return query(**kwargs)
+
+    client.query = recording
+    try:
+        new = [3, 4, 70]
+        got = backend.wheel.load(
+            shard, slot, "", None, {e.key for i, e in enumerate(entries) if i not in new}
+        )
+        few = backend.wheel.load(shard, slot, "", None, {entries[0].key})
+    finally:
+        client.query = query
+    assert got == [entries[i] for i in new] and few == entries[1:]
+    # keys alone over the range, then the two spans of new items read whole; then one full read
+    assert [c.get("ProjectionExpression") for c in calls] == ["#sk", None, None, None]
+    spans = [
+        (c["ExpressionAttributeValues"][":from"]["S"], c["ExpressionAttributeValues"][":upto"]["S"])
+        for c in calls[1:3]
+    ]
+    assert spans == [(entries[3].sk, entries[4].sk), (entries[70].sk, entries[70].sk)]

@@ -369,6 +369,47 @@ def test_task_submitted_into_the_loaded_window_fires_on_time(aws, sim, drain, co
     assert_ran_once(aws.platform.tasks, list(submitted), counting)
 
 
+@on_sim_clock()
+def test_a_busy_window_read_keys_first_sends_each_task_once_on_time(aws, sim, drain, counting):
+    # Given 150 tasks in their own wheel items due over 3 s, and 40 more submitted while the tick runs,
+    # each into the window it has already read (so many items taken that the store reads sort keys
+    # first, then only the spans of new items, see WheelStore.load)
+    due = {submit(aws.platform.tasks, 1_000 + 20 * i).task_id: START + 1_000 + 20 * i for i in range(150)}
+    late: dict[str, int] = {}
+
+    def submit_late(delay: int) -> Callable[[], None]:
+        def action() -> None:
+            late[submit(aws.platform.tasks, delay).task_id] = sim.now_ms() + delay
+
+        return action
+
+    for i in range(40):
+        sim.at(START + 1_200 + 37 * i, submit_late(NEAR_MS + 1 + 23 * i))
+    lanes = RecordingLanes(aws.platform.ticker.lanes, sim)
+    wheel = aws.platform.ticker.wheel
+    query = wheel.client.query
+    projections: Counter[str | None] = Counter()
+
+    def recording(**kwargs: Any) -> Any:
+        projections[kwargs.get("ProjectionExpression")] += 1
+        return query(**kwargs)
+
+    wheel.client.query = recording
+    try:
+        report = ticker_on(aws, sim, lanes=lanes).run(0, until_ms=START + 8_000, owner="tick-1")
+    finally:
+        wheel.client.query = query
+    # Then the store read keys first, and every task left once, on time
+    assert projections["#sk"] > 10, projections
+    expected = {**due, **late}
+    assert len(late) == 40 and report.dispatched == len(expected)
+    assert lanes.per_task() == dict.fromkeys(expected, 1)
+    for at, message in lanes.sent:
+        assert sent_on_time(expected[message.task_id], at), (at - expected[message.task_id], message)
+    drain(rounds=30)
+    assert_ran_once(aws.platform.tasks, list(expected), counting)
+
+
 # -- resume ---------------------------------------------------------------------------------------
 @on_sim_clock()
 def test_next_tick_resumes_where_the_last_one_stopped(aws, sim, drain, counting):

@@ -173,3 +173,22 @@ def test_window_constants_leave_no_gap():
     # Each poll reads ahead further than the next poll is away: no range is skipped.
     assert LOOKAHEAD_MS > POLL_MS
     assert LOOKBACK_MS > 0 and SLOT_MS % 1_000 == 0
+
+
+def test_new_spans_are_the_runs_of_keys_not_taken_at_most_three():
+    from taskplane.adapters.wheel_store import MAX_SPANS, new_spans
+
+    keys = [f"k{i:02d}" for i in range(10)]
+
+    def taken_but(*new: int):
+        return lambda sk: int(sk[1:]) not in new
+
+    assert new_spans(keys, taken_but()) == []
+    assert new_spans(keys, taken_but(9)) == [("k09", "k09")]
+    assert new_spans(keys, taken_but(0, 1, 2, 9)) == [("k00", "k02"), ("k09", "k09")]
+    assert new_spans(keys, taken_but(*range(10))) == [("k00", "k09")]
+    assert MAX_SPANS == 3
+    assert new_spans(keys, taken_but(1, 3, 5)) == [("k01", "k01"), ("k03", "k03"), ("k05", "k05")]
+    # more runs than MAX_SPANS: one span from the first new key to the last
+    assert new_spans(keys, taken_but(1, 3, 5, 8)) == [("k01", "k08")]
+    assert new_spans([], taken_but()) == []

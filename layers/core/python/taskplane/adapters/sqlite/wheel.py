@@ -7,7 +7,7 @@ write units; reads return the same entries either way)."""
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Container
+from collections.abc import Collection
 
 from taskplane.adapters.sqlite.db import Database
 from taskplane.adapters.sqlite.schedules import ENTRY_TTL_S, put_wheel_entry
@@ -59,7 +59,7 @@ class SqliteWheelStore:
         slot_ms: int,
         from_sk: str,
         upto_sk: str | None,
-        skip: Container[tuple[int, str]] = (),
+        skip: Collection[tuple[int, str]] = (),
     ) -> list[WheelEntry]:
         """Entries of one slot with ``from_sk <= sk`` (and ``sk <= upto_sk``), in due order, less
         those whose key (slot, sort key) is in ``skip`` (as WheelStore.load)."""
