@@ -495,6 +495,63 @@ def _deployed_note(run: Mapping[str, Any], runs: int = 1) -> str:
     )
 
 
+def _tick_cpu_before_after(
+    results: Path, wheel: Mapping[str, Any], capacity: Mapping[str, Any] | None, usd_now: Any
+) -> list[str]:
+    """The tick's CPU per task and what follows from it, before the tick's CPU round of issue 16
+    (``tick_cpu_before.json``: main's figures then) and now."""
+    before = _load(results, "tick_cpu_before.json")
+    cost = _load(results, "cost.json")
+    if not before or not cost or not capacity:
+        return []
+
+    def worst(runs: list[Mapping[str, Any]]) -> str:
+        if not runs:
+            return "not run"
+        run = max(runs, key=lambda r: r["dispatch_lateness_ms"]["p99"])
+        d, st = run["dispatch_lateness_ms"], run["start_lateness_ms"]
+        shards = run.get("tick", {}).get("shards", 1)
+        return (
+            f"{shards} shard(s): dispatch p99 {d['p99']} / max {d['max']} ms, start p99 {st['p99']} / max "
+            f"{st['max']} ms (worst of {len(runs)})"
+        )
+
+    def one(run: Mapping[str, Any] | None) -> str:
+        return worst([run]) if run else "not run"
+
+    b, t = before["cost_tick"], cost["tick"]
+    shards_now = {str(x["tasks_per_day"]): x["wheel_shards"]["needed"] for x in capacity["scales"]}
+    shards_then = {k: v["needed"] for k, v in before["capacity_wheel_shards"].items()}
+    rows = [
+        f"The tick's CPU, before its CPU round (main at {before['commit'][:9]}) and now: a window read "
+        "leaves out the items a tick already took (undecoded; with many taken, sort keys first and only "
+        "the spans of new items read whole), and the tick works out each entry's key once.",
+        "",
+        "| figure | before | now |",
+        "| --- | --- | --- |",
+        f"| tick CPU per task (bench/cost.py, real adapters, moto excluded) | {b['cpu_ms_per_task']} ms | "
+        f"{t['cpu_ms_per_task']} ms |",
+        f"| tasks/s one shard dispatches at {t['memory_mb']} MB | {b['tasks_per_s_per_shard']} | "
+        f"{t['tasks_per_s_per_shard']} |",
+        f"| tick window Queries per second held (RRU per task) | {b['queries_per_s']} ({b['query_rru_per_task']}) "
+        f"| {t.get('queries_per_s')} ({t.get('query_rru_per_task')}) |",
+        "| wheel shards needed at 100M / 1B tasks a day | "
+        f"{shards_then.get('100000000')} / {shards_then.get('1000000000')} | "
+        f"{shards_now.get('100000000')} / {shards_now.get('1000000000')} |",
+        f"| as deployed, 1,000 due/s, 256 MB | {worst(before['a_wheel_deployed_runs'])} | "
+        f"{worst(wheel.get('a_wheel_deployed_runs') or [])} |",
+        f"| one shard at 256 MB's share | {one(before.get('a_wheel_tick_256'))} | "
+        f"{one(wheel.get('a_wheel_tick_256'))} |",
+        f"| one shard at 128 MB's share | {one(before.get('a_wheel_tick_128'))} | "
+        f"{one(wheel.get('a_wheel_tick_128'))} |",
+        f"| as deployed at 128 MB (shards by its share) | not run | "
+        f"{worst(wheel.get('a_wheel_deployed_tick_128_runs') or [])} |",
+        f"| `usd_per_million_tasks` | {before['summary']['usd_per_million_tasks']} | {usd_now} |",
+        "",
+    ]
+    return rows
+
+
 def _dispatch_by_sizing(wheel: Mapping[str, Any]) -> list[str]:
     """The tick's dispatch lateness at 1,000 due/s on one full-core shard, one throttled shard and as
     deployed, side by side (the summary takes the deployed one)."""
@@ -513,6 +570,7 @@ def _dispatch_by_sizing(wheel: Mapping[str, Any]) -> list[str]:
         ("one shard at a full core (the harness's default)", "a_wheel", wheel.get("a_wheel")),
         ("one shard at 256 MB's CPU share (Throttle)", "a_wheel_tick_256", wheel.get("a_wheel_tick_256")),
         *(("as deployed", "a_wheel_deployed", r) for r in deployed_runs),
+        *(("as deployed", "a_wheel_deployed", r) for r in wheel.get("a_wheel_deployed_tick_128_runs") or []),
     ):
         if not run:
             continue
@@ -827,6 +885,7 @@ def render(results: Path = RESULTS, plots: Path = PLOTS) -> str:
     lines += ["## Dispatch lateness", ""]
     if wheel and "a_wheel" in wheel:
         lines += _dispatch_by_sizing(wheel)
+        lines += _tick_cpu_before_after(results, wheel, capacity, s["usd_per_million_tasks"]["value"])
         lines += ["| design | p50 ms | p99 ms | max ms |", "| --- | ---: | ---: | ---: |"]
         for label, key, field in (
             ("timing wheel, dispatch (one shard, full core)", "a_wheel", "dispatch_lateness_ms"),

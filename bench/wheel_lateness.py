@@ -588,10 +588,11 @@ def _cpu_split(path: Path = RESULTS / "cost.json") -> dict[str, float]:
     return {}
 
 
-def deployed_shards(rate: int, results: Path = RESULTS) -> dict[str, Any]:
-    """The shards an operator deploys for ``rate`` tasks due per second at the tick's default memory:
-    capacity.json's measured tasks/s of one shard's tick (its CPU at that memory's vCPU share, from
-    cost.json) and bench/capacity.py's rule (the fewest shards whose busiest one on the ring keeps up)."""
+def deployed_shards(rate: int, results: Path = RESULTS, tick_mb: int | None = None) -> dict[str, Any]:
+    """The shards an operator deploys for ``rate`` tasks due per second at the tick's default memory
+    (or at ``tick_mb``): capacity.json's measured tasks/s of one shard's tick (its CPU at that memory's
+    vCPU share, from cost.json; another memory scales it by the shares) and bench/capacity.py's rule
+    (the fewest shards whose busiest one on the ring keeps up)."""
     import capacity
 
     cap = json.loads((results / "capacity.json").read_text())
@@ -601,20 +602,24 @@ def deployed_shards(rate: int, results: Path = RESULTS) -> dict[str, Any]:
         for lim in cap["scales"][0]["limits"]
         if lim["limit"].startswith("tick throughput of 1 shard")
     )
+    measured_mb = int(cost["tick"]["memory_mb"])
+    if tick_mb is not None and tick_mb != measured_mb:
+        full = capacity.FULL_VCPU_MB
+        per_shard = round(per_shard * min(tick_mb, full) / min(measured_mb, full), 1)
     shards = capacity.ring_shards(rate, per_shard)
     return {
         "shards": shards,
-        "tick_memory_mb": int(cost["tick"]["memory_mb"]),
+        "tick_memory_mb": tick_mb or measured_mb,
         "tasks_per_s_per_shard": per_shard,
         "busiest_shard_share": round(capacity.hottest_share(shards), 3),
         "from": "capacity.json (tick throughput of 1 shard) and bench/capacity.py ring_shards",
     }
 
 
-def run_deployed(seconds: int, rate: int) -> dict[str, Any]:
+def run_deployed(seconds: int, rate: int, tick_mb: int | None = None) -> dict[str, Any]:
     """The design as deployed for ``rate``: as many shards as capacity.json says, each tick at its
-    default memory's CPU share (Throttle); everything else as ``run_a``."""
-    sizing = deployed_shards(rate)
+    default memory's CPU share (or ``tick_mb``'s: Throttle); everything else as ``run_a``."""
+    sizing = deployed_shards(rate, tick_mb=tick_mb)
     result = run_a(seconds, rate, tick_mb=sizing["tick_memory_mb"], shards=sizing["shards"])
     result["sizing"] = sizing
     return result
@@ -818,6 +823,12 @@ def main() -> None:
     parser.add_argument("--rate", type=int, default=1000, help="tasks due per second in (a)")
     parser.add_argument("--b-rates", default="5,10,20,40,80", help="rates tried in (b), ascending")
     parser.add_argument("--b-seconds", type=int, default=15)
+    parser.add_argument(
+        "--tick-mb",
+        type=int,
+        help="with --only deployed: the tick at this memory (shards sized by its share), kept apart "
+        "under a_wheel_deployed_tick_<mb>_runs",
+    )
     args = parser.parse_args()
     RESULTS.mkdir(exist_ok=True)
     result: dict[str, Any] = {"injected_latency_ms": {"dynamodb_call": DDB_MS, "sqs_batch": SQS_MS}}
@@ -825,11 +836,15 @@ def main() -> None:
         path = RESULTS / "wheel_lateness_a.json"
         merged = json.loads(path.read_text()) if path.exists() else result
         before = os.getloadavg()
-        run = run_deployed(args.seconds, args.rate)
+        run = run_deployed(args.seconds, args.rate, args.tick_mb)
         run["load_average"] = [before, os.getloadavg()]
-        # Every as-deployed run is kept (bench/report.py reports the worst dispatch p99 of them).
-        merged["a_wheel_deployed"] = run
-        merged["a_wheel_deployed_runs"] = [*merged.get("a_wheel_deployed_runs", []), run]
+        if args.tick_mb is not None:
+            key = f"a_wheel_deployed_tick_{args.tick_mb}_runs"
+            merged[key] = [*merged.get(key, []), run]
+        else:
+            # Every as-deployed run is kept (bench/report.py reports the worst dispatch p99 of them).
+            merged["a_wheel_deployed"] = run
+            merged["a_wheel_deployed_runs"] = [*merged.get("a_wheel_deployed_runs", []), run]
         print(json.dumps(run, indent=2), flush=True)
         path.write_text(json.dumps(merged, indent=2) + "\n")
         return
