@@ -125,6 +125,19 @@ def hottest_share(shards: int) -> float:
     return max(Ring.of(shards).shares().values()) * shards
 
 
+#: The share of its measured rate (bench/cost.py's tasks_per_s_per_shard) a shard's tick is sized to
+#: carry at the peak. A tick is a queue: at its full rate every burst and every slow call waits behind
+#: the work before it, and the rate is measured on one workload (bench/cost.py's: about five tasks per
+#: wheel item) while a window of unshared items costs it more. 70%, the target DynamoDB auto scaling
+#: tracks, leaves that headroom; docs/DEPLOY.md sizes wheel_shards by the same rule.
+TICK_TARGET_UTILIZATION = 0.7
+
+
+def tick_shards(load: float, per_shard: float) -> int:
+    """The fewest shards whose busiest tick carries at most TICK_TARGET_UTILIZATION of ``per_shard``."""
+    return ring_shards(load, per_shard * TICK_TARGET_UTILIZATION)
+
+
 def ring_shards(load: float, per_shard: float) -> int:
     """The fewest shards whose busiest one (``hottest_share``) stays within ``per_shard``."""
     n = max(1, math.ceil(load / per_shard))
@@ -138,12 +151,12 @@ def shards_needed(cost: Mapping[str, Any], peak_tps: float, partition_wcu: float
     evenly; ``needed`` with the ring's busiest shard (it gets ``hottest_share`` x the mean)."""
     per_shard = cost["tick"]["tasks_per_s_per_shard"]
     wru = wheel_wru_per_task(cost)
-    by_tick = math.ceil(peak_tps / per_shard)
+    by_tick = math.ceil(peak_tps / (per_shard * TICK_TARGET_UTILIZATION))
     by_partition = math.ceil(peak_tps * wru / partition_wcu)
     # The tick is CPU-bound: at tick_memory_mb=1769 it has a whole vCPU instead of memory/1769 of one.
     share = min(cost["tick"]["memory_mb"], FULL_VCPU_MB) / FULL_VCPU_MB
-    needed = max(ring_shards(peak_tps, per_shard), ring_shards(peak_tps * wru, partition_wcu))
-    needed_full = max(ring_shards(peak_tps, per_shard / share), ring_shards(peak_tps * wru, partition_wcu))
+    needed = max(tick_shards(peak_tps, per_shard), ring_shards(peak_tps * wru, partition_wcu))
+    needed_full = max(tick_shards(peak_tps, per_shard / share), ring_shards(peak_tps * wru, partition_wcu))
     return {
         "by_tick_throughput": by_tick,
         "by_partition_wcu": by_partition,
@@ -212,9 +225,9 @@ def limits_at(
     }
     rows = [
         (
-            "tick throughput of 1 shard (default shards=1)",
+            f"tick throughput of 1 shard (default shards=1; {TICK_TARGET_UTILIZATION:.0%} of its measured rate)",
             peak_tps,
-            cost["tick"]["tasks_per_s_per_shard"] * CONFIG["default_shards"],
+            cost["tick"]["tasks_per_s_per_shard"] * TICK_TARGET_UTILIZATION * CONFIG["default_shards"],
             f"more wheel shards, online (a deploy of wheel_shards; new entries follow within "
             f"{(60_000 + RING_CACHE_MS) // 1000} s): shards={shards['needed']} (one tick each, the busiest "
             f"taking {hottest_share(shards['needed']):.2f}x the mean), or "

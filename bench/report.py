@@ -488,8 +488,14 @@ def _deployed_note(run: Mapping[str, Any], runs: int = 1) -> str:
     size, tick = run["sizing"], run["tick"]
     return (
         (f"; of {runs} as-deployed runs, the one with the highest dispatch p99" if runs > 1 else "")
-        + f"; as deployed: {tick['shards']} shards (capacity.json: {size['tasks_per_s_per_shard']} tasks/s "
-        f"per shard at {size['tick_memory_mb']} MB, the ring's busiest shard {size['busiest_shard_share']}x "
+        + f"; as deployed: {tick['shards']} shards (as capacity.json sizes them: {size['tasks_per_s_per_shard']} "
+        f"tasks/s per shard at {size['tick_memory_mb']} MB measured"
+        + (
+            f", the busiest at most {size['target_utilization']:.0%} of it"
+            if "target_utilization" in size
+            else ""
+        )
+        + f", the ring's busiest shard {size['busiest_shard_share']}x "
         f"the mean), entries placed by the ring (shard_for); each shard's own tick at "
         f"{tick['memory_mb']} MB, its CPU share ({tick['cpu_share']} of a vCPU) emulated by Throttle"
     )

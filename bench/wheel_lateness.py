@@ -590,29 +590,26 @@ def _cpu_split(path: Path = RESULTS / "cost.json") -> dict[str, float]:
 
 def deployed_shards(rate: int, results: Path = RESULTS, tick_mb: int | None = None) -> dict[str, Any]:
     """The shards an operator deploys for ``rate`` tasks due per second at the tick's default memory
-    (or at ``tick_mb``): capacity.json's measured tasks/s of one shard's tick (its CPU at that memory's
-    vCPU share, from cost.json; another memory scales it by the shares) and bench/capacity.py's rule
-    (the fewest shards whose busiest one on the ring keeps up)."""
+    (or at ``tick_mb``): the measured tasks/s of one shard's tick (its CPU at that memory's vCPU share,
+    cost.json; another memory scales it by the shares) and bench/capacity.py's rule, as capacity.json
+    applies it (the fewest shards whose busiest one on the ring runs at most at the target utilization)."""
     import capacity
 
-    cap = json.loads((results / "capacity.json").read_text())
     cost = json.loads((results / "cost.json").read_text())
-    per_shard = next(
-        lim["limit_value"]
-        for lim in cap["scales"][0]["limits"]
-        if lim["limit"].startswith("tick throughput of 1 shard")
-    )
+    per_shard = float(cost["tick"]["tasks_per_s_per_shard"])
     measured_mb = int(cost["tick"]["memory_mb"])
     if tick_mb is not None and tick_mb != measured_mb:
         full = capacity.FULL_VCPU_MB
         per_shard = round(per_shard * min(tick_mb, full) / min(measured_mb, full), 1)
-    shards = capacity.ring_shards(rate, per_shard)
+    shards = capacity.tick_shards(rate, per_shard)
     return {
         "shards": shards,
         "tick_memory_mb": tick_mb or measured_mb,
         "tasks_per_s_per_shard": per_shard,
+        "target_utilization": capacity.TICK_TARGET_UTILIZATION,
         "busiest_shard_share": round(capacity.hottest_share(shards), 3),
-        "from": "capacity.json (tick throughput of 1 shard) and bench/capacity.py ring_shards",
+        "from": "cost.json (the tick's measured tasks/s per shard) and bench/capacity.py tick_shards "
+        "(the busiest shard at most TICK_TARGET_UTILIZATION of it), as capacity.json sizes shards",
     }
 
 
