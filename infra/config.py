@@ -134,12 +134,15 @@ class EnvironmentConfig(_Strict):
     prefix: str = Field(pattern=_NAME)
     account: str | None = Field(default=None, pattern=r"^\d{12}$")
     region: str | None = None
-    #: Timing-wheel shards: one tick schedule (and one lease) per shard.
+    #: Timing-wheel shards: one tick schedule (and one lease) per shard. Size them so the busiest shard
+    #: carries at most 70% of what its tick measured it can send (bench/capacity.py tick_shards: ~700
+    #: tasks due a second per 256 MB shard, 2 shards for 1,000 a second), the headroom a queue needs.
     shards: int = Field(default=1, ge=1, le=64)
     #: The tick's memory: its share of a vCPU bounds what one shard sends (256 MB, a seventh of a vCPU:
-    #: about 600 tasks a second, bench/capacity.py); it runs only while something is due soon, and at a
-    #: million tasks a day that is all day: 128 MB halves what it costs then (about $0.15 per million
-    #: tasks, BENCHMARKS.md) for half the tasks a second per shard and a slower cold start when woken.
+    #: about 1,000 tasks a second measured, sized at 700, bench/capacity.py); it runs only while
+    #: something is due soon, and at a million tasks a day that is all day: 128 MB halves what it costs
+    #: then (about $0.15 per million tasks, BENCHMARKS.md) for half the tasks a second per shard and a
+    #: slower cold start when woken.
     tick_memory_mb: int = Field(default=256, ge=128, le=3008)
     #: The worker's memory. A delivery comes in a lead ahead of its due time and the worker waits for it,
     #: billed: at ~12 tasks a second some worker is always waiting, so at low rates the wait is most of

@@ -187,22 +187,30 @@ def test_of_several_as_deployed_runs_the_summary_takes_the_one_with_the_worst_di
     assert "(the worst of 2 runs): the 20 ms goal is NOT met, by 1 ms." in page
 
 
-def test_the_deployed_shard_count_comes_from_the_capacity_results(tmp_path: Path) -> None:
+def test_the_deployed_shard_count_follows_the_capacity_models_rule(tmp_path: Path) -> None:
     import capacity
     import wheel_lateness
 
-    def sized(per_shard: float) -> int:
-        limits = [{"limit": "tick throughput of 1 shard (default shards=1)", "limit_value": per_shard}]
-        (tmp_path / "capacity.json").write_text(json.dumps({"scales": [{"limits": limits}]}))
-        (tmp_path / "cost.json").write_text(json.dumps({"tick": {"memory_mb": 256}}))
-        sizing = wheel_lateness.deployed_shards(1000, tmp_path)
-        assert sizing["tick_memory_mb"] == 256
-        return int(sizing["shards"])
+    def sized(per_shard: float, tick_mb: int | None = None) -> dict:
+        (tmp_path / "cost.json").write_text(
+            json.dumps({"tick": {"memory_mb": 256, "tasks_per_s_per_shard": per_shard}})
+        )
+        return wheel_lateness.deployed_shards(1000, tmp_path, tick_mb=tick_mb)
 
-    assert sized(394.3) == 3
-    assert sized(2000.0) == 1
-    # the ring's busiest shard must keep up too: more than 1000 / per_shard when the arcs are uneven
-    assert sized(100.0) == capacity.ring_shards(1000, 100.0) >= 10
+    # the busiest shard at most 70% of the measured rate, as capacity.json's shards_needed sizes them
+    assert sized(1014.4)["shards"] == 2 and sized(1014.4)["target_utilization"] == 0.7
+    assert sized(2000.0)["shards"] == 1
+    assert sized(394.3)["shards"] == capacity.tick_shards(1000, 394.3) == 4
+    # the ring's busiest shard must keep up too: more than 1000 / usable rate when the arcs are uneven
+    assert sized(100.0)["shards"] == capacity.tick_shards(1000, 100.0) >= 15
+    cost = {
+        "tick": {"memory_mb": 256, "tasks_per_s_per_shard": 1014.4},
+        "units_per_task": {"dynamodb_wru_by_table": {"taskplane-wheel": 0.2}},
+    }
+    assert capacity.shards_needed(cost, 1000, 1_000)["needed"] == sized(1014.4)["shards"]
+    # another memory scales the measured rate by its vCPU share
+    half = sized(1014.4, tick_mb=128)
+    assert (half["tick_memory_mb"], half["tasks_per_s_per_shard"], half["shards"]) == (128, 507.2, 3)
 
 
 def test_plots_skip_missing_inputs(tmp_path: Path) -> None:
