@@ -34,8 +34,9 @@ MAX_SHARED = 20
 #: An item is cut before it grows past this many bytes (DynamoDB's size rules), whatever MAX_SHARED.
 MAX_ITEM_BYTES = 1_000
 #: A window read whose caller has taken at least this many items reads sort keys first (WheelStore.load):
-#: botocore spends ~6 us of CPU parsing a whole item and ~0.4 us its key alone, and a request ~0.35 ms
-#: (measured over moto), so the second request pays for itself from about 60 items re-read.
+#: botocore spends ~17 us of CPU parsing a whole item and ~4 us its key alone, and ~0.3 ms a request
+#: (bench/tick_reads.py over moto on a shared machine), so the second request pays for itself from
+#: about 25 items re-read; 64 keeps a quiet shard (a million tasks a day) at one request a poll.
 KEYS_FIRST_MIN = 64
 #: After a keys-first read, at most this many spans of new items are read each on its own; more are
 #: read as one span from the first to the last (the taken items inside it are skipped undecoded).
@@ -164,7 +165,7 @@ class WheelStore(AwsClient["DynamoDBClient"]):
         and has already taken most of it.
 
         With at least ``KEYS_FIRST_MIN`` items taken, the range is read for its sort keys alone first
-        (DynamoDB bills the same units for it; botocore parses a tenth of the attributes) and only the
+        (DynamoDB bills the same units for it; botocore parses one attribute of each) and only the
         spans holding items not taken are read whole: one request more when anything is new, and
         none of the taken items parsed again."""
         if len(skip) < KEYS_FIRST_MIN:
