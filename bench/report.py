@@ -376,6 +376,26 @@ def _worker_memory(rss: Mapping[str, Any] | None) -> list[str]:
             f"{b['batch_adds_mib']} MiB | {b['estimate_deployed_peak_mib']} MiB | "
             f"{head['128']} / {head['256']} / {head['512']} MiB |"
         )
+    answers = rss.get("answers") or []
+    if answers:
+        lines += [
+            "",
+            "Results up to 6 MiB are kept (in the bucket). A batch of 10 records whose HTTP target answers "
+            "JSON records (small payloads), as a 256 MB worker: an answer over 256 KiB is checked as JSON "
+            "without being built and stored as its text (`domain/results.py`), one check at a time. moto "
+            "keeps every object it is sent in memory and copies each request, so the bucket's writes are "
+            "measured as they are and made empty (the worker's own share); a deployed worker lies between:",
+            "",
+            "| answer per record | bucket writes | batch adds | estimate | headroom at 256 / 512 MB |",
+            "| ---: | --- | ---: | ---: | --- |",
+        ]
+        for b in answers:
+            head = b["headroom_mib"]
+            lines.append(
+                f"| {b['answer_kib']:,} KiB | {b.get('bucket_writes', 'moto (in memory)')} | "
+                f"{b['batch_adds_mib']} MiB | {b['estimate_deployed_peak_mib']} MiB | "
+                f"{head['256']} / {head['512']} MiB |"
+            )
     return [
         *lines,
         "",

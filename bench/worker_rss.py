@@ -19,7 +19,10 @@ payloads read from the bucket wait for room, services/payload_budget.py).
 
 * ``answers``: the same batch with small payloads, the target answering ``answer_kib`` of JSON records
   each (results up to 6 MiB are kept in the bucket): an answer over 256 KiB is checked as JSON and
-  stored as its text, never built into Python values (domain/results.py).
+  stored as its text, never built into Python values (domain/results.py). Beside it the same batch
+  with the bucket's writes made empty (``own``): moto keeps every object in memory and copies each
+  request several times, so the first figure is far above a deployed worker's; the second is the
+  worker's own share (reading, checking, holding the answers), and the deployed peak lies between.
 
     python bench/worker_rss.py                  # 256 KiB and 5 MiB payloads; writes results/worker_rss.json
 """
@@ -70,12 +73,12 @@ def init_rss() -> dict[str, float]:
 
 
 def batch_rss(
-    payload_kib: int, records: int = 10, memory_mb: int | None = None, answer_kib: int = 0
+    payload_kib: int, records: int = 10, memory_mb: int | None = None, answer_kib: int = 0, own: bool = False
 ) -> dict[str, Any]:
     """In a fresh interpreter: the peak a batch of ``records`` adds (see the module docstring); with
     ``memory_mb``, as a worker of that memory (its payload budget, services/payload_budget.py)."""
     code = f"import sys, json; sys.path[:0] = [{str(ROOT / 'bench')!r}]; import worker_rss; " + (
-        f"print(json.dumps(worker_rss._batch({payload_kib}, {records}, {answer_kib})))"
+        f"print(json.dumps(worker_rss._batch({payload_kib}, {records}, {answer_kib}, own={own})))"
     )
     env = {
         **os.environ,
@@ -100,8 +103,13 @@ def _records(kib: int) -> list[dict[str, Any]]:
     return [dict(row, sku=f"SKU-{i:06d}") for i in range(kib * 1024 // per_row)]
 
 
-def _batch(payload_kib: int, records: int, answer_kib: int = 0) -> dict[str, Any]:
+def _batch(payload_kib: int, records: int, answer_kib: int = 0, own: bool = False) -> dict[str, Any]:
     sys.path[:0] = [str(WORKER), str(LAYER)]
+    if own:  # the worker's own share: what it writes to the bucket is replaced by an empty object
+        from taskplane.adapters import blobs
+
+        put = blobs.BlobStore.put
+        blobs.BlobStore.put = lambda self, key, data, **kw: put(self, key, b"{}", **kw)  # type: ignore[method-assign]
     import threading
     from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
@@ -172,6 +180,7 @@ def _batch(payload_kib: int, records: int, answer_kib: int = 0) -> dict[str, Any
     return {
         "payload_kib": payload_kib,
         "answer_kib": answer_kib,
+        "bucket_writes": "empty (the worker's own share)" if own else "moto (in memory)",
         "memory_mb": int(os.environ["AWS_LAMBDA_FUNCTION_MEMORY_SIZE"])
         if os.environ.get("AWS_LAMBDA_FUNCTION_MEMORY_SIZE")
         else None,
@@ -195,7 +204,9 @@ def run(
 ) -> dict[str, Any]:
     init = init_rss()
     batches = [batch_rss(kib, memory_mb=mb) for kib in payloads_kib for mb in memories]
-    answers = [batch_rss(1, memory_mb=256, answer_kib=kib) for kib in answers_kib]
+    answers = [
+        batch_rss(1, memory_mb=256, answer_kib=kib, own=own) for kib in answers_kib for own in (False, True)
+    ]
     for b in batches + answers:
         b["estimate_deployed_peak_mib"] = round(init["VmRSS"] + b["batch_adds_mib"], 1)
         b["headroom_mib"] = {

@@ -120,9 +120,9 @@ def test_large_answers_are_checked_inside_the_gate_and_small_ones_never_wait(mon
     gate = Gate()
     real = targets.checked_json
 
-    def checking(text: str) -> object:
+    def checking(text: str, utf8: bytes | None = None) -> object:
         gate.log.append("check")
-        return real(text)
+        return real(text, utf8)
 
     monkeypatch.setattr(targets, "checked_json", checking)
     large = json.dumps(["r" * 300_000]).encode()
@@ -131,3 +131,14 @@ def test_large_answers_are_checked_inside_the_gate_and_small_ones_never_wait(mon
     assert targets._answer(b'{"small": 1}', gate=gate) == {"small": 1}  # type: ignore[arg-type]
     assert targets._answer(b"[1, NaN" + b" " * 300_000 + b"]", gate=gate).startswith("[1, NaN")  # type: ignore[arg-type]
     assert gate.log == ["enter", "check", "exit", "enter", "check", "exit"]
+
+
+def test_a_large_answer_is_kept_as_it_came_only_when_it_is_valid_utf8():
+    from taskplane.adapters.targets import _answer
+
+    valid = json.dumps(["caf\u00e9" * 100_000], ensure_ascii=False).encode()
+    kept = _answer(valid)
+    assert isinstance(kept, RawJson) and kept.data is valid  # the very bytes: no second copy
+    broken = b'["' + b"\xff" + b"x" * 300_000 + b'"]'
+    mended = _answer(broken)
+    assert isinstance(mended, RawJson) and mended.value() == ["\ufffd" + "x" * 300_000]

@@ -56,6 +56,7 @@ start.
 
 from __future__ import annotations
 
+import codecs
 import contextlib
 import http.client
 import ipaddress
@@ -695,12 +696,22 @@ def _answer(raw: bytes, charset: str = "utf-8", gate: threading.Semaphore | None
     if len(raw) <= LARGE_RESULT_BYTES:
         return _parse_json_or_text(_decoded(raw, charset))
     with gate if gate is not None else contextlib.nullcontext():
-        text = _decoded(raw, charset)
+        as_is = _utf8_as_is(raw, charset)
+        # Valid UTF-8 as it came is kept as it is: no second copy of a large answer.
+        text, utf8 = (as_is, raw) if as_is is not None else (_decoded(raw, charset), None)
         try:
-            large = checked_json(text)
+            large = checked_json(text, utf8)
         except NotJson:
             return _truncate(text, MAX_TEXT_RESULT_BYTES)
         return large if large is not None else _parse_json_or_text(text)
+
+
+def _utf8_as_is(raw: bytes, charset: str) -> str | None:
+    """``raw`` as text when its charset is UTF-8 and it is valid UTF-8 (its bytes can be kept)."""
+    try:
+        return raw.decode("utf-8") if codecs.lookup(charset).name == "utf-8" else None
+    except (LookupError, UnicodeDecodeError):
+        return None
 
 
 def _decoded(raw: bytes, charset: str) -> str:

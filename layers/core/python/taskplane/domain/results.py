@@ -89,10 +89,11 @@ class NotJson(ValueError):
     """The text is not one JSON value the platform keeps (the caller keeps it as text, as before)."""
 
 
-def checked_json(text: str) -> RawJson | None:
+def checked_json(text: str, utf8: bytes | None = None) -> RawJson | None:
     """``text`` as :class:`RawJson` when it is one JSON value; None when it spells a lone surrogate
     (rare: the caller parses it and replaces them, as for any answer). Raises :class:`NotJson` when
-    it is not JSON, has NaN or Infinity, or a number out of range.
+    it is not JSON, has NaN or Infinity, or a number out of range. ``utf8``: the text's UTF-8 bytes
+    when the caller has them (kept as they are, not encoded again).
 
     Only objects' depths and lists are kept while parsing (numbers become 0), so the memory is a
     fraction of the value's: a list of 600,000 small objects holds one pointer each.
@@ -118,6 +119,8 @@ def checked_json(text: str) -> RawJson | None:
         depth = TOO_DEEP  # deeper than the parser goes: deeper than any payload the platform keeps
     except ValueError as exc:
         raise NotJson(str(exc)) from None
+    if utf8 is not None:
+        return RawJson(utf8, depth=depth)
     try:
         data = text.encode("utf-8")
     except UnicodeEncodeError:
