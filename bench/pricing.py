@@ -515,6 +515,8 @@ def price(
             "usd_per_million_on_demand": _rounded(
                 per_million(taskplane_usd_per_task(_with_units(cost, run), p, **common))
             )["total"],
+            # the duration sketch's WRU per task: (measured in the run, priced at tasks_per_day)
+            "sketch_wru": [round(v, 4) for v in sketch_wru_per_task(_with_units(cost, run), tasks_per_day)],
         }
         for name, run in (cost.get("by_target") or {}).items()
     }
