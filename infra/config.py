@@ -162,6 +162,9 @@ class EnvironmentConfig(_Strict):
     #: answers 409 naming the quota, for every tenant alike.
     max_trigger_rules: int = Field(default=50, ge=0, le=10_000)
     max_wildcard_rules: int = Field(default=3, ge=0, le=30)
+    #: Each tenant's share of the account's Step Functions state machines (one per workflow; AWS
+    #: allows 100,000 an account): past it, publishing a new workflow answers 409.
+    max_workflows: int = Field(default=500, ge=0, le=100_000)
     #: Days a finished task is kept before DynamoDB TTL removes it.
     retention_days: int = Field(default=30, ge=1, le=3650)
     log_retention_days: Literal[1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365] = 30

@@ -64,6 +64,7 @@ class TaskplaneStack(cdk.Stack):
             "retention_days": cfg.retention_days,
             "max_lane_depth": cfg.max_lane_depth,
             "tenant_inflight_quota": cfg.tenant_inflight_quota,
+            "max_workflows": cfg.max_workflows,
             # HTTP targets never reach private, loopback or link-local addresses from AWS (the
             # instance metadata endpoint, the VPC): only the local runtime allows them, for demos.
             "allow_private_http": False,

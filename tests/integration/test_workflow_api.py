@@ -368,3 +368,25 @@ def test_an_account_at_its_open_executions_quota_is_a_429_to_come_back(wf, wf_ap
     error = error_of(reply, 429)
     assert error["code"] == "throttled"
     assert reply.headers.get("Retry-After") == "30"
+
+
+def test_a_tenant_past_its_share_of_state_machines_is_a_409_and_others_keep_publishing(wf, wf_api):
+    # Given a tenant that may hold two workflows (each is a state machine the account shares), and holds two
+    wf.platform.workflows.max_workflows = 2
+    for name in ("one", "two"):
+        assert put_yaml(wf_api, name, DIAMOND.replace("name: diamond", f"name: {name}")).status == 201
+    # When it publishes a third
+    reply = put_yaml(wf_api, "three", DIAMOND.replace("name: diamond", "name: three"))
+    # Then 409 names its share and what to do; nothing is created
+    error = error_of(reply, 409)
+    assert error["code"] == "limit_exceeded"
+    assert "2 workflow(s)" in error["message"] and "TASKPLANE_MAX_WORKFLOWS" in error["message"]
+    assert error["details"] == [{"field": "name", "problem": "too_many_workflows", "limit": 2}]
+    assert [w["name"] for w in wf_api("GET", "/v1/workflows").body["items"]] == ["one", "two"]
+    # And a new version of a workflow it holds still publishes, and another tenant has its own share
+    changed = DIAMOND.replace("name: diamond", "name: two").replace("payload: {b: 1}", "payload: {b: 2}")
+    assert put_yaml(wf_api, "two", changed).status == 200
+    assert (
+        put_yaml(wf_api, "three", DIAMOND.replace("name: diamond", "name: three"), tenant="globex").status
+        == 201
+    )

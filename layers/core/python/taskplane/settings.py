@@ -37,6 +37,7 @@ ENV_MAX_LANE_DEPTH = "TASKPLANE_MAX_LANE_DEPTH"
 ENV_TENANT_INFLIGHT_QUOTA = "TASKPLANE_TENANT_INFLIGHT_QUOTA"
 ENV_MAX_TRIGGER_RULES = "TASKPLANE_MAX_TRIGGER_RULES"
 ENV_MAX_WILDCARD_RULES = "TASKPLANE_MAX_WILDCARD_RULES"
+ENV_MAX_WORKFLOWS = "TASKPLANE_MAX_WORKFLOWS"
 ENV_ALLOW_PRIVATE_HTTP = "TASKPLANE_ALLOW_PRIVATE_HTTP"
 ENV_BREAKER_TIMEOUTS = "TASKPLANE_BREAKER_TIMEOUTS"
 #: JSON {"<tenant>" or "*": ["lambda:orders-*", "http:api.example.com", ...]}
@@ -79,6 +80,7 @@ POLICY_VARIABLES: tuple[str, ...] = (
     ENV_TENANT_INFLIGHT_QUOTA,
     ENV_MAX_TRIGGER_RULES,
     ENV_MAX_WILDCARD_RULES,
+    ENV_MAX_WORKFLOWS,
     ENV_BREAKER_TIMEOUTS,
     ENV_BREAKER_OPEN_MS,
     ENV_RETENTION_DAYS,
@@ -144,6 +146,9 @@ class PlatformSettings(BaseModel):
     # use up the bus every tenant's triggers share.
     max_trigger_rules: int = Field(default=50, ge=0, le=10_000)
     max_wildcard_rules: int = Field(default=3, ge=0, le=30)
+    # Each tenant's share of the account's state machines (one per workflow; Step Functions allows
+    # 100,000 an account): one tenant cannot use up what every tenant's workflows share.
+    max_workflows: int = Field(default=500, ge=0, le=100_000)
     # The bucket of large values (empty: none, and values over the inline limit are refused).
     blob_bucket: str = ""
     blob_url_endpoint: str = ""
@@ -208,6 +213,7 @@ class PlatformSettings(BaseModel):
             external_events=json.loads(env.get(ENV_EXTERNAL_EVENTS) or "{}"),
             max_trigger_rules=int(env.get(ENV_MAX_TRIGGER_RULES) or defaults.max_trigger_rules),
             max_wildcard_rules=int(env.get(ENV_MAX_WILDCARD_RULES) or defaults.max_wildcard_rules),
+            max_workflows=int(env.get(ENV_MAX_WORKFLOWS) or defaults.max_workflows),
             blob_bucket=env.get(ENV_BLOB_BUCKET, ""),
             blob_url_endpoint=env.get(ENV_BLOB_URL_ENDPOINT, ""),
             otlp_endpoint=env.get(ENV_OTLP_ENDPOINT) or "",
@@ -246,6 +252,7 @@ class PlatformSettings(BaseModel):
             ENV_EXTERNAL_EVENTS: json.dumps(self.external_events),
             ENV_MAX_TRIGGER_RULES: str(self.max_trigger_rules),
             ENV_MAX_WILDCARD_RULES: str(self.max_wildcard_rules),
+            ENV_MAX_WORKFLOWS: str(self.max_workflows),
             ENV_BLOB_BUCKET: self.blob_bucket,
             ENV_BLOB_URL_ENDPOINT: self.blob_url_endpoint,
             ENV_OTLP_ENDPOINT: self.otlp_endpoint,

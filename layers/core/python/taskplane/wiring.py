@@ -514,6 +514,7 @@ def _build_workflows(
         # Its own persistence layer: one per decorated function (NOTES-AWS-LOCAL.md).
         idempotency=stores.idempotency(),
         retention_days=settings.retention_days,
+        max_workflows=settings.max_workflows,
     )
     steps = StepService(
         store=store,

@@ -40,10 +40,15 @@ def _text(body: str) -> Response[str]:
         "name?, description?, timeout_s, defaults {timeout_s, retry}, on_failure (compensate | stop), "
         "nodes [{id, target, needs, payload, timeout_s, retry, compensate}]. A changed definition "
         "publishes a new version (201 when the workflow is new, else 200); an unchanged one publishes "
-        "nothing (published: false). Validation errors name the node and the problem."
+        "nothing (published: false). Validation errors name the node and the problem. A new workflow "
+        "past the tenant's share (max_workflows, 500 by default) answers 409 limit_exceeded."
     ),
     tags=["workflows"],
-    responses={200: {"description": "updated or unchanged"}, 201: {"description": "created"}},
+    responses={
+        200: {"description": "updated or unchanged"},
+        201: {"description": "created"},
+        409: {"description": "limit_exceeded: the tenant holds as many workflows as it may"},
+    },
 )
 def put_workflow(name: _Name) -> Response[dict[str, Any]]:
     event = router.current_event

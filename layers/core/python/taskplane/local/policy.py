@@ -25,6 +25,7 @@ from taskplane.settings import (
     ENV_EXTERNAL_EVENTS,
     ENV_MAX_LANE_DEPTH,
     ENV_MAX_TRIGGER_RULES,
+    ENV_MAX_WORKFLOWS,
     ENV_OTLP_ENDPOINT,
     ENV_TARGET_ALLOWLISTS,
     ENV_TARGETS_ALLOWED_BY_DEFAULT,
@@ -133,6 +134,7 @@ def describe(settings: PlatformSettings, origin: Mapping[str, str]) -> list[str]
             f"{settings.max_trigger_rules:,} per tenant ({settings.max_wildcard_rules} with wildcards)",
             origin[ENV_MAX_TRIGGER_RULES],
         ),
+        ("workflows", f"{settings.max_workflows:,} per tenant", origin[ENV_MAX_WORKFLOWS]),
         ("task routes", f"{routes} rule(s)" if routes else "none", origin[ENV_TASK_ROUTES]),
         ("external events", external or "none", origin[ENV_EXTERNAL_EVENTS]),
         (

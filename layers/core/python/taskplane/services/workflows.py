@@ -42,6 +42,7 @@ from taskplane.domain.clock import Clock, to_rfc3339
 from taskplane.domain.errors import (
     Conflict,
     InvalidRequest,
+    LimitExceeded,
     NodeAttemptFailed,
     NodeFailed,
     NotFound,
@@ -205,6 +206,8 @@ class WorkflowService:
     targets: TargetPolicy = field(default_factory=TargetPolicy.permissive)
     #: where outputs too large for the ledger are (URLs to read them)
     blobs: BlobStore | None = None
+    #: Each tenant's share of the account's state machines (settings ``max_workflows``).
+    max_workflows: int = 500
     catalog: Catalog = field(init=False)
 
     def __post_init__(self) -> None:
@@ -221,6 +224,8 @@ class WorkflowService:
         history.check(workflow)  # one run must fit Step Functions' 25,000 history events
         digest = workflow.digest()
         current = self.store.get(tenant, name)
+        if current is None:
+            self._check_share(tenant)
         if current is not None and current.digest == digest:
             return {
                 **_summary(current),
@@ -264,6 +269,24 @@ class WorkflowService:
             self._mirror_alias(after, {version_arn: 100})
         self._prune(tenant, after, version_arn)
         return {**_summary(after), "version": version, "published": True, **_graph(workflow)}, current is None
+
+    def _check_share(self, tenant: str) -> None:
+        """Refuse a new workflow (a new state machine) past the tenant's share of the account's: Step
+        Functions allows 100,000 an account, shared by every tenant. Counted from the tenant's own
+        records, so two first publishes at the same instant can both pass at the last free place."""
+        held, cursor = 0, None
+        while held < self.max_workflows:
+            page, cursor = self.store.list_workflows(tenant, limit=100, cursor=cursor)
+            held += len(page)
+            if cursor is None:
+                break
+        if held >= self.max_workflows:
+            raise LimitExceeded(
+                f"this tenant already holds the {self.max_workflows} workflow(s) it may hold (each is a Step "
+                "Functions state machine, and an account holds 100,000 for every tenant): publish a new "
+                "version of an existing workflow instead, or ask the operator to raise TASKPLANE_MAX_WORKFLOWS",
+                [{"field": "name", "problem": "too_many_workflows", "limit": self.max_workflows}],
+            )
 
     def _prune(self, tenant: str, record: WorkflowRecord, latest_arn: str) -> None:
         """Delete versions past the newest :data:`KEEP_VERSIONS` that nothing routes to or runs on."""
