@@ -8,10 +8,10 @@ import pytest
 from test_retry_hub import HTTP, Counted, Flaky, fixed_clock, history, run_one
 
 from taskplane.domain.adaptive import SLICE_MS, Sketch
-from taskplane.services.latency import FLUSH_EVERY_MS
 from taskplane.domain.clock import to_rfc3339
 from taskplane.domain.states import TaskState
 from taskplane.services.execute import Outcome
+from taskplane.services.latency import FLUSH_EVERY_MS
 
 pytestmark = pytest.mark.integration
 
