@@ -86,14 +86,14 @@ class Stores:
     target_events: Any = None
 
 
-
 #: How often a busy tick renews its shard's lease (the same write saves its resume point and lag):
-#: every 3 s, a third of the writes of once a second. The lease lasts 15 s from its last
-#: renewal either way (Ticker.lease_ms), so a tick that dies is taken over at most 15 s after its death, as before; a
-#: live tick loses its lease only after a 12 s stall (it was 14 s), and notices within 3 s; after a
-#: takeover the successor resumes from a point at most 3 s older (what it sends twice, the worker
-#: starts once).
+#: every 3 s, a third of the writes of once a second. The lease lasts 15 s from its last renewal
+#: either way (Ticker.lease_ms), so a tick that dies is taken over at most 15 s after its death, as
+#: before; a live tick loses its lease only after a 12 s stall (it was 14 s), and notices within 3 s;
+#: after a takeover the successor resumes from a point at most 3 s older (what it sends twice, the
+#: worker starts once).
 TICK_RENEW_EVERY_MS = 3_000
+
 
 def aws_stores(settings: PlatformSettings, session: Any, tracing: Any) -> Stores:
     """The AWS adapter set: DynamoDB tables, SQS lanes, the EventBridge bus (moto locally)."""
