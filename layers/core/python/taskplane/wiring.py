@@ -84,6 +84,10 @@ class Stores:
     target_sqs: Any = None
     #: the ``events`` client of ``eventbridge`` targets (None: the runner makes its own)
     target_events: Any = None
+    #: how often a process writes a target's durations (services/latency.py): every 30 s on DynamoDB,
+    #: where each write is billed; at every batch's end on SQLite, where it costs nothing and
+    #: ``GET /v1/stats`` of ``taskplane dev`` then shows a call's duration at once
+    latency_flush_ms: int | None = None
 
 
 #: How often a busy tick renews its shard's lease (the same write saves its resume point and lag):
@@ -202,9 +206,18 @@ def sqlite_stores(backend: SqliteBackend, tracing: Any) -> Stores:
         runs=SqliteRunStore(db, tracing=tracing),
         idempotency=lambda: PowertoolsIdempotency(persistence=lambda: SqlitePersistenceLayer(db)),
         latency=SqliteLatencyStore(db),
+        latency_flush_ms=0,
         rings=SqliteRingStore(db),
         windows=SqliteWindowStore(db),
     )
+
+
+def latencies(stores: Stores, clock: Clock) -> Any:
+    """The per-target duration sketches on ``stores.latency`` (services.latency.Latencies)."""
+    from taskplane.services.latency import FLUSH_EVERY_MS, Latencies
+
+    every = FLUSH_EVERY_MS if stores.latency_flush_ms is None else stores.latency_flush_ms
+    return Latencies(stores.latency, clock.now_ms, flush_every_ms=every)
 
 
 def breakers(settings: PlatformSettings, store: Any, clock: Clock) -> Any:
@@ -250,7 +263,6 @@ def build(
     from taskplane.services.dead_letters import DeadLetterService
     from taskplane.services.events import EventService
     from taskplane.services.execute import Executor
-    from taskplane.services.latency import Latencies
     from taskplane.services.ring import RingKeeper
     from taskplane.services.schedules import ScheduleService
     from taskplane.services.tasks import TaskService, delivery_for
@@ -333,7 +345,7 @@ def build(
         blobs=blobs,
         tracing=tracing,
         breakers=breakers(settings, stores.breakers, clock),
-        latencies=Latencies(stores.latency, clock.now_ms),
+        latencies=latencies(stores, clock),
         payload_budget=payload_budget(),
     )
     dead_letters = DeadLetterService(
@@ -490,7 +502,6 @@ def _build_workflows(
     from botocore.config import Config
 
     from taskplane.adapters.stepfunctions import StepFunctions
-    from taskplane.services.latency import Latencies
     from taskplane.services.steps import StepService
     from taskplane.services.workflows import WorkflowService
 
@@ -527,7 +538,7 @@ def _build_workflows(
         targets=targets,
         blobs=blobs,
         breakers=breakers(settings, stores.breakers, clock),
-        latencies=Latencies(stores.latency, clock.now_ms),
+        latencies=latencies(stores, clock),
     )
     return workflows, steps
 
