@@ -17,6 +17,10 @@ The estimate for a deployed worker is ``init`` + ``batch``, beside the memory si
 A batch runs without a payload budget (taskplane dev, tests) and as a 256 MB worker (its budget:
 payloads read from the bucket wait for room, services/payload_budget.py).
 
+* ``answers``: the same batch with small payloads, the target answering ``answer_kib`` of JSON records
+  each (results up to 6 MiB are kept in the bucket): an answer over 256 KiB is checked as JSON and
+  stored as its text, never built into Python values (domain/results.py).
+
     python bench/worker_rss.py                  # 256 KiB and 5 MiB payloads; writes results/worker_rss.json
 """
 
@@ -65,11 +69,13 @@ def init_rss() -> dict[str, float]:
     return dict(json.loads(done.stdout.strip().splitlines()[-1]))
 
 
-def batch_rss(payload_kib: int, records: int = 10, memory_mb: int | None = None) -> dict[str, Any]:
+def batch_rss(
+    payload_kib: int, records: int = 10, memory_mb: int | None = None, answer_kib: int = 0
+) -> dict[str, Any]:
     """In a fresh interpreter: the peak a batch of ``records`` adds (see the module docstring); with
     ``memory_mb``, as a worker of that memory (its payload budget, services/payload_budget.py)."""
     code = f"import sys, json; sys.path[:0] = [{str(ROOT / 'bench')!r}]; import worker_rss; " + (
-        f"print(json.dumps(worker_rss._batch({payload_kib}, {records})))"
+        f"print(json.dumps(worker_rss._batch({payload_kib}, {records}, {answer_kib})))"
     )
     env = {
         **os.environ,
@@ -87,7 +93,14 @@ def batch_rss(payload_kib: int, records: int = 10, memory_mb: int | None = None)
     return dict(json.loads(done.stdout.strip().splitlines()[-1]))
 
 
-def _batch(payload_kib: int, records: int) -> dict[str, Any]:
+def _records(kib: int) -> list[dict[str, Any]]:
+    """About ``kib`` KiB of small records: JSON's worst case for Python's memory."""
+    row = {"sku": "SKU-000000", "qty": 1, "price_cents": 1999, "note": "x" * 40}
+    per_row = len(json.dumps(row)) + 2
+    return [dict(row, sku=f"SKU-{i:06d}") for i in range(kib * 1024 // per_row)]
+
+
+def _batch(payload_kib: int, records: int, answer_kib: int = 0) -> dict[str, Any]:
     sys.path[:0] = [str(WORKER), str(LAYER)]
     import threading
     from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -102,6 +115,8 @@ def _batch(payload_kib: int, records: int) -> dict[str, Any]:
     from taskplane.local.poller import to_record
     from taskplane.local.resources import create_resources
 
+    answer = json.dumps({"items": _records(answer_kib)}).encode() if answer_kib else b"{}"
+
     class Discard(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
 
@@ -110,9 +125,10 @@ def _batch(payload_kib: int, records: int) -> dict[str, Any]:
             while left > 0:
                 left -= len(self.rfile.read(min(left, 65536)))
             self.send_response(200)
-            self.send_header("content-length", "2")
+            self.send_header("content-type", "application/json")
+            self.send_header("content-length", str(len(answer)))
             self.end_headers()
-            self.wfile.write(b"{}")
+            self.wfile.write(answer)
 
         def log_message(self, format: str, *args: Any) -> None:
             return None
@@ -121,9 +137,7 @@ def _batch(payload_kib: int, records: int) -> dict[str, Any]:
     threading.Thread(target=server.serve_forever, daemon=True).start()
     url = f"http://127.0.0.1:{server.server_address[1]}/hook"
     # A payload like a real one: a list of small records (JSON's worst case for Python's memory).
-    row = {"sku": "SKU-000000", "qty": 1, "price_cents": 1999, "note": "x" * 40}
-    per_row = len(json.dumps(row)) + 2
-    payload = {"items": [dict(row, sku=f"SKU-{i:06d}") for i in range(payload_kib * 1024 // per_row)]}
+    payload = {"items": _records(payload_kib)}
     with mock_aws():
         session = boto3.session.Session(region_name="us-east-1")
         settings = create_resources(session).model_copy(update={"allow_private_http": True})
@@ -157,6 +171,7 @@ def _batch(payload_kib: int, records: int) -> dict[str, Any]:
     server.shutdown()
     return {
         "payload_kib": payload_kib,
+        "answer_kib": answer_kib,
         "memory_mb": int(os.environ["AWS_LAMBDA_FUNCTION_MEMORY_SIZE"])
         if os.environ.get("AWS_LAMBDA_FUNCTION_MEMORY_SIZE")
         else None,
@@ -174,11 +189,14 @@ def _batch(payload_kib: int, records: int) -> dict[str, Any]:
 
 
 def run(
-    payloads_kib: tuple[int, ...] = (256, 5 * 1024), memories: tuple[int | None, ...] = (None, 256)
+    payloads_kib: tuple[int, ...] = (256, 5 * 1024),
+    memories: tuple[int | None, ...] = (None, 256),
+    answers_kib: tuple[int, ...] = (5 * 1024,),
 ) -> dict[str, Any]:
     init = init_rss()
     batches = [batch_rss(kib, memory_mb=mb) for kib in payloads_kib for mb in memories]
-    for b in batches:
+    answers = [batch_rss(1, memory_mb=256, answer_kib=kib) for kib in answers_kib]
+    for b in batches + answers:
         b["estimate_deployed_peak_mib"] = round(init["VmRSS"] + b["batch_adds_mib"], 1)
         b["headroom_mib"] = {
             str(mb): round(mb - b["estimate_deployed_peak_mib"], 1) for mb in (128, 256, 512)
@@ -187,6 +205,7 @@ def run(
         "init_rss_mib": round(init["VmRSS"], 1),
         "init_peak_mib": round(init["VmHWM"], 1),
         "batches": batches,
+        "answers": answers,
         "load_average": os.getloadavg(),
         "python": sys.version.split()[0],
         "note": __doc__.split("\n\n")[1].replace("\n", " ") if __doc__ else "",

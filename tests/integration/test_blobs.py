@@ -16,6 +16,7 @@ import pytest
 
 from taskplane.adapters.targets import TargetRunners
 from taskplane.domain.blobs import MAX_RESULT_BYTES, upload_key
+from taskplane.domain.results import RawJson, checked_json
 
 pytestmark = pytest.mark.integration
 
@@ -186,3 +187,38 @@ def test_a_large_event_starts_a_task_whose_payload_is_in_the_bucket(aws, api, dr
     event = json.loads(stored(aws, task.payload_ref.key))
     assert event["detail"]["blob"] == detail["blob"]
     assert json.loads(stored(aws, task.result_ref.key)) == event
+
+
+def test_a_large_answer_is_stored_as_its_text_without_being_built(aws, api, drain):
+    # Given a target answering 600 KB of JSON (over LARGE_RESULT_BYTES: checked, never built)
+    text = json.dumps([{"n": i, "note": "caf\u00e9"} for i in range(20_000)], indent=1)
+    answer = checked_json(text)
+    assert isinstance(answer, RawJson)
+    aws.platform.executor.runners = Recorder(answer=answer)
+    task_id = api("POST", "/v1/tasks", {"target": {"type": "lambda", "function": "f"}}).body["task_id"]
+    # When it runs
+    done = run_until(api, drain, task_id)
+    # Then the bucket holds the answer's own bytes, and the task says where and how large
+    assert done["result"] is None and done["result_size"] == len(text.encode())
+    assert stored(aws, done_ref(aws, task_id)) == text.encode()
+
+
+def test_a_large_answer_nested_too_deep_is_not_kept_and_says_so(aws, api, drain):
+    deep = "[" * 70 + json.dumps(["x" * 300_000]) + "]" * 70
+    aws.platform.executor.runners = Recorder(answer=checked_json(deep))
+    task_id = api("POST", "/v1/tasks", {"target": {"type": "lambda", "function": "f"}}).body["task_id"]
+    done = run_until(api, drain, task_id)
+    assert done["result"]["unkept"] is True and done["result"]["reason"] == "too deep"
+    assert "result_url" not in done
+
+
+@pytest.mark.parametrize(("memory", "at_once"), [("256", 1), ("1024", 7), (None, None)])
+def test_a_worker_checks_as_many_large_answers_at_once_as_its_memory_holds(aws, monkeypatch, memory, at_once):
+    from taskplane import wiring
+
+    if memory is None:
+        monkeypatch.delenv("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", raising=False)
+    else:
+        monkeypatch.setenv("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", memory)
+    gate = wiring.build(aws.settings, session=aws.session).executor.runners._gate
+    assert (gate._value if gate is not None else None) == at_once

@@ -13,11 +13,14 @@ from typing import Any
 import pytest
 
 from taskplane.adapters.targets import TargetFailure, TargetRunners
+from taskplane.domain.results import LARGE_RESULT_BYTES, RawJson
 
 pytestmark = pytest.mark.unit
 
 SLOW_S = 1.0
 BIG_TEXT = "x" * (100 * 1024)
+LARGE_JSON = json.dumps([{"n": i, "s": "caf\u00e9"} for i in range(20_000)]).encode()
+LARGE_LATIN1 = json.dumps(["caf\u00e9" * 100] * 1000, ensure_ascii=False).encode("latin-1")
 
 # path -> (status, content type, body)
 ROUTES: dict[str, tuple[int, str, bytes]] = {
@@ -27,6 +30,10 @@ ROUTES: dict[str, tuple[int, str, bytes]] = {
     "/created": (201, "application/json", b'{"id": 7}'),
     "/empty": (204, "", b""),
     "/slow": (200, "application/json", b"{}"),
+    # Over LARGE_RESULT_BYTES: JSON kept as its text, a NaN in it makes it text, Latin-1 re-encoded.
+    "/large-json": (200, "application/json", LARGE_JSON),
+    "/large-nan": (200, "application/json", LARGE_JSON[:-1] + b",NaN]"),
+    "/large-latin1": (200, "application/json; charset=latin-1", LARGE_LATIN1),
 }
 
 
@@ -300,3 +307,18 @@ def test_non_http_urls_are_refused(runners, url):
     failure = run_failing(runners, http(url))
     # Then it fails for good as InvalidTarget
     assert (failure.error_type, failure.retryable) == ("InvalidTarget", False)
+
+
+def test_a_large_json_answer_comes_back_checked_as_its_text_not_built(runners, base_url):
+    # Given answers over LARGE_RESULT_BYTES
+    assert len(LARGE_JSON) > LARGE_RESULT_BYTES and len(LARGE_LATIN1) > LARGE_RESULT_BYTES
+    # When the target answers JSON, it comes back as its UTF-8 text, with its depth, equal as a value
+    got = runners.run({"type": "http", "url": f"{base_url}/large-json"}, {"task_id": "t"}, 5)
+    assert isinstance(got, RawJson) and got.depth == 2 and got.data == LARGE_JSON
+    assert got.value() == json.loads(LARGE_JSON)
+    # And another charset is re-encoded as UTF-8
+    latin = runners.run({"type": "http", "url": f"{base_url}/large-latin1"}, {"task_id": "t"}, 5)
+    assert isinstance(latin, RawJson) and latin.value() == ["caf\u00e9" * 100] * 1000
+    # And a large answer that is not JSON the platform keeps (a NaN) is text cut to 64 KiB, as any
+    text = runners.run({"type": "http", "url": f"{base_url}/large-nan"}, {"task_id": "t"}, 5)
+    assert isinstance(text, str) and len(text.encode()) == 64 * 1024

@@ -11,6 +11,7 @@ import threading
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from taskplane.domain.blobs import MAX_RESULT_BYTES
 from taskplane.domain.clock import Clock, SystemClock
 
 if TYPE_CHECKING:  # pydantic: imported when the platform is built, not with the handler module
@@ -314,6 +315,7 @@ def build(
         retention_days=settings.retention_days,
         max_payload_bytes=MAX_API_PAYLOAD_BYTES if blobs is not None else MAX_PAYLOAD_BYTES,
     )
+    budget = payload_budget()
     runners = TargetRunners(
         session=session,
         allow_private_http=settings.allow_private_http,
@@ -325,6 +327,8 @@ def build(
         events_client=stores.target_events,
         platform_bus=settings.event_bus,
         tracing=tracing,
+        # As many large answers checked at once as the payload budget holds 6 MiB answers (at least one).
+        large_answers_at_once=max(1, budget.limit // MAX_RESULT_BYTES) if budget is not None else None,
     )
     dead_letter_records = stores.dead_letters
     executor = Executor(
@@ -346,7 +350,7 @@ def build(
         tracing=tracing,
         breakers=breakers(settings, stores.breakers, clock),
         latencies=latencies(stores, clock),
-        payload_budget=payload_budget(),
+        payload_budget=budget,
     )
     dead_letters = DeadLetterService(
         records=dead_letter_records,

@@ -84,6 +84,7 @@ from botocore.exceptions import (
 )
 
 from taskplane.domain.events import PLATFORM_BUS, stamp
+from taskplane.domain.results import LARGE_RESULT_BYTES, NotJson, checked_json
 from taskplane.domain.secrets import scrub, secret_values
 from taskplane.domain.text import valid_text
 from taskplane.tracing import NULL_TRACING, Tracing
@@ -232,6 +233,9 @@ class TargetRunners:
     tracing
         With tracing on, an HTTP target's request carries the W3C ``traceparent`` of the attempt's
         span (unless the target's own headers set one).
+    large_answers_at_once
+        How many answers over ``LARGE_RESULT_BYTES`` are checked at the same time (the worker sizes
+        it from its memory: ``services/payload_budget.py``); None: no limit (taskplane dev, tests).
 
     Examples
     --------
@@ -250,6 +254,7 @@ class TargetRunners:
         allow_private_http: bool = True,
         platform_bus: str = "taskplane-events",
         tracing: Tracing = NULL_TRACING,
+        large_answers_at_once: int | None = None,
     ) -> None:
         self._session: Any = session
         self._lambda_client = lambda_client
@@ -260,6 +265,8 @@ class TargetRunners:
         self._platform_bus = platform_bus
         #: an HTTP target gets the attempt's ``traceparent``, so a traced service joins the task's trace
         self.tracing = tracing
+        #: how many large answers are checked at once (see _answer; None: no limit)
+        self._gate = threading.Semaphore(large_answers_at_once) if large_answers_at_once else None
         self._lock = threading.Lock()
         self._lambda_clients_by_timeout: dict[int, Any] = {}
         self._opener = urllib.request.build_opener(_NoRedirects())
@@ -299,7 +306,9 @@ class TargetRunners:
         Returns
         -------
         Any
-            The JSON-able result.
+            The JSON-able result; an HTTP or Lambda answer over ``LARGE_RESULT_BYTES`` as
+            :class:`~taskplane.domain.results.RawJson` (checked, not built: a caller that only
+            stores it never builds it; ``valued`` builds it for one that reads it).
 
         Raises
         ------
@@ -380,9 +389,11 @@ class TargetRunners:
         with _aws_errors():
             response = client.invoke(FunctionName=function, InvocationType="RequestResponse", Payload=body)
             raw = response["Payload"].read()
-        text = raw.decode("utf-8", errors="replace") if isinstance(raw, bytes) else str(raw)
-        result = _parse_json_or_text(text)
+        if not isinstance(raw, bytes):
+            raw = str(raw).encode("utf-8", "surrogatepass")
+        result = _answer(raw, gate=self._gate)
         if response.get("FunctionError"):
+            text = raw.decode("utf-8", errors="replace")
             error_type, message = "FunctionError", _truncate(text, 4096)
             if isinstance(result, dict):
                 error_type = str(result.get("errorType") or "FunctionError")
@@ -486,14 +497,7 @@ class TargetRunners:
             raise TargetFailure("HttpError", f"HTTP {status} from {method} {shown}", retryable=False)
         if not raw:
             return None
-        try:
-            text = raw.decode(charset, errors="replace")
-        except LookupError:  # a charset Python does not know
-            text = raw.decode("utf-8", errors="replace")
-        try:
-            return json.loads(text)
-        except ValueError:
-            return _truncate(text, MAX_TEXT_RESULT_BYTES)
+        return _answer(raw, charset, self._gate)
 
 
 # -- builtin targets ---------------------------------------------------------------------------
@@ -680,6 +684,30 @@ def _dumps(envelope: Any) -> str:
         return json.dumps(envelope, separators=(",", ":"), allow_nan=False)
     except (TypeError, ValueError) as exc:
         raise TargetFailure("InvalidPayload", f"the envelope is not JSON: {exc}", retryable=False) from None
+
+
+def _answer(raw: bytes, charset: str = "utf-8", gate: threading.Semaphore | None = None) -> Any:
+    """A target's answer: JSON as its value, a large JSON answer as :class:`RawJson` (checked, not
+    built: domain/results.py), any other text cut to MAX_TEXT_RESULT_BYTES. Large answers are checked
+    one ``gate`` place at a time (the worker sizes it from its memory), so a batch of them arriving at
+    once never holds more memory than the worker has; a check waits for nothing else, so never for
+    itself."""
+    if len(raw) <= LARGE_RESULT_BYTES:
+        return _parse_json_or_text(_decoded(raw, charset))
+    with gate if gate is not None else contextlib.nullcontext():
+        text = _decoded(raw, charset)
+        try:
+            large = checked_json(text)
+        except NotJson:
+            return _truncate(text, MAX_TEXT_RESULT_BYTES)
+        return large if large is not None else _parse_json_or_text(text)
+
+
+def _decoded(raw: bytes, charset: str) -> str:
+    try:
+        return raw.decode(charset, errors="replace")
+    except LookupError:  # a charset Python does not know
+        return raw.decode("utf-8", errors="replace")
 
 
 def _parse_json_or_text(text: str) -> Any:

@@ -44,6 +44,7 @@ from taskplane.domain.clock import Clock, to_rfc3339
 from taskplane.domain.dead_letters import DeadLetter
 from taskplane.domain.entry import TARGET_REFUSED, refusal_failure_message
 from taskplane.domain.models import MAX_PAYLOAD_DEPTH, Task, payload_depth, payload_size
+from taskplane.domain.results import RawJson
 from taskplane.domain.retry import can_finish_by, latest_start, next_attempt_at, skip_by_context
 from taskplane.domain.ring import Placement, shard_for
 from taskplane.domain.states import TaskState, path_to_running
@@ -85,7 +86,19 @@ DUE_FIELD = {S.SCHEDULED: "run_at", S.RETRYING: "next_attempt_at"}
 
 
 def keepable_result(result: Any, limit: int = MAX_RESULT_BYTES) -> tuple[Any, str | None]:
-    """The result as it can be stored and served as JSON, and a note when it could not be kept whole."""
+    """The result as it can be stored and served as JSON, and a note when it could not be kept whole.
+
+    A :class:`RawJson` (a large answer checked, not built) stays one: the bucket takes its bytes."""
+    if isinstance(result, RawJson):
+        if result.depth > MAX_PAYLOAD_DEPTH:
+            return {
+                "unkept": True,
+                "reason": "too deep",
+            }, f"the result nests deeper than {MAX_PAYLOAD_DEPTH} levels"
+        if result.size > limit:
+            note = f"result of {result.size} bytes over the {limit}-byte limit was not kept"
+            return {"unkept": True, "reason": "too large", "size": result.size, "limit": limit}, note
+        return result, None
     try:
         json.dumps(result, allow_nan=False)
     except (TypeError, ValueError, RecursionError):
@@ -554,11 +567,17 @@ class Executor:
         """The fields that record a result: inline when small, in the bucket up to MAX_RESULT_BYTES."""
         if self.blobs is None:
             result, detail = keepable_result(result)
-            return {"result": result}, detail
+            # (a RawJson is larger than any inline limit: kept only as the bucket's)
+            return {"result": result.value() if isinstance(result, RawJson) else result}, detail
         result, detail = keepable_result(result, MAX_BLOB_RESULT_BYTES)
-        if detail is not None or payload_size(result) <= INLINE_BYTES:
+        if isinstance(result, RawJson):
+            data = result.data  # over LARGE_RESULT_BYTES: always the bucket's, never built here
+        elif detail is not None or payload_size(result) <= INLINE_BYTES:
             return {"result": result}, detail
-        data = json.dumps(result, separators=(",", ":"), ensure_ascii=False).encode("utf-8", "surrogatepass")
+        else:
+            data = json.dumps(result, separators=(",", ":"), ensure_ascii=False).encode(
+                "utf-8", "surrogatepass"
+            )
         key = result_key(task.tenant, task.task_id, task.attempts)
         ref = self.blobs.put(key, data, expire_days=expiry_days(0, self.retention_days))
         return {"result_ref": ref}, None

@@ -15,6 +15,7 @@ from taskplane.adapters.targets import TargetFailure, TargetRunners
 from taskplane.domain.allowlist import TargetPolicy
 from taskplane.domain.entry import TARGET_REFUSED, refusal_failure_message
 from taskplane.domain.models import payload_size
+from taskplane.domain.results import RawJson
 
 #: The largest fallback result kept (on the task's item or the node's, beside their own fields).
 FALLBACK_RESULT_BYTES = 32 * 1024
@@ -49,8 +50,11 @@ def call_fallback(
     except Exception as exc:  # a runner's bug is the fallback's failure, not the platform's
         return _failed(type(exc).__name__, str(exc) or repr(exc))
     try:
-        json.dumps(result, allow_nan=False)
-        size = payload_size(result)
+        if isinstance(result, RawJson):  # a large answer, checked as JSON: over the limit below
+            size = result.size
+        else:
+            json.dumps(result, allow_nan=False)
+            size = payload_size(result)
     except (TypeError, ValueError, RecursionError):
         return {"state": "SUCCEEDED", "result": None, "note": "the result was not JSON and was not kept"}
     if size > FALLBACK_RESULT_BYTES:

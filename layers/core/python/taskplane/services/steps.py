@@ -42,6 +42,7 @@ from taskplane.domain.errors import (
     NodeFailed,
 )
 from taskplane.domain.models import MAX_PAYLOAD_DEPTH, payload_depth, payload_size
+from taskplane.domain.results import valued
 from taskplane.domain.retry import skip_by_context
 from taskplane.domain.workflow import (
     MAX_OUTPUT_BYTES,
@@ -461,7 +462,8 @@ class StepService:
             tenant=tenant,
         )
         try:
-            return future.result(timeout=timeout_s)
+            # A node's output is read (its size, the next nodes' input): a large answer is built.
+            return valued(future.result(timeout=timeout_s))
         except FutureTimeout:
             cancel.set()
             raise TargetFailure("Timeout", f"no answer within {timeout_s:g} s", retryable=True) from None
