@@ -358,7 +358,7 @@ def _floor(u: Mapping[str, Any], pricing: Mapping[str, Any], wru_price: float) -
     return text
 
 
-def _worker_memory(rss: Mapping[str, Any] | None) -> list[str]:
+def _worker_memory(rss: Mapping[str, Any] | None, results: Path | None = None) -> list[str]:
     """bench/worker_rss.py: the worker's resident set after init and a batch's peak, by memory size."""
     if not rss:
         return []
@@ -396,12 +396,14 @@ def _worker_memory(rss: Mapping[str, Any] | None) -> list[str]:
             "| answer per record | bucket writes | batch adds | estimate | headroom at 256 / 512 MB |",
             "| ---: | --- | ---: | ---: | --- |",
         ]
+        before = _load(results, "worker_rss_answers_before.json") if results is not None else None
         for b in answers:
             head = b["headroom_mib"]
+            was = (before or {}).get("batch_adds_mib", {}).get(b.get("bucket_writes", ""))
             lines.append(
                 f"| {b['answer_kib']:,} KiB | {b.get('bucket_writes', 'moto (in memory)')} | "
-                f"{b['batch_adds_mib']} MiB | {b['estimate_deployed_peak_mib']} MiB | "
-                f"{head['256']} / {head['512']} MiB |"
+                f"{b['batch_adds_mib']} MiB{f' (before: {was} MiB)' if was is not None else ''} | "
+                f"{b['estimate_deployed_peak_mib']} MiB | {head['256']} / {head['512']} MiB |"
             )
     return [
         *lines,
@@ -900,7 +902,7 @@ def render(results: Path = RESULTS, plots: Path = PLOTS) -> str:
         lines += _plot("cold_start.png", "handler import times", plots)
     else:
         lines += ["Not run (bench/cold_start.py).", ""]
-    lines += _worker_memory(_load(results, "worker_rss.json"))
+    lines += _worker_memory(_load(results, "worker_rss.json"), results)
     lines += ["## Workflows", ""]
     if compile_rows:
         lines += ["| nodes | compile ms | ASL bytes | % of 1 MB |", "| ---: | ---: | ---: | ---: |"]
