@@ -180,6 +180,7 @@ class Meter:
         self.empty_receives = 0
         self.item_bytes: dict[str, int] = defaultdict(int)  # table -> largest item written
         self.split: Counter[str] = Counter()  # worker CPU before / after the start write, in seconds
+        self.sketch: Counter[str] = Counter()  # duration-sketch writes: target-minute adds and their writes
         self.local = threading.local()
 
     def split_record(self, cpu_end: float, moto_end: float) -> None:
@@ -750,6 +751,21 @@ def _run(
                 return run_target(*args, **kwargs)
 
         executor.runners.run = measured_target  # type: ignore[method-assign]
+        # How many writes one target-minute's durations take (the parts they fall in): pricing
+        # turns it into the sketch's writes per task at a day's load (a write per target and worker
+        # instance at most every FLUSH_EVERY_MS; this process is one instance at a far higher rate).
+        if executor.latencies is not None:
+            sketch_store = executor.latencies.store
+            add_sketch = sketch_store.add
+
+            def counted_add(*args: Any, **kwargs: Any) -> int:
+                writes = add_sketch(*args, **kwargs)
+                with METER.lock:
+                    METER.sketch["adds"] += 1
+                    METER.sketch["writes"] += writes
+                return writes
+
+            sketch_store.add = counted_add  # type: ignore[method-assign]
 
         def esm_loop(url: str) -> None:
             while not stop.is_set():
@@ -1018,6 +1034,11 @@ def summarize(
                 for k, v in sorted(totals.items())
                 if k.startswith(("kind_wru:", "kind_rru:")) and "control" in k
             },
+            # the duration sketch's adds (one per target, minute and flush) and the writes they took
+            "sketch_adds": METER.sketch["adds"],
+            "sketch_writes_per_add": round(METER.sketch["writes"] / METER.sketch["adds"], 3)
+            if METER.sketch["adds"]
+            else 0.0,
             "sqs_requests": round(totals["sqs"] / per, 4),
             "apigw_requests": round(METER.invocations["api"] / per, 4),
             "lambda_requests": {f: round(METER.invocations[f] / per, 4) for f in ("api", "worker")},

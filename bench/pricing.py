@@ -54,6 +54,13 @@ IO_LATENCY_MS = 5.0
 #: UpdateItem once a second and 10 window Queries a second at 0.5 RRU each.
 TICK_FIXED_WRU_PER_S = 1.0
 TICK_FIXED_RRU_PER_S = 5.0
+#: A worker instance writes a target's duration sketch at most once per this many seconds
+#: (services/latency.py FLUSH_EVERY_MS), one write per part its durations fall in.
+SKETCH_FLUSH_EVERY_S = 30
+#: Worker instances writing sketches at a low load: the event source mapping's five pollers keep up to
+#: five batches (five instances) going at once; more as the load needs (SKETCH_BATCH_S per batch of 10).
+SKETCH_MIN_INSTANCES = 5
+SKETCH_BATCH_S = 1.0
 #: The shard's rule invokes the tick once a minute (scheduled rules are free): idle, that is a check
 #: that ends at once; busy, one that sees the running tick and ends at once.
 TICK_INVOCATIONS_PER_DAY = 1_440
@@ -303,6 +310,22 @@ def storage_usd_per_task(cost: Mapping[str, Any], p: Mapping[str, float]) -> flo
     return gb * price * RETENTION_DAYS / DAYS_PER_MONTH
 
 
+def sketch_wru_per_task(cost: Mapping[str, Any], tasks_per_day: float) -> tuple[float, float]:
+    """(measured, at this load) duration-sketch write units per task. bench/cost.py's one worker
+    process runs far faster than one instance at a day's load, so its sketch writes per task are low:
+    at the load, each busy instance writes each target's minute (``sketch_writes_per_add`` writes,
+    measured) once per SKETCH_FLUSH_EVERY_S."""
+    u = cost["units_per_task"]
+    kinds = u.get("dynamodb_by_item_kind") or {}
+    measured = sum(v for k, v in kinds.items() if k.startswith("wru:") and k.endswith(":sketch"))
+    per_add = u.get("sketch_writes_per_add")
+    if not per_add:
+        return measured, measured  # a run from before the throttle: every batch wrote
+    tasks_per_s = tasks_per_day / SECONDS_PER_DAY
+    instances = max(SKETCH_MIN_INSTANCES, math.ceil(tasks_per_s / 10 * SKETCH_BATCH_S))
+    return measured, max(measured, instances * per_add / SKETCH_FLUSH_EVERY_S / tasks_per_s)
+
+
 def wru_price(p: Mapping[str, float], provisioned: bool, target_utilization: float) -> float:
     """USD per consumed write unit: on-demand, or a WCU-hour spread over 3,600 s at the utilization."""
     return p["dynamodb_wcu_hour"] / 3600 / target_utilization if provisioned else p["dynamodb_wru"]
@@ -327,10 +350,13 @@ def taskplane_usd_per_task(
     u = cost["units_per_task"]
     worker_gb = cost["memory_mb"]["worker"] / 1024
     tasks_per_s = tasks_per_day / SECONDS_PER_DAY
+    sketch = sketch_wru_per_task(cost, tasks_per_day)
     return {
         # the worker waiting, billed, for the due times of the deliveries that came in a lead ahead
         "worker_wait": wait_gb_s_per_task(waits, tasks_per_s) * p["lambda_gb_s_arm64"],
-        "dynamodb_writes": u["dynamodb_wru"] * wru_price(p, provisioned, target_utilization),
+        # the duration sketch's writes at this load, not at the bench's (sketch_wru_per_task)
+        "dynamodb_writes": (u["dynamodb_wru"] - sketch[0] + sketch[1])
+        * wru_price(p, provisioned, target_utilization),
         "dynamodb_reads": u["dynamodb_rru"] * rru_price(p, provisioned, target_utilization),
         "sqs": u["sqs_requests"] * p["sqs_request"],
         "lambda_requests": _sum(u["lambda_requests"]) * p["lambda_request"],
@@ -489,6 +515,8 @@ def price(
             "usd_per_million_on_demand": _rounded(
                 per_million(taskplane_usd_per_task(_with_units(cost, run), p, **common))
             )["total"],
+            # the duration sketch's WRU per task: (measured in the run, priced at tasks_per_day)
+            "sketch_wru": [round(v, 4) for v in sketch_wru_per_task(_with_units(cost, run), tasks_per_day)],
         }
         for name, run in (cost.get("by_target") or {}).items()
     }
@@ -561,6 +589,14 @@ def assumptions(
         f"Queries ({tick.get('queries_per_s', 10)}/s per shard at 0.5 RRU each, or the load's bytes read "
         f"when more: {tick.get('query_bytes_per_task', '?')} B per task, measured), over "
         f"{tasks_per_day:,.0f} tasks a day.",
+        "Duration sketches (the control table's sketch# writes): a worker instance writes each "
+        f"target's minute at most once per {SKETCH_FLUSH_EVERY_S} s, in "
+        f"{cost['units_per_task'].get('sketch_writes_per_add', '?')} writes (its parts, measured); "
+        "bench/cost.py's one worker process runs far more tasks per interval than an instance at this "
+        f"load, so they are priced at the load: max({SKETCH_MIN_INSTANCES}, tasks/s / 10 x "
+        f"{SKETCH_BATCH_S:g} s) instances writing, "
+        f"{sketch_wru_per_task(cost, tasks_per_day)[1]:.4f} WRU per task (measured in the run: "
+        f"{sketch_wru_per_task(cost, tasks_per_day)[0]:.4f}).",
         f"Storage: each finished task's item ({cost['item_bytes']['task_max']} B + 100 B overhead) kept "
         f"{RETENTION_DAYS} days at the GB-month price; TTL deletes are free; wheel entries expire in minutes.",
         f"Provisioned: consumed units priced at WCU-hour/3,600 and RCU-hour/3,600 divided by a target "

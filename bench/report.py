@@ -315,17 +315,24 @@ def _targets(cost: Mapping[str, Any], pricing: Mapping[str, Any]) -> list[str]:
     rows = [
         "Each target measured in its own run (`cost.json` `by_target`); the headline prices the first, "
         "what users run: an HTTP target has a circuit breaker (one read and one counting write per "
-        "delivery batch, in the control table beside the batch's duration sketch), echo has none:",
+        "delivery batch, in the control table), echo has none; both have a duration sketch, written "
+        "per target and worker instance at most every 30 s (one write per part of 96 buckets its "
+        "durations fall in): this run's one fast worker process writes it far less often per task than "
+        "instances at a day's load, so the USD are priced with the sketch's writes at that load "
+        "(`pricing.py` `sketch_wru_per_task`, beside the measured figure):",
         "",
-        "| target | WRU | of which control table | RRU | SQS | worker GB-s | log bytes | USD/M on-demand |",
-        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
+        "| target | WRU | of which control table | of which sketch: measured / at the day's load | RRU | SQS "
+        "| worker GB-s | log bytes | USD/M on-demand |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
     for name, run in runs.items():
         u = run["units_per_task"]
         control = sum(v for t, v in (u.get("dynamodb_wru_by_table") or {}).items() if t.endswith("control"))
         usd = (priced.get(name) or {}).get("usd_per_million_on_demand")
+        sketch = (priced.get(name) or {}).get("sketch_wru")
+        sketch_text = f"{sketch[0]:.3f} / {sketch[1]:.3f}" if sketch else "-"
         rows.append(
-            f"| {name}: {run.get('target', '')} | {u['dynamodb_wru']:.3f} | {control:.3f} | "
+            f"| {name}: {run.get('target', '')} | {u['dynamodb_wru']:.3f} | {control:.3f} | {sketch_text} | "
             f"{u['dynamodb_rru']:.4f} | {u['sqs_requests']:.3f} | {u['lambda_gb_s'].get('worker', 0):.6f} | "
             f"{u.get('log_bytes', 0):.1f} | {'-' if usd is None else f'{usd:.2f}'} |"
         )
@@ -351,7 +358,7 @@ def _floor(u: Mapping[str, Any], pricing: Mapping[str, Any], wru_price: float) -
     return text
 
 
-def _worker_memory(rss: Mapping[str, Any] | None) -> list[str]:
+def _worker_memory(rss: Mapping[str, Any] | None, results: Path | None = None) -> list[str]:
     """bench/worker_rss.py: the worker's resident set after init and a batch's peak, by memory size."""
     if not rss:
         return []
@@ -389,12 +396,14 @@ def _worker_memory(rss: Mapping[str, Any] | None) -> list[str]:
             "| answer per record | bucket writes | batch adds | estimate | headroom at 256 / 512 MB |",
             "| ---: | --- | ---: | ---: | --- |",
         ]
+        before = _load(results, "worker_rss_answers_before.json") if results is not None else None
         for b in answers:
             head = b["headroom_mib"]
+            was = (before or {}).get("batch_adds_mib", {}).get(b.get("bucket_writes", ""))
             lines.append(
                 f"| {b['answer_kib']:,} KiB | {b.get('bucket_writes', 'moto (in memory)')} | "
-                f"{b['batch_adds_mib']} MiB | {b['estimate_deployed_peak_mib']} MiB | "
-                f"{head['256']} / {head['512']} MiB |"
+                f"{b['batch_adds_mib']} MiB{f' (before: {was} MiB)' if was is not None else ''} | "
+                f"{b['estimate_deployed_peak_mib']} MiB | {head['256']} / {head['512']} MiB |"
             )
     return [
         *lines,
@@ -958,7 +967,7 @@ def render(results: Path = RESULTS, plots: Path = PLOTS) -> str:
         lines += _plot("cold_start.png", "handler import times", plots)
     else:
         lines += ["Not run (bench/cold_start.py).", ""]
-    lines += _worker_memory(_load(results, "worker_rss.json"))
+    lines += _worker_memory(_load(results, "worker_rss.json"), results)
     lines += ["## Workflows", ""]
     if compile_rows:
         lines += ["| nodes | compile ms | ASL bytes | % of 1 MB |", "| ---: | ---: | ---: | ---: |"]

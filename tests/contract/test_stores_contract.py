@@ -413,3 +413,22 @@ def test_duration_sketches_add_up_per_minute_and_list_their_targets(backend: Any
     # And the target is listed once, for its tenant only
     assert store.targets(tenant) == ["http:a"]
     assert store.targets(backend.unique("other")) == []
+
+
+def test_a_sketch_spread_over_every_bucket_reads_back_exactly(backend: Any) -> None:
+    # Given durations in every bucket from 1 ms to 15 minutes (the DynamoDB adapter splits a minute
+    # into parts by bucket range), written by two writers, with large counts, and a long target name
+    from taskplane.domain.adaptive import bucket_of
+
+    store, tenant = backend.latency, backend.tenant
+    target = "lambda:" + "f" * 500
+    top = bucket_of(900_000.0)
+    first = {b: 10**9 + b for b in range(0, top + 1)}
+    second = {b: 1 for b in range(0, top + 1, 7)}
+    assert store.add(tenant, target, 60_000, first, 10**10) >= 1
+    store.add(tenant, target, 60_000, second, 10**10)
+    store.add(tenant, "http:b", 60_000, {5: 1}, 10**10)
+    # When the minute is read, Then every bucket holds the sum of both writes, and nothing else
+    (got,) = store.read_many(tenant, {target: [0, 60_000]})[target]
+    assert got == {b: first[b] + second.get(b, 0) for b in first}
+    assert store.read_many(tenant, {"http:b": [60_000]})["http:b"] == [{5: 1}]

@@ -11,6 +11,7 @@ from taskplane.domain.adaptive import SLICE_MS, Sketch
 from taskplane.domain.clock import to_rfc3339
 from taskplane.domain.states import TaskState
 from taskplane.services.execute import Outcome
+from taskplane.services.latency import FLUSH_EVERY_MS
 
 pytestmark = pytest.mark.integration
 
@@ -200,8 +201,9 @@ def test_auto_timeout_with_too_few_samples_is_the_ceiling_and_attempts_feed_the_
     assert runner.seen[-1][2] == 45.0
     assert "timeout 45 s (auto: 0 of 5 samples, the ceiling)" in history(aws, task_id)
     # When the worker flushes its batch's durations / Then the stats show this tenant's target
-    # (the tenant's list of targets, the minute's sketch, and the breaker's count of the batch's calls)
-    assert aws.platform.executor.flush() == 3
+    # (the tenant's list of targets, the target's list of sketch parts, the one part of the minute its
+    # duration falls in, and the breaker's count of the batch's calls)
+    assert aws.platform.executor.flush() == 4
     from taskplane.services.stats import StatsService
 
     stats = StatsService(
@@ -215,6 +217,21 @@ def test_auto_timeout_with_too_few_samples_is_the_ceiling_and_attempts_feed_the_
     assert row["target"] == "http:pay.example:" and row["samples"] == 1
     assert row["breaker"]["state"] == "closed" and row["breaker"]["window_calls"] == 1
     assert stats.targets("globex") == []
+    # When the next batch ends a moment later / Then only the breaker is written (every batch: its
+    # rules are exact); the duration waits in memory for the target's next sketch write
+    clock = aws.platform.tasks.clock
+    clock.advance(1_000)
+    run_one(aws, body, flush=False)
+    assert aws.platform.executor.flush() == 1
+    (row,) = stats.targets("acme")
+    assert row["samples"] == 1 and row["breaker"]["window_calls"] == 2
+    # When FLUSH_EVERY_MS has passed since the target's last sketch write / Then the batch's end
+    # writes both waiting durations (one ADD to the minute's part) and the breaker's count
+    clock.advance(FLUSH_EVERY_MS)
+    run_one(aws, body, flush=False)
+    assert aws.platform.executor.flush() == 2
+    (row,) = stats.targets("acme")
+    assert row["samples"] == 3
 
 
 @fixed_clock

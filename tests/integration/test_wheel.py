@@ -582,6 +582,58 @@ def test_a_tick_that_loses_its_lease_stops(aws, sim):
     assert holder.owner == "thief" and holder.until_ms > sim.now_ms()
 
 
+@on_sim_clock()
+def test_a_tick_that_dies_between_renewals_is_taken_over_within_the_lease_and_loses_nothing(
+    aws, sim, counting
+):
+    from taskplane.wiring import TICK_RENEW_EVERY_MS
+
+    wheel: WheelStore = aws.platform.ticker.wheel
+    ticker = ticker_on(aws, sim)
+    # (the platform's tick renews its lease every 3 s, well inside the 15 s it lasts)
+    assert ticker.save_every_ms == TICK_RENEW_EVERY_MS == 3_000 and ticker.lease_ms == 15_000
+    ids = [
+        submit(aws.platform.tasks, delay).task_id for delay in (1_500, 4_000, 7_000, 8_500, 11_000, 26_000)
+    ]
+    renewals: list[int] = []
+
+    class Noted:
+        """The wheel store, noting when the tick renews its lease."""
+
+        def __getattr__(self, name: str) -> Any:
+            return getattr(wheel, name)
+
+        def save(self, shard: int, owner: str, now_ms: int, *args: Any, **kwargs: Any) -> bool:
+            renewals.append(now_ms)
+            return wheel.save(shard, owner, now_ms, *args, **kwargs)
+
+    def die() -> None:
+        raise Crash("the tick's process died")
+
+    # Given a tick that dies 7.5 s into its run, between two renewals
+    death = START + 7_500
+    sim.at(death, die)
+    doomed = dataclasses.replace(ticker, wheel=Noted())
+    try:
+        doomed.run(0, until_ms=START + 60_000, owner="doomed")
+    except Crash:
+        sim.senders.abandon()
+    # Then its lease ends 15 s after its last renewal: at most 15 s after its death
+    last = max(r for r in renewals if r <= death)
+    assert death - last <= TICK_RENEW_EVERY_MS
+    held = wheel.peek(0)
+    assert held.owner == "doomed" and held.until_ms == last + 15_000 <= death + 15_000
+    # And no successor gets the shard before then, one gets it right after
+    assert wheel.acquire(0, "early", held.until_ms, 15_000) is None
+    sim.set(held.until_ms + 1)
+    successor = ticker_on(aws, sim).run(0, until_ms=sim.now_ms() + 30_000, owner="successor")
+    assert successor.acquired and not successor.lost_lease
+    # And after the worker drained the lanes every task ran once, none early: what the dead tick
+    # sent and what it had not, the successor's resends started once
+    work(aws.client("sqs"), aws.settings.queue_urls, aws.platform.executor)
+    assert_ran_once(aws.platform.tasks, ids, counting, "takeover")
+
+
 # -- crash injection --------------------------------------------------------------------------------
 class CrashPlan:
     """Counts the tick's external calls and dies right after call number ``after`` completes."""

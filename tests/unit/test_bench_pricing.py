@@ -71,6 +71,22 @@ def test_on_demand_lines_by_hand() -> None:
     assert result["assumptions"] and all(isinstance(a, str) for a in result["assumptions"])
 
 
+def test_sketch_writes_are_priced_at_the_days_load_not_the_benchs() -> None:
+    # Given a run whose one worker process wrote 0.003 sketch WRU per task, 3 writes per target-minute
+    kinds = {"wru:taskplane-control:sketch": 0.003, "wru:taskplane-control:breaker": 0.08}
+    cost = example(dynamodb_wru=4.0, dynamodb_by_item_kind=kinds, sketch_writes_per_add=3.0)
+    # Then at a million a day: 5 instances x 3 writes every 30 s over 11.57 tasks/s
+    at_day = 5 * 3.0 / 30 / (1e6 / 86_400)
+    assert pricing.sketch_wru_per_task(cost, 1e6) == (0.003, pytest.approx(at_day))
+    lines = pricing.per_million(pricing.taskplane_usd_per_task(cost, P, tasks_per_day=1e6))
+    assert lines["dynamodb_writes"] == pytest.approx((4.0 - 0.003 + at_day) * 0.625)
+    # And at 100 million a day the instances grow with the batches (1,157 tasks/s / 10 x 1 s)
+    assert pricing.sketch_wru_per_task(cost, 1e8)[1] == pytest.approx(116 * 3.0 / 30 / (1e8 / 86_400))
+    # And a run from before the throttle (no writes-per-add) is priced as measured
+    old = example(dynamodb_by_item_kind=kinds)
+    assert pricing.sketch_wru_per_task(old, 1e6) == (0.003, 0.003)
+
+
 def test_tick_cost_is_amortized_over_the_day() -> None:
     small = pricing.taskplane_usd_per_task(pricing.EXAMPLE_COST, P, tasks_per_day=1e6, shards=2)["tick"]
     large = pricing.taskplane_usd_per_task(pricing.EXAMPLE_COST, P, tasks_per_day=1e8, shards=2)["tick"]

@@ -85,6 +85,19 @@ class Stores:
     target_sqs: Any = None
     #: the ``events`` client of ``eventbridge`` targets (None: the runner makes its own)
     target_events: Any = None
+    #: how often a process writes a target's durations (services/latency.py): every 30 s on DynamoDB,
+    #: where each write is billed; at every batch's end on SQLite, where it costs nothing and
+    #: ``GET /v1/stats`` of ``taskplane dev`` then shows a call's duration at once
+    latency_flush_ms: int | None = None
+
+
+#: How often a busy tick renews its shard's lease (the same write saves its resume point and lag):
+#: every 3 s, a third of the writes of once a second. The lease lasts 15 s from its last renewal
+#: either way (Ticker.lease_ms), so a tick that dies is taken over at most 15 s after its death, as
+#: before; a live tick loses its lease only after a 12 s stall (it was 14 s), and notices within 3 s;
+#: after a takeover the successor resumes from a point at most 3 s older (what it sends twice, the
+#: worker starts once).
+TICK_RENEW_EVERY_MS = 3_000
 
 
 def aws_stores(settings: PlatformSettings, session: Any, tracing: Any) -> Stores:
@@ -194,9 +207,18 @@ def sqlite_stores(backend: SqliteBackend, tracing: Any) -> Stores:
         runs=SqliteRunStore(db, tracing=tracing),
         idempotency=lambda: PowertoolsIdempotency(persistence=lambda: SqlitePersistenceLayer(db)),
         latency=SqliteLatencyStore(db),
+        latency_flush_ms=0,
         rings=SqliteRingStore(db),
         windows=SqliteWindowStore(db),
     )
+
+
+def latencies(stores: Stores, clock: Clock) -> Any:
+    """The per-target duration sketches on ``stores.latency`` (services.latency.Latencies)."""
+    from taskplane.services.latency import FLUSH_EVERY_MS, Latencies
+
+    every = FLUSH_EVERY_MS if stores.latency_flush_ms is None else stores.latency_flush_ms
+    return Latencies(stores.latency, clock.now_ms, flush_every_ms=every)
 
 
 def breakers(settings: PlatformSettings, store: Any, clock: Clock) -> Any:
@@ -242,7 +264,6 @@ def build(
     from taskplane.services.dead_letters import DeadLetterService
     from taskplane.services.events import EventService
     from taskplane.services.execute import Executor
-    from taskplane.services.latency import Latencies
     from taskplane.services.ring import RingKeeper
     from taskplane.services.schedules import ScheduleService
     from taskplane.services.tasks import TaskService, delivery_for
@@ -328,7 +349,7 @@ def build(
         blobs=blobs,
         tracing=tracing,
         breakers=breakers(settings, stores.breakers, clock),
-        latencies=Latencies(stores.latency, clock.now_ms),
+        latencies=latencies(stores, clock),
         payload_budget=budget,
     )
     dead_letters = DeadLetterService(
@@ -387,6 +408,7 @@ def build(
         lanes=lanes,
         clock=clock,
         wait=stop.wait,
+        save_every_ms=TICK_RENEW_EVERY_MS,
         telemetry=telemetry,
         fire_schedule=schedules.fire,
         close_window=triggers.windows.close_due,
@@ -484,7 +506,6 @@ def _build_workflows(
     from botocore.config import Config
 
     from taskplane.adapters.stepfunctions import StepFunctions
-    from taskplane.services.latency import Latencies
     from taskplane.services.steps import StepService
     from taskplane.services.workflows import WorkflowService
 
@@ -521,7 +542,7 @@ def _build_workflows(
         targets=targets,
         blobs=blobs,
         breakers=breakers(settings, stores.breakers, clock),
-        latencies=Latencies(stores.latency, clock.now_ms),
+        latencies=latencies(stores, clock),
     )
     return workflows, steps
 

@@ -46,6 +46,8 @@ SLICE_MS = 60_000
 
 #: The largest hard timeout of any attempt (Lambda's 15 minutes).
 MAX_TIMEOUT_S = 900
+#: The longest window an ``"auto"`` policy reads.
+MAX_WINDOW_S = 900
 
 
 def _timeout_spec(value: object) -> int | Literal["auto"]:
@@ -88,7 +90,7 @@ class AutoTimeout(BaseModel):
     floor_s: StrictInt = Field(default=1, ge=1, le=900)
     ceiling_s: StrictInt = Field(default=300, ge=1, le=900)
     window_s: StrictInt = Field(
-        default=300, ge=60, le=900, multiple_of=60, description="the sliding window (whole minutes)"
+        default=300, ge=60, le=MAX_WINDOW_S, multiple_of=60, description="the sliding window (whole minutes)"
     )
     min_samples: StrictInt = Field(default=20, ge=1, le=100_000)
 

@@ -1,9 +1,16 @@
 """Adaptive timeouts: per-target duration sketches, kept from finished attempts, read for ``"auto"``.
 
-A worker measures in memory and writes once per target per delivery batch (``flush``); the step
-function flushes after each node. Reading an attempt's timeout costs a BatchGetItem of the window's
-minutes, cached per process for ``CACHE_MS`` (a warm worker reads a busy target's window about once
-per ``CACHE_MS``, not once per attempt).
+A process measures in memory and writes each target's durations at most once per ``FLUSH_EVERY_MS``
+(``flush``, called at the end of every delivery batch and after each workflow node: it writes the
+targets whose last write is that old, and a target this process has not written yet at once). A
+sample is written at most ``FLUSH_EVERY_MS`` after the batch that measured it ended, into the minute
+it was measured in; an instance that Lambda freezes keeps its samples until its next invocation, and
+one that is never invoked again loses what it measured since its last write: at most
+``FLUSH_EVERY_MS`` of its calls per target (a lost sample never fails a task: ``"auto"`` reads fewer
+durations, and below ``min_samples`` gives the ceiling). Samples of minutes no window reaches any more
+are dropped, not written. Reading an attempt's timeout costs the reads of the window's minutes, cached
+per process for ``CACHE_MS`` (a warm worker reads a busy target's window about once per ``CACHE_MS``,
+not once per attempt).
 """
 
 from __future__ import annotations
@@ -13,12 +20,23 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from taskplane.domain.adaptive import SLICE_MS, AutoTimeout, HardTimeout, Sketch, hard_timeout, merged, slices
+from taskplane.domain.adaptive import (
+    MAX_WINDOW_S,
+    SLICE_MS,
+    AutoTimeout,
+    HardTimeout,
+    Sketch,
+    hard_timeout,
+    merged,
+    slices,
+)
 from taskplane.domain.breaker import breaker_key
 from taskplane.services.ports import LatencyRecords
 
 #: How long a process reuses a target's window it read.
 CACHE_MS = 5_000
+#: How often a process writes a target's durations (a target it has not written yet: at once).
+FLUSH_EVERY_MS = 30_000
 #: Sketch items live past the longest window (15 minutes) plus a margin.
 KEEP_S = 3_600
 #: At most this many targets in ``GET /v1/stats``.
@@ -34,31 +52,47 @@ def latency_key(target: dict[str, Any]) -> str:
 class Latencies:
     store: LatencyRecords
     now_ms: Callable[[], int]
+    #: a target's durations are written at most this often by this process (0: at every flush)
+    flush_every_ms: int = FLUSH_EVERY_MS
     _pending: dict[tuple[str, str, int], Sketch] = field(default_factory=dict)
     _known: set[tuple[str, str]] = field(default_factory=set)
+    #: (tenant, target) -> when this process last wrote its durations
+    _written: dict[tuple[str, str], int] = field(default_factory=dict)
     _cache: dict[tuple[str, str, int], tuple[int, Sketch]] = field(default_factory=dict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
     def record(self, tenant: str, target: dict[str, Any], ms: float) -> None:
-        """Keep a finished call's duration until the next flush."""
+        """Keep a finished call's duration until its target's next write."""
         now = self.now_ms()
         key = (tenant, latency_key(target), now - now % SLICE_MS)
         with self._lock:
             self._pending.setdefault(key, Sketch()).add(ms)
 
-    def flush(self) -> int:
-        """Write what was measured: one ADD per tenant, target and minute. Returns the writes made."""
+    def flush(self, *, force: bool = False) -> int:
+        """Write what was measured for the targets due a write (all of them with ``force``): one ADD
+        per tenant, target, minute and part of the sketch (``adapters/latency.py``). Returns the
+        writes made."""
+        now = self.now_ms()
+        oldest = now - now % SLICE_MS - MAX_WINDOW_S * 1000  # the first minute a window still reads
         with self._lock:
-            pending, self._pending = self._pending, {}
+            due: dict[tuple[str, str, int], Sketch] = {}
+            for key in list(self._pending):
+                tenant, target, slice_ms = key
+                last = self._written.get((tenant, target))
+                if slice_ms < oldest:
+                    del self._pending[key]  # no window reads that minute any more
+                elif force or last is None or now - last >= self.flush_every_ms:
+                    due[key] = self._pending.pop(key)
+            for tenant, target, _ in due:
+                self._written[(tenant, target)] = now
         writes = 0
-        for (tenant, target, slice_ms), sketch in pending.items():
+        for (tenant, target, slice_ms), sketch in due.items():
             try:
                 if (tenant, target) not in self._known:
                     self.store.remember(tenant, target)
                     self._known.add((tenant, target))
                     writes += 1
-                self.store.add(tenant, target, slice_ms, sketch.counts, slice_ms // 1000 + KEEP_S)
-                writes += 1
+                writes += self.store.add(tenant, target, slice_ms, sketch.counts, slice_ms // 1000 + KEEP_S)
             except Exception:
                 continue  # durations are advisory: a lost minute never fails work
         return writes

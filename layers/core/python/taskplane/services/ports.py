@@ -130,9 +130,9 @@ class BreakerRecords(Protocol):
 
 
 class LatencyRecords(Protocol):
-    def add(
-        self, tenant: str, target: str, slice_ms: int, counts: Mapping[int, int], expires_at: int
-    ) -> None: ...
+    def add(self, tenant: str, target: str, slice_ms: int, counts: Mapping[int, int], expires_at: int) -> int:
+        """Add bucket counts to one target's minute; returns the writes it took."""
+        ...
 
     def read_many(self, tenant: str, wanted: Mapping[str, list[int]]) -> dict[str, list[dict[int, int]]]: ...
 

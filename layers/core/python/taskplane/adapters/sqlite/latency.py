@@ -14,10 +14,8 @@ class SqliteLatencyStore:
     def __init__(self, db: Database) -> None:
         self._db = db
 
-    def add(
-        self, tenant: str, target: str, slice_ms: int, counts: Mapping[int, int], expires_at: int
-    ) -> None:
-        """Add bucket counts to one target's minute."""
+    def add(self, tenant: str, target: str, slice_ms: int, counts: Mapping[int, int], expires_at: int) -> int:
+        """Add bucket counts to one target's minute (one write)."""
         with self._db.transaction() as conn:
             row = conn.execute(
                 "SELECT counts FROM sketches WHERE tenant = ? AND target = ? AND slice = ?",
@@ -30,6 +28,7 @@ class SqliteLatencyStore:
                 "INSERT OR REPLACE INTO sketches (tenant, target, slice, counts, expires_at) VALUES (?, ?, ?, ?, ?)",
                 (tenant, target, slice_ms, json.dumps(merged), expires_at),
             )
+        return 1
 
     def read(self, tenant: str, target: str, slices_ms: list[int]) -> list[dict[int, int]]:
         return self.read_many(tenant, {target: slices_ms}).get(target, [])
