@@ -435,13 +435,7 @@ class Ticker:
         failed = [e for e, err in zip(batch, outcomes, strict=True) if err is not None]
         sent = [e for e, err in zip(batch, outcomes, strict=True) if err is None]
         for entry in sent:
-            self.telemetry.count(
-                "dispatched",
-                tenant=entry.tenant,
-                target_type="wheel",
-                lane=entry.lane,
-                attempt=entry.attempt,
-            )
+            self._count("dispatched", entry)
         now = self.clock.now_ms()
         behind = [now - e.sends_at(self.lead_ms) for e in batch]
         with run.lock:
@@ -455,19 +449,18 @@ class Ticker:
             time.sleep(0.1)  # SQS refused: back off a little before the loop tries them again
             run.give_back(failed)
 
+    def _count(self, metric: str, entry: WheelEntry) -> None:
+        self.telemetry.count(
+            metric, tenant=entry.tenant, target_type="wheel", lane=entry.lane, attempt=entry.attempt
+        )
+
     def _send_batch(self, batch: list[WheelEntry]) -> list[Exception | None]:
         now = self.clock.now_ms()  # stamped per batch, just before it leaves
         messages = []
         for entry in batch:
             late = now - entry.sends_at(self.lead_ms)
             if late > self.late_after_ms:
-                self.telemetry.count(
-                    "dispatched_late",
-                    tenant=entry.tenant,
-                    target_type="wheel",
-                    lane=entry.lane,
-                    attempt=entry.attempt,
-                )
+                self._count("dispatched_late", entry)
             messages.append(
                 LaneMessage(
                     tenant=entry.tenant,
