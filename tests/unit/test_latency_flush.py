@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from taskplane.domain.adaptive import MAX_WINDOW_S, SLICE_MS, bucket_of
+from taskplane.domain.adaptive import MAX_WINDOW_S, SLICE_MS, AutoTimeout, bucket_of
 from taskplane.services.latency import FLUSH_EVERY_MS, Latencies
 
 A = {"type": "http", "url": "https://a.example/x"}
@@ -97,3 +97,25 @@ def test_a_failed_write_loses_its_durations_and_never_raises():
     store.fail = False
     now[0] += FLUSH_EVERY_MS
     assert lat.flush() == 0 and store.adds == []
+
+
+def test_a_process_forgets_targets_it_has_not_used_lately():
+    # Given a warm process that meets 10,000 different hosts over a few minutes (a wildcard allow-list)
+    from taskplane.services.latency import MAX_TRACKED
+
+    latencies, store, now = make()
+    for i in range(10_000):
+        target = {"type": "http", "url": f"https://h{i}.example/x"}
+        latencies.record("acme", target, 12.0)
+        latencies.flush()
+        latencies.timeout_for("acme", target, AutoTimeout())
+        now[0] += 20  # 200 s in all
+    # Then what it holds stays bounded, and every host was still written once, at once
+    assert len(latencies._written) <= MAX_TRACKED + 1
+    assert len(latencies._known) <= MAX_TRACKED + 1
+    assert len(latencies._cache) <= MAX_TRACKED + 1
+    assert len(store.adds) == 10_000
+    # And a host it used lately is still remembered: its next duration waits for its next write
+    recent = {"type": "http", "url": "https://h9999.example/x"}
+    latencies.record("acme", recent, 12.0)
+    assert latencies.flush() == 0

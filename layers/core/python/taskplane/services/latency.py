@@ -39,6 +39,12 @@ CACHE_MS = 5_000
 FLUSH_EVERY_MS = 30_000
 #: Sketch items live past the longest window (15 minutes) plus a margin.
 KEEP_S = 3_600
+#: Past this many targets, a process forgets what it holds about those it has not used lately (the
+#: cached windows older than CACHE_MS, the last writes older than FLUSH_EVERY_MS: forgetting them
+#: changes nothing) and which targets it listed in the tenant's index (listed again at their next
+#: write: one idempotent write). A tenant whose allow-list has a wildcard can name any number of
+#: hosts, and a warm worker lives for hours: without this, its memory would grow with every host.
+MAX_TRACKED = 4_096
 #: At most this many targets in ``GET /v1/stats``.
 MAX_STATS_TARGETS = 50
 
@@ -85,6 +91,10 @@ class Latencies:
                     due[key] = self._pending.pop(key)
             for tenant, target, _ in due:
                 self._written[(tenant, target)] = now
+            if len(self._written) > MAX_TRACKED:
+                self._written = {k: at for k, at in self._written.items() if now - at < self.flush_every_ms}
+            if len(self._known) > MAX_TRACKED:
+                self._known = set()
         writes = 0
         for (tenant, target, slice_ms), sketch in due.items():
             try:
@@ -104,7 +114,10 @@ class Latencies:
             return cached[1]
         parts = self.store.read_many(tenant, {target: slices(now, window_s)}).get(target, [])
         sketch = merged(parts)
-        self._cache[(tenant, target, window_s)] = (now, sketch)
+        with self._lock:
+            self._cache[(tenant, target, window_s)] = (now, sketch)
+            if len(self._cache) > MAX_TRACKED:
+                self._cache = {k: v for k, v in self._cache.items() if now - v[0] < CACHE_MS}
         return sketch
 
     def timeout_for(self, tenant: str, target: dict[str, Any], policy: AutoTimeout) -> HardTimeout:
