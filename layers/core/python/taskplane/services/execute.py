@@ -90,15 +90,7 @@ def keepable_result(result: Any, limit: int = MAX_RESULT_BYTES) -> tuple[Any, st
 
     A :class:`RawJson` (a large answer checked, not built) stays one: the bucket takes its bytes."""
     if isinstance(result, RawJson):
-        if result.depth > MAX_PAYLOAD_DEPTH:
-            return {
-                "unkept": True,
-                "reason": "too deep",
-            }, f"the result nests deeper than {MAX_PAYLOAD_DEPTH} levels"
-        if result.size > limit:
-            note = f"result of {result.size} bytes over the {limit}-byte limit was not kept"
-            return {"unkept": True, "reason": "too large", "size": result.size, "limit": limit}, note
-        return result, None
+        return _within(result, result.depth, result.size, limit)
     try:
         json.dumps(result, allow_nan=False)
     except (TypeError, ValueError, RecursionError):
@@ -106,12 +98,17 @@ def keepable_result(result: Any, limit: int = MAX_RESULT_BYTES) -> tuple[Any, st
             "unkept": True,
             "reason": "not JSON",
         }, "the result was not JSON (NaN, Infinity or a non-JSON type)"
-    if payload_depth(result) > MAX_PAYLOAD_DEPTH:
+    depth = payload_depth(result)
+    return _within(result, depth, payload_size(result) if depth <= MAX_PAYLOAD_DEPTH else 0, limit)
+
+
+def _within(result: Any, depth: int, size: int, limit: int) -> tuple[Any, str | None]:
+    """``result`` when its nesting and size are within the limits, else why it was not kept."""
+    if depth > MAX_PAYLOAD_DEPTH:
         return {
             "unkept": True,
             "reason": "too deep",
         }, f"the result nests deeper than {MAX_PAYLOAD_DEPTH} levels"
-    size = payload_size(result)
     if size > limit:
         note = f"result of {size} bytes over the {limit}-byte limit was not kept"
         return {"unkept": True, "reason": "too large", "size": size, "limit": limit}, note
