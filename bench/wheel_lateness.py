@@ -323,26 +323,57 @@ class Worker:
 
 
 class Throttle:
-    """The tick's CPU share at a Lambda memory below one vCPU (1,769 MB), on this machine's full core.
+    """One tick's CPU at a Lambda memory below one vCPU (1,769 MB), on this machine's full core, with
+    the CPU its real AWS adapters would spend charged to it.
 
-    The real tick runs here at a full core; at ``memory_mb`` Lambda gives it ``memory_mb / 1769`` of a
-    vCPU. Each thread's CPU spent in our code between two calls to the (fake) AWS adapters is paid for
-    at the next call by sleeping ``(1 / share - 1)`` times as long, so our code's work takes as long
-    as at the share (the adapters' own time, the injected latencies and the modelled mapping and
-    worker they hand batches to, are not stretched). Smooth, where Lambda's quota throttles in bursts:
-    a lower bound for the tail, the same mean."""
+    Its share: at ``memory_mb`` Lambda gives the tick ``memory_mb / 1769`` of a vCPU, one quota for
+    all of its threads (the loop and its senders). Each thread's CPU spent in our code between two
+    calls to the (fake) AWS adapters is paid for at the next call: the tick's threads take turns on
+    one timeline (``busy_until``), each stretch of CPU lasting ``1 / share`` times as long, so our
+    code's work takes as long as at the share (the adapters' own time, the injected latencies and the
+    modelled mapping and worker they hand batches to, are not stretched). Smooth, where Lambda's
+    quota throttles in bursts: a lower bound for the tail, the same mean.
 
-    def __init__(self, memory_mb: int) -> None:
+    The real adapters' CPU: the fakes keep entries in memory, so the CPU the real WheelStore and
+    Lanes spend in botocore (serializing requests, parsing every item of every window Query, keys
+    first for the items already taken; SendMessageBatch bodies) is not spent here. It is charged from
+    measurements, per entry, at the calls that carry the entries, on the same timeline at the share:
+    ``send_ms`` per message at each send (before it, as the body is serialized before it leaves:
+    bench/tick_reads.py's SendMessageBatch of ten, ``send_10_ms`` / 10), and at each window read
+    whatever keeps this tick's CPU per entry read at ``real_ms`` (bench/cost.py's real tick CPU per
+    task over moto, moto excluded: cost.json ``tick.cpu_ms_per_task``): ``real_ms`` x entries read
+    so far, less our code's CPU so far (all threads, measured here: ``own_s``) and what was charged
+    before. So over a run the tick spends the real tick's CPU per task, what our code spends measured
+    in the same run and the rest charged. The real figure is measured at bench/cost.py's rate (about
+    100 tasks/s on one shard), where each task carries more of the per-request floor (a Query's
+    0.31 ms) than at the hundreds a second a shard carries here: charged per entry it errs high, on
+    the safe side for a small tick."""
+
+    def __init__(self, memory_mb: int, real_ms: float | None = None, send_ms: float = 0.0) -> None:
         self.share = min(memory_mb, FULL_VCPU_MB) / FULL_VCPU_MB
+        self.real_ms = real_ms
+        self.send_ms = send_ms if real_ms is not None else 0.0
         self.local = threading.local()
-        self.slept_ms = 0.0
         self.lock = threading.Lock()
+        self.busy_until = 0.0  # time.monotonic() when the tick's CPU quota is free again
+        self.slept_ms = 0.0
+        self.own_s = 0.0  # our code's CPU, every thread of this tick
+        self.read = 0  # entries the window reads returned
+        self.sent = 0  # messages sent
+        self.charged_read_s = 0.0
+        self.charged_send_s = 0.0
 
-    def pay(self) -> None:
+    def pay(self, extra_s: float = 0.0) -> None:
+        """Pay this thread's CPU since its last call (and ``extra_s`` of CPU not spent here) at the
+        share, after whatever the tick's other threads have queued on its quota."""
         mark = getattr(self.local, "mark", None)
-        if mark is None or self.share >= 1:
-            return
-        owed = (time.thread_time() - mark) * (1 / self.share - 1)
+        cpu = 0.0 if mark is None else max(0.0, time.thread_time() - mark)
+        with self.lock:
+            self.own_s += cpu
+            now = time.monotonic()
+            end = max(now - cpu, self.busy_until) + (cpu + extra_s) / self.share
+            self.busy_until = end
+        owed = end - now
         if owed > 0:
             time.sleep(owed)
             with self.lock:
@@ -351,9 +382,46 @@ class Throttle:
     def mark(self) -> None:
         self.local.mark = time.thread_time()
 
+    def before(self, name: str, args: tuple[Any, ...]) -> None:
+        extra = 0.0
+        if name == "send":
+            extra = self.send_ms / 1000 * len(args[0])
+            with self.lock:
+                self.sent += len(args[0])
+                self.charged_send_s += extra
+        self.pay(extra)
+
+    def after(self, name: str, result: Any) -> None:
+        if name != "load" or self.real_ms is None:
+            return
+        with self.lock:
+            self.read += len(result)
+            owed = self.real_ms / 1000 * self.read - self.own_s - self.charged_send_s - self.charged_read_s
+            owed = max(0.0, owed)
+            self.charged_read_s += owed
+        if owed:
+            self.mark()  # the call's own time is the fake's, not ours
+            self.pay(owed)
+
+    def report(self) -> dict[str, Any]:
+        per = max(1, self.read)
+        return {
+            "entries_read": self.read,
+            "messages_sent": self.sent,
+            "own_cpu_ms_per_entry": round(self.own_s * 1000 / per, 4),
+            "charged_read_ms_per_entry": round(self.charged_read_s * 1000 / per, 4),
+            "charged_send_ms_per_entry": round(self.charged_send_s * 1000 / per, 4),
+            "cpu_ms_per_entry": round(
+                (self.own_s + self.charged_read_s + self.charged_send_s) * 1000 / per, 4
+            ),
+            "real_cpu_ms_per_task": self.real_ms,
+            "slept_ms": round(self.slept_ms, 1),
+        }
+
 
 class Throttled:
-    """An adapter whose every call first pays the caller's CPU owed to ``throttle`` (see Throttle)."""
+    """An adapter whose every call first pays the caller's CPU owed to ``throttle`` (see Throttle),
+    and the real adapter's CPU for the entries the call carries."""
 
     def __init__(self, inner: Any, throttle: Throttle) -> None:
         self._inner = inner
@@ -365,9 +433,11 @@ class Throttled:
             return attr
 
         def call(*args: Any, **kwargs: Any) -> Any:
-            self._throttle.pay()
+            self._throttle.before(name, args)
             try:
-                return attr(*args, **kwargs)
+                result = attr(*args, **kwargs)
+                self._throttle.after(name, result)
+                return result
             finally:
                 self._throttle.mark()
 
@@ -472,7 +542,8 @@ def run_a(
         threads.append(threading.Thread(target=inserter, args=(worker, stop), daemon=True))
     for t in threads:
         t.start()
-    throttles = {s: Throttle(tick_mb) for s in range(shards)} if tick_mb is not None else {}
+    adapters = _adapter_cpu()
+    throttles = {s: Throttle(tick_mb, **adapters) for s in range(shards)} if tick_mb is not None else {}
     tickers = {
         s: Ticker(
             wheel=Throttled(wheel, throttles[s]) if throttles else wheel,  # type: ignore[arg-type]
@@ -554,8 +625,16 @@ def run_a(
             "memory_mb": tick_mb,
             "cpu_share": round(throttles[0].share, 4) if throttles else None,
             "throttled_ms": round(sum(t.slept_ms for t in throttles.values()), 1) if throttles else None,
+            "cpu_by_shard": {str(s): t.report() for s, t in throttles.items()} if throttles else None,
+            "real_adapters_charged": bool(throttles) and throttles[0].real_ms is not None,
             "note": (
-                ("the tick's CPU share emulated (Throttle)" if throttles else "the tick at a full core")
+                (
+                    "the tick's CPU share emulated (Throttle: one quota for its threads), its real "
+                    "adapters' CPU charged (cost.json tick.cpu_ms_per_task per entry read, of which "
+                    "tick_reads.json send_10_ms / 10 per message sent)"
+                    if throttles
+                    else "the tick at a full core (its real adapters' CPU not charged)"
+                )
                 + (f"; {shards} shards, each its own Ticker and Throttle" if shards > 1 else "")
             ),
         },
@@ -586,6 +665,19 @@ def _cpu_split(path: Path = RESULTS / "cost.json") -> dict[str, float]:
         if split:
             return {"cpu_before_ms": split["before_start"], "cpu_after_ms": split["after_start"]}
     return {}
+
+
+def _adapter_cpu(results: Path = RESULTS) -> dict[str, float]:
+    """What a throttled tick is charged for its real adapters (see Throttle): the real tick's CPU per
+    task (bench/cost.py, cost.json ``tick.cpu_ms_per_task``) and a lane message's share of a
+    SendMessageBatch of ten (bench/tick_reads.py, tick_reads.json ``send_10_ms``)."""
+    out: dict[str, float] = {}
+    cost, reads = results / "cost.json", results / "tick_reads.json"
+    if cost.exists():
+        out["real_ms"] = float(json.loads(cost.read_text())["tick"]["cpu_ms_per_task"])
+        if reads.exists():
+            out["send_ms"] = round(float(json.loads(reads.read_text())["send_10_ms"]) / 10, 4)
+    return out
 
 
 def deployed_shards(rate: int, results: Path = RESULTS, tick_mb: int | None = None) -> dict[str, Any]:
