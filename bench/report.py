@@ -527,6 +527,12 @@ def _deployed_note(run: Mapping[str, Any], runs: int = 1) -> str:
         + f", the ring's busiest shard {size['busiest_shard_share']}x "
         f"the mean), entries placed by the ring (shard_for); each shard's own tick at "
         f"{tick['memory_mb']} MB, its CPU share ({tick['cpu_share']} of a vCPU) emulated by Throttle"
+        + (
+            f", charged its real adapters' CPU (bench/cost.py's {cpu['real_cpu_ms_per_task']} ms per task, "
+            f"of which our code spent {cpu['own_cpu_ms_per_entry']} ms here and the rest was charged per entry)"
+            if tick.get("real_adapters_charged") and (cpu := (tick.get("cpu_by_shard") or {}).get("0"))
+            else ""
+        )
     )
 
 
@@ -650,6 +656,67 @@ def _dispatch_by_sizing(wheel: Mapping[str, Any]) -> list[str]:
                 + "."
             ]
     return [*rows, ""]
+
+
+def _charged_before_after(results: Path, wheel: Mapping[str, Any]) -> list[str]:
+    """The harness before its throttled tick was charged its real adapters' CPU
+    (``wheel_lateness_a_uncharged.json``) and now, side by side, with the CPU per entry it now spends."""
+    before = _load(results, "wheel_lateness_a_uncharged.json")
+    runs = wheel.get("a_wheel_deployed_runs") or []
+    if not before or not runs or not runs[0].get("tick", {}).get("cpu_by_shard"):
+        return []
+
+    def worst(runs: list[Mapping[str, Any]] | None) -> str:
+        if not runs:
+            return "not run"
+        run = max(runs, key=lambda r: r["dispatch_lateness_ms"]["p99"])
+        d, st = run["dispatch_lateness_ms"], run["start_lateness_ms"]
+        loads = ", ".join(f"{r['load_average'][0][0]:.1f}" for r in runs if r.get("load_average"))
+        return (
+            f"{run.get('tick', {}).get('shards', 1)} shard(s): dispatch p50 {d['p50']} / p99 {d['p99']} / max "
+            f"{d['max']} ms, start p99 {st['p99']} / max {st['max']} ms, retry p99 "
+            f"{run['retry_lateness_ms'].get('p99')} ms, early {run.get('early_starts', 0)}, lost "
+            f"{run.get('lost', 0)} (worst of {len(runs)}" + (f"; load {loads}" if loads else "") + ")"
+        )
+
+    def one(run: Mapping[str, Any] | None) -> str:
+        return worst([run]) if run else "not run"
+
+    def cpu(runs: list[Mapping[str, Any]] | None) -> str:
+        shards = [c for r in runs or [] for c in (r.get("tick", {}).get("cpu_by_shard") or {}).values()]
+        if not shards:
+            return "-"
+        mean = {
+            k: sum(c[k] for c in shards) / len(shards)
+            for k in ("own_cpu_ms_per_entry", "charged_read_ms_per_entry", "charged_send_ms_per_entry")
+        }
+        return (
+            f"{mean['own_cpu_ms_per_entry']:.3f} own + {mean['charged_read_ms_per_entry']:.3f} charged at "
+            f"reads + {mean['charged_send_ms_per_entry']:.3f} at sends = "
+            f"{sum(mean.values()):.3f} ms (real: {shards[0]['real_cpu_ms_per_task']} ms)"
+        )
+
+    tick_128 = wheel.get("a_wheel_deployed_tick_128_runs")
+    return [
+        "The harness before its throttled tick was charged its real adapters' CPU "
+        "(`wheel_lateness_a_uncharged.json`: the fakes' in-memory calls cost it nothing, and each of its "
+        "threads had a share of its own) and now (bench/wheel_lateness.py, `Throttle`: the real tick's CPU "
+        "per task from bench/cost.py, less what the harness's tick spends in our code in the same run, "
+        "charged per entry at the calls that carry it, on one quota for all the tick's threads):",
+        "",
+        "| at 1,000 due/s | before (not charged) | now (charged) |",
+        "| --- | --- | --- |",
+        f"| as deployed, 256 MB | {worst(before.get('a_wheel_deployed_runs'))} | {worst(runs)} |",
+        f"| as deployed, 128 MB (shards by its share) | {worst(before.get('a_wheel_deployed_tick_128_runs'))} "
+        f"| {worst(tick_128)} |",
+        f"| one shard at 256 MB's share | {one(before.get('a_wheel_tick_256'))} | "
+        f"{one(wheel.get('a_wheel_tick_256'))} |",
+        f"| one shard at 128 MB's share | {one(before.get('a_wheel_tick_128'))} | "
+        f"{one(wheel.get('a_wheel_tick_128'))} |",
+        f"| tick CPU per entry (full-core ms), as deployed at 256 MB | not measured | {cpu(runs)} |",
+        f"| tick CPU per entry (full-core ms), as deployed at 128 MB | not measured | {cpu(tick_128)} |",
+        "",
+    ]
 
 
 def _before_after(results: Path, s: Mapping[str, Any]) -> list[str]:
@@ -920,6 +987,7 @@ def render(results: Path = RESULTS, plots: Path = PLOTS) -> str:
     lines += ["## Dispatch lateness", ""]
     if wheel and "a_wheel" in wheel:
         lines += _dispatch_by_sizing(wheel)
+        lines += _charged_before_after(results, wheel)
         lines += _tick_cpu_before_after(results, wheel, capacity, s["usd_per_million_tasks"]["value"])
         lines += ["| design | p50 ms | p99 ms | max ms |", "| --- | ---: | ---: | ---: |"]
         for label, key, field in (

@@ -11,6 +11,16 @@
     It measures ``started_at - run_at`` (start lateness; none may be early), a retry's start against
     its ``next_attempt_at``, the tick's dispatch lateness against each entry's send time, and the
     worker's billed wait per task.
+    The tick at a Lambda memory (``tick_mb``; as deployed, at its default memory on the shards the
+    capacity model sizes) runs at that memory's CPU share (``Throttle``: one quota for all of a tick's
+    threads) and is charged the CPU its real adapters would spend, which the in-memory fakes do not:
+    the real tick's CPU per task measured by bench/cost.py on the real adapters over moto, moto
+    excluded (cost.json ``tick.cpu_ms_per_task``), less what the harness's tick spends in our own code
+    in the same run (thread CPU of its threads between adapter calls), is charged per entry at the
+    calls that carry entries: a lane message's share of a SendMessageBatch of ten at each send
+    (bench/tick_reads.py, tick_reads.json ``send_10_ms`` / 10), the rest at the window read that returns
+    the entry. Each run reports both parts per entry (``tick.cpu_by_shard``). At a full core (no
+    ``tick_mb``) nothing is charged: that run shows the scheduling alone.
     Workload: 1,000 tasks due per second for 60 s, each written 0.6-5 s before it is due (so many land
     in a window the tick has already read), 5% failing once with a backoff of 50 ms to 20 s; the same
     at ~12 tasks a second (a million a day: what the waits cost there); the design before issue 16
