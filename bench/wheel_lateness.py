@@ -489,6 +489,7 @@ def run_a(
     lead_ms: int | None = None,
     tick_mb: int | None = None,
     shards: int = 1,
+    group_ms: int | None = None,
 ) -> dict[str, Any]:
     """The real tick over the in-memory wheel, with the modelled mapping and worker.
 
@@ -496,7 +497,8 @@ def run_a(
     within 5 ms; workers start what they receive at once; retries up to 15 minutes on the lane's
     DelaySeconds rounded up), on the same workload and the same modelled latencies. ``memory_mb``:
     the worker's memory (its CPU share and the GB of its billed wait); ``lead_ms``: the tick's lead
-    (default ``DISPATCH_LEAD_MS``); ``tick_mb``: the tick's memory, its CPU share emulated by
+    (default ``DISPATCH_LEAD_MS``); ``group_ms``: how long after a batch's first entry others may
+    share its lane batch (default ``GROUP_MS``); ``tick_mb``: the tick's memory, its CPU share emulated by
     ``Throttle`` (None: a full core, as the tick's 256 MB share was not modelled before);
     ``shards``: the wheel's shard count as deployed (``shards`` in cdk.json): every entry, first
     attempts and retries, goes to the shard the ring gives its task id (``domain.ring.shard_for``, as
@@ -561,7 +563,7 @@ def run_a(
             clock=clock,
             wait=stop.wait,
             lead_ms=lead,
-            group_ms=5 if before else GROUP_MS,
+            group_ms=5 if before else (GROUP_MS if group_ms is None else group_ms),
         )
         for s in range(shards)
     }
@@ -715,11 +717,16 @@ def deployed_shards(rate: int, results: Path = RESULTS, tick_mb: int | None = No
     }
 
 
-def run_deployed(seconds: int, rate: int, tick_mb: int | None = None) -> dict[str, Any]:
-    """The design as deployed for ``rate``: as many shards as capacity.json says, each tick at its
-    default memory's CPU share (or ``tick_mb``'s: Throttle); everything else as ``run_a``."""
+def run_deployed(
+    seconds: int, rate: int, tick_mb: int | None = None, shards: int | None = None, **options: Any
+) -> dict[str, Any]:
+    """The design as deployed for ``rate``: as many shards as capacity.json says (or ``shards``), each
+    tick at its default memory's CPU share (or ``tick_mb``'s: Throttle); everything else as ``run_a``
+    (``options``: its ``lead_ms`` or ``group_ms``)."""
     sizing = deployed_shards(rate, tick_mb=tick_mb)
-    result = run_a(seconds, rate, tick_mb=sizing["tick_memory_mb"], shards=sizing["shards"])
+    if shards is not None:
+        sizing = {**sizing, "shards": shards, "from": f"set by hand ({shards}), not by the capacity model"}
+    result = run_a(seconds, rate, tick_mb=sizing["tick_memory_mb"], shards=sizing["shards"], **options)
     result["sizing"] = sizing
     return result
 
@@ -939,15 +946,34 @@ def main() -> None:
         help="with --only deployed: the tick at this memory (shards sized by its share), kept apart "
         "under a_wheel_deployed_tick_<mb>_runs",
     )
+    parser.add_argument(
+        "--group-ms",
+        type=int,
+        help="with --only deployed: the tick's GROUP_MS instead of the product's (kept apart under "
+        "a_wheel_deployed_group_<ms>_runs; with --rate other than 1000, _rate_<rate> is added to the key)",
+    )
+    parser.add_argument(
+        "--shards", type=int, help="with --only deployed: this many shards instead of the capacity model's"
+    )
+    parser.add_argument(
+        "--lead-ms", type=int, help="with --only deployed: the tick's lead instead of DISPATCH_LEAD_MS"
+    )
     args = parser.parse_args()
     RESULTS.mkdir(exist_ok=True)
     result: dict[str, Any] = {"injected_latency_ms": {"dynamodb_call": DDB_MS, "sqs_batch": SQS_MS}}
     if args.only == "deployed":
         path = RESULTS / "wheel_lateness_a.json"
         merged = json.loads(path.read_text()) if path.exists() else result
-        run = _timed(run_deployed, args.seconds, args.rate, args.tick_mb)
-        if args.tick_mb is not None:
-            key = f"a_wheel_deployed_tick_{args.tick_mb}_runs"
+        options = {k: v for k, v in (("group_ms", args.group_ms), ("lead_ms", args.lead_ms)) if v is not None}
+        run = _timed(run_deployed, args.seconds, args.rate, args.tick_mb, args.shards, **options)
+        variant = (
+            (f"_tick_{args.tick_mb}" if args.tick_mb is not None else "")
+            + (f"_shards_{args.shards}" if args.shards is not None else "")
+            + "".join(f"_{k[:-3]}_{v}" for k, v in options.items())
+            + (f"_rate_{args.rate}" if args.rate != 1000 else "")
+        )
+        if variant:
+            key = f"a_wheel_deployed{variant}_runs"
             merged[key] = [*merged.get(key, []), run]
         else:
             # Every as-deployed run is kept (bench/report.py reports the worst dispatch p99 of them).
