@@ -776,7 +776,10 @@ def _starts(wheel: Mapping[str, Any] | None) -> list[str]:
         f"{wheel['pickup_model']['p99_ms']} ms, max {wheel['pickup_model']['max_ms']} ms): "
         f"{wheel['pickup_model']['why']}. The worker is modelled from its measured CPU at its memory's share "
         "of a vCPU (one interpreter: a record waking while another holds the CPU waits up to Python's 5 ms "
-        "switch interval). Load average "
+        "switch interval). A tick at a Lambda memory (as deployed) runs at that memory's CPU share, one "
+        "quota for all its threads, and is charged the CPU its real adapters (botocore) would spend: "
+        "bench/cost.py's real tick CPU per task less what its own code spent in the same run, per entry "
+        "at the calls that carry it (see 'Dispatch lateness'). Load average "
         + ", ".join(
             f"{x:.1f}" for x in wheel.get("load_average", [])[:1] + wheel.get("load_average_after", [])[:1]
         )
