@@ -719,6 +719,50 @@ def _charged_before_after(results: Path, wheel: Mapping[str, Any]) -> list[str]:
     ]
 
 
+def _deployed_variants(wheel: Mapping[str, Any]) -> list[str]:
+    """Every as-deployed run kept apart by ``bench/wheel_lateness.py --only deployed`` with a variant
+    (``a_wheel_deployed_<variant>_runs``: another rate, GROUP_MS, lead or shard count) beside the runs
+    of the design as built at the same rate, one row per run."""
+    import re
+
+    keys = sorted(
+        k
+        for k in wheel
+        if re.fullmatch(r"a_wheel_deployed_.+_runs", k) and k != "a_wheel_deployed_tick_128_runs"
+    )
+    if not keys:
+        return []
+    rows = [
+        "## As deployed, variants (lane grouping, lead, shard count)",
+        "",
+        "Runs of `bench/wheel_lateness.py --only deployed` with one setting changed (the harness as "
+        "above: shards by capacity.json unless set, each tick at 256 MB's CPU share and charged its "
+        "real adapters' CPU). `group` is how long after a batch's first entry others may share its lane "
+        "batch (the product's GROUP_MS is 500 ms); the worker's wait is its billed wait for due times per "
+        "task (what `worker_wait` prices at a million a day, 12 due/s).",
+        "",
+        "| run | rate/s | shards | dispatch p50 / p99 / max ms | start p50 / p99 / max ms | retry p99 ms "
+        "| early | lost | worker wait ms per task | records per invocation | load average |",
+        "| --- | ---: | ---: | --- | --- | ---: | ---: | ---: | ---: | ---: | --- |",
+    ]
+    labelled = [("as built", r) for r in wheel.get("a_wheel_deployed_runs") or []]
+    labelled += [
+        (k[len("a_wheel_deployed_") : -len("_runs")].replace("_", " "), r) for k in keys for r in wheel[k]
+    ]
+    for label, run in labelled:
+        d, st, w = run["dispatch_lateness_ms"], run["start_lateness_ms"], run["worker"]
+        load = run.get("load_average")
+        rows.append(
+            f"| {label} | {run['rate_per_s']:,} | {run.get('tick', {}).get('shards', 1)} | {d['p50']} / {d['p99']} / "
+            f"{d['max']} | {st['p50']} / {st['p99']} / {st['max']} | {run['retry_lateness_ms'].get('p99', '-')} "
+            f"| {run.get('early_starts', 0)} | {run.get('lost', 0)} | {w['wait_ms_per_task']} | "
+            f"{w['records_per_invocation']} | "
+            + (f"{load[0][0]:.1f}, {load[1][0]:.1f}" if load else "-")
+            + " |"
+        )
+    return [*rows, ""]
+
+
 def _before_after(results: Path, s: Mapping[str, Any]) -> list[str]:
     """The headline figures before issue 16 (the committed results of that design, and the same
     harness run on it) beside today's."""
@@ -1008,6 +1052,7 @@ def render(results: Path = RESULTS, plots: Path = PLOTS) -> str:
         if window:
             lines.append(f"| EventBridge Scheduler (documented window) | | | {window:,} |")
         lines += ["", *_plot("dispatch_lateness.png", "dispatch lateness", plots)]
+        lines += _deployed_variants(wheel)
     else:
         lines += ["Not run.", ""]
     lines += ["## Cold start", ""]

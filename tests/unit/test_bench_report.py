@@ -375,3 +375,40 @@ def test_make_test_figures_come_from_time_and_pytest_reports(tmp_path: Path) -> 
     assert "After / before: wall 0.734x, CPU 1.0x. back to back." in page
     with pytest.raises(ValueError, match="in the time report"):
         make_test.parse_time("nothing")
+
+
+def test_as_deployed_variants_are_listed_beside_the_runs_as_built(tmp_path: Path) -> None:
+    def run(p99: float, rate: int, wait: float) -> dict[str, object]:
+        out = _wheel_run(
+            p99,
+            90,
+            tick={"shards": 3, "memory_mb": 256, "cpu_share": 0.1447},
+            sizing={"tasks_per_s_per_shard": 686.2, "tick_memory_mb": 256, "busiest_shard_share": 1.026},
+            load_average=[[0.5, 1.0, 1.0], [0.7, 1.0, 1.0]],
+        )
+        out["rate_per_s"] = rate
+        out["worker"] = {"memory_mb": 256, "wait_ms_per_task": wait, "records_per_invocation": 6.8}
+        return out
+
+    as_built = run(43, 1000, 39.2)
+    wheel = {
+        "injected_latency_ms": {"dynamodb_call": 5, "sqs_batch": 10},
+        "pickup_model": {"fast": "f", "slow": "s", "p50_ms": 20, "p99_ms": 300, "max_ms": 400, "why": "w"},
+        "load_average": [0.1, 1.0, 1.0],
+        "a_wheel": _wheel_run(5, 61),
+        "a_wheel_deployed": as_built,
+        "a_wheel_deployed_runs": [as_built],
+        "a_wheel_deployed_tick_128_runs": [run(55, 1000, 38.0)],
+        "a_wheel_deployed_rate_12_runs": [run(3, 12, 114.1)],
+        "a_wheel_deployed_group_1000_rate_12_runs": [run(3, 12, 101.5), run(4, 12, 102.5)],
+    }
+    (tmp_path / "wheel_lateness_a.json").write_text(json.dumps(wheel))
+    report.run(tmp_path, tmp_path / "plots", tmp_path / "BENCHMARKS.md")
+    page = (tmp_path / "BENCHMARKS.md").read_text()
+    section = page[page.index("## As deployed, variants") :]
+    assert (
+        "| as built | 1,000 | 3 | 1 / 43 / 40 | 2 / 5 / 90 | 4 | 0 | 0 | 39.2 | 6.8 | 0.5, 0.7 |" in section
+    )
+    assert "| rate 12 | 12 | 3 | 1 / 3 / 40 |" in section
+    assert section.count("| group 1000 rate 12 | 12 |") == 2 and "| 101.5 |" in section
+    assert "tick 128" not in section.split("## ", 2)[1]  # the 128 MB runs have their own table
