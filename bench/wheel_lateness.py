@@ -860,10 +860,10 @@ def harness(seconds: int, rate: int, cost_rate: int = 12) -> dict[str, Any]:
     return result
 
 
-def _timed(fn: Any, *args: Any) -> dict[str, Any]:
-    """``fn(*args)`` with the load average before and after it (the machine is shared)."""
+def _timed(fn: Any, *args: Any, **kwargs: Any) -> dict[str, Any]:
+    """``fn(*args, **kwargs)`` with the load average before and after it (the machine is shared)."""
     before = os.getloadavg()
-    run: dict[str, Any] = fn(*args)
+    run: dict[str, Any] = fn(*args, **kwargs)
     run["load_average"] = [before, os.getloadavg()]
     return run
 
