@@ -251,6 +251,69 @@ def wait_gb_s_per_task(waits: list[Mapping[str, float]] | None, tasks_per_s: flo
     return points[-1][1]
 
 
+#: SQS requests made once per lane batch (the tick's send, the mapping's receive and delete, the
+#: worker's holds): their count per task follows the batch size, not the task count.
+PER_BATCH_SQS = (
+    "sqs.SendMessageBatch",
+    "sqs.ReceiveMessage",
+    "sqs.DeleteMessageBatch",
+    "sqs.ChangeMessageVisibilityBatch",
+)
+
+
+def invocations_per_record(waits: list[Mapping[str, float]] | None, tasks_per_s: float) -> float | None:
+    """Worker invocations (lane batches) per record handled at a load, from bench/wheel_lateness.py's
+    measured points as ``wait_gb_s_per_task`` reads them (per record, not per task: the harness's
+    retries are records of their own); None when the harness did not report them."""
+    points = sorted(
+        (w["tasks_per_s"], 1 / w["records_per_invocation"])
+        for w in waits or []
+        if w.get("records_per_invocation")
+    )
+    if not points:
+        return None
+    if tasks_per_s <= points[0][0]:
+        return points[0][1]
+    if tasks_per_s >= points[-1][0]:
+        return points[-1][1]
+    for (r0, v0), (r1, v1) in itertools.pairwise(points):
+        if r0 <= tasks_per_s <= r1:
+            t = (math.log(tasks_per_s) - math.log(r0)) / (math.log(r1) - math.log(r0))
+            return v0 + t * (v1 - v0)
+    return points[-1][1]
+
+
+def batch_scale(
+    cost: Mapping[str, Any], waits: list[Mapping[str, float]] | None, tasks_per_s: float
+) -> float:
+    """How many more (or fewer) lane batches a task shares at this load than in bench/cost.py's run.
+
+    bench/cost.py drains 10,000 tasks as fast as they come due, so its worker batches are full (about
+    ten records); at a million a day the tick's 500 ms groups hold about six (the harness's modelled
+    mapping, ``invocations_per_record``), so every per-batch request is spread over fewer tasks. 1.0
+    when either figure is missing."""
+    at_load = invocations_per_record(waits, tasks_per_s)
+    measured = float((cost["units_per_task"].get("lambda_requests") or {}).get("worker", 0.0))
+    if at_load is None or measured <= 0:
+        return 1.0
+    return at_load / measured
+
+
+def per_batch_units(cost: Mapping[str, Any]) -> tuple[float, float]:
+    """(SQS requests, DynamoDB WRU) per task that bench/cost.py measured once per lane batch: the
+    ``PER_BATCH_SQS`` requests and the circuit breakers' end-of-batch writes."""
+    calls = cost.get("calls") or {}
+    tasks = float(cost.get("tasks") or 1)
+    sqs = sum(
+        float(calls[name]["per_task"]) if "per_task" in calls[name] else calls[name]["count"] / tasks
+        for name in PER_BATCH_SQS
+        if name in calls
+    )
+    kinds = cost["units_per_task"].get("dynamodb_by_item_kind") or {}
+    breaker = sum(v for k, v in kinds.items() if k.startswith("wru:") and k.endswith(":breaker"))
+    return sqs, float(breaker)
+
+
 def idle_usd_per_month(
     cost: Mapping[str, Any], prices_doc: Mapping[str, Any], *, shards: int = 1, lanes: int = LANES
 ) -> dict[str, Any]:
@@ -351,15 +414,19 @@ def taskplane_usd_per_task(
     worker_gb = cost["memory_mb"]["worker"] / 1024
     tasks_per_s = tasks_per_day / SECONDS_PER_DAY
     sketch = sketch_wru_per_task(cost, tasks_per_day)
+    # Per-batch requests and writes at this load's batch size, not the bench's full batches.
+    more = batch_scale(cost, waits, tasks_per_s) - 1.0
+    batch_sqs, batch_wru = per_batch_units(cost)
+    worker_requests = float((u.get("lambda_requests") or {}).get("worker", 0.0))
     return {
         # the worker waiting, billed, for the due times of the deliveries that came in a lead ahead
         "worker_wait": wait_gb_s_per_task(waits, tasks_per_s) * p["lambda_gb_s_arm64"],
         # the duration sketch's writes at this load, not at the bench's (sketch_wru_per_task)
-        "dynamodb_writes": (u["dynamodb_wru"] - sketch[0] + sketch[1])
+        "dynamodb_writes": (u["dynamodb_wru"] - sketch[0] + sketch[1] + batch_wru * more)
         * wru_price(p, provisioned, target_utilization),
         "dynamodb_reads": u["dynamodb_rru"] * rru_price(p, provisioned, target_utilization),
-        "sqs": u["sqs_requests"] * p["sqs_request"],
-        "lambda_requests": _sum(u["lambda_requests"]) * p["lambda_request"],
+        "sqs": (u["sqs_requests"] + batch_sqs * more) * p["sqs_request"],
+        "lambda_requests": (_sum(u["lambda_requests"]) + worker_requests * more) * p["lambda_request"],
         "lambda_gb_s": _sum(u["lambda_gb_s"]) * p["lambda_gb_s_arm64"],
         # bench/cost.py's GB-s include the calls' latency when it reports the CPU part apart
         "lambda_io_wait": 0.0
@@ -542,12 +609,14 @@ def price(
             for name, entry in prices_doc["prices"].items()
         },
         "prices_checked": prices_doc.get("checked"),
+        "batch_scale": round(batch_scale(cost, waits, tasks_per_day / SECONDS_PER_DAY), 4),
         "assumptions": assumptions(
             cost,
             tasks_per_day=tasks_per_day,
             shards=shards,
             target_utilization=target_utilization,
             io_latency_ms=io_latency_ms,
+            waits=waits,
         ),
     }
 
@@ -568,8 +637,11 @@ def assumptions(
     shards: int,
     target_utilization: float,
     io_latency_ms: float,
+    waits: list[Mapping[str, float]] | None = None,
 ) -> list[str]:
     tick = cost["tick"]
+    scale = batch_scale(cost, waits, tasks_per_day / SECONDS_PER_DAY)
+    batch_sqs, batch_wru = per_batch_units(cost)
     return [
         "us-east-1 list prices of bench/prices.json, first tier, no free tier, no Savings Plans or "
         "reserved capacity; DynamoDB Standard table class; task storage priced (below); the handlers' log "
@@ -597,6 +669,12 @@ def assumptions(
         f"{SKETCH_BATCH_S:g} s) instances writing, "
         f"{sketch_wru_per_task(cost, tasks_per_day)[1]:.4f} WRU per task (measured in the run: "
         f"{sketch_wru_per_task(cost, tasks_per_day)[0]:.4f}).",
+        "Per-batch units at the load's batch size: bench/cost.py's worker batches are full (its "
+        f"{cost['units_per_task']['lambda_requests'].get('worker', 0):.4f} invocations per task); "
+        "bench/wheel_lateness.py's modelled mapping at this load hands the worker "
+        f"{scale:.2f} times as many batches per record, so the per-batch SQS requests ({batch_sqs:.4f} "
+        f"per task: send, receive, delete, hold), the worker's invocations and the breakers' end-of-batch "
+        f"writes ({batch_wru:.4f} WRU per task) are priced {scale:.2f} times as measured.",
         f"Storage: each finished task's item ({cost['item_bytes']['task_max']} B + 100 B overhead) kept "
         f"{RETENTION_DAYS} days at the GB-month price; TTL deletes are free; wheel entries expire in minutes.",
         f"Provisioned: consumed units priced at WCU-hour/3,600 and RCU-hour/3,600 divided by a target "
@@ -649,6 +727,11 @@ def waits_of(wheel: Mapping[str, Any] | None, variant: str = "") -> list[dict[st
         {
             "tasks_per_s": float(run["rate_per_s"]),
             "wait_gb_s_per_task": float(run["worker"]["wait_gb_s_per_task"]),
+            **(
+                {"records_per_invocation": float(run["worker"]["records_per_invocation"])}
+                if "records_per_invocation" in run["worker"]
+                else {}
+            ),
         }
         for key in (f"a_wheel{variant}", f"a_wheel{variant}_at_1m_per_day")
         if (run := (wheel or {}).get(key)) and "wait_gb_s_per_task" in run.get("worker", {})
@@ -882,7 +965,12 @@ def directions(
     base_total: float | None = None
     rows: dict[str, Any] = {}
     for name, change, variant, basis, risk in specs:
-        waits = waits_of(wheel, variant) if variant is not None else []
+        # A hold that costs nothing still has the design's lane batches (their per-batch requests).
+        waits = (
+            waits_of(wheel, variant)
+            if variant is not None
+            else [{**w, "wait_gb_s_per_task": 0.0} for w in waits_of(wheel)]
+        )
         if variant is not None and wheel is not None and not waits:
             continue  # the harness did not run that variant
         lines = per_million(

@@ -296,3 +296,32 @@ def test_each_measured_target_is_priced_on_its_own_units() -> None:
         http - 0.2 * 0.625 - 0.1 * 0.125, abs=1e-3
     )
     assert result["target"] == "http"
+
+
+def test_per_batch_units_follow_the_loads_batch_size() -> None:
+    """A million a day fills lane batches less than the cost bench's drain: every per-batch request
+    (send, receive, delete, hold), invocation and breaker write is spread over fewer tasks."""
+    cost = copy.deepcopy(pricing.EXAMPLE_COST)
+    cost["units_per_task"]["lambda_requests"] = {"api": 0.01, "worker": 0.1}
+    cost["units_per_task"]["dynamodb_by_item_kind"] = {"wru:taskplane-control:breaker": 0.08}
+    tasks = cost["tasks"]
+    cost["calls"] = {
+        name: {"count": per_task * tasks, "per_task": per_task}
+        for name, per_task in (
+            ("sqs.SendMessageBatch", 0.1),
+            ("sqs.ReceiveMessage", 0.1),
+            ("sqs.DeleteMessageBatch", 0.1),
+            ("sqs.ChangeMessageVisibilityBatch", 0.1),
+            ("sqs.GetQueueAttributes", 0.05),  # the api's: not per batch
+        )
+    }
+    full = [{"tasks_per_s": 12, "wait_gb_s_per_task": 0.0, "records_per_invocation": 10.0}]
+    half = [{"tasks_per_s": 12, "wait_gb_s_per_task": 0.0, "records_per_invocation": 5.0}]
+    assert pricing.batch_scale(cost, full, 12) == pytest.approx(1.0)
+    assert pricing.batch_scale(cost, half, 12) == pytest.approx(2.0)
+    assert pricing.batch_scale(cost, None, 12) == 1.0  # no harness figures: as measured
+    at_full = pricing.taskplane_usd_per_task(cost, P, tasks_per_day=12 * 86_400, waits=full)
+    at_half = pricing.taskplane_usd_per_task(cost, P, tasks_per_day=12 * 86_400, waits=half)
+    assert at_half["sqs"] - at_full["sqs"] == pytest.approx(0.4 * P["sqs_request"])
+    assert at_half["lambda_requests"] - at_full["lambda_requests"] == pytest.approx(0.1 * P["lambda_request"])
+    assert at_half["dynamodb_writes"] - at_full["dynamodb_writes"] == pytest.approx(0.08 * P["dynamodb_wru"])
