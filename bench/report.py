@@ -612,6 +612,10 @@ def _dispatch_by_sizing(wheel: Mapping[str, Any]) -> list[str]:
         ("one shard at 256 MB's CPU share (Throttle)", "a_wheel_tick_256", wheel.get("a_wheel_tick_256")),
         *(("as deployed", "a_wheel_deployed", r) for r in deployed_runs),
         *(("as deployed", "a_wheel_deployed", r) for r in wheel.get("a_wheel_deployed_tick_128_runs") or []),
+        *(
+            ("as deployed by the rule before (70% of a shard's rate)", "a_wheel_deployed_70pct", r)
+            for r in wheel.get("a_wheel_deployed_runs_sized_70pct") or []
+        ),
     ):
         if not run:
             continue
