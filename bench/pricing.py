@@ -234,21 +234,28 @@ def tick_usd_per_day(
     )
 
 
-def wait_gb_s_per_task(waits: list[Mapping[str, float]] | None, tasks_per_s: float) -> float:
-    """The worker's billed wait for due times (GB-s per task) at a load, from bench/wheel_lateness.py's
-    measured points (log-linear between them, the nearest beyond them)."""
-    points = sorted((w["tasks_per_s"], w["wait_gb_s_per_task"]) for w in waits or [])
+def at_load(points: list[tuple[float, float]], tasks_per_s: float) -> float | None:
+    """A measured figure at a load, from (tasks/s, value) points: log-linear between them, the nearest
+    beyond them; None without points."""
+    points = sorted(points)
     if not points:
-        return 0.0
+        return None
     if tasks_per_s <= points[0][0]:
         return points[0][1]
     if tasks_per_s >= points[-1][0]:
         return points[-1][1]
-    for (r0, w0), (r1, w1) in itertools.pairwise(points):
+    for (r0, v0), (r1, v1) in itertools.pairwise(points):
         if r0 <= tasks_per_s <= r1:
             t = (math.log(tasks_per_s) - math.log(r0)) / (math.log(r1) - math.log(r0))
-            return w0 + t * (w1 - w0)
+            return v0 + t * (v1 - v0)
     return points[-1][1]
+
+
+def wait_gb_s_per_task(waits: list[Mapping[str, float]] | None, tasks_per_s: float) -> float:
+    """The worker's billed wait for due times (GB-s per task) at a load, from bench/wheel_lateness.py's
+    measured points (``at_load``)."""
+    found = at_load([(w["tasks_per_s"], w["wait_gb_s_per_task"]) for w in waits or []], tasks_per_s)
+    return 0.0 if found is None else found
 
 
 #: SQS requests made once per lane batch (the tick's send, the mapping's receive and delete, the
@@ -265,22 +272,12 @@ def invocations_per_record(waits: list[Mapping[str, float]] | None, tasks_per_s:
     """Worker invocations (lane batches) per record handled at a load, from bench/wheel_lateness.py's
     measured points as ``wait_gb_s_per_task`` reads them (per record, not per task: the harness's
     retries are records of their own); None when the harness did not report them."""
-    points = sorted(
+    points = [
         (w["tasks_per_s"], 1 / w["records_per_invocation"])
         for w in waits or []
         if w.get("records_per_invocation")
-    )
-    if not points:
-        return None
-    if tasks_per_s <= points[0][0]:
-        return points[0][1]
-    if tasks_per_s >= points[-1][0]:
-        return points[-1][1]
-    for (r0, v0), (r1, v1) in itertools.pairwise(points):
-        if r0 <= tasks_per_s <= r1:
-            t = (math.log(tasks_per_s) - math.log(r0)) / (math.log(r1) - math.log(r0))
-            return v0 + t * (v1 - v0)
-    return points[-1][1]
+    ]
+    return at_load(points, tasks_per_s)
 
 
 def batch_scale(
