@@ -140,3 +140,25 @@ def test_action_names_follow_a_patched_handler(aws: Any, monkeypatch: pytest.Mon
     monkeypatch.setattr(DynamoHandler, "frobnicate", lambda self: None, raising=False)
     # Then the list is made again
     assert "frobnicate" in responses.method_names_from_class(DynamoHandler)
+
+
+def test_in_flight_groups_are_read_from_a_copy_another_receive_cannot_change(aws: Any) -> None:
+    """moto's ReceiveMessage iterates the queue's in-flight set while other receivers add to it: a set
+    that changes while it is iterated raises instead of answering (patch 10 reads a copy)."""
+    from moto.sqs.models import Queue
+
+    class Changing(set):  # stands in for another thread adding an in-flight message mid-iteration
+        def __iter__(self) -> Any:
+            for message in super().__iter__():
+                self.add(_Message(None))
+                yield message
+
+    class _Message:
+        def __init__(self, group_id: str | None) -> None:
+            self.group_id = group_id
+
+    queue = Queue.__new__(Queue)
+    queue._pending_messages = Changing({_Message("a"), _Message(None), _Message("b")})
+    assert queue.pending_message_groups == {"a", "b"}
+    with pytest.raises(RuntimeError, match="changed size during iteration"):
+        {m.group_id for m in queue._pending_messages}  # what moto's own property does

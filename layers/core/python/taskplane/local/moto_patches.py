@@ -49,6 +49,12 @@ took a task transition's UpdateItem from 5.7 to 4.4 ms of CPU (boto3 client side
    Query now sees only the partition's items (what it kept anyway, then sorted by range key as
    before); a Query on an index is unchanged.
 
+10. **A receive does not crash on another thread's receive.** moto's ``ReceiveMessage`` starts by
+    collecting the group ids of the queue's in-flight messages, iterating the set that every other
+    receive and delete of the queue adds to and removes from: under concurrent receivers it raises
+    "Set changed size during iteration" (seen in ``bench/cost.py``'s event-source-mapping loop). It now
+    iterates a copy (one C-level copy under the GIL); the answer is the same.
+
 All are applied by the local runtime and the tests (never by Lambda code); moto is imported here
 lazily, never at import.
 """
@@ -81,6 +87,7 @@ def apply() -> None:
     _list_action_names_once()
     _state_machine_versions()
     _query_one_partition()
+    _snapshot_pending_groups()
     _applied = True
 
 
@@ -118,6 +125,16 @@ def _make_queue_deletes_atomic() -> None:
             original(self, receipt_handle)
 
     Queue.delete_message = functools.wraps(original)(delete_message)  # type: ignore[method-assign]
+
+
+def _snapshot_pending_groups() -> None:
+    from moto.sqs.models import Queue
+
+    def pending_message_groups(self: Any) -> set[str]:
+        pending = self._pending_messages.copy()  # another thread's receive or delete may change it
+        return {message.group_id for message in pending if message.group_id is not None}
+
+    Queue.pending_message_groups = property(pending_message_groups)  # type: ignore[assignment,method-assign]
 
 
 def _make_queue_scans_cheap() -> None:
