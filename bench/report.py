@@ -613,7 +613,11 @@ def _dispatch_by_sizing(wheel: Mapping[str, Any]) -> list[str]:
         *(("as deployed", "a_wheel_deployed", r) for r in deployed_runs),
         *(("as deployed", "a_wheel_deployed", r) for r in wheel.get("a_wheel_deployed_tick_128_runs") or []),
         *(
-            ("as deployed by the rule before (70% of a shard's rate)", "a_wheel_deployed_70pct", r)
+            (
+                "as deployed by the rule before (70% of a shard's rate; 500 ms lane groups)",
+                "a_wheel_deployed_70pct",
+                r,
+            )
             for r in wheel.get("a_wheel_deployed_runs_sized_70pct") or []
         ),
     ):
