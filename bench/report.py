@@ -746,7 +746,7 @@ def _deployed_variants(wheel: Mapping[str, Any]) -> list[str]:
         "Runs of `bench/wheel_lateness.py --only deployed` with one setting changed (the harness as "
         "above: shards by capacity.json unless set, each tick at 256 MB's CPU share and charged its "
         "real adapters' CPU). `group` is how long after a batch's first entry others may share its lane "
-        "batch (the product's GROUP_MS is 500 ms); the worker's wait is its billed wait for due times per "
+        "batch (the product's is `GROUP_MS` in domain/wheel.py); the worker's wait is its billed wait for due times per "
         "task (what `worker_wait` prices at a million a day, 12 due/s).",
         "",
         "| run | rate/s | shards | dispatch p50 / p99 / max ms | start p50 / p99 / max ms | retry p99 ms "
