@@ -71,8 +71,13 @@ class ScheduleService:
         now = self.clock.now_ms()
         schedule = new_schedule(body, schedule_id=self.make_id(now), tenant=tenant, now_ms=now)
         if schedule.next_fire_at is None:
+            if schedule.end_at is not None:
+                raise InvalidRequest(
+                    "the schedule would never fire: its next fire time is after end_at", [{"field": "end_at"}]
+                )
             raise InvalidRequest(
-                "the schedule would never fire: its next fire time is after end_at", [{"field": "end_at"}]
+                "the schedule would never fire: no date a fire could have follows start_at",
+                [{"field": "start_at"}],
             )
         entry = self._entry(schedule)
         self.store.create(schedule, entry)
