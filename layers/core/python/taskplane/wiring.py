@@ -360,6 +360,7 @@ def build(
         targets=targets,
         blobs=blobs,
         retention_days=settings.retention_days,
+        admission=admission,
     )
     schedules = ScheduleService(
         store=stores.schedules,
