@@ -361,6 +361,7 @@ def build(
         blobs=blobs,
         retention_days=settings.retention_days,
         admission=admission,
+        route=tasks.routed,
     )
     schedules = ScheduleService(
         store=stores.schedules,
@@ -371,6 +372,7 @@ def build(
         telemetry=telemetry,
         targets=targets,
         wakes=wakes,
+        route=tasks.routed,
     )
     triggers = TriggerService(
         store=stores.trigger_store,
@@ -388,6 +390,7 @@ def build(
         retention_days=settings.retention_days,
         max_rules=settings.max_trigger_rules,
         max_wildcard_rules=settings.max_wildcard_rules,
+        route=tasks.routed,
     )
     triggers.windows = WindowService(
         records=stores.windows,
@@ -402,6 +405,7 @@ def build(
         has_bucket=blobs is not None,
         retention_days=settings.retention_days,
         telemetry=telemetry,
+        route=tasks.routed,
     )
     events = EventService(EventBus(settings.event_bus, stores.events))
     ticker = Ticker(

@@ -48,6 +48,8 @@ class DeadLetterService:
     retention_days: int = 30
     #: the same backpressure as a submission: a redrive is no way around a full lane or the quota
     admission: Admission = field(default_factory=Admission)
+    #: the tenant's gray-release routing, as for tasks (TaskService.routed)
+    route: Callable[[Task], Task] = lambda task: task
 
     def list(
         self, tenant: str, *, limit: int = 50, cursor: str | None = None, status: str | None = None
@@ -99,23 +101,25 @@ class DeadLetterService:
                 new_task_id = self.make_id(now)
                 if not self.records.claim(tenant, task_id, new_task_id, now):
                     raise Conflict(f"dead letter {task_id} is being redriven by another request")
-            fresh = Task(
-                task_id=new_task_id,
-                tenant=tenant,
-                state=TaskState.PENDING,
-                target=old.target,
-                payload=old.payload,
-                run_at=now,
-                created_at=now,
-                dispatched_at=now,
-                timeout_s=old.timeout_s,
-                auto_timeout=old.auto_timeout,
-                retry=old.retry,
-                priority=old.priority,
-                labels=old.labels,
-                deadline=old.deadline,
-                history=[HistoryEntry(state=TaskState.PENDING, at=now, detail=f"redrive of {task_id}")],
-                counted=holding and self.admission.counts,
+            fresh = self.route(
+                Task(
+                    task_id=new_task_id,
+                    tenant=tenant,
+                    state=TaskState.PENDING,
+                    target=old.target,
+                    payload=old.payload,
+                    run_at=now,
+                    created_at=now,
+                    dispatched_at=now,
+                    timeout_s=old.timeout_s,
+                    auto_timeout=old.auto_timeout,
+                    retry=old.retry,
+                    priority=old.priority,
+                    labels=old.labels,
+                    deadline=old.deadline,
+                    history=[HistoryEntry(state=TaskState.PENDING, at=now, detail=f"redrive of {task_id}")],
+                    counted=holding and self.admission.counts,
+                )
             )
             if old.payload_ref is not None and self.blobs is not None:
                 # The fresh task owns a copy, living as long as it may (the old one's expires with it).

@@ -22,7 +22,7 @@ from taskplane.domain.clock import Clock, to_rfc3339
 from taskplane.domain.entry import check_task_body
 from taskplane.domain.errors import Conflict, InvalidRequest, NotFound
 from taskplane.domain.ids import is_valid_id, new_id
-from taskplane.domain.models import TaskSubmit, new_task
+from taskplane.domain.models import Task, TaskSubmit, new_task
 from taskplane.domain.ring import Placement, shard_for
 from taskplane.domain.schedules import (
     Schedule,
@@ -52,6 +52,8 @@ class ScheduleService:
     targets: TargetPolicy = field(default_factory=TargetPolicy.permissive)
     #: wakes an idle tick when a schedule's next fire is due before the shard's next check
     wakes: Wakes | None = None
+    #: the tenant's gray-release routing, as for tasks (TaskService.routed)
+    route: Callable[[Task], Task] = lambda task: task
 
     def _entry(self, schedule: Schedule) -> WheelEntry | None:
         if schedule.paused or schedule.next_fire_at is None:
@@ -170,7 +172,7 @@ class ScheduleService:
         """Create (once) and queue the task of one fire; returns its id."""
         task_id = fire_task_id(schedule.schedule_id, fire_ms)
         body = TaskSubmit.model_validate(schedule.task)
-        task = new_task(body, task_id=task_id, tenant=schedule.tenant, now_ms=now_ms).model_copy(
+        task = self.route(new_task(body, task_id=task_id, tenant=schedule.tenant, now_ms=now_ms)).model_copy(
             update={"schedule_id": schedule.schedule_id, "fire_at": fire_ms, "dispatched_at": now_ms}
         )
         task.history[0].detail = f"fired by schedule {schedule.schedule_id} for {to_rfc3339(fire_ms)}"

@@ -86,6 +86,8 @@ class TriggerService:
     #: each tenant's share of the event bus's rules, and of its rules with wildcards (domain/triggers.py)
     max_rules: int = 50
     max_wildcard_rules: int = 3
+    #: the tenant's gray-release routing, as for tasks (TaskService.routed)
+    route: Callable[[Task], Task] = lambda task: task
 
     def _external(self, tenant: str, bus: str) -> ExternalEvents:
         allowed = {e.bus: e for e in self.external.get(tenant, [])}
@@ -243,7 +245,7 @@ class TriggerService:
         now = self.clock.now_ms()
         task_id = trigger_task_id(trigger_id, str(event.get("id", now)), now, _event_time_ms(event))
         body = TaskSubmit.model_validate({**trigger.task, "payload": event})
-        task = new_task(body, task_id=task_id, tenant=tenant, now_ms=now).model_copy(
+        task = self.route(new_task(body, task_id=task_id, tenant=tenant, now_ms=now)).model_copy(
             update={"trigger_id": trigger_id, "dispatched_at": now}
         )
         task.history[0].detail = f"started by trigger {trigger_id} for event {event.get('id', '?')}"
