@@ -457,3 +457,27 @@ def test_a_full_bus_is_a_409_naming_the_aws_quota_and_nothing_is_left_behind(aws
     assert reply.body["error"]["code"] == "limit_exceeded"
     assert "Rules per event bus" in reply.body["error"]["message"]
     assert api("GET", "/v1/triggers").body["items"] == []
+
+
+def test_events_for_triggers_on_a_full_lane_are_429_like_a_submission(aws, api, drain):
+    # Given a trigger whose tasks go to the low lane, and that lane at its depth limit
+    trigger(api, {"source": ["shop.orders"]}, task={**ECHO, "priority": "low"})
+    admission = aws.platform.tasks.admission
+    assert aws.platform.events.admission is admission  # one backpressure for every door
+    admission.max_lane_depth = 1
+    publish(api)  # its trigger message is now on the low lane
+    admission.depths._cache.clear()
+    # When acme publishes another event, and globex (whose triggers use no full lane) publishes one
+    body = {"events": [{"source": "shop.orders", "detail_type": "OrderPlaced", "detail": {"order": 43}}]}
+    refused = api("POST", "/v1/events", body)
+    other = api("POST", "/v1/events", body, tenant="globex")
+    # Then acme's is a 429 naming the lane, with Retry-After, and nothing was put on the bus
+    assert refused.status == 429, refused.body
+    assert refused.body["error"]["code"] == "throttled" and "low lane" in refused.body["error"]["message"]
+    assert int(refused.headers["Retry-After"]) >= 1
+    assert aws.queue_depth("low") == 1
+    assert other.status == 200, other.body
+    # And once the lane drains, events are taken again
+    drain(lanes=("low",))
+    admission.depths._cache.clear()
+    assert api("POST", "/v1/events", body).status == 200

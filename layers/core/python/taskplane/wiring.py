@@ -407,7 +407,9 @@ def build(
         telemetry=telemetry,
         route=tasks.routed,
     )
-    events = EventService(EventBus(settings.event_bus, stores.events))
+    events = EventService(
+        EventBus(settings.event_bus, stores.events), admission=admission, trigger_lanes=triggers.lanes
+    )
     ticker = Ticker(
         wheel=wheel,
         lanes=lanes,

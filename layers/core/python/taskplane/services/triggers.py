@@ -192,6 +192,12 @@ class TriggerService:
     def list(self, tenant: str) -> list[Trigger]:
         return self.store.list(tenant)
 
+    def lanes(self, tenant: str) -> set[str]:
+        """The lanes this tenant's triggers on the platform bus put their events on."""
+        return {
+            str(t.task.get("priority", "default")) for t in self.store.list(tenant) if t.bus == PLATFORM_BUS
+        }
+
     def delete(self, tenant: str, trigger_id: str) -> None:
         trigger = self.get(tenant, trigger_id)
         self.rules.delete(trigger)
