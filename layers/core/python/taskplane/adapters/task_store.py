@@ -77,7 +77,16 @@ def _history_entry(text: str) -> HistoryEntry:
 
 
 def _compact(value: Any) -> str:
-    return json.dumps(value, separators=(",", ":"))
+    """Compact JSON as UTF-8 text: the byte limits the API applies (payload, result, labels, target)
+    are the bytes the item holds, where ``\\uXXXX`` escapes would grow an emoji from 4 bytes to 12
+    and take a task at its limits past DynamoDB's 400 KB. Text UTF-8 cannot hold (a lone surrogate
+    in an event from an external bus) is kept escaped, as before."""
+    text = json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return json.dumps(value, separators=(",", ":"))
+    return text
 
 
 #: Values a task item leaves out when they are the defaults (every write is billed per KB, and the
@@ -93,7 +102,7 @@ def _to_item(task: Task, buckets: int) -> dict[str, Any]:
         "sk": task.task_id,
         "state": task.state.value,
         "target": _compact(task.target),
-        "payload": json.dumps(task.payload, separators=(",", ":")),
+        "payload": _compact(task.payload),
         "run_at": task.run_at,
         "created_at": task.created_at,
         "attempts": task.attempts,
@@ -337,9 +346,7 @@ class TaskStore(AwsClient["DynamoDBClient"]):
         sets = ["#state = :new", "#history = list_append(#history, :h)"]
         for i, (name, value) in enumerate(sorted(fields.items())):
             names[f"#f{i}"] = name
-            if name == "result":
-                value = json.dumps(value, separators=(",", ":"))
-            elif name == "fallback":
+            if name in ("result", "fallback"):
                 value = _compact(value)
             elif name == "result_ref":
                 value = value.model_dump_json(exclude_none=True)

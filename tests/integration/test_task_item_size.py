@@ -1,0 +1,73 @@
+"""A task item stays within DynamoDB's 400 KB whatever script its text is in (quotas on paper).
+
+The API limits a payload, a result, labels and a target in UTF-8 bytes (what DynamoDB bills and
+limits); the item must hold them as that many bytes, not as ``\\uXXXX`` escapes that grow an emoji
+from 4 bytes to 12.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+
+pytestmark = pytest.mark.integration
+
+
+def _value_size(value: dict[str, Any]) -> int:
+    ((kind, v),) = value.items()
+    if kind == "S":
+        return len(v.encode())
+    if kind == "N":
+        digits = v.lstrip("-").replace(".", "").strip("0") or "0"
+        return (len(digits) + 1) // 2 + 1
+    if kind in ("BOOL", "NULL"):
+        return 1
+    if kind == "L":  # 3 bytes, and 1 more per element
+        return 3 + sum(1 + _value_size(e) for e in v)
+    if kind == "M":
+        return 3 + sum(1 + len(k.encode()) + _value_size(e) for k, e in v.items())
+    raise AssertionError(kind)
+
+
+def item_size(item: dict[str, Any]) -> int:
+    """An item's size by DynamoDB's rules (attribute names and values, UTF-8)."""
+    return sum(len(name.encode()) + _value_size(value) for name, value in item.items())
+
+
+EMOJI = "\U0001f600"  # 4 bytes of UTF-8; 12 as a JSON escape pair
+
+
+def stored_item(aws: Any, task_id: str) -> dict[str, Any]:
+    items = aws.client("dynamodb").scan(TableName=aws.settings.tasks_table)["Items"]
+    (item,) = [i for i in items if i["sk"]["S"] == task_id]
+    return item
+
+
+def test_an_emoji_payload_at_the_limit_is_stored_as_its_bytes_and_its_result_is_kept(aws, api, drain):
+    # Given the largest inline payload the API takes (64 KiB of UTF-8), all emoji, with the longest
+    # labels (20 keys of 64 and values of 256 characters, emoji too), sent to echo (result = payload)
+    payload = {"s": EMOJI * (16 * 1024 - 4)}
+    labels = {f"{i:02d}" + EMOJI * 62: EMOJI * 256 for i in range(20)}
+    reply = api(
+        "POST",
+        "/v1/tasks",
+        {"target": {"type": "builtin", "name": "echo"}, "payload": payload, "labels": labels},
+    )
+    assert reply.status == 201, str(reply.body)[:300]
+    task_id = reply.body["task_id"]
+    # Then the payload is stored as its UTF-8 bytes
+    stored = stored_item(aws, task_id)
+    assert len(stored["payload"]["S"].encode("utf-8")) == len(
+        json.dumps(payload, separators=(",", ":"), ensure_ascii=False).encode()
+    )
+    # When it runs
+    responses = drain()
+    # Then its one attempt succeeds in one delivery, the result kept beside the payload, and the item
+    # (payload + result + labels + history) is within DynamoDB's 400 KB
+    assert responses == [{"batchItemFailures": []}], responses
+    task = api("GET", f"/v1/tasks/{task_id}").body
+    assert task["state"] == "SUCCEEDED" and task["attempts"] == 1
+    assert task["result"] == payload
+    assert item_size(stored_item(aws, task_id)) < 400 * 1024
