@@ -481,3 +481,23 @@ def test_events_for_triggers_on_a_full_lane_are_429_like_a_submission(aws, api, 
     drain(lanes=("low",))
     admission.depths._cache.clear()
     assert api("POST", "/v1/events", body).status == 200
+
+
+def test_a_retried_publish_with_its_idempotency_key_starts_its_tasks_once(aws, api, drain):
+    # Given a trigger, and a client that publishes, times out and sends the same request again
+    tid = trigger(api, {"source": ["shop.orders"]})
+    body = {"events": [{"source": "shop.orders", "detail_type": "OrderPlaced", "detail": {"order": 7}}]}
+    first = api("POST", "/v1/events", body, headers={"Idempotency-Key": "pub-1"})
+    again = api("POST", "/v1/events", body, headers={"Idempotency-Key": "pub-1"})
+    # When the lanes are drained
+    drain(rounds=2)
+    # Then the second answer is the first one, and the event started one task, not two
+    assert first.status == again.status == 200, (first.body, again.body)
+    assert again.body == first.body
+    assert len(tasks_of(aws, tid)) == 1
+    # And the same key with another body is a 409, while another tenant's same key is its own
+    other = {"events": [{"source": "shop.orders", "detail_type": "OrderPlaced", "detail": {"order": 8}}]}
+    assert api("POST", "/v1/events", other, headers={"Idempotency-Key": "pub-1"}).status == 409
+    assert (
+        api("POST", "/v1/events", other, headers={"Idempotency-Key": "pub-1"}, tenant="globex").status == 200
+    )

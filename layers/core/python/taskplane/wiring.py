@@ -50,7 +50,7 @@ class Platform:
 
     def begin(self, context: Any) -> None:
         """A handler's invocation starts: what depends on its remaining time learns of it."""
-        for service in (self.tasks, self.workflows):
+        for service in (self.tasks, self.workflows, self.events):
             store = getattr(service, "idempotency", None)
             if store is not None:
                 store.register(context)
@@ -408,7 +408,10 @@ def build(
         route=tasks.routed,
     )
     events = EventService(
-        EventBus(settings.event_bus, stores.events), admission=admission, trigger_lanes=triggers.lanes
+        EventBus(settings.event_bus, stores.events),
+        admission=admission,
+        trigger_lanes=triggers.lanes,
+        idempotency=stores.idempotency(),
     )
     ticker = Ticker(
         wheel=wheel,
