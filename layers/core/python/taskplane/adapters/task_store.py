@@ -20,7 +20,7 @@ from botocore.exceptions import ClientError
 
 from taskplane.adapters.aws import AwsClient
 from taskplane.adapters.batch import batch_put
-from taskplane.adapters.dynamo_codec import deserialize_value, serialize_value
+from taskplane.adapters.dynamo_codec import deserialize_value, serialize_value, utf8_json
 from taskplane.adapters.errors import error_code, translate, unless_refused
 from taskplane.domain.adaptive import AutoTimeout
 from taskplane.domain.blobs import BlobRef
@@ -77,16 +77,7 @@ def _history_entry(text: str) -> HistoryEntry:
 
 
 def _compact(value: Any) -> str:
-    """Compact JSON as UTF-8 text: the byte limits the API applies (payload, result, labels, target)
-    are the bytes the item holds, where ``\\uXXXX`` escapes would grow an emoji from 4 bytes to 12
-    and take a task at its limits past DynamoDB's 400 KB. Text UTF-8 cannot hold (a lone surrogate
-    in an event from an external bus) is kept escaped, as before."""
-    text = json.dumps(value, separators=(",", ":"), ensure_ascii=False)
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:
-        return json.dumps(value, separators=(",", ":"))
-    return text
+    return utf8_json(value)
 
 
 #: Values a task item leaves out when they are the defaults (every write is billed per KB, and the
