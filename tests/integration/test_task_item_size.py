@@ -41,7 +41,7 @@ EMOJI = "\U0001f600"  # 4 bytes of UTF-8; 12 as a JSON escape pair
 
 def stored_item(aws: Any, task_id: str) -> dict[str, Any]:
     items = aws.client("dynamodb").scan(TableName=aws.settings.tasks_table)["Items"]
-    (item,) = [i for i in items if i["sk"]["S"] == task_id]
+    (item,) = [i for i in items if i["sk"]["S"] == task_id and "state" in i]
     return item
 
 
@@ -93,3 +93,45 @@ def test_a_schedule_whose_template_is_at_every_limit_is_stored(aws, api):
     (item,) = [i for i in items if "cron" in i]
     # (as UTF-8 it is about a third of the 379 KB it took as ASCII escapes, a hair under the limit)
     assert item_size(item) < 160 * 1024, item_size(item)
+
+
+def test_a_task_at_every_limit_through_100_failed_attempts_stays_within_400_kb(aws, api, drain):
+    # Given a task at the API's limits in 4-byte characters (payload, labels, a target and a fallback
+    # with 16 KiB of headers each), 100 attempts without delay, whose target fails every time with the
+    # longest error type and message a failure keeps, and whose fallback answers the largest result kept
+    from taskplane.adapters.targets import TargetFailure
+    from taskplane.services.fallback import FALLBACK_RESULT_BYTES
+
+    class Failing:
+        calls = 0
+
+        def run(self, target: dict, envelope: dict, timeout_s: float, cancel: Any = None, **_: Any) -> Any:
+            if envelope.get("fallback"):
+                return {"s": EMOJI * (FALLBACK_RESULT_BYTES // 4 - 4)}
+            Failing.calls += 1
+            raise TargetFailure("E" + EMOJI * 300, EMOJI * 3000, retryable=True)
+
+    aws.platform.executor.runners = Failing()
+    headers = {f"x-h{i:02d}": EMOJI * 1000 for i in range(4)}
+    target = {"type": "http", "url": "https://example.com/" + EMOJI * 400, "headers": headers}
+    body = {
+        "target": target,
+        "payload": {"s": EMOJI * (16 * 1024 - 4)},
+        "labels": {f"{i:02d}" + EMOJI * 62: EMOJI * 256 for i in range(20)},
+        "retry": {"max_attempts": 100, "base_delay_ms": 0, "max_delay_ms": 0, "fallback": target},
+    }
+    reply = api("POST", "/v1/tasks", body)
+    assert reply.status == 201, str(reply.body)[:300]
+    task_id = reply.body["task_id"]
+    # When it runs to its end
+    for _ in range(300):
+        if api("GET", f"/v1/tasks/{task_id}").body["state"] == "FAILED":
+            break
+        drain()
+    task = api("GET", f"/v1/tasks/{task_id}").body
+    # Then every attempt and the fallback are recorded on the one item, within DynamoDB's 400 KB
+    assert task["state"] == "FAILED", task["state"]
+    assert task["attempts"] == 100 and len(task["history"]) >= 200
+    assert task["fallback"]["state"] == "SUCCEEDED"
+    size = item_size(stored_item(aws, task_id))
+    assert size < 400 * 1024, size  # 299 KB measured (a third of it the 100 attempts' history)
