@@ -282,3 +282,23 @@ def test_a_schedule_due_before_the_next_check_wakes_an_idle_tick(aws, api):
     create(api)
     # Then only the second woke the tick
     assert woken == [0]
+
+
+def test_a_retried_create_with_its_idempotency_key_makes_one_schedule(aws, api):
+    # Given a client that creates a schedule, times out and sends the same request again
+    body = {"cron": "*/5 * * * *", "task": ECHO}
+    first = api("POST", "/v1/schedules", body, headers={"Idempotency-Key": "sched-1"})
+    again = api("POST", "/v1/schedules", body, headers={"Idempotency-Key": "sched-1"})
+    # Then one schedule exists (not two firing every time), the retry answered 200 with it
+    assert first.status == 201 and again.status == 200, (first.body, again.body)
+    assert again.body["schedule_id"] == first.body["schedule_id"]
+    assert [s["schedule_id"] for s in api("GET", "/v1/schedules").body["items"]] == [
+        first.body["schedule_id"]
+    ]
+    # And the same key with another body is a 409; another tenant's same key is its own
+    other = {"cron": "0 * * * *", "task": ECHO}
+    assert api("POST", "/v1/schedules", other, headers={"Idempotency-Key": "sched-1"}).status == 409
+    assert (
+        api("POST", "/v1/schedules", other, headers={"Idempotency-Key": "sched-1"}, tenant="globex").status
+        == 201
+    )

@@ -501,3 +501,20 @@ def test_a_retried_publish_with_its_idempotency_key_starts_its_tasks_once(aws, a
     assert (
         api("POST", "/v1/events", other, headers={"Idempotency-Key": "pub-1"}, tenant="globex").status == 200
     )
+
+
+def test_a_retried_trigger_create_with_its_idempotency_key_makes_one_trigger(aws, api, drain):
+    # Given a client that creates a trigger, times out and sends the same request again
+    body = {"event_pattern": {"source": ["shop.orders"]}, "task": ECHO}
+    first = api("POST", "/v1/triggers", body, headers={"Idempotency-Key": "trig-1"})
+    again = api("POST", "/v1/triggers", body, headers={"Idempotency-Key": "trig-1"})
+    # Then one trigger exists, and an event starts one task, not two
+    assert first.status == 201 and again.status == 200, (first.body, again.body)
+    assert again.body["trigger_id"] == first.body["trigger_id"]
+    assert len(api("GET", "/v1/triggers").body["items"]) == 1
+    publish(api)
+    drain()
+    assert len(tasks_of(aws, first.body["trigger_id"])) == 1
+    # And the same key with another body is a 409
+    other = {"event_pattern": {"source": ["billing"]}, "task": ECHO}
+    assert api("POST", "/v1/triggers", other, headers={"Idempotency-Key": "trig-1"}).status == 409

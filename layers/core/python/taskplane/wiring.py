@@ -50,7 +50,7 @@ class Platform:
 
     def begin(self, context: Any) -> None:
         """A handler's invocation starts: what depends on its remaining time learns of it."""
-        for service in (self.tasks, self.workflows, self.events):
+        for service in (self.tasks, self.workflows, self.events, self.schedules, self.triggers):
             store = getattr(service, "idempotency", None)
             if store is not None:
                 store.register(context)
@@ -373,6 +373,7 @@ def build(
         targets=targets,
         wakes=wakes,
         route=tasks.routed,
+        idempotency=stores.idempotency(),
     )
     triggers = TriggerService(
         store=stores.trigger_store,
@@ -391,6 +392,7 @@ def build(
         max_rules=settings.max_trigger_rules,
         max_wildcard_rules=settings.max_wildcard_rules,
         route=tasks.routed,
+        idempotency=stores.idempotency(),
     )
     triggers.windows = WindowService(
         records=stores.windows,

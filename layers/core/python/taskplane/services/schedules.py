@@ -34,7 +34,7 @@ from taskplane.domain.schedules import (
 )
 from taskplane.domain.states import TERMINAL, TaskState
 from taskplane.domain.wheel import WheelEntry
-from taskplane.services.ports import NullTelemetry, ScheduleRecords, Telemetry
+from taskplane.services.ports import Idempotency, NullTelemetry, ScheduleRecords, Telemetry
 from taskplane.services.wakes import Wakes
 
 
@@ -54,6 +54,8 @@ class ScheduleService:
     wakes: Wakes | None = None
     #: the tenant's gray-release routing, as for tasks (TaskService.routed)
     route: Callable[[Task], Task] = lambda task: task
+    #: a retried create with its Idempotency-Key answers the first schedule (not a second one firing)
+    idempotency: Idempotency | None = None
 
     def _entry(self, schedule: Schedule) -> WheelEntry | None:
         if schedule.paused or schedule.next_fire_at is None:
@@ -68,6 +70,20 @@ class ScheduleService:
         )
 
     # -- API use cases -----------------------------------------------------------------------------
+    def create_once(
+        self, tenant: str, body: ScheduleCreate, idempotency_key: str | None = None
+    ) -> tuple[Schedule, bool]:
+        """Create a schedule; (schedule, created). A replayed idempotency key answers the first one."""
+        if idempotency_key is None or self.idempotency is None:
+            return self.create(tenant, body), True
+        result, replayed = self.idempotency.once(
+            tenant,
+            f"schedule:{idempotency_key}",
+            body.model_dump(mode="json"),
+            lambda: {"schedule_id": self.create(tenant, body).schedule_id},
+        )
+        return self.get(tenant, result["schedule_id"]), not replayed
+
     def create(self, tenant: str, body: ScheduleCreate) -> Schedule:
         check_task_body(self.targets, tenant, body.task, prefix="task")
         now = self.clock.now_ms()

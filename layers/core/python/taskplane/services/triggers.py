@@ -31,7 +31,7 @@ from taskplane.domain.triggers import (
     trigger_task_id,
 )
 from taskplane.domain.windows import INLINE_WINDOW_BYTES, MAX_WINDOW_BYTES
-from taskplane.services.ports import TriggerRecords, TriggerRuleSet
+from taskplane.services.ports import Idempotency, TriggerRecords, TriggerRuleSet
 
 
 def _event_time_ms(event: dict[str, Any]) -> int | None:
@@ -88,6 +88,8 @@ class TriggerService:
     max_wildcard_rules: int = 3
     #: the tenant's gray-release routing, as for tasks (TaskService.routed)
     route: Callable[[Task], Task] = lambda task: task
+    #: a retried create with its Idempotency-Key answers the first trigger (not a second rule)
+    idempotency: Idempotency | None = None
 
     def _external(self, tenant: str, bus: str) -> ExternalEvents:
         allowed = {e.bus: e for e in self.external.get(tenant, [])}
@@ -99,6 +101,20 @@ class TriggerService:
                 [{"field": "bus", "problem": "bus_not_allowed", "allowed": sorted([PLATFORM_BUS, *allowed])}],
             )
         return allowed[bus]
+
+    def create_once(
+        self, tenant: str, body: TriggerCreate, idempotency_key: str | None = None
+    ) -> tuple[Trigger, bool]:
+        """Create a trigger; (trigger, created). A replayed idempotency key answers the first one."""
+        if idempotency_key is None or self.idempotency is None:
+            return self.create(tenant, body), True
+        result, replayed = self.idempotency.once(
+            tenant,
+            f"trigger:{idempotency_key}",
+            body.model_dump(mode="json"),
+            lambda: {"trigger_id": self.create(tenant, body).trigger_id},
+        )
+        return self.get(tenant, result["trigger_id"]), not replayed
 
     def create(self, tenant: str, body: TriggerCreate) -> Trigger:
         check_task_body(self.targets, tenant, body.task, prefix="task")
