@@ -36,6 +36,7 @@ from __future__ import annotations
 import argparse
 import base64
 import io
+import itertools
 import json
 import math
 import os
@@ -182,6 +183,11 @@ class Meter:
         self.split: Counter[str] = Counter()  # worker CPU before / after the start write, in seconds
         self.sketch: Counter[str] = Counter()  # duration-sketch writes: target-minute adds and their writes
         self.local = threading.local()
+        #: moto's CPU so far in each thread (by ident): a sampler reads another thread's share of it
+        self.moto_by_thread: dict[int, float] = {}
+        #: the tick's senders' CPU (ours, moto excluded), added at each send; messages they sent
+        self.tick_send_s = 0.0
+        self.tick_sent = 0
 
     def split_record(self, cpu_end: float, moto_end: float) -> None:
         """Add one worker record's CPU before and after its start write (moto's CPU excluded)."""
@@ -232,6 +238,7 @@ class Meter:
 
     def _add_moto(self, seconds: float) -> None:
         self.local.moto_s = self._moto_s() + seconds
+        self.moto_by_thread[threading.get_ident()] = self.local.moto_s
 
     def function(self) -> str:
         return getattr(self.local, "function", None) or "bench"
@@ -702,8 +709,15 @@ def _run(
         send_batch = ticker._send_batch
 
         def measured_send(entries: list[Any]) -> Any:
-            with METER.running("tick"):
-                return send_batch(entries)
+            cpu0, moto0 = time.thread_time(), METER._moto_s()
+            try:
+                with METER.running("tick"):
+                    return send_batch(entries)
+            finally:
+                ours = max(0.0, (time.thread_time() - cpu0) - (METER._moto_s() - moto0))
+                with METER.lock:
+                    METER.tick_send_s += ours
+                    METER.tick_sent += len(entries)
 
         ticker._send_batch = measured_send  # type: ignore[method-assign]
 
@@ -715,7 +729,22 @@ def _run(
         tick_runs: list[dict[str, Any]] = []
         tick_held_s = [0.0]
 
+        # The tick's window reads (one per wheel slot its window spans, each poll), counted for
+        # TickSampler: the store is shared, only the tick loop's calls count.
+        tick_ident: list[int] = []
+        wheel_store = ticker.wheel
+        load_entries = wheel_store.load
+        tick_loads = [0]
+
+        def counted_load(*args: Any, **kwargs: Any) -> Any:
+            if tick_ident and threading.get_ident() == tick_ident[0]:
+                tick_loads[0] += 1
+            return load_entries(*args, **kwargs)
+
+        wheel_store.load = counted_load  # type: ignore[method-assign]
+
         def tick_loop() -> None:
+            tick_ident.append(threading.get_ident())
             while not stop.is_set():
                 woken.clear()
                 METER.invocations["tick"] += 1
@@ -805,6 +834,20 @@ def _run(
         for t in threads:
             t.start()
         tick_began = time.perf_counter()
+        sampler = TickSampler(
+            lambda: (
+                (
+                    _thread_cpu_s(tick_ident[0]) - METER.moto_by_thread.get(tick_ident[0], 0.0)
+                    if tick_ident
+                    else 0.0
+                )
+                + METER.tick_send_s
+            ),
+            lambda: tick_loads[0],
+            lambda: METER.tick_sent,
+        )
+        sampling = threading.Thread(target=sampler.run, args=(stop,), name="tick-sampler", daemon=True)
+        sampling.start()
 
         began = time.perf_counter()
         accepted = 0
@@ -870,6 +913,7 @@ def _run(
             tick_s = time.perf_counter() - tick_began
             for t in threads:
                 t.join(80)
+            sampling.join(5)
         # One check of an idle shard, as the rule makes it once a minute: nothing due, no lease held.
         # (The bench stopped its tick abruptly: the first check may still find the last entries in
         # the look-back and send them again; the one after it is what an idle minute costs.)
@@ -907,6 +951,16 @@ def _run(
         tick_s,
     )
     result["idle_check"] = idle_check
+    result["tick"].update(sampler.report())
+    fit = result["tick"]["cpu_fit"]
+    if fit is not None:
+        # The rate-independent statement of the tick's CPU per task (see TickSampler): what the capacity
+        # model and the harness's throttled tick take; the run's own mix is kept beside it.
+        run_ms = result["tick"]["cpu_ms_per_task"]
+        result["tick"]["cpu_ms_per_task_run"] = run_ms
+        result["tick"]["cpu_ms_per_task"] = fit["cpu_ms_per_task_at_reference"]
+        share = min(MEMORY_MB["tick"], FULL_VCPU_MB) / FULL_VCPU_MB
+        result["tick"]["tasks_per_s_per_shard"] = round(share * 1000 / fit["cpu_ms_per_task_at_reference"], 1)
     # The tick's lease writes and window reads happen while it holds the shard: per second of that.
     held = tick_held_s[0] or result["tick"]["run_s"]
     for name, total in (
@@ -920,6 +974,88 @@ def _run(
     result["tick"]["runs"] = len(tick_runs)
     result["tick"]["runs_that_held_the_shard"] = sum(1 for r in tick_runs if r.get("acquired"))
     return result
+
+
+#: The rate at which the tick's CPU per task is stated (cost.json ``tick.cpu_ms_per_task``, from
+#: which the capacity model and the harness's throttled tick work): about what one shard carries as
+#: deployed at 1,000 due/s, and about what this run's shard carried while it held the shard.
+TICK_REFERENCE_PER_S = 100
+
+
+def _thread_cpu_s(ident: int) -> float:
+    """Another thread's CPU time so far (Linux: the thread's own CPU clock)."""
+    try:
+        return time.clock_gettime(time.pthread_getcpuclockid(ident))
+    except (OSError, AttributeError):
+        return 0.0
+
+
+class TickSampler:
+    """Samples, once a second, the tick's CPU (its loop thread and its senders, ours: moto's excluded),
+    the window reads it made and the entries it sent, and fits the CPU to the two:
+
+        CPU in a second = per_load x window reads + per_entry x entries sent
+
+    (least squares over the seconds it ran, no intercept). A tick's CPU has a part per poll (each
+    Query's floor, re-reading the sort keys of what it already took, the heap and the lease) that it
+    spends whether or not anything leaves, and a part per entry; the run's total divided by its tasks
+    mixes the two in whatever proportion the run's shape gave (how long the tick held the shard while
+    the slower moto worker drained the lanes: 0.14-0.37 ms per task in four runs of the same code). The
+    fit states it at ``TICK_REFERENCE_PER_S``, at the run's window reads per second held."""
+
+    def __init__(self, cpu_s: Any, loads: Any, sent: Any, every_s: float = 1.0) -> None:
+        self.cpu_s, self.loads, self.sent, self.every_s = cpu_s, loads, sent, every_s
+        self.samples: list[tuple[float, float, int, int]] = []  # (monotonic, cpu_s, loads, sent)
+
+    def sample(self) -> None:
+        self.samples.append((time.monotonic(), self.cpu_s(), self.loads(), self.sent()))
+
+    def run(self, stop: threading.Event) -> None:
+        self.sample()
+        while not stop.wait(self.every_s):
+            self.sample()
+        self.sample()
+
+    def report(self) -> dict[str, Any]:
+        return fit_tick_cpu(self.samples)
+
+
+def fit_tick_cpu(
+    samples: list[tuple[float, float, int, int]], reference_per_s: int = TICK_REFERENCE_PER_S
+) -> dict[str, Any]:
+    """The fit ``TickSampler`` describes, from cumulative samples (time s, CPU s, loads, entries sent):
+    ms per window read, ms per entry, the window reads per second while reading, and from them the CPU
+    per task at ``reference_per_s`` (None when the samples cannot separate the two)."""
+    rows = [
+        (c1 - c0, l1 - l0, e1 - e0, t1 - t0)
+        for (t0, c0, l0, e0), (t1, c1, l1, e1) in itertools.pairwise(samples)
+    ]
+    rows = [r for r in rows if r[1] or r[2]]  # seconds the tick did something
+    sll = sum(r[1] * r[1] for r in rows)
+    see = sum(r[2] * r[2] for r in rows)
+    sle = sum(r[1] * r[2] for r in rows)
+    scl = sum(r[0] * r[1] for r in rows)
+    sce = sum(r[0] * r[2] for r in rows)
+    det = sll * see - sle * sle
+    if not rows or det <= 0 or det < 1e-9 * sll * see:
+        return {"cpu_fit": None}
+    per_load_s = (scl * see - sce * sle) / det
+    per_entry_s = (sce * sll - scl * sle) / det
+    reading_s = sum(r[3] for r in rows if r[1])
+    loads_per_s = sum(r[1] for r in rows) / reading_s if reading_s else 0.0
+    residual = [r[0] - per_load_s * r[1] - per_entry_s * r[2] for r in rows]
+    at_reference = (per_load_s * loads_per_s + per_entry_s * reference_per_s) / reference_per_s
+    return {
+        "cpu_fit": {
+            "seconds": len(rows),
+            "ms_per_window_read": round(per_load_s * 1000, 4),
+            "ms_per_entry": round(per_entry_s * 1000, 4),
+            "window_reads_per_s": round(loads_per_s, 2),
+            "residual_ms_per_s_rms": round(math.sqrt(sum(x * x for x in residual) / len(rows)) * 1000, 3),
+            "reference_per_s": reference_per_s,
+            "cpu_ms_per_task_at_reference": round(at_reference * 1000, 4),
+        }
+    }
 
 
 def _lateness(table: str) -> list[int]:

@@ -286,7 +286,7 @@ def batch_scale(
     """How many more (or fewer) lane batches a task shares at this load than in bench/cost.py's run.
 
     bench/cost.py drains 10,000 tasks as fast as they come due, so its worker batches are full (about
-    ten records); at a million a day the tick's 500 ms groups hold about six (the harness's modelled
+    ten records); at a million a day the tick's groups hold fewer (the harness's modelled
     mapping, ``invocations_per_record``), so every per-batch request is spread over fewer tasks. 1.0
     when either figure is missing."""
     at_load = invocations_per_record(waits, tasks_per_s)
@@ -872,7 +872,7 @@ def directions(
             "the lead covers the pickup's tail (modelled max 400 ms) less the 100 ms max-lateness goal: "
             "below 300 ms a slow pickup starts over 100 ms late, and at 300 ms there is no margin left for "
             "the tick's own delays (see its start lateness at 1,000/s); it saves little because most of "
-            "the hold at a million a day is the 500 ms lane batch's spread, not the lead",
+            "the hold at a million a day is the lane batch's spread (GROUP_MS), not the lead",
         ),
         (
             "tick_128mb",
@@ -926,7 +926,7 @@ def directions(
             {"claim_wru": 2 * wheel_share},
             "",
             "modelled (not built)",
-            "as claims_batched with each wheel item split over two of the tick's 500 ms lane batches "
+            "as claims_batched with each wheel item split over two of the tick's lane batches "
             "(two claims per item)",
         ),
         (

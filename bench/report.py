@@ -613,7 +613,11 @@ def _dispatch_by_sizing(wheel: Mapping[str, Any]) -> list[str]:
         *(("as deployed", "a_wheel_deployed", r) for r in deployed_runs),
         *(("as deployed", "a_wheel_deployed", r) for r in wheel.get("a_wheel_deployed_tick_128_runs") or []),
         *(
-            ("as deployed by the rule before (70% of a shard's rate)", "a_wheel_deployed_70pct", r)
+            (
+                "as deployed by the rule before (70% of a shard's rate; 500 ms lane groups)",
+                "a_wheel_deployed_70pct",
+                r,
+            )
             for r in wheel.get("a_wheel_deployed_runs_sized_70pct") or []
         ),
     ):
@@ -742,7 +746,7 @@ def _deployed_variants(wheel: Mapping[str, Any]) -> list[str]:
         "Runs of `bench/wheel_lateness.py --only deployed` with one setting changed (the harness as "
         "above: shards by capacity.json unless set, each tick at 256 MB's CPU share and charged its "
         "real adapters' CPU). `group` is how long after a batch's first entry others may share its lane "
-        "batch (the product's GROUP_MS is 500 ms); the worker's wait is its billed wait for due times per "
+        "batch (the product's is `GROUP_MS` in domain/wheel.py); the worker's wait is its billed wait for due times per "
         "task (what `worker_wait` prices at a million a day, 12 due/s).",
         "",
         "| run | rate/s | shards | dispatch p50 / p99 / max ms | start p50 / p99 / max ms | retry p99 ms "

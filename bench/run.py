@@ -76,6 +76,11 @@ def _call(fn: Callable[..., Any], **kwargs: Any) -> Any:
     return fn(**{k: v for k, v in kwargs.items() if k in params})
 
 
+#: Runs of bench/wheel_lateness.py a rerun of the wheel step keeps: the shards the 70% rule sized (at
+#: 500 ms lane groups), the figures that made the rule 22%.
+KEPT_WHEEL_RUNS = ("a_wheel_deployed_runs_sized_70pct",)
+
+
 def _write(results: Path, name: str, data: Any) -> None:
     results.mkdir(parents=True, exist_ok=True)
     (results / name).write_text(json.dumps(data, indent=2) + "\n")
@@ -147,6 +152,9 @@ def step_wheel(results: Path, size: dict[str, Any]) -> list[Row]:
         return [("wheel lateness (a)", "skipped", "bench/wheel_lateness.py is missing")]
     seconds, rate = size["seconds"], size["rate"]
     result = mod.harness(seconds, rate)
+    # Runs kept on purpose from an earlier design (the report shows them as what they were measured at)
+    earlier = _load(results, "wheel_lateness_a.json") or {}
+    result.update({k: earlier[k] for k in KEPT_WHEEL_RUNS if k in earlier})
     _write(results, "wheel_lateness_a.json", result)
     a = result["a_wheel"]
     w, st, rt = a["dispatch_lateness_ms"], a["start_lateness_ms"], a["retry_lateness_ms"]

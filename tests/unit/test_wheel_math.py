@@ -192,3 +192,14 @@ def test_new_spans_are_the_runs_of_keys_not_taken_at_most_three():
     # more runs than MAX_SPANS: one span from the first new key to the last
     assert new_spans(keys, taken_but(1, 3, 5, 8)) == [("k01", "k08")]
     assert new_spans([], taken_but()) == []
+
+
+def test_the_earliest_a_tick_sends_a_delivery_still_waits_in_the_worker() -> None:
+    """At a hand-over the tick sends a second ahead of its span's end, a lead ahead of the due time,
+    with the entries of a whole group: the last of them must still be held by the worker that gets it
+    (sent round again instead, it would cost another send and receive and start a second later)."""
+    from taskplane.domain.wheel import DISPATCH_LEAD_MS, GROUP_MS
+    from taskplane.services.execute import MAX_EARLY_WAIT_MS
+    from taskplane.services.tick import HANDOVER_SEND_AHEAD_MS
+
+    assert HANDOVER_SEND_AHEAD_MS + DISPATCH_LEAD_MS + GROUP_MS <= MAX_EARLY_WAIT_MS

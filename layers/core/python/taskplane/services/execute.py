@@ -73,8 +73,10 @@ Hold = Callable[[int], None]
 
 MAX_RESULT_BYTES = 128 * 1024
 #: A delivery this early waits in the worker until due instead of being sent round again: the tick's
-#: lead and batch grouping, a near task sent straight to its lane, a lane message's whole seconds.
-MAX_EARLY_WAIT_MS = 2_000
+#: lead and batch grouping, a near task sent straight to its lane, a lane message's whole seconds. The
+#: earliest the tick sends is at a hand-over: 1 s ahead of its span's end, plus the lead, plus a batch's
+#: group (1 s), so 2.35 s (services/tick.py HANDOVER_SEND_AHEAD_MS, domain/wheel.py).
+MAX_EARLY_WAIT_MS = 2_500
 #: A retry due within this long waits in the worker that ran the failed attempt (its lane message is
 #: still held, so a crash meanwhile loses nothing); a later one goes through the wheel.
 INLINE_RETRY_MS = 1_000
