@@ -32,10 +32,12 @@ from taskplane.domain.wheel import (
     DISPATCH_LEAD_MS,
     GROUP_MS,
     LOOKAHEAD_MS,
+    LOOKBACK_EVERY_MS,
     LOOKBACK_MS,
     NEAR_MS,
     POLL_MS,
     SLOT_MS,
+    due_of,
     slot_of,
     sort_key,
 )
@@ -335,6 +337,40 @@ def test_delayed_tasks_are_dispatched_on_time_in_due_order(aws, sim, api, drain,
 
 
 @on_sim_clock()
+def test_a_read_goes_back_for_late_writes_only_every_lookback_every_ms(aws, sim):
+    # Given a running tick (work due later) whose window reads are recorded: (when, from due, upto due)
+    submit(aws.platform.tasks, 30_000)
+    wheel = aws.platform.ticker.wheel
+    reads: list[tuple[int, int, int]] = []
+
+    class WatchedWheel:
+        def __getattr__(self, name: str) -> Any:
+            return getattr(wheel, name)
+
+        def load(self, shard: int, slot: int, from_sk: str, upto: str | None, skip: Any = ()) -> Any:
+            first = due_of(from_sk) if from_sk else slot
+            reads.append((sim.now_ms(), first, due_of(upto) if upto else slot + SLOT_MS))
+            return wheel.load(shard, slot, from_sk, upto, skip)
+
+    # When it runs for 6 s
+    ticker_on(aws, sim, wheel=WatchedWheel()).run(0, until_ms=START + 6_000)
+    # Then it read every POLL_MS, each read up to LOOKAHEAD_MS ahead (further in its last second)
+    polls = sorted({at for at, _, _ in reads})
+    assert len(polls) >= 6_000 // POLL_MS - 2
+    for at in polls:
+        reach = max(upto for t, _, upto in reads if t == at) - at
+        assert reach == LOOKAHEAD_MS + (
+            HANDOVER_SEND_AHEAD_MS if START + 6_000 - at <= HANDOVER_SEND_AHEAD_MS + LOOKAHEAD_MS else 0
+        )
+    # And only a read every LOOKBACK_EVERY_MS started LOOKBACK_MS behind now; the others at now
+    behind = [at for at in polls if min(f for t, f, _ in reads if t == at) < at]
+    assert all(min(f for t, f, _ in reads if t == at) == at for at in polls if at not in behind)
+    assert all(min(f for t, f, _ in reads if t == at) <= at - LOOKBACK_MS for at in behind)
+    assert len(behind) <= 6_000 // LOOKBACK_EVERY_MS + 1 and len(behind) <= len(polls) // 4
+    assert all(b - a >= LOOKBACK_EVERY_MS for a, b in itertools.pairwise(behind))
+
+
+@on_sim_clock()
 def test_task_submitted_into_the_loaded_window_fires_on_time(aws, sim, drain, counting):
     # Given a running tick (it has work due later), which reads the wheel every 100 ms, LOOKAHEAD_MS ahead
     submit(aws.platform.tasks, 30_000)
@@ -363,7 +399,7 @@ def test_task_submitted_into_the_loaded_window_fires_on_time(aws, sim, drain, co
     # When tasks are submitted while it runs, into the window it already loaded
     sim.at(START + 5_430, submit_now(NEAR_MS + 1))  # between two reads, must leave 201 ms later
     sim.at(START + 5_401, submit_now(NEAR_MS + 99))  # must leave 1 ms after the read after next
-    sim.at(START + 7_777, submit_now(1_700))
+    sim.at(START + 7_777, submit_now(LOOKAHEAD_MS - POLL_MS))
     report = ticker_on(aws, sim, lanes=lanes, wheel=WatchedWheel()).run(0, until_ms=START + 10_000)
     # Then each still left on time (its lead ahead of its due time)
     assert report.dispatched == 3 and len(submitted) == 3
@@ -863,13 +899,14 @@ def test_entries_written_in_the_past_of_the_tick_are_still_dispatched(aws, sim, 
     sim.at(START + 5_050, submit_skewed)
     ticker_on(aws, sim, lanes=lanes).run(0, until_ms=START + 9_000)
     assert sorted(d - (START + 5_050) for d in due.values()) == [-900, -300, 1_500]
-    # Then the tick found the ones behind it at its next read, and the other on time
+    # Then the tick found the ones behind it at its next read behind now (within LOOKBACK_EVERY_MS),
+    # and the other on time
     assert {t: n for t, n in lanes.per_task().items() if t in due} == dict.fromkeys(due, 1)
     for at, message in lanes.sent:
         if message.task_id not in due:
             continue
         if due[message.task_id] < START + 5_050:
-            assert START + 5_050 <= at <= START + 5_050 + POLL_MS
+            assert START + 5_050 <= at <= START + 5_050 + LOOKBACK_EVERY_MS
         else:
             assert sent_on_time(due[message.task_id], at)
     drain(rounds=2)

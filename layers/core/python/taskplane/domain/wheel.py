@@ -31,9 +31,18 @@ GROUP_MS = 1_000
 #: catches entries written late into a range already read (clock skew between the API and the tick,
 #: a slow write); reading ahead loads entries before they must leave (the lead, a batch's group).
 LOOKBACK_MS = 2_000
-LOOKAHEAD_MS = 1_000 + DISPATCH_LEAD_MS + GROUP_MS
 #: How often a tick reads the wheel.
 POLL_MS = 100
+#: Two reads ahead of an entry's send time (its due time less the lead, less a batch's group for the
+#: entries that join an earlier one's batch): one read may miss a write that has just landed. (In the
+#: last second of its span a tick reads HANDOVER_SEND_AHEAD_MS further: services/tick.py.)
+LOOKAHEAD_MS = 2 * POLL_MS + DISPATCH_LEAD_MS + GROUP_MS
+#: How often a read goes LOOKBACK_MS behind now; the reads between start at now. Every read re-reads
+#: the whole range it covers (what it took before is left out, but its keys are read and parsed
+#: again): the look-back was nearly half of each read for entries that can only be late writes
+#: (a writer puts an entry in the wheel only when it is due more than NEAR_MS ahead), which are found
+#: at most this long later instead of a read later.
+LOOKBACK_EVERY_MS = 500
 #: A task due within this much of its submission skips the wheel: it goes straight to its lane and the
 #: worker waits out the rest (the tick could not send it ahead of its lead in time anyway).
 NEAR_MS = DISPATCH_LEAD_MS + 2 * POLL_MS

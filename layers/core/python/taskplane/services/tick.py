@@ -5,7 +5,8 @@ by a writer of an entry due soon, or by the previous holder handing over), it fi
 another tick holds the shard and will still hold it a while, or when nothing is due within
 ``IDLE_HORIZON_MS``, it ends at once (an idle shard costs one short check a minute). Otherwise it
 takes the shard's lease (a conditional write with an expiry), resumes from the shard's saved
-position, and until its span ends: loads entries due within the next LOOKAHEAD_MS into a heap,
+position, and until its span ends: loads entries due within the next LOOKAHEAD_MS into a heap
+(reading LOOKBACK_MS behind now every LOOKBACK_EVERY_MS, for late writes),
 sends each when it must leave (``DISPATCH_LEAD_MS`` before a task is due: the worker waits out the
 rest), grouping entries due close together into one lane batch, and every second saves how far it
 got while extending the lease. With nothing due within the horizon it releases the shard, looks once
@@ -36,6 +37,7 @@ from taskplane.domain.wheel import (
     GROUP_MS,
     IDLE_HORIZON_MS,
     LOOKAHEAD_MS,
+    LOOKBACK_EVERY_MS,
     LOOKBACK_MS,
     POLL_MS,
     WheelEntry,
@@ -173,6 +175,8 @@ class Ticker:
     #: waits up to the given seconds; returns True when the tick should stop (an Event's wait)
     wait: Callable[[float], bool]
     poll_ms: int = POLL_MS
+    #: how often a read goes LOOKBACK_MS behind now (see domain/wheel.py LOOKBACK_EVERY_MS)
+    lookback_every_ms: int = LOOKBACK_EVERY_MS
     lease_ms: int = 15_000
     save_every_ms: int = 1_000
     late_after_ms: int = 1_000
@@ -260,7 +264,7 @@ class Ticker:
         report = run.report
         backlog_from = self._backlog_from(lease, now)
         seen: dict[tuple[int, str], int] = {}  # items loaded in the recent window -> due ms
-        loaded_at = -(10**15)
+        loaded_at = looked_back_at = -(10**15)
         saved_at = now
         quiet_since: int | None = None  # when the heap last became empty
         handed = False
@@ -270,9 +274,18 @@ class Ticker:
                 break
             run.requeue_unsent()
             if now - loaded_at >= self.poll_ms:
-                recent = recent_key(now)
-                self._load(shard, min(backlog_from, recent), now + LOOKAHEAD_MS, run, seen)
-                backlog_from = recent  # the backlog (if any) is in the heap now
+                # From LOOKBACK_MS behind now every LOOKBACK_EVERY_MS (late writes), else from now; in
+                # the span's last second, far enough ahead for what leaves during the hand-over.
+                if now - looked_back_at >= self.lookback_every_ms:
+                    start = min(backlog_from, recent_key(now))
+                    backlog_from = recent_key(now)  # the backlog (if any) is in the heap now
+                    looked_back_at = now
+                else:
+                    start = (slot_of(now), sort_key(now, ""))
+                ahead = LOOKAHEAD_MS
+                if until_ms - now <= HANDOVER_SEND_AHEAD_MS + LOOKAHEAD_MS:
+                    ahead += HANDOVER_SEND_AHEAD_MS
+                self._load(shard, start, now + ahead, run, seen)
                 loaded_at = now
             # Near the span's end, what must leave during the hand-over leaves now (it waits longer in
             # the worker: a few entries every span, instead of late starts).
@@ -376,8 +389,8 @@ class Ticker:
         seen: dict[tuple[int, str], int],
     ) -> None:
         """Read items from ``start`` (inclusive) to ``horizon`` into the heap, skipping those already seen
-        (the store leaves them out undecoded: every poll re-reads the whole window, LOOKBACK_MS behind
-        to LOOKAHEAD_MS ahead, so most of what it reads was taken by an earlier poll)."""
+        (the store leaves them out undecoded: every poll re-reads its whole range, up to LOOKAHEAD_MS
+        ahead, so most of what it reads was taken by an earlier poll)."""
         first_slot, first_sk = start
         last_slot = slot_of(horizon)
         for slot in slots_between(first_slot, horizon):
