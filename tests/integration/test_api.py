@@ -485,6 +485,39 @@ BAD_SUBMISSIONS = [
         "target.url",
         id="http-not-a-url",
     ),
+    # an http target the worker could never call (each was accepted, then broke or failed every attempt)
+    pytest.param(
+        {"body": task_body(target={"type": "http", "url": "http://127.0.0.1:99999999/"})},
+        400,
+        "invalid_request",
+        "target.url",
+        id="http-port-out-of-range",
+    ),
+    pytest.param(
+        {"body": task_body(target={"type": "http", "url": "http://example.com:http/"})},
+        400,
+        "invalid_request",
+        "target.url",
+        id="http-port-not-a-number",
+    ),
+    pytest.param(
+        {
+            "body": task_body(
+                target={"type": "http", "url": "http://x/", "headers": {"X": "a\r\nInjected: 1"}}
+            )
+        },
+        400,
+        "invalid_request",
+        "target.headers",
+        id="http-header-value-crlf",
+    ),
+    pytest.param(
+        {"body": task_body(target={"type": "http", "url": "http://x/", "headers": {"Bad Name": "v"}})},
+        400,
+        "invalid_request",
+        "target.headers",
+        id="http-header-name-not-a-token",
+    ),
     # start time
     pytest.param(
         {"body": task_body(run_at="2030-01-01T00:00:00Z", delay_ms=5)},

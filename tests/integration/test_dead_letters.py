@@ -134,3 +134,51 @@ def test_redrive_rejects_bad_bodies(aws, api, body):
     # Given a malformed redrive body / When it is posted / Then it is a 400, never a 5xx
     reply = api("POST", "/v1/dead-letters/redrive", body)
     assert reply.status == 400, reply.body
+
+
+def test_a_redrive_is_held_to_the_tenants_quota_like_a_submission(aws, api, drain):
+    # Given two dead letters, and then a quota of 2 in-flight tasks of which one is taken
+    first, second = fail_one(api, drain), fail_one(api, drain)
+    admission = aws.platform.tasks.admission
+    assert aws.platform.dead_letters.admission is admission  # one quota for every door
+    admission.tenant_quota = 2
+    busy = api("POST", "/v1/tasks", {**FAILING, "delay_ms": 600_000})
+    assert busy.status == 201
+    # When both are redriven
+    reply = api("POST", "/v1/dead-letters/redrive", {"ids": [first, second]})
+    # Then the first is accepted and counted, the second is refused as over the quota (with Retry-After),
+    # stays dead and can be redriven once there is room
+    assert reply.status == 200, reply.body
+    done, refused = reply.body["results"]
+    assert "redriven_as" in done, done
+    assert refused["error"]["code"] == "throttled" and refused["retry_after_s"] >= 1, refused
+    assert int(reply.headers["Retry-After"]) >= 1
+    assert admission.counters.current("acme") == 2
+    statuses = {d["task_id"]: d["status"] for d in api("GET", "/v1/dead-letters").body["items"]}
+    assert statuses == {first: "redriven", second: "dead"}
+    # When the redriven task runs to its end (it fails again) and the delayed one is cancelled
+    for _ in range(5):
+        drain()
+    assert api("GET", f"/v1/tasks/{done['redriven_as']}").body["state"] == "FAILED"
+    assert api("POST", f"/v1/tasks/{busy.body['task_id']}/cancel").status == 200
+    # Then the quota was given back and the second redrive goes through
+    assert admission.counters.current("acme") == 0
+    again = api("POST", "/v1/dead-letters/redrive", {"ids": [second]}).body["results"]
+    assert "redriven_as" in again[0], again
+
+
+def test_a_redrive_onto_a_full_lane_is_refused_and_the_letter_stays_dead(aws, api, drain):
+    # Given a dead letter and a default lane at its depth limit
+    task_id = fail_one(api, drain)
+    admission = aws.platform.tasks.admission
+    admission.max_lane_depth = 1
+    assert api("POST", "/v1/tasks", FAILING).status == 201  # one message on the lane, not yet run
+    admission.depths._cache.clear()
+    # When it is redriven
+    reply = api("POST", "/v1/dead-letters/redrive", {"ids": [task_id]})
+    # Then it is refused as throttled with Retry-After and nothing was queued or claimed
+    (result,) = reply.body["results"]
+    assert result["error"]["code"] == "throttled" and "default lane" in result["error"]["message"], result
+    assert "Retry-After" in reply.headers
+    (letter,) = api("GET", "/v1/dead-letters").body["items"]
+    assert letter["status"] == "dead"

@@ -77,3 +77,64 @@ def test_other_tenants_are_not_routed(aws, api, routed):
     # Given acme's rules / When globex submits a canary-labelled task / Then it is not routed
     reply = api("POST", "/v1/tasks", LAMBDA, headers={"x-env": "canary"}, tenant="globex")
     assert reply.status == 201 and reply.body["route"] is None
+
+
+CANARY = {"type": "lambda", "function": "orders"}
+CANARY_ROUTE = {"rule": "canary", "variant": "alias:canary"}
+
+
+def test_every_door_that_makes_a_task_routes_it_by_the_same_rules(aws, api, drain, routed):
+    # Given acme's canary rule, and work carrying env=canary entering by a schedule, a trigger and a
+    # redrive (the rules are the tenant's, not the door's: a task is a task whichever way it came)
+    from taskplane.adapters.targets import TargetFailure
+    from taskplane.domain.ring import shard_for
+    from taskplane.domain.schedules import fire_task_id
+    from taskplane.domain.wheel import WheelEntry
+
+    labelled = {"target": CANARY, "labels": {"env": "canary"}}
+    # When a schedule fires
+    schedule = api("POST", "/v1/schedules", {"cron": "* * * * *", "task": labelled}).body
+    stored = aws.platform.schedules.get("acme", schedule["schedule_id"])
+    due = stored.next_fire_at
+    entry = WheelEntry(
+        shard=shard_for(stored.schedule_id, aws.platform.schedules.shards),
+        due_ms=due,
+        item_id=stored.schedule_id,
+        tenant="acme",
+        kind="schedule",
+        lane="default",
+    )
+    aws.platform.schedules.fire(entry, due)
+    fired = api("GET", f"/v1/tasks/{fire_task_id(stored.schedule_id, due)}").body
+    # And a trigger's event arrives
+    trigger = api(
+        "POST",
+        "/v1/triggers",
+        {"event_pattern": {"source": ["shop"]}, "task": {k: v for k, v in labelled.items()}},
+    ).body
+    event = {
+        "id": "ev-1",
+        "source": "shop",
+        "time": "2026-12-07T00:00:00Z",
+        "detail": {"taskplane_tenant": "acme"},
+    }
+    delivery = aws.platform.triggers.start("acme", trigger["trigger_id"], event)
+    started = api("GET", f"/v1/tasks/{delivery.task_id}").body
+    # Then both tasks took the canary route, recorded on each
+    assert fired["route"] == CANARY_ROUTE, fired
+    assert started["route"] == CANARY_ROUTE, started
+
+    # When a labelled task fails for good and is redriven
+    class FailOnce(Recorder):
+        def run(self, target: dict, envelope: dict, timeout_s: float, cancel: Any = None, **kw: Any) -> Any:
+            super().run(target, envelope, timeout_s, cancel)
+            raise TargetFailure("Boom", "no", retryable=False)
+
+    aws.platform.executor.runners = FailOnce()
+    failed = api("POST", "/v1/tasks", {**labelled, "retry": {"max_attempts": 1}}).body["task_id"]
+    for _ in range(4):
+        drain()
+    assert api("GET", f"/v1/tasks/{failed}").body["state"] == "FAILED"
+    (result,) = api("POST", "/v1/dead-letters/redrive", {"ids": [failed]}).body["results"]
+    # Then the fresh task is routed by the same rules too
+    assert api("GET", f"/v1/tasks/{result['redriven_as']}").body["route"] == CANARY_ROUTE

@@ -205,6 +205,28 @@ def test_bad_schedules_are_400_naming_the_field(api, body, field):
 
 
 @pytest.mark.parametrize(
+    ("window", "field"),
+    [
+        # an offset that takes the instant past what a date can hold in UTC (tasks refuse it too)
+        ({"end_at": "9999-12-31T23:59:59-14:00"}, "end_at"),
+        ({"start_at": "9999-12-31T23:59:59-14:00"}, "start_at"),
+        ({"start_at": "0001-01-01T00:00:00+14:00"}, "start_at"),
+        # representable, but the first fire after it is not: a schedule that would never fire
+        ({"start_at": "9999-12-31T23:59:59Z"}, "start_at"),
+    ],
+)
+def test_a_window_at_the_edge_of_time_is_400_and_the_list_still_renders(api, window, field):
+    # Given a schedule whose start_at or end_at sits at the edge of what a date can hold
+    # When it is created
+    reply = api("POST", "/v1/schedules", {"cron": "* * * * *", "task": ECHO, **window})
+    # Then it is a 400 naming the field (not a 5xx), and nothing stored breaks the list
+    assert reply.status == 400, reply.body
+    assert [d.get("field") for d in reply.body["error"]["details"]] == [field], reply.body
+    listed = api("GET", "/v1/schedules")
+    assert listed.status == 200 and listed.body["items"] == [], listed.body
+
+
+@pytest.mark.parametrize(
     ("cron", "words"),
     [
         ("0 0 30 2 *", "can never fire"),
@@ -260,3 +282,23 @@ def test_a_schedule_due_before_the_next_check_wakes_an_idle_tick(aws, api):
     create(api)
     # Then only the second woke the tick
     assert woken == [0]
+
+
+def test_a_retried_create_with_its_idempotency_key_makes_one_schedule(aws, api):
+    # Given a client that creates a schedule, times out and sends the same request again
+    body = {"cron": "*/5 * * * *", "task": ECHO}
+    first = api("POST", "/v1/schedules", body, headers={"Idempotency-Key": "sched-1"})
+    again = api("POST", "/v1/schedules", body, headers={"Idempotency-Key": "sched-1"})
+    # Then one schedule exists (not two firing every time), the retry answered 200 with it
+    assert first.status == 201 and again.status == 200, (first.body, again.body)
+    assert again.body["schedule_id"] == first.body["schedule_id"]
+    assert [s["schedule_id"] for s in api("GET", "/v1/schedules").body["items"]] == [
+        first.body["schedule_id"]
+    ]
+    # And the same key with another body is a 409; another tenant's same key is its own
+    other = {"cron": "0 * * * *", "task": ECHO}
+    assert api("POST", "/v1/schedules", other, headers={"Idempotency-Key": "sched-1"}).status == 409
+    assert (
+        api("POST", "/v1/schedules", other, headers={"Idempotency-Key": "sched-1"}, tenant="globex").status
+        == 201
+    )

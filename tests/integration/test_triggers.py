@@ -457,3 +457,64 @@ def test_a_full_bus_is_a_409_naming_the_aws_quota_and_nothing_is_left_behind(aws
     assert reply.body["error"]["code"] == "limit_exceeded"
     assert "Rules per event bus" in reply.body["error"]["message"]
     assert api("GET", "/v1/triggers").body["items"] == []
+
+
+def test_events_for_triggers_on_a_full_lane_are_429_like_a_submission(aws, api, drain):
+    # Given a trigger whose tasks go to the low lane, and that lane at its depth limit
+    trigger(api, {"source": ["shop.orders"]}, task={**ECHO, "priority": "low"})
+    admission = aws.platform.tasks.admission
+    assert aws.platform.events.admission is admission  # one backpressure for every door
+    admission.max_lane_depth = 1
+    publish(api)  # its trigger message is now on the low lane
+    admission.depths._cache.clear()
+    # When acme publishes another event, and globex (whose triggers use no full lane) publishes one
+    body = {"events": [{"source": "shop.orders", "detail_type": "OrderPlaced", "detail": {"order": 43}}]}
+    refused = api("POST", "/v1/events", body)
+    other = api("POST", "/v1/events", body, tenant="globex")
+    # Then acme's is a 429 naming the lane, with Retry-After, and nothing was put on the bus
+    assert refused.status == 429, refused.body
+    assert refused.body["error"]["code"] == "throttled" and "low lane" in refused.body["error"]["message"]
+    assert int(refused.headers["Retry-After"]) >= 1
+    assert aws.queue_depth("low") == 1
+    assert other.status == 200, other.body
+    # And once the lane drains, events are taken again
+    drain(lanes=("low",))
+    admission.depths._cache.clear()
+    assert api("POST", "/v1/events", body).status == 200
+
+
+def test_a_retried_publish_with_its_idempotency_key_starts_its_tasks_once(aws, api, drain):
+    # Given a trigger, and a client that publishes, times out and sends the same request again
+    tid = trigger(api, {"source": ["shop.orders"]})
+    body = {"events": [{"source": "shop.orders", "detail_type": "OrderPlaced", "detail": {"order": 7}}]}
+    first = api("POST", "/v1/events", body, headers={"Idempotency-Key": "pub-1"})
+    again = api("POST", "/v1/events", body, headers={"Idempotency-Key": "pub-1"})
+    # When the lanes are drained
+    drain(rounds=2)
+    # Then the second answer is the first one, and the event started one task, not two
+    assert first.status == again.status == 200, (first.body, again.body)
+    assert again.body == first.body
+    assert len(tasks_of(aws, tid)) == 1
+    # And the same key with another body is a 409, while another tenant's same key is its own
+    other = {"events": [{"source": "shop.orders", "detail_type": "OrderPlaced", "detail": {"order": 8}}]}
+    assert api("POST", "/v1/events", other, headers={"Idempotency-Key": "pub-1"}).status == 409
+    assert (
+        api("POST", "/v1/events", other, headers={"Idempotency-Key": "pub-1"}, tenant="globex").status == 200
+    )
+
+
+def test_a_retried_trigger_create_with_its_idempotency_key_makes_one_trigger(aws, api, drain):
+    # Given a client that creates a trigger, times out and sends the same request again
+    body = {"event_pattern": {"source": ["shop.orders"]}, "task": ECHO}
+    first = api("POST", "/v1/triggers", body, headers={"Idempotency-Key": "trig-1"})
+    again = api("POST", "/v1/triggers", body, headers={"Idempotency-Key": "trig-1"})
+    # Then one trigger exists, and an event starts one task, not two
+    assert first.status == 201 and again.status == 200, (first.body, again.body)
+    assert again.body["trigger_id"] == first.body["trigger_id"]
+    assert len(api("GET", "/v1/triggers").body["items"]) == 1
+    publish(api)
+    drain()
+    assert len(tasks_of(aws, first.body["trigger_id"])) == 1
+    # And the same key with another body is a 409
+    other = {"event_pattern": {"source": ["billing"]}, "task": ECHO}
+    assert api("POST", "/v1/triggers", other, headers={"Idempotency-Key": "trig-1"}).status == 409

@@ -369,3 +369,14 @@ def test_a_long_target_name_is_shortened_to_fit_a_partition_key_and_stays_distin
     assert a is not None and b is not None and a != b
     assert len(a) == MAX_KEY_CHARS and len(b) == MAX_KEY_CHARS
     assert breaker_key({"type": "lambda", "function": "f"}) == "lambda:f"
+
+
+@pytest.mark.parametrize("url", ["http://h:99999999/", "http://h:http/", "http://[::1"])
+def test_a_stored_url_the_door_now_refuses_still_has_a_breaker_key(url):
+    # Given an http target accepted before the door checked its port (a stored task, schedule, node)
+    from taskplane.domain.breaker import breaker_key
+
+    # When its breaker key is taken (by the worker, before the attempt)
+    key = breaker_key({"type": "http", "url": url})
+    # Then it is a key, not an exception that would leave the attempt RUNNING for its watch to end
+    assert key is not None and key.startswith("http:")

@@ -50,7 +50,7 @@ class Platform:
 
     def begin(self, context: Any) -> None:
         """A handler's invocation starts: what depends on its remaining time learns of it."""
-        for service in (self.tasks, self.workflows):
+        for service in (self.tasks, self.workflows, self.events, self.schedules, self.triggers):
             store = getattr(service, "idempotency", None)
             if store is not None:
                 store.register(context)
@@ -360,6 +360,8 @@ def build(
         targets=targets,
         blobs=blobs,
         retention_days=settings.retention_days,
+        admission=admission,
+        route=tasks.routed,
     )
     schedules = ScheduleService(
         store=stores.schedules,
@@ -370,6 +372,8 @@ def build(
         telemetry=telemetry,
         targets=targets,
         wakes=wakes,
+        route=tasks.routed,
+        idempotency=stores.idempotency(),
     )
     triggers = TriggerService(
         store=stores.trigger_store,
@@ -387,6 +391,8 @@ def build(
         retention_days=settings.retention_days,
         max_rules=settings.max_trigger_rules,
         max_wildcard_rules=settings.max_wildcard_rules,
+        route=tasks.routed,
+        idempotency=stores.idempotency(),
     )
     triggers.windows = WindowService(
         records=stores.windows,
@@ -401,8 +407,14 @@ def build(
         has_bucket=blobs is not None,
         retention_days=settings.retention_days,
         telemetry=telemetry,
+        route=tasks.routed,
     )
-    events = EventService(EventBus(settings.event_bus, stores.events))
+    events = EventService(
+        EventBus(settings.event_bus, stores.events),
+        admission=admission,
+        trigger_lanes=triggers.lanes,
+        idempotency=stores.idempotency(),
+    )
     ticker = Ticker(
         wheel=wheel,
         lanes=lanes,

@@ -39,6 +39,21 @@ def deserialize_value(value: Any) -> Any:
     return _deserializer().deserialize(value)
 
 
+def utf8_json(value: Any) -> str:
+    """Compact JSON as UTF-8 text, for a string attribute: the byte limits the API applies (payload,
+    result, labels, target) are then the bytes the item holds, where ``\\uXXXX`` escapes would grow an
+    emoji from 4 bytes to 12 and take an item at those limits past DynamoDB's 400 KB. Text UTF-8
+    cannot hold (a lone surrogate in an event from an external bus) is kept escaped."""
+    import json
+
+    text = json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return json.dumps(value, separators=(",", ":"))
+    return text
+
+
 def binary(data: bytes) -> Binary:
     """``data`` as a DynamoDB binary attribute."""
     from boto3.dynamodb.types import Binary

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any, cast
 from botocore.exceptions import ClientError
 
 from taskplane.adapters.aws import AwsClient
-from taskplane.adapters.dynamo_codec import deserialize_value, serialize_value
+from taskplane.adapters.dynamo_codec import deserialize_value, serialize_value, utf8_json
 from taskplane.adapters.errors import error_code, translate, unless_refused
 from taskplane.adapters.wheel_store import WheelStore
 from taskplane.domain.schedules import Schedule
@@ -26,7 +26,7 @@ def _to_item(s: Schedule) -> dict[str, Any]:
         "sk": s.schedule_id,
         "cron": s.cron,
         "timezone": s.timezone,
-        "task": json.dumps(s.task, separators=(",", ":")),
+        "task": utf8_json(s.task),
         "misfire": s.misfire,
         "overlap": s.overlap,
         "paused": s.paused,

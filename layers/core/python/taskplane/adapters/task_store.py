@@ -20,7 +20,7 @@ from botocore.exceptions import ClientError
 
 from taskplane.adapters.aws import AwsClient
 from taskplane.adapters.batch import batch_put
-from taskplane.adapters.dynamo_codec import deserialize_value, serialize_value
+from taskplane.adapters.dynamo_codec import deserialize_value, serialize_value, utf8_json
 from taskplane.adapters.errors import error_code, translate, unless_refused
 from taskplane.domain.adaptive import AutoTimeout
 from taskplane.domain.blobs import BlobRef
@@ -77,7 +77,7 @@ def _history_entry(text: str) -> HistoryEntry:
 
 
 def _compact(value: Any) -> str:
-    return json.dumps(value, separators=(",", ":"))
+    return utf8_json(value)
 
 
 #: Values a task item leaves out when they are the defaults (every write is billed per KB, and the
@@ -93,7 +93,7 @@ def _to_item(task: Task, buckets: int) -> dict[str, Any]:
         "sk": task.task_id,
         "state": task.state.value,
         "target": _compact(task.target),
-        "payload": json.dumps(task.payload, separators=(",", ":")),
+        "payload": _compact(task.payload),
         "run_at": task.run_at,
         "created_at": task.created_at,
         "attempts": task.attempts,
@@ -337,9 +337,7 @@ class TaskStore(AwsClient["DynamoDBClient"]):
         sets = ["#state = :new", "#history = list_append(#history, :h)"]
         for i, (name, value) in enumerate(sorted(fields.items())):
             names[f"#f{i}"] = name
-            if name == "result":
-                value = json.dumps(value, separators=(",", ":"))
-            elif name == "fallback":
+            if name in ("result", "fallback"):
                 value = _compact(value)
             elif name == "result_ref":
                 value = value.model_dump_json(exclude_none=True)

@@ -9,16 +9,20 @@ from aws_lambda_powertools.event_handler.api_gateway import Router
 from aws_lambda_powertools.event_handler.openapi.params import Body, Path, Query
 
 from taskplane import wiring
-from taskplane.api.common import json_response, tenant_of
+from taskplane.api.common import IdempotencyKeyHeader, json_response, tenant_of
 from taskplane.domain.schedules import ScheduleCreate
 
 router = Router()
 
 
 @router.post("/v1/schedules", summary="Create a cron schedule", tags=["schedules"])
-def create_schedule(schedule: Annotated[ScheduleCreate, Body()]) -> Response[dict[str, Any]]:
-    created = wiring.platform().schedules.create(tenant_of(router.current_event), schedule)
-    return json_response(created.to_api(), 201)
+def create_schedule(
+    schedule: Annotated[ScheduleCreate, Body()], idempotency_key: IdempotencyKeyHeader = None
+) -> Response[dict[str, Any]]:
+    created, fresh = wiring.platform().schedules.create_once(
+        tenant_of(router.current_event), schedule, idempotency_key=idempotency_key
+    )
+    return json_response(created.to_api(), 201 if fresh else 200)
 
 
 @router.get("/v1/schedules", summary="List schedules, newest first", tags=["schedules"])

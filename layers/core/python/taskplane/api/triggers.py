@@ -9,16 +9,20 @@ from aws_lambda_powertools.event_handler.api_gateway import Router
 from aws_lambda_powertools.event_handler.openapi.params import Body, Path
 
 from taskplane import wiring
-from taskplane.api.common import json_response, tenant_of
+from taskplane.api.common import IdempotencyKeyHeader, json_response, tenant_of
 from taskplane.domain.triggers import TriggerCreate
 
 router = Router()
 
 
 @router.post("/v1/triggers", summary="Start a task for every event matching a pattern", tags=["triggers"])
-def create_trigger(trigger: Annotated[TriggerCreate, Body()]) -> Response[dict[str, Any]]:
-    created = wiring.platform().triggers.create(tenant_of(router.current_event), trigger)
-    return json_response(created.to_api(), 201)
+def create_trigger(
+    trigger: Annotated[TriggerCreate, Body()], idempotency_key: IdempotencyKeyHeader = None
+) -> Response[dict[str, Any]]:
+    created, fresh = wiring.platform().triggers.create_once(
+        tenant_of(router.current_event), trigger, idempotency_key=idempotency_key
+    )
+    return json_response(created.to_api(), 201 if fresh else 200)
 
 
 @router.get("/v1/triggers", summary="List triggers", tags=["triggers"])

@@ -87,8 +87,13 @@ def breaker_key(target: dict[str, Any]) -> str | None:
     if kind == "lambda":
         key = f"lambda:{target.get('function', '')}"
     elif kind == "http":
-        parsed = urlparse(str(target.get("url", "")))
-        key = f"http:{(parsed.hostname or '').lower()}:{parsed.port or ''}"
+        try:
+            parsed = urlparse(str(target.get("url", "")))
+            key = f"http:{(parsed.hostname or '').lower()}:{parsed.port or ''}"
+        except ValueError:
+            # A URL stored before the door refused it (a bad port): the attempt fails as InvalidTarget;
+            # its key must not raise first, in the worker, where no attempt would be recorded.
+            key = f"http:{target.get('url', '')}"
     elif kind == "sqs":
         key = f"sqs:{target.get('queue_url', '')}"
     elif kind == "eventbridge":

@@ -269,6 +269,9 @@ def next_fire(expr: str, zone: ZoneInfo, after_ms: int) -> int:
                 return at
     except CroniterBadDateError:
         raise CronNeverFires(f"{expr!r} has no fire time after {after.isoformat()}") from None
+    except (OverflowError, ValueError):
+        # The next match lies past 9999-12-31 (a window starting at the end of time): no date holds it.
+        raise CronNeverFires(f"{expr!r} has no fire time a date can hold after {after.isoformat()}") from None
     raise CronError(f"{expr!r} has no fire time soon after {after.isoformat()}")
 
 

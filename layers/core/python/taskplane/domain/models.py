@@ -47,6 +47,23 @@ PRIORITIES: tuple[str, ...] = ("high", "default", "low")
 _EARLIEST = datetime(1970, 1, 1, tzinfo=UTC)
 
 
+def representable(value: datetime | None) -> datetime | None:
+    """``value`` when it is an instant the platform can store and render, else ValueError (for a
+    validator). An offset can push a valid-looking time out of datetime's range in UTC
+    (9999-12-31T23:00-14:00), which would only fail later, when the accepted resource is rendered;
+    every door that takes an instant (a task's ``run_at`` and ``deadline``, a schedule's window) uses it.
+    """
+    if value is None:
+        return value
+    try:
+        utc = value.astimezone(UTC)
+    except OverflowError:
+        utc = None
+    if utc is None or utc < _EARLIEST:
+        raise ValueError("must be between 1970-01-01T00:00:00Z and 9999-12-31T23:59:59Z")
+    return value
+
+
 def payload_size(payload: Any) -> int:
     # surrogatepass: JSON may carry a lone surrogate ("\ud800"), which strict UTF-8 cannot encode.
     text = json.dumps(payload, separators=(",", ":"), ensure_ascii=False)
@@ -126,17 +143,7 @@ class TaskSubmit(BaseModel):
     @field_validator("run_at", "deadline")
     @classmethod
     def _representable(cls, value: datetime | None) -> datetime | None:
-        # An offset can push a valid-looking time out of datetime's range in UTC (9999-12-31T23:00-14:00),
-        # which would only fail later, when the accepted task is rendered.
-        if value is None:
-            return value
-        try:
-            utc = value.astimezone(UTC)
-        except OverflowError:
-            utc = None
-        if utc is None or utc < _EARLIEST:
-            raise ValueError("must be between 1970-01-01T00:00:00Z and 9999-12-31T23:59:59Z")
-        return value
+        return representable(value)
 
     @field_validator("delay_ms")
     @classmethod

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+from datetime import datetime
 from typing import Any, Literal
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validator, model_validator
@@ -10,7 +11,7 @@ from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, field_validato
 from taskplane.domain.clock import from_datetime, to_rfc3339
 from taskplane.domain.cron import CronError, CronNeverFires, fires_between, next_fire, parse_cron, parse_zone
 from taskplane.domain.ids import _encode
-from taskplane.domain.models import TaskSubmit
+from taskplane.domain.models import TaskSubmit, representable
 
 Misfire = Literal["fire_once", "fire_all", "skip"]
 Overlap = Literal["allow", "skip"]
@@ -70,6 +71,11 @@ class ScheduleCreate(BaseModel):
         except CronError as exc:
             raise ValueError(str(exc)) from None
         return value
+
+    @field_validator("start_at", "end_at")
+    @classmethod
+    def _representable(cls, value: datetime | None) -> datetime | None:
+        return representable(value)  # the same range as a task's run_at
 
     @field_validator("task")
     @classmethod

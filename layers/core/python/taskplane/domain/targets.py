@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Annotated, Literal
 from urllib.parse import urlparse
 
@@ -13,6 +14,11 @@ from taskplane.domain.events import PLATFORM_BUS, not_aws
 MAX_HEADER_BYTES = 16 * 1024
 
 _Name = Annotated[StrictStr, Field(min_length=1, max_length=256)]
+
+#: A header name is an RFC 9110 token; a value holds no CR, LF or NUL (which would end the header
+#: early: urllib refuses to send such a value, so the task could only fail every attempt).
+_HEADER_NAME = re.compile(r"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
+_HEADER_VALUE_BREAKS = re.compile(r"[\r\n\x00]")
 
 
 class _Target(BaseModel):
@@ -41,6 +47,13 @@ class HttpTarget(_Target):
         )
         if size > MAX_HEADER_BYTES:
             raise ValueError(f"headers are {size} bytes in all; the limit is {MAX_HEADER_BYTES} bytes")
+        for name, text in value.items():
+            if not _HEADER_NAME.fullmatch(name):
+                raise ValueError(
+                    f"header name {name!r} is not a token (letters, digits and !#$%&'*+-.^_`|~ only)"
+                )
+            if _HEADER_VALUE_BREAKS.search(text):
+                raise ValueError(f"header {name!r} has a CR, LF or NUL in its value")
         return value
 
     @field_validator("url")
@@ -49,6 +62,12 @@ class HttpTarget(_Target):
         parsed = urlparse(value)
         if parsed.scheme not in ("http", "https") or not parsed.hostname:
             raise ValueError("must be an absolute http:// or https:// URL")
+        try:
+            port = parsed.port
+        except ValueError:
+            port = -1
+        if port is not None and not 1 <= port <= 65535:
+            raise ValueError("has a port that is not a number from 1 to 65535")
         return _no_user_info(value)
 
 

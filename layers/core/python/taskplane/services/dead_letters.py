@@ -11,7 +11,6 @@ finished (with the same id) by the next one and never makes two tasks.
 from __future__ import annotations
 
 import builtins
-import contextlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -23,10 +22,11 @@ from taskplane.domain.blobs import expiry_days, lifetime_ms, payload_key
 from taskplane.domain.clock import Clock
 from taskplane.domain.dead_letters import DeadLetter
 from taskplane.domain.entry import check_retry, check_target
-from taskplane.domain.errors import Conflict, InvalidRequest, NotFound, TaskplaneError
+from taskplane.domain.errors import Conflict, InvalidRequest, NotFound, TaskplaneError, Throttled
 from taskplane.domain.ids import is_valid_id, new_id
 from taskplane.domain.models import HistoryEntry, Task
 from taskplane.domain.states import TaskState
+from taskplane.services.admission import Admission
 from taskplane.services.ports import DeadLetterRecords
 
 #: Most dead letters one redrive call handles (the rest: call again).
@@ -46,6 +46,10 @@ class DeadLetterService:
     #: the bucket of large payloads (a redriven task gets its own copy)
     blobs: BlobStore | None = None
     retention_days: int = 30
+    #: the same backpressure as a submission: a redrive is no way around a full lane or the quota
+    admission: Admission = field(default_factory=Admission)
+    #: the tenant's gray-release routing, as for tasks (TaskService.routed)
+    route: Callable[[Task], Task] = lambda task: task
 
     def list(
         self, tenant: str, *, limit: int = 50, cursor: str | None = None, status: str | None = None
@@ -67,7 +71,10 @@ class DeadLetterService:
                 results.append({"task_id": task_id, "redriven_as": new})
             except TaskplaneError as exc:
                 error = {"code": exc.code, "message": exc.message}
-                results.append({"task_id": task_id, "error": error})
+                result: dict[str, Any] = {"task_id": task_id, "error": error}
+                if isinstance(exc, Throttled):
+                    result["retry_after_s"] = exc.retry_after_s
+                results.append(result)
         return results
 
     def _redrive_one(self, tenant: str, task_id: str) -> str:
@@ -81,50 +88,71 @@ class DeadLetterService:
             raise Conflict(f"task {task_id} is not FAILED")
         check_target(self.targets, tenant, old.target)
         check_retry(self.targets, tenant, old.retry)
+        self.admission.check_lane(old.priority)
         now = self.clock.now_ms()
         new_task_id = record.redriven_as if record.status == "redriving" else None
-        if new_task_id is None:
-            new_task_id = self.make_id(now)
-            if not self.records.claim(tenant, task_id, new_task_id, now):
-                raise Conflict(f"dead letter {task_id} is being redriven by another request")
-        fresh = Task(
-            task_id=new_task_id,
-            tenant=tenant,
-            state=TaskState.PENDING,
-            target=old.target,
-            payload=old.payload,
-            run_at=now,
-            created_at=now,
-            dispatched_at=now,
-            timeout_s=old.timeout_s,
-            auto_timeout=old.auto_timeout,
-            retry=old.retry,
-            priority=old.priority,
-            labels=old.labels,
-            deadline=old.deadline,
-            history=[HistoryEntry(state=TaskState.PENDING, at=now, detail=f"redrive of {task_id}")],
-        )
-        if old.payload_ref is not None and self.blobs is not None:
-            # The fresh task owns a copy, living as long as it may (the old one's expires with it).
-            key = payload_key(tenant, new_task_id)
-            self.blobs.copy(
-                old.payload_ref.key,
-                key,
-                expire_days=expiry_days(lifetime_ms(fresh, now), self.retention_days),
+        # The fresh task is counted against the quota before anything is claimed, so a refusal leaves
+        # the letter dead; a task an interrupted redrive already stored was counted then.
+        holding = new_task_id is None or self.tasks.get(tenant, new_task_id) is None
+        if holding:
+            self.admission.acquire(tenant)
+        try:
+            if new_task_id is None:
+                new_task_id = self.make_id(now)
+                if not self.records.claim(tenant, task_id, new_task_id, now):
+                    raise Conflict(f"dead letter {task_id} is being redriven by another request")
+            fresh = self.route(
+                Task(
+                    task_id=new_task_id,
+                    tenant=tenant,
+                    state=TaskState.PENDING,
+                    target=old.target,
+                    payload=old.payload,
+                    run_at=now,
+                    created_at=now,
+                    dispatched_at=now,
+                    timeout_s=old.timeout_s,
+                    auto_timeout=old.auto_timeout,
+                    retry=old.retry,
+                    priority=old.priority,
+                    labels=old.labels,
+                    deadline=old.deadline,
+                    history=[HistoryEntry(state=TaskState.PENDING, at=now, detail=f"redrive of {task_id}")],
+                    counted=holding and self.admission.counts,
+                )
             )
-            fresh = fresh.model_copy(update={"payload_ref": old.payload_ref.model_copy(update={"key": key})})
-        existing = self.tasks.get(tenant, new_task_id)
-        if existing is None:
-            with contextlib.suppress(Conflict):  # a concurrent finisher stored it
-                self.tasks.create(fresh)
-        if existing is None or existing.state is TaskState.PENDING:
-            try:
-                self.queue(fresh)
-            except TaskplaneError:
-                # Not queued: withdraw it, so no PENDING task waits for a message that never comes.
-                self.tasks.delete_unstarted(tenant, new_task_id)
-                self.records.release(tenant, task_id, new_task_id, now)
-                raise
-        self.tasks.note(tenant, task_id, TaskState.FAILED, at_ms=now, detail=f"redriven as {new_task_id}")
-        self.records.finish(tenant, task_id, new_task_id, now)
-        return new_task_id
+            if old.payload_ref is not None and self.blobs is not None:
+                # The fresh task owns a copy, living as long as it may (the old one's expires with it).
+                key = payload_key(tenant, new_task_id)
+                self.blobs.copy(
+                    old.payload_ref.key,
+                    key,
+                    expire_days=expiry_days(lifetime_ms(fresh, now), self.retention_days),
+                )
+                fresh = fresh.model_copy(
+                    update={"payload_ref": old.payload_ref.model_copy(update={"key": key})}
+                )
+            existing = self.tasks.get(tenant, new_task_id)
+            if existing is None:
+                try:
+                    self.tasks.create(fresh)
+                except Conflict:
+                    # A concurrent finisher stored it, counted by that call: this one's goes back.
+                    if holding:
+                        self.admission.release(tenant)
+                        holding = False
+            if existing is None or existing.state is TaskState.PENDING:
+                try:
+                    self.queue(fresh)
+                except TaskplaneError:
+                    # Not queued: withdraw it, so no PENDING task waits for a message that never comes.
+                    self.tasks.delete_unstarted(tenant, new_task_id)
+                    self.records.release(tenant, task_id, new_task_id, now)
+                    raise
+            holding = False  # the stored task holds the count now; its end gives it back
+            self.tasks.note(tenant, task_id, TaskState.FAILED, at_ms=now, detail=f"redriven as {new_task_id}")
+            self.records.finish(tenant, task_id, new_task_id, now)
+            return new_task_id
+        finally:
+            if holding:
+                self.admission.release(tenant)

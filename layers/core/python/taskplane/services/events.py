@@ -2,20 +2,46 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import Any
 
 from taskplane.adapters.events import EventBus, OutgoingEvent
 from taskplane.domain.errors import PayloadTooLarge
 from taskplane.domain.events import MAX_DETAIL_BYTES, MAX_PUT_BYTES, EventsPublish, entry_size
+from taskplane.services.admission import Admission
+from taskplane.services.ports import Idempotency
 
 
 @dataclass
 class EventService:
     bus: EventBus
+    #: the same backpressure as a submission: each event becomes a message on the lane of every
+    #: trigger it matches, so events for a tenant whose triggers feed a full lane are a 429
+    admission: Admission = field(default_factory=Admission)
+    #: the lanes a tenant's triggers on the platform bus feed (services/triggers.TriggerService.lanes)
+    trigger_lanes: Callable[[str], set[str]] = lambda tenant: set()
+    #: a retried request with its Idempotency-Key answers the first one's results (no second put)
+    idempotency: Idempotency | None = None
 
-    def publish(self, tenant: str, body: EventsPublish) -> list[dict[str, Any]]:
-        """Put the events; per event in order ``{"index", "event_id"}`` or ``{"index", "error"}``."""
+    def publish(
+        self, tenant: str, body: EventsPublish, idempotency_key: str | None = None
+    ) -> list[dict[str, Any]]:
+        """Put the events; per event in order ``{"index", "event_id"}`` or ``{"index", "error"}``.
+        Throttled (429) when a lane the tenant's triggers feed is over its depth limit. With an
+        ``idempotency_key``, the same key and body answer the first request's results (409 with
+        another body), so a client retrying a timed-out publish starts its triggers' tasks once."""
+        if idempotency_key is None or self.idempotency is None:
+            return self._publish(tenant, body)
+        result, _ = self.idempotency.once(
+            tenant,
+            f"events:{idempotency_key}",
+            body.model_dump(mode="json"),
+            lambda: {"results": self._publish(tenant, body)},
+        )
+        return list(result["results"])
+
+    def _publish(self, tenant: str, body: EventsPublish) -> list[dict[str, Any]]:
         outgoing = [OutgoingEvent(e.source, e.detail_type, e.detail_json(tenant)) for e in body.events]
         total = 0
         for i, event in enumerate(outgoing):
@@ -32,6 +58,9 @@ class EventService:
                 "request: send fewer at a time",
                 [{"field": "events", "size": total, "limit": MAX_PUT_BYTES}],
             )
+        if self.admission.depths is not None and self.admission.max_lane_depth > 0:
+            for lane in sorted(self.trigger_lanes(tenant)):
+                self.admission.check_lane(lane)
         results: list[dict[str, Any]] = []
         for i, answer in enumerate(self.bus.put(outgoing)):
             if isinstance(answer, str):

@@ -22,7 +22,7 @@ from taskplane.domain.clock import Clock, to_rfc3339
 from taskplane.domain.entry import check_task_body
 from taskplane.domain.errors import Conflict, InvalidRequest, NotFound
 from taskplane.domain.ids import is_valid_id, new_id
-from taskplane.domain.models import TaskSubmit, new_task
+from taskplane.domain.models import Task, TaskSubmit, new_task
 from taskplane.domain.ring import Placement, shard_for
 from taskplane.domain.schedules import (
     Schedule,
@@ -34,7 +34,7 @@ from taskplane.domain.schedules import (
 )
 from taskplane.domain.states import TERMINAL, TaskState
 from taskplane.domain.wheel import WheelEntry
-from taskplane.services.ports import NullTelemetry, ScheduleRecords, Telemetry
+from taskplane.services.ports import Idempotency, NullTelemetry, ScheduleRecords, Telemetry
 from taskplane.services.wakes import Wakes
 
 
@@ -52,6 +52,10 @@ class ScheduleService:
     targets: TargetPolicy = field(default_factory=TargetPolicy.permissive)
     #: wakes an idle tick when a schedule's next fire is due before the shard's next check
     wakes: Wakes | None = None
+    #: the tenant's gray-release routing, as for tasks (TaskService.routed)
+    route: Callable[[Task], Task] = lambda task: task
+    #: a retried create with its Idempotency-Key answers the first schedule (not a second one firing)
+    idempotency: Idempotency | None = None
 
     def _entry(self, schedule: Schedule) -> WheelEntry | None:
         if schedule.paused or schedule.next_fire_at is None:
@@ -66,13 +70,32 @@ class ScheduleService:
         )
 
     # -- API use cases -----------------------------------------------------------------------------
+    def create_once(
+        self, tenant: str, body: ScheduleCreate, idempotency_key: str | None = None
+    ) -> tuple[Schedule, bool]:
+        """Create a schedule; (schedule, created). A replayed idempotency key answers the first one."""
+        if idempotency_key is None or self.idempotency is None:
+            return self.create(tenant, body), True
+        result, replayed = self.idempotency.once(
+            tenant,
+            f"schedule:{idempotency_key}",
+            body.model_dump(mode="json"),
+            lambda: {"schedule_id": self.create(tenant, body).schedule_id},
+        )
+        return self.get(tenant, result["schedule_id"]), not replayed
+
     def create(self, tenant: str, body: ScheduleCreate) -> Schedule:
         check_task_body(self.targets, tenant, body.task, prefix="task")
         now = self.clock.now_ms()
         schedule = new_schedule(body, schedule_id=self.make_id(now), tenant=tenant, now_ms=now)
         if schedule.next_fire_at is None:
+            if schedule.end_at is not None:
+                raise InvalidRequest(
+                    "the schedule would never fire: its next fire time is after end_at", [{"field": "end_at"}]
+                )
             raise InvalidRequest(
-                "the schedule would never fire: its next fire time is after end_at", [{"field": "end_at"}]
+                "the schedule would never fire: no date a fire could have follows start_at",
+                [{"field": "start_at"}],
             )
         entry = self._entry(schedule)
         self.store.create(schedule, entry)
@@ -165,7 +188,7 @@ class ScheduleService:
         """Create (once) and queue the task of one fire; returns its id."""
         task_id = fire_task_id(schedule.schedule_id, fire_ms)
         body = TaskSubmit.model_validate(schedule.task)
-        task = new_task(body, task_id=task_id, tenant=schedule.tenant, now_ms=now_ms).model_copy(
+        task = self.route(new_task(body, task_id=task_id, tenant=schedule.tenant, now_ms=now_ms)).model_copy(
             update={"schedule_id": schedule.schedule_id, "fire_at": fire_ms, "dispatched_at": now_ms}
         )
         task.history[0].detail = f"fired by schedule {schedule.schedule_id} for {to_rfc3339(fire_ms)}"

@@ -155,7 +155,7 @@ class TaskService:
                 continue
             try:
                 task = self._placed(
-                    self._routed(new_task(item, task_id=self.make_id(now), tenant=tenant, now_ms=now)),
+                    self.routed(new_task(item, task_id=self.make_id(now), tenant=tenant, now_ms=now)),
                     item,
                     now,
                 )
@@ -222,7 +222,7 @@ class TaskService:
     def _accept(self, tenant: str, body: TaskSubmit, counted: bool = False) -> Task:
         now = self.clock.now_ms()
         task = self._placed(
-            self._routed(new_task(body, task_id=self.make_id(now), tenant=tenant, now_ms=now)), body, now
+            self.routed(new_task(body, task_id=self.make_id(now), tenant=tenant, now_ms=now)), body, now
         )
         if counted:
             task = task.model_copy(update={"counted": True})
@@ -336,7 +336,9 @@ class TaskService:
                     body[name] = self.blobs.download_url(ref.key, DOWNLOAD_URL_TTL_S)
         return body
 
-    def _routed(self, task: Task) -> Task:
+    def routed(self, task: Task) -> Task:
+        """``task`` with the route its tenant's gray-release rules give it (domain/gray.py); every door
+        that makes a task (submit, batch, a schedule's fire, a trigger, a window, a redrive) calls it."""
         route = choose_route(self.routes.get(task.tenant, []), task.task_id, task.labels, task.target)
         return task.model_copy(update={"route": route}) if route else task
 

@@ -31,7 +31,7 @@ from taskplane.domain.triggers import (
     trigger_task_id,
 )
 from taskplane.domain.windows import INLINE_WINDOW_BYTES, MAX_WINDOW_BYTES
-from taskplane.services.ports import TriggerRecords, TriggerRuleSet
+from taskplane.services.ports import Idempotency, TriggerRecords, TriggerRuleSet
 
 
 def _event_time_ms(event: dict[str, Any]) -> int | None:
@@ -86,6 +86,10 @@ class TriggerService:
     #: each tenant's share of the event bus's rules, and of its rules with wildcards (domain/triggers.py)
     max_rules: int = 50
     max_wildcard_rules: int = 3
+    #: the tenant's gray-release routing, as for tasks (TaskService.routed)
+    route: Callable[[Task], Task] = lambda task: task
+    #: a retried create with its Idempotency-Key answers the first trigger (not a second rule)
+    idempotency: Idempotency | None = None
 
     def _external(self, tenant: str, bus: str) -> ExternalEvents:
         allowed = {e.bus: e for e in self.external.get(tenant, [])}
@@ -97,6 +101,20 @@ class TriggerService:
                 [{"field": "bus", "problem": "bus_not_allowed", "allowed": sorted([PLATFORM_BUS, *allowed])}],
             )
         return allowed[bus]
+
+    def create_once(
+        self, tenant: str, body: TriggerCreate, idempotency_key: str | None = None
+    ) -> tuple[Trigger, bool]:
+        """Create a trigger; (trigger, created). A replayed idempotency key answers the first one."""
+        if idempotency_key is None or self.idempotency is None:
+            return self.create(tenant, body), True
+        result, replayed = self.idempotency.once(
+            tenant,
+            f"trigger:{idempotency_key}",
+            body.model_dump(mode="json"),
+            lambda: {"trigger_id": self.create(tenant, body).trigger_id},
+        )
+        return self.get(tenant, result["trigger_id"]), not replayed
 
     def create(self, tenant: str, body: TriggerCreate) -> Trigger:
         check_task_body(self.targets, tenant, body.task, prefix="task")
@@ -190,6 +208,12 @@ class TriggerService:
     def list(self, tenant: str) -> list[Trigger]:
         return self.store.list(tenant)
 
+    def lanes(self, tenant: str) -> set[str]:
+        """The lanes this tenant's triggers on the platform bus put their events on."""
+        return {
+            str(t.task.get("priority", "default")) for t in self.store.list(tenant) if t.bus == PLATFORM_BUS
+        }
+
     def delete(self, tenant: str, trigger_id: str) -> None:
         trigger = self.get(tenant, trigger_id)
         self.rules.delete(trigger)
@@ -243,7 +267,7 @@ class TriggerService:
         now = self.clock.now_ms()
         task_id = trigger_task_id(trigger_id, str(event.get("id", now)), now, _event_time_ms(event))
         body = TaskSubmit.model_validate({**trigger.task, "payload": event})
-        task = new_task(body, task_id=task_id, tenant=tenant, now_ms=now).model_copy(
+        task = self.route(new_task(body, task_id=task_id, tenant=tenant, now_ms=now)).model_copy(
             update={"trigger_id": trigger_id, "dispatched_at": now}
         )
         task.history[0].detail = f"started by trigger {trigger_id} for event {event.get('id', '?')}"

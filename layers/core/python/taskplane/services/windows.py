@@ -84,6 +84,8 @@ class WindowService:
     retention_days: int = 30
     telemetry: Telemetry = field(default_factory=NullTelemetry)
     make_id: Callable[[int], str] = new_id
+    #: the tenant's gray-release routing, as for tasks (TaskService.routed)
+    route: Callable[[Any], Any] = lambda task: task
 
     def _expires(self, now_ms: int) -> int:
         return now_ms // 1000 + self.retention_days * 86_400 + 86_400
@@ -222,7 +224,7 @@ class WindowService:
         tenant = trigger.tenant
         task_id = window_task_id(trigger.trigger_id, head.window_id, head.opened_at)
         body = TaskSubmit.model_validate({**template, "payload": payload})
-        task = new_task(body, task_id=task_id, tenant=tenant, now_ms=now).model_copy(
+        task = self.route(new_task(body, task_id=task_id, tenant=tenant, now_ms=now)).model_copy(
             update={"trigger_id": trigger.trigger_id, "dispatched_at": now}
         )
         task.history[0].detail = (
