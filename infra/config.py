@@ -135,8 +135,8 @@ class EnvironmentConfig(_Strict):
     account: str | None = Field(default=None, pattern=r"^\d{12}$")
     region: str | None = None
     #: Timing-wheel shards: one tick schedule (and one lease) per shard. Size them so the busiest shard
-    #: carries at most 22% of what its tick measured it can send (bench/capacity.py tick_shards: ~690
-    #: tasks due a second per 256 MB shard, 8 shards for 1,000 a second; a million a day fits one).
+    #: carries at most 22% of what its tick measured it can send (bench/capacity.py tick_shards: ~750
+    #: tasks due a second per 256 MB shard, 7 shards for 1,000 a second; a million a day fits one).
     #: A shard's dispatch lateness follows its utilization (each poll's window read holds up its
     #: sends): in the modelled-AWS harness p99 ~43 ms at 70%, 22 ms at 35%, ~16 ms at 22%, all within
     #: the 350 ms lead (BENCHMARKS.md, "Dispatch lateness").
