@@ -474,7 +474,17 @@ TARGET_WORDS = {
     "echo": "the builtin echo target",
 }
 #: What ``by_target`` keeps of each run.
-BY_TARGET_KEYS = ("workload", "succeeded", "lost", "units_per_task", "cpu_ms_per_task", "calls", "item_bytes")
+BY_TARGET_KEYS = (
+    "workload",
+    "succeeded",
+    "lost",
+    "units_per_task",
+    "cpu_ms_per_task",
+    "calls",
+    "calls_by_function",
+    "item_bytes",
+    "tick",
+)
 
 
 def run(
@@ -728,6 +738,7 @@ def _run(
         platform.wakes.wake = lambda shard: woken.set()
         tick_runs: list[dict[str, Any]] = []
         tick_held_s = [0.0]
+        tick_errors: Counter[str] = Counter()
 
         # The tick's window reads (one per wheel slot its window spans, each poll), counted for
         # TickSampler: the store is shared, only the tick loop's calls count.
@@ -754,7 +765,8 @@ def _run(
                         tick_runs.append(
                             tick({"shard": 0}, LocalContext(function_name="taskplane-tick", timeout_s=360))
                         )
-                    except Exception:
+                    except Exception as exc:  # the rule runs it again; the run reports why it stopped
+                        tick_errors[f"{type(exc).__name__}: {exc}"[:200]] += 1
                         stop.wait(1)
                 if tick_runs and tick_runs[-1].get("acquired"):
                     tick_held_s[0] += time.perf_counter() - began  # the shard held: the tick is busy
@@ -972,6 +984,10 @@ def _run(
         result["tick"][name] = round(total / held, 3) if held else None
     result["tick"]["held_s"] = round(held, 1)
     result["tick"]["runs"] = len(tick_runs)
+    # A tick that raised, or lost its lease, is taken over from its last saved point: entries in its
+    # look-back are sent again (the worker refuses their second start write), which costs units.
+    result["tick"]["errors"] = dict(tick_errors)
+    result["tick"]["runs_that_lost_the_lease"] = sum(1 for r in tick_runs if r.get("lost_lease"))
     result["tick"]["runs_that_held_the_shard"] = sum(1 for r in tick_runs if r.get("acquired"))
     return result
 
