@@ -30,10 +30,16 @@ class Admission:
     def counts(self) -> bool:
         return self.counters is not None and self.tenant_quota > 0
 
+    @property
+    def limits_depth(self) -> bool:
+        """Whether lanes have a depth limit at all (callers may skip finding out which lanes)."""
+        return self.depths is not None and self.max_lane_depth > 0
+
     def check_lane(self, lane: str) -> None:
         """Raise Throttled when ``lane`` is over its depth threshold."""
-        if self.depths is None or self.max_lane_depth <= 0:
+        if not self.limits_depth:
             return
+        assert self.depths is not None
         depth = self.depths.depth(lane)
         if depth >= self.max_lane_depth:
             raise Throttled(

@@ -58,7 +58,7 @@ class EventService:
                 "request: send fewer at a time",
                 [{"field": "events", "size": total, "limit": MAX_PUT_BYTES}],
             )
-        if self.admission.depths is not None and self.admission.max_lane_depth > 0:
+        if self.admission.limits_depth:  # (finding the lanes costs a read of the tenant's triggers)
             for lane in sorted(self.trigger_lanes(tenant)):
                 self.admission.check_lane(lane)
         results: list[dict[str, Any]] = []

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import builtins
 from collections.abc import Callable, Iterable, Mapping
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 if TYPE_CHECKING:
     from taskplane.adapters.run_store import CompensationRecord, NodeRecord, RunRecord, RunSummary
@@ -76,6 +76,33 @@ class Idempotency(Protocol):
         The same key with another fingerprint raises :class:`~taskplane.domain.errors.Conflict`.
         """
         ...
+
+
+T = TypeVar("T")
+
+
+def created_once(
+    store: Idempotency | None,
+    tenant: str,
+    key: str | None,
+    fingerprint: Any,
+    create: Callable[[], T],
+    id_field: str,
+    load: Callable[[str], T],
+) -> tuple[T, bool]:
+    """Create once per idempotency ``key``: (the thing, created?). Without a key (or a store) it just
+    creates; with one, the first request creates and records the new id under ``id_field``, and a
+    replay answers the thing recorded then (``load``), a different ``fingerprint`` a Conflict."""
+    if key is None or store is None:
+        return create(), True
+    made: list[T] = []
+
+    def action() -> dict[str, Any]:
+        made.append(create())
+        return {id_field: getattr(made[0], id_field)}
+
+    result, replayed = store.once(tenant, key, fingerprint, action)
+    return (made[0] if made else load(result[id_field])), not replayed
 
 
 # -- stores with two implementations: DynamoDB/EventBridge (adapters/) and SQLite (adapters/sqlite/) --

@@ -34,7 +34,7 @@ from taskplane.domain.schedules import (
 )
 from taskplane.domain.states import TERMINAL, TaskState
 from taskplane.domain.wheel import WheelEntry
-from taskplane.services.ports import Idempotency, NullTelemetry, ScheduleRecords, Telemetry
+from taskplane.services.ports import Idempotency, NullTelemetry, ScheduleRecords, Telemetry, created_once
 from taskplane.services.wakes import Wakes
 
 
@@ -74,15 +74,15 @@ class ScheduleService:
         self, tenant: str, body: ScheduleCreate, idempotency_key: str | None = None
     ) -> tuple[Schedule, bool]:
         """Create a schedule; (schedule, created). A replayed idempotency key answers the first one."""
-        if idempotency_key is None or self.idempotency is None:
-            return self.create(tenant, body), True
-        result, replayed = self.idempotency.once(
+        return created_once(
+            self.idempotency,
             tenant,
-            f"schedule:{idempotency_key}",
+            None if idempotency_key is None else f"schedule:{idempotency_key}",
             body.model_dump(mode="json"),
-            lambda: {"schedule_id": self.create(tenant, body).schedule_id},
+            lambda: self.create(tenant, body),
+            "schedule_id",
+            lambda schedule_id: self.get(tenant, schedule_id),
         )
-        return self.get(tenant, result["schedule_id"]), not replayed
 
     def create(self, tenant: str, body: ScheduleCreate) -> Schedule:
         check_task_body(self.targets, tenant, body.task, prefix="task")

@@ -38,7 +38,7 @@ from taskplane.domain.wheel import (
     sort_key,
 )
 from taskplane.services.admission import Admission
-from taskplane.services.ports import Idempotency, NullTelemetry, Telemetry
+from taskplane.services.ports import Idempotency, NullTelemetry, Telemetry, created_once
 from taskplane.services.wakes import Wakes
 
 MAX_BATCH = 500
@@ -121,15 +121,15 @@ class TaskService:
         """Accept one task; returns (task, created). A replayed idempotency key returns the first task."""
         self._check_body(tenant, body)
         self.admission.check_lane(body.priority)
-        key = idempotency_key or body.idempotency_key
-        if key is None or self.idempotency is None:
-            return self._admit(tenant, body), True
-        fingerprint = body.model_dump(mode="json", exclude={"idempotency_key"})
-        result, replayed = self.idempotency.once(
-            tenant, key, fingerprint, lambda: {"task_id": self._admit(tenant, body).task_id}
+        return created_once(
+            self.idempotency,
+            tenant,
+            idempotency_key or body.idempotency_key,
+            body.model_dump(mode="json", exclude={"idempotency_key"}),
+            lambda: self._admit(tenant, body),
+            "task_id",
+            lambda task_id: self.get(tenant, task_id),
         )
-        task = self.get(tenant, result["task_id"])
-        return task, not replayed
 
     def submit_batch(
         self, tenant: str, items: list[TaskSubmit | TaskplaneError]

@@ -31,7 +31,7 @@ from taskplane.domain.triggers import (
     trigger_task_id,
 )
 from taskplane.domain.windows import INLINE_WINDOW_BYTES, MAX_WINDOW_BYTES
-from taskplane.services.ports import Idempotency, TriggerRecords, TriggerRuleSet
+from taskplane.services.ports import Idempotency, TriggerRecords, TriggerRuleSet, created_once
 
 
 def _event_time_ms(event: dict[str, Any]) -> int | None:
@@ -106,15 +106,15 @@ class TriggerService:
         self, tenant: str, body: TriggerCreate, idempotency_key: str | None = None
     ) -> tuple[Trigger, bool]:
         """Create a trigger; (trigger, created). A replayed idempotency key answers the first one."""
-        if idempotency_key is None or self.idempotency is None:
-            return self.create(tenant, body), True
-        result, replayed = self.idempotency.once(
+        return created_once(
+            self.idempotency,
             tenant,
-            f"trigger:{idempotency_key}",
+            None if idempotency_key is None else f"trigger:{idempotency_key}",
             body.model_dump(mode="json"),
-            lambda: {"trigger_id": self.create(tenant, body).trigger_id},
+            lambda: self.create(tenant, body),
+            "trigger_id",
+            lambda trigger_id: self.get(tenant, trigger_id),
         )
-        return self.get(tenant, result["trigger_id"]), not replayed
 
     def create(self, tenant: str, body: TriggerCreate) -> Trigger:
         check_task_body(self.targets, tenant, body.task, prefix="task")
