@@ -76,10 +76,6 @@ def _history_entry(text: str) -> HistoryEntry:
     return HistoryEntry(state=TaskState(state), at=int(at), detail=detail or None)
 
 
-def _compact(value: Any) -> str:
-    return utf8_json(value)
-
-
 #: Values a task item leaves out when they are the defaults (every write is billed per KB, and the
 #: item is kept for the retention period): read back as these when absent.
 DEFAULT_TIMEOUT_S = 300
@@ -92,8 +88,8 @@ def _to_item(task: Task, buckets: int) -> dict[str, Any]:
         "pk": _pk(task.tenant, task.task_id, buckets),
         "sk": task.task_id,
         "state": task.state.value,
-        "target": _compact(task.target),
-        "payload": _compact(task.payload),
+        "target": utf8_json(task.target),
+        "payload": utf8_json(task.payload),
         "run_at": task.run_at,
         "created_at": task.created_at,
         "attempts": task.attempts,
@@ -102,19 +98,19 @@ def _to_item(task: Task, buckets: int) -> dict[str, Any]:
     if task.timeout_s != DEFAULT_TIMEOUT_S:
         item["timeout_s"] = task.timeout_s
     if task.retry != DEFAULT_RETRY:
-        item["retry"] = _compact(task.retry.model_dump(mode="json", exclude_none=True))
+        item["retry"] = utf8_json(task.retry.model_dump(mode="json", exclude_none=True))
     if task.auto_timeout is not None:
-        item["auto_timeout"] = _compact(task.auto_timeout.model_dump())
+        item["auto_timeout"] = utf8_json(task.auto_timeout.model_dump())
     if task.fallback is not None:
-        item["fallback"] = _compact(task.fallback)
+        item["fallback"] = utf8_json(task.fallback)
     if task.priority != "default":
         item["priority"] = task.priority
     if task.labels:
-        item["labels"] = _compact(task.labels)
+        item["labels"] = utf8_json(task.labels)
     if task.counted:
         item["counted"] = True
     if task.route:
-        item["route"] = _compact(task.route)
+        item["route"] = utf8_json(task.route)
     if task.payload_ref:
         item["payload_ref"] = task.payload_ref.model_dump_json(exclude_none=True)
     if task.result_ref:
@@ -338,7 +334,7 @@ class TaskStore(AwsClient["DynamoDBClient"]):
         for i, (name, value) in enumerate(sorted(fields.items())):
             names[f"#f{i}"] = name
             if name in ("result", "fallback"):
-                value = _compact(value)
+                value = utf8_json(value)
             elif name == "result_ref":
                 value = value.model_dump_json(exclude_none=True)
             values[f":f{i}"] = value
@@ -413,7 +409,11 @@ class TaskStore(AwsClient["DynamoDBClient"]):
                 ),
                 ExpressionAttributeNames={"#pk": "pk", "#state": "state"},
                 ExpressionAttributeValues=_serialize(
-                    {":f": _compact({"state": "RUNNING", "at": at_ms}), ":running": "RUNNING", ":n": attempts}
+                    {
+                        ":f": utf8_json({"state": "RUNNING", "at": at_ms}),
+                        ":running": "RUNNING",
+                        ":n": attempts,
+                    }
                 ),
             )
             is not None
