@@ -1,4 +1,5 @@
-"""SQS lane consumer: runs each task delivery and reports partial batch failures."""
+"""SQS lane consumer: runs each task delivery, takes each windowed trigger's event into its window, closes
+each window whose end comes due, and reports partial batch failures."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from aws_lambda_powertools.utilities.data_classes.sqs_event import SQSRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from taskplane import init_phase, wiring
-from taskplane.adapters.queues import TriggerMessage, parse_body
+from taskplane.adapters.queues import TriggerMessage, WindowMessage, parse_body
 from taskplane.domain.tracecontext import task_trace
 from taskplane.observability import logger, tracer
 from taskplane.services.holds import HoldBatch, RecordHold
@@ -51,6 +52,12 @@ def record_handler(record: SQSRecord, hold: RecordHold | None = None) -> str:
         platform.telemetry.count("poison", tenant="unknown", target_type="none", lane="unknown")
         return "poison"
     platform = wiring.platform()
+    if isinstance(message, WindowMessage):
+        # A window's end, sent ahead by the tick: held until due, then the window closes (a close that
+        # fails raises: the message comes back and the close, safe to repeat, is tried again).
+        closing = platform.triggers.windows.delivered(message)
+        logger.debug("window end handled", extra={"window": message.window, "outcome": closing})
+        return str(closing)
     if isinstance(message, TriggerMessage):
         started = platform.triggers.start(message.tenant, message.trigger_id, message.event, message.pattern)
         if started is None:

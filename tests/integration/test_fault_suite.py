@@ -334,7 +334,7 @@ def test_worker_dying_while_its_retry_waits_loses_nothing_and_runs_nothing_twice
             return real_runners.run(target, envelope, timeout_s, cancel, **kw)
 
     executor.runners = Counting()
-    real_wait = executor._wait_until
+    real_wait = executor.wait_until
 
     def dies_waiting_for_a_retry(due_ms: int) -> int:
         if executor.clock.now_ms() < due_ms and not getattr(dies_waiting_for_a_retry, "armed", False):
@@ -346,7 +346,7 @@ def test_worker_dying_while_its_retry_waits_loses_nothing_and_runs_nothing_twice
     sqs, url = aws.client("sqs"), aws.settings.queue_urls["default"]
     messages = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10)["Messages"]
     assert len(messages) == len(accepted)
-    executor._wait_until = dies_waiting_for_a_retry
+    executor.wait_until = dies_waiting_for_a_retry
     for message in messages:
         dies_waiting_for_a_retry.armed = False  # type: ignore[attr-defined]
         FIGURES["faults: worker died waiting for a retry"] += 1
@@ -357,7 +357,7 @@ def test_worker_dying_while_its_retry_waits_loses_nothing_and_runs_nothing_twice
         sqs.change_message_visibility(
             QueueUrl=url, ReceiptHandle=message["ReceiptHandle"], VisibilityTimeout=0
         )
-    executor._wait_until = real_wait
+    executor.wait_until = real_wait
     aws.platform.tasks.clock.advance(1_000)
     settle(aws, rounds=4)
     # Then each task's retry ran once (as attempt 2) and succeeded; no attempt ran twice

@@ -2,8 +2,9 @@
 """Windowed triggers under moto, through the API, the worker and the tick on a simulated clock.
 
 Events are published with ``POST /v1/events`` and reach the worker through the trigger's rule and
-lane, as in AWS; windows close when the tick meets their wheel entry (no loop of their own), and the
-task a window starts runs through the worker like any trigger task (domain/windows.py).
+lane, as in AWS; a window's end is a wheel entry the tick sends to its lane ahead of time, and the
+worker closes the window when it is due (no loop of its own); the task a window starts runs through
+the worker like any trigger task (domain/windows.py).
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from typing import Any
 import pytest
 
 from taskplane import wiring
+from taskplane.adapters.queues import WindowMessage, parse_body
 from taskplane.domain.states import TaskState
 from taskplane.domain.windows import MAX_WINDOW_BYTES
 from tests.integration.test_wheel import START, SimClock, on_sim_clock, sim  # noqa: F401 - the fixture
@@ -61,9 +63,61 @@ def full(aws: Any, task: Any) -> Any:
 
 
 def run_tick(aws: Any, sim: SimClock, until_ms: int) -> Any:
+    """The platform's tick on the simulated clock until ``until_ms``, with the worker closing the windows
+    whose ends it sends (see :func:`take_window_ends`)."""
     platform = wiring.platform()
     ticker = dataclasses.replace(platform.ticker, clock=sim, wait=sim.wait, senders=sim.senders)
-    return ticker.run(0, until_ms=until_ms, owner=f"tick-{sim.now_ms()}")
+    hook = lambda: take_window_ends(aws, sim)  # noqa: E731
+    sim.after_settle.append(hook)
+    try:
+        return ticker.run(0, until_ms=until_ms, owner=f"tick-{sim.now_ms()}")
+    finally:
+        sim.after_settle.remove(hook)
+
+
+def take_window_ends(aws: Any, sim: SimClock) -> None:
+    """What the event source mapping and the worker do with what the tick just sent: every message
+    reaches the worker handler, a window's end at its due time (the worker holds one that comes in
+    ahead until then while events keep coming in: on simulated time, an action at the due instant; the
+    hold itself is tested below), the rest at once. A record that fails comes back on the next receive,
+    as SQS redelivers it."""
+    from taskplane.local.context import LocalContext
+    from taskplane.local.handlers import load_handler
+    from taskplane.local.poller import to_record
+
+    sqs = aws.client("sqs")
+    worker = load_handler("worker").lambda_handler
+
+    def handle(url: str, arn: str, messages: list[dict[str, Any]]) -> None:
+        event = {"Records": [to_record(m, arn) for m in messages]}
+        failed = {
+            f["itemIdentifier"]
+            for f in worker(event, LocalContext(function_name="taskplane-worker"))["batchItemFailures"]
+        }
+        for m in messages:
+            if m["MessageId"] in failed:
+                sqs.change_message_visibility(
+                    QueueUrl=url, ReceiptHandle=m["ReceiptHandle"], VisibilityTimeout=0
+                )
+            else:
+                sqs.delete_message(QueueUrl=url, ReceiptHandle=m["ReceiptHandle"])
+
+    for url in aws.settings.queue_urls.values():
+        arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+        others = []
+        while messages := sqs.receive_message(
+            QueueUrl=url, MaxNumberOfMessages=10, VisibilityTimeout=60, WaitTimeSeconds=0
+        ).get("Messages", []):
+            for m in messages:
+                body = parse_body(m["Body"])
+                if isinstance(body, WindowMessage):
+                    sim.at(
+                        max(sim.now_ms(), body.due_ms), lambda m=m, url=url, arn=arn: handle(url, arn, [m])
+                    )
+                else:
+                    others.append(m)
+        for i in range(0, len(others), 10):
+            handle(url, arn, others[i : i + 10])
 
 
 def at(sim: SimClock, offset_ms: int, action: Any) -> None:

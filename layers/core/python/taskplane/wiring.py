@@ -408,6 +408,7 @@ def build(
         retention_days=settings.retention_days,
         telemetry=telemetry,
         route=tasks.routed,
+        wait_until=executor.wait_until,
     )
     events = EventService(
         EventBus(settings.event_bus, stores.events),
@@ -423,7 +424,6 @@ def build(
         save_every_ms=TICK_RENEW_EVERY_MS,
         telemetry=telemetry,
         fire_schedule=schedules.fire,
-        close_window=triggers.windows.close_due,
         handover=wakes.wake_now,
     )
     workflows, steps = _build_workflows(

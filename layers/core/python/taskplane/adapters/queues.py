@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, cast
 
@@ -78,8 +79,53 @@ class TriggerMessage:
     pattern: int | None = None
 
 
-def parse_body(body: str) -> LaneMessage | TriggerMessage:
-    """The delivery (or trigger event) in a lane message body; ValueError when it is not one of ours."""
+@dataclass(frozen=True)
+class WindowMessage:
+    """A windowed trigger's window end, from the wheel: close the window when due.
+
+    The tick sends it ahead of ``due_ms`` like a task's delivery; the worker waits out the rest, then
+    closes the window (services/windows.py ``WindowService.delivered``). ``window`` is the wheel entry's
+    item id, ``<trigger id>.<window id>``.
+    """
+
+    tenant: str
+    window: str
+    due_ms: int
+    lane: str = "default"
+    delay_s: int = 0
+    dispatched_at: int | None = None
+
+    def body(self) -> str:
+        data: dict[str, object] = {"v": 1, "tenant": self.tenant, "window": self.window, "due": self.due_ms}
+        if self.lane != "default":  # so a requeue (far too early) goes back to the same lane
+            data["lane"] = self.lane
+        if self.dispatched_at is not None:
+            data["dispatched_at"] = self.dispatched_at
+        return json.dumps(data, separators=(",", ":"))
+
+
+#: What the lanes carry from the platform's own senders.
+Outgoing = LaneMessage | WindowMessage
+
+
+def _window_message(data: dict[str, Any]) -> WindowMessage:
+    tenant, window, due_ms = data.get("tenant"), data.get("window"), data.get("due")
+    if not isinstance(tenant, str) or not isinstance(window, str) or type(due_ms) is not int:
+        raise ValueError("window message lacks tenant, window or due")
+    if "." not in window:
+        raise ValueError("window message's window is not <trigger id>.<window id>")
+    lane = data.get("lane", "default")
+    if not isinstance(lane, str):
+        raise ValueError("window message's lane is not a string")
+    dispatched_at = data.get("dispatched_at")
+    if dispatched_at is not None and type(dispatched_at) is not int:
+        raise ValueError("dispatched_at is not an integer")
+    return WindowMessage(tenant=tenant, window=window, due_ms=due_ms, lane=lane, dispatched_at=dispatched_at)
+
+
+def parse_body(body: str) -> LaneMessage | TriggerMessage | WindowMessage:
+    """The delivery (trigger event, window end) in a lane message body; ValueError when it is not one
+    of ours."""
     try:
         data = json.loads(body)
     except (json.JSONDecodeError, RecursionError) as exc:
@@ -94,6 +140,8 @@ def parse_body(body: str) -> LaneMessage | TriggerMessage:
         if pattern is not None and (type(pattern) is not int or not 0 <= pattern < 100):
             raise ValueError("trigger message's pattern is not a small integer")
         return TriggerMessage(tenant=tenant, trigger_id=trigger_id, event=event, pattern=pattern)
+    if "window" in data:
+        return _window_message(data)
     tenant, task_id, attempt = data.get("tenant"), data.get("task_id"), data.get("attempt")
     if not isinstance(tenant, str) or not isinstance(task_id, str) or type(attempt) is not int:
         raise ValueError("message body lacks tenant, task_id or attempt")
@@ -151,18 +199,23 @@ class Lanes(AwsClient["SQSClient"]):
     def url(self, lane: str) -> str:
         return self._urls.get(lane) or self._urls["default"]
 
-    def send(self, messages: list[LaneMessage]) -> list[Exception | None]:
-        """Send in batches of 10 per lane; one outcome per message, in order (None = sent)."""
-        messages, ended = self.tracing.dispatch(messages)
+    def send(self, messages: Sequence[Outgoing]) -> list[Exception | None]:
+        """Send in batches of 10 per lane; one outcome per message, in order (None = sent). A task's
+        delivery is a dispatch span of its task's trace; a window's end belongs to no task yet."""
+        at = [i for i, m in enumerate(messages) if isinstance(m, LaneMessage)]
+        traced, ended = self.tracing.dispatch([cast(LaneMessage, messages[i]) for i in at])
+        out: list[Outgoing] = list(messages)
+        for i, message in zip(at, traced, strict=True):
+            out[i] = message
         try:
-            outcomes = self._send(messages)
+            outcomes = self._send(out)
         except BaseException as exc:
-            ended([exc] * len(messages))
+            ended([exc] * len(at))
             raise
-        ended(outcomes)
+        ended([outcomes[i] for i in at])
         return outcomes
 
-    def _send(self, messages: list[LaneMessage]) -> list[Exception | None]:
+    def _send(self, messages: list[Outgoing]) -> list[Exception | None]:
         outcomes: list[Exception | None] = [None] * len(messages)
         by_lane: dict[str, list[int]] = {}
         for i, m in enumerate(messages):
@@ -192,7 +245,7 @@ class Lanes(AwsClient["SQSClient"]):
                     )
         return outcomes
 
-    def send_one(self, message: LaneMessage) -> None:
+    def send_one(self, message: Outgoing) -> None:
         """Send one delivery, raising a domain exception when it could not be queued."""
         err = self.send([message])[0]
         if err is not None:

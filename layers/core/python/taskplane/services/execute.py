@@ -218,7 +218,7 @@ class Executor:
                     dataclasses.replace(delivery, delay_s=arrival_delay_s(delivery.due_ms, now))
                 )
                 return Outcome.REQUEUED
-            now = self._wait_until(delivery.due_ms)
+            now = self.wait_until(delivery.due_ms)
         path = path_to_running(expected) or [S.RUNNING]
         fields: dict[str, Any] = {"started_at": now}
         if expected is not S.PENDING:
@@ -255,9 +255,10 @@ class Executor:
         assert task is not None
         return self._run(task, hold)
 
-    def _wait_until(self, due_ms: int) -> int:
+    def wait_until(self, due_ms: int) -> int:
         """Sleep until ``due_ms`` by this worker's clock; returns the time it woke (still early only
-        when the sleep did not last: the start's conditional write then refuses, and it is requeued)."""
+        when the sleep did not last: the start's conditional write then refuses, and it is requeued).
+        A window's end is held the same way before its close (services/windows.py)."""
         if self.sleep_until is not None:
             self.sleep_until(due_ms)
         for _ in range(3):  # a sleep may end a fraction of a millisecond short of the clock's tick
@@ -286,7 +287,7 @@ class Executor:
         if 0 < due - now <= MAX_EARLY_WAIT_MS:
             # Whole-second SQS delays (and clock skew) bring some deliveries a little early:
             # wait out the rest here rather than a second round trip, so the start stays precise.
-            now = self._wait_until(due)
+            now = self.wait_until(due)
         if due > now:
             # Sent back with the tick's dispatch time, so the task still records when it left the wheel.
             self.lanes.send_one(

@@ -7,8 +7,8 @@ another tick holds the shard and will still hold it a while, or when nothing is 
 takes the shard's lease (a conditional write with an expiry), resumes from the shard's saved
 position, and until its span ends: loads entries due within the next LOOKAHEAD_MS into a heap
 (reading LOOKBACK_MS behind now every LOOKBACK_EVERY_MS, for late writes),
-sends each when it must leave (``DISPATCH_LEAD_MS`` before a task is due: the worker waits out the
-rest), grouping entries due close together into one lane batch, and every second saves how far it
+sends each when it must leave (``DISPATCH_LEAD_MS`` before a task or a window's end is due: the worker
+waits out the rest, then starts the task or closes the window), grouping entries due close together into one lane batch, and every second saves how far it
 got while extending the lease. With nothing due within the horizon it releases the shard, looks once
 more (so a writer that saw the lease still held is never missed), and ends. Near the end of its span
 it wakes its successor, which waits for the lease. A crashed tick's successor resumes from the last
@@ -29,7 +29,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from concurrent.futures import wait as wait_all
 from dataclasses import dataclass, field
 
-from taskplane.adapters.queues import LaneMessage, Lanes
+from taskplane.adapters.queues import LaneMessage, Lanes, Outgoing, WindowMessage
 from taskplane.adapters.wheel_store import Lease, WheelStore, upto_key
 from taskplane.domain.clock import Clock
 from taskplane.domain.wheel import (
@@ -48,10 +48,10 @@ from taskplane.domain.wheel import (
 from taskplane.services.ports import NullTelemetry, Telemetry
 
 ScheduleFirer = Callable[[WheelEntry, int], None]
-#: Closes a windowed trigger's window whose wheel entry is due (services/windows.py close_due).
-WindowCloser = Callable[[WheelEntry, int], None]
-#: Kinds of entries the tick handles itself instead of sending to a lane.
-OWN_KINDS = frozenset({"schedule", "window"})
+#: Kinds of entries the tick handles itself instead of sending to a lane. A windowed trigger's window
+#: end ("window") goes to its lane like a task: the worker closes the window (a close reads the whole
+#: window, up to 5 MiB of events, which the tick's memory need not hold).
+OWN_KINDS = frozenset({"schedule"})
 #: The state a delivery of each kind of wheel entry expects; a "watch" checks a RUNNING attempt
 #: for a dead worker (see domain/timeouts.py).
 ENTRY_STATE = {"task": "SCHEDULED", "retry": "RETRYING", "watch": "RUNNING"}
@@ -79,7 +79,7 @@ class TickReport:
     dispatched: int = 0
     late: int = 0
     fired: int = 0
-    #: windows of windowed triggers closed
+    #: of ``dispatched``, the window ends of windowed triggers (the worker closes their windows)
     windows: int = 0
     send_failures: int = 0
     lost_lease: bool = False
@@ -187,8 +187,6 @@ class Ticker:
     #: with nothing due within this long, the tick releases its shard and ends
     idle_ms: int = IDLE_HORIZON_MS
     fire_schedule: ScheduleFirer | None = None
-    #: closes windows of windowed triggers, on the senders' threads (a close reads the window's events)
-    close_window: WindowCloser | None = None
     telemetry: Telemetry = field(default_factory=NullTelemetry)
     senders: ThreadPoolExecutor = field(default_factory=lambda: ThreadPoolExecutor(max_workers=4))
     #: wakes a successor near the end of a busy span (None: the shard's rule is the only successor)
@@ -405,7 +403,8 @@ class Ticker:
             seen.update(fresh)
 
     def _dispatch(self, due: list[WheelEntry], run: _Run) -> None:
-        """Fire due schedules; hand due tasks to the senders in batches of 10 per lane, without waiting."""
+        """Fire due schedules; hand due tasks and window ends to the senders in batches of 10 per lane,
+        without waiting."""
         for entry in (e for e in due if e.kind == "schedule"):
             if self.fire_schedule is None:
                 continue
@@ -414,9 +413,6 @@ class Ticker:
                 run.report.fired += 1
             except Exception:
                 run.give_back([entry])  # tried again on the next pass
-        windows = [e for e in due if e.kind == "window"]
-        if windows and self.close_window is not None:
-            run.submit(self.senders, self._close_windows, windows)
         by_lane: dict[str, list[WheelEntry]] = {}
         for entry in due:
             if entry.kind not in OWN_KINDS:
@@ -424,21 +420,6 @@ class Ticker:
         for group in by_lane.values():
             for i in range(0, len(group), BATCH):
                 run.submit(self.senders, self._send_and_account, group[i : i + BATCH])
-
-    def _close_windows(self, entries: list[WheelEntry], run: _Run) -> None:
-        """Close each due window; one that fails is given back and tried again on the next pass."""
-        assert self.close_window is not None
-        failed = []
-        for entry in entries:
-            try:
-                self.close_window(entry, self.clock.now_ms())
-            except Exception:
-                failed.append(entry)
-        with run.lock:
-            run.report.windows += len(entries) - len(failed)
-        if failed:
-            time.sleep(0.1)
-            run.give_back(failed)
 
     def _send_and_account(self, batch: list[WheelEntry], run: _Run) -> None:
         try:
@@ -453,6 +434,7 @@ class Ticker:
         behind = [now - e.sends_at(self.lead_ms) for e in batch]
         with run.lock:
             run.report.dispatched += len(sent)
+            run.report.windows += sum(1 for e in sent if e.kind == "window")
             run.report.send_failures += len(failed)
             run.report.late += sum(1 for late in behind if late > self.late_after_ms)
             lateness = [max(0, late) for late, err in zip(behind, outcomes, strict=True) if err is None]
@@ -469,11 +451,22 @@ class Ticker:
 
     def _send_batch(self, batch: list[WheelEntry]) -> list[Exception | None]:
         now = self.clock.now_ms()  # stamped per batch, just before it leaves
-        messages = []
+        messages: list[Outgoing] = []
         for entry in batch:
             late = now - entry.sends_at(self.lead_ms)
             if late > self.late_after_ms:
                 self._count("dispatched_late", entry)
+            if entry.kind == "window":
+                messages.append(
+                    WindowMessage(
+                        tenant=entry.tenant,
+                        window=entry.item_id,
+                        due_ms=entry.due_ms,
+                        lane=entry.lane,
+                        dispatched_at=now,
+                    )
+                )
+                continue
             messages.append(
                 LaneMessage(
                     tenant=entry.tenant,

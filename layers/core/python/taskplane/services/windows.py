@@ -1,23 +1,28 @@
 """Windowed triggers: take each event into its key's window; close windows on time and start one task.
 
-The worker calls :meth:`WindowService.collect` for each event of a windowed trigger; the tick calls
-:meth:`WindowService.close_due` for each wheel entry of kind ``window`` when it is due. Rules and
-the payload are in ``domain/windows.py``; storage in ``adapters/windows.py``.
+The worker calls :meth:`WindowService.collect` for each event of a windowed trigger. A window's end is
+a wheel entry of kind ``window``: the tick sends it to its lane ahead of time like a task's delivery
+(adapters/queues.py ``WindowMessage``), and the worker calls :meth:`WindowService.delivered`, which
+waits until the end is due (never closing early: a debounce closed early would drop events) and
+closes the window. Rules and the payload are in ``domain/windows.py``; storage in
+``adapters/windows.py``.
 
 A close is safe to run again and from anywhere: the window is sealed first (OPEN -> CLOSING, no event
 is taken after that), then its task is created under an id derived from the window (a second try
-finds it) and queued, then the window is marked CLOSED. Whoever meets a CLOSING window (the tick
-tried again, the next event for its key) finishes the close, so a crash between the steps loses
-nothing.
+finds it) and queued, then the window is marked CLOSED. Whoever meets a CLOSING window (the window
+end's redelivery after a close that failed, a duplicate delivery, the next event for its key)
+finishes the close, so a crash between the steps loses nothing.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 
+from taskplane.adapters.queues import WindowMessage
 from taskplane.domain.clock import Clock
 from taskplane.domain.errors import Unavailable
 from taskplane.domain.ids import new_id
@@ -48,8 +53,15 @@ from taskplane.domain.windows import (
     window_payload,
     window_task_id,
 )
+from taskplane.services.execute import MAX_EARLY_WAIT_MS
 from taskplane.services.ports import NullTelemetry, Telemetry
+from taskplane.services.tasks import arrival_delay_s
 from taskplane.services.triggers import create_once, first_delivery
+
+#: What became of a window's end: its window closed (now or by an earlier try), nothing to close (closed
+#: already, an opening that lost its race, its trigger deleted), a debounce's end that moved (its new
+#: end is in the wheel), or a delivery far too early sent round again.
+Closing = Literal["closed", "duplicate", "rescheduled", "requeued"]
 
 
 def event_doc(event: dict[str, Any]) -> tuple[str, int]:
@@ -86,6 +98,9 @@ class WindowService:
     make_id: Callable[[int], str] = new_id
     #: the tenant's gray-release routing, as for tasks (TaskService.routed)
     route: Callable[[Any], Any] = lambda task: task
+    #: waits until an instant on ``clock`` and returns the time it woke (the worker's Executor.wait_until,
+    #: so a window's end is held exactly as a task's delivery sent ahead is)
+    wait_until: Callable[[int], int] | None = None
 
     def _expires(self, now_ms: int) -> int:
         return now_ms // 1000 + self.retention_days * 86_400 + 86_400
@@ -167,24 +182,41 @@ class WindowService:
             self.wakes.after_write([entry], now)
 
     # -- closing ---------------------------------------------------------------------------------------
-    def close_due(self, entry: WheelEntry, now_ms: int) -> None:
-        """Handle a window's wheel entry that is due (the tick; safe to call again)."""
-        trigger_id, window_id = parse_wheel_item_id(entry.item_id)
-        trigger = self.triggers.get(entry.tenant, trigger_id)
+    def delivered(self, message: WindowMessage) -> Closing:
+        """A window's end from its lane (the worker): wait until it is due, then close the window. Raises
+        when the close fails (the message comes back and the close is tried again, safely); one far
+        too early (a skewed clock, a redrive) goes round again with a delay."""
+        now = self.clock.now_ms()
+        if message.due_ms > now and message.due_ms - now <= MAX_EARLY_WAIT_MS and self.wait_until:
+            now = self.wait_until(message.due_ms)
+        if message.due_ms > now:
+            delay_s = arrival_delay_s(message.due_ms, now)
+            self.lanes.send_one(dataclasses.replace(message, delay_s=delay_s))
+            return "requeued"
+        return self._close_at(message.tenant, message.window, message.due_ms, now)
+
+    def close_due(self, entry: WheelEntry, now_ms: int) -> Closing:
+        """Handle a window's wheel entry that is due (safe to call again)."""
+        return self._close_at(entry.tenant, entry.item_id, entry.due_ms, now_ms)
+
+    def _close_at(self, tenant: str, item_id: str, due_ms: int, now_ms: int) -> Closing:
+        trigger_id, window_id = parse_wheel_item_id(item_id)
+        trigger = self.triggers.get(tenant, trigger_id)
         spec = trigger.window() if trigger is not None else None
         if trigger is None or spec is None:
-            return  # deleted since: its windows start nothing
-        head = self.records.head(entry.tenant, trigger_id, window_id)
+            return "duplicate"  # deleted since: its windows start nothing
+        head = self.records.head(tenant, trigger_id, window_id)
         if head is None or head.state == "CLOSED":
-            return  # an opening that lost its race, or closed already (full, complete, a retry)
+            return "duplicate"  # an opening that lost its race, or closed already (full, complete, a retry)
         reason: Reason | None = head.reason
         if head.state == "OPEN":
             # Due at its entry's time whatever this clock says: the entry is the window's end.
-            reason = close_reason(spec, head, max(now_ms, entry.due_ms))
+            reason = close_reason(spec, head, max(now_ms, due_ms))
             if reason is None:  # a debounce's newer event moved the end: be back then
                 self._schedule(trigger, head, now_ms)
-                return
+                return "rescheduled"
         self._close(trigger, spec, head, reason or "time")
+        return "closed"
 
     def _close(self, trigger: Trigger, spec: WindowSpec, head: WindowHead, reason: Reason) -> str | None:
         """Seal, start the window's task (once), mark it closed; the task's id, if one started."""
