@@ -18,8 +18,15 @@ import pytest
 from taskplane import wiring
 from taskplane.adapters.queues import WindowMessage, parse_body
 from taskplane.domain.states import TaskState
+from taskplane.domain.wheel import DISPATCH_LEAD_MS
 from taskplane.domain.windows import MAX_WINDOW_BYTES
-from tests.integration.test_wheel import START, SimClock, on_sim_clock, sim  # noqa: F401 - the fixture
+from tests.integration.test_wheel import (  # noqa: F401 - the fixtures
+    START,
+    SimClock,
+    counting,
+    on_sim_clock,
+    sim,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -448,6 +455,130 @@ def test_a_deleted_trigger_s_open_window_starts_nothing(aws, sim, api, drain):
     run_tick(aws, sim, START + 2_000)
     drain(rounds=2)
     assert tasks_of(aws, tid) == []
+
+
+# -- window ends through the lanes: the tick sends, the worker holds and closes --------------------------
+def tick_only(aws: Any, sim: SimClock, until_ms: int) -> Any:
+    """The tick alone on the simulated clock (nothing takes what it sends)."""
+    ticker = dataclasses.replace(wiring.platform().ticker, clock=sim, wait=sim.wait, senders=sim.senders)
+    return ticker.run(0, until_ms=until_ms, owner=f"tick-{sim.now_ms()}")
+
+
+def lane_bodies(aws: Any, lane: str) -> list[Any]:
+    """The messages on a lane, parsed, left there (visible again)."""
+    sqs, url = aws.client("sqs"), aws.settings.queue_urls[lane]
+    messages = sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10, VisibilityTimeout=0)
+    return [parse_body(m["Body"]) for m in messages.get("Messages", [])]
+
+
+def one_window(api: Any, **task: Any) -> tuple[str, int]:
+    """A batch trigger (1 s windows) with one event in at START: its id and its window's end."""
+    tid = make_trigger(api, batch={"max_events": 10, "window_ms": 1000, "key": "$.detail.user"}, task=task)
+    publish(api, "u1", n=1)
+    return tid, START + 1_000
+
+
+class CountingSends:
+    """The window service's lanes, counting the deliveries of the tasks it starts."""
+
+    def __init__(self, inner: Any) -> None:
+        self.inner, self.sent = inner, []
+
+    def send_one(self, message: Any) -> None:
+        self.inner.send_one(message)
+        self.sent.append(message)
+
+
+@on_sim_clock()
+def test_the_tick_sends_a_window_s_end_to_its_lane_ahead_and_closes_nothing_itself(aws, sim, api, drain):
+    # Given a window of a trigger whose tasks go to the high lane
+    tid, end = one_window(api, **ECHO, priority="high")
+    drain(rounds=2)  # the event taken into its window
+    # When the tick runs past the window's end, with no worker taking its lanes
+    report = tick_only(aws, sim, START + 3_000)
+    # Then it closed nothing: the window's end is on the high lane, sent a lead ahead of it
+    assert tasks_of(aws, tid) == []
+    (message,) = lane_bodies(aws, "high")
+    assert isinstance(message, WindowMessage) and message.due_ms == end and message.tenant == "acme"
+    assert message.dispatched_at == end - DISPATCH_LEAD_MS
+    assert (report.windows, report.dispatched) == (1, 1)
+    trigger_id, window_id = message.window.split(".")
+    head = wiring.platform().triggers.windows.records.head("acme", trigger_id, window_id)
+    assert trigger_id == tid and head.state == "OPEN"
+
+
+@on_sim_clock()
+def test_a_window_s_end_delivered_ahead_is_held_and_closes_at_its_due_ms(aws, sim, api, drain):
+    tid, end = one_window(api, **ECHO)
+    drain(rounds=2)
+    tick_only(aws, sim, end - 300)  # sent at end - 350
+    assert sim.now_ms() < end
+    # When the worker takes it at once (the clock ~300 ms before the end), noting when it seals
+    windows = wiring.platform().triggers.windows
+    real_seal, sealed_at = windows.records.seal, []
+
+    def seal(*args: Any) -> Any:
+        sealed_at.append(sim.now_ms())
+        return real_seal(*args)
+
+    windows.records.seal = seal
+    (response,) = drain(lanes=("default",))
+    # Then it waited until the end (the simulated clock moved there while it held), and only then
+    # sealed the window and started its task
+    assert response == {"batchItemFailures": []}
+    assert sealed_at == [end]
+    (task,) = tasks_of(aws, tid)
+    assert task.created_at == end
+
+
+@on_sim_clock()
+def test_a_window_s_end_delivered_twice_at_once_starts_one_task(aws, sim, api, drain, counting):
+    tid, end = one_window(api, **ECHO)
+    drain(rounds=2)
+    tick_only(aws, sim, end + 100)
+    # When SQS delivers the window's end twice, both copies in one batch (handled side by side)
+    sqs, url = aws.client("sqs"), aws.settings.queue_urls["default"]
+    (body,) = [m["Body"] for m in sqs.receive_message(QueueUrl=url, VisibilityTimeout=0)["Messages"]]
+    sqs.send_message(QueueUrl=url, MessageBody=body)
+    (response,) = drain(lanes=("default",))
+    # Then one task was created, and it ran once (were both closes to queue it, the worker starts
+    # an attempt once)
+    assert response == {"batchItemFailures": []}
+    (task,) = tasks_of(aws, tid)
+    drain(rounds=2)
+    assert aws.platform.tasks.get("acme", task.task_id).state is TaskState.SUCCEEDED
+    assert counting.calls == {task.task_id: 1}
+
+
+@on_sim_clock()
+def test_a_close_that_fails_is_retried_by_redelivery_and_starts_its_task_once(aws, sim, api, drain):
+    tid, end = one_window(api, **ECHO)
+    drain(rounds=2)
+    tick_only(aws, sim, end + 100)
+    # When the first close fails after the window's task was stored, before it was queued
+    windows = wiring.platform().triggers.windows
+    counting = CountingSends(windows.lanes)
+    failures: list[str] = []
+
+    def send_one(message: Any) -> None:
+        if not failures:
+            failures.append(message.task_id)
+            raise RuntimeError("the lane went away")
+        counting.send_one(message)
+
+    windows.lanes = type("Failing", (), {"send_one": staticmethod(send_one)})()
+    (first,) = drain(lanes=("default",))
+    # Then the record failed (SQS brings it back) and nothing was queued yet
+    assert len(first["batchItemFailures"]) == 1 and counting.sent == []
+    # And its redelivery finished the close: the task stored by the first try, queued once
+    (again,) = drain(lanes=("default",))
+    assert again == {"batchItemFailures": []}
+    (task,) = tasks_of(aws, tid)
+    assert failures == [task.task_id] and [m.task_id for m in counting.sent] == [task.task_id]
+    trigger_id, window_id = task.trigger_id, full(aws, task).payload["window"]["id"]
+    assert windows.records.head("acme", trigger_id, window_id).state == "CLOSED"
+    drain(rounds=2)
+    assert aws.platform.tasks.get("acme", task.task_id).state is TaskState.SUCCEEDED
 
 
 def test_the_window_task_obeys_the_target_policy_and_the_worker_checks_again(aws, api, drain):

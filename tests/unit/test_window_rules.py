@@ -12,6 +12,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from taskplane.adapters.queues import LaneMessage, TriggerMessage, WindowMessage, parse_body
 from taskplane.domain.clock import FixedClock
 from taskplane.domain.errors import Conflict
 from taskplane.domain.triggers import Trigger
@@ -406,6 +407,113 @@ def test_a_close_tried_again_starts_its_task_once():
     service.close_due(entry, clock.now_ms())
     service.close_due(entry, clock.now_ms())  # a tick that resumed from before it
     assert len(tasks.made) == 1 and len(service.lanes.sent) == 1
+
+
+# -- a window's end delivered by its lane (the worker) ---------------------------------------------------
+def delivered_end(clock: FixedClock, wheel: Wheel) -> WindowMessage:
+    """The lane message the tick sends for the one window end in the wheel."""
+    (entry,) = wheel.entries.values()
+    return WindowMessage(tenant=entry.tenant, window=entry.item_id, due_ms=entry.due_ms, lane=entry.lane)
+
+
+def test_a_window_end_that_comes_in_ahead_is_held_until_due_and_closes_then():
+    service, clock, wheel, tasks, trigger = harness(
+        batch=BatchWindow(max_events=10, window_ms=1_000, key="$.a")
+    )
+    service.collect(trigger, event("e1", "u1"), None)
+    message = delivered_end(clock, wheel)
+    clock._now = message.due_ms - 350  # sent the tick's lead ahead
+    waits: list[int] = []
+
+    def wait_until(due_ms: int) -> int:
+        assert not tasks.made, "closed before its end"
+        waits.append(due_ms)
+        clock._now = due_ms
+        return clock.now_ms()
+
+    service.wait_until = wait_until
+    assert service.delivered(message) == "closed"
+    (task,) = tasks.made.values()
+    assert waits == [message.due_ms] and task.created_at == message.due_ms
+
+
+@pytest.mark.parametrize("early_ms", [1, 350, 2_500])
+def test_a_window_end_still_early_after_its_wait_goes_round_again_and_closes_nothing(early_ms):
+    # (a sleep that ended short, or no way to wait): never a close before the window's end
+    service, clock, wheel, tasks, trigger = harness(
+        batch=BatchWindow(max_events=10, window_ms=1_000, key="$.a")
+    )
+    service.collect(trigger, event("e1", "u1"), None)
+    message = delivered_end(clock, wheel)
+    clock._now = message.due_ms - early_ms
+    service.wait_until = lambda due_ms: clock.now_ms()
+    assert service.delivered(message) == "requeued"
+    assert not tasks.made
+    # (whole seconds that bring it back at most the lead ahead: none under 1.35 s early)
+    assert service.lanes.sent == [replace(message, delay_s=max(0, early_ms - 350) // 1000)]
+
+
+def test_a_window_end_far_too_early_is_sent_round_with_a_delay_not_held():
+    service, clock, wheel, tasks, trigger = harness(
+        batch=BatchWindow(max_events=10, window_ms=60_000, key="$.a")
+    )
+    service.collect(trigger, event("e1", "u1"), None)
+    message = delivered_end(clock, wheel)  # due in 60 s (a redrive, a skewed clock)
+    service.wait_until = lambda due_ms: pytest.fail("held for a minute")
+    assert service.delivered(message) == "requeued"
+    (again,) = service.lanes.sent
+    assert again == replace(message, delay_s=(60_000 - 350) // 1000) and not tasks.made
+
+
+def test_a_window_end_delivered_twice_starts_one_task():
+    service, clock, wheel, tasks, trigger = harness(
+        batch=BatchWindow(max_events=10, window_ms=1_000, key="$.a")
+    )
+    service.collect(trigger, event("e1", "u1"), None)
+    message = delivered_end(clock, wheel)
+    clock._now = message.due_ms
+    assert service.delivered(message) == "closed"
+    assert service.delivered(message) == "duplicate"
+    assert len(tasks.made) == 1 and len(service.lanes.sent) == 1
+
+
+def test_the_end_of_a_deleted_trigger_s_window_starts_nothing():
+    service, clock, wheel, tasks, trigger = harness(
+        batch=BatchWindow(max_events=10, window_ms=1_000, key="$.a")
+    )
+    service.collect(trigger, event("e1", "u1"), None)
+    message = delivered_end(clock, wheel)
+    clock._now = message.due_ms
+    service.triggers = Triggers(trigger.model_copy(update={"trigger_id": "01OTHER0000000000000000000"}))
+    assert service.delivered(message) == "duplicate"
+    assert not tasks.made and not service.lanes.sent
+
+
+def test_window_messages_round_trip_and_old_bodies_still_parse():
+    message = WindowMessage(tenant="acme", window="01T.01W", due_ms=T0, lane="high", dispatched_at=T0 - 350)
+    assert parse_body(message.body()) == message
+    assert parse_body(replace(message, lane="default").body()) == replace(message, lane="default")
+    # a task delivery and a trigger event written before window ends travelled on the lanes
+    old = parse_body('{"v":1,"tenant":"acme","task_id":"01T","attempt":1,"state":"SCHEDULED","due":5}')
+    assert isinstance(old, LaneMessage) and old.due_ms == 5
+    event_ = parse_body('{"tenant":"acme","trigger_id":"01T","event":{"window":"x"}}')
+    assert isinstance(event_, TriggerMessage)
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"v": 1, "tenant": "acme", "window": "01T.01W"},
+        {"v": 1, "tenant": "acme", "window": "01T01W", "due": T0},
+        {"v": 1, "tenant": 7, "window": "01T.01W", "due": T0},
+        {"v": 1, "tenant": "acme", "window": "01T.01W", "due": "soon"},
+        {"v": 1, "tenant": "acme", "window": "01T.01W", "due": T0, "lane": 3},
+        {"v": 1, "tenant": "acme", "window": "01T.01W", "due": T0, "dispatched_at": 1.5},
+    ],
+)
+def test_a_malformed_window_message_is_refused_by_name(body):
+    with pytest.raises(ValueError, match=r"window|due|lane|dispatched_at"):
+        parse_body(json.dumps(body))
 
 
 # -- the CLI's window options -------------------------------------------------------------------------
