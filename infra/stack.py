@@ -116,8 +116,8 @@ class TaskplaneStack(cdk.Stack):
         )
         self.scheduler = scheduler.Scheduler(self, "Scheduler", shared=shared, storage=storage, queues=queues)
         functions.append(self.scheduler.fn)
-        # A windowed trigger's window closed by the tick starts its task: a large payload goes to S3.
-        blobs.grant(self.scheduler.fn.role, put_only=True)
+        # (no bucket for the tick: windowed triggers' windows, whose tasks may offload a large payload,
+        # are closed by the worker; a schedule's fire copies no payload to the bucket)
         self.workflows: workflows.Workflows | None = None
         if "step" in features:
             self.workflows = workflows.Workflows(

@@ -66,15 +66,14 @@ class Blobs(Construct):
         # URLs handed to clients are S3's own in AWS (the local runtime points them elsewhere).
         return {"blob_bucket": self.bucket.bucket_name, "blob_url_endpoint": ""}
 
-    def grant(self, role: iam.IRole, *, uploads: bool = False, put_only: bool = False) -> None:
+    def grant(self, role: iam.IRole, *, uploads: bool = False) -> None:
         """Get and put the objects tasks and runs own (and so presign URLs for them); with
-        ``uploads``, the uploads' too (the API signs upload URLs and copies uploads to tasks); with
-        ``put_only``, only put them (the tick writes a closed window's large payload, never reads)."""
+        ``uploads``, the uploads' too (the API signs upload URLs and copies uploads to tasks)."""
         prefixes = [OWNED_PREFIX, *([UPLOADS_PREFIX] if uploads else [])]
         role.add_to_principal_policy(
             iam.PolicyStatement(
                 sid="Blobs",
-                actions=["s3:PutObject"] if put_only else ["s3:GetObject", "s3:PutObject"],
+                actions=["s3:GetObject", "s3:PutObject"],
                 resources=[self.bucket.arn_for_objects(f"{p}*") for p in prefixes],
             )
         )

@@ -105,8 +105,9 @@ class SimClock(FixedClock):
 
     ``wait(seconds)`` is the tick's injected wait: it runs what is scheduled in that span at its
     instant (the clock set to it, as if it happened concurrently), then leaves the clock at the end
-    of the span and returns False (never asks the tick to stop). ``after_settle`` hooks run once the
-    tick's batches in flight are sent, before anything scheduled; ``after_wait`` hooks at the end.
+    of the span and returns False (never asks the tick to stop). ``on_step`` hooks run once the tick's
+    batches in flight are sent, before anything scheduled, and after each scheduled action (what an
+    action sends is taken at its instant); ``after_wait`` hooks at the end.
     """
 
     def __init__(self, now_ms: int = START) -> None:
@@ -119,7 +120,7 @@ class SimClock(FixedClock):
         self._now = now_ms
         self._actions: list[tuple[int, int, Callable[[], Any]]] = []
         self._seq = itertools.count()
-        self.after_settle: list[Callable[[], Any]] = []
+        self.on_step: list[Callable[[], Any]] = []
         self.after_wait: list[Callable[[], Any]] = []
         self.waits = 0
 
@@ -137,7 +138,7 @@ class SimClock(FixedClock):
         self.waits += 1
         assert self.waits < 1_000_000, "the tick is spinning"
         self.senders.settle()
-        for hook in self.after_settle:
+        for hook in self.on_step:
             hook()
         end = self._now + round(seconds * 1000)
         while self._actions and self._actions[0][0] <= end:
@@ -145,6 +146,8 @@ class SimClock(FixedClock):
             self._now = max(self._now, when)
             action()
             end = max(end, self._now)  # an action may move the clock (a stalled process)
+            for hook in self.on_step:
+                hook()
         self._now = max(self._now, end)
         for hook in self.after_wait:
             hook()

@@ -70,37 +70,46 @@ def full(aws: Any, task: Any) -> Any:
 
 
 def run_tick(aws: Any, sim: SimClock, until_ms: int) -> Any:
-    """The platform's tick on the simulated clock until ``until_ms``, with the worker closing the windows
-    whose ends it sends (see :func:`take_window_ends`)."""
+    """The platform's tick on the simulated clock until ``until_ms`` (time goes on to there when it ends
+    early, idle), with the worker taking what is sent to the lanes as soon as it is sent (see
+    :func:`feed_worker`): a window's end from the tick, or one due soon that skipped the wheel."""
     platform = wiring.platform()
     ticker = dataclasses.replace(platform.ticker, clock=sim, wait=sim.wait, senders=sim.senders)
-    hook = lambda: take_window_ends(aws, sim)  # noqa: E731
-    sim.after_settle.append(hook)
+    hook = lambda: feed_worker(aws, sim, until_empty=True)  # noqa: E731
+    sim.on_step.append(hook)
     try:
-        return ticker.run(0, until_ms=until_ms, owner=f"tick-{sim.now_ms()}")
+        report = ticker.run(0, until_ms=until_ms, owner=f"tick-{sim.now_ms()}")
+        sim.wait(max(0, until_ms - sim.now_ms()) / 1000)
+        return report
     finally:
-        sim.after_settle.remove(hook)
+        sim.on_step.remove(hook)
 
 
-def take_window_ends(aws: Any, sim: SimClock) -> None:
-    """What the event source mapping and the worker do with what the tick just sent: every message
-    reaches the worker handler, a window's end at its due time (the worker holds one that comes in
-    ahead until then while events keep coming in: on simulated time, an action at the due instant; the
-    hold itself is tested below), the rest at once. A record that fails comes back on the next receive,
-    as SQS redelivers it."""
+def feed_worker(
+    aws: Any,
+    sim: SimClock | None,
+    rounds: int = 1,
+    lanes: tuple[str, ...] = ("high", "default", "low"),
+    until_empty: bool = False,
+) -> list[dict[str, Any]]:
+    """What the event source mapping does: each lane's messages, ten at a time, to the worker handler;
+    a record that fails comes back on the next receive, as SQS redelivers it. On simulated time a
+    window's end that comes in ahead reaches the worker at its due time: the worker holds it until then
+    while events keep coming in, which a clock that jumps cannot show, so the hold is an action at the
+    due instant (the hold itself is tested with the worker's own wait, below). The worker's responses."""
     from taskplane.local.context import LocalContext
     from taskplane.local.handlers import load_handler
     from taskplane.local.poller import to_record
 
     sqs = aws.client("sqs")
     worker = load_handler("worker").lambda_handler
+    responses: list[dict[str, Any]] = []
 
     def handle(url: str, arn: str, messages: list[dict[str, Any]]) -> None:
         event = {"Records": [to_record(m, arn) for m in messages]}
-        failed = {
-            f["itemIdentifier"]
-            for f in worker(event, LocalContext(function_name="taskplane-worker"))["batchItemFailures"]
-        }
+        response = worker(event, LocalContext(function_name="taskplane-worker"))
+        responses.append(response)
+        failed = {f["itemIdentifier"] for f in response["batchItemFailures"]}
         for m in messages:
             if m["MessageId"] in failed:
                 sqs.change_message_visibility(
@@ -109,22 +118,35 @@ def take_window_ends(aws: Any, sim: SimClock) -> None:
             else:
                 sqs.delete_message(QueueUrl=url, ReceiptHandle=m["ReceiptHandle"])
 
-    for url in aws.settings.queue_urls.values():
-        arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
-        others = []
-        while messages := sqs.receive_message(
-            QueueUrl=url, MaxNumberOfMessages=10, VisibilityTimeout=60, WaitTimeSeconds=0
-        ).get("Messages", []):
-            for m in messages:
-                body = parse_body(m["Body"])
-                if isinstance(body, WindowMessage):
-                    sim.at(
-                        max(sim.now_ms(), body.due_ms), lambda m=m, url=url, arn=arn: handle(url, arn, [m])
-                    )
-                else:
-                    others.append(m)
-        for i in range(0, len(others), 10):
-            handle(url, arn, others[i : i + 10])
+    for _ in range(rounds):
+        for lane in lanes:
+            url = aws.settings.queue_urls[lane]
+            attributes = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])
+            arn = attributes["Attributes"]["QueueArn"]
+            while messages := sqs.receive_message(
+                QueueUrl=url, MaxNumberOfMessages=10, VisibilityTimeout=60, WaitTimeSeconds=0
+            ).get("Messages", []):
+                now = []
+                for m in messages:
+                    body = parse_body(m["Body"])
+                    if sim is not None and isinstance(body, WindowMessage) and body.due_ms > sim.now_ms():
+                        sim.at(body.due_ms, lambda m=m, url=url, arn=arn: handle(url, arn, [m]))
+                    else:
+                        now.append(m)
+                if now:
+                    handle(url, arn, now)
+                if not until_empty:
+                    break
+    return responses
+
+
+@pytest.fixture
+def drain(aws: Any) -> Any:
+    """``drain(rounds=..., lanes=...)`` as in tests/conftest.py, with window ends on simulated time
+    reaching the worker when due (:func:`feed_worker`)."""
+    clock = aws.platform.tasks.clock
+    sim = clock if isinstance(clock, SimClock) else None
+    return lambda rounds=1, lanes=("high", "default", "low"): feed_worker(aws, sim, rounds, lanes)
 
 
 def at(sim: SimClock, offset_ms: int, action: Any) -> None:
@@ -282,6 +304,28 @@ def test_debounce_starts_one_task_with_the_last_event_of_a_burst(aws, sim, api, 
     assert [full(aws, t).payload["detail"]["n"] for t in tasks] == [3, 4]
     assert [t.created_at for t in tasks] == [START + 1_100, START + 3_500]
     assert all(t.state is TaskState.SUCCEEDED for t in tasks)
+
+
+@on_sim_clock()
+@pytest.mark.parametrize("moved_ms", [5, 60, 99])
+def test_a_debounce_s_end_moved_a_little_still_closes_when_due(aws, sim, api, drain, moved_ms):
+    # Given a debounce of 500 ms, and a second event ``moved_ms`` after the first: when the first end
+    # comes the end has moved, to a time before the tick's next read (its reads are 30 ms off the
+    # events' instants)
+    tid = make_trigger(api, debounce={"window_ms": 500, "key": "$.detail.user"})
+    publish(api, "u1", n=1)
+    drain(rounds=2)
+    sim.advance(moved_ms)
+    publish(api, "u1", n=2)
+    drain(rounds=2)
+    sim.advance(30)
+    run_tick(aws, sim, START + 3_000)
+    drain(rounds=2)
+    # Then its window closed at its new end: due that soon, the new end skipped the wheel for its lane
+    # (a wheel entry the tick's reads from now had passed would wait for its next read behind now)
+    (task,) = tasks_of(aws, tid)
+    assert task.created_at == START + moved_ms + 500
+    assert full(aws, task).payload["detail"]["n"] == 2
 
 
 @on_sim_clock()
@@ -522,7 +566,7 @@ def test_a_window_s_end_delivered_ahead_is_held_and_closes_at_its_due_ms(aws, si
         return real_seal(*args)
 
     windows.records.seal = seal
-    (response,) = drain(lanes=("default",))
+    (response,) = feed_worker(aws, None, lanes=("default",))  # (the worker's own wait on the sim clock)
     # Then it waited until the end (the simulated clock moved there while it held), and only then
     # sealed the window and started its task
     assert response == {"batchItemFailures": []}

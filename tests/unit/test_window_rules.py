@@ -183,10 +183,11 @@ class Wheel:
 
 class Lanes:
     def __init__(self) -> None:
-        self.sent: list[Any] = []
+        self.sent: list[Any] = []  # task deliveries
+        self.ends: list[WindowMessage] = []  # window ends sent straight to a lane
 
     def send_one(self, message: Any) -> None:
-        self.sent.append(message)
+        (self.ends if isinstance(message, WindowMessage) else self.sent).append(message)
 
 
 class Triggers:
@@ -224,11 +225,18 @@ def harness(**mode: Any) -> tuple[WindowService, FixedClock, Wheel, Tasks, Trigg
 
 
 def fire_due(service: WindowService, clock: FixedClock, wheel: Wheel, until_ms: int) -> None:
-    """The tick: every wheel entry due up to ``until_ms``, in due order, at its due time."""
+    """The tick and the worker: every window end due up to ``until_ms`` (a wheel entry, or one sent
+    straight to its lane because it was due soon), in due order, closed at its due time."""
     while True:
         due = sorted(k for k in wheel.entries if k[0] <= until_ms)
-        if not due:
+        ends = sorted((m.due_ms, i) for i, m in enumerate(service.lanes.ends) if m.due_ms <= until_ms)
+        if not due and not ends:
             break
+        if ends and (not due or ends[0][0] <= due[0][0]):
+            end = service.lanes.ends.pop(ends[0][1])
+            clock._now = max(clock.now_ms(), end.due_ms)
+            assert service.delivered(end) != "requeued"
+            continue
         entry = wheel.entries.pop(due[0])
         clock._now = max(clock.now_ms(), entry.due_ms)
         service.close_due(entry, clock.now_ms())
@@ -450,7 +458,7 @@ def test_a_window_end_still_early_after_its_wait_goes_round_again_and_closes_not
     assert service.delivered(message) == "requeued"
     assert not tasks.made
     # (whole seconds that bring it back at most the lead ahead: none under 1.35 s early)
-    assert service.lanes.sent == [replace(message, delay_s=max(0, early_ms - 350) // 1000)]
+    assert service.lanes.ends == [replace(message, delay_s=max(0, early_ms - 350) // 1000)]
 
 
 def test_a_window_end_far_too_early_is_sent_round_with_a_delay_not_held():
@@ -461,7 +469,7 @@ def test_a_window_end_far_too_early_is_sent_round_with_a_delay_not_held():
     message = delivered_end(clock, wheel)  # due in 60 s (a redrive, a skewed clock)
     service.wait_until = lambda due_ms: pytest.fail("held for a minute")
     assert service.delivered(message) == "requeued"
-    (again,) = service.lanes.sent
+    (again,) = service.lanes.ends
     assert again == replace(message, delay_s=(60_000 - 350) // 1000) and not tasks.made
 
 
@@ -487,6 +495,21 @@ def test_the_end_of_a_deleted_trigger_s_window_starts_nothing():
     service.triggers = Triggers(trigger.model_copy(update={"trigger_id": "01OTHER0000000000000000000"}))
     assert service.delivered(message) == "duplicate"
     assert not tasks.made and not service.lanes.sent
+
+
+@pytest.mark.parametrize(("window_ms", "on_lane"), [(100, True), (550, True), (551, False), (60_000, False)])
+def test_a_window_end_due_too_soon_for_the_tick_s_lead_goes_straight_to_its_lane(window_ms, on_lane):
+    service, clock, wheel, tasks, trigger = harness(
+        batch=BatchWindow(max_events=10, window_ms=window_ms, key="$.a")
+    )
+    service.collect(trigger, event("e1", "u1"), None)
+    if on_lane:  # (within NEAR_MS, 550 ms: the tick could not send it its 350 ms lead ahead)
+        (end,) = service.lanes.ends
+        assert not wheel.entries and end.due_ms == T0 + window_ms and end.delay_s == 0
+        assert end.dispatched_at == T0
+    else:
+        (entry,) = wheel.entries.values()
+        assert not service.lanes.ends and entry.due_ms == T0 + window_ms and entry.kind == "window"
 
 
 def test_window_messages_round_trip_and_old_bodies_still_parse():

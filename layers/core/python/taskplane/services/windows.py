@@ -29,7 +29,7 @@ from taskplane.domain.ids import new_id
 from taskplane.domain.models import TaskSubmit, new_task
 from taskplane.domain.ring import Placement, shard_for
 from taskplane.domain.triggers import Trigger
-from taskplane.domain.wheel import WheelEntry
+from taskplane.domain.wheel import WheelEntry, goes_through_wheel
 from taskplane.domain.windows import (
     CorrelateWindow,
     DebounceWindow,
@@ -177,6 +177,19 @@ class WindowService:
             kind="window",
             lane=str(trigger.task.get("priority", "default")),
         )
+        if not goes_through_wheel(entry.due_ms, now):
+            # Too soon for the tick to send it its lead ahead (a short window, a debounce's end moved by
+            # a few events): straight to its lane like a near task, and the worker waits out the rest.
+            end = WindowMessage(
+                tenant=entry.tenant,
+                window=entry.item_id,
+                due_ms=entry.due_ms,
+                lane=entry.lane,
+                delay_s=arrival_delay_s(entry.due_ms, now),
+                dispatched_at=now,
+            )
+            self.lanes.send_one(end)
+            return
         self.wheel.put(entry)
         if self.wakes is not None:
             self.wakes.after_write([entry], now)
