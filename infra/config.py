@@ -145,7 +145,8 @@ class EnvironmentConfig(_Strict):
     #: about 690 tasks a second measured, sized at 150, bench/capacity.py); it runs only while
     #: something is due soon, and at a million tasks a day that is all day: 128 MB halves what it costs
     #: then (about $0.15 per million tasks, BENCHMARKS.md) for half the tasks a second per shard and a
-    #: slower cold start when woken.
+    #: slower cold start when woken. Its memory does not depend on windowed triggers' window sizes: it
+    #: sends a window's end to its lane and the worker reads the window and closes it.
     tick_memory_mb: int = Field(default=256, ge=128, le=3008)
     #: The worker's memory. A delivery comes in a lead ahead of its due time and the worker waits for it,
     #: billed: at ~12 tasks a second some worker is always waiting, so at low rates the wait is most of

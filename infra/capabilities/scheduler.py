@@ -18,7 +18,9 @@ its successor, which waits for the lease: 6 minutes of timeout cover the span an
 Memory: a busy tick holds its shard's due entries in an in-memory heap and sends each batch on time,
 mostly waiting for the next due time: 256 MB (a seventh of a vCPU) sends about 600 tasks a second
 (bench/capacity.py), and a tick that runs all day at a million tasks a day costs half what 512 MB
-would; ``tick_memory_mb`` raises it for busier shards (or add shards). Reserved concurrency
+would; ``tick_memory_mb`` raises it for busier shards (or add shards). It reads no windowed trigger's
+window (it sends a window's end to its lane; the worker closes the window), so no window's size
+weighs on its memory, and it has no access to the bucket. Reserved concurrency
 (optional) keeps ticks from being throttled by a burst of workers: a throttled tick is late work for
 every tenant.
 

@@ -499,7 +499,7 @@ def test_the_end_of_a_deleted_trigger_s_window_starts_nothing():
 
 @pytest.mark.parametrize(("window_ms", "on_lane"), [(100, True), (550, True), (551, False), (60_000, False)])
 def test_a_window_end_due_too_soon_for_the_tick_s_lead_goes_straight_to_its_lane(window_ms, on_lane):
-    service, clock, wheel, tasks, trigger = harness(
+    service, _clock, wheel, _tasks, trigger = harness(
         batch=BatchWindow(max_events=10, window_ms=window_ms, key="$.a")
     )
     service.collect(trigger, event("e1", "u1"), None)
