@@ -3,6 +3,7 @@ each window whose end comes due, and reports partial batch failures."""
 
 from __future__ import annotations
 
+import contextlib
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -18,6 +19,10 @@ from taskplane.services.holds import HoldBatch, RecordHold
 
 #: Outcomes logged at DEBUG only (see record_handler).
 QUIET_OUTCOMES = frozenset({"succeeded", "duplicate", "requeued"})
+#: A window's close that fails on its first delivery comes back this soon (a passing fault need not
+#: wait out the lanes' visibility timeout, 90 minutes); later failures wait it out, so an outage still
+#: takes hours, not seconds, to use up the deliveries before the DLQ.
+CLOSE_RETRY_S = 1
 
 
 class PoisonMessage(Exception):
@@ -55,7 +60,13 @@ def record_handler(record: SQSRecord, hold: RecordHold | None = None) -> str:
     if isinstance(message, WindowMessage):
         # A window's end, sent ahead by the tick: held until due, then the window closes (a close that
         # fails raises: the message comes back and the close, safe to repeat, is tried again).
-        closing = platform.triggers.windows.delivered(message)
+        try:
+            closing = platform.triggers.windows.delivered(message)
+        except Exception:
+            if hold is not None and record.attributes.approximate_receive_count == "1":
+                with contextlib.suppress(Exception):  # (else it comes back at the visibility timeout)
+                    hold(CLOSE_RETRY_S)
+            raise
         logger.debug("window end handled", extra={"window": message.window, "outcome": closing})
         return str(closing)
     if isinstance(message, TriggerMessage):

@@ -124,7 +124,11 @@ def feed_worker(
             attributes = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])
             arn = attributes["Attributes"]["QueueArn"]
             while messages := sqs.receive_message(
-                QueueUrl=url, MaxNumberOfMessages=10, VisibilityTimeout=60, WaitTimeSeconds=0
+                QueueUrl=url,
+                MaxNumberOfMessages=10,
+                VisibilityTimeout=60,
+                WaitTimeSeconds=0,
+                AttributeNames=["All"],
             ).get("Messages", []):
                 now = []
                 for m in messages:
@@ -599,26 +603,34 @@ def test_a_close_that_fails_is_retried_by_redelivery_and_starts_its_task_once(aw
     tid, end = one_window(api, **ECHO)
     drain(rounds=2)
     tick_only(aws, sim, end + 100)
-    # When the first close fails after the window's task was stored, before it was queued
-    windows = wiring.platform().triggers.windows
+    # When the first two closes fail after the window's task was stored, before it was queued
+    platform = wiring.platform()
+    windows = platform.triggers.windows
     counting = CountingSends(windows.lanes)
     failures: list[str] = []
 
     def send_one(message: Any) -> None:
-        if not failures:
+        if len(failures) < 2:
             failures.append(message.task_id)
             raise RuntimeError("the lane went away")
         counting.send_one(message)
 
     windows.lanes = type("Failing", (), {"send_one": staticmethod(send_one)})()
+    real_hold, holds = platform.executor.lanes.hold_many, []
+    platform.executor.lanes.hold_many = lambda asks: (holds.extend(asks), real_hold(asks))[1]
     (first,) = drain(lanes=("default",))
-    # Then the record failed (SQS brings it back) and nothing was queued yet
+    # Then the record failed, nothing was queued yet, and the worker asked SQS to bring it back within
+    # a second (not at the lanes' visibility timeout)
     assert len(first["batchItemFailures"]) == 1 and counting.sent == []
-    # And its redelivery finished the close: the task stored by the first try, queued once
+    assert [seconds for _, _, seconds in holds] == [1]
+    # And a second failure waits out the visibility timeout (no hold: deliveries are not used up fast)
+    (second,) = drain(lanes=("default",))
+    assert len(second["batchItemFailures"]) == 1 and len(holds) == 1
+    # And the next redelivery finished the close: the task stored by the first try, queued once
     (again,) = drain(lanes=("default",))
     assert again == {"batchItemFailures": []}
     (task,) = tasks_of(aws, tid)
-    assert failures == [task.task_id] and [m.task_id for m in counting.sent] == [task.task_id]
+    assert failures == [task.task_id] * 2 and [m.task_id for m in counting.sent] == [task.task_id]
     trigger_id, window_id = task.trigger_id, full(aws, task).payload["window"]["id"]
     assert windows.records.head("acme", trigger_id, window_id).state == "CLOSED"
     drain(rounds=2)
