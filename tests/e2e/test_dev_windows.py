@@ -1,4 +1,5 @@
-"""`taskplane dev` end to end: windowed triggers made with the CLI, fed over HTTP, closed by the tick."""
+"""`taskplane dev` end to end: windowed triggers made with the CLI, fed over HTTP, their ends sent by the tick
+and closed by the worker."""
 
 from __future__ import annotations
 

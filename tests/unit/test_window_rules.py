@@ -26,6 +26,7 @@ from taskplane.domain.windows import (
     key_value,
     parse_key_path,
 )
+from taskplane.services.payload_budget import PayloadBudget
 from taskplane.services.windows import WindowService
 
 pytestmark = pytest.mark.unit
@@ -510,6 +511,44 @@ def test_a_window_end_due_too_soon_for_the_tick_s_lead_goes_straight_to_its_lane
     else:
         (entry,) = wheel.entries.values()
         assert not service.lanes.ends and entry.due_ms == T0 + window_ms and entry.kind == "window"
+
+
+class WatchedBudget(PayloadBudget):
+    """A payload budget noting what each close took and what was in use while the events were read."""
+
+    def __init__(self, limit: int) -> None:
+        super().__init__(limit)
+        self.taken: list[int] = []
+
+    def take(self, size: int, max_wait_s: float = 60.0) -> int:
+        got = super().take(size, max_wait_s)
+        self.taken.append(got)
+        return got
+
+
+@pytest.mark.parametrize(("events", "counted"), [(3, True), (1, False)])
+def test_a_large_window_s_close_holds_room_in_the_worker_s_payload_budget(events, counted):
+    service, clock, wheel, tasks, trigger = harness(
+        batch=BatchWindow(max_events=10, window_ms=1_000, key="$.a", max_bytes=1_000_000)
+    )
+    service.has_bucket = True  # (without one a window holds at most 60 KiB)
+    budget = service.payload_budget = WatchedBudget(8 * 2**20)
+    for n in range(events):
+        service.collect(trigger, event(f"e{n}", "u1", size=30_000), None)  # 3 x ~30 KB: over 64 KiB
+    in_use: list[int] = []
+    real_events = service.records.events
+    service.records.events = lambda *args: (in_use.append(budget.used), real_events(*args))[1]
+    (entry,) = wheel.entries.values()
+    clock._now = entry.due_ms
+    assert service.close_due(entry, clock.now_ms()) == "closed"
+    (task,) = tasks.made.values()
+    size = sum(len(json.dumps(e["detail"])) for e in task.payload["events"])
+    if counted:  # the window's bytes, held while its events were read and its task made, then given back
+        (taken,) = budget.taken
+        assert taken > 64 * 1024 and taken >= size and in_use == [taken]
+    else:
+        assert budget.taken == [] and in_use == [0]
+    assert budget.used == 0
 
 
 def test_window_messages_round_trip_and_old_bodies_still_parse():

@@ -409,6 +409,7 @@ def build(
         telemetry=telemetry,
         route=tasks.routed,
         wait_until=executor.wait_until,
+        payload_budget=budget,
     )
     events = EventService(
         EventBus(settings.event_bus, stores.events),

@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from taskplane.adapters.queues import WindowMessage
+from taskplane.domain.blobs import INLINE_BYTES
 from taskplane.domain.clock import Clock
 from taskplane.domain.errors import Unavailable
 from taskplane.domain.ids import new_id
@@ -54,6 +55,7 @@ from taskplane.domain.windows import (
     window_task_id,
 )
 from taskplane.services.execute import MAX_EARLY_WAIT_MS
+from taskplane.services.payload_budget import PayloadBudget
 from taskplane.services.ports import NullTelemetry, Telemetry
 from taskplane.services.tasks import arrival_delay_s
 from taskplane.services.triggers import create_once, first_delivery
@@ -101,6 +103,9 @@ class WindowService:
     #: waits until an instant on ``clock`` and returns the time it woke (the worker's Executor.wait_until,
     #: so a window's end is held exactly as a task's delivery sent ahead is)
     wait_until: Callable[[int], int] | None = None
+    #: the worker instance's budget of large values in memory at once (services/payload_budget.py), shared
+    #: with its tasks' payloads: a close holds a large window's events, parsed, until its task is stored
+    payload_budget: PayloadBudget | None = None
 
     def _expires(self, now_ms: int) -> int:
         return now_ms // 1000 + self.retention_days * 86_400 + 86_400
@@ -241,13 +246,28 @@ class WindowService:
         what = starts(spec, sealed, why)
         task_id = None
         if what is not None:
-            events = self.records.events(tenant, trigger_id, head.window_id)
-            if events:
-                payload = window_payload(spec, trigger_id, sealed, why, events)
-                template = trigger.task
-                if what == "on_timeout" and isinstance(spec, CorrelateWindow) and spec.on_timeout is not None:
-                    template = spec.on_timeout.model_dump(mode="json", exclude_none=True)
-                task_id = self._start(trigger, spec, sealed, why, template, payload, len(events))
+            # (a window within the inline limit takes no room, as a small payload takes none)
+            room = (
+                self.payload_budget
+                if self.payload_budget is not None and sealed.bytes > INLINE_BYTES
+                else None
+            )
+            taken = room.take(sealed.bytes) if room is not None else 0
+            try:
+                events = self.records.events(tenant, trigger_id, head.window_id)
+                if events:
+                    payload = window_payload(spec, trigger_id, sealed, why, events)
+                    template = trigger.task
+                    if (
+                        what == "on_timeout"
+                        and isinstance(spec, CorrelateWindow)
+                        and spec.on_timeout is not None
+                    ):
+                        template = spec.on_timeout.model_dump(mode="json", exclude_none=True)
+                    task_id = self._start(trigger, spec, sealed, why, template, payload, len(events))
+            finally:
+                if room is not None:
+                    room.give(taken)
         self.records.finish(tenant, trigger_id, head.window_id, task_id)
         self._count(trigger, "window_closed")
         if what is None and sealed.count:
