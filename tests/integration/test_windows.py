@@ -17,11 +17,13 @@ import pytest
 
 from taskplane import wiring
 from taskplane.adapters.queues import WindowMessage, parse_body
+from taskplane.domain.errors import Unavailable
 from taskplane.domain.states import TaskState
 from taskplane.domain.wheel import DISPATCH_LEAD_MS
 from taskplane.domain.windows import MAX_WINDOW_BYTES
 from tests.integration.test_wheel import (  # noqa: F401 - the fixtures
     START,
+    RecordingLanes,
     SimClock,
     counting,
     on_sim_clock,
@@ -69,12 +71,12 @@ def full(aws: Any, task: Any) -> Any:
     return stored
 
 
-def run_tick(aws: Any, sim: SimClock, until_ms: int) -> Any:
+def run_tick(aws: Any, sim: SimClock, until_ms: int, **changes: Any) -> Any:
     """The platform's tick on the simulated clock until ``until_ms`` (time goes on to there when it ends
     early, idle), with the worker taking what is sent to the lanes as soon as it is sent (see
     :func:`feed_worker`): a window's end from the tick, or one due soon that skipped the wheel."""
     platform = wiring.platform()
-    ticker = dataclasses.replace(platform.ticker, clock=sim, wait=sim.wait, senders=sim.senders)
+    ticker = dataclasses.replace(platform.ticker, clock=sim, wait=sim.wait, senders=sim.senders, **changes)
     hook = lambda: feed_worker(aws, sim, until_empty=True)  # noqa: E731
     sim.on_step.append(hook)
     try:
@@ -553,6 +555,33 @@ def test_the_tick_sends_a_window_s_end_to_its_lane_ahead_and_closes_nothing_itse
     trigger_id, window_id = message.window.split(".")
     head = wiring.platform().triggers.windows.records.head("acme", trigger_id, window_id)
     assert trigger_id == tid and head.state == "OPEN"
+
+
+@on_sim_clock()
+def test_a_window_s_end_the_queue_refuses_is_sent_again_and_still_closes_when_due(aws, sim, api, drain):
+    # Given SQS refusing the tick's first send of a window's end (throttled)
+    tid, end = one_window(api, **ECHO)
+    drain(rounds=2)
+    refused: list[Any] = []
+
+    class RefusingOnce(RecordingLanes):
+        def send(self, messages: list[Any]) -> list[Exception | None]:
+            if not refused:
+                refused.extend(messages)
+                return [Unavailable("throttled")] * len(messages)
+            return super().send(messages)
+
+    lanes = RefusingOnce(wiring.platform().ticker.lanes, sim)
+    # When the tick sends it, and the worker takes what reaches the lane
+    report = run_tick(aws, sim, end + 1_000, lanes=lanes)
+    # Then it was sent again a moment later, once, still ahead of the end, and the window closed on time
+    assert [type(m) for m in refused] == [WindowMessage] and report.send_failures == 1
+    assert refused[0].dispatched_at == end - DISPATCH_LEAD_MS
+    ((at, message),) = lanes.sent
+    assert message.window == refused[0].window and end - DISPATCH_LEAD_MS < at < end
+    assert (report.dispatched, report.windows) == (1, 1)
+    (task,) = tasks_of(aws, tid)
+    assert task.created_at == end
 
 
 @on_sim_clock()
