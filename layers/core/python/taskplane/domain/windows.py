@@ -14,9 +14,10 @@ key) at a time; when a window closes, at most one task starts with what it colle
 
 Windows run on the platform's clock when an event arrives (processing time), not on the event's own
 ``time`` (one-second resolution, set by its producer). A window's end is a wheel entry of kind
-``window`` (or, due within ``NEAR_MS``, a message straight to its lane): the tick sends it ahead like a
-task's delivery and the worker closes the window when it is due; no polling loop of its own. Every event is counted once per
-trigger (the event id is written with a condition, in the same transaction as the window's count).
+``window`` (or, due within ``NEAR_MS``, a message straight to its lane): the tick sends it ahead like
+a task's delivery and the worker closes the window when it is due; no polling loop of its own. Every
+event is counted once per trigger (the event id is written with a condition, in the same transaction
+as the window's count).
 """
 
 from __future__ import annotations

@@ -6,11 +6,12 @@ another tick holds the shard and will still hold it a while, or when nothing is 
 ``IDLE_HORIZON_MS``, it ends at once (an idle shard costs one short check a minute). Otherwise it
 takes the shard's lease (a conditional write with an expiry), resumes from the shard's saved
 position, and until its span ends: loads entries due within the next LOOKAHEAD_MS into a heap
-(reading LOOKBACK_MS behind now every LOOKBACK_EVERY_MS, for late writes),
-sends each when it must leave (``DISPATCH_LEAD_MS`` before a task or a window's end is due: the
-worker waits out the rest, then starts the task or closes the window), grouping tasks due close
-together into one lane batch, and every second saves how far it got while extending the lease. With nothing due within the horizon it releases the shard, looks once
-more (so a writer that saw the lease still held is never missed), and ends. Near the end of its span
+(reading LOOKBACK_MS behind now every LOOKBACK_EVERY_MS, for late writes), sends each when it must
+leave (``DISPATCH_LEAD_MS`` before a task or a window's end is due: the worker waits out the rest,
+then starts the task or closes the window), grouping tasks due close together into one lane batch,
+and every second saves how far it got while extending the lease. With nothing due within the horizon
+it releases the shard, looks once more (so a writer that saw the lease still held is never missed),
+and ends. Near the end of its span
 it wakes its successor, which waits for the lease. A crashed tick's successor resumes from the last
 saved position; entries it sends again are harmless, because the worker starts an attempt only once.
 """

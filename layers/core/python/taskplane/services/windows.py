@@ -62,7 +62,7 @@ from taskplane.services.triggers import create_once, first_delivery
 
 #: What became of a window's end: its window closed (now or by an earlier try), nothing to close (closed
 #: already, an opening that lost its race, its trigger deleted), a debounce's end that moved (its new
-#: end is in the wheel), or a delivery far too early sent round again.
+#: end is in the wheel, or on its lane when due soon), or a delivery far too early sent round again.
 Closing = Literal["closed", "duplicate", "rescheduled", "requeued"]
 
 
@@ -246,12 +246,9 @@ class WindowService:
         what = starts(spec, sealed, why)
         task_id = None
         if what is not None:
-            # (a window within the inline limit takes no room, as a small payload takes none)
-            room = (
-                self.payload_budget
-                if self.payload_budget is not None and sealed.bytes > INLINE_BYTES
-                else None
-            )
+            # Its events, parsed, are held until its task is stored: a large window takes room in the
+            # instance's payload budget meanwhile (one within the inline limit takes none).
+            room = self.payload_budget if sealed.bytes > INLINE_BYTES else None
             taken = room.take(sealed.bytes) if room is not None else 0
             try:
                 events = self.records.events(tenant, trigger_id, head.window_id)
