@@ -1029,7 +1029,8 @@ class TickSampler:
     spends whether or not anything leaves, and a part per entry; the run's total divided by its tasks
     mixes the two in whatever proportion the run's shape gave (how long the tick held the shard while
     the slower moto worker drained the lanes: 0.14-0.37 ms per task in four runs of the same code). The
-    fit states it at ``TICK_REFERENCE_PER_S``, at the run's window reads per second held."""
+    fit states it at ``TICK_REFERENCE_PER_S`` tasks and the design's window reads a second
+    (``design_reads_per_s``), the run's own read rate beside it."""
 
     def __init__(self, cpu_s: Any, loads: Any, sent: Any, every_s: float = 1.0) -> None:
         self.cpu_s, self.loads, self.sent, self.every_s = cpu_s, loads, sent, every_s
@@ -1045,15 +1046,29 @@ class TickSampler:
         self.sample()
 
     def report(self) -> dict[str, Any]:
-        return fit_tick_cpu(self.samples)
+        return fit_tick_cpu(self.samples, reads_per_s=design_reads_per_s())
+
+
+def design_reads_per_s() -> float:
+    """The window reads a busy tick makes a second by design: one every POLL_MS, two when its range
+    crosses a slot's end (domain/wheel.py). Under moto the loop polls slower than that (its reads
+    wait on moto's threads): the run's own rate, 5-8 a second in runs of the 100 ms design, moved the
+    figure between runs."""
+    from taskplane.domain.wheel import LOOKAHEAD_MS, LOOKBACK_EVERY_MS, LOOKBACK_MS, POLL_MS, SLOT_MS
+
+    reach = LOOKAHEAD_MS + LOOKBACK_MS * min(1.0, POLL_MS / LOOKBACK_EVERY_MS)
+    return 1000 / POLL_MS * (1 + reach / SLOT_MS)
 
 
 def fit_tick_cpu(
-    samples: list[tuple[float, float, int, int]], reference_per_s: int = TICK_REFERENCE_PER_S
+    samples: list[tuple[float, float, int, int]],
+    reference_per_s: int = TICK_REFERENCE_PER_S,
+    reads_per_s: float | None = None,
 ) -> dict[str, Any]:
     """The fit ``TickSampler`` describes, from cumulative samples (time s, CPU s, loads, entries sent):
     ms per window read, ms per entry, the window reads per second while reading, and from them the CPU
-    per task at ``reference_per_s`` (None when the samples cannot separate the two)."""
+    per task at ``reference_per_s`` tasks and ``reads_per_s`` window reads a second (the run's own
+    read rate when None; None when the samples cannot separate the two)."""
     rows = [
         (c1 - c0, l1 - l0, e1 - e0, t1 - t0)
         for (t0, c0, l0, e0), (t1, c1, l1, e1) in itertools.pairwise(samples)
@@ -1072,7 +1087,9 @@ def fit_tick_cpu(
     reading_s = sum(r[3] for r in rows if r[1])
     loads_per_s = sum(r[1] for r in rows) / reading_s if reading_s else 0.0
     residual = [r[0] - per_load_s * r[1] - per_entry_s * r[2] for r in rows]
-    at_reference = (per_load_s * loads_per_s + per_entry_s * reference_per_s) / reference_per_s
+    stated_reads = loads_per_s if reads_per_s is None else reads_per_s
+    at_reference = (per_load_s * stated_reads + per_entry_s * reference_per_s) / reference_per_s
+    at_run_reads = (per_load_s * loads_per_s + per_entry_s * reference_per_s) / reference_per_s
     return {
         "cpu_fit": {
             "seconds": len(rows),
@@ -1081,7 +1098,9 @@ def fit_tick_cpu(
             "window_reads_per_s": round(loads_per_s, 2),
             "residual_ms_per_s_rms": round(math.sqrt(sum(x * x for x in residual) / len(rows)) * 1000, 3),
             "reference_per_s": reference_per_s,
+            "reference_reads_per_s": round(stated_reads, 2),
             "cpu_ms_per_task_at_reference": round(at_reference * 1000, 4),
+            "cpu_ms_per_task_at_run_reads": round(at_run_reads * 1000, 4),
         }
     }
 
