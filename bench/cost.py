@@ -118,20 +118,30 @@ def read_units(size: int, consistent: bool) -> float:
 
 def _peek(table: str, key: dict[str, Any]) -> dict[str, Any] | None:
     """The item as moto holds it now (read from moto's backend: no request, nothing counted)."""
+    return _peek_many(table, [key])[0]
+
+
+def _peek_many(table: str, keys: list[dict[str, Any]]) -> list[dict[str, Any] | None]:
+    """The items as moto holds them now, read under one hold of moto's lock: a Query's hundreds of
+    items peeked one lock at a time kept the metered tick waiting behind the workers' writes for
+    seconds (a bench artifact that made its lease run out)."""
     from moto.dynamodb.models import dynamodb_backends
     from moto.dynamodb.models.dynamo_type import DynamoType
 
     from taskplane.local.moto_patches import _LOCK
 
     t = dynamodb_backends[ACCOUNT][REGION].get_table(table)
-    hash_key = DynamoType(key[t.hash_key_attr])
-    range_key = DynamoType(key[t.range_key_attr]) if t.range_key_attr else None
+    found: list[dict[str, Any] | None] = []
     with _LOCK:  # moto's writes hold it: never read an item half-written
-        try:
-            found = t.get_item(hash_key, range_key)
-        except Exception:
-            return None
-        return found.to_json()["Attributes"] if found is not None else None
+        for key in keys:
+            hash_key = DynamoType(key[t.hash_key_attr])
+            range_key = DynamoType(key[t.range_key_attr]) if t.range_key_attr else None
+            try:
+                item = t.get_item(hash_key, range_key)
+            except Exception:
+                item = None
+            found.append(item.to_json()["Attributes"] if item is not None else None)
+    return found
 
 
 def _kind(key: dict[str, Any]) -> str:
@@ -368,7 +378,8 @@ class Meter:
                 items = (response or {}).get("Items", [])
                 if params.get("ProjectionExpression"):
                     # DynamoDB bills a read by the items it read, not the attributes it returned
-                    items = [_peek(params["TableName"], _stored_key(params, i)) or i for i in items]
+                    stored = _peek_many(params["TableName"], [_stored_key(params, i) for i in items])
+                    items = [full or i for full, i in zip(stored, items, strict=True)]
                 size = sum(item_size(i) for i in items)
                 scanned, count = (response or {}).get("ScannedCount", 0), (response or {}).get("Count", 0)
                 if scanned > count:  # a filter: what was read, not what was returned, is billed
@@ -988,6 +999,7 @@ def _run(
     # look-back are sent again (the worker refuses their second start write), which costs units.
     result["tick"]["errors"] = dict(tick_errors)
     result["tick"]["runs_that_lost_the_lease"] = sum(1 for r in tick_runs if r.get("lost_lease"))
+    result["tick"]["leases_regained"] = sum(r.get("lease_regained", 0) for r in tick_runs)
     result["tick"]["runs_that_held_the_shard"] = sum(1 for r in tick_runs if r.get("acquired"))
     return result
 
@@ -1017,7 +1029,8 @@ class TickSampler:
     spends whether or not anything leaves, and a part per entry; the run's total divided by its tasks
     mixes the two in whatever proportion the run's shape gave (how long the tick held the shard while
     the slower moto worker drained the lanes: 0.14-0.37 ms per task in four runs of the same code). The
-    fit states it at ``TICK_REFERENCE_PER_S``, at the run's window reads per second held."""
+    fit states it at ``TICK_REFERENCE_PER_S`` tasks and the design's window reads a second
+    (``design_reads_per_s``), the run's own read rate beside it."""
 
     def __init__(self, cpu_s: Any, loads: Any, sent: Any, every_s: float = 1.0) -> None:
         self.cpu_s, self.loads, self.sent, self.every_s = cpu_s, loads, sent, every_s
@@ -1033,15 +1046,29 @@ class TickSampler:
         self.sample()
 
     def report(self) -> dict[str, Any]:
-        return fit_tick_cpu(self.samples)
+        return fit_tick_cpu(self.samples, reads_per_s=design_reads_per_s())
+
+
+def design_reads_per_s() -> float:
+    """The window reads a busy tick makes a second by design: one every POLL_MS, two when its range
+    crosses a slot's end (domain/wheel.py). Under moto the loop polls slower than that (its reads
+    wait on moto's threads): the run's own rate, 5-8 a second in runs of the 100 ms design, moved the
+    figure between runs."""
+    from taskplane.domain.wheel import LOOKAHEAD_MS, LOOKBACK_EVERY_MS, LOOKBACK_MS, POLL_MS, SLOT_MS
+
+    reach = LOOKAHEAD_MS + LOOKBACK_MS * min(1.0, POLL_MS / LOOKBACK_EVERY_MS)
+    return 1000 / POLL_MS * (1 + reach / SLOT_MS)
 
 
 def fit_tick_cpu(
-    samples: list[tuple[float, float, int, int]], reference_per_s: int = TICK_REFERENCE_PER_S
+    samples: list[tuple[float, float, int, int]],
+    reference_per_s: int = TICK_REFERENCE_PER_S,
+    reads_per_s: float | None = None,
 ) -> dict[str, Any]:
     """The fit ``TickSampler`` describes, from cumulative samples (time s, CPU s, loads, entries sent):
     ms per window read, ms per entry, the window reads per second while reading, and from them the CPU
-    per task at ``reference_per_s`` (None when the samples cannot separate the two)."""
+    per task at ``reference_per_s`` tasks and ``reads_per_s`` window reads a second (the run's own
+    read rate when None; None when the samples cannot separate the two)."""
     rows = [
         (c1 - c0, l1 - l0, e1 - e0, t1 - t0)
         for (t0, c0, l0, e0), (t1, c1, l1, e1) in itertools.pairwise(samples)
@@ -1060,7 +1087,9 @@ def fit_tick_cpu(
     reading_s = sum(r[3] for r in rows if r[1])
     loads_per_s = sum(r[1] for r in rows) / reading_s if reading_s else 0.0
     residual = [r[0] - per_load_s * r[1] - per_entry_s * r[2] for r in rows]
-    at_reference = (per_load_s * loads_per_s + per_entry_s * reference_per_s) / reference_per_s
+    stated_reads = loads_per_s if reads_per_s is None else reads_per_s
+    at_reference = (per_load_s * stated_reads + per_entry_s * reference_per_s) / reference_per_s
+    at_run_reads = (per_load_s * loads_per_s + per_entry_s * reference_per_s) / reference_per_s
     return {
         "cpu_fit": {
             "seconds": len(rows),
@@ -1069,7 +1098,9 @@ def fit_tick_cpu(
             "window_reads_per_s": round(loads_per_s, 2),
             "residual_ms_per_s_rms": round(math.sqrt(sum(x * x for x in residual) / len(rows)) * 1000, 3),
             "reference_per_s": reference_per_s,
+            "reference_reads_per_s": round(stated_reads, 2),
             "cpu_ms_per_task_at_reference": round(at_reference * 1000, 4),
+            "cpu_ms_per_task_at_run_reads": round(at_run_reads * 1000, 4),
         }
     }
 

@@ -82,6 +82,7 @@ def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, A
         "dispatched": report.dispatched,
         "fired": report.fired,
         "lost_lease": report.lost_lease,
+        "lease_regained": report.lease_regained,
         "idle": report.idle,
         "covered": report.covered,
     }

@@ -625,10 +625,57 @@ def test_a_tick_that_loses_its_lease_stops(aws, sim):
     report = ticker_on(aws, sim).run(0, until_ms=START + 60_000, owner="victim")
     # Then the thief had the lease, and the victim noticed at its next save and stopped at once
     assert stolen["lease"] is not None
-    assert report.acquired and report.lost_lease
+    assert report.acquired and report.lost_lease and report.lease_regained == 0
     assert sim.now_ms() < START + 3_050 + 16_000 + 1_100
     holder = wheel.peek(0)
     assert holder.owner == "thief" and holder.until_ms > sim.now_ms()
+
+
+@on_sim_clock()
+def test_a_tick_that_stalled_past_its_lease_sends_nothing_before_it_knows_the_shard_is_its_own(aws, sim):
+    wheel: WheelStore = aws.platform.ticker.wheel
+    # Given tasks due during and after a stall of 16 s (longer than the lease) 3 s into the run
+    ids = [submit(aws.platform.tasks, delay).task_id for delay in (5_000, 12_000, 20_000, 25_000)]
+
+    def stall_then_steal() -> None:
+        sim.advance(15_000 + 1_000)
+        assert wheel.acquire(0, "thief", sim.now_ms(), 15_000) is not None
+
+    sim.at(START + 3_050, stall_then_steal)
+    lanes = RecordingLanes(aws.platform.ticker.lanes, sim)
+    # When the victim wakes with three of them overdue
+    report = ticker_on(aws, sim, lanes=lanes).run(0, until_ms=START + 60_000, owner="victim")
+    # Then it sent none of them: the thief, which resumes from the victim's last save, sends them
+    assert report.lost_lease and lanes.sent == []
+    assert wheel.peek(0).owner == "thief"
+    assert wheel.peek(0).resume_slot is not None and len(ids) == 4
+
+
+@on_sim_clock()
+def test_a_tick_whose_lease_ran_out_with_no_other_tick_takes_it_back_and_sends_nothing_twice(
+    aws, sim, drain, counting
+):
+    wheel: WheelStore = aws.platform.ticker.wheel
+    # Given tasks due before, during and after a 16 s stall (the lease lasts 15 s) of the tick
+    ids = [
+        submit(aws.platform.tasks, delay).task_id for delay in (1_500, 2_500, 8_000, 12_000, 22_000, 30_000)
+    ]
+    sim.at(START + 3_050, lambda: sim.advance(15_000 + 1_000))
+    lanes = RecordingLanes(aws.platform.ticker.lanes, sim)
+    # When no other tick takes the shard meanwhile
+    report = ticker_on(aws, sim, lanes=lanes).run(0, until_ms=START + 40_000, owner="slow")
+    # Then the tick took its lease back, went on, and saved past what it sent: each task left once
+    assert report.acquired and not report.lost_lease and report.lease_regained == 1
+    sent = [m.task_id for _, m in lanes.sent]
+    assert sorted(sent) == sorted(ids)
+    held = wheel.peek(0)
+    assert held.owner == "slow" and held.resume_slot >= slot_of(START + 30_000 - LEAD)
+    # And a successor resuming there sends nothing again; every task ran once
+    again = RecordingLanes(aws.platform.ticker.lanes, sim)
+    ticker_on(aws, sim, lanes=again).run(0, until_ms=sim.now_ms() + 5_000, owner="next")
+    assert again.sent == []
+    drain()
+    assert_ran_once(aws.platform.tasks, ids, counting)
 
 
 @on_sim_clock()

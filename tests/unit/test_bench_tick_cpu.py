@@ -12,7 +12,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "bench"))
 
-from cost import TickSampler, fit_tick_cpu
+from cost import TickSampler, design_reads_per_s, fit_tick_cpu
 
 pytestmark = pytest.mark.unit
 
@@ -41,6 +41,20 @@ def test_the_fit_recovers_both_parts_whatever_the_share_of_idle_seconds() -> Non
         assert fit["window_reads_per_s"] == pytest.approx(10.0)
         # at 100 tasks/s: 10 reads x 2 ms + 100 x 0.05 ms per second = 0.25 ms a task
         assert fit["cpu_ms_per_task_at_reference"] == pytest.approx(0.25, abs=0.003)
+
+
+def test_the_figure_is_stated_at_the_design_read_rate_not_the_runs() -> None:
+    # Two runs of the same code whose loops polled at different rates (moto slowed one of them)
+    slow = _samples([(5, 250)] * 30 + [(5, 80)] * 30, 2.0, 0.05)
+    fast = _samples([(9, 250)] * 30 + [(9, 80)] * 30, 2.0, 0.05)
+    stated = [fit_tick_cpu(s, reads_per_s=10.0)["cpu_fit"] for s in (slow, fast)]
+    # Then both state the same figure at 10 reads a second; their own rates differ
+    assert [f["cpu_ms_per_task_at_reference"] for f in stated] == pytest.approx([0.25, 0.25], abs=0.003)
+    assert stated[0]["cpu_ms_per_task_at_run_reads"] < stated[1]["cpu_ms_per_task_at_run_reads"]
+    # And the design's rate: a read every POLL_MS, a few more where a read crosses a slot's end
+    from taskplane.domain.wheel import POLL_MS
+
+    assert 1000 / POLL_MS < design_reads_per_s() < 1.1 * 1000 / POLL_MS
 
 
 def test_the_run_total_per_task_would_not_have_been_stable() -> None:

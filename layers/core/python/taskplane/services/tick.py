@@ -14,6 +14,8 @@ it releases the shard, looks once more (so a writer that saw the lease still hel
 and ends. Near the end of its span
 it wakes its successor, which waits for the lease. A crashed tick's successor resumes from the last
 saved position; entries it sends again are harmless, because the worker starts an attempt only once.
+A tick that was slow past its lease (a long read, a paused process) checks the lease before it sends
+again: it takes the lease back if no other tick took the shard, and stops if one did.
 """
 
 from __future__ import annotations
@@ -70,6 +72,10 @@ HANDOVER_SEND_AHEAD_MS = 1_000
 BATCH = 10
 #: Wakes the tick of a shard (invokes it asynchronously); set by wiring, a no-op when absent.
 Waker = Callable[[int], None]
+#: A tick that has not saved for this long before its lease runs out (a slow read, a paused process)
+#: confirms the lease before it sends anything: if another tick took the shard meanwhile, it stops
+#: instead of sending what its successor sends too.
+LEASE_MARGIN_MS = 5_000
 
 
 @dataclass
@@ -84,6 +90,8 @@ class TickReport:
     windows: int = 0
     send_failures: int = 0
     lost_lease: bool = False
+    #: times its lease had run out with no other tick taking the shard, and it took it back
+    lease_regained: int = 0
     #: ended at once: another tick holds the shard for a while yet
     covered: bool = False
     #: ended (or never started) because nothing was due within the idle horizon
@@ -290,12 +298,22 @@ class Ticker:
             # the worker: a few entries every span, instead of late starts).
             send_by = now if until_ms - now > HANDOVER_SEND_AHEAD_MS else until_ms + HANDOVER_SEND_AHEAD_MS
             due = self._due(run, send_by)
+            if due and self.clock.now_ms() - saved_at >= max(
+                self.save_every_ms, self.lease_ms - LEASE_MARGIN_MS
+            ):
+                # This pass took long (or the one before it did): is the shard still ours?
+                for entry in due:
+                    run.push(entry)
+                now = self.clock.now_ms()
+                if not self._keep_lease(shard, run, now, until_ms):
+                    run.settle()
+                    return report
+                saved_at = now
+                due = self._due(run, send_by)
             if due:
                 self._dispatch(due, run)
             if now - saved_at >= self.save_every_ms:
-                lag = run.take_lag()
-                if not self.wheel.save(shard, report.owner, now, self.lease_ms, run.resume(now), lag):
-                    report.lost_lease = True
+                if not self._keep_lease(shard, run, now, until_ms):
                     run.settle()
                     return report
                 saved_at = now
@@ -329,6 +347,21 @@ class Ticker:
         else:
             report.lost_lease = True
         return report
+
+    def _keep_lease(self, shard: int, run: _Run, now: int, until_ms: int) -> bool:
+        """Save the resume point and extend the lease; False (the report says lost) when another tick
+        holds the shard. A lease that ran out while this tick was slow, with no other tick taking the
+        shard, is taken back: its successor would otherwise resume from the last saved point and send
+        again everything sent since (each refused by the worker, but each a write)."""
+        report = run.report
+        if self.wheel.save(shard, report.owner, now, self.lease_ms, run.resume(now), run.take_lag()):
+            return True
+        if self.wheel.acquire(shard, report.owner, now, self.lease_ms, runs_until=until_ms) is not None:
+            report.lease_regained += 1
+            if self.wheel.save(shard, report.owner, now, self.lease_ms, run.resume(now)):
+                return True
+        report.lost_lease = True
+        return False
 
     def _idle(self, shard: int, run: _Run, now: int) -> bool:
         """With an empty heap: when nothing is due within the idle horizon, release the shard and look
