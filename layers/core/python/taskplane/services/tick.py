@@ -11,9 +11,9 @@ leave (``DISPATCH_LEAD_MS`` before a task or a window's end is due: the worker w
 then starts the task or closes the window), grouping tasks due close together into one lane batch,
 and every second saves how far it got while extending the lease. With nothing due within the horizon
 it releases the shard, looks once more (so a writer that saw the lease still held is never missed),
-and ends. Near the end of its span
-it wakes its successor, which waits for the lease. A crashed tick's successor resumes from the last
-saved position; entries it sends again are harmless, because the worker starts an attempt only once.
+and ends. Near the end of its span it wakes its successor, which waits for the lease. A crashed
+tick's successor resumes from the last saved position; entries it sends again are harmless, because
+the worker starts an attempt only once (and a window closes once).
 A tick that was slow past its lease (a long read, a paused process) checks the lease before it sends
 again: it takes the lease back if no other tick took the shard, and stops if one did.
 """
