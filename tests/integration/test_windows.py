@@ -666,6 +666,53 @@ def test_a_close_that_fails_is_retried_by_redelivery_and_starts_its_task_once(aw
     assert aws.platform.tasks.get("acme", task.task_id).state is TaskState.SUCCEEDED
 
 
+CLOSE_STEPS = [
+    ("records", "seal"),  # sealing the window
+    ("records", "events"),  # reading its events
+    ("tasks", "create"),  # storing its task
+    ("lanes", "send_one"),  # queueing its task
+    ("records", "finish"),  # marking it closed
+]
+
+
+@on_sim_clock()
+@pytest.mark.parametrize(("part", "call"), CLOSE_STEPS, ids=[c for _, c in CLOSE_STEPS])
+def test_a_close_that_dies_after_any_step_starts_its_window_s_task_once(
+    aws, sim, api, drain, counting, part, call
+):
+    # Given a window whose end the tick sent
+    tid, end = one_window(api, **ECHO)
+    drain(rounds=2)
+    tick_only(aws, sim, end + 100)
+    # When the worker dies right after one of the close's calls (the record is never acknowledged)
+    windows = wiring.platform().triggers.windows
+    target = getattr(windows, part)
+    real = getattr(target, call)
+    died: list[str] = []
+
+    def dies_after(*args: Any, **kwargs: Any) -> Any:
+        result = real(*args, **kwargs)
+        if not died:
+            died.append(call)
+            raise RuntimeError(f"the worker died after {call}")
+        return result
+
+    setattr(target, call, dies_after)
+    try:
+        (first,) = drain(lanes=("default",))
+        assert died == [call] and len(first["batchItemFailures"]) == 1
+        # And SQS delivers the window's end again, and the tasks run
+        drain(rounds=3)
+    finally:
+        setattr(target, call, real)
+    # Then the window is closed and started one task, which ran once
+    (task,) = tasks_of(aws, tid)
+    assert aws.platform.tasks.get("acme", task.task_id).state is TaskState.SUCCEEDED
+    assert counting.calls == {task.task_id: 1}
+    window_id = full(aws, task).payload["window"]["id"]
+    assert windows.records.head("acme", tid, window_id).state == "CLOSED"
+
+
 def test_the_window_task_obeys_the_target_policy_and_the_worker_checks_again(aws, api, drain):
     from tests.integration.test_entry_policy import ALLOWED, enforce
 
