@@ -118,6 +118,10 @@ class TaskplaneStack(cdk.Stack):
         functions.append(self.scheduler.fn)
         # (no bucket for the tick: windowed triggers' windows, whose tasks may offload a large payload,
         # are closed by the worker; a schedule's fire copies no payload to the bucket)
+        # The tick's new version takes traffic only once the worker's has all of it: a tick sends lane
+        # messages (window ends) that only a worker of the same release or later reads (an older one
+        # would dead-letter them as unreadable, and the window would not close on time).
+        self.scheduler.fn.alias.node.add_dependency(self.worker.fn.alias)
         self.workflows: workflows.Workflows | None = None
         if "step" in features:
             self.workflows = workflows.Workflows(

@@ -474,3 +474,16 @@ def test_trigger_rules_may_send_to_the_lanes_and_nothing_else_may(synth: Synth) 
             arns = json.dumps(allow["Condition"]["ArnLike"]["aws:SourceArn"])
             assert f"{prefix}*" in arns and "taskplane-trigger" not in arns, arns
             assert allow["Condition"]["StringEquals"] == {"aws:SourceAccount": {"Ref": "AWS::AccountId"}}
+
+
+def test_the_tick_shifts_to_a_new_version_only_after_the_worker_has(synth: Synth) -> None:
+    # A new tick sends lane messages (a window's end) that an older worker cannot read: CloudFormation
+    # updates the tick's alias (its CodeDeploy traffic shifting) after the worker's alias update ends
+    aliases = synth.resources("AWS::Lambda::Alias")
+    by_function = {a["Properties"]["FunctionName"]["Ref"]: (alias_id, a) for alias_id, a in aliases.items()}
+    functions = synth.resources("AWS::Lambda::Function")
+    named = {f["Properties"]["FunctionName"]: fid for fid, f in functions.items()}
+    tick_id, tick_alias = by_function[named[f"{synth.cfg.prefix}-tick"]]
+    worker_id, worker_alias = by_function[named[f"{synth.cfg.prefix}-worker"]]
+    assert worker_id in tick_alias.get("DependsOn", [])
+    assert tick_id not in worker_alias.get("DependsOn", [])
