@@ -107,24 +107,27 @@ def feed_worker(
     worker = load_handler("worker").lambda_handler
     responses: list[dict[str, Any]] = []
 
-    def handle(url: str, arn: str, messages: list[dict[str, Any]]) -> None:
+    def handle(url: str, arn: str, messages: list[dict[str, Any]], later: list[str] | None = None) -> None:
         event = {"Records": [to_record(m, arn) for m in messages]}
         response = worker(event, LocalContext(function_name="taskplane-worker"))
         responses.append(response)
         failed = {f["itemIdentifier"] for f in response["batchItemFailures"]}
         for m in messages:
-            if m["MessageId"] in failed:
+            if m["MessageId"] not in failed:
+                sqs.delete_message(QueueUrl=url, ReceiptHandle=m["ReceiptHandle"])
+            elif later is not None:
+                later.append(m["ReceiptHandle"])  # back once this receive loop is over
+            else:
                 sqs.change_message_visibility(
                     QueueUrl=url, ReceiptHandle=m["ReceiptHandle"], VisibilityTimeout=0
                 )
-            else:
-                sqs.delete_message(QueueUrl=url, ReceiptHandle=m["ReceiptHandle"])
 
     for _ in range(rounds):
         for lane in lanes:
             url = aws.settings.queue_urls[lane]
             attributes = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])
             arn = attributes["Attributes"]["QueueArn"]
+            failed: list[str] = []
             while messages := sqs.receive_message(
                 QueueUrl=url,
                 MaxNumberOfMessages=10,
@@ -140,9 +143,11 @@ def feed_worker(
                     else:
                         now.append(m)
                 if now:
-                    handle(url, arn, now)
+                    handle(url, arn, now, failed)
                 if not until_empty:
                     break
+            for receipt in failed:
+                sqs.change_message_visibility(QueueUrl=url, ReceiptHandle=receipt, VisibilityTimeout=0)
     return responses
 
 
