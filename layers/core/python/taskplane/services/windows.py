@@ -211,14 +211,12 @@ class WindowService:
             delay_s = arrival_delay_s(message.due_ms, now)
             self.lanes.send_one(dataclasses.replace(message, delay_s=delay_s))
             return "requeued"
-        return self._close_at(message.tenant, message.window, message.due_ms, now)
+        return self._close_due(message, now)
 
-    def close_due(self, entry: WheelEntry, now_ms: int) -> Closing:
-        """Handle a window's wheel entry that is due (safe to call again)."""
-        return self._close_at(entry.tenant, entry.item_id, entry.due_ms, now_ms)
-
-    def _close_at(self, tenant: str, item_id: str, due_ms: int, now_ms: int) -> Closing:
-        trigger_id, window_id = parse_wheel_item_id(item_id)
+    def _close_due(self, message: WindowMessage, now_ms: int) -> Closing:
+        """Close the window of an end that is due (safe to call again)."""
+        tenant, due_ms = message.tenant, message.due_ms
+        trigger_id, window_id = parse_wheel_item_id(message.window)
         trigger = self.triggers.get(tenant, trigger_id)
         spec = trigger.window() if trigger is not None else None
         if trigger is None or spec is None:
