@@ -21,7 +21,7 @@
     (bench/tick_reads.py, tick_reads.json ``send_10_ms`` / 10), the rest at the window read that returns
     the entry. Each run reports both parts per entry (``tick.cpu_by_shard``). At a full core (no
     ``tick_mb``) nothing is charged: that run shows the scheduling alone.
-    Workload: 1,000 tasks due per second for 60 s, each written 0.6-5 s before it is due (so many land
+    Workload: 1,000 tasks due per second for 60 s, each written 1.4-5 s before it is due (just past NEAR_MS) (so many land
     in a window the tick has already read), 5% failing once with a backoff of 50 ms to 20 s; the same
     at ~12 tasks a second (a million a day: what the waits cost there); the design before issue 16
     (the tick sending at the due time, workers starting what they receive, retries on the lanes'
@@ -466,10 +466,14 @@ def inserter(worker: Worker, stop: threading.Event) -> None:
 
 
 def workload(
-    seconds: int, rate: int, start_ms: int, seed: int = 7, lead_min_ms: int = 600
+    seconds: int, rate: int, start_ms: int, seed: int = 7, lead_min_ms: int | None = None
 ) -> list[tuple[int, int, str]]:
-    """(write_ms, due_ms, id) for ``rate`` tasks due per second over ``seconds``, each written 0.6-5 s
-    before it is due (tasks due sooner go straight to their lane, not through the tick)."""
+    """(write_ms, due_ms, id) for ``rate`` tasks due per second over ``seconds``, each written from just
+    past NEAR_MS (domain/wheel.py, 50 ms past it unless ``lead_min_ms``) to 5 s before it is due (tasks
+    due sooner go straight to their lane, not through the tick)."""
+    from taskplane.domain.wheel import NEAR_MS
+
+    lead_min_ms = NEAR_MS + 50 if lead_min_ms is None else lead_min_ms
     rng = random.Random(seed)
     rows = []
     for i in range(seconds * rate):

@@ -42,9 +42,9 @@ from taskplane.domain.wheel import (
     sort_key,
 )
 from taskplane.local.resources import create_resources
-from taskplane.services.execute import Outcome
+from taskplane.services.execute import INLINE_RETRY_MS, Outcome
 from taskplane.services.tasks import wheel_entry_for
-from taskplane.services.tick import HANDOVER_MS, HANDOVER_SEND_AHEAD_MS
+from taskplane.services.tick import HANDOVER_MS, HANDOVER_SEND_AHEAD_MS, RECHECK_MS
 
 pytestmark = pytest.mark.integration
 
@@ -300,8 +300,10 @@ def assert_ran_once(tasks: Any, ids: list[str], counting: CountingRunners, conte
 # -- delayed tasks ------------------------------------------------------------------------------------
 @on_sim_clock()
 def test_delayed_tasks_are_dispatched_on_time_in_due_order(aws, sim, api, drain, counting):
-    # Given tasks submitted over the API due from 600 ms to 3 minutes ahead, across slot boundaries
-    offsets = [180_000, 600, 1_499, 1_500, 1_501, 800, 5_000, 59_999, 61_500, 61_501, 120_000, 999]
+    # Given tasks submitted over the API due from just past NEAR_MS to 3 minutes ahead, across slot
+    # boundaries
+    offsets = [180_000, NEAR_MS + 1, 1_499, 1_500, 1_501, NEAR_MS + 50, 5_000, 59_999, 61_500, 61_501]
+    offsets += [120_000, NEAR_MS + 99]
     ids = {}
     for delay in offsets:
         reply = api("POST", "/v1/tasks", {"target": ECHO, "delay_ms": delay})
@@ -373,7 +375,7 @@ def test_a_read_goes_back_for_late_writes_only_every_lookback_every_ms(aws, sim)
     behind = [at for at in polls if min(f for t, f, _ in reads if t == at) < at]
     assert all(min(f for t, f, _ in reads if t == at) == at for at in polls if at not in behind)
     assert all(min(f for t, f, _ in reads if t == at) <= at - LOOKBACK_MS for at in behind)
-    assert len(behind) <= 6_000 // LOOKBACK_EVERY_MS + 1 and len(behind) <= len(polls) // 4
+    assert len(behind) <= 6_000 // LOOKBACK_EVERY_MS + 1 and len(behind) <= len(polls) // 2 + 1
     assert all(b - a >= LOOKBACK_EVERY_MS for a, b in itertools.pairwise(behind))
 
 
@@ -423,7 +425,8 @@ def test_a_busy_window_read_keys_first_sends_each_task_once_on_time(aws, sim, dr
     # Given 150 tasks in their own wheel items due over 3 s, and 40 more submitted while the tick runs,
     # each into the window it has already read (so many items taken that the store reads sort keys
     # first, then only the spans of new items, see WheelStore.load)
-    due = {submit(aws.platform.tasks, 1_000 + 20 * i).task_id: START + 1_000 + 20 * i for i in range(150)}
+    soonest = NEAR_MS + 1
+    due = {submit(aws.platform.tasks, soonest + 20 * i).task_id: START + soonest + 20 * i for i in range(150)}
     late: dict[str, int] = {}
 
     def submit_late(delay: int) -> Callable[[], None]:
@@ -462,8 +465,11 @@ def test_a_busy_window_read_keys_first_sends_each_task_once_on_time(aws, sim, dr
 # -- resume ---------------------------------------------------------------------------------------
 @on_sim_clock()
 def test_next_tick_resumes_where_the_last_one_stopped(aws, sim, drain, counting):
-    # Given 30 tasks due every 600 ms over 18 s (further apart than a batch's group: one per batch)
-    due = {submit(aws.platform.tasks, 600 + 600 * i).task_id: START + 600 + 600 * i for i in range(30)}
+    # Given 30 tasks due every 600 ms over 18 s
+    soonest = NEAR_MS + 1
+    due = {
+        submit(aws.platform.tasks, soonest + 600 * i).task_id: START + soonest + 600 * i for i in range(30)
+    }
     lanes = RecordingLanes(aws.platform.ticker.lanes, sim)
     # When one tick runs the first 8 s and a new owner takes the next 12 s
     first = ticker_on(aws, sim, lanes=lanes).run(0, until_ms=START + 8_000, owner="a")
@@ -498,11 +504,11 @@ def test_next_tick_resumes_where_the_last_one_stopped(aws, sim, drain, counting)
 
 @on_sim_clock()
 def test_late_tick_dispatches_overdue_work_at_once_flagged_late(aws, sim, drain, counting):
-    # Given tasks due over the next 5 minutes, and a tick that ran only the first second
-    offsets = [700, 3_000, 30_000, 90_000, 200_000, 299_000, 305_000]
+    # Given tasks due over the next 5 minutes, and a tick that ran only the first 1.5 s
+    offsets = [NEAR_MS + 1, 3_000, 30_000, 90_000, 200_000, 299_000, 305_000]
     due = {submit(aws.platform.tasks, d).task_id: START + d for d in offsets}
     lanes = RecordingLanes(aws.platform.ticker.lanes, sim)
-    ticker_on(aws, sim, lanes=lanes).run(0, until_ms=START + 1_000, owner="a")
+    ticker_on(aws, sim, lanes=lanes).run(0, until_ms=START + 1_500, owner="a")
     assert len(lanes.sent) == 1
     # When ticks are down for 5 simulated minutes and then one runs again
     sim.set(START + 301_000)
@@ -518,7 +524,7 @@ def test_late_tick_dispatches_overdue_work_at_once_flagged_late(aws, sim, drain,
         assert message.late_ms == at - (due[message.task_id] - LEAD) > 1_000
         assert message.dispatched_at == at
     again = [m.task_id for _, m in late if lanes.per_task()[m.task_id] > 1]
-    assert [due[t] for t in again] == [START + 700]  # within LOOKBACK_MS of the first tick's stop
+    assert [due[t] for t in again] == [START + NEAR_MS + 1]  # within LOOKBACK_MS of the first tick's stop
     # And the one due after the restart left on time, not flagged
     ((at, on_time),) = [(at, m) for at, m in lanes.sent if due[m.task_id] > restart]
     assert at == START + 305_000 - LEAD and on_time.late_ms == 0
@@ -553,7 +559,7 @@ def test_a_batch_the_queue_refuses_is_sent_again(aws, sim, drain, counting):
     assert report.send_failures == 1 and report.dispatched == 1
     ((at, message),) = lanes.sent
     sends = task.run_at - LEAD
-    assert sends <= at <= sends + POLL_MS + ON_TIME_MS and message.task_id == task.task_id
+    assert sends <= at <= sends + RECHECK_MS + ON_TIME_MS and message.task_id == task.task_id
     drain()
     assert_ran_once(aws.platform.tasks, [task.task_id], counting)
 
@@ -938,23 +944,22 @@ def test_two_ticks_on_one_shard_dispatch_everything_once(aws, drain, counting):
 # -- clock skew ---------------------------------------------------------------------------------
 @on_sim_clock()
 def test_entries_written_in_the_past_of_the_tick_are_still_dispatched(aws, sim, drain, counting):
-    # Given an API whose clock is 1.5 s behind the tick's, and a tick kept running by later work
+    # Given an API whose clock is 2.5 s behind the tick's, and a tick kept running by later work
     submit(aws.platform.tasks, 30_000)
-    api_side = dataclasses.replace(aws.platform.tasks, clock=OffsetClock(sim, -1_500))
+    api_side = dataclasses.replace(aws.platform.tasks, clock=OffsetClock(sim, -2_500))
     lanes = RecordingLanes(aws.platform.ticker.lanes, sim)
     due: dict[str, int] = {}
 
     def submit_skewed() -> None:
-        for delay in (600, 1_200, 3_000):
+        for delay in (1_400, 2_200, 4_000):
             task = submit(api_side, delay)
             due[task.task_id] = task.run_at
 
     # When, mid-run, it submits tasks that by the tick's clock are due 1.1 s ago, 0.3 s ago and in 1.5 s
     sim.at(START + 5_050, submit_skewed)
     ticker_on(aws, sim, lanes=lanes).run(0, until_ms=START + 9_000)
-    assert sorted(d - (START + 5_050) for d in due.values()) == [-900, -300, 1_500]
-    # Then the tick found the ones behind it at its next read behind now (within LOOKBACK_EVERY_MS),
-    # and the other on time
+    assert sorted(d - (START + 5_050) for d in due.values()) == [-1_100, -300, 1_500]
+    # Then the tick found the ones behind it at its next read, and the other on time
     assert {t: n for t, n in lanes.per_task().items() if t in due} == dict.fromkeys(due, 1)
     for at, message in lanes.sent:
         if message.task_id not in due:
@@ -979,7 +984,9 @@ def test_worker_behind_the_tick_never_starts_a_task_early(aws, sim, counting, wo
     outcomes: list[Outcome] = []
     # (each time the tick waits, one receive per lane: a requeued delivery comes back at a later time)
     sim.after_wait.append(lambda: outcomes.extend(work(sqs, urls, worker, rounds=1, until_empty=False)))
-    due = {submit(aws.platform.tasks, d).task_id: START + d for d in (700, 1_000, 2_500, 4_000)}
+    due = {
+        submit(aws.platform.tasks, d).task_id: START + d for d in (NEAR_MS + 1, NEAR_MS + 300, 2_500, 4_000)
+    }
     # When the tick dispatches on its clock and the worker handles each delivery as it arrives
     report = ticker_on(aws, sim).run(0, until_ms=START + 6_000)
     outcomes.extend(work(sqs, urls, worker))
@@ -1031,6 +1038,33 @@ def test_retry_with_backoff_beyond_sqs_delay_goes_through_the_wheel(aws, sim, dr
     assert done.started_at >= retry_at
 
 
+@on_sim_clock()
+def test_a_retry_due_too_soon_for_the_ticks_reads_goes_straight_to_its_lane(aws, sim, drain, counting):
+    # Given a task that fails once with a backoff past what waits in its worker (INLINE_RETRY_MS) but
+    # within NEAR_MS: the tick reads the wheel every POLL_MS, and might read an entry only after it
+    # must leave
+    backoff = INLINE_RETRY_MS + 1
+    assert INLINE_RETRY_MS < backoff <= NEAR_MS
+    retry = {"max_attempts": 2, "base_delay_ms": backoff, "max_delay_ms": backoff, "jitter": "none"}
+    task = submit(
+        aws.platform.tasks, 0, payload={"times": 1}, retry=retry, target={"type": "builtin", "name": "fail"}
+    )
+    # When its first attempt fails (one round: the retry's delivery is received, not yet run)
+    drain(rounds=1)
+    waiting = aws.platform.tasks.get("acme", task.task_id)
+    # Then its retry went to its lane, not into the wheel
+    assert waiting.state is S.RETRYING
+    retry_at = waiting.next_attempt_at
+    assert retry_at is not None and retry_at - sim.now_ms() <= NEAR_MS
+    entries = aws.platform.ticker.wheel.load(0, slot_of(retry_at), "", None)
+    assert [e for e in entries if e.kind == "retry"] == []
+    # And the worker that gets it waits out the rest: the second attempt starts when due, not before
+    drain()
+    done = aws.platform.tasks.get("acme", task.task_id)
+    assert done.state is S.SUCCEEDED and done.attempts == 2 and counting.calls == {task.task_id: 2}
+    assert done.started_at >= retry_at
+
+
 # -- idle ticks and wakes ------------------------------------------------------------------------
 @on_sim_clock()
 def test_an_idle_tick_ends_at_once_and_moves_the_cursor_up(aws, sim):
@@ -1072,7 +1106,7 @@ def test_an_idle_tick_ends_at_once_and_moves_the_cursor_up(aws, sim):
 def test_a_write_landing_as_the_tick_hands_its_shard_back_is_still_sent(aws, sim, drain, counting):
     # Given a tick about to end idle (its only task sent), and a task written right after it released
     # the shard: the writer saw the lease still held, so it woke nobody
-    first = submit(aws.platform.tasks, 1_000)
+    first = submit(aws.platform.tasks, 2_000)
     wheel: WheelStore = aws.platform.ticker.wheel
     late: dict[str, Any] = {}
 
@@ -1141,7 +1175,7 @@ def test_the_api_wakes_the_tick_with_an_asynchronous_invoke_of_its_function(aws,
 @on_sim_clock()
 def test_a_busy_tick_wakes_its_successor_before_its_span_ends(aws, sim, drain, counting):
     # Given work due across two spans of a tick, and a record of the wakes it sends
-    due = {submit(aws.platform.tasks, d).task_id: START + d for d in (1_000, 9_000, 14_000)}
+    due = {submit(aws.platform.tasks, d).task_id: START + d for d in (2_000, 9_000, 14_000)}
     lanes = RecordingLanes(aws.platform.ticker.lanes, sim)
     woken: list[tuple[int, int]] = []
     # When a tick runs a 10 s span

@@ -30,21 +30,28 @@ GROUP_MS = 1_000
 #: Each tick poll reads the wheel from LOOKBACK_MS behind now to LOOKAHEAD_MS ahead. Reading behind
 #: catches entries written late into a range already read (clock skew between the API and the tick,
 #: a slow write); reading ahead loads entries before they must leave (the lead, a batch's group).
+#: How often a tick reads the wheel. The reads only find entries written since the last one: an entry
+#: leaves at its send time from the tick's heap, whenever the last read was. So a read is needed only
+#: often enough that an entry written ``NEAR_MS`` ahead of its due time is in the heap before it must
+#: leave, even when the first read after its write misses it (an eventually consistent Query). Every
+#: read re-reads its whole range (LOOKBACK_MS + LOOKAHEAD_MS), so each entry is read about range /
+#: POLL_MS times: at 100 ms (2 s back every 500 ms, else from now to 1.55 s ahead) ~24 times, most of a
+#: busy tick's CPU (bench/cost.py's fit: 1.4-2 ms a read); at 500 ms ~9 times, for tasks, retries and
+#: window ends due within NEAR_MS (1.35 s) of their write going straight to their lane.
+POLL_MS = 500
 LOOKBACK_MS = 2_000
-#: How often a tick reads the wheel.
-POLL_MS = 100
 #: Two reads ahead of an entry's send time (its due time less the lead, less a batch's group for the
 #: entries that join an earlier one's batch): one read may miss a write that has just landed. (In the
 #: last second of its span a tick reads HANDOVER_SEND_AHEAD_MS further: services/tick.py.)
 LOOKAHEAD_MS = 2 * POLL_MS + DISPATCH_LEAD_MS + GROUP_MS
-#: How often a read goes LOOKBACK_MS behind now; the reads between start at now. Every read re-reads
-#: the whole range it covers (what it took before is left out, but its keys are read and parsed
-#: again): the look-back was nearly half of each read for entries that can only be late writes
-#: (a writer puts an entry in the wheel only when it is due more than NEAR_MS ahead), which are found
-#: at most this long later instead of a read later.
-LOOKBACK_EVERY_MS = 500
+#: How often a read goes LOOKBACK_MS behind now; the reads between start at now. A writer puts an entry
+#: in the wheel only when it is due more than NEAR_MS ahead, so a read from now finds it before it must
+#: leave; only an entry already overdue by the tick's clock (a writer's clock behind, a write that
+#: landed late) needs the look-back, and is found at most this long later (every other read).
+LOOKBACK_EVERY_MS = 1_000
 #: A task due within this much of its submission skips the wheel: it goes straight to its lane and the
-#: worker waits out the rest (the tick could not send it ahead of its lead in time anyway).
+#: worker waits out the rest (the tick could not send it ahead of its lead in time anyway). A retry due
+#: within it goes to its lane too (or waits in its worker, within INLINE_RETRY_MS).
 NEAR_MS = DISPATCH_LEAD_MS + 2 * POLL_MS
 #: A tick with nothing to send within this long hands its shard back and ends: the shard's rule runs a
 #: check every minute that looks this far ahead, and writers of entries due sooner than that wake a

@@ -57,7 +57,7 @@ from taskplane.domain.timeouts import (
     needs_heartbeat,
     next_watch,
 )
-from taskplane.domain.wheel import WheelEntry
+from taskplane.domain.wheel import WheelEntry, goes_through_wheel
 from taskplane.services.admission import Admission
 from taskplane.services.breakers import CircuitBreakers, Guard
 from taskplane.services.fallback import call_fallback, fallback_note
@@ -78,7 +78,8 @@ MAX_RESULT_BYTES = 128 * 1024
 #: group (1 s), so 2.35 s (services/tick.py HANDOVER_SEND_AHEAD_MS, domain/wheel.py).
 MAX_EARLY_WAIT_MS = 2_500
 #: A retry due within this long waits in the worker that ran the failed attempt (its lane message is
-#: still held, so a crash meanwhile loses nothing); a later one goes through the wheel.
+#: still held, so a crash meanwhile loses nothing); a later one goes through the wheel, or straight to
+#: its lane when due within NEAR_MS (domain/wheel.py: the tick might not read it in time).
 INLINE_RETRY_MS = 1_000
 #: How many times (a second apart) a wheel delivery looks again for a task not stored yet.
 MAX_MISSING_HOPS = 10
@@ -676,7 +677,7 @@ class Executor:
                 waiting = task.model_copy(update={"state": S.RETRYING, "next_attempt_at": retry_at})
                 if retry_at - now <= INLINE_RETRY_MS:
                     return self._retry_here(waiting)
-                if self.wheel is not None:
+                if self.wheel is not None and goes_through_wheel(retry_at, now):
                     # The tick sends it a lead ahead and the next worker waits out the rest: precise.
                     self._into_wheel(wheel_entry_for(waiting, self.shards))
                 else:

@@ -70,6 +70,9 @@ HANDOVER_SEND_AHEAD_MS = 1_000
 #: Batches of one lane message per entry: SQS takes ten per SendMessageBatch, the event source
 #: mapping hands a worker ten per invocation.
 BATCH = 10
+#: While batches are in flight the loop looks this often for entries the queue refused (they go back
+#: into the heap and leave again at once), whatever its read interval.
+RECHECK_MS = 100
 #: Wakes the tick of a shard (invokes it asynchronously); set by wiring, a no-op when absent.
 Waker = Callable[[int], None]
 #: A tick that has not saved for this long before its lease runs out (a slow read, a paused process)
@@ -337,6 +340,10 @@ class Ticker:
             # Sleep until the next entry must leave or the next read, whichever comes first.
             head = run.head()
             next_event = min(head if head is not None else until_ms, loaded_at + self.poll_ms, until_ms)
+            with run.lock:
+                sending = bool(run.inflight or run.unsent)
+            if sending:
+                next_event = min(next_event, now + RECHECK_MS)
             if self.wait(max(0, next_event - self.clock.now_ms()) / 1000):
                 break
         run.settle()
