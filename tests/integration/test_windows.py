@@ -167,8 +167,8 @@ def at(sim: SimClock, offset_ms: int, action: Any) -> None:
 # -- batch ----------------------------------------------------------------------------------------
 @on_sim_clock()
 def test_a_batch_collects_events_per_key_and_closes_on_time(aws, sim, api, drain):
-    # Given a batch trigger on $.detail.user, up to 10 events or one second
-    tid = make_trigger(api, batch={"max_events": 10, "window_ms": 1000, "key": "$.detail.user"})
+    # Given a batch trigger on $.detail.user, up to 10 events or two seconds (an end the tick sends)
+    tid = make_trigger(api, batch={"max_events": 10, "window_ms": 2000, "key": "$.detail.user"})
     # When u1 publishes at 0, 100 and 200 ms and u2 at 50 ms (each handled by the worker at once),
     # one of u1's deliveries arriving twice
     sqs = aws.client("sqs")
@@ -192,7 +192,7 @@ def test_a_batch_collects_events_per_key_and_closes_on_time(aws, sim, api, drain
     # And the tick runs for three simulated seconds
     report = run_tick(aws, sim, START + 3_000)
     drain(rounds=2)
-    # Then one task per key started when its window closed (1 s after its first event), with the
+    # Then one task per key started when its window closed (2 s after its first event), with the
     # key's events in arrival order, each once, and ran
     assert report.windows == 2
     tasks = tasks_of(aws, tid)
@@ -202,8 +202,8 @@ def test_a_batch_collects_events_per_key_and_closes_on_time(aws, sim, api, drain
     assert p1["key"] == "u1" and [e["detail"]["n"] for e in p1["events"]] == [1, 2, 3]
     assert p2["key"] == "u2" and [e["detail"]["n"] for e in p2["events"]] == [1]
     assert p1["window"]["reason"] == "time" and p1["mode"] == "batch"
-    assert u1.created_at == START + 1_000 and u2.created_at == START + 50 + 1_000
-    assert p1["window"]["closes_at"] == START + 1_000
+    assert u1.created_at == START + 2_000 and u2.created_at == START + 50 + 2_000
+    assert p1["window"]["closes_at"] == START + 2_000
     head = wiring.platform().triggers.windows.records.head("acme", tid, p1["window"]["id"])
     assert head.count == 3 and head.state == "CLOSED" and head.task_id == u1.task_id
 
@@ -527,10 +527,11 @@ def lane_bodies(aws: Any, lane: str) -> list[Any]:
 
 
 def one_window(api: Any, **task: Any) -> tuple[str, int]:
-    """A batch trigger (1 s windows) with one event in at START: its id and its window's end."""
-    tid = make_trigger(api, batch={"max_events": 10, "window_ms": 1000, "key": "$.detail.user"}, task=task)
+    """A batch trigger (2 s windows: an end due later than NEAR_MS goes through the wheel) with one
+    event in at START: its id and its window's end."""
+    tid = make_trigger(api, batch={"max_events": 10, "window_ms": 2_000, "key": "$.detail.user"}, task=task)
     publish(api, "u1", n=1)
-    return tid, START + 1_000
+    return tid, START + 2_000
 
 
 class CountingSends:

@@ -16,6 +16,7 @@ from taskplane.adapters.queues import LaneMessage, TriggerMessage, WindowMessage
 from taskplane.domain.clock import FixedClock
 from taskplane.domain.errors import Conflict
 from taskplane.domain.triggers import Trigger
+from taskplane.domain.wheel import DISPATCH_LEAD_MS, NEAR_MS
 from taskplane.domain.windows import (
     BatchWindow,
     Collected,
@@ -412,8 +413,12 @@ def test_a_correlation_completes_exactly_when_every_pattern_matched_in_time(
             assert all(int(e[1:]) % patterns == i for e in matched)
 
 
+#: A window long enough for its end to go through the wheel (ends due within NEAR_MS go to the lane).
+WHEELED_MS = NEAR_MS + 1_000
+
+
 def test_a_close_tried_again_starts_its_task_once():
-    spec = BatchWindow(max_events=10, window_ms=1_000, key="$.detail.user")
+    spec = BatchWindow(max_events=10, window_ms=WHEELED_MS, key="$.detail.user")
     service, clock, wheel, tasks, trigger = harness(batch=spec)
     service.collect(trigger, event("e1", "u1"), None)
     (entry,) = wheel.entries.values()
@@ -432,7 +437,7 @@ def delivered_end(clock: FixedClock, wheel: Wheel) -> WindowMessage:
 
 def test_a_window_end_that_comes_in_ahead_is_held_until_due_and_closes_then():
     service, clock, wheel, tasks, trigger = harness(
-        batch=BatchWindow(max_events=10, window_ms=1_000, key="$.a")
+        batch=BatchWindow(max_events=10, window_ms=WHEELED_MS, key="$.a")
     )
     service.collect(trigger, event("e1", "u1"), None)
     message = delivered_end(clock, wheel)
@@ -455,7 +460,7 @@ def test_a_window_end_that_comes_in_ahead_is_held_until_due_and_closes_then():
 def test_a_window_end_still_early_after_its_wait_goes_round_again_and_closes_nothing(early_ms):
     # (a sleep that ended short, or no way to wait): never a close before the window's end
     service, clock, wheel, tasks, trigger = harness(
-        batch=BatchWindow(max_events=10, window_ms=1_000, key="$.a")
+        batch=BatchWindow(max_events=10, window_ms=WHEELED_MS, key="$.a")
     )
     service.collect(trigger, event("e1", "u1"), None)
     message = delivered_end(clock, wheel)
@@ -481,7 +486,7 @@ def test_a_window_end_far_too_early_is_sent_round_with_a_delay_not_held():
 
 def test_a_window_end_delivered_twice_starts_one_task():
     service, clock, wheel, tasks, trigger = harness(
-        batch=BatchWindow(max_events=10, window_ms=1_000, key="$.a")
+        batch=BatchWindow(max_events=10, window_ms=WHEELED_MS, key="$.a")
     )
     service.collect(trigger, event("e1", "u1"), None)
     message = delivered_end(clock, wheel)
@@ -493,7 +498,7 @@ def test_a_window_end_delivered_twice_starts_one_task():
 
 def test_the_end_of_a_deleted_trigger_s_window_starts_nothing():
     service, clock, wheel, tasks, trigger = harness(
-        batch=BatchWindow(max_events=10, window_ms=1_000, key="$.a")
+        batch=BatchWindow(max_events=10, window_ms=WHEELED_MS, key="$.a")
     )
     service.collect(trigger, event("e1", "u1"), None)
     message = delivered_end(clock, wheel)
@@ -503,15 +508,19 @@ def test_the_end_of_a_deleted_trigger_s_window_starts_nothing():
     assert not tasks.made and not service.lanes.sent
 
 
-@pytest.mark.parametrize(("window_ms", "on_lane"), [(100, True), (550, True), (551, False), (60_000, False)])
+@pytest.mark.parametrize(
+    ("window_ms", "on_lane"), [(100, True), (NEAR_MS, True), (NEAR_MS + 1, False), (60_000, False)]
+)
 def test_a_window_end_due_too_soon_for_the_tick_s_lead_goes_straight_to_its_lane(window_ms, on_lane):
     service, _clock, wheel, _tasks, trigger = harness(
         batch=BatchWindow(max_events=10, window_ms=window_ms, key="$.a")
     )
     service.collect(trigger, event("e1", "u1"), None)
-    if on_lane:  # (within NEAR_MS, 550 ms: the tick could not send it its 350 ms lead ahead)
+    if on_lane:  # (within NEAR_MS: the tick might not read it in time to send it its lead ahead)
         (end,) = service.lanes.ends
-        assert not wheel.entries and end.due_ms == T0 + window_ms and end.delay_s == 0
+        assert not wheel.entries and end.due_ms == T0 + window_ms
+        # (delayed in whole seconds so that it arrives at most the tick's lead ahead of its end)
+        assert end.delay_s == max(0, window_ms - DISPATCH_LEAD_MS) // 1000
         assert end.dispatched_at == T0
     else:
         (entry,) = wheel.entries.values()
@@ -534,7 +543,7 @@ class WatchedBudget(PayloadBudget):
 @pytest.mark.parametrize(("events", "counted"), [(3, True), (1, False)])
 def test_a_large_window_s_close_holds_room_in_the_worker_s_payload_budget(events, counted):
     service, clock, wheel, tasks, trigger = harness(
-        batch=BatchWindow(max_events=10, window_ms=1_000, key="$.a", max_bytes=1_000_000)
+        batch=BatchWindow(max_events=10, window_ms=WHEELED_MS, key="$.a", max_bytes=1_000_000)
     )
     service.has_bucket = True  # (without one a window holds at most 60 KiB)
     budget = service.payload_budget = WatchedBudget(8 * 2**20)
