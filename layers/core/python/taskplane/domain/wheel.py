@@ -27,7 +27,8 @@ DISPATCH_LEAD_MS = 350
 #: more tasks. A later entry of a batch arrives up to this much plus the lead early, within
 #: MAX_EARLY_WAIT_MS (services/execute.py).
 GROUP_MS = 1_000
-#: Each tick poll reads the wheel from LOOKBACK_MS behind now to LOOKAHEAD_MS ahead. Reading behind
+#: Each tick poll reads the wheel up to LOOKAHEAD_MS ahead, from now or (every LOOKBACK_EVERY_MS) from
+#: LOOKBACK_MS behind now. Reading behind
 #: catches entries written late into a range already read (clock skew between the API and the tick,
 #: a slow write); reading ahead loads entries before they must leave (the lead, a batch's group).
 #: How often a tick reads the wheel. The reads only find entries written since the last one: an entry
@@ -36,8 +37,9 @@ GROUP_MS = 1_000
 #: leave, even when the first read after its write misses it (an eventually consistent Query). Every
 #: read re-reads its whole range (LOOKBACK_MS + LOOKAHEAD_MS), so each entry is read about range /
 #: POLL_MS times: at 100 ms (2 s back every 500 ms, else from now to 1.55 s ahead) ~24 times, most of a
-#: busy tick's CPU (bench/cost.py's fit: 1.4-2 ms a read); at 500 ms ~9 times, for tasks, retries and
-#: window ends due within NEAR_MS (1.35 s) of their write going straight to their lane.
+#: busy tick's CPU (bench/cost.py's fit: 1.4-2 ms a read); at 500 ms (2 s back every second) ~7 times,
+#: for tasks, retries and window ends due within NEAR_MS (1.35 s) of their write going straight to
+#: their lane.
 POLL_MS = 500
 LOOKBACK_MS = 2_000
 #: Two reads ahead of an entry's send time (its due time less the lead, less a batch's group for the
