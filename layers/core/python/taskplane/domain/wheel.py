@@ -28,9 +28,9 @@ DISPATCH_LEAD_MS = 350
 #: MAX_EARLY_WAIT_MS (services/execute.py).
 GROUP_MS = 1_000
 #: Each tick poll reads the wheel up to LOOKAHEAD_MS ahead, from now or (every LOOKBACK_EVERY_MS) from
-#: LOOKBACK_MS behind now. Reading behind
-#: catches entries written late into a range already read (clock skew between the API and the tick,
-#: a slow write); reading ahead loads entries before they must leave (the lead, a batch's group).
+#: LOOKBACK_MS behind now. Reading behind catches entries written late into a range already read
+#: (clock skew between the API and the tick, a slow write); reading ahead loads entries before they
+#: must leave (the lead, a batch's group).
 #: How often a tick reads the wheel. The reads only find entries written since the last one: an entry
 #: leaves at its send time from the tick's heap, whenever the last read was. So a read is needed only
 #: often enough that an entry written ``NEAR_MS`` ahead of its due time is in the heap before it must
