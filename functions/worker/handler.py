@@ -16,6 +16,7 @@ from taskplane.adapters.queues import TriggerMessage, WindowMessage, parse_body
 from taskplane.domain.tracecontext import task_trace
 from taskplane.observability import logger, tracer
 from taskplane.services.holds import HoldBatch, RecordHold
+from taskplane.settings import MAX_RECEIVE_COUNT
 
 #: Outcomes logged at DEBUG only (see record_handler).
 QUIET_OUTCOMES = frozenset({"succeeded", "duplicate", "requeued"})
@@ -63,7 +64,17 @@ def record_handler(record: SQSRecord, hold: RecordHold | None = None) -> str:
         try:
             closing = platform.triggers.windows.delivered(message)
         except Exception:
-            if hold is not None and record.attributes.approximate_receive_count == "1":
+            receives = int(record.attributes.approximate_receive_count or "1")
+            if receives >= MAX_RECEIVE_COUNT:
+                # Its last delivery before the DLQ, where nothing would close the window: back into the
+                # wheel instead (if that write fails too, the record fails and SQS dead-letters it).
+                platform.triggers.windows.again_later(message)
+                logger.exception(
+                    "window close failed on its last delivery; due again through the wheel",
+                    extra={"window": message.window, "tenant": message.tenant, "receives": receives},
+                )
+                return "rescheduled"
+            if hold is not None and receives == 1:
                 with contextlib.suppress(Exception):  # (else it comes back at the visibility timeout)
                     hold(CLOSE_RETRY_S)
             raise

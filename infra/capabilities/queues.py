@@ -13,8 +13,7 @@ from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
 from infra.config import EnvironmentConfig
-from taskplane.local.resources import MAX_RECEIVE_COUNT
-from taskplane.settings import LANES
+from taskplane.settings import LANES, MAX_RECEIVE_COUNT
 
 #: The worker's timeout; the lanes' visibility timeout is derived from it.
 WORKER_TIMEOUT = cdk.Duration.minutes(15)

@@ -21,6 +21,8 @@ from taskplane.domain.errors import Unavailable
 from taskplane.domain.states import TaskState
 from taskplane.domain.wheel import DISPATCH_LEAD_MS
 from taskplane.domain.windows import MAX_WINDOW_BYTES
+from taskplane.services.windows import CLOSE_AGAIN_MS
+from taskplane.settings import MAX_RECEIVE_COUNT
 from tests.integration.test_wheel import (  # noqa: F401 - the fixtures
     START,
     RecordingLanes,
@@ -670,6 +672,45 @@ def test_a_close_that_fails_is_retried_by_redelivery_and_starts_its_task_once(aw
     assert windows.records.head("acme", trigger_id, window_id).state == "CLOSED"
     drain(rounds=2)
     assert aws.platform.tasks.get("acme", task.task_id).state is TaskState.SUCCEEDED
+
+
+@on_sim_clock()
+def test_a_close_that_fails_on_every_delivery_goes_back_into_the_wheel_not_to_the_dlq(
+    aws, sim, api, drain, counting
+):
+    # Given a window whose end the tick sent, and a close that fails on every one of the lane's
+    # deliveries (the window's task is stored, its queueing refused)
+    tid, end = one_window(api, **ECHO)
+    drain(rounds=2)
+    tick_only(aws, sim, end + 100)
+    windows = wiring.platform().triggers.windows
+    real_lanes = windows.lanes
+
+    def send_one(message: Any) -> None:
+        raise RuntimeError("the lane went away")
+
+    windows.lanes = type("Failing", (), {"send_one": staticmethod(send_one)})()
+    # When SQS delivers it as often as it does before the DLQ
+    responses = [drain(lanes=("default",))[0] for _ in range(MAX_RECEIVE_COUNT)]
+    last_failure = sim.now_ms()
+    # Then every delivery but the last failed, and the last was acknowledged: the end is in the wheel
+    # again, not in the DLQ, where nothing would ever close the window
+    assert [len(r["batchItemFailures"]) for r in responses] == [1] * (MAX_RECEIVE_COUNT - 1) + [0]
+    sqs = aws.client("sqs")
+    dlq = sqs.get_queue_attributes(
+        QueueUrl=aws.settings.dlq_url, AttributeNames=["ApproximateNumberOfMessages"]
+    )
+    assert dlq["Attributes"]["ApproximateNumberOfMessages"] == "0" and lane_bodies(aws, "default") == []
+    # And once the lane is back, the tick sends the end again a minute later and the window closes,
+    # starting its task (stored by the first try) once, which runs once
+    windows.lanes = real_lanes
+    run_tick(aws, sim, last_failure + CLOSE_AGAIN_MS + 1_000)
+    drain(rounds=2)
+    (task,) = tasks_of(aws, tid)
+    assert aws.platform.tasks.get("acme", task.task_id).state is TaskState.SUCCEEDED
+    assert counting.calls == {task.task_id: 1}
+    window_id = full(aws, task).payload["window"]["id"]
+    assert windows.records.head("acme", tid, window_id).state == "CLOSED"
 
 
 CLOSE_STEPS = [

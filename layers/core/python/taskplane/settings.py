@@ -67,6 +67,9 @@ ENV_OTLP_ENDPOINT = "TASKPLANE_OTLP_ENDPOINT"
 ENV_OTLP_SAMPLE_RATIO = "TASKPLANE_OTLP_SAMPLE_RATIO"
 
 LANES: tuple[str, ...] = ("high", "default", "low")
+#: A lane message that fails this many deliveries goes to the DLQ (the CDK app and the local
+#: runtime's queues use the same number).
+MAX_RECEIVE_COUNT = 5
 
 #: The settings that are policy, not the names of resources: what an operator chooses. The local
 #: runtime keeps friendly defaults for them but never overrides one set in the environment.

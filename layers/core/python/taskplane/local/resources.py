@@ -5,10 +5,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from taskplane.settings import LANES, PlatformSettings
+from taskplane.settings import LANES, MAX_RECEIVE_COUNT, PlatformSettings
 
-#: A delivery that fails this many times goes to the DLQ (the CDK app uses the same number).
-MAX_RECEIVE_COUNT = 5
 #: Locally the lanes hide a received message this long (AWS: 6 x the worker timeout).
 LOCAL_VISIBILITY_TIMEOUT_S = 960
 #: Locally a lane deeper than this answers 429 (TASKPLANE_MAX_LANE_DEPTH overrides it in AWS).

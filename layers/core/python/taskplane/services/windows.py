@@ -80,6 +80,9 @@ def event_doc(event: dict[str, Any]) -> tuple[str, int]:
 
 #: Tries at taking one event when other events keep closing and opening its key's window.
 MAX_TRIES = 8
+#: A window's end whose close failed on its lane's last delivery before the DLQ is due again this long
+#: after (through the wheel): the close is tried again until it succeeds, a delivery round at a time.
+CLOSE_AGAIN_MS = 60_000
 
 
 @dataclass
@@ -212,6 +215,23 @@ class WindowService:
             self.lanes.send_one(dataclasses.replace(message, delay_s=delay_s))
             return "requeued"
         return self._close_due(message, now)
+
+    def again_later(self, message: WindowMessage) -> None:
+        """Put a window's end whose close keeps failing back into the wheel, due ``CLOSE_AGAIN_MS`` from
+        now: its lane's DLQ holds what nothing reads again, and a window whose end is lost closes only
+        when its key gets another event (or never). Raises when the wheel refuses the write too."""
+        now = self.clock.now_ms()
+        _, window_id = parse_wheel_item_id(message.window)
+        self.wheel.put(
+            WheelEntry(
+                shard=shard_for(window_id, self.shards),
+                due_ms=now + CLOSE_AGAIN_MS,
+                item_id=message.window,
+                tenant=message.tenant,
+                kind="window",
+                lane=message.lane,
+            )
+        )
 
     def _close_due(self, message: WindowMessage, now_ms: int) -> Closing:
         """Close the window of an end that is due (safe to call again)."""
