@@ -37,6 +37,7 @@ from taskplane.domain.wheel import (
     NEAR_MS,
     POLL_MS,
     SLOT_MS,
+    WheelEntry,
     due_of,
     slot_of,
     sort_key,
@@ -44,7 +45,14 @@ from taskplane.domain.wheel import (
 from taskplane.local.resources import create_resources
 from taskplane.services.execute import INLINE_RETRY_MS, Outcome
 from taskplane.services.tasks import wheel_entry_for
-from taskplane.services.tick import HANDOVER_MS, HANDOVER_SEND_AHEAD_MS, RECHECK_MS
+from taskplane.services.tick import (
+    HANDOVER_MS,
+    HANDOVER_SEND_AHEAD_MS,
+    MAX_SEND_BEFORE_READ_MS,
+    RECHECK_MS,
+    Ticker,
+    TickReport,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -682,6 +690,60 @@ def test_a_tick_whose_lease_ran_out_with_no_other_tick_takes_it_back_and_sends_n
     assert again.sent == []
     drain()
     assert_ran_once(aws.platform.tasks, ids, counting)
+
+
+@on_sim_clock()
+def test_what_must_leave_while_a_slow_read_runs_leaves_before_it(aws, sim):
+    # Given tasks due every 37 ms from 3 s on, in different lanes' batches, and window reads that
+    # each take 60 ms (a busy shard's read at a small share of a vCPU)
+    ids = [
+        submit(aws.platform.tasks, 3_000 + 37 * i, priority=("high", "low")[i % 2]).task_id for i in range(80)
+    ]
+    wheel = aws.platform.ticker.wheel
+
+    class SlowWheel:
+        def __getattr__(self, name: str) -> Any:
+            return getattr(wheel, name)
+
+        def load(self, *args: Any, **kwargs: Any) -> Any:
+            if sim.now_ms() > START + 100:  # (the first read goes an hour back, slot by slot)
+                sim.senders.settle()  # (batches handed to the senders go out while the loop reads)
+                sim.advance(60)
+            return wheel.load(*args, **kwargs)
+
+    lanes = RecordingLanes(aws.platform.ticker.lanes, sim)
+    report = ticker_on(aws, sim, wheel=SlowWheel(), group_ms=0, lanes=lanes).run(0, until_ms=START + 8_000)
+    # Then no task was held up for a read's length (60 ms; 120 where a read spans two slots, of which
+    # MAX_SEND_BEFORE_READ_MS is sent ahead), and none left more than that before its send time
+    due = {t: aws.platform.tasks.get("acme", t).run_at for t in ids}
+    assert report.dispatched == len(ids) and set(lanes.per_task()) == set(ids)
+    late = [at - (due[m.task_id] - LEAD) for at, m in lanes.sent]
+    assert max(late) < 60 and min(late) >= -MAX_SEND_BEFORE_READ_MS
+
+
+def test_a_schedule_s_fire_or_a_watch_never_leaves_before_its_time() -> None:
+    from taskplane.services.tick import _Run
+
+    # Given a heap with a task, a retry, a schedule's fire and a timeout watch, each due in 50 ms
+    ticker = Ticker(wheel=None, lanes=None, clock=FixedClock(START), wait=lambda s: True)  # type: ignore[arg-type]
+    run = _Run(TickReport(shard=0, owner="t"), LEAD, START + 60_000)
+    kinds = ("task", "retry", "schedule", "watch")
+    for n, kind in enumerate(kinds):
+        run.push(
+            WheelEntry(
+                shard=0,
+                due_ms=START + 50 + (LEAD if kind in ("task", "retry") else 0),
+                item_id=f"i{n}",
+                tenant="acme",
+                kind=kind,
+                lane="default",
+            )
+        )
+    # When the tick may send early what the worker holds (before a read, or in a hand-over)
+    early = ticker._due(run, START, early=START + 100)
+    # Then the task and the retry leave, the fire and the watch wait for their time
+    assert sorted(e.kind for e in early) == ["retry", "task"]
+    assert sorted(e.kind for e in ticker._due(run, START + 50)) == ["schedule", "watch"]
 
 
 @on_sim_clock()

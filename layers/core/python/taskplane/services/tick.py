@@ -75,6 +75,12 @@ BATCH = 10
 RECHECK_MS = 100
 #: Wakes the tick of a shard (invokes it asynchronously); set by wiring, a no-op when absent.
 Waker = Callable[[int], None]
+#: Kinds whose delivery the worker holds until its due time, so they may leave early; a schedule's
+#: fire (it starts its task when it leaves) and a timeout watch leave only when due.
+HELD_KINDS = frozenset({"task", "retry", "window"})
+#: Before each read the tick sends what must leave while the read runs: the longest recent read, at
+#: most this long (the worker holds it; MAX_EARLY_WAIT_MS in services/execute.py leaves room for it).
+MAX_SEND_BEFORE_READ_MS = 100
 #: A tick that has not saved for this long before its lease runs out (a slow read, a paused process)
 #: confirms the lease before it sends anything: if another tick took the shard meanwhile, it stops
 #: instead of sending what its successor sends too.
@@ -278,29 +284,23 @@ class Ticker:
         saved_at = now
         quiet_since: int | None = None  # when the heap last became empty
         handed = False
+        read_ms = 0  # how long a read takes (see MAX_SEND_BEFORE_READ_MS)
         while True:
             now = self.clock.now_ms()
             if now >= until_ms:
                 break
             run.requeue_unsent()
-            if now - loaded_at >= self.poll_ms:
-                # From LOOKBACK_MS behind now every LOOKBACK_EVERY_MS (late writes), else from now; in
-                # the span's last second, far enough ahead for what leaves during the hand-over.
-                if now - looked_back_at >= self.lookback_every_ms:
-                    start = min(backlog_from, recent_key(now))
-                    backlog_from = recent_key(now)  # the backlog (if any) is in the heap now
-                    looked_back_at = now
-                else:
-                    start = (slot_of(now), sort_key(now, ""))
-                ahead = LOOKAHEAD_MS
-                if until_ms - now <= HANDOVER_SEND_AHEAD_MS + LOOKAHEAD_MS:
-                    ahead += HANDOVER_SEND_AHEAD_MS
-                self._load(shard, start, now + ahead, run, seen)
-                loaded_at = now
-            # Near the span's end, what must leave during the hand-over leaves now (it waits longer in
-            # the worker: a few entries every span, instead of late starts).
-            send_by = now if until_ms - now > HANDOVER_SEND_AHEAD_MS else until_ms + HANDOVER_SEND_AHEAD_MS
-            due = self._due(run, send_by)
+            reading = now - loaded_at >= self.poll_ms
+            # What the worker holds until due may leave early: near the span's end, what must leave
+            # during the hand-over leaves now (a few entries a span wait longer in the worker, instead
+            # of late starts); before a read, what must leave while the read runs (its CPU holds up
+            # the loop: tens of ms on a busy shard at a 256 MB tick's share of a vCPU).
+            early = now
+            if until_ms - now <= HANDOVER_SEND_AHEAD_MS:
+                early = until_ms + HANDOVER_SEND_AHEAD_MS
+            if reading:
+                early = max(early, now + read_ms)
+            due = self._due(run, now, early)
             if due and self.clock.now_ms() - saved_at >= max(
                 self.save_every_ms, self.lease_ms - LEASE_MARGIN_MS
             ):
@@ -312,9 +312,27 @@ class Ticker:
                     run.settle()
                     return report
                 saved_at = now
-                due = self._due(run, send_by)
+                due = self._due(run, now, early)
             if due:
                 self._dispatch(due, run)
+            if reading:
+                # From LOOKBACK_MS behind now every LOOKBACK_EVERY_MS (late writes), else from now; in
+                # the span's last second, far enough ahead for what leaves during the hand-over.
+                if now - looked_back_at >= self.lookback_every_ms:
+                    start = min(backlog_from, recent_key(now))
+                    backlog_from = recent_key(now)  # the backlog (if any) is in the heap now
+                    looked_back_at = now
+                else:
+                    start = (slot_of(now), sort_key(now, ""))
+                ahead = LOOKAHEAD_MS
+                if until_ms - now <= HANDOVER_SEND_AHEAD_MS + LOOKAHEAD_MS:
+                    ahead += HANDOVER_SEND_AHEAD_MS
+                began = self.clock.now_ms()
+                self._load(shard, start, now + ahead, run, seen)
+                # (the longest recent read, fading: one slow read does not send early for long)
+                took = self.clock.now_ms() - began
+                read_ms = min(MAX_SEND_BEFORE_READ_MS, max(took, read_ms * 3 // 4))
+                loaded_at = now
             if now - saved_at >= self.save_every_ms:
                 if not self._keep_lease(shard, run, now, until_ms):
                     run.settle()
@@ -386,15 +404,25 @@ class Ticker:
         # Something landed meanwhile: take the shard back (unless another tick was woken for it).
         return self.wheel.acquire(shard, run.report.owner, now, self.lease_ms, run.until_ms) is None
 
-    def _due(self, run: _Run, now: int) -> list[WheelEntry]:
-        """Entries that must leave now, with the entries due soon after them that fill their batches:
-        per lane, a batch of up to ten leaves when its first entry must, and takes entries due up to
-        ``group_ms`` after that first one."""
+    def _due(self, run: _Run, now: int, early: int | None = None) -> list[WheelEntry]:
+        """Entries that must leave now (and those the worker holds until due that must leave by
+        ``early``), with the entries due soon after them that fill their batches: per lane, a batch of
+        up to ten leaves when its first entry must, and takes entries due up to ``group_ms`` after
+        that first one. A schedule's fire or a timeout watch never leaves before its time."""
+        limit = now if early is None else max(now, early)
         due: list[WheelEntry] = []
-        while run.heap and run.heap[0][0] <= now:
-            due.append(run.pop())
+        waiting = []
+        while run.heap and run.heap[0][0] <= limit:
+            item = heapq.heappop(run.heap)
+            if item[0] <= now or item[3].kind in HELD_KINDS:
+                due.append(item[3])
+            else:
+                waiting.append(item)
+        for item in waiting:
+            heapq.heappush(run.heap, item)  # as it was: its place (send time, arrival order) unchanged
         if not due or self.group_ms <= 0:
             return due
+        now = limit
         by_lane: dict[str, list[WheelEntry]] = {}
         for entry in due:
             if entry.kind in ("task", "retry"):
