@@ -135,14 +135,14 @@ class EnvironmentConfig(_Strict):
     account: str | None = Field(default=None, pattern=r"^\d{12}$")
     region: str | None = None
     #: Timing-wheel shards: one tick schedule (and one lease) per shard. Size them so the busiest shard
-    #: carries at most 22% of what its tick measured it can send (bench/capacity.py tick_shards: ~750
-    #: tasks due a second per 256 MB shard, 7 shards for 1,000 a second; a million a day fits one).
-    #: A shard's dispatch lateness follows its utilization (each poll's window read holds up its
-    #: sends): in the modelled-AWS harness p99 ~43 ms at 70%, 22 ms at 35%, ~16 ms at 22%, all within
-    #: the 350 ms lead (BENCHMARKS.md, "Dispatch lateness").
+    #: carries at most 22% of what its tick measured it can send (bench/capacity.py tick_shards: ~1,100
+    #: tasks due a second per 256 MB shard, 5 shards for 1,000 a second; a million a day fits one).
+    #: Before each 500 ms read the tick sends what must leave while it runs, so a read does not hold up
+    #: sends: in the modelled-AWS harness dispatch p99 1 ms as deployed at 1,000 due/s (44 ms before
+    #: that), all within the 350 ms lead (BENCHMARKS.md, "Dispatch lateness").
     shards: int = Field(default=1, ge=1, le=64)
     #: The tick's memory: its share of a vCPU bounds what one shard sends (256 MB, a seventh of a vCPU:
-    #: about 690 tasks a second measured, sized at 150, bench/capacity.py); it runs only while
+    #: about 1,100 tasks a second measured, sized at 240, bench/capacity.py); it runs only while
     #: something is due soon, and at a million tasks a day that is all day: 128 MB halves what it costs
     #: then (about $0.15 per million tasks, BENCHMARKS.md) for half the tasks a second per shard and a
     #: slower cold start when woken. Its memory does not depend on windowed triggers' window sizes: it
