@@ -102,12 +102,18 @@ def goes_through_wheel(due_ms: int, now_ms: int) -> bool:
     return due_ms - now_ms > NEAR_MS
 
 
+#: Kinds of entries whose delivery the worker holds until its due time: they leave the wheel a lead
+#: ahead (and may leave earlier still: services/tick.py); a timeout watch and a schedule's fire leave
+#: when due.
+HELD_KINDS = frozenset({"task", "retry", "window"})
+
+
 def lead_of(kind: str, lead_ms: int = DISPATCH_LEAD_MS) -> int:
     """How long before its due time an entry of this kind leaves the wheel: task starts, retries and
     window ends lead (the worker waits out the rest, then starts the task or closes the window); a
     timeout watch and a schedule's fire leave when due (a watch looks at a running attempt, a fire
     creates its task then)."""
-    return lead_ms if kind in ("task", "retry", "window") else 0
+    return lead_ms if kind in HELD_KINDS else 0
 
 
 @dataclass(frozen=True)

@@ -38,6 +38,7 @@ from taskplane.domain.clock import Clock
 from taskplane.domain.wheel import (
     DISPATCH_LEAD_MS,
     GROUP_MS,
+    HELD_KINDS,
     IDLE_HORIZON_MS,
     LOOKAHEAD_MS,
     LOOKBACK_EVERY_MS,
@@ -75,9 +76,6 @@ BATCH = 10
 RECHECK_MS = 100
 #: Wakes the tick of a shard (invokes it asynchronously); set by wiring, a no-op when absent.
 Waker = Callable[[int], None]
-#: Kinds whose delivery the worker holds until its due time, so they may leave early; a schedule's
-#: fire (it starts its task when it leaves) and a timeout watch leave only when due.
-HELD_KINDS = frozenset({"task", "retry", "window"})
 #: Before each read the tick sends what must leave while the read runs: the longest recent read, at
 #: most this long (the worker holds it; MAX_EARLY_WAIT_MS in services/execute.py leaves room for it).
 MAX_SEND_BEFORE_READ_MS = 100
@@ -526,15 +524,7 @@ class Ticker:
             if late > self.late_after_ms:
                 self._count("dispatched_late", entry)
             if entry.kind == "window":
-                messages.append(
-                    WindowMessage(
-                        tenant=entry.tenant,
-                        window=entry.item_id,
-                        due_ms=entry.due_ms,
-                        lane=entry.lane,
-                        dispatched_at=now,
-                    )
-                )
+                messages.append(WindowMessage.end_of(entry, dispatched_at=now))
                 continue
             messages.append(
                 LaneMessage(
