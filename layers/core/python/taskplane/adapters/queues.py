@@ -12,6 +12,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from taskplane.adapters.aws import AwsClient
 from taskplane.adapters.errors import translate
 from taskplane.domain.tracecontext import parse_traceparent
+from taskplane.domain.wheel import WheelEntry
 from taskplane.tracing import NULL_TRACING, Tracing
 
 if TYPE_CHECKING:
@@ -94,6 +95,19 @@ class WindowMessage:
     lane: str = "default"
     delay_s: int = 0
     dispatched_at: int | None = None
+
+    @classmethod
+    def end_of(cls, entry: WheelEntry, dispatched_at: int, delay_s: int = 0) -> WindowMessage:
+        """The lane message of a window's wheel entry (sent by the tick, or straight by the window's
+        writer when it is due too soon for the tick)."""
+        return cls(
+            tenant=entry.tenant,
+            window=entry.item_id,
+            due_ms=entry.due_ms,
+            lane=entry.lane,
+            delay_s=delay_s,
+            dispatched_at=dispatched_at,
+        )
 
     def body(self) -> str:
         data: dict[str, object] = {"v": 1, "tenant": self.tenant, "window": self.window, "due": self.due_ms}

@@ -177,26 +177,25 @@ class WindowService:
         return debounce_end(spec, head.opened_at, now)
 
     def _schedule(self, trigger: Trigger, head: WindowHead, now: int, due_ms: int | None = None) -> None:
+        item_id = wheel_item_id(trigger.trigger_id, head.window_id)
+        lane = str(trigger.task.get("priority", "default"))
+        self._send_end(trigger.tenant, item_id, head.closes_at if due_ms is None else due_ms, lane, now)
+
+    def _send_end(self, tenant: str, item_id: str, due_ms: int, lane: str, now: int) -> None:
+        """Put a window's end in the wheel (waking its shard's tick when it must), or, when it is due too
+        soon for the tick to send it its lead ahead (a short window, a debounce's end moved by a few
+        events), straight on its lane like a near task: the worker waits out the rest."""
+        _, window_id = parse_wheel_item_id(item_id)
         entry = WheelEntry(
-            shard=shard_for(head.window_id, self.shards),
-            due_ms=head.closes_at if due_ms is None else due_ms,
-            item_id=wheel_item_id(trigger.trigger_id, head.window_id),
-            tenant=trigger.tenant,
+            shard=shard_for(window_id, self.shards),
+            due_ms=due_ms,
+            item_id=item_id,
+            tenant=tenant,
             kind="window",
-            lane=str(trigger.task.get("priority", "default")),
+            lane=lane,
         )
-        if not goes_through_wheel(entry.due_ms, now):
-            # Too soon for the tick to send it its lead ahead (a short window, a debounce's end moved by
-            # a few events): straight to its lane like a near task, and the worker waits out the rest.
-            end = WindowMessage(
-                tenant=entry.tenant,
-                window=entry.item_id,
-                due_ms=entry.due_ms,
-                lane=entry.lane,
-                delay_s=arrival_delay_s(entry.due_ms, now),
-                dispatched_at=now,
-            )
-            self.lanes.send_one(end)
+        if not goes_through_wheel(due_ms, now):
+            self.lanes.send_one(WindowMessage.end_of(entry, now, arrival_delay_s(due_ms, now)))
             return
         self.wheel.put(entry)
         if self.wakes is not None:
@@ -221,17 +220,7 @@ class WindowService:
         now: its lane's DLQ holds what nothing reads again, and a window whose end is lost closes only
         when its key gets another event (or never). Raises when the wheel refuses the write too."""
         now = self.clock.now_ms()
-        _, window_id = parse_wheel_item_id(message.window)
-        self.wheel.put(
-            WheelEntry(
-                shard=shard_for(window_id, self.shards),
-                due_ms=now + CLOSE_AGAIN_MS,
-                item_id=message.window,
-                tenant=message.tenant,
-                kind="window",
-                lane=message.lane,
-            )
-        )
+        self._send_end(message.tenant, message.window, now + CLOSE_AGAIN_MS, message.lane, now)
 
     def _close_due(self, message: WindowMessage, now_ms: int) -> Closing:
         """Close the window of an end that is due (safe to call again)."""
