@@ -61,19 +61,12 @@ def record_handler(record: SQSRecord, hold: RecordHold | None = None) -> str:
     if isinstance(message, WindowMessage):
         # A window's end, sent ahead by the tick: held until due, then the window closes (a close that
         # fails raises: the message comes back and the close, safe to repeat, is tried again).
+        receives = int(record.attributes.approximate_receive_count or "1")
         try:
-            closing = platform.triggers.windows.delivered(message)
+            # (on its last delivery before the DLQ, where nothing would close the window, a failed
+            # close puts the end back into the wheel instead)
+            closing = platform.triggers.windows.delivered(message, last_try=receives >= MAX_RECEIVE_COUNT)
         except Exception:
-            receives = int(record.attributes.approximate_receive_count or "1")
-            if receives >= MAX_RECEIVE_COUNT:
-                # Its last delivery before the DLQ, where nothing would close the window: back into the
-                # wheel instead (if that write fails too, the record fails and SQS dead-letters it).
-                platform.triggers.windows.again_later(message)
-                logger.exception(
-                    "window close failed on its last delivery; due again through the wheel",
-                    extra={"window": message.window, "tenant": message.tenant, "receives": receives},
-                )
-                return "rescheduled"
             if hold is not None and receives == 1:
                 with contextlib.suppress(Exception):  # (else it comes back at the visibility timeout)
                     hold(CLOSE_RETRY_S)

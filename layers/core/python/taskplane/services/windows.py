@@ -202,10 +202,27 @@ class WindowService:
             self.wakes.after_write([entry], now)
 
     # -- closing ---------------------------------------------------------------------------------------
-    def delivered(self, message: WindowMessage) -> Closing:
+    def delivered(self, message: WindowMessage, last_try: bool = False) -> Closing:
         """A window's end from its lane (the worker): wait until it is due, then close the window. Raises
-        when the close fails (the message comes back and the close is tried again, safely); one far
-        too early (a skewed clock, a redrive) goes round again with a delay."""
+        when the close fails (the message comes back and the close is tried again, safely), except on
+        the lane's ``last_try`` before its DLQ: the end then goes back into the wheel (``again_later``)
+        and only a failure of that raises. One far too early (a skewed clock, a redrive) goes round
+        again with a delay."""
+        if not last_try:
+            return self._deliver(message)
+        try:
+            return self._deliver(message)
+        except Exception:
+            from taskplane.observability import logger
+
+            self.again_later(message)
+            logger.exception(
+                "window close failed on its last delivery; due again through the wheel",
+                extra={"window": message.window, "tenant": message.tenant},
+            )
+            return "rescheduled"
+
+    def _deliver(self, message: WindowMessage) -> Closing:
         now = self.clock.now_ms()
         if message.due_ms > now and message.due_ms - now <= MAX_EARLY_WAIT_MS and self.wait_until:
             now = self.wait_until(message.due_ms)
