@@ -60,6 +60,8 @@ class TaskplaneStack(cdk.Stack):
             **storage.settings_fields(),
             "queue_urls": {lane: q.queue_url for lane, q in queues.lanes.items()},
             "dlq_url": queues.dlq.queue_url,
+            "trigger_dlq_url": queues.trigger_dlq.queue_url,
+            "trigger_dlq_arn": queues.trigger_dlq.queue_arn,
             "task_buckets": cfg.task_buckets,
             "retention_days": cfg.retention_days,
             "max_lane_depth": cfg.max_lane_depth,
@@ -145,6 +147,7 @@ class TaskplaneStack(cdk.Stack):
 
         cdk.CfnOutput(self, "ApiUrl", value=self.api.url, description="TASKPLANE_URL for the CLI and client")
         cdk.CfnOutput(self, "DeadLetterQueueUrl", value=queues.dlq.queue_url)
+        cdk.CfnOutput(self, "TriggerDeadLetterQueueUrl", value=queues.trigger_dlq.queue_url)
         cdk.CfnOutput(self, "AlarmTopicArn", value=self.monitoring.topic.topic_arn)
         cdk.CfnOutput(
             self,

@@ -42,6 +42,7 @@ _SERVICES = [
     (("services", "admission.py"), "", "api"),
     (("services", "stats.py"), "", "api"),
     (("services", "triggers.py"), "", "api"),
+    (("services", "trigger_dead_letters.py"), "", "api"),
 ]
 _TARGETS = ("adapters", "targets.py")
 #: The function a piece of work handed to another thread belongs to.

@@ -27,6 +27,7 @@ from taskplane.api.common import (
 from taskplane.domain import text as text_rules
 from taskplane.domain.errors import TaskplaneError, Throttled
 from taskplane.observability import logger, tracer
+from taskplane.services.trigger_dead_letters import OPERATION_KEY, operate
 
 #: Largest request body accepted (Lambda's synchronous payload limit is 6 MB).
 MAX_BODY_BYTES = 6 * 1024 * 1024
@@ -190,7 +191,9 @@ def _early_answer(event: dict[str, Any]) -> dict[str, Any] | None:
 @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_REST, clear_state=True)
 @tracer.capture_lambda_handler(capture_response=False)
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
-    """API Gateway REST proxy event -> response."""
+    """API Gateway REST proxy event -> response (or an operator's direct invocation -> its answer)."""
+    if OPERATION_KEY in event:
+        return operate(wiring.platform().trigger_dead_letters, event)
     event = _json_by_default(event)
     wiring.platform().begin(context)
     if event.get("path") == DOCS_PATH and not _docs.is_set():

@@ -1,6 +1,7 @@
 """The operators' view: one CloudWatch dashboard and the alarms that page, through one SNS topic.
 
-Alarms: the DLQ is not empty; a function's error rate (made by each ``PlatformFunction``, which also
+Alarms: the DLQ is not empty; the triggers' DLQ is not empty (events EventBridge could not put on a
+lane); a function's error rate (made by each ``PlatformFunction``, which also
 rolls its deployments back); the API's 5xx rate (rolls the api function back too); tick errors, tick
 lag (wheel entries dispatched late) and ticks that stopped running; the step function's own failures.
 The platform's own metrics are Powertools EMF documents with the dimensions (service, tenant,
@@ -94,6 +95,23 @@ class Monitoring(Construct):
             evaluation_periods=1,
             treat_missing_data=cw.TreatMissingData.NOT_BREACHING,
         )
+        self.trigger_dlq_alarm = cw.Alarm(
+            self,
+            "TriggerDeadLetters",
+            alarm_name=f"{cfg.prefix}-trigger-dlq-not-empty",
+            alarm_description=(
+                "EventBridge could not put trigger events on their lanes (a queue policy, a key, a quota, "
+                "an event too large for SQS) and kept them in the triggers' DLQ: fix the cause, then list "
+                "and redrive them (docs/DEPLOY.md, 'Triggers' dead letters')"
+            ),
+            metric=queues.trigger_dlq.metric_approximate_number_of_messages_visible(
+                period=MINUTE, statistic="Maximum"
+            ),
+            threshold=1,
+            comparison_operator=cw.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+            evaluation_periods=1,
+            treat_missing_data=cw.TreatMissingData.NOT_BREACHING,
+        )
         server_errors = rest_api.metric_server_error(period=MINUTE, statistic="Sum")
         requests = rest_api.metric_count(period=MINUTE, statistic="Sum")
         self.api_5xx_alarm = cw.Alarm(
@@ -118,7 +136,7 @@ class Monitoring(Construct):
         )
         api_function.add_rollback_alarm(self.api_5xx_alarm)
 
-        alarms: list[cw.Alarm] = [self.dlq_alarm]
+        alarms: list[cw.Alarm] = [self.dlq_alarm, self.trigger_dlq_alarm]
         # Every function's rollback alarms (error rates, tick errors, the step's platform errors, 5xx).
         for fn in functions:
             alarms += [a for a in fn.alarms if isinstance(a, cw.Alarm) and a not in alarms]
@@ -274,11 +292,14 @@ class Monitoring(Construct):
                 width=8,
             ),
             cw.GraphWidget(
-                title="Dead letters (DLQ depth)",
+                title="Dead letters (DLQ depth; triggers' DLQ depth)",
                 left=[
                     queues.dlq.metric_approximate_number_of_messages_visible(
-                        period=MINUTE, statistic="Maximum"
-                    )
+                        period=MINUTE, statistic="Maximum", label="tasks"
+                    ),
+                    queues.trigger_dlq.metric_approximate_number_of_messages_visible(
+                        period=MINUTE, statistic="Maximum", label="trigger events"
+                    ),
                 ],
                 width=8,
             ),

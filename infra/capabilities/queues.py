@@ -1,4 +1,4 @@
-"""SQS priority lanes (high / default / low) and the dead-letter queue.
+"""SQS priority lanes (high / default / low), the dead-letter queue, and the triggers' dead-letter queue.
 
 A lane message that fails ``MAX_RECEIVE_COUNT`` deliveries (a poison message, or a worker that keeps
 crashing on it) moves to the DLQ; tasks whose retries are exhausted are sent there by the worker
@@ -21,7 +21,7 @@ VISIBILITY_TIMEOUT = cdk.Duration.seconds(6 * WORKER_TIMEOUT.to_seconds())
 
 
 class Queues(Construct):
-    """``self.lanes[lane]`` and ``self.dlq``, encrypted (SSE-SQS) and TLS-only."""
+    """``self.lanes[lane]``, ``self.dlq`` and ``self.trigger_dlq``, encrypted (SSE-SQS) and TLS-only."""
 
     def __init__(self, scope: Construct, construct_id: str, *, cfg: EnvironmentConfig) -> None:
         super().__init__(scope, construct_id)
@@ -32,6 +32,17 @@ class Queues(Construct):
             encryption=sqs.QueueEncryption.SQS_MANAGED,
             enforce_ssl=True,
             # The longest SQS allows: dead letters wait for a person (or a redrive) to look at them.
+            retention_period=cdk.Duration.days(14),
+        )
+        # Where EventBridge puts a trigger's event it could not put on its lane (every trigger rule's
+        # target names it; its resource policy is the triggers construct's). Kept as long as SQS allows:
+        # an operator redrives it (docs/DEPLOY.md, "Triggers' dead letters").
+        self.trigger_dlq = sqs.Queue(
+            self,
+            "TriggerDeadLetters",
+            queue_name=f"{cfg.prefix}-trigger-dlq",
+            encryption=sqs.QueueEncryption.SQS_MANAGED,
+            enforce_ssl=True,
             retention_period=cdk.Duration.days(14),
         )
         self.lanes: dict[str, sqs.Queue] = {

@@ -9,7 +9,9 @@ lane queue, and the worker turns each event into a task. So this construct:
 - makes the bus and lets the API, the worker and the step function (and nothing else here) put
   events on it;
 - lets the API manage only rules with this environment's prefix, on the buses the environment allows;
-- lets only those rules send to the lanes (the lane queues' resource policies);
+- lets only those rules send to the lanes (the lane queues' resource policies), and to the triggers'
+  dead-letter queue that every rule's target names (an event it could not put on its lane);
+- lets the API (the operators' door: services/trigger_dead_letters.py) read and redrive that queue;
 - lets the worker read triggers (kept in the schedules table).
 """
 
@@ -96,6 +98,27 @@ class Triggers(Construct):
                     },
                 )
             )
+        # An event a rule could not put on its lane goes to the triggers' DLQ (the rules' target's
+        # DeadLetterConfig): EventBridge sends it there under the same scope as to the lanes, and
+        # checks that it may when the target is put.
+        queues.trigger_dlq.add_to_resource_policy(
+            iam.PolicyStatement(
+                sid="TriggerRulesDeadLetters",
+                principals=[iam.ServicePrincipal("events.amazonaws.com")],
+                actions=["sqs:SendMessage"],
+                resources=[queues.trigger_dlq.queue_arn],
+                conditions={
+                    "ArnLike": {"aws:SourceArn": self.rule_arns},
+                    "StringEquals": {"aws:SourceAccount": stack.account},
+                },
+            )
+        )
+        # Operators list and redrive it through the api function (services/trigger_dead_letters.py):
+        # it reads and deletes there, reads every trigger (a Scan), and sends to the lanes (granted).
+        queues.trigger_dlq.grant(
+            api.role, "sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:ChangeMessageVisibility"
+        )
+        storage.schedules.grant(api.role, "dynamodb:Scan")
         arn = "arn:<AWS::Partition>:events:<AWS::Region>:<AWS::AccountId>:rule/{name}"
         for name in rule_names(cfg):
             acknowledge(

@@ -194,3 +194,92 @@ def test_who_may_read_and_write_large_values(synth: Synth) -> None:
     for action in ("s3:GetObject", "s3:PutObject", "s3:PutObjectTagging"):
         assert not allowed(synth, "tick.role", action, owned), action
     assert not allowed(synth, "api.role", "s3:DeleteObject", owned)
+
+
+# -- the triggers' dead-letter queue ------------------------------------------------------------------
+
+
+def trigger_dlq(synth: Synth) -> tuple[str, dict[str, Any]]:
+    return next(
+        (rid, q)
+        for rid, q in synth.resources("AWS::SQS::Queue").items()
+        if q["Properties"].get("QueueName") == "tp-test-trigger-dlq"
+    )
+
+
+def test_the_triggers_dead_letter_queue_is_encrypted_kept_14_days_and_named_to_every_function(
+    synth: Synth,
+) -> None:
+    # Given the queue every trigger rule's target names as its dead-letter queue
+    rid, queue = trigger_dlq(synth)
+    props = queue["Properties"]
+    # Then it is encrypted like the other queues and keeps what lands there as long as SQS allows
+    assert props["SqsManagedSseEnabled"] is True
+    assert props["MessageRetentionPeriod"] == 14 * 86400
+    # And the code is told where it is: its ARN for the rules' DeadLetterConfig, its URL for reading
+    for fn in ("tp-test-api", "tp-test-worker"):
+        env = env_of(synth, fn)
+        assert env["TASKPLANE_TRIGGER_DLQ_ARN"] == {"Fn::GetAtt": [rid, "Arn"]}
+        assert env["TASKPLANE_TRIGGER_DLQ_URL"] == {"Ref": rid}
+
+
+def test_only_this_environments_trigger_rules_may_send_to_the_triggers_dlq(synth: Synth) -> None:
+    rid, _ = trigger_dlq(synth)
+    (policy,) = [
+        p
+        for p in synth.resources("AWS::SQS::QueuePolicy").values()
+        if {"Ref": rid} in p["Properties"]["Queues"]
+    ]
+    statements = policy["Properties"]["PolicyDocument"]["Statement"]
+    (send,) = [s for s in statements if s["Effect"] == "Allow"]
+    # EventBridge (and only it) may send, for the rules with this environment's prefix in this account
+    assert send["Principal"] == {"Service": "events.amazonaws.com"}
+    assert send["Action"] == "sqs:SendMessage"
+    assert send["Resource"] == {"Fn::GetAtt": [rid, "Arn"]}
+    patterns = [resolve(a) for a in send["Condition"]["ArnLike"]["aws:SourceArn"]]
+    assert send["Condition"]["StringEquals"] == {"aws:SourceAccount": {"Ref": "AWS::AccountId"}}
+    own = f"arn:{PARTITION}:events:{REGION}:{ACCOUNT}:rule/tp-test-events/{rule_name('01ARZ3NDEKTSV4RRFFQ69G5FAV', 'tp-test-trg-')}"
+    other = f"arn:{PARTITION}:events:{REGION}:{ACCOUNT}:rule/tp-test-events/taskplane-prod-trg-01ARZ3NDEKTSV4RRFFQ69G5FAV"
+    external = f"arn:{PARTITION}:events:{REGION}:{ACCOUNT}:rule/tp-test-trg-01ARZ3NDEKTSV4RRFFQ69G5FAV"
+    assert any(fnmatch.fnmatchcase(own, p) for p in patterns)
+    assert any(fnmatch.fnmatchcase(external, p) for p in patterns)  # a rule on the default bus
+    assert not any(fnmatch.fnmatchcase(other, p) for p in patterns)
+    # and the same rules as may send to the lanes (a rule that may reach its lane may reach the DLQ)
+    lanes = next(
+        s
+        for p in synth.resources("AWS::SQS::QueuePolicy").values()
+        for s in p["Properties"]["PolicyDocument"]["Statement"]
+        if s.get("Sid") == "TriggerRulesSend"
+    )
+    assert send["Condition"] == lanes["Condition"]
+    # and plain TLS is refused like on every queue
+    assert any(
+        s["Effect"] == "Deny" and s["Condition"] == {"Bool": {"aws:SecureTransport": "false"}}
+        for s in statements
+    )
+
+
+def test_the_api_may_list_and_redrive_the_triggers_dlq_and_the_others_may_not(synth: Synth) -> None:
+    rid, _ = trigger_dlq(synth)
+    arn = f"<{rid}.Arn>"
+    for action in ("sqs:ReceiveMessage", "sqs:DeleteMessage", "sqs:ChangeMessageVisibility"):
+        assert allowed(synth, "api.role", action, arn), action
+        for role in ("worker.role", "tick.role", "step.role"):
+            assert not allowed(synth, role, action, arn), (role, action)
+
+
+def test_an_event_in_the_triggers_dlq_pages_like_a_task_in_the_dlq(synth: Synth) -> None:
+    rid, _ = trigger_dlq(synth)
+    alarms = {
+        a["Properties"]["AlarmName"]: a["Properties"]
+        for a in synth.resources("AWS::CloudWatch::Alarm").values()
+    }
+    alarm = alarms["tp-test-trigger-dlq-not-empty"]
+    tasks = alarms["tp-test-dlq-not-empty"]
+    # on the queue's depth, from its first message
+    assert alarm["MetricName"] == "ApproximateNumberOfMessagesVisible"
+    assert alarm["Dimensions"] == [{"Name": "QueueName", "Value": {"Fn::GetAtt": [rid, "QueueName"]}}]
+    assert alarm["Threshold"] == 1 and alarm["ComparisonOperator"] == "GreaterThanOrEqualToThreshold"
+    # reaching the same topics as the tasks' DLQ alarm, both ways
+    assert alarm["AlarmActions"] == tasks["AlarmActions"] and alarm["AlarmActions"]
+    assert alarm["OKActions"] == tasks["OKActions"]

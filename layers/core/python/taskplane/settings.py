@@ -54,6 +54,10 @@ ENV_EVENT_BUS = "TASKPLANE_EVENT_BUS"
 ENV_TRIGGER_RULE_PREFIX = "TASKPLANE_TRIGGER_RULE_PREFIX"
 #: JSON {"<tenant>": [{"bus": "default", "sources": ["aws.s3", "com.example.*"]}, ...]}
 ENV_EXTERNAL_EVENTS = "TASKPLANE_EXTERNAL_EVENTS"
+#: The queue where EventBridge puts a trigger's event it could not deliver to its lane (every rule's
+#: target names it); its URL for reading, its ARN for the rules' DeadLetterConfig.
+ENV_TRIGGER_DLQ_URL = "TASKPLANE_TRIGGER_DLQ_URL"
+ENV_TRIGGER_DLQ_ARN = "TASKPLANE_TRIGGER_DLQ_ARN"
 # Large payloads, results and node outputs (domain/blobs.py): the bucket, and where the URLs handed to
 # clients point (empty: S3 itself; the local runtime points them at its local S3 endpoint).
 ENV_BLOB_BUCKET = "TASKPLANE_BLOB_BUCKET"
@@ -102,6 +106,9 @@ class PlatformSettings(BaseModel):
     control_table: str = "taskplane-control"
     queue_urls: dict[str, str] = Field(default_factory=dict)
     dlq_url: str = ""
+    #: the triggers' dead-letter queue (EventBridge's, for events it could not put on a lane)
+    trigger_dlq_url: str = ""
+    trigger_dlq_arn: str = ""
     # Tasks of one tenant are spread over this many partitions (fixed for the life of the table).
     task_buckets: int = Field(default=1, ge=1, le=64)
     retention_days: int = Field(default=30, ge=1, le=3650)
@@ -189,6 +196,8 @@ class PlatformSettings(BaseModel):
             control_table=env.get(ENV_CONTROL_TABLE, defaults.control_table),
             queue_urls=queue_urls,
             dlq_url=env.get(ENV_DLQ, ""),
+            trigger_dlq_url=env.get(ENV_TRIGGER_DLQ_URL, ""),
+            trigger_dlq_arn=env.get(ENV_TRIGGER_DLQ_ARN, ""),
             task_buckets=int(env.get(ENV_TASK_BUCKETS, defaults.task_buckets)),
             retention_days=int(env.get(ENV_RETENTION_DAYS, defaults.retention_days)),
             wheel_table=env.get(ENV_WHEEL_TABLE, defaults.wheel_table),
@@ -230,6 +239,8 @@ class PlatformSettings(BaseModel):
             ENV_IDEMPOTENCY_TABLE: self.idempotency_table,
             ENV_CONTROL_TABLE: self.control_table,
             ENV_DLQ: self.dlq_url,
+            ENV_TRIGGER_DLQ_URL: self.trigger_dlq_url,
+            ENV_TRIGGER_DLQ_ARN: self.trigger_dlq_arn,
             ENV_TASK_BUCKETS: str(self.task_buckets),
             ENV_RETENTION_DAYS: str(self.retention_days),
             ENV_WHEEL_TABLE: self.wheel_table,

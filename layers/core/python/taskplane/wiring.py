@@ -32,6 +32,9 @@ class Platform:
     workflows: Any = None  # services.workflows.WorkflowService
     steps: Any = None  # services.steps.StepService (the step function's use cases)
     dead_letters: Any = None  # services.dead_letters.DeadLetterService
+    #: the triggers' dead-letter queue, for operators (services.trigger_dead_letters.TriggerDeadLetters;
+    #: None when the settings name none)
+    trigger_dead_letters: Any = None
     wakes: Any = None  # services.wakes.Wakes: who wakes an idle tick (the local runtime sets its own)
     #: where new wheel entries go (adapters.ring_store.CachedRing), and who changes it (the tick of
     #: shard 0: services.ring.RingKeeper)
@@ -132,7 +135,7 @@ def aws_stores(settings: PlatformSettings, session: Any, tracing: Any) -> Stores
         dead_letters=DeadLetterStore(settings.tasks_table, ddb),
         schedules=ScheduleStore(settings.schedules_table, wheel, ddb),
         trigger_store=TriggerStore(settings.schedules_table, ddb),
-        trigger_rules=TriggerRules(events, sqs, settings.queue_urls),
+        trigger_rules=TriggerRules(events, sqs, settings.queue_urls, settings.trigger_dlq_arn),
         events=events,
         workflows=WorkflowStore(settings.workflows_table, ddb),
         runs=RunStore(settings.runs_table, ddb, tracing=tracing),
@@ -153,6 +156,9 @@ class SqliteBackend:
     bridge: Any  # adapters.sqlite.events.SqliteEventBridge
     #: lane -> queue URL, where the bus's rules deliver (filled when the lanes are made)
     lane_urls: dict[str, str] = field(default_factory=dict)
+    #: ``{"triggers": URL}``: where the bus puts an event a rule could not deliver (filled when the
+    #: triggers' dead-letter queue is made; without it, a refused delivery fails the put)
+    dead_letter_urls: dict[str, str] = field(default_factory=dict)
 
 
 def sqlite_backend(path: str, queue_urls: dict[str, str] | None = None) -> SqliteBackend:
@@ -166,10 +172,22 @@ def sqlite_backend(path: str, queue_urls: dict[str, str] | None = None) -> Sqlit
     queues = SqliteQueues(db)
     urls = dict(queue_urls or {})
 
+    dead: dict[str, str] = {}
+
     def deliver(lane: str, body: str) -> None:
         queues.send_message(QueueUrl=urls[lane], MessageBody=body)
 
-    return SqliteBackend(db=db, queues=queues, bridge=SqliteEventBridge(db, deliver), lane_urls=urls)
+    def dead_letter(body: str, attributes: dict[str, str]) -> None:
+        if "triggers" not in dead:
+            raise LookupError("no triggers' dead-letter queue")
+        queues.send_message(
+            QueueUrl=dead["triggers"],
+            MessageBody=body,
+            MessageAttributes={k: {"DataType": "String", "StringValue": v} for k, v in attributes.items()},
+        )
+
+    bridge = SqliteEventBridge(db, deliver, dead_letter=dead_letter)
+    return SqliteBackend(db=db, queues=queues, bridge=bridge, lane_urls=urls, dead_letter_urls=dead)
 
 
 def sqlite_stores(backend: SqliteBackend, tracing: Any) -> Stores:
@@ -427,12 +445,25 @@ def build(
         fire_schedule=schedules.fire,
         handover=wakes.wake_now,
     )
+    trigger_dead_letters = None
+    if settings.trigger_dlq_url:
+        from taskplane.services.trigger_dead_letters import TriggerDeadLetters
+
+        trigger_dead_letters = TriggerDeadLetters(
+            sqs=sqs,
+            queue_url=settings.trigger_dlq_url,
+            triggers=stores.trigger_store,
+            rules=stores.trigger_rules,
+            lane_urls=dict(settings.queue_urls),
+            rule_prefix=settings.trigger_rule_prefix,
+        )
     workflows, steps = _build_workflows(
         settings, session, clock, stores, runners, telemetry, targets, tracing, blobs
     )
     return Platform(
         tracing=tracing,
         dead_letters=dead_letters,
+        trigger_dead_letters=trigger_dead_letters,
         workflows=workflows,
         steps=steps,
         settings=settings,

@@ -9,8 +9,14 @@ from typing import Any
 from botocore.exceptions import BotoCoreError, ClientError
 
 from taskplane.adapters.errors import error_code, translate
-from taskplane.domain.errors import InvalidRequest, LimitExceeded
-from taskplane.domain.triggers import BUS_RULES_QUOTA, BUS_WILDCARD_RULES_QUOTA, Trigger
+from taskplane.domain.errors import InvalidRequest, LimitExceeded, Unavailable
+from taskplane.domain.triggers import (
+    BUS_RULES_QUOTA,
+    BUS_WILDCARD_RULES_QUOTA,
+    RULE_RETRY_ATTEMPTS,
+    RULE_RETRY_MAX_AGE_S,
+    Trigger,
+)
 
 #: The SQS target's id on every trigger rule.
 TARGET_ID = "taskplane-lane"
@@ -47,6 +53,25 @@ class TriggerStore:
             raise translate(exc, "reading the trigger") from exc
         return Trigger.model_validate_json(item["doc"]["S"]) if item else None
 
+    def all(self) -> list[Trigger]:
+        """Every tenant's triggers (a Scan of the table: for the operators' rare passes over them all,
+        never on a request's path)."""
+        kwargs: dict[str, Any] = {
+            "TableName": self._table,
+            "FilterExpression": "begins_with(pk, :p)",
+            "ExpressionAttributeValues": {":p": {"S": "trg#"}},
+        }
+        out: list[Trigger] = []
+        while True:
+            try:
+                resp = self._client.scan(**kwargs)
+            except ClientError as exc:
+                raise translate(exc, "listing every trigger") from exc
+            out += [Trigger.model_validate_json(i["doc"]["S"]) for i in resp.get("Items", [])]
+            if "LastEvaluatedKey" not in resp:
+                return out
+            kwargs["ExclusiveStartKey"] = resp["LastEvaluatedKey"]
+
     def list(self, tenant: str) -> list[Trigger]:
         kwargs: dict[str, Any] = {
             "TableName": self._table,
@@ -74,14 +99,72 @@ class TriggerStore:
             raise translate(exc, "deleting the trigger") from exc
 
 
-class TriggerRules:
-    """EventBridge rules that put matching events on a lane queue, wrapped with the trigger's identity."""
+def envelope_template(trigger: Trigger, index: int | None) -> str:
+    """The input template of a trigger's rule ``index`` (None: its only rule):
+    ``{"trigger_id": ..., "tenant": ..., ["pattern": i,] "event": <the whole event>}``."""
+    head: dict[str, Any] = {"trigger_id": trigger.trigger_id, "tenant": trigger.tenant}
+    if index is not None:
+        head["pattern"] = index  # which of a correlation's patterns the event matched
+    return json.dumps(head)[:-1] + ', "event": <aws.events.event.json>}'
 
-    def __init__(self, events: Any, sqs: Any, queue_urls: dict[str, str]) -> None:
+
+class TriggerRules:
+    """EventBridge rules that put matching events on a lane queue, wrapped with the trigger's identity.
+
+    Every rule's target names the triggers' dead-letter queue (``dead_letter_arn``) with an explicit
+    retry policy (domain/triggers.py ``RULE_RETRY_MAX_AGE_S``): an event EventBridge cannot put on the
+    lane (a queue policy, a key, a quota, an event too large for SQS) lands there instead of being
+    dropped after a day of retries."""
+
+    def __init__(self, events: Any, sqs: Any, queue_urls: dict[str, str], dead_letter_arn: str = "") -> None:
         self._events = events
         self._sqs = sqs
         self._urls = queue_urls
         self._arns: dict[str, str] = {}
+        self._dead_letter_arn = dead_letter_arn
+
+    def target(self, trigger: Trigger, lane: str, index: int | None) -> dict[str, Any]:
+        """The rule's one target: the lane, the envelope, the retry policy and the dead-letter queue."""
+        target: dict[str, Any] = {
+            "Id": TARGET_ID,
+            "Arn": self._queue_arn(lane),
+            "InputTransformer": {"InputPathsMap": {}, "InputTemplate": envelope_template(trigger, index)},
+            "RetryPolicy": {
+                "MaximumRetryAttempts": RULE_RETRY_ATTEMPTS,
+                "MaximumEventAgeInSeconds": RULE_RETRY_MAX_AGE_S,
+            },
+        }
+        if self._dead_letter_arn:
+            target["DeadLetterConfig"] = {"Arn": self._dead_letter_arn}
+        return target
+
+    def _put_target(self, trigger: Trigger, name: str, lane: str, index: int | None) -> None:
+        resp = self._events.put_targets(
+            Rule=name, EventBusName=trigger.real_bus, Targets=[self.target(trigger, lane, index)]
+        )
+        # PutTargets answers 200 with the target refused in FailedEntries (a bad DLQ ARN, say): a rule
+        # without its target would match events and put them nowhere.
+        for failed in resp.get("FailedEntries") or []:
+            raise Unavailable(
+                f"EventBridge refused the rule's target: {failed.get('ErrorCode', 'Failed')}: "
+                f"{failed.get('ErrorMessage', '')}"
+            )
+
+    def refresh(self, trigger: Trigger, lane: str) -> int:
+        """Put the current target on each of the trigger's rules again (rules made before the target
+        carried its dead-letter queue); the rules refreshed. A rule that is gone is skipped."""
+        done = 0
+        for index, (name, _) in enumerate(trigger.rules()):
+            try:
+                self._put_target(trigger, name, lane, index if trigger.rule_patterns else None)
+            except ClientError as exc:
+                if error_code(exc) == "ResourceNotFoundException":
+                    continue
+                raise translate(exc, "refreshing the trigger's rule") from exc
+            except BotoCoreError as exc:
+                raise translate(exc, "refreshing the trigger's rule") from exc
+            done += 1
+        return done
 
     def _queue_arn(self, lane: str) -> str:
         url = self._urls.get(lane) or self._urls["default"]
@@ -95,8 +178,8 @@ class TriggerRules:
         made: list[str] = []
         try:
             for index, (name, pattern) in enumerate(trigger.rules()):
+                made.append(name)  # (first: a rule made whose target was refused is removed too)
                 self._create_rule(trigger, lane, name, pattern, index if trigger.rule_patterns else None)
-                made.append(name)
         except Exception:
             for name in made:
                 self._delete_rule(trigger, name)
@@ -105,12 +188,6 @@ class TriggerRules:
     def _create_rule(
         self, trigger: Trigger, lane: str, name: str, pattern: dict[str, Any], index: int | None
     ) -> None:
-        head: dict[str, Any] = {"trigger_id": trigger.trigger_id, "tenant": trigger.tenant}
-        if index is not None:
-            head["pattern"] = index  # which of a correlation's patterns the event matched
-        envelope = json.dumps(head)
-        # {"trigger_id": ..., "tenant": ..., ["pattern": i,] "event": <the whole event>}
-        template = envelope[:-1] + ', "event": <aws.events.event.json>}'
         try:
             self._events.put_rule(
                 Name=name,
@@ -120,17 +197,7 @@ class TriggerRules:
                 State="ENABLED",
                 Description=f"taskplane trigger {trigger.trigger_id} of tenant {trigger.tenant}",
             )
-            self._events.put_targets(
-                Rule=name,
-                EventBusName=trigger.real_bus,
-                Targets=[
-                    {
-                        "Id": TARGET_ID,
-                        "Arn": self._queue_arn(lane),
-                        "InputTransformer": {"InputPathsMap": {}, "InputTemplate": template},
-                    }
-                ],
-            )
+            self._put_target(trigger, name, lane, index)
         except ClientError as exc:
             code = error_code(exc)
             if code in ("InvalidEventPatternException", "ValidationException"):

@@ -23,6 +23,9 @@ MAX_EVENTS = 10
 MAX_DETAIL_BYTES = 64 * 1024
 #: Largest PutEvents request: the sum of its entries' sizes (EventBridge's documented 256 KB).
 MAX_PUT_BYTES = 256 * 1024
+#: Largest SQS message (1 MiB since August 2025): a trigger's event, wrapped in its envelope, larger
+#: than this cannot be put on its lane by the rule; it goes to the triggers' dead-letter queue.
+SQS_MAX_MESSAGE_BYTES = 1024 * 1024
 
 _Source = Annotated[StrictStr, Field(min_length=1, max_length=256, pattern=r"^[A-Za-z0-9._\-/]+$")]
 

@@ -24,7 +24,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from taskplane.domain.clock import to_rfc3339
 from taskplane.domain.errors import LimitExceeded
 from taskplane.domain.events import PLATFORM_BUS, TENANT_STAMP
-from taskplane.domain.ids import _encode
+from taskplane.domain.ids import _encode, is_valid_id
 from taskplane.domain.models import TaskSubmit
 from taskplane.domain.windows import BatchWindow, CorrelateWindow, DebounceWindow, WindowSpec
 
@@ -287,6 +287,42 @@ def rule_name(trigger_id: str, prefix: str = DEFAULT_RULE_PREFIX) -> str:
 def rule_index_name(base: str, index: int) -> str:
     """The name of a trigger's rule ``index``: its first is the trigger's ``rule_name`` itself."""
     return base if index == 0 else f"{base}-{index}"
+
+
+def parse_rule_name(name: str, prefix: str = DEFAULT_RULE_PREFIX) -> tuple[str, int] | None:
+    """(trigger id, pattern index) of one of this environment's trigger rules (the inverse of
+    :func:`rule_name` and :func:`rule_index_name`); None for a name that is not one."""
+    if not name.startswith(prefix):
+        return None
+    rest = name[len(prefix) :]
+    trigger_id, _, index = rest.partition("-")
+    if not is_valid_id(trigger_id):
+        return None
+    if not index:
+        return trigger_id, 0
+    if not index.isdigit() or index != str(int(index)) or int(index) == 0:
+        return None
+    return trigger_id, int(index)
+
+
+def rule_of_arn(arn: str) -> tuple[str, str] | None:
+    """(bus, rule name) of a rule ARN: ``rule/<name>`` on the default bus, ``rule/<bus>/<name>``."""
+    _, _, resource = arn.partition(":rule/")
+    if not resource:
+        return None
+    bus, _, name = resource.rpartition("/")
+    return (bus or "default", name) if name else None
+
+
+#: Every trigger rule's target retries a failed delivery to its lane for at most this long, then
+#: EventBridge puts the event on the triggers' dead-letter queue (never drops it). Its default is 24 h
+#: and 185 attempts; the lane is an SQS queue of the same account and region, so a delivery that
+#: still fails after 2 hours of backed-off attempts is no passing throttle but a queue policy, a key
+#: or a quota that a person must fix: the event waits in the DLQ (14 days) and its alarm pages now,
+#: not a day later. Failures EventBridge does not retry (a missing queue, a refused permission) go to
+#: the DLQ at once whatever this says.
+RULE_RETRY_MAX_AGE_S = 2 * 3600
+RULE_RETRY_ATTEMPTS = 185
 
 
 def trigger_task_id(trigger_id: str, event_id: str, now_ms: int, event_time_ms: int | None) -> str:

@@ -55,6 +55,11 @@ def create_resources(
                 ),
             },
         )["QueueUrl"]
+    # The triggers' dead-letter queue: every trigger rule's target names it (adapters/triggers.py).
+    trigger_dlq_url = sqs.create_queue(QueueName=f"{prefix}-trigger-dlq")["QueueUrl"]
+    trigger_dlq_arn = sqs.get_queue_attributes(QueueUrl=trigger_dlq_url, AttributeNames=["QueueArn"])[
+        "Attributes"
+    ]["QueueArn"]
     # The platform's own event bus (tenants call it "taskplane"): events published through the
     # platform, stamped with their tenant, for the tenants' triggers.
     events = session.client("events")
@@ -72,6 +77,8 @@ def create_resources(
         control_table=control_table,
         queue_urls=queue_urls,
         dlq_url=dlq_url,
+        trigger_dlq_url=trigger_dlq_url,
+        trigger_dlq_arn=trigger_dlq_arn,
         task_buckets=buckets,
         wheel_table=wheel_table,
         wheel_shards=shards,
@@ -113,6 +120,12 @@ def create_sqlite_resources(backend: Any, session: Any, prefix: str = "taskplane
         for lane in LANES
     }
     backend.lane_urls.update(queue_urls)  # where the bus's rules deliver
+    # ... and where an event goes that a rule could not deliver (a rule's DeadLetterConfig on AWS)
+    trigger_dlq_url = queues.create_queue(QueueName=f"{prefix}-trigger-dlq")["QueueUrl"]
+    trigger_dlq_arn = queues.get_queue_attributes(QueueUrl=trigger_dlq_url, AttributeNames=["QueueArn"])[
+        "Attributes"
+    ]["QueueArn"]
+    backend.dead_letter_urls["triggers"] = trigger_dlq_url
     event_bus = f"{prefix}-events"
     backend.bridge.create_bus(event_bus)
     s3 = session.client("s3")
@@ -125,6 +138,8 @@ def create_sqlite_resources(backend: Any, session: Any, prefix: str = "taskplane
         control_table=f"{prefix}-control",
         queue_urls=queue_urls,
         dlq_url=dlq_url,
+        trigger_dlq_url=trigger_dlq_url,
+        trigger_dlq_arn=trigger_dlq_arn,
         wheel_table=f"{prefix}-wheel",
         schedules_table=f"{prefix}-schedules",
         workflows_table=f"{prefix}-workflows",

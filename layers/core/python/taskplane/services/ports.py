@@ -213,6 +213,10 @@ class TriggerRecords(Protocol):
 
     def list(self, tenant: str) -> list[Trigger]: ...
 
+    def all(self) -> builtins.list[Trigger]:
+        """Every tenant's triggers (operators' passes over them all, never a request's path)."""
+        ...
+
     def delete(self, tenant: str, trigger_id: str) -> None: ...
 
 
@@ -220,6 +224,10 @@ class TriggerRuleSet(Protocol):
     """The rule that routes a trigger's events to its lane (raises InvalidRequest for a bad pattern/bus)."""
 
     def create(self, trigger: Trigger, lane: str) -> None: ...
+
+    def refresh(self, trigger: Trigger, lane: str) -> int:
+        """Put the rules' current target (lane, retry policy, dead-letter queue) on them again."""
+        ...
 
     def delete(self, trigger: Trigger) -> None: ...
 

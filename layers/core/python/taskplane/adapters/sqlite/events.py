@@ -24,6 +24,7 @@ from botocore.exceptions import ClientError
 from taskplane.adapters.sqlite.db import Database
 from taskplane.adapters.sqlite.event_patterns import InvalidPattern, matches, validate
 from taskplane.domain.errors import InvalidRequest
+from taskplane.domain.events import SQS_MAX_MESSAGE_BYTES
 from taskplane.domain.triggers import Trigger
 
 #: EventBridge's input-transformer variable for the whole event.
@@ -47,9 +48,13 @@ class SqliteEventBridge:
         *,
         now: Callable[[], float] | None = None,
         new_id: Callable[[], str] = lambda: str(uuid.uuid4()),
+        dead_letter: Callable[[str, dict[str, str]], None] | None = None,
     ) -> None:
         self._db = db
         self._deliver = deliver
+        #: where an event goes that a rule could not deliver (the triggers' DLQ, as the rules'
+        #: DeadLetterConfig on AWS): (the event as JSON, attributes RULE_ARN, ERROR_CODE, ...)
+        self._dead_letter = dead_letter
         self._now = now or (lambda: datetime.now(UTC).timestamp())
         self._new_id = new_id
         self.create_bus("default")  # as every account has
@@ -93,12 +98,45 @@ class SqliteEventBridge:
             "resources": [],
             "detail": detail,
         }
-        rules = self._db.query("SELECT pattern, lane, envelope FROM event_rules WHERE bus = ?", (bus,))
+        rules = self._db.query("SELECT name, pattern, lane, envelope FROM event_rules WHERE bus = ?", (bus,))
         whole = json.dumps(event, separators=(",", ":"), ensure_ascii=False)
         for rule in rules:
             if matches(json.loads(rule["pattern"]), event):
-                self._deliver(rule["lane"], rule["envelope"].replace(WHOLE_EVENT, whole))
+                self._deliver_one(bus, rule, whole)
         return event_id
+
+    def _deliver_one(self, bus: str, rule: Any, whole: str) -> None:
+        """Put the transformed event on the rule's lane; one the lane refuses goes to the dead-letter
+        queue with why, as EventBridge does for a target with a DeadLetterConfig (raises only when
+        there is none, or it refuses too: the put then fails and its caller retries)."""
+        body = rule["envelope"].replace(WHOLE_EVENT, whole)
+        try:
+            size = len(body.encode("utf-8", "surrogatepass"))
+            if size > SQS_MAX_MESSAGE_BYTES:
+                raise _client_error(
+                    "InvalidParameterValue",
+                    f"One or more parameters are invalid. Reason: Message must be shorter than "
+                    f"{SQS_MAX_MESSAGE_BYTES} bytes.",
+                    "SendMessage",
+                )
+            self._deliver(rule["lane"], body)
+        except Exception as exc:
+            if self._dead_letter is None:
+                raise
+            code = exc.response["Error"]["Code"] if isinstance(exc, ClientError) else type(exc).__name__
+            name = rule["name"]
+            where = name if bus == "default" else f"{bus}/{name}"
+            self._dead_letter(
+                whole,
+                {
+                    "RULE_ARN": f"arn:aws:events:{LOCAL_REGION}:{LOCAL_ACCOUNT}:rule/{where}",
+                    "TARGET_ARN": f"arn:aws:sqs:{LOCAL_REGION}:{LOCAL_ACCOUNT}:{rule['lane']}",
+                    "ERROR_CODE": "SDK_CLIENT_ERROR",
+                    "ERROR_MESSAGE": f"{code}: {exc}"[:1000],
+                    "EXHAUSTED_RETRY_CONDITION": "MaximumRetryAttempts",
+                    "RETRY_ATTEMPTS": "0",
+                },
+            )
 
 
 class SqliteTriggerRules:
@@ -136,6 +174,10 @@ class SqliteTriggerRules:
             ) from None
         except LookupError:
             raise InvalidRequest(f"event bus {trigger.bus!r} does not exist", [{"field": "bus"}]) from None
+
+    def refresh(self, trigger: Trigger, lane: str) -> int:
+        """Nothing to put again: every local rule's failed delivery goes to the bridge's dead letters."""
+        return len(trigger.rules())
 
     def delete(self, trigger: Trigger) -> None:
         for name, _ in trigger.rules():

@@ -3,6 +3,8 @@ SQLite event bus (``events.py``)."""
 
 from __future__ import annotations
 
+import builtins
+
 from taskplane.adapters.sqlite.db import Database
 from taskplane.domain.triggers import Trigger
 
@@ -27,6 +29,10 @@ class SqliteTriggerStore:
     def list(self, tenant: str) -> list[Trigger]:
         """Every trigger of the tenant, newest first."""
         rows = self._db.query("SELECT doc FROM triggers WHERE tenant = ? ORDER BY trigger_id DESC", (tenant,))
+        return [Trigger.model_validate_json(r["doc"]) for r in rows]
+
+    def all(self) -> builtins.list[Trigger]:
+        rows = self._db.query("SELECT doc FROM triggers ORDER BY tenant, trigger_id DESC")
         return [Trigger.model_validate_json(r["doc"]) for r in rows]
 
     def delete(self, tenant: str, trigger_id: str) -> None:

@@ -1,0 +1,218 @@
+"""The triggers' dead-letter queue, for operators: see what EventBridge could not put on a lane, put it
+back on its trigger's lane, and give every trigger rule made before the queue existed its target again.
+
+EventBridge writes the DLQ itself (each trigger rule's target names it: adapters/triggers.py), so no
+platform code runs when an event lands there and nothing writes a tenant's dead-letter record next to
+it: the DLQ is the operators' view, with a depth alarm (infra/capabilities/monitoring.py). Each message
+is the event as it matched (not the lane envelope), with the attributes EventBridge adds: ``RULE_ARN``
+(which names the trigger and, for a correlating trigger, the pattern), ``ERROR_CODE``,
+``ERROR_MESSAGE``, ``RETRY_ATTEMPTS``. A redrive rebuilds the envelope the rule would have put on the
+lane and sends it there; the worker then starts the task (or takes the event into its window) exactly
+as for an event delivered on time, under the same id (one task per trigger and event), so a redrive
+after a partial one starts nothing twice. A message whose trigger is gone is deleted (its events would
+start nothing); one that cannot be sent (still too large, the lane refusing) stays, visible again.
+"""
+
+from __future__ import annotations
+
+import builtins
+import contextlib
+import json
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from botocore.exceptions import BotoCoreError, ClientError
+
+from taskplane.adapters.errors import translate
+from taskplane.domain.events import SQS_MAX_MESSAGE_BYTES
+from taskplane.domain.triggers import Trigger, parse_rule_name, rule_of_arn
+from taskplane.services.ports import TriggerRecords, TriggerRuleSet
+
+#: Most messages one list or redrive call reads (the rest: call again).
+MAX_PER_CALL = 100
+#: How long a message read by a redrive stays hidden while it is handled (it is deleted or shown again).
+REDRIVE_HIDE_S = 60
+
+
+def _attribute(message: dict[str, Any], name: str) -> str:
+    value = (message.get("MessageAttributes") or {}).get(name) or {}
+    return str(value.get("StringValue", ""))
+
+
+@dataclass
+class TriggerDeadLetters:
+    #: the ``sqs`` client (boto3's, or the SQLite queues of the local runtime)
+    sqs: Any
+    queue_url: str
+    triggers: TriggerRecords
+    rules: TriggerRuleSet
+    #: lane -> queue URL of the lanes the trigger rules deliver to
+    lane_urls: dict[str, str]
+    rule_prefix: str
+
+    def _receive(self, limit: int, hide_s: int) -> builtins.list[dict[str, Any]]:
+        """Up to ``limit`` distinct messages, each hidden for ``hide_s`` seconds."""
+        seen: dict[str, dict[str, Any]] = {}
+        while len(seen) < limit:
+            try:
+                resp = self.sqs.receive_message(
+                    QueueUrl=self.queue_url,
+                    MaxNumberOfMessages=min(10, limit - len(seen)),
+                    VisibilityTimeout=hide_s,
+                    WaitTimeSeconds=0,
+                    MessageAttributeNames=["All"],
+                    AttributeNames=["SentTimestamp", "ApproximateReceiveCount"],
+                )
+            except (ClientError, BotoCoreError) as exc:
+                raise translate(exc, "reading the triggers' dead-letter queue") from exc
+            fresh = [m for m in resp.get("Messages") or [] if m["MessageId"] not in seen]
+            if not fresh:
+                break
+            for m in fresh:
+                seen[m["MessageId"]] = m
+        return list(seen.values())
+
+    def _show_again(self, messages: builtins.list[dict[str, Any]]) -> None:
+        for m in messages:
+            with contextlib.suppress(ClientError, BotoCoreError):  # (else it shows when its hiding ends)
+                self.sqs.change_message_visibility(
+                    QueueUrl=self.queue_url, ReceiptHandle=m["ReceiptHandle"], VisibilityTimeout=0
+                )
+
+    def _locate(self, message: dict[str, Any]) -> tuple[str | None, int | None, str]:
+        """(trigger id, pattern index, bus) the message's RULE_ARN names (None: not a trigger rule)."""
+        where = rule_of_arn(_attribute(message, "RULE_ARN"))
+        named = parse_rule_name(where[1], self.rule_prefix) if where else None
+        if where is None or named is None:
+            return None, None, where[0] if where else ""
+        return named[0], named[1], where[0]
+
+    def list(self, limit: int = 50) -> list[dict[str, Any]]:
+        """What waits in the DLQ (read, then shown again at once): per message its id, the trigger and
+        tenant it belongs to, why EventBridge gave up, and the event's id, source, type and size."""
+        limit = max(1, min(limit, MAX_PER_CALL))
+        messages = self._receive(limit, hide_s=30)
+        try:
+            by_id = {t.trigger_id: t for t in self.triggers.all()}
+            return [self._describe(m, by_id) for m in messages]
+        finally:
+            self._show_again(messages)
+
+    def _describe(self, message: dict[str, Any], by_id: dict[str, Trigger]) -> dict[str, Any]:
+        trigger_id, _, bus = self._locate(message)
+        trigger = by_id.get(trigger_id) if trigger_id else None
+        body = message.get("Body") or ""
+        event = _event(body)
+        sent = (message.get("Attributes") or {}).get("SentTimestamp")
+        return {
+            "message_id": message["MessageId"],
+            "rule_arn": _attribute(message, "RULE_ARN"),
+            "bus": bus,
+            "trigger_id": trigger_id,
+            "tenant": trigger.tenant if trigger is not None else None,
+            "error_code": _attribute(message, "ERROR_CODE"),
+            "error_message": _attribute(message, "ERROR_MESSAGE"),
+            "retry_attempts": _attribute(message, "RETRY_ATTEMPTS"),
+            "sent_at_ms": int(sent) if sent else None,
+            "event_id": event.get("id") if event else None,
+            "source": event.get("source") if event else None,
+            "detail_type": event.get("detail-type") if event else None,
+            "bytes": len(body.encode("utf-8", "surrogatepass")),
+        }
+
+    def redrive(self, limit: int = MAX_PER_CALL) -> builtins.list[dict[str, Any]]:
+        """Put up to ``limit`` dead events back on their triggers' lanes; per message an ``outcome``:
+        ``redriven`` (sent, deleted from the DLQ), ``dropped`` (its trigger is gone, or it names no
+        trigger of this environment: deleted), or ``kept`` with an ``error`` (stays in the DLQ)."""
+        limit = max(1, min(limit, MAX_PER_CALL))
+        messages = self._receive(limit, hide_s=REDRIVE_HIDE_S)
+        by_id = {t.trigger_id: t for t in self.triggers.all()}
+        results: builtins.list[dict[str, Any]] = []
+        keep: builtins.list[dict[str, Any]] = []
+        for m in messages:
+            result = self._redrive_one(m, by_id)
+            results.append(result)
+            if result["outcome"] == "kept":
+                keep.append(m)
+                continue
+            try:
+                self.sqs.delete_message(QueueUrl=self.queue_url, ReceiptHandle=m["ReceiptHandle"])
+            except (ClientError, BotoCoreError) as exc:
+                # Sent, not deleted: a later redrive sends it again, and the worker starts its task once.
+                result["warning"] = f"not deleted from the DLQ: {translate(exc, 'deleting')}"
+        self._show_again(keep)
+        return results
+
+    def _redrive_one(self, message: dict[str, Any], by_id: dict[str, Trigger]) -> dict[str, Any]:
+        trigger_id, index, bus = self._locate(message)
+        result: dict[str, Any] = {"message_id": message["MessageId"], "trigger_id": trigger_id}
+        if trigger_id is None:
+            return {**result, "outcome": "dropped", "reason": "names no trigger rule of this environment"}
+        trigger = by_id.get(trigger_id)
+        if trigger is None or bus != trigger.real_bus:
+            return {**result, "outcome": "dropped", "reason": "its trigger was deleted"}
+        result["tenant"] = trigger.tenant
+        event = _event(message.get("Body") or "")
+        if event is None:
+            return {**result, "outcome": "kept", "error": "the message body is not an event (a JSON object)"}
+        envelope: dict[str, Any] = {"trigger_id": trigger.trigger_id, "tenant": trigger.tenant}
+        if trigger.rule_patterns is not None:
+            envelope["pattern"] = index
+        envelope["event"] = event
+        body = json.dumps(envelope, separators=(",", ":"), ensure_ascii=False)
+        size = len(body.encode("utf-8", "surrogatepass"))
+        if size > SQS_MAX_MESSAGE_BYTES:
+            return {
+                **result,
+                "outcome": "kept",
+                "error": f"the event is {size} bytes in its envelope; a lane message holds at most "
+                f"{SQS_MAX_MESSAGE_BYTES}: it cannot reach its trigger through a lane",
+            }
+        lane = str(trigger.task.get("priority", "default"))
+        url = self.lane_urls.get(lane) or self.lane_urls["default"]
+        try:
+            self.sqs.send_message(QueueUrl=url, MessageBody=body)
+        except (ClientError, BotoCoreError) as exc:
+            return {**result, "outcome": "kept", "error": str(translate(exc, "queueing the event"))}
+        return {**result, "outcome": "redriven", "lane": lane}
+
+    def refresh_rules(self, lane_of: Callable[[Trigger], str] | None = None) -> dict[str, int]:
+        """Put every trigger rule's current target on it again (the dead-letter queue and retry policy
+        for rules made before them): ``{"triggers", "rules"}`` refreshed. Safe to run again."""
+        lane_of = lane_of or (lambda t: str(t.task.get("priority", "default")))
+        triggers = self.triggers.all()
+        rules = sum(self.rules.refresh(t, lane_of(t)) for t in triggers)
+        return {"triggers": len(triggers), "rules": rules}
+
+
+#: The key of an operator's direct invocation of the api function (never in an API Gateway event).
+OPERATION_KEY = "taskplane_operation"
+OPERATIONS = ("list-trigger-dead-letters", "redrive-trigger-dead-letters", "refresh-trigger-rules")
+
+
+def operate(service: TriggerDeadLetters | None, request: dict[str, Any]) -> dict[str, Any]:
+    """An operator's request (``aws lambda invoke`` of the api function, docs/DEPLOY.md):
+    ``{"taskplane_operation": <one of OPERATIONS>, "limit"?: n}`` -> ``{"results": ...}`` or
+    ``{"error": ...}``. Never reachable over HTTP: API Gateway builds the api function's events."""
+    name = request.get(OPERATION_KEY)
+    if name not in OPERATIONS:
+        return {"error": f"unknown operation {name!r}; one of {', '.join(OPERATIONS)}"}
+    if service is None:
+        return {"error": "this deployment names no triggers' dead-letter queue (TASKPLANE_TRIGGER_DLQ_URL)"}
+    limit = request.get("limit", 50 if name == OPERATIONS[0] else MAX_PER_CALL)
+    if type(limit) is not int or not 1 <= limit <= MAX_PER_CALL:
+        return {"error": f"limit is a whole number from 1 to {MAX_PER_CALL}"}
+    if name == "list-trigger-dead-letters":
+        return {"results": service.list(limit)}
+    if name == "redrive-trigger-dead-letters":
+        return {"results": service.redrive(limit)}
+    return {"results": service.refresh_rules()}
+
+
+def _event(body: str) -> dict[str, Any] | None:
+    try:
+        event = json.loads(body)
+    except (ValueError, RecursionError):
+        return None
+    return event if isinstance(event, dict) else None
