@@ -30,10 +30,11 @@ def test_the_alarms_the_issue_names_exist_and_notify_the_topics(synth: Synth) ->
     topic = {"Ref": synth.logical_id("topic")}
     topics = [topic, synth.cfg.alarm_topic_arn]
 
-    # Then: DLQ not empty, tick errors, lag and stops, error rates of the api and worker, API 5xx,
-    # and the step function's own failures
+    # Then: DLQ not empty, the triggers' DLQ not empty, tick errors, lag and stops, error rates of the
+    # api and worker, API 5xx, and the step function's own failures
     assert set(found) == {
         "dlq-not-empty",
+        "trigger-dlq-not-empty",
         "tick-errors",
         "tick-lag",
         "tick-stopped",
@@ -183,7 +184,7 @@ def test_every_alarm_can_publish_to_a_topic_that_reaches_people(synth: Synth) ->
         checked.append(alarm_id)
 
     # and the walk was not vacuous: every alarm was followed
-    assert sorted(checked) == sorted(found) and len(checked) == 8
+    assert sorted(checked) == sorted(found) and len(checked) == 9
 
 
 # -- canaries ------------------------------------------------------------------------------------------

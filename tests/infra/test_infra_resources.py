@@ -205,6 +205,7 @@ def test_lanes_redrive_to_the_dlq_and_hide_a_batch_for_six_worker_timeouts(synth
     queues = {q["Properties"]["QueueName"].removeprefix(synth.cfg.prefix + "-"): (k, q["Properties"])
               for k, q in synth.resources("AWS::SQS::Queue").items()}  # fmt: skip
     dlq_id, dlq = queues.pop("dlq")
+    queues.pop("trigger-dlq")  # EventBridge's, for trigger events (tests/infra/test_infra_events.py)
 
     # Then each lane sends a message to the DLQ after MAX_RECEIVE_COUNT receives
     assert set(queues) == set(LANES)
