@@ -423,6 +423,7 @@ def build(
         wakes=wakes,
         offload=triggers.offload,
         has_bucket=blobs is not None,
+        blobs=blobs,
         retention_days=settings.retention_days,
         telemetry=telemetry,
         route=tasks.routed,

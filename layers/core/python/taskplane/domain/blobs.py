@@ -123,6 +123,12 @@ def result_key(tenant: str, task_id: str, attempt: int) -> str:
     return f"{tenant_prefix(tenant)}results/{task_id}/{attempt}"
 
 
+def window_event_key(tenant: str, trigger_id: str, event_digest: str) -> str:
+    """A windowed trigger's event too large for its window item (domain/windows.py); the same key for
+    the same event delivered again, so a redelivery writes the same object again."""
+    return f"{tenant_prefix(tenant)}windows/{trigger_id}/{event_digest}"
+
+
 def output_key(tenant: str, run_id: str, node: str, try_id: str) -> str:
     return f"{tenant_prefix(tenant)}runs/{run_id}/{node}/{try_id}"
 

@@ -68,3 +68,8 @@ class NodeAttemptFailed(Exception):
 
 class NodeFailed(Exception):
     """A node (or a compensation) failed for good."""
+
+
+class EventTooLarge(ValueError):
+    """A trigger's event no item can hold here and no bucket to keep it in (domain/windows.py
+    ``MAX_ITEM_EVENT_BYTES``): the worker dead-letters its lane message instead of failing every try."""

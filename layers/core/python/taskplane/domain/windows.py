@@ -53,6 +53,31 @@ ENVELOPE_BYTES = 4 * 1024
 #: Without a bucket, a window's payload must stay inline.
 INLINE_WINDOW_BYTES = MAX_PAYLOAD_BYTES - ENVELOPE_BYTES
 
+#: An event a window holds is kept in its DynamoDB item up to this size (as a task's payload is); a
+#: larger one goes to the bucket and its item holds only where (:func:`event_ref`): an event from an
+#: external bus can be up to 1 MiB, over DynamoDB's 400 KB item.
+INLINE_EVENT_BYTES = 64 * 1024
+#: Without a bucket, the largest event a window item (or the task item of a plain trigger's task) is
+#: given: DynamoDB's 400 KB item, less room for its keys and other attributes (a task's target,
+#: labels and history). A larger event is dead-lettered, naming why, instead of failing every try.
+MAX_ITEM_EVENT_BYTES = 350 * 1024
+#: The one field of an event kept in the bucket, as its window item stores it.
+EVENT_REF = "taskplane_event_ref"
+
+
+def event_ref(key: str, size: int) -> dict[str, Any]:
+    """What a window item holds for an event kept in the bucket (never the shape of an event, whose
+    EventBridge envelope always has ``id``, ``source`` and ``detail``)."""
+    return {EVENT_REF: {"key": key, "size": size}}
+
+
+def ref_key(event: dict[str, Any]) -> str | None:
+    """The bucket key of a stored event that is a reference (:func:`event_ref`), else None."""
+    ref = event.get(EVENT_REF) if len(event) == 1 else None
+    key = ref.get("key") if isinstance(ref, dict) else None
+    return key if isinstance(key, str) else None
+
+
 Mode = Literal["batch", "debounce", "correlate"]
 
 # -- the key: a JSONPath naming one value ------------------------------------------------------------

@@ -15,7 +15,7 @@ from taskplane.domain.allowlist import TargetPolicy
 from taskplane.domain.blobs import INLINE_BYTES, expiry_days, lifetime_ms, payload_key
 from taskplane.domain.clock import Clock
 from taskplane.domain.entry import check_task_body
-from taskplane.domain.errors import Conflict, InvalidRequest, NotFound
+from taskplane.domain.errors import Conflict, EventTooLarge, InvalidRequest, NotFound
 from taskplane.domain.events import PLATFORM_BUS, stamped_tenant
 from taskplane.domain.ids import is_valid_id, new_id
 from taskplane.domain.models import Task, TaskSubmit, new_task, payload_size
@@ -30,7 +30,7 @@ from taskplane.domain.triggers import (
     scoped_pattern,
     trigger_task_id,
 )
-from taskplane.domain.windows import INLINE_WINDOW_BYTES, MAX_WINDOW_BYTES
+from taskplane.domain.windows import INLINE_WINDOW_BYTES, MAX_ITEM_EVENT_BYTES, MAX_WINDOW_BYTES
 from taskplane.services.ports import Idempotency, TriggerRecords, TriggerRuleSet, created_once
 
 
@@ -264,6 +264,12 @@ class TriggerService:
             ):
                 return None  # not from one of its rules
             return str(self.windows.collect(trigger, event, pattern))
+        if self.blobs is None and (size := payload_size(event)) > MAX_ITEM_EVENT_BYTES:
+            # (with a bucket, any event EventBridge can deliver is kept there as the task's payload)
+            raise EventTooLarge(
+                f"the event is {size} bytes; a task started by a trigger takes events of up to "
+                f"{MAX_ITEM_EVENT_BYTES} bytes where the platform has no bucket for large values"
+            )
         now = self.clock.now_ms()
         task_id = trigger_task_id(trigger_id, str(event.get("id", now)), now, _event_time_ms(event))
         body = TaskSubmit.model_validate({**trigger.task, "payload": event})

@@ -23,15 +23,19 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 from taskplane.adapters.queues import WindowMessage
-from taskplane.domain.blobs import INLINE_BYTES
+from taskplane.domain.blobs import INLINE_BYTES, expiry_days, window_event_key
 from taskplane.domain.clock import Clock
-from taskplane.domain.errors import Unavailable
+from taskplane.domain.errors import EventTooLarge, Unavailable
 from taskplane.domain.ids import new_id
 from taskplane.domain.models import TaskSubmit, new_task
 from taskplane.domain.ring import Placement, shard_for
 from taskplane.domain.triggers import Trigger
 from taskplane.domain.wheel import WheelEntry, goes_through_wheel
 from taskplane.domain.windows import (
+    INLINE_EVENT_BYTES,
+    MAX_ITEM_EVENT_BYTES,
+    MAX_WINDOW_MS,
+    Collected,
     CorrelateWindow,
     DebounceWindow,
     Reason,
@@ -42,12 +46,14 @@ from taskplane.domain.windows import (
     debounce_end,
     ends_early,
     event_limit,
+    event_ref,
     key_digest,
     key_text,
     key_value,
     mode_of,
     open_head,
     parse_wheel_item_id,
+    ref_key,
     starts,
     takes,
     wheel_item_id,
@@ -109,6 +115,9 @@ class WindowService:
     #: the worker instance's budget of large values in memory at once (services/payload_budget.py), shared
     #: with its tasks' payloads: a close holds a large window's events, parsed, until its task is stored
     payload_budget: PayloadBudget | None = None
+    #: the bucket of large values (adapters.blobs.BlobStore): an event over INLINE_EVENT_BYTES is kept
+    #: there until its window closes; None: an event over MAX_ITEM_EVENT_BYTES is refused
+    blobs: Any = None
 
     def _expires(self, now_ms: int) -> int:
         return now_ms // 1000 + self.retention_days * 86_400 + 86_400
@@ -125,6 +134,7 @@ class WindowService:
         doc, size = event_doc(event)
         event_id = str(event.get("id") or key_digest(doc))
         dedup = event_id if pattern is None else f"{event_id}#{pattern}"
+        doc = self._keep(trigger, event_id, doc, size)
         room = byte_limit(spec, self.has_bucket)
         for _ in range(MAX_TRIES):
             now = self.clock.now_ms()
@@ -170,6 +180,37 @@ class WindowService:
                 self._count(trigger, "window_events")
             return outcome
         raise Unavailable("the key's window kept changing; the event is tried again")
+
+    def _keep(self, trigger: Trigger, event_id: str, doc: str, size: int) -> str:
+        """What the event's window item stores: the event itself, or, over INLINE_EVENT_BYTES, where in
+        the bucket it was put (raises EventTooLarge when it is too large for an item and there is no
+        bucket: it could never be taken, and every try would fail the same way)."""
+        if size <= INLINE_EVENT_BYTES:
+            return doc
+        if self.blobs is None:
+            if size <= MAX_ITEM_EVENT_BYTES:
+                return doc
+            raise EventTooLarge(
+                f"the event is {size} bytes; a window holds events of up to {MAX_ITEM_EVENT_BYTES} bytes "
+                "where the platform has no bucket for large values"
+            )
+        key = window_event_key(trigger.tenant, trigger.trigger_id, key_digest(event_id))
+        # It lives until its window closes (a day at most) and its task is stored: the retention's class.
+        self.blobs.put(key, doc.encode("utf-8"), expire_days=expiry_days(MAX_WINDOW_MS, self.retention_days))
+        return json.dumps(event_ref(key, size), separators=(",", ":"))
+
+    def _loaded(self, events: list[Collected]) -> list[Collected]:
+        """The window's events with those kept in the bucket read back."""
+        out = []
+        for c in events:
+            key = ref_key(c.event)
+            if key is not None:
+                data = self.blobs.get(key) if self.blobs is not None else None
+                if data is None:
+                    raise Unavailable(f"a large event of the window is not in the bucket ({key})")
+                c = dataclasses.replace(c, event=json.loads(data))
+            out.append(c)
+        return out
 
     def _debounce_end(self, spec: WindowSpec, head: WindowHead, now: int) -> int | None:
         if not isinstance(spec, DebounceWindow):
@@ -275,7 +316,7 @@ class WindowService:
             room = self.payload_budget if sealed.bytes > INLINE_BYTES else None
             taken = room.take(sealed.bytes) if room is not None else 0
             try:
-                events = self.records.events(tenant, trigger_id, head.window_id)
+                events = self._loaded(self.records.events(tenant, trigger_id, head.window_id))
                 if events:
                     payload = window_payload(spec, trigger_id, sealed, why, events)
                     template = trigger.task
