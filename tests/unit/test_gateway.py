@@ -82,3 +82,51 @@ def test_an_idle_connection_is_closed_quietly(serve):
     host, port = serve(lambda event, context: {"statusCode": 200, "body": "{}"}, read_timeout_s=0.3)
     with socket.create_connection((host, port), timeout=10) as sock:
         assert sock.recv(1) == b""
+
+
+def raw_request(host: str, port: int, head: bytes) -> tuple[int, bytes]:
+    with socket.create_connection((host, port), timeout=10) as sock:
+        sock.sendall(head)
+        data = b""
+        while chunk := sock.recv(65536):
+            data += chunk
+    status = int(data.split(b" ", 2)[1])
+    return status, data.split(b"\r\n\r\n", 1)[1]
+
+
+def test_header_values_reach_the_handler_as_utf_8_like_api_gateway_passes_them(serve):
+    # Given a handler that answers the header values it was given
+    def echo(event: dict[str, Any], context: Any) -> dict[str, Any]:
+        seen = {k.lower(): v for k, v in event["headers"].items() if k.lower().startswith("x-")}
+        body = json.dumps(seen, ensure_ascii=True)
+        return {"statusCode": 200, "headers": {"Content-Type": "application/json"}, "body": body}
+
+    host, port = serve(echo)
+    # When a client sends UTF-8 header values (what API Gateway decodes as UTF-8), and one that is not UTF-8
+    head = (
+        b"GET /v1/tasks HTTP/1.1\r\nHost: x\r\nConnection: close\r\nx-api-key: k\r\n"
+        + "x-name: café 日本\r\n".encode()
+        + b"x-bad: \xff\xfe\r\n\r\n"
+    )
+    status, body = raw_request(host, port, head)
+    seen = json.loads(body)
+    # Then the handler got the text the client meant (not its bytes read as Latin-1: "cafÃ©")
+    assert status == 200
+    assert seen["x-name"] == "café 日本"
+    # and bytes that are not text reach it as lone surrogates, which the API answers with a 400
+    assert seen["x-bad"] == "\udcff\udcfe"
+    assert seen["x-api-key"] == "k"
+
+
+def test_a_header_that_is_not_utf_8_is_a_400_from_the_api_naming_it():
+    # The API's own check of text outside the body (as for a lone surrogate API Gateway could pass)
+    from taskplane.local.gateway import build_event, header_text
+
+    event = build_event(
+        "GET", "/v1/tasks", {"x-api-key": "k", "x-bad": header_text("\xff")}, b"", {"k": "acme"}, "127.0.0.1"
+    )
+    from functions.api.handler import _early_answer
+
+    answer = _early_answer(event)
+    assert answer is not None and answer["statusCode"] == 400
+    assert "x-bad" in json.loads(answer["body"])["error"]["message"]

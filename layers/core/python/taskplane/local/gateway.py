@@ -79,6 +79,17 @@ class _Refusal(Exception):
         self.headers = dict(headers or {})
 
 
+def header_text(value: str) -> str:
+    """A header value as API Gateway hands it to Lambda: its bytes read as UTF-8 (``http.server`` reads
+    them as Latin-1, so "café" sent as UTF-8 arrived as "cafÃ©"). Bytes that are not UTF-8 become lone
+    surrogates, which the API refuses with a 400 naming the header (functions/api/handler.py)."""
+    try:
+        raw = value.encode("latin-1")
+    except UnicodeEncodeError:  # (already text beyond Latin-1: nothing to undo)
+        return value
+    return raw.decode("utf-8", "surrogateescape")
+
+
 def build_event(
     method: str,
     raw_path: str,
@@ -325,7 +336,12 @@ def make_server(
         # -- answers ---------------------------------------------------------------------------------
         def _serve(self, body: bytes) -> None:
             event = build_event(
-                self.command, self.path, dict(self.headers.items()), body, key_ids, self.client_address[0]
+                self.command,
+                self.path,
+                {name: header_text(value) for name, value in self.headers.items()},
+                body,
+                key_ids,
+                self.client_address[0],
             )
             try:
                 with one_at_a_time:
