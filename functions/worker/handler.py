@@ -13,7 +13,7 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from taskplane import init_phase, wiring
 from taskplane.adapters.queues import TriggerMessage, WindowMessage, parse_body
-from taskplane.domain.errors import EventTooLarge
+from taskplane.domain.errors import EventRefused
 from taskplane.domain.tracecontext import task_trace
 from taskplane.observability import logger, tracer
 from taskplane.services.holds import HoldBatch, RecordHold
@@ -79,15 +79,15 @@ def record_handler(record: SQSRecord, hold: RecordHold | None = None) -> str:
             started = platform.triggers.start(
                 message.tenant, message.trigger_id, message.event, message.pattern
             )
-        except EventTooLarge as exc:
-            # No try can ever store it: to the DLQ now, saying why, rather than failing every delivery.
+        except EventRefused as exc:
+            # No try can ever make its task: to the DLQ now, saying why, rather than failing every delivery.
             logger.error(
-                "trigger event too large: dead-lettered",
+                "trigger event refused: dead-lettered",
                 extra={"tenant": message.tenant, "trigger_id": message.trigger_id, "reason": str(exc)},
             )
             platform.executor.lanes.dead_letter_raw(record.body, str(exc), record.event_source_arn or "")
             platform.telemetry.count(
-                "event_too_large", tenant=message.tenant, target_type="none", lane="unknown"
+                "event_refused", tenant=message.tenant, target_type="none", lane="unknown"
             )
             return "dead-lettered"
         if started is None:

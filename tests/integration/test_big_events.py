@@ -242,3 +242,56 @@ def test_without_a_bucket_an_event_an_item_holds_is_still_taken(aws, api, no_buc
     else:
         (task,) = tasks_of(aws, tid)
         assert task.payload_ref is None
+
+
+# -- an event nested deeper than a task's payload may be ---------------------------------------------
+
+
+def nested(depth: int) -> dict[str, Any]:
+    """An event whose JSON nests ``depth`` levels (the event object itself is one)."""
+    inner: Any = "leaf"
+    for _ in range(depth - 2):
+        inner = {"n": inner}
+    event = event_of(300)
+    event["detail"]["deep"] = inner  # event (1) > detail (2) > deep (3) ...
+    return event
+
+
+@pytest.mark.parametrize(("mode", "depth"), [("plain", 65), ("batch", 63), ("debounce", 65)])
+def test_an_event_deeper_than_a_task_payload_is_dead_lettered_once_naming_why(aws, api, mode, depth):
+    from taskplane.domain.models import MAX_PAYLOAD_DEPTH, payload_depth
+
+    spec = {
+        "plain": {},
+        "batch": {"batch": BATCH},
+        "debounce": {"debounce": {"window_ms": 500, "key": "$.detail.user"}},
+    }
+    tid = make_trigger(api, **spec[mode])
+    event = nested(depth)
+    assert payload_depth(event) == depth
+    # (a batch's task carries the event two levels down: {"events": [event]})
+    deliver(aws, tid, event)
+    (response,) = feed_worker(aws, None)
+    assert response == {"batchItemFailures": []}  # no retry can ever make its task
+    (dead,) = aws.client("sqs").receive_message(QueueUrl=aws.settings.dlq_url, MessageAttributeNames=["All"])[
+        "Messages"
+    ]
+    assert f"at most {MAX_PAYLOAD_DEPTH}" in dead["MessageAttributes"]["reason"]["StringValue"]
+    assert tasks_of(aws, tid) == [] and window_items(aws, "acme", tid) == []
+
+
+@pytest.mark.parametrize(("mode", "depth"), [("plain", 64), ("batch", 62), ("debounce", 64)])
+@on_sim_clock()
+def test_an_event_as_deep_as_a_task_payload_may_be_still_starts_its_task(aws, sim, api, drain, mode, depth):
+    spec = {
+        "plain": {},
+        "batch": {"batch": BATCH},
+        "debounce": {"debounce": {"window_ms": 500, "key": "$.detail.user"}},
+    }
+    tid = make_trigger(api, **spec[mode])
+    deliver(aws, tid, nested(depth))
+    drain(rounds=2)
+    run_tick(aws, sim, START + 2_000)
+    drain(rounds=2)
+    (task,) = tasks_of(aws, tid)
+    assert task.state is TaskState.SUCCEEDED

@@ -251,3 +251,33 @@ def test_no_http_request_reaches_the_operators_door(aws, api):
     # API Gateway builds the event: a body or header naming the operation is only a request
     reply = api("POST", "/v1/events", {"taskplane_operation": "redrive-trigger-dead-letters"})
     assert reply.status == 400
+
+
+class RefusingTargets:
+    """An ``events`` client whose PutTargets answers 200 with the target in FailedEntries (as EventBridge
+    does for a target it refuses, e.g. a DLQ ARN it cannot use)."""
+
+    def __init__(self, inner: Any) -> None:
+        self.inner = inner
+
+    def put_targets(self, **kwargs: Any) -> dict[str, Any]:
+        return {
+            "FailedEntryCount": 1,
+            "FailedEntries": [
+                {"TargetId": "taskplane-lane", "ErrorCode": "ValidationException", "ErrorMessage": "bad DLQ"}
+            ],
+        }
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inner, name)
+
+
+def test_a_target_eventbridge_refuses_fails_the_create_and_leaves_no_rule_behind(aws, api):
+    events = aws.client("events")
+    rules = TriggerRules(RefusingTargets(events), aws.client("sqs"), aws.settings.queue_urls, "arn:aws:sqs:x")
+    aws.platform.triggers.rules = rules
+    reply = api("POST", "/v1/triggers", {"event_pattern": {"source": ["shop.orders"]}, "task": ECHO})
+    # Then the create is a 503 naming EventBridge's refusal (never a rule matching events with no target)
+    assert reply.status == 503 and "refused the rule's target" in reply.body["error"]["message"], reply.body
+    assert events.list_rules(EventBusName=aws.settings.event_bus)["Rules"] == []
+    assert api("GET", "/v1/triggers").body["items"] == []

@@ -70,6 +70,7 @@ class NodeFailed(Exception):
     """A node (or a compensation) failed for good."""
 
 
-class EventTooLarge(ValueError):
-    """A trigger's event no item can hold here and no bucket to keep it in (domain/windows.py
-    ``MAX_ITEM_EVENT_BYTES``): the worker dead-letters its lane message instead of failing every try."""
+class EventRefused(ValueError):
+    """A trigger's event that no try can ever turn into its task: too large for any item with no bucket
+    to keep it in (domain/windows.py ``MAX_ITEM_EVENT_BYTES``), or nested deeper than a task's payload
+    may be. The worker dead-letters its lane message, with this reason, instead of failing every try."""

@@ -15,10 +15,10 @@ from taskplane.domain.allowlist import TargetPolicy
 from taskplane.domain.blobs import INLINE_BYTES, expiry_days, lifetime_ms, payload_key
 from taskplane.domain.clock import Clock
 from taskplane.domain.entry import check_task_body
-from taskplane.domain.errors import Conflict, EventTooLarge, InvalidRequest, NotFound
+from taskplane.domain.errors import Conflict, EventRefused, InvalidRequest, NotFound
 from taskplane.domain.events import PLATFORM_BUS, stamped_tenant
 from taskplane.domain.ids import is_valid_id, new_id
-from taskplane.domain.models import Task, TaskSubmit, new_task, payload_size
+from taskplane.domain.models import MAX_PAYLOAD_DEPTH, Task, TaskSubmit, new_task, payload_depth, payload_size
 from taskplane.domain.states import TaskState
 from taskplane.domain.triggers import (
     DEFAULT_RULE_PREFIX,
@@ -264,9 +264,13 @@ class TriggerService:
             ):
                 return None  # not from one of its rules
             return str(self.windows.collect(trigger, event, pattern))
+        if (depth := payload_depth(event)) > MAX_PAYLOAD_DEPTH:
+            raise EventRefused(
+                f"the event nests {depth} levels deep; a task's payload nests at most {MAX_PAYLOAD_DEPTH}"
+            )
         if self.blobs is None and (size := payload_size(event)) > MAX_ITEM_EVENT_BYTES:
             # (with a bucket, any event EventBridge can deliver is kept there as the task's payload)
-            raise EventTooLarge(
+            raise EventRefused(
                 f"the event is {size} bytes; a task started by a trigger takes events of up to "
                 f"{MAX_ITEM_EVENT_BYTES} bytes where the platform has no bucket for large values"
             )

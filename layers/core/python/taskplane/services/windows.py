@@ -25,9 +25,9 @@ from typing import Any, Literal
 from taskplane.adapters.queues import WindowMessage
 from taskplane.domain.blobs import INLINE_BYTES, expiry_days, window_event_key
 from taskplane.domain.clock import Clock
-from taskplane.domain.errors import EventTooLarge, Unavailable
+from taskplane.domain.errors import EventRefused, Unavailable
 from taskplane.domain.ids import new_id
-from taskplane.domain.models import TaskSubmit, new_task
+from taskplane.domain.models import MAX_PAYLOAD_DEPTH, TaskSubmit, new_task, payload_depth
 from taskplane.domain.ring import Placement, shard_for
 from taskplane.domain.triggers import Trigger
 from taskplane.domain.wheel import WheelEntry, goes_through_wheel
@@ -131,6 +131,14 @@ class WindowService:
         tenant, trigger_id = trigger.tenant, trigger.trigger_id
         key = key_text(key_value(event, spec.steps))
         digest = key_digest(key)
+        # Its window's task carries it one level down ({"events": [...]}; a debounce's: as it is)
+        depth = payload_depth(event) + (0 if isinstance(spec, DebounceWindow) else 2)
+        if depth > MAX_PAYLOAD_DEPTH:
+            # (taken, it would fail its window's close on every try, and the close would go round forever)
+            raise EventRefused(
+                f"the event nests {depth} levels deep in its window's payload; a task's payload nests at "
+                f"most {MAX_PAYLOAD_DEPTH}"
+            )
         doc, size = event_doc(event)
         event_id = str(event.get("id") or key_digest(doc))
         dedup = event_id if pattern is None else f"{event_id}#{pattern}"
@@ -183,14 +191,14 @@ class WindowService:
 
     def _keep(self, trigger: Trigger, event_id: str, doc: str, size: int) -> str:
         """What the event's window item stores: the event itself, or, over INLINE_EVENT_BYTES, where in
-        the bucket it was put (raises EventTooLarge when it is too large for an item and there is no
+        the bucket it was put (raises EventRefused when it is too large for an item and there is no
         bucket: it could never be taken, and every try would fail the same way)."""
         if size <= INLINE_EVENT_BYTES:
             return doc
         if self.blobs is None:
             if size <= MAX_ITEM_EVENT_BYTES:
                 return doc
-            raise EventTooLarge(
+            raise EventRefused(
                 f"the event is {size} bytes; a window holds events of up to {MAX_ITEM_EVENT_BYTES} bytes "
                 "where the platform has no bucket for large values"
             )
