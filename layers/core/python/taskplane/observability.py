@@ -195,6 +195,7 @@ METRIC_STAGES: dict[str, str] = {
     "fallback_failed": "run",
     "fallback_unknown": "run",
     "poison": "receive",
+    "event_refused": "receive",
     "schedule_fired": "schedule",
     "schedule_skipped": "schedule",
     "node_succeeded": "workflow",

@@ -96,7 +96,13 @@ MAX_QUEUED_SPANS = 8192
 DURATION_BUCKETS_MS: tuple[int, ...] = (5, 10, 25, 50, 100, 250, 500, 1_000, 2_500, 5_000, 10_000)
 DURATION_BUCKETS_MS += (30_000, 60_000, 120_000, 300_000, 600_000, 900_000)
 #: The unit of each counter (OpenTelemetry annotations: Prometheus drops them from the name).
-_UNITS = {"node_": "{node}", "compensation_": "{node}", "schedule_": "{fire}", "poison": "{message}"}
+_UNITS = {
+    "node_": "{node}",
+    "compensation_": "{node}",
+    "schedule_": "{fire}",
+    "poison": "{message}",
+    "event_": "{event}",
+}
 #: Delta unless the standard variable says otherwise: every invocation exports, and with cumulative
 #: counters each export would repeat every series the execution environment ever saw (per tenant,
 #: lane, target type, attempt...); with delta it carries what changed since the last one, and
