@@ -215,7 +215,7 @@ def role_statements(synth: Any, function: str) -> list[dict[str, Any]]:
 
 #: Platform resources as the tests name them (``<any prefix>-<kind>``) and as the template does.
 _PLATFORM = re.compile(
-    r"^[a-z0-9-]+?-(?P<kind>tasks|idempotency|control|wheel|schedules|workflows|runs|high|default|low|dlq"
+    r"^[a-z0-9-]+?-(?P<kind>tasks|idempotency|control|wheel|schedules|workflows|runs|high|default|low|trigger-dlq|dlq"
     r"|api|worker|tick|step|events|blobs|wf-.*|trg-.*)$"
 )
 
