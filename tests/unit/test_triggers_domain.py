@@ -57,3 +57,31 @@ def test_a_share_of_zero_wildcards_refuses_only_wildcard_rules():
     check_rule_share([], [{"source": ["a"]}], max_rules=1, max_wildcard=0)
     with pytest.raises(LimitExceeded, match="wildcard"):
         check_rule_share([], [{"source": [{"wildcard": "a*"}]}], max_rules=1, max_wildcard=0)
+
+
+# -- naming a rule back: the triggers' dead letters name their rule by its ARN ------------------------
+
+
+def test_a_rule_name_is_read_back_as_its_trigger_and_pattern():
+    from taskplane.domain.triggers import parse_rule_name, rule_index_name, rule_name
+
+    tid = "01ARZ3NDEKTSV4RRFFQ69G5FAV"
+    base = rule_name(tid, "tp-trg-")
+    assert parse_rule_name(base, "tp-trg-") == (tid, 0)
+    assert parse_rule_name(rule_index_name(base, 3), "tp-trg-") == (tid, 3)
+    # not this environment's, not a trigger id, not a pattern index the platform writes
+    for name in ("other-trg-" + tid, "tp-trg-nope", f"{base}-0", f"{base}-01", f"{base}-x", f"{base}-1-2"):
+        assert parse_rule_name(name, "tp-trg-") is None, name
+
+
+def test_a_rule_arn_names_its_bus_and_rule_partner_buses_included():
+    from taskplane.domain.triggers import rule_of_arn
+
+    assert rule_of_arn("arn:aws:events:eu-west-1:123456789012:rule/tp-trg-X") == ("default", "tp-trg-X")
+    assert rule_of_arn("arn:aws:events:eu-west-1:123456789012:rule/tp-events/tp-trg-X") == (
+        "tp-events",
+        "tp-trg-X",
+    )
+    partner = "arn:aws:events:eu-west-1:123456789012:rule/aws.partner/saas.com/123/orders/tp-trg-X"
+    assert rule_of_arn(partner) == ("aws.partner/saas.com/123/orders", "tp-trg-X")
+    assert rule_of_arn("") is None and rule_of_arn("arn:aws:sqs:eu-west-1:1:q") is None
