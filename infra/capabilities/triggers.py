@@ -99,8 +99,10 @@ class Triggers(Construct):
                 )
             )
         # An event a rule could not put on its lane goes to the triggers' DLQ (the rules' target's
-        # DeadLetterConfig): EventBridge sends it there under the same scope as to the lanes, and
-        # checks that it may when the target is put.
+        # DeadLetterConfig): EventBridge sends it there under the same scope as to the lanes. Without
+        # this statement its sends to the DLQ fail too (InvocationsFailedToBeSentToDLQ) and the event
+        # is lost after all. SSE-SQS, like the lanes: a customer-managed key would need its key
+        # policy to let events.amazonaws.com use it as well.
         queues.trigger_dlq.add_to_resource_policy(
             iam.PolicyStatement(
                 sid="TriggerRulesDeadLetters",
