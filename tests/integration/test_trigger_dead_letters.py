@@ -281,3 +281,46 @@ def test_a_target_eventbridge_refuses_fails_the_create_and_leaves_no_rule_behind
     assert reply.status == 503 and "refused the rule's target" in reply.body["error"]["message"], reply.body
     assert events.list_rules(EventBusName=aws.settings.event_bus)["Rules"] == []
     assert api("GET", "/v1/triggers").body["items"] == []
+
+
+def test_an_external_bus_s_dead_event_finds_its_trigger_without_a_stamp_and_starts_its_task(aws, drain):
+    # Given acme's trigger on the account's default bus (an external source it is allowed)
+    from taskplane import wiring
+    from taskplane.domain.triggers import TriggerCreate
+    from taskplane.local.context import LocalContext
+    from taskplane.local.handlers import load_handler
+
+    settings = aws.settings.model_copy(
+        update={"external_events": {"acme": [{"bus": "default", "sources": ["ec2.like"]}]}}
+    )
+    aws.platform = wiring.build(settings, session=aws.session)
+    wiring.use(aws.platform)
+    made = aws.platform.triggers.create(
+        "acme",
+        TriggerCreate.model_validate(
+            {"event_pattern": {"source": ["ec2.like"]}, "bus": "default", "task": ECHO}
+        ),
+    )
+    # When its rule could not deliver an event from outside the platform (no tenant stamped in it)
+    event = {"version": "0", "id": "ext-1", "source": "ec2.like", "detail-type": "x", "detail": {"i": 1}}
+    attributes = {
+        "RULE_ARN": f"arn:aws:events:us-east-1:123456789012:rule/{made.rule_name}",
+        "ERROR_CODE": "SDK_CLIENT_ERROR",
+        "ERROR_MESSAGE": "throttled",
+    }
+    aws.client("sqs").send_message(
+        QueueUrl=aws.settings.trigger_dlq_url,
+        MessageBody=json.dumps(event),
+        MessageAttributes={k: {"DataType": "String", "StringValue": v} for k, v in attributes.items()},
+    )
+    handler = load_handler("api").lambda_handler
+    answer = handler(
+        {"taskplane_operation": "redrive-trigger-dead-letters"}, LocalContext(function_name="taskplane-api")
+    )
+    # Then it found the trigger among all (a rule on the default bus), went back, and its task ran
+    (result,) = answer["results"]
+    assert (result["outcome"], result["tenant"]) == ("redriven", "acme"), result
+    drain()
+    items, _ = aws.platform.tasks.list("acme", limit=10)
+    (task,) = [t for t in items if t.trigger_id == made.trigger_id]
+    assert task.state is TaskState.SUCCEEDED and task.payload["id"] == "ext-1"

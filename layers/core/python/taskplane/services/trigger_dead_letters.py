@@ -25,7 +25,7 @@ from typing import Any
 from botocore.exceptions import BotoCoreError, ClientError
 
 from taskplane.adapters.errors import translate
-from taskplane.domain.events import SQS_MAX_MESSAGE_BYTES
+from taskplane.domain.events import SQS_MAX_MESSAGE_BYTES, stamped_tenant
 from taskplane.domain.triggers import Trigger, parse_rule_name, rule_of_arn
 from taskplane.services.ports import TriggerRecords, TriggerRuleSet
 
@@ -94,16 +94,16 @@ class TriggerDeadLetters:
         limit = max(1, min(limit, MAX_PER_CALL))
         messages = self._receive(limit, hide_s=30)
         try:
-            by_id = {t.trigger_id: t for t in self.triggers.all()}
-            return [self._describe(m, by_id) for m in messages]
+            find = _Finder(self.triggers)
+            return [self._describe(m, find) for m in messages]
         finally:
             self._show_again(messages)
 
-    def _describe(self, message: dict[str, Any], by_id: dict[str, Trigger]) -> dict[str, Any]:
+    def _describe(self, message: dict[str, Any], find: _Finder) -> dict[str, Any]:
         trigger_id, _, bus = self._locate(message)
-        trigger = by_id.get(trigger_id) if trigger_id else None
         body = message.get("Body") or ""
         event = _event(body)
+        trigger = find(trigger_id, event) if trigger_id else None
         sent = (message.get("Attributes") or {}).get("SentTimestamp")
         return {
             "message_id": message["MessageId"],
@@ -127,11 +127,11 @@ class TriggerDeadLetters:
         trigger of this environment: deleted), or ``kept`` with an ``error`` (stays in the DLQ)."""
         limit = max(1, min(limit, MAX_PER_CALL))
         messages = self._receive(limit, hide_s=REDRIVE_HIDE_S)
-        by_id = {t.trigger_id: t for t in self.triggers.all()}
+        find = _Finder(self.triggers)
         results: builtins.list[dict[str, Any]] = []
         keep: builtins.list[dict[str, Any]] = []
         for m in messages:
-            result = self._redrive_one(m, by_id)
+            result = self._redrive_one(m, find)
             results.append(result)
             if result["outcome"] == "kept":
                 keep.append(m)
@@ -144,16 +144,16 @@ class TriggerDeadLetters:
         self._show_again(keep)
         return results
 
-    def _redrive_one(self, message: dict[str, Any], by_id: dict[str, Trigger]) -> dict[str, Any]:
+    def _redrive_one(self, message: dict[str, Any], find: _Finder) -> dict[str, Any]:
         trigger_id, index, bus = self._locate(message)
         result: dict[str, Any] = {"message_id": message["MessageId"], "trigger_id": trigger_id}
         if trigger_id is None:
             return {**result, "outcome": "dropped", "reason": "names no trigger rule of this environment"}
-        trigger = by_id.get(trigger_id)
+        event = _event(message.get("Body") or "")
+        trigger = find(trigger_id, event)
         if trigger is None or bus != trigger.real_bus:
             return {**result, "outcome": "dropped", "reason": "its trigger was deleted"}
         result["tenant"] = trigger.tenant
-        event = _event(message.get("Body") or "")
         if event is None:
             return {**result, "outcome": "kept", "error": "the message body is not an event (a JSON object)"}
         envelope: dict[str, Any] = {"trigger_id": trigger.trigger_id, "tenant": trigger.tenant}
@@ -208,6 +208,25 @@ def operate(service: TriggerDeadLetters | None, request: dict[str, Any]) -> dict
     if name == "redrive-trigger-dead-letters":
         return {"results": service.redrive(limit)}
     return {"results": service.refresh_rules()}
+
+
+class _Finder:
+    """A dead event's trigger. An event the platform stamped names its tenant (the rules on the
+    platform bus match only their own tenant's events), so one read finds it; an unstamped one (an
+    external bus's, or a body that is no event) is looked up among every trigger, read once a call
+    (a Scan of the schedules table)."""
+
+    def __init__(self, triggers: TriggerRecords) -> None:
+        self._triggers = triggers
+        self._all: dict[str, Trigger] | None = None
+
+    def __call__(self, trigger_id: str, event: dict[str, Any] | None) -> Trigger | None:
+        tenant = stamped_tenant(event) if event is not None else None
+        if tenant is not None:
+            return self._triggers.get(tenant, trigger_id)
+        if self._all is None:
+            self._all = {t.trigger_id: t for t in self._triggers.all()}
+        return self._all.get(trigger_id)
 
 
 def _event(body: str) -> dict[str, Any] | None:
