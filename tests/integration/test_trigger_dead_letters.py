@@ -234,12 +234,24 @@ def test_refresh_gives_rules_made_before_the_dlq_their_dead_letter_config(aws, a
     assert operate(api_handler, taskplane_operation="refresh-trigger-rules") == answer
 
 
+def test_refresh_in_parts_refreshes_every_trigger_once(aws, api, api_handler):
+    made = [trigger(api, tenant=t) for t in ("acme", "globex", "acme", "initech", "globex")]
+    parts = [
+        operate(api_handler, taskplane_operation="refresh-trigger-rules", segment=i, segments=3)["results"]
+        for i in range(3)
+    ]
+    assert sum(p["triggers"] for p in parts) == len(made)
+    assert sum(p["rules"] for p in parts) == len(made)
+
+
 @pytest.mark.parametrize(
     ("request_", "error"),
     [
         ({"taskplane_operation": "drop-everything"}, "unknown operation"),
         ({"taskplane_operation": "list-trigger-dead-letters", "limit": 0}, "limit"),
         ({"taskplane_operation": "redrive-trigger-dead-letters", "limit": "10"}, "limit"),
+        ({"taskplane_operation": "refresh-trigger-rules", "segments": 0}, "segments"),
+        ({"taskplane_operation": "refresh-trigger-rules", "segment": 2, "segments": 2}, "segment"),
     ],
 )
 def test_a_bad_operator_request_is_answered_never_raised(aws, api_handler, request_, error):

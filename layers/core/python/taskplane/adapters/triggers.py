@@ -53,14 +53,16 @@ class TriggerStore:
             raise translate(exc, "reading the trigger") from exc
         return Trigger.model_validate_json(item["doc"]["S"]) if item else None
 
-    def all(self) -> list[Trigger]:
+    def all(self, segment: int = 0, segments: int = 1) -> list[Trigger]:
         """Every tenant's triggers (a Scan of the table: for the operators' rare passes over them all,
-        never on a request's path)."""
+        never on a request's path); with ``segments`` > 1, those of one part of a parallel Scan."""
         kwargs: dict[str, Any] = {
             "TableName": self._table,
             "FilterExpression": "begins_with(pk, :p)",
             "ExpressionAttributeValues": {":p": {"S": "trg#"}},
         }
+        if segments > 1:
+            kwargs |= {"Segment": segment, "TotalSegments": segments}
         out: list[Trigger] = []
         while True:
             try:

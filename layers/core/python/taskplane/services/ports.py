@@ -218,8 +218,9 @@ class TriggerRecords(Protocol):
 
     def list(self, tenant: str) -> list[Trigger]: ...
 
-    def all(self) -> builtins.list[Trigger]:
-        """Every tenant's triggers (operators' passes over them all, never a request's path)."""
+    def all(self, segment: int = 0, segments: int = 1) -> builtins.list[Trigger]:
+        """Every tenant's triggers (operators' passes over them all, never a request's path), or those
+        of part ``segment`` of ``segments`` (each trigger is in exactly one part)."""
         ...
 
     def delete(self, tenant: str, trigger_id: str) -> None: ...

@@ -31,6 +31,8 @@ from taskplane.services.ports import TriggerRecords, TriggerRuleSet
 
 #: Most messages one list or redrive call reads (the rest: call again).
 MAX_PER_CALL = 100
+#: Most parts a refresh's Scan is cut into (one invocation each).
+MAX_SEGMENTS = 1000
 #: How long a message read by a redrive stays hidden while it is handled (it is deleted or shown again).
 REDRIVE_HIDE_S = 60
 
@@ -177,11 +179,15 @@ class TriggerDeadLetters:
             return {**result, "outcome": "kept", "error": str(translate(exc, "queueing the event"))}
         return {**result, "outcome": "redriven", "lane": lane}
 
-    def refresh_rules(self, lane_of: Callable[[Trigger], str] | None = None) -> dict[str, int]:
+    def refresh_rules(
+        self, lane_of: Callable[[Trigger], str] | None = None, segment: int = 0, segments: int = 1
+    ) -> dict[str, int]:
         """Put every trigger rule's current target on it again (the dead-letter queue and retry policy
-        for rules made before them): ``{"triggers", "rules"}`` refreshed. Safe to run again."""
+        for rules made before them): ``{"triggers", "rules"}`` refreshed. Safe to run again. With
+        ``segments`` > 1, only the triggers of part ``segment`` (a schedules table too large to scan
+        within one invocation is done in parts, one invocation each)."""
         lane_of = lane_of or (lambda t: str(t.task.get("priority", "default")))
-        triggers = self.triggers.all()
+        triggers = self.triggers.all(segment, segments)
         rules = sum(self.rules.refresh(t, lane_of(t)) for t in triggers)
         return {"triggers": len(triggers), "rules": rules}
 
@@ -207,7 +213,12 @@ def operate(service: TriggerDeadLetters | None, request: dict[str, Any]) -> dict
         return {"results": service.list(limit)}
     if name == "redrive-trigger-dead-letters":
         return {"results": service.redrive(limit)}
-    return {"results": service.refresh_rules()}
+    segments, segment = request.get("segments", 1), request.get("segment", 0)
+    if type(segments) is not int or not 1 <= segments <= MAX_SEGMENTS:
+        return {"error": f"segments is a whole number from 1 to {MAX_SEGMENTS}"}
+    if type(segment) is not int or not 0 <= segment < segments:
+        return {"error": "segment is a whole number from 0 to segments - 1"}
+    return {"results": service.refresh_rules(segment=segment, segments=segments)}
 
 
 class _Finder:
