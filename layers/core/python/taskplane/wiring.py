@@ -450,14 +450,14 @@ def build(
     )
     trigger_dead_letters = None
     if settings.trigger_dlq_url:
+        from taskplane.adapters.dead_events import DeadEventQueue
         from taskplane.services.trigger_dead_letters import TriggerDeadLetters
 
         trigger_dead_letters = TriggerDeadLetters(
-            sqs=sqs,
-            queue_url=settings.trigger_dlq_url,
+            queue=DeadEventQueue(settings.trigger_dlq_url, sqs),
             triggers=stores.trigger_store,
             rules=stores.trigger_rules,
-            lane_urls=dict(settings.queue_urls),
+            lanes=lanes,
             rule_prefix=settings.trigger_rule_prefix,
         )
     workflows, steps = _build_workflows(

@@ -316,6 +316,13 @@ class Lanes(AwsClient["SQSClient"]):
                     )
         return outcomes
 
+    def send_body(self, lane: str, body: str) -> None:
+        """Put a message body as it is on a lane (a trigger's envelope, as its rule would have)."""
+        try:
+            self.client.send_message(QueueUrl=self.url(lane), MessageBody=body)
+        except (ClientError, BotoCoreError) as exc:
+            raise translate(exc, "queueing the event") from exc
+
     def dead_letter_raw(self, body: str, reason: str, source: str = "") -> None:
         """Move an unreadable lane message (a poison message) to the DLQ as it came, with why."""
         if not self._dlq:

@@ -16,15 +16,14 @@ start nothing); one that cannot be sent (still too large, the lane refusing) sta
 from __future__ import annotations
 
 import builtins
-import contextlib
 import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from botocore.exceptions import BotoCoreError, ClientError
-
-from taskplane.adapters.errors import translate
+from taskplane.adapters.dead_events import DeadEvent, DeadEventQueue
+from taskplane.adapters.queues import Lanes
+from taskplane.domain.errors import TaskplaneError
 from taskplane.domain.events import SQS_MAX_MESSAGE_BYTES, stamped_tenant
 from taskplane.domain.triggers import Trigger, parse_rule_name, rule_of_arn
 from taskplane.services.ports import TriggerRecords, TriggerRuleSet
@@ -37,90 +36,52 @@ MAX_SEGMENTS = 1000
 REDRIVE_HIDE_S = 60
 
 
-def _attribute(message: dict[str, Any], name: str) -> str:
-    value = (message.get("MessageAttributes") or {}).get(name) or {}
-    return str(value.get("StringValue", ""))
-
-
 @dataclass
 class TriggerDeadLetters:
-    #: the ``sqs`` client (boto3's, or the SQLite queues of the local runtime)
-    sqs: Any
-    queue_url: str
+    queue: DeadEventQueue
     triggers: TriggerRecords
     rules: TriggerRuleSet
-    #: lane -> queue URL of the lanes the trigger rules deliver to
-    lane_urls: dict[str, str]
+    #: the lanes the trigger rules deliver to
+    lanes: Lanes
     rule_prefix: str
 
-    def _receive(self, limit: int, hide_s: int) -> builtins.list[dict[str, Any]]:
-        """Up to ``limit`` distinct messages, each hidden for ``hide_s`` seconds."""
-        seen: dict[str, dict[str, Any]] = {}
-        while len(seen) < limit:
-            try:
-                resp = self.sqs.receive_message(
-                    QueueUrl=self.queue_url,
-                    MaxNumberOfMessages=min(10, limit - len(seen)),
-                    VisibilityTimeout=hide_s,
-                    WaitTimeSeconds=0,
-                    MessageAttributeNames=["All"],
-                    AttributeNames=["SentTimestamp", "ApproximateReceiveCount"],
-                )
-            except (ClientError, BotoCoreError) as exc:
-                raise translate(exc, "reading the triggers' dead-letter queue") from exc
-            fresh = [m for m in resp.get("Messages") or [] if m["MessageId"] not in seen]
-            if not fresh:
-                break
-            for m in fresh:
-                seen[m["MessageId"]] = m
-        return list(seen.values())
-
-    def _show_again(self, messages: builtins.list[dict[str, Any]]) -> None:
-        for m in messages:
-            with contextlib.suppress(ClientError, BotoCoreError):  # (else it shows when its hiding ends)
-                self.sqs.change_message_visibility(
-                    QueueUrl=self.queue_url, ReceiptHandle=m["ReceiptHandle"], VisibilityTimeout=0
-                )
-
-    def _locate(self, message: dict[str, Any]) -> tuple[str | None, int | None, str]:
+    def _locate(self, message: DeadEvent) -> tuple[str | None, int | None, str]:
         """(trigger id, pattern index, bus) the message's RULE_ARN names (None: not a trigger rule)."""
-        where = rule_of_arn(_attribute(message, "RULE_ARN"))
+        where = rule_of_arn(message.attributes.get("RULE_ARN", ""))
         named = parse_rule_name(where[1], self.rule_prefix) if where else None
         if where is None or named is None:
             return None, None, where[0] if where else ""
         return named[0], named[1], where[0]
 
-    def list(self, limit: int = 50) -> list[dict[str, Any]]:
+    def list(self, limit: int = 50) -> builtins.list[dict[str, Any]]:
         """What waits in the DLQ (read, then shown again at once): per message its id, the trigger and
         tenant it belongs to, why EventBridge gave up, and the event's id, source, type and size."""
         limit = max(1, min(limit, MAX_PER_CALL))
-        messages = self._receive(limit, hide_s=30)
+        messages = self.queue.receive(limit, hide_s=30)
         try:
             find = _Finder(self.triggers)
             return [self._describe(m, find) for m in messages]
         finally:
-            self._show_again(messages)
+            self.queue.show_again(messages)
 
-    def _describe(self, message: dict[str, Any], find: _Finder) -> dict[str, Any]:
+    def _describe(self, message: DeadEvent, find: _Finder) -> dict[str, Any]:
         trigger_id, _, bus = self._locate(message)
-        body = message.get("Body") or ""
-        event = _event(body)
+        event = _event(message.body)
         trigger = find(trigger_id, event) if trigger_id else None
-        sent = (message.get("Attributes") or {}).get("SentTimestamp")
         return {
-            "message_id": message["MessageId"],
-            "rule_arn": _attribute(message, "RULE_ARN"),
+            "message_id": message.message_id,
+            "rule_arn": message.attributes.get("RULE_ARN", ""),
             "bus": bus,
             "trigger_id": trigger_id,
             "tenant": trigger.tenant if trigger is not None else None,
-            "error_code": _attribute(message, "ERROR_CODE"),
-            "error_message": _attribute(message, "ERROR_MESSAGE"),
-            "retry_attempts": _attribute(message, "RETRY_ATTEMPTS"),
-            "sent_at_ms": int(sent) if sent else None,
+            "error_code": message.attributes.get("ERROR_CODE", ""),
+            "error_message": message.attributes.get("ERROR_MESSAGE", ""),
+            "retry_attempts": message.attributes.get("RETRY_ATTEMPTS", ""),
+            "sent_at_ms": message.sent_at_ms,
             "event_id": event.get("id") if event else None,
             "source": event.get("source") if event else None,
             "detail_type": event.get("detail-type") if event else None,
-            "bytes": len(body.encode("utf-8", "surrogatepass")),
+            "bytes": len(message.body.encode("utf-8", "surrogatepass")),
         }
 
     def redrive(self, limit: int = MAX_PER_CALL) -> builtins.list[dict[str, Any]]:
@@ -128,10 +89,10 @@ class TriggerDeadLetters:
         ``redriven`` (sent, deleted from the DLQ), ``dropped`` (its trigger is gone, or it names no
         trigger of this environment: deleted), or ``kept`` with an ``error`` (stays in the DLQ)."""
         limit = max(1, min(limit, MAX_PER_CALL))
-        messages = self._receive(limit, hide_s=REDRIVE_HIDE_S)
+        messages = self.queue.receive(limit, hide_s=REDRIVE_HIDE_S)
         find = _Finder(self.triggers)
         results: builtins.list[dict[str, Any]] = []
-        keep: builtins.list[dict[str, Any]] = []
+        keep: builtins.list[DeadEvent] = []
         for m in messages:
             result = self._redrive_one(m, find)
             results.append(result)
@@ -139,19 +100,19 @@ class TriggerDeadLetters:
                 keep.append(m)
                 continue
             try:
-                self.sqs.delete_message(QueueUrl=self.queue_url, ReceiptHandle=m["ReceiptHandle"])
-            except (ClientError, BotoCoreError) as exc:
+                self.queue.delete(m)
+            except TaskplaneError as exc:
                 # Sent, not deleted: a later redrive sends it again, and the worker starts its task once.
-                result["warning"] = f"not deleted from the DLQ: {translate(exc, 'deleting')}"
-        self._show_again(keep)
+                result["warning"] = f"not deleted from the DLQ: {exc.message}"
+        self.queue.show_again(keep)
         return results
 
-    def _redrive_one(self, message: dict[str, Any], find: _Finder) -> dict[str, Any]:
+    def _redrive_one(self, message: DeadEvent, find: _Finder) -> dict[str, Any]:
         trigger_id, index, bus = self._locate(message)
-        result: dict[str, Any] = {"message_id": message["MessageId"], "trigger_id": trigger_id}
+        result: dict[str, Any] = {"message_id": message.message_id, "trigger_id": trigger_id}
         if trigger_id is None:
             return {**result, "outcome": "dropped", "reason": "names no trigger rule of this environment"}
-        event = _event(message.get("Body") or "")
+        event = _event(message.body)
         trigger = find(trigger_id, event)
         if trigger is None or bus != trigger.real_bus:
             return {**result, "outcome": "dropped", "reason": "its trigger was deleted"}
@@ -172,11 +133,10 @@ class TriggerDeadLetters:
                 f"{SQS_MAX_MESSAGE_BYTES}: it cannot reach its trigger through a lane",
             }
         lane = str(trigger.task.get("priority", "default"))
-        url = self.lane_urls.get(lane) or self.lane_urls["default"]
         try:
-            self.sqs.send_message(QueueUrl=url, MessageBody=body)
-        except (ClientError, BotoCoreError) as exc:
-            return {**result, "outcome": "kept", "error": str(translate(exc, "queueing the event"))}
+            self.lanes.send_body(lane, body)
+        except TaskplaneError as exc:
+            return {**result, "outcome": "kept", "error": exc.message}
         return {**result, "outcome": "redriven", "lane": lane}
 
     def refresh_rules(
