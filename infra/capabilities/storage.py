@@ -115,6 +115,22 @@ WHEEL_CONTROL = Items("wheel leases, resume points and the shard ring", like=("w
 SCHEDULES = Items("schedules", unlike=("*#*",))
 #: Triggers in the schedules table.
 TRIGGERS = Items("triggers", like=("trg#*",))
+_BREAKERS_AND_SKETCHES = ("breaker#*", "sketch#*", "sketchparts#*", "sketches#*")
+#: Circuit breakers and duration sketches (with their parts lists and per-tenant index) in the
+#: control table: what the step function reads and writes there.
+BREAKERS_AND_SKETCHES = Items("circuit breakers and duration sketches", like=_BREAKERS_AND_SKETCHES)
+#: What the worker reads in the control table: breakers, sketches and the shard ring (to wake a tick).
+WORKER_CONTROL_READS = Items(
+    "breakers, sketches and the shard ring", like=(*_BREAKERS_AND_SKETCHES, "wheel#ring")
+)
+#: What the worker writes in the control table: breakers, sketches and in-flight counts.
+WORKER_CONTROL_WRITES = Items(
+    "breakers, sketches and in-flight counts", like=(*_BREAKERS_AND_SKETCHES, "inflight#*")
+)
+#: Tenants' in-flight counts (``inflight#<tenant>``): the only items the API writes in the control table.
+INFLIGHT = Items("in-flight counts", like=("inflight#*",))
+#: Published workflow versions (``V#<tenant>#<name>``), not the workflows' current records.
+VERSIONS = Items("workflow versions", like=("V#*",))
 
 
 def task_items(buckets: int) -> Items:
@@ -151,8 +167,14 @@ def grant_items(
     ]
     if items is None:
         table.grant(role, *actions)
-        return
-    assert set(actions) <= LEADING_KEY_ACTIONS, actions
+    else:
+        grant_on_items(table, role, actions, items)
+
+
+def grant_on_items(table: ddb.ITable, role: iam.IGrantable, actions: list[str], items: Items) -> None:
+    """``actions`` on ``table``, on the item kinds ``items`` names only (one statement)."""
+    if not set(actions) <= LEADING_KEY_ACTIONS:
+        raise ValueError(f"{sorted(set(actions) - LEADING_KEY_ACTIONS)} carry no partition key to narrow")
     role.grant_principal.add_to_principal_policy(
         iam.PolicyStatement(actions=actions, resources=[table.table_arn], conditions=items.condition())
     )

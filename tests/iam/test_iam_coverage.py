@@ -95,22 +95,6 @@ EXPECTED_UNUSED: dict[tuple[str, str], str] = {
         "external_events bus): the suite makes and removes rules on some of them only"
         for action in ("events:PutRule", "events:PutTargets", "events:RemoveTargets", "events:DeleteRule")
     },
-    **{
-        (
-            "worker",
-            action,
-        ): "triggers (infra/capabilities/triggers.py, grant_read_data on the schedules table): the "
-        "worker reads a trigger with GetItem only; that file belongs to the trigger redesign (issue 12)"
-        for action in (
-            "dynamodb:BatchGetItem",
-            "dynamodb:ConditionCheckItem",
-            "dynamodb:DescribeTable",
-            "dynamodb:GetRecords",
-            "dynamodb:GetShardIterator",
-            "dynamodb:Query",
-            "dynamodb:Scan",
-        )
-    },
 }
 
 #: Item reads and writes are granted per table in pairs (GetItem+Query, PutItem+UpdateItem:
