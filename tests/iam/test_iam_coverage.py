@@ -591,6 +591,95 @@ def test_the_tick_reaches_only_the_item_kinds_it_uses(synth: Any) -> None:
     assert closed == []
 
 
+def every_item_kind(tenant: str) -> dict[str, tuple[str, str]]:
+    """One item of every kind the platform's tables hold: name -> (table, partition key), each key made
+    by the adapter that writes it (storage.py's docstring lists them)."""
+    from taskplane.adapters import breakers, dead_letters, latency, task_store, windows
+    from taskplane.adapters.ring_store import RING_KEY
+    from taskplane.adapters.run_store import RunStore
+    from taskplane.adapters.schedule_store import ScheduleStore
+    from taskplane.adapters.triggers import TriggerStore
+    from taskplane.adapters.wheel_store import _lease_key
+    from taskplane.domain.wheel import partition
+
+    return {
+        "task": ("tasks", task_store._pk(tenant, "01J0TASKAAAB", TASK_BUCKETS)),
+        "dead letter": ("tasks", dead_letters._pk(tenant)),
+        "trigger window key": ("tasks", windows._trigger_pk(tenant, "01J0TRIGGER")),
+        "trigger window": ("tasks", windows._window_pk(tenant, "01J0TRIGGER", "01J0W")),
+        "lease": ("control", _lease_key(1)["pk"]["S"]),
+        "ring": ("control", RING_KEY["pk"]["S"]),
+        "breaker": ("control", breakers._key(f"{tenant}#lambda:resize")["pk"]["S"]),
+        "sketch": ("control", latency._sketch_pk(tenant, "lambda:x", 60_000, 0)["pk"]["S"]),
+        "sketch parts": ("control", latency._parts_pk(tenant, "lambda:x")["pk"]["S"]),
+        "sketch index": ("control", latency._index_pk(tenant)["pk"]["S"]),
+        "in-flight count": ("control", f"inflight#{tenant}"),
+        "schedule": ("schedules", ScheduleStore._key(None, tenant, "s1")["pk"]["S"]),  # type: ignore[arg-type]
+        "trigger": ("schedules", TriggerStore._pk(tenant)),
+        "wheel entry": ("wheel", partition(1, 1_700_000_000_000)),
+        "run": ("runs", RunStore._pk(tenant, "01J0RUN")),
+        "run listing": ("runs", f"L#{tenant}#flow"),
+        "workflow": ("workflows", f"W#{tenant}"),
+        "workflow version": ("workflows", f"V#{tenant}#flow"),
+        "idempotency record": ("idempotency", "taskplane-api.create#5d41402abc4b2a76b9719d911017c592"),
+    }
+
+
+_ALL = ("task", "dead letter", "trigger window key", "trigger window")
+_SKETCHES = ("breaker", "sketch", "sketch parts", "sketch index")
+#: What each function may do to each kind of item (r: GetItem, w: PutItem and UpdateItem; a kind not
+#: named: neither): the inventory of tests/aws_calls.py's recordings, kept as the grants' contract.
+REACH: dict[str, dict[str, str]] = {
+    "api": {
+        **dict.fromkeys(_ALL, "rw"),
+        **dict.fromkeys(("lease", "ring", *_SKETCHES), "r"),
+        "in-flight count": "rw",
+        "schedule": "rw",
+        "trigger": "rw",
+        "wheel entry": "w",
+        **dict.fromkeys(("run", "run listing", "workflow", "workflow version", "idempotency record"), "rw"),
+    },
+    "worker": {
+        **dict.fromkeys(_ALL, "rw"),
+        "ring": "r",
+        **dict.fromkeys(_SKETCHES, "rw"),
+        "in-flight count": "w",
+        "trigger": "r",
+        "wheel entry": "w",
+    },
+    "tick": {"task": "rw", "lease": "rw", "ring": "rw", "schedule": "rw", "wheel entry": "rw"},
+    "step": {**dict.fromkeys(_SKETCHES, "rw"), "run": "rw", "run listing": "rw", "workflow version": "r"},
+}
+
+
+def test_each_function_reaches_only_the_item_kinds_it_uses(synth: Any) -> None:
+    # Given every function's role, and an item of every kind for a tenant as AWS names it (an API key
+    # id) and as a local environment does
+    for tenant in ("a1b2c3d4e5", "acme"):
+        kinds = every_item_kind(tenant)
+        assert {k for reach in REACH.values() for k in reach} <= set(kinds)
+        for fn in FUNCTIONS:
+            statements = role_statements(synth, fn)
+
+            # When the function reads and writes one item of each kind
+            reach = {}
+            for kind, (table, key) in kinds.items():
+                can = {
+                    action: bool(allowed(statements, f"dynamodb:{action}", table_arn(table), keys(key)))
+                    for action in ("GetItem", "PutItem", "UpdateItem")
+                }
+                assert can["PutItem"] == can["UpdateItem"], (fn, kind, "PutItem and UpdateItem go together")
+                reach[kind] = ("r" if can["GetItem"] else "") + ("w" if can["PutItem"] else "")
+
+            # Then AWS allows exactly what REACH says, and refuses every other kind
+            expected = {kind: REACH[fn].get(kind, "") for kind in kinds}
+            assert reach == expected, (
+                fn,
+                tenant,
+                {k: (reach[k], expected[k]) for k in kinds if reach[k] != expected[k]},
+            )
+
+
 def test_a_partition_condition_binds_every_action_it_grants(synth: Any) -> None:
     # Given every statement of every function's role that names partition keys
     conditioned = [
