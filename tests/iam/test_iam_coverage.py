@@ -578,6 +578,10 @@ def test_the_tick_reaches_only_the_item_kinds_it_uses(synth: Any) -> None:
         if allowed(statements, f"dynamodb:{action}", table_arn(table), keys(key))
     ]
     assert reached == []
+    # and so would the coverage check, were the tick's code to make such a call
+    recorded = {"function": "tick", "service": "dynamodb", "operation": "GetItem", "target": False,
+                "params": {"TableName": "taskplane-schedules", "LeadingKeys": [foreign["trigger of acme"][1]]}}  # fmt: skip
+    assert [allowed(statements, *request) for request in requests(recorded, "")] == [[]]
     # and a request that names one of its own items beside a foreign one is refused whole
     table, key = foreign["trigger of acme"]
     assert not allowed(statements, "dynamodb:PutItem", table_arn(table), keys("acme", key))
