@@ -11,6 +11,8 @@ that call a use case directly, the outermost service frame (the tick's ``Ticker`
 worker's ``Executor`` the worker, ``StepService`` the step function, the API's use cases the api).
 Work handed to a thread (a thread pool's, or a heartbeat's) carries the function that handed it.
 Calls no function made (a fixture creating tables, a test reading a queue) are counted, not checked.
+A DynamoDB call also keeps the partition keys it names (:func:`leading_keys`: what AWS evaluates as
+``dynamodb:LeadingKeys``), so the check sees which item kinds each function reaches.
 """
 
 from __future__ import annotations

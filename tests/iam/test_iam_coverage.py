@@ -3,10 +3,15 @@
 moto enforces no IAM, so a missing grant would first show as AccessDenied in AWS. ``make test`` runs
 the suite with ``tests/aws_calls.py`` recording each boto3 call (service, operation, the parameters
 that name its resource, and the platform function whose code made it), then this module: each call
-becomes the IAM requests AWS would authorize (action, resource ARN, condition keys), evaluated
+becomes the IAM requests AWS would authorize (action, resource ARN, condition keys: a DynamoDB
+request's ``dynamodb:LeadingKeys`` are the partition keys it names), evaluated
 against the policies of that function's role in the synthesized template. A call the role would
 deny fails the test; a grant no call used is listed, and must be one of :data:`EXPECTED_UNUSED`
 (each with the reason it stays), so a new over-grant fails too.
+
+Shared tables hold several item kinds; a function that needs only some is granted them by partition
+key (infra/capabilities/storage.py ``Items``), and :data:`REACH` states what each function may read and
+write of every kind, checked against the template with keys made by the adapters themselves.
 
 Local names are the template's with another prefix (``taskplane-tasks`` there is ``tp-test-tasks``
 here); a task target's name ``x`` is taken as the allow-listed ``tp-test-target-x``.
