@@ -958,6 +958,15 @@ def directions(
             "what claims and a 128 MB tick would cost if holding deliveries until due cost nothing: the "
             "ceiling of what a cheaper hold (a smaller worker, the tick holding, a direct invoke) can add",
         ),
+        (
+            "bound_contract_tick_128_no_wait",
+            {"tick_mb": 128},
+            None,
+            "bound (not a design)",
+            "the floor of the contract's design (ARCHITECTURE.md: every move of a task is its own "
+            "conditional write, the PENDING -> RUNNING write is the at-most-once guard): the three task "
+            "writes as built, a 128 MB tick, and holding deliveries until due for free",
+        ),
     ]
     base_total: float | None = None
     rows: dict[str, Any] = {}

@@ -427,6 +427,7 @@ DIRECTION_LABELS = {
     "claims_worker_256_tick_128": "claims + worker 256 MB + tick 128 MB",
     "claims_worker_128_tick_128": "claims + worker 128 MB + tick 128 MB",
     "bound_claims_tick_128_no_wait": "bound: claims + tick 128 MB + a hold that costs nothing",
+    "bound_contract_tick_128_no_wait": "bound: the contract's three task writes + tick 128 MB + a hold that costs nothing",
 }
 
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import copy
 import json
+from concurrent.futures import Future
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -53,3 +54,12 @@ class Reply:
     status: int
     body: Any
     headers: dict[str, str]
+
+
+class Inline:
+    """The tick's sender pool, sending in the tick's own thread (no simulated time passes meanwhile)."""
+
+    def submit(self, fn: Any, /, *args: Any, **kwargs: Any) -> Future[Any]:
+        future: Future[Any] = Future()
+        future.set_result(fn(*args, **kwargs))
+        return future

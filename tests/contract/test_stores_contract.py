@@ -87,6 +87,26 @@ def test_schedule_update_is_conditional_on_the_next_fire_seen(backend):
     assert not backend.schedules.update(ended, expected_next=T0 + 600_000)
 
 
+def test_schedule_update_can_also_be_conditional_on_the_version_seen(backend):
+    # Given a schedule, and a pause that lands (same next fire, a newer updated_at)
+    s = schedule(backend.tenant)
+    backend.schedules.create(s, None)
+    paused = s.model_copy(update={"paused": True, "updated_at": s.updated_at + 1})
+    assert backend.schedules.update(paused, expected_next=s.next_fire_at, expected_updated=s.updated_at)
+    # When a fire that read the schedule before the pause moves it on
+    moved = s.model_copy(update={"next_fire_at": T0 + 600_000, "updated_at": s.updated_at + 2})
+    entry = WheelEntry(0, T0 + 600_000, s.schedule_id, backend.tenant, kind="schedule")
+    lost = backend.schedules.update(
+        moved, expected_next=s.next_fire_at, entry=entry, expected_updated=s.updated_at
+    )
+    # Then it is refused: the pause stays, and no entry for the next fire was written
+    assert not lost
+    assert backend.schedules.get(backend.tenant, s.schedule_id) == paused
+    assert entry not in backend.wheel_entries(0, slot_of(T0 + 600_000))
+    # And with the version it saw now, it lands
+    assert backend.schedules.update(moved, expected_next=s.next_fire_at, expected_updated=paused.updated_at)
+
+
 def test_updating_a_missing_schedule_is_a_lost_race(backend):
     assert not backend.schedules.update(schedule(backend.tenant), expected_next=T0 + 300_000)
 

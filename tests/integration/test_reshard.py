@@ -14,10 +14,10 @@ import dataclasses
 import random
 import threading
 from collections import Counter
-from concurrent.futures import Future
 from typing import Any
 
 import pytest
+from support import Inline
 
 from taskplane.adapters.queues import LaneMessage
 from taskplane.adapters.ring_store import CachedRing, RingStore
@@ -80,15 +80,6 @@ class SharedClock(FixedClock):
             del self._sleeping[who]
             self._running.add(who)
         self._cond.notify_all()
-
-
-class Inline:
-    """The tick's sender pool, sending in the tick's own thread (no simulated time passes meanwhile)."""
-
-    def submit(self, fn: Any, /, *args: Any, **kwargs: Any) -> Future[Any]:
-        future: Future[Any] = Future()
-        future.set_result(fn(*args, **kwargs))
-        return future
 
 
 class Recorder:

@@ -6,12 +6,13 @@ import dataclasses
 from typing import Any
 
 import pytest
+from support import Inline
 
 from taskplane.domain.clock import FixedClock
 from taskplane.domain.ring import shard_for
 from taskplane.domain.schedules import fire_task_id
 from taskplane.domain.states import TaskState
-from taskplane.domain.wheel import WheelEntry
+from taskplane.domain.wheel import DISPATCH_LEAD_MS, WheelEntry
 
 pytestmark = pytest.mark.integration
 
@@ -26,7 +27,8 @@ def simulated_ticker(aws: Any, clock: FixedClock) -> Any:
         clock.advance(max(1, int(seconds * 1000)))
         return False
 
-    return dataclasses.replace(aws.platform.ticker, clock=clock, wait=wait)
+    # (fires and sends in the tick's thread: no simulated time passes while one is on its way)
+    return dataclasses.replace(aws.platform.ticker, clock=clock, wait=wait, senders=Inline(), firers=None)
 
 
 def tick_for(aws: Any, clock: FixedClock, ms: int) -> None:
@@ -66,8 +68,9 @@ def test_every_minute_fires_one_task_per_minute(aws, api):
     # Then three tasks were started, at 00:01, 00:02 and 00:03, each linked to the schedule
     tasks = schedule_tasks(aws, schedule["schedule_id"])
     assert [t.fire_at for t in tasks] == [START + 60_000, START + 120_000, START + 180_000]
-    assert all(t.state is TaskState.PENDING and t.dispatched_at >= t.fire_at for t in tasks)
-    assert all(t.dispatched_at - t.fire_at < 50 for t in tasks)
+    # each fired a lead ahead of its time, its task waiting SCHEDULED for that time (the worker holds it)
+    assert all(t.state is TaskState.SCHEDULED and t.run_at == t.fire_at for t in tasks)
+    assert all(0 < t.fire_at - t.dispatched_at <= DISPATCH_LEAD_MS for t in tasks)
     got = api("GET", f"/v1/schedules/{schedule['schedule_id']}").body
     assert got["fires"] == 3 and got["next_fire_at"] == "2027-01-01T00:04:00.000Z"
     assert got["last_task_id"] == tasks[-1].task_id
@@ -302,3 +305,90 @@ def test_a_retried_create_with_its_idempotency_key_makes_one_schedule(aws, api):
         api("POST", "/v1/schedules", other, headers={"Idempotency-Key": "sched-1"}, tenant="globex").status
         == 201
     )
+
+
+def fire_entry(sid: str, due_ms: int) -> WheelEntry:
+    return WheelEntry(shard=shard_for(sid, 1), due_ms=due_ms, item_id=sid, tenant="acme", kind="schedule")
+
+
+@pytest.mark.parametrize("aws", [{"clock": lambda: FixedClock(START + 10_000)}], indirect=True)
+def test_a_fire_leaves_ahead_and_its_task_starts_at_the_fire_time_never_before(aws, api, drain):
+    clock = aws.platform.tasks.clock
+    sid = create(api)["schedule_id"]
+    fire_at = START + 60_000
+    # Given the tick firing the 00:01 fire its lead ahead of time
+    clock.advance(fire_at - DISPATCH_LEAD_MS - clock.now_ms())
+    aws.platform.schedules.fire(fire_entry(sid, fire_at), clock.now_ms())
+    [task] = schedule_tasks(aws, sid)
+    assert task.state is TaskState.SCHEDULED and task.run_at == fire_at
+    # When the worker takes its delivery at once (its hold moves this test's clock)
+    drain()
+    # Then it held the delivery for the lead and started the task at the fire time, not before
+    done = aws.platform.tasks.get("acme", task.task_id)
+    assert done.state is TaskState.SUCCEEDED, done.history
+    assert done.started_at == fire_at
+
+
+@pytest.mark.parametrize("aws", [{"clock": lambda: FixedClock(START + 10_000)}], indirect=True)
+@pytest.mark.parametrize("action", ["pause", "delete"])
+def test_a_pause_or_delete_after_a_fire_left_ahead_cancels_its_task(aws, api, drain, action):
+    clock = aws.platform.tasks.clock
+    sid = create(api)["schedule_id"]
+    fire_at = START + 60_000
+    # Given a fire that left ahead of its time: its task waits for 00:01
+    clock.advance(fire_at - DISPATCH_LEAD_MS - clock.now_ms())
+    aws.platform.schedules.fire(fire_entry(sid, fire_at), clock.now_ms())
+    # When the schedule is paused (or deleted) before 00:01
+    clock.advance(100)
+    if action == "pause":
+        assert api("POST", f"/v1/schedules/{sid}/pause").status == 200
+    else:
+        assert api("DELETE", f"/v1/schedules/{sid}").status == 204
+    # Then that fire's task is cancelled, saying why, and the worker drops its delivery
+    [task] = schedule_tasks(aws, sid)
+    assert task.state is TaskState.CANCELLED
+    word = "paused" if action == "pause" else "deleted"
+    assert task.history[-1].detail == f"schedule {sid} was {word} before this fire's time"
+    clock.advance(fire_at + 10 - clock.now_ms())
+    drain()
+    assert aws.platform.tasks.get("acme", task.task_id).state is TaskState.CANCELLED
+
+
+@pytest.mark.parametrize("aws", [{"clock": lambda: FixedClock(START + 10_000)}], indirect=True)
+def test_a_fire_that_races_a_pause_keeps_the_pause_and_cancels_its_task(aws, api, monkeypatch):
+    clock = aws.platform.tasks.clock
+    service = aws.platform.schedules
+    sid = create(api)["schedule_id"]
+    fire_at = START + 60_000
+    clock.advance(fire_at - DISPATCH_LEAD_MS - clock.now_ms())
+    # Given a pause that lands while a fire is on its way (after it read the schedule and queued its
+    # task, before it moved the schedule on)
+    send = service.lanes.send_one
+
+    def send_then_pause(message: Any) -> Any:
+        sent = send(message)
+        assert api("POST", f"/v1/schedules/{sid}/pause").status == 200
+        return sent
+
+    monkeypatch.setattr(service.lanes, "send_one", send_then_pause)
+    # When the fire finishes
+    service.fire(fire_entry(sid, fire_at), clock.now_ms())
+    # Then the schedule stays paused (the fire's write did not undo the pause) and the task is cancelled
+    got = api("GET", f"/v1/schedules/{sid}").body
+    assert got["state"] == "PAUSED" and got["fires"] == 0
+    [task] = schedule_tasks(aws, sid)
+    assert task.state is TaskState.CANCELLED
+
+
+@pytest.mark.parametrize("aws", [{"clock": lambda: FixedClock(START + 59_000)}], indirect=True)
+def test_a_schedule_created_just_before_its_first_fire_fires_at_once_not_a_read_late(aws, api):
+    # Given a minutely schedule created a second before 00:01, less than NEAR_MS before its first fire
+    sid = create(api)["schedule_id"]
+    # Then it fired on creation, ahead of its time (no tick had to read it), and moved on to 00:02
+    [task] = schedule_tasks(aws, sid)
+    assert task.state is TaskState.SCHEDULED and task.run_at == START + 60_000
+    got = api("GET", f"/v1/schedules/{sid}").body
+    assert got["fires"] == 1 and got["next_fire_at"] == "2027-01-01T00:02:00.000Z"
+    # And the tick finding the entry later does not fire it twice
+    tick_for(aws, aws.platform.tasks.clock, 5_000)
+    assert len(schedule_tasks(aws, sid)) == 1

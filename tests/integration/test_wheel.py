@@ -721,10 +721,11 @@ def test_what_must_leave_while_a_slow_read_runs_leaves_before_it(aws, sim):
     assert max(late) < 60 and min(late) >= -MAX_SEND_BEFORE_READ_MS
 
 
-def test_a_schedule_s_fire_or_a_watch_never_leaves_before_its_time() -> None:
+def test_a_watch_never_leaves_before_its_time_and_a_fire_leaves_ahead_like_a_task() -> None:
     from taskplane.services.tick import _Run
 
-    # Given a heap with a task, a retry, a schedule's fire and a timeout watch, each due in 50 ms
+    # Given a heap with a task, a retry, a schedule's fire and a timeout watch, each to leave in 50 ms
+    # (the fire carries its time to the worker, which holds its task: services/schedules.py)
     ticker = Ticker(wheel=None, lanes=None, clock=FixedClock(START), wait=lambda s: True)  # type: ignore[arg-type]
     run = _Run(TickReport(shard=0, owner="t"), LEAD, START + 60_000)
     kinds = ("task", "retry", "schedule", "watch")
@@ -732,7 +733,7 @@ def test_a_schedule_s_fire_or_a_watch_never_leaves_before_its_time() -> None:
         run.push(
             WheelEntry(
                 shard=0,
-                due_ms=START + 50 + (LEAD if kind in ("task", "retry") else 0),
+                due_ms=START + 50 + (LEAD if kind != "watch" else 0),
                 item_id=f"i{n}",
                 tenant="acme",
                 kind=kind,
@@ -741,9 +742,55 @@ def test_a_schedule_s_fire_or_a_watch_never_leaves_before_its_time() -> None:
         )
     # When the tick may send early what the worker holds (before a read, or in a hand-over)
     early = ticker._due(run, START, early=START + 100)
-    # Then the task and the retry leave, the fire and the watch wait for their time
-    assert sorted(e.kind for e in early) == ["retry", "task"]
-    assert sorted(e.kind for e in ticker._due(run, START + 50)) == ["schedule", "watch"]
+    # Then the task, the retry and the fire leave; the watch waits for its time
+    assert sorted(e.kind for e in early) == ["retry", "schedule", "task"]
+    assert sorted(e.kind for e in ticker._due(run, START + 50)) == ["watch"]
+
+
+def test_fires_go_to_their_own_threads_so_a_burst_of_them_holds_back_nothing_due_beside_it() -> None:
+    from taskplane.services.tick import _Run
+
+    class Held:
+        """A sender pool that runs nothing until told (so the loop is seen not to wait on it)."""
+
+        def __init__(self) -> None:
+            self.jobs: list[Callable[[], Any]] = []
+
+        def submit(self, fn: Any, /, *args: Any) -> Future[Any]:
+            self.jobs.append(lambda: fn(*args))
+            return Future()
+
+    fired: list[str] = []
+    failing = {"s2"}
+
+    def fire(entry: WheelEntry, now_ms: int) -> None:
+        if entry.item_id in failing:
+            raise Unavailable("the schedules table is throttling")
+        fired.append(entry.item_id)
+
+    pool, firers = Held(), Held()
+    ticker = Ticker(
+        wheel=None,  # type: ignore[arg-type]
+        lanes=None,  # type: ignore[arg-type]
+        clock=FixedClock(START),
+        wait=lambda s: True,
+        fire_schedule=fire,
+        senders=pool,  # type: ignore[arg-type]
+        firers=firers,  # type: ignore[arg-type]
+    )
+    run = _Run(TickReport(shard=0, owner="t"), LEAD, START + 60_000)
+    fires = [WheelEntry(0, START + LEAD, f"s{n}", "acme", kind="schedule") for n in range(3)]
+    task = WheelEntry(0, START + LEAD, "t1", "acme", kind="task")
+    # When the loop dispatches three due fires and a task due with them
+    ticker._dispatch([*fires, task], run)
+    # Then it has fired nothing itself: each fire waits in the firers' queue, the task's batch in the
+    # senders' (so it never queues behind a fire)
+    assert fired == [] and len(firers.jobs) == 3 and len(pool.jobs) == 1
+    for job in firers.jobs:
+        job()
+    # And a fire that fails is given back to the loop (tried on its next pass), the others counted
+    assert fired == ["s0", "s1"] and run.report.fired == 2
+    assert [e.item_id for e in run.unsent] == ["s2"]
 
 
 @on_sim_clock()

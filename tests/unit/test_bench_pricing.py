@@ -241,6 +241,13 @@ def test_directions_price_each_change_from_the_measured_units() -> None:
     assert both["saves"] == pytest.approx(
         claims["saves"] + small["saves"] + rows["tick_128mb"]["saves"], abs=1e-3
     )
+    # the contract's floor: the task writes as built, the 128 MB tick, and no hold at all
+    floor = rows["bound_contract_tick_128_no_wait"]
+    assert floor["lines"]["dynamodb_writes"] == base["lines"]["dynamodb_writes"]
+    assert floor["lines"]["worker_wait"] == 0
+    assert floor["saves"] == pytest.approx(
+        base["lines"]["worker_wait"] + rows["tick_128mb"]["saves"], abs=1e-3
+    )
 
 
 def test_directions_scale_a_new_instances_set_up_by_the_memorys_cpu_share() -> None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import threading
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -425,6 +426,7 @@ def build(
         save_every_ms=TICK_RENEW_EVERY_MS,
         telemetry=telemetry,
         fire_schedule=schedules.fire,
+        firers=ThreadPoolExecutor(max_workers=4),
         handover=wakes.wake_now,
     )
     workflows, steps = _build_workflows(

@@ -114,10 +114,16 @@ class ScheduleStore(AwsClient["DynamoDBClient"]):
         return page, (page[-1].schedule_id if len(items) > limit and page else None)
 
     def update(
-        self, schedule: Schedule, *, expected_next: int | None, entry: WheelEntry | None = None
+        self,
+        schedule: Schedule,
+        *,
+        expected_next: int | None,
+        entry: WheelEntry | None = None,
+        expected_updated: int | None = None,
     ) -> bool:
-        """Replace the schedule if its ``next_fire_at`` is still ``expected_next`` (and write ``entry``
-        in the same transaction); False when another writer got there first."""
+        """Replace the schedule if its ``next_fire_at`` is still ``expected_next`` (and, when given, its
+        ``updated_at`` still ``expected_updated``: nobody paused it meanwhile) and write ``entry`` in
+        the same transaction; False when another writer got there first."""
         condition = "attribute_exists(pk) AND "
         values: dict[str, Any] = {}
         if expected_next is None:
@@ -125,6 +131,9 @@ class ScheduleStore(AwsClient["DynamoDBClient"]):
         else:
             condition += "next_fire_at = :expected"
             values[":expected"] = {"N": str(expected_next)}
+        if expected_updated is not None:
+            condition += " AND updated_at = :seen"
+            values[":seen"] = {"N": str(expected_updated)}
         put: dict[str, Any] = {
             "TableName": self._table,
             "Item": _to_item(schedule),

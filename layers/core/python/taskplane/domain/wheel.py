@@ -103,16 +103,16 @@ def goes_through_wheel(due_ms: int, now_ms: int) -> bool:
 
 
 #: Kinds of entries whose delivery the worker holds until its due time: they leave the wheel a lead
-#: ahead (and may leave earlier still: services/tick.py); a timeout watch and a schedule's fire leave
-#: when due.
-HELD_KINDS = frozenset({"task", "retry", "window"})
+#: ahead (and may leave earlier still: services/tick.py); a timeout watch leaves when due. A schedule's
+#: fire leads too: it creates its task SCHEDULED at the fire time and sends it ahead like a task
+#: (services/schedules.py).
+HELD_KINDS = frozenset({"task", "retry", "window", "schedule"})
 
 
 def lead_of(kind: str, lead_ms: int = DISPATCH_LEAD_MS) -> int:
-    """How long before its due time an entry of this kind leaves the wheel: task starts, retries and
-    window ends lead (the worker waits out the rest, then starts the task or closes the window); a
-    timeout watch and a schedule's fire leave when due (a watch looks at a running attempt, a fire
-    creates its task then)."""
+    """How long before its due time an entry of this kind leaves the wheel: task starts, retries,
+    schedule fires and window ends lead (the worker waits out the rest, then starts the task or closes
+    the window); a timeout watch leaves when due (it looks at a running attempt)."""
     return lead_ms if kind in HELD_KINDS else 0
 
 

@@ -200,7 +200,12 @@ class ScheduleRecords(Protocol):
     def list(self, tenant: str, *, limit: int, cursor: str | None) -> tuple[list[Schedule], str | None]: ...
 
     def update(
-        self, schedule: Schedule, *, expected_next: int | None, entry: WheelEntry | None = None
+        self,
+        schedule: Schedule,
+        *,
+        expected_next: int | None,
+        entry: WheelEntry | None = None,
+        expected_updated: int | None = None,
     ) -> bool: ...
 
     def delete(self, tenant: str, schedule_id: str) -> bool: ...

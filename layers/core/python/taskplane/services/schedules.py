@@ -4,14 +4,21 @@ A schedule's next fire is a wheel entry (kind "schedule"). Firing is idempotent 
 tick retried after a crash at any point creates no second task for the same fire time:
 1. each fire's task has an id derived from (schedule, fire time): storing it twice is a Conflict,
    and an existing task still PENDING is queued again (the worker starts it once);
-2. the schedule moves to its next fire with a write conditional on the fire being handled, in one
-   transaction with the next wheel entry; a retried fire that finds the schedule already moved on
-   does nothing.
+2. the schedule moves to its next fire with a write conditional on the fire being handled (and on
+   nobody having paused it since the fire read it), in one transaction with the next wheel entry; a
+   retried fire that finds the schedule already moved on does nothing.
+
+A fire leaves the wheel a lead ahead of its time, like a delayed task (domain/wheel.py HELD_KINDS):
+its task is created SCHEDULED at the fire time and its lane message carries that time, so the worker
+holds it and starts it to the millisecond (the event source mapping's pickup is absorbed by the
+lead, not added to the start). A pause or delete that comes after a fire left but before its time
+cancels that fire's task; a fire that raced with a pause cancels its own.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import contextlib
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -33,9 +40,15 @@ from taskplane.domain.schedules import (
     plan_fires,
 )
 from taskplane.domain.states import TERMINAL, TaskState
-from taskplane.domain.wheel import WheelEntry
+from taskplane.domain.wheel import WheelEntry, goes_through_wheel
 from taskplane.services.ports import Idempotency, NullTelemetry, ScheduleRecords, Telemetry, created_once
 from taskplane.services.wakes import Wakes
+
+
+def _touched(schedule: Schedule, clock: Clock) -> int:
+    """The ``updated_at`` of a change: now, and always after the one it replaces (the version that
+    conditional writes compare, so two changes within one millisecond still differ)."""
+    return max(clock.now_ms(), schedule.updated_at + 1)
 
 
 @dataclass
@@ -103,9 +116,18 @@ class ScheduleService:
         return schedule
 
     def _wake(self, entry: WheelEntry | None) -> None:
-        """A fire due before the shard's next check needs a running tick (services/wakes.py)."""
-        if entry is not None and self.wakes is not None:
-            self.wakes.after_write([entry], self.clock.now_ms())
+        """A fire due before the shard's next check needs a running tick (services/wakes.py); one due
+        within NEAR_MS is fired here and now, as a task due that soon skips the wheel (a tick might not
+        read it before its lead): its task waits SCHEDULED for the fire time in the worker. The wheel
+        entry stays: if this fire fails, the tick fires it (a fire is safe to repeat)."""
+        if entry is None:
+            return
+        now = self.clock.now_ms()
+        if self.wakes is not None:
+            self.wakes.after_write([entry], now)
+        if not goes_through_wheel(entry.due_ms, now):
+            with contextlib.suppress(Exception):
+                self.fire(entry, now)
 
     def get(self, tenant: str, schedule_id: str) -> Schedule:
         schedule = self.store.get(tenant, schedule_id) if is_valid_id(schedule_id) else None
@@ -121,12 +143,16 @@ class ScheduleService:
         return self.store.list(tenant, limit=limit, cursor=cursor)
 
     def pause(self, tenant: str, schedule_id: str) -> Schedule:
+        """Pause: no fire after this answer (a fire that already left, ahead of its time, is cancelled)."""
         schedule = self.get(tenant, schedule_id)
         if schedule.paused:
             return schedule
-        paused = schedule.model_copy(update={"paused": True, "updated_at": self.clock.now_ms()})
-        if not self.store.update(paused, expected_next=schedule.next_fire_at):
+        paused = schedule.model_copy(update={"paused": True, "updated_at": _touched(schedule, self.clock)})
+        if not self.store.update(
+            paused, expected_next=schedule.next_fire_at, expected_updated=schedule.updated_at
+        ):
             raise Conflict("the schedule changed while pausing it; try again")
+        self._withdraw_ahead(schedule, "paused")
         return paused
 
     def resume(self, tenant: str, schedule_id: str) -> Schedule:
@@ -135,17 +161,43 @@ class ScheduleService:
         if not schedule.paused:
             return schedule
         now = self.clock.now_ms()
-        resumed = schedule.model_copy(update={"paused": False, "updated_at": now})
+        resumed = schedule.model_copy(update={"paused": False, "updated_at": _touched(schedule, self.clock)})
         resumed = resumed.model_copy(update={"next_fire_at": first_fire(resumed, now)})
         entry = self._entry(resumed)
-        if not self.store.update(resumed, expected_next=schedule.next_fire_at, entry=entry):
+        if not self.store.update(
+            resumed, expected_next=schedule.next_fire_at, entry=entry, expected_updated=schedule.updated_at
+        ):
             raise Conflict("the schedule changed while resuming it; try again")
         self._wake(entry)
         return resumed
 
     def delete(self, tenant: str, schedule_id: str) -> None:
-        if not is_valid_id(schedule_id) or not self.store.delete(tenant, schedule_id):
+        schedule = self.store.get(tenant, schedule_id) if is_valid_id(schedule_id) else None
+        if schedule is None or not self.store.delete(tenant, schedule_id):
             raise NotFound(f"schedule {schedule_id!r} not found")
+        self._withdraw_ahead(schedule, "deleted")
+
+    def _withdraw_ahead(self, schedule: Schedule, why: str) -> None:
+        """Cancel the task of a fire that left ahead of its time (its task waits SCHEDULED for it)."""
+        if schedule.last_task_id and schedule.last_fire_at and schedule.last_fire_at > self.clock.now_ms():
+            self._cancel_unstarted(schedule, [schedule.last_task_id], why)
+
+    def _cancel_unstarted(self, schedule: Schedule, task_ids: Sequence[str], why: str) -> None:
+        """Best effort: a fire's task that has not started is cancelled (the worker then drops it)."""
+        for task_id in task_ids:
+            task = self.tasks.get(schedule.tenant, task_id)
+            if task is None or task.state not in (TaskState.SCHEDULED, TaskState.PENDING):
+                continue
+            now = self.clock.now_ms()
+            self.tasks.transition(
+                schedule.tenant,
+                task_id,
+                task.state,
+                [TaskState.CANCELLED],
+                at_ms=now,
+                detail=f"schedule {schedule.schedule_id} was {why} before this fire's time",
+                fields={"finished_at": now},
+            )
 
     # -- the tick's side ---------------------------------------------------------------------------
     def fire(self, entry: WheelEntry, now_ms: int) -> None:
@@ -167,7 +219,15 @@ class ScheduleService:
                 "updated_at": now_ms,
             }
         )
-        self.store.update(moved, expected_next=entry.due_ms, entry=self._entry(moved))
+        if not self.store.update(
+            moved, expected_next=entry.due_ms, entry=self._entry(moved), expected_updated=schedule.updated_at
+        ):
+            # Another writer got there first: a retried fire (nothing to undo), or a pause or delete
+            # since this fire read the schedule: then the tasks it just made must not run.
+            now = self.store.get(schedule.tenant, schedule.schedule_id)
+            if now is None or now.paused:
+                self._cancel_unstarted(schedule, started, "deleted" if now is None else "paused")
+            return
         dims: dict[str, Any] = {
             "tenant": schedule.tenant,
             "target_type": str(schedule.task["target"]["type"]),
@@ -191,16 +251,28 @@ class ScheduleService:
         task = self.route(new_task(body, task_id=task_id, tenant=schedule.tenant, now_ms=now_ms)).model_copy(
             update={"schedule_id": schedule.schedule_id, "fire_at": fire_ms, "dispatched_at": now_ms}
         )
+        if fire_ms > now_ms:
+            # Fired ahead (the lead): the task waits SCHEDULED for the fire time, held by the worker.
+            task = task.model_copy(update={"state": TaskState.SCHEDULED, "run_at": fire_ms})
+            task.history[0].state = TaskState.SCHEDULED
         task.history[0].detail = f"fired by schedule {schedule.schedule_id} for {to_rfc3339(fire_ms)}"
         try:
             self.tasks.create(task)
         except Conflict:
             existing = self.tasks.get(schedule.tenant, task_id)
-            if existing is None or existing.state is not TaskState.PENDING:
+            if existing is None or existing.state not in (TaskState.PENDING, TaskState.SCHEDULED):
                 return task_id  # created and already on its way by an earlier try
+            task = existing  # queued again: the worker starts it once
+        ahead = task.state is TaskState.SCHEDULED
         self.lanes.send_one(
             LaneMessage(
-                tenant=schedule.tenant, task_id=task_id, attempt=1, lane=task.priority, state="PENDING"
+                tenant=schedule.tenant,
+                task_id=task_id,
+                attempt=1,
+                lane=task.priority,
+                state=task.state.value,
+                due_ms=task.run_at if ahead else None,
+                dispatched_at=now_ms if ahead else None,
             )
         )
         return task_id

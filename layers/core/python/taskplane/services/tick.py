@@ -205,6 +205,9 @@ class Ticker:
     fire_schedule: ScheduleFirer | None = None
     telemetry: Telemetry = field(default_factory=NullTelemetry)
     senders: ThreadPoolExecutor = field(default_factory=lambda: ThreadPoolExecutor(max_workers=4))
+    #: the threads schedule fires run on (a fire makes four calls: a burst of them must not queue the
+    #: task batches due beside it); None: the senders
+    firers: ThreadPoolExecutor | None = None
     #: wakes a successor near the end of a busy span (None: the shard's rule is the only successor)
     handover: Waker | None = None
 
@@ -470,16 +473,13 @@ class Ticker:
             seen.update(fresh)
 
     def _dispatch(self, due: list[WheelEntry], run: _Run) -> None:
-        """Fire due schedules; hand due tasks and window ends to the senders in batches of 10 per lane,
-        without waiting."""
-        for entry in (e for e in due if e.kind == "schedule"):
-            if self.fire_schedule is None:
-                continue
-            try:
-                self.fire_schedule(entry, self.clock.now_ms())
-                run.report.fired += 1
-            except Exception:
-                run.give_back([entry])  # tried again on the next pass
+        """Hand due schedule fires (one each, to the firers) and due tasks and window ends (in batches of
+        10 per lane, to the senders), without waiting: a fire's few calls (read the schedule, create its
+        task, send it, move the schedule on) must not hold back the loop, nor a burst of fires the
+        batches due beside them."""
+        if self.fire_schedule is not None:
+            for entry in (e for e in due if e.kind == "schedule"):
+                run.submit(self.firers or self.senders, self._fire_and_account, [entry])
         by_lane: dict[str, list[WheelEntry]] = {}
         for entry in due:
             if entry.kind not in OWN_KINDS:
@@ -487,6 +487,18 @@ class Ticker:
         for group in by_lane.values():
             for i in range(0, len(group), BATCH):
                 run.submit(self.senders, self._send_and_account, group[i : i + BATCH])
+
+    def _fire_and_account(self, batch: list[WheelEntry], run: _Run) -> None:
+        assert self.fire_schedule is not None
+        try:
+            for entry in batch:
+                self.fire_schedule(entry, self.clock.now_ms())
+        except Exception:
+            time.sleep(0.1)  # as a refused send: a little later, on the loop's next pass
+            run.give_back(batch)  # firing is idempotent step by step (services/schedules.py)
+            return
+        with run.lock:
+            run.report.fired += len(batch)
 
     def _send_and_account(self, batch: list[WheelEntry], run: _Run) -> None:
         try:

@@ -72,20 +72,28 @@ class SqliteScheduleStore:
         return page, (page[-1].schedule_id if len(rows) > limit and page else None)
 
     def update(
-        self, schedule: Schedule, *, expected_next: int | None, entry: WheelEntry | None = None
+        self,
+        schedule: Schedule,
+        *,
+        expected_next: int | None,
+        entry: WheelEntry | None = None,
+        expected_updated: int | None = None,
     ) -> bool:
-        """Replace the schedule if its ``next_fire_at`` is still ``expected_next`` (and write ``entry``
-        in the same transaction); False when another writer got there first."""
+        """Replace the schedule if its ``next_fire_at`` is still ``expected_next`` (and, when given, its
+        ``updated_at`` still ``expected_updated``) and write ``entry`` in the same transaction; False
+        when another writer got there first."""
         with self._db.transaction() as conn:
             changed = conn.execute(
                 "UPDATE schedules SET next_fire_at = ?, doc = ? WHERE tenant = ? AND schedule_id = ?"
-                " AND next_fire_at IS ?",
+                " AND next_fire_at IS ? AND (? IS NULL OR json_extract(doc, '$.updated_at') = ?)",
                 (
                     schedule.next_fire_at,
                     schedule.model_dump_json(),
                     schedule.tenant,
                     schedule.schedule_id,
                     expected_next,
+                    expected_updated,
+                    expected_updated,
                 ),
             ).rowcount
             if not changed:
