@@ -119,9 +119,10 @@ _BREAKERS_AND_SKETCHES = ("breaker#*", "sketch#*", "sketchparts#*", "sketches#*"
 #: Circuit breakers and duration sketches (with their parts lists and per-tenant index) in the
 #: control table: what the step function reads and writes there.
 BREAKERS_AND_SKETCHES = Items("circuit breakers and duration sketches", like=_BREAKERS_AND_SKETCHES)
-#: What the worker reads in the control table: breakers, sketches and the shard ring (to wake a tick).
+#: What the worker reads in the control table: breakers, sketches (not their per-tenant index: only
+#: GET /v1/stats reads that) and the shard ring (to wake a tick).
 WORKER_CONTROL_READS = Items(
-    "breakers, sketches and the shard ring", like=(*_BREAKERS_AND_SKETCHES, "wheel#ring")
+    "breakers, sketches and the shard ring", like=("breaker#*", "sketch#*", "sketchparts#*", "wheel#ring")
 )
 #: What the worker writes in the control table: breakers, sketches and in-flight counts.
 WORKER_CONTROL_WRITES = Items(

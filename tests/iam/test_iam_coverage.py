@@ -471,6 +471,56 @@ def test_every_recorded_call_is_allowed_by_its_functions_role_and_every_grant_is
     assert stale == [], f"EXPECTED_UNUSED names grants that are used or gone: {stale}"
 
 
+#: Partition key patterns of narrowed grants no recorded call uses, and why each stays:
+#: (function, "reads" / "writes" / "reads and writes", pattern) -> reason.
+EXPECTED_UNUSED_KEYS: dict[tuple[str, str, str], str] = {
+    ("step", "reads", "V#*"): "a node's workflow version (services/steps.py Catalog.load, GetItem V#...) is "
+    "read once per process; in the suite the API's publish, in the same process, has cached it already "
+    "(WorkflowStore.version's cache)",
+}
+
+
+def access_of(actions: list[str]) -> str:
+    reads = any(a.rsplit(":", 1)[1].startswith(("Get", "BatchGet", "Query")) for a in actions)
+    writes = any(not a.rsplit(":", 1)[1].startswith(("Get", "BatchGet", "Query")) for a in actions)
+    return "reads and writes" if reads and writes else "reads" if reads else "writes"
+
+
+def test_every_item_kind_a_narrowed_grant_names_is_used(calls: list[dict[str, Any]], synth: Any) -> None:
+    # Given every narrowed statement (dynamodb:LeadingKeys patterns) of every function's role
+    statements = {fn: role_statements(synth, fn) for fn in FUNCTIONS}
+    patterns = {
+        (fn, i, pattern)
+        for fn in FUNCTIONS
+        for i, st in enumerate(statements[fn])
+        for pattern in st["condition"].get("ForAllValues:StringLike", {}).get("dynamodb:LeadingKeys", [])
+    }
+    assert patterns
+
+    # When the recorded calls are authorized, noting which pattern each partition key matched
+    used = set()
+    for call in calls:
+        if call["function"] is None or call["service"] != "dynamodb":
+            continue
+        fn = call["function"]
+        for action, resources, context in requests(call, ""):
+            for i in {i for i, _, _ in allowed(statements[fn], action, resources, context)}:
+                for pattern in st_like(statements[fn][i]):
+                    if any(like(key, pattern) for key in context.get("dynamodb:LeadingKeys", [])):
+                        used.add((fn, i, pattern))
+
+    # Then every item kind a grant names is one some call reaches, or one the list explains
+    unused = {(fn, access_of(statements[fn][i]["actions"]), p) for fn, i, p in patterns - used}
+    unexplained = sorted(unused - set(EXPECTED_UNUSED_KEYS))
+    assert unexplained == [], f"narrowed grants name kinds no call reaches (remove or explain): {unexplained}"
+    stale = sorted(set(EXPECTED_UNUSED_KEYS) - unused)
+    assert stale == [], f"EXPECTED_UNUSED_KEYS names kinds that are reached or gone: {stale}"
+
+
+def st_like(statement: dict[str, Any]) -> list[str]:
+    return statement["condition"].get("ForAllValues:StringLike", {}).get("dynamodb:LeadingKeys", [])
+
+
 def test_the_mapping_knows_what_aws_authorizes() -> None:
     # A transaction is authorized per item and table; a batch send as SendMessage; a bare function
     # name as the platform's live alias, a target's as the allow-listed name
@@ -652,6 +702,7 @@ REACH: dict[str, dict[str, str]] = {
         **dict.fromkeys(_ALL, "rw"),
         "ring": "r",
         **dict.fromkeys(_SKETCHES, "rw"),
+        "sketch index": "w",
         "in-flight count": "w",
         "trigger": "r",
         "wheel entry": "w",
