@@ -120,9 +120,11 @@ _BREAKERS_AND_SKETCHES = ("breaker#*", "sketch#*", "sketchparts#*", "sketches#*"
 #: control table: what the step function reads and writes there.
 BREAKERS_AND_SKETCHES = Items("circuit breakers and duration sketches", like=_BREAKERS_AND_SKETCHES)
 #: What the worker reads in the control table: breakers, sketches (not their per-tenant index: only
-#: GET /v1/stats reads that) and the shard ring (to wake a tick).
+#: GET /v1/stats reads that), and the wheel's leases and ring: a retry or watch due soon is placed by
+#: the ring and wakes its shard's tick when the lease shows none running (services/wakes.py).
 WORKER_CONTROL_READS = Items(
-    "breakers, sketches and the shard ring", like=("breaker#*", "sketch#*", "sketchparts#*", "wheel#ring")
+    "breakers, sketches, the wheel's leases and ring",
+    like=("breaker#*", "sketch#*", "sketchparts#*", "wheel#*"),
 )
 #: What the worker writes in the control table: breakers, sketches and in-flight counts.
 WORKER_CONTROL_WRITES = Items(

@@ -48,7 +48,8 @@ class Worker(Construct):
         grant_items(storage.wheel, role, read=False, delete=True)
         # A task that ends gives its tenant's in-flight slot back; circuit breakers and duration
         # sketches (control table; timeout_s "auto" reads a window of sketches in one BatchGetItem);
-        # the shard ring is read to wake a tick. Never a tick's lease, nor a write to the ring.
+        # the ring and the shards' leases are read to place and wake a retry's tick. It never writes a
+        # lease nor the ring.
         grant_items(storage.control, role, write=False, batch_get=True, items=WORKER_CONTROL_READS)
         grant_items(storage.control, role, read=False, items=WORKER_CONTROL_WRITES)
         for lane in LANES:

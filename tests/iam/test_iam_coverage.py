@@ -700,6 +700,7 @@ REACH: dict[str, dict[str, str]] = {
     },
     "worker": {
         **dict.fromkeys(_ALL, "rw"),
+        "lease": "r",  # a retry or watch due soon wakes its tick unless the lease shows one running
         "ring": "r",
         **dict.fromkeys(_SKETCHES, "rw"),
         "sketch index": "w",
