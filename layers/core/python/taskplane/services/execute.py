@@ -150,6 +150,8 @@ class Executor:
     telemetry: Telemetry = field(default_factory=NullTelemetry)
     uniform: Callable[[float, float], float] = random.uniform
     sleep: Callable[[float], None] = time.sleep
+    #: the timer a target call's duration is measured with (seconds; a test's own gives fixed durations)
+    timer: Callable[[], float] = time.perf_counter
     #: waits until an instant on ``clock`` (a test clock's own); None: ``sleep`` on the real clock
     sleep_until: Callable[[int], None] | None = None
     retention_days: int = 30
@@ -455,7 +457,7 @@ class Executor:
             self._give_room(taken)
             return self._finish(task, self._failed(task, unreadable, timed_out=False, dims=dims), watched)
         cancel = threading.Event()
-        began = time.perf_counter()
+        began = self.timer()
         done = threading.Event()
         if needs_heartbeat(task.timeout_s):
             threading.Thread(target=self._beat, args=(task, done), daemon=True).start()
@@ -489,7 +491,7 @@ class Executor:
             done.set()
             del envelope  # the call has it no more (a timed-out call's thread keeps its own reference)
             self._give_room(taken)
-            took_ms = (time.perf_counter() - began) * 1000
+            took_ms = (self.timer() - began) * 1000
             self.telemetry.duration_ms(took_ms, **dims)
         if self.latencies is not None and not timed_out:
             # A duration only from a call that answered: a timeout says nothing but "longer than that".
