@@ -887,6 +887,41 @@ def _starts(wheel: Mapping[str, Any] | None) -> list[str]:
     return rows
 
 
+def _fire_burst(wheel: Mapping[str, Any] | None) -> list[str]:
+    """Schedule fires due at one instant: their start lateness and that of the tasks due beside them,
+    the fires as before and as now, side by side."""
+    burst = (wheel or {}).get("a_fire_burst")
+    if not burst:
+        return []
+    rows = [
+        "## Schedule fires in a burst (started_at - fire_at)",
+        "",
+        f"`python bench/wheel_lateness.py --only fires`: {burst['fires']:,} schedule fires due at one instant, "
+        f"amid {burst['rate_per_s']:,} tasks due a second, on one shard ({burst['note']}); the tick at "
+        f"{burst['tick_mb']} MB (its CPU share emulated, its real adapters' CPU charged, and each fire's "
+        f"{burst['fire_cpu_ms']} ms of CPU: bench/tick_reads.py's real fire over moto, moto excluded), the "
+        "pickup and the worker modelled as above. Load average "
+        f"{burst['load_average'][0]:.1f}.",
+        "",
+        "| fires | run | fire start p50 / p99 / max ms | early | tasks due beside it (-0.5 s to +2 s): start p50 / p99 / max ms |",
+        "| --- | ---: | --- | ---: | --- |",
+    ]
+    for name, label in (
+        ("before", "before: when due, on the tick's loop"),
+        ("now", "now: a lead ahead, own threads"),
+    ):
+        for i, run in enumerate(burst["runs"].get(name, []), 1):
+            f, b = (
+                run["fire_burst"]["fire_start_lateness_ms"],
+                run["fire_burst"]["tasks_beside_start_lateness_ms"],
+            )
+            rows.append(
+                f"| {label} | {i} | {f['p50']} / {f['p99']} / {f['max']} | {run['fire_burst']['early']} | "
+                f"{b['p50']} / {b['p99']} / {b['max']} |"
+            )
+    return [*rows, ""]
+
+
 def _idle(pricing: Mapping[str, Any] | None) -> list[str]:
     if not pricing or "idle" not in pricing:
         return []
@@ -976,6 +1011,7 @@ def render(results: Path = RESULTS, plots: Path = PLOTS) -> str:
         lines.append(f"| {text} | {shown} | {'not run' if met is None else ('met' if met else 'not met')} |")
     lines += _before_after(results, s)
     lines += _starts(wheel)
+    lines += _fire_burst(wheel)
     lines += _idle(pricing)
     lines += [
         "",
@@ -989,7 +1025,8 @@ def render(results: Path = RESULTS, plots: Path = PLOTS) -> str:
         "billable units per task | `python bench/cost.py` | `cost.json` |",
         "| wheel lateness (a) | the modelled-AWS harness: start and retry lateness (the real tick, modelled "
         "pickup and worker), the worker's waits, at 1,000 and ~12 due/s, beside the design before, "
-        "DelaySeconds only, a 1 s table poller and SQS DelaySeconds | `python bench/wheel_lateness.py --only a` "
+        "DelaySeconds only, a 1 s table poller and SQS DelaySeconds; schedule fires in a burst, before and now "
+        "| `python bench/wheel_lateness.py --only a` (the bursts alone: `--only fires --rate 200 --fires N`) "
         "| `wheel_lateness_a.json` |",
         "| workflows | ASL compile time and size; makespan / critical path on taskplane dev | "
         "`python bench/workflow_bench.py` | `workflow_compile.json`, `workflow_makespan.json` |",

@@ -483,6 +483,24 @@ def workload(
     return rows
 
 
+def _loop_firing() -> Any:
+    """The tick as it fired schedules before: when due (a fire was not a kind that leads), one after
+    another on the loop that sends (services/tick.py ``_dispatch`` before this change)."""
+    from taskplane.services.tick import Ticker
+
+    class LoopFiring(Ticker):
+        def _dispatch(self, due: list[Any], run: Any) -> None:
+            for entry in [e for e in due if e.kind == "schedule"]:
+                try:
+                    self.fire_schedule(entry, self.clock.now_ms())  # type: ignore[misc]
+                    run.report.fired += 1
+                except Exception:
+                    run.give_back([entry])
+            super()._dispatch([e for e in due if e.kind != "schedule"], run)
+
+    return LoopFiring
+
+
 def run_a(
     seconds: int,
     rate: int,
@@ -494,8 +512,18 @@ def run_a(
     tick_mb: int | None = None,
     shards: int = 1,
     group_ms: int | None = None,
+    fires: int = 0,
+    fires_before: bool = False,
+    fire_cpu_ms: float = 0.0,
 ) -> dict[str, Any]:
     """The real tick over the in-memory wheel, with the modelled mapping and worker.
+
+    ``fires``: that many schedule fires all due at one instant mid-run (a burst of crons at the top
+    of a minute), each modelled as a fire's calls (read the schedule and create its task: two
+    DynamoDB calls; send its task: an SQS call; move the schedule on: a transaction, two calls' time)
+    and its CPU (``fire_cpu_ms``, bench/tick_reads.py's real fire over moto, moto excluded) charged
+    to the tick's share. ``fires_before``: fires as before this change (they leave when due, on the
+    tick's loop, and their task starts when the mapping picks it up).
 
     ``before``: the design before issue 16 (the tick sends at the due time, batches of what is due
     within 5 ms; workers start what they receive at once; retries up to 15 minutes on the lane's
@@ -537,6 +565,16 @@ def run_a(
         backoff = rng.choice(RETRY_BACKOFFS_MS) if rng.random() < RETRY_SHARE else None
         worker.plan[tid] = Record(tid, due, 1, backoff)
 
+    burst_at = start + 6000 + seconds * 500
+    fire_ids = [f"S{i:06d}" for i in range(fires)]
+    for sid in fire_ids:
+        worker.plan[sid] = Record(sid, burst_at)
+        wheel.insert(
+            WheelEntry(
+                shard=shard_for(sid, shards), due_ms=burst_at, item_id=sid, tenant="bench", kind="schedule"
+            )
+        )
+
     woken = {s: threading.Event() for s in range(shards)}
 
     def produce() -> None:
@@ -560,14 +598,51 @@ def run_a(
         t.start()
     adapters = _adapter_cpu()
     throttles = {s: Throttle(tick_mb, **adapters) for s in range(shards)} if tick_mb is not None else {}
+
+    def fire_for(shard: int) -> Any:
+        from taskplane.adapters.queues import LaneMessage
+
+        throttle = throttles.get(shard)
+
+        def fire(entry: Any, now_ms: int) -> None:
+            if throttle is not None:
+                throttle.pay(fire_cpu_ms / 1000)  # the real fire's CPU, at the tick's share
+            time.sleep(2 * DDB_MS / 1000)  # read the schedule, create the fire's task
+            ahead = not fires_before
+            lanes.send(
+                [
+                    LaneMessage(
+                        "bench",
+                        entry.item_id,
+                        1,
+                        state="SCHEDULED" if ahead else "PENDING",
+                        dispatched_at=now_ms,
+                        due_ms=entry.due_ms if ahead else None,
+                    )
+                ]
+            )
+            time.sleep(2 * DDB_MS / 1000)  # the transaction that moves the schedule on
+            if throttle is not None:
+                throttle.mark()
+
+        return fire
+
+    kind = _loop_firing() if fires_before else Ticker
+    import taskplane.domain.wheel as wheel_module
+    import taskplane.services.tick as tick_module
+
+    held = wheel_module.HELD_KINDS
+    if fires_before:  # a fire did not lead: it left when due (lead_of and the tick's _due read this)
+        wheel_module.HELD_KINDS = tick_module.HELD_KINDS = held - {"schedule"}  # type: ignore[misc]
     tickers = {
-        s: Ticker(
+        s: kind(
             wheel=Throttled(wheel, throttles[s]) if throttles else wheel,  # type: ignore[arg-type]
             lanes=Throttled(lanes, throttles[s]) if throttles else lanes,  # type: ignore[arg-type]
             clock=clock,
             wait=stop.wait,
             lead_ms=lead,
             group_ms=5 if before else (GROUP_MS if group_ms is None else group_ms),
+            fire_schedule=fire_for(s) if fires else None,
         )
         for s in range(shards)
     }
@@ -589,6 +664,7 @@ def run_a(
     for t in loops:
         t.join()
     took = time.monotonic() - began
+    wheel_module.HELD_KINDS = tick_module.HELD_KINDS = held  # type: ignore[misc]
     report = reports[0][-1]
     stop.set()
     threads[0].join()
@@ -610,7 +686,28 @@ def run_a(
         retry_late.setdefault(backoff, []).append(started - retry_at)
     all_retries = [v for vs in retry_late.values() for v in vs]
     n = len(rows)
+    burst: dict[str, Any] | None = None
+    if fires:
+        fired = [worker.starts[(sid, 1)] - burst_at for sid in fire_ids if (sid, 1) in worker.starts]
+        beside = [
+            worker.starts[(t, 1)] - due_of[t]
+            for t in due_of
+            if (t, 1) in worker.starts and burst_at - 500 <= due_of[t] <= burst_at + 2_000
+        ]
+        burst = {
+            "design": "fires as before (when due, on the tick's loop)"
+            if fires_before
+            else "fires lead, on their own threads",
+            "fires": fires,
+            "fired": len(fired),
+            "early": sum(1 for v in fired if v < 0),
+            "fire_start_lateness_ms": summary(fired),
+            "tasks_due_beside": len(beside),
+            "tasks_beside_start_lateness_ms": summary(beside),
+            "fire_cpu_ms_charged": fire_cpu_ms,
+        }
     return {
+        "fire_burst": burst,
         "design": "before issue 16" if before else "lead + worker wait (issue 16)",
         "tasks": n,
         "rate_per_s": rate,
@@ -671,6 +768,47 @@ def run_a(
         "tick_runs": sum(len(r) for r in reports.values()),
         "tick_runs_that_held_the_shard": sum(1 for rs in reports.values() for r in rs if r.acquired),
         "wall_s": round(took, 1),
+    }
+
+
+def fire_burst(seconds: int, rate: int, fires: int, tick_mb: int, repeats: int = 2) -> dict[str, Any]:
+    """A burst of ``fires`` schedule fires due at one instant amid ``rate`` tasks due a second, on one
+    shard whose tick runs at ``tick_mb`` (its CPU share emulated, its real adapters' CPU and each
+    fire's charged): the fires as before (when due, on the loop) and as now (a lead ahead, on their
+    own threads), alternating, ``repeats`` runs each, side by side in this run."""
+    reads = RESULTS / "tick_reads.json"
+    fire_ms = json.loads(reads.read_text()).get("fire_ms") if reads.exists() else None
+    if fire_ms is None:
+        raise SystemExit(
+            "bench/tick_reads.py first: it measures a fire's CPU (results/tick_reads.json fire_ms)"
+        )
+    runs: dict[str, list[dict[str, Any]]] = {"before": [], "now": []}
+    for i in range(repeats):
+        for name in ("before", "now"):
+            run = run_a(
+                seconds,
+                rate,
+                tick_mb=tick_mb,
+                fires=fires,
+                fires_before=name == "before",
+                fire_cpu_ms=fire_ms,
+                seed=7 + i,
+            )
+            runs[name].append(
+                {"fire_burst": run["fire_burst"], "start_lateness_ms": run["start_lateness_ms"]}
+            )
+    return {
+        "fires": fires,
+        "rate_per_s": rate,
+        "tick_mb": tick_mb,
+        "shards": 1,
+        "fire_cpu_ms": fire_ms,
+        "load_average": os.getloadavg(),
+        "runs": runs,
+        "note": (
+            "every fire due at the same instant on one shard (the worst case: a ring spreads schedules over "
+            "the shards); before and now alternate in one run on the same workload and modelled latencies"
+        ),
     }
 
 
@@ -860,6 +998,12 @@ def harness(seconds: int, rate: int, cost_rate: int = 12) -> dict[str, Any]:
     result["a_table_poller_1s"] = run_poller(seconds, rate)
     result["a_sqs_delay_seconds"] = run_sqs_delay(seconds, rate)
     result["a_eventbridge_scheduler"] = {"documented_window_ms": 60_000}
+    # Schedule fires in a burst, on one shard at its share of ``rate`` as deployed (before and now)
+    per_shard = max(1, rate // deployed_shards(rate)["shards"])
+    result["a_fire_bursts"] = {
+        str(n): fire_burst(min(seconds, 20), per_shard, n, 256)
+        for n in ((20, 200) if rate >= 1000 else (10,))
+    }
     result["load_average_after"] = os.getloadavg()
     return result
 
@@ -937,10 +1081,16 @@ def main() -> None:
     )
     parser.add_argument(
         "--only",
-        choices=["a", "b", "deployed"],
+        choices=["a", "b", "deployed", "fires"],
         help="deployed: one more as-deployed run, added to results/wheel_lateness_a.json",
     )
     parser.add_argument("--seconds", type=int, default=60, help="length of workload (a)")
+    parser.add_argument(
+        "--fires",
+        type=int,
+        default=200,
+        help="with --only fires: schedule fires due at one instant (with --rate: the shard's tasks due a second)",
+    )
     parser.add_argument("--rate", type=int, default=1000, help="tasks due per second in (a)")
     parser.add_argument("--b-rates", default="5,10,20,40,80", help="rates tried in (b), ascending")
     parser.add_argument("--b-seconds", type=int, default=15)
@@ -984,6 +1134,14 @@ def main() -> None:
             merged["a_wheel_deployed"] = run
             merged["a_wheel_deployed_runs"] = [*merged.get("a_wheel_deployed_runs", []), run]
         print(json.dumps(run, indent=2), flush=True)
+        path.write_text(json.dumps(merged, indent=2) + "\n")
+        return
+    if args.only == "fires":
+        path = RESULTS / "wheel_lateness_a.json"
+        merged = json.loads(path.read_text()) if path.exists() else result
+        burst = fire_burst(args.seconds, args.rate, args.fires, args.tick_mb or 256)
+        merged["a_fire_bursts"] = {**merged.get("a_fire_bursts", {}), str(args.fires): burst}
+        print(json.dumps(burst, indent=2), flush=True)
         path.write_text(json.dumps(merged, indent=2) + "\n")
         return
     if args.only in (None, "a"):

@@ -11,6 +11,8 @@ that call a use case directly, the outermost service frame (the tick's ``Ticker`
 worker's ``Executor`` the worker, ``StepService`` the step function, the API's use cases the api).
 Work handed to a thread (a thread pool's, or a heartbeat's) carries the function that handed it.
 Calls no function made (a fixture creating tables, a test reading a queue) are counted, not checked.
+A DynamoDB call also keeps the partition keys it names (:func:`leading_keys`: what AWS evaluates as
+``dynamodb:LeadingKeys``), so the check sees which item kinds each function reaches.
 """
 
 from __future__ import annotations
@@ -75,6 +77,71 @@ RESOURCE_PARAMS = (
 )
 
 
+#: The names the tables' partition keys have (infra/capabilities/storage.py TABLES; tests/iam checks
+#: that every table's partition key is one of them).
+PARTITION_KEYS = ("pk", "id")
+_KEY_EQUALS = re.compile(r"(#?[A-Za-z_][A-Za-z0-9_]*)\s*=\s*(:[A-Za-z0-9_]+)")
+
+
+def _partition(item: dict[str, Any]) -> str | None:
+    """The partition key value of a ``Key`` or ``Item`` (a string key: every table's is one)."""
+    for name in PARTITION_KEYS:
+        if name in item:
+            value = item[name]
+            return str(value.get("S", value)) if isinstance(value, dict) else str(value)
+    return None
+
+
+def _query_partition(params: dict[str, Any]) -> str | None:
+    """The partition key value a Query's key condition names (``pk = :p``)."""
+    names = params.get("ExpressionAttributeNames") or {}
+    values = params.get("ExpressionAttributeValues") or {}
+    for name, placeholder in _KEY_EQUALS.findall(params.get("KeyConditionExpression", "")):
+        if names.get(name, name) in PARTITION_KEYS and placeholder in values:
+            return _partition({"pk": values[placeholder]})
+    return None
+
+
+def _written(request: dict[str, Any]) -> dict[str, Any]:
+    """The item or key of one BatchWriteItem request."""
+    put, delete = request.get("PutRequest") or {}, request.get("DeleteRequest") or {}
+    return put.get("Item") or delete.get("Key") or {}
+
+
+def leading_keys(operation: str, params: dict[str, Any]) -> Any:
+    """The values AWS puts in ``dynamodb:LeadingKeys`` for a DynamoDB call (None: no item named).
+
+    A single-item call or a Query: the sorted partition keys it names; a batch: per table; a
+    transaction: per item, in order (each item is authorized on its own).
+    """
+    if operation in ("GetItem", "DeleteItem", "UpdateItem"):
+        found = _partition(params.get("Key") or {})
+        return None if found is None else [found]
+    if operation == "PutItem":
+        found = _partition(params.get("Item") or {})
+        return None if found is None else [found]
+    if operation == "Query":
+        found = _query_partition(params)
+        return None if found is None else [found]
+    if operation == "BatchWriteItem":
+        return {
+            table: sorted({str(_partition(_written(r))) for r in requests})
+            for table, requests in params.get("RequestItems", {}).items()
+        }
+    if operation == "BatchGetItem":
+        return {
+            table: sorted({str(_partition(k)) for k in body.get("Keys", [])})
+            for table, body in params.get("RequestItems", {}).items()
+        }
+    if operation == "TransactWriteItems":
+        return [
+            str(_partition(body.get("Key") or body.get("Item") or {}))
+            for item in params.get("TransactItems", [])
+            for body in item.values()
+        ]
+    return None
+
+
 def _ends(filename: str, parts: tuple[str, str]) -> bool:
     return filename.replace("\\", "/").endswith("/".join(parts))
 
@@ -111,7 +178,7 @@ def attribute(frame: Any) -> tuple[str | None, bool]:
     return function, target
 
 
-def _resource_params(params: dict[str, Any]) -> dict[str, Any]:
+def _resource_params(params: dict[str, Any], operation: str = "") -> dict[str, Any]:
     found: dict[str, Any] = {}
     for key in RESOURCE_PARAMS:
         if key not in params:
@@ -119,8 +186,8 @@ def _resource_params(params: dict[str, Any]) -> dict[str, Any]:
         value = params[key]
         if key == "RequestItems":
             value = sorted(value)
-        elif key == "TransactItems":
-            value = sorted({(kind, body["TableName"]) for item in value for kind, body in item.items()})
+        elif key == "TransactItems":  # in order: leading_keys answers one partition key per item
+            value = [(kind, body["TableName"]) for item in value for kind, body in item.items()]
         elif key == "routingConfiguration":
             value = sorted(r["stateMachineVersionArn"] for r in value)
         elif key == "Entries":
@@ -136,6 +203,10 @@ def _resource_params(params: dict[str, Any]) -> dict[str, Any]:
         found["tags"] = True
     if params.get("publish"):
         found["publish"] = True
+    if "TableName" in params or "RequestItems" in params or "TransactItems" in params:
+        keys = leading_keys(operation, params)
+        if keys is not None:
+            found["LeadingKeys"] = keys
     return found
 
 
@@ -152,7 +223,7 @@ class Recorder:
             "service": model.service_model.service_name,
             "signing": model.service_model.signing_name,
             "operation": model.name,
-            "params": _resource_params(params),
+            "params": _resource_params(params, model.name),
         }
         key = json.dumps(call, sort_keys=True, default=str)
         with self.lock:

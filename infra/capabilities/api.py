@@ -22,7 +22,7 @@ from constructs import Construct
 from functions.api.handler import PUBLIC_PATHS
 from infra.capabilities.function import RETENTION, PlatformFunction, Shared
 from infra.capabilities.queues import Queues
-from infra.capabilities.storage import Storage, grant_items
+from infra.capabilities.storage import INFLIGHT, Storage, grant_items
 from infra.capabilities.tenants import Tenants, camel
 from infra.nag import acknowledge
 
@@ -135,8 +135,10 @@ class Api(Construct):
         grant_items(storage.wheel, role, read=False, batch_write=True)
         grant_items(storage.schedules, role, delete=True)
         # Tenants' in-flight counters (admission, 429 over quota) live in the control table, and the
-        # targets' duration sketches and breakers GET /v1/stats shows (one BatchGetItem of sketches).
-        grant_items(storage.control, role, batch_get=True)
+        # targets' duration sketches and breakers GET /v1/stats shows (one BatchGetItem of sketches),
+        # and the wheel's leases and ring (to wake a tick). It reads them all but writes only counts.
+        grant_items(storage.control, role, write=False, batch_get=True)
+        grant_items(storage.control, role, read=False, items=INFLIGHT)
         for queue in queues.lanes.values():
             # Work due now; and the lanes' depths (backpressure, GET /v1/stats), read-only and cached.
             queue.grant(role, "sqs:SendMessage", "sqs:GetQueueAttributes")

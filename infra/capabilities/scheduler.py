@@ -45,7 +45,7 @@ from constructs import Construct
 
 from infra.capabilities.function import PlatformFunction, Shared
 from infra.capabilities.queues import Queues
-from infra.capabilities.storage import Storage, grant_items
+from infra.capabilities.storage import SCHEDULES, WHEEL_CONTROL, Storage, grant_items, task_items
 from infra.config import EnvironmentConfig
 from taskplane.observability import NAMESPACE
 
@@ -158,12 +158,15 @@ class Scheduler(Construct):
             deployment_config=tick_deployment_config(self, cfg),
         )
         role = self.fn.role
-        # The tick reads and writes items; it never deletes one nor writes in batches.
+        # The tick reads and writes items; it never deletes one nor writes in batches. In the shared
+        # tables it reaches only the kinds it uses (storage.Items: dynamodb:LeadingKeys): in the control
+        # table the shard's lease, resume point and the ring, not breakers, sketches or in-flight
+        # counts; a schedule's fire creates its task and moves the schedule to its next fire time, and
+        # reaches no trigger, dead letter or trigger window.
         grant_items(storage.wheel, role)
-        grant_items(storage.control, role)  # the shard's lease and resume point
-        # A schedule's fire creates its task and moves the schedule to its next fire time.
-        grant_items(storage.schedules, role)
-        grant_items(storage.tasks, role)
+        grant_items(storage.control, role, items=WHEEL_CONTROL)
+        grant_items(storage.schedules, role, items=SCHEDULES)
+        grant_items(storage.tasks, role, items=task_items(cfg.task_buckets))
         for queue in queues.lanes.values():
             queue.grant(role, "sqs:SendMessage")
         # A busy tick wakes its successor before its span ends.

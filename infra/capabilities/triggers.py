@@ -12,7 +12,7 @@ lane queue, and the worker turns each event into a task. So this construct:
 - lets only those rules send to the lanes (the lane queues' resource policies), and to the triggers'
   dead-letter queue that every rule's target names (an event it could not put on its lane);
 - lets the API (the operators' door: services/trigger_dead_letters.py) read and redrive that queue;
-- lets the worker read triggers (kept in the schedules table).
+- lets the worker read triggers (kept in the schedules table), and only them.
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ from constructs import Construct
 
 from infra.capabilities.function import PlatformFunction
 from infra.capabilities.queues import Queues
-from infra.capabilities.storage import Storage
+from infra.capabilities.storage import TRIGGERS, Storage, grant_items
 from infra.config import EnvironmentConfig
 from infra.nag import acknowledge, iam5_resource
 
@@ -83,8 +83,9 @@ class Triggers(Construct):
                 resources=self.rule_arns,
             )
         )
-        # A trigger's event names its trigger; the worker reads the trigger to build the task.
-        storage.schedules.grant_read_data(worker.role)
+        # A trigger's event names its trigger; the worker reads the trigger to build the task (and no
+        # schedule: the table holds both).
+        grant_items(storage.schedules, worker.role, write=False, items=TRIGGERS)
         for queue in queues.lanes.values():
             queue.add_to_resource_policy(
                 iam.PolicyStatement(

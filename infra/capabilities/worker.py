@@ -20,7 +20,7 @@ from constructs import Construct
 
 from infra.capabilities.function import PlatformFunction, Shared
 from infra.capabilities.queues import WORKER_TIMEOUT, Queues
-from infra.capabilities.storage import Storage, grant_items
+from infra.capabilities.storage import WORKER_CONTROL_READS, WORKER_CONTROL_WRITES, Storage, grant_items
 from infra.capabilities.targets import grant_task_targets
 from taskplane.settings import LANES
 
@@ -47,8 +47,11 @@ class Worker(Construct):
         # attempt's watch is deleted from it (never read back here).
         grant_items(storage.wheel, role, read=False, delete=True)
         # A task that ends gives its tenant's in-flight slot back; circuit breakers and duration
-        # sketches (control table; timeout_s "auto" reads a window of sketches in one BatchGetItem).
-        grant_items(storage.control, role, batch_get=True)
+        # sketches (control table; timeout_s "auto" reads a window of sketches in one BatchGetItem);
+        # the ring and the shards' leases are read to place and wake a retry's tick. It never writes a
+        # lease nor the ring.
+        grant_items(storage.control, role, write=False, batch_get=True, items=WORKER_CONTROL_READS)
+        grant_items(storage.control, role, read=False, items=WORKER_CONTROL_WRITES)
         for lane in LANES:
             queue = queues.lanes[lane]
             # A delivery that is not due yet, or a retry, goes back onto its lane.

@@ -24,7 +24,7 @@ from constructs import Construct
 from infra.capabilities.api import Api
 from infra.capabilities.function import RETENTION, PlatformFunction, Shared
 from infra.capabilities.queues import WORKER_TIMEOUT
-from infra.capabilities.storage import Storage, grant_items
+from infra.capabilities.storage import BREAKERS_AND_SKETCHES, VERSIONS, Storage, grant_items, grant_on_items
 from infra.capabilities.targets import grant_task_targets
 from infra.config import EnvironmentConfig
 from infra.nag import acknowledge, iam5_resource
@@ -97,10 +97,12 @@ class Workflows(Construct):
         )
         # The step function reads a version's definition and writes the run ledger (a node's needs'
         # outputs are one BatchGetItem).
-        storage.tables["workflows"].grant(self.fn.role, "dynamodb:GetItem")
+        # (versions only, not the workflows' current records).
+        grant_on_items(storage.tables["workflows"], self.fn.role, ["dynamodb:GetItem"], VERSIONS)
         grant_items(storage.tables["runs"], self.fn.role, batch_get=True)
-        # Nodes' circuit breakers and duration sketches (timeout_s "auto"), as the worker's.
-        grant_items(storage.control, self.fn.role, batch_get=True)
+        # Nodes' circuit breakers and duration sketches (timeout_s "auto"), as the worker's; nothing
+        # else of the control table (leases, the ring, in-flight counts).
+        grant_items(storage.control, self.fn.role, batch_get=True, items=BREAKERS_AND_SKETCHES)
         grant_task_targets(self.fn.role, cfg)
         # Its Lambda errors are mostly tenants' failing targets, so the canary watches the platform's
         # own failures instead: one in a minute is a bug, an unreachable table or a missing grant.

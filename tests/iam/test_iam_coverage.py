@@ -3,10 +3,15 @@
 moto enforces no IAM, so a missing grant would first show as AccessDenied in AWS. ``make test`` runs
 the suite with ``tests/aws_calls.py`` recording each boto3 call (service, operation, the parameters
 that name its resource, and the platform function whose code made it), then this module: each call
-becomes the IAM requests AWS would authorize (action, resource ARN, condition keys), evaluated
+becomes the IAM requests AWS would authorize (action, resource ARN, condition keys: a DynamoDB
+request's ``dynamodb:LeadingKeys`` are the partition keys it names), evaluated
 against the policies of that function's role in the synthesized template. A call the role would
 deny fails the test; a grant no call used is listed, and must be one of :data:`EXPECTED_UNUSED`
 (each with the reason it stays), so a new over-grant fails too.
+
+Shared tables hold several item kinds; a function that needs only some is granted them by partition
+key (infra/capabilities/storage.py ``Items``), and :data:`REACH` states what each function may read and
+write of every kind, checked against the template with keys made by the adapters themselves.
 
 Local names are the template's with another prefix (``taskplane-tasks`` there is ``tp-test-tasks``
 here); a task target's name ``x`` is taken as the allow-listed ``tp-test-target-x``.
@@ -24,6 +29,8 @@ from typing import Any
 from urllib.parse import urlparse
 
 import pytest
+
+from infra.capabilities.storage import LEADING_KEY_ACTIONS
 
 pytestmark = pytest.mark.infra
 
@@ -92,22 +99,6 @@ EXPECTED_UNUSED: dict[tuple[str, str], str] = {
         ("api", action): "trigger rules on every bus a tenant may listen on (the platform's and each "
         "external_events bus): the suite makes and removes rules on some of them only"
         for action in ("events:PutRule", "events:PutTargets", "events:RemoveTargets", "events:DeleteRule")
-    },
-    **{
-        (
-            "worker",
-            action,
-        ): "triggers (infra/capabilities/triggers.py, grant_read_data on the schedules table): the "
-        "worker reads a trigger with GetItem only; that file belongs to the trigger redesign (issue 12)"
-        for action in (
-            "dynamodb:BatchGetItem",
-            "dynamodb:ConditionCheckItem",
-            "dynamodb:DescribeTable",
-            "dynamodb:GetRecords",
-            "dynamodb:GetShardIterator",
-            "dynamodb:Query",
-            "dynamodb:Scan",
-        )
     },
 }
 
@@ -270,18 +261,38 @@ TRANSACT = {
 }
 
 
+def leading(call: dict[str, Any], keys: list[str] | None, action: str = "") -> dict[str, Any]:
+    """The ``dynamodb:LeadingKeys`` of a request: the partition keys it names (tests/aws_calls.py).
+
+    An item action always names them; one the recorder could not read would pass every
+    ``ForAllValues`` condition unchecked, so it fails here instead.
+    """
+    if not action or action in LEADING_KEY_ACTIONS:
+        assert keys, (
+            f"no partition key recorded for {call['operation']} ({call.get('test')}): teach leading_keys"
+        )
+        return {"dynamodb:LeadingKeys": list(keys)}
+    return {}
+
+
 def requests(call: dict[str, Any], workflows_role_arn: str) -> list[tuple[str, list[str], dict[str, str]]]:
     """What AWS authorizes for one call: ``[(action, [resource ARNs, any may match], condition keys)]``."""
     service, op, p, target = call["service"], call["operation"], call["params"], call["target"]
     table = f"arn:aws:dynamodb:{REGION}:{ACCOUNT}:table/{{}}"
     if service == "dynamodb":
-        if op == "BatchWriteItem" or op == "BatchGetItem":
-            return [(f"dynamodb:{op}", [table.format(deployed(t))], {}) for t in p["RequestItems"]]
-        if op == "TransactWriteItems":
+        named = p.get("LeadingKeys")
+        if op == "BatchWriteItem" or op == "BatchGetItem":  # one request per table, all its keys at once
             return [
-                (f"dynamodb:{TRANSACT[k]}", [table.format(deployed(t))], {}) for k, t in p["TransactItems"]
+                (f"dynamodb:{op}", [table.format(deployed(t))], leading(call, named[t]))
+                for t in p["RequestItems"]
             ]
-        return [(f"dynamodb:{op}", [table.format(deployed(p["TableName"]))], {})]
+        if op == "TransactWriteItems":  # each item on its own
+            return [
+                (f"dynamodb:{TRANSACT[k]}", [table.format(deployed(t))], leading(call, [key]))
+                for (k, t), key in zip(p["TransactItems"], named, strict=True)
+            ]
+        action = f"dynamodb:{op}"
+        return [(action, [table.format(deployed(p["TableName"]))], leading(call, named, action))]
     if service == "sqs":
         queue = urlparse(p["QueueUrl"]).path.rsplit("/", 1)[-1]
         name = target_name(queue) if target else deployed(queue)
@@ -344,12 +355,45 @@ def requests(call: dict[str, Any], workflows_role_arn: str) -> list[tuple[str, l
     raise AssertionError(f"no IAM mapping for {service}.{op}: add one")
 
 
+def like(value: str, pattern: str) -> bool:
+    """IAM's ``StringLike``: ``*`` any run of characters, ``?`` one, everything else itself (case
+    counts; no ``[...]`` classes, unlike fnmatch)."""
+    regex = "".join(".*" if c == "*" else "." if c == "?" else re.escape(c) for c in pattern)
+    return re.fullmatch(regex, value, re.DOTALL) is not None
+
+
+#: Condition operators on one value (the request's) against the policy's values, any one enough;
+#: a negated operator holds when the value matches none of them.
+OPERATORS = {
+    "StringEquals": lambda value, expected: value in expected,
+    "StringLike": lambda value, expected: any(like(value, e) for e in expected),
+    "StringNotLike": lambda value, expected: not any(like(value, e) for e in expected),
+}
+
+
+def holds(operator: str, value: Any, expected: list[str]) -> bool:
+    """One condition of a statement, as IAM evaluates it.
+
+    ``ForAllValues:<op>``: every value of the request's set passes ``<op>``; a request without the key
+    (an empty set) passes too, which is why such a condition must only sit on actions that carry it.
+    A single-valued operator fails when the request lacks the key.
+    """
+    qualifier, _, base = operator.rpartition(":")
+    if base not in OPERATORS or qualifier not in ("", "ForAllValues"):
+        raise AssertionError(f"no evaluation for the condition operator {operator}: add one")
+    test = OPERATORS[base]
+    if qualifier == "ForAllValues":
+        return all(test(v, expected) for v in value or [])
+    return value is not None and not isinstance(value, list) and test(value, expected)
+
+
 def allowed(
-    statements: list[dict[str, Any]], action: str, resources: list[str], context: dict[str, str]
+    statements: list[dict[str, Any]], action: str, resources: list[str], context: dict[str, Any]
 ) -> list[tuple[int, str, str]]:
     """The grants that allow the request: (statement index, its action, its resource) each.
 
-    IAM: an identity policy's Allow statements (none here denies), any one of them enough.
+    IAM: an identity policy's Allow statements (none here denies), any one of them enough, and one
+    allows only when all of its conditions hold (operators and keys are ANDed, a key's values ORed).
     """
     granted = []
     for i, st in enumerate(statements):
@@ -359,12 +403,11 @@ def allowed(
         patterns = [p for p in st["resources"] if any(fnmatch.fnmatchcase(r, p) for r in resources)]
         if not actions or not patterns:
             continue
-        ok = True
-        for operator, keys in st["condition"].items():
-            for key, expected in keys.items():
-                expected = expected if isinstance(expected, list) else [expected]
-                if operator != "StringEquals" or context.get(key) not in expected:
-                    ok = False
+        ok = all(
+            holds(operator, context.get(key), expected if isinstance(expected, list) else [expected])
+            for operator, keys in st["condition"].items()
+            for key, expected in keys.items()
+        )
         if ok:
             granted += [(i, a, p) for a in actions for p in patterns]
     return granted
@@ -428,16 +471,71 @@ def test_every_recorded_call_is_allowed_by_its_functions_role_and_every_grant_is
     assert stale == [], f"EXPECTED_UNUSED names grants that are used or gone: {stale}"
 
 
+#: Partition key patterns of narrowed grants the suite may not reach, and why each stays:
+#: (function, "reads" / "writes" / "reads and writes", pattern) -> reason.
+EXPECTED_UNUSED_KEYS: dict[tuple[str, str, str], str] = {
+    ("step", "reads", "V#*"): "a node's workflow version (services/steps.py Catalog.load, GetItem V#...) is "
+    "read once per process; in the suite the API's publish, in the same process, has mostly cached it "
+    "already (WorkflowStore.version's cache): reached in some runs, not in others",
+}
+
+
+def access_of(actions: list[str]) -> str:
+    reads = any(a.rsplit(":", 1)[1].startswith(("Get", "BatchGet", "Query")) for a in actions)
+    writes = any(not a.rsplit(":", 1)[1].startswith(("Get", "BatchGet", "Query")) for a in actions)
+    return "reads and writes" if reads and writes else "reads" if reads else "writes"
+
+
+def test_every_item_kind_a_narrowed_grant_names_is_used(calls: list[dict[str, Any]], synth: Any) -> None:
+    # Given every narrowed statement (dynamodb:LeadingKeys patterns) of every function's role
+    statements = {fn: role_statements(synth, fn) for fn in FUNCTIONS}
+    patterns = {
+        (fn, i, pattern)
+        for fn in FUNCTIONS
+        for i, st in enumerate(statements[fn])
+        for pattern in st["condition"].get("ForAllValues:StringLike", {}).get("dynamodb:LeadingKeys", [])
+    }
+    assert patterns
+
+    # When the recorded calls are authorized, noting which pattern each partition key matched
+    used = set()
+    for call in calls:
+        if call["function"] is None or call["service"] != "dynamodb":
+            continue
+        fn = call["function"]
+        for action, resources, context in requests(call, ""):
+            for i in {i for i, _, _ in allowed(statements[fn], action, resources, context)}:
+                for pattern in st_like(statements[fn][i]):
+                    if any(like(key, pattern) for key in context.get("dynamodb:LeadingKeys", [])):
+                        used.add((fn, i, pattern))
+
+    # Then every item kind a grant names is one some call reaches, or one the list explains
+    unused = {(fn, access_of(statements[fn][i]["actions"]), p) for fn, i, p in patterns - used}
+    unexplained = sorted(unused - set(EXPECTED_UNUSED_KEYS))
+    assert unexplained == [], f"narrowed grants name kinds no call reaches (remove or explain): {unexplained}"
+    # and the list names only kinds still granted (one the suite reaches only sometimes may stay)
+    granted = {(fn, access_of(statements[fn][i]["actions"]), p) for fn, i, p in patterns}
+    stale = sorted(set(EXPECTED_UNUSED_KEYS) - granted)
+    assert stale == [], f"EXPECTED_UNUSED_KEYS names kinds no longer granted: {stale}"
+
+
+def st_like(statement: dict[str, Any]) -> list[str]:
+    return statement["condition"].get("ForAllValues:StringLike", {}).get("dynamodb:LeadingKeys", [])
+
+
 def test_the_mapping_knows_what_aws_authorizes() -> None:
     # A transaction is authorized per item and table; a batch send as SendMessage; a bare function
     # name as the platform's live alias, a target's as the allow-listed name
     assert requests(
         {"service": "dynamodb", "operation": "TransactWriteItems", "target": False,
-         "params": {"TransactItems": [["ConditionCheck", "taskplane-tasks"], ["Put", "taskplane-wheel"]]}},
+         "params": {"TransactItems": [["ConditionCheck", "taskplane-tasks"], ["Put", "taskplane-wheel"]],
+                    "LeadingKeys": ["acme#0", "1#60000"]}},
         "",
     ) == [
-        ("dynamodb:ConditionCheckItem", [f"arn:aws:dynamodb:{REGION}:{ACCOUNT}:table/tp-test-tasks"], {}),
-        ("dynamodb:PutItem", [f"arn:aws:dynamodb:{REGION}:{ACCOUNT}:table/tp-test-wheel"], {}),
+        ("dynamodb:ConditionCheckItem", [f"arn:aws:dynamodb:{REGION}:{ACCOUNT}:table/tp-test-tasks"],
+         {"dynamodb:LeadingKeys": ["acme#0"]}),
+        ("dynamodb:PutItem", [f"arn:aws:dynamodb:{REGION}:{ACCOUNT}:table/tp-test-wheel"],
+         {"dynamodb:LeadingKeys": ["1#60000"]}),
     ]  # fmt: skip
     sqs = {"service": "sqs", "operation": "SendMessageBatch", "target": False,
            "params": {"QueueUrl": "https://sqs.us-east-1.amazonaws.com/123456789012/taskplane-high"}}  # fmt: skip
@@ -465,3 +563,248 @@ def test_the_mapping_knows_what_aws_authorizes() -> None:
         r"arn:aws:states:[^:]+:\d+:stateMachine:tp-test-wf-x",
         states_arn("arn:aws:states:us-east-1:123456789012:stateMachine:taskplane-wf-x"),
     )
+
+
+# -- item kinds in shared tables (dynamodb:LeadingKeys) ---------------------------------------------
+
+
+def table_arn(kind: str) -> list[str]:
+    return [f"arn:aws:dynamodb:{REGION}:{ACCOUNT}:table/{DEPLOYED}{kind}"]
+
+
+def keys(*values: str) -> dict[str, Any]:
+    return {"dynamodb:LeadingKeys": list(values)}
+
+
+def foreign_and_own_items() -> tuple[dict[str, tuple[str, str]], dict[str, tuple[str, str]]]:
+    """(kinds the tick must not reach, kinds it uses): name -> (table, partition key), each key made
+    by the adapter that writes it, for an AWS tenant id (an API key id) and a local tenant name."""
+    from taskplane.adapters import breakers, dead_letters, latency, task_store, windows
+    from taskplane.adapters.ring_store import RING_KEY
+    from taskplane.adapters.run_store import RunStore
+    from taskplane.adapters.schedule_store import ScheduleStore
+    from taskplane.adapters.triggers import TriggerStore
+    from taskplane.adapters.wheel_store import _lease_key
+    from taskplane.domain.wheel import partition
+
+    foreign, own = {}, {}
+    for tenant in ("a1b2c3d4e5", "acme"):
+        foreign |= {
+            f"trigger of {tenant}": ("schedules", TriggerStore._pk(tenant)),
+            f"dead letter of {tenant}": ("tasks", dead_letters._pk(tenant)),
+            f"trigger window key of {tenant}": ("tasks", windows._trigger_pk(tenant, "01J0TRIGGER")),
+            f"trigger window of {tenant}": ("tasks", windows._window_pk(tenant, "01J0TRIGGER", "01J0W")),
+            f"one-letter window of {tenant}": ("tasks", windows._window_pk(tenant, "t", "w")),
+            f"breaker of {tenant}": ("control", breakers._key(f"{tenant}#lambda:resize")["pk"]["S"]),
+            f"sketch of {tenant}": ("control", latency._sketch_pk(tenant, "lambda:x", 60_000, 0)["pk"]["S"]),
+            f"sketch parts of {tenant}": ("control", latency._parts_pk(tenant, "lambda:x")["pk"]["S"]),
+            f"sketch index of {tenant}": ("control", latency._index_pk(tenant)["pk"]["S"]),
+            f"in-flight count of {tenant}": ("control", f"inflight#{tenant}"),
+            f"run of {tenant}": ("runs", RunStore._pk(tenant, "01J0RUN")),
+        }
+        schedule_key = ScheduleStore._key(None, tenant, "s1")  # type: ignore[arg-type]
+        own |= {
+            f"schedule of {tenant}": ("schedules", schedule_key["pk"]["S"]),
+            f"task of {tenant}, bucket 0": ("tasks", task_store._pk(tenant, "01J0TASKAAAA", 1)),
+            f"task of {tenant}, last bucket": ("tasks", f"{tenant}#{TASK_BUCKETS - 1}"),
+        }
+    own |= {
+        "lease of shard 2": ("control", _lease_key(2)["pk"]["S"]),
+        "shard ring": ("control", RING_KEY["pk"]["S"]),
+        "wheel entry": ("wheel", partition(2, 1_700_000_000_000)),
+    }
+    return foreign, own
+
+
+#: The test environment's task buckets (tests/infra/infra_synth.py TEST_ENV).
+TASK_BUCKETS = 2
+
+
+def test_the_tick_reaches_only_the_item_kinds_it_uses(synth: Any) -> None:
+    # Given the tick's role, and an item of every kind the shared tables hold
+    assert synth.cfg.task_buckets == TASK_BUCKETS
+    statements = role_statements(synth, "tick")
+    foreign, own = foreign_and_own_items()
+
+    # When the tick would read or write an item of a kind it does not use (a trigger, a dead letter,
+    # a window, a breaker, a sketch, a count, a run), AWS refuses every action
+    reached = [
+        f"{action} on {name} ({table} {key!r})"
+        for name, (table, key) in foreign.items()
+        for action in ("GetItem", "Query", "PutItem", "UpdateItem", "DeleteItem")
+        if allowed(statements, f"dynamodb:{action}", table_arn(table), keys(key))
+    ]
+    assert reached == []
+    # and so would the coverage check, were the tick's code to make such a call
+    recorded = {"function": "tick", "service": "dynamodb", "operation": "GetItem", "target": False,
+                "params": {"TableName": "taskplane-schedules", "LeadingKeys": [foreign["trigger of acme"][1]]}}  # fmt: skip
+    assert [allowed(statements, *request) for request in requests(recorded, "")] == [[]]
+    # and a request that names one of its own items beside a foreign one is refused whole
+    table, key = foreign["trigger of acme"]
+    assert not allowed(statements, "dynamodb:PutItem", table_arn(table), keys("acme", key))
+    # while every kind it uses stays open to the actions it makes
+    closed = [
+        f"{action} on {name}"
+        for name, (table, key) in own.items()
+        for action in ("GetItem", "PutItem", "UpdateItem")
+        if not allowed(statements, f"dynamodb:{action}", table_arn(table), keys(key))
+    ]
+    assert closed == []
+
+
+def every_item_kind(tenant: str) -> dict[str, tuple[str, str]]:
+    """One item of every kind the platform's tables hold: name -> (table, partition key), each key made
+    by the adapter that writes it (storage.py's docstring lists them)."""
+    from taskplane.adapters import breakers, dead_letters, latency, task_store, windows
+    from taskplane.adapters.ring_store import RING_KEY
+    from taskplane.adapters.run_store import RunStore
+    from taskplane.adapters.schedule_store import ScheduleStore
+    from taskplane.adapters.triggers import TriggerStore
+    from taskplane.adapters.wheel_store import _lease_key
+    from taskplane.domain.wheel import partition
+
+    return {
+        "task": ("tasks", task_store._pk(tenant, "01J0TASKAAAB", TASK_BUCKETS)),
+        "dead letter": ("tasks", dead_letters._pk(tenant)),
+        "trigger window key": ("tasks", windows._trigger_pk(tenant, "01J0TRIGGER")),
+        "trigger window": ("tasks", windows._window_pk(tenant, "01J0TRIGGER", "01J0W")),
+        "lease": ("control", _lease_key(1)["pk"]["S"]),
+        "ring": ("control", RING_KEY["pk"]["S"]),
+        "breaker": ("control", breakers._key(f"{tenant}#lambda:resize")["pk"]["S"]),
+        "sketch": ("control", latency._sketch_pk(tenant, "lambda:x", 60_000, 0)["pk"]["S"]),
+        "sketch parts": ("control", latency._parts_pk(tenant, "lambda:x")["pk"]["S"]),
+        "sketch index": ("control", latency._index_pk(tenant)["pk"]["S"]),
+        "in-flight count": ("control", f"inflight#{tenant}"),
+        "schedule": ("schedules", ScheduleStore._key(None, tenant, "s1")["pk"]["S"]),  # type: ignore[arg-type]
+        "trigger": ("schedules", TriggerStore._pk(tenant)),
+        "wheel entry": ("wheel", partition(1, 1_700_000_000_000)),
+        "run": ("runs", RunStore._pk(tenant, "01J0RUN")),
+        "run listing": ("runs", f"L#{tenant}#flow"),
+        "workflow": ("workflows", f"W#{tenant}"),
+        "workflow version": ("workflows", f"V#{tenant}#flow"),
+        "idempotency record": ("idempotency", "taskplane-api.create#5d41402abc4b2a76b9719d911017c592"),
+    }
+
+
+_ALL = ("task", "dead letter", "trigger window key", "trigger window")
+_SKETCHES = ("breaker", "sketch", "sketch parts", "sketch index")
+#: What each function may do to each kind of item (r: GetItem, w: PutItem and UpdateItem; a kind not
+#: named: neither): the inventory of tests/aws_calls.py's recordings, kept as the grants' contract.
+REACH: dict[str, dict[str, str]] = {
+    "api": {
+        **dict.fromkeys(_ALL, "rw"),
+        **dict.fromkeys(("lease", "ring", *_SKETCHES), "r"),
+        "in-flight count": "rw",
+        "schedule": "rw",
+        "trigger": "rw",
+        "wheel entry": "w",
+        **dict.fromkeys(("run", "run listing", "workflow", "workflow version", "idempotency record"), "rw"),
+    },
+    "worker": {
+        **dict.fromkeys(_ALL, "rw"),
+        "lease": "r",  # a retry or watch due soon wakes its tick unless the lease shows one running
+        "ring": "r",
+        **dict.fromkeys(_SKETCHES, "rw"),
+        "sketch index": "w",
+        "in-flight count": "w",
+        "trigger": "r",
+        "wheel entry": "w",
+    },
+    "tick": {"task": "rw", "lease": "rw", "ring": "rw", "schedule": "rw", "wheel entry": "rw"},
+    "step": {**dict.fromkeys(_SKETCHES, "rw"), "run": "rw", "run listing": "rw", "workflow version": "r"},
+}
+
+
+def test_each_function_reaches_only_the_item_kinds_it_uses(synth: Any) -> None:
+    # Given every function's role, and an item of every kind for a tenant as AWS names it (an API key
+    # id) and as a local environment does
+    for tenant in ("a1b2c3d4e5", "acme"):
+        kinds = every_item_kind(tenant)
+        assert {k for reach in REACH.values() for k in reach} <= set(kinds)
+        for fn in FUNCTIONS:
+            statements = role_statements(synth, fn)
+
+            # When the function reads and writes one item of each kind
+            reach = {}
+            for kind, (table, key) in kinds.items():
+                can = {
+                    action: bool(allowed(statements, f"dynamodb:{action}", table_arn(table), keys(key)))
+                    for action in ("GetItem", "PutItem", "UpdateItem")
+                }
+                assert can["PutItem"] == can["UpdateItem"], (fn, kind, "PutItem and UpdateItem go together")
+                reach[kind] = ("r" if can["GetItem"] else "") + ("w" if can["PutItem"] else "")
+
+            # Then AWS allows exactly what REACH says, and refuses every other kind
+            expected = {kind: REACH[fn].get(kind, "") for kind in kinds}
+            assert reach == expected, (
+                fn,
+                tenant,
+                {k: (reach[k], expected[k]) for k in kinds if reach[k] != expected[k]},
+            )
+
+
+def test_a_partition_condition_binds_every_action_it_grants(synth: Any) -> None:
+    # Given every statement of every function's role that names partition keys
+    conditioned = [
+        (fn, st)
+        for fn in FUNCTIONS
+        for st in role_statements(synth, fn)
+        if any("dynamodb:LeadingKeys" in by_key for by_key in st["condition"].values())
+    ]
+    # (the tick's three narrowed tables at least)
+    assert len([fn for fn, _ in conditioned if fn == "tick"]) >= 3
+    for fn, st in conditioned:
+        # Then each grants only actions whose requests carry the keys (any other would pass the
+        # ForAllValues condition on every item), with the ForAllValues qualifier the key needs
+        assert set(st["actions"]) <= LEADING_KEY_ACTIONS, (fn, st["actions"])
+        assert all(op.startswith("ForAllValues:") for op in st["condition"]), (fn, st["condition"])
+
+
+def test_conditions_are_evaluated_as_iam_does() -> None:
+    # ForAllValues holds for every value of the request, and for a request that names none
+    assert holds("ForAllValues:StringLike", ["wheel#1", "wheel#ring"], ["wheel#*"])
+    assert not holds("ForAllValues:StringLike", ["wheel#1", "breaker#x"], ["wheel#*"])
+    assert holds("ForAllValues:StringLike", [], ["wheel#*"])
+    assert holds("ForAllValues:StringLike", None, ["wheel#*"])
+    # a negated operator holds when no value matches any pattern
+    assert holds("ForAllValues:StringNotLike", ["acme", "a1b2"], ["*#*"])
+    assert not holds("ForAllValues:StringNotLike", ["acme", "trg#acme"], ["*#*"])
+    # ? is one character, * any run; [ is itself, and case counts
+    assert like("acme#1", "*#?") and not like("acme#12", "*#?") and not like("acme#", "*#?")
+    assert like("a[1]", "a[1]") and not like("a1", "a[1]") and not like("Wheel#1", "wheel#*")
+    # a single-valued operator needs the key
+    assert not holds("StringEquals", None, ["x"]) and holds("StringEquals", "x", ["x"])
+    with pytest.raises(AssertionError, match="no evaluation"):
+        holds("ForAnyValue:StringLike", ["x"], ["x"])
+    # and a request's keys come with it: a batch names all its keys in a table at once, a
+    # transaction's items one each
+    batch = {"service": "dynamodb", "operation": "BatchGetItem", "target": False,
+             "params": {"RequestItems": ["taskplane-control"],
+                        "LeadingKeys": {"taskplane-control": ["sketch#a", "sketch#b"]}}}  # fmt: skip
+    assert requests(batch, "") == [
+        ("dynamodb:BatchGetItem", table_arn("control"), keys("sketch#a", "sketch#b"))
+    ]
+    transaction = {"service": "dynamodb", "operation": "TransactWriteItems", "target": False,
+                   "params": {"TransactItems": [["Put", "taskplane-schedules"], ["Put", "taskplane-wheel"]],
+                              "LeadingKeys": ["acme", "0#60000"]}}  # fmt: skip
+    assert [r[2] for r in requests(transaction, "")] == [keys("acme"), keys("0#60000")]
+    unread = {"service": "dynamodb", "operation": "GetItem", "target": False,
+              "params": {"TableName": "taskplane-control"}}  # fmt: skip
+    with pytest.raises(AssertionError, match="no partition key recorded"):
+        requests(unread, "")
+
+
+def test_the_recorder_reads_every_tables_partition_key() -> None:
+    from aws_calls import PARTITION_KEYS, leading_keys
+
+    from infra.capabilities.storage import TABLES
+
+    assert {spec.partition_key for spec in TABLES} <= set(PARTITION_KEYS)
+    query = {"KeyConditionExpression": "#p = :v AND begins_with(sk, :s)", "ExpressionAttributeNames":
+             {"#p": "pk"}, "ExpressionAttributeValues": {":v": {"S": "trg#acme"}, ":s": {"S": "x"}}}  # fmt: skip
+    assert leading_keys("Query", query) == ["trg#acme"]
+    put = {"TableName": "t", "Item": {"id": {"S": "fn#hash"}, "data": {"S": "x"}}}
+    assert leading_keys("PutItem", put) == ["fn#hash"]
+    writes = {"RequestItems": {"t": [{"PutRequest": {"Item": {"pk": {"S": "a#0"}}}},
+                                     {"DeleteRequest": {"Key": {"pk": {"S": "a#1"}}}}]}}  # fmt: skip
+    assert leading_keys("BatchWriteItem", writes) == {"t": ["a#0", "a#1"]}
