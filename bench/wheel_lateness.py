@@ -515,6 +515,7 @@ def run_a(
     fires: int = 0,
     fires_before: bool = False,
     fire_cpu_ms: float = 0.0,
+    fire_threads: int | None = None,
 ) -> dict[str, Any]:
     """The real tick over the in-memory wheel, with the modelled mapping and worker.
 
@@ -537,10 +538,13 @@ def run_a(
     the API and the worker place them), and each shard has its own Ticker (its own Lambda: its own
     Throttle at ``tick_mb``, its own lease, senders and wakes), all in this one process.
     """
+    from concurrent.futures import ThreadPoolExecutor
+
     from taskplane.domain.ring import shard_for
     from taskplane.domain.wheel import DISPATCH_LEAD_MS, GROUP_MS, WheelEntry
     from taskplane.services.execute import INLINE_RETRY_MS
     from taskplane.services.tick import Ticker
+    from taskplane.wiring import FIRE_THREADS
 
     clock = WallClock()
     rng = random.Random(seed)
@@ -643,6 +647,10 @@ def run_a(
             lead_ms=lead,
             group_ms=5 if before else (GROUP_MS if group_ms is None else group_ms),
             fire_schedule=fire_for(s) if fires else None,
+            # the fires' own threads, as wiring.py gives the tick (FIRE_THREADS)
+            firers=ThreadPoolExecutor(max_workers=fire_threads or FIRE_THREADS)
+            if fires and not fires_before
+            else None,
         )
         for s in range(shards)
     }
