@@ -890,35 +890,37 @@ def _starts(wheel: Mapping[str, Any] | None) -> list[str]:
 def _fire_burst(wheel: Mapping[str, Any] | None) -> list[str]:
     """Schedule fires due at one instant: their start lateness and that of the tasks due beside them,
     the fires as before and as now, side by side."""
-    burst = (wheel or {}).get("a_fire_burst")
-    if not burst:
+    bursts = (wheel or {}).get("a_fire_bursts")
+    if not bursts:
         return []
+    first = next(iter(bursts.values()))
     rows = [
         "## Schedule fires in a burst (started_at - fire_at)",
         "",
-        f"`python bench/wheel_lateness.py --only fires`: {burst['fires']:,} schedule fires due at one instant, "
-        f"amid {burst['rate_per_s']:,} tasks due a second, on one shard ({burst['note']}); the tick at "
-        f"{burst['tick_mb']} MB (its CPU share emulated, its real adapters' CPU charged, and each fire's "
-        f"{burst['fire_cpu_ms']} ms of CPU: bench/tick_reads.py's real fire over moto, moto excluded), the "
-        "pickup and the worker modelled as above. Load average "
-        f"{burst['load_average'][0]:.1f}.",
+        "`python bench/wheel_lateness.py --only fires --rate R --fires N`: N schedule fires due at one instant, "
+        f"amid {first['rate_per_s']:,} tasks due a second (a shard's share of 1,000 as deployed), on one shard "
+        f"({first['note']}); the tick at {first['tick_mb']} MB (its CPU share emulated, its real adapters' "
+        f"CPU charged, and each fire's {first['fire_cpu_ms']} ms of CPU: bench/tick_reads.py's real fire "
+        "over moto, moto excluded), the pickup and the worker modelled as above. Load average "
+        + ", ".join(f"{b['load_average'][0]:.1f}" for b in bursts.values())
+        + ".",
         "",
-        "| fires | run | fire start p50 / p99 / max ms | early | tasks due beside it (-0.5 s to +2 s): start p50 / p99 / max ms |",
-        "| --- | ---: | --- | ---: | --- |",
+        "| fires | design | run | fire start p50 / p99 / max ms | early | tasks due beside them "
+        "(-0.5 s to +2 s): start p50 / p99 / max ms |",
+        "| ---: | --- | ---: | --- | ---: | --- |",
     ]
-    for name, label in (
-        ("before", "before: when due, on the tick's loop"),
-        ("now", "now: a lead ahead, own threads"),
-    ):
-        for i, run in enumerate(burst["runs"].get(name, []), 1):
-            f, b = (
-                run["fire_burst"]["fire_start_lateness_ms"],
-                run["fire_burst"]["tasks_beside_start_lateness_ms"],
-            )
-            rows.append(
-                f"| {label} | {i} | {f['p50']} / {f['p99']} / {f['max']} | {run['fire_burst']['early']} | "
-                f"{b['p50']} / {b['p99']} / {b['max']} |"
-            )
+    for fires, burst in bursts.items():
+        for name, label in (
+            ("before", "before: when due, on the tick's loop"),
+            ("now", "now: a lead ahead, on their own threads"),
+        ):
+            for i, run in enumerate(burst["runs"].get(name, []), 1):
+                f = run["fire_burst"]["fire_start_lateness_ms"]
+                b = run["fire_burst"]["tasks_beside_start_lateness_ms"]
+                rows.append(
+                    f"| {int(fires):,} | {label} | {i} | {f['p50']} / {f['p99']} / {f['max']} | "
+                    f"{run['fire_burst']['early']} | {b['p50']} / {b['p99']} / {b['max']} |"
+                )
     return [*rows, ""]
 
 

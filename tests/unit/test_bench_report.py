@@ -416,3 +416,33 @@ def test_as_deployed_variants_are_listed_beside_the_runs_as_built(tmp_path: Path
     assert "| rate 12 | 12 | 3 | 1 / 3 / 40 |" in section
     assert section.count("| group 1000 rate 12 | 12 |") == 2 and "| 101.5 |" in section
     assert "tick 128" not in section.split("## ", 2)[1]  # the 128 MB runs have their own table
+
+
+def test_the_fire_burst_section_shows_each_burst_before_and_now_side_by_side() -> None:
+    def run(p99: int, beside: int) -> dict:
+        lateness = {"n": 20, "p50": 0.0, "p99": p99, "max": p99, "min": 0}
+        return {
+            "fire_burst": {
+                "fire_start_lateness_ms": lateness,
+                "early": 0,
+                "tasks_beside_start_lateness_ms": {**lateness, "p99": beside, "max": beside},
+            }
+        }
+
+    burst = {
+        "rate_per_s": 200,
+        "tick_mb": 256,
+        "fire_cpu_ms": 2.7,
+        "note": "one shard",
+        "load_average": [0.5, 0.4, 0.3],
+        "runs": {"before": [run(1000, 650)], "now": [run(180, 30)]},
+    }
+    # Given two bursts measured (20 and 200 fires)
+    lines = report._fire_burst({"a_fire_bursts": {"20": burst, "200": burst}})
+    rows = [line for line in lines if line.startswith("| 20") or line.startswith("| 200")]
+    # Then each burst has its before and its now row, with the fires' and the tasks' lateness
+    assert len(rows) == 4
+    assert rows[0].startswith("| 20 | before") and "0.0 / 1000 / 1000" in rows[0] and "650" in rows[0]
+    assert rows[1].startswith("| 20 | now") and "0.0 / 180 / 180" in rows[1] and rows[1].endswith("30 / 30 |")
+    # And nothing is shown without a measurement
+    assert report._fire_burst({}) == [] and report._fire_burst(None) == []
