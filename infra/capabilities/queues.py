@@ -26,26 +26,11 @@ class Queues(Construct):
 
     def __init__(self, scope: Construct, construct_id: str, *, cfg: EnvironmentConfig) -> None:
         super().__init__(scope, construct_id)
-        self.dlq = sqs.Queue(
-            self,
-            "DeadLetters",
-            queue_name=f"{cfg.prefix}-dlq",
-            encryption=sqs.QueueEncryption.SQS_MANAGED,
-            enforce_ssl=True,
-            # The longest SQS allows: dead letters wait for a person (or a redrive) to look at them.
-            retention_period=cdk.Duration.days(14),
-        )
+        self.dlq = self._dead_letters("DeadLetters", f"{cfg.prefix}-dlq")
         # Where EventBridge puts a trigger's event it could not put on its lane (every trigger rule's
-        # target names it; its resource policy is the triggers construct's). Kept as long as SQS allows:
-        # an operator redrives it (docs/DEPLOY.md, "Triggers' dead letters").
-        self.trigger_dlq = sqs.Queue(
-            self,
-            "TriggerDeadLetters",
-            queue_name=f"{cfg.prefix}-trigger-dlq",
-            encryption=sqs.QueueEncryption.SQS_MANAGED,
-            enforce_ssl=True,
-            retention_period=cdk.Duration.days(14),
-        )
+        # target names it; its resource policy is the triggers construct's). An operator redrives it
+        # (docs/DEPLOY.md, "Triggers' dead letters").
+        self.trigger_dlq = self._dead_letters("TriggerDeadLetters", f"{cfg.prefix}-trigger-dlq")
         acknowledge(
             self.trigger_dlq,
             "AwsSolutions-SQS3",
@@ -66,3 +51,14 @@ class Queues(Construct):
             )
             for lane in LANES
         }
+
+    def _dead_letters(self, construct_id: str, name: str) -> sqs.Queue:
+        return sqs.Queue(
+            self,
+            construct_id,
+            queue_name=name,
+            encryption=sqs.QueueEncryption.SQS_MANAGED,
+            enforce_ssl=True,
+            # The longest SQS allows: dead letters wait for a person (or a redrive) to look at them.
+            retention_period=cdk.Duration.days(14),
+        )

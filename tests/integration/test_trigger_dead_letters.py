@@ -31,6 +31,19 @@ def trigger(api: Any, tenant: str = "acme", **body: Any) -> dict[str, Any]:
     return reply.body
 
 
+def correlating(api: Any) -> dict[str, Any]:
+    """A trigger correlating orders and payments: two rules, one per event pattern."""
+    return trigger(
+        api,
+        event_pattern=None,
+        correlate={
+            "key": "$.detail.order",
+            "within_ms": 60_000,
+            "events": [{"source": ["shop.orders"]}, {"source": ["shop.payments"]}],
+        },
+    )
+
+
 def targets(aws: Any, rule: str) -> list[dict[str, Any]]:
     return aws.client("events").list_targets_by_rule(Rule=rule, EventBusName=aws.settings.event_bus)[
         "Targets"
@@ -106,15 +119,7 @@ def dlq_depth(aws: Any) -> int:
 def test_every_rule_target_names_the_triggers_dlq_and_an_explicit_retry_policy(aws, api):
     # Given a plain trigger and a correlating one (two rules)
     plain = trigger(api)
-    corr = trigger(
-        api,
-        event_pattern=None,
-        correlate={
-            "key": "$.detail.order",
-            "within_ms": 60_000,
-            "events": [{"source": ["shop.orders"]}, {"source": ["shop.payments"]}],
-        },
-    )
+    corr = correlating(api)
     dlq_arn = aws.client("sqs").get_queue_attributes(
         QueueUrl=aws.settings.trigger_dlq_url, AttributeNames=["QueueArn"]
     )["Attributes"]["QueueArn"]
@@ -163,15 +168,7 @@ def test_a_dead_event_is_listed_for_the_operator_and_a_redrive_starts_its_task_o
 
 
 def test_a_correlating_triggers_dead_event_goes_back_with_its_pattern(aws, api, drain, api_handler):
-    corr = trigger(
-        api,
-        event_pattern=None,
-        correlate={
-            "key": "$.detail.order",
-            "within_ms": 60_000,
-            "events": [{"source": ["shop.orders"]}, {"source": ["shop.payments"]}],
-        },
-    )
+    corr = correlating(api)
     # Given the second rule's event dead-lettered
     dead_event(aws, f"{corr['rule_name']}-1")
     # When it is redriven
