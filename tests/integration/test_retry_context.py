@@ -249,3 +249,49 @@ def test_a_fallback_ends_before_the_attempts_watch_would_count_it_abandoned(aws)
     assert runner.seen[-1][0] == ECHO and runner.seen[-1][2] == 119.0
     run_one(aws, {**body, "timeout_s": 20})
     assert runner.seen[-1][2] == 20.0
+
+
+@fixed_clock
+def test_a_long_call_heartbeats_from_its_first_interval_and_a_short_one_starts_no_thread(aws, monkeypatch):
+    import time
+
+    executor = aws.platform.executor
+    executor.heartbeat_ms = 20  # (real time: the beats come from their own thread)
+    beats: list[tuple[Any, ...]] = []
+    heartbeat = executor.store.heartbeat
+
+    def counted_beat(*args: Any, **kwargs: Any) -> bool:
+        beats.append(args)
+        return heartbeat(*args, **kwargs)
+
+    monkeypatch.setattr(executor.store, "heartbeat", counted_beat)
+    threads: list[Any] = []
+    beat = executor._beat
+
+    def counted_thread(*args: Any) -> None:
+        threads.append(args)
+        beat(*args)
+
+    monkeypatch.setattr(executor, "_beat", counted_thread)
+
+    class Slow:
+        """Answers once its attempt has beaten twice (or after 10 s, to fail rather than hang)."""
+
+        def run(self, target: dict, envelope: dict, timeout_s: float, cancel: Any = None, **k: Any) -> Any:
+            deadline = time.monotonic() + 10
+            while len(beats) < 2 and time.monotonic() < deadline:
+                time.sleep(0.01)
+            return {"ok": True}
+
+    body = {"target": HTTP, "timeout_s": 600}  # long enough to need heartbeats (over STALE_MS)
+    # Given a call that runs past its first heartbeat interval
+    executor.runners = Slow()
+    task_id, outcome = run_one(aws, body)
+    # Then its attempt beat (a thread of its own, started once the interval had passed) and succeeded
+    assert outcome is Outcome.SUCCEEDED and len(threads) == 1 and len(beats) >= 2
+    assert aws.platform.tasks.get("acme", task_id).heartbeat_at is not None
+    # When a call answers at once / Then no heartbeat thread is started for it
+    executor.runners = runner = Recording()
+    runner.down = False
+    assert run_one(aws, body)[1] is Outcome.SUCCEEDED
+    assert len(threads) == 1
