@@ -102,12 +102,9 @@ class TriggerStore:
 
 
 def envelope_template(trigger: Trigger, index: int | None) -> str:
-    """The input template of a trigger's rule ``index`` (None: its only rule):
-    ``{"trigger_id": ..., "tenant": ..., ["pattern": i,] "event": <the whole event>}``."""
-    head: dict[str, Any] = {"trigger_id": trigger.trigger_id, "tenant": trigger.tenant}
-    if index is not None:
-        head["pattern"] = index  # which of a correlation's patterns the event matched
-    return json.dumps(head)[:-1] + ', "event": <aws.events.event.json>}'
+    """The input template of a trigger's rule ``index`` (None: its only rule): its envelope with
+    EventBridge's variable for the whole event."""
+    return trigger.envelope(index, "<aws.events.event.json>")
 
 
 class TriggerRules:

@@ -243,6 +243,20 @@ class Trigger(BaseModel):
     def real_bus(self) -> str:
         return self.rule_bus or self.bus
 
+    @property
+    def lane(self) -> str:
+        """The lane its rules deliver to (its task's priority)."""
+        return str(self.task.get("priority", "default"))
+
+    def envelope(self, index: int | None, event_json: str) -> str:
+        """The lane message its rule ``index`` (None: its only rule) puts for an event, the event
+        given as JSON text (or a rule's placeholder for it):
+        ``{"trigger_id": ..., "tenant": ..., ["pattern": i,] "event": <the whole event>}``."""
+        head: dict[str, Any] = {"trigger_id": self.trigger_id, "tenant": self.tenant}
+        if index is not None:
+            head["pattern"] = index  # which of a correlation's patterns the event matched
+        return json.dumps(head)[:-1] + f', "event": {event_json}}}'
+
     def window(self) -> WindowSpec | None:
         return self.batch or self.debounce or self.correlate
 

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import builtins
 import json
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -119,11 +118,10 @@ class TriggerDeadLetters:
         result["tenant"] = trigger.tenant
         if event is None:
             return {**result, "outcome": "kept", "error": "the message body is not an event (a JSON object)"}
-        envelope: dict[str, Any] = {"trigger_id": trigger.trigger_id, "tenant": trigger.tenant}
-        if trigger.rule_patterns is not None:
-            envelope["pattern"] = index
-        envelope["event"] = event
-        body = json.dumps(envelope, separators=(",", ":"), ensure_ascii=False)
+        body = trigger.envelope(
+            index if trigger.rule_patterns is not None else None,
+            json.dumps(event, separators=(",", ":"), ensure_ascii=False),
+        )
         size = len(body.encode("utf-8", "surrogatepass"))
         if size > SQS_MAX_MESSAGE_BYTES:
             return {
@@ -132,23 +130,20 @@ class TriggerDeadLetters:
                 "error": f"the event is {size} bytes in its envelope; a lane message holds at most "
                 f"{SQS_MAX_MESSAGE_BYTES}: it cannot reach its trigger through a lane",
             }
-        lane = str(trigger.task.get("priority", "default"))
+        lane = trigger.lane
         try:
             self.lanes.send_body(lane, body)
         except TaskplaneError as exc:
             return {**result, "outcome": "kept", "error": exc.message}
         return {**result, "outcome": "redriven", "lane": lane}
 
-    def refresh_rules(
-        self, lane_of: Callable[[Trigger], str] | None = None, segment: int = 0, segments: int = 1
-    ) -> dict[str, int]:
+    def refresh_rules(self, segment: int = 0, segments: int = 1) -> dict[str, int]:
         """Put every trigger rule's current target on it again (the dead-letter queue and retry policy
         for rules made before them): ``{"triggers", "rules"}`` refreshed. Safe to run again. With
         ``segments`` > 1, only the triggers of part ``segment`` (a schedules table too large to scan
         within one invocation is done in parts, one invocation each)."""
-        lane_of = lane_of or (lambda t: str(t.task.get("priority", "default")))
         triggers = self.triggers.all(segment, segments)
-        rules = sum(self.rules.refresh(t, lane_of(t)) for t in triggers)
+        rules = sum(self.rules.refresh(t, t.lane) for t in triggers)
         return {"triggers": len(triggers), "rules": rules}
 
 

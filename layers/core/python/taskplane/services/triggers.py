@@ -210,9 +210,7 @@ class TriggerService:
 
     def lanes(self, tenant: str) -> set[str]:
         """The lanes this tenant's triggers on the platform bus put their events on."""
-        return {
-            str(t.task.get("priority", "default")) for t in self.store.list(tenant) if t.bus == PLATFORM_BUS
-        }
+        return {t.lane for t in self.store.list(tenant) if t.bus == PLATFORM_BUS}
 
     def delete(self, tenant: str, trigger_id: str) -> None:
         trigger = self.get(tenant, trigger_id)

@@ -227,7 +227,7 @@ class WindowService:
 
     def _schedule(self, trigger: Trigger, head: WindowHead, now: int, due_ms: int | None = None) -> None:
         item_id = wheel_item_id(trigger.trigger_id, head.window_id)
-        lane = str(trigger.task.get("priority", "default"))
+        lane = trigger.lane
         self._send_end(trigger.tenant, item_id, head.closes_at if due_ms is None else due_ms, lane, now)
 
     def _send_end(self, tenant: str, item_id: str, due_ms: int, lane: str, now: int) -> None:
@@ -377,5 +377,5 @@ class WindowService:
             name,
             tenant=trigger.tenant,
             target_type=str(trigger.task.get("target", {}).get("type", "none")),
-            lane=str(trigger.task.get("priority", "default")),
+            lane=trigger.lane,
         )

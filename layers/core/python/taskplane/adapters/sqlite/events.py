@@ -159,12 +159,7 @@ class SqliteTriggerRules:
     def _create_rule(
         self, trigger: Trigger, lane: str, name: str, pattern: dict[str, Any], index: int | None
     ) -> None:
-        head: dict[str, Any] = {"trigger_id": trigger.trigger_id, "tenant": trigger.tenant}
-        if index is not None:
-            head["pattern"] = index
-        envelope = json.dumps(head)
-        # {"trigger_id": ..., "tenant": ..., ["pattern": i,] "event": <the whole event>}, as on AWS
-        template = envelope[:-1] + f', "event": {WHOLE_EVENT}}}'
+        template = trigger.envelope(index, WHOLE_EVENT)  # as on AWS
         try:
             self._bridge.put_rule(trigger.real_bus, name, pattern, lane, template)
         except InvalidPattern as exc:
