@@ -63,16 +63,7 @@ class TriggerStore:
         }
         if segments > 1:
             kwargs |= {"Segment": segment, "TotalSegments": segments}
-        out: list[Trigger] = []
-        while True:
-            try:
-                resp = self._client.scan(**kwargs)
-            except ClientError as exc:
-                raise translate(exc, "listing every trigger") from exc
-            out += [Trigger.model_validate_json(i["doc"]["S"]) for i in resp.get("Items", [])]
-            if "LastEvaluatedKey" not in resp:
-                return out
-            kwargs["ExclusiveStartKey"] = resp["LastEvaluatedKey"]
+        return _pages(self._client.scan, kwargs, "listing every trigger")
 
     def list(self, tenant: str) -> list[Trigger]:
         kwargs: dict[str, Any] = {
@@ -81,16 +72,7 @@ class TriggerStore:
             "ExpressionAttributeValues": {":p": {"S": self._pk(tenant)}},
             "ScanIndexForward": False,
         }
-        out: list[Trigger] = []
-        while True:
-            try:
-                resp = self._client.query(**kwargs)
-            except ClientError as exc:
-                raise translate(exc, "listing triggers") from exc
-            out += [Trigger.model_validate_json(i["doc"]["S"]) for i in resp.get("Items", [])]
-            if "LastEvaluatedKey" not in resp:
-                return out
-            kwargs["ExclusiveStartKey"] = resp["LastEvaluatedKey"]
+        return _pages(self._client.query, kwargs, "listing triggers")
 
     def delete(self, tenant: str, trigger_id: str) -> None:
         try:
@@ -99,6 +81,20 @@ class TriggerStore:
             )
         except ClientError as exc:
             raise translate(exc, "deleting the trigger") from exc
+
+
+def _pages(call: Any, kwargs: dict[str, Any], doing: str) -> list[Trigger]:
+    """Every trigger a paged Query or Scan returns."""
+    out: list[Trigger] = []
+    while True:
+        try:
+            resp = call(**kwargs)
+        except ClientError as exc:
+            raise translate(exc, doing) from exc
+        out += [Trigger.model_validate_json(i["doc"]["S"]) for i in resp.get("Items", [])]
+        if "LastEvaluatedKey" not in resp:
+            return out
+        kwargs["ExclusiveStartKey"] = resp["LastEvaluatedKey"]
 
 
 def envelope_template(trigger: Trigger, index: int | None) -> str:

@@ -224,9 +224,9 @@ class ScheduleService:
         ):
             # Another writer got there first: a retried fire (nothing to undo), or a pause or delete
             # since this fire read the schedule: then the tasks it just made must not run.
-            now = self.store.get(schedule.tenant, schedule.schedule_id)
-            if now is None or now.paused:
-                self._cancel_unstarted(schedule, started, "deleted" if now is None else "paused")
+            current = self.store.get(schedule.tenant, schedule.schedule_id)
+            if current is None or current.paused:
+                self._cancel_unstarted(schedule, started, "deleted" if current is None else "paused")
             return
         dims: dict[str, Any] = {
             "tenant": schedule.tenant,
