@@ -25,6 +25,7 @@ from aws_cdk import aws_cloudwatch_actions as cw_actions
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_sns as sns
 from aws_cdk import aws_sns_subscriptions as subs
+from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
 from infra.capabilities.function import ERROR_RATE_PERCENT, MIN_ERRORS, PlatformFunction
@@ -82,35 +83,19 @@ class Monitoring(Construct):
                 "topic nobody is subscribed to (see docs/DEPLOY.md, 'Alarms')",
             )
 
-        self.dlq_alarm = cw.Alarm(
-            self,
+        self.dlq_alarm = self._not_empty(
             "DeadLetters",
-            alarm_name=f"{cfg.prefix}-dlq-not-empty",
-            alarm_description="Tasks failed for good or lane messages could not be processed: see GET /v1/dead-letters",
-            metric=queues.dlq.metric_approximate_number_of_messages_visible(
-                period=MINUTE, statistic="Maximum"
-            ),
-            threshold=1,
-            comparison_operator=cw.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
-            evaluation_periods=1,
-            treat_missing_data=cw.TreatMissingData.NOT_BREACHING,
+            queues.dlq,
+            f"{cfg.prefix}-dlq-not-empty",
+            "Tasks failed for good or lane messages could not be processed: see GET /v1/dead-letters",
         )
-        self.trigger_dlq_alarm = cw.Alarm(
-            self,
+        self.trigger_dlq_alarm = self._not_empty(
             "TriggerDeadLetters",
-            alarm_name=f"{cfg.prefix}-trigger-dlq-not-empty",
-            alarm_description=(
-                "EventBridge could not put trigger events on their lanes (a queue policy, a key, a quota, "
-                "an event too large for SQS) and kept them in the triggers' DLQ: fix the cause, then list "
-                "and redrive them (docs/DEPLOY.md, 'Triggers' dead letters')"
-            ),
-            metric=queues.trigger_dlq.metric_approximate_number_of_messages_visible(
-                period=MINUTE, statistic="Maximum"
-            ),
-            threshold=1,
-            comparison_operator=cw.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
-            evaluation_periods=1,
-            treat_missing_data=cw.TreatMissingData.NOT_BREACHING,
+            queues.trigger_dlq,
+            f"{cfg.prefix}-trigger-dlq-not-empty",
+            "EventBridge could not put trigger events on their lanes (a queue policy, a key, a quota, "
+            "an event too large for SQS) and kept them in the triggers' DLQ: fix the cause, then list "
+            "and redrive them (docs/DEPLOY.md, 'Triggers' dead letters')",
         )
         server_errors = rest_api.metric_server_error(period=MINUTE, statistic="Sum")
         requests = rest_api.metric_count(period=MINUTE, statistic="Sum")
@@ -197,6 +182,20 @@ class Monitoring(Construct):
             evaluation_periods=5,
             datapoints_to_alarm=5,
             treat_missing_data=cw.TreatMissingData.MISSING,
+        )
+
+    def _not_empty(self, construct_id: str, queue: sqs.IQueue, name: str, description: str) -> cw.Alarm:
+        """An alarm on a dead-letter queue's first message (each one waits for a person)."""
+        return cw.Alarm(
+            self,
+            construct_id,
+            alarm_name=name,
+            alarm_description=description,
+            metric=queue.metric_approximate_number_of_messages_visible(period=MINUTE, statistic="Maximum"),
+            threshold=1,
+            comparison_operator=cw.ComparisonOperator.GREATER_THAN_OR_EQUAL_TO_THRESHOLD,
+            evaluation_periods=1,
+            treat_missing_data=cw.TreatMissingData.NOT_BREACHING,
         )
 
     def _allow_alarms_to_publish(self, alarms: Sequence[cw.Alarm]) -> None:
